@@ -1,0 +1,32 @@
+//! picolet: Kubernetes-style pods on small Linux devices, from one static binary.
+//!
+//! # Implementation
+//!
+//! Processes and threads:
+//! - `picolet agent`: exactly **one OS thread**. Everything runs on the
+//!   [`reactor`] (a `polling::Poller`, a timer heap and a `LocalExecutor`).
+//!   It never forks itself; it starts helpers with `std::process::Command`.
+//! - `picolet shim`: one per pod, re-executed from `/proc/self/exe` and
+//!   double-forked away from the agent. A synchronous `poll(2)` loop that
+//!   holds the pod's namespaces, spawns and reaps its containers and writes
+//!   their logs (see [`runtime::shim`]).
+//! - `picolet unpack`: a short-lived helper that gunzips and untars one
+//!   image layer, so that CPU-heavy work never runs on the agent's thread.
+//!
+//! Files (see DESIGN §4): `<state-dir>/state.bin` (+ `.prev`),
+//! `<state-dir>/picolet.sock`, `<state-dir>/images/`, `<state-dir>/pods/<uid>/`,
+//! and container logs under `<run-dir>/logs/` (RAM by default).
+//!
+//! The pure cores — [`lifecycle`] and [`store`] — take time as an argument
+//! ([`clock::Now`]) and do no I/O.
+
+pub mod agent;
+pub mod api;
+pub mod clock;
+pub mod image;
+pub mod lifecycle;
+pub mod probe;
+pub mod reactor;
+pub mod runtime;
+pub mod spec;
+pub mod store;

@@ -1,0 +1,3 @@
+//! Linux: the per-pod shim, namespaces, rootfs, cgroups, security, logs.
+
+pub mod shim;

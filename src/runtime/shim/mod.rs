@@ -1,0 +1,3 @@
+//! The per-pod shim process (DESIGN §1).
+
+pub mod proto;
