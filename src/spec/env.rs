@@ -1,0 +1,213 @@
+//! Container environment and argv, resolved the way the kubelet does.
+//!
+//! - `valueFrom.fieldRef` reads a pod field ([`FieldPath`]); values known
+//!   only at run time (pod IP, host IP, node name) come from [`EnvContext`].
+//! - `$(VAR)` in an env `value` refers to variables defined *earlier* in the
+//!   same container's `env`; in `command`/`args` it refers to the whole
+//!   `env`. `$$` is a literal `$`, and an unknown `$(X)` stays as written
+//!   (Kubernetes `third_party/forked/golang/expansion`).
+//! - argv: `command` replaces the image entrypoint, `args` replaces the
+//!   image cmd (containerd's rules).
+//!
+//! Pure functions, no I/O.
+
+use super::error::SpecError;
+use super::types::{Container, EnvVar, Pod};
+
+/// Run-time values that `fieldRef`s may read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EnvContext<'a> {
+    pub pod_ip: &'a str,
+    pub host_ip: &'a str,
+    /// This node's name; when empty, the pod's `spec.nodeName` is used.
+    pub node_name: &'a str,
+}
+
+/// A `fieldRef.fieldPath` picolet can resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldPath {
+    Name,
+    Namespace,
+    Uid,
+    NodeName,
+    PodIp,
+    HostIp,
+    /// `metadata.labels['key']`
+    Label(String),
+    /// `metadata.annotations['key']`
+    Annotation(String),
+}
+
+impl FieldPath {
+    /// Parses `metadata.name`, `metadata.namespace`, `metadata.uid`,
+    /// `spec.nodeName`, `status.podIP`, `status.podIPs`, `status.hostIP`,
+    /// `status.hostIPs`, `metadata.labels['k']`, `metadata.annotations['k']`.
+    pub fn parse(path: &str) -> Option<FieldPath> {
+        let subscript = |prefix: &str| {
+            let inner = path.strip_prefix(prefix)?.strip_prefix("['")?;
+            let key = inner.strip_suffix("']")?;
+            (!key.is_empty()).then(|| key.to_string())
+        };
+        Some(match path {
+            "metadata.name" => FieldPath::Name,
+            "metadata.namespace" => FieldPath::Namespace,
+            "metadata.uid" => FieldPath::Uid,
+            "spec.nodeName" => FieldPath::NodeName,
+            "status.podIP" | "status.podIPs" => FieldPath::PodIp,
+            "status.hostIP" | "status.hostIPs" => FieldPath::HostIp,
+            _ => {
+                if let Some(k) = subscript("metadata.labels") {
+                    FieldPath::Label(k)
+                } else {
+                    FieldPath::Annotation(subscript("metadata.annotations")?)
+                }
+            }
+        })
+    }
+}
+
+/// The value of a `fieldRef` field path for `pod`. The error has an empty path.
+pub fn field_ref_value(
+    pod: &Pod,
+    field_path: &str,
+    ctx: &EnvContext<'_>,
+) -> Result<String, SpecError> {
+    let fp = FieldPath::parse(field_path)
+        .ok_or_else(|| SpecError::invalid("", format!("unsupported fieldPath {field_path:?}")))?;
+    let meta = &pod.metadata;
+    Ok(match fp {
+        FieldPath::Name => meta.name.clone(),
+        FieldPath::Namespace => meta.namespace_or_default().to_string(),
+        FieldPath::Uid => meta.uid.clone(),
+        FieldPath::NodeName if ctx.node_name.is_empty() => {
+            pod.spec.node_name.clone().unwrap_or_default()
+        }
+        FieldPath::NodeName => ctx.node_name.to_string(),
+        FieldPath::PodIp => ctx.pod_ip.to_string(),
+        FieldPath::HostIp => ctx.host_ip.to_string(),
+        FieldPath::Label(k) => meta.labels.get(&k).cloned().unwrap_or_default(),
+        FieldPath::Annotation(k) => meta.annotations.get(&k).cloned().unwrap_or_default(),
+    })
+}
+
+/// Kubernetes `$(VAR)` expansion. `lookup` returns a variable's value;
+/// unknown references stay literal, `$$` becomes `$`, and a `$` not followed
+/// by `(` or `$` is kept.
+pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    let bytes = input.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'$' || i + 1 == bytes.len() {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        match bytes[i + 1] {
+            b'$' => {
+                out.push(b'$');
+                i += 2;
+            }
+            b'(' => match bytes[i + 2..].iter().position(|&b| b == b')') {
+                Some(len) => {
+                    // '(' and ')' are ASCII, so these are char boundaries.
+                    let name = &input[i + 2..i + 2 + len];
+                    match lookup(name) {
+                        Some(v) => out.extend_from_slice(v.as_bytes()),
+                        None => out.extend_from_slice(&bytes[i..i + 3 + len]),
+                    }
+                    i += 3 + len;
+                }
+                None => {
+                    // Unterminated reference: kept as written.
+                    out.extend_from_slice(b"$(");
+                    i += 2;
+                }
+            },
+            other => {
+                out.push(b'$');
+                out.push(other);
+                i += 2;
+            }
+        }
+    }
+    // Only whole UTF-8 sequences of `input` and `lookup` results were copied.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+fn lookup_in(env: &[(String, String)]) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
+/// The value of one env var, given the variables resolved before it.
+pub fn env_value(
+    pod: &Pod,
+    var: &EnvVar,
+    ctx: &EnvContext<'_>,
+    earlier: &[(String, String)],
+) -> Result<String, SpecError> {
+    if let Some(from) = &var.value_from {
+        return field_ref_value(pod, &from.field_ref.field_path, ctx);
+    }
+    let value = var.value.as_deref().unwrap_or("");
+    Ok(expand(value, lookup_in(earlier)))
+}
+
+/// The container's environment in `env` order. A name defined twice keeps
+/// its first position and its last value, as with the kubelet.
+pub fn container_env(
+    pod: &Pod,
+    container: &Container,
+    ctx: &EnvContext<'_>,
+) -> Result<Vec<(String, String)>, SpecError> {
+    let mut env: Vec<(String, String)> = Vec::with_capacity(container.env.len());
+    for (i, var) in container.env.iter().enumerate() {
+        let value = env_value(pod, var, ctx, &env).map_err(|e| e.under(&format!("env[{i}]")))?;
+        match env.iter_mut().find(|(k, _)| *k == var.name) {
+            Some(slot) => slot.1 = value,
+            None => env.push((var.name.clone(), value)),
+        }
+    }
+    Ok(env)
+}
+
+/// The argv the container runs: `command` (or the image entrypoint) followed
+/// by `args` (or, only when neither `command` nor `args` is set, the image
+/// cmd), with `$(VAR)` expanded from `env` in `command` and `args`.
+/// Fails when the result is empty.
+pub fn container_argv(
+    container: &Container,
+    env: &[(String, String)],
+    image_entrypoint: &[String],
+    image_cmd: &[String],
+) -> Result<Vec<String>, SpecError> {
+    let expanded = |v: &Option<Vec<String>>| -> Vec<String> {
+        v.iter()
+            .flatten()
+            .map(|s| expand(s, lookup_in(env)))
+            .collect()
+    };
+    let command = expanded(&container.command);
+    let args = expanded(&container.args);
+    let argv: Vec<String> = if !command.is_empty() {
+        command.into_iter().chain(args).collect()
+    } else if !args.is_empty() {
+        image_entrypoint.iter().cloned().chain(args).collect()
+    } else {
+        image_entrypoint
+            .iter()
+            .chain(image_cmd.iter())
+            .cloned()
+            .collect()
+    };
+    if argv.is_empty() {
+        return Err(SpecError::invalid(
+            "command",
+            format!(
+                "container {:?}: no command: neither the container nor its image sets one",
+                container.name
+            ),
+        ));
+    }
+    Ok(argv)
+}

@@ -1,0 +1,195 @@
+//! Reading Pod manifests: YAML or JSON text, one or more documents.
+//!
+//! Steps for each document: parse it to a `serde_json::Value`; check
+//! `kind: Pod` and `apiVersion: v1` (a `kind: List` of pods, as
+//! `kubectl get pods -o yaml` writes, is read item by item); walk it
+//! against the field tables in `schema` (unknown and unsupported fields
+//! are refused with their path, informational ones dropped); deserialize
+//! into [`Pod`] with `serde_path_to_error` so type errors carry their path
+//! too; default `metadata.namespace`; and [`validate`].
+//!
+//! [`load_file`] reads one file (at most [`MAX_MANIFEST_BYTES`]); everything
+//! else is pure.
+
+use super::defaults::DEFAULT_NAMESPACE;
+use super::error::{ErrorKind, Origin, SpecError};
+use super::normalize::normalize_pod;
+use super::types::Pod;
+use super::validate::validate;
+use serde::Deserialize;
+use serde_json::Value;
+use std::io::Read;
+use std::path::Path;
+
+/// Manifest files larger than this are refused (Kubernetes' own object
+/// limit is 1.5 MiB; pods are a few KiB).
+pub const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
+
+/// One result per Pod found in the file, in order. `Err` only when the file
+/// cannot be read, is too large or is not UTF-8.
+pub fn load_file(path: &Path) -> Result<Vec<Result<Pod, SpecError>>, SpecError> {
+    let source = path.display().to_string();
+    let io = |e: std::io::Error| SpecError::new(ErrorKind::Io, "", format!("{source}: {e}"));
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut buf = Vec::new();
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(io)?;
+    if buf.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(SpecError::new(
+            ErrorKind::Io,
+            "",
+            format!("{source}: larger than {MAX_MANIFEST_BYTES} bytes"),
+        ));
+    }
+    let text = String::from_utf8(buf).map_err(|e| {
+        SpecError::new(
+            ErrorKind::Syntax,
+            "",
+            format!(
+                "{source}: not UTF-8 text (byte {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })?;
+    Ok(load_str(&text, &source))
+}
+
+/// One result per Pod in `text`, in order. `source` names the text in
+/// errors (a file name, an MQTT topic). Empty documents are skipped; a
+/// syntax error ends the stream, since the parser cannot resynchronise.
+///
+/// Text whose first non-blank character is `{` is read as a stream of JSON
+/// objects, anything else as YAML documents separated by `---`.
+pub fn load_str(text: &str, source: &str) -> Vec<Result<Pod, SpecError>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let origin = |i: usize| Origin {
+        source: source.to_string(),
+        document: i + 1,
+    };
+    let syntax = |e: &dyn std::fmt::Display, i: usize| {
+        SpecError::new(ErrorKind::Syntax, "", e.to_string()).with_origin(&origin(i))
+    };
+    let mut out = Vec::new();
+    if text.trim_start().starts_with('{') {
+        let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+        for (i, doc) in stream.enumerate() {
+            match doc {
+                Ok(v) => out.extend(load_value(v, &origin(i))),
+                Err(e) => {
+                    out.push(Err(syntax(&e, i)));
+                    break;
+                }
+            }
+        }
+    } else {
+        for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+            match Value::deserialize(doc) {
+                Ok(Value::Null) => {}
+                Ok(v) => out.extend(load_value(v, &origin(i))),
+                Err(e) => {
+                    out.push(Err(syntax(&e, i)));
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The pods of one parsed document: a `Pod`, or each item of a `v1` `List`.
+/// Errors carry `origin`; errors inside a list item have paths starting
+/// with `items[i]`.
+pub fn load_value(doc: Value, origin: &Origin) -> Vec<Result<Pod, SpecError>> {
+    if doc.get("kind").and_then(Value::as_str) != Some("List") {
+        return vec![pod_from_value(doc).map_err(|e| e.with_origin(origin))];
+    }
+    if let Err(e) = check_api_version(&doc, "List") {
+        return vec![Err(e.with_origin(origin))];
+    }
+    match doc {
+        Value::Object(mut map) => match map.remove("items") {
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    pod_from_value(item)
+                        .map_err(|e| e.under(&format!("items[{i}]")).with_origin(origin))
+                })
+                .collect(),
+            Some(Value::Null) | None => Vec::new(),
+            Some(_) => vec![Err(SpecError::new(
+                ErrorKind::Type,
+                "items",
+                "must be a list of pods",
+            )
+            .with_origin(origin))],
+        },
+        _ => Vec::new(),
+    }
+}
+
+fn not_a_pod(path: &str, message: String) -> SpecError {
+    SpecError::new(ErrorKind::NotAPod, path, message)
+}
+
+fn check_api_version(doc: &Value, kind: &str) -> Result<(), SpecError> {
+    match doc.get("apiVersion") {
+        Some(Value::String(v)) if v == "v1" => Ok(()),
+        None | Some(Value::Null) => Err(not_a_pod(
+            "apiVersion",
+            format!("missing: {kind} is apiVersion v1"),
+        )),
+        Some(other) => Err(not_a_pod(
+            "apiVersion",
+            format!("{other} is not supported: {kind} is apiVersion v1"),
+        )),
+    }
+}
+
+/// One Pod from one parsed document (a Kubernetes object as JSON), checked
+/// and validated. The error has no origin; the caller adds it.
+pub fn pod_from_value(mut doc: Value) -> Result<Pod, SpecError> {
+    if !doc.is_object() {
+        return Err(SpecError::new(
+            ErrorKind::Type,
+            "",
+            "a manifest must be a mapping with apiVersion, kind, metadata and spec",
+        ));
+    }
+    match doc.get("kind") {
+        Some(Value::String(k)) if k == "Pod" => {}
+        None | Some(Value::Null) => {
+            return Err(not_a_pod(
+                "kind",
+                "missing: picolet runs kind Pod".to_string(),
+            ));
+        }
+        Some(other) => {
+            return Err(not_a_pod(
+                "kind",
+                format!("{other} is not supported: picolet runs kind Pod"),
+            ));
+        }
+    }
+    check_api_version(&doc, "Pod")?;
+    normalize_pod(&mut doc)?;
+    let mut pod: Pod = serde_path_to_error::deserialize(doc).map_err(type_error)?;
+    if pod.metadata.namespace.is_empty() {
+        pod.metadata.namespace = DEFAULT_NAMESPACE.to_string();
+    }
+    validate(&pod)?;
+    Ok(pod)
+}
+
+fn type_error(e: serde_path_to_error::Error<serde_json::Error>) -> SpecError {
+    let path = match e.path().to_string() {
+        p if p == "." => String::new(),
+        p => p,
+    };
+    let mut message = e.into_inner().to_string();
+    if message.contains("untagged enum IntOrString") {
+        message = "must be a port number or a port name".to_string();
+    }
+    SpecError::new(ErrorKind::Type, path, message)
+}

@@ -1,0 +1,425 @@
+//! The one list of Pod fields picolet accepts, ignores or refuses.
+//!
+//! Every object of a manifest is checked against a table below. A key is:
+//! - **allowed** (`Rule::Field`): picolet implements it; the value is walked further;
+//! - **ignored** (`Rule::Ignore`): informational or scheduling data that does
+//!   not change what runs on this node (`status`, `managedFields`,
+//!   `tolerations`, …); it is dropped so that `kubectl get pod -o yaml`
+//!   exports load;
+//! - **ignored when empty or default** (`Rule::IgnoreIfEmpty`, `Rule::IgnoreIf`):
+//!   a field that would change what runs, which picolet does not implement,
+//!   but which exports often carry with a no-op value (`securityContext: {}`,
+//!   `stdin: false`, `procMount: Default`); any other value is refused;
+//! - **unsupported** (`Rule::Unsupported`): a Kubernetes field picolet does
+//!   not implement (lifecycle hooks, `grpc` probes, `configMap` volumes, …);
+//!   the loader refuses it with its path and the reason given here.
+//!
+//! A key not in its table is an *unknown* field (a typo or a newer API).
+//! `null` values are treated as absent everywhere, as Kubernetes does.
+//! One more normalisation lives in `normalize`: the service-account token
+//! volume that Kubernetes injects (`kube-api-access-*`) and its mounts are
+//! dropped, because picolet has no API server to give a token for.
+
+use serde_json::{Map, Value};
+
+/// The expected shape of a value.
+#[derive(Debug)]
+pub(crate) enum Node {
+    /// An object with exactly these keys.
+    Object(&'static [(&'static str, Rule)]),
+    /// An array whose items are all of this shape.
+    List(&'static Node),
+    /// Any value; its type is checked when it is deserialized.
+    Scalar,
+    /// A resource quantity: a string, or a number that becomes a string.
+    Quantity,
+    /// `requests`/`limits`: keys `cpu` and `memory`, values quantities.
+    ResourceList,
+}
+
+/// What to do with one key.
+#[derive(Debug)]
+pub(crate) enum Rule {
+    Field(&'static Node),
+    Ignore,
+    IgnoreIfEmpty(&'static str),
+    /// Ignored when the predicate holds for (value, parent object); otherwise
+    /// unsupported with the reason.
+    IgnoreIf(fn(&Value, &Map<String, Value>) -> bool, &'static str),
+    Unsupported(&'static str),
+}
+
+/// The resource names picolet enforces.
+pub(crate) const RESOURCE_NAMES: [&str; 2] = ["cpu", "memory"];
+
+/// `null`, `false`, `""`, `{}` and `[]`.
+pub(crate) fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Number(_) => false,
+    }
+}
+
+fn is_true(v: &Value, _: &Map<String, Value>) -> bool {
+    v == &Value::Bool(true)
+}
+
+fn name_is_set(_: &Value, parent: &Map<String, Value>) -> bool {
+    parent.get("name").is_some_and(|n| !is_empty(n))
+}
+
+fn type_unconfined(v: &Value, _: &Map<String, Value>) -> bool {
+    v.get("type").and_then(Value::as_str) == Some("Unconfined")
+}
+
+fn os_linux(v: &Value, _: &Map<String, Value>) -> bool {
+    v.get("name").and_then(Value::as_str) == Some("linux")
+}
+
+fn is_default(v: &Value, _: &Map<String, Value>) -> bool {
+    v.as_str() == Some("Default")
+}
+
+fn is_none_str(v: &Value, _: &Map<String, Value>) -> bool {
+    v.as_str() == Some("None")
+}
+
+fn is_disabled(v: &Value, _: &Map<String, Value>) -> bool {
+    v.as_str() == Some("Disabled")
+}
+
+use Node::{List, Object, Quantity, ResourceList, Scalar};
+use Rule::{Field, Ignore, IgnoreIf, IgnoreIfEmpty, Unsupported};
+
+const HOST_NAMESPACES: &str = "sharing the host's PID or IPC namespace is not supported";
+
+/// A whole document.
+pub(crate) static POD: Node = Object(&[
+    ("apiVersion", Field(&Scalar)),
+    ("kind", Field(&Scalar)),
+    ("metadata", Field(&METADATA)),
+    ("spec", Field(&POD_SPEC)),
+    ("status", Ignore),
+]);
+
+static METADATA: Node = Object(&[
+    ("name", Field(&Scalar)),
+    ("namespace", Field(&Scalar)),
+    ("labels", Field(&Scalar)),
+    ("annotations", Field(&Scalar)),
+    ("uid", Field(&Scalar)),
+    ("creationTimestamp", Ignore),
+    ("managedFields", Ignore),
+    ("resourceVersion", Ignore),
+    ("generation", Ignore),
+    ("selfLink", Ignore),
+    ("ownerReferences", Ignore),
+    ("finalizers", Ignore),
+    ("deletionTimestamp", Ignore),
+    ("deletionGracePeriodSeconds", Ignore),
+    ("clusterName", Ignore),
+    (
+        "generateName",
+        IgnoreIf(
+            name_is_set,
+            "generated names are not supported: set metadata.name",
+        ),
+    ),
+]);
+
+static POD_SPEC: Node = Object(&[
+    ("containers", Field(&List(&CONTAINER))),
+    ("initContainers", Field(&List(&CONTAINER))),
+    ("volumes", Field(&List(&VOLUME))),
+    ("restartPolicy", Field(&Scalar)),
+    ("terminationGracePeriodSeconds", Field(&Scalar)),
+    ("hostname", Field(&Scalar)),
+    ("hostNetwork", Field(&Scalar)),
+    ("shareProcessNamespace", Field(&Scalar)),
+    ("nodeName", Field(&Scalar)),
+    // Cluster scheduling and API-server data: nothing to do on the node.
+    ("dnsPolicy", Ignore),
+    ("schedulerName", Ignore),
+    ("serviceAccountName", Ignore),
+    ("serviceAccount", Ignore),
+    ("automountServiceAccountToken", Ignore),
+    ("priority", Ignore),
+    ("priorityClassName", Ignore),
+    ("preemptionPolicy", Ignore),
+    ("enableServiceLinks", Ignore),
+    ("tolerations", Ignore),
+    ("nodeSelector", Ignore),
+    ("affinity", Ignore),
+    ("topologySpreadConstraints", Ignore),
+    ("schedulingGates", Ignore),
+    ("overhead", Ignore),
+    ("subdomain", Ignore),
+    ("imagePullSecrets", Ignore),
+    // Would change what runs: only a no-op value is accepted.
+    (
+        "securityContext",
+        IgnoreIfEmpty("pod-level securityContext is not supported: set it on each container"),
+    ),
+    ("hostPID", IgnoreIfEmpty(HOST_NAMESPACES)),
+    ("hostIPC", IgnoreIfEmpty(HOST_NAMESPACES)),
+    (
+        "hostUsers",
+        IgnoreIf(
+            is_true,
+            "user namespaces (hostUsers: false) are not supported",
+        ),
+    ),
+    ("os", IgnoreIf(os_linux, "picolet runs Linux pods only")),
+    (
+        "ephemeralContainers",
+        IgnoreIfEmpty("ephemeral containers are not supported"),
+    ),
+    ("dnsConfig", IgnoreIfEmpty("dnsConfig is not supported")),
+    ("hostAliases", IgnoreIfEmpty("hostAliases is not supported")),
+    (
+        "readinessGates",
+        IgnoreIfEmpty("readiness gates are not supported"),
+    ),
+    (
+        "resourceClaims",
+        IgnoreIfEmpty("dynamic resource claims are not supported"),
+    ),
+    (
+        "resources",
+        IgnoreIfEmpty("pod-level resources are not supported: set them on each container"),
+    ),
+    (
+        "setHostnameAsFQDN",
+        IgnoreIfEmpty("setHostnameAsFQDN is not supported"),
+    ),
+    (
+        "runtimeClassName",
+        IgnoreIfEmpty("runtime classes are not supported"),
+    ),
+    (
+        "activeDeadlineSeconds",
+        IgnoreIfEmpty("activeDeadlineSeconds is not supported"),
+    ),
+]);
+
+static CONTAINER: Node = Object(&[
+    ("name", Field(&Scalar)),
+    ("image", Field(&Scalar)),
+    ("imagePullPolicy", Field(&Scalar)),
+    ("command", Field(&Scalar)),
+    ("args", Field(&Scalar)),
+    ("workingDir", Field(&Scalar)),
+    ("env", Field(&List(&ENV_VAR))),
+    ("ports", Field(&List(&CONTAINER_PORT))),
+    ("resources", Field(&RESOURCES)),
+    ("livenessProbe", Field(&PROBE)),
+    ("readinessProbe", Field(&PROBE)),
+    ("startupProbe", Field(&PROBE)),
+    ("securityContext", Field(&SECURITY_CONTEXT)),
+    ("volumeMounts", Field(&List(&VOLUME_MOUNT))),
+    ("lifecycle", Field(&LIFECYCLE)),
+    ("terminationMessagePath", Ignore),
+    ("terminationMessagePolicy", Ignore),
+    ("stdin", IgnoreIfEmpty("attaching stdin is not supported")),
+    (
+        "stdinOnce",
+        IgnoreIfEmpty("attaching stdin is not supported"),
+    ),
+    ("tty", IgnoreIfEmpty("a TTY is not supported")),
+    (
+        "envFrom",
+        IgnoreIfEmpty("envFrom (configMaps and secrets) is not supported"),
+    ),
+    (
+        "volumeDevices",
+        IgnoreIfEmpty("block volume devices are not supported"),
+    ),
+    (
+        "resizePolicy",
+        IgnoreIfEmpty("in-place resize policies are not supported"),
+    ),
+    (
+        "restartPolicy",
+        IgnoreIfEmpty("sidecar containers (a container restartPolicy) are not supported"),
+    ),
+    (
+        "restartPolicyRules",
+        IgnoreIfEmpty("container restart rules are not supported"),
+    ),
+]);
+
+static LIFECYCLE: Node = Object(&[
+    (
+        "postStart",
+        Unsupported("lifecycle hooks are not supported"),
+    ),
+    ("preStop", Unsupported("lifecycle hooks are not supported")),
+    (
+        "stopSignal",
+        Unsupported("a custom stop signal is not supported"),
+    ),
+]);
+
+static ENV_VAR: Node = Object(&[
+    ("name", Field(&Scalar)),
+    ("value", Field(&Scalar)),
+    ("valueFrom", Field(&ENV_VAR_SOURCE)),
+]);
+
+const ENV_SOURCES: &str = "only valueFrom.fieldRef is supported";
+
+static ENV_VAR_SOURCE: Node = Object(&[
+    ("fieldRef", Field(&FIELD_REF)),
+    ("configMapKeyRef", Unsupported(ENV_SOURCES)),
+    ("secretKeyRef", Unsupported(ENV_SOURCES)),
+    ("resourceFieldRef", Unsupported(ENV_SOURCES)),
+    ("fileKeyRef", Unsupported(ENV_SOURCES)),
+]);
+
+static FIELD_REF: Node = Object(&[
+    ("fieldPath", Field(&Scalar)),
+    ("apiVersion", Field(&Scalar)),
+]);
+
+static CONTAINER_PORT: Node = Object(&[
+    ("containerPort", Field(&Scalar)),
+    ("hostPort", Field(&Scalar)),
+    ("protocol", Field(&Scalar)),
+    ("name", Field(&Scalar)),
+    (
+        "hostIP",
+        IgnoreIfEmpty("binding a hostPort to one host address is not supported"),
+    ),
+]);
+
+static RESOURCES: Node = Object(&[
+    ("requests", Field(&ResourceList)),
+    ("limits", Field(&ResourceList)),
+    (
+        "claims",
+        IgnoreIfEmpty("dynamic resource claims are not supported"),
+    ),
+]);
+
+static PROBE: Node = Object(&[
+    ("exec", Field(&EXEC)),
+    ("tcpSocket", Field(&TCP_SOCKET)),
+    ("httpGet", Field(&HTTP_GET)),
+    ("initialDelaySeconds", Field(&Scalar)),
+    ("periodSeconds", Field(&Scalar)),
+    ("timeoutSeconds", Field(&Scalar)),
+    ("successThreshold", Field(&Scalar)),
+    ("failureThreshold", Field(&Scalar)),
+    ("grpc", Unsupported("gRPC probes are not supported")),
+    (
+        "terminationGracePeriodSeconds",
+        Unsupported("a probe-level terminationGracePeriodSeconds is not supported"),
+    ),
+]);
+
+static EXEC: Node = Object(&[("command", Field(&Scalar))]);
+
+static TCP_SOCKET: Node = Object(&[("port", Field(&Scalar)), ("host", Field(&Scalar))]);
+
+static HTTP_GET: Node = Object(&[
+    ("path", Field(&Scalar)),
+    ("port", Field(&Scalar)),
+    ("host", Field(&Scalar)),
+    ("scheme", Field(&Scalar)),
+    ("httpHeaders", Field(&List(&HTTP_HEADER))),
+]);
+
+static HTTP_HEADER: Node = Object(&[("name", Field(&Scalar)), ("value", Field(&Scalar))]);
+
+static SECURITY_CONTEXT: Node = Object(&[
+    ("runAsUser", Field(&Scalar)),
+    ("runAsGroup", Field(&Scalar)),
+    ("runAsNonRoot", Field(&Scalar)),
+    ("readOnlyRootFilesystem", Field(&Scalar)),
+    ("privileged", Field(&Scalar)),
+    ("allowPrivilegeEscalation", Field(&Scalar)),
+    ("capabilities", Field(&CAPABILITIES)),
+    ("windowsOptions", Ignore),
+    (
+        "procMount",
+        IgnoreIf(is_default, "only procMount: Default is supported"),
+    ),
+    (
+        "seLinuxOptions",
+        IgnoreIfEmpty("SELinux options are not supported"),
+    ),
+    (
+        "seccompProfile",
+        IgnoreIf(
+            type_unconfined,
+            "seccomp profiles are not supported (only Unconfined)",
+        ),
+    ),
+    (
+        "appArmorProfile",
+        IgnoreIf(
+            type_unconfined,
+            "AppArmor profiles are not supported (only Unconfined)",
+        ),
+    ),
+]);
+
+static CAPABILITIES: Node = Object(&[("add", Field(&Scalar)), ("drop", Field(&Scalar))]);
+
+static VOLUME_MOUNT: Node = Object(&[
+    ("name", Field(&Scalar)),
+    ("mountPath", Field(&Scalar)),
+    ("readOnly", Field(&Scalar)),
+    ("subPath", IgnoreIfEmpty("subPath mounts are not supported")),
+    (
+        "subPathExpr",
+        IgnoreIfEmpty("subPath mounts are not supported"),
+    ),
+    (
+        "mountPropagation",
+        IgnoreIf(is_none_str, "mount propagation is not supported"),
+    ),
+    (
+        "recursiveReadOnly",
+        IgnoreIf(is_disabled, "recursive read-only mounts are not supported"),
+    ),
+]);
+
+const VOLUME_KINDS: &str = "picolet supports emptyDir and hostPath volumes only";
+
+static VOLUME: Node = Object(&[
+    ("name", Field(&Scalar)),
+    ("emptyDir", Field(&EMPTY_DIR)),
+    ("hostPath", Field(&HOST_PATH)),
+    ("configMap", Unsupported(VOLUME_KINDS)),
+    ("secret", Unsupported(VOLUME_KINDS)),
+    ("persistentVolumeClaim", Unsupported(VOLUME_KINDS)),
+    ("projected", Unsupported(VOLUME_KINDS)),
+    ("downwardAPI", Unsupported(VOLUME_KINDS)),
+    ("ephemeral", Unsupported(VOLUME_KINDS)),
+    ("image", Unsupported(VOLUME_KINDS)),
+    ("csi", Unsupported(VOLUME_KINDS)),
+    ("nfs", Unsupported(VOLUME_KINDS)),
+    ("iscsi", Unsupported(VOLUME_KINDS)),
+    ("fc", Unsupported(VOLUME_KINDS)),
+    ("rbd", Unsupported(VOLUME_KINDS)),
+    ("cephfs", Unsupported(VOLUME_KINDS)),
+    ("glusterfs", Unsupported(VOLUME_KINDS)),
+    ("gitRepo", Unsupported(VOLUME_KINDS)),
+    ("flexVolume", Unsupported(VOLUME_KINDS)),
+    ("awsElasticBlockStore", Unsupported(VOLUME_KINDS)),
+    ("gcePersistentDisk", Unsupported(VOLUME_KINDS)),
+    ("azureDisk", Unsupported(VOLUME_KINDS)),
+    ("azureFile", Unsupported(VOLUME_KINDS)),
+    ("cinder", Unsupported(VOLUME_KINDS)),
+    ("vsphereVolume", Unsupported(VOLUME_KINDS)),
+    ("portworxVolume", Unsupported(VOLUME_KINDS)),
+]);
+
+static EMPTY_DIR: Node = Object(&[("medium", Field(&Scalar)), ("sizeLimit", Field(&Quantity))]);
+
+static HOST_PATH: Node = Object(&[("path", Field(&Scalar)), ("type", Field(&Scalar))]);

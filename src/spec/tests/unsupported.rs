@@ -1,0 +1,238 @@
+use super::{MINIMAL, load_err, load_one, with_container_lines};
+use crate::spec::ErrorKind;
+
+/// Asserts that `text` is refused as unsupported at `path`.
+fn refused(text: &str, path: &str) {
+    let e = load_err(text);
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert_eq!(e.path, path, "{e}");
+    assert!(e.message.starts_with("unsupported"), "{e}");
+}
+
+fn pod_lines(extra: &str) -> String {
+    MINIMAL.replace("  containers:", &format!("{extra}  containers:"))
+}
+
+#[test]
+fn lifecycle_hooks_are_refused_at_their_path() {
+    let text = format!(
+        "{MINIMAL}  - name: d\n    image: x\n    lifecycle:\n      preStop:\n        exec:\n          command: [sh]\n"
+    );
+    let e = load_err(&text);
+    assert_eq!(
+        e.to_string(),
+        "test.yaml (document 1): spec.containers[1].lifecycle.preStop: unsupported field: \
+         lifecycle hooks are not supported"
+    );
+    refused(
+        &with_container_lines("    lifecycle:\n      postStart: {exec: {command: [a]}}\n"),
+        "spec.containers[0].lifecycle.postStart",
+    );
+}
+
+#[test]
+fn container_features_picolet_lacks_are_refused() {
+    let cases = [
+        ("    envFrom:\n    - configMapRef: {name: x}\n", "envFrom"),
+        (
+            "    volumeDevices:\n    - {name: x, devicePath: /dev/x}\n",
+            "volumeDevices",
+        ),
+        (
+            "    resizePolicy:\n    - {resourceName: cpu, restartPolicy: NotRequired}\n",
+            "resizePolicy",
+        ),
+        ("    stdin: true\n", "stdin"),
+        ("    tty: true\n", "tty"),
+        ("    restartPolicy: Always\n", "restartPolicy"),
+    ];
+    for (lines, field) in cases {
+        refused(
+            &with_container_lines(lines),
+            &format!("spec.containers[0].{field}"),
+        );
+    }
+}
+
+#[test]
+fn sidecar_init_containers_are_refused() {
+    let text = MINIMAL.replace(
+        "  containers:",
+        "  initContainers:\n  - name: side\n    image: x\n    restartPolicy: Always\n  containers:",
+    );
+    refused(&text, "spec.initContainers[0].restartPolicy");
+}
+
+#[test]
+fn pod_features_picolet_lacks_are_refused() {
+    let cases = [
+        ("  hostPID: true\n", "spec.hostPID"),
+        ("  hostIPC: true\n", "spec.hostIPC"),
+        (
+            "  securityContext:\n    runAsUser: 1000\n",
+            "spec.securityContext",
+        ),
+        ("  hostUsers: false\n", "spec.hostUsers"),
+        ("  os: {name: windows}\n", "spec.os"),
+        ("  runtimeClassName: kata\n", "spec.runtimeClassName"),
+        (
+            "  activeDeadlineSeconds: 60\n",
+            "spec.activeDeadlineSeconds",
+        ),
+        (
+            "  hostAliases:\n  - ip: 1.2.3.4\n    hostnames: [a]\n",
+            "spec.hostAliases",
+        ),
+    ];
+    for (lines, path) in cases {
+        refused(&pod_lines(lines), path);
+    }
+}
+
+#[test]
+fn volume_kinds_other_than_empty_dir_and_host_path_are_refused() {
+    for (kind, body) in [
+        ("configMap", "{name: cm}"),
+        ("secret", "{secretName: s}"),
+        ("persistentVolumeClaim", "{claimName: c}"),
+        ("nfs", "{server: s, path: /}"),
+    ] {
+        let text = format!("{MINIMAL}  volumes:\n  - name: v\n    {kind}: {body}\n");
+        refused(&text, &format!("spec.volumes[0].{kind}"));
+    }
+}
+
+#[test]
+fn probe_features_picolet_lacks_are_refused() {
+    refused(
+        &with_container_lines("    livenessProbe:\n      grpc: {port: 9000}\n"),
+        "spec.containers[0].livenessProbe.grpc",
+    );
+    refused(
+        &with_container_lines(
+            "    livenessProbe:\n      exec: {command: [true]}\n      terminationGracePeriodSeconds: 5\n",
+        ),
+        "spec.containers[0].livenessProbe.terminationGracePeriodSeconds",
+    );
+    refused(
+        &with_container_lines(
+            "    ports: [{containerPort: 443}]\n    readinessProbe:\n      httpGet: {port: 443, scheme: HTTPS}\n",
+        ),
+        "spec.containers[0].readinessProbe.httpGet.scheme",
+    );
+}
+
+#[test]
+fn security_context_features_picolet_lacks_are_refused() {
+    let cases = [
+        ("seccompProfile: {type: RuntimeDefault}", "seccompProfile"),
+        ("seLinuxOptions: {level: 's0:c1'}", "seLinuxOptions"),
+        ("procMount: Unmasked", "procMount"),
+        ("appArmorProfile: {type: RuntimeDefault}", "appArmorProfile"),
+    ];
+    for (line, field) in cases {
+        refused(
+            &with_container_lines(&format!("    securityContext:\n      {line}\n")),
+            &format!("spec.containers[0].securityContext.{field}"),
+        );
+    }
+}
+
+#[test]
+fn env_sources_other_than_field_ref_are_refused() {
+    refused(
+        &with_container_lines(
+            "    env:\n    - name: A\n      valueFrom:\n        secretKeyRef: {name: s, key: k}\n",
+        ),
+        "spec.containers[0].env[0].valueFrom.secretKeyRef",
+    );
+}
+
+#[test]
+fn resources_other_than_cpu_and_memory_are_refused() {
+    let e = load_err(&with_container_lines(
+        "    resources:\n      limits:\n        nvidia.com/gpu: 1\n",
+    ));
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+    assert_eq!(e.path, "spec.containers[0].resources.limits.nvidia.com/gpu");
+    refused(
+        &with_container_lines("    resources:\n      requests: {ephemeral-storage: 1Gi}\n"),
+        "spec.containers[0].resources.requests.ephemeral-storage",
+    );
+}
+
+#[test]
+fn mount_features_picolet_lacks_are_refused() {
+    let text = format!(
+        "{MINIMAL}    volumeMounts:\n    - {{name: v, mountPath: /v, subPath: x}}\n  volumes:\n  - name: v\n    emptyDir: {{}}\n"
+    );
+    refused(&text, "spec.containers[0].volumeMounts[0].subPath");
+}
+
+#[test]
+fn unknown_fields_are_named_with_a_hint() {
+    let e = load_err(&with_container_lines("    imagepullpolicy: Always\n"));
+    assert_eq!(e.kind, ErrorKind::UnknownField);
+    assert_eq!(e.path, "spec.containers[0].imagepullpolicy");
+    assert_eq!(
+        e.message,
+        r#"unknown field (did you mean "imagePullPolicy"?)"#
+    );
+    let e = load_err(&MINIMAL.replace("metadata:", "extra: 1\nmetadata:"));
+    assert_eq!(
+        (e.kind, e.path.as_str()),
+        (ErrorKind::UnknownField, "extra")
+    );
+    assert_eq!(e.message, "unknown field");
+}
+
+#[test]
+fn no_op_values_of_unsupported_fields_are_ignored() {
+    let pod = pod_lines(
+        "  securityContext: {}\n  hostPID: false\n  hostIPC: false\n  hostUsers: true\n  os: {name: linux}\n  ephemeralContainers: []\n",
+    );
+    let text = format!(
+        "{pod}    stdin: false\n    tty: false\n    envFrom: []\n    lifecycle: {{}}\n    securityContext:\n      procMount: Default\n      seccompProfile: {{type: Unconfined}}\n      windowsOptions: {{}}\n"
+    );
+    load_one(&text).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn informational_fields_are_ignored() {
+    let text = MINIMAL
+        .replace(
+            "  name: p\n",
+            "  name: p\n  generateName: p-\n  resourceVersion: '1'\n  generation: 2\n  selfLink: /x\n  finalizers: [a]\n  deletionTimestamp: '2024-01-01T00:00:00Z'\n  deletionGracePeriodSeconds: 30\n",
+        )
+        .replace(
+            "  containers:",
+            "  dnsPolicy: ClusterFirst\n  schedulerName: s\n  priorityClassName: high\n  automountServiceAccountToken: false\n  nodeSelector: {a: b}\n  affinity: {}\n  imagePullSecrets: [{name: r}]\n  containers:",
+        );
+    let text = format!(
+        "{text}    terminationMessagePath: /dev/termination-log\n    terminationMessagePolicy: FallbackToLogsOnError\nstatus:\n  phase: Pending\n"
+    );
+    load_one(&text).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn generate_name_without_name_is_refused() {
+    let text = MINIMAL.replace("  name: p\n", "  generateName: p-\n");
+    refused(&text, "metadata.generateName");
+}
+
+#[test]
+fn service_account_mount_alone_is_dropped_but_user_volumes_stay() {
+    // An old-style token secret volume mounted at the service-account path.
+    let text = format!(
+        "{MINIMAL}    volumeMounts:\n    - {{name: default-token-abc, mountPath: /var/run/secrets/kubernetes.io/serviceaccount}}\n  volumes:\n  - name: default-token-abc\n    secret: {{secretName: default-token-abc}}\n"
+    );
+    let pod = load_one(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(pod.spec.volumes.is_empty());
+    assert!(pod.spec.containers[0].volume_mounts.is_empty());
+    // A secret volume mounted elsewhere is still refused.
+    let text = text.replace(
+        "/var/run/secrets/kubernetes.io/serviceaccount",
+        "/etc/secret",
+    );
+    refused(&text, "spec.volumes[0].secret");
+}

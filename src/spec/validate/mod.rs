@@ -1,0 +1,192 @@
+//! Validation of a typed `Pod`, with Kubernetes' rules and field paths.
+//!
+//! The loader runs [`validate`] on every pod; pods that arrive another way
+//! (built in code, read back from the state file) can be checked the same
+//! way. Every rule reports `<path>: <message>`; [`validate_all`] returns all
+//! of them, [`validate`] the first. Pod-level rules live here, per-container
+//! rules in `container`. Pure, no I/O.
+
+mod container;
+
+use super::error::SpecError;
+use super::names;
+use super::types::{Pod, Volume};
+use std::collections::BTreeSet;
+
+/// Values of `hostPath.type`.
+pub const HOST_PATH_TYPES: [&str; 8] = [
+    "",
+    "DirectoryOrCreate",
+    "Directory",
+    "FileOrCreate",
+    "File",
+    "Socket",
+    "CharDevice",
+    "BlockDevice",
+];
+
+/// Values of `emptyDir.medium`.
+pub const EMPTY_DIR_MEDIA: [&str; 2] = ["", "Memory"];
+
+/// Kubernetes' limit on the total size of a pod's annotations.
+pub const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
+
+/// Collects errors with their paths.
+#[derive(Debug, Default)]
+pub(crate) struct Errors(pub(crate) Vec<SpecError>);
+
+impl Errors {
+    pub(crate) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(SpecError::invalid(path, message));
+    }
+
+    pub(crate) fn check(&mut self, path: impl Into<String>, result: Result<(), String>) {
+        if let Err(m) = result {
+            self.add(path, m);
+        }
+    }
+
+    pub(crate) fn push(&mut self, e: SpecError) {
+        self.0.push(e);
+    }
+}
+
+/// Checks every rule; `Ok` or the first error.
+pub fn validate(pod: &Pod) -> Result<(), SpecError> {
+    match validate_all(pod).into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Checks every rule and returns all errors, in field order.
+pub fn validate_all(pod: &Pod) -> Vec<SpecError> {
+    let mut errs = Errors::default();
+    metadata(pod, &mut errs);
+    let spec = &pod.spec;
+    if spec.containers.is_empty() {
+        errs.add("spec.containers", "must have at least one container");
+    }
+    if let Some(h) = &spec.hostname {
+        errs.check("spec.hostname", names::dns1123_label(h));
+    }
+    if let Some(n) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
+        errs.check("spec.nodeName", names::dns1123_subdomain(n));
+    }
+    if let Some(g) = spec.termination_grace_period_seconds {
+        if g < 0 {
+            errs.add(
+                "spec.terminationGracePeriodSeconds",
+                format!("{g} must be greater than or equal to 0"),
+            );
+        }
+    }
+    let volumes = volumes(&spec.volumes, &mut errs);
+    container::containers(pod, &volumes, &mut errs);
+    errs.0
+}
+
+fn metadata(pod: &Pod, errs: &mut Errors) {
+    let m = &pod.metadata;
+    if m.name.is_empty() {
+        errs.add("metadata.name", "must not be empty");
+    } else {
+        errs.check("metadata.name", names::dns1123_subdomain(&m.name));
+    }
+    if !m.namespace.is_empty() {
+        errs.check("metadata.namespace", names::dns1123_label(&m.namespace));
+    }
+    for (k, v) in &m.labels {
+        let path = format!("metadata.labels.{k}");
+        errs.check(&path, names::qualified_name(k));
+        errs.check(&path, names::label_value(v));
+    }
+    let mut total = 0;
+    for (k, v) in &m.annotations {
+        errs.check(
+            format!("metadata.annotations.{k}"),
+            names::qualified_name(k),
+        );
+        total += k.len() + v.len();
+    }
+    if total > MAX_ANNOTATIONS_BYTES {
+        errs.add(
+            "metadata.annotations",
+            format!("too long: {total} bytes, must be no more than {MAX_ANNOTATIONS_BYTES}"),
+        );
+    }
+}
+
+/// Whether `p` is absolute and has no `..` component.
+pub(crate) fn clean_absolute(p: &str) -> Result<(), String> {
+    if !p.starts_with('/') {
+        return Err(format!("{p:?} must be an absolute path"));
+    }
+    if p.split('/').any(|c| c == "..") {
+        return Err(format!("{p:?} must not contain '..'"));
+    }
+    Ok(())
+}
+
+/// Checks the volumes and returns their names.
+fn volumes(volumes: &[Volume], errs: &mut Errors) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    for (i, v) in volumes.iter().enumerate() {
+        let path = format!("spec.volumes[{i}]");
+        if v.name.is_empty() {
+            errs.add(format!("{path}.name"), "must not be empty");
+        } else {
+            errs.check(format!("{path}.name"), names::dns1123_label(&v.name));
+        }
+        if !seen.insert(v.name.clone()) {
+            errs.add(
+                format!("{path}.name"),
+                format!("duplicate volume name {:?}", v.name),
+            );
+        }
+        match (&v.empty_dir, &v.host_path) {
+            (None, None) => errs.add(
+                &path,
+                "must specify exactly one volume source (emptyDir or hostPath)",
+            ),
+            (Some(_), Some(_)) => errs.add(&path, "may not specify more than one volume source"),
+            _ => {}
+        }
+        if let Some(e) = &v.empty_dir {
+            if !EMPTY_DIR_MEDIA.contains(&e.medium.as_str()) {
+                errs.add(
+                    format!("{path}.emptyDir.medium"),
+                    format!(
+                        "{:?} is not supported: must be \"\" or \"Memory\"",
+                        e.medium
+                    ),
+                );
+            }
+            if let Some(q) = &e.size_limit {
+                let p = format!("{path}.emptyDir.sizeLimit");
+                match q.parsed() {
+                    Err(err) => errs.push(err.under(&p)),
+                    Ok(parsed) if parsed.is_negative() => {
+                        errs.add(p, format!("{:?} must be greater than or equal to 0", q.0))
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+        if let Some(h) = &v.host_path {
+            errs.check(format!("{path}.hostPath.path"), clean_absolute(&h.path));
+            if let Some(t) = &h.kind {
+                if !HOST_PATH_TYPES.contains(&t.as_str()) {
+                    errs.add(
+                        format!("{path}.hostPath.type"),
+                        format!(
+                            "{t:?} is not supported: must be one of {}",
+                            HOST_PATH_TYPES[1..].join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    seen
+}
