@@ -14,9 +14,9 @@
 use super::defaults::DEFAULT_NAMESPACE;
 use super::error::{ErrorKind, Origin, SpecError};
 use super::normalize::normalize_pod;
+use super::strict::StrictValue;
 use super::types::Pod;
 use super::validate::validate;
-use serde::Deserialize;
 use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
@@ -60,41 +60,71 @@ pub fn load_file(path: &Path) -> Result<Vec<Result<Pod, SpecError>>, SpecError> 
 /// syntax error ends the stream, since the parser cannot resynchronise.
 ///
 /// Text whose first non-blank character is `{` is read as a stream of JSON
-/// objects, anything else as YAML documents separated by `---`.
+/// objects (or, if that fails at once, as a YAML flow mapping), anything
+/// else as YAML documents separated by `---`. Duplicate keys are syntax
+/// errors.
 pub fn load_str(text: &str, source: &str) -> Vec<Result<Pod, SpecError>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let (docs, failure) = if text.trim_start().starts_with('{') {
+        match json_documents(text) {
+            (_, Some((0, _))) if yaml_documents(text).1.is_none() => yaml_documents(text),
+            json => json,
+        }
+    } else {
+        yaml_documents(text)
+    };
     let origin = |i: usize| Origin {
         source: source.to_string(),
         document: i + 1,
     };
-    let syntax = |e: &dyn std::fmt::Display, i: usize| {
-        SpecError::new(ErrorKind::Syntax, "", e.to_string()).with_origin(&origin(i))
-    };
     let mut out = Vec::new();
-    if text.trim_start().starts_with('{') {
-        let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-        for (i, doc) in stream.enumerate() {
-            match doc {
-                Ok(v) => out.extend(load_value(v, &origin(i))),
-                Err(e) => {
-                    out.push(Err(syntax(&e, i)));
-                    break;
-                }
-            }
+    for (i, doc) in docs {
+        out.extend(load_value(doc, &origin(i)));
+    }
+    if let Some((i, e)) = failure {
+        out.push(Err(e.with_origin(&origin(i))));
+    }
+    out
+}
+
+/// Parsed documents with their 0-based index, and the syntax error (with
+/// its document index) that ended the stream, if any.
+type Documents = (Vec<(usize, Value)>, Option<(usize, SpecError)>);
+
+fn syntax_error(path: &str, message: &str) -> SpecError {
+    SpecError::new(ErrorKind::Syntax, path, message)
+}
+
+fn json_documents(text: &str) -> Documents {
+    let mut docs = Vec::new();
+    let stream = serde_json::Deserializer::from_str(text).into_iter::<StrictValue>();
+    for (i, doc) in stream.enumerate() {
+        match doc {
+            Ok(StrictValue(v)) => docs.push((i, v)),
+            Err(e) => return (docs, Some((i, syntax_error("", &e.to_string())))),
         }
-    } else {
-        for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            match Value::deserialize(doc) {
-                Ok(Value::Null) => {}
-                Ok(v) => out.extend(load_value(v, &origin(i))),
-                Err(e) => {
-                    out.push(Err(syntax(&e, i)));
-                    break;
-                }
+    }
+    (docs, None)
+}
+
+fn yaml_documents(text: &str) -> Documents {
+    let mut docs = Vec::new();
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        match serde_path_to_error::deserialize::<_, StrictValue>(doc) {
+            Ok(StrictValue(Value::Null)) => {}
+            Ok(StrictValue(v)) => docs.push((i, v)),
+            Err(e) => {
+                // serde_yaml puts the path in its message too: keep it once.
+                let path = path_string(e.path());
+                let message = e.into_inner().to_string();
+                let message = message
+                    .strip_prefix(&format!("{path}: "))
+                    .unwrap_or(&message);
+                return (docs, Some((i, syntax_error(&path, message))));
             }
         }
     }
-    out
+    (docs, None)
 }
 
 /// The pods of one parsed document: a `Pod`, or each item of a `v1` `List`.
@@ -182,11 +212,16 @@ pub fn pod_from_value(mut doc: Value) -> Result<Pod, SpecError> {
     Ok(pod)
 }
 
+/// A `serde_path_to_error` path in our notation (empty for the root).
+fn path_string(p: &serde_path_to_error::Path) -> String {
+    match p.to_string() {
+        s if s == "." => String::new(),
+        s => s,
+    }
+}
+
 fn type_error(e: serde_path_to_error::Error<serde_json::Error>) -> SpecError {
-    let path = match e.path().to_string() {
-        p if p == "." => String::new(),
-        p => p,
-    };
+    let path = path_string(e.path());
     let mut message = e.into_inner().to_string();
     if message.contains("untagged enum IntOrString") {
         message = "must be a port number or a port name".to_string();

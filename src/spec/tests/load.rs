@@ -110,6 +110,12 @@ fn json_syntax_error_is_reported_with_its_document() {
 }
 
 #[test]
+fn a_yaml_flow_mapping_is_not_mistaken_for_json() {
+    let pod = load_one("{apiVersion: v1, kind: Pod, metadata: {name: f}, spec: {containers: [{name: c, image: x}]}}").unwrap();
+    assert_eq!(pod.metadata.name, "f");
+}
+
+#[test]
 fn yaml_syntax_error_ends_the_stream_after_earlier_documents() {
     let text = format!("{MINIMAL}---\nkind: [unclosed\n---\n{MINIMAL}");
     let all = load_str(&text, "broken.yaml");
@@ -117,7 +123,19 @@ fn yaml_syntax_error_ends_the_stream_after_earlier_documents() {
     let e = all[1].as_ref().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Syntax);
     assert_eq!(e.origin.as_ref().unwrap().document, 2);
-    assert!(all.len() <= 3);
+    assert_eq!(all.len(), 2);
+}
+
+#[test]
+fn duplicate_keys_are_refused_with_their_path() {
+    let e = load_err(&with_container_lines("    image: other\n"));
+    assert_eq!(e.kind, ErrorKind::Syntax);
+    assert_eq!(e.path, "spec.containers[0]");
+    assert_eq!(e.message, "duplicate key \"image\" at line 7 column 5");
+    let json = r#"{"apiVersion": "v1", "kind": "Pod", "kind": "Pod"}"#;
+    let e = load_err(json);
+    assert_eq!(e.kind, ErrorKind::Syntax);
+    assert!(e.message.contains("duplicate key \"kind\""), "{e}");
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod load;
 mod quantity;
 mod unsupported;
 mod validate;
+mod validate_container;
 
 use crate::spec::{Pod, SpecError, load_str};
 
