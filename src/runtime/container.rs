@@ -166,6 +166,10 @@ fn cstrings(field: &'static str, items: &[String]) -> Result<Vec<CString>, Conta
 /// Starts the container's first process and returns its host PID once it
 /// has exec'd the command. On error nothing is left behind: the child has
 /// been reaped, and its mounts died with its mount namespace.
+///
+/// Call it from a single-threaded process (the shim): the child is made
+/// by a raw `clone` and allocates. The caller must not reap children
+/// concurrently (it is synchronous, so it does not).
 pub fn spawn(
     pod: &PodConfig,
     cfg: &ContainerConfig,
@@ -194,7 +198,12 @@ pub fn spawn(
 /// Runs `argv` inside the running container whose init process is
 /// `target_pid` (host PID): its cgroup, mount and PID namespaces, working
 /// directory, user, capabilities and `no_new_privs`, with `cfg.env`.
-/// Returns the PID to wait on; its exit status is the command's.
+/// Returns the PID to wait on; its exit status is the command's (or it
+/// dies by the same signal). SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1/2
+/// sent to it are forwarded; SIGKILL kills the command too.
+///
+/// The pod's net/ipc/uts namespaces are the caller's own, so `pod` is not
+/// needed today; it stays in the signature for symmetry with [`spawn`].
 pub fn exec_in(
     pod: &PodConfig,
     cfg: &ContainerConfig,
