@@ -303,6 +303,8 @@ pub(super) fn remount_readonly(
     // SAFETY: statvfs of a NUL-terminated path into `st`.
     let r = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
     sys::check(r, || format!("statvfs {what:?}"))?;
+    // Not in libc's musl bindings; the value is the same everywhere.
+    const ST_RELATIME: libc::c_ulong = 4096;
     let mut flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
     for (st_flag, ms_flag) in [
         (libc::ST_NOSUID, libc::MS_NOSUID),
@@ -310,7 +312,7 @@ pub(super) fn remount_readonly(
         (libc::ST_NOEXEC, libc::MS_NOEXEC),
         (libc::ST_NOATIME, libc::MS_NOATIME),
         (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-        (libc::ST_RELATIME, libc::MS_RELATIME),
+        (ST_RELATIME, libc::MS_RELATIME),
     ] {
         if st.f_flag & st_flag != 0 {
             flags |= ms_flag;
