@@ -1,3 +1,7 @@
 //! Linux: the per-pod shim, namespaces, rootfs, cgroups, security, logs.
 
+pub mod container;
+pub mod namespaces;
+pub mod rootfs;
+pub mod security;
 pub mod shim;

@@ -1,0 +1,284 @@
+//! Start one container process inside a pod, or run a command inside a
+//! running container. Called by the shim, which is single-threaded and
+//! synchronous and already lives in the pod's net/ipc/uts namespaces.
+//!
+//! # Processes and fds
+//!
+//! [`spawn`] creates the container's first process with a raw `clone`
+//! (fork semantics, new mount namespace, new PID namespace unless the pod
+//! shares one). The child sets up the rootfs ([`super::rootfs`]), stdio,
+//! the working directory and the security settings ([`super::security`]),
+//! then `execve`s. Parent and child share one `O_CLOEXEC` *error pipe*: when
+//! `execve` succeeds the write end closes and the parent reads EOF; when
+//! anything fails the child writes a [`wire`] record, `_exit`s, and the
+//! parent reaps it and returns the error. The parent closes the [`Stdio`]
+//! fds it was given (they live on as fds 0/1/2 of the container) and keeps
+//! nothing else.
+//!
+//! [`exec_in`] forks an *intermediate* process that joins the container's
+//! cgroup and mount + PID namespaces, then forks the command itself (a
+//! PID-namespace join only applies to children). The intermediate relays
+//! the command's exit status as its own and forwards SIGTERM-like signals;
+//! the command gets `PR_SET_PDEATHSIG(SIGKILL)`, so SIGKILL on the pid
+//! returned by `exec_in` ends both.
+//!
+//! Child code never returns into the caller: every path ends in `execve`
+//! or `_exit`.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use super::shim::proto::{ContainerConfig, PodConfig};
+use super::{namespaces, rootfs, security};
+
+pub(crate) mod child;
+pub(crate) mod sys;
+pub(crate) mod wire;
+
+#[cfg(test)]
+mod tests;
+
+/// The container's standard streams, installed as its fds 0, 1 and 2.
+#[derive(Debug)]
+pub struct Stdio {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// Why a container (or an exec) could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// A syscall in the calling process failed (pipe, clone, fork, read, wait).
+    #[error("{op}: {}", sys::errno_text(*.errno))]
+    Sys { op: &'static str, errno: i32 },
+    /// A setup step in the new process failed (cgroup, mounts, pivot_root,
+    /// stdio, working directory, capabilities, user).
+    #[error("{}", sys::with_errno(.step, *.errno))]
+    Setup { step: String, errno: i32 },
+    /// `argv[0]` has no '/' and is in no directory of `PATH`.
+    #[error("exec: {program:?}: executable file not found in $PATH")]
+    NotFound { program: String },
+    /// `execve` failed.
+    #[error("exec: {program:?}: {}", sys::errno_text(*.errno))]
+    Exec { program: String, errno: i32 },
+    /// The configuration cannot be applied as given.
+    #[error("invalid {field} {value:?}: {why}")]
+    InvalidConfig {
+        field: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    /// A capability name that the kernel does not know.
+    #[error("unknown capability {name:?}")]
+    UnknownCapability { name: String },
+    /// The new process died without reporting success or an error.
+    #[error("container process died during setup (wait status {status:#x})")]
+    Died { status: i32 },
+}
+
+impl ContainerError {
+    /// The Kubernetes waiting reason: `StartError` when `execve` failed
+    /// (as containerd reports a missing executable), `CreateContainerError`
+    /// for everything before it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ContainerError::NotFound { .. } | ContainerError::Exec { .. } => "StartError",
+            _ => "CreateContainerError",
+        }
+    }
+
+    pub(crate) fn setup(step: impl Into<String>, errno: i32) -> Self {
+        ContainerError::Setup {
+            step: step.into(),
+            errno,
+        }
+    }
+
+    /// A failed step, with `errno` taken from the last syscall.
+    pub(crate) fn last(step: impl Into<String>) -> Self {
+        Self::setup(step, sys::errno())
+    }
+}
+
+/// Everything the new process needs, converted in the parent so that the
+/// child does little more than syscalls.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub argv0: String,
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+    /// `PATH` from `env` (or the containerd default).
+    pub path_var: String,
+    pub cwd: String,
+    pub security: security::Plan,
+}
+
+impl Prepared {
+    fn new(cfg: &ContainerConfig, argv: &[String]) -> Result<Self, ContainerError> {
+        let argv0 = match argv.first() {
+            Some(a) if !a.is_empty() => a.clone(),
+            _ => {
+                return Err(ContainerError::InvalidConfig {
+                    field: "argv",
+                    value: format!("{argv:?}"),
+                    why: "no command to run",
+                });
+            }
+        };
+        if !cfg.cwd.starts_with('/') {
+            return Err(ContainerError::InvalidConfig {
+                field: "workingDir",
+                value: cfg.cwd.clone(),
+                why: "must be an absolute path",
+            });
+        }
+        let path_var = cfg
+            .env
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or(DEFAULT_PATH)
+            .to_string();
+        Ok(Prepared {
+            argv0,
+            argv: cstrings("argv", argv)?,
+            env: cstrings("env", &cfg.env)?,
+            path_var,
+            cwd: cfg.cwd.clone(),
+            security: security::Plan::new(cfg)?,
+        })
+    }
+}
+
+/// containerd's default `PATH` when neither the image nor the pod sets one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn cstrings(field: &'static str, items: &[String]) -> Result<Vec<CString>, ContainerError> {
+    items
+        .iter()
+        .map(|s| sys::cstr_of(field, s))
+        .collect::<Result<Vec<_>, _>>()
+}
+
+/// Starts the container's first process and returns its host PID once it
+/// has exec'd the command. On error nothing is left behind: the child has
+/// been reaped, and its mounts died with its mount namespace.
+///
+/// Call it from a single-threaded process (the shim): the child is made
+/// by a raw `clone` and allocates. The caller must not reap children
+/// concurrently (it is synchronous, so it does not).
+pub fn spawn(
+    pod: &PodConfig,
+    cfg: &ContainerConfig,
+    stdio: Stdio,
+) -> Result<libc::pid_t, ContainerError> {
+    let prepared = Prepared::new(cfg, &cfg.argv)?;
+    let rootfs_plan = rootfs::Plan::new(pod, cfg)?;
+    let (rd, wr) = sys::pipe()?;
+    let mut flags = libc::CLONE_NEWNS | libc::SIGCHLD;
+    if !pod.share_pid {
+        flags |= libc::CLONE_NEWPID;
+    }
+    let pid = namespaces::clone_fork(flags)?;
+    if pid == 0 {
+        drop(rd);
+        let errfd = child::above_stdio(wr.as_raw_fd());
+        let cgroup = cfg.cgroup.as_deref();
+        let result = child::container_main(cgroup, &rootfs_plan, &prepared, &stdio, errfd);
+        child::fail(errfd, result)
+    }
+    drop(wr);
+    drop(stdio);
+    wait_for_exec(rd, pid)
+}
+
+/// Runs `argv` inside the running container whose init process is
+/// `target_pid` (host PID): its cgroup, mount and PID namespaces, working
+/// directory, user, capabilities and `no_new_privs`, with `cfg.env`.
+/// Returns the PID to wait on; its exit status is the command's (or it
+/// dies by the same signal). SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1/2
+/// sent to it are forwarded; SIGKILL kills the command too.
+///
+/// The pod's net/ipc/uts namespaces are the caller's own, so `pod` is not
+/// needed today; it stays in the signature for symmetry with [`spawn`].
+pub fn exec_in(
+    pod: &PodConfig,
+    cfg: &ContainerConfig,
+    target_pid: libc::pid_t,
+    argv: &[String],
+    stdio: Stdio,
+) -> Result<libc::pid_t, ContainerError> {
+    let _ = pod;
+    let prepared = Prepared::new(cfg, argv)?;
+    let ns_dir = format!("/proc/{target_pid}/ns");
+    let (rd, wr) = sys::pipe()?;
+    let pid = namespaces::fork()?;
+    if pid == 0 {
+        drop(rd);
+        let errfd = child::above_stdio(wr.as_raw_fd());
+        let cgroup = cfg.cgroup.as_deref();
+        let result = child::exec_main(cgroup, &ns_dir, &prepared, &stdio, errfd);
+        child::fail(errfd, result)
+    }
+    drop(wr);
+    drop(stdio);
+    wait_for_exec(rd, pid)
+}
+
+/// Reads the error pipe until EOF. Empty: the process exec'd. Otherwise
+/// decode the error, reap the child and return it.
+fn wait_for_exec(rd: OwnedFd, pid: libc::pid_t) -> Result<libc::pid_t, ContainerError> {
+    let mut buf = Vec::new();
+    let read = sys::read_to_end(rd.as_raw_fd(), &mut buf, wire::MAX_LEN);
+    drop(rd);
+    if let Err(e) = read {
+        kill_and_reap(pid);
+        return Err(e);
+    }
+    if buf.is_empty() {
+        return Ok(pid);
+    }
+    let status = reap(pid);
+    Err(wire::decode(&buf).unwrap_or(ContainerError::Died { status }))
+}
+
+fn reap(pid: libc::pid_t) -> i32 {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid on our own child with a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r >= 0 || sys::errno() != libc::EINTR {
+            return status;
+        }
+    }
+}
+
+fn kill_and_reap(pid: libc::pid_t) {
+    // SAFETY: `pid` is our own child, not yet reaped.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    reap(pid);
+}
+
+/// Moves this process into `cgroup` (a cgroup v2 directory).
+pub(crate) fn join_cgroup(cgroup: &Path) -> Result<(), ContainerError> {
+    let procs = cgroup.join("cgroup.procs");
+    std::fs::write(&procs, b"0").map_err(|e| {
+        ContainerError::setup(
+            format!("join cgroup {:?}", procs.display().to_string()),
+            e.raw_os_error().unwrap_or(libc::EIO),
+        )
+    })
+}
+
+/// Turns an fd we own into an `OwnedFd`.
+pub(crate) fn owned(fd: RawFd) -> OwnedFd {
+    // SAFETY: callers pass an fd that was just returned by a syscall and is
+    // owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Used by child code: a `Result` that can only be an error.
+pub(crate) type Never = Result<Infallible, ContainerError>;

@@ -1,0 +1,340 @@
+//! The container's filesystem view, built in its new mount namespace:
+//! overlay rootfs, `/proc` `/dev` `/sys`, the configured mounts,
+//! `pivot_root`, masked and read-only kernel paths, the working directory.
+//!
+//! Order (all in the child, see [`setup`]):
+//! 1. `/` becomes recursively private, so nothing propagates to the host.
+//! 2. overlayfs on `rootfs.target` (`lowerdir` = the layers, top-most
+//!    first). With `rootfs.upper = None` (`readOnlyRootFilesystem`) the
+//!    upper and work dirs are on a small tmpfs mounted on the target first
+//!    (covered by the overlay), so mount points missing from the image can
+//!    still be created; `/` is remounted read-only once everything is set
+//!    up. This also makes a single-layer read-only rootfs a valid overlay.
+//! 3. `/proc`, `/dev`, `/sys` ([`system`]), then `mounts` in order. Every
+//!    destination is resolved inside the rootfs ([`resolve`]) and mounted
+//!    through its fd, so image symlinks cannot redirect a mount to the host.
+//! 4. `pivot_root(".", ".")` and a lazy unmount of the old root.
+//! 5. Unless privileged: OCI masked and read-only paths.
+//! 6. The working directory is created (0755) if missing.
+//!
+//! Host files touched: only `rootfs.target` (mounted over) and the bind
+//! mount sources (read). Everything else happens in the private mount
+//! namespace and disappears with it.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
+
+use super::container::{ContainerError, sys};
+use super::shim::proto::{ContainerConfig, MountKind, PodConfig};
+use resolve::{Create, open_in_root};
+
+pub(crate) mod overlay;
+pub(crate) mod resolve;
+mod system;
+
+/// Size of the scratch tmpfs that holds upper/work of a read-only rootfs.
+const SCRATCH_OPTS: &CStr = c"mode=755,size=1m";
+
+#[derive(Debug, Clone)]
+enum PreparedKind {
+    Bind { source: CString },
+    Tmpfs { data: CString },
+}
+
+#[derive(Debug, Clone)]
+struct PreparedMount {
+    destination: String,
+    kind: PreparedKind,
+    read_only: bool,
+}
+
+/// Everything [`setup`] needs, converted to C strings before `clone`.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    target: CString,
+    /// `<target>/upper`, `<target>/work` on a scratch tmpfs (read-only rootfs).
+    scratch: Option<(CString, CString)>,
+    overlay_chdir: Option<CString>,
+    overlay_data: CString,
+    mounts: Vec<PreparedMount>,
+    privileged: bool,
+    host_network: bool,
+    cwd: String,
+}
+
+impl Plan {
+    pub(crate) fn new(pod: &PodConfig, cfg: &ContainerConfig) -> Result<Self, ContainerError> {
+        let rootfs = &cfg.rootfs;
+        if !rootfs.target.is_absolute() {
+            return Err(ContainerError::InvalidConfig {
+                field: "rootfs.target",
+                value: rootfs.target.display().to_string(),
+                why: "must be an absolute path",
+            });
+        }
+        let scratch_dirs = (rootfs.target.join("upper"), rootfs.target.join("work"));
+        let upper = match &rootfs.upper {
+            Some((u, w)) => (u.as_path(), w.as_path()),
+            None => (scratch_dirs.0.as_path(), scratch_dirs.1.as_path()),
+        };
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let opts = overlay::options(&rootfs.layers, Some(upper), page)?;
+        let scratch = match rootfs.upper {
+            Some(_) => None,
+            None => Some((
+                sys::cpath("rootfs.target", &scratch_dirs.0)?,
+                sys::cpath("rootfs.target", &scratch_dirs.1)?,
+            )),
+        };
+        let mut mounts = Vec::with_capacity(cfg.mounts.len());
+        for m in &cfg.mounts {
+            if m.destination.is_empty() {
+                return Err(ContainerError::InvalidConfig {
+                    field: "mount destination",
+                    value: String::new(),
+                    why: "must not be empty",
+                });
+            }
+            let kind = match &m.kind {
+                MountKind::Bind { source } => PreparedKind::Bind {
+                    source: sys::cpath("mount source", source)?,
+                },
+                MountKind::Tmpfs { size } => {
+                    let data = match size {
+                        0 => "mode=1777".to_string(),
+                        n => format!("mode=1777,size={n}"),
+                    };
+                    PreparedKind::Tmpfs {
+                        data: sys::cstr_of("tmpfs size", &data)?,
+                    }
+                }
+            };
+            mounts.push(PreparedMount {
+                destination: m.destination.clone(),
+                kind,
+                read_only: m.read_only,
+            });
+        }
+        Ok(Plan {
+            target: sys::cpath("rootfs.target", &rootfs.target)?,
+            scratch,
+            overlay_chdir: opts
+                .chdir
+                .as_deref()
+                .map(|d| sys::cpath("rootfs.layers", d))
+                .transpose()?,
+            overlay_data: sys::cstr_of("rootfs.layers", &opts.data)?,
+            mounts,
+            privileged: cfg.privileged,
+            host_network: pod.host_network,
+            cwd: cfg.cwd.clone(),
+        })
+    }
+}
+
+/// Builds the container's filesystem view in the current (new, not yet
+/// shared) mount namespace and makes it the root. See the module docs.
+pub(crate) fn setup(plan: &Plan) -> Result<(), ContainerError> {
+    sys::mount(
+        None,
+        c"/",
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+        || "make / recursively private".to_string(),
+    )?;
+    let target_text = || plan.target.to_string_lossy().into_owned();
+    if let Some((upper, work)) = &plan.scratch {
+        sys::mount(
+            Some(c"tmpfs"),
+            &plan.target,
+            Some(c"tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some(SCRATCH_OPTS),
+            || format!("mount scratch tmpfs on {:?}", target_text()),
+        )?;
+        for dir in [upper, work] {
+            // SAFETY: mkdir of a NUL-terminated path.
+            let r = unsafe { libc::mkdir(dir.as_ptr(), 0o755) };
+            sys::check(r, || format!("mkdir {dir:?}"))?;
+        }
+    }
+    if let Some(dir) = &plan.overlay_chdir {
+        // SAFETY: chdir to a NUL-terminated path.
+        let r = unsafe { libc::chdir(dir.as_ptr()) };
+        sys::check(r, || format!("chdir {dir:?}"))?;
+    }
+    sys::mount(
+        Some(c"overlay"),
+        &plan.target,
+        Some(c"overlay"),
+        0,
+        Some(&plan.overlay_data),
+        || {
+            format!(
+                "mount overlay on {:?} ({})",
+                target_text(),
+                plan.overlay_data.to_string_lossy()
+            )
+        },
+    )?;
+    let root = resolve::open_dir(&plan.target)?;
+    system::mount_proc(&root)?;
+    system::mount_dev(&root)?;
+    system::mount_sys(&root, plan.privileged, plan.host_network)?;
+    for m in &plan.mounts {
+        user_mount(&root, m)?;
+    }
+    pivot(&root)?;
+    drop(root);
+    if !plan.privileged {
+        system::protect_kernel_paths()?;
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(&plan.cwd)
+        .map_err(|e| {
+            ContainerError::setup(
+                format!("create working directory {:?}", plan.cwd),
+                e.raw_os_error().unwrap_or(libc::EIO),
+            )
+        })?;
+    if plan.scratch.is_some() {
+        remount_readonly(c"/", false, "/")?;
+    }
+    Ok(())
+}
+
+/// Resolves `dest` inside `root` (creating it as `create` says) and mounts
+/// onto it through its fd.
+pub(super) fn mount_in(
+    root: &OwnedFd,
+    dest: &str,
+    create: Create,
+    source: Option<&CStr>,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> Result<(), ContainerError> {
+    let fd = open_in_root(root, dest, create)?;
+    let what = fstype
+        .or(source)
+        .map_or_else(String::new, |c| c.to_string_lossy().into_owned());
+    sys::mount(source, &sys::fd_path(&fd), fstype, flags, data, || {
+        format!("mount {what} on {dest:?}")
+    })
+}
+
+fn user_mount(root: &OwnedFd, m: &PreparedMount) -> Result<(), ContainerError> {
+    let dest = m.destination.as_str();
+    match &m.kind {
+        PreparedKind::Bind { source } => {
+            let src = resolve::open_dir_or_file(source)?;
+            let create = if resolve::is_dir(&src) {
+                Create::Dir
+            } else {
+                Create::File
+            };
+            mount_in(
+                root,
+                dest,
+                create,
+                Some(source),
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )?;
+            if m.read_only {
+                // Resolve again to get the new mount's root, not the dir under it.
+                let mounted = open_in_root(root, dest, Create::Nothing)?;
+                remount_readonly(&sys::fd_path(&mounted), false, dest)?;
+            }
+            Ok(())
+        }
+        PreparedKind::Tmpfs { data } => {
+            let ro = if m.read_only { libc::MS_RDONLY } else { 0 };
+            mount_in(
+                root,
+                dest,
+                Create::Dir,
+                Some(c"tmpfs"),
+                Some(c"tmpfs"),
+                libc::MS_NOSUID | libc::MS_NODEV | ro,
+                Some(data),
+            )
+        }
+    }
+}
+
+/// Makes the mount at `path` read-only, keeping its nosuid/nodev/noexec
+/// flags (the kernel refuses to drop locked ones). `recursive` uses
+/// `mount_setattr(AT_RECURSIVE)` where the kernel has it (5.12+) and falls
+/// back to the top mount only.
+pub(super) fn remount_readonly(
+    path: &CStr,
+    recursive: bool,
+    what: &str,
+) -> Result<(), ContainerError> {
+    if recursive {
+        const AT_RECURSIVE: libc::c_uint = 0x8000;
+        const MOUNT_ATTR_RDONLY: u64 = 0x1;
+        let attr: [u64; 4] = [MOUNT_ATTR_RDONLY, 0, 0, 0];
+        // SAFETY: mount_setattr with a NUL-terminated path and a mount_attr
+        // struct (4 × u64) whose size is passed.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                AT_RECURSIVE,
+                attr.as_ptr(),
+                std::mem::size_of_val(&attr),
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+    }
+    // SAFETY: an all-zero statvfs is a valid out-buffer.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs of a NUL-terminated path into `st`.
+    let r = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+    sys::check(r, || format!("statvfs {what:?}"))?;
+    // Not in libc's musl bindings; the value is the same everywhere.
+    const ST_RELATIME: libc::c_ulong = 4096;
+    let mut flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+    for (st_flag, ms_flag) in [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if st.f_flag & st_flag != 0 {
+            flags |= ms_flag;
+        }
+    }
+    sys::mount(None, path, None, flags, None, || {
+        format!("remount {what:?} read-only")
+    })
+}
+
+/// `pivot_root` into `root` and detach the old root.
+fn pivot(root: &OwnedFd) -> Result<(), ContainerError> {
+    // SAFETY: fchdir to an open directory fd.
+    let r = unsafe { libc::fchdir(root.as_raw_fd()) };
+    sys::check(r, || "chdir into the new root".to_string())?;
+    // SAFETY: pivot_root(".", ".") with two NUL-terminated strings.
+    let r = unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) };
+    sys::check(r as libc::c_int, || "pivot_root".to_string())?;
+    // SAFETY: lazily unmount the old root, now stacked on ".".
+    let r = unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) };
+    sys::check(r, || "unmount the old root".to_string())?;
+    // SAFETY: chdir to a constant path.
+    let r = unsafe { libc::chdir(c"/".as_ptr()) };
+    sys::check(r, || "chdir /".to_string()).map(|_| ())
+}

@@ -1,0 +1,253 @@
+//! The kernel filesystems of a container, mounted inside the new root
+//! before `pivot_root`: `/proc`, `/dev` (tmpfs with device nodes, devpts,
+//! shm, mqueue and the usual symlinks) and `/sys`.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use super::super::container::{ContainerError, owned, sys};
+use super::resolve::{Create, open_in_root};
+use super::{mount_in, remount_readonly};
+
+const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+
+/// A fresh procfs of the current PID namespace.
+pub(super) fn mount_proc(root: &OwnedFd) -> Result<(), ContainerError> {
+    mount_in(
+        root,
+        "/proc",
+        Create::Dir,
+        Some(c"proc"),
+        Some(c"proc"),
+        NOSUID_NODEV_NOEXEC,
+        None,
+    )
+}
+
+/// Character devices every container gets: name, major, minor.
+const DEVICES: [(&CStr, &CStr, u32, u32); 6] = [
+    (c"null", c"/dev/null", 1, 3),
+    (c"zero", c"/dev/zero", 1, 5),
+    (c"full", c"/dev/full", 1, 7),
+    (c"random", c"/dev/random", 1, 8),
+    (c"urandom", c"/dev/urandom", 1, 9),
+    (c"tty", c"/dev/tty", 5, 0),
+];
+
+const LINKS: [(&CStr, &CStr); 5] = [
+    (c"pts/ptmx", c"ptmx"),
+    (c"/proc/self/fd", c"fd"),
+    (c"/proc/self/fd/0", c"stdin"),
+    (c"/proc/self/fd/1", c"stdout"),
+    (c"/proc/self/fd/2", c"stderr"),
+];
+
+/// `/dev` as a tmpfs with the standard nodes, links and submounts.
+pub(super) fn mount_dev(root: &OwnedFd) -> Result<(), ContainerError> {
+    mount_in(
+        root,
+        "/dev",
+        Create::Dir,
+        Some(c"tmpfs"),
+        Some(c"tmpfs"),
+        libc::MS_NOSUID | libc::MS_STRICTATIME,
+        Some(c"mode=755,size=65536k"),
+    )?;
+    // Resolve again: the walk now crosses into the new tmpfs.
+    let dev = open_in_root(root, "/dev", Create::Nothing)?;
+    for (name, host, major, minor) in DEVICES {
+        make_device(&dev, name, host, major, minor)?;
+    }
+    for (target, name) in LINKS {
+        // SAFETY: both strings are NUL-terminated; `dev` is a directory fd.
+        let r = unsafe { libc::symlinkat(target.as_ptr(), dev.as_raw_fd(), name.as_ptr()) };
+        sys::check(r, || format!("symlink /dev/{name:?} -> {target:?}"))?;
+    }
+    let pts_opts = c"newinstance,ptmxmode=0666,mode=0620,gid=5";
+    let pts = mount_in(
+        root,
+        "/dev/pts",
+        Create::Dir,
+        Some(c"devpts"),
+        Some(c"devpts"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some(pts_opts),
+    );
+    if pts.is_err() {
+        // gid=5 is refused where that gid is not mapped; try without it.
+        let opts = c"newinstance,ptmxmode=0666,mode=0620";
+        mount_in(
+            root,
+            "/dev/pts",
+            Create::Dir,
+            Some(c"devpts"),
+            Some(c"devpts"),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            Some(opts),
+        )?;
+    }
+    mount_in(
+        root,
+        "/dev/shm",
+        Create::Dir,
+        Some(c"shm"),
+        Some(c"tmpfs"),
+        NOSUID_NODEV_NOEXEC,
+        Some(c"mode=1777,size=65536k"),
+    )?;
+    mount_in(
+        root,
+        "/dev/mqueue",
+        Create::Dir,
+        Some(c"mqueue"),
+        Some(c"mqueue"),
+        NOSUID_NODEV_NOEXEC,
+        None,
+    )
+}
+
+/// `mknod` a character device 0666, or bind the host's node over an
+/// empty file where `mknod` is not allowed.
+fn make_device(
+    dev: &OwnedFd,
+    name: &CStr,
+    host: &CStr,
+    major: u32,
+    minor: u32,
+) -> Result<(), ContainerError> {
+    let step = || format!("create device /dev/{}", name.to_string_lossy());
+    let mode = libc::S_IFCHR | 0o666;
+    // SAFETY: `dev` is a directory fd, `name` is NUL-terminated.
+    let r = unsafe {
+        libc::mknodat(
+            dev.as_raw_fd(),
+            name.as_ptr(),
+            mode,
+            libc::makedev(major, minor),
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    // SAFETY: creating an empty file relative to a directory fd.
+    let fd = unsafe {
+        libc::openat(
+            dev.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+            0o666 as libc::c_uint,
+        )
+    };
+    sys::check(fd, step)?;
+    let file = owned(fd);
+    let target = sys::fd_path(&file);
+    sys::mount(Some(host), &target, None, libc::MS_BIND, None, step)
+}
+
+/// sysfs, read-only unless privileged. With `hostNetwork` in a namespace
+/// that may not mount sysfs, bind the host's `/sys` read-only instead.
+pub(super) fn mount_sys(
+    root: &OwnedFd,
+    privileged: bool,
+    host_network: bool,
+) -> Result<(), ContainerError> {
+    let ro = if privileged { 0 } else { libc::MS_RDONLY };
+    let fresh = mount_in(
+        root,
+        "/sys",
+        Create::Dir,
+        Some(c"sysfs"),
+        Some(c"sysfs"),
+        NOSUID_NODEV_NOEXEC | ro,
+        None,
+    );
+    match fresh {
+        Ok(()) => Ok(()),
+        Err(_) if host_network => {
+            mount_in(
+                root,
+                "/sys",
+                Create::Dir,
+                Some(c"/sys"),
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )?;
+            if !privileged {
+                let sys_dir = open_in_root(root, "/sys", Create::Nothing)?;
+                remount_readonly(&sys::fd_path(&sys_dir), true, "/sys")?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The OCI default masked paths: `/dev/null` over files, an empty
+/// read-only tmpfs over directories. Missing paths are skipped.
+const MASKED: [&str; 11] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// The OCI default read-only paths.
+const READ_ONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Masks and read-only paths, applied after `pivot_root` (paths are the
+/// container's own).
+pub(super) fn protect_kernel_paths() -> Result<(), ContainerError> {
+    for path in MASKED {
+        let c = CString::new(path).expect("constant without NUL");
+        // SAFETY: an all-zero stat is a valid out-buffer.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: stat of a NUL-terminated path into `st`.
+        if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 {
+            continue;
+        }
+        let step = || format!("mask {path}");
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            sys::mount(
+                Some(c"tmpfs"),
+                &c,
+                Some(c"tmpfs"),
+                libc::MS_RDONLY,
+                None,
+                step,
+            )?;
+        } else {
+            sys::mount(Some(c"/dev/null"), &c, None, libc::MS_BIND, None, step)?;
+        }
+    }
+    for path in READ_ONLY {
+        let c = CString::new(path).expect("constant without NUL");
+        // SAFETY: access(F_OK) of a NUL-terminated path.
+        if unsafe { libc::access(c.as_ptr(), libc::F_OK) } != 0 {
+            continue;
+        }
+        sys::mount(
+            Some(&c),
+            &c,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+            || format!("bind {path} read-only"),
+        )?;
+        remount_readonly(&c, false, path)?;
+    }
+    Ok(())
+}
