@@ -16,7 +16,8 @@ fn is_root() -> bool {
 pub struct Fixture {
     _dir: tempfile::TempDir,
     root: PathBuf,
-    rootfs: PathBuf,
+    /// The one image layer: busybox and its applets.
+    layer: PathBuf,
     pub pod: PodConfig,
 }
 
@@ -33,14 +34,14 @@ impl Fixture {
         }
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
-        let rootfs = root.join("rootfs");
-        std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-        // The fake spawner mounts nothing; sh opens /dev/null for `&` jobs.
-        std::fs::create_dir_all(rootfs.join("dev")).unwrap();
-        std::fs::write(rootfs.join("dev/null"), b"").unwrap();
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        let layer = root.join("layer");
+        std::fs::create_dir_all(layer.join("bin")).unwrap();
+        // For a spawner that mounts no /dev: sh opens /dev/null for `&` jobs.
+        std::fs::create_dir_all(layer.join("dev")).unwrap();
+        std::fs::write(layer.join("dev/null"), b"").unwrap();
+        std::fs::copy("/bin/busybox", layer.join("bin/busybox")).unwrap();
         for applet in ["sh", "sleep", "seq", "hostname", "ip", "true"] {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+            std::os::unix::fs::symlink("busybox", layer.join("bin").join(applet)).unwrap();
         }
         let pod_dir = root.join("pod");
         std::fs::create_dir(&pod_dir).unwrap();
@@ -57,7 +58,7 @@ impl Fixture {
         Some(Fixture {
             _dir: dir,
             root,
-            rootfs,
+            layer,
             pod,
         })
     }
@@ -66,14 +67,19 @@ impl Fixture {
         self.pod.pod_dir.join(super::super::SOCKET_NAME)
     }
 
+    /// A container of the busybox image, with its own upper, work and target dirs.
     pub fn container(&self, name: &str, instance: u64, argv: &[&str]) -> ContainerConfig {
+        let dirs = self.root.join(format!("containers/{name}-{instance}"));
+        for d in ["upper", "work", "target"] {
+            std::fs::create_dir_all(dirs.join(d)).unwrap();
+        }
         ContainerConfig {
             name: name.into(),
             instance,
             rootfs: Rootfs {
-                layers: vec![],
-                upper: None,
-                target: self.rootfs.clone(),
+                layers: vec![self.layer.clone()],
+                upper: Some((dirs.join("upper"), dirs.join("work"))),
+                target: dirs.join("target"),
             },
             argv: argv.iter().map(|s| s.to_string()).collect(),
             env: vec!["PATH=/bin".into()],
