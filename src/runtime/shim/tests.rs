@@ -131,6 +131,18 @@ fn unacked_exit_is_reported_on_every_reconnect_until_acked() {
 }
 
 #[test]
+fn a_new_connection_replaces_the_old_one() {
+    let Some(f) = Fixture::new(false) else { return };
+    let (shim, mut old) = f.start();
+    let mut new = f.connect(&shim);
+    assert_eq!(new.report(), vec![]);
+    assert!(old.at_eof(), "the shim closed the first connection");
+    new.send(&Request::Report);
+    assert_eq!(new.report(), vec![]);
+    new.shutdown(&shim);
+}
+
+#[test]
 fn agent_hanging_up_mid_conversation_does_not_hurt_the_shim() {
     let Some(f) = Fixture::new(false) else { return };
     let (shim, agent) = f.start();
