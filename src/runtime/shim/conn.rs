@@ -80,7 +80,9 @@ impl Conn {
         }
         self.output.drain(..sent);
         if self.output.is_empty() && self.output.capacity() > 64 << 10 {
+            // A large event (an exec output) went out: give the memory back.
             self.output = Vec::new();
+            sys::trim_heap();
         }
         Ok(())
     }
