@@ -1,6 +1,7 @@
 //! Linux: the per-pod shim, namespaces, rootfs, cgroups, security, logs.
 
 pub mod container;
+pub mod log;
 pub mod namespaces;
 pub mod rootfs;
 pub mod security;

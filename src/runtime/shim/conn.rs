@@ -1,0 +1,132 @@
+//! The one agent connection: JSON lines in, JSON lines out, never blocking.
+//!
+//! Reads are buffered until a `\n`; writes go to an output buffer that the
+//! poll loop flushes when the socket is writable. A peer that sends a line
+//! longer than [`MAX_LINE`] or stops reading while [`MAX_BACKLOG`] bytes are
+//! queued is dropped: it will get a fresh `Hello` + `Report` when it
+//! reconnects, so nothing that matters is lost.
+
+use super::proto::{Event, Request};
+use super::sys;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+/// Longest request line accepted (a `Start` with a large environment).
+pub const MAX_LINE: usize = 4 << 20;
+/// Most output queued for a peer that does not read.
+pub const MAX_BACKLOG: usize = 8 << 20;
+
+/// One connected agent.
+#[derive(Debug)]
+pub struct Conn {
+    stream: UnixStream,
+    input: Vec<u8>,
+    output: Vec<u8>,
+}
+
+/// What reading the socket produced.
+#[derive(Debug, Default)]
+pub struct Incoming {
+    pub requests: Vec<Request>,
+    /// The peer hung up or broke the protocol: drop the connection.
+    pub closed: bool,
+}
+
+impl Conn {
+    pub fn new(stream: UnixStream) -> io::Result<Conn> {
+        stream.set_nonblocking(true)?;
+        Ok(Conn {
+            stream,
+            input: Vec::new(),
+            output: Vec::new(),
+        })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+
+    /// Output is waiting for the socket to become writable.
+    pub fn wants_write(&self) -> bool {
+        !self.output.is_empty()
+    }
+
+    /// Queues one event and tries to send it right away. `Err` means the
+    /// connection is unusable and should be dropped.
+    pub fn send(&mut self, event: &Event) -> io::Result<()> {
+        serde_json::to_writer(&mut self.output, event).map_err(io::Error::from)?;
+        self.output.push(b'\n');
+        self.flush()?;
+        if self.output.len() > MAX_BACKLOG {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "agent does not read its events",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sends as much queued output as the socket takes without blocking.
+    pub fn flush(&mut self) -> io::Result<()> {
+        let mut sent = 0;
+        while sent < self.output.len() {
+            match sys::send_nosignal(self.stream.as_fd(), &self.output[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.output.drain(..sent);
+        if self.output.is_empty() && self.output.capacity() > 64 << 10 {
+            // A large event (an exec output) went out: give the memory back.
+            self.output = Vec::new();
+            sys::trim_heap();
+        }
+        Ok(())
+    }
+
+    /// Reads what the socket holds and parses every complete line. Lines
+    /// that are not a valid [`Request`] are reported on stderr and skipped.
+    pub fn read(&mut self) -> Incoming {
+        let mut incoming = Incoming::default();
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    incoming.closed = true;
+                    break;
+                }
+                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    incoming.closed = true;
+                    break;
+                }
+            }
+        }
+        let mut start = 0;
+        while let Some(n) = self.input[start..].iter().position(|&b| b == b'\n') {
+            let line = &self.input[start..start + n];
+            start += n + 1;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Request>(line) {
+                Ok(r) => incoming.requests.push(r),
+                Err(e) => eprintln!("picolet shim: ignoring malformed request: {e}"),
+            }
+        }
+        self.input.drain(..start);
+        if self.input.len() > MAX_LINE {
+            eprintln!("picolet shim: request line over {MAX_LINE} bytes, dropping the agent");
+            incoming.closed = true;
+        }
+        if self.input.is_empty() && self.input.capacity() > 64 << 10 {
+            self.input = Vec::new();
+        }
+        incoming
+    }
+}
