@@ -1,3 +1,4 @@
 //! Linux: the per-pod shim, namespaces, rootfs, cgroups, security, logs.
 
+pub mod cgroup;
 pub mod shim;
