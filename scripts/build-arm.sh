@@ -3,6 +3,7 @@
 # under qemu-user. Run scripts/setup-arm-toolchain.sh once first.
 #
 #   scripts/build-arm.sh [aarch64|armv7|all]     (default: all)
+#   scripts/build-arm.sh raspberry-pi-4          (a board: boards/<name>.toml)
 #
 # Route: Debian's rustc/cargo 1.85 (= the project's rust-version, so this is
 # also the MSRV check) with -Zbuild-std, because rustup has no std for
@@ -18,15 +19,30 @@ cd "$(dirname "$0")/.."
 ROUTE="${PICOLET_ARM_ROUTE:-debian}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/arm}"
 what="${1:-all}"
+# `scripts/build-arm.sh armv7 test [cargo test args…]`: run the tests for that
+# target under qemu-user instead of building the release binary.
+mode="${2:-build}"
+test_args=("${@:3}")
 
 log() { printf '[build-arm] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# A board name (boards/<name>.toml) selects its rust_target.
+if [ -f "boards/$what.toml" ]; then
+    board_target="$(sed -n 's/^rust_target *= *"\(.*\)".*/\1/p' "boards/$what.toml")"
+    board_status="$(sed -n 's/^status *= *"\(.*\)".*/\1/p' "boards/$what.toml")"
+    [ "$board_status" = built ] || die "board $what: status is '$board_status' ($board_target is not built yet)"
+    case "$board_target" in
+        aarch64-unknown-linux-musl) what=aarch64 ;;
+        armv7-unknown-linux-musleabihf) what=armv7 ;;
+        *) die "board $what: unknown rust_target '$board_target'" ;;
+    esac
+fi
 case "$what" in
     aarch64) targets=(aarch64) ;;
     armv7) targets=(armv7) ;;
     all) targets=(aarch64 armv7) ;;
-    *) die "usage: $0 [aarch64|armv7|all]" ;;
+    *) die "usage: $0 [aarch64|armv7|all|<board in boards/>]" ;;
 esac
 
 # short name -> rust target, gcc prefix, qemu-user binary
@@ -46,6 +62,18 @@ for short in "${targets[@]}"; do
     export "CARGO_TARGET_${env_target}_LINKER=$gcc-gcc"
     export "CC_${target//-/_}=$gcc-gcc"
     export "AR_${target//-/_}=$gcc-ar"
+
+    if [ "$mode" = test ]; then
+        # Tests that need root or cgroups run against the host's kernel:
+        # qemu-user passes the syscalls through.
+        export "CARGO_TARGET_${env_target}_RUNNER=$qemu"
+        log "$target: cargo test ${test_args[*]} under $qemu"
+        RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTUP_TOOLCHAIN= \
+            /usr/bin/cargo test --locked -Zbuild-std=std,panic_abort \
+            --target "$target" --target-dir "$TARGET_DIR" "${test_args[@]}" || status=1
+        continue
+    fi
+    [ "$mode" = build ] || die "unknown mode '$mode' (build or test)"
 
     start=$(date +%s)
     if [ "$ROUTE" = rustup ] && [ "$short" = aarch64 ]; then
@@ -98,5 +126,5 @@ for short in "${targets[@]}"; do
     summary+=("$target: $size bytes stripped, ${secs}s, smoke: $smoke")
 done
 
-for line in "${summary[@]}"; do log "$line"; done
+for line in "${summary[@]+"${summary[@]}"}"; do log "$line"; done
 exit $status

@@ -14,6 +14,13 @@ pub const MEMORY_EVENTS: &str = "memory.events";
 /// `memory.current`: bytes in use by the cgroup and its descendants.
 pub const MEMORY_CURRENT: &str = "memory.current";
 
+/// Whether the kernel may lack `file` even with the memory controller on:
+/// `memory.swap.*` exist only on kernels with swap (`CONFIG_SWAP`) and swap
+/// accounting. Such a file is skipped, not an error, when absent.
+pub fn is_optional(file: &str) -> bool {
+    file == MEMORY_SWAP_MAX
+}
+
 /// The `memory.max` value for a limit in bytes (`None` or 0: no limit).
 pub fn memory_max_value(limit_bytes: Option<u64>) -> String {
     match limit_bytes {

@@ -4,6 +4,7 @@
 
 use super::controller::{Controller, ControllerSet, Missing, MissingReason};
 use super::hierarchy::{Mounts, PROC_SELF_CGROUP, PROC_SELF_MOUNTINFO, unified_path};
+use super::memory;
 use super::resources::{ContainerResources, PodResources, Setting};
 use super::{
     AGENT_LEAF, CGROUP_CONTROLLERS, CGROUP_SUBTREE_CONTROL, CgroupError, POD_PREFIX, SHIM_LEAF,
@@ -284,14 +285,23 @@ impl CgroupRoot {
     }
 
     /// Writes each setting whose controller pods get; skips the others.
+    /// A file the kernel may lack although its controller is there
+    /// ([`memory::is_optional`]) is skipped too when absent.
     pub fn apply(&self, dir: &Path, settings: &[Setting]) -> Result<Applied, CgroupError> {
         let mut out = Applied::default();
         for s in settings {
-            if self.controllers.contains(s.controller) {
-                write_file(&dir.join(s.file), &s.value)?;
-                out.written.push(s.file);
-            } else {
+            if !self.controllers.contains(s.controller) {
                 out.skipped.push(s.file);
+                continue;
+            }
+            match write_file(&dir.join(s.file), &s.value) {
+                Ok(()) => out.written.push(s.file),
+                Err(CgroupError::Write { source, .. })
+                    if memory::is_optional(s.file) && source.kind() == io::ErrorKind::NotFound =>
+                {
+                    out.skipped.push(s.file)
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(out)

@@ -357,3 +357,28 @@ fn a_restarted_agent_in_its_leaf_uses_the_parent_as_root() {
         "/system.slice/picolet.service"
     );
 }
+
+#[test]
+fn a_kernel_without_swap_accounting_skips_memory_swap_max_only() {
+    let (_d, root) = fixture(ALL, "");
+    let r = open(&root);
+    let pod = r.create_pod("u", &limited_pod()).unwrap();
+    let ctr = pod.join("c");
+    fs::create_dir(&ctr).unwrap();
+    // A dangling symlink into a missing dir: writing it fails with ENOENT,
+    // as the absent interface file does on cgroupfs.
+    std::os::unix::fs::symlink("/nonexistent-dir/x", ctr.join(memory::MEMORY_SWAP_MAX)).unwrap();
+    let settings = limited_pod().containers[0].settings();
+    let applied = r.apply(&ctr, &settings).unwrap();
+    assert_eq!(applied.skipped, [memory::MEMORY_SWAP_MAX]);
+    assert_eq!(
+        applied.written,
+        [cpu::CPU_MAX, cpu::CPU_WEIGHT, memory::MEMORY_MAX]
+    );
+    // Any other missing file is an error naming it.
+    fs::remove_file(ctr.join(memory::MEMORY_SWAP_MAX)).unwrap();
+    fs::remove_file(ctr.join(memory::MEMORY_MAX)).unwrap();
+    std::os::unix::fs::symlink("/nonexistent-dir/x", ctr.join(memory::MEMORY_MAX)).unwrap();
+    let err = r.apply(&ctr, &settings).unwrap_err().to_string();
+    assert!(err.contains("memory.max"), "{err}");
+}
