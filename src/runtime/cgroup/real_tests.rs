@@ -152,12 +152,36 @@ fn pod_and_container_cgroups_hold_a_real_process_and_are_removed() {
             read(ctr.join(cpu::CPU_MAX)).as_deref(),
             Some("20000 100000")
         );
+        // 100m → 102 shares → weight 4.
+        assert_eq!(read(ctr.join(cpu::CPU_WEIGHT)).as_deref(), Some("4"));
     } else {
         assert_eq!(read(ctr.join(cpu::CPU_MAX)), None);
     }
     if has(Controller::Pids) {
         assert_eq!(read(pod.join(pids::PIDS_MAX)).as_deref(), Some("64"));
     }
+    if has(Controller::Memory) {
+        // Absent on kernels without swap accounting (then skipped, not an error).
+        let swap = read(ctr.join(memory::MEMORY_SWAP_MAX));
+        assert!(swap.is_none() || swap.as_deref() == Some("0"), "{swap:?}");
+        assert_eq!(
+            read(pod.join(memory::MEMORY_MAX)),
+            Some((32u64 << 20).to_string())
+        );
+    }
+    let files: Vec<String> = fs::read_dir(&ctr)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            ["cpu.max", "cpu.weight", "memory.max", "memory.swap.max"].contains(&n.as_str())
+        })
+        .collect();
+    eprintln!(
+        "real cgroup test: root {} gives pods [{}]; limit files in c1: {files:?}",
+        root.path().display(),
+        root.controllers()
+    );
     // cpu.stat exists without the cpu controller too.
     let stat = cpu_stat(&ctr).unwrap();
     eprintln!("c1 cpu.stat: {stat:?}; oom kills: {}", oom_kill_count(&ctr));
