@@ -210,3 +210,34 @@ fn pod_and_container_cgroups_hold_a_real_process_and_are_removed() {
     result.unwrap();
     assert!(!test_root.exists());
 }
+
+#[test]
+fn detect_creates_an_explicit_root_only_inside_a_cgroup2_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("not-a-cgroup");
+    let err = CgroupRoot::detect(Some(outside.clone())).unwrap_err();
+    assert!(err.to_string().contains("cgroup.controllers"), "{err}");
+    assert!(!outside.exists());
+    let relative = PathBuf::from(format!("picolet-relative-{}", std::process::id()));
+    assert!(CgroupRoot::detect(Some(relative.clone())).is_err());
+    assert!(!relative.exists());
+
+    let Some(mount) = real_mount() else { return };
+    let inside = mount.join(format!("picolet-test-{}-explicit", std::process::id()));
+    let made = CgroupRoot::detect(Some(inside.clone()));
+    if let Err(CgroupError::Create { source, .. }) = &made {
+        if matches!(
+            source.raw_os_error(),
+            Some(libc::EROFS | libc::EACCES | libc::EPERM)
+        ) {
+            eprintln!("skipping: cannot create {}: {source}", inside.display());
+            return;
+        }
+    }
+    let _guard = Cleanup {
+        child: None,
+        dir: inside.clone(),
+    };
+    assert_eq!(made.unwrap().path(), inside);
+    assert!(inside.join(CGROUP_CONTROLLERS).is_file());
+}

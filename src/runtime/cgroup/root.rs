@@ -46,8 +46,8 @@ pub struct Applied {
 }
 
 impl CgroupRoot {
-    /// Finds the root: `explicit` if given (created if missing; its parent
-    /// must exist), else the agent's own cgroup in the unified hierarchy from
+    /// Finds the root: `explicit` if given (created if missing when it lies
+    /// inside a cgroup2 mount; its parent must exist), else the agent's own cgroup in the unified hierarchy from
     /// `/proc/self/cgroup` and `/proc/self/mountinfo`. When the agent's own
     /// cgroup is already `<root>/agent` (a restarted agent), the root is its
     /// parent.
@@ -56,13 +56,17 @@ impl CgroupRoot {
         let mounts = Mounts::parse(&read_file(mountinfo_path)?);
         let (path, top) = match explicit {
             Some(path) => {
-                mkdir_existing_ok(&path)?;
                 let top = mounts
                     .cgroup2
                     .iter()
-                    .filter(|m| path.starts_with(&m.mount_point))
+                    .filter(|m| path.is_absolute() && path.starts_with(&m.mount_point))
                     .max_by_key(|m| m.mount_point.as_os_str().len())
                     .map(|m| m.mount_point.clone());
+                // Create it only inside a cgroup2 mount, never a stray directory
+                // elsewhere; anywhere else it must already be a cgroup.
+                if top.is_some() {
+                    mkdir_existing_ok(&path)?;
+                }
                 (path, top)
             }
             None => {
