@@ -1,5 +1,6 @@
 //! Linux: the per-pod shim, namespaces, rootfs, cgroups, security, logs.
 
+pub mod cgroup;
 pub mod container;
 pub mod log;
 pub mod namespaces;
