@@ -157,7 +157,7 @@ impl<W: Write> Write for HashWriter<W> {
 }
 
 /// Reads all of `reader` but at most `limit` bytes; more is an error
-/// naming `what`. I/O errors are reported by the caller's `on_io`.
+/// naming `what`; the caller attaches its path to I/O errors.
 pub(crate) fn read_capped(
     reader: impl Read,
     limit: u64,

@@ -17,19 +17,21 @@
 //! Runs synchronously and touches only `dest` and the blob; the agent
 //! should call it from the short-lived `picolet unpack` helper.
 
+mod nodes;
+
 use std::ffi::OsStr;
-use std::fs::{self, DirBuilder, File, FileTimes, OpenOptions, Permissions};
+use std::fs::{self, DirBuilder, File, Permissions};
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use flate2::read::MultiGzDecoder;
 use tar::EntryType;
 
 use super::digest::HashReader;
 use super::{Digest, ImageError, sys};
+use nodes::{Meta, finish_node, hard_link, make_dir, make_node, remove_existing, write_file};
 
 const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
@@ -84,16 +86,6 @@ pub fn unpack_layer(blob: &Path, dest: &Path) -> Result<Digest, ImageError> {
     unpack_tar(&mut reader, dest, blob)?;
     let (diff_id, _) = reader.finish().map_err(ImageError::io("read", blob))?;
     Ok(diff_id)
-}
-
-/// Ownership, mode and time of an entry, applied after its content.
-#[derive(Debug, Clone)]
-struct Meta {
-    uid: u32,
-    gid: u32,
-    mode: u32,
-    mtime: u64,
-    xattrs: Vec<(String, Vec<u8>)>,
 }
 
 /// Unpacks a plain tar stream into `root`. `source` names it in errors.
@@ -158,7 +150,7 @@ pub(crate) fn unpack_tar(reader: impl Read, root: &Path, source: &Path) -> Resul
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 remove_existing(&dest)?;
-                make_node(&entry, kind, &dest, &meta, &name, source)?;
+                make_node(&entry, kind, &dest, &meta, source)?;
                 finish_node(&dest, &meta, as_root, true)?;
             }
             other => {
@@ -283,78 +275,6 @@ fn ensure_parents(root: &Path, rel: &Path, name: &str) -> Result<(), ImageError>
     Ok(())
 }
 
-/// Removes whatever is at `path` (a directory recursively; never follows
-/// a symlink).
-fn remove_existing(path: &Path) -> Result<(), ImageError> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path).map_err(ImageError::io("remove", path)),
-        Ok(_) => fs::remove_file(path).map_err(ImageError::io("remove", path)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(ImageError::io("stat", path)(e)),
-    }
-}
-
-fn make_dir(path: &Path) -> Result<(), ImageError> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => return Ok(()),
-        Ok(_) => remove_existing(path)?,
-        Err(_) => {}
-    }
-    DirBuilder::new()
-        .mode(0o700)
-        .create(path)
-        .map_err(ImageError::io("mkdir", path))
-}
-
-fn write_file<R: Read>(
-    entry: &mut tar::Entry<'_, R>,
-    dest: &Path,
-    meta: &Meta,
-    as_root: bool,
-) -> Result<(), ImageError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(dest)
-        .map_err(ImageError::io("create", dest))?;
-    io::copy(entry, &mut file).map_err(ImageError::io("write", dest))?;
-    if as_root {
-        std::os::unix::fs::fchown(&file, Some(meta.uid), Some(meta.gid))
-            .map_err(ImageError::io("chown", dest))?;
-    }
-    // chmod after chown: chown clears set-id bits.
-    file.set_permissions(Permissions::from_mode(meta.mode))
-        .map_err(ImageError::io("chmod", dest))?;
-    set_xattrs(dest, meta);
-    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(meta.mtime.min(i64::MAX as u64 / 2));
-    file.set_times(FileTimes::new().set_accessed(t).set_modified(t))
-        .map_err(ImageError::io("set times", dest))
-}
-
-fn set_xattrs(path: &Path, meta: &Meta) {
-    for (k, v) in &meta.xattrs {
-        if let Err(e) = sys::lsetxattr(path, k, v) {
-            log::warn!("{}: cannot set xattr {k}: {e}", path.display());
-        }
-    }
-}
-
-/// Owner, mode (unless a symlink), xattrs and mtime of a non-regular node.
-fn finish_node(path: &Path, meta: &Meta, as_root: bool, chmod: bool) -> Result<(), ImageError> {
-    if as_root {
-        std::os::unix::fs::lchown(path, Some(meta.uid), Some(meta.gid))
-            .map_err(ImageError::io("chown", path))?;
-    }
-    if chmod {
-        fs::set_permissions(path, Permissions::from_mode(meta.mode))
-            .map_err(ImageError::io("chmod", path))?;
-    }
-    set_xattrs(path, meta);
-    sys::set_mtime_nofollow(path, meta.mtime).map_err(ImageError::io("set times", path))
-}
-
 fn link_target<R: Read>(
     entry: &tar::Entry<'_, R>,
     name: &str,
@@ -367,88 +287,6 @@ fn link_target<R: Read>(
         Some(t) if !t.as_os_str().is_empty() => Ok(t.into_owned()),
         _ => Err(bad_entry(name, "link without a target")),
     }
-}
-
-fn hard_link(root: &Path, target_rel: &Path, dest: &Path, name: &str) -> Result<(), ImageError> {
-    if target_rel.as_os_str().is_empty() {
-        return Err(bad_entry(name, "hard link to the layer root"));
-    }
-    // The target must be an earlier entry of this layer, reached without
-    // going through a symlink.
-    let mut cur = root.to_path_buf();
-    if let Some(parent) = target_rel.parent() {
-        for c in parent.components() {
-            cur.push(c);
-            match fs::symlink_metadata(&cur) {
-                Ok(m) if m.is_dir() => {}
-                Ok(m) if m.file_type().is_symlink() => {
-                    return Err(ImageError::UnsafePath {
-                        entry: name.to_string(),
-                        reason: "hard link target goes through a symlink",
-                    });
-                }
-                _ => {
-                    return Err(bad_entry(
-                        name,
-                        "hard link target does not exist in this layer",
-                    ));
-                }
-            }
-        }
-    }
-    let target = root.join(target_rel);
-    match fs::symlink_metadata(&target) {
-        Ok(m) if m.is_dir() => return Err(bad_entry(name, "hard link to a directory")),
-        Ok(_) => {}
-        Err(_) => {
-            return Err(bad_entry(
-                name,
-                "hard link target does not exist in this layer",
-            ));
-        }
-    }
-    if target == dest {
-        return Ok(());
-    }
-    remove_existing(dest)?;
-    fs::hard_link(&target, dest).map_err(ImageError::io("link", dest))
-}
-
-fn make_node<R: Read>(
-    entry: &tar::Entry<'_, R>,
-    kind: EntryType,
-    dest: &Path,
-    meta: &Meta,
-    name: &str,
-    source: &Path,
-) -> Result<(), ImageError> {
-    let h = entry.header();
-    let dev = |r: io::Result<Option<u32>>| -> Result<u32, ImageError> {
-        r.map_err(ImageError::io("read layer", source))
-            .map(|v| v.unwrap_or(0))
-    };
-    let (major, minor) = if kind == EntryType::Fifo {
-        (0, 0)
-    } else {
-        (dev(h.device_major())?, dev(h.device_minor())?)
-    };
-    let (ftype, what) = match kind {
-        EntryType::Char => (libc::S_IFCHR, "a character device"),
-        EntryType::Block => (libc::S_IFBLK, "a block device"),
-        _ => (libc::S_IFIFO, "a fifo"),
-    };
-    sys::mknod(dest, ftype | (meta.mode & 0o777), major, minor).map_err(|e| {
-        if e.raw_os_error() == Some(libc::EPERM) {
-            ImageError::NeedsRoot {
-                what,
-                path: dest.to_path_buf(),
-                source: e,
-            }
-        } else {
-            log::debug!("layer entry {name:?}: mknod failed");
-            ImageError::io("mknod", dest)(e)
-        }
-    })
 }
 
 /// Converts an OCI whiteout entry into its overlayfs form.

@@ -2,7 +2,8 @@
 # Builds deterministic busybox test images for picolet from a static busybox.
 #
 # usage: tests/images/build-busybox.sh OUTDIR [ARCH]
-#   ARCH     Debian or OCI architecture (default: dpkg --print-architecture):
+#   ARCH     Debian or OCI architecture (default: dpkg --print-architecture,
+#            else uname -m):
 #            amd64, arm64, armhf (= arm/v7), armel (= arm/v6), i386, ...
 #   BUSYBOX  env: the static busybox binary to put in the image
 #            (default /bin/busybox, from Debian's busybox-static).
@@ -26,7 +27,8 @@
 # Config: no Entrypoint, Cmd ["sh"], Env PATH=/usr/sbin:/usr/bin:/sbin:/bin,
 #   WorkingDir /.
 #
-# Needs only POSIX sh, GNU tar, gzip, sha256sum and coreutils. The output is
+# Needs only a POSIX sh (dash; not busybox sh, whose applets shadow GNU tar),
+# GNU tar, gzip, sha256sum and coreutils. The output is
 # byte-for-byte reproducible for the same busybox, tar and gzip.
 set -eu
 
@@ -37,7 +39,7 @@ usage() {
 [ $# -ge 1 ] && [ $# -le 2 ] || usage
 
 OUT=$1
-ARCH=${2:-$(dpkg --print-architecture)}
+ARCH=${2:-$(dpkg --print-architecture 2>/dev/null || uname -m)}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 export LC_ALL=C TZ=UTC
 umask 022

@@ -9,6 +9,7 @@
 //! never touched.
 
 mod e2e;
+mod naming;
 mod unpack;
 
 use std::fs;
@@ -16,7 +17,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
-use super::sys;
+use super::{ImageStore, sys};
 
 pub(super) fn is_root() -> bool {
     sys::euid() == 0
@@ -120,4 +121,9 @@ pub(super) fn in_kernel_overlay(layers: &[PathBuf], script: &str) -> Option<Stri
         String::from_utf8_lossy(&out.stderr)
     );
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A fresh store at `<dir>/images`.
+pub(super) fn store(dir: &Path) -> ImageStore {
+    ImageStore::open(dir.join("images")).unwrap()
 }
