@@ -1,1 +1,66 @@
-//! (in progress)
+//! Images: a local content-addressed store, import of OCI layouts,
+//! oci-archives and docker-archives, and the pure rules for running an
+//! image (command, environment, user, pull policy). Registry pulls and GC
+//! come later.
+//!
+//! # Files
+//! Everything lives under one root, `<state-dir>/images`:
+//! `blobs/sha256/<hex>`,
+//! `layers/sha256/<diff-id>/` (unpacked, whiteouts in overlayfs form),
+//! `index.json` (tag → manifest, an OCI image index), `index.lock`,
+//! `tmp/`. Writers: `picolet image import` (another process than the
+//! agent). Readers: the agent (`resolve`, `list`), without locks: every
+//! file appears by atomic rename.
+//!
+//! # Processes, threads, fds
+//! No threads, no child processes. Import and [`unpack_layer`] are
+//! synchronous and CPU-heavy (sha256, gunzip, untar): the agent must run
+//! them in a short-lived helper process, never on its reactor thread.
+//! `resolve`/`list` only read a few small JSON files. Files are opened and
+//! closed within each call; `index.lock` is held only while rewriting the
+//! index.
+//!
+//! # Privileges
+//! Unpacking whiteouts (mknod 0/0), opaque directories
+//! (`trusted.overlay.opaque`), device nodes and ownership needs root;
+//! without root, ownership is not preserved and the others are errors.
+//!
+//! # Usage
+//! ```no_run
+//! # fn main() -> Result<(), picolet::image::ImageError> {
+//! use picolet::image::{ImageStore, resolve_command};
+//! let store = ImageStore::open("/var/lib/picolet/images")?;
+//! store.import(std::path::Path::new("busybox.oci.tar"))?;
+//! if let Some(img) = store.resolve("picolet.test/busybox:1")? {
+//!     let argv = resolve_command(&img.config, None, None); // ["sh"]
+//!     let lowerdir = img.layers.iter().map(|p| p.display().to_string())
+//!         .collect::<Vec<_>>().join(":");
+//! #   let _ = (argv, lowerdir);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod command;
+mod digest;
+mod error;
+mod import;
+mod index;
+pub mod oci;
+mod reference;
+mod source;
+mod store;
+mod sys;
+mod unpack;
+mod user;
+
+#[cfg(test)]
+mod tests;
+
+pub use command::{ImageConfig, PullDecision, merge_env, pull_decision, resolve_command};
+pub use digest::{Digest, JSON_LIMIT};
+pub use error::ImageError;
+pub use index::{ImageSummary, ImportedImage, ResolvedImage, format_list};
+pub use reference::Reference;
+pub use store::ImageStore;
+pub use unpack::unpack_layer;
+pub use user::resolve_user;

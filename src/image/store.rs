@@ -1,0 +1,256 @@
+//! The on-disk store: blobs, unpacked layers, temp entries, atomic writes.
+//!
+//! ```text
+//! <root>/oci-layout                 {"imageLayoutVersion":"1.0.0"}
+//! <root>/index.json                 tag index (see index.rs), atomic rename
+//! <root>/index.lock                 flock held by writers of index.json
+//! <root>/blobs/sha256/<hex>         verified blobs (manifests, configs, layers)
+//! <root>/layers/sha256/<diff-id>/   one unpacked layer (overlayfs whiteouts)
+//! <root>/tmp/<pid>-<n>-<kind>       in-flight writes, renamed into place
+//! ```
+//!
+//! Every blob is hashed while it is written and renamed into `blobs/` only
+//! if its digest matches. A layer is unpacked into `tmp/`, checked against
+//! its diff ID, synced, then renamed, so a crash never leaves half a layer.
+//! Temp entries of dead processes are removed at the next import.
+
+use std::fs::{self, DirBuilder, File, Permissions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::digest::{HashWriter, JSON_LIMIT, read_capped};
+use super::{Digest, ImageError, sys, unpack};
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A content-addressed image store under one root directory
+/// (`<state-dir>/images`). Cheap to open; holds no file descriptors.
+#[derive(Debug, Clone)]
+pub struct ImageStore {
+    root: PathBuf,
+}
+
+impl ImageStore {
+    /// Opens the store at `root`, creating its directories if needed.
+    pub fn open(root: impl Into<PathBuf>) -> Result<ImageStore, ImageError> {
+        let root = root.into();
+        for dir in ["blobs/sha256", "layers/sha256", "tmp"] {
+            let d = root.join(dir);
+            fs::create_dir_all(&d).map_err(ImageError::io("create", &d))?;
+        }
+        let layout = root.join("oci-layout");
+        if !layout.exists() {
+            write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        Ok(ImageStore { root })
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob with this digest lives (it may not exist).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    /// Where the layer with this diff ID is unpacked (it may not exist).
+    pub fn layer_path(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("layers/sha256").join(diff_id.hex())
+    }
+
+    /// A fresh path under `tmp/`, unique within this store.
+    pub(crate) fn temp_path(&self, kind: &str) -> PathBuf {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.root
+            .join("tmp")
+            .join(format!("{}-{n}-{kind}", std::process::id()))
+    }
+
+    /// Streams `reader` into the store. With `expected`, a mismatching
+    /// digest is an error naming it and nothing is stored; an existing
+    /// blob is not read again. Returns the digest and size.
+    pub(crate) fn put_blob(
+        &self,
+        mut reader: impl Read,
+        expected: Option<&Digest>,
+        what: &str,
+    ) -> Result<(Digest, u64), ImageError> {
+        if let Some(e) = expected {
+            if let Ok(m) = fs::metadata(self.blob_path(e)) {
+                return Ok((e.clone(), m.len()));
+            }
+        }
+        let tmp = self.temp_path("blob");
+        let guard = RemoveOnDrop(Some(tmp.clone()));
+        let file = File::create(&tmp).map_err(ImageError::io("create", &tmp))?;
+        let mut writer = HashWriter::new(io::BufWriter::with_capacity(64 * 1024, file));
+        io::copy(&mut reader, &mut writer).map_err(ImageError::io("copy to", &tmp))?;
+        let (buf, digest, size) = writer.finish().map_err(ImageError::io("write", &tmp))?;
+        drop(buf);
+        if let Some(e) = expected {
+            digest.verify(e, what)?;
+        }
+        let dest = self.blob_path(&digest);
+        fs::rename(&tmp, &dest).map_err(ImageError::io("rename into", &dest))?;
+        guard.disarm();
+        Ok((digest, size))
+    }
+
+    /// Hard-links a staged file, whose digest was computed while staging,
+    /// into `blobs/` (no copy; the staged name stays readable until the
+    /// staging directory is removed).
+    pub(crate) fn adopt_blob(&self, staged: &Path, digest: &Digest) -> Result<(), ImageError> {
+        let dest = self.blob_path(digest);
+        match fs::hard_link(staged, &dest) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(ImageError::io("link into", &dest)(e)),
+        }
+    }
+
+    /// Reads a small blob (≤ 1 MiB) and re-verifies its digest.
+    pub(crate) fn read_small_blob(
+        &self,
+        digest: &Digest,
+        what: &str,
+    ) -> Result<Vec<u8>, ImageError> {
+        let path = self.blob_path(digest);
+        let file = File::open(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => ImageError::MissingBlob {
+                digest: digest.to_string(),
+                location: self.root.clone(),
+            },
+            _ => ImageError::io("open", &path)(e),
+        })?;
+        let bytes = read_capped(file, JSON_LIMIT, what).map_err(|e| e.with_path(&path))?;
+        Digest::of_bytes(&bytes).verify(digest, what)?;
+        Ok(bytes)
+    }
+
+    /// Makes sure the layer with `diff_id` is unpacked from blob `blob`;
+    /// returns its directory. Unpacks into `tmp/`, verifies the diff ID,
+    /// syncs, and renames into place; a concurrent winner is accepted.
+    pub fn ensure_layer(&self, blob: &Digest, diff_id: &Digest) -> Result<PathBuf, ImageError> {
+        let dest = self.layer_path(diff_id);
+        if dest.is_dir() {
+            return Ok(dest);
+        }
+        let blob_path = self.blob_path(blob);
+        if !blob_path.is_file() {
+            return Err(ImageError::MissingBlob {
+                digest: blob.to_string(),
+                location: self.root.clone(),
+            });
+        }
+        let tmp = self.temp_path("layer");
+        let guard = RemoveOnDrop(Some(tmp.clone()));
+        DirBuilder::new()
+            .mode(0o755)
+            .create(&tmp)
+            .map_err(ImageError::io("mkdir", &tmp))?;
+        fs::set_permissions(&tmp, Permissions::from_mode(0o755))
+            .map_err(ImageError::io("chmod", &tmp))?;
+        let actual = unpack::unpack_layer(&blob_path, &tmp)?;
+        if &actual != diff_id {
+            return Err(ImageError::DiffIdMismatch {
+                blob: blob.to_string(),
+                expected: diff_id.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        self.sync()?;
+        match fs::rename(&tmp, &dest) {
+            Ok(()) => guard.disarm(),
+            Err(_) if dest.is_dir() => {} // another importer finished first
+            Err(e) => return Err(ImageError::io("rename into", &dest)(e)),
+        }
+        Ok(dest)
+    }
+
+    /// `syncfs` on the store's filesystem: makes blobs and layers durable
+    /// before the index points at them.
+    pub(crate) fn sync(&self) -> Result<(), ImageError> {
+        let dir = File::open(&self.root).map_err(ImageError::io("open", &self.root))?;
+        sys::syncfs(&dir).map_err(ImageError::io("syncfs", &self.root))
+    }
+
+    /// Removes `tmp/` entries left by processes that no longer exist.
+    pub(crate) fn clean_stale_temp(&self) {
+        let tmp = self.root.join("tmp");
+        let Ok(entries) = fs::read_dir(&tmp) else {
+            return;
+        };
+        let me = std::process::id();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            let stale = match pid {
+                Some(pid) if pid == me => false,
+                Some(pid) => !sys::pid_alive(i32::try_from(pid).unwrap_or(0)),
+                None => true,
+            };
+            if stale {
+                let p = entry.path();
+                let result = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+                if let Err(e) = result {
+                    log::warn!("cannot remove stale {}: {e}", p.display());
+                }
+            }
+        }
+    }
+}
+
+/// Removes a temp file or directory unless disarmed.
+#[derive(Debug)]
+pub(crate) struct RemoveOnDrop(pub(crate) Option<PathBuf>);
+
+impl RemoveOnDrop {
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically: temp file in the same directory,
+/// fsync, rename, fsync of the directory. Readers see old or new content.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
+    let guard = RemoveOnDrop(Some(tmp.clone()));
+    let mut file = File::create(&tmp).map_err(ImageError::io("create", &tmp))?;
+    file.write_all(bytes)
+        .map_err(ImageError::io("write", &tmp))?;
+    file.sync_all().map_err(ImageError::io("fsync", &tmp))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(ImageError::io("rename into", path))?;
+    guard.disarm();
+    let d = File::open(dir).map_err(ImageError::io("open", dir))?;
+    d.sync_all().map_err(ImageError::io("fsync", dir))
+}

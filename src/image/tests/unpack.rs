@@ -1,0 +1,467 @@
+//! Layer unpacking against hand-made tars: traversal attacks, metadata,
+//! whiteouts, compression and diff IDs.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use tar::{EntryType, Header};
+
+use super::{is_opaque, skip_unless_root};
+use crate::image::unpack::unpack_layer;
+use crate::image::{Digest, ImageError, ImageStore, sys};
+
+/// Builds a tar in memory from raw entries (names are written verbatim,
+/// so `..` and absolute paths get through, as in a malicious layer).
+#[derive(Default)]
+struct TarBuilder {
+    b: Option<tar::Builder<Vec<u8>>>,
+}
+
+struct E<'a> {
+    name: &'a str,
+    kind: EntryType,
+    link: &'a str,
+    data: &'a [u8],
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    dev: (u32, u32),
+}
+
+fn e(name: &str, kind: EntryType) -> E<'_> {
+    E {
+        name,
+        kind,
+        link: "",
+        data: b"",
+        mode: if kind == EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        },
+        uid: 0,
+        gid: 0,
+        dev: (0, 0),
+    }
+}
+
+impl TarBuilder {
+    fn add(&mut self, e: E<'_>) -> &mut Self {
+        let b = self.b.get_or_insert_with(|| tar::Builder::new(Vec::new()));
+        let mut h = Header::new_gnu();
+        {
+            let old = h.as_old_mut();
+            old.name[..e.name.len()].copy_from_slice(e.name.as_bytes());
+            old.linkname[..e.link.len()].copy_from_slice(e.link.as_bytes());
+        }
+        h.set_entry_type(e.kind);
+        h.set_size(e.data.len() as u64);
+        h.set_mode(e.mode);
+        h.set_uid(e.uid);
+        h.set_gid(e.gid);
+        h.set_mtime(1_000_000);
+        if matches!(e.kind, EntryType::Char | EntryType::Block) {
+            h.set_device_major(e.dev.0).unwrap();
+            h.set_device_minor(e.dev.1).unwrap();
+        }
+        h.set_cksum();
+        b.append(&h, e.data).unwrap();
+        self
+    }
+
+    fn pax(&mut self, kv: &[(&str, &[u8])]) -> &mut Self {
+        let b = self.b.get_or_insert_with(|| tar::Builder::new(Vec::new()));
+        b.append_pax_extensions(kv.iter().copied()).unwrap();
+        self
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        self.b.take().unwrap().into_inner().unwrap()
+    }
+}
+
+/// Writes `tar` as a blob file and unpacks it into a fresh `layer` dir.
+fn unpack(tmp: &Path, tar: &[u8]) -> (std::path::PathBuf, Result<Digest, ImageError>) {
+    let blob = tmp.join("blob");
+    fs::write(&blob, tar).unwrap();
+    let layer = tmp.join("layer");
+    let _ = fs::remove_dir_all(&layer);
+    fs::create_dir(&layer).unwrap();
+    let r = unpack_layer(&blob, &layer);
+    (layer, r)
+}
+
+fn assert_unsafe(r: Result<Digest, ImageError>, entry: &str) {
+    match r {
+        Err(ImageError::UnsafePath { entry: got, .. }) => assert_eq!(got, entry),
+        other => panic!("expected UnsafePath for {entry:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn tar_entries_with_dot_dot_are_rejected_and_nothing_lands_outside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut f = e("../evil", EntryType::Regular);
+    f.data = b"x";
+    let tar = TarBuilder::default()
+        .add(e("ok", EntryType::Directory))
+        .add(f)
+        .finish();
+    let (_, r) = unpack(tmp.path(), &tar);
+    assert_unsafe(r, "../evil");
+    assert!(!tmp.path().join("evil").exists());
+    let tar = TarBuilder::default()
+        .add(e("a/../../evil2", EntryType::Regular))
+        .finish();
+    assert_unsafe(unpack(tmp.path(), &tar).1, "a/../../evil2");
+}
+
+#[test]
+fn absolute_tar_paths_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("abs-target");
+    let name = target.display().to_string();
+    let tar = TarBuilder::default()
+        .add(e(&name, EntryType::Regular))
+        .finish();
+    assert_unsafe(unpack(tmp.path(), &tar).1, &name);
+    assert!(!target.exists());
+}
+
+#[test]
+fn writing_through_a_symlink_is_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let mut link = e("escape", EntryType::Symlink);
+    let target = outside.display().to_string();
+    link.link = &target;
+    let mut file = e("escape/pwned", EntryType::Regular);
+    file.data = b"owned";
+    let tar = TarBuilder::default().add(link).add(file).finish();
+    assert_unsafe(unpack(tmp.path(), &tar).1, "escape/pwned");
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+    // A relative symlink climbing out is caught the same way.
+    let mut up = e("up", EntryType::Symlink);
+    up.link = "../..";
+    let tar = TarBuilder::default()
+        .add(up)
+        .add(e("up/x", EntryType::Directory))
+        .finish();
+    assert_unsafe(unpack(tmp.path(), &tar).1, "up/x");
+}
+
+#[test]
+fn hard_links_outside_the_layer_or_through_symlinks_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = e("h", EntryType::Link);
+    h.link = "../../etc/passwd";
+    let tar = TarBuilder::default().add(h).finish();
+    assert_unsafe(unpack(tmp.path(), &tar).1, "h");
+
+    let mut h = e("h", EntryType::Link);
+    h.link = "/etc/passwd";
+    let tar = TarBuilder::default().add(h).finish();
+    assert_unsafe(unpack(tmp.path(), &tar).1, "h");
+
+    let mut s = e("etc", EntryType::Symlink);
+    s.link = "/etc";
+    let mut h = e("h", EntryType::Link);
+    h.link = "etc/passwd";
+    let tar = TarBuilder::default().add(s).add(h).finish();
+    assert_unsafe(unpack(tmp.path(), &tar).1, "h");
+
+    let mut h = e("h", EntryType::Link);
+    h.link = "missing";
+    let tar = TarBuilder::default().add(h).finish();
+    assert!(matches!(
+        unpack(tmp.path(), &tar).1,
+        Err(ImageError::BadEntry { .. })
+    ));
+}
+
+#[test]
+fn a_symlink_replacing_a_directory_does_not_redirect_its_metadata() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::set_permissions(&outside, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut d = e("d", EntryType::Directory);
+    d.mode = 0o700;
+    let mut sub = e("d/sub", EntryType::Directory);
+    sub.mode = 0o700;
+    let mut s = e("d", EntryType::Symlink);
+    let target = outside.display().to_string();
+    s.link = &target;
+    let tar = TarBuilder::default().add(d).add(sub).add(s).finish();
+    let (layer, r) = unpack(tmp.path(), &tar);
+    r.unwrap();
+    assert!(
+        fs::symlink_metadata(layer.join("d"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let mode = fs::metadata(&outside).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o755);
+}
+
+#[test]
+fn files_dirs_symlinks_and_hard_links_keep_modes_and_contents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut f = e("./usr/bin/tool", EntryType::Regular);
+    f.data = b"#!/bin/sh\n";
+    f.mode = 0o755;
+    let mut dir = e("./usr/share/", EntryType::Directory);
+    dir.mode = 0o750;
+    let mut link = e("./usr/bin/alias", EntryType::Symlink);
+    link.link = "tool";
+    let mut hard = e("./usr/bin/hard", EntryType::Link);
+    hard.link = "./usr/bin/tool";
+    let mut root = e("./", EntryType::Directory);
+    root.mode = 0o711;
+    let tar = TarBuilder::default()
+        .add(root)
+        .add(f)
+        .add(dir)
+        .add(link)
+        .add(hard)
+        .finish();
+    let (layer, r) = unpack(tmp.path(), &tar);
+    r.unwrap();
+    let tool = fs::metadata(layer.join("usr/bin/tool")).unwrap();
+    assert_eq!(tool.permissions().mode() & 0o7777, 0o755);
+    assert_eq!(tool.mtime(), 1_000_000);
+    assert_eq!(
+        fs::read(layer.join("usr/bin/tool")).unwrap(),
+        b"#!/bin/sh\n"
+    );
+    assert_eq!(
+        fs::read_link(layer.join("usr/bin/alias")).unwrap(),
+        Path::new("tool")
+    );
+    assert_eq!(
+        fs::metadata(layer.join("usr/bin/hard")).unwrap().ino(),
+        tool.ino()
+    );
+    let share = fs::metadata(layer.join("usr/share")).unwrap();
+    assert_eq!(share.permissions().mode() & 0o7777, 0o750);
+    assert_eq!(share.mtime(), 1_000_000);
+    assert_eq!(
+        fs::metadata(&layer).unwrap().permissions().mode() & 0o7777,
+        0o711
+    );
+    // Parent dirs created implicitly are 0755.
+    let bin = fs::metadata(layer.join("usr/bin")).unwrap();
+    assert_eq!(bin.permissions().mode() & 0o7777, 0o755);
+}
+
+#[test]
+fn later_entries_replace_earlier_ones_of_another_type() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut file = e("x", EntryType::Regular);
+    file.data = b"file";
+    let mut file2 = e("y/z", EntryType::Regular);
+    file2.data = b"z";
+    let mut y = e("y", EntryType::Regular);
+    y.data = b"now a file";
+    let tar = TarBuilder::default()
+        .add(e("x", EntryType::Directory))
+        .add(file)
+        .add(file2)
+        .add(y)
+        .finish();
+    let (layer, r) = unpack(tmp.path(), &tar);
+    r.unwrap();
+    assert_eq!(fs::read(layer.join("x")).unwrap(), b"file");
+    assert_eq!(fs::read(layer.join("y")).unwrap(), b"now a file");
+}
+
+#[test]
+fn ownership_setuid_devices_and_fifos_are_preserved_as_root() {
+    if skip_unless_root("ownership_setuid_devices_and_fifos_are_preserved_as_root") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut suid = e("bin/su", EntryType::Regular);
+    suid.mode = 0o4755;
+    suid.uid = 1000;
+    suid.gid = 1001;
+    suid.data = b"elf";
+    let mut d = e("home/app", EntryType::Directory);
+    d.uid = 1000;
+    d.gid = 1000;
+    d.mode = 0o700;
+    let mut null = e("dev/null", EntryType::Char);
+    null.dev = (1, 3);
+    null.mode = 0o666;
+    let mut blk = e("dev/loop7", EntryType::Block);
+    blk.dev = (7, 7);
+    blk.mode = 0o660;
+    blk.gid = 6;
+    let mut fifo = e("run/fifo", EntryType::Fifo);
+    fifo.mode = 0o600;
+    let mut link = e("home/app/l", EntryType::Symlink);
+    link.link = "/nowhere";
+    link.uid = 1000;
+    let tar = TarBuilder::default()
+        .add(suid)
+        .add(d)
+        .add(null)
+        .add(blk)
+        .add(fifo)
+        .add(link)
+        .finish();
+    let (layer, r) = unpack(tmp.path(), &tar);
+    r.unwrap();
+    let m = fs::metadata(layer.join("bin/su")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (1000, 1001, 0o4755));
+    let m = fs::metadata(layer.join("home/app")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (1000, 1000, 0o700));
+    let m = fs::symlink_metadata(layer.join("dev/null")).unwrap();
+    assert!(m.file_type().is_char_device());
+    assert_eq!((m.rdev(), m.mode() & 0o777), (libc::makedev(1, 3), 0o666));
+    let m = fs::symlink_metadata(layer.join("dev/loop7")).unwrap();
+    assert!(m.file_type().is_block_device());
+    assert_eq!((m.rdev(), m.gid()), (libc::makedev(7, 7), 6));
+    assert!(
+        fs::symlink_metadata(layer.join("run/fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    let m = fs::symlink_metadata(layer.join("home/app/l")).unwrap();
+    assert_eq!(m.uid(), 1000);
+}
+
+#[test]
+fn whiteouts_become_overlay_char_devices_and_opaque_xattrs() {
+    if skip_unless_root("whiteouts_become_overlay_char_devices_and_opaque_xattrs") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut own = e("keep", EntryType::Regular);
+    own.data = b"mine";
+    let tar = TarBuilder::default()
+        .add(e("a/.wh.gone", EntryType::Regular))
+        .add(e("c/.wh..wh..opq", EntryType::Regular))
+        .add(e("c/new", EntryType::Regular))
+        .add(e(".wh..wh.plnk", EntryType::Directory))
+        .add(own)
+        .add(e(".wh.keep", EntryType::Regular))
+        .add(e(".wh.later", EntryType::Regular))
+        .add(e("later", EntryType::Directory))
+        .finish();
+    let (layer, r) = unpack(tmp.path(), &tar);
+    r.unwrap();
+    let m = fs::symlink_metadata(layer.join("a/gone")).unwrap();
+    assert!(m.file_type().is_char_device() && m.rdev() == 0, "{m:?}");
+    assert!(!layer.join("a/.wh.gone").exists());
+    assert!(is_opaque(&layer.join("c")));
+    assert!(!is_opaque(&layer.join("a")));
+    assert!(layer.join("c/new").is_file());
+    assert!(!layer.join(".wh..wh.plnk").exists());
+    // A whiteout never hides an entry of its own layer...
+    assert_eq!(fs::read(layer.join("keep")).unwrap(), b"mine");
+    // ...and a later entry replaces an earlier whiteout.
+    assert!(layer.join("later").is_dir());
+}
+
+#[test]
+fn whiteouts_of_dot_dot_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = TarBuilder::default()
+        .add(e("a/.wh...", EntryType::Regular))
+        .finish();
+    assert_unsafe(unpack(tmp.path(), &tar).1, "a/.wh...");
+}
+
+#[test]
+fn only_user_and_capability_xattrs_are_applied() {
+    if skip_unless_root("only_user_and_capability_xattrs_are_applied") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = TarBuilder::default()
+        .pax(&[
+            ("SCHILY.xattr.user.picolet", b"yes"),
+            ("SCHILY.xattr.trusted.overlay.redirect", b"/etc"),
+        ])
+        .add(e("f", EntryType::Regular))
+        .finish();
+    let (layer, r) = unpack(tmp.path(), &tar);
+    r.unwrap();
+    let f = layer.join("f");
+    assert_eq!(
+        sys::lgetxattr(&f, "trusted.overlay.redirect").unwrap(),
+        None
+    );
+    match sys::lgetxattr(&f, "user.picolet") {
+        Ok(v) => assert_eq!(v, Some(b"yes".to_vec())),
+        Err(err) => eprintln!("user xattrs unsupported on this filesystem: {err}"),
+    }
+}
+
+#[test]
+fn gzip_and_plain_layers_unpack_to_the_same_diff_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut f = e("hello", EntryType::Regular);
+    f.data = b"hello world\n";
+    let tar = TarBuilder::default().add(f).finish();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let gz = gz.finish().unwrap();
+    let plain = unpack(tmp.path(), &tar).1.unwrap();
+    let (layer, zipped) = unpack(tmp.path(), &gz);
+    assert_eq!(plain, Digest::of_bytes(&tar));
+    assert_eq!(zipped.unwrap(), plain);
+    assert_eq!(fs::read(layer.join("hello")).unwrap(), b"hello world\n");
+}
+
+#[test]
+fn zstd_layers_are_rejected_with_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = unpack(tmp.path(), &[0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]).1;
+    let msg = r.unwrap_err().to_string();
+    assert!(msg.contains("zstd"), "{msg}");
+}
+
+#[test]
+fn ensure_layer_rejects_a_wrong_diff_id_and_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(tmp.path().join("images")).unwrap();
+    let mut f = e("f", EntryType::Regular);
+    f.data = b"data";
+    let tar = TarBuilder::default().add(f).finish();
+    let (blob, _) = store.put_blob(&tar[..], None, "test layer").unwrap();
+    let wrong = Digest::of_bytes(b"something else");
+    match store.ensure_layer(&blob, &wrong) {
+        Err(ImageError::DiffIdMismatch { expected, .. }) => assert_eq!(expected, wrong.to_string()),
+        other => panic!("expected DiffIdMismatch, got {other:?}"),
+    }
+    assert!(!store.layer_path(&wrong).exists());
+    assert_eq!(fs::read_dir(store.root().join("tmp")).unwrap().count(), 0);
+    let right = Digest::of_bytes(&tar);
+    let dir = store.ensure_layer(&blob, &right).unwrap();
+    assert_eq!(dir, store.layer_path(&right));
+    assert_eq!(fs::read(dir.join("f")).unwrap(), b"data");
+    // Second call finds it without unpacking again.
+    fs::remove_file(store.blob_path(&blob)).unwrap();
+    assert_eq!(store.ensure_layer(&blob, &right).unwrap(), dir);
+}
+
+#[test]
+fn put_blob_refuses_content_that_does_not_match_its_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(tmp.path()).unwrap();
+    let claimed = Digest::of_bytes(b"good");
+    let err = store
+        .put_blob(&b"evil"[..], Some(&claimed), "blob x")
+        .unwrap_err();
+    assert!(err.to_string().contains(&claimed.to_string()), "{err}");
+    assert!(!store.blob_path(&claimed).exists());
+    assert!(!store.blob_path(&Digest::of_bytes(b"evil")).exists());
+    assert_eq!(fs::read_dir(tmp.path().join("tmp")).unwrap().count(), 0);
+}
