@@ -52,9 +52,8 @@ impl std::fmt::Debug for Reactor {
     }
 }
 
-/// One registered fd. Each direction keeps one waker: one task may wait for
-/// readability and one (possibly other) task for writability at a time. A
-/// second waiter on the same direction replaces the first.
+/// One registered fd. Each direction keeps the wakers of every task that
+/// waits on it; an event wakes them all.
 #[derive(Debug)]
 pub(crate) struct Source {
     raw: RawFd,
@@ -62,16 +61,18 @@ pub(crate) struct Source {
     dirs: RefCell<[Direction; 2]>,
     /// The interest currently armed in the poller, `(read, write)`.
     armed: Cell<(bool, bool)>,
+    /// The `since` ticks of the poll-based (`AsyncRead`/`AsyncWrite`)
+    /// callers, which have nowhere else to keep them.
+    poll_since: Cell<[Option<u64>; 2]>,
 }
 
 #[derive(Debug, Default)]
 struct Direction {
     /// Incremented on every event for this direction.
     tick: u64,
-    /// The tick at which a waiter armed this direction; readiness is
-    /// reported once `tick` moves past it.
-    waiting_since: Option<u64>,
-    waker: Option<Waker>,
+    /// Wakers of the tasks waiting; a waker of a task that stopped waiting
+    /// stays until the next event and costs one spurious wake.
+    wakers: Vec<Waker>,
 }
 
 impl Reactor {
@@ -115,6 +116,7 @@ impl Reactor {
             key,
             dirs: RefCell::new([Direction::default(), Direction::default()]),
             armed: Cell::new((false, false)),
+            poll_since: Cell::new([None, None]),
         });
         self.sources.borrow_mut().insert(key, source.clone());
         Ok(source)
@@ -218,7 +220,10 @@ impl Source {
     fn rearm(&self, poller: &Poller) -> io::Result<()> {
         let want = {
             let dirs = self.dirs.borrow();
-            (dirs[READ].waker.is_some(), dirs[WRITE].waker.is_some())
+            (
+                !dirs[READ].wakers.is_empty(),
+                !dirs[WRITE].wakers.is_empty(),
+            )
         };
         if want != self.armed.get() {
             poller.modify(self.fd(), Event::new(self.key, want.0, want.1))?;
@@ -242,41 +247,56 @@ impl Source {
             for (dir, hit) in [(READ, readable), (WRITE, writable)] {
                 if hit {
                     dirs[dir].tick = dirs[dir].tick.wrapping_add(1);
-                    wakers.extend(dirs[dir].waker.take());
+                    wakers.append(&mut dirs[dir].wakers);
                 }
             }
         }
         self.rearm(poller)
     }
 
-    /// Ready once an event for `dir` arrived after the first `Pending`
-    /// returned here. Readiness is a hint: the operation may still return
-    /// `WouldBlock`, and the caller then asks again.
+    /// Ready once an event for `dir` arrived after the `Pending` that set
+    /// `*since` (the caller's own state, `None` at first). Readiness is a
+    /// hint: the operation may still return `WouldBlock`, and the caller
+    /// then asks again.
     pub(crate) fn poll_ready(
         &self,
         reactor: &Reactor,
         dir: usize,
+        since: &mut Option<u64>,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
         {
             let mut dirs = self.dirs.borrow_mut();
             let d = &mut dirs[dir];
-            if let Some(since) = d.waiting_since {
-                if d.tick != since {
-                    d.waiting_since = None;
+            if let Some(s) = *since {
+                if d.tick != s {
+                    *since = None;
                     return Poll::Ready(Ok(()));
                 }
             }
-            match &d.waker {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => d.waker = Some(cx.waker().clone()),
+            if !d.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                d.wakers.push(cx.waker().clone());
             }
-            if d.waiting_since.is_none() {
-                d.waiting_since = Some(d.tick);
+            if since.is_none() {
+                *since = Some(d.tick);
             }
         }
         self.rearm(&reactor.poller)?;
         Poll::Pending
+    }
+
+    /// [`Source::poll_ready`] for callers without state of their own (the
+    /// `AsyncRead`/`AsyncWrite` impls): one such caller per direction.
+    pub(crate) fn poll_ready_shared(
+        &self,
+        reactor: &Reactor,
+        dir: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut all = self.poll_since.get();
+        let res = self.poll_ready(reactor, dir, &mut all[dir], cx);
+        self.poll_since.set(all);
+        res
     }
 }
 

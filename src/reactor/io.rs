@@ -20,10 +20,10 @@ use super::sys;
 /// An I/O object (anything that owns an fd) registered with the calling
 /// thread's reactor, with `O_NONBLOCK` set.
 ///
-/// One task may wait for readability and one for writability at the same
-/// time; a second waiter on the same direction replaces the first (it is
-/// never woken). Use `&Async<T>` in two tasks to read and write
-/// concurrently.
+/// Any number of tasks may wait on it at once (all are woken by an event).
+/// The `AsyncRead`/`AsyncWrite` impls keep their wait state in the source,
+/// so use them from one reader and one writer task at a time (e.g. `&Async`
+/// in two tasks); `readable`/`read_with` and friends have no such limit.
 ///
 /// `Async<T>` is `!Send`: it belongs to the reactor of the thread that made it.
 pub struct Async<T: AsFd> {
@@ -75,29 +75,36 @@ impl<T: AsFd> Async<T> {
     /// Waits until the fd is readable (or at least was since the last
     /// wait: readiness is a hint, the read may still return `WouldBlock`).
     pub async fn readable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.source.poll_ready(&self.reactor, READ, cx)).await
+        let mut since = None;
+        poll_fn(|cx| self.source.poll_ready(&self.reactor, READ, &mut since, cx)).await
     }
 
     /// Waits until the fd is writable (a hint, like [`Async::readable`]).
     pub async fn writable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.source.poll_ready(&self.reactor, WRITE, cx)).await
+        let mut since = None;
+        poll_fn(|cx| self.source.poll_ready(&self.reactor, WRITE, &mut since, cx)).await
     }
 
     /// Runs `op` until it returns something other than `WouldBlock`,
     /// waiting for readability in between.
     pub async fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        poll_fn(|cx| self.poll_op(READ, cx, &mut op)).await
+        let mut since = None;
+        poll_fn(|cx| self.poll_op(READ, Some(&mut since), cx, &mut op)).await
     }
 
     /// Runs `op` until it returns something other than `WouldBlock`,
     /// waiting for writability in between.
     pub async fn write_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        poll_fn(|cx| self.poll_op(WRITE, cx, &mut op)).await
+        let mut since = None;
+        poll_fn(|cx| self.poll_op(WRITE, Some(&mut since), cx, &mut op)).await
     }
 
+    /// Runs `op` until it does not return `WouldBlock`. `since` is the
+    /// caller's wait state, or `None` for the source's shared one.
     fn poll_op<R>(
         &self,
         dir: usize,
+        mut since: Option<&mut Option<u64>>,
         cx: &mut Context<'_>,
         op: &mut impl FnMut(&T) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
@@ -106,7 +113,11 @@ impl<T: AsFd> Async<T> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 res => return Poll::Ready(res),
             }
-            match self.source.poll_ready(&self.reactor, dir, cx) {
+            let ready = match since.as_deref_mut() {
+                Some(since) => self.source.poll_ready(&self.reactor, dir, since, cx),
+                None => self.source.poll_ready_shared(&self.reactor, dir, cx),
+            };
+            match ready {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
@@ -136,7 +147,7 @@ where
     for<'a> &'a T: Read,
 {
     fn poll_read_inner(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.poll_op(READ, cx, &mut |mut io: &T| io.read(buf))
+        self.poll_op(READ, None, cx, &mut |mut io: &T| io.read(buf))
     }
 }
 
@@ -145,11 +156,11 @@ where
     for<'a> &'a T: Write,
 {
     fn poll_write_inner(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.poll_op(WRITE, cx, &mut |mut io: &T| io.write(buf))
+        self.poll_op(WRITE, None, cx, &mut |mut io: &T| io.write(buf))
     }
 
     fn poll_flush_inner(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_op(WRITE, cx, &mut |mut io: &T| io.flush())
+        self.poll_op(WRITE, None, cx, &mut |mut io: &T| io.flush())
     }
 }
 

@@ -34,7 +34,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
-use async_executor::{LocalExecutor, Task};
+use async_executor::LocalExecutor;
+pub use async_executor::Task;
 
 use driver::{Reactor, Signal};
 

@@ -195,6 +195,31 @@ fn writable_and_readable_can_wait_in_two_tasks_on_one_fd() {
 }
 
 #[test]
+fn two_tasks_waiting_for_readability_on_one_fd_are_both_woken() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let a = Rc::new(Async::new(a).unwrap());
+    let woken = Rc::new(RefCell::new(0));
+    block_on(async {
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let (a, woken) = (a.clone(), woken.clone());
+                spawn(async move {
+                    a.readable().await.unwrap();
+                    *woken.borrow_mut() += 1;
+                })
+            })
+            .collect();
+        sleep(10 * MS).await;
+        assert_eq!(*woken.borrow(), 0);
+        (&b).write_all(b"!").unwrap();
+        for w in waiters {
+            timeout(Duration::from_secs(5), w).await.unwrap();
+        }
+    });
+    assert_eq!(*woken.borrow(), 2);
+}
+
+#[test]
 fn many_sleeping_tasks_run_concurrently() {
     let start = Instant::now();
     let done = Rc::new(RefCell::new(0));
