@@ -1,0 +1,261 @@
+//! The `httpGet` probe: one HTTP/1.1 GET with `Connection: close`.
+//!
+//! Like the kubelet: `User-Agent: kube-probe/1.31` and `Accept: */*` unless
+//! the probe sets them, a custom `Host` header replaces the default one, and
+//! a status of 200..=399 is a success. Unlike the kubelet, redirects are
+//! never followed: any 3xx is a success. Only the response head is read
+//! (at most [`MAX_RESPONSE`] bytes); the body is ignored.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+
+use super::{DialError, NetNs, Outcome, connect, os_text};
+use crate::reactor;
+
+/// The `User-Agent` the kubelet 1.31 sends.
+pub const USER_AGENT: &str = "kube-probe/1.31";
+/// At most this many bytes of a response are read.
+pub const MAX_RESPONSE: usize = 10 * 1024;
+
+/// Why a GET produced no status, worded like Go's `net/http` client.
+#[derive(Debug, thiserror::Error)]
+enum HttpError {
+    #[error(transparent)]
+    Dial(#[from] DialError),
+    #[error("write tcp {addr}: write: {}", os_text(.source))]
+    Write {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("read tcp {addr}: read: {}", os_text(.source))]
+    Read {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("EOF")]
+    Eof,
+    #[error("net/http: HTTP/1.x transport connection broken: malformed HTTP response {0:?}")]
+    Malformed(String),
+    #[error("net/http: invalid header field {0:?}")]
+    InvalidHeader(String),
+}
+
+/// An `httpGet` probe of `http://<addr><path>` from inside `ns` (`None`:
+/// the agent's own namespace). `host_header` is the default `Host` value
+/// (usually `addr` as text); `headers` are the probe's `httpHeaders`.
+/// `timeout` bounds the whole exchange.
+pub async fn http_get(
+    ns: Option<&NetNs>,
+    addr: SocketAddr,
+    host_header: &str,
+    path: &str,
+    headers: &[(String, String)],
+    timeout: Duration,
+) -> Outcome {
+    let path = encode_path(path);
+    let url = format!("http://{addr}{path}");
+    let result = match build_request(host_header, &path, headers) {
+        Ok(request) => reactor::timeout(timeout, exchange(ns, addr, &request)).await,
+        Err(e) => Ok(Err(e)),
+    };
+    match result {
+        Ok(Ok(status)) if (200..400).contains(&status) => Outcome::success(""),
+        Ok(Ok(status)) => Outcome::failure(format!("HTTP probe failed with statuscode: {status}")),
+        Ok(Err(e)) => Outcome::failure(format!("Get {url:?}: {e}")),
+        Err(reactor::TimedOut) => Outcome::failure(format!(
+            "Get {url:?}: context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+        )),
+    }
+}
+
+/// Connects, sends `request`, reads the response head and returns the status.
+async fn exchange(ns: Option<&NetNs>, addr: SocketAddr, request: &[u8]) -> Result<u16, HttpError> {
+    let mut stream = connect(ns, addr).await?;
+    stream
+        .write_all(request)
+        .await
+        .map_err(|source| HttpError::Write { addr, source })?;
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    while head.len() < MAX_RESPONSE && !has_end_of_head(&head) {
+        let want = chunk.len().min(MAX_RESPONSE - head.len());
+        let n = stream
+            .read(&mut chunk[..want])
+            .await
+            .map_err(|source| HttpError::Read { addr, source })?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+    parse_status(&head)
+}
+
+fn has_end_of_head(buf: &[u8]) -> bool {
+    buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n")
+}
+
+/// Parses `HTTP/1.x NNN reason` from the first line of `head`.
+fn parse_status(head: &[u8]) -> Result<u16, HttpError> {
+    if head.is_empty() {
+        return Err(HttpError::Eof);
+    }
+    let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
+    let line = String::from_utf8_lossy(&head[..line_end]);
+    let line = line.trim_end_matches('\r');
+    let malformed = || HttpError::Malformed(line.chars().take(64).collect());
+    let (proto, rest) = line.split_once(' ').ok_or_else(malformed)?;
+    if !matches!(proto, "HTTP/1.0" | "HTTP/1.1") {
+        return Err(malformed());
+    }
+    let code = rest.get(..3).ok_or_else(malformed)?;
+    if !code.bytes().all(|b| b.is_ascii_digit()) || rest.len() > 3 && !rest[3..].starts_with(' ') {
+        return Err(malformed());
+    }
+    let status: u16 = code.parse().map_err(|_| malformed())?;
+    if status < 100 {
+        return Err(malformed());
+    }
+    Ok(status)
+}
+
+/// `path` as a request target: leading `/`, and spaces, controls and
+/// non-ASCII bytes percent-encoded (as Go's URL does).
+fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len() + 1);
+    if !path.starts_with('/') {
+        out.push('/');
+    }
+    for b in path.bytes() {
+        if b <= b' ' || b >= 0x7f {
+            let _ = write!(out, "%{b:02X}");
+        } else {
+            out.push(b as char);
+        }
+    }
+    out
+}
+
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// The request bytes; custom headers replace the defaults of the same name.
+fn build_request(
+    host: &str,
+    path: &str,
+    headers: &[(String, String)],
+) -> Result<Vec<u8>, HttpError> {
+    for (name, value) in headers {
+        if !is_token(name) || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(HttpError::InvalidHeader(name.clone()));
+        }
+    }
+    if host.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err(HttpError::InvalidHeader("Host".into()));
+    }
+    let custom = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name));
+    let host = custom("Host").map_or(host, |(_, v)| v.as_str());
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n");
+    if custom("User-Agent").is_none() {
+        let _ = write!(req, "User-Agent: {USER_AGENT}\r\n");
+    }
+    if custom("Accept").is_none() {
+        req.push_str("Accept: */*\r\n");
+    }
+    for (name, value) in headers {
+        if !name.eq_ignore_ascii_case("Host") && !name.eq_ignore_ascii_case("Connection") {
+            let _ = write!(req, "{name}: {}\r\n", value.trim());
+        }
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    Ok(req.into_bytes())
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_request_carries_kubelet_defaults() {
+        let req = build_request("10.0.0.5:8080", "/healthz", &[]).unwrap();
+        assert_eq!(
+            String::from_utf8(req).unwrap(),
+            "GET /healthz HTTP/1.1\r\nHost: 10.0.0.5:8080\r\nUser-Agent: kube-probe/1.31\r\n\
+             Accept: */*\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn custom_headers_replace_host_user_agent_and_accept() {
+        let headers = h(&[
+            ("host", "example.test"),
+            ("User-Agent", "mine"),
+            ("X-A", " 1 "),
+        ]);
+        let req = String::from_utf8(build_request("1.2.3.4:80", "/", &headers).unwrap()).unwrap();
+        assert!(
+            req.starts_with("GET / HTTP/1.1\r\nHost: example.test\r\n"),
+            "{req}"
+        );
+        assert!(
+            !req.contains("kube-probe") && !req.contains("1.2.3.4"),
+            "{req}"
+        );
+        assert!(
+            req.contains("User-Agent: mine\r\n") && req.contains("X-A: 1\r\n"),
+            "{req}"
+        );
+        assert!(req.contains("Accept: */*\r\n") && req.ends_with("Connection: close\r\n\r\n"));
+    }
+
+    #[test]
+    fn header_injection_is_refused() {
+        assert!(build_request("h", "/", &h(&[("X", "a\r\nEvil: 1")])).is_err());
+        assert!(build_request("h", "/", &h(&[("Bad Name", "v")])).is_err());
+        assert!(build_request("h\r\nX: y", "/", &[]).is_err());
+    }
+
+    #[test]
+    fn paths_get_a_slash_and_percent_encoding() {
+        assert_eq!(encode_path(""), "/");
+        assert_eq!(encode_path("healthz"), "/healthz");
+        assert_eq!(encode_path("/a b?x=1"), "/a%20b?x=1");
+        assert_eq!(encode_path("/é\r\n"), "/%C3%A9%0D%0A");
+    }
+
+    #[test]
+    fn status_lines_parse_or_fail_like_go() {
+        assert_eq!(parse_status(b"HTTP/1.1 200 OK\r\n\r\n").unwrap(), 200);
+        assert_eq!(parse_status(b"HTTP/1.0 302\r\n").unwrap(), 302);
+        assert_eq!(
+            parse_status(b"HTTP/1.1 503 Service Unavailable").unwrap(),
+            503
+        );
+        assert!(matches!(parse_status(b""), Err(HttpError::Eof)));
+        for bad in [
+            &b"SSH-2.0-OpenSSH\r\n"[..],
+            b"HTTP/1.1 20 OK\r\n",
+            b"HTTP/1.1 2000\r\n",
+            b"HTTP/2 200\r\n",
+        ] {
+            assert!(
+                matches!(parse_status(bad), Err(HttpError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}

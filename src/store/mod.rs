@@ -1,0 +1,381 @@
+//! The state file (DESIGN §4): its envelope codec and its atomic, SD-card
+//! friendly storage.
+//!
+//! # Format
+//! `b"PCLT"`, then `postcard::to_stdvec_crc32(payload)`: the postcard bytes
+//! of the payload followed by their CRC-32/ISCSI (Castagnoli), little endian.
+//! The payload is meant to be `enum StateFile { V1(..) }`: the variant index
+//! is the version, so only ever *append* variants and migrate on load. The
+//! CRC covers the payload, not the magic. Reads are capped
+//! ([`DEFAULT_MAX_SIZE`], configurable): a bigger file is an error and is
+//! never read whole.
+//!
+//! # Rules for payload types
+//! postcard is not self-describing: the bytes carry no field names or
+//! types. So in payload types do **not** use `#[serde(untagged)]`,
+//! `#[serde(flatten)]`, `skip_serializing_if`, `deserialize_any`-based
+//! types (e.g. `serde_json::Value`), or internally/adjacently tagged enums;
+//! do not reorder, remove or insert fields or variants of a saved type —
+//! add a new `StateFile` variant instead. Keep saved structs apart from
+//! live objects.
+//!
+//! # Files
+//! In the state directory (`--state-dir`), and nothing else:
+//! - `state.bin`: the current state;
+//! - `state.bin.prev`: the previous good state, used when `state.bin` is
+//!   missing or corrupt;
+//! - `state.bin.tmp`: exists only while [`StateStore::save`] runs (or after
+//!   a crash during it; it is ignored and overwritten).
+//!
+//! [`StateStore::save`] writes nothing when the encoded bytes equal those
+//! last written or loaded, so an idle agent writes 0 bytes.
+
+#[cfg(test)]
+mod tests;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The first four bytes of a state file.
+pub const MAGIC: [u8; 4] = *b"PCLT";
+/// The default cap on a state file's size, on read and on write.
+pub const DEFAULT_MAX_SIZE: u64 = 16 << 20;
+/// The current state, in the state directory.
+pub const FILE_NAME: &str = "state.bin";
+/// The previous good state.
+pub const PREV_NAME: &str = "state.bin.prev";
+/// The file being written by `save`.
+pub const TMP_NAME: &str = "state.bin.tmp";
+
+const CRC_LEN: usize = 4;
+static CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+
+/// Everything that can go wrong with the state file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{len} bytes is over the {max}-byte cap")]
+    TooBig { len: u64, max: u64 },
+    #[error("truncated: {len} bytes cannot hold the magic and the CRC")]
+    Truncated { len: usize },
+    #[error("bad magic {found:02x?}: not a picolet state file")]
+    BadMagic { found: [u8; 4] },
+    #[error(
+        "CRC mismatch: stored {stored:#010x}, computed {computed:#010x}{}",
+        if *ends_early { " (the payload also ends early: truncated?)" } else { "" }
+    )]
+    CrcMismatch {
+        stored: u32,
+        computed: u32,
+        /// The payload needs more bytes than there are: likely a cut file.
+        ends_early: bool,
+    },
+    #[error("the CRC is good but the payload does not decode (unknown version?): {0}")]
+    Payload(postcard::Error),
+    #[error("cannot encode the state: {0}")]
+    Encode(postcard::Error),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: {source}")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: Box<StoreError>,
+    },
+    #[error("no usable state in {dir}: {main}; and {prev}")]
+    BothUnusable {
+        dir: PathBuf,
+        main: Box<StoreError>,
+        prev: Box<StoreError>,
+    },
+}
+
+impl StoreError {
+    /// True for an `Io` error whose cause is a missing file.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Encodes `value` as a state file (magic + postcard + CRC), refusing a
+/// result over [`DEFAULT_MAX_SIZE`].
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    encode_with_limit(value, DEFAULT_MAX_SIZE)
+}
+
+/// [`encode`] with a size cap of `max_size` bytes.
+pub fn encode_with_limit<T: Serialize>(value: &T, max_size: u64) -> Result<Vec<u8>, StoreError> {
+    let body = postcard::to_stdvec_crc32(value, CRC.digest()).map_err(StoreError::Encode)?;
+    let len = (MAGIC.len() + body.len()) as u64;
+    if len > max_size {
+        return Err(StoreError::TooBig { len, max: max_size });
+    }
+    let mut out = Vec::with_capacity(len as usize);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decodes a state file, with the [`DEFAULT_MAX_SIZE`] cap.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    decode_with_limit(bytes, DEFAULT_MAX_SIZE)
+}
+
+/// Decodes a state file of at most `max_size` bytes. The checks run in
+/// this order: size cap, magic, length, CRC, payload.
+pub fn decode_with_limit<T: DeserializeOwned>(
+    bytes: &[u8],
+    max_size: u64,
+) -> Result<T, StoreError> {
+    let body = match check_envelope(bytes, max_size) {
+        Ok(body) => body,
+        Err(StoreError::CrcMismatch {
+            stored, computed, ..
+        }) => {
+            // Knowing the type, tell whether the payload would need more
+            // bytes than the file has (a cut file, or a corrupted length).
+            let ends_early = match postcard::take_from_bytes::<T>(&bytes[MAGIC.len()..]) {
+                Err(postcard::Error::DeserializeUnexpectedEnd) => true,
+                Ok((_, rest)) => rest.len() < CRC_LEN,
+                Err(_) => false,
+            };
+            return Err(StoreError::CrcMismatch {
+                stored,
+                computed,
+                ends_early,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    // The CRC matched, so any error here is a payload that does not fit
+    // `T`: an unknown version, or a layout change without a new version.
+    postcard::from_bytes_crc32(body, CRC.digest()).map_err(StoreError::Payload)
+}
+
+/// Checks the cap, magic and CRC without knowing the payload type; returns
+/// the postcard body (payload + CRC).
+fn check_envelope(bytes: &[u8], max_size: u64) -> Result<&[u8], StoreError> {
+    let len = bytes.len() as u64;
+    if len > max_size {
+        return Err(StoreError::TooBig { len, max: max_size });
+    }
+    let mut found = [0u8; 4];
+    let n = bytes.len().min(MAGIC.len());
+    found[..n].copy_from_slice(&bytes[..n]);
+    if bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) {
+        return Err(StoreError::Truncated { len: bytes.len() });
+    }
+    if found != MAGIC || bytes.len() < MAGIC.len() {
+        return Err(StoreError::BadMagic { found });
+    }
+    if bytes.len() < MAGIC.len() + CRC_LEN {
+        return Err(StoreError::Truncated { len: bytes.len() });
+    }
+    let body = &bytes[MAGIC.len()..];
+    let (payload, crc) = body.split_at(body.len() - CRC_LEN);
+    let mut stored = [0u8; CRC_LEN];
+    stored.copy_from_slice(crc);
+    let stored = u32::from_le_bytes(stored);
+    let computed = CRC.checksum(payload);
+    if stored != computed {
+        return Err(StoreError::CrcMismatch {
+            stored,
+            computed,
+            ends_early: false,
+        });
+    }
+    Ok(body)
+}
+
+/// A decoded state and where it came from.
+#[derive(Debug)]
+pub struct Loaded<T> {
+    pub value: T,
+    /// `Some(why state.bin was rejected)` when `value` came from
+    /// `state.bin.prev` (state.bin missing, unreadable or corrupt). The next
+    /// [`StateStore::save`] then rewrites `state.bin` even if nothing changed.
+    pub recovered: Option<StoreError>,
+}
+
+/// The state file in one directory. See the module docs for the files.
+#[derive(Debug)]
+pub struct StateStore {
+    dir: PathBuf,
+    max_size: u64,
+    /// The bytes `state.bin` is known to hold (last loaded or written).
+    last: Option<Vec<u8>>,
+}
+
+impl StateStore {
+    /// A store in `dir` (which must exist) with the default size cap.
+    pub fn new(dir: impl Into<PathBuf>) -> StateStore {
+        StateStore {
+            dir: dir.into(),
+            max_size: DEFAULT_MAX_SIZE,
+            last: None,
+        }
+    }
+
+    /// Sets the size cap for reads and writes.
+    pub fn with_max_size(mut self, max_size: u64) -> StateStore {
+        self.max_size = max_size;
+        self
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `<dir>/state.bin`.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(FILE_NAME)
+    }
+
+    /// `<dir>/state.bin.prev`.
+    pub fn prev_path(&self) -> PathBuf {
+        self.dir.join(PREV_NAME)
+    }
+
+    /// Loads `state.bin`, or `state.bin.prev` when `state.bin` is missing or
+    /// unusable. `Ok(None)` when neither exists; an error naming both when
+    /// neither is usable.
+    pub fn load<T: DeserializeOwned>(&mut self) -> Result<Option<Loaded<T>>, StoreError> {
+        let main = self.path();
+        let main_err = match self.read_decode(&main) {
+            Ok((value, bytes)) => {
+                self.last = Some(bytes);
+                return Ok(Some(Loaded {
+                    value,
+                    recovered: None,
+                }));
+            }
+            Err(e) => e,
+        };
+        // `state.bin` does not hold what we loaded: the next save must
+        // write even an unchanged state.
+        self.last = None;
+        let prev = self.prev_path();
+        match self.read_decode(&prev) {
+            Ok((value, _)) => Ok(Some(Loaded {
+                value,
+                recovered: Some(main_err),
+            })),
+            Err(prev_err) if main_err.is_not_found() && prev_err.is_not_found() => Ok(None),
+            Err(prev_err) => Err(StoreError::BothUnusable {
+                dir: self.dir.clone(),
+                main: Box::new(main_err),
+                prev: Box::new(prev_err),
+            }),
+        }
+    }
+
+    /// Saves `value`. Returns `Ok(false)` without touching the disk when its
+    /// bytes equal those last loaded or written. Otherwise writes
+    /// `state.bin.tmp`, fsyncs it, keeps the current `state.bin` as
+    /// `state.bin.prev` (only if it is a valid state file: a corrupt one
+    /// never replaces a good `.prev`), renames the tmp file to `state.bin`
+    /// and fsyncs the directory. `state.bin` exists at every instant.
+    pub fn save<T: Serialize>(&mut self, value: &T) -> Result<bool, StoreError> {
+        let bytes = encode_with_limit(value, self.max_size)?;
+        if self.last.as_deref() == Some(&bytes[..]) {
+            return Ok(false);
+        }
+        let main_known_good = self.last.is_some();
+        // Until this save completes, `state.bin` may hold either version.
+        self.last = None;
+        self.write_files(&bytes, main_known_good)?;
+        self.last = Some(bytes);
+        Ok(true)
+    }
+
+    fn write_files(&self, bytes: &[u8], main_known_good: bool) -> Result<(), StoreError> {
+        let main = self.path();
+        let prev = self.prev_path();
+        let tmp = self.dir.join(TMP_NAME);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err("create", &tmp))?;
+        f.write_all(bytes).map_err(io_err("write", &tmp))?;
+        f.sync_all().map_err(io_err("fsync", &tmp))?;
+        drop(f);
+
+        if main_known_good || self.main_is_valid() {
+            match fs::remove_file(&prev) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove", &prev)(e)),
+            }
+            // A hard link keeps `state.bin` in place until the rename below
+            // replaces it atomically; without hard links, rename it.
+            if fs::hard_link(&main, &prev).is_err() {
+                fs::rename(&main, &prev).map_err(io_err("rename to .prev", &main))?;
+            }
+        }
+        fs::rename(&tmp, &main).map_err(io_err("rename", &tmp))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("fsync directory", &self.dir))
+    }
+
+    /// Whether `state.bin` exists and passes the envelope checks.
+    fn main_is_valid(&self) -> bool {
+        match read_capped(&self.path(), self.max_size) {
+            Ok(bytes) => check_envelope(&bytes, self.max_size).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    fn read_decode<T: DeserializeOwned>(&self, path: &Path) -> Result<(T, Vec<u8>), StoreError> {
+        let bytes = read_capped(path, self.max_size)?;
+        match decode_with_limit(&bytes, self.max_size) {
+            Ok(v) => Ok((v, bytes)),
+            Err(e) => Err(StoreError::Corrupt {
+                path: path.to_owned(),
+                source: Box::new(e),
+            }),
+        }
+    }
+}
+
+/// Reads `path`, failing with `TooBig` (and reading at most `max + 1`
+/// bytes) when it is over `max` bytes.
+fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, StoreError> {
+    let f = File::open(path).map_err(io_err("open", path))?;
+    let len = f.metadata().map_err(io_err("stat", path))?.len();
+    let too_big = |len| StoreError::Corrupt {
+        path: path.to_owned(),
+        source: Box::new(StoreError::TooBig { len, max }),
+    };
+    if len > max {
+        return Err(too_big(len));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    f.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io_err("read", path))?;
+    if bytes.len() as u64 > max {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
