@@ -26,12 +26,15 @@
 mod backoff;
 mod container;
 mod node;
+mod observe;
 mod pod;
 mod probe;
 mod qos;
 mod snapshot;
 mod start;
 mod status;
+mod timers;
+mod view_status;
 
 #[cfg(test)]
 mod tests;

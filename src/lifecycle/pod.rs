@@ -5,11 +5,9 @@
 
 use super::backoff::Backoff;
 use super::container::{Ctr, Step};
-use super::probe::{probe_of, timing};
 use super::start::{Ctx, begin_kill, start_attempt};
-use super::status::{self, ContainerStatus, Ip, Phase, PodCondition, PodStatus, RawCondition};
-use super::{EventType, Fx, Now, Output, ProbeKind, qos};
-use crate::clock::rfc3339;
+use super::status::{Phase, PodStatus};
+use super::{Fx, Now, Output};
 use crate::spec::{Container, Pod, PodSpec, RestartPolicy};
 
 /// The pod's sandbox (its shim) as the core knows it.
@@ -210,7 +208,7 @@ impl PodView {
             .collect()
     }
 
-    fn ctrs(&self) -> impl Iterator<Item = (&Ctr, bool)> {
+    pub(crate) fn ctrs(&self) -> impl Iterator<Item = (&Ctr, bool)> {
         let init = self.st.init.iter().map(|c| (c, true));
         init.chain(self.st.app.iter().map(|c| (c, false)))
     }
@@ -220,7 +218,7 @@ impl PodView {
         format!("{}_{}({})", self.name(), self.namespace(), self.uid)
     }
 
-    fn any_active(&self) -> bool {
+    pub(crate) fn any_active(&self) -> bool {
         self.ctrs().any(|(c, _)| c.active())
     }
 
@@ -417,190 +415,6 @@ impl PodView {
         self.spec = new;
         self.spec.metadata.uid = self.uid.clone();
         fx.persist = true;
-    }
-
-    /// Fires every timer due at `now`.
-    pub(crate) fn fire_timers(&mut self, fx: &mut Fx, now: Now) {
-        let t = now.mono_ms;
-        if let Sandbox::BackOff { retry_at } = self.st.sandbox {
-            if retry_at <= t {
-                self.st.sandbox = Sandbox::None;
-            }
-        }
-        let uid = self.uid.clone();
-        let spec = &self.spec.spec;
-        let specs = spec.init_containers.iter().chain(&spec.containers);
-        let ctrs = self.st.init.iter_mut().chain(self.st.app.iter_mut());
-        for (c, cs) in ctrs.zip(specs) {
-            if let (Some(kill), Some(cur)) = (c.kill.as_mut(), c.current.as_ref()) {
-                if kill.sigkill_at.is_some_and(|at| at <= t) {
-                    kill.sigkill_at = None;
-                    fx.out.push(Output::Signal {
-                        uid: uid.clone(),
-                        container: c.name.clone(),
-                        instance: cur.instance,
-                        signal: 9,
-                    });
-                }
-            }
-            match c.step {
-                Step::BackOff { until } if until <= t => c.step = Step::Idle,
-                Step::StartRetry { at } if at <= t => c.step = Step::Idle,
-                Step::PullBackOff { retry_at, show_at } => {
-                    if show_at.is_some_and(|s| s <= t) {
-                        c.step = Step::PullBackOff {
-                            retry_at,
-                            show_at: None,
-                        };
-                        let msg = format!("Back-off pulling image \"{}\"", cs.image);
-                        c.reason = Some(("ImagePullBackOff".into(), msg.clone()));
-                        fx.event(&uid, EventType::Normal, "BackOff", msg, Some(&c.name));
-                        let err = "Error: ImagePullBackOff".to_string();
-                        fx.event(&uid, EventType::Warning, "Failed", err, Some(&c.name));
-                    }
-                    if retry_at <= t {
-                        c.step = Step::Idle;
-                    }
-                }
-                Step::Running if c.kill.is_none() => {
-                    for kind in [
-                        ProbeKind::Startup,
-                        ProbeKind::Liveness,
-                        ProbeKind::Readiness,
-                    ] {
-                        let Some(p) = probe_of(cs, kind) else {
-                            continue;
-                        };
-                        let Some(cur) = c.current.as_ref() else {
-                            continue;
-                        };
-                        let w = c.probes.get_mut(kind);
-                        if w.due(t) {
-                            w.sent();
-                            fx.out.push(Output::RunProbe {
-                                uid: uid.clone(),
-                                container: c.name.clone(),
-                                instance: cur.instance,
-                                kind,
-                                probe: p.clone(),
-                                timeout_ms: timing(p).timeout_ms,
-                            });
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// The earliest mono time at which a timer of this pod is due.
-    pub(crate) fn next_timeout(&self) -> Option<u64> {
-        let mut t: Option<u64> = None;
-        let mut at = |v: u64| t = Some(t.map_or(v, |t| t.min(v)));
-        if let Sandbox::BackOff { retry_at } = self.st.sandbox {
-            at(retry_at);
-        }
-        for (c, _) in self.ctrs() {
-            if let Some(k) = c.kill.and_then(|k| k.sigkill_at) {
-                at(k);
-            }
-            match c.step {
-                Step::BackOff { until } => at(until),
-                Step::StartRetry { at: a } => at(a),
-                Step::PullBackOff { retry_at, show_at } => {
-                    at(retry_at);
-                    if let Some(s) = show_at {
-                        at(s);
-                    }
-                }
-                Step::Running if c.kill.is_none() => {
-                    if let Some(p) = c.probes.next_at() {
-                        at(p);
-                    }
-                }
-                _ => {}
-            }
-        }
-        t
-    }
-
-    /// The `v1.PodStatus` from the current state, with the conditions'
-    /// transition times as last recorded (new or flipped ones get `now`).
-    pub(crate) fn build_status(&self, host_ip: Option<&str>, now: Now) -> PodStatus {
-        let spec = &self.spec.spec;
-        let default_reason = if spec.init_containers.is_empty() {
-            "ContainerCreating"
-        } else {
-            "PodInitializing"
-        };
-        let init: Vec<ContainerStatus> = (self.st.init.iter().zip(&spec.init_containers))
-            .map(|(c, cs)| c.status(&self.uid, &cs.image, default_reason, true))
-            .collect();
-        let mut app: Vec<ContainerStatus> = (self.st.app.iter().zip(&spec.containers))
-            .map(|(c, cs)| c.status(&self.uid, &cs.image, default_reason, false))
-            .collect();
-        app.sort_by(|a, b| a.name.cmp(&b.name));
-        let all: Vec<&ContainerStatus> = init.iter().chain(&app).collect();
-        let pod_is_terminal = self.st.stopping.is_some() && !self.any_active();
-        let phase = self
-            .st
-            .terminal
-            .unwrap_or_else(|| status::get_phase(spec, &all, pod_is_terminal));
-        let sandbox_ready = self.st.sandbox == Sandbox::Ready;
-        let conditions = status::conditions(spec, &all, phase, sandbox_ready)
-            .into_iter()
-            .map(|c| self.condition(c, now))
-            .collect();
-        let ips = |ip: Option<&str>| match ip {
-            Some(ip) => vec![Ip { ip: ip.to_string() }],
-            None => Vec::new(),
-        };
-        PodStatus {
-            phase,
-            conditions,
-            message: String::new(),
-            reason: String::new(),
-            host_ip: host_ip.unwrap_or_default().to_string(),
-            host_ips: ips(host_ip),
-            pod_ip: self.st.pod_ip.clone().unwrap_or_default(),
-            pod_ips: ips(self.st.pod_ip.as_deref()),
-            start_time: Some(rfc3339(self.st.start_time)),
-            init_container_statuses: init,
-            container_statuses: app,
-            qos_class: Some(qos::qos_class(&self.spec)),
-        }
-    }
-
-    fn condition(&self, c: RawCondition, now: Now) -> PodCondition {
-        let since = self
-            .st
-            .conditions
-            .iter()
-            .find(|(k, s, _)| k == c.kind && *s == c.status)
-            .map_or(now.wall_ms, |(_, _, t)| *t);
-        PodCondition {
-            kind: c.kind.to_string(),
-            status: if c.status { "True" } else { "False" }.to_string(),
-            last_probe_time: None,
-            last_transition_time: Some(rfc3339(since)),
-            reason: c.reason,
-            message: c.message,
-        }
-    }
-
-    /// Stores a freshly built status; true when it differs from the last.
-    pub(crate) fn store_status(&mut self, status: PodStatus, now: Now) -> bool {
-        for c in &status.conditions {
-            let s = c.status == "True";
-            match self.st.conditions.iter_mut().find(|(k, _, _)| *k == c.kind) {
-                Some(e) if e.1 == s => {}
-                Some(e) => *e = (c.kind.clone(), s, now.wall_ms),
-                None => self.st.conditions.push((c.kind.clone(), s, now.wall_ms)),
-            }
-        }
-        let changed = status != self.status;
-        self.status = status;
-        changed
     }
 }
 
