@@ -16,6 +16,13 @@
 //! displayed timestamps). [`Node::snapshot`] gives what the state file must
 //! keep so that an agent restart restarts no container.
 //!
+//! Start and exit times arrive as wall-clock ms from the shim. For timers
+//! the core turns them into mono time relative to the `now` they are
+//! handled at (`now.mono - (now.wall - t)`, clamped to `[start, now]`), so
+//! an exit reported late, e.g. after an agent restart, still starts its
+//! back-off from when it happened. Timers due at `now` fire at the start of
+//! every `handle`, whatever the input.
+//!
 //! Outputs of one `handle` come in this order: [`Output::Persist`] first
 //! (when the snapshot changed in a way that must survive a restart), then
 //! the commands and events in the order they were decided, then

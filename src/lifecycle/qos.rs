@@ -185,6 +185,13 @@ mod tests {
             qos_class(&pod(&[(&[], &[("cpu", "1")])])),
             QosClass::Burstable
         );
+        // init containers count too
+        let mut p = pod(&[(&[], &full)]);
+        p.spec.init_containers.push(Container {
+            name: "init".into(),
+            ..Container::default()
+        });
+        assert_eq!(qos_class(&p), QosClass::Burstable);
         // zero quantities do not count
         assert_eq!(
             qos_class(&pod(&[(&[("cpu", "0")], &[])])),

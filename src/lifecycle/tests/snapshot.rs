@@ -246,3 +246,52 @@ fn persist_happens_for_lifecycle_changes_only() {
     a.exit(&uid, "app", 1);
     assert_eq!(a.persists, n + 3, "the exit, the new instance, its start");
 }
+
+#[test]
+fn an_exit_that_overtakes_its_start_report_counts_as_a_run() {
+    let mut a = Agent::manual();
+    let uid = a.apply(pod("web", &[("app", "app:1")]));
+    a.handle(Input::SandboxReady { uid: uid.clone() });
+    a.handle(Input::ImageReady {
+        uid: uid.clone(),
+        container: "app".into(),
+        image_id: "sha256:a".into(),
+        pulled_ms: None,
+    });
+    let out = {
+        let now = a.now;
+        restart(&mut a, now)
+    };
+    assert_eq!(starts(&out, "app"), [1]);
+    a.advance(5_000);
+    a.take();
+    // The shim had started it and it exited while the agent was down.
+    a.handle(Input::ContainerExited {
+        uid: uid.clone(),
+        container: "app".into(),
+        instance: 1,
+        exit_code: 3,
+        signal: None,
+        oom_killed: false,
+        started_at_ms: a.now.wall_ms - 4_000,
+        finished_at_ms: a.now.wall_ms - 1_000,
+    });
+    let log = a.take();
+    assert_eq!(log[0], Output::Persist);
+    assert!(log.contains(&Output::AckExit {
+        uid: uid.clone(),
+        container: "app".into(),
+        instance: 1
+    }));
+    let cs = a.cs(&uid, "app");
+    let t = cs.state.terminated.as_ref().unwrap();
+    assert_eq!(
+        (t.exit_code, t.started_at.as_deref()),
+        (3, Some("2023-11-14T22:13:21Z"))
+    );
+    assert_eq!(
+        pulls(&log).len(),
+        1,
+        "restarted per policy (first restart is immediate)"
+    );
+}

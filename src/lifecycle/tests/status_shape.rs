@@ -229,3 +229,32 @@ fn status_changed_is_emitted_only_when_the_status_changes() {
     a.exit(&uid, "app", 1);
     assert!(changed(&a.take()) >= 1);
 }
+
+#[test]
+fn addresses_show_up_in_every_status() {
+    let mut a = Agent::new();
+    let u1 = a.apply(pod("one", &[("app", "app:1")]));
+    let u2 = a.apply(pod("two", &[("app", "app:1")]));
+    a.take();
+    a.handle(Input::NodeAddress {
+        host_ip: Some("10.0.0.2".into()),
+    });
+    let log = a.take();
+    assert_eq!(
+        log,
+        [
+            Output::StatusChanged { uid: u1.clone() },
+            Output::StatusChanged { uid: u2.clone() }
+        ],
+        "the host address is not persisted"
+    );
+    a.handle(Input::PodAddress {
+        uid: u2.clone(),
+        pod_ip: Some("10.42.0.9".into()),
+    });
+    assert_eq!(a.take()[0], Output::Persist);
+    assert_eq!(a.status(&u1).host_ip, "10.0.0.2");
+    assert_eq!(a.status(&u1).pod_ip, "");
+    assert_eq!(a.status(&u2).pod_ips[0].ip, "10.42.0.9");
+    assert!(a.node.status("nope").is_none());
+}
