@@ -1,0 +1,114 @@
+//! The pod's timers: sandbox retry, SIGKILL after the grace period,
+//! CrashLoopBackOff and image back-off, start retries, and probe runs.
+
+use super::container::Step;
+use super::pod::{PodView, Sandbox};
+use super::probe::{probe_of, timing};
+use super::{EventType, Fx, Now, Output, ProbeKind};
+
+impl PodView {
+    /// Fires every timer due at `now`.
+    pub(crate) fn fire_timers(&mut self, fx: &mut Fx, now: Now) {
+        let t = now.mono_ms;
+        if let Sandbox::BackOff { retry_at } = self.st.sandbox {
+            if retry_at <= t {
+                self.st.sandbox = Sandbox::None;
+            }
+        }
+        let uid = self.uid.clone();
+        let spec = &self.spec.spec;
+        let specs = spec.init_containers.iter().chain(&spec.containers);
+        let ctrs = self.st.init.iter_mut().chain(self.st.app.iter_mut());
+        for (c, cs) in ctrs.zip(specs) {
+            if let (Some(kill), Some(cur)) = (c.kill.as_mut(), c.current.as_ref()) {
+                if kill.sigkill_at.is_some_and(|at| at <= t) {
+                    kill.sigkill_at = None;
+                    fx.out.push(Output::Signal {
+                        uid: uid.clone(),
+                        container: c.name.clone(),
+                        instance: cur.instance,
+                        signal: 9,
+                    });
+                }
+            }
+            match c.step {
+                Step::BackOff { until } if until <= t => c.step = Step::Idle,
+                Step::StartRetry { at } if at <= t => c.step = Step::Idle,
+                Step::PullBackOff { retry_at, show_at } => {
+                    if show_at.is_some_and(|s| s <= t) {
+                        c.step = Step::PullBackOff {
+                            retry_at,
+                            show_at: None,
+                        };
+                        let msg = format!("Back-off pulling image \"{}\"", cs.image);
+                        c.reason = Some(("ImagePullBackOff".into(), msg.clone()));
+                        fx.event(&uid, EventType::Normal, "BackOff", msg, Some(&c.name));
+                        let err = "Error: ImagePullBackOff".to_string();
+                        fx.event(&uid, EventType::Warning, "Failed", err, Some(&c.name));
+                    }
+                    if retry_at <= t {
+                        c.step = Step::Idle;
+                    }
+                }
+                Step::Running if c.kill.is_none() => {
+                    for kind in [
+                        ProbeKind::Startup,
+                        ProbeKind::Liveness,
+                        ProbeKind::Readiness,
+                    ] {
+                        let Some(p) = probe_of(cs, kind) else {
+                            continue;
+                        };
+                        let Some(cur) = c.current.as_ref() else {
+                            continue;
+                        };
+                        let w = c.probes.get_mut(kind);
+                        if w.due(t) {
+                            w.sent();
+                            fx.out.push(Output::RunProbe {
+                                uid: uid.clone(),
+                                container: c.name.clone(),
+                                instance: cur.instance,
+                                kind,
+                                probe: p.clone(),
+                                timeout_ms: timing(p).timeout_ms,
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The earliest mono time at which a timer of this pod is due.
+    pub(crate) fn next_timeout(&self) -> Option<u64> {
+        let mut t: Option<u64> = None;
+        let mut at = |v: u64| t = Some(t.map_or(v, |t| t.min(v)));
+        if let Sandbox::BackOff { retry_at } = self.st.sandbox {
+            at(retry_at);
+        }
+        for (c, _) in self.ctrs() {
+            if let Some(k) = c.kill.and_then(|k| k.sigkill_at) {
+                at(k);
+            }
+            match c.step {
+                Step::BackOff { until } => at(until),
+                Step::StartRetry { at: a } => at(a),
+                Step::PullBackOff { retry_at, show_at } => {
+                    at(retry_at);
+                    if let Some(s) = show_at {
+                        at(s);
+                    }
+                }
+                Step::Running if c.kill.is_none() => {
+                    if let Some(p) = c.probes.next_at() {
+                        at(p);
+                    }
+                }
+                _ => {}
+            }
+        }
+        t
+    }
+}
