@@ -110,6 +110,12 @@ pub fn rfc3339_nano(wall_ns: i64) -> String {
 /// Parses what [`rfc3339`] and [`rfc3339_nano`] print (UTC only) back to
 /// Unix milliseconds.
 pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    parse_rfc3339_ns(s).map(|ns| ns.div_euclid(1_000_000))
+}
+
+/// Parses what [`rfc3339`] and [`rfc3339_nano`] print (UTC only) back to
+/// Unix nanoseconds.
+pub fn parse_rfc3339_ns(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || !s.ends_with('Z') {
         return None;
@@ -125,16 +131,21 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    let mut ms = ((days * 86_400) + h * 3600 + mi * 60 + sec) * 1000;
+    let mut ns = ((days * 86_400) + h * 3600 + mi * 60 + sec) * 1_000_000_000;
     if b[19] == b'.' {
-        let frac = &s[20..s.len() - 1];
-        let mut digits: String = frac.chars().take(3).collect();
-        while digits.len() < 3 {
+        let frac = s.get(20..s.len() - 1)?;
+        if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let mut digits = frac.to_string();
+        while digits.len() < 9 {
             digits.push('0');
         }
-        ms += digits.parse::<i64>().ok()?;
+        ns += digits.parse::<i64>().ok()?;
+    } else if b.len() != 20 {
+        return None;
     }
-    Some(ms)
+    Some(ns)
 }
 
 #[cfg(test)]
@@ -158,6 +169,8 @@ mod tests {
             assert_eq!(parse_rfc3339_ms(&rfc3339_nano(ms * 1_000_000)), Some(ms));
         }
         assert_eq!(parse_rfc3339_ms("garbage"), None);
+        let ns = 1_700_000_000_123_456_789;
+        assert_eq!(parse_rfc3339_ns(&rfc3339_nano(ns)), Some(ns));
     }
 
     #[test]

@@ -1,1 +1,451 @@
-//! (in progress)
+//! The agent: the I/O shell around the pure lifecycle core (DESIGN §2).
+//!
+//! One OS thread. Every event source is a task on the [`crate::reactor`]
+//! that sends a [`Msg`] to the main loop; the main loop feeds the
+//! [`lifecycle::Node`] and carries out its [`Output`]s. The main loop never
+//! awaits anything but its inbox and the core's next timeout: work that
+//! waits (starting a shim, a tcp/http probe) runs in its own task.
+//!
+//! fds: the reactor's epoll fd, the inotify fd of the manifests dir, a
+//! signalfd, the API listening socket and its connections, one Unix socket
+//! per shim, a pidfd while a shim starts, one netns fd per pod (probes).
+
+mod adopt;
+mod api_server;
+pub mod container;
+pub mod manifests;
+mod outputs;
+mod probes;
+pub mod sandbox;
+mod shim_events;
+mod signals;
+pub mod statefile;
+mod static_pods;
+
+use crate::api::EventEntry;
+use crate::clock::Now;
+use crate::image::ImageStore;
+use crate::lifecycle::{Input, Node, Output};
+use crate::probe::NetNs;
+use crate::reactor::{self, Async};
+use crate::runtime::cgroup::CgroupRoot;
+use crate::runtime::shim::proto::{self, Event, PodConfig};
+use crate::store::StateStore;
+use async_channel::{Receiver, Sender};
+use sandbox::ShimConn;
+use statefile::{SandboxRecord, StateFile, StateV1};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the agent is configured (flags of `picolet agent`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub state_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub manifests: Option<PathBuf>,
+    pub cgroup_root: Option<PathBuf>,
+    pub node_name: String,
+    /// `pids.max` for every pod.
+    pub pids_max: Option<u64>,
+    pub log_max_bytes: u64,
+    pub log_max_files: u32,
+    /// The picolet binary to run as `picolet shim` (default `/proc/self/exe`).
+    pub exe: PathBuf,
+}
+
+/// Errors that stop the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state file: {0}")]
+    State(String),
+    #[error("image store: {0}")]
+    Image(String),
+}
+
+/// Everything that can wake the main loop.
+#[derive(Debug)]
+pub enum Msg {
+    ManifestsChanged,
+    SandboxUp {
+        uid: String,
+        conn: ShimConn,
+    },
+    SandboxFailed {
+        uid: String,
+        message: String,
+    },
+    Shim {
+        uid: String,
+        generation: u64,
+        event: Event,
+    },
+    ShimClosed {
+        uid: String,
+        generation: u64,
+    },
+    Probe(Box<Input>),
+    Api {
+        req: crate::api::Request,
+        reply: Sender<crate::api::Response>,
+    },
+    Signal(i32),
+}
+
+/// Who waits for an `ExecDone`.
+#[derive(Debug)]
+enum ExecWaiter {
+    Probe(Box<Input>),
+    Api(Sender<crate::api::Response>),
+}
+
+/// The agent's per-pod runtime facts (the lifecycle owns the policy).
+#[derive(Debug, Default)]
+struct PodRt {
+    conn: Option<ShimConn>,
+    record: Option<SandboxRecord>,
+    netns: Option<std::rc::Rc<NetNs>>,
+    cgroup: Option<PathBuf>,
+    removing: bool,
+    /// Running instance per container, from the shim's reports.
+    /// (instance, startedAt ms).
+    running: HashMap<String, (u64, i64)>,
+    events: VecDeque<EventEntry>,
+}
+
+const EVENTS_KEPT: usize = 50;
+
+/// Runs the agent until SIGTERM/SIGINT. Pods keep running after it exits.
+pub fn run(cfg: Config) -> Result<(), AgentError> {
+    reactor::block_on(async move {
+        let (mut agent, rx) = Agent::new(cfg)?;
+        agent.start(&rx).await?;
+        agent.main_loop(rx).await
+    })
+}
+
+struct Agent {
+    cfg: Config,
+    node: Node,
+    images: ImageStore,
+    store: StateStore,
+    cgroups: Option<CgroupRoot>,
+    pods: HashMap<String, PodRt>,
+    /// `namespace/name` → source (manifest path).
+    sources: BTreeMap<String, String>,
+    scan: manifests::Scan,
+    tx: Sender<Msg>,
+    next_generation: u64,
+    next_exec: u64,
+    execs: HashMap<u64, ExecWaiter>,
+    pending: VecDeque<Input>,
+    dirty: bool,
+    stop: bool,
+}
+
+fn io_err(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError {
+    let path = path.to_path_buf();
+    move |source| AgentError::Io { what, path, source }
+}
+
+impl Agent {
+    fn new(cfg: Config) -> Result<(Agent, Receiver<Msg>), AgentError> {
+        for d in [&cfg.state_dir, &cfg.run_dir] {
+            std::fs::create_dir_all(d).map_err(io_err("creating", d))?;
+        }
+        std::fs::create_dir_all(cfg.state_dir.join("pods"))
+            .map_err(io_err("creating", &cfg.state_dir))?;
+        let images = ImageStore::open(cfg.state_dir.join("images"))
+            .map_err(|e| AgentError::Image(e.to_string()))?;
+        let mut store = StateStore::new(&cfg.state_dir);
+        let now = Now::read();
+        let (node, sandboxes, sources) = match store.load::<StateFile>() {
+            Ok(Some(loaded)) => {
+                if let Some(why) = loaded.recovered.as_ref() {
+                    log::warn!(
+                        "state.bin was unusable ({why}); recovered the previous copy state.bin.prev"
+                    );
+                }
+                let StateFile::V1(v1) = loaded.value;
+                let node = Node::restore(v1.node, cfg.node_name.clone(), now)
+                    .map_err(|e| AgentError::State(e.to_string()))?;
+                (node, v1.sandboxes, v1.sources)
+            }
+            Ok(None) => (
+                Node::new(cfg.node_name.clone()),
+                BTreeMap::new(),
+                BTreeMap::new(),
+            ),
+            Err(e) => {
+                log::error!(
+                    "state file unusable and no good previous copy ({e}); starting empty and reconciling shims found under pods/"
+                );
+                (
+                    Node::new(cfg.node_name.clone()),
+                    BTreeMap::new(),
+                    BTreeMap::new(),
+                )
+            }
+        };
+        let cgroups = match CgroupRoot::detect(cfg.cgroup_root.clone()) {
+            Ok(mut root) => {
+                root.log_missing_once();
+                match root.prepare() {
+                    Ok(_) => Some(root),
+                    Err(e) => {
+                        log::warn!("cgroups disabled: {e}");
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                log::warn!("cgroups disabled: {e}");
+                None
+            }
+        };
+        let (tx, rx) = async_channel::unbounded();
+        let mut pods = HashMap::new();
+        for (uid, rec) in sandboxes {
+            pods.insert(
+                uid,
+                PodRt {
+                    record: Some(rec),
+                    ..Default::default()
+                },
+            );
+        }
+        Ok((
+            Agent {
+                cfg,
+                node,
+                images,
+                store,
+                cgroups,
+                pods,
+                sources,
+                scan: manifests::Scan::default(),
+                tx,
+                next_generation: 1,
+                next_exec: 1,
+                execs: HashMap::new(),
+                pending: VecDeque::new(),
+                dirty: false,
+                stop: false,
+            },
+            rx,
+        ))
+    }
+
+    /// Adopts running shims, starts the event sources, applies the manifests.
+    async fn start(&mut self, rx: &Receiver<Msg>) -> Result<(), AgentError> {
+        let adopted = self.adopt().await;
+        // Hear every adopted shim's report before anything new is decided,
+        // so that a re-issued start of a running container is recognised.
+        let mut waiting: std::collections::HashSet<String> = adopted.into_iter().collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while !waiting.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Ok(Ok(msg)) = reactor::timeout(left, rx.recv()).await else {
+                log::warn!("no report from the shims of {waiting:?}");
+                break;
+            };
+            match &msg {
+                Msg::Shim {
+                    uid,
+                    event: Event::Report { .. },
+                    ..
+                }
+                | Msg::ShimClosed { uid, .. } => {
+                    waiting.remove(uid);
+                }
+                _ => {}
+            }
+            self.on_msg(msg);
+        }
+        api_server::spawn(&self.cfg.state_dir, self.tx.clone()).map_err(io_err(
+            "listening on",
+            &crate::api::socket_path(&self.cfg.state_dir),
+        ))?;
+        let sigs = signals::Signals::new().map_err(io_err("signalfd", &self.cfg.state_dir))?;
+        let tx = self.tx.clone();
+        reactor::spawn(async move {
+            let Ok(sigs) = Async::new(sigs) else { return };
+            loop {
+                if sigs.readable().await.is_err() {
+                    return;
+                }
+                while let Ok(Some(s)) = sigs.get_ref().read() {
+                    let _ = tx.send(Msg::Signal(s)).await;
+                }
+            }
+        })
+        .detach();
+        if let Some(dir) = self.cfg.manifests.clone() {
+            std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+            let watch = manifests::Watch::new(&dir).map_err(io_err("watching", &dir))?;
+            let tx = self.tx.clone();
+            reactor::spawn(async move {
+                let Ok(watch) = Async::new(watch) else { return };
+                loop {
+                    if watch.readable().await.is_err() {
+                        return;
+                    }
+                    let _ = watch.get_ref().drain();
+                    let _ = tx.send(Msg::ManifestsChanged).await;
+                }
+            })
+            .detach();
+            self.rescan();
+        }
+        Ok(())
+    }
+
+    async fn main_loop(&mut self, rx: Receiver<Msg>) -> Result<(), AgentError> {
+        loop {
+            self.process();
+            if self.stop {
+                let _ = std::fs::remove_file(crate::api::socket_path(&self.cfg.state_dir));
+                log::info!("agent stopping; pods keep running under their shims");
+                return Ok(());
+            }
+            let deadline = self.node.poll_timeout();
+            let msg = match deadline {
+                Some(t) => {
+                    let wait = t.saturating_sub(crate::clock::boottime_ms());
+                    futures_lite::future::or(async { rx.recv().await.ok() }, async {
+                        reactor::sleep(Duration::from_millis(wait)).await;
+                        None
+                    })
+                    .await
+                }
+                None => rx.recv().await.ok(),
+            };
+            match msg {
+                Some(m) => self.on_msg(m),
+                None => self.node.handle(Input::Tick, Now::read()),
+            }
+        }
+    }
+
+    /// Feeds pending inputs and carries out outputs until both are empty.
+    fn process(&mut self) {
+        loop {
+            while let Some(out) = self.node.poll_output() {
+                self.on_output(out);
+            }
+            match self.pending.pop_front() {
+                Some(input) => self.node.handle(input, Now::read()),
+                None => break,
+            }
+        }
+        if self.dirty {
+            self.dirty = false;
+            self.persist();
+        }
+    }
+
+    fn on_msg(&mut self, msg: Msg) {
+        let now = Now::read();
+        match msg {
+            Msg::ManifestsChanged => self.rescan(),
+            Msg::SandboxUp { uid, conn } => {
+                let rt = self.pods.entry(uid.clone()).or_default();
+                rt.conn = Some(conn);
+                self.node.handle(Input::SandboxReady { uid }, now);
+            }
+            Msg::SandboxFailed { uid, message } => {
+                log::warn!("pod {uid}: sandbox failed: {message}");
+                self.node.handle(Input::SandboxFailed { uid, message }, now);
+            }
+            Msg::Shim {
+                uid,
+                generation,
+                event,
+            } => self.on_shim_event(uid, generation, event),
+            Msg::ShimClosed { uid, generation } => self.on_shim_closed(uid, generation),
+            Msg::Probe(input) => self.node.handle(*input, now),
+            Msg::Api { req, reply } => self.on_api(req, reply),
+            Msg::Signal(s) => {
+                if s == libc::SIGHUP {
+                    self.rescan();
+                } else {
+                    self.stop = true;
+                }
+            }
+        }
+    }
+
+    fn persist(&mut self) {
+        let state = StateFile::V1(StateV1 {
+            node: self.node.snapshot(),
+            sandboxes: self
+                .pods
+                .iter()
+                .filter_map(|(uid, p)| p.record.map(|r| (uid.clone(), r)))
+                .collect(),
+            sources: self.sources.clone(),
+        });
+        match self.store.save(&state) {
+            Ok(true) => log::debug!("state saved"),
+            Ok(false) => {}
+            Err(e) => log::error!("saving state: {e}"),
+        }
+    }
+}
+
+fn exited(uid: &str, name: String, instance: u64, started_at_ns: i64, exit: proto::Exit) -> Input {
+    Input::ContainerExited {
+        uid: uid.to_string(),
+        container: name,
+        instance,
+        exit_code: exit.exit_code,
+        signal: exit.signal,
+        oom_killed: exit.oom_killed,
+        started_at_ms: started_at_ns / 1_000_000,
+        finished_at_ms: exit.finished_at_ns / 1_000_000,
+    }
+}
+
+/// Keeps the logs of the current and the previous instance (for
+/// `picolet logs --previous`); older ones are removed.
+fn prune_logs(log_dir: &std::path::Path, instance: u64) {
+    let Ok(rd) = std::fs::read_dir(log_dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let n = name.split('.').next().and_then(|n| n.parse::<u64>().ok());
+        if n.is_some_and(|n| n + 1 < instance) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// A random RFC 4122 version-4 UUID, for pods whose manifest has no uid.
+pub fn new_uid() -> String {
+    let mut b = [0u8; 16];
+    // SAFETY: getrandom writes at most b.len() bytes into the buffer.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        // Fall back to time and pid; uniqueness per node is what matters.
+        let t = crate::clock::wall_ns() as u128 ^ ((std::process::id() as u128) << 64);
+        b = t.to_le_bytes();
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}

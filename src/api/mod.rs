@@ -1,1 +1,142 @@
-//! (in progress)
+//! The local API used by the CLI: one JSON line per request and per
+//! response, over the Unix socket `<state-dir>/picolet.sock`.
+//!
+//! The agent serves it on its reactor (see `agent::api_server`); the CLI side
+//! here is plain blocking std I/O, since the CLI is a separate short-lived
+//! process.
+
+pub mod print;
+
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+/// Names the socket inside a state dir.
+pub fn socket_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("picolet.sock")
+}
+
+/// CLI → agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    GetPods,
+    Describe {
+        namespace: String,
+        name: String,
+    },
+    /// Where a container's log files are; the CLI reads them itself.
+    Logs {
+        namespace: String,
+        name: String,
+        container: Option<String>,
+        previous: bool,
+    },
+    Exec {
+        namespace: String,
+        name: String,
+        container: Option<String>,
+        argv: Vec<String>,
+    },
+}
+
+/// One pod as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PodEntry {
+    /// The Pod as given (JSON), with its uid filled in.
+    pub pod: serde_json::Value,
+    /// The Kubernetes `PodStatus` (JSON).
+    pub status: serde_json::Value,
+    /// Where it came from: a manifest file, or `fleet`.
+    pub source: String,
+}
+
+/// A Kubernetes-style event kept for `describe`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventEntry {
+    /// Unix ms.
+    pub time_ms: i64,
+    /// `Normal` or `Warning`.
+    pub kind: String,
+    pub reason: String,
+    pub message: String,
+    pub object: String,
+}
+
+/// Agent → CLI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    Pods {
+        node: String,
+        pods: Vec<PodEntry>,
+        /// Manifest files that failed to load, with their errors.
+        errors: Vec<(String, String)>,
+    },
+    Describe {
+        node: String,
+        pod: PodEntry,
+        events: Vec<EventEntry>,
+        /// The error of the manifest file that defines it, if its latest
+        /// edit was refused.
+        manifest_error: Option<String>,
+    },
+    Logs {
+        /// Oldest first: rotated files, then the current one.
+        files: Vec<PathBuf>,
+    },
+    Exec {
+        exit_code: i32,
+        output: String,
+    },
+    Error(String),
+}
+
+/// Errors the CLI reports.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(
+        "cannot reach the picolet agent at {path}: {source} (is `picolet agent` running with this --state-dir?)"
+    )]
+    NotRunning {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("talking to the agent at {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the agent sent a malformed response: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Agent(String),
+}
+
+/// Sends one request and waits for its response (blocking; CLI only).
+pub fn call(state_dir: &Path, req: &Request) -> Result<Response, ApiError> {
+    let path = socket_path(state_dir);
+    let mut s = UnixStream::connect(&path).map_err(|source| ApiError::NotRunning {
+        path: path.clone(),
+        source,
+    })?;
+    let io = |source| ApiError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut line = serde_json::to_string(req).map_err(|e| ApiError::Malformed(e.to_string()))?;
+    line.push('\n');
+    s.write_all(line.as_bytes()).map_err(io)?;
+    let mut r = BufReader::new(s);
+    let mut resp = String::new();
+    r.read_line(&mut resp).map_err(io)?;
+    if resp.is_empty() {
+        return Err(ApiError::Malformed(
+            "connection closed without a response".into(),
+        ));
+    }
+    match serde_json::from_str(&resp) {
+        Ok(Response::Error(e)) => Err(ApiError::Agent(e)),
+        Ok(r) => Ok(r),
+        Err(e) => Err(ApiError::Malformed(e.to_string())),
+    }
+}

@@ -38,7 +38,8 @@ usage() {
 }
 [ $# -ge 1 ] && [ $# -le 2 ] || usage
 
-OUT=$1
+mkdir -p "$1"
+OUT=$(cd "$1" && pwd)
 ARCH=${2:-$(dpkg --print-architecture 2>/dev/null || uname -m)}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 export LC_ALL=C TZ=UTC

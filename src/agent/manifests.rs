@@ -1,0 +1,176 @@
+//! Static pods: every Pod in `*.yaml`, `*.yml` and `*.json` under the
+//! manifests directory (`--manifests DIR`).
+//!
+//! The directory is followed with inotify (one fd, registered on the reactor).
+//! After any event the whole directory is re-read (it is small) and the result
+//! is diffed against the previous scan by the agent. An invalid file is
+//! recorded with its error and changes nothing: the pods it held before keep
+//! running, as they were.
+
+use crate::spec::{self, Pod};
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// What one scan of the directory found.
+#[derive(Debug, Default, Clone)]
+pub struct Scan {
+    /// Valid files and the pods they define.
+    pub files: BTreeMap<PathBuf, Vec<Pod>>,
+    /// Files that failed to load, with the error (naming the field).
+    pub errors: BTreeMap<PathBuf, String>,
+}
+
+fn is_manifest(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("yaml") | Some("yml") | Some("json")
+    ) && !p
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
+}
+
+/// Reads every manifest in `dir`. A file with any invalid document is an
+/// error as a whole (a half-applied file would be a surprise).
+pub fn scan(dir: &Path) -> io::Result<Scan> {
+    let mut out = Scan::default();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_manifest(p) && p.is_file())
+        .collect();
+    paths.sort();
+    for path in paths {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                out.errors
+                    .insert(path.clone(), format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
+        let origin = path.display().to_string();
+        let mut pods = Vec::new();
+        let mut error = None;
+        for doc in spec::load_str(&text, &origin) {
+            match doc {
+                Ok(p) => pods.push(p),
+                Err(e) => {
+                    error.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+        match error {
+            Some(e) => {
+                out.errors.insert(path, e);
+            }
+            None => {
+                out.files.insert(path, pods);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Merges a new scan into the previous one: files that now fail keep their
+/// previous pods (nothing changes for an invalid edit).
+pub fn merge_keep_last_good(prev: &Scan, mut next: Scan) -> Scan {
+    for path in next.errors.keys() {
+        if let Some(pods) = prev.files.get(path) {
+            next.files.insert(path.clone(), pods.clone());
+        }
+    }
+    next
+}
+
+/// The desired pods of a scan, keyed by `namespace/name`. A name defined in
+/// two files is an error for the later file (in path order).
+pub fn desired(scan: &mut Scan) -> BTreeMap<String, Pod> {
+    let mut out = BTreeMap::new();
+    let mut clashes = Vec::new();
+    for (path, pods) in &scan.files {
+        for pod in pods {
+            let key = format!("{}/{}", pod.metadata.namespace, pod.metadata.name);
+            match out.entry(key) {
+                std::collections::btree_map::Entry::Occupied(e) => {
+                    clashes.push((path.clone(), e.key().clone()))
+                }
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(pod.clone());
+                }
+            }
+        }
+    }
+    for (path, key) in clashes {
+        scan.errors.insert(
+            path.clone(),
+            format!(
+                "{}: pod {key} is already defined by another file",
+                path.display()
+            ),
+        );
+    }
+    out
+}
+
+/// An inotify fd watching one directory for changes to its entries.
+#[derive(Debug)]
+pub struct Watch {
+    fd: OwnedFd,
+}
+
+impl Watch {
+    pub fn new(dir: &Path) -> io::Result<Watch> {
+        // SAFETY: plain syscall, no pointers.
+        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh fd that we own from here on.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let cpath = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+        // React when a writer closes the file or renames it into place, not
+        // on every write(2): a half-written file is never read.
+        let mask = libc::IN_DELETE
+            | libc::IN_CLOSE_WRITE
+            | libc::IN_MOVED_FROM
+            | libc::IN_MOVED_TO
+            | libc::IN_DELETE_SELF
+            | libc::IN_MOVE_SELF;
+        // SAFETY: `cpath` is a valid NUL-terminated string that outlives the call.
+        let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), cpath.as_ptr(), mask) };
+        if wd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Watch { fd })
+    }
+
+    /// Drains pending events; returns how many bytes were read (0 = none).
+    pub fn drain(&self) -> io::Result<usize> {
+        let mut buf = [0u8; 4096];
+        let mut total = 0;
+        loop {
+            // SAFETY: reading into a stack buffer of the given length.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    return Ok(total);
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as usize;
+        }
+    }
+}
+
+impl AsFd for Watch {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

@@ -1,0 +1,419 @@
+//! Carrying out the lifecycle core's outputs: sandboxes, images,
+//! containers, signals, probes, persistence and events.
+
+use super::*;
+
+impl Agent {
+    pub(super) fn on_output(&mut self, out: Output) {
+        match out {
+            Output::CreateSandbox { uid } => self.create_sandbox(uid),
+            Output::EnsureImage {
+                uid,
+                container,
+                image,
+                policy,
+            } => {
+                let input = self.ensure_image(uid, container, &image, policy);
+                self.pending.push_back(input);
+            }
+            Output::StartContainer {
+                uid,
+                container,
+                instance,
+            } => self.start_container(uid, container, instance),
+            Output::Signal {
+                uid,
+                container,
+                instance,
+                signal,
+            } => {
+                if let Some(conn) = self.pods.get(&uid).and_then(|p| p.conn.as_ref()) {
+                    conn.send(proto::Request::Signal {
+                        name: container,
+                        instance,
+                        signal,
+                    });
+                }
+            }
+            Output::RunProbe {
+                uid,
+                container,
+                instance,
+                kind,
+                probe,
+                timeout_ms,
+            } => self.run_probe(uid, container, instance, kind, probe, timeout_ms),
+            Output::RemoveSandbox { uid } => {
+                let conn = self.pods.get(&uid).and_then(|p| p.conn.clone());
+                match conn {
+                    Some(c) if c.send(proto::Request::Shutdown) => {
+                        self.pods.entry(uid).or_default().removing = true;
+                    }
+                    _ => self.finish_remove(&uid),
+                }
+            }
+            Output::AckExit {
+                uid,
+                container,
+                instance,
+            } => {
+                // The exit must be on disk before the shim may forget it.
+                self.persist();
+                if let Some(conn) = self.pods.get(&uid).and_then(|p| p.conn.as_ref()) {
+                    conn.send(proto::Request::Ack {
+                        name: container,
+                        instance,
+                    });
+                }
+            }
+            Output::Persist => self.dirty = true,
+            Output::StatusChanged { uid } => log::debug!("pod {uid}: status changed"),
+            Output::Event {
+                uid,
+                kind,
+                reason,
+                message,
+                involved,
+            } => {
+                let kind = format!("{kind:?}");
+                let object = involved
+                    .map_or_else(|| "pod".to_string(), |c| format!("spec.containers{{{c}}}"));
+                let pod_name = self
+                    .node
+                    .pod(&uid)
+                    .map(|p| p.spec.metadata.name.clone())
+                    .unwrap_or_default();
+                if kind == "Warning" {
+                    log::warn!("{pod_name}: {reason}: {message}");
+                } else {
+                    log::info!("{pod_name}: {reason}: {message}");
+                }
+                let rt = self.pods.entry(uid).or_default();
+                rt.events.push_back(EventEntry {
+                    time_ms: crate::clock::wall_ms(),
+                    kind,
+                    reason,
+                    message,
+                    object,
+                });
+                while rt.events.len() > EVENTS_KEPT {
+                    rt.events.pop_front();
+                }
+            }
+            Output::PodRemoved { uid } => {
+                self.pods.remove(&uid);
+                self.dirty = true;
+            }
+        }
+    }
+
+    pub(super) fn create_sandbox(&mut self, uid: String) {
+        let Some(view) = self.node.pod(&uid) else {
+            return;
+        };
+        let pod = view.spec.clone();
+        let pod_dir = self.cfg.state_dir.join("pods").join(&uid);
+        let cgroup = self.cgroups.as_ref().and_then(|root| {
+            let pod_cg = root
+                .create_pod(&uid, &container::pod_resources(&pod, self.cfg.pids_max))
+                .and_then(|p| root.create_shim(&p).map(|_| p));
+            pod_cg
+                .map_err(|e| log::warn!("pod {uid}: cgroup: {e}"))
+                .ok()
+        });
+        let cfg = PodConfig {
+            uid: uid.clone(),
+            name: format!("{}/{}", pod.metadata.namespace, pod.metadata.name),
+            pod_dir: pod_dir.clone(),
+            hostname: pod
+                .spec
+                .hostname
+                .clone()
+                .unwrap_or_else(|| pod.metadata.name.clone()),
+            host_network: pod.spec.host_network,
+            share_pid: pod.spec.share_process_namespace,
+            cgroup: cgroup.clone(),
+            shim_log: self.cfg.run_dir.join("shims").join(format!("{uid}.log")),
+        };
+        self.pods.entry(uid.clone()).or_default().cgroup = cgroup;
+        let prepared = (|| -> std::io::Result<PathBuf> {
+            std::fs::create_dir_all(self.cfg.run_dir.join("shims"))?;
+            let path = sandbox::prepare_pod_dir(&cfg, pod.spec.host_network)?;
+            for v in &pod.spec.volumes {
+                if let Some(ed) = &v.empty_dir {
+                    let dir = container::volume_dir(&pod_dir, &v.name);
+                    if ed.medium == "Memory" {
+                        let size = ed
+                            .size_limit
+                            .as_ref()
+                            .and_then(|q| q.parsed().ok())
+                            .map_or(0, |q| q.value().max(0) as u64);
+                        sandbox::mount_tmpfs(&dir, size)?;
+                    } else {
+                        std::fs::create_dir_all(&dir)?;
+                    }
+                }
+            }
+            Ok(path)
+        })();
+        let path = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                self.pending.push_back(Input::SandboxFailed {
+                    uid,
+                    message: format!("preparing {}: {e}", pod_dir.display()),
+                });
+                return;
+            }
+        };
+        let exe = self.cfg.exe.clone();
+        let tx = self.tx.clone();
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        reactor::spawn(async move {
+            let msg = match sandbox::start_shim(&exe, &path).await {
+                Ok(()) => {
+                    match sandbox::connect(&uid, &pod_dir.join("shim.sock"), generation, tx.clone())
+                        .await
+                    {
+                        Ok(conn) => Msg::SandboxUp { uid, conn },
+                        Err(e) => Msg::SandboxFailed {
+                            uid,
+                            message: format!("connecting to the shim: {e}"),
+                        },
+                    }
+                }
+                Err(message) => Msg::SandboxFailed { uid, message },
+            };
+            let _ = tx.send(msg).await;
+        })
+        .detach();
+    }
+
+    pub(super) fn ensure_image(
+        &mut self,
+        uid: String,
+        container: String,
+        image: &str,
+        policy: crate::spec::PullPolicy,
+    ) -> Input {
+        use crate::image::PullDecision;
+        let present = match self.images.resolve(image) {
+            Ok(r) => r,
+            Err(e) => {
+                return Input::ImageFailed {
+                    uid,
+                    container,
+                    reason: "InvalidImageName".into(),
+                    message: e.to_string(),
+                };
+            }
+        };
+        match (crate::image::pull_decision(policy, present.is_some()), present) {
+            (PullDecision::UseLocal, Some(img)) | (PullDecision::Pull, Some(img)) => Input::ImageReady {
+                uid,
+                container,
+                image_id: img.image_id,
+                pulled_ms: None,
+            },
+            (PullDecision::NeverPullMissing, _) => Input::ImageFailed {
+                uid,
+                container,
+                reason: "ErrImageNeverPull".into(),
+                message: format!(
+                    "Container image \"{image}\" is not present with pull policy of Never"
+                ),
+            },
+            _ => Input::ImageFailed {
+                uid,
+                container,
+                reason: "ErrImagePull".into(),
+                message: "no registry client in this picolet yet; import the image with `picolet image import`".to_string(),
+            },
+        }
+    }
+
+    pub(super) fn start_container(&mut self, uid: String, name: String, instance: u64) {
+        let fail = |reason: &str, message: String| Input::ContainerStartFailed {
+            uid: uid.clone(),
+            container: name.clone(),
+            instance,
+            reason: reason.to_string(),
+            message,
+        };
+        // Idempotent: after a restart the core may re-issue a start that the
+        // shim has already carried out.
+        if let Some((i, started_at_ms)) = self.pods.get(&uid).and_then(|p| p.running.get(&name)) {
+            if *i == instance {
+                let started_at_ms = *started_at_ms;
+                self.pending.push_back(Input::ContainerStarted {
+                    uid,
+                    container: name,
+                    instance,
+                    started_at_ms,
+                });
+                return;
+            }
+        }
+        let Some(view) = self.node.pod(&uid) else {
+            return;
+        };
+        let pod = view.spec.clone();
+        let Some(c) = pod
+            .spec
+            .init_containers
+            .iter()
+            .chain(pod.spec.containers.iter())
+            .find(|c| c.name == name)
+            .cloned()
+        else {
+            return;
+        };
+        let img = match self.images.resolve(&c.image) {
+            Ok(Some(i)) => i,
+            Ok(None) => {
+                self.pending.push_back(fail(
+                    "ErrImageNeverPull",
+                    format!("image {} disappeared from the store", c.image),
+                ));
+                return;
+            }
+            Err(e) => {
+                self.pending
+                    .push_back(fail("InvalidImageName", e.to_string()));
+                return;
+            }
+        };
+        let pod_dir = self.cfg.state_dir.join("pods").join(&uid);
+        let log_dir = self
+            .cfg
+            .run_dir
+            .join("logs")
+            .join(format!(
+                "{}_{}_{}",
+                pod.metadata.namespace, pod.metadata.name, uid
+            ))
+            .join(&name);
+        let pod_cgroup = self.pods.get(&uid).and_then(|p| p.cgroup.clone());
+        let cgroup = pod_cgroup
+            .zip(self.cgroups.as_ref())
+            .and_then(|(pc, root)| {
+                root.create_container(&pc, &name, &container::container_resources(&c))
+                    .map_err(|e| log::warn!("pod {uid}: container {name}: cgroup: {e}"))
+                    .ok()
+            });
+        let settings = container::Settings {
+            node_name: self.cfg.node_name.clone(),
+            host_ip: String::new(),
+            log_max_bytes: self.cfg.log_max_bytes,
+            log_max_files: self.cfg.log_max_files,
+        };
+        let paths = container::Paths {
+            pod_dir: pod_dir.clone(),
+            log_dir: log_dir.clone(),
+            cgroup,
+        };
+        let cfg = match container::build(&pod, &c, instance, &img, &paths, &settings) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                self.pending.push_back(fail(e.reason, e.message));
+                return;
+            }
+        };
+        // Fresh dirs for this instance; older instances' rootfs and logs go.
+        let prepared = (|| -> std::io::Result<()> {
+            let cdir = pod_dir.join("containers").join(&name);
+            if let Ok(rd) = std::fs::read_dir(&cdir) {
+                for e in rd.flatten() {
+                    if e.file_name()
+                        .to_string_lossy()
+                        .parse::<u64>()
+                        .is_ok_and(|i| i < instance)
+                    {
+                        std::fs::remove_dir_all(e.path())?;
+                    }
+                }
+            }
+            let idir = container::instance_dir(&pod_dir, &name, instance);
+            std::fs::create_dir_all(idir.join("rootfs"))?;
+            if let Some((u, w)) = &cfg.rootfs.upper {
+                std::fs::create_dir_all(u)?;
+                std::fs::create_dir_all(w)?;
+            }
+            std::fs::create_dir_all(&log_dir)?;
+            prune_logs(&log_dir, instance);
+            Ok(())
+        })();
+        if let Err(e) = prepared {
+            self.pending.push_back(fail(
+                "CreateContainerError",
+                format!("preparing rootfs: {e}"),
+            ));
+            return;
+        }
+        match self.pods.get(&uid).and_then(|p| p.conn.as_ref()) {
+            Some(conn) if conn.send(proto::Request::Start(Box::new(cfg))) => {}
+            _ => self.pending.push_back(fail(
+                "CreateContainerError",
+                "the pod's shim is not connected".into(),
+            )),
+        }
+    }
+
+    pub(super) fn run_probe(
+        &mut self,
+        uid: String,
+        container: String,
+        instance: u64,
+        kind: crate::lifecycle::ProbeKind,
+        probe: crate::spec::Probe,
+        timeout_ms: u64,
+    ) {
+        let result = Input::ProbeResult {
+            uid: uid.clone(),
+            container: container.clone(),
+            instance,
+            kind,
+            success: false,
+            message: String::new(),
+        };
+        if let Some(exec) = &probe.exec {
+            let id = self.next_exec;
+            self.next_exec += 1;
+            match self.pods.get(&uid).and_then(|p| p.conn.as_ref()) {
+                Some(conn)
+                    if conn.send(proto::Request::Exec {
+                        id,
+                        name: container,
+                        argv: exec.command.clone(),
+                        timeout_ms,
+                    }) =>
+                {
+                    self.execs.insert(id, ExecWaiter::Probe(Box::new(result)));
+                }
+                _ => self.pending.push_back(result),
+            }
+            return;
+        }
+        let netns = self.pods.get(&uid).and_then(|p| p.netns.clone());
+        let host_network = self
+            .node
+            .pod(&uid)
+            .is_some_and(|p| p.spec.spec.host_network);
+        let spec_container = self.node.pod(&uid).and_then(|p| {
+            p.spec
+                .spec
+                .containers
+                .iter()
+                .chain(p.spec.spec.init_containers.iter())
+                .find(|c| c.name == container)
+                .cloned()
+        });
+        let Some(c) = spec_container else { return };
+        if netns.is_none() && !host_network {
+            self.pending.push_back(result);
+            return;
+        }
+        probes::spawn(self.tx.clone(), netns, c, probe, timeout_ms, result);
+    }
+}

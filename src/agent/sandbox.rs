@@ -1,0 +1,233 @@
+//! The agent's side of a pod sandbox: start a shim, talk to it, tear it down.
+//!
+//! Starting: the pod dir gets `shim.json`, `hostname`, `hosts` and
+//! `resolv.conf`; memory-backed emptyDirs are mounted here (in the host mount
+//! namespace, so that all the pod's containers share them). Then
+//! `picolet shim --config <pod-dir>/shim.json` is started with
+//! `std::process::Command`; that process forks the real shim away and exits
+//! once the shim's socket is ready. We wait for that exit on a pidfd (no
+//! blocking), then connect.
+//!
+//! Talking: one reader task turns JSON lines into [`super::Msg::Shim`]; one
+//! writer task drains a channel of requests, so the agent's main loop never
+//! awaits a shim.
+
+use super::Msg;
+use crate::reactor::{self, Async};
+use crate::runtime::shim::proto::{Event, PodConfig, Request};
+use async_channel::Sender;
+use std::io::{self, Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::rc::Rc;
+
+/// A live connection to one shim.
+#[derive(Debug, Clone)]
+pub struct ShimConn {
+    tx: Sender<Request>,
+    /// Connection generation: events from older connections are ignored.
+    pub generation: u64,
+}
+
+impl ShimConn {
+    /// Queues a request; false if the connection is gone.
+    pub fn send(&self, req: Request) -> bool {
+        self.tx.try_send(req).is_ok()
+    }
+}
+
+/// Writes the files a pod's containers bind-mount, and the shim config.
+pub fn prepare_pod_dir(cfg: &PodConfig, host_network: bool) -> io::Result<PathBuf> {
+    let dir = &cfg.pod_dir;
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("hostname"), format!("{}\n", cfg.hostname))?;
+    let hosts = if host_network {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        format!(
+            "# Kubernetes-managed hosts file (picolet).\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
+            cfg.hostname
+        )
+    };
+    std::fs::write(dir.join("hosts"), hosts)?;
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    std::fs::write(dir.join("resolv.conf"), resolv)?;
+    let path = dir.join("shim.json");
+    let json = serde_json::to_vec_pretty(cfg).map_err(io::Error::other)?;
+    std::fs::write(&path, json)?;
+    Ok(path)
+}
+
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the syscall returned a fresh fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Starts the shim for a pod and waits (asynchronously) until it is ready.
+/// Returns the shim's stderr text on failure.
+pub async fn start_shim(exe: &Path, config_path: &Path) -> Result<(), String> {
+    let mut child = Command::new(exe)
+        .arg("shim")
+        .arg("--config")
+        .arg(config_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting {} shim: {e}", exe.display()))?;
+    match pidfd_open(child.id()).and_then(Async::new) {
+        Ok(pidfd) => {
+            if let Err(e) = pidfd.readable().await {
+                log::warn!("waiting for shim start: {e}");
+            }
+        }
+        Err(e) => {
+            // Old kernel without pidfd: poll for the exit instead.
+            log::debug!("pidfd_open: {e}; polling");
+            while let Ok(None) = child.try_wait() {
+                reactor::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| format!("waiting for shim: {e}"))?;
+    if status.success() {
+        return Ok(());
+    }
+    let mut err = String::new();
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_string(&mut err);
+    }
+    Err(format!(
+        "shim exited with {status}: {}",
+        err.trim().lines().last().unwrap_or("no message")
+    ))
+}
+
+/// Connects to a pod's shim and starts its reader and writer tasks. Events
+/// arrive at `to_agent` as [`Msg::Shim`], and [`Msg::ShimClosed`] on EOF.
+pub async fn connect(
+    uid: &str,
+    socket: &Path,
+    generation: u64,
+    to_agent: Sender<Msg>,
+) -> io::Result<ShimConn> {
+    let stream = Rc::new(Async::<UnixStream>::connect(socket).await?);
+    let (tx, rx) = async_channel::unbounded::<Request>();
+    let w = stream.clone();
+    reactor::spawn(async move {
+        while let Ok(req) = rx.recv().await {
+            let mut line = match serde_json::to_vec(&req) {
+                Ok(l) => l,
+                Err(_) => continue,
+            };
+            line.push(b'\n');
+            if write_all(&w, &line).await.is_err() {
+                break;
+            }
+        }
+    })
+    .detach();
+    let uid = uid.to_string();
+    reactor::spawn(async move {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            let n = match stream.read_with(|s| (&*s).read(&mut chunk)).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                match serde_json::from_slice::<Event>(&line) {
+                    Ok(event) => {
+                        let _ = to_agent
+                            .send(Msg::Shim {
+                                uid: uid.clone(),
+                                generation,
+                                event,
+                            })
+                            .await;
+                    }
+                    Err(e) => log::warn!("pod {uid}: bad message from shim: {e}"),
+                }
+            }
+            if buf.len() > 4 << 20 {
+                log::warn!("pod {uid}: shim line too long; dropping connection");
+                break;
+            }
+        }
+        let _ = to_agent.send(Msg::ShimClosed { uid, generation }).await;
+    })
+    .detach();
+    Ok(ShimConn { tx, generation })
+}
+
+/// Writes all of `buf` to a non-blocking stream.
+pub async fn write_all(s: &Async<UnixStream>, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = s.write_with(|s| (&*s).write(buf)).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
+/// Mounts a tmpfs for a `medium: Memory` emptyDir (shared by the pod's containers).
+pub fn mount_tmpfs(target: &Path, size: u64) -> io::Result<()> {
+    std::fs::create_dir_all(target)?;
+    let t = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    let opts = if size > 0 {
+        format!("mode=1777,size={size}")
+    } else {
+        "mode=1777".to_string()
+    };
+    let o = std::ffi::CString::new(opts).map_err(io::Error::other)?;
+    // SAFETY: all pointers are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            t.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            o.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Lazily unmounts everything mounted under `dir` (memory emptyDirs), then
+/// removes the directory tree.
+pub fn remove_pod_dir(dir: &Path) -> io::Result<()> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = dir.to_string_lossy().to_string();
+    let mut targets: Vec<String> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    for t in targets {
+        if let Ok(c) = std::ffi::CString::new(t) {
+            // SAFETY: valid NUL-terminated path; MNT_DETACH cannot fail unsafely.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}

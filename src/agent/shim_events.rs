@@ -1,0 +1,192 @@
+//! Events from the pods' shims, fed to the lifecycle core.
+
+use super::*;
+
+impl Agent {
+    pub(super) fn current_conn(&self, uid: &str, generation: u64) -> bool {
+        self.pods
+            .get(uid)
+            .and_then(|p| p.conn.as_ref())
+            .is_some_and(|c| c.generation == generation)
+    }
+
+    pub(super) fn on_shim_event(&mut self, uid: String, generation: u64, event: Event) {
+        if !self.current_conn(&uid, generation) {
+            return;
+        }
+        let now = Now::read();
+        let ms = |ns: i64| ns / 1_000_000;
+        match event {
+            Event::Hello {
+                pid, start_time, ..
+            } => {
+                let rt = self.pods.entry(uid.clone()).or_default();
+                let rec = SandboxRecord { pid, start_time };
+                if rt.record.is_some_and(|old| old != rec) {
+                    log::warn!("pod {uid}: shim identity changed (pid reuse?)");
+                }
+                let host_network = self
+                    .node
+                    .pod(&uid)
+                    .is_some_and(|p| p.spec.spec.host_network);
+                rt.netns = if host_network {
+                    None
+                } else {
+                    NetNs::of_pid(pid).ok().map(std::rc::Rc::new)
+                };
+                if rt.record != Some(rec) {
+                    rt.record = Some(rec);
+                    self.dirty = true;
+                }
+            }
+            Event::Report { containers } => {
+                for c in containers {
+                    match c.exit {
+                        None => {
+                            self.pods
+                                .entry(uid.clone())
+                                .or_default()
+                                .running
+                                .insert(c.name.clone(), (c.instance, ms(c.started_at_ns)));
+                            self.pending.push_back(Input::ContainerStarted {
+                                uid: uid.clone(),
+                                container: c.name,
+                                instance: c.instance,
+                                started_at_ms: ms(c.started_at_ns),
+                            });
+                        }
+                        Some(exit) => self.pending.push_back(exited(
+                            &uid,
+                            c.name,
+                            c.instance,
+                            c.started_at_ns,
+                            exit,
+                        )),
+                    }
+                }
+            }
+            Event::Started {
+                name,
+                instance,
+                started_at_ns,
+                ..
+            } => {
+                self.pods
+                    .entry(uid.clone())
+                    .or_default()
+                    .running
+                    .insert(name.clone(), (instance, ms(started_at_ns)));
+                self.node.handle(
+                    Input::ContainerStarted {
+                        uid,
+                        container: name,
+                        instance,
+                        started_at_ms: ms(started_at_ns),
+                    },
+                    now,
+                );
+            }
+            Event::StartFailed {
+                name,
+                instance,
+                reason,
+                message,
+            } => self.node.handle(
+                Input::ContainerStartFailed {
+                    uid,
+                    container: name,
+                    instance,
+                    reason,
+                    message,
+                },
+                now,
+            ),
+            Event::Exited {
+                name,
+                instance,
+                started_at_ns,
+                exit,
+            } => {
+                if let Some(rt) = self.pods.get_mut(&uid) {
+                    if rt.running.get(&name).is_some_and(|r| r.0 == instance) {
+                        rt.running.remove(&name);
+                    }
+                }
+                self.node
+                    .handle(exited(&uid, name, instance, started_at_ns, exit), now);
+            }
+            Event::ExecDone {
+                id,
+                exit_code,
+                timed_out,
+                output,
+            } => match self.execs.remove(&id) {
+                Some(ExecWaiter::Probe(input)) => {
+                    let mut input = *input;
+                    if let Input::ProbeResult {
+                        success, message, ..
+                    } = &mut input
+                    {
+                        *success = exit_code == 0 && !timed_out;
+                        *message = if timed_out {
+                            "command timed out".into()
+                        } else {
+                            output.chars().take(1024).collect()
+                        };
+                    }
+                    self.node.handle(input, now);
+                }
+                Some(ExecWaiter::Api(reply)) => {
+                    let _ = reply.try_send(crate::api::Response::Exec { exit_code, output });
+                }
+                None => {}
+            },
+        }
+    }
+
+    pub(super) fn on_shim_closed(&mut self, uid: String, generation: u64) {
+        if !self.current_conn(&uid, generation) {
+            return;
+        }
+        let removing = self.pods.get(&uid).is_some_and(|p| p.removing);
+        if let Some(rt) = self.pods.get_mut(&uid) {
+            rt.conn = None;
+            rt.netns = None;
+            rt.running.clear();
+        }
+        if removing {
+            self.finish_remove(&uid);
+        } else {
+            log::warn!("pod {uid}: lost its shim");
+            if let Some(rt) = self.pods.get_mut(&uid) {
+                rt.record = None;
+            }
+            self.dirty = true;
+            self.node.handle(Input::SandboxGone { uid }, Now::read());
+        }
+    }
+
+    pub(super) fn finish_remove(&mut self, uid: &str) {
+        let dir = self.cfg.state_dir.join("pods").join(uid);
+        if let Err(e) = sandbox::remove_pod_dir(&dir) {
+            log::warn!("pod {uid}: removing {}: {e}", dir.display());
+        }
+        if let Some(cg) = self.pods.get(uid).and_then(|p| p.cgroup.clone()) {
+            if let Err(e) = CgroupRoot::remove(&cg) {
+                log::warn!("pod {uid}: {e}");
+            }
+        }
+        if let Some(rt) = self.pods.get_mut(uid) {
+            rt.removing = false;
+            rt.record = None;
+            rt.cgroup = None;
+        }
+        self.dirty = true;
+        self.node.handle(
+            Input::SandboxRemoved {
+                uid: uid.to_string(),
+            },
+            Now::read(),
+        );
+    }
+}

@@ -1,0 +1,62 @@
+//! Applying the manifests directory: diff the scan against what runs.
+
+use super::*;
+
+impl Agent {
+    /// Re-reads the manifests dir and applies the difference.
+    pub(super) fn rescan(&mut self) {
+        let Some(dir) = self.cfg.manifests.clone() else {
+            return;
+        };
+        let next = match manifests::scan(&dir) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("reading {}: {e}", dir.display());
+                return;
+            }
+        };
+        for (path, err) in &next.errors {
+            if self.scan.errors.get(path) != Some(err) {
+                log::error!("invalid manifest, nothing changed: {err}");
+            }
+        }
+        let mut merged = manifests::merge_keep_last_good(&self.scan, next);
+        let desired = manifests::desired(&mut merged);
+        let mut file_of = BTreeMap::new();
+        for (path, pods) in &merged.files {
+            for p in pods {
+                file_of.insert(
+                    format!("{}/{}", p.metadata.namespace, p.metadata.name),
+                    path.display().to_string(),
+                );
+            }
+        }
+        self.scan = merged;
+        // Deletions: static pods no longer in any file.
+        let gone: Vec<String> = self
+            .sources
+            .keys()
+            .filter(|k| !desired.contains_key(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            self.sources.remove(&key);
+            if let Some((ns, name)) = key.split_once('/') {
+                self.pending.push_back(Input::DeletePod {
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                });
+            }
+        }
+        for (key, pod) in desired {
+            if let Some(src) = file_of.get(&key) {
+                self.sources.insert(key.clone(), src.clone());
+            }
+            self.pending.push_back(Input::ApplyPod {
+                pod,
+                fresh_uid: new_uid(),
+            });
+        }
+        self.dirty = true;
+    }
+}

@@ -1,0 +1,99 @@
+//! The agent dies, pods do not: kill -9 and restart, exits while it was
+//! down, and a corrupt state file.
+
+mod support;
+use std::time::Duration;
+use support::*;
+
+/// Host PIDs of processes whose cmdline is exactly `argv`.
+fn pids_of(argv: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .ok()
+                .as_deref()
+                == Some(&want[..])
+        })
+        .collect()
+}
+
+#[test]
+fn kill_9_of_the_agent_keeps_containers_and_reports_exits_seen_while_down() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut a = Agent::start();
+    a.apply("keep.yaml", &sh_pod("keep", "Always", "exec sleep 424242"));
+    a.apply("dies.yaml", &sh_pod("dies", "Never", "sleep 3; exit 7"));
+    let before = a.wait_running("keep", "main", 30);
+    a.wait_running("dies", "main", 30);
+    let pids = pids_of(&["sleep", "424242"]);
+    assert_eq!(pids.len(), 1, "expected one sleep 424242, got {pids:?}");
+
+    a.kill9();
+    std::thread::sleep(Duration::from_secs(4)); // `dies` exits 7 meanwhile
+    assert_eq!(
+        pids_of(&["sleep", "424242"]),
+        pids,
+        "container died with the agent"
+    );
+    a.spawn();
+
+    let after = a.wait_running("keep", "main", 10);
+    assert_eq!(
+        after["state"]["running"]["startedAt"],
+        before["state"]["running"]["startedAt"]
+    );
+    assert_eq!(after["restartCount"], before["restartCount"]);
+    assert_eq!(after["containerID"], before["containerID"]);
+    assert_eq!(
+        pids_of(&["sleep", "424242"]),
+        pids,
+        "container restarted after adoption"
+    );
+    let dead = wait_for(10, "dies reported with its exit code", || {
+        a.container("dies", "main")
+            .filter(|s| s["state"]["terminated"].is_object())
+    });
+    assert_eq!(dead["state"]["terminated"]["exitCode"], 7, "{dead:#}");
+    assert_eq!(a.pod("dies").unwrap()["status"]["phase"], "Failed");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(pids_of(&["sleep", "424242"]), pids);
+    a.assert_one_thread();
+}
+
+#[test]
+fn a_corrupt_state_file_is_recovered_from_the_previous_copy() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut a = Agent::start();
+    a.apply("keep.yaml", &sh_pod("keep2", "Always", "exec sleep 434343"));
+    let before = a.wait_running("keep2", "main", 30);
+    // Make sure a .prev exists (several saves happened while starting).
+    let prev = a.state().join("state.bin.prev");
+    wait_for(10, "state.bin.prev", || prev.exists().then_some(()));
+    let pids = pids_of(&["sleep", "434343"]);
+    a.kill9();
+    let state = a.state().join("state.bin");
+    let mut bytes = std::fs::read(&state).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    bytes[mid + 1] ^= 0x55;
+    std::fs::write(&state, &bytes).unwrap();
+    a.spawn();
+    wait_for(10, "recovery message", || {
+        a.agent_log().contains("state.bin.prev").then_some(())
+    });
+    let after = a.wait_running("keep2", "main", 10);
+    assert_eq!(
+        after["state"]["running"]["startedAt"],
+        before["state"]["running"]["startedAt"]
+    );
+    assert_eq!(after["restartCount"], before["restartCount"]);
+    assert_eq!(pids_of(&["sleep", "434343"]), pids);
+}

@@ -1,0 +1,128 @@
+//! restartPolicy, CrashLoopBackOff and graceful termination, end to end.
+
+mod support;
+use std::time::{Duration, Instant};
+use support::*;
+
+#[test]
+fn restart_policy_always_restarts_and_enters_crash_loop_back_off() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    a.apply(
+        "crash.yaml",
+        &sh_pod("crash", "Always", "echo boom; exit 3"),
+    );
+    // First restart is immediate; the next waits 10 s: CrashLoopBackOff.
+    let st = wait_for(20, "CrashLoopBackOff", || {
+        a.container("crash", "main")
+            .filter(|s| s["state"]["waiting"]["reason"] == "CrashLoopBackOff")
+    });
+    assert!(st["restartCount"].as_i64().unwrap() >= 1, "{st:#}");
+    assert!(
+        st["state"]["waiting"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("back-off 10s restarting failed container=main pod=crash_default("),
+        "{st:#}"
+    );
+    assert_eq!(st["lastState"]["terminated"]["exitCode"], 3);
+    assert_eq!(st["lastState"]["terminated"]["reason"], "Error");
+    let table = String::from_utf8(a.cli(&["get", "pods"]).stdout).unwrap();
+    assert!(table.contains("CrashLoopBackOff"), "{table}");
+    let pod = a.pod("crash").unwrap();
+    assert_eq!(pod["status"]["phase"], "Running");
+    a.assert_one_thread();
+}
+
+#[test]
+fn restart_policy_on_failure_does_not_restart_exit_zero_but_restarts_failures() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    a.apply("ok.yaml", &sh_pod("ok", "OnFailure", "echo done; exit 0"));
+    a.apply("bad.yaml", &sh_pod("bad", "OnFailure", "exit 1"));
+    let ok = wait_for(20, "ok Succeeded", || {
+        a.pod("ok").filter(|p| p["status"]["phase"] == "Succeeded")
+    });
+    let c = &ok["status"]["containerStatuses"][0];
+    assert_eq!(c["restartCount"], 0);
+    assert_eq!(c["state"]["terminated"]["reason"], "Completed");
+    wait_for(20, "bad restarted", || {
+        a.container("bad", "main")
+            .filter(|s| s["restartCount"].as_i64().unwrap_or(0) >= 1)
+    });
+}
+
+#[test]
+fn restart_policy_never_leaves_a_failed_container_terminated() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    a.apply("never.yaml", &sh_pod("never", "Never", "exit 4"));
+    let p = wait_for(20, "never Failed", || {
+        a.pod("never").filter(|p| p["status"]["phase"] == "Failed")
+    });
+    let c = &p["status"]["containerStatuses"][0];
+    assert_eq!(c["restartCount"], 0);
+    assert_eq!(c["state"]["terminated"]["exitCode"], 4);
+    assert_eq!(c["state"]["terminated"]["reason"], "Error");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(a.container("never", "main").unwrap()["restartCount"], 0);
+}
+
+#[test]
+fn a_container_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    // terminationGracePeriodSeconds is 2 in sh_pod.
+    a.apply(
+        "stubborn.yaml",
+        &sh_pod(
+            "stubborn",
+            "Always",
+            "trap '' TERM; while true; do sleep 1; done",
+        ),
+    );
+    a.apply(
+        "polite.yaml",
+        &sh_pod(
+            "polite",
+            "Always",
+            "trap 'exit 0' TERM; while true; do sleep 0.2; done",
+        ),
+    );
+    a.wait_running("stubborn", "main", 30);
+    a.wait_running("polite", "main", 30);
+    let t0 = Instant::now();
+    a.remove("stubborn.yaml");
+    a.remove("polite.yaml");
+    let mut polite_gone = None;
+    wait_for(20, "both pods gone", || {
+        if polite_gone.is_none() && a.pod("polite").is_none() {
+            polite_gone = Some(t0.elapsed());
+        }
+        a.pod("stubborn").is_none().then_some(())
+    });
+    let stubborn = t0.elapsed();
+    let polite = polite_gone.unwrap_or(stubborn);
+    assert!(
+        stubborn >= Duration::from_millis(1900),
+        "SIGKILL came early: {stubborn:?}"
+    );
+    assert!(
+        stubborn < Duration::from_secs(8),
+        "SIGKILL came late: {stubborn:?}"
+    );
+    assert!(
+        polite < Duration::from_millis(1900),
+        "SIGTERM was not delivered: {polite:?}"
+    );
+    let log = a.agent_log();
+    assert!(log.contains("Killing"), "no Killing event in the log");
+}

@@ -1,0 +1,341 @@
+//! Test harness for end-to-end tests: real agents, shims, namespaces,
+//! overlayfs and cgroups, with images built from Debian's busybox-static.
+//!
+//! Every test gets its own state dir, run dir, manifests dir and cgroup
+//! (created by the test under the unified hierarchy and removed after).
+//! Processes are ended by PID only: the agent we started, and the shims of
+//! our own pods (through their sockets, or their PIDs from the state dir).
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_picolet");
+pub const IMAGE: &str = "picolet.test/busybox:1";
+
+/// Returns false (and says why) when not root; panics instead when
+/// `PICOLET_REQUIRE_ROOT` is set (CI), so root tests never silently skip.
+pub fn root_or_skip() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if euid == 0 {
+        return true;
+    }
+    if std::env::var_os("PICOLET_REQUIRE_ROOT").is_some() {
+        panic!(
+            "this test needs root (namespaces, mounts, cgroups) and PICOLET_REQUIRE_ROOT is set"
+        );
+    }
+    eprintln!("skipping: this test needs root (namespaces, mounts, cgroups)");
+    false
+}
+
+/// The test images (built once per test binary).
+pub fn images() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(d) = std::env::var_os("PICOLET_TEST_IMAGES") {
+            let d = PathBuf::from(d);
+            if d.join("busybox-oci").exists() {
+                return d;
+            }
+        }
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("images");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/images/build-busybox.sh");
+        let st = Command::new("sh").arg(script).arg(&dir).status().unwrap();
+        assert!(st.success(), "building test images failed");
+        dir
+    })
+}
+
+/// Polls `f` every 50 ms until it returns Some, or panics after `secs`.
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {secs}s waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A running agent with its own directories.
+pub struct Agent {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub cgroup: Option<PathBuf>,
+}
+
+static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl Agent {
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+    pub fn manifests(&self) -> PathBuf {
+        self.dir.path().join("manifests")
+    }
+    pub fn log(&self) -> PathBuf {
+        self.dir.path().join("agent.log")
+    }
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("agent running").id()
+    }
+
+    /// Prepares dirs, imports the test image, and starts the agent.
+    pub fn start() -> Agent {
+        let dir = tempfile::Builder::new()
+            .prefix("picolet-test-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("manifests")).unwrap();
+        let cg_base = Path::new("/sys/fs/cgroup/unified");
+        let cg = if cg_base.join("cgroup.procs").exists() {
+            let p = cg_base.join(format!(
+                "picolet-test-{}-{}",
+                std::process::id(),
+                SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            ));
+            std::fs::create_dir_all(&p).ok().map(|_| p)
+        } else {
+            None
+        };
+        let mut a = Agent {
+            dir,
+            child: None,
+            cgroup: cg,
+        };
+        let out = a.cli(&[
+            "image",
+            "import",
+            images().join("busybox-oci").to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "image import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = a.cli(&[
+            "image",
+            "import",
+            images().join("busybox.docker.tar").to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "image import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        a.spawn();
+        a
+    }
+
+    /// Starts (or restarts) the agent process and waits for its socket.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.arg("agent")
+            .arg("--state-dir")
+            .arg(self.state())
+            .arg("--run-dir")
+            .arg(self.run_dir())
+            .arg("--manifests")
+            .arg(self.manifests())
+            .arg("--node-name")
+            .arg("testnode");
+        if let Some(cg) = &self.cgroup {
+            cmd.arg("--cgroup-root").arg(cg);
+        }
+        cmd.env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let sock = self.state().join("picolet.sock");
+        let _ = std::fs::remove_file(&sock);
+        self.child = Some(cmd.spawn().unwrap());
+        wait_for(10, "the agent's API socket", || {
+            std::os::unix::net::UnixStream::connect(&sock).ok()
+        });
+    }
+
+    /// SIGKILL the agent (pods keep running under their shims).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: sending a signal to our own child's PID.
+            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+            let _ = c.wait();
+        }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .env("PICOLET_STATE_DIR", self.state())
+            .output()
+            .unwrap()
+    }
+
+    /// Writes a manifest file into the watched dir (atomically).
+    pub fn apply(&self, file: &str, yaml: &str) {
+        let tmp = self.dir.path().join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, yaml).unwrap();
+        std::fs::rename(&tmp, self.manifests().join(file)).unwrap();
+    }
+
+    pub fn remove(&self, file: &str) {
+        std::fs::remove_file(self.manifests().join(file)).unwrap();
+    }
+
+    /// `picolet get pods -o json` items.
+    pub fn pods(&self) -> Vec<Value> {
+        let out = self.cli(&["get", "pods", "-A", "-o", "json"]);
+        if !out.status.success() {
+            return Vec::new();
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn pod(&self, name: &str) -> Option<Value> {
+        self.pods()
+            .into_iter()
+            .find(|p| p["metadata"]["name"] == name)
+    }
+
+    /// The status of one container (app or init).
+    pub fn container(&self, pod: &str, c: &str) -> Option<Value> {
+        let p = self.pod(pod)?;
+        for key in ["containerStatuses", "initContainerStatuses"] {
+            if let Some(cs) = p["status"][key].as_array() {
+                if let Some(s) = cs.iter().find(|s| s["name"] == c) {
+                    return Some(s.clone());
+                }
+            }
+        }
+        None
+    }
+
+    pub fn wait_running(&self, pod: &str, c: &str, secs: u64) -> Value {
+        wait_for(secs, &format!("{pod}/{c} running"), || {
+            self.container(pod, c)
+                .filter(|s| s["state"]["running"].is_object())
+        })
+    }
+
+    pub fn exec(&self, pod: &str, c: &str, cmd: &[&str]) -> (i32, String) {
+        let mut args = vec!["exec", pod, "-c", c, "--"];
+        args.extend_from_slice(cmd);
+        let out = self.cli(&args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+
+    /// Threads of the agent process right now.
+    pub fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    pub fn assert_one_thread(&self) {
+        assert_eq!(self.threads(), 1, "the agent must have exactly 1 thread");
+    }
+
+    pub fn agent_log(&self) -> String {
+        std::fs::read_to_string(self.log()).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // Stop our pods through the agent, then the agent, then any shim left.
+        if self.child.is_some() {
+            if let Ok(rd) = std::fs::read_dir(self.manifests()) {
+                for e in rd.flatten() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline && !self.pods().is_empty() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if let Some(mut c) = self.child.take() {
+                // SAFETY: signalling our own child's PID.
+                unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+                let _ = c.wait();
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir(self.state().join("pods")) {
+            for e in rd.flatten() {
+                shutdown_shim(&e.path().join("shim.sock"));
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("---- agent log ----\n{}", self.agent_log());
+        }
+        if let Some(cg) = &self.cgroup {
+            remove_cgroup_tree(cg);
+        }
+    }
+}
+
+/// Asks a shim to shut down over its socket (kills its containers).
+pub fn shutdown_shim(sock: &Path) {
+    use std::io::{Read, Write};
+    if let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) {
+        let _ = s.write_all(b"\"Shutdown\"\n");
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+    }
+}
+
+/// Removes a cgroup tree that this test created (children first).
+pub fn remove_cgroup_tree(p: &Path) {
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    for _ in 0..50 {
+        if std::fs::remove_dir(p).is_ok() || !p.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A one-container pod manifest running `sh -c SCRIPT`.
+pub fn sh_pod(name: &str, policy: &str, script: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  restartPolicy: {policy}
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sh", "-c", {script:?}]
+"#
+    )
+}
