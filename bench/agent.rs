@@ -79,13 +79,10 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 
 /// Unix ns of the first CRI log line in a container's log dir.
 fn first_line_ns(dir: &Path) -> Option<i64> {
-    let rd = std::fs::read_dir(dir).ok()?;
-    for e in rd.flatten() {
-        let text = std::fs::read_to_string(e.path()).ok()?;
-        let ts = text.lines().next()?.split(' ').next()?;
-        return picolet::clock::parse_rfc3339_ns(ts);
-    }
-    None
+    let e = std::fs::read_dir(dir).ok()?.flatten().next()?;
+    let text = std::fs::read_to_string(e.path()).ok()?;
+    let ts = text.lines().next()?.split(' ').next()?;
+    picolet::clock::parse_rfc3339_ns(ts)
 }
 
 fn shim_pids(state: &Path) -> Vec<u32> {
