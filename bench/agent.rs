@@ -45,7 +45,12 @@ fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 }
 
 fn status_field(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+    proc_field(pid, "status", key)
+}
+
+/// A `Key: N kB` field of /proc/<pid>/<file>.
+fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
         .unwrap_or_default()
         .lines()
         .find(|l| l.starts_with(key))
@@ -338,12 +343,22 @@ fn main() {
     std::thread::sleep(Duration::from_secs(2));
     let rss_50 = status_field(pid, "VmRSS:");
     let shims = shim_pids(&env.state());
-    let shim_rss: Vec<u64> = shims.iter().map(|p| status_field(*p, "VmRSS:")).collect();
-    let shim_max = shim_rss.iter().copied().max().unwrap_or(0);
-    let shim_avg = shim_rss.iter().sum::<u64>() / shim_rss.len().max(1) as u64;
+    let stats = |f: &dyn Fn(u32) -> u64| {
+        let v: Vec<u64> = shims.iter().map(|p| f(*p)).collect();
+        (
+            v.iter().sum::<u64>() / v.len().max(1) as u64,
+            v.iter().copied().max().unwrap_or(0),
+        )
+    };
+    let (rss_avg, rss_max) = stats(&|p| status_field(p, "VmRSS:"));
+    let (uss_avg, uss_max) = stats(&|p| {
+        proc_field(p, "smaps_rollup", "Private_Clean:")
+            + proc_field(p, "smaps_rollup", "Private_Dirty:")
+    });
+    let (pss_avg, pss_max) = stats(&|p| proc_field(p, "smaps_rollup", "Pss:"));
     println!("agent RSS with {n_pods} pods: {rss_50} KiB (budget 8192)");
     println!(
-        "shim RSS over {} shims: avg {shim_avg} KiB, max {shim_max} KiB (budget 400)",
+        "shim memory over {} shims (budget 400 KiB): VmRSS avg {rss_avg} / max {rss_max} KiB (counts the binary's shared pages); private (USS) avg {uss_avg} / max {uss_max} KiB; PSS avg {pss_avg} / max {pss_max} KiB",
         shims.len()
     );
     let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
