@@ -209,6 +209,17 @@ impl Ctr {
     }
 }
 
+/// The `terminated` reason of an exit: `OOMKilled`, `Completed` or `Error`.
+pub(crate) fn exit_reason(exit_code: i32, oom_killed: bool) -> &'static str {
+    if oom_killed {
+        "OOMKilled"
+    } else if exit_code == 0 {
+        "Completed"
+    } else {
+        "Error"
+    }
+}
+
 /// `picolet://<uid>/<name>/<instance>`.
 pub(crate) fn container_id(uid: &str, name: &str, instance: u64) -> String {
     format!("picolet://{uid}/{name}/{instance}")

@@ -15,6 +15,8 @@
 //! time comes in as [`Now`] (`mono_ms` for every timer, `wall_ms` only for
 //! displayed timestamps). [`Node::snapshot`] gives what the state file must
 //! keep so that an agent restart restarts no container.
+//! [`Input::AdoptPod`] takes over a running sandbox that the node does
+//! not know, when the state file was lost (the rules are in `adopt.rs`).
 //!
 //! Start and exit times arrive as wall-clock ms from the shim. For timers
 //! the core turns them into mono time relative to the `now` they are
@@ -30,6 +32,7 @@
 //! the shim only after the state file holds it), then
 //! [`Output::StatusChanged`].
 
+mod adopt;
 mod backoff;
 mod container;
 mod node;
@@ -46,6 +49,7 @@ mod view_status;
 #[cfg(test)]
 mod tests;
 
+pub use adopt::{AdoptedContainer, AdoptedExit};
 pub use node::Node;
 pub use pod::{ContainerInfo, PodView};
 pub use snapshot::{
@@ -74,6 +78,17 @@ pub enum Input {
     ApplyPod {
         pod: Pod,
         fresh_uid: String,
+    },
+    /// A running sandbox the node does not know (the state file was lost)
+    /// belongs to the desired `pod`: take it over with its uid and the
+    /// containers its shim reported, instead of creating the pod afresh.
+    /// Refused (event + `RemoveSandbox { uid }`) when `namespace/name`
+    /// exists already. Semantics: see `adopt.rs`.
+    AdoptPod {
+        pod: Pod,
+        /// The running sandbox's uid (`pods/<uid>/`).
+        uid: String,
+        containers: Vec<AdoptedContainer>,
     },
     /// Desired: the pod is gone.
     DeletePod {
@@ -223,7 +238,9 @@ pub enum Output {
         timeout_ms: u64,
     },
     /// Stop the shim and clean the pod's directories; answer
-    /// `SandboxRemoved` (also when there was nothing to remove).
+    /// `SandboxRemoved` (also when there was nothing to remove). Also sent
+    /// for a sandbox whose `AdoptPod` was refused: that uid is not in the
+    /// node, and its `SandboxRemoved` is ignored.
     RemoveSandbox { uid: String },
     /// The exit is in the state file now: the shim may forget it.
     AckExit {

@@ -116,6 +116,11 @@ impl Node {
         match input {
             Input::Tick => {}
             Input::ApplyPod { pod, fresh_uid } => self.apply_pod(pod, fresh_uid, fx, now),
+            Input::AdoptPod {
+                pod,
+                uid,
+                containers,
+            } => self.adopt_pod(pod, uid, containers, fx, now),
             Input::DeletePod { namespace, name } => {
                 let ns = normalize_ns(&namespace).to_string();
                 let Some(p) = self

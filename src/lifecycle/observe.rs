@@ -2,7 +2,7 @@
 //! does to a pod's containers.
 
 use super::backoff::{go_duration, next};
-use super::container::{Ctr, Instance, Step, Term, container_id};
+use super::container::{Ctr, Instance, Step, Term, container_id, exit_reason};
 use super::pod::{PodView, Sandbox, grace_ms};
 use super::probe::{probe_of, timing};
 use super::start::{
@@ -296,17 +296,10 @@ impl PodView {
             return;
         }
         let finished_mono = mono_of(finished_at_ms, now).max(cur.started_mono);
-        let reason = if oom_killed {
-            "OOMKilled"
-        } else if exit_code == 0 {
-            "Completed"
-        } else {
-            "Error"
-        };
         c.record_exit(Term {
             exit_code,
             signal,
-            reason: reason.into(),
+            reason: exit_reason(exit_code, oom_killed).into(),
             message: String::new(),
             started_at: Some(started_at_ms),
             finished_at: Some(finished_at_ms),

@@ -169,7 +169,8 @@ impl Agent {
         }
     }
 
-    /// The last persisted snapshot holds this exit (or a later instance).
+    /// The last persisted snapshot holds this exit (or a later instance),
+    /// or the exit is of a container the pod's spec lacks (nothing to hold).
     fn exit_is_persisted(&self, uid: &str, container: &str, instance: u64) -> bool {
         let Some(bytes) = &self.persisted else {
             return false;
@@ -183,7 +184,10 @@ impl Agent {
             .iter()
             .chain(&pod.init_containers)
             .find(|c| c.name == container);
-        c.and_then(|c| c.current.as_ref()).is_some_and(|cur| {
+        let Some(c) = c else {
+            return true;
+        };
+        c.current.as_ref().is_some_and(|cur| {
             cur.instance > instance || (cur.instance == instance && cur.term.is_some())
         })
     }
