@@ -97,3 +97,44 @@ fn a_corrupt_state_file_is_recovered_from_the_previous_copy() {
     assert_eq!(after["restartCount"], before["restartCount"]);
     assert_eq!(pids_of(&["sleep", "434343"]), pids);
 }
+
+#[test]
+fn losing_both_state_files_adopts_desired_shims_and_stops_the_rest() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut a = Agent::start();
+    a.apply(
+        "wanted.yaml",
+        &sh_pod("wanted", "Always", "exec sleep 454545"),
+    );
+    a.apply(
+        "unwanted.yaml",
+        &sh_pod("unwanted", "Always", "exec sleep 464646"),
+    );
+    let before = a.wait_running("wanted", "main", 30);
+    a.wait_running("unwanted", "main", 30);
+    let wanted = pids_of(&["sleep", "454545"]);
+    assert_eq!(wanted.len(), 1);
+    assert_eq!(pids_of(&["sleep", "464646"]).len(), 1);
+    a.kill9();
+    std::fs::remove_file(a.state().join("state.bin")).unwrap();
+    let _ = std::fs::remove_file(a.state().join("state.bin.prev"));
+    a.remove("unwanted.yaml");
+    a.spawn();
+    let after = a.wait_running("wanted", "main", 10);
+    assert_eq!(
+        after["state"]["running"]["startedAt"],
+        before["state"]["running"]["startedAt"]
+    );
+    assert_eq!(
+        pids_of(&["sleep", "454545"]),
+        wanted,
+        "the desired pod was restarted"
+    );
+    wait_for(10, "the unwanted pod's container to stop", || {
+        pids_of(&["sleep", "464646"]).is_empty().then_some(())
+    });
+    assert!(a.pod("unwanted").is_none());
+    a.assert_one_thread();
+}

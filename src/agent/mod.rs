@@ -244,30 +244,7 @@ impl Agent {
 
     /// Adopts running shims, starts the event sources, applies the manifests.
     async fn start(&mut self, rx: &Receiver<Msg>) -> Result<(), AgentError> {
-        let adopted = self.adopt().await;
-        // Hear every adopted shim's report before anything new is decided,
-        // so that a re-issued start of a running container is recognised.
-        let mut waiting: std::collections::HashSet<String> = adopted.into_iter().collect();
-        let deadline = std::time::Instant::now() + Duration::from_secs(3);
-        while !waiting.is_empty() {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let Ok(Ok(msg)) = reactor::timeout(left, rx.recv()).await else {
-                log::warn!("no report from the shims of {waiting:?}");
-                break;
-            };
-            match &msg {
-                Msg::Shim {
-                    uid,
-                    event: Event::Report { .. },
-                    ..
-                }
-                | Msg::ShimClosed { uid, .. } => {
-                    waiting.remove(uid);
-                }
-                _ => {}
-            }
-            self.on_msg(msg);
-        }
+        self.adopt(rx).await;
         api_server::spawn(&self.cfg.state_dir, self.tx.clone()).map_err(io_err(
             "listening on",
             &crate::api::socket_path(&self.cfg.state_dir),

@@ -88,6 +88,9 @@ impl Agent {
                 } else {
                     log::info!("{pod_name}: {reason}: {message}");
                 }
+                if self.node.pod(&uid).is_none() {
+                    return; // e.g. a refused adoption: nothing to describe
+                }
                 let rt = self.pods.entry(uid).or_default();
                 rt.events.push_back(EventEntry {
                     time_ms: crate::clock::wall_ms(),
