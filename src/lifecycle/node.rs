@@ -16,6 +16,8 @@ pub struct Node {
     out: VecDeque<Output>,
     /// The latest `now` seen (the snapshot records it).
     pub(crate) last_now: Now,
+    /// Re-evaluate every pod on the next `handle` (after a restore).
+    settle_all: bool,
 }
 
 impl Node {
@@ -35,6 +37,7 @@ impl Node {
             pods,
             out: VecDeque::new(),
             last_now: now,
+            settle_all: true,
         }
     }
 
@@ -52,16 +55,31 @@ impl Node {
             self.last_now = now;
         }
         let mut fx = Fx::default();
+        // Only the pods this input or a due timer touches are re-evaluated:
+        // with many pods probed often, settling every pod on every probe
+        // result is what the agent's CPU would be spent on.
+        let mut touched = match target_uid(&input) {
+            _ if std::mem::take(&mut self.settle_all) => Touched::All,
+            Some(uid) => Touched::Some(vec![uid.to_string()]),
+            None if matches!(input, Input::Tick) => Touched::Some(Vec::new()),
+            None => Touched::All,
+        };
         for p in &mut self.pods {
-            p.fire_timers(&mut fx, now);
+            if p.next_timeout().is_some_and(|t| t <= now.mono_ms) {
+                touched.add(&p.uid);
+                p.fire_timers(&mut fx, now);
+            }
         }
         self.apply(input, &mut fx, now);
-        let mut changed = self.settle(&mut fx, now);
+        let mut changed = self.settle(&mut fx, now, &mut touched);
         // Timers the input itself armed for `now` (a probe's first run).
         for p in &mut self.pods {
-            p.fire_timers(&mut fx, now);
+            if p.next_timeout().is_some_and(|t| t <= now.mono_ms) {
+                touched.add(&p.uid);
+                p.fire_timers(&mut fx, now);
+            }
         }
-        for uid in self.settle(&mut fx, now) {
+        for uid in self.settle(&mut fx, now, &mut touched) {
             if !changed.contains(&uid) {
                 changed.push(uid);
             }
@@ -301,11 +319,15 @@ impl Node {
     /// Syncs every pod until it is stable, notices terminal phases, removes
     /// finished pods (creating their replacements), and stores statuses.
     /// Returns the uids whose status changed.
-    fn settle(&mut self, fx: &mut Fx, now: Now) -> Vec<String> {
+    fn settle(&mut self, fx: &mut Fx, now: Now, touched: &mut Touched) -> Vec<String> {
         let mut changed = Vec::new();
         let mut i = 0;
         while i < self.pods.len() {
             let p = &mut self.pods[i];
+            if !touched.contains(&p.uid) {
+                i += 1;
+                continue;
+            }
             let mut removed = false;
             for _ in 0..4 {
                 if p.sync(fx, now) {
@@ -332,6 +354,7 @@ impl Node {
                 });
                 fx.persist = true;
                 if let Some((pod, uid)) = gone.st.replacement {
+                    touched.add(&uid);
                     self.pods.insert(i, PodView::new(pod, uid, now));
                 }
                 continue;
@@ -339,5 +362,50 @@ impl Node {
             i += 1;
         }
         changed
+    }
+}
+
+/// The pod an input is about, when it names one by uid.
+fn target_uid(input: &Input) -> Option<&str> {
+    match input {
+        Input::SandboxReady { uid }
+        | Input::SandboxFailed { uid, .. }
+        | Input::SandboxGone { uid }
+        | Input::SandboxRemoved { uid }
+        | Input::ImageReady { uid, .. }
+        | Input::ImageFailed { uid, .. }
+        | Input::ContainerStarted { uid, .. }
+        | Input::ContainerStartFailed { uid, .. }
+        | Input::ContainerExited { uid, .. }
+        | Input::ProbeResult { uid, .. }
+        | Input::PodAddress { uid, .. } => Some(uid),
+        Input::Tick
+        | Input::ApplyPod { .. }
+        | Input::AdoptPod { .. }
+        | Input::DeletePod { .. }
+        | Input::NodeAddress { .. } => None,
+    }
+}
+
+/// Which pods one `handle` must re-evaluate.
+enum Touched {
+    All,
+    Some(Vec<String>),
+}
+
+impl Touched {
+    fn add(&mut self, uid: &str) {
+        if let Touched::Some(v) = self {
+            if !v.iter().any(|u| u == uid) {
+                v.push(uid.to_string());
+            }
+        }
+    }
+
+    fn contains(&self, uid: &str) -> bool {
+        match self {
+            Touched::All => true,
+            Touched::Some(v) => v.iter().any(|u| u == uid),
+        }
     }
 }
