@@ -196,3 +196,35 @@ spec:
     let (code, _) = a.exec("mem", "r", &["sh", "-c", "echo x > /m/y"]);
     assert_ne!(code, 0, "readOnly mount must refuse writes");
 }
+
+#[test]
+fn host_network_pods_share_the_hosts_loopback() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    a.apply(
+        "hn.yaml",
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: hostnet}
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: picolet.test/busybox:1
+    command: ["sh", "-c", "mkdir -p /w && echo host-net > /w/index.html && exec httpd -f -p 127.0.0.1:18093 -h /w"]
+"#,
+    );
+    a.wait_running("hostnet", "web", 30);
+    let body = wait_for(10, "the pod's server on the host's loopback", || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect("127.0.0.1:18093").ok()?;
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut b = String::new();
+        s.read_to_string(&mut b).ok()?;
+        Some(b)
+    });
+    assert!(body.contains("host-net"), "{body}");
+}
