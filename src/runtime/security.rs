@@ -12,67 +12,18 @@
 
 use super::container::{ContainerError, sys};
 use super::shim::proto::ContainerConfig;
+use crate::spec::caps;
+use crate::spec::{Capabilities, SecurityContext};
 
-/// Capability names, indexed by number (without `CAP_`).
-const NAMES: [&str; 41] = [
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-];
-
-/// containerd's default capabilities, in its order: CHOWN, DAC_OVERRIDE,
-/// FSETID, FOWNER, MKNOD, NET_RAW, SETGID, SETUID, SETFCAP, SETPCAP,
-/// NET_BIND_SERVICE, SYS_CHROOT, KILL, AUDIT_WRITE.
-pub const DEFAULT_CAPS: [u8; 14] = [0, 1, 4, 3, 27, 13, 6, 7, 31, 8, 10, 18, 5, 29];
-
-/// `CAP_SYS_ADMIN`-style name of a capability number.
-pub fn capability_name(cap: u8) -> Option<&'static str> {
-    NAMES.get(usize::from(cap)).copied()
+/// containerd's default capabilities as numbers, ascending (the names and
+/// the Kubernetes rules live in [`crate::spec::caps`]).
+pub fn default_caps() -> Vec<u8> {
+    bits_to_vec(caps::default_capabilities())
 }
 
-/// Number of a capability name, with or without `CAP_`, any case.
-pub fn capability_number(name: &str) -> Option<u8> {
-    let upper = name.trim().to_ascii_uppercase();
-    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
-    NAMES.iter().position(|n| *n == bare).map(|i| i as u8)
+/// `SYS_ADMIN`-style name of a capability number (for messages).
+fn capability_name(cap: u8) -> Option<&'static str> {
+    caps::capability_name(cap).map(|n| n.trim_start_matches("CAP_"))
 }
 
 /// The highest capability the running kernel knows.
@@ -80,7 +31,7 @@ pub fn last_cap() -> u8 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<u8>().ok())
-        .map_or(NAMES.len() as u8 - 1, |n| n.min(63))
+        .map_or(caps::CAP_LAST_CAP, |n| n.min(63))
 }
 
 /// The bounding set of this process (`CapBnd` in `/proc/self/status`).
@@ -114,44 +65,33 @@ fn bits_to_vec(bits: u64) -> Vec<u8> {
 }
 
 /// The capabilities of a container as Kubernetes with containerd computes
-/// them: privileged gets every capability (add/drop ignored); otherwise
-/// start from [`DEFAULT_CAPS`], `ALL` in `add` means every capability,
-/// `ALL` in `drop` means none (and wins over `add: [ALL]`), then the named
-/// adds, then the named drops. Sorted ascending.
+/// them ([`caps::effective_capabilities`]), limited to what this host can
+/// hand out. A named capability that is unknown, or that this host's kernel
+/// or our own bounding set lacks, is an error. Sorted ascending.
 pub fn capability_set(
     add: &[String],
     drop: &[String],
     privileged: bool,
 ) -> Result<Vec<u8>, ContainerError> {
-    let last = last_cap();
-    if privileged {
-        return Ok(bits_to_vec(all_caps(last)));
-    }
-    let is_all = |s: &String| s.trim().eq_ignore_ascii_case("ALL");
-    let mut set: u64 = DEFAULT_CAPS.iter().fold(0, |m, c| m | 1u64 << c);
-    if add.iter().any(is_all) {
-        set = all_caps(last);
-    }
-    if drop.iter().any(is_all) {
-        set = 0;
-    }
-    for name in add.iter().filter(|s| !is_all(s)) {
-        match capability_number(name) {
-            Some(c) if c <= last => set |= 1u64 << c,
-            _ => {
-                return Err(ContainerError::UnknownCapability { name: name.clone() });
-            }
+    let host = all_caps(last_cap());
+    for name in add.iter().chain(drop).filter(|n| !caps::is_all(n.trim())) {
+        let known = caps::capability_number(name.trim());
+        let available = known.is_some_and(|c| host & (1u64 << c) != 0);
+        let adding = add.contains(name);
+        if known.is_none() || (adding && !privileged && !available) {
+            return Err(ContainerError::UnknownCapability { name: name.clone() });
         }
     }
-    for name in drop.iter().filter(|s| !is_all(s)) {
-        match capability_number(name) {
-            Some(c) => set &= !(1u64 << c),
-            None => {
-                return Err(ContainerError::UnknownCapability { name: name.clone() });
-            }
-        }
-    }
-    Ok(bits_to_vec(set))
+    let trimmed = |v: &[String]| v.iter().map(|n| n.trim().to_string()).collect();
+    let sc = SecurityContext {
+        privileged: Some(privileged),
+        capabilities: Some(Capabilities {
+            add: trimmed(add),
+            drop: trimmed(drop),
+        }),
+        ..Default::default()
+    };
+    Ok(bits_to_vec(caps::effective_capabilities(Some(&sc)) & host))
 }
 
 /// The security settings of one process, computed before `clone`.
@@ -278,31 +218,16 @@ mod tests {
         v.iter().map(|s| s.to_string()).collect()
     }
 
-    fn sorted_defaults() -> Vec<u8> {
-        let mut d = DEFAULT_CAPS.to_vec();
-        d.sort_unstable();
-        d
-    }
-
     #[test]
     fn default_caps_are_containerds_fourteen_as_the_well_known_mask() {
-        let mask = DEFAULT_CAPS.iter().fold(0u64, |m, c| m | 1 << c);
+        let mask = default_caps().iter().fold(0u64, |m, c| m | 1 << c);
         assert_eq!(mask, 0xa80425fb);
-        let listed: Vec<&str> = DEFAULT_CAPS
-            .iter()
-            .map(|c| capability_name(*c).unwrap())
-            .collect();
-        assert_eq!(listed[0], "CHOWN");
-        assert_eq!(listed[13], "AUDIT_WRITE");
-        assert_eq!(capability_set(&[], &[], false).unwrap(), sorted_defaults());
+        assert_eq!(capability_name(0), Some("CHOWN"));
+        assert_eq!(capability_set(&[], &[], false).unwrap(), default_caps());
     }
 
     #[test]
     fn capability_names_are_accepted_with_or_without_cap_prefix_in_any_case() {
-        assert_eq!(capability_number("NET_ADMIN"), Some(12));
-        assert_eq!(capability_number("cap_net_admin"), Some(12));
-        assert_eq!(capability_number("CAP_SYS_ADMIN"), Some(21));
-        assert_eq!(capability_number("NET_ADMINX"), None);
         let set = capability_set(
             &names(&["CAP_NET_ADMIN", "sys_time"]),
             &names(&["KILL"]),

@@ -15,7 +15,7 @@ use super::*;
 mod filesystem;
 mod isolation;
 mod process;
-use crate::runtime::security::{DEFAULT_CAPS, capability_set};
+use crate::runtime::security::{capability_set, default_caps};
 use crate::runtime::shim::proto::{Mount, MountKind, Rootfs};
 
 struct Fixture {
@@ -114,7 +114,7 @@ fn config(fx: &Fixture, script: &str) -> ContainerConfig {
         cwd: "/".into(),
         uid: 0,
         gid: 0,
-        capabilities: DEFAULT_CAPS.to_vec(),
+        capabilities: default_caps(),
         no_new_privs: false,
         privileged: false,
         mounts: Vec::new(),
