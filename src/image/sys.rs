@@ -76,7 +76,7 @@ pub(crate) fn lgetxattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> 
 pub(crate) fn set_mtime_nofollow(path: &Path, mtime: u64) -> io::Result<()> {
     let c = cpath(path)?;
     let t = libc::timespec {
-        tv_sec: libc::time_t::try_from(mtime).unwrap_or(libc::time_t::MAX),
+        tv_sec: mtime.try_into().unwrap_or(i32::MAX.into()),
         tv_nsec: 0,
     };
     let times = [t, t];
