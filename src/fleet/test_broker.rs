@@ -1,0 +1,259 @@
+//! Test support: a real `mosquitto` on free loopback ports, and a test PKI
+//! made with the `openssl` CLI.
+//!
+//! Each [`Broker`] runs one `mosquitto -c <tempdir>/mosquitto.conf` child
+//! (persistence off, anonymous allowed, `user root` so it keeps access to
+//! the temp files) and kills and reaps exactly that PID on drop. Logs go to
+//! `<tempdir>/mosquitto.log` and are shown when it fails to start.
+
+use std::fs;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `mosquitto`'s path, or `None` (with the reason printed) when it is not
+/// installed: tests then return early.
+pub(crate) fn mosquitto() -> Option<PathBuf> {
+    for p in [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ] {
+        if Path::new(p).exists() {
+            return Some(PathBuf::from(p));
+        }
+    }
+    eprintln!("SKIP: mosquitto is not installed (apt-get install mosquitto)");
+    None
+}
+
+/// `openssl`'s path, or `None` (with the reason printed).
+pub(crate) fn openssl() -> Option<PathBuf> {
+    for p in ["/usr/bin/openssl", "/usr/local/bin/openssl"] {
+        if Path::new(p).exists() {
+            return Some(PathBuf::from(p));
+        }
+    }
+    eprintln!("SKIP: openssl is not installed (apt-get install openssl)");
+    None
+}
+
+/// Loopback ports that were free a moment ago.
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// A running mosquitto.
+#[derive(Debug)]
+pub(crate) struct Broker {
+    exe: PathBuf,
+    dir: tempfile::TempDir,
+    /// One port per listener, in the order given to `start`.
+    pub ports: Vec<u16>,
+    child: Option<Child>,
+}
+
+impl Broker {
+    /// Starts mosquitto with one loopback listener per entry of `listeners`;
+    /// each entry holds the lines that follow its `listener` line (TLS
+    /// settings), `""` for plain MQTT. `None` when mosquitto is missing.
+    pub(crate) fn start(listeners: &[&str]) -> Option<Broker> {
+        let exe = mosquitto()?;
+        let mut last_err = String::new();
+        for _ in 0..3 {
+            let mut b = Broker {
+                exe: exe.clone(),
+                dir: tempfile::tempdir().unwrap(),
+                ports: free_ports(listeners.len()),
+                child: None,
+            };
+            let mut conf = String::from(
+                "per_listener_settings false\nallow_anonymous true\npersistence false\nuser root\n",
+            );
+            for (port, extra) in b.ports.iter().zip(listeners) {
+                conf.push_str(&format!("listener {port} 127.0.0.1\n{extra}\n"));
+            }
+            fs::write(b.dir.path().join("mosquitto.conf"), conf).unwrap();
+            match b.spawn() {
+                Ok(()) => return Some(b),
+                Err(e) => last_err = e,
+            }
+        }
+        panic!("mosquitto did not start: {last_err}");
+    }
+
+    pub(crate) fn addr(&self, listener: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ports[listener]))
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let log = fs::File::create(self.dir.path().join("mosquitto.log")).unwrap();
+        let child = Command::new(&self.exe)
+            .arg("-c")
+            .arg(self.dir.path().join("mosquitto.conf"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", self.exe.display()))?;
+        self.child = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                return Err(format!("exited with {status}: {}", self.log()));
+            }
+            let all_up = (0..self.ports.len()).all(|i| TcpStream::connect(self.addr(i)).is_ok());
+            if all_up {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop();
+        Err(format!("not listening after 10 s: {}", self.log()))
+    }
+
+    /// The broker's log so far.
+    pub(crate) fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// Kills (SIGKILL) and reaps our mosquitto; the ports stay reserved in
+    /// the config for [`Broker::restart`].
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts mosquitto again with the same config and ports.
+    pub(crate) fn restart(&mut self) {
+        self.stop();
+        let start = Instant::now();
+        loop {
+            match self.spawn() {
+                Ok(()) => return,
+                // The old sockets may linger a moment.
+                Err(e) if start.elapsed() > Duration::from_secs(10) => {
+                    panic!("mosquitto did not restart: {e}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A throwaway PKI: a CA, a server certificate for `127.0.0.1`/`localhost`
+/// and one for `wrong.example` only, a client certificate, and a second CA
+/// that signed nothing here. All keys are P-256, PKCS#8 PEM.
+#[derive(Debug)]
+pub(crate) struct Pki {
+    pub dir: PathBuf,
+}
+
+impl Pki {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Makes the files in `dir`; `None` when openssl is missing.
+    pub(crate) fn generate(dir: &Path) -> Option<Pki> {
+        let openssl = openssl()?;
+        let run = |args: &[&str]| {
+            let out = Command::new(&openssl)
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let key = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "other-ca"] {
+            let subj = format!("/CN=picolet test {ca}");
+            let (k, c) = (format!("{ca}.key"), format!("{ca}.crt"));
+            let mut args = vec!["req", "-x509"];
+            args.extend(key);
+            args.extend(["-keyout", &k, "-out", &c, "-days", "2", "-subj", &subj]);
+            run(&args);
+        }
+        let leaves = [
+            (
+                "server",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+            ),
+            (
+                "wrong-name",
+                "subjectAltName=DNS:wrong.example\nextendedKeyUsage=serverAuth\n",
+            ),
+            ("client", "extendedKeyUsage=clientAuth\n"),
+        ];
+        for (name, ext) in leaves {
+            let (k, csr, c, e) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.crt"),
+                format!("{name}.ext"),
+            );
+            fs::write(dir.join(&e), ext).unwrap();
+            let subj = format!("/CN=picolet test {name}");
+            let mut args = vec!["req"];
+            args.extend(key);
+            args.extend(["-keyout", &k, "-out", &csr, "-subj", &subj]);
+            run(&args);
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &c,
+                "-days",
+                "2",
+                "-extfile",
+                &e,
+            ]);
+        }
+        Some(Pki {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// mosquitto listener lines for a TLS listener with `cert`'s
+    /// certificate and key, asking for client certificates when `mtls`.
+    pub(crate) fn listener(&self, cert: &str, mtls: bool) -> String {
+        format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate {mtls}\n",
+            self.path("ca.crt").display(),
+            self.path(&format!("{cert}.crt")).display(),
+            self.path(&format!("{cert}.key")).display(),
+        )
+    }
+}
