@@ -13,7 +13,7 @@ step() { printf '\n== %s (%ss)\n' "$1" "$(($(date +%s) - START))"; }
 START=$(date +%s)
 
 step "packages"
-need_packages busybox-static iproute2 procps file ca-certificates
+need_packages busybox-static iproute2 procps file ca-certificates mosquitto openssl
 need_cargo
 
 step "format and lints"
