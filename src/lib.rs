@@ -23,6 +23,7 @@
 pub mod agent;
 pub mod api;
 pub mod clock;
+pub mod fleet;
 pub mod image;
 pub mod lifecycle;
 pub mod probe;
