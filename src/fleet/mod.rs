@@ -12,7 +12,7 @@
 //! the config, key and credentials files, `sign::keygen` writing a key
 //! pair, and `doc::NodeInfo::read` reading `/proc`. No threads, no fds kept.
 
-//pub mod config;
+pub mod config;
 pub mod doc;
 pub mod policy;
 pub mod sign;

@@ -296,11 +296,16 @@ fn check(bytes: &[u8], key: Option<&PublicKey>) -> Result<Option<&'static str>, 
     Ok(None)
 }
 
+/// A decimal or `0x` hex number from the environment.
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    let Ok(v) = std::env::var(name) else {
+        return default;
+    };
+    match v.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => v.parse().ok(),
+    }
+    .unwrap_or(default)
 }
 
 #[test]
@@ -319,6 +324,12 @@ fn random_mutations_of_desired_documents_never_panic_and_accept_only_sound_docum
     let tree: Value = serde_json::from_slice(&seeds[0]).unwrap();
     for s in &seeds {
         assert_eq!(check(s, None), Ok(None), "seed must decode");
+    }
+    if let Some(dir) = std::env::var_os("PICOLET_FUZZ_WRITE_SEEDS") {
+        // Seeds for the cargo-fuzz corpus (fuzz/seeds/).
+        for (i, s) in seeds.iter().enumerate() {
+            std::fs::write(std::path::Path::new(&dir).join(format!("seed-{i}")), s).unwrap();
+        }
     }
     let mut rng = Rng(seed);
     let mut accepted = 0u64;
