@@ -22,7 +22,7 @@ pub mod names;
 mod normalize;
 pub mod quantity;
 mod schema;
-mod strict;
+pub(crate) mod strict;
 pub mod types;
 pub mod validate;
 

@@ -1,0 +1,475 @@
+//! The agent's config file (`picolet agent --config FILE`, default
+//! [`DEFAULT_CONFIG_PATH`]), strict YAML:
+//!
+//! ```yaml
+//! broker: mqtts://broker.example:8883   # no broker: the fleet channel is off
+//! deviceId: pi-17                        # default: the hostname
+//! groups: [kitchen, floor-2]             # earlier groups win name clashes
+//! topicPrefix: picolet
+//! tls: {ca: ca.pem, cert: device.pem, key: device.key}   # mqtts:// only
+//! credentials: credentials.yaml          # see `Credentials`
+//! fleetKey: fleet.pub                    # only signed desired state is accepted
+//! keepaliveSeconds: 30
+//! maxDocumentBytes: 1Mi                  # integer or quantity
+//! policy: {allowPrivileged: false, allowHostPath: false, allowHostNetwork: false,
+//!          allowHostPID: false, allowCapabilities: [NET_ADMIN]}
+//! manifests: /etc/picolet/manifests
+//! stateDir: /var/lib/picolet
+//! runDir: /run/picolet
+//! cgroupRoot: /sys/fs/cgroup/picolet
+//! nodeName: pi-17
+//! pidsMax: 1024
+//! logMaxSize: 1Mi
+//! logMaxFiles: 2
+//! ```
+//!
+//! Every key is optional; an unknown key is an error naming it (with its
+//! path, e.g. `tls.certificate`). Relative paths in the file are relative to
+//! the file's directory.
+//!
+//! # Merge rule with flags
+//! The lead parses flags into an [`AgentFileConfig`] too, then calls
+//! `flags.over(file).resolve(&hostname())`: for every setting the flag wins
+//! if given, else the file, else the default. `tls` and `policy` merge key by
+//! key (`--allow-host-network` keeps the file's `allowPrivileged`); `groups`
+//! is one setting: a flag's list replaces the file's, it does not add to it.
+//! [`AgentFileConfig::resolve`] checks everything and fills the defaults.
+//!
+//! I/O: [`AgentFileConfig::load`], [`Credentials::load`] and [`hostname`]
+//! read files; the rest is pure.
+
+mod broker;
+mod credentials;
+
+#[cfg(test)]
+mod tests;
+
+pub use broker::BrokerUrl;
+pub use credentials::Credentials;
+
+use crate::fleet::doc::MAX_DOC_BYTES;
+use crate::fleet::policy::NodePolicy;
+use crate::fleet::topics::{DEFAULT_PREFIX, IdKind, Topics, validate_id};
+use crate::spec::Quantity;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Where the agent looks for its config file.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/picolet/config.yaml";
+/// Config and credentials files larger than this are refused.
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// Errors of reading or checking the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A file that cannot be used (syntax, unknown key, size, mode).
+    #[error("{}: {message}", .path.display())]
+    File { path: PathBuf, message: String },
+    /// A setting with a bad value; `key` is its config key (`groups[1]`).
+    #[error("invalid setting {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A byte count: an integer or a quantity string (`64Ki`, `1Mi`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Bytes(pub u64);
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(Bytes(n)),
+            Raw::Text(t) => Bytes::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Bytes {
+    /// `4096`, `64Ki`, `1Mi`, `1G`.
+    pub fn parse(text: &str) -> Result<Bytes, String> {
+        let q = Quantity::parse(text)
+            .map_err(|e| format!("{text:?} is not a byte count: {}", e.message))?;
+        if q.is_negative() {
+            return Err(format!("{text:?} is negative"));
+        }
+        Ok(Bytes(q.value() as u64))
+    }
+}
+
+/// `tls:` — files for `mqtts://`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// CA bundle (PEM); the system roots when absent.
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM), for mTLS; needs `key`.
+    pub cert: Option<PathBuf>,
+    /// Client private key (PEM), for mTLS; needs `cert`.
+    pub key: Option<PathBuf>,
+}
+
+/// `policy:` as written: each key optional, merged key by key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub allow_privileged: Option<bool>,
+    pub allow_host_path: Option<bool>,
+    pub allow_host_network: Option<bool>,
+    #[serde(rename = "allowHostPID")]
+    pub allow_host_pid: Option<bool>,
+    pub allow_capabilities: Option<Vec<String>>,
+}
+
+/// The config file (or the flags), as written: every setting optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentFileConfig {
+    pub broker: Option<String>,
+    pub device_id: Option<String>,
+    pub groups: Option<Vec<String>>,
+    pub topic_prefix: Option<String>,
+    pub tls: Option<TlsFiles>,
+    pub credentials: Option<PathBuf>,
+    pub fleet_key: Option<PathBuf>,
+    pub keepalive_seconds: Option<u64>,
+    pub max_document_bytes: Option<Bytes>,
+    pub policy: Option<PolicyConfig>,
+    pub manifests: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub run_dir: Option<PathBuf>,
+    pub cgroup_root: Option<PathBuf>,
+    pub node_name: Option<String>,
+    pub pids_max: Option<u64>,
+    pub log_max_size: Option<Bytes>,
+    pub log_max_files: Option<u32>,
+}
+
+/// The fleet channel's settings, checked, with defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetSettings {
+    pub broker: BrokerUrl,
+    pub device_id: String,
+    pub groups: Vec<String>,
+    pub topics: Topics,
+    pub tls: TlsFiles,
+    pub credentials: Option<PathBuf>,
+    pub fleet_key: Option<PathBuf>,
+    pub keepalive_seconds: u16,
+    pub max_document_bytes: usize,
+    pub policy: NodePolicy,
+}
+
+/// All agent settings, checked, with defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSettings {
+    /// `None` when no broker is configured: the agent runs static pods only.
+    pub fleet: Option<FleetSettings>,
+    pub manifests: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub cgroup_root: Option<PathBuf>,
+    pub node_name: String,
+    pub pids_max: u64,
+    pub log_max_bytes: u64,
+    pub log_max_files: u32,
+}
+
+/// Defaults of [`AgentSettings`].
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/picolet";
+pub const DEFAULT_RUN_DIR: &str = "/run/picolet";
+pub const DEFAULT_PIDS_MAX: u64 = 1024;
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 1 << 20;
+pub const DEFAULT_LOG_MAX_FILES: u32 = 2;
+pub const DEFAULT_KEEPALIVE_SECONDS: u16 = 30;
+
+/// Reads at most `cap` bytes of UTF-8 text.
+pub(crate) fn read_capped(path: &Path, cap: u64) -> Result<String, ConfigError> {
+    let io = |source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut buf = String::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(cap + 1)
+        .read_to_string(&mut buf)
+        .map_err(io)?;
+    if buf.len() as u64 > cap {
+        return Err(ConfigError::File {
+            path: path.to_path_buf(),
+            message: format!("larger than {cap} bytes"),
+        });
+    }
+    Ok(buf)
+}
+
+/// This machine's host name (`/proc/sys/kernel/hostname`), or `localhost`.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+impl AgentFileConfig {
+    /// Reads and parses a config file; relative paths in it become relative
+    /// to its directory.
+    pub fn load(path: &Path) -> Result<AgentFileConfig, ConfigError> {
+        let text = read_capped(path, MAX_CONFIG_BYTES)?;
+        let mut cfg = Self::parse(&text).map_err(|message| ConfigError::File {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        cfg.make_paths_absolute(path.parent().unwrap_or(Path::new(".")));
+        Ok(cfg)
+    }
+
+    /// [`load`](Self::load), but a missing file is an empty config (for the
+    /// default path, which need not exist).
+    pub fn load_optional(path: &Path) -> Result<AgentFileConfig, ConfigError> {
+        match Self::load(path) {
+            Err(ConfigError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(AgentFileConfig::default())
+            }
+            other => other,
+        }
+    }
+
+    /// Parses YAML text; the error names the key path and the position.
+    pub fn parse(text: &str) -> Result<AgentFileConfig, String> {
+        let de = serde_yaml::Deserializer::from_str(text);
+        match serde_path_to_error::deserialize::<_, Option<AgentFileConfig>>(de) {
+            Ok(cfg) => Ok(cfg.unwrap_or_default()),
+            Err(e) => {
+                let path = e.path().to_string();
+                let message = e.into_inner().to_string();
+                // serde_yaml may start its message with the path, or with
+                // the path of the parent object: keep the path once.
+                let mut prefix = path.as_str();
+                let message = loop {
+                    if let Some(rest) = message.strip_prefix(&format!("{prefix}: ")) {
+                        break rest.to_string();
+                    }
+                    match prefix.rfind(['.', '[']) {
+                        Some(i) => prefix = &prefix[..i],
+                        None => break message,
+                    }
+                };
+                Err(match path.as_str() {
+                    "." | "?" => message,
+                    p => format!("{p}: {message}"),
+                })
+            }
+        }
+    }
+
+    fn make_paths_absolute(&mut self, base: &Path) {
+        let fix = |p: &mut Option<PathBuf>| {
+            if let Some(path) = p.as_mut() {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
+            }
+        };
+        if let Some(tls) = self.tls.as_mut() {
+            fix(&mut tls.ca);
+            fix(&mut tls.cert);
+            fix(&mut tls.key);
+        }
+        for p in [
+            &mut self.credentials,
+            &mut self.fleet_key,
+            &mut self.manifests,
+            &mut self.state_dir,
+            &mut self.run_dir,
+            &mut self.cgroup_root,
+        ] {
+            fix(p);
+        }
+    }
+
+    /// This config (the flags) over `lower` (the file): each setting from
+    /// `self` if set, else from `lower`; `tls` and `policy` key by key.
+    pub fn over(self, lower: AgentFileConfig) -> AgentFileConfig {
+        let tls = match (self.tls, lower.tls) {
+            (Some(a), Some(b)) => Some(TlsFiles {
+                ca: a.ca.or(b.ca),
+                cert: a.cert.or(b.cert),
+                key: a.key.or(b.key),
+            }),
+            (a, b) => a.or(b),
+        };
+        let policy = match (self.policy, lower.policy) {
+            (Some(a), Some(b)) => Some(PolicyConfig {
+                allow_privileged: a.allow_privileged.or(b.allow_privileged),
+                allow_host_path: a.allow_host_path.or(b.allow_host_path),
+                allow_host_network: a.allow_host_network.or(b.allow_host_network),
+                allow_host_pid: a.allow_host_pid.or(b.allow_host_pid),
+                allow_capabilities: a.allow_capabilities.or(b.allow_capabilities),
+            }),
+            (a, b) => a.or(b),
+        };
+        AgentFileConfig {
+            broker: self.broker.or(lower.broker),
+            device_id: self.device_id.or(lower.device_id),
+            groups: self.groups.or(lower.groups),
+            topic_prefix: self.topic_prefix.or(lower.topic_prefix),
+            tls,
+            credentials: self.credentials.or(lower.credentials),
+            fleet_key: self.fleet_key.or(lower.fleet_key),
+            keepalive_seconds: self.keepalive_seconds.or(lower.keepalive_seconds),
+            max_document_bytes: self.max_document_bytes.or(lower.max_document_bytes),
+            policy,
+            manifests: self.manifests.or(lower.manifests),
+            state_dir: self.state_dir.or(lower.state_dir),
+            run_dir: self.run_dir.or(lower.run_dir),
+            cgroup_root: self.cgroup_root.or(lower.cgroup_root),
+            node_name: self.node_name.or(lower.node_name),
+            pids_max: self.pids_max.or(lower.pids_max),
+            log_max_size: self.log_max_size.or(lower.log_max_size),
+            log_max_files: self.log_max_files.or(lower.log_max_files),
+        }
+    }
+
+    /// Checks every setting and fills in the defaults; `hostname` is the
+    /// default device id and node name.
+    pub fn resolve(self, hostname: &str) -> Result<AgentSettings, ConfigError> {
+        let node_name = self
+            .node_name
+            .clone()
+            .unwrap_or_else(|| hostname.to_string());
+        if node_name.is_empty() {
+            return Err(ConfigError::invalid("nodeName", "must not be empty"));
+        }
+        let pids_max = self.pids_max.unwrap_or(DEFAULT_PIDS_MAX);
+        if pids_max == 0 {
+            return Err(ConfigError::invalid("pidsMax", "must be at least 1"));
+        }
+        let log_max_bytes = self.log_max_size.map_or(DEFAULT_LOG_MAX_BYTES, |b| b.0);
+        if log_max_bytes < 4096 {
+            return Err(ConfigError::invalid(
+                "logMaxSize",
+                "must be at least 4096 bytes",
+            ));
+        }
+        let log_max_files = self.log_max_files.unwrap_or(DEFAULT_LOG_MAX_FILES);
+        if log_max_files == 0 {
+            return Err(ConfigError::invalid("logMaxFiles", "must be at least 1"));
+        }
+        let fleet = match &self.broker {
+            None => None,
+            Some(url) => Some(self.fleet_settings(url, hostname)?),
+        };
+        Ok(AgentSettings {
+            fleet,
+            manifests: self.manifests,
+            state_dir: self
+                .state_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            run_dir: self
+                .run_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_RUN_DIR)),
+            cgroup_root: self.cgroup_root,
+            node_name,
+            pids_max,
+            log_max_bytes,
+            log_max_files,
+        })
+    }
+
+    fn fleet_settings(&self, url: &str, hostname: &str) -> Result<FleetSettings, ConfigError> {
+        let broker = BrokerUrl::parse(url, "broker")?;
+        let device_id = self
+            .device_id
+            .clone()
+            .unwrap_or_else(|| hostname.to_string());
+        validate_id(IdKind::Device, &device_id)
+            .map_err(|e| ConfigError::invalid("deviceId", e.to_string()))?;
+        let groups = self.groups.clone().unwrap_or_default();
+        for (i, g) in groups.iter().enumerate() {
+            let key = format!("groups[{i}]");
+            validate_id(IdKind::Group, g).map_err(|e| ConfigError::invalid(&key, e.to_string()))?;
+            if groups[..i].contains(g) {
+                return Err(ConfigError::invalid(&key, format!("{g:?} is listed twice")));
+            }
+        }
+        let prefix = self.topic_prefix.as_deref().unwrap_or(DEFAULT_PREFIX);
+        let topics =
+            Topics::new(prefix).map_err(|e| ConfigError::invalid("topicPrefix", e.to_string()))?;
+        let tls = self.tls.clone().unwrap_or_default();
+        if !broker.tls && tls != TlsFiles::default() {
+            return Err(ConfigError::invalid(
+                "tls",
+                format!("the broker {broker} does not use TLS (use mqtts://)"),
+            ));
+        }
+        if tls.cert.is_some() != tls.key.is_some() {
+            return Err(ConfigError::invalid(
+                "tls",
+                "a client certificate needs its key: set both tls.cert and tls.key",
+            ));
+        }
+        let keepalive = self
+            .keepalive_seconds
+            .unwrap_or(u64::from(DEFAULT_KEEPALIVE_SECONDS));
+        let keepalive_seconds = u16::try_from(keepalive)
+            .ok()
+            .filter(|k| *k > 0)
+            .ok_or_else(|| ConfigError::invalid("keepaliveSeconds", "must be 1-65535"))?;
+        let max_doc = self
+            .max_document_bytes
+            .map_or(MAX_DOC_BYTES as u64, |b| b.0);
+        if !(1024..=256 << 20).contains(&max_doc) {
+            return Err(ConfigError::invalid(
+                "maxDocumentBytes",
+                "must be between 1Ki and 256Mi",
+            ));
+        }
+        let p = self.policy.clone().unwrap_or_default();
+        let policy = NodePolicy {
+            allow_privileged: p.allow_privileged.unwrap_or(false),
+            allow_host_path: p.allow_host_path.unwrap_or(false),
+            allow_host_network: p.allow_host_network.unwrap_or(false),
+            allow_host_pid: p.allow_host_pid.unwrap_or(false),
+            allow_capabilities: p.allow_capabilities.unwrap_or_default(),
+        };
+        policy
+            .validate()
+            .map_err(|v| ConfigError::invalid(&v.path, v.message))?;
+        Ok(FleetSettings {
+            broker,
+            device_id,
+            groups,
+            topics,
+            tls,
+            credentials: self.credentials.clone(),
+            fleet_key: self.fleet_key.clone(),
+            keepalive_seconds,
+            max_document_bytes: max_doc as usize,
+            policy,
+        })
+    }
+}

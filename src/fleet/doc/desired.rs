@@ -1,0 +1,302 @@
+//! The desired document (`kind: DeviceState`): JSON and postcard codecs,
+//! format detection and checks. The module doc of [`super`] has the format.
+
+use super::{API_VERSION, DESIRED_KIND, DocError, MAX_POD_ERRORS, POSTCARD_MAGIC, SIGNED_KIND};
+use crate::spec::strict::StrictValue;
+use crate::spec::{Pod, SpecError, pod_from_value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// A decoded, validated desired document.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DesiredDoc {
+    pub revision: u64,
+    pub pods: Vec<Pod>,
+}
+
+/// How a document is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Postcard,
+}
+
+/// The postcard wire form; the variant is the version (append only).
+#[derive(Debug, Serialize, Deserialize)]
+enum DesiredWire {
+    V1(DesiredV1),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DesiredV1 {
+    api_version: String,
+    kind: String,
+    revision: u64,
+    /// Each pod as JSON text: postcard cannot carry untagged enums.
+    pods: Vec<String>,
+}
+
+/// The encoding of `bytes`, from its first byte (see the module doc of [`super`]).
+pub fn detect_format(bytes: &[u8]) -> Result<Format, DocError> {
+    if bytes.starts_with(&POSTCARD_MAGIC) {
+        return Ok(Format::Postcard);
+    }
+    let text = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    match text
+        .iter()
+        .copied()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        None => Err(DocError::Empty),
+        Some(b'{') => Ok(Format::Json),
+        Some(first) => Err(DocError::Format { first }),
+    }
+}
+
+/// Parses JSON text without duplicate keys; `path` prefixes errors.
+pub(crate) fn parse_json(bytes: &[u8], path: &str) -> Result<Value, DocError> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    serde_json::from_slice::<StrictValue>(bytes)
+        .map(|v| v.0)
+        .map_err(|e| json_error(&e, path))
+}
+
+pub(crate) fn json_error(e: &serde_json::Error, path: &str) -> DocError {
+    let (line, column) = (e.line(), e.column());
+    let text = e.to_string();
+    let message = text
+        .strip_suffix(&format!(" at line {line} column {column}"))
+        .unwrap_or(&text)
+        .to_string();
+    DocError::Json {
+        path: path.to_string(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// A value for an error message, cut to a sensible length.
+pub(crate) fn show(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() <= 64 {
+        return s;
+    }
+    let cut: String = s.chars().take(60).collect();
+    format!("{cut}…")
+}
+
+/// Checks `kind` then `apiVersion` of a document that must be `kind`.
+pub(crate) fn check_header(map: &Map<String, Value>, kind: &str) -> Result<(), DocError> {
+    match map.get("kind") {
+        Some(Value::String(k)) if k == kind => {}
+        None | Some(Value::Null) => {
+            return Err(DocError::field(
+                "kind",
+                format!("missing (expected {kind})"),
+            ));
+        }
+        Some(other) => {
+            return Err(DocError::field(
+                "kind",
+                format!("{} is not {kind}", show(other)),
+            ));
+        }
+    }
+    match map.get("apiVersion") {
+        Some(Value::String(v)) if v == API_VERSION => Ok(()),
+        None | Some(Value::Null) => Err(DocError::field(
+            "apiVersion",
+            format!("missing (expected {API_VERSION})"),
+        )),
+        Some(other) => Err(DocError::field(
+            "apiVersion",
+            format!("{} is not {API_VERSION}", show(other)),
+        )),
+    }
+}
+
+/// Refuses keys of `map` not in `known`, naming the first such key.
+pub(crate) fn check_keys(
+    map: &Map<String, Value>,
+    known: &[&str],
+    kind: &str,
+) -> Result<(), DocError> {
+    match map.keys().find(|k| !known.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(k) => Err(DocError::field(
+            k,
+            format!("unknown field (a {kind} has {})", known.join(", ")),
+        )),
+    }
+}
+
+const DESIRED_KEYS: [&str; 4] = ["apiVersion", "kind", "revision", "pods"];
+
+/// Decodes an unsigned desired document, JSON or postcard. The caller has
+/// checked the size. A signed envelope is refused here: it is opened by
+/// [`super::decode_desired`].
+pub fn decode_unsigned(bytes: &[u8]) -> Result<DesiredDoc, DocError> {
+    match detect_format(bytes)? {
+        Format::Json => from_value(parse_json(bytes, "")?),
+        Format::Postcard => decode_postcard(&bytes[POSTCARD_MAGIC.len()..]),
+    }
+}
+
+/// A desired document from parsed JSON.
+pub(crate) fn from_value(doc: Value) -> Result<DesiredDoc, DocError> {
+    let Value::Object(mut map) = doc else {
+        return Err(DocError::field(
+            "",
+            "a desired document must be a JSON object",
+        ));
+    };
+    if map.get("kind").and_then(Value::as_str) == Some(SIGNED_KIND) {
+        return Err(DocError::field(
+            "kind",
+            format!("a {SIGNED_KIND} envelope cannot carry another envelope"),
+        ));
+    }
+    check_header(&map, DESIRED_KIND)?;
+    check_keys(&map, &DESIRED_KEYS, DESIRED_KIND)?;
+    let revision = match map.get("revision") {
+        None | Some(Value::Null) => return Err(DocError::field("revision", "missing")),
+        Some(v) => v.as_u64().ok_or_else(|| {
+            DocError::field(
+                "revision",
+                format!("must be a non-negative integer, got {}", show(v)),
+            )
+        })?,
+    };
+    let pods = match map.remove("pods") {
+        None | Some(Value::Null) => {
+            return Err(DocError::field(
+                "pods",
+                "missing (an empty list removes every pod)",
+            ));
+        }
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(DocError::field(
+                "pods",
+                format!("must be a list of pods, got {}", show(&other)),
+            ));
+        }
+    };
+    let pods = load_pods(pods.into_iter().map(Ok).collect())?;
+    Ok(DesiredDoc { revision, pods })
+}
+
+fn decode_postcard(body: &[u8]) -> Result<DesiredDoc, DocError> {
+    let (wire, rest) = postcard::take_from_bytes::<DesiredWire>(body)
+        .map_err(|e| DocError::Postcard(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(DocError::Postcard(format!(
+            "{} bytes after the end of the document",
+            rest.len()
+        )));
+    }
+    let DesiredWire::V1(v1) = wire;
+    let mut header = Map::new();
+    header.insert("kind".into(), Value::String(v1.kind));
+    header.insert("apiVersion".into(), Value::String(v1.api_version));
+    check_header(&header, DESIRED_KIND)?;
+    let pods = v1
+        .pods
+        .iter()
+        .enumerate()
+        .map(|(i, text)| parse_json(text.as_bytes(), &format!("pods[{i}]")))
+        .collect();
+    Ok(DesiredDoc {
+        revision: v1.revision,
+        pods: load_pods(pods)?,
+    })
+}
+
+/// Loads every pod, collecting all errors (up to [`MAX_POD_ERRORS`]); a
+/// pod whose JSON text did not parse fails the document at once.
+fn load_pods(items: Vec<Result<Value, DocError>>) -> Result<Vec<Pod>, DocError> {
+    let mut pods = Vec::with_capacity(items.len());
+    let mut errors: Vec<SpecError> = Vec::new();
+    let mut more = 0;
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    let mut push = |e: SpecError, errors: &mut Vec<SpecError>| {
+        if errors.len() < MAX_POD_ERRORS {
+            errors.push(e);
+        } else {
+            more += 1;
+        }
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        let path = format!("pods[{i}]");
+        match pod_from_value(item?) {
+            Err(e) => push(e.under(&path), &mut errors),
+            Ok(pod) => {
+                let key = (pod.metadata.namespace.clone(), pod.metadata.name.clone());
+                if let Some(first) = seen.get(&key) {
+                    let msg = format!(
+                        "duplicate pod {}/{}: pods[{first}] has the same namespace and name",
+                        key.0, key.1
+                    );
+                    push(
+                        SpecError::invalid(format!("{path}.metadata.name"), msg),
+                        &mut errors,
+                    );
+                } else {
+                    seen.insert(key, i);
+                    pods.push(pod);
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(pods)
+    } else {
+        Err(DocError::Pods { errors, more })
+    }
+}
+
+/// A pod as JSON, with `apiVersion: v1` and `kind: Pod` filled in if the
+/// caller built it without them.
+fn pod_value(pod: &Pod) -> Value {
+    let mut v = serde_json::to_value(pod).expect("a Pod always serializes to JSON");
+    if let Value::Object(map) = &mut v {
+        for (key, value) in [("apiVersion", "v1"), ("kind", "Pod")] {
+            if map
+                .get(key)
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                map.insert(key.to_string(), Value::String(value.to_string()));
+            }
+        }
+    }
+    v
+}
+
+/// The JSON encoding of `doc`.
+pub fn encode_json(doc: &DesiredDoc) -> Vec<u8> {
+    let mut map = Map::new();
+    map.insert("apiVersion".into(), API_VERSION.into());
+    map.insert("kind".into(), DESIRED_KIND.into());
+    map.insert("revision".into(), doc.revision.into());
+    map.insert(
+        "pods".into(),
+        Value::Array(doc.pods.iter().map(pod_value).collect()),
+    );
+    serde_json::to_vec(&Value::Object(map)).expect("a JSON value always serializes")
+}
+
+/// The postcard encoding of `doc`: [`POSTCARD_MAGIC`] then the wire form.
+pub fn encode_postcard(doc: &DesiredDoc) -> Vec<u8> {
+    let wire = DesiredWire::V1(DesiredV1 {
+        api_version: API_VERSION.to_string(),
+        kind: DESIRED_KIND.to_string(),
+        revision: doc.revision,
+        pods: doc.pods.iter().map(|p| pod_value(p).to_string()).collect(),
+    });
+    let mut out = POSTCARD_MAGIC.to_vec();
+    out.extend(postcard::to_stdvec(&wire).expect("strings and integers always serialize"));
+    out
+}

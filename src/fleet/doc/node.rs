@@ -1,0 +1,157 @@
+//! `node` of the status document: what this device is.
+//!
+//! [`NodeInfo::read`] is the only function of [`super`] that does I/O: it
+//! reads `/proc/sys/kernel/osrelease`, `/proc/meminfo`, `/proc/uptime`,
+//! `/sys/fs/cgroup/cgroup.controllers` and calls `uname(2)`. Each value
+//! that cannot be read is left empty (or 0) rather than failing.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The node section of the status document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeInfo {
+    /// `uname -m` (`aarch64`, `armv7l`, `x86_64`).
+    pub architecture: String,
+    /// The kernel release (`6.6.31+rpt-rpi-v8`).
+    pub kernel: String,
+    /// `MemTotal` in bytes.
+    pub memory_bytes: u64,
+    /// The cgroup v2 controllers available at the root (`cpu`, `memory`, …).
+    pub cgroup_controllers: Vec<String>,
+    pub picolet_version: String,
+    /// Seconds since boot.
+    pub uptime_seconds: u64,
+}
+
+impl NodeInfo {
+    /// Reads this machine's facts.
+    pub fn read() -> NodeInfo {
+        Self::read_from(Path::new("/proc"), Path::new("/sys/fs/cgroup"), machine())
+    }
+
+    /// Reads the facts from a `/proc` and a cgroup root (tests give
+    /// tempdir fixtures); `architecture` is given.
+    pub fn read_from(proc: &Path, cgroup_root: &Path, architecture: String) -> NodeInfo {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        NodeInfo {
+            architecture,
+            kernel: read(&proc.join("sys/kernel/osrelease")).trim().to_string(),
+            memory_bytes: mem_total(&read(&proc.join("meminfo"))),
+            cgroup_controllers: read(&cgroup_root.join("cgroup.controllers"))
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
+            picolet_version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_seconds: uptime(&read(&proc.join("uptime"))),
+        }
+    }
+}
+
+/// `MemTotal:  3884136 kB` → bytes.
+pub(crate) fn mem_total(meminfo: &str) -> u64 {
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb.saturating_mul(1024))
+}
+
+/// `12345.67 54321.00` → 12345.
+pub(crate) fn uptime(text: &str) -> u64 {
+    text.split_whitespace()
+        .next()
+        .and_then(|s| s.split('.').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `uname(2)`'s machine field.
+fn machine() -> String {
+    // SAFETY: utsname is plain bytes; all-zero is a valid value.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uname writes into the struct we own and nothing else.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return std::env::consts::ARCH.to_string();
+    }
+    let bytes: Vec<u8> = uts
+        .machine
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c.to_ne_bytes()[0])
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_info_reads_kernel_memory_uptime_and_controllers_from_fixtures() {
+        let proc = tempfile::tempdir().unwrap();
+        let cg = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(proc.path().join("sys/kernel")).unwrap();
+        std::fs::write(proc.path().join("sys/kernel/osrelease"), "6.6.31-v8+\n").unwrap();
+        std::fs::write(
+            proc.path().join("meminfo"),
+            "MemTotal:        3884136 kB\nMemFree:          100 kB\n",
+        )
+        .unwrap();
+        std::fs::write(proc.path().join("uptime"), "12345.67 40000.01\n").unwrap();
+        std::fs::write(
+            cg.path().join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .unwrap();
+        let n = NodeInfo::read_from(proc.path(), cg.path(), "aarch64".into());
+        assert_eq!(n.kernel, "6.6.31-v8+");
+        assert_eq!(n.memory_bytes, 3_884_136 * 1024);
+        assert_eq!(n.uptime_seconds, 12345);
+        assert_eq!(
+            n.cgroup_controllers,
+            ["cpuset", "cpu", "io", "memory", "pids"]
+        );
+        assert_eq!(n.architecture, "aarch64");
+        assert_eq!(n.picolet_version, env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn node_info_leaves_unreadable_facts_empty() {
+        let empty = tempfile::tempdir().unwrap();
+        let n = NodeInfo::read_from(empty.path(), empty.path(), "x".into());
+        assert_eq!(
+            (n.kernel.as_str(), n.memory_bytes, n.uptime_seconds),
+            ("", 0, 0)
+        );
+        assert!(n.cgroup_controllers.is_empty());
+    }
+
+    #[test]
+    fn node_info_of_this_machine_has_an_architecture_kernel_and_memory() {
+        let n = NodeInfo::read();
+        assert!(!n.architecture.is_empty());
+        assert!(!n.kernel.is_empty());
+        assert!(n.memory_bytes > 0);
+    }
+
+    #[test]
+    fn json_uses_the_camel_case_names_of_the_status_document() {
+        let v = serde_json::to_value(NodeInfo::default()).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "architecture",
+                "cgroupControllers",
+                "kernel",
+                "memoryBytes",
+                "picoletVersion",
+                "uptimeSeconds"
+            ]
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! The status document, retained on `<prefix>/devices/<id>/status`:
+//!
+//! ```json
+//! {"apiVersion":"picolet.io/v1","kind":"DeviceStatus","deviceId":"pi-1",
+//!  "observedRevision":{"device":7,"groups":{"kitchen":3}},
+//!  "pods":[{"metadata":{"name":"web","namespace":"default","uid":"…","labels":{…}},
+//!           "status":<Kubernetes PodStatus>}],
+//!  "node":{"architecture":"aarch64","kernel":"6.6.31","memoryBytes":…,
+//!          "cgroupControllers":["cpu","memory"],"picoletVersion":"0.1.0","uptimeSeconds":…},
+//!  "errors":[{"topic":"picolet/devices/pi-1/desired","revision":8,"pod":"default/web",
+//!             "reason":"PolicyViolation","message":"…","time":"2026-11-22T10:00:00Z"}],
+//!  "time":"2026-11-22T10:00:00Z"}
+//! ```
+//! `observedRevision` is [`ObservedRevision`]; `errors` lists refused
+//! documents and pods, newest last, at most [`ErrorLog`]'s capacity. The
+//! agent builds it with [`DeviceStatus::new`]; the controller CLI reads it
+//! with [`DeviceStatus::from_json`]. Pure.
+
+use super::desired::json_error;
+use super::{API_VERSION, DocError, NodeInfo, ObservedRevision, STATUS_KIND};
+use crate::clock::rfc3339;
+use crate::lifecycle::PodStatus;
+use crate::spec::Pod;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+
+/// `pods[].metadata`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodMetadata {
+    pub name: String,
+    pub namespace: String,
+    #[serde(default)]
+    pub uid: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One pod of the status document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PodReport {
+    pub metadata: PodMetadata,
+    pub status: PodStatus,
+}
+
+impl PodReport {
+    /// The report of `pod` (its uid is taken from `uid`, the one the agent
+    /// runs it under) with `status`.
+    pub fn new(pod: &Pod, uid: &str, status: PodStatus) -> PodReport {
+        PodReport {
+            metadata: PodMetadata {
+                name: pod.metadata.name.clone(),
+                namespace: pod.metadata.namespace_or_default().to_string(),
+                uid: uid.to_string(),
+                labels: pod.metadata.labels.clone(),
+            },
+            status,
+        }
+    }
+
+    /// Whether the pod's `Ready` condition is `True`.
+    pub fn is_ready(&self) -> bool {
+        self.status
+            .conditions
+            .iter()
+            .any(|c| c.kind == "Ready" && c.status == "True")
+    }
+}
+
+/// A refused document or pod, as reported in `errors`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusError {
+    /// The topic the document came from (`picolet/groups/kitchen/desired`).
+    pub topic: String,
+    /// The document's revision, when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// `namespace/name` when the error is about one pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// `Malformed`, `TooLarge`, `Invalid`, `Unsigned`, `BadSignature`
+    /// ([`DocError::reason`]), `PolicyViolation` or `NameClash`.
+    pub reason: String,
+    pub message: String,
+    /// RFC 3339.
+    pub time: String,
+}
+
+impl StatusError {
+    /// The error for a refused document.
+    pub fn for_doc(topic: &str, err: &DocError, now_wall_ms: i64) -> StatusError {
+        StatusError {
+            topic: topic.to_string(),
+            revision: None,
+            pod: None,
+            reason: err.reason().to_string(),
+            message: err.to_string(),
+            time: rfc3339(now_wall_ms),
+        }
+    }
+}
+
+/// The errors reported in status: capped, newest last. An error replaces an
+/// older one about the same topic and pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorLog {
+    items: VecDeque<StatusError>,
+    cap: usize,
+}
+
+impl Default for ErrorLog {
+    fn default() -> Self {
+        ErrorLog::new(Self::DEFAULT_CAP)
+    }
+}
+
+impl ErrorLog {
+    pub const DEFAULT_CAP: usize = 32;
+
+    pub fn new(cap: usize) -> ErrorLog {
+        ErrorLog {
+            items: VecDeque::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// Adds `e`, dropping an older entry for the same topic and pod, and
+    /// the oldest entry when full.
+    pub fn push(&mut self, e: StatusError) {
+        self.items
+            .retain(|o| !(o.topic == e.topic && o.pod == e.pod));
+        if self.items.len() == self.cap {
+            self.items.pop_front();
+        }
+        self.items.push_back(e);
+    }
+
+    /// Drops every entry about `topic` (a newer document from it was accepted).
+    pub fn clear_topic(&mut self, topic: &str) {
+        self.items.retain(|o| o.topic != topic);
+    }
+
+    pub fn items(&self) -> impl Iterator<Item = &StatusError> {
+        self.items.iter()
+    }
+
+    pub fn to_vec(&self) -> Vec<StatusError> {
+        self.items.iter().cloned().collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// The status document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceStatus {
+    pub api_version: String,
+    pub kind: String,
+    pub device_id: String,
+    pub observed_revision: ObservedRevision,
+    pub pods: Vec<PodReport>,
+    pub node: NodeInfo,
+    #[serde(default)]
+    pub errors: Vec<StatusError>,
+    /// RFC 3339: when it was built.
+    pub time: String,
+}
+
+impl DeviceStatus {
+    /// Builds the document from its pieces; `now_wall_ms` is Unix ms.
+    pub fn new(
+        device_id: &str,
+        observed: &ObservedRevision,
+        pods: Vec<PodReport>,
+        node: NodeInfo,
+        errors: Vec<StatusError>,
+        now_wall_ms: i64,
+    ) -> DeviceStatus {
+        DeviceStatus {
+            api_version: API_VERSION.to_string(),
+            kind: STATUS_KIND.to_string(),
+            device_id: device_id.to_string(),
+            observed_revision: observed.clone(),
+            pods,
+            node,
+            errors,
+            time: rfc3339(now_wall_ms),
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a status document always serializes")
+    }
+
+    /// Reads a status document (the controller side), with the field path
+    /// of the first problem.
+    pub fn from_json(bytes: &[u8]) -> Result<DeviceStatus, DocError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let status: DeviceStatus = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return json_error(&inner, "");
+            }
+            DocError::field(if path == "." { "" } else { &path }, inner.to_string())
+        })?;
+        if status.kind != STATUS_KIND {
+            return Err(DocError::field(
+                "kind",
+                format!("{:?} is not {STATUS_KIND}", status.kind),
+            ));
+        }
+        Ok(status)
+    }
+
+    /// Equal but for `time` and `node.uptimeSeconds`, which change without
+    /// anything happening: the agent publishes only when this is false.
+    pub fn same_content(&self, other: &DeviceStatus) -> bool {
+        let strip = |s: &DeviceStatus| {
+            let mut s = s.clone();
+            s.time.clear();
+            s.node.uptime_seconds = 0;
+            s
+        };
+        strip(self) == strip(other)
+    }
+
+    /// (ready, total) pods.
+    pub fn pods_ready(&self) -> (usize, usize) {
+        let ready = self.pods.iter().filter(|p| p.is_ready()).count();
+        (ready, self.pods.len())
+    }
+}

@@ -1,0 +1,289 @@
+use super::*;
+
+#[test]
+fn a_json_desired_document_decodes_with_its_revision_and_pods() {
+    let doc = decode(&doc_json(7, vec![pod("a"), pod("b")])).unwrap();
+    assert_eq!(doc.revision, 7);
+    let names: Vec<&str> = doc.pods.iter().map(|p| p.metadata.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(doc.pods[0].metadata.namespace, "default");
+}
+
+#[test]
+fn whitespace_and_a_byte_order_mark_may_come_before_the_json() {
+    let mut bytes = b"\xef\xbb\xbf \r\n\t".to_vec();
+    bytes.extend(doc_json(1, vec![]));
+    assert_eq!(detect_format(&bytes), Ok(Format::Json));
+    assert_eq!(decode(&bytes).unwrap().revision, 1);
+}
+
+#[test]
+fn a_bad_pod_field_is_reported_with_its_path_under_the_pod_index() {
+    let mut bad = pod("b");
+    bad["spec"]["containers"][0]["image"] = json!("");
+    let err = decode(&doc_json(1, vec![pod("a"), bad])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "pods[1].spec.containers[0].image: must not be empty"
+    );
+    assert_eq!(err.reason(), "Invalid");
+}
+
+#[test]
+fn every_bad_pod_is_reported_up_to_the_cap() {
+    let mut pods = vec![pod("ok")];
+    for i in 0..25 {
+        let mut p = pod(&format!("p{i}"));
+        p["spec"]["restartPolicy"] = json!("Sometimes");
+        pods.push(p);
+    }
+    let Err(DocError::Pods { errors, more }) = decode(&doc_json(1, pods)) else {
+        panic!("expected pod errors");
+    };
+    assert_eq!((errors.len(), more), (MAX_POD_ERRORS, 5));
+    assert!(
+        errors[0].path.starts_with("pods[1].spec.restartPolicy"),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[19].path.starts_with("pods[20]."), "{}", errors[19]);
+}
+
+#[test]
+fn missing_or_malformed_revisions_name_the_revision_field() {
+    let cases = [
+        (json!(null), "revision: missing"),
+        (
+            json!(-1),
+            "revision: must be a non-negative integer, got -1",
+        ),
+        (
+            json!(1.5),
+            "revision: must be a non-negative integer, got 1.5",
+        ),
+        (
+            json!("3"),
+            "revision: must be a non-negative integer, got \"3\"",
+        ),
+    ];
+    for (rev, want) in cases {
+        let mut v: Value = serde_json::from_slice(&doc_json(0, vec![])).unwrap();
+        v["revision"] = rev;
+        assert_eq!(error(&serde_json::to_vec(&v).unwrap()), want);
+    }
+    let no_rev = br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","pods":[]}"#;
+    assert_eq!(error(no_rev), "revision: missing");
+}
+
+#[test]
+fn a_wrong_kind_or_api_version_is_named() {
+    let foo = br#"{"apiVersion":"picolet.io/v1","kind":"Foo","revision":1,"pods":[]}"#;
+    assert_eq!(error(foo), "kind: \"Foo\" is not DeviceState");
+    let pod_doc = serde_json::to_vec(&pod("x")).unwrap();
+    assert_eq!(error(&pod_doc), "kind: \"Pod\" is not DeviceState");
+    let v2 = br#"{"apiVersion":"picolet.io/v2","kind":"DeviceState","revision":1,"pods":[]}"#;
+    assert_eq!(
+        error(v2),
+        "apiVersion: \"picolet.io/v2\" is not picolet.io/v1"
+    );
+    let none = br#"{"kind":"DeviceState","revision":1,"pods":[]}"#;
+    assert_eq!(error(none), "apiVersion: missing (expected picolet.io/v1)");
+    assert_eq!(error(b"{}"), "kind: missing (expected DeviceState)");
+}
+
+#[test]
+fn malformed_json_is_reported_with_line_and_column() {
+    let text = b"{\"apiVersion\": \"picolet.io/v1\",\n  \"kind\": DeviceState}";
+    let err = decode(text).unwrap_err();
+    assert_eq!(err.reason(), "Malformed");
+    assert_eq!(
+        err.to_string(),
+        "malformed JSON at line 2 column 11: expected value"
+    );
+    let trailing = [doc_json(1, vec![]), b"{}".to_vec()].concat();
+    assert!(error(&trailing).starts_with("malformed JSON at line 1 column"));
+    assert!(error(b"{\"a\": \xff}").starts_with("malformed JSON"));
+}
+
+#[test]
+fn duplicate_json_keys_are_refused_even_inside_pods() {
+    let text = br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":1,"revision":2,"pods":[]}"#;
+    assert!(
+        error(text).contains("duplicate key \"revision\""),
+        "{}",
+        error(text)
+    );
+    let pods = br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":1,"pods":[
+        {"apiVersion":"v1","kind":"Pod","metadata":{"name":"a","name":"b"},"spec":{}}]}"#;
+    assert!(
+        error(pods).contains("duplicate key \"name\""),
+        "{}",
+        error(pods)
+    );
+}
+
+#[test]
+fn unknown_top_level_fields_and_bad_pod_lists_are_refused() {
+    let extra =
+        br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":1,"pods":[],"podz":[]}"#;
+    assert_eq!(
+        error(extra),
+        "podz: unknown field (a DeviceState has apiVersion, kind, revision, pods)"
+    );
+    let no_pods = br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":1}"#;
+    assert_eq!(
+        error(no_pods),
+        "pods: missing (an empty list removes every pod)"
+    );
+    let obj = br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":1,"pods":{}}"#;
+    assert_eq!(error(obj), "pods: must be a list of pods, got {}");
+    assert_eq!(
+        error(b"[1]"),
+        "unknown document format: first byte 0x5b is neither '{' (JSON) nor the postcard magic"
+    );
+    let not_obj = br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":1,"pods":[7]}"#;
+    assert!(
+        error(not_obj).starts_with("pods[0]: a manifest must be a mapping"),
+        "{}",
+        error(not_obj)
+    );
+}
+
+#[test]
+fn two_pods_with_the_same_namespace_and_name_make_the_document_invalid() {
+    let err = error(&doc_json(1, vec![pod("a"), pod("b"), pod("a")]));
+    assert_eq!(
+        err,
+        "pods[2].metadata.name: duplicate pod default/a: pods[0] has the same namespace and name"
+    );
+    let mut other_ns = pod("a");
+    other_ns["metadata"]["namespace"] = json!("kube");
+    assert_eq!(
+        decode(&doc_json(1, vec![pod("a"), other_ns]))
+            .unwrap()
+            .pods
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn an_oversized_payload_is_refused_before_it_is_parsed() {
+    let garbage = vec![b'x'; MAX_DOC_BYTES + 1];
+    assert_eq!(
+        decode(&garbage),
+        Err(DocError::TooLarge {
+            size: MAX_DOC_BYTES + 1,
+            limit: MAX_DOC_BYTES
+        })
+    );
+    let small = DecodeOptions {
+        max_bytes: 10,
+        fleet_key: None,
+    };
+    let err = decode_desired(&doc_json(1, vec![]), &small).unwrap_err();
+    assert_eq!(err.reason(), "TooLarge");
+    assert!(
+        err.to_string().ends_with("more than the limit of 10 bytes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn empty_and_unknown_payloads_are_refused() {
+    assert_eq!(decode(b""), Err(DocError::Empty));
+    assert_eq!(decode(b" \n"), Err(DocError::Empty));
+    assert_eq!(decode(b"<xml/>"), Err(DocError::Format { first: b'<' }));
+    assert_eq!(decode(b"\x89PL"), Err(DocError::Format { first: 0x89 }));
+}
+
+#[test]
+fn postcard_carries_the_same_document_as_json() {
+    let doc = decode(&doc_json(42, vec![pod("a"), pod("b")])).unwrap();
+    let bytes = encode_postcard(&doc);
+    assert!(bytes.starts_with(&POSTCARD_MAGIC));
+    assert_eq!(detect_format(&bytes), Ok(Format::Postcard));
+    assert_eq!(decode(&bytes).unwrap(), doc);
+    assert!(bytes.len() < encode_json(&doc).len() + 16);
+}
+
+#[test]
+fn json_encoding_round_trips_and_fills_in_pod_kind_and_api_version() {
+    let doc = decode(&doc_json(3, vec![pod("a")])).unwrap();
+    assert_eq!(decode(&encode_json(&doc)).unwrap(), doc);
+    let mut bare = doc.clone();
+    bare.pods[0].api_version.clear();
+    bare.pods[0].kind.clear();
+    assert_eq!(decode(&encode_json(&bare)).unwrap(), doc);
+    assert_eq!(decode(&encode_postcard(&bare)).unwrap(), doc);
+}
+
+#[test]
+fn truncated_or_padded_postcard_documents_are_refused() {
+    let doc = decode(&doc_json(1, vec![pod("a")])).unwrap();
+    let bytes = encode_postcard(&doc);
+    let err = decode(&bytes[..bytes.len() - 3]).unwrap_err();
+    assert!(matches!(err, DocError::Postcard(_)), "{err}");
+    assert_eq!(err.reason(), "Malformed");
+    let mut padded = bytes.clone();
+    padded.push(0);
+    assert_eq!(
+        decode(&padded),
+        Err(DocError::Postcard(
+            "1 bytes after the end of the document".into()
+        ))
+    );
+}
+
+#[test]
+fn postcard_documents_are_checked_like_json_ones() {
+    let good = serde_json::to_string(&pod("a")).unwrap();
+    assert_eq!(
+        decode(&postcard_doc("DeviceState", 5, &[&good]))
+            .unwrap()
+            .revision,
+        5
+    );
+    assert_eq!(
+        error(&postcard_doc("Foo", 5, &[])),
+        "kind: \"Foo\" is not DeviceState"
+    );
+    let err = error(&postcard_doc(
+        "DeviceState",
+        5,
+        &[&good, "{\"apiVersion\":"],
+    ));
+    assert_eq!(
+        err,
+        "pods[1]: malformed JSON at line 1 column 14: EOF while parsing a value"
+    );
+    let mut bad = pod("b");
+    bad["spec"]["containers"][0]["image"] = json!("");
+    let bad = bad.to_string();
+    assert_eq!(
+        error(&postcard_doc("DeviceState", 5, &[&good, &bad])),
+        "pods[1].spec.containers[0].image: must not be empty"
+    );
+}
+
+#[test]
+fn every_document_error_has_a_reason_for_status() {
+    let reasons = [
+        (DocError::Empty, "Malformed"),
+        (DocError::Format { first: 0 }, "Malformed"),
+        (DocError::Postcard(String::new()), "Malformed"),
+        (DocError::TooLarge { size: 2, limit: 1 }, "TooLarge"),
+        (DocError::field("kind", "x"), "Invalid"),
+        (DocError::Unsigned { key_id: "k".into() }, "Unsigned"),
+        (
+            DocError::BadSignature {
+                key_id: "k".into(),
+                signer: "k".into(),
+            },
+            "BadSignature",
+        ),
+    ];
+    for (e, want) in reasons {
+        assert_eq!(e.reason(), want, "{e}");
+    }
+}
