@@ -17,7 +17,7 @@
 //! with [`DeviceStatus::from_json`]. Pure.
 
 use super::desired::json_error;
-use super::{API_VERSION, DocError, NodeInfo, ObservedRevision, STATUS_KIND};
+use super::{API_VERSION, Clash, DocError, NodeInfo, ObservedRevision, STATUS_KIND};
 use crate::clock::rfc3339;
 use crate::lifecycle::PodStatus;
 use crate::spec::Pod;
@@ -94,6 +94,42 @@ impl StatusError {
             pod: None,
             reason: err.reason().to_string(),
             message: err.to_string(),
+            time: rfc3339(now_wall_ms),
+        }
+    }
+
+    /// The error for one pod of an accepted document (`PolicyViolation`, …).
+    pub fn for_pod(
+        topic: &str,
+        revision: u64,
+        pod: &Pod,
+        reason: &str,
+        message: &str,
+        now_wall_ms: i64,
+    ) -> StatusError {
+        StatusError {
+            topic: topic.to_string(),
+            revision: Some(revision),
+            pod: Some(format!(
+                "{}/{}",
+                pod.metadata.namespace_or_default(),
+                pod.metadata.name
+            )),
+            reason: reason.to_string(),
+            message: message.to_string(),
+            time: rfc3339(now_wall_ms),
+        }
+    }
+
+    /// The error for a pod dropped by a name clash (reason `NameClash`),
+    /// reported against the topic whose pod was dropped.
+    pub fn for_clash(topic: &str, revision: u64, clash: &Clash, now_wall_ms: i64) -> StatusError {
+        StatusError {
+            topic: topic.to_string(),
+            revision: Some(revision),
+            pod: Some(format!("{}/{}", clash.namespace, clash.name)),
+            reason: "NameClash".to_string(),
+            message: clash.to_string(),
             time: rfc3339(now_wall_ms),
         }
     }

@@ -165,3 +165,35 @@ fn the_error_log_drops_the_oldest_when_full() {
     let topics: Vec<&str> = log.items().map(|e| e.topic.as_str()).collect();
     assert_eq!(topics, ["t1", "t2"]);
 }
+
+#[test]
+fn pod_and_clash_errors_name_the_pod_and_the_revision() {
+    use crate::fleet::policy::NodePolicy;
+    let mut p = pod("web");
+    p["spec"]["hostNetwork"] = json!(true);
+    let doc = decode(&doc_json(4, vec![p])).unwrap();
+    let violations = NodePolicy::default().check(&doc.pods[0]).unwrap_err();
+    let message = crate::fleet::policy::describe(&violations);
+    let e = StatusError::for_pod("t", 4, &doc.pods[0], "PolicyViolation", &message, 0);
+    let v = serde_json::to_value(&e).unwrap();
+    assert_eq!(v["pod"], "default/web");
+    assert_eq!(v["revision"], 4);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("spec.hostNetwork: ")
+    );
+    let clash = Clash {
+        namespace: "default".into(),
+        name: "web".into(),
+        kept: Source::Device("pi-1".into()),
+        dropped: Source::Group("g".into()),
+    };
+    let e = StatusError::for_clash("picolet/groups/g/desired", 2, &clash, 0);
+    assert_eq!(
+        (e.reason.as_str(), e.pod.as_deref()),
+        ("NameClash", Some("default/web"))
+    );
+    assert_eq!(e.message, clash.to_string());
+}
