@@ -22,8 +22,10 @@
 
 pub mod agent;
 pub mod api;
+pub mod check;
 pub mod clock;
 pub mod image;
+pub mod install;
 pub mod lifecycle;
 pub mod probe;
 pub mod reactor;
