@@ -185,6 +185,11 @@ pub fn evaluate(f: &Facts, board: &Board) -> Vec<Item> {
                     "unshare was refused: run picolet as root on the host, not inside a container \
                  or under a seccomp profile that forbids namespaces"
                         .into()
+                } else if present {
+                    "the kernel has the namespace but unshare failed: run picolet natively as \
+                     root (not under an emulator such as qemu-user, whose threads forbid new \
+                     user namespaces), outside containers and seccomp profiles that forbid them"
+                        .into()
                 } else {
                     let cfg = if name == "mnt" {
                         "CONFIG_NAMESPACES".to_string()

@@ -434,10 +434,8 @@ fn this_machine_is_checked_live_and_its_hierarchy_reported_as_it_is() {
         println!("not root: unshare probes are not run");
         return;
     }
-    if super::qemu_user().is_some() {
-        println!("under qemu-user: namespace probes are not asserted");
-        return;
-    }
+    // (The user namespace is not asserted: qemu-user, which runs these
+    // tests for aarch64, has threads of its own, so unshare gives EINVAL.)
     for ns in ["mnt", "pid", "net", "ipc", "uts"] {
         let i = item(&r, &format!("namespace.{ns}"));
         assert!(i.detail.contains("unshare works"), "{i:?}");
