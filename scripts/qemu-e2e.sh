@@ -173,6 +173,8 @@ for pod in two oom cpu forkbomb; do
 done
 v="$(m cpu-usage-percent)"; [ -n "$v" ] && printf '  %-22s %s %% of one CPU (limit 200m), nr_throttled +%s\n' "busy loop" "$v" "$(m cpu-nr-throttled)"
 v="$(m forkbomb-pids-current)"; [ -n "$v" ] && printf '  %-22s %s (pids.max 64)\n' "fork bomb pids" "$v"
+notes="$(grep -o 'E2E-NOTE .*' "$WORK/console.log" | cut -d' ' -f2- || true)"
+[ -z "$notes" ] || { echo; echo "== notes"; echo "$notes" | sed 's/^/  /'; }
 echo
 if [ $status = 0 ]; then echo "QEMU end-to-end: PASS"; else echo "QEMU end-to-end: FAIL (console: $WORK/console.log)"; fi
 exit $status
