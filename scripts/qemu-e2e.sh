@@ -20,7 +20,7 @@ ROOT=$PWD
 WORK="$ROOT/target/qemu-e2e"
 TIMEOUT="${PICOLET_E2E_TIMEOUT:-240}"
 # The tests the guest must report, all PASS.
-EXPECTED=(version install check image-import agent-start two-containers oom-killed
+EXPECTED=(version install check image-import agent-start check-delegated two-containers oom-killed
     cpu-throttled pids-max agent-restart)
 
 log() { printf '[qemu-e2e] %s\n' "$*" >&2; }

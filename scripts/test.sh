@@ -40,8 +40,11 @@ target/debug/picolet install --root "$STAGE/root" --board raspberry-pi-4
 mkdir -p "$STAGE/root/usr/lib/systemd"
 cp -a /lib/systemd/system "$STAGE/root/usr/lib/systemd/"
 systemd-analyze verify --root="$STAGE/root" picolet.service
-rm -rf "$STAGE"
 echo "systemd-analyze verify: ok"
+# What `picolet install --root` tells the user to run for a staged image.
+systemctl --root="$STAGE/root" enable picolet.service
+test -L "$STAGE/root/etc/systemd/system/multi-user.target.wants/picolet.service"
+rm -rf "$STAGE"
 
 step "ARM toolchain (Debian rustc 1.85, musl, -Zbuild-std)"
 scripts/setup-arm-toolchain.sh

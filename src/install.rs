@@ -207,16 +207,18 @@ pub fn install(opts: &Options) -> Result<Outcome, InstallError> {
             run(c)?;
             out.steps.push(Step::Ran(c.to_string()));
         }
+    } else if live {
+        out.steps.push(Step::Todo(format!(
+            "{}   (systemd is not running here)",
+            commands.join(" && ")
+        )));
     } else {
-        let why = if live {
-            "systemd is not running here"
-        } else {
-            "staged under --root"
-        };
-        for c in commands {
-            out.steps
-                .push(Step::Todo(format!("{c}   ({why}; run it on the device)")));
-        }
+        out.steps.push(Step::Todo(format!(
+            "systemctl --root={} enable picolet.service   (enables it in the staged tree; \
+             on a running device: {})",
+            opts.root.display(),
+            commands.join(" && ")
+        )));
     }
     if let Some(b) = &board {
         out.notes.extend(board_notes(b, live, &opts.root));

@@ -113,8 +113,8 @@ pub struct CgroupInfo {
     pub checked: Option<PathBuf>,
     /// Its `cgroup.controllers`.
     pub controllers: Vec<String>,
-    /// Controllers bound to cgroup v1 hierarchies: (name, mount point).
-    pub v1: Vec<(String, PathBuf)>,
+    /// Controllers bound to cgroup v1 hierarchies → their mount points.
+    pub v1: std::collections::BTreeMap<String, PathBuf>,
 }
 
 /// Errors of `picolet check`.

@@ -322,6 +322,8 @@ fn hybrid_host_reports_controllers_bound_to_v1_with_the_grub_fix() {
     let json: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
     assert_eq!(json["passed"], false);
     assert_eq!(json["cgroup"]["hierarchy"], "hybrid");
+    assert_eq!(json["cgroup"]["v1"]["memory"], "/sys/fs/cgroup/memory");
+    assert_eq!(json["cgroup"]["v1"]["io"], "/sys/fs/cgroup/blkio");
     assert_eq!(json["board"]["id"], "generic-aarch64");
     assert_eq!(json["items"][0]["name"], "kernel");
 }

@@ -92,10 +92,13 @@ case "$v" in
 *"aarch64-unknown-linux-musl, release"*) result version PASS "$v" ;;
 *) result version FAIL "$v" ;;
 esac
-if /picolet install --board qemu-virt >/tmp/install.out 2>&1 &&
+/picolet install --board qemu-virt >/tmp/install.out 2>&1
+sed 's/^/  install| /' /tmp/install.out
+if [ -x $P ] &&
     [ -x $P ] && [ -f /etc/systemd/system/picolet.service ] &&
-    [ -f /etc/picolet/config.yaml ] && [ -d $MAN ]; then
-    result install PASS "$(grep -c . /tmp/install.out) steps; systemctl left to do (no systemd)"
+    [ -f /etc/picolet/config.yaml ] && [ -d $MAN ] &&
+    grep -q "systemd is not running here" /tmp/install.out; then
+    result install PASS "$(grep -c . /tmp/install.out) lines; systemctl left to do (no systemd in the guest)"
 else
     result install FAIL "$(tr '\n' ' ' </tmp/install.out)"
 fi
@@ -122,6 +125,13 @@ else
     result agent-start FAIL "API did not answer in 60 s"
     agent_log_tail
     exit $FAILS
+fi
+# The cgroup the agent manages pods in must offer every controller (as a
+# delegated systemd service's cgroup does).
+if $P check --cgroup-root $CG >/tmp/check-cg.out 2>&1; then
+    result check-delegated PASS "$(grep -o "$CG offers: .*" /tmp/check-cg.out)"
+else
+    result check-delegated FAIL "$(grep -E 'MISSING|missing' /tmp/check-cg.out | tr -s ' ' | tr '\n' ';')"
 fi
 sleep 3
 measure_mem agent-idle $AGENT
