@@ -29,4 +29,36 @@ export PICOLET_REQUIRE_ROOT=1
 export PICOLET_TEST_IMAGES="$ROOT/target/images"
 cargo test --locked -- --test-threads=2
 
+step "systemd unit: systemd-analyze verify against a staged install"
+# The unit's ExecStart must exist: stage an install (what `picolet install`
+# does on a device) and verify inside that root, with the host's units
+# (sysinit.target, network-online.target, …) copied in.
+need_packages systemd
+cargo build --locked --bin picolet
+STAGE=$(mktemp -d)
+target/debug/picolet install --root "$STAGE/root" --board raspberry-pi-4
+mkdir -p "$STAGE/root/usr/lib/systemd"
+cp -a /lib/systemd/system "$STAGE/root/usr/lib/systemd/"
+systemd-analyze verify --root="$STAGE/root" picolet.service
+echo "systemd-analyze verify: ok"
+# What `picolet install --root` tells the user to run for a staged image.
+systemctl --root="$STAGE/root" enable picolet.service
+test -L "$STAGE/root/etc/systemd/system/multi-user.target.wants/picolet.service"
+rm -rf "$STAGE"
+
+step "ARM toolchain (Debian rustc 1.85, musl, -Zbuild-std)"
+scripts/setup-arm-toolchain.sh
+
+step "ARM builds: aarch64 and armv7, static, stripped sizes"
+scripts/build-arm.sh all
+
+step "library unit tests for aarch64 under qemu-aarch64-static"
+# Tests that qemu-user cannot emulate (namespaces, clone flags) skip, saying
+# so, only when check::qemu_user() detects the emulator.
+scripts/build-arm.sh aarch64 test --lib -- --test-threads=2
+
+step "QEMU end-to-end: static aarch64 picolet on a real arm64 kernel"
+PICOLET_E2E_BIN="$ROOT/target/arm/aarch64-unknown-linux-musl/release/picolet" \
+    scripts/qemu-e2e.sh
+
 step "done"

@@ -22,9 +22,11 @@
 
 pub mod agent;
 pub mod api;
+pub mod check;
 pub mod clock;
 pub mod fleet;
 pub mod image;
+pub mod install;
 pub mod lifecycle;
 pub mod probe;
 pub mod reactor;

@@ -18,6 +18,8 @@ Usage:
   picolet image import FILE|DIR [--name REF]
   picolet image ls
   picolet version
+  picolet check [-o json] [--board BOARD] [--cgroup-root DIR]
+  picolet install [--board BOARD] [--root DIR]
 
 Every command takes --state-dir DIR (default /var/lib/picolet, or $PICOLET_STATE_DIR).
 The agent logs to stderr; set RUST_LOG=debug for more.
@@ -84,22 +86,14 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
         "logs" => logs(rest),
         "exec" => exec(rest),
         "image" => image(rest),
+        "check" => check(rest),
+        "install" => install(rest),
         other => Err(format!("unknown command {other:?}; see `picolet --help`")),
     }
 }
 
 fn version() -> String {
-    format!(
-        "picolet {} ({} {}, {})",
-        env!("CARGO_PKG_VERSION"),
-        std::env::consts::ARCH,
-        std::env::consts::OS,
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        }
-    )
+    picolet::check::version_line()
 }
 
 /// Parses options common to the CLI commands; returns the free arguments
@@ -479,4 +473,42 @@ fn image(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
         }
         _ => Err("usage: picolet image import FILE|DIR | picolet image ls".into()),
     }
+}
+
+fn check(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
+    let (_, free, opts, _) = parse(args, &["o", "output", "board", "cgroup-root"], &[])?;
+    if let Some(f) = free.first() {
+        return Err(format!("unexpected argument {f:?}"));
+    }
+    let report = picolet::check::run(&picolet::check::Options {
+        board: opt(&opts, &["board"]).map(str::to_string),
+        cgroup_root: opt(&opts, &["cgroup-root"]).map(PathBuf::from),
+        ..Default::default()
+    })
+    .map_err(|e| e.to_string())?;
+    match opt(&opts, &["o", "output"]) {
+        None | Some("text") => print!("{}", report.text()),
+        Some("json") => println!("{}", report.json()),
+        Some(other) => return Err(format!("-o {other}: use text or json")),
+    }
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn install(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
+    let (_, free, opts, _) = parse(args, &["board", "root"], &[])?;
+    if let Some(f) = free.first() {
+        return Err(format!("unexpected argument {f:?}"));
+    }
+    let outcome = picolet::install::install(&picolet::install::Options {
+        root: opt(&opts, &["root"]).map_or_else(|| PathBuf::from("/"), PathBuf::from),
+        board: opt(&opts, &["board"]).map(str::to_string),
+        ..Default::default()
+    })
+    .map_err(|e| e.to_string())?;
+    print!("{outcome}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,7 @@ mod adopt;
 mod api_server;
 pub mod container;
 pub mod manifests;
+pub mod notify;
 mod outputs;
 mod probes;
 pub mod sandbox;
@@ -126,6 +127,8 @@ pub fn run(cfg: Config) -> Result<(), AgentError> {
     reactor::block_on(async move {
         let (mut agent, rx) = Agent::new(cfg)?;
         agent.start(&rx).await?;
+        agent.process(); // the first reconcile
+        notify::ready();
         agent.main_loop(rx).await
     })
 }
@@ -325,6 +328,12 @@ impl Agent {
             self.dirty = false;
             self.persist();
         }
+        notify::pods_running(
+            self.node
+                .pods()
+                .filter(|p| p.status.phase == crate::lifecycle::Phase::Running)
+                .count(),
+        );
     }
 
     fn on_msg(&mut self, msg: Msg) {

@@ -70,6 +70,8 @@ pub struct Agent {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
     pub cgroup: Option<PathBuf>,
+    /// Extra environment for the agent process (set before `spawn`).
+    pub env: Vec<(String, String)>,
 }
 
 static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -113,6 +115,7 @@ impl Agent {
             dir,
             child: None,
             cgroup: cg,
+            env: Vec::new(),
         };
         let out = a.cli(&[
             "image",
@@ -158,6 +161,7 @@ impl Agent {
         if let Some(cg) = &self.cgroup {
             cmd.arg("--cgroup-root").arg(cg);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

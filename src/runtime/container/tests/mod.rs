@@ -40,6 +40,9 @@ fn missing_prerequisite() -> Option<&'static str> {
     if unsafe { libc::geteuid() } != 0 {
         return Some("not root");
     }
+    if crate::check::qemu_user().is_some() {
+        return Some("running under qemu-user, whose clone(2) rejects namespace flags (EINVAL)");
+    }
     let fs = fs::read_to_string("/proc/filesystems").unwrap_or_default();
     if !fs.lines().any(|l| l.trim_end().ends_with("overlay")) {
         return Some("no overlayfs in /proc/filesystems");

@@ -28,6 +28,13 @@ impl Fixture {
             eprintln!("skipped: the shim tests need root (namespaces)");
             return None;
         }
+        if let Some(why) = crate::check::qemu_user() {
+            eprintln!(
+                "skipped: {why}: the shim is this test binary re-executed, and the kernel \
+                 cannot exec an aarch64 binary without binfmt_misc"
+            );
+            return None;
+        }
         if !Path::new("/bin/busybox").exists() {
             eprintln!("skipped: the shim tests need /bin/busybox for the rootfs");
             return None;

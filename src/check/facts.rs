@@ -1,0 +1,424 @@
+//! Gathering what `picolet check` judges: files under a root directory (`/`
+//! on a device; a fixture tree in tests) and, when the root is `/`, live
+//! probes (`unshare` in a forked child, `pidfd_open` on ourselves).
+//!
+//! Files read (all relative to the root): `proc/sys/kernel/osrelease`,
+//! `proc/self/ns/*`, `proc/sys/user/max_user_namespaces`,
+//! `proc/self/mountinfo`, `proc/filesystems`, `proc/config.gz` or
+//! `boot/config-<release>`, `lib/modules/<release>/modules.{builtin,dep}`,
+//! `sys/module/*`, the cgroup2 mount's `cgroup.controllers`,
+//! `run/systemd/system`, and the board's kernel command-line files (existence
+//! only). Nothing is written; the only processes are the short-lived forked
+//! children of the `unshare` probes, each reaped before the next.
+
+use super::boards::{Board, Identity};
+use crate::runtime::cgroup::hierarchy::Mounts;
+use crate::runtime::cgroup::{CgroupRoot, Missing};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The outcome of a live probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    Ok,
+    Failed(String),
+    /// Not run, and why (not root, or checking a fixture tree).
+    NotTried(String),
+}
+
+/// One namespace type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NsFact {
+    /// `/proc/self/ns` name: mnt, pid, net, ipc, uts, user.
+    pub name: &'static str,
+    pub present: bool,
+    pub unshare: Probe,
+}
+
+/// Where a kernel feature was (or was not) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Availability {
+    /// In use or loaded now (`/proc/filesystems`, `/sys/module/<name>`).
+    Loaded(String),
+    /// Built into the kernel (`modules.builtin`, or `CONFIG_X=y`).
+    Builtin(String),
+    /// A module that can be loaded (`modules.dep`, with its path).
+    Module(String),
+    /// Not there; says what was looked at.
+    Absent(String),
+    /// Nothing to look at (no module lists, no kernel config).
+    Unknown(String),
+}
+
+impl Availability {
+    pub fn usable(&self) -> bool {
+        matches!(
+            self,
+            Availability::Loaded(_) | Availability::Builtin(_) | Availability::Module(_)
+        )
+    }
+}
+
+/// The cgroup side.
+#[derive(Debug, Clone, Default)]
+pub struct CgroupFacts {
+    /// `cgroup2` is in `/proc/filesystems`.
+    pub cgroup2_in_kernel: bool,
+    pub mounts: Mounts,
+    /// The cgroup whose `cgroup.controllers` was read (as seen on the host).
+    pub checked: Option<PathBuf>,
+    /// Every controller listed there.
+    pub available: Vec<String>,
+    /// The controllers picolet wants that are not there, with reasons.
+    pub missing: Vec<Missing>,
+    /// Why the cgroup could not be read.
+    pub error: Option<String>,
+}
+
+impl CgroupFacts {
+    /// `unified`, `hybrid` (cgroup2 plus v1 controller hierarchies),
+    /// `legacy` (v1 only) or `none`.
+    pub fn hierarchy(&self) -> &'static str {
+        match (self.mounts.cgroup2.is_empty(), self.mounts.v1.is_empty()) {
+            (false, true) => "unified",
+            (false, false) => "hybrid",
+            (true, false) => "legacy",
+            (true, true) => "none",
+        }
+    }
+}
+
+/// Everything `evaluate` needs.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// `std::env::consts::ARCH` of this binary.
+    pub arch: String,
+    pub kernel_release: Option<String>,
+    pub namespaces: Vec<NsFact>,
+    pub max_user_namespaces: Option<u64>,
+    pub cgroup: CgroupFacts,
+    pub overlay: Availability,
+    pub veth: Availability,
+    pub bridge: Availability,
+    pub pidfd: Probe,
+    /// systemd is the init system (`/run/systemd/system` exists).
+    pub systemd: bool,
+    pub identity: Identity,
+    /// The board's command-line files that exist under the root.
+    pub cmdline_files: Vec<String>,
+}
+
+/// The namespaces checked, with their `unshare(2)` flags.
+pub const NAMESPACES: [(&str, libc::c_int); 6] = [
+    ("mnt", libc::CLONE_NEWNS),
+    ("pid", libc::CLONE_NEWPID),
+    ("net", libc::CLONE_NEWNET),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("user", libc::CLONE_NEWUSER),
+];
+
+/// What to gather and how.
+#[derive(Debug, Clone)]
+pub struct Gather<'a> {
+    pub root: &'a Path,
+    /// Run the live probes (only meaningful when `root` is `/`).
+    pub live: bool,
+    /// Check this cgroup instead of the top of the cgroup2 mount.
+    pub cgroup_root: Option<&'a Path>,
+    pub identity: Identity,
+    pub board: &'a Board,
+}
+
+fn read(root: &Path, rel: &str) -> Option<String> {
+    std::fs::read_to_string(root.join(rel)).ok()
+}
+
+/// `path` (absolute, as the host sees it) inside `root`.
+fn under(root: &Path, path: &Path) -> PathBuf {
+    root.join(path.strip_prefix("/").unwrap_or(path))
+}
+
+pub fn gather(g: Gather<'_>) -> Facts {
+    let root = g.root;
+    let kernel_release = read(root, "proc/sys/kernel/osrelease").map(|s| s.trim().to_string());
+    let filesystems = read(root, "proc/filesystems").unwrap_or_default();
+    let has_fs = |name: &str| {
+        filesystems
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some(name))
+    };
+    let is_root = g.live && euid() == 0;
+    let namespaces = NAMESPACES
+        .iter()
+        .map(|&(name, flag)| NsFact {
+            name,
+            present: root.join("proc/self/ns").join(name).exists(),
+            unshare: if !g.live {
+                Probe::NotTried("not checking the live system".into())
+            } else if !is_root && name != "user" {
+                Probe::NotTried("not root".into())
+            } else {
+                try_unshare(flag)
+            },
+        })
+        .collect();
+    let max_user_namespaces =
+        read(root, "proc/sys/user/max_user_namespaces").and_then(|s| s.trim().parse().ok());
+
+    let modules = Modules::read(root, kernel_release.as_deref());
+    let overlay = if has_fs("overlay") {
+        Availability::Loaded("/proc/filesystems".into())
+    } else {
+        modules.find("overlay", "CONFIG_OVERLAY_FS")
+    };
+    let veth = modules.find("veth", "CONFIG_VETH");
+    let bridge = modules.find("bridge", "CONFIG_BRIDGE");
+
+    let pidfd = if g.live {
+        probe_pidfd()
+    } else {
+        Probe::NotTried("not checking the live system".into())
+    };
+    let cmdline_files = [&g.board.cmdline_file, &g.board.cmdline_file_before_bookworm]
+        .into_iter()
+        .filter(|f| f.starts_with('/') && under(root, Path::new(f.as_str())).exists())
+        .cloned()
+        .fold(Vec::new(), |mut v, f| {
+            if !v.contains(&f) {
+                v.push(f);
+            }
+            v
+        });
+    Facts {
+        arch: std::env::consts::ARCH.to_string(),
+        kernel_release,
+        namespaces,
+        max_user_namespaces,
+        cgroup: cgroup_facts(root, has_fs("cgroup2"), g.cgroup_root),
+        overlay,
+        veth,
+        bridge,
+        pidfd,
+        systemd: root.join("run/systemd/system").is_dir(),
+        identity: g.identity,
+        cmdline_files,
+    }
+}
+
+fn cgroup_facts(root: &Path, in_kernel: bool, explicit: Option<&Path>) -> CgroupFacts {
+    let mut f = CgroupFacts {
+        cgroup2_in_kernel: in_kernel,
+        mounts: Mounts::parse(&read(root, "proc/self/mountinfo").unwrap_or_default()),
+        ..CgroupFacts::default()
+    };
+    let (checked, top) = match explicit {
+        Some(p) => {
+            let top = f
+                .mounts
+                .cgroup2
+                .iter()
+                .filter(|m| p.starts_with(&m.mount_point))
+                .max_by_key(|m| m.mount_point.as_os_str().len())
+                .map(|m| m.mount_point.clone());
+            (p.to_path_buf(), top)
+        }
+        None => match f.mounts.resolve("/") {
+            Some((dir, top)) => (dir, Some(top)),
+            None => return f,
+        },
+    };
+    let top_under = top.as_deref().map(|t| under(root, t));
+    match CgroupRoot::open(under(root, &checked), &f.mounts, top_under.as_deref()) {
+        Ok(cg) => {
+            f.available = cg.available().to_vec();
+            f.missing = cg.missing().to_vec();
+        }
+        Err(e) => f.error = Some(e.to_string()),
+    }
+    f.checked = Some(checked);
+    f
+}
+
+/// The kernel's module lists and configuration.
+#[derive(Debug, Default)]
+struct Modules {
+    release: String,
+    builtin: Option<String>,
+    dep: Option<String>,
+    config: Option<(String, BTreeMap<String, String>)>,
+    sys_module: PathBuf,
+}
+
+impl Modules {
+    fn read(root: &Path, release: Option<&str>) -> Modules {
+        let release = release.unwrap_or("").to_string();
+        let dir = format!("lib/modules/{release}");
+        let (builtin, dep) = if release.is_empty() {
+            (None, None)
+        } else {
+            (
+                read(root, &format!("{dir}/modules.builtin")),
+                read(root, &format!("{dir}/modules.dep")),
+            )
+        };
+        let config = read_config_gz(&root.join("proc/config.gz"))
+            .map(|t| ("/proc/config.gz".to_string(), t))
+            .or_else(|| {
+                let rel = format!("boot/config-{release}");
+                read(root, &rel).map(|t| (format!("/{rel}"), t))
+            })
+            .map(|(file, text)| (file, parse_kconfig(&text)));
+        Modules {
+            release,
+            builtin,
+            dep,
+            config,
+            sys_module: root.join("sys/module"),
+        }
+    }
+
+    /// Where module `name` (also spelt with `-` for `_`) is available.
+    fn find(&self, name: &str, config_key: &str) -> Availability {
+        if self.sys_module.join(name).exists() {
+            return Availability::Loaded(format!("/sys/module/{name}"));
+        }
+        let dir = format!("/lib/modules/{}", self.release);
+        if let Some(b) = &self.builtin {
+            if let Some(path) = module_path(b.lines(), name) {
+                return Availability::Builtin(format!("{dir}/modules.builtin: {path}"));
+            }
+        }
+        if let Some(d) = &self.dep {
+            let paths = d.lines().filter_map(|l| l.split(':').next());
+            if let Some(path) = module_path(paths, name) {
+                return Availability::Module(format!("{dir}/{path}"));
+            }
+        }
+        let mut looked = Vec::new();
+        if self.builtin.is_some() {
+            looked.push(format!("{dir}/modules.builtin"));
+        }
+        if self.dep.is_some() {
+            looked.push(format!("{dir}/modules.dep"));
+        }
+        if let Some((file, cfg)) = &self.config {
+            match cfg.get(config_key).map(String::as_str) {
+                Some("y") => return Availability::Builtin(format!("{file}: {config_key}=y")),
+                Some("m") if self.dep.is_none() => {
+                    return Availability::Unknown(format!(
+                        "{file}: {config_key}=m, but {dir}/modules.dep is missing"
+                    ));
+                }
+                Some(v) => looked.push(format!("{file}: {config_key}={v}")),
+                None => looked.push(format!("{file}: {config_key} is not set")),
+            }
+        }
+        if looked.is_empty() {
+            Availability::Unknown(format!(
+                "not loaded (/sys/module/{name}), and no {dir}/modules.dep or kernel config to look in"
+            ))
+        } else {
+            Availability::Absent(format!("not in /sys/module, {}", looked.join(", ")))
+        }
+    }
+}
+
+/// The first path in `paths` whose file is `name.ko` (possibly compressed).
+fn module_path<'a>(paths: impl Iterator<Item = &'a str>, name: &str) -> Option<&'a str> {
+    let alt = name.replace('_', "-");
+    paths.map(str::trim).find(|p| {
+        let file = p.rsplit('/').next().unwrap_or(p);
+        let base = file.split(".ko").next().unwrap_or("");
+        file.contains(".ko") && (base == name || base == alt)
+    })
+}
+
+fn read_config_gz(path: &Path) -> Option<String> {
+    let f = std::fs::File::open(path).ok()?;
+    let mut text = String::new();
+    // The kernel config is ~200 KiB uncompressed; cap what we read.
+    flate2::read::GzDecoder::new(f)
+        .take(4 << 20)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+/// `CONFIG_X=value` lines of a kernel config.
+pub fn parse_kconfig(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| l.starts_with("CONFIG_"))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect()
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// Runs `unshare(flag)` in a forked child, so that this process keeps its
+/// namespaces.
+fn try_unshare(flag: libc::c_int) -> Probe {
+    // SAFETY: the child only calls unshare(2) and _exit(2), which are
+    // async-signal-safe, so forking a multi-threaded process (the test
+    // harness) is fine.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Probe::Failed(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: unshare takes a flag word and changes only this child.
+        let r = unsafe { libc::unshare(flag) };
+        let code = if r == 0 {
+            0
+        } else {
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(255)
+                .clamp(1, 255)
+        };
+        // SAFETY: _exit ends the child without running the parent's atexit
+        // handlers or flushing its stdio buffers.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for the child we just forked; status is ours.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Probe::Failed(format!("waitpid: {e}"));
+        }
+    }
+    if libc::WIFEXITED(status) {
+        match libc::WEXITSTATUS(status) {
+            0 => Probe::Ok,
+            errno => Probe::Failed(format!(
+                "unshare: {}",
+                std::io::Error::from_raw_os_error(errno)
+            )),
+        }
+    } else {
+        Probe::Failed(format!("probe child ended with wait status {status}"))
+    }
+}
+
+/// `pidfd_open(2)` on this process.
+fn probe_pidfd() -> Probe {
+    let pid = std::process::id() as libc::pid_t;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Probe::Failed(format!("pidfd_open: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fd was just returned by pidfd_open and is owned by nobody else.
+    unsafe { libc::close(fd as libc::c_int) };
+    Probe::Ok
+}

@@ -1,0 +1,228 @@
+use super::*;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+fn mode(p: &Path) -> u32 {
+    fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// A stand-in for the picolet binary (the test binary is large).
+fn fake_exe(dir: &Path) -> PathBuf {
+    let p = dir.join("picolet-under-test");
+    fs::write(&p, "#!/bin/sh\necho picolet\n").unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+fn staged(board: Option<&str>) -> (tempfile::TempDir, Outcome) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let out = install(&Options {
+        root: root.clone(),
+        board: board.map(str::to_string),
+        exe: fake_exe(dir.path()),
+    })
+    .unwrap();
+    (dir, out)
+}
+
+#[test]
+fn install_into_a_root_writes_binary_unit_config_and_manifests_with_their_modes() {
+    let (dir, out) = staged(Some("raspberry-pi-4"));
+    let root = dir.path().join("root");
+    let bin = root.join("usr/local/bin/picolet");
+    assert_eq!(
+        fs::read(&bin).unwrap(),
+        fs::read(dir.path().join("picolet-under-test")).unwrap()
+    );
+    assert_eq!(mode(&bin), 0o755);
+    let unit = root.join("etc/systemd/system/picolet.service");
+    assert_eq!(fs::read_to_string(&unit).unwrap(), UNIT);
+    assert_eq!(mode(&unit), 0o644);
+    let config = root.join("etc/picolet/config.yaml");
+    assert_eq!(mode(&config), 0o600);
+    let text = fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains("pids-max: 1024") && text.contains("raspberry-pi-4"),
+        "{text}"
+    );
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(yaml["manifests"].as_str(), Some("/etc/picolet/manifests"));
+    assert!(root.join("etc/picolet/manifests").is_dir());
+    // Nothing else, and no temporary files left behind.
+    let mut files: Vec<String> = walk(&root);
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "etc/picolet/config.yaml",
+            "etc/picolet/manifests/",
+            "etc/systemd/system/picolet.service",
+            "usr/local/bin/picolet"
+        ]
+    );
+    // Staged: systemctl is left to the user, and the board's switches noted.
+    let todo = format!("systemctl --root={} enable picolet.service", root.display());
+    assert!(
+        out.steps
+            .iter()
+            .any(|s| matches!(s, Step::Todo(c) if c.starts_with(&todo)))
+    );
+    assert!(!out.steps.iter().any(|s| matches!(s, Step::Ran(_))));
+    assert!(
+        out.notes.iter().any(|n| n.contains("cgroup_enable=memory") && n.contains("/boot/firmware/cmdline.txt")),
+        "{:?}",
+        out.notes
+    );
+    let shown = out.to_string();
+    assert!(
+        shown.contains("wrote") && shown.contains("(0755)"),
+        "{shown}"
+    );
+}
+
+fn walk(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if p.is_dir() {
+                if fs::read_dir(&p).unwrap().next().is_none() {
+                    out.push(format!("{rel}/"));
+                }
+                stack.push(p);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn reinstalling_replaces_binary_and_unit_but_keeps_an_edited_config() {
+    let (dir, _) = staged(None);
+    let root = dir.path().join("root");
+    let config = root.join(CONFIG_PATH);
+    fs::write(&config, "manifests: /srv/pods\n").unwrap();
+    let exe = dir.path().join("picolet-under-test");
+    fs::write(&exe, "#!/bin/sh\necho v2\n").unwrap();
+    fs::write(root.join(UNIT_PATH), "stale").unwrap();
+    let out = install(&Options {
+        root: root.clone(),
+        board: None,
+        exe,
+    })
+    .unwrap();
+    assert_eq!(
+        fs::read_to_string(&config).unwrap(),
+        "manifests: /srv/pods\n"
+    );
+    assert!(out.steps.iter().any(|s| matches!(s, Step::Kept { .. })));
+    assert_eq!(
+        fs::read_to_string(root.join(BIN_PATH)).unwrap(),
+        "#!/bin/sh\necho v2\n"
+    );
+    assert_eq!(fs::read_to_string(root.join(UNIT_PATH)).unwrap(), UNIT);
+    // Without a board: generic config, no board notes.
+    assert!(out.board.is_none() && out.notes.is_empty());
+}
+
+#[test]
+fn unknown_board_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let err = install(&Options {
+        root: root.clone(),
+        board: Some("raspberry-pi-9".into()),
+        exe: fake_exe(dir.path()),
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("unknown board"), "{err}");
+    assert!(!root.exists());
+}
+
+#[test]
+fn the_unit_runs_the_installed_binary_as_a_delegating_notify_service() {
+    let exec = UNIT
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    assert!(exec.starts_with(&format!("/{BIN_PATH} agent")), "{exec}");
+    assert!(
+        exec.contains(&format!("--manifests /{MANIFESTS_DIR}")),
+        "{exec}"
+    );
+    for line in [
+        "Type=notify",
+        "Delegate=yes",
+        "KillMode=process",
+        "Restart=always",
+    ] {
+        assert!(UNIT.lines().any(|l| l == line), "{line} missing");
+    }
+}
+
+/// `systemd-analyze verify` against a staged root: the unit's ExecStart must
+/// exist there, and the units it names (sysinit.target, …) come from the
+/// host's unit directory, copied into the root.
+#[test]
+fn systemd_analyze_verify_passes_on_a_staged_install() {
+    let Ok(v) = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+    else {
+        println!("systemd-analyze is not installed; skipping");
+        return;
+    };
+    println!(
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+    );
+    let host_units = ["/usr/lib/systemd/system", "/lib/systemd/system"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.join("sysinit.target").exists());
+    let Some(host_units) = host_units else {
+        println!("no systemd unit directory with sysinit.target on this machine; skipping");
+        return;
+    };
+    let (dir, _) = staged(Some("generic-aarch64"));
+    let root = dir.path().join("root");
+    let units = root.join("usr/lib/systemd/system");
+    fs::create_dir_all(&units).unwrap();
+    for e in fs::read_dir(host_units).unwrap().flatten() {
+        let p = e.path();
+        if p.is_file() && !p.is_symlink() {
+            fs::copy(&p, units.join(e.file_name())).unwrap();
+        }
+    }
+    let verify = |root: &Path| {
+        std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(format!("--root={}", root.display()))
+            .arg("picolet.service")
+            .output()
+            .unwrap()
+    };
+    let out = verify(&root);
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed: {text}"
+    );
+    assert!(
+        !text.contains("picolet.service"),
+        "warnings about the unit: {text}"
+    );
+    // And it does check ExecStart: without the binary it fails.
+    fs::remove_file(root.join(BIN_PATH)).unwrap();
+    let out = verify(&root);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/usr/local/bin/picolet"));
+}

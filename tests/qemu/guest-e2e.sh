@@ -1,0 +1,260 @@
+#!/bin/sh
+# The end-to-end test inside the QEMU guest (busybox sh, run by init.sh).
+# Prints one machine-readable line per check and per measurement:
+#   E2E <name> PASS|FAIL <detail>
+#   E2E-MEASURE <name> <value> <unit>
+# scripts/qemu-e2e.sh parses them. Exit status: the number of FAILs.
+#
+# The pods are delivered by deliver_pods (static pods in the manifests
+# directory); the fleet version replaces that one function with
+# `picolet apply` from the host over MQTT.
+
+P=/usr/local/bin/picolet
+export PICOLET_STATE_DIR=/var/lib/picolet
+MAN=/etc/picolet/manifests
+CG=/sys/fs/cgroup/picolet.service
+S="[[:space:]]"
+FAILS=0
+AGENT=
+
+result() {
+    echo "E2E $1 $2 $3"
+    [ "$2" = PASS ] || FAILS=$((FAILS + 1))
+}
+measure() { echo "E2E-MEASURE $1 $2 $3"; }
+
+# wait_for SECONDS COMMAND...: true once COMMAND succeeds.
+wait_for() {
+    n=$1
+    shift
+    while [ "$n" -gt 0 ]; do
+        "$@" && return 0
+        sleep 1
+        n=$((n - 1))
+    done
+    return 1
+}
+
+# Monotonic microseconds (from /proc/uptime).
+now_us() { awk '{ printf "%d\n", $1 * 1000000 }' /proc/uptime; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+# measure_mem NAME PID: VmRSS (all resident pages, the binary's shared text
+# included), RssAnon (private heap and stacks) and Pss (shared pages divided
+# among the processes that map them), in KiB.
+measure_mem() {
+    measure "$1-rss" "$(rss_kib "$2")" KiB
+    measure "$1-anon" "$(awk '/^RssAnon:/ { print $2 }' "/proc/$2/status")" KiB
+    measure "$1-pss" "$(awk '/^Pss:/ { print $2 }' "/proc/$2/smaps_rollup")" KiB
+}
+describe() { $P describe pod "$1" 2>/dev/null; }
+pod_uid() { describe "$1" | sed -n "s/^UID:$S*//p"; }
+# The startedAt of every running container of a pod, one per line.
+started_at() {
+    describe "$1" | awk '/State:[[:space:]]+Running/ { getline; sub(/^[[:space:]]*Started:[[:space:]]*/, ""); print }'
+}
+# The lines of `describe` that say how a pod is doing, on one line.
+brief() { describe "$1" | grep -E 'State|Reason|Exit|Restart|Ready' | tr -s ' \t\n' ' '; }
+# PIDs of the shims (started as "/proc/self/exe shim --config …").
+shims() {
+    for d in /proc/[0-9]*; do
+        case "$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null)" in
+        *\ shim\ --config\ *) echo "${d#/proc/}" ;;
+        esac
+    done
+}
+agent_log_tail() { tail -n 40 /tmp/agent.log | sed 's/^/  agent| /'; }
+
+# Starts the agent as systemd would start picolet.service: in the service's
+# cgroup, or back in its leaf <service>/agent after a restart (the service
+# cgroup has controllers enabled for children then, so it takes no process).
+start_agent() {
+    mkdir -p $CG
+    cg=$CG
+    [ -d $CG/agent ] && cg=$CG/agent
+    RUST_LOG=info sh -c "echo \$\$ >$cg/cgroup.procs && exec $P agent --manifests $MAN \
+        --run-dir /run/picolet --pids-max 64 --node-name qemu-e2e" >>/tmp/agent.log 2>&1 &
+    AGENT=$!
+    wait_for 60 sh -c "$P get pods >/dev/null 2>&1"
+}
+
+# The one place pods reach the device.
+deliver_pods() {
+    cp /e2e/manifests/*.yaml $MAN/
+}
+
+echo "== picolet end-to-end in $(uname -r) on $(uname -m)"
+
+# --- the binary, the install, the preflight ------------------------------------
+size=$(wc -c </picolet)
+measure binary-size "$size" bytes
+v=$(/picolet --version)
+case "$v" in
+*"aarch64-unknown-linux-musl, release"*) result version PASS "$v" ;;
+*) result version FAIL "$v" ;;
+esac
+/picolet install --board qemu-virt >/tmp/install.out 2>&1
+sed 's/^/  install| /' /tmp/install.out
+if [ -x $P ] &&
+    [ -x $P ] && [ -f /etc/systemd/system/picolet.service ] &&
+    [ -f /etc/picolet/config.yaml ] && [ -d $MAN ] &&
+    grep -q "systemd is not running here" /tmp/install.out; then
+    result install PASS "$(grep -c . /tmp/install.out) lines; systemctl left to do (no systemd in the guest)"
+else
+    result install FAIL "$(tr '\n' ' ' </tmp/install.out)"
+fi
+$P check | sed 's/^/  check| /'
+if $P check -o json >/tmp/check.json; then
+    if grep -q '"id": "qemu-virt"' /tmp/check.json && grep -q '"hierarchy": "unified"' /tmp/check.json; then
+        result check PASS "every required item present; board qemu-virt; unified cgroup2"
+    else
+        result check FAIL "passed, but not board qemu-virt with a unified hierarchy"
+    fi
+else
+    result check FAIL "$(grep -B3 '"state": "missing"' /tmp/check.json | grep '"name"' | tr -d ' \n')"
+fi
+
+# --- image, agent idle ----------------------------------------------------------
+if out=$($P image import /e2e/busybox.oci.tar 2>&1); then
+    result image-import PASS "$out"
+else
+    result image-import FAIL "$out"
+fi
+if start_agent; then
+    result agent-start PASS "pid $AGENT"
+else
+    result agent-start FAIL "API did not answer in 60 s"
+    agent_log_tail
+    exit $FAILS
+fi
+# The cgroup the agent manages pods in must offer every controller (as a
+# delegated systemd service's cgroup does).
+if $P check --cgroup-root $CG >/tmp/check-cg.out 2>&1; then
+    result check-delegated PASS "$(grep -o "$CG offers: .*" /tmp/check-cg.out)"
+else
+    result check-delegated FAIL "$(grep -E 'MISSING|missing' /tmp/check-cg.out | tr -s ' ' | tr '\n' ';')"
+fi
+sleep 3
+measure_mem agent-idle $AGENT
+measure agent-threads "$(awk '/^Threads:/ { print $2 }' /proc/$AGENT/status)" threads
+
+# --- the pods -------------------------------------------------------------------------
+deliver_pods
+t0=$(now_us)
+
+two_ready() {
+    d=$(describe two)
+    [ "$(echo "$d" | grep -cE "Ready:$S+true")" = 2 ] && echo "$d" | grep -qE "^  Ready$S+True"
+}
+if wait_for 60 two_ready; then
+    result two-containers PASS "both containers Ready (httpGet and exec probes) after $((($(now_us) - t0) / 1000)) ms"
+else
+    result two-containers FAIL "$(brief two)"
+fi
+
+oom_seen() {
+    d=$(describe oom)
+    echo "$d" | grep -qE "Reason:$S+OOMKilled" && echo "$d" | grep -qE "Exit Code:$S+137" &&
+        [ "$(echo "$d" | sed -n "s/.*Restart Count:$S*//p")" -ge 1 ]
+}
+if wait_for 60 oom_seen; then
+    uid=$(pod_uid oom)
+    kills=$(awk '$1 == "oom_kill" { print $2 }' "$CG/pod$uid/hog/memory.events")
+    restarts=$(describe oom | sed -n "s/.*Restart Count:$S*//p")
+    result oom-killed PASS "reason OOMKilled, exit 137, restarts $restarts (OnFailure), memory.max $(cat "$CG/pod$uid/hog/memory.max"), memory.events oom_kill $kills"
+else
+    result oom-killed FAIL "$(brief oom)"
+    agent_log_tail
+fi
+
+cpu_running() { describe cpu | grep -qE "State:$S+Running"; }
+if wait_for 60 cpu_running; then
+    f="$CG/pod$(pod_uid cpu)/spin/cpu.stat"
+    sleep 2
+    u0=$(awk '$1 == "usage_usec" { print $2 }' "$f")
+    n0=$(awk '$1 == "nr_throttled" { print $2 }' "$f")
+    w0=$(now_us)
+    sleep 6
+    u1=$(awk '$1 == "usage_usec" { print $2 }' "$f")
+    n1=$(awk '$1 == "nr_throttled" { print $2 }' "$f")
+    w1=$(now_us)
+    pct=$(awk -v u=$((u1 - u0)) -v w=$((w1 - w0)) 'BEGIN { printf "%.1f", 100 * u / w }')
+    thr=$((n1 - n0))
+    measure cpu-usage-percent "$pct" "%"
+    measure cpu-nr-throttled "$thr" periods
+    detail="cpu.max '$(cat "${f%/cpu.stat}/cpu.max")', usage ${pct}% of one CPU over $(((w1 - w0) / 1000)) ms, nr_throttled +$thr"
+    if [ "$thr" -gt 0 ] && awk -v p="$pct" 'BEGIN { exit !(p >= 10 && p <= 30) }'; then
+        result cpu-throttled PASS "$detail"
+    else
+        result cpu-throttled FAIL "$detail (want nr_throttled > 0 and 25 +- 5 % at most)"
+    fi
+else
+    result cpu-throttled FAIL "the busy loop never ran: $(brief cpu)"
+fi
+
+bomb_running() { describe forkbomb | grep -qE "State:$S+Running"; }
+if wait_for 60 bomb_running; then
+    pod="$CG/pod$(pod_uid forkbomb)"
+    sleep 4
+    max=$(cat "$pod/pids.max")
+    cur=$(cat "$pod/pids.current")
+    # A refused fork is counted in the forking task's own cgroup (the
+    # container's), while the limit that refused it is the pod's.
+    hits=$(awk '$1 == "max" { print $2 }' "$pod/bomb/pids.events")
+    measure forkbomb-pids-current "$cur" pids
+    detail="pod pids.max $max, pids.current $cur, container pids.events max $hits"
+    if [ "$max" = 64 ] && [ "$cur" -le 64 ] && [ "$hits" -gt 0 ] && bomb_running; then
+        result pids-max PASS "$detail; the guest stays responsive"
+    else
+        result pids-max FAIL "$detail"
+    fi
+else
+    result pids-max FAIL "the fork bomb never ran: $(brief forkbomb)"
+fi
+
+# --- memory with the pods ------------------------------------------------------------
+measure_mem agent-pods $AGENT
+for pod in two oom cpu forkbomb; do
+    uid=$(pod_uid $pod)
+    for s in $(shims); do
+        grep -q "$uid" "/proc/$s/cmdline" && measure_mem "shim-$pod" "$s"
+    done
+done
+$P get pods -o wide | sed 's/^/  pods| /'
+
+# A fact for the systemd unit: once the agent has enabled controllers for the
+# pods in the service's cgroup, that cgroup takes no process any more (cgroup
+# v2's no-internal-process rule). systemd 252 (no DelegateSubgroup=) starts a
+# restarted service's main process there; the test restarts the agent in
+# <service>/agent instead.
+if (echo $$ >$CG/cgroup.procs) 2>/dev/null; then
+    echo "E2E-NOTE $CG accepted a process although its subtree_control is '$(cat $CG/cgroup.subtree_control)'"
+    echo $$ >/sys/fs/cgroup/cgroup.procs
+else
+    echo "E2E-NOTE writing a PID to $CG/cgroup.procs fails (EBUSY) once subtree_control is '$(cat $CG/cgroup.subtree_control)'"
+fi
+
+# --- the agent dies and comes back; the pods do not notice ------------------------
+before=$( (started_at two; started_at cpu) | tr '\n' ' ')
+shims_before=$(shims | sort | tr '\n' ' ')
+kill -9 "$AGENT"
+sleep 1
+if kill -0 "$AGENT" 2>/dev/null; then
+    result agent-restart FAIL "kill -9 did not end the agent"
+elif start_agent; then
+    sleep 3
+    after=$( (started_at two; started_at cpu) | tr '\n' ' ')
+    shims_after=$(shims | sort | tr '\n' ' ')
+    if [ -n "$before" ] && [ "$before" = "$after" ] && [ "$shims_before" = "$shims_after" ] && two_ready; then
+        result agent-restart PASS "same startedAt ($(echo "$before" | wc -w) containers) and shims ($shims_before) after kill -9"
+    else
+        result agent-restart FAIL "startedAt before [$before] after [$after]; shims before [$shims_before] after [$shims_after]"
+        agent_log_tail
+    fi
+    measure_mem agent-restarted $AGENT
+else
+    result agent-restart FAIL "the restarted agent's API did not answer"
+    agent_log_tail
+fi
+
+echo "== $FAILS failure(s)"
+exit $FAILS

@@ -1,0 +1,54 @@
+#!/bin/busybox sh
+# /init of the QEMU end-to-end guest (scripts/qemu-e2e.sh builds the
+# initramfs). Stage 1 copies the initramfs into a tmpfs and switch_roots into
+# it: pivot_root(2), which every container does, refuses to work while the
+# root is the initramfs' rootfs. Stage 2 (PICOLET_E2E_STAGE=2) mounts what
+# systemd would (proc, sys, cgroup2 with the controllers enabled for
+# children), loads the kernel modules and runs /e2e/guest-e2e.sh, then
+# powers the guest off. Everything goes to the serial console.
+/bin/busybox --install -s /bin
+export PATH=/usr/local/bin:/bin
+if [ "${PICOLET_E2E_STAGE:-1}" = 1 ]; then
+    mount -t proc proc /proc
+    mkdir -p /newroot
+    mount -t tmpfs -o mode=0755 root /newroot
+    for d in /*; do
+        case "$d" in /newroot | /proc | /sys | /dev) continue ;; esac
+        cp -a "$d" /newroot/
+    done
+    mkdir -p /newroot/proc /newroot/sys /newroot/dev
+    umount /proc
+    export PICOLET_E2E_STAGE=2
+    exec switch_root /newroot /init
+fi
+
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm /tmp /run /var/lib/picolet
+mount -t devpts devpts /dev/pts
+mount -t tmpfs -o mode=1777 tmp /tmp
+mount -t tmpfs -o mode=0755 run /run
+mount -t cgroup2 none /sys/fs/cgroup
+# As systemd does at boot: every controller enabled for the children of the
+# top cgroup (the guest has no systemd; picolet.service is emulated by the
+# test with a cgroup of that name).
+echo "+cpu +memory +pids +io +cpuset" >/sys/fs/cgroup/cgroup.subtree_control
+echo /bin/modprobe >/proc/sys/kernel/modprobe
+hostname picolet-e2e
+ip link set lo up
+
+# overlay is needed by every container; the network modules are loaded when
+# the host asks for them: PICOLET_E2E_NET=1 on the kernel command line (the
+# kernel hands unknown NAME=value parameters to /init as environment).
+modprobe overlay || echo "E2E modules FAIL modprobe overlay"
+if [ "${PICOLET_E2E_NET:-0}" = 1 ]; then
+    for m in llc stp bridge veth virtio virtio_ring virtio_mmio failover net_failover virtio_net; do
+        modprobe "$m" 2>/dev/null || insmod "$(find /lib/modules -name "$m.ko")" || echo "E2E modules FAIL $m"
+    done
+fi
+
+sh /e2e/guest-e2e.sh
+echo "E2E-DONE rc=$?"
+sync
+poweroff -f
