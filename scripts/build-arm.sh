@@ -84,11 +84,15 @@ for short in "${targets[@]}"; do
             || die "/usr/lib/rustlib/$target/lib/self-contained missing: run scripts/setup-arm-toolchain.sh"
         log "$target: building with Debian's $(/usr/bin/rustc --version) and -Zbuild-std"
         # RUSTC_BOOTSTRAP lets the stable 1.85 cargo use -Zbuild-std.
+        # panic_immediate_abort drops std's panic formatting and backtrace
+        # symbolizer (~200 KB): a panic aborts without a message, systemd
+        # restarts the agent, and the pods keep running under their shims.
         # crt-static is the musl default; spelled out so a stray RUSTFLAGS
         # from the environment cannot turn the binary dynamic.
         RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTUP_TOOLCHAIN= \
             RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
             /usr/bin/cargo build --release --locked -Zbuild-std=std,panic_abort \
+            -Zbuild-std-features=panic_immediate_abort \
             --target "$target" --target-dir "$TARGET_DIR"
     fi
     secs=$(( $(date +%s) - start ))
