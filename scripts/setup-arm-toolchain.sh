@@ -37,8 +37,11 @@ apt_get() { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Time
 
 # --- 1. packages --------------------------------------------------------------
 # name=version pairs; a name without '=' accepts any version.
+# libc6-dev-*-cross: the cross compilers' own C headers (stdint.h …), which
+# ring's C and assembly (TLS, ed25519) include; the binary links musl.
 PKGS=(
     gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static qemu-system-arm file binutils
+    libc6-dev-arm64-cross libc6-dev-armhf-cross
     "rustc-web=$RUST_DEB_VERSION" "cargo-web=$RUST_DEB_VERSION" "rust-web-src=$RUST_DEB_VERSION"
     "libstd-rust-web-dev=$RUST_DEB_VERSION" "libstd-rust-web-1.85=$RUST_DEB_VERSION"
 )
