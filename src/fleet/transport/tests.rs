@@ -441,6 +441,13 @@ const THREAD_TEST: &str = "fleet::transport::tests::mtls_session_on_the_reactor_
 #[test]
 fn mtls_session_on_the_reactor_starts_no_thread() {
     if std::env::var_os(CHILD_ENV).is_none() {
+        if let Some(why) = crate::check::qemu_user() {
+            eprintln!(
+                "skipped: {why}: the check re-executes this test binary, which the kernel \
+                 cannot exec without binfmt_misc (and qemu-user has threads of its own)"
+            );
+            return;
+        }
         let out = Command::new(std::env::current_exe().unwrap())
             .args([THREAD_TEST, "--exact", "--test-threads=1", "--nocapture"])
             .env(CHILD_ENV, "1")
