@@ -172,49 +172,10 @@ fn has(opts: &[(String, Option<String>)], names: &[&str]) -> bool {
 }
 
 fn agent(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
-    let (common, free, opts, _) = parse(
-        args,
-        &[
-            "manifests",
-            "cgroup-root",
-            "run-dir",
-            "node-name",
-            "pids-max",
-            "log-max-size",
-            "log-max-files",
-        ],
-        &[],
-    )?;
-    if let Some(f) = free.first() {
-        return Err(format!("unexpected argument {f:?}"));
-    }
+    let cfg = picolet::agent::flags::config(args)?;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();
-    let num = |name: &str, default: u64| -> Result<u64, String> {
-        opt(&opts, &[name]).map_or(Ok(default), |v| {
-            v.parse()
-                .map_err(|_| format!("--{name}: not a number: {v:?}"))
-        })
-    };
-    let node_name = match opt(&opts, &["node-name"]) {
-        Some(n) => n.to_string(),
-        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "localhost".into()),
-    };
-    let cfg = picolet::agent::Config {
-        state_dir: common.state_dir,
-        run_dir: opt(&opts, &["run-dir"])
-            .map_or_else(|| PathBuf::from("/run/picolet"), PathBuf::from),
-        manifests: opt(&opts, &["manifests"]).map(PathBuf::from),
-        cgroup_root: opt(&opts, &["cgroup-root"]).map(PathBuf::from),
-        node_name,
-        pids_max: Some(num("pids-max", 1024)?),
-        log_max_bytes: num("log-max-size", 1 << 20)?,
-        log_max_files: num("log-max-files", 2)? as u32,
-        exe: PathBuf::from("/proc/self/exe"),
-    };
     picolet::agent::run(cfg).map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,11 +8,14 @@
 //!
 //! fds: the reactor's epoll fd, the inotify fd of the manifests dir, a
 //! signalfd, the API listening socket and its connections, one Unix socket
-//! per shim, a pidfd while a shim starts, one netns fd per pod (probes).
+//! per shim, a pidfd while a shim starts, one netns fd per pod (probes),
+//! and the broker's TCP socket when a fleet broker is configured ([`fleet`]).
 
 mod adopt;
 mod api_server;
 pub mod container;
+pub mod flags;
+pub mod fleet;
 pub mod manifests;
 mod outputs;
 mod probes;
@@ -33,7 +36,7 @@ use crate::runtime::shim::proto::{self, Event, PodConfig};
 use crate::store::StateStore;
 use async_channel::{Receiver, Sender};
 use sandbox::ShimConn;
-use statefile::{SandboxRecord, StateFile, StateV1};
+use statefile::{SandboxRecord, StateFile, StateV2};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,6 +55,8 @@ pub struct Config {
     pub log_max_files: u32,
     /// The picolet binary to run as `picolet shim` (default `/proc/self/exe`).
     pub exe: PathBuf,
+    /// The fleet channel; `None`: static pods only.
+    pub fleet: Option<crate::fleet::config::FleetSettings>,
 }
 
 /// Errors that stop the agent.
@@ -67,6 +72,8 @@ pub enum AgentError {
     State(String),
     #[error("image store: {0}")]
     Image(String),
+    #[error("fleet: {0}")]
+    Fleet(String),
 }
 
 /// Everything that can wake the main loop.
@@ -96,6 +103,8 @@ pub enum Msg {
         reply: Sender<crate::api::Response>,
     },
     Signal(i32),
+    /// From the broker connection's tasks.
+    Fleet(fleet::LinkMsg),
 }
 
 /// Who waits for an `ExecDone`.
@@ -147,6 +156,8 @@ struct Agent {
     pending: VecDeque<Input>,
     dirty: bool,
     stop: bool,
+    /// The fleet channel, when a broker is configured.
+    fleet: Option<Box<fleet::Fleet>>,
 }
 
 fn io_err(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError {
@@ -165,20 +176,21 @@ impl Agent {
             .map_err(|e| AgentError::Image(e.to_string()))?;
         let mut store = StateStore::new(&cfg.state_dir);
         let now = Now::read();
-        let (node, sandboxes, sources) = match store.load::<StateFile>() {
+        let (node, sandboxes, sources, fleet_docs) = match store.load::<StateFile>() {
             Ok(Some(loaded)) => {
                 if let Some(why) = loaded.recovered.as_ref() {
                     log::warn!(
                         "state.bin was unusable ({why}); recovered the previous copy state.bin.prev"
                     );
                 }
-                let StateFile::V1(v1) = loaded.value;
-                let node = Node::restore(v1.node, cfg.node_name.clone(), now)
+                let state = loaded.value.into_latest();
+                let node = Node::restore(state.node, cfg.node_name.clone(), now)
                     .map_err(|e| AgentError::State(e.to_string()))?;
-                (node, v1.sandboxes, v1.sources)
+                (node, state.sandboxes, state.sources, state.fleet_docs)
             }
             Ok(None) => (
                 Node::new(cfg.node_name.clone()),
+                BTreeMap::new(),
                 BTreeMap::new(),
                 BTreeMap::new(),
             ),
@@ -190,7 +202,19 @@ impl Agent {
                     Node::new(cfg.node_name.clone()),
                     BTreeMap::new(),
                     BTreeMap::new(),
+                    BTreeMap::new(),
                 )
+            }
+        };
+        let fleet = match cfg.fleet.clone() {
+            Some(settings) => Some(Box::new(fleet::Fleet::new(settings, fleet_docs, now)?)),
+            None => {
+                if !fleet_docs.is_empty() {
+                    log::warn!(
+                        "no broker configured: the stored fleet desired state is dropped and its pods are deleted"
+                    );
+                }
+                None
             }
         };
         let cgroups = match CgroupRoot::detect(cfg.cgroup_root.clone()) {
@@ -237,6 +261,7 @@ impl Agent {
                 pending: VecDeque::new(),
                 dirty: false,
                 stop: false,
+                fleet,
             },
             rx,
         ))
@@ -280,6 +305,7 @@ impl Agent {
             .detach();
             self.rescan();
         }
+        self.fleet_start();
         Ok(())
     }
 
@@ -287,11 +313,15 @@ impl Agent {
         loop {
             self.process();
             if self.stop {
+                self.fleet_stop().await;
                 let _ = std::fs::remove_file(crate::api::socket_path(&self.cfg.state_dir));
                 log::info!("agent stopping; pods keep running under their shims");
                 return Ok(());
             }
-            let deadline = self.node.poll_timeout();
+            let deadline = match (self.node.poll_timeout(), self.fleet_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let msg = match deadline {
                 Some(t) => {
                     let wait = t.saturating_sub(crate::clock::boottime_ms());
@@ -305,7 +335,10 @@ impl Agent {
             };
             match msg {
                 Some(m) => self.on_msg(m),
-                None => self.node.handle(Input::Tick, Now::read()),
+                None => {
+                    self.node.handle(Input::Tick, Now::read());
+                    self.fleet_tick();
+                }
             }
         }
     }
@@ -313,7 +346,9 @@ impl Agent {
     /// Feeds pending inputs and carries out outputs until both are empty.
     fn process(&mut self) {
         loop {
+            self.fleet_drain();
             while let Some(out) = self.node.poll_output() {
+                self.fleet_observe(&out);
                 self.on_output(out);
             }
             match self.pending.pop_front() {
@@ -321,6 +356,7 @@ impl Agent {
                 None => break,
             }
         }
+        self.fleet_flush();
         if self.dirty {
             self.dirty = false;
             self.persist();
@@ -348,6 +384,7 @@ impl Agent {
             Msg::ShimClosed { uid, generation } => self.on_shim_closed(uid, generation),
             Msg::Probe(input) => self.node.handle(*input, now),
             Msg::Api { req, reply } => self.on_api(req, reply),
+            Msg::Fleet(m) => self.on_fleet_msg(m),
             Msg::Signal(s) => {
                 if s == libc::SIGHUP {
                     self.rescan();
@@ -359,7 +396,7 @@ impl Agent {
     }
 
     fn persist(&mut self) {
-        let state = StateFile::V1(StateV1 {
+        let state = StateFile::V2(StateV2 {
             node: self.node.snapshot(),
             sandboxes: self
                 .pods
@@ -367,6 +404,7 @@ impl Agent {
                 .filter_map(|(uid, p)| p.record.map(|r| (uid.clone(), r)))
                 .collect(),
             sources: self.sources.clone(),
+            fleet_docs: self.fleet_saved(),
         });
         match self.store.save(&state) {
             Ok(true) => log::debug!("state saved"),
