@@ -9,9 +9,9 @@ const USAGE: &str = "\
 picolet — Kubernetes-style pods on small Linux devices
 
 Usage:
-  picolet agent [--manifests DIR] [--cgroup-root DIR] [--run-dir DIR] [--node-name NAME]
-                [--pids-max N] [--log-max-size BYTES] [--log-max-files N]
-  picolet get pods [-o wide|json|yaml] [-n NAMESPACE]
+";
+
+const USAGE_LOCAL: &str = "  picolet get pods [-o wide|json|yaml] [-n NAMESPACE]
   picolet describe pod NAME [-n NAMESPACE]
   picolet logs POD [-c CONTAINER] [--tail N] [-f] [--previous] [-n NAMESPACE]
   picolet exec POD [-c CONTAINER] [-n NAMESPACE] -- COMMAND [ARG...]
@@ -19,9 +19,22 @@ Usage:
   picolet image ls
   picolet version
 
-Every command takes --state-dir DIR (default /var/lib/picolet, or $PICOLET_STATE_DIR).
+Fleet controller (talks to the MQTT broker):
+";
+
+const USAGE_TAIL: &str = "
+The agent reads --config FILE (default /etc/picolet/config.yaml); its flags win.
+Every local command takes --state-dir DIR (default /var/lib/picolet, or $PICOLET_STATE_DIR).
 The agent logs to stderr; set RUST_LOG=debug for more.
 ";
+
+fn usage() -> String {
+    format!(
+        "{USAGE}{}{USAGE_LOCAL}{}{USAGE_TAIL}",
+        picolet::agent::flags::USAGE,
+        picolet::controller::USAGE
+    )
+}
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
@@ -66,7 +79,7 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
             return Ok(ExitCode::SUCCESS);
         }
         "" | "help" | "--help" | "-h" => {
-            print!("{USAGE}");
+            print!("{}", usage());
             return Ok(if first.is_empty() {
                 ExitCode::from(2)
             } else {
@@ -77,6 +90,9 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
     }
     let cmd = first.to_string();
     let rest = args[1..].to_vec();
+    if let Some(result) = picolet::controller::run(&cmd, rest.clone()) {
+        return result;
+    }
     match cmd.as_str() {
         "agent" => agent(rest),
         "get" => get(rest),

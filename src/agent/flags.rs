@@ -16,8 +16,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// The usage lines of `picolet agent`.
-pub const USAGE: &str = "\
-  picolet agent [--config FILE] [--manifests DIR] [--state-dir DIR] [--run-dir DIR]
+pub const USAGE: &str =
+    "  picolet agent [--config FILE] [--manifests DIR] [--state-dir DIR] [--run-dir DIR]
                 [--cgroup-root DIR] [--node-name NAME] [--pids-max N]
                 [--log-max-size BYTES] [--log-max-files N]
                 [--broker mqtt[s]://HOST[:PORT]] [--device-id ID] [--group G]...

@@ -366,6 +366,9 @@ impl Agent {
                     f.session.handle(online, Now::read());
                     self.publish_status(true);
                 }
+                SessionOutput::ConnectionDown if self.stop => {
+                    log::info!("fleet: disconnected from {}", f.link.url())
+                }
                 SessionOutput::ConnectionDown => log::warn!(
                     "fleet: connection to {} lost; reconnecting with back-off (pods keep running)",
                     f.link.url()
