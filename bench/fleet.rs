@@ -54,6 +54,18 @@ fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// VmRSS, and what it is made of: anonymous memory (heap, stacks) and
+/// file pages (the binary's text and the shared libraries).
+fn rss(pid: u32) -> String {
+    let f = |k| proc_field(pid, "status", k);
+    format!(
+        "{} KiB (anonymous {} KiB, file-backed {} KiB)",
+        f("VmRSS:"),
+        f("RssAnon:"),
+        f("RssFile:")
+    )
+}
+
 fn threads(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .map(|d| d.count())
@@ -249,8 +261,8 @@ fn main() {
         std::fs::metadata(BIN).unwrap().len() / 1024
     );
     println!(
-        "agent RSS, TLS connection up, no pods: {} KiB (budget 5120); threads {}",
-        proc_field(pid, "status", "VmRSS:"),
+        "agent RSS, TLS connection up, no pods: {} (budget 5120); threads {}",
+        rss(pid),
         threads(pid)
     );
 
@@ -310,7 +322,7 @@ fn main() {
     let mut before = Vec::new();
     snapshot(&state, &mut before);
     let wb0 = proc_field(pid, "io", "write_bytes:");
-    let rss = proc_field(pid, "status", "VmRSS:");
+    let rss = rss(pid);
     let connects = log().matches("fleet: connected to").count();
     let published = picolet::reactor::block_on(async {
         let mut c = Client::connect(&opts, Duration::from_secs(10))
@@ -335,7 +347,7 @@ fn main() {
     snapshot(&state, &mut after);
     let changed = after.iter().filter(|f| !before.contains(f)).count();
     let wb = proc_field(pid, "io", "write_bytes:") - wb0;
-    println!("agent RSS after the runs, TLS up, idle: {rss} KiB (budget 5120)");
+    println!("agent RSS after the runs, TLS up, idle: {rss} (budget 5120)");
     println!(
         "idle {idle_secs} s, keepalive 2 s: {changed} files changed under the state dir, agent write_bytes {wb} (budget 0); {published} messages published by the agent (budget 0); reconnects {}",
         log().matches("fleet: connected to").count() - connects

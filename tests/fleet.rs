@@ -233,3 +233,42 @@ fn an_agent_restarted_without_a_broker_runs_the_last_desired_state() {
     assert!(log.contains("cannot connect to 127.0.0.1"), "{log}");
     a.assert_one_thread();
 }
+
+#[test]
+fn a_static_pod_wins_a_name_clash_and_the_fleet_pod_returns_when_it_goes() {
+    if !root_or_skip() {
+        return;
+    }
+    let Some(broker) = plain_broker() else {
+        return;
+    };
+    let url = url(&broker, 0);
+    let a = fleet_agent(&url, "dev1", &[]);
+    a.apply(
+        "web.yaml",
+        &sleeper("web").replace("echo up;", "echo static;"),
+    );
+    let started = started_at(&a, "web");
+    let fleet_web = manifest(&a, "fleet-web.yaml", &sleeper("web"));
+    let out = apply(&url, ("--device", "dev1"), &[&fleet_web], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("NameClash: pod default/web of device dev1 is ignored: the static pod from"),
+        "{}",
+        text(&out)
+    );
+    assert_untouched(&a, "web", &started);
+
+    // The static pod goes: the fleet's version takes the name.
+    a.remove("web.yaml");
+    wait_for(30, "the fleet's web", || {
+        let s = a.container("web", "main")?;
+        let running = s["state"]["running"]["startedAt"].as_str()?;
+        (running != started).then_some(())
+    });
+    let status = wait_status(&url, "dev1", 10, "the clash cleared", |s| {
+        errors_on(s, "picolet/devices/dev1/desired").is_empty()
+    });
+    assert_eq!(status["pods"][0]["metadata"]["name"], "web");
+}
