@@ -335,11 +335,10 @@ impl Agent {
             };
             match msg {
                 Some(m) => self.on_msg(m),
-                None => {
-                    self.node.handle(Input::Tick, Now::read());
-                    self.fleet_tick();
-                }
+                None => self.node.handle(Input::Tick, Now::read()),
             }
+            // The session's timers fire even while messages keep coming.
+            self.fleet_tick();
         }
     }
 

@@ -185,9 +185,13 @@ impl Agent {
         }
     }
 
+    /// Fires the session's timers when due.
     pub(super) fn fleet_tick(&mut self) {
         if let Some(f) = self.fleet.as_mut() {
-            f.session.handle(SessionInput::Tick, Now::read());
+            let now = Now::read();
+            if f.session.poll_timeout().is_some_and(|t| t <= now.mono_ms) {
+                f.session.handle(SessionInput::Tick, now);
+            }
         }
     }
 
