@@ -12,6 +12,9 @@
 //!   their logs (see [`runtime::shim`]).
 //! - `picolet unpack`: a short-lived helper that gunzips and untars one
 //!   image layer, so that CPU-heavy work never runs on the agent's thread.
+//! - `picolet apply | delete pod | fleet status | keygen`: the fleet
+//!   controller commands ([`controller`]), one short process each, on the
+//!   same reactor (one thread).
 //!
 //! Files (see DESIGN §4): `<state-dir>/state.bin` (+ `.prev`),
 //! `<state-dir>/picolet.sock`, `<state-dir>/images/`, `<state-dir>/pods/<uid>/`,
@@ -24,6 +27,7 @@ pub mod agent;
 pub mod api;
 pub mod check;
 pub mod clock;
+pub mod controller;
 pub mod fleet;
 pub mod image;
 pub mod install;

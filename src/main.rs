@@ -9,9 +9,9 @@ const USAGE: &str = "\
 picolet — Kubernetes-style pods on small Linux devices
 
 Usage:
-  picolet agent [--manifests DIR] [--cgroup-root DIR] [--run-dir DIR] [--node-name NAME]
-                [--pids-max N] [--log-max-size BYTES] [--log-max-files N]
-  picolet get pods [-o wide|json|yaml] [-n NAMESPACE]
+";
+
+const USAGE_LOCAL: &str = "  picolet get pods [-o wide|json|yaml] [-n NAMESPACE]
   picolet describe pod NAME [-n NAMESPACE]
   picolet logs POD [-c CONTAINER] [--tail N] [-f] [--previous] [-n NAMESPACE]
   picolet exec POD [-c CONTAINER] [-n NAMESPACE] -- COMMAND [ARG...]
@@ -21,9 +21,22 @@ Usage:
   picolet check [-o json] [--board BOARD] [--cgroup-root DIR]
   picolet install [--board BOARD] [--root DIR]
 
-Every command takes --state-dir DIR (default /var/lib/picolet, or $PICOLET_STATE_DIR).
+Fleet controller (talks to the MQTT broker):
+";
+
+const USAGE_TAIL: &str = "
+The agent reads --config FILE (default /etc/picolet/config.yaml); its flags win.
+Every local command takes --state-dir DIR (default /var/lib/picolet, or $PICOLET_STATE_DIR).
 The agent logs to stderr; set RUST_LOG=debug for more.
 ";
+
+fn usage() -> String {
+    format!(
+        "{USAGE}{}{USAGE_LOCAL}{}{USAGE_TAIL}",
+        picolet::agent::flags::USAGE,
+        picolet::controller::USAGE
+    )
+}
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
@@ -68,7 +81,7 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
             return Ok(ExitCode::SUCCESS);
         }
         "" | "help" | "--help" | "-h" => {
-            print!("{USAGE}");
+            print!("{}", usage());
             return Ok(if first.is_empty() {
                 ExitCode::from(2)
             } else {
@@ -79,6 +92,9 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
     }
     let cmd = first.to_string();
     let rest = args[1..].to_vec();
+    if let Some(result) = picolet::controller::run(&cmd, rest.clone()) {
+        return result;
+    }
     match cmd.as_str() {
         "agent" => agent(rest),
         "get" => get(rest),
@@ -166,49 +182,10 @@ fn has(opts: &[(String, Option<String>)], names: &[&str]) -> bool {
 }
 
 fn agent(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
-    let (common, free, opts, _) = parse(
-        args,
-        &[
-            "manifests",
-            "cgroup-root",
-            "run-dir",
-            "node-name",
-            "pids-max",
-            "log-max-size",
-            "log-max-files",
-        ],
-        &[],
-    )?;
-    if let Some(f) = free.first() {
-        return Err(format!("unexpected argument {f:?}"));
-    }
+    let cfg = picolet::agent::flags::config(args)?;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();
-    let num = |name: &str, default: u64| -> Result<u64, String> {
-        opt(&opts, &[name]).map_or(Ok(default), |v| {
-            v.parse()
-                .map_err(|_| format!("--{name}: not a number: {v:?}"))
-        })
-    };
-    let node_name = match opt(&opts, &["node-name"]) {
-        Some(n) => n.to_string(),
-        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "localhost".into()),
-    };
-    let cfg = picolet::agent::Config {
-        state_dir: common.state_dir,
-        run_dir: opt(&opts, &["run-dir"])
-            .map_or_else(|| PathBuf::from("/run/picolet"), PathBuf::from),
-        manifests: opt(&opts, &["manifests"]).map(PathBuf::from),
-        cgroup_root: opt(&opts, &["cgroup-root"]).map(PathBuf::from),
-        node_name,
-        pids_max: Some(num("pids-max", 1024)?),
-        log_max_bytes: num("log-max-size", 1 << 20)?,
-        log_max_files: num("log-max-files", 2)? as u32,
-        exe: PathBuf::from("/proc/self/exe"),
-    };
     picolet::agent::run(cfg).map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
 }

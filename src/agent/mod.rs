@@ -8,11 +8,14 @@
 //!
 //! fds: the reactor's epoll fd, the inotify fd of the manifests dir, a
 //! signalfd, the API listening socket and its connections, one Unix socket
-//! per shim, a pidfd while a shim starts, one netns fd per pod (probes).
+//! per shim, a pidfd while a shim starts, one netns fd per pod (probes),
+//! and the broker's TCP socket when a fleet broker is configured ([`fleet`]).
 
 mod adopt;
 mod api_server;
 pub mod container;
+pub mod flags;
+pub mod fleet;
 pub mod manifests;
 pub mod notify;
 mod outputs;
@@ -34,7 +37,7 @@ use crate::runtime::shim::proto::{self, Event, PodConfig};
 use crate::store::StateStore;
 use async_channel::{Receiver, Sender};
 use sandbox::ShimConn;
-use statefile::{SandboxRecord, StateFile, StateV1};
+use statefile::{SandboxRecord, StateFile, StateV2};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -53,6 +56,8 @@ pub struct Config {
     pub log_max_files: u32,
     /// The picolet binary to run as `picolet shim` (default `/proc/self/exe`).
     pub exe: PathBuf,
+    /// The fleet channel; `None`: static pods only.
+    pub fleet: Option<crate::fleet::config::FleetSettings>,
 }
 
 /// Errors that stop the agent.
@@ -68,6 +73,8 @@ pub enum AgentError {
     State(String),
     #[error("image store: {0}")]
     Image(String),
+    #[error("fleet: {0}")]
+    Fleet(String),
 }
 
 /// Everything that can wake the main loop.
@@ -97,6 +104,8 @@ pub enum Msg {
         reply: Sender<crate::api::Response>,
     },
     Signal(i32),
+    /// From the broker connection's tasks.
+    Fleet(fleet::LinkMsg),
 }
 
 /// Who waits for an `ExecDone`.
@@ -150,6 +159,8 @@ struct Agent {
     pending: VecDeque<Input>,
     dirty: bool,
     stop: bool,
+    /// The fleet channel, when a broker is configured.
+    fleet: Option<Box<fleet::Fleet>>,
 }
 
 fn io_err(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError {
@@ -168,20 +179,21 @@ impl Agent {
             .map_err(|e| AgentError::Image(e.to_string()))?;
         let mut store = StateStore::new(&cfg.state_dir);
         let now = Now::read();
-        let (node, sandboxes, sources) = match store.load::<StateFile>() {
+        let (node, sandboxes, sources, fleet_docs) = match store.load::<StateFile>() {
             Ok(Some(loaded)) => {
                 if let Some(why) = loaded.recovered.as_ref() {
                     log::warn!(
                         "state.bin was unusable ({why}); recovered the previous copy state.bin.prev"
                     );
                 }
-                let StateFile::V1(v1) = loaded.value;
-                let node = Node::restore(v1.node, cfg.node_name.clone(), now)
+                let state = loaded.value.into_latest();
+                let node = Node::restore(state.node, cfg.node_name.clone(), now)
                     .map_err(|e| AgentError::State(e.to_string()))?;
-                (node, v1.sandboxes, v1.sources)
+                (node, state.sandboxes, state.sources, state.fleet_docs)
             }
             Ok(None) => (
                 Node::new(cfg.node_name.clone()),
+                BTreeMap::new(),
                 BTreeMap::new(),
                 BTreeMap::new(),
             ),
@@ -193,7 +205,19 @@ impl Agent {
                     Node::new(cfg.node_name.clone()),
                     BTreeMap::new(),
                     BTreeMap::new(),
+                    BTreeMap::new(),
                 )
+            }
+        };
+        let fleet = match cfg.fleet.clone() {
+            Some(settings) => Some(Box::new(fleet::Fleet::new(settings, fleet_docs, now)?)),
+            None => {
+                if !fleet_docs.is_empty() {
+                    log::warn!(
+                        "no broker configured: the stored fleet desired state is dropped and its pods are deleted"
+                    );
+                }
+                None
             }
         };
         let cgroups = match CgroupRoot::detect(cfg.cgroup_root.clone()) {
@@ -240,6 +264,7 @@ impl Agent {
                 pending: VecDeque::new(),
                 dirty: false,
                 stop: false,
+                fleet,
             },
             rx,
         ))
@@ -283,6 +308,7 @@ impl Agent {
             .detach();
             self.rescan();
         }
+        self.fleet_start();
         Ok(())
     }
 
@@ -290,11 +316,15 @@ impl Agent {
         loop {
             self.process();
             if self.stop {
+                self.fleet_stop().await;
                 let _ = std::fs::remove_file(crate::api::socket_path(&self.cfg.state_dir));
                 log::info!("agent stopping; pods keep running under their shims");
                 return Ok(());
             }
-            let deadline = self.node.poll_timeout();
+            let deadline = match (self.node.poll_timeout(), self.fleet_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let msg = match deadline {
                 Some(t) => {
                     let wait = t.saturating_sub(crate::clock::boottime_ms());
@@ -310,13 +340,17 @@ impl Agent {
                 Some(m) => self.on_msg(m),
                 None => self.node.handle(Input::Tick, Now::read()),
             }
+            // The session's timers fire even while messages keep coming.
+            self.fleet_tick();
         }
     }
 
     /// Feeds pending inputs and carries out outputs until both are empty.
     fn process(&mut self) {
         loop {
+            self.fleet_drain();
             while let Some(out) = self.node.poll_output() {
+                self.fleet_observe(&out);
                 self.on_output(out);
             }
             match self.pending.pop_front() {
@@ -324,6 +358,7 @@ impl Agent {
                 None => break,
             }
         }
+        self.fleet_flush();
         if self.dirty {
             self.dirty = false;
             self.persist();
@@ -357,6 +392,7 @@ impl Agent {
             Msg::ShimClosed { uid, generation } => self.on_shim_closed(uid, generation),
             Msg::Probe(input) => self.node.handle(*input, now),
             Msg::Api { req, reply } => self.on_api(req, reply),
+            Msg::Fleet(m) => self.on_fleet_msg(m),
             Msg::Signal(s) => {
                 if s == libc::SIGHUP {
                     self.rescan();
@@ -368,7 +404,7 @@ impl Agent {
     }
 
     fn persist(&mut self) {
-        let state = StateFile::V1(StateV1 {
+        let state = StateFile::V2(StateV2 {
             node: self.node.snapshot(),
             sandboxes: self
                 .pods
@@ -376,6 +412,7 @@ impl Agent {
                 .filter_map(|(uid, p)| p.record.map(|r| (uid.clone(), r)))
                 .collect(),
             sources: self.sources.clone(),
+            fleet_docs: self.fleet_saved(),
         });
         match self.store.save(&state) {
             Ok(true) => log::debug!("state saved"),

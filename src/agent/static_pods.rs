@@ -32,12 +32,13 @@ impl Agent {
             }
         }
         self.scan = merged;
-        // Deletions: static pods no longer in any file.
+        // Deletions: static pods no longer in any file (fleet pods are
+        // the fleet channel's business).
         let gone: Vec<String> = self
             .sources
-            .keys()
-            .filter(|k| !desired.contains_key(*k))
-            .cloned()
+            .iter()
+            .filter(|(k, v)| !fleet::is_fleet_source(v) && !desired.contains_key(*k))
+            .map(|(k, _)| k.clone())
             .collect();
         for key in gone {
             self.sources.remove(&key);
@@ -58,5 +59,8 @@ impl Agent {
             });
         }
         self.dirty = true;
+        // A static pod appeared or went: fleet pods of the same name are
+        // refused or come back.
+        self.fleet_reconcile();
     }
 }

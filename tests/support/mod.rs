@@ -7,6 +7,8 @@
 //! our own pods (through their sockets, or their PIDs from the state dir).
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -72,6 +74,8 @@ pub struct Agent {
     pub cgroup: Option<PathBuf>,
     /// Extra environment for the agent process (set before `spawn`).
     pub env: Vec<(String, String)>,
+    /// Extra `picolet agent` arguments (fleet settings).
+    pub args: Vec<String>,
 }
 
 static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -95,6 +99,11 @@ impl Agent {
 
     /// Prepares dirs, imports the test image, and starts the agent.
     pub fn start() -> Agent {
+        Agent::start_with(&[])
+    }
+
+    /// [`Agent::start`] with extra agent arguments (`--broker …`).
+    pub fn start_with(args: &[&str]) -> Agent {
         let dir = tempfile::Builder::new()
             .prefix("picolet-test-")
             .tempdir()
@@ -116,6 +125,7 @@ impl Agent {
             child: None,
             cgroup: cg,
             env: Vec::new(),
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         let out = a.cli(&[
             "image",
@@ -149,7 +159,10 @@ impl Agent {
             .open(self.log())
             .unwrap();
         let mut cmd = Command::new(BIN);
+        // Never pick up a config file of the machine running the tests.
         cmd.arg("agent")
+            .args(["--config", "/dev/null"])
+            .args(&self.args)
             .arg("--state-dir")
             .arg(self.state())
             .arg("--run-dir")
@@ -268,6 +281,14 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         // Stop our pods through the agent, then the agent, then any shim left.
+        // Fleet agents' pods are not in the manifests: their shims are stopped.
+        if self.child.is_some() && !self.args.is_empty() {
+            if let Some(mut c) = self.child.take() {
+                // SAFETY: signalling our own child's PID.
+                unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+                let _ = c.wait();
+            }
+        }
         if self.child.is_some() {
             if let Ok(rd) = std::fs::read_dir(self.manifests()) {
                 for e in rd.flatten() {

@@ -1,0 +1,344 @@
+//! The fleet's desired documents as the agent holds them. Pure: no I/O, time
+//! comes in as Unix ms (for the `time` of status errors only).
+//!
+//! Per source (the device topic, each configured group topic) it keeps the
+//! last accepted document: its exact bytes (what the state file keeps, see
+//! [`super::super::statefile::SavedDoc`]), its revision and its decoded
+//! pods. [`FleetDocs::offer`] is the one way in:
+//! - the exact bytes already held: [`Offer::Unchanged`] (the broker re-sends
+//!   retained documents on every reconnect);
+//! - a document that does not decode (size, format, JSON, kind, fields,
+//!   pods, signature): refused, reported, nothing changes;
+//! - a revision at or below the accepted one: refused as stale;
+//! - otherwise accepted; the errors reported about that topic are cleared.
+//!
+//! [`FleetDocs::plan`] turns the accepted documents into the pods to run:
+//! device and group documents merged (the device wins, then groups in config
+//! order), then each pod checked against the static pods (static pods win:
+//! they are local and trusted) and the node policy. A refused pod is
+//! reported; the rest of the document applies. A fleet pod already running
+//! under a refused name keeps running as it was: the refusal is of the new
+//! spec, not of the pod.
+
+use super::super::statefile::SavedDoc;
+use crate::clock::rfc3339;
+use crate::fleet::doc::{
+    DecodeOptions, DesiredDoc, ErrorLog, ObservedRevision, Signature, Stale, StatusError,
+    decode_desired, merge,
+};
+use crate::fleet::policy::{self, NodePolicy};
+use crate::fleet::sign::PublicKey;
+use crate::fleet::topics::{Source, Topic, Topics};
+use crate::spec::Pod;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The `sources` value of a pod from the fleet channel starts with this.
+pub const FLEET_SOURCE_PREFIX: &str = "fleet:";
+
+/// `fleet:device/<id>` or `fleet:group/<g>`: the agent's `sources` value.
+pub fn source_label(source: &Source) -> String {
+    match source {
+        Source::Device(id) => format!("{FLEET_SOURCE_PREFIX}device/{id}"),
+        Source::Group(g) => format!("{FLEET_SOURCE_PREFIX}group/{g}"),
+    }
+}
+
+/// Whether a `sources` value names the fleet channel (else a manifest path).
+pub fn is_fleet_source(value: &str) -> bool {
+    value.starts_with(FLEET_SOURCE_PREFIX)
+}
+
+/// What [`FleetDocs`] needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct DocsConfig {
+    pub device_id: String,
+    /// In config order: earlier groups win name clashes.
+    pub groups: Vec<String>,
+    pub topics: Topics,
+    pub policy: NodePolicy,
+    pub max_doc_bytes: usize,
+    pub fleet_key: Option<PublicKey>,
+}
+
+#[derive(Debug, Clone)]
+struct Accepted {
+    revision: u64,
+    payload: Vec<u8>,
+    doc: DesiredDoc,
+}
+
+/// The outcome of [`FleetDocs::offer`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Offer {
+    Accepted {
+        revision: u64,
+        signature: Signature,
+    },
+    /// The bytes of the accepted document again.
+    Unchanged,
+    /// Refused: nothing changed. The error is in [`FleetDocs::errors`].
+    Refused(StatusError),
+}
+
+/// The pods the fleet wants now.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// `namespace/name`, source, pod: in merge order.
+    pub pods: Vec<(String, Source, Pod)>,
+    /// Names whose fleet spec was refused (policy, static pod clash).
+    pub refused: BTreeSet<String>,
+    /// Errors not reported by the previous plan (to send as events).
+    pub new_errors: Vec<(Source, StatusError)>,
+}
+
+/// The accepted desired documents and the errors about them.
+#[derive(Debug)]
+pub struct FleetDocs {
+    cfg: DocsConfig,
+    docs: BTreeMap<Source, Accepted>,
+    /// Refused documents, until a newer one from the same topic is accepted.
+    doc_errors: ErrorLog,
+    /// Refused pods and name clashes of the last plan.
+    plan_errors: Vec<(Source, StatusError)>,
+}
+
+fn pod_key(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace_or_default(),
+        pod.metadata.name
+    )
+}
+
+impl FleetDocs {
+    pub fn new(cfg: DocsConfig) -> FleetDocs {
+        FleetDocs {
+            cfg,
+            docs: BTreeMap::new(),
+            doc_errors: ErrorLog::default(),
+            plan_errors: Vec::new(),
+        }
+    }
+
+    fn options(&self) -> DecodeOptions<'_> {
+        DecodeOptions {
+            max_bytes: self.cfg.max_doc_bytes,
+            fleet_key: self.cfg.fleet_key.as_ref(),
+        }
+    }
+
+    fn configured(&self, source: &Source) -> bool {
+        match source {
+            Source::Device(id) => *id == self.cfg.device_id,
+            Source::Group(g) => self.cfg.groups.contains(g),
+        }
+    }
+
+    /// The source of an inbound topic, if it is one of this device's
+    /// desired topics.
+    pub fn source_of(&self, topic: &str) -> Option<Source> {
+        match self.cfg.topics.parse(topic)? {
+            Topic::Desired(s) if self.configured(&s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The desired topic of `source`.
+    pub fn topic(&self, source: &Source) -> String {
+        self.cfg.topics.desired(source)
+    }
+
+    /// Takes back the documents of the state file. Documents of sources no
+    /// longer configured are dropped; each stored document is decoded (and
+    /// its signature checked) again with today's settings, and refused like
+    /// a new one if that fails. Returns what was dropped, for the log.
+    pub fn restore(&mut self, saved: BTreeMap<Source, SavedDoc>, now_wall_ms: i64) -> Vec<String> {
+        let mut notes = Vec::new();
+        for (source, saved) in saved {
+            if !self.configured(&source) {
+                notes.push(format!(
+                    "dropped the stored desired document of {source} (revision {}): no longer configured",
+                    saved.revision
+                ));
+                continue;
+            }
+            match decode_desired(&saved.payload, &self.options()) {
+                Ok(opened) => {
+                    let accepted = Accepted {
+                        revision: opened.doc.revision,
+                        payload: saved.payload,
+                        doc: opened.doc,
+                    };
+                    self.docs.insert(source, accepted);
+                }
+                Err(e) => {
+                    let topic = self.topic(&source);
+                    let mut err = StatusError::for_doc(&topic, &e, now_wall_ms);
+                    err.revision = Some(saved.revision);
+                    err.message = format!("stored document refused: {}", err.message);
+                    notes.push(format!("{topic}: {}", err.message));
+                    self.doc_errors.push(err);
+                }
+            }
+        }
+        notes
+    }
+
+    /// Offers a document received from `source` (see the module doc).
+    pub fn offer(&mut self, source: &Source, payload: &[u8], now_wall_ms: i64) -> Offer {
+        let last = self.docs.get(source);
+        if last.is_some_and(|a| a.payload == payload) {
+            return Offer::Unchanged;
+        }
+        let topic = self.topic(source);
+        let opened = match decode_desired(payload, &self.options()) {
+            Ok(o) => o,
+            Err(e) => {
+                let err = StatusError::for_doc(&topic, &e, now_wall_ms);
+                self.doc_errors.push(err.clone());
+                return Offer::Refused(err);
+            }
+        };
+        let revision = opened.doc.revision;
+        if let Some(last) = last.filter(|a| revision <= a.revision) {
+            let stale = Stale {
+                origin: source.clone(),
+                revision,
+                last: last.revision,
+            };
+            let err = StatusError {
+                topic,
+                revision: Some(revision),
+                pod: None,
+                reason: "Stale".to_string(),
+                message: stale.to_string(),
+                time: rfc3339(now_wall_ms),
+            };
+            self.doc_errors.push(err.clone());
+            return Offer::Refused(err);
+        }
+        self.docs.insert(
+            source.clone(),
+            Accepted {
+                revision,
+                payload: payload.to_vec(),
+                doc: opened.doc,
+            },
+        );
+        self.doc_errors.clear_topic(&topic);
+        Offer::Accepted {
+            revision,
+            signature: opened.signature,
+        }
+    }
+
+    /// Reports an error that is not about one document (e.g. a packet the
+    /// session refused for its size).
+    pub fn push_error(&mut self, e: StatusError) {
+        self.doc_errors.push(e);
+    }
+
+    /// The accepted documents, for the state file.
+    pub fn saved(&self) -> BTreeMap<Source, SavedDoc> {
+        self.docs
+            .iter()
+            .map(|(s, a)| {
+                let saved = SavedDoc {
+                    revision: a.revision,
+                    payload: a.payload.clone(),
+                };
+                (s.clone(), saved)
+            })
+            .collect()
+    }
+
+    /// The last accepted revision per source.
+    pub fn observed(&self) -> ObservedRevision {
+        let mut o = ObservedRevision::default();
+        for (s, a) in &self.docs {
+            o.record(s, a.revision);
+        }
+        o
+    }
+
+    /// Every error to report in status: refused documents, then the
+    /// refused pods and clashes of the last plan.
+    pub fn errors(&self) -> Vec<StatusError> {
+        let mut out = self.doc_errors.to_vec();
+        out.extend(self.plan_errors.iter().map(|(_, e)| e.clone()));
+        out
+    }
+
+    /// The pods to run (see the module doc). `static_owner` gives the
+    /// manifest path of a static pod with that `namespace/name`.
+    pub fn plan(
+        &mut self,
+        static_owner: &dyn Fn(&str) -> Option<String>,
+        now_wall_ms: i64,
+    ) -> Plan {
+        let mut ordered: Vec<(Source, &DesiredDoc)> = Vec::new();
+        let device = Source::Device(self.cfg.device_id.clone());
+        let groups = self.cfg.groups.iter().map(|g| Source::Group(g.clone()));
+        for s in std::iter::once(device).chain(groups) {
+            if let Some(a) = self.docs.get(&s) {
+                ordered.push((s, &a.doc));
+            }
+        }
+        let merged = merge(&ordered);
+        let revision = |s: &Source| self.docs.get(s).map(|a| a.revision);
+        let mut errors: Vec<(Source, StatusError)> = Vec::new();
+        let mut error = |source: &Source, pod: String, reason: &str, message: String| {
+            let e = StatusError {
+                topic: self.cfg.topics.desired(source),
+                revision: revision(source),
+                pod: Some(pod),
+                reason: reason.to_string(),
+                message,
+                time: rfc3339(now_wall_ms),
+            };
+            errors.push((source.clone(), e));
+        };
+        for c in &merged.clashes {
+            let key = format!("{}/{}", c.namespace, c.name);
+            error(&c.dropped, key, "NameClash", c.to_string());
+        }
+        let mut plan = Plan::default();
+        for sp in merged.pods {
+            let key = pod_key(&sp.pod);
+            if let Some(path) = static_owner(&key) {
+                let msg = format!(
+                    "pod {key} of {} is ignored: the static pod from {path} has the same namespace and name, and static pods win",
+                    sp.source
+                );
+                error(&sp.source, key.clone(), "NameClash", msg);
+                plan.refused.insert(key);
+                continue;
+            }
+            if let Err(v) = self.cfg.policy.check(&sp.pod) {
+                let msg = format!("pod {key} refused: {}", policy::describe(&v));
+                error(&sp.source, key.clone(), "PolicyViolation", msg);
+                plan.refused.insert(key);
+                continue;
+            }
+            plan.pods.push((key, sp.source, sp.pod));
+        }
+        // An error reported before keeps its time (status stays unchanged).
+        for (source, e) in &mut errors {
+            let old = self.plan_errors.iter().find(|(_, o)| {
+                (&o.topic, &o.pod, &o.reason, &o.message)
+                    == (&e.topic, &e.pod, &e.reason, &e.message)
+            });
+            match old {
+                Some((_, o)) => e.time = o.time.clone(),
+                None => plan.new_errors.push((source.clone(), e.clone())),
+            }
+        }
+        errors.truncate(ErrorLog::DEFAULT_CAP);
+        self.plan_errors = errors;
+        plan
+    }
+}
+
+#[cfg(test)]
+#[path = "docs_tests.rs"]
+mod tests;

@@ -1,0 +1,275 @@
+//! The agent's desired-document rules: revisions, refusals, merge, static
+//! pods and policy.
+
+use super::*;
+use crate::fleet::doc::seal_envelope;
+use crate::fleet::sign::{SigningKey, generate_keypair};
+use serde_json::{Value, json};
+
+const NOW: i64 = 1_700_000_000_000;
+
+fn cfg(groups: &[&str]) -> DocsConfig {
+    DocsConfig {
+        device_id: "pi-1".into(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        topics: Topics::default(),
+        policy: NodePolicy::default(),
+        max_doc_bytes: 4096,
+        fleet_key: None,
+    }
+}
+
+fn pod(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}
+    })
+}
+
+fn privileged(name: &str) -> Value {
+    let mut p = pod(name);
+    p["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+    p
+}
+
+fn doc(revision: u64, pods: Vec<Value>) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "picolet.io/v1", "kind": "DeviceState",
+        "revision": revision, "pods": pods,
+    }))
+    .unwrap()
+}
+
+fn device() -> Source {
+    Source::Device("pi-1".into())
+}
+
+fn group(g: &str) -> Source {
+    Source::Group(g.into())
+}
+
+fn no_static(_: &str) -> Option<String> {
+    None
+}
+
+fn names(plan: &Plan) -> Vec<&str> {
+    plan.pods.iter().map(|(k, _, _)| k.as_str()).collect()
+}
+
+#[test]
+fn a_newer_revision_is_accepted_and_the_same_bytes_again_are_unchanged() {
+    let mut d = FleetDocs::new(cfg(&[]));
+    let first = doc(1, vec![pod("a")]);
+    assert!(matches!(
+        d.offer(&device(), &first, NOW),
+        Offer::Accepted { revision: 1, .. }
+    ));
+    assert_eq!(d.offer(&device(), &first, NOW), Offer::Unchanged);
+    assert!(d.errors().is_empty());
+    assert_eq!(d.observed().device, Some(1));
+    let plan = d.plan(&no_static, NOW);
+    assert_eq!(names(&plan), ["default/a"]);
+}
+
+#[test]
+fn an_older_or_equal_revision_with_other_content_is_refused_as_stale() {
+    let mut d = FleetDocs::new(cfg(&[]));
+    d.offer(&device(), &doc(5, vec![pod("a")]), NOW);
+    let Offer::Refused(e) = d.offer(&device(), &doc(5, vec![pod("b")]), NOW) else {
+        panic!("accepted a stale document");
+    };
+    assert_eq!(e.reason, "Stale");
+    assert_eq!(e.revision, Some(5));
+    assert!(
+        e.message.contains("not newer than accepted revision 5"),
+        "{}",
+        e.message
+    );
+    assert_eq!(names(&d.plan(&no_static, NOW)), ["default/a"]);
+}
+
+#[test]
+fn a_refused_document_changes_nothing_and_a_newer_good_one_clears_its_error() {
+    let mut d = FleetDocs::new(cfg(&[]));
+    d.offer(&device(), &doc(1, vec![pod("a")]), NOW);
+    let bad: [(&[u8], &str); 4] = [
+        (b"{\"kind\":", "malformed JSON"),
+        (
+            br#"{"apiVersion":"picolet.io/v1","kind":"Pod","revision":2,"pods":[]}"#,
+            "kind: \"Pod\" is not DeviceState",
+        ),
+        (
+            br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":"x","pods":[]}"#,
+            "revision: must be a non-negative integer",
+        ),
+        (&[b' '; 5000], "more than the limit of 4096 bytes"),
+    ];
+    for (payload, want) in bad {
+        let Offer::Refused(e) = d.offer(&device(), payload, NOW) else {
+            panic!("accepted {want}");
+        };
+        assert!(e.message.contains(want), "{want}: {}", e.message);
+        assert_eq!(e.topic, "picolet/devices/pi-1/desired");
+        assert_eq!(names(&d.plan(&no_static, NOW)), ["default/a"]);
+        assert_eq!(d.observed().device, Some(1));
+    }
+    // One entry per topic: the latest refusal.
+    assert_eq!(d.errors().len(), 1);
+    d.offer(&device(), &doc(2, vec![pod("b")]), NOW);
+    assert!(d.errors().is_empty());
+    assert_eq!(names(&d.plan(&no_static, NOW)), ["default/b"]);
+}
+
+#[test]
+fn with_a_fleet_key_unsigned_and_forged_documents_are_refused() {
+    let (pkcs8, public) = generate_keypair().unwrap();
+    let key = SigningKey::from_pkcs8(&pkcs8).unwrap();
+    let (other, _) = generate_keypair().unwrap();
+    let other = SigningKey::from_pkcs8(&other).unwrap();
+    let mut c = cfg(&[]);
+    c.fleet_key = Some(crate::fleet::sign::PublicKey(public));
+    let mut d = FleetDocs::new(c);
+    let payload = doc(1, vec![pod("a")]);
+    let Offer::Refused(e) = d.offer(&device(), &payload, NOW) else {
+        panic!("unsigned accepted");
+    };
+    assert_eq!(e.reason, "Unsigned");
+    let Offer::Refused(e) = d.offer(&device(), &seal_envelope(&payload, &other), NOW) else {
+        panic!("forged accepted");
+    };
+    assert_eq!(e.reason, "BadSignature");
+    assert!(matches!(
+        d.offer(&device(), &seal_envelope(&payload, &key), NOW),
+        Offer::Accepted {
+            signature: Signature::Verified { .. },
+            ..
+        }
+    ));
+}
+
+#[test]
+fn device_pods_win_clashes_with_group_pods_and_the_clash_is_reported() {
+    let mut d = FleetDocs::new(cfg(&["kitchen", "floor"]));
+    d.offer(&group("floor"), &doc(1, vec![pod("x"), pod("f")]), NOW);
+    d.offer(&group("kitchen"), &doc(4, vec![pod("x"), pod("k")]), NOW);
+    d.offer(&device(), &doc(2, vec![pod("x")]), NOW);
+    let plan = d.plan(&no_static, NOW);
+    assert_eq!(names(&plan), ["default/x", "default/k", "default/f"]);
+    assert_eq!(plan.pods[0].1, device());
+    let errors = d.errors();
+    assert_eq!(errors.len(), 2);
+    assert!(errors.iter().all(|e| e.reason == "NameClash"));
+    assert_eq!(errors[0].topic, "picolet/groups/kitchen/desired");
+    assert_eq!(errors[0].revision, Some(4));
+    assert_eq!(plan.new_errors.len(), 2);
+    // The same clashes again are not new (no new events, same times).
+    let again = d.plan(&no_static, NOW + 5000);
+    assert!(again.new_errors.is_empty());
+    assert_eq!(d.errors(), errors);
+}
+
+#[test]
+fn a_fleet_pod_named_like_a_static_pod_is_refused() {
+    let mut d = FleetDocs::new(cfg(&[]));
+    d.offer(&device(), &doc(1, vec![pod("web"), pod("db")]), NOW);
+    let owner =
+        |k: &str| (k == "default/web").then(|| "/etc/picolet/manifests/web.yaml".to_string());
+    let plan = d.plan(&owner, NOW);
+    assert_eq!(names(&plan), ["default/db"]);
+    assert!(plan.refused.contains("default/web"));
+    let e = &d.errors()[0];
+    assert_eq!(
+        (e.reason.as_str(), e.pod.as_deref()),
+        ("NameClash", Some("default/web"))
+    );
+    assert!(e.message.contains("static pods win"), "{}", e.message);
+}
+
+#[test]
+fn a_privileged_pod_is_refused_by_the_default_policy_and_the_rest_applies() {
+    let mut d = FleetDocs::new(cfg(&[]));
+    d.offer(&device(), &doc(3, vec![pod("ok"), privileged("root")]), NOW);
+    let plan = d.plan(&no_static, NOW);
+    assert_eq!(names(&plan), ["default/ok"]);
+    assert!(plan.refused.contains("default/root"));
+    let e = &d.errors()[0];
+    assert_eq!(e.reason, "PolicyViolation");
+    assert_eq!(e.revision, Some(3));
+    assert!(
+        e.message.contains(
+            "spec.containers[0].securityContext.privileged: privileged containers are not allowed"
+        ),
+        "{}",
+        e.message
+    );
+    // Allowed by the device's policy: it runs.
+    let mut c = cfg(&[]);
+    c.policy.allow_privileged = true;
+    let mut d = FleetDocs::new(c);
+    d.offer(&device(), &doc(3, vec![pod("ok"), privileged("root")]), NOW);
+    assert_eq!(
+        names(&d.plan(&no_static, NOW)),
+        ["default/ok", "default/root"]
+    );
+}
+
+#[test]
+fn topics_of_other_devices_and_unconfigured_groups_are_not_sources() {
+    let d = FleetDocs::new(cfg(&["kitchen"]));
+    assert_eq!(d.source_of("picolet/devices/pi-1/desired"), Some(device()));
+    assert_eq!(
+        d.source_of("picolet/groups/kitchen/desired"),
+        Some(group("kitchen"))
+    );
+    assert_eq!(d.source_of("picolet/devices/pi-2/desired"), None);
+    assert_eq!(d.source_of("picolet/groups/hall/desired"), None);
+    assert_eq!(d.source_of("picolet/devices/pi-1/status"), None);
+}
+
+#[test]
+fn stored_documents_come_back_verified_and_unconfigured_ones_are_dropped() {
+    let mut d = FleetDocs::new(cfg(&["kitchen"]));
+    d.offer(&device(), &doc(7, vec![pod("a")]), NOW);
+    d.offer(&group("kitchen"), &doc(2, vec![pod("k")]), NOW);
+    let mut saved = d.saved();
+    saved.insert(
+        group("gone"),
+        SavedDoc {
+            revision: 1,
+            payload: doc(1, vec![]),
+        },
+    );
+    let mut back = FleetDocs::new(cfg(&["kitchen"]));
+    let notes = back.restore(saved.clone(), NOW);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("group gone"), "{notes:?}");
+    assert_eq!(back.observed(), d.observed());
+    assert_eq!(
+        names(&back.plan(&no_static, NOW)),
+        ["default/a", "default/k"]
+    );
+
+    // A key configured since: the unsigned stored documents are refused.
+    let (_, public) = generate_keypair().unwrap();
+    let mut c = cfg(&["kitchen"]);
+    c.fleet_key = Some(crate::fleet::sign::PublicKey(public));
+    let mut strict = FleetDocs::new(c);
+    strict.restore(saved, NOW);
+    assert!(strict.plan(&no_static, NOW).pods.is_empty());
+    let errors = strict.errors();
+    assert_eq!(errors.len(), 2);
+    assert!(
+        errors[0]
+            .message
+            .starts_with("stored document refused: unsigned"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn source_labels_mark_fleet_pods() {
+    assert_eq!(source_label(&device()), "fleet:device/pi-1");
+    assert_eq!(source_label(&group("g")), "fleet:group/g");
+    assert!(is_fleet_source("fleet:group/g"));
+    assert!(!is_fleet_source("/etc/picolet/manifests/web.yaml"));
+}

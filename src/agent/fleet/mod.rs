@@ -1,0 +1,420 @@
+//! The agent's fleet channel (DESIGN §5): desired pods from the broker,
+//! status, `online` and events back.
+//!
+//! The agent owns one [`Session`] (the sans-IO MQTT client) when a broker is
+//! configured, and drives it like every other core: its `poll_timeout()`
+//! joins the lifecycle's in the main loop's deadline, and its outputs are
+//! carried out here and in [`link`] (the connection tasks).
+//!
+//! - **Desired** (`<prefix>/devices/<id>/desired`, `<prefix>/groups/<g>/desired`,
+//!   subscribed QoS 1): each message goes through [`docs::FleetDocs`]
+//!   (size cap, format, signature, fields, revision, merge, static pods,
+//!   node policy); the accepted pods are reconciled as the **fleet** source
+//!   of the agent's `sources` map (`fleet:device/<id>`, `fleet:group/<g>`):
+//!   `ApplyPod` for each, `DeletePod` for fleet pods no longer wanted. A
+//!   refused document changes nothing and is reported in status and as an
+//!   event. Accepted documents are kept, as received, in the state file
+//!   (`StateV2::fleet_docs`) and applied again at start, before the broker
+//!   is reached: a device rebooted without a broker runs what it last knew.
+//! - **Status** (`…/status`, retained, QoS 1): `observedRevision`, every pod
+//!   (static ones too) with its Kubernetes status, the node, the errors.
+//!   Published when something changed, at most once per
+//!   [`STATUS_MIN_INTERVAL_MS`], and on every `ConnectionUp`. Never while
+//!   nothing changed: it is compared with the last one published, without
+//!   its `time` and uptime. Not queued while offline: the reconnect
+//!   publishes the latest.
+//! - **online** (`…/online`, retained): `true` on every `ConnectionUp`,
+//!   `false` as the last will, and `false` when the agent stops.
+//! - **Events** (`…/events`, QoS 0, not retained): the lifecycle's events
+//!   and the fate of each document, counted by [`EventAggregator`]. QoS 0:
+//!   events are best effort and never queued while offline.
+//!
+//! Files: the fleet key and credentials files (read once at start), the
+//! TLS files (on every connect, by the transport), `/proc` and
+//! `/sys/fs/cgroup/cgroup.controllers` once for [`NodeInfo`].
+
+mod docs;
+mod link;
+mod status;
+
+pub use docs::{
+    DocsConfig, FLEET_SOURCE_PREFIX, FleetDocs, Offer, Plan, is_fleet_source, source_label,
+};
+pub use link::{Link, LinkEvent, LinkMsg};
+
+use super::statefile::SavedDoc;
+use super::{Agent, AgentError, Input, new_uid};
+use crate::clock::Now;
+use crate::fleet::config::{Credentials, FleetSettings};
+use crate::fleet::doc::{
+    DeviceStatus, EventAggregator, NodeInfo, ObjectRef, Signature, StatusError,
+};
+use crate::fleet::session::{
+    Qos, Session, SessionConfig, SessionError, SessionInput, SessionOutput,
+};
+use crate::fleet::sign;
+use crate::fleet::topics::Source;
+use crate::fleet::transport::{BrokerUrl, TlsSettings};
+use crate::lifecycle::EventType;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Status is published at most this often (ms).
+pub const STATUS_MIN_INTERVAL_MS: u64 = 1000;
+
+/// The largest MQTT packet accepted: room for a document of
+/// `max_doc_bytes` (refused by the decoder, with its topic, when larger)
+/// plus headers; a bigger packet ends the connection (the session's cap).
+pub fn packet_cap(max_doc_bytes: usize) -> usize {
+    max_doc_bytes.saturating_mul(2).saturating_add(64 * 1024)
+}
+
+/// The fleet channel's state in the agent.
+#[derive(Debug)]
+pub(super) struct Fleet {
+    settings: FleetSettings,
+    docs: FleetDocs,
+    session: Session,
+    link: Link,
+    events: EventAggregator,
+    node_info: NodeInfo,
+    /// Status changed since the last publish.
+    dirty: bool,
+    last_status: Option<DeviceStatus>,
+    last_status_at: Option<u64>,
+    /// The last session error logged (repeats go to debug).
+    last_error: Option<String>,
+}
+
+impl Fleet {
+    /// Reads the fleet key and credentials, and takes back the documents of
+    /// the state file.
+    pub(super) fn new(
+        settings: FleetSettings,
+        saved: BTreeMap<Source, SavedDoc>,
+        now: Now,
+    ) -> Result<Fleet, AgentError> {
+        let fleet_key = match &settings.fleet_key {
+            Some(p) => {
+                Some(sign::read_public_key(p).map_err(|e| AgentError::Fleet(e.to_string()))?)
+            }
+            None => None,
+        };
+        let creds = match &settings.credentials {
+            Some(p) => Some(Credentials::load(p).map_err(|e| AgentError::Fleet(e.to_string()))?),
+            None => None,
+        };
+        let mut docs = FleetDocs::new(DocsConfig {
+            device_id: settings.device_id.clone(),
+            groups: settings.groups.clone(),
+            topics: settings.topics.clone(),
+            policy: settings.policy.clone(),
+            max_doc_bytes: settings.max_document_bytes,
+            fleet_key,
+        });
+        for note in docs.restore(saved, now.wall_ms) {
+            log::warn!("fleet: {note}");
+        }
+        let session = Session::new(session_config(&settings, creds));
+        let url = BrokerUrl {
+            tls: settings.broker.tls,
+            host: settings.broker.host.clone(),
+            port: settings.broker.port,
+        };
+        let tls = TlsSettings {
+            ca_file: settings.tls.ca.clone(),
+            client_cert: settings.tls.cert.clone(),
+            client_key: settings.tls.key.clone(),
+        };
+        Ok(Fleet {
+            docs,
+            session,
+            link: Link::new(url, tls),
+            events: EventAggregator::new(&settings.device_id, EventAggregator::DEFAULT_CAP),
+            node_info: NodeInfo::read(),
+            dirty: true,
+            last_status: None,
+            last_status_at: None,
+            last_error: None,
+            settings,
+        })
+    }
+}
+
+/// The device's session: client id = device id, the `online=false` will,
+/// the desired topics, keepalive, packet cap and credentials.
+fn session_config(s: &FleetSettings, creds: Option<Credentials>) -> SessionConfig {
+    let mut c = SessionConfig::device(&s.device_id, s.topics.prefix());
+    c.subscriptions = std::iter::once(s.topics.device_desired(&s.device_id))
+        .chain(s.groups.iter().map(|g| s.topics.group_desired(g)))
+        .collect();
+    c.keepalive_s = s.keepalive_seconds;
+    c.max_packet_size = packet_cap(s.max_document_bytes);
+    if let Some(creds) = creds {
+        c.username = Some(creds.username);
+        c.password = creds.password;
+    }
+    c.jitter_seed = (crate::clock::wall_ns() as u64) ^ (u64::from(std::process::id()) << 32);
+    c
+}
+
+impl Agent {
+    /// Applies the stored documents (before any broker is reached).
+    pub(super) fn fleet_start(&mut self) {
+        if let Some(f) = &self.fleet {
+            let o = f.docs.observed();
+            log::info!(
+                "fleet: broker {}, device {}, groups {:?}; stored revisions: device {:?}, groups {:?}",
+                f.link.url(),
+                f.settings.device_id,
+                f.settings.groups,
+                o.device,
+                o.groups
+            );
+        }
+        self.fleet_reconcile();
+    }
+
+    /// The mono ms at which [`Agent::fleet_tick`] is due.
+    pub(super) fn fleet_timeout(&self) -> Option<u64> {
+        let f = self.fleet.as_ref()?;
+        let status = (f.dirty && f.session.is_up())
+            .then(|| f.last_status_at.map_or(0, |t| t + STATUS_MIN_INTERVAL_MS));
+        match (f.session.poll_timeout(), status) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Fires the session's timers when due.
+    pub(super) fn fleet_tick(&mut self) {
+        if let Some(f) = self.fleet.as_mut() {
+            let now = Now::read();
+            if f.session.poll_timeout().is_some_and(|t| t <= now.mono_ms) {
+                f.session.handle(SessionInput::Tick, now);
+            }
+        }
+    }
+
+    /// A message of a connection task.
+    pub(super) fn on_fleet_msg(&mut self, msg: LinkMsg) {
+        let Some(f) = self.fleet.as_mut() else {
+            return;
+        };
+        let Some(ev) = f.link.on_msg(msg, &self.tx) else {
+            return;
+        };
+        let now = Now::read();
+        match ev {
+            LinkEvent::Connected => f.session.handle(SessionInput::Connected, now),
+            LinkEvent::Bytes(b) => f.session.handle(SessionInput::Bytes(&b), now),
+            LinkEvent::Disconnected(why) => f.session.handle(SessionInput::Disconnected(why), now),
+        }
+    }
+
+    /// The accepted documents, for the state file.
+    pub(super) fn fleet_saved(&self) -> BTreeMap<Source, SavedDoc> {
+        self.fleet
+            .as_ref()
+            .map(|f| f.docs.saved())
+            .unwrap_or_default()
+    }
+
+    /// Says `online=false`, DISCONNECT, and waits for the bytes to go out.
+    pub(super) async fn fleet_stop(&mut self) {
+        let Some(f) = self.fleet.as_mut() else {
+            return;
+        };
+        let now = Now::read();
+        if f.session.is_up() {
+            let topic = f.settings.topics.device_online(&f.settings.device_id);
+            f.session.handle(
+                publish(topic, b"false".to_vec(), Qos::AtMostOnce, true),
+                now,
+            );
+        }
+        f.session.handle(SessionInput::Shutdown, now);
+        self.fleet_drain();
+        if let Some(f) = self.fleet.as_mut() {
+            f.link.finish().await;
+        }
+    }
+
+    /// Reconciles the fleet source of `sources` with the accepted
+    /// documents (see the module doc). Without a fleet, every fleet pod
+    /// left from an earlier configuration is deleted.
+    pub(super) fn fleet_reconcile(&mut self) {
+        let now = Now::read();
+        let sources = &self.sources;
+        let static_owner = |key: &str| sources.get(key).filter(|v| !is_fleet_source(v)).cloned();
+        let plan = match self.fleet.as_mut() {
+            Some(f) => {
+                let plan = f.docs.plan(&static_owner, now.wall_ms);
+                f.dirty = true;
+                plan
+            }
+            None => Plan::default(),
+        };
+        for (source, e) in &plan.new_errors {
+            log::warn!("fleet: {}: {}", e.topic, e.message);
+            self.publish_event(
+                ObjectRef::desired(source),
+                EventType::Warning,
+                &e.reason,
+                &e.message,
+            );
+        }
+        let wanted: BTreeSet<&str> = plan.pods.iter().map(|(k, _, _)| k.as_str()).collect();
+        let gone: Vec<String> = self
+            .sources
+            .iter()
+            .filter(|(k, v)| {
+                is_fleet_source(v) && !wanted.contains(k.as_str()) && !plan.refused.contains(*k)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            self.sources.remove(&key);
+            if let Some((ns, name)) = key.split_once('/') {
+                log::info!("fleet: pod {key} is no longer desired");
+                self.pending.push_back(Input::DeletePod {
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                });
+            }
+        }
+        for (key, source, pod) in plan.pods {
+            self.sources.insert(key, source_label(&source));
+            self.pending.push_back(Input::ApplyPod {
+                pod,
+                fresh_uid: new_uid(),
+            });
+        }
+        self.dirty = true;
+    }
+
+    /// Carries out the session's outputs until there are none.
+    pub(super) fn fleet_drain(&mut self) {
+        loop {
+            let Some(f) = self.fleet.as_mut() else {
+                return;
+            };
+            let Some(out) = f.session.poll_output() else {
+                return;
+            };
+            match out {
+                SessionOutput::Connect => {
+                    log::debug!("fleet: connecting to {}", f.link.url());
+                    f.link.connect(&self.tx);
+                }
+                SessionOutput::Transmit(bytes) => f.link.transmit(bytes),
+                SessionOutput::Close => f.link.close(),
+                SessionOutput::ConnectionUp { session_present } => {
+                    log::info!(
+                        "fleet: connected to {}{} as device {} (session present: {session_present})",
+                        f.link.url(),
+                        if f.link.is_tls() { " (TLS)" } else { "" },
+                        f.settings.device_id
+                    );
+                    f.last_error = None;
+                    let topic = f.settings.topics.device_online(&f.settings.device_id);
+                    let online = publish(topic, b"true".to_vec(), Qos::AtLeastOnce, true);
+                    f.session.handle(online, Now::read());
+                    self.publish_status(true);
+                }
+                SessionOutput::ConnectionDown if self.stop => {
+                    log::info!("fleet: disconnected from {}", f.link.url())
+                }
+                SessionOutput::ConnectionDown => log::warn!(
+                    "fleet: connection to {} lost; reconnecting with back-off (pods keep running)",
+                    f.link.url()
+                ),
+                SessionOutput::Message { topic, payload, .. } => self.on_desired(topic, payload),
+                SessionOutput::Delivered { .. } => {}
+                SessionOutput::Error(e) => self.on_session_error(e),
+            }
+        }
+    }
+
+    fn on_session_error(&mut self, e: SessionError) {
+        let Some(f) = self.fleet.as_mut() else {
+            return;
+        };
+        let text = e.to_string();
+        if f.last_error.as_deref() == Some(text.as_str()) {
+            log::debug!("fleet: {text}");
+        } else {
+            log::warn!("fleet: {text}");
+        }
+        if let SessionError::PacketTooLarge { .. } = e {
+            f.docs.push_error(StatusError {
+                topic: String::new(),
+                revision: None,
+                pod: None,
+                reason: "TooLarge".to_string(),
+                message: format!("{text}: the connection was dropped"),
+                time: crate::clock::rfc3339(Now::read().wall_ms),
+            });
+            f.dirty = true;
+        }
+        f.last_error = Some(text);
+    }
+
+    /// A message on one of the desired topics.
+    fn on_desired(&mut self, topic: String, payload: Vec<u8>) {
+        let now = Now::read();
+        let Some(f) = self.fleet.as_mut() else {
+            return;
+        };
+        let Some(source) = f.docs.source_of(&topic) else {
+            log::debug!("fleet: ignoring a message on {topic}");
+            return;
+        };
+        if payload.is_empty() {
+            log::info!("fleet: {topic}: the retained document was cleared; nothing changes");
+            return;
+        }
+        match f.docs.offer(&source, &payload, now.wall_ms) {
+            Offer::Unchanged => log::debug!("fleet: {topic}: the accepted document again"),
+            Offer::Refused(e) => {
+                log::warn!(
+                    "fleet: {topic}: document refused, nothing changed: {}",
+                    e.message
+                );
+                f.dirty = true;
+                let object = ObjectRef::desired(&source);
+                self.publish_event(object, EventType::Warning, &e.reason, &e.message);
+            }
+            Offer::Accepted {
+                revision,
+                signature,
+            } => {
+                let how = match signature {
+                    Signature::Unsigned => String::new(),
+                    Signature::Verified { key_id } => format!(", signed by {key_id}"),
+                    Signature::NotChecked { key_id } => {
+                        format!(", signed by {key_id} (not checked: no fleet key)")
+                    }
+                };
+                log::info!("fleet: accepted {topic} revision {revision}{how}");
+                let msg = format!("revision {revision} accepted{how}");
+                self.publish_event(
+                    ObjectRef::desired(&source),
+                    EventType::Normal,
+                    "Accepted",
+                    &msg,
+                );
+                self.fleet_reconcile();
+            }
+        }
+    }
+}
+
+/// A publish input.
+fn publish(topic: String, payload: Vec<u8>, qos: Qos, retain: bool) -> SessionInput<'static> {
+    SessionInput::Publish {
+        topic,
+        payload,
+        qos,
+        retain,
+    }
+}

@@ -1,0 +1,386 @@
+//! The controller commands' command lines, and `apply` / `delete pod`.
+
+use super::Target;
+use super::client::{Client, ClientOptions};
+use super::wait::{Verdict, Watch};
+use crate::fleet::config::Credentials;
+use crate::fleet::doc::{DecodeOptions, DesiredDoc, decode_desired, encode_json, seal_envelope};
+use crate::fleet::sign::{self, SigningKey};
+use crate::fleet::topics::{DEFAULT_PREFIX, IdKind, Topics, validate_id};
+use crate::fleet::transport::{BrokerUrl, TlsSettings};
+use crate::reactor;
+use crate::spec::Pod;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// The usage lines of the controller commands.
+pub const USAGE: &str =
+    "  picolet apply -f FILE... (--device ID | --group G) --broker URL [--sign-key FILE]
+                [--timeout SECONDS] [FLEET OPTIONS]
+  picolet delete pod NAME (--device ID | --group G) --broker URL [-n NAMESPACE]
+                [--sign-key FILE] [--timeout SECONDS] [FLEET OPTIONS]
+  picolet fleet status [--device ID] --broker URL [-o json] [FLEET OPTIONS]
+  picolet keygen [PREFIX]      writes PREFIX.key and PREFIX.pub (default ./fleet.*)
+  FLEET OPTIONS: [--topic-prefix P] [--ca FILE] [--cert FILE] [--key FILE]
+                 [--credentials FILE]
+";
+
+pub(super) const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+const DEFAULT_TIMEOUT_S: u64 = 30;
+
+/// Parsed options: free arguments and (name, value) pairs.
+pub(super) struct Args {
+    pub(super) free: Vec<String>,
+    pub(super) opts: Vec<(String, Option<String>)>,
+}
+
+impl Args {
+    fn parse(args: Vec<OsString>) -> Result<Args, String> {
+        use lexopt::prelude::*;
+        const VALUED: [&str; 16] = [
+            "f",
+            "filename",
+            "device",
+            "group",
+            "broker",
+            "sign-key",
+            "timeout",
+            "topic-prefix",
+            "ca",
+            "cert",
+            "key",
+            "credentials",
+            "n",
+            "namespace",
+            "o",
+            "output",
+        ];
+        let mut p = lexopt::Parser::from_args(args);
+        let e = |e: lexopt::Error| e.to_string();
+        let mut out = Args {
+            free: Vec::new(),
+            opts: Vec::new(),
+        };
+        while let Some(arg) = p.next().map_err(e)? {
+            let name = match arg {
+                Value(v) => {
+                    out.free.push(v.string().map_err(e)?);
+                    continue;
+                }
+                Long(n) => n.to_string(),
+                Short(c) => c.to_string(),
+            };
+            if !VALUED.contains(&name.as_str()) {
+                return Err(format!("unknown option {name:?}; see `picolet --help`"));
+            }
+            let v = p.value().map_err(e)?.string().map_err(e)?;
+            out.opts.push((name, Some(v)));
+        }
+        Ok(out)
+    }
+
+    pub(super) fn all(&self, names: &[&str]) -> Vec<&str> {
+        self.opts
+            .iter()
+            .filter(|(n, _)| names.contains(&n.as_str()))
+            .filter_map(|(_, v)| v.as_deref())
+            .collect()
+    }
+
+    pub(super) fn one(&self, names: &[&str]) -> Option<&str> {
+        self.all(names).last().copied()
+    }
+}
+
+/// Broker connection settings shared by the commands.
+pub(super) struct Common {
+    pub(super) opts: ClientOptions,
+    pub(super) topics: Topics,
+}
+
+pub(super) fn common(a: &Args) -> Result<Common, String> {
+    let url = a
+        .one(&["broker"])
+        .ok_or("--broker mqtt[s]://HOST[:PORT] is required")?;
+    let mut opts = ClientOptions::new(BrokerUrl::parse(url).map_err(|e| e.to_string())?);
+    opts.tls = TlsSettings {
+        ca_file: a.one(&["ca"]).map(PathBuf::from),
+        client_cert: a.one(&["cert"]).map(PathBuf::from),
+        client_key: a.one(&["key"]).map(PathBuf::from),
+    };
+    if let Some(p) = a.one(&["credentials"]) {
+        opts.credentials = Some(Credentials::load(Path::new(p)).map_err(|e| e.to_string())?);
+    }
+    let topics = Topics::new(a.one(&["topic-prefix"]).unwrap_or(DEFAULT_PREFIX))
+        .map_err(|e| e.to_string())?;
+    Ok(Common { opts, topics })
+}
+
+fn target(a: &Args) -> Result<Target, String> {
+    match (a.one(&["device"]), a.one(&["group"])) {
+        (Some(d), None) => {
+            validate_id(IdKind::Device, d).map_err(|e| e.to_string())?;
+            Ok(Target::Device(d.to_string()))
+        }
+        (None, Some(g)) => {
+            validate_id(IdKind::Group, g).map_err(|e| e.to_string())?;
+            Ok(Target::Group(g.to_string()))
+        }
+        _ => Err("give exactly one of --device ID or --group G".into()),
+    }
+}
+
+fn timeout(a: &Args) -> Result<Duration, String> {
+    match a.one(&["timeout"]) {
+        None => Ok(Duration::from_secs(DEFAULT_TIMEOUT_S)),
+        Some(t) => t
+            .trim_end_matches('s')
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("--timeout: not a number of seconds: {t:?}")),
+    }
+}
+
+fn sign_key(a: &Args) -> Result<Option<SigningKey>, String> {
+    let Some(p) = a.one(&["sign-key"]) else {
+        return Ok(None);
+    };
+    let der = sign::read_private_key(Path::new(p)).map_err(|e| e.to_string())?;
+    SigningKey::from_pkcs8(&der)
+        .map(Some)
+        .map_err(|e| format!("{p}: {e}"))
+}
+
+/// Runs a controller command (`apply`, `delete`, `fleet`, `keygen`);
+/// `None` when `cmd` is not one.
+pub fn run(cmd: &str, args: Vec<OsString>) -> Option<Result<ExitCode, String>> {
+    let run = |f: fn(Args) -> Result<ExitCode, String>| Some(Args::parse(args).and_then(f));
+    match cmd {
+        "apply" => run(apply),
+        "delete" => run(delete),
+        "fleet" => run(super::status::fleet),
+        "keygen" => run(keygen),
+        _ => None,
+    }
+}
+
+fn load_pods(files: &[&str]) -> Result<Vec<Pod>, String> {
+    let mut pods = Vec::new();
+    for f in files {
+        let path = Path::new(f);
+        let mut paths = vec![path.to_path_buf()];
+        if path.is_dir() {
+            let rd = std::fs::read_dir(path).map_err(|e| format!("{f}: {e}"))?;
+            paths = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    matches!(
+                        p.extension().and_then(|e| e.to_str()),
+                        Some("yaml" | "yml" | "json")
+                    )
+                })
+                .collect();
+            paths.sort();
+        }
+        for p in paths {
+            for pod in crate::spec::load_file(&p).map_err(|e| e.to_string())? {
+                pods.push(pod.map_err(|e| e.to_string())?);
+            }
+        }
+    }
+    Ok(pods)
+}
+
+fn apply(a: Args) -> Result<ExitCode, String> {
+    let files = a.all(&["f", "filename"]);
+    if files.is_empty() || !a.free.is_empty() {
+        return Err(format!("usage:\n{USAGE}"));
+    }
+    let pods = load_pods(&files)?;
+    let (c, t, key, limit) = (common(&a)?, target(&a)?, sign_key(&a)?, timeout(&a)?);
+    publish_and_wait(&c, &t, key.as_ref(), limit, |_| Ok(pods))
+}
+
+fn delete(a: Args) -> Result<ExitCode, String> {
+    let name = match a.free.as_slice() {
+        [kind, name] if matches!(kind.as_str(), "pod" | "pods" | "po") => name.clone(),
+        [name] if name.starts_with("pod/") => name[4..].to_string(),
+        _ => {
+            return Err(
+                "usage: picolet delete pod NAME (--device ID | --group G) --broker URL".into(),
+            );
+        }
+    };
+    let ns = a.one(&["n", "namespace"]).unwrap_or("default").to_string();
+    let (c, t, key, limit) = (common(&a)?, target(&a)?, sign_key(&a)?, timeout(&a)?);
+    let topic = c.topics.desired(&t.source());
+    publish_and_wait(&c, &t, key.as_ref(), limit, |current| {
+        let doc = current.ok_or(format!("no readable desired state on {topic}"))?;
+        let mut pods = doc.pods.clone();
+        let before = pods.len();
+        pods.retain(|p| !(p.metadata.name == name && p.metadata.namespace_or_default() == ns));
+        if pods.len() == before {
+            return Err(format!(
+                "pod {ns}/{name} is not in the desired state of {t} (revision {})",
+                doc.revision
+            ));
+        }
+        Ok(pods)
+    })
+}
+
+/// The revision and pods of the retained desired document, as far as it
+/// can be read (its signature is not checked: devices do that).
+fn read_current(payload: &[u8]) -> (u64, Option<DesiredDoc>) {
+    let opts = DecodeOptions {
+        max_bytes: usize::MAX,
+        fleet_key: None,
+    };
+    match decode_desired(payload, &opts) {
+        Ok(o) => (o.doc.revision, Some(o.doc)),
+        Err(e) => {
+            let rev = serde_json::from_slice::<serde_json::Value>(payload)
+                .ok()
+                .and_then(|v| v.get("revision").and_then(|r| r.as_u64()))
+                .unwrap_or(0);
+            eprintln!("warning: the current desired document does not decode ({e}); replacing it");
+            (rev, None)
+        }
+    }
+}
+
+/// Publishes the next revision of `t`'s desired state (pods from `make`,
+/// given the current document) and waits for the devices.
+fn publish_and_wait(
+    c: &Common,
+    t: &Target,
+    key: Option<&SigningKey>,
+    limit: Duration,
+    make: impl FnOnce(Option<&DesiredDoc>) -> Result<Vec<Pod>, String>,
+) -> Result<ExitCode, String> {
+    reactor::block_on(async {
+        let s = |e: super::client::ClientError| e.to_string();
+        let mut client = Client::connect(&c.opts, CONNECT_LIMIT).await.map_err(s)?;
+        let mut w = Watch::new(c.topics.clone(), t.clone());
+        let topic = w.desired_topic().to_string();
+        let mut filters = vec![topic.clone()];
+        filters.extend(t.watch_filters(&c.topics));
+        client.subscribe(filters);
+        client
+            .sync(c.topics.prefix(), CONNECT_LIMIT)
+            .await
+            .map_err(s)?;
+        let mut current = (0, None);
+        while let Some(m) = client.next_message(Instant::now()).await.map_err(s)? {
+            if m.topic == topic {
+                if !m.payload.is_empty() {
+                    current = read_current(&m.payload);
+                }
+            } else {
+                w.observe(&m.topic, &m.payload);
+            }
+        }
+        let revision = current.0.max(w.observed().unwrap_or(0)) + 1;
+        let doc = DesiredDoc {
+            revision,
+            pods: make(current.1.as_ref())?,
+        };
+        let mut payload = encode_json(&doc);
+        let mut how = String::new();
+        if let Some(k) = key {
+            payload = seal_envelope(&payload, k);
+            how = format!(", signed with key {}", k.public_key().key_id());
+        }
+        w.published(revision);
+        client
+            .publish(&topic, payload, true, CONNECT_LIMIT)
+            .await
+            .map_err(s)?;
+        println!(
+            "{t}: published revision {revision} ({} pods{how}) to {topic}",
+            doc.pods.len()
+        );
+        if limit.is_zero() {
+            client.disconnect().await;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let result = wait(&mut client, &mut w, &topic, limit).await;
+        client.disconnect().await;
+        result
+    })
+}
+
+fn isatty_stdout() -> bool {
+    // SAFETY: isatty only inspects the fd.
+    unsafe { libc::isatty(1) == 1 }
+}
+
+async fn wait(
+    client: &mut Client,
+    w: &mut Watch,
+    topic: &str,
+    limit: Duration,
+) -> Result<ExitCode, String> {
+    let tty = isatty_stdout();
+    let start = Instant::now();
+    let deadline = start + limit;
+    let clear = || {
+        if tty {
+            print!("\r\x1b[K");
+            let _ = std::io::stdout().flush();
+        }
+    };
+    loop {
+        match w.verdict() {
+            Verdict::Done { summary, refused } => {
+                clear();
+                println!("{summary}");
+                if refused.is_empty() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                for r in &refused {
+                    eprintln!("error: {r}");
+                }
+                return Ok(ExitCode::from(1));
+            }
+            Verdict::Failed(msg) => {
+                clear();
+                return Err(msg);
+            }
+            Verdict::Waiting(line) => {
+                if tty {
+                    let secs = start.elapsed().as_secs();
+                    print!("\r\x1b[K[{secs:>2}s] {line}");
+                    let _ = std::io::stdout().flush();
+                }
+                if Instant::now() >= deadline {
+                    clear();
+                    return Err(format!("timed out after {} s: {line}", limit.as_secs()));
+                }
+            }
+        }
+        let step = deadline.min(Instant::now() + Duration::from_secs(1));
+        let msg = client.next_message(step).await.map_err(|e| e.to_string())?;
+        if let Some(m) = msg.filter(|m| m.topic != topic) {
+            w.observe(&m.topic, &m.payload);
+        }
+    }
+}
+
+fn keygen(a: Args) -> Result<ExitCode, String> {
+    if !a.opts.is_empty() || a.free.len() > 1 {
+        return Err("usage: picolet keygen [PREFIX]".into());
+    }
+    let prefix = a.free.first().map_or(".", String::as_str);
+    let files = sign::keygen(Path::new(prefix)).map_err(|e| e.to_string())?;
+    println!(
+        "wrote {} (private: keep it secret; sign with --sign-key) and {} (key id {}; give it to devices as --fleet-key)",
+        files.private_path.display(),
+        files.public_path.display(),
+        files.public.key_id()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,222 @@
+//! `picolet fleet status [--device ID] [-o json]`: every device's retained
+//! status and online flag, as a table or JSON.
+
+use super::cli::{Args, CONNECT_LIMIT, common};
+use super::client::Client;
+use crate::clock::{parse_rfc3339_ms, wall_ms};
+use crate::fleet::doc::DeviceStatus;
+use crate::fleet::topics::{Topic, Topics};
+use crate::reactor;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// What the broker holds about one device.
+#[derive(Debug, Default)]
+pub struct DeviceRow {
+    pub online: Option<bool>,
+    pub status: Option<DeviceStatus>,
+    /// A status that did not parse.
+    pub bad_status: Option<String>,
+}
+
+pub(super) fn fleet(a: Args) -> Result<ExitCode, String> {
+    if a.free.first().map(String::as_str) != Some("status") || a.free.len() > 1 {
+        return Err("usage: picolet fleet status [--device ID] --broker URL [-o json]".into());
+    }
+    let c = common(&a)?;
+    let json = match a.one(&["o", "output"]) {
+        None | Some("wide") => false,
+        Some("json") => true,
+        Some(other) => return Err(format!("-o {other}: use json")),
+    };
+    let filters = match a.one(&["device"]) {
+        Some(d) => vec![c.topics.device_status(d), c.topics.device_online(d)],
+        None => vec![c.topics.all_status_filter(), c.topics.all_online_filter()],
+    };
+    let rows = reactor::block_on(async {
+        let s = |e: super::client::ClientError| e.to_string();
+        let mut client = Client::connect(&c.opts, CONNECT_LIMIT).await.map_err(s)?;
+        client.subscribe(filters);
+        client
+            .sync(c.topics.prefix(), CONNECT_LIMIT)
+            .await
+            .map_err(s)?;
+        let mut rows = BTreeMap::new();
+        while let Some(m) = client.next_message(Instant::now()).await.map_err(s)? {
+            collect(&c.topics, &mut rows, &m.topic, &m.payload);
+        }
+        client.disconnect().await;
+        Ok::<_, String>(rows)
+    })?;
+    if json {
+        println!("{}", to_json(&rows));
+    } else if rows.is_empty() {
+        eprintln!("No devices found.");
+    } else {
+        print!("{}", table(&rows, wall_ms()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Takes one retained message into the rows.
+pub fn collect(
+    topics: &Topics,
+    rows: &mut BTreeMap<String, DeviceRow>,
+    topic: &str,
+    payload: &[u8],
+) {
+    match topics.parse(topic) {
+        Some(Topic::Online(id)) if !payload.is_empty() => {
+            rows.entry(id).or_default().online = Some(payload == b"true");
+        }
+        Some(Topic::Status(id)) if !payload.is_empty() => {
+            let row = rows.entry(id).or_default();
+            match DeviceStatus::from_json(payload) {
+                Ok(s) => row.status = Some(s),
+                Err(e) => row.bad_status = Some(e.to_string()),
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `[{"device": …, "online": …, "status": …}]`.
+pub fn to_json(rows: &BTreeMap<String, DeviceRow>) -> String {
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|(id, r)| {
+            json!({
+                "device": id,
+                "online": r.online,
+                "status": r.status,
+                "statusError": r.bad_status,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&items).expect("JSON values always serialize")
+}
+
+fn age(now_ms: i64, time: &str) -> String {
+    let Some(t) = parse_rfc3339_ms(time) else {
+        return "-".into();
+    };
+    let s = (now_ms - t).max(0) / 1000;
+    match s {
+        0..120 => format!("{s}s"),
+        120..7200 => format!("{}m", s / 60),
+        7200..172_800 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+/// DEVICE ONLINE OBSERVED PODS ERRORS UPDATED.
+pub fn table(rows: &BTreeMap<String, DeviceRow>, now_ms: i64) -> String {
+    let mut lines = vec![[
+        "DEVICE".to_string(),
+        "ONLINE".into(),
+        "OBSERVED".into(),
+        "PODS".into(),
+        "ERRORS".into(),
+        "UPDATED".into(),
+    ]];
+    for (id, r) in rows {
+        let online = r.online.map_or("unknown".to_string(), |o| o.to_string());
+        let (observed, pods, errors, updated) = match &r.status {
+            Some(s) => {
+                let mut parts = Vec::new();
+                if let Some(d) = s.observed_revision.device {
+                    parts.push(format!("device={d}"));
+                }
+                for (g, rev) in &s.observed_revision.groups {
+                    parts.push(format!("{g}={rev}"));
+                }
+                let (ready, total) = s.pods_ready();
+                (
+                    if parts.is_empty() {
+                        "-".to_string()
+                    } else {
+                        parts.join(",")
+                    },
+                    format!("{ready}/{total}"),
+                    s.errors.len().to_string(),
+                    age(now_ms, &s.time),
+                )
+            }
+            None => {
+                let why = if r.bad_status.is_some() {
+                    "unreadable"
+                } else {
+                    "-"
+                };
+                (why.to_string(), "-".into(), "-".into(), "-".into())
+            }
+        };
+        lines.push([id.clone(), online, observed, pods, errors, updated]);
+    }
+    let mut widths = [0usize; 6];
+    for l in &lines {
+        for (w, c) in widths.iter_mut().zip(l) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for l in &lines {
+        let cells: Vec<String> = l
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(cells.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::doc::{NodeInfo, ObservedRevision};
+
+    #[test]
+    fn the_table_lists_online_observed_revisions_and_ready_pods() {
+        let t = Topics::default();
+        let mut rows = BTreeMap::new();
+        let observed = ObservedRevision {
+            device: Some(4),
+            groups: [("kitchen".to_string(), 2)].into(),
+        };
+        let now = 1_800_000_000_000;
+        let s = DeviceStatus::new(
+            "pi-1",
+            &observed,
+            vec![],
+            NodeInfo::default(),
+            vec![],
+            now - 5000,
+        );
+        collect(&t, &mut rows, "picolet/devices/pi-1/status", &s.to_json());
+        collect(&t, &mut rows, "picolet/devices/pi-1/online", b"true");
+        collect(&t, &mut rows, "picolet/devices/pi-2/online", b"false");
+        collect(&t, &mut rows, "picolet/devices/pi-3/status", b"{nope");
+        let out = table(&rows, now);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["DEVICE", "ONLINE", "OBSERVED", "PODS", "ERRORS", "UPDATED"]
+        );
+        assert_eq!(
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            ["pi-1", "true", "device=4,kitchen=2", "0/0", "0", "5s"]
+        );
+        assert_eq!(
+            lines[2].split_whitespace().collect::<Vec<_>>(),
+            ["pi-2", "false", "-", "-", "-", "-"]
+        );
+        assert!(lines[3].contains("unreadable"), "{out}");
+        let v: Value = serde_json::from_str(&to_json(&rows)).unwrap();
+        assert_eq!(v[0]["status"]["observedRevision"]["device"], 4);
+        assert_eq!(v[1]["online"], false);
+    }
+}

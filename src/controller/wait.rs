@@ -1,0 +1,336 @@
+//! What `apply` and `delete` wait for (see the module doc of [`super`]):
+//! statuses and online flags in, a verdict out. Pure.
+
+use super::Target;
+use crate::fleet::doc::{DeviceStatus, StatusError};
+use crate::fleet::topics::{Source, Topic, Topics};
+use std::collections::{BTreeMap, HashSet};
+
+type ErrorKey = (String, String, String, String);
+
+fn key(e: &StatusError) -> ErrorKey {
+    (
+        e.topic.clone(),
+        e.reason.clone(),
+        e.message.clone(),
+        e.time.clone(),
+    )
+}
+
+/// The devices' reports about one target.
+#[derive(Debug)]
+pub struct Watch {
+    topics: Topics,
+    target: Target,
+    desired_topic: String,
+    revision: u64,
+    statuses: BTreeMap<String, DeviceStatus>,
+    online: BTreeMap<String, bool>,
+    /// Errors already reported before the publish: not about it.
+    known: HashSet<ErrorKey>,
+}
+
+/// The state of the wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Reached: a summary, and the pods refused in this revision.
+    Done {
+        summary: String,
+        refused: Vec<String>,
+    },
+    /// A device refused the document.
+    Failed(String),
+    /// Still waiting: a progress line.
+    Waiting(String),
+}
+
+impl Watch {
+    pub fn new(topics: Topics, target: Target) -> Watch {
+        let desired_topic = topics.desired(&target.source());
+        Watch {
+            topics,
+            target,
+            desired_topic,
+            revision: 0,
+            statuses: BTreeMap::new(),
+            online: BTreeMap::new(),
+            known: HashSet::new(),
+        }
+    }
+
+    pub fn desired_topic(&self) -> &str {
+        &self.desired_topic
+    }
+
+    /// Takes in a status or online message; other topics are ignored.
+    pub fn observe(&mut self, topic: &str, payload: &[u8]) {
+        match self.topics.parse(topic) {
+            Some(Topic::Status(id)) => {
+                if let Ok(s) = DeviceStatus::from_json(payload) {
+                    self.statuses.insert(id, s);
+                }
+            }
+            Some(Topic::Online(id)) => {
+                self.online.insert(id, payload == b"true");
+            }
+            _ => {}
+        }
+    }
+
+    /// The highest revision of the target any device reports.
+    pub fn observed(&self) -> Option<u64> {
+        let source = self.target.source();
+        self.statuses
+            .values()
+            .filter_map(|s| s.observed_revision.last(&source))
+            .max()
+    }
+
+    /// Called just before publishing `revision`: every error seen so far
+    /// is about something older.
+    pub fn published(&mut self, revision: u64) {
+        self.revision = revision;
+        self.known = self
+            .statuses
+            .values()
+            .flat_map(|s| s.errors.iter().map(key))
+            .collect();
+    }
+
+    /// Devices that report on the target: the device itself, or every
+    /// device that reports a revision of the group.
+    fn members(&self) -> Vec<(&String, &DeviceStatus)> {
+        let source = self.target.source();
+        self.statuses
+            .iter()
+            .filter(|(id, s)| match &self.target {
+                Target::Device(d) => *id == d,
+                Target::Group(_) => s.observed_revision.last(&source).is_some(),
+            })
+            .collect()
+    }
+
+    pub fn verdict(&self) -> Verdict {
+        let source = self.target.source();
+        let rev = self.revision;
+        let members = self.members();
+        for (id, s) in &members {
+            let new = s
+                .errors
+                .iter()
+                .filter(|e| e.topic == self.desired_topic && e.pod.is_none())
+                .find(|e| !self.known.contains(&key(e)));
+            if let Some(e) = new {
+                return Verdict::Failed(format!(
+                    "device {id} refused the document ({}): {}",
+                    e.reason, e.message
+                ));
+            }
+        }
+        let reached: Vec<_> = members
+            .iter()
+            .filter(|(_, s)| s.observed_revision.reached(&source, rev))
+            .collect();
+        let behind: Vec<_> = members
+            .iter()
+            .filter(|(id, s)| {
+                !s.observed_revision.reached(&source, rev)
+                    && self.online.get(*id).copied() != Some(false)
+            })
+            .collect();
+        if !reached.is_empty() && behind.is_empty() {
+            let mut refused = Vec::new();
+            let mut parts = Vec::new();
+            for (id, s) in &reached {
+                let (ready, total) = s.pods_ready();
+                parts.push(format!("{id} ({ready}/{total} pods ready)"));
+                for e in &s.errors {
+                    if e.topic == self.desired_topic && e.revision == Some(rev) && e.pod.is_some() {
+                        refused.push(format!("device {id}: {}: {}", e.reason, e.message));
+                    }
+                }
+            }
+            let summary = format!("revision {rev} observed by {}", parts.join(", "));
+            return Verdict::Done { summary, refused };
+        }
+        Verdict::Waiting(self.describe(&source))
+    }
+
+    /// What the devices report, for the progress line and the time-out.
+    pub fn describe(&self, source: &Source) -> String {
+        let rev = self.revision;
+        let online = |id: &str| match self.online.get(id) {
+            Some(true) => "online",
+            Some(false) => "offline",
+            None => "online unknown",
+        };
+        match &self.target {
+            Target::Device(d) => match self.statuses.get(d) {
+                None => format!("no status from device {d} yet ({})", online(d)),
+                Some(s) => {
+                    let (ready, total) = s.pods_ready();
+                    let at = s
+                        .observed_revision
+                        .last(source)
+                        .map_or("none".to_string(), |r| r.to_string());
+                    format!(
+                        "device {d} reports observedRevision.device {at} (want ≥ {rev}), {ready}/{total} pods ready, {}, status of {}",
+                        online(d),
+                        s.time
+                    )
+                }
+            },
+            Target::Group(g) => {
+                let members = self.members();
+                if members.is_empty() {
+                    return format!("no device reports a revision of group {g} yet");
+                }
+                let parts: Vec<String> = members
+                    .iter()
+                    .map(|(id, s)| {
+                        let at = s.observed_revision.last(source).unwrap_or(0);
+                        format!("{id} at {at} ({})", online(id))
+                    })
+                    .collect();
+                format!("group {g}, want ≥ {rev}: {}", parts.join(", "))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::doc::{NodeInfo, ObservedRevision};
+
+    fn status(
+        id: &str,
+        device: Option<u64>,
+        groups: &[(&str, u64)],
+        errors: Vec<StatusError>,
+    ) -> Vec<u8> {
+        let observed = ObservedRevision {
+            device,
+            groups: groups.iter().map(|(g, r)| (g.to_string(), *r)).collect(),
+        };
+        DeviceStatus::new(id, &observed, vec![], NodeInfo::default(), errors, 0).to_json()
+    }
+
+    fn error(
+        topic: &str,
+        reason: &str,
+        pod: Option<&str>,
+        revision: Option<u64>,
+        time: &str,
+    ) -> StatusError {
+        StatusError {
+            topic: topic.into(),
+            revision,
+            pod: pod.map(str::to_string),
+            reason: reason.into(),
+            message: format!("{reason} message"),
+            time: time.into(),
+        }
+    }
+
+    const DESIRED: &str = "picolet/devices/pi-1/desired";
+
+    #[test]
+    fn a_device_is_done_once_its_status_reports_the_revision() {
+        let mut w = Watch::new(Topics::default(), Target::Device("pi-1".into()));
+        w.observe(
+            "picolet/devices/pi-1/status",
+            &status("pi-1", Some(3), &[], vec![]),
+        );
+        assert_eq!(w.observed(), Some(3));
+        w.published(4);
+        let Verdict::Waiting(line) = w.verdict() else {
+            panic!()
+        };
+        assert!(
+            line.contains("observedRevision.device 3 (want ≥ 4)"),
+            "{line}"
+        );
+        w.observe(
+            "picolet/devices/pi-1/status",
+            &status("pi-1", Some(4), &[], vec![]),
+        );
+        assert!(matches!(w.verdict(), Verdict::Done { refused, .. } if refused.is_empty()));
+    }
+
+    #[test]
+    fn a_new_document_error_fails_at_once_but_an_old_one_does_not() {
+        let mut w = Watch::new(Topics::default(), Target::Device("pi-1".into()));
+        let old = error(DESIRED, "Malformed", None, None, "2026-01-01T00:00:00Z");
+        w.observe(
+            "picolet/devices/pi-1/status",
+            &status("pi-1", Some(3), &[], vec![old.clone()]),
+        );
+        w.published(4);
+        assert!(matches!(w.verdict(), Verdict::Waiting(_)));
+        let new = error(DESIRED, "Unsigned", None, None, "2026-01-01T00:00:09Z");
+        w.observe(
+            "picolet/devices/pi-1/status",
+            &status("pi-1", Some(3), &[], vec![old, new]),
+        );
+        let Verdict::Failed(msg) = w.verdict() else {
+            panic!()
+        };
+        assert_eq!(
+            msg,
+            "device pi-1 refused the document (Unsigned): Unsigned message"
+        );
+    }
+
+    #[test]
+    fn pods_refused_in_this_revision_are_listed_when_done() {
+        let mut w = Watch::new(Topics::default(), Target::Device("pi-1".into()));
+        w.published(2);
+        let e = error(
+            DESIRED,
+            "PolicyViolation",
+            Some("default/root"),
+            Some(2),
+            "t",
+        );
+        w.observe(
+            "picolet/devices/pi-1/status",
+            &status("pi-1", Some(2), &[], vec![e]),
+        );
+        let Verdict::Done { refused, .. } = w.verdict() else {
+            panic!()
+        };
+        assert_eq!(
+            refused,
+            ["device pi-1: PolicyViolation: PolicyViolation message"]
+        );
+    }
+
+    #[test]
+    fn a_group_waits_for_every_online_member_that_is_behind() {
+        let mut w = Watch::new(Topics::default(), Target::Group("g".into()));
+        w.observe(
+            "picolet/devices/a/status",
+            &status("a", None, &[("g", 1)], vec![]),
+        );
+        w.observe(
+            "picolet/devices/b/status",
+            &status("b", None, &[("g", 1)], vec![]),
+        );
+        w.observe("picolet/devices/c/status", &status("c", None, &[], vec![]));
+        w.observe("picolet/devices/b/online", b"true");
+        assert_eq!(w.observed(), Some(1));
+        w.published(2);
+        w.observe(
+            "picolet/devices/a/status",
+            &status("a", None, &[("g", 2)], vec![]),
+        );
+        let Verdict::Waiting(line) = w.verdict() else {
+            panic!()
+        };
+        assert!(line.contains("b at 1 (online)"), "{line}");
+        // An offline member is not waited for.
+        w.observe("picolet/devices/b/online", b"false");
+        assert!(matches!(w.verdict(), Verdict::Done { .. }));
+    }
+}

@@ -1,0 +1,274 @@
+//! The fleet channel end to end: a real mosquitto on a loopback port, real
+//! agents and pods, and the controller commands (`picolet apply`, `delete`,
+//! `fleet status`). As root.
+
+mod support;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::fleet::*;
+use support::*;
+
+#[test]
+fn apply_runs_the_pods_and_the_status_shows_the_revision() {
+    if !root_or_skip() {
+        return;
+    }
+    let Some(broker) = plain_broker() else {
+        return;
+    };
+    let url = url(&broker, 0);
+    let a = fleet_agent(&url, "dev1", &[]);
+    let web = manifest(&a, "web.yaml", &sleeper("web"));
+    let out = ok(apply(&url, ("--device", "dev1"), &[&web], &[]));
+    assert!(
+        out.contains("device dev1: published revision 1 (1 pods) to picolet/devices/dev1/desired"),
+        "{out}"
+    );
+    assert!(out.contains("revision 1 observed by dev1"), "{out}");
+    a.wait_running("web", "main", 30);
+    a.assert_one_thread();
+
+    // The status: revision, the pod and its Kubernetes status, the node.
+    let status = wait_status(&url, "dev1", 10, "web ready in status", |s| {
+        s["pods"][0]["status"]["containerStatuses"][0]["ready"] == true
+    });
+    assert_eq!(status["observedRevision"]["device"], 1);
+    assert_eq!(status["pods"][0]["metadata"]["name"], "web");
+    assert_eq!(status["pods"][0]["status"]["phase"], "Running");
+    assert!(
+        status["node"]["kernel"]
+            .as_str()
+            .is_some_and(|k| !k.is_empty())
+    );
+    assert_eq!(status["node"]["picoletVersion"], env!("CARGO_PKG_VERSION"));
+    let entry = device_entry(&url, "dev1").unwrap();
+    assert_eq!(entry["online"], true);
+    let table = ok(ctl(&["fleet", "status", "--broker", &url]));
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..4], ["dev1", "true", "device=1", "1/1"], "{table}");
+
+    // The local CLI names the source.
+    let pods = a.cli(&["get", "pods", "-o", "wide"]);
+    assert!(pods.status.success());
+
+    // A second apply replaces the set; delete removes one pod.
+    let db = manifest(&a, "db.yaml", &sleeper("db"));
+    let out = ok(apply(&url, ("--device", "dev1"), &[&web, &db], &[]));
+    assert!(out.contains("published revision 2 (2 pods)"), "{out}");
+    a.wait_running("db", "main", 30);
+    let out = ok(ctl(&[
+        "delete", "pod", "web", "--device", "dev1", "--broker", &url,
+    ]));
+    assert!(out.contains("published revision 3 (1 pods)"), "{out}");
+    wait_for(30, "web removed", || a.pod("web").is_none().then_some(()));
+    assert!(a.pod("db").is_some());
+    let out = ctl(&["delete", "pod", "web", "--device", "dev1", "--broker", &url]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out)
+            .contains("pod default/web is not in the desired state of device dev1 (revision 3)"),
+        "{}",
+        text(&out)
+    );
+    a.assert_one_thread();
+}
+
+#[test]
+fn group_desired_state_reaches_two_agents_and_the_device_wins_a_clash() {
+    if !root_or_skip() {
+        return;
+    }
+    let Some(broker) = plain_broker() else {
+        return;
+    };
+    let url = url(&broker, 0);
+    let a = fleet_agent(&url, "dev-a", &["--group", "kitchen"]);
+    let b = fleet_agent(&url, "dev-b", &["--group", "kitchen"]);
+    let grp = manifest(&a, "grp.yaml", &sleeper("grp"));
+    let out = ok(apply(&url, ("--group", "kitchen"), &[&grp], &[]));
+    assert!(
+        out.contains(
+            "group kitchen: published revision 1 (1 pods) to picolet/groups/kitchen/desired"
+        ),
+        "{out}"
+    );
+    a.wait_running("grp", "main", 30);
+    b.wait_running("grp", "main", 30);
+    for dev in ["dev-a", "dev-b"] {
+        wait_status(&url, dev, 10, "group revision 1", |s| {
+            s["observedRevision"]["groups"]["kitchen"] == 1
+        });
+    }
+
+    // dev-a's own document defines `grp` too: its version wins there.
+    let own = manifest(
+        &a,
+        "own.yaml",
+        &sleeper("grp").replace("echo up;", "echo device-version;"),
+    );
+    ok(apply(&url, ("--device", "dev-a"), &[&own], &[]));
+    let status = wait_status(&url, "dev-a", 20, "the clash reported", |s| {
+        !errors_on(s, "picolet/groups/kitchen/desired").is_empty()
+    });
+    let errors = errors_on(&status, "picolet/groups/kitchen/desired");
+    assert_eq!(errors[0].0, "NameClash", "{errors:?}");
+    assert!(
+        errors[0].1.contains(
+            "pod default/grp of group kitchen is ignored: device dev-a defines it too and wins"
+        ),
+        "{errors:?}"
+    );
+    wait_for(30, "the device's version runs on dev-a", || {
+        let logs = a.cli(&["logs", "grp"]);
+        String::from_utf8_lossy(&logs.stdout)
+            .contains("device-version")
+            .then_some(())
+    });
+    let logs = b.cli(&["logs", "grp"]);
+    assert!(!String::from_utf8_lossy(&logs.stdout).contains("device-version"));
+}
+
+#[test]
+fn a_broker_outage_keeps_pods_running_and_the_agent_republishes_status_on_reconnect() {
+    if !root_or_skip() {
+        return;
+    }
+    let Some(mut broker) = plain_broker() else {
+        return;
+    };
+    let url = url(&broker, 0);
+    let a = fleet_agent(&url, "dev1", &[]);
+    let web = manifest(&a, "web.yaml", &sleeper("web"));
+    ok(apply(&url, ("--device", "dev1"), &[&web], &[]));
+    let started = started_at(&a, "web");
+
+    broker.stop();
+    wait_for(10, "the agent to notice", || {
+        a.agent_log()
+            .contains("connection to mqtt://127.0.0.1")
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_untouched(&a, "web", &started);
+    a.assert_one_thread();
+
+    // The restarted broker has no retained messages (no persistence): the
+    // status it holds after this comes from the agent's reconnect.
+    broker.restart();
+    let t = Instant::now();
+    let status = wait_status(&url, "dev1", 30, "status republished", |s| {
+        s["observedRevision"]["device"] == 1
+    });
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "reconnect took {took:?}; the back-off after a few seconds down is at most 8 s"
+    );
+    assert_eq!(status["pods"][0]["metadata"]["name"], "web");
+    assert_eq!(device_entry(&url, "dev1").unwrap()["online"], true);
+    assert_untouched(&a, "web", &started);
+    assert!(a.agent_log().matches("fleet: connected to").count() >= 2);
+}
+
+#[test]
+fn desired_state_changed_while_the_agent_was_away_is_applied_when_it_reconnects() {
+    if !root_or_skip() {
+        return;
+    }
+    let Some(broker) = plain_broker() else {
+        return;
+    };
+    let url = url(&broker, 0);
+    let mut a = fleet_agent(&url, "dev1", &[]);
+    let one = manifest(&a, "one.yaml", &sleeper("one"));
+    let two = manifest(&a, "two.yaml", &sleeper("two"));
+    ok(apply(&url, ("--device", "dev1"), &[&one], &[]));
+    a.wait_running("one", "main", 30);
+
+    // The agent dies; the controller publishes revision 2 and waits.
+    a.kill9();
+    wait_for(10, "online=false (the will)", || {
+        (device_entry(&url, "dev1")?["online"] == false).then_some(())
+    });
+    let pending = Command::new(BIN)
+        .args(["apply", "-f", &two, "--device", "dev1", "--broker", &url])
+        .args(["--timeout", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    a.spawn();
+    let out = pending.wait_with_output().unwrap();
+    let out = ok(out);
+    assert!(out.contains("revision 2 observed by dev1"), "{out}");
+    a.wait_running("two", "main", 30);
+    wait_for(30, "one removed", || a.pod("one").is_none().then_some(()));
+}
+
+#[test]
+fn an_agent_restarted_without_a_broker_runs_the_last_desired_state() {
+    if !root_or_skip() {
+        return;
+    }
+    let Some(mut broker) = plain_broker() else {
+        return;
+    };
+    let url = url(&broker, 0);
+    let mut a = fleet_agent(&url, "dev1", &[]);
+    let web = manifest(&a, "web.yaml", &sleeper("web"));
+    ok(apply(&url, ("--device", "dev1"), &[&web], &[]));
+    a.wait_running("web", "main", 30);
+
+    // A power cut: agent, broker and pods all gone.
+    a.kill9();
+    broker.stop();
+    for e in std::fs::read_dir(a.state().join("pods")).unwrap().flatten() {
+        shutdown_shim(&e.path().join("shim.sock"));
+    }
+    a.spawn();
+    a.wait_running("web", "main", 30);
+    let log = a.agent_log();
+    assert!(log.contains("stored revisions: device Some(1)"), "{log}");
+    assert!(log.contains("cannot connect to 127.0.0.1"), "{log}");
+    a.assert_one_thread();
+}
+
+#[test]
+fn a_static_pod_wins_a_name_clash_and_the_fleet_pod_returns_when_it_goes() {
+    if !root_or_skip() {
+        return;
+    }
+    let Some(broker) = plain_broker() else {
+        return;
+    };
+    let url = url(&broker, 0);
+    let a = fleet_agent(&url, "dev1", &[]);
+    a.apply(
+        "web.yaml",
+        &sleeper("web").replace("echo up;", "echo static;"),
+    );
+    let started = started_at(&a, "web");
+    let fleet_web = manifest(&a, "fleet-web.yaml", &sleeper("web"));
+    let out = apply(&url, ("--device", "dev1"), &[&fleet_web], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("NameClash: pod default/web of device dev1 is ignored: the static pod from"),
+        "{}",
+        text(&out)
+    );
+    assert_untouched(&a, "web", &started);
+
+    // The static pod goes: the fleet's version takes the name.
+    a.remove("web.yaml");
+    wait_for(30, "the fleet's web", || {
+        let s = a.container("web", "main")?;
+        let running = s["state"]["running"]["startedAt"].as_str()?;
+        (running != started).then_some(())
+    });
+    let status = wait_status(&url, "dev1", 10, "the clash cleared", |s| {
+        errors_on(s, "picolet/devices/dev1/desired").is_empty()
+    });
+    assert_eq!(status["pods"][0]["metadata"]["name"], "web");
+}
