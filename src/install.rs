@@ -136,15 +136,15 @@ pub fn default_config(board: Option<&Board>) -> String {
         .unwrap_or_default();
     format!(
         "# picolet agent configuration, written by `picolet install`.\n\
-         # Keys are the long flags of `picolet agent`; flags given on the\n\
+         # Keys are those of docs/fleet.md (camelCase); flags given on the\n\
          # command line (systemd/picolet.service ExecStart) win.\n\
          {which}\
          manifests: /etc/picolet/manifests\n\
-         pids-max: {pids}\n\
-         # node-name: my-device\n\
+         pidsMax: {pids}\n\
+         # nodeName: my-device\n\
          # Fleet channel (MQTT), when used:\n\
          # broker: mqtts://broker.example.com:8883\n\
-         # device-id: my-device\n\
+         # deviceId: my-device\n\
          # groups: [sensors]\n"
     )
 }

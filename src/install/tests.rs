@@ -43,11 +43,14 @@ fn install_into_a_root_writes_binary_unit_config_and_manifests_with_their_modes(
     assert_eq!(mode(&config), 0o600);
     let text = fs::read_to_string(&config).unwrap();
     assert!(
-        text.contains("pids-max: 1024") && text.contains("raspberry-pi-4"),
+        text.contains("pidsMax: 1024") && text.contains("raspberry-pi-4"),
         "{text}"
     );
     let yaml: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     assert_eq!(yaml["manifests"].as_str(), Some("/etc/picolet/manifests"));
+    // The agent's own strict loader accepts what install wrote.
+    let parsed = crate::fleet::config::AgentFileConfig::load(&config).unwrap();
+    assert_eq!(parsed.pids_max, Some(1024));
     assert!(root.join("etc/picolet/manifests").is_dir());
     // Nothing else, and no temporary files left behind.
     let mut files: Vec<String> = walk(&root);
