@@ -13,18 +13,13 @@
 //! Env: PICOLET_BENCH_RUNS (default 20), PICOLET_BENCH_IDLE_SECS (default 60),
 //! PICOLET_BENCH_PODS (default 50), PICOLET_BENCH_PODMAN=0 to skip podman.
 
+mod common;
+use common::{env_num, first_line_ns, percentile, proc_field, wait_for};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_picolet");
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn wall_ns() -> i64 {
     std::time::SystemTime::now()
@@ -33,29 +28,8 @@ fn wall_ns() -> i64 {
         .as_nanos() as i64
 }
 
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 fn status_field(pid: u32, key: &str) -> u64 {
     proc_field(pid, "status", key)
-}
-
-/// A `Key: N kB` field of /proc/<pid>/<file>.
-fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// utime + stime in clock ticks.
@@ -74,20 +48,6 @@ fn io_write_bytes(pid: u32) -> u64 {
         .find(|l| l.starts_with("write_bytes:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i]
-}
-
-/// Unix ns of the first CRI log line in a container's log dir.
-fn first_line_ns(dir: &Path) -> Option<i64> {
-    let e = std::fs::read_dir(dir).ok()?.flatten().next()?;
-    let text = std::fs::read_to_string(e.path()).ok()?;
-    let ts = text.lines().next()?.split(' ').next()?;
-    picolet::clock::parse_rfc3339_ns(ts)
 }
 
 fn shim_pids(state: &Path) -> Vec<u32> {

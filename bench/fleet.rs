@@ -18,6 +18,8 @@
 #[allow(dead_code)]
 mod test_broker;
 
+mod common;
+use common::{env_num, first_line_ns, percentile, proc_field, wait_for};
 use picolet::controller::client::{Client, ClientOptions};
 use picolet::fleet::transport::BrokerUrl;
 use std::path::{Path, PathBuf};
@@ -26,33 +28,6 @@ use std::time::{Duration, Instant};
 use test_broker::{Broker, Pki};
 
 const BIN: &str = env!("CARGO_BIN_EXE_picolet");
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
 
 /// VmRSS, and what it is made of: anonymous memory (heap, stacks) and
 /// file pages (the binary's text and the shared libraries).
@@ -70,19 +45,6 @@ fn threads(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .map(|d| d.count())
         .unwrap_or(0)
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// Unix ns of the first CRI log line in a container's log dir.
-fn first_line_ns(dir: &Path) -> Option<i64> {
-    let e = std::fs::read_dir(dir).ok()?.flatten().next()?;
-    let text = std::fs::read_to_string(e.path()).ok()?;
-    let ts = text.lines().next()?.split(' ').next()?;
-    picolet::clock::parse_rfc3339_ns(ts)
 }
 
 fn snapshot(dir: &Path, out: &mut Vec<(PathBuf, u64, i64)>) {
