@@ -2,26 +2,43 @@
 # End-to-end test of the static aarch64 picolet on a real arm64 kernel with
 # cgroup v2: Debian's cloud arm64 kernel under qemu-system-aarch64 -M virt
 # -cpu cortex-a53 -m 512 (boards/qemu-virt.toml), busybox, the kernel modules
-# it needs, the static picolet, an arm64 busybox image and the test pods
-# (tests/qemu/) in an initramfs. The guest (tests/qemu/guest-e2e.sh) prints
+# it needs, the static picolet and an arm64 busybox image in an initramfs.
+#
+# The pods come from this host over MQTT, as on a real fleet: a mosquitto on
+# a free loopback port with mutual TLS (certificates made here with openssl)
+# is the guest's only reachable address (-netdev user,restrict=on,guestfwd=
+# 10.0.2.100:8883 -> the broker). When the guest prints `E2E-SYNC agent-up`,
+# this script runs `picolet apply` (signed with a fleet key made here), then
+# asserts the pods' states through the device's retained status topic,
+# compares the containers' startedAt in the status of the agent restarted
+# in the guest, and deletes the pods again with `picolet delete pod`.
+#
+# The guest (tests/qemu/guest-e2e.sh) and this script print
 #   E2E <name> PASS|FAIL <detail>      and      E2E-MEASURE <name> <value> <unit>
-# on the serial console; this script checks that every expected test passed
-# and prints the measurements against the budgets.
+# lines; this script checks that every expected test passed and prints the
+# measurements against the budgets.
 #
 #   scripts/qemu-e2e.sh            (needs scripts/setup-arm-toolchain.sh first)
 #   PICOLET_E2E_BIN=path           use this aarch64 binary instead of building
-#   PICOLET_E2E_TIMEOUT=seconds    guest time limit (default 240)
+#   PICOLET_E2E_HOST_BIN=path      the host's picolet (the controller; default:
+#                                  target/debug/picolet, built if missing)
+#   PICOLET_E2E_TIMEOUT=seconds    guest time limit (default 270)
 #
-# Work files: target/qemu-e2e/ (console.log is the whole guest output).
+# Work files: target/qemu-e2e/: console.log (the whole guest output),
+# host.log (this script's checks), mqtt.log (every message on the device's
+# topics), mosquitto.log.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 WORK="$ROOT/target/qemu-e2e"
-TIMEOUT="${PICOLET_E2E_TIMEOUT:-240}"
-# The tests the guest must report, all PASS.
-EXPECTED=(version install check image-import agent-start check-delegated two-containers oom-killed
-    cpu-throttled pids-max agent-restart)
+TIMEOUT="${PICOLET_E2E_TIMEOUT:-270}"
+DEVICE=qemu-e2e
+# The tests the guest and this script must report, all PASS.
+EXPECTED=(version install check image-import agent-start fleet-connect check-delegated
+    fleet-apply fleet-delivery status-two-ready two-containers status-oom-killed oom-killed
+    status-cpu-running cpu-throttled status-forkbomb-running pids-max agent-restart
+    status-after-restart fleet-delete-applied status-deleted fleet-delete)
 
 log() { printf '[qemu-e2e] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -29,7 +46,8 @@ START=$(date +%s)
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
-for tool in cpio:cpio qemu-system-aarch64:qemu-system-arm strings:binutils; do
+for tool in cpio:cpio qemu-system-aarch64:qemu-system-arm strings:binutils mosquitto:mosquitto \
+    mosquitto_sub:mosquitto-clients jq:jq openssl:openssl ss:iproute2 socat:socat; do
     command -v "${tool%%:*}" >/dev/null || $SUDO env DEBIAN_FRONTEND=noninteractive \
         apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${tool#*:}"
 done
@@ -42,6 +60,11 @@ if [ -z "$bin" ]; then
     bin="$ROOT/target/arm/aarch64-unknown-linux-musl/release/picolet"
 fi
 [ -x "$bin" ] || die "no binary at $bin"
+host_bin="${PICOLET_E2E_HOST_BIN:-$ROOT/target/debug/picolet}"
+if [ -z "${PICOLET_E2E_HOST_BIN:-}" ]; then
+    cargo build --locked --bin picolet >&2
+fi
+[ -x "$host_bin" ] || die "no host picolet at $host_bin"
 
 # --- 2. kernel and busybox (arm64 .debs, extracted, never installed) ---------------------
 mkdir -p "$WORK/debs" "$WORK/x"
@@ -64,11 +87,32 @@ BUSYBOX="$WORK/x/bin/busybox" sh tests/images/build-busybox.sh "$WORK/images" ar
 # --- 4. initramfs --------------------------------------------------------------------------
 root="$WORK/initramfs"
 rm -rf "$root"
-mkdir -p "$root"/{bin,proc,sys,dev,etc,e2e/manifests,usr/local/bin}
+mkdir -p "$root"/{bin,proc,sys,dev,etc,e2e,usr/local/bin}
 cp "$WORK/x/bin/busybox" "$root/bin/busybox"
 cp "$bin" "$root/picolet"
 cp "$WORK/images/busybox.oci.tar" "$root/e2e/"
-cp tests/qemu/manifests/*.yaml "$root/e2e/manifests/"
+
+# The fleet's secrets: a CA, the broker's certificate (for 10.0.2.100, as
+# the guest sees it, and 127.0.0.1, as this host does), client certificates
+# for the device and the controller, and the fleet signing key.
+tls="$WORK/tls"
+rm -rf "$tls" && mkdir -p "$tls" "$root/e2e/tls"
+ossl() { openssl "$@" 2>>"$tls/openssl.log" || die "openssl $*: $(tail -n3 "$tls/openssl.log")"; }
+ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+ossl req -x509 "${ec[@]}" -keyout "$tls/ca.key" -out "$tls/ca.crt" -days 2 -subj "/CN=picolet e2e CA"
+leaf() { # NAME EXTENSIONS
+    printf '%b' "$2" >"$tls/$1.ext"
+    ossl req "${ec[@]}" -keyout "$tls/$1.key" -out "$tls/$1.csr" -subj "/CN=picolet e2e $1"
+    ossl x509 -req -in "$tls/$1.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial \
+        -out "$tls/$1.crt" -days 2 -extfile "$tls/$1.ext"
+}
+leaf server "subjectAltName=IP:10.0.2.100,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+leaf device "extendedKeyUsage=clientAuth\n"
+leaf controller "extendedKeyUsage=clientAuth\n"
+cp "$tls/ca.crt" "$tls/device.crt" "$tls/device.key" "$root/e2e/tls/"
+rm -f "$WORK/fleet.key" "$WORK/fleet.pub"
+"$host_bin" keygen "$WORK/fleet" >&2
+cp "$WORK/fleet.pub" "$root/e2e/fleet.pub"
 cp tests/qemu/guest-e2e.sh "$root/e2e/guest-e2e.sh"
 cp tests/qemu/init.sh "$root/init"
 chmod 0755 "$root/init"
@@ -88,7 +132,7 @@ while IFS= read -r p; do
 done < <(find "$mods/kernel" -name '*.ko*')
 deps_of() { strings -a "$mods/${ko_path[$1]}" | sed -n 's/^depends=//p' | tr ',' ' '; }
 : >"$moddst/modules.dep"
-for m in overlay bridge veth virtio_net; do
+for m in overlay bridge veth virtio_mmio virtio_net; do
     # Breadth-first: the module's dependencies, nearest first, as depmod
     # writes them (modprobe loads them from the end of the list).
     queue="$(deps_of "$m")"; all=""
@@ -112,24 +156,207 @@ done
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$WORK/initrd.gz"
 log "initramfs: $(du -h "$WORK/initrd.gz" | cut -f1) (kernel $kver); prepared in $(( $(date +%s) - START ))s"
 
-# --- 5. boot ---------------------------------------------------------------------------------
-# The network (-netdev user,restrict=on,guestfwd=… to an MQTT broker on the
-# host, PICOLET_E2E_NET=1) is for the fleet version of this test.
-qemu_net=(-nic none)
-append="console=ttyAMA0 quiet loglevel=3 panic=-1"
+# --- 5. the broker ----------------------------------------------------------------------------
+# mosquitto with mutual TLS on a free loopback port; every message on the
+# device's topics is recorded, one `topic payload` line each, in mqtt.log.
+: >"$WORK/host.log"
+: >"$WORK/mqtt.log"
+MOSQ=""
+SUB=""
+QEMU_JOB=""
+cleanup() {
+    # Only the processes this script started, by PID.
+    for pid in $SUB $MOSQ; do kill "$pid" 2>/dev/null || true; done
+    # timeout(1) passes the signal on to QEMU.
+    [ -z "$QEMU_JOB" ] || kill "$(cat "$WORK/qemu.pid" 2>/dev/null)" 2>/dev/null || true
+}
+trap cleanup EXIT
+for port in $(shuf -i 20000-60000 -n 20); do
+    ss -Hltn "sport = :$port" | grep -q . && continue
+    cat >"$WORK/mosquitto.conf" <<EOF
+per_listener_settings false
+allow_anonymous true
+persistence false
+user root
+log_dest file $WORK/mosquitto.log
+listener $port 127.0.0.1
+cafile $tls/ca.crt
+certfile $tls/server.crt
+keyfile $tls/server.key
+require_certificate true
+EOF
+    : >"$WORK/mosquitto.log"
+    mosquitto -c "$WORK/mosquitto.conf" &
+    MOSQ=$!
+    for _ in $(seq 50); do
+        ss -Hltn "sport = :$port" | grep -q . && break
+        kill -0 "$MOSQ" 2>/dev/null || break
+        sleep 0.1
+    done
+    ss -Hltn "sport = :$port" | grep -q . && kill -0 "$MOSQ" 2>/dev/null && break
+    kill "$MOSQ" 2>/dev/null || true
+    MOSQ=""
+done
+[ -n "$MOSQ" ] || die "mosquitto did not start (see $WORK/mosquitto.log)"
+log "mosquitto (mutual TLS) on 127.0.0.1:$port, pid $MOSQ"
+TLS_ARGS=(--ca "$tls/ca.crt" --cert "$tls/controller.crt" --key "$tls/controller.key")
+FLEET_ARGS=(--device "$DEVICE" --broker "mqtts://127.0.0.1:$port" "${TLS_ARGS[@]}")
+stdbuf -oL mosquitto_sub -h 127.0.0.1 -p "$port" --cafile "$tls/ca.crt" --cert "$tls/controller.crt" \
+    --key "$tls/controller.key" -i e2e-recorder -q 1 -v -t "picolet/devices/$DEVICE/#" >>"$WORK/mqtt.log" &
+SUB=$!
+
+# --- 6. boot, and the host's side of the test ----------------------------------------------------
+append="console=ttyAMA0 quiet loglevel=3 panic=-1 PICOLET_E2E_NET=1 PICOLET_E2E_NOW=$(date +%s)"
+# cmd: runs socat per guest connection (a -tcp: chardev would be one host
+# connection for the whole boot, and the restarted agent's TLS handshake
+# would land in the first agent's stream).
+qemu_net=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8883-cmd:socat STDIO TCP:127.0.0.1:$port"
+    -device virtio-net-device,netdev=n0)
 log "booting (time limit ${TIMEOUT}s)"
 boot_start=$(date +%s)
-set +e
-timeout "$TIMEOUT" qemu-system-aarch64 -M virt -cpu cortex-a53 -m 512 -smp 1 -nographic \
-    -kernel "$WORK/vmlinuz" -initrd "$WORK/initrd.gz" -append "$append" -no-reboot \
-    "${qemu_net[@]}" </dev/null | tr -d '\r' | tee "$WORK/console.log" >&2
-qemu_rc=${PIPESTATUS[0]}
-set -e
+rm -f "$WORK/qemu.rc" "$WORK/qemu.pid"
+(
+    set +e
+    timeout "$TIMEOUT" qemu-system-aarch64 -M virt -cpu cortex-a53 -m 512 -smp 1 -nographic \
+        -kernel "$WORK/vmlinuz" -initrd "$WORK/initrd.gz" -append "$append" -no-reboot \
+        "${qemu_net[@]}" </dev/null &
+    echo $! >"$WORK/qemu.pid"
+    wait $!
+    echo $? >"$WORK/qemu.rc"
+) | stdbuf -oL tr -d '\r' | tee "$WORK/console.log" >&2 &
+QEMU_JOB=$!
+
+host_result() { # NAME PASS|FAIL DETAIL
+    echo "E2E $1 $2 $3" | tee -a "$WORK/host.log" >&2
+}
+guest_done() { [ -f "$WORK/qemu.rc" ]; }
+# wait_console PATTERN SECONDS: the guest printed PATTERN (false if it ended first).
+wait_console() {
+    local until=$(( $(date +%s) + $2 ))
+    while [ "$(date +%s)" -lt "$until" ]; do
+        grep -q "$1" "$WORK/console.log" && return 0
+        guest_done && return 1
+        sleep 0.2
+    done
+    return 1
+}
+# The device's statuses, oldest first, one JSON document per line; with an
+# argument N, only those published after the N-th `online true`.
+statuses() {
+    awk -v topic="picolet/devices/$DEVICE" -v after="${1:-0}" '
+        $1 == topic "/online" && $2 == "true" { onlines++ }
+        $1 == topic "/status" && onlines >= after { sub(/^[^ ]+ /, ""); print }
+    ' "$WORK/mqtt.log"
+}
+# check_status SECONDS JQ-FILTER [N]: the latest status (after the N-th
+# connection) satisfies the filter; the filter's value is left in $STATUS_VALUE.
+check_status() {
+    local until=$(( $(date +%s) + $1 )) doc
+    while :; do
+        doc="$(statuses "${3:-0}" | tail -n1)"
+        if [ -n "$doc" ] && jq -e "$2" <<<"$doc" >/dev/null 2>&1; then
+            STATUS_VALUE="$(jq -c "$2" <<<"$doc")"
+            return 0
+        fi
+        [ "$(date +%s)" -lt "$until" ] || break
+        guest_done && break
+        sleep 0.5
+    done
+    STATUS_VALUE="$(jq -c '[.pods[] | {(.metadata.name): [.status.phase, (.status.containerStatuses // [] | map({name, ready, restartCount, state, lastState}))]}] | add' <<<"${doc:-null}" 2>/dev/null || echo "no status")"
+    return 1
+}
+pod() { printf '.pods[] | select(.metadata.name == "%s")' "$1"; }
+# The startedAt of every running container of pods two and cpu, sorted.
+STARTED='[.pods[] | select(.metadata.name == "two" or .metadata.name == "cpu") | .status.containerStatuses[]
+    | "\(.name)=\(.state.running.startedAt // "not-running")"] | sort | join(" ")'
+
+host_side() {
+    if ! wait_console "E2E-SYNC agent-up" "$TIMEOUT"; then
+        host_result fleet-apply FAIL "the guest never printed E2E-SYNC agent-up"
+        return
+    fi
+    local t0 out rc
+    t0=$(date +%s%N)
+    set +e
+    out="$("$host_bin" apply -f tests/qemu/manifests/two.yaml -f tests/qemu/manifests/oom.yaml \
+        -f tests/qemu/manifests/cpu.yaml -f tests/qemu/manifests/forkbomb.yaml \
+        "${FLEET_ARGS[@]}" --sign-key "$WORK/fleet.key" --timeout 90 2>&1)"
+    rc=$?
+    set -e
+    if [ $rc = 0 ]; then
+        host_result fleet-apply PASS "$(tr '\n' ' ' <<<"$out")($(( ($(date +%s%N) - t0) / 1000000 )) ms to observedRevision)"
+    else
+        host_result fleet-apply FAIL "exit $rc: $(tr '\n' ' ' <<<"$out")"
+        return
+    fi
+
+    if check_status 90 "($(pod two) | [.status.conditions[] | select(.type == \"Ready\") | .status] == [\"True\"])
+        and ([$(pod two) | .status.containerStatuses[] | select(.ready)] | length == 2)"; then
+        host_result status-two-ready PASS "status: pod two Ready=True, 2/2 containers ready"
+    else
+        host_result status-two-ready FAIL "latest status: $STATUS_VALUE"
+    fi
+    if check_status 90 "$(pod oom) | .status.containerStatuses[0]
+        | select(.restartCount >= 1 and (.lastState.terminated // .state.terminated // {}).reason == \"OOMKilled\")
+        | {restartCount, terminated: (.lastState.terminated // .state.terminated | {reason, exitCode})}
+        | select(.terminated.exitCode == 137)"; then
+        host_result status-oom-killed PASS "status: $STATUS_VALUE"
+    else
+        host_result status-oom-killed FAIL "latest status: $STATUS_VALUE"
+    fi
+    for p in cpu forkbomb; do
+        if check_status 60 "$(pod $p) | .status.containerStatuses[0].state.running.startedAt"; then
+            host_result "status-$p-running" PASS "status: running since $STATUS_VALUE"
+        else
+            host_result "status-$p-running" FAIL "latest status: $STATUS_VALUE"
+        fi
+    done
+
+    # The guest kills the agent with SIGKILL and starts it again: the broker
+    # publishes the old connection's will (online=false), the new agent says
+    # online=true and publishes its status, which must show the containers
+    # with the startedAt they had.
+    check_status 5 "$STARTED" || true
+    local before="$STATUS_VALUE"
+    if ! wait_console "E2E-SYNC agent-restarted" "$TIMEOUT"; then
+        host_result status-after-restart FAIL "the guest never printed E2E-SYNC agent-restarted"
+        return
+    fi
+    local onlines same=no
+    check_status 60 "select(($(pod two) | .status.conditions[] | select(.type == \"Ready\") | .status) == \"True\") | $STARTED" 2 &&
+        [ "$STATUS_VALUE" = "$before" ] && [[ "$before" == *=2* ]] && same=yes
+    onlines="$(awk -v t="picolet/devices/$DEVICE/online" '$1 == t { printf "%s ", $2 }' "$WORK/mqtt.log")"
+    if [ $same = yes ] && [[ "$onlines" == *"true false true"* ]]; then
+        host_result status-after-restart PASS "online: $onlines; the new agent's status has the same startedAt: $before"
+    else
+        host_result status-after-restart FAIL "online: $onlines; startedAt before $before, after $STATUS_VALUE"
+    fi
+
+    local failed=""
+    for p in two oom cpu forkbomb; do
+        "$host_bin" delete pod "$p" "${FLEET_ARGS[@]}" --sign-key "$WORK/fleet.key" --timeout 60 \
+            >>"$WORK/delete.log" 2>&1 || failed="$failed $p"
+    done
+    if [ -z "$failed" ]; then
+        host_result fleet-delete-applied PASS "picolet delete pod: two, oom, cpu, forkbomb observed by the device"
+    else
+        host_result fleet-delete-applied FAIL "delete of$failed: $(tail -n3 "$WORK/delete.log" | tr '\n' ' ')"
+    fi
+    if check_status 90 '.pods | length == 0' 2; then
+        host_result status-deleted PASS "status: no pods"
+    else
+        host_result status-deleted FAIL "latest status: $STATUS_VALUE"
+    fi
+}
+host_side
+wait "$QEMU_JOB" || true
+QEMU_JOB=""
+qemu_rc="$(cat "$WORK/qemu.rc" 2>/dev/null || echo "?")"
 boot_secs=$(( $(date +%s) - boot_start ))
 [ "$qemu_rc" = 124 ] && log "the guest hit the ${TIMEOUT}s time limit"
 
-# --- 6. verdict ------------------------------------------------------------------------------
-results="$(grep -o 'E2E [a-z0-9-]* \(PASS\|FAIL\) .*' "$WORK/console.log" || true)"
+# --- 7. verdict ------------------------------------------------------------------------------
+results="$(cat "$WORK/console.log" "$WORK/host.log" | grep -o 'E2E [a-z0-9-]* \(PASS\|FAIL\) .*' || true)"
 measures="$(grep -o 'E2E-MEASURE [a-z0-9-]* [^ ]* [^ ]*' "$WORK/console.log" || true)"
 status=0
 echo
@@ -137,11 +364,11 @@ echo "== QEMU end-to-end (aarch64, $kver, ${boot_secs}s in the guest, $(( $(date
 for name in "${EXPECTED[@]}"; do
     line="$(grep "^E2E $name " <<<"$results" | tail -n1 || true)"
     if [ -z "$line" ]; then
-        printf '  %-15s FAIL  (not reported by the guest)\n' "$name"
+        printf '  %-24s FAIL  (not reported)\n' "$name"
         status=1
     else
         verdict="$(cut -d' ' -f3 <<<"$line")"
-        printf '  %-15s %s  %s\n' "$name" "$verdict" "$(cut -d' ' -f4- <<<"$line")"
+        printf "  %-24s %s  %s\n" "$name" "$verdict" "$(cut -d' ' -f4- <<<"$line")"
         [ "$verdict" = PASS ] || status=1
     fi
 done
@@ -161,15 +388,18 @@ budget() {
 echo
 echo "== measured in the guest"
 printf '  %-22s %s bytes (%s KiB)  %s\n' "binary (stripped)" "$size" $(( size / 1024 )) "$(budget "$size" 2097152 "2 MiB budget")"
-mem() { printf '%6s KiB RSS %6s KiB anon %6s KiB PSS' "$(m "$1-rss")" "$(m "$1-anon")" "$(m "$1-pss")"; }
+mem() {
+    printf '%6s KiB RSS %6s KiB anon %6s KiB PSS %6s KiB USS' "$(m "$1-rss")" "$(m "$1-anon")" \
+        "$(m "$1-pss")" "$(m "$1-uss")"
+}
 printf '  %-22s %s  %s\n' "agent idle" "$(mem agent-idle)" "$(budget "$(m agent-idle-rss)" 4096 "4 MiB budget (RSS)")"
 printf '  %-22s %s\n' "agent with 4 pods" "$(mem agent-pods)"
 printf '  %-22s %s\n' "agent after restart" "$(mem agent-restarted)"
 v="$(m agent-threads)"; [ -n "$v" ] && printf '  %-22s %s\n' "agent threads" "$v"
 for pod in two oom cpu forkbomb; do
     [ -n "$(m "shim-$pod-rss")" ] || continue
-    printf '  %-22s %s  RSS %s, PSS %s\n' "shim of pod $pod" "$(mem "shim-$pod")" \
-        "$(budget "$(m "shim-$pod-rss")" 400 "400 KiB")" "$(budget "$(m "shim-$pod-pss")" 400 "400 KiB")"
+    printf '  %-22s %s  RSS %s, USS %s\n' "shim of pod $pod" "$(mem "shim-$pod")" \
+        "$(budget "$(m "shim-$pod-rss")" 400 "400 KiB")" "$(budget "$(m "shim-$pod-uss")" 400 "400 KiB")"
 done
 v="$(m cpu-usage-percent)"; [ -n "$v" ] && printf '  %-22s %s %% of one CPU (limit 200m), nr_throttled +%s\n' "busy loop" "$v" "$(m cpu-nr-throttled)"
 v="$(m forkbomb-pids-current)"; [ -n "$v" ] && printf '  %-22s %s (pids.max 64)\n' "fork bomb pids" "$v"

@@ -10,6 +10,18 @@ ROOT=$(pwd)
 [ "$(id -u)" = 0 ] || { echo "the tests need root (namespaces, mounts, cgroups)" >&2; exit 1; }
 
 step() { printf '\n== %s (%ss)\n' "$1" "$(($(date +%s) - START))"; }
+# bounded MINUTES COMMAND...: a hung test fails the run with a message
+# instead of using up CI's time (timeout signals the whole process group).
+bounded() {
+    limit=$1
+    shift
+    rc=0
+    timeout --kill-after=30 "$((limit * 60))" "$@" || rc=$?
+    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+        echo "error: '$*' did not finish within $limit minutes" >&2
+    fi
+    return "$rc"
+}
 START=$(date +%s)
 
 step "packages"
@@ -27,7 +39,7 @@ step "tests (unit + integration, real namespaces and cgroups)"
 # Root-only tests must run here, never skip.
 export PICOLET_REQUIRE_ROOT=1
 export PICOLET_TEST_IMAGES="$ROOT/target/images"
-cargo test --locked -- --test-threads=2
+bounded 30 cargo test --locked -- --test-threads=2
 
 step "systemd unit: systemd-analyze verify against a staged install"
 # The unit's ExecStart must exist: stage an install (what `picolet install`
@@ -55,7 +67,7 @@ scripts/build-arm.sh all
 step "library unit tests for aarch64 under qemu-aarch64-static"
 # Tests that qemu-user cannot emulate (namespaces, clone flags) skip, saying
 # so, only when check::qemu_user() detects the emulator.
-scripts/build-arm.sh aarch64 test --lib -- --test-threads=2
+bounded 20 scripts/build-arm.sh aarch64 test --lib -- --test-threads=2
 
 step "QEMU end-to-end: static aarch64 picolet on a real arm64 kernel"
 PICOLET_E2E_BIN="$ROOT/target/arm/aarch64-unknown-linux-musl/release/picolet" \

@@ -5,9 +5,12 @@
 #   E2E-MEASURE <name> <value> <unit>
 # scripts/qemu-e2e.sh parses them. Exit status: the number of FAILs.
 #
-# The pods are delivered by deliver_pods (static pods in the manifests
-# directory); the fleet version replaces that one function with
-# `picolet apply` from the host over MQTT.
+# The pods come from the host over MQTT: the agent connects with mutual TLS
+# to the host's mosquitto (10.0.2.100:8883 is forwarded there by QEMU's
+# guestfwd) and accepts only documents signed with the fleet key. The host
+# (scripts/qemu-e2e.sh) runs `picolet apply` when this script prints
+# `E2E-SYNC agent-up`, asserts pod states through the status topic, and
+# deletes the pods when it reads `E2E-SYNC agent-restarted`.
 
 P=/usr/local/bin/picolet
 export PICOLET_STATE_DIR=/var/lib/picolet
@@ -16,6 +19,9 @@ CG=/sys/fs/cgroup/picolet.service
 S="[[:space:]]"
 FAILS=0
 AGENT=
+E2E_PODS="two oom cpu forkbomb"
+FLEET="--broker mqtts://10.0.2.100:8883 --device-id qemu-e2e --ca /e2e/tls/ca.crt \
+    --cert /e2e/tls/device.crt --key /e2e/tls/device.key --fleet-key /e2e/fleet.pub"
 
 result() {
     echo "E2E $1 $2 $3"
@@ -39,12 +45,14 @@ wait_for() {
 now_us() { awk '{ printf "%d\n", $1 * 1000000 }' /proc/uptime; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 # measure_mem NAME PID: VmRSS (all resident pages, the binary's shared text
-# included), RssAnon (private heap and stacks) and Pss (shared pages divided
-# among the processes that map them), in KiB.
+# included), RssAnon (private heap and stacks), Pss (shared pages divided
+# among the processes that map them) and USS (private pages), in KiB.
 measure_mem() {
     measure "$1-rss" "$(rss_kib "$2")" KiB
     measure "$1-anon" "$(awk '/^RssAnon:/ { print $2 }' "/proc/$2/status")" KiB
     measure "$1-pss" "$(awk '/^Pss:/ { print $2 }' "/proc/$2/smaps_rollup")" KiB
+    # USS: the pages only this process maps, what another shim really costs.
+    measure "$1-uss" "$(awk '/^Private_(Clean|Dirty):/ { n += $2 } END { print n }' "/proc/$2/smaps_rollup")" KiB
 }
 describe() { $P describe pod "$1" 2>/dev/null; }
 pod_uid() { describe "$1" | sed -n "s/^UID:$S*//p"; }
@@ -54,12 +62,20 @@ started_at() {
 }
 # The lines of `describe` that say how a pod is doing, on one line.
 brief() { describe "$1" | grep -E 'State|Reason|Exit|Restart|Ready' | tr -s ' \t\n' ' '; }
-# PIDs of the shims (started as "/proc/self/exe shim --config …").
+# PIDs of the shims (started as "/proc/self/exe shim --config …"), without
+# the short-lived children a shim forks for exec probes, which have the
+# same command line until they exec.
+is_shim() {
+    case "$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" in
+    *\ shim\ --config\ *) return 0 ;;
+    esac
+    return 1
+}
 shims() {
     for d in /proc/[0-9]*; do
-        case "$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null)" in
-        *\ shim\ --config\ *) echo "${d#/proc/}" ;;
-        esac
+        pid=${d#/proc/}
+        is_shim "$pid" || continue
+        is_shim "$(awk '/^PPid:/ { print $2 }' "$d/status" 2>/dev/null)" || echo "$pid"
     done
 }
 agent_log_tail() { tail -n 40 /tmp/agent.log | sed 's/^/  agent| /'; }
@@ -72,15 +88,20 @@ start_agent() {
     cg=$CG
     [ -d $CG/agent ] && cg=$CG/agent
     RUST_LOG=info sh -c "echo \$\$ >$cg/cgroup.procs && exec $P agent --manifests $MAN \
-        --run-dir /run/picolet --pids-max 64 --node-name qemu-e2e" >>/tmp/agent.log 2>&1 &
+        --run-dir /run/picolet --pids-max 64 --node-name qemu-e2e $FLEET" >>/tmp/agent.log 2>&1 &
     AGENT=$!
     wait_for 60 sh -c "$P get pods >/dev/null 2>&1"
 }
 
-# The one place pods reach the device.
-deliver_pods() {
-    cp /e2e/manifests/*.yaml $MAN/
+# How many times the agent log says the fleet connection came up.
+connections() { grep -c "fleet: connected to mqtts://10.0.2.100:8883 (TLS)" /tmp/agent.log; }
+connected() { [ "$(connections)" -ge 1 ]; }
+# Every pod of the test is known to the agent.
+all_pods_listed() {
+    l=$($P get pods 2>/dev/null)
+    for p in $E2E_PODS; do echo "$l" | grep -q "^$p " || return 1; done
 }
+no_pods_listed() { [ "$($P get pods 2>/dev/null | grep -cE '^(two|oom|cpu|forkbomb) ')" = 0 ]; }
 
 echo "== picolet end-to-end in $(uname -r) on $(uname -m)"
 
@@ -133,13 +154,26 @@ if $P check --cgroup-root $CG >/tmp/check-cg.out 2>&1; then
 else
     result check-delegated FAIL "$(grep -E 'MISSING|missing' /tmp/check-cg.out | tr -s ' ' | tr '\n' ';')"
 fi
+if wait_for 60 connected; then
+    result fleet-connect PASS "$(grep -m1 'fleet: connected' /tmp/agent.log | sed 's/.*fleet: //')"
+else
+    result fleet-connect FAIL "no TLS connection to the host's broker in 60 s"
+    agent_log_tail
+fi
 sleep 3
+# Idle with the mutual-TLS connection to the broker up.
 measure_mem agent-idle $AGENT
 measure agent-threads "$(awk '/^Threads:/ { print $2 }' /proc/$AGENT/status)" threads
 
-# --- the pods -------------------------------------------------------------------------
-deliver_pods
+# --- the pods, published by the host ------------------------------------------------
 t0=$(now_us)
+echo "E2E-SYNC agent-up"
+if wait_for 120 all_pods_listed; then
+    result fleet-delivery PASS "$E2E_PODS arrived over MQTT $((($(now_us) - t0) / 1000)) ms after agent-up: $(grep -m1 'fleet: accepted' /tmp/agent.log | sed 's/.*fleet: //')"
+else
+    result fleet-delivery FAIL "the host's pods did not arrive in 120 s"
+    agent_log_tail
+fi
 
 two_ready() {
     d=$(describe two)
@@ -156,7 +190,7 @@ oom_seen() {
     echo "$d" | grep -qE "Reason:$S+OOMKilled" && echo "$d" | grep -qE "Exit Code:$S+137" &&
         [ "$(echo "$d" | sed -n "s/.*Restart Count:$S*//p")" -ge 1 ]
 }
-if wait_for 60 oom_seen; then
+if wait_for 120 oom_seen; then
     uid=$(pod_uid oom)
     kills=$(awk '$1 == "oom_kill" { print $2 }' "$CG/pod$uid/hog/memory.events")
     restarts=$(describe oom | sed -n "s/.*Restart Count:$S*//p")
@@ -251,6 +285,18 @@ elif start_agent; then
         agent_log_tail
     fi
     measure_mem agent-restarted $AGENT
+    # The host compares the containers' startedAt in the new agent's status,
+    # then deletes the pods from the desired state.
+    echo "E2E-SYNC agent-restarted"
+    if wait_for 150 no_pods_listed; then
+        result fleet-delete PASS "every pod removed after the host deleted them from the desired state"
+        # The status saying so goes out within its 1 s coalescing interval:
+        # give the host the time to read it before the guest powers off.
+        sleep 4
+    else
+        result fleet-delete FAIL "pods still listed: $($P get pods | tr -s ' \n' ' ')"
+        agent_log_tail
+    fi
 else
     result agent-restart FAIL "the restarted agent's API did not answer"
     agent_log_tail

@@ -46,6 +46,14 @@ if [ "${PICOLET_E2E_NET:-0}" = 1 ]; then
     for m in llc stp bridge veth virtio virtio_ring virtio_mmio failover net_failover virtio_net; do
         modprobe "$m" 2>/dev/null || insmod "$(find /lib/modules -name "$m.ko")" || echo "E2E modules FAIL $m"
     done
+    # QEMU's user network: the guest is 10.0.2.15, and 10.0.2.100 is
+    # forwarded to the host's broker (guestfwd); nothing else is reachable.
+    ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 || echo "E2E network FAIL eth0"
+fi
+# TLS needs the right time: the host passes its clock, used when the RTC
+# did not set one.
+if [ -n "${PICOLET_E2E_NOW:-}" ] && [ "$(date +%Y)" -lt 2025 ]; then
+    date -s "@$PICOLET_E2E_NOW" >/dev/null
 fi
 
 sh /e2e/guest-e2e.sh

@@ -277,7 +277,19 @@ impl Agent {
     /// Sends `Shutdown`, skips the remaining events and waits for the shim to exit.
     pub fn shutdown(mut self, shim: &Shim) {
         self.send(&Request::Shutdown);
-        while !self.at_eof() {}
+        // Every read is bounded by the socket's read timeout: an error means
+        // the shim neither sent anything nor closed the connection in time.
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) => panic!(
+                    "shim {} did not close the connection after Shutdown: {e}",
+                    shim.pid
+                ),
+            }
+        }
         assert!(wait_gone(shim.pid), "shim {} still running", shim.pid);
     }
 }
