@@ -51,11 +51,13 @@ STAGE=$(mktemp -d)
 target/debug/picolet install --root "$STAGE/root" --board raspberry-pi-4
 mkdir -p "$STAGE/root/usr/lib/systemd"
 cp -a /lib/systemd/system "$STAGE/root/usr/lib/systemd/"
-systemd-analyze verify --root="$STAGE/root" picolet.service
+systemd-analyze verify --root="$STAGE/root" picolet.service picolet-pods.service
 echo "systemd-analyze verify: ok"
 # What `picolet install --root` tells the user to run for a staged image.
 systemctl --root="$STAGE/root" enable picolet.service
 test -L "$STAGE/root/etc/systemd/system/multi-user.target.wants/picolet.service"
+# picolet-pods.service has no [Install]: picolet.service's Requires= starts it.
+grep -q '^Requires=picolet-pods.service' "$STAGE/root/etc/systemd/system/picolet.service"
 rm -rf "$STAGE"
 
 step "ARM toolchain (Debian rustc 1.85, musl, -Zbuild-std)"

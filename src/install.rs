@@ -6,8 +6,9 @@
 //! - `usr/local/bin/picolet` (0755): a copy of the running binary
 //!   (`/proc/self/exe`), written to a temporary name, synced and renamed, so
 //!   that replacing a running agent's binary is safe;
-//! - `etc/systemd/system/picolet.service` (0644): the unit embedded from
-//!   `systemd/picolet.service`;
+//! - `etc/systemd/system/picolet.service` and `picolet-pods.service` (0644):
+//!   the agent's unit and the unit that holds the pods' delegated cgroup
+//!   (required by the first), embedded from `systemd/`;
 //! - `etc/picolet/config.yaml` (0600): a default configuration, never
 //!   overwritten once it exists;
 //! - `etc/picolet/manifests/` (0755): the static pods directory.
@@ -30,6 +31,10 @@ pub const UNIT: &str = include_str!("../systemd/picolet.service");
 pub const BIN_PATH: &str = "usr/local/bin/picolet";
 /// Where the unit goes, relative to the root.
 pub const UNIT_PATH: &str = "etc/systemd/system/picolet.service";
+/// The pods' unit, as shipped in `systemd/picolet-pods.service`.
+pub const PODS_UNIT: &str = include_str!("../systemd/picolet-pods.service");
+/// Where the pods' unit goes, relative to the root.
+pub const PODS_UNIT_PATH: &str = "etc/systemd/system/picolet-pods.service";
 /// The default configuration, relative to the root.
 pub const CONFIG_PATH: &str = "etc/picolet/config.yaml";
 /// The static pods directory, relative to the root.
@@ -172,12 +177,14 @@ pub fn install(opts: &Options) -> Result<Outcome, InstallError> {
         path: bin,
         mode: 0o755,
     });
-    let unit = opts.root.join(UNIT_PATH);
-    write_atomic(&unit, UNIT.as_bytes(), 0o644)?;
-    out.steps.push(Step::Wrote {
-        path: unit,
-        mode: 0o644,
-    });
+    for (path, text) in [(PODS_UNIT_PATH, PODS_UNIT), (UNIT_PATH, UNIT)] {
+        let unit = opts.root.join(path);
+        write_atomic(&unit, text.as_bytes(), 0o644)?;
+        out.steps.push(Step::Wrote {
+            path: unit,
+            mode: 0o644,
+        });
+    }
     let config = opts.root.join(CONFIG_PATH);
     if config.exists() {
         out.steps.push(Step::Kept {

@@ -20,6 +20,7 @@ const USAGE_LOCAL: &str = "  picolet get pods [-o wide|json|yaml] [-n NAMESPACE]
   picolet version
   picolet check [-o json] [--board BOARD] [--cgroup-root DIR]
   picolet install [--board BOARD] [--root DIR]
+  picolet cgroup-holder        the process of picolet-pods.service (holds the pods' cgroup)
 
 Fleet controller (talks to the MQTT broker):
 ";
@@ -76,6 +77,7 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
             let code = picolet::runtime::shim::run(Path::new(cfg));
             return Ok(ExitCode::from(code.clamp(0, 255) as u8));
         }
+        "cgroup-holder" => return cgroup_holder(),
         "version" | "--version" | "-V" => {
             println!("{}", version());
             return Ok(ExitCode::SUCCESS);
@@ -106,6 +108,27 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
         "install" => install(rest),
         other => Err(format!("unknown command {other:?}; see `picolet --help`")),
     }
+}
+
+/// `picolet cgroup-holder`: see `picolet::runtime::cgroup::holder`.
+fn cgroup_holder() -> Result<ExitCode, String> {
+    use picolet::runtime::cgroup::holder;
+    let unit = holder::enter_leaf().map_err(|e| e.to_string())?;
+    eprintln!(
+        "picolet cgroup-holder: pods go in {} (this process: {}/{})",
+        unit.display(),
+        unit.display(),
+        holder::HOLDER_LEAF
+    );
+    match picolet::agent::notify::Notifier::from_env() {
+        Ok(Some(n)) => {
+            let msg = format!("READY=1\nSTATUS=holding {} for the pods", unit.display());
+            n.send(&msg).map_err(|e| format!("sd_notify: {e}"))?;
+        }
+        Ok(None) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    holder::wait_for_signal()
 }
 
 fn version() -> String {

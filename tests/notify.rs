@@ -65,3 +65,80 @@ fn the_agent_tells_systemd_it_is_ready_how_many_pods_run_and_that_it_is_alive() 
     );
     a.assert_one_thread();
 }
+
+/// picolet-pods.service's process: it moves itself into `<cgroup>/holder`,
+/// says READY to systemd, and the agent (in a cgroup of its own, as
+/// picolet.service) creates the pods beside it. The agent can then be
+/// killed and started again while the pod runs: the restart never needs the
+/// pods' cgroup, which is what systemd 252 cannot give it once controllers
+/// are enabled there.
+#[test]
+fn the_cgroup_holder_empties_the_pods_cgroup_for_the_agent_and_outlives_agent_restarts() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut a = Agent::start();
+    a.kill9();
+    let cg = a
+        .cgroup
+        .clone()
+        .expect("this test needs the cgroup v2 hierarchy at /sys/fs/cgroup/unified");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // As systemd starts a unit's main process: in the unit's cgroup.
+    let mut holder = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ >{}/cgroup.procs && exec {BIN} cgroup-holder",
+            cg.display()
+        ))
+        .env("NOTIFY_SOCKET", &path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let got = collect(&sock, 10, |g| g.iter().any(|m| m.starts_with("READY=1")));
+    assert_eq!(
+        got,
+        [format!(
+            "READY=1\nSTATUS=holding {} for the pods",
+            cg.display()
+        )]
+    );
+    let procs = |p: &std::path::Path| std::fs::read_to_string(p.join("cgroup.procs")).unwrap();
+    assert_eq!(procs(&cg.join("holder")).trim(), holder.id().to_string());
+    assert_eq!(procs(&cg), "", "the unit's cgroup is left empty");
+
+    a.spawn();
+    a.apply("p.yaml", &sh_pod("p", "Always", "exec sleep 100000"));
+    let running = a.wait_running("p", "main", 30);
+    let uid = a.pod("p").unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(cg.join(format!("pod{uid}")).is_dir());
+    assert_eq!(procs(&cg), "", "no process in the pods' cgroup itself");
+    let own = std::fs::read_to_string(format!("/proc/{}/cgroup", a.pid())).unwrap();
+    assert!(
+        !own.contains(cg.file_name().unwrap().to_str().unwrap()),
+        "the agent runs outside the pods' cgroup: {own}"
+    );
+
+    a.kill9();
+    a.spawn();
+    let again = a.wait_running("p", "main", 30);
+    assert_eq!(
+        again["state"]["running"]["startedAt"],
+        running["state"]["running"]["startedAt"]
+    );
+    assert_eq!(procs(&cg.join("holder")).trim(), holder.id().to_string());
+
+    // SAFETY: signalling the holder this test started.
+    unsafe { libc::kill(holder.id() as i32, libc::SIGTERM) };
+    let status = holder.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+}

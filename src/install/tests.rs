@@ -39,6 +39,9 @@ fn install_into_a_root_writes_binary_unit_config_and_manifests_with_their_modes(
     let unit = root.join("etc/systemd/system/picolet.service");
     assert_eq!(fs::read_to_string(&unit).unwrap(), UNIT);
     assert_eq!(mode(&unit), 0o644);
+    let pods_unit = root.join("etc/systemd/system/picolet-pods.service");
+    assert_eq!(fs::read_to_string(&pods_unit).unwrap(), PODS_UNIT);
+    assert_eq!(mode(&pods_unit), 0o644);
     let config = root.join("etc/picolet/config.yaml");
     assert_eq!(mode(&config), 0o600);
     let text = fs::read_to_string(&config).unwrap();
@@ -60,6 +63,7 @@ fn install_into_a_root_writes_binary_unit_config_and_manifests_with_their_modes(
         [
             "etc/picolet/config.yaml",
             "etc/picolet/manifests/",
+            "etc/systemd/system/picolet-pods.service",
             "etc/systemd/system/picolet.service",
             "usr/local/bin/picolet"
         ]
@@ -148,24 +152,42 @@ fn unknown_board_is_refused_before_anything_is_written() {
 }
 
 #[test]
-fn the_unit_runs_the_installed_binary_as_a_delegating_notify_service() {
-    let exec = UNIT
-        .lines()
-        .find_map(|l| l.strip_prefix("ExecStart="))
-        .unwrap();
+fn the_agent_unit_is_a_restartable_notify_service_with_pods_in_the_delegated_pods_unit() {
+    let exec_of = |unit: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .unwrap()
+            .to_string()
+    };
+    let exec = exec_of(UNIT);
     assert!(exec.starts_with(&format!("/{BIN_PATH} agent")), "{exec}");
     assert!(
         exec.contains(&format!("--manifests /{MANIFESTS_DIR}")),
         "{exec}"
     );
+    // The pods' cgroup root is the pods unit's cgroup, which systemd names
+    // after the unit in system.slice.
+    assert!(
+        exec.contains("--cgroup-root /sys/fs/cgroup/system.slice/picolet-pods.service"),
+        "{exec}"
+    );
     for line in [
         "Type=notify",
-        "Delegate=yes",
         "KillMode=process",
         "Restart=always",
+        "Requires=picolet-pods.service",
+        "After=picolet-pods.service",
     ] {
         assert!(UNIT.lines().any(|l| l == line), "{line} missing");
     }
+    // The agent's own cgroup stays a leaf systemd can always start it in.
+    assert!(!UNIT.lines().any(|l| l.starts_with("Delegate=")));
+    assert_eq!(exec_of(PODS_UNIT), format!("/{BIN_PATH} cgroup-holder"));
+    for line in ["Type=notify", "Delegate=yes", "OOMPolicy=continue"] {
+        assert!(PODS_UNIT.lines().any(|l| l == line), "{line} missing");
+    }
+    // Never restarted by systemd (a restart would fail while pods run).
+    assert!(!PODS_UNIT.lines().any(|l| l.starts_with("Restart=")));
 }
 
 /// `systemd-analyze verify` against a staged root: the unit's ExecStart must
@@ -209,7 +231,7 @@ fn systemd_analyze_verify_passes_on_a_staged_install() {
         std::process::Command::new("systemd-analyze")
             .arg("verify")
             .arg(format!("--root={}", root.display()))
-            .arg("picolet.service")
+            .args(["picolet.service", "picolet-pods.service"])
             .output()
             .unwrap()
     };
@@ -220,8 +242,8 @@ fn systemd_analyze_verify_passes_on_a_staged_install() {
         "systemd-analyze verify failed: {text}"
     );
     assert!(
-        !text.contains("picolet.service"),
-        "warnings about the unit: {text}"
+        !text.contains("picolet.service") && !text.contains("picolet-pods.service"),
+        "warnings about the units: {text}"
     );
     // And it does check ExecStart: without the binary it fails.
     fs::remove_file(root.join(BIN_PATH)).unwrap();

@@ -15,7 +15,10 @@
 P=/usr/local/bin/picolet
 export PICOLET_STATE_DIR=/var/lib/picolet
 MAN=/etc/picolet/manifests
-CG=/sys/fs/cgroup/picolet.service
+# The two units of systemd/, emulated (the guest has no systemd): the pods'
+# delegated cgroup, held by `picolet cgroup-holder`, and the agent's own.
+CG=/sys/fs/cgroup/picolet-pods.service
+AGENT_CG=/sys/fs/cgroup/picolet.service
 S="[[:space:]]"
 FAILS=0
 AGENT=
@@ -80,15 +83,23 @@ shims() {
 }
 agent_log_tail() { tail -n 40 /tmp/agent.log | sed 's/^/  agent| /'; }
 
-# Starts the agent as systemd would start picolet.service: in the service's
-# cgroup, or back in its leaf <service>/agent after a restart (the service
-# cgroup has controllers enabled for children then, so it takes no process).
-start_agent() {
+# Starts picolet-pods.service's process as systemd would: in the unit's
+# cgroup, from where it moves itself into <unit>/holder.
+start_holder() {
     mkdir -p $CG
-    cg=$CG
-    [ -d $CG/agent ] && cg=$CG/agent
-    RUST_LOG=info sh -c "echo \$\$ >$cg/cgroup.procs && exec $P agent --manifests $MAN \
-        --run-dir /run/picolet --pids-max 64 --node-name qemu-e2e $FLEET" >>/tmp/agent.log 2>&1 &
+    sh -c "echo \$\$ >$CG/cgroup.procs && exec $P cgroup-holder" >>/tmp/holder.log 2>&1 &
+    HOLDER=$!
+    wait_for 10 sh -c "grep -qx $HOLDER $CG/holder/cgroup.procs"
+}
+
+# Starts the agent as systemd 252 starts picolet.service, the first time and
+# after every restart: in the unit's own cgroup (which must therefore never
+# get controllers enabled for children).
+start_agent() {
+    mkdir -p $AGENT_CG
+    RUST_LOG=info sh -c "echo \$\$ >$AGENT_CG/cgroup.procs && exec $P agent --manifests $MAN \
+        --run-dir /run/picolet --pids-max 64 --node-name qemu-e2e --cgroup-root $CG $FLEET" \
+        >>/tmp/agent.log 2>&1 &
     AGENT=$!
     wait_for 60 sh -c "$P get pods >/dev/null 2>&1"
 }
@@ -117,6 +128,7 @@ esac
 sed 's/^/  install| /' /tmp/install.out
 if [ -x $P ] &&
     [ -x $P ] && [ -f /etc/systemd/system/picolet.service ] &&
+    [ -f /etc/systemd/system/picolet-pods.service ] &&
     [ -f /etc/picolet/config.yaml ] && [ -d $MAN ] &&
     grep -q "systemd is not running here" /tmp/install.out; then
     result install PASS "$(grep -c . /tmp/install.out) lines; systemctl left to do (no systemd in the guest)"
@@ -139,6 +151,10 @@ if out=$($P image import /e2e/busybox.oci.tar 2>&1); then
     result image-import PASS "$out"
 else
     result image-import FAIL "$out"
+fi
+if ! start_holder; then
+    result agent-start FAIL "picolet cgroup-holder did not move into $CG/holder: $(cat /tmp/holder.log)"
+    exit $FAILS
 fi
 if start_agent; then
     result agent-start PASS "pid $AGENT"
@@ -255,16 +271,16 @@ for pod in two oom cpu forkbomb; do
 done
 $P get pods -o wide | sed 's/^/  pods| /'
 
-# A fact for the systemd unit: once the agent has enabled controllers for the
-# pods in the service's cgroup, that cgroup takes no process any more (cgroup
-# v2's no-internal-process rule). systemd 252 (no DelegateSubgroup=) starts a
-# restarted service's main process there; the test restarts the agent in
-# <service>/agent instead.
+# Why the pods have a unit of their own: once the agent has enabled
+# controllers for the pods in a cgroup, that cgroup takes no process any more
+# (cgroup v2's no-internal-process rule), and systemd 252 starts a restarted
+# unit's main process in the unit's cgroup. The agent's cgroup never gets
+# controllers, so the restart below goes where systemd would put it.
 if (echo $$ >$CG/cgroup.procs) 2>/dev/null; then
     echo "E2E-NOTE $CG accepted a process although its subtree_control is '$(cat $CG/cgroup.subtree_control)'"
     echo $$ >/sys/fs/cgroup/cgroup.procs
 else
-    echo "E2E-NOTE writing a PID to $CG/cgroup.procs fails (EBUSY) once subtree_control is '$(cat $CG/cgroup.subtree_control)'"
+    echo "E2E-NOTE the pods' cgroup refuses processes (EBUSY) with subtree_control '$(cat $CG/cgroup.subtree_control)'; the agent's ($AGENT_CG) has '$(cat $AGENT_CG/cgroup.subtree_control)' and takes the restarted agent"
 fi
 
 # --- the agent dies and comes back; the pods do not notice ------------------------

@@ -32,6 +32,7 @@
 pub mod controller;
 pub mod cpu;
 pub mod hierarchy;
+pub mod holder;
 pub mod memory;
 pub mod pids;
 pub mod resources;
