@@ -78,6 +78,15 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
             return Ok(ExitCode::from(code.clamp(0, 255) as u8));
         }
         "cgroup-holder" => return cgroup_holder(),
+        "resolve" => {
+            // picolet resolve HOST PORT (the agent's off-thread getaddrinfo)
+            let rest: Vec<String> = args[1..]
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let code = picolet::fleet::transport::lookup_main(&rest);
+            return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+        }
         "version" | "--version" | "-V" => {
             println!("{}", version());
             return Ok(ExitCode::SUCCESS);

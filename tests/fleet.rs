@@ -272,3 +272,47 @@ fn a_static_pod_wins_a_name_clash_and_the_fleet_pod_returns_when_it_goes() {
     });
     assert_eq!(status["pods"][0]["metadata"]["name"], "web");
 }
+
+/// A broker host name other than `localhost` is looked up by `picolet
+/// resolve`, a child process: getaddrinfo(3) blocks, and the agent's one
+/// thread must not.
+#[test]
+fn a_broker_given_by_host_name_is_looked_up_by_a_child_and_the_agent_connects() {
+    let out = ctl(&["resolve", "localhost", "1883"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(text.lines().any(|l| l == "127.0.0.1:1883"), "{text}");
+    let out = ctl(&["resolve", "localhost", "99999"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("error: port \"99999\""));
+    if !root_or_skip() {
+        return;
+    }
+    // A name that /etc/hosts gives 127.0.0.1 (`localhost` itself never
+    // reaches the lookup).
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let name = hosts.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        (f.next() == Some("127.0.0.1"))
+            .then(|| f.find(|n| !n.starts_with("localhost")))
+            .flatten()
+            .map(str::to_string)
+    });
+    let Some(name) = name else {
+        eprintln!(
+            "no name besides localhost for 127.0.0.1 in /etc/hosts: only `picolet resolve` was tested"
+        );
+        return;
+    };
+    let Some(broker) = plain_broker() else {
+        return;
+    };
+    let url = format!("mqtt://{name}:{}", broker.ports[0]);
+    let a = fleet_agent(&url, "dev-named", &[]);
+    wait_for(15, "the agent connected by name", || {
+        a.agent_log()
+            .contains(&format!("fleet: connected to {url}"))
+            .then_some(())
+    });
+    a.assert_one_thread();
+}

@@ -17,7 +17,6 @@ use crate::reactor::{self, Async};
 use crate::runtime::shim::proto::{Event, PodConfig, Request};
 use async_channel::Sender;
 use std::io::{self, Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -60,16 +59,6 @@ pub fn prepare_pod_dir(cfg: &PodConfig, host_network: bool) -> io::Result<PathBu
     Ok(path)
 }
 
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the syscall returned a fresh fd that nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
 /// Starts the shim for a pod and waits (asynchronously) until it is ready.
 /// Returns the shim's stderr text on failure.
 pub async fn start_shim(exe: &Path, config_path: &Path) -> Result<(), String> {
@@ -82,21 +71,9 @@ pub async fn start_shim(exe: &Path, config_path: &Path) -> Result<(), String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("starting {} shim: {e}", exe.display()))?;
-    match pidfd_open(child.id()).and_then(Async::new) {
-        Ok(pidfd) => {
-            if let Err(e) = pidfd.readable().await {
-                log::warn!("waiting for shim start: {e}");
-            }
-        }
-        Err(e) => {
-            // Old kernel without pidfd: poll for the exit instead.
-            log::debug!("pidfd_open: {e}; polling");
-            while let Ok(None) = child.try_wait() {
-                reactor::sleep(std::time::Duration::from_millis(5)).await;
-            }
-        }
-    }
-    let status = child.wait().map_err(|e| format!("waiting for shim: {e}"))?;
+    let status = reactor::process::wait(&mut child)
+        .await
+        .map_err(|e| format!("waiting for shim: {e}"))?;
     if status.success() {
         return Ok(());
     }

@@ -4,7 +4,7 @@
 //! `TCP_NODELAY`). `mqtts://host[:8883]` adds rustls (ring provider, TLS 1.2
 //! and 1.3) driven by hand: `read_tls`/`process_new_packets`/`write_tls`
 //! whenever the reactor says the socket is readable or writable. No tokio,
-//! no thread, no blocking — except the host name lookup below.
+//! no thread, no blocking.
 //!
 //! Fds: one TCP socket per [`Transport`], registered with the calling
 //! thread's reactor and closed when the last clone is dropped. Files: the
@@ -12,11 +12,13 @@
 //! every [`connect`] (so renewed certificates are used from the next
 //! reconnect on).
 //!
-//! Name resolution: IP literals and `localhost` (127.0.0.1, then ::1) never
-//! block. Any other host name goes through `std::net::ToSocketAddrs`, i.e.
-//! getaddrinfo(3), which **blocks the reactor thread** until it answers
-//! (starts no thread). Use an IP address, or a name served from
-//! `/etc/hosts`, where a stalled DNS server must not stall the agent.
+//! Name resolution: IP literals and `localhost` (127.0.0.1, then ::1) are
+//! taken as they are. Any other host name is looked up by getaddrinfo(3) in
+//! a child process, `/proc/self/exe resolve HOST PORT` ([`lookup_main`]),
+//! whose output the reactor reads: a stalled DNS server delays the
+//! connection, never the agent's thread, and the session's connect timeout
+//! cancels the lookup (the child is killed and reaped). The child costs one
+//! fork and exec of this binary per connection attempt by name.
 //!
 //! [`connect`] has no timeout of its own: the session's connect timeout
 //! bounds it (the shell drops the future on `SessionOutput::Close`).
@@ -33,7 +35,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::str::FromStr;
 
@@ -191,7 +193,7 @@ pub async fn connect(url: &BrokerUrl, tls: &TlsSettings) -> Result<Transport, Tr
     };
     let mut last_err = None;
     let mut stream = None;
-    for addr in resolve(&url.host, url.port)? {
+    for addr in resolve(&url.host, url.port).await? {
         match Async::<TcpStream>::connect(addr).await {
             Ok(s) => {
                 stream = Some((s, addr));
@@ -219,8 +221,13 @@ pub async fn connect(url: &BrokerUrl, tls: &TlsSettings) -> Result<Transport, Tr
     })
 }
 
-/// The addresses of `host`: see the module docs on blocking.
-fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, TransportError> {
+/// The program that [`resolve`] runs as `PROGRAM resolve HOST PORT`.
+const RESOLVER: &str = "/proc/self/exe";
+/// The most a lookup may print (a few hundred addresses).
+const LOOKUP_OUTPUT_MAX: usize = 16 * 1024;
+
+/// The addresses of `host`: see the module docs.
+async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, TransportError> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
@@ -230,14 +237,62 @@ fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, TransportError> {
             SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port),
         ]);
     }
-    // Blocking getaddrinfo(3), documented above.
-    let addrs = (host, port)
-        .to_socket_addrs()
-        .map_err(|source| TransportError::Resolve {
-            host: host.to_string(),
-            source,
-        })?;
-    Ok(addrs.collect())
+    lookup_with(Path::new(RESOLVER), host, port).await
+}
+
+/// Runs `program resolve HOST PORT` and reads its answer: one socket
+/// address per line, or one `error: …` line and a failure status.
+pub async fn lookup_with(
+    program: &Path,
+    host: &str,
+    port: u16,
+) -> Result<Vec<SocketAddr>, TransportError> {
+    let err = |source| TransportError::Resolve {
+        host: host.to_string(),
+        source,
+    };
+    let mut cmd = std::process::Command::new(program);
+    cmd.arg("resolve").arg(host).arg(port.to_string());
+    let (status, out) = crate::reactor::process::output(&mut cmd, LOOKUP_OUTPUT_MAX)
+        .await
+        .map_err(err)?;
+    let text = String::from_utf8_lossy(&out);
+    if !status.success() {
+        let why = text.trim().strip_prefix("error: ").unwrap_or(text.trim());
+        return Err(err(io::Error::other(format!("{why} ({status})"))));
+    }
+    text.lines()
+        .map(|l| {
+            l.trim()
+                .parse::<SocketAddr>()
+                .map_err(|_| err(io::Error::other(format!("lookup printed {l:?}"))))
+        })
+        .collect()
+}
+
+/// `picolet resolve HOST PORT`, the child of [`resolve`]: getaddrinfo(3)
+/// and the addresses on stdout, one per line. Returns the exit code.
+pub fn lookup_main(args: &[String]) -> i32 {
+    let (Some(host), Some(port), None) = (args.first(), args.get(1), args.get(2)) else {
+        println!("error: usage: picolet resolve HOST PORT");
+        return 2;
+    };
+    let Ok(port) = port.parse::<u16>() else {
+        println!("error: port {port:?} is not a number from 0 to 65535");
+        return 2;
+    };
+    match (host.as_str(), port).to_socket_addrs() {
+        Ok(addrs) => {
+            for a in addrs {
+                println!("{a}");
+            }
+            0
+        }
+        Err(e) => {
+            println!("error: {e}");
+            1
+        }
+    }
 }
 
 /// An open broker connection: see the module docs.

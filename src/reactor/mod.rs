@@ -21,6 +21,7 @@
 
 mod driver;
 mod io;
+pub mod process;
 mod sys;
 mod time;
 

@@ -483,3 +483,52 @@ fn mtls_session_on_the_reactor_starts_no_thread() {
         "threads appeared: before={before} after={after} during={samples:?}"
     );
 }
+
+/// A stand-in for `picolet resolve`: a script in a tempdir.
+fn fake_resolver(dir: &Path, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join("resolver");
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+#[test]
+fn a_host_name_is_looked_up_by_a_child_that_gets_resolve_host_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = fake_resolver(
+        dir.path(),
+        r#"[ "$1 $2" = "resolve broker.lan" ] || exit 9; echo "10.0.0.7:$3"; echo "[fd00::7]:$3""#,
+    );
+    let addrs = reactor::block_on(lookup_with(&program, "broker.lan", 8883)).unwrap();
+    assert_eq!(
+        addrs,
+        [
+            "10.0.0.7:8883".parse::<SocketAddr>().unwrap(),
+            "[fd00::7]:8883".parse().unwrap()
+        ]
+    );
+}
+
+#[test]
+fn a_failed_lookup_names_the_host_and_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = fake_resolver(dir.path(), "echo 'error: no such host'; exit 1");
+    let e = reactor::block_on(lookup_with(&program, "nowhere.lan", 1883)).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.starts_with("cannot resolve nowhere.lan: no such host"),
+        "{text}"
+    );
+    let program = fake_resolver(dir.path(), "echo garbage");
+    let e = reactor::block_on(lookup_with(&program, "x.lan", 1883)).unwrap_err();
+    assert!(e.to_string().contains("lookup printed \"garbage\""), "{e}");
+}
+
+#[test]
+fn ip_literals_and_localhost_need_no_lookup() {
+    let got = reactor::block_on(resolve("192.0.2.1", 1)).unwrap();
+    assert_eq!(got, ["192.0.2.1:1".parse::<SocketAddr>().unwrap()]);
+    let got = reactor::block_on(resolve("LOCALHOST", 2)).unwrap();
+    assert_eq!(got[0], "127.0.0.1:2".parse::<SocketAddr>().unwrap());
+}
