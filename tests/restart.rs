@@ -102,6 +102,22 @@ fn a_container_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let t0 = Instant::now();
     a.remove("stubborn.yaml");
     a.remove("polite.yaml");
+    // While it waits out its grace period the pod carries
+    // deletionTimestamp (the end of that period) and `get pods` says
+    // Terminating, as kubectl does.
+    let p = wait_for(2, "stubborn's deletionTimestamp", || {
+        a.pod("stubborn")
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_string())
+    });
+    assert_eq!(p["metadata"]["deletionGracePeriodSeconds"], 2);
+    let out = a.cli(&["get", "pods"]);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("stubborn ") && l.contains("Terminating")),
+        "{table}"
+    );
     let mut polite_gone = None;
     wait_for(20, "both pods gone", || {
         if polite_gone.is_none() && a.pod("polite").is_none() {

@@ -77,6 +77,14 @@ impl Agent {
         let view = self.node.pod(uid)?;
         let mut pod = serde_json::to_value(&view.spec).ok()?;
         pod["metadata"]["uid"] = serde_json::Value::String(uid.to_string());
+        if let Some(deadline) = view.deletion_deadline() {
+            // As the API server does: when the grace period ends, and its length.
+            let now = crate::clock::Now::read();
+            let wall = now.wall_ms + (deadline as i64 - now.mono_ms as i64);
+            pod["metadata"]["deletionTimestamp"] = crate::clock::rfc3339(wall).into();
+            let grace = view.spec.spec.termination_grace_period_seconds;
+            pod["metadata"]["deletionGracePeriodSeconds"] = grace.unwrap_or(30).max(0).into();
+        }
         if pod["apiVersion"].as_str().unwrap_or("").is_empty() {
             pod["apiVersion"] = "v1".into();
             pod["kind"] = "Pod".into();

@@ -218,6 +218,15 @@ impl PodView {
         format!("{}_{}({})", self.name(), self.namespace(), self.uid)
     }
 
+    /// For a pod being deleted, the mono ms at which its grace period ends
+    /// (what Kubernetes shows as `metadata.deletionTimestamp`).
+    pub fn deletion_deadline(&self) -> Option<u64> {
+        self.st
+            .stopping
+            .filter(|s| s.why == StopWhy::Delete)
+            .map(|s| s.deadline)
+    }
+
     pub(crate) fn any_active(&self) -> bool {
         self.ctrs().any(|(c, _)| c.active())
     }

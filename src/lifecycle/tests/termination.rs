@@ -20,9 +20,15 @@ fn delete_pod_sigterms_then_sigkills_after_grace_then_removes_sandbox() {
         10,
     ));
     a.take();
+    assert_eq!(a.node.pod(&uid).unwrap().deletion_deadline(), None);
     delete(&mut a, "web");
     let log = a.take();
     assert_eq!(log[0], Output::Persist, "the desired set changed");
+    assert_eq!(
+        a.node.pod(&uid).unwrap().deletion_deadline(),
+        Some(a.now.mono_ms + 10_000),
+        "deletionTimestamp: the end of the grace period"
+    );
     assert_eq!(signals(&log, "a"), [15]);
     assert_eq!(signals(&log, "b"), [15]);
     assert_eq!(
