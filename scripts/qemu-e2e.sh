@@ -37,7 +37,7 @@ DEVICE=qemu-e2e
 # The tests the guest and this script must report, all PASS.
 EXPECTED=(version install check image-import agent-start fleet-connect check-delegated
     fleet-apply fleet-delivery status-two-ready two-containers status-oom-killed oom-killed
-    status-cpu-running cpu-throttled status-forkbomb-running pids-max agent-restart
+    status-cpu-running cpu-throttled status-forkbomb-running pids-max oom-score-adj agent-restart
     status-after-restart fleet-delete-applied status-deleted fleet-delete)
 
 log() { printf '[qemu-e2e] %s\n' "$*" >&2; }

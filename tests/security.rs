@@ -93,3 +93,83 @@ fn read_only_root_filesystem_refuses_writes_and_capabilities_can_be_dropped() {
     let (_, st) = a.exec("ro", "main", &["grep", "NoNewPrivs", "/proc/self/status"]);
     assert!(st.contains("NoNewPrivs:\t1"), "{st}");
 }
+
+/// A one-container pod with `resources` (YAML lines under `resources:`).
+fn sized(name: &str, resources: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sh", "-c", "exec sleep 100000"]
+    resources:
+{resources}
+"#
+    )
+}
+
+/// The kubelet's oom_score_adj per QoS class, on the container's processes
+/// and its exec sessions: the agent's own (systemd gives it -900) must not
+/// leak into pods, or the kernel would kill the rest of the system first.
+#[test]
+fn containers_get_the_kubelets_oom_score_adj_for_their_qos_class() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    a.apply("be.yaml", &sized("be", "      {}"));
+    a.apply(
+        "g.yaml",
+        &sized("g", "      limits: {cpu: 100m, memory: 64Mi}"),
+    );
+    a.apply("b.yaml", &sized("b", "      requests: {memory: 64Mi}"));
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: i64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    let burstable = (1000 - 1000 * (64 << 20) / (kib * 1024)).clamp(3, 999);
+    // Lowering the value needs CAP_SYS_RESOURCE; where the test runs without
+    // it, a Guaranteed container keeps the shim's (inherited) value.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    const CAP_SYS_RESOURCE: u32 = 24;
+    let guaranteed = if cap_eff & (1 << CAP_SYS_RESOURCE) != 0 {
+        -997
+    } else {
+        let own: i64 = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", a.pid()))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        eprintln!("no CAP_SYS_RESOURCE here: a Guaranteed container keeps {own}, not -997");
+        own
+    };
+    for (pod, want, class) in [
+        ("be", 1000, "BestEffort"),
+        ("g", guaranteed, "Guaranteed"),
+        ("b", burstable, "Burstable"),
+    ] {
+        a.wait_running(pod, "main", 30);
+        assert_eq!(a.pod(pod).unwrap()["status"]["qosClass"], class);
+        // PID 1 of the container's PID namespace is its main process.
+        let (code, out) = a.exec(
+            pod,
+            "main",
+            &["cat", "/proc/1/oom_score_adj", "/proc/self/oom_score_adj"],
+        );
+        assert_eq!(code, 0, "{out}");
+        let got: Vec<i64> = out.lines().map(|l| l.trim().parse().unwrap()).collect();
+        assert_eq!(got, [want, want], "{pod} ({class})");
+    }
+}

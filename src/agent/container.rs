@@ -190,6 +190,17 @@ pub fn build(
         log_path: paths.log_dir.join(format!("{instance}.log")),
         log_max_bytes: s.log_max_bytes,
         log_max_files: s.log_max_files,
+        oom_score_adj: Some(crate::lifecycle::oom_score_adj(pod, c, node_memory_bytes())),
+    })
+}
+
+/// `MemTotal` of this machine in bytes, read once (the kubelet's
+/// `memoryCapacity` for [`crate::lifecycle::oom_score_adj`]).
+pub fn node_memory_bytes() -> i64 {
+    static MEM: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *MEM.get_or_init(|| {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        crate::fleet::doc::mem_total(&meminfo) as i64
     })
 }
 

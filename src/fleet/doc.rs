@@ -76,6 +76,7 @@ pub use envelope::{
 pub use events::{EventAggregator, EventDoc, ObjectRef};
 pub use merge::{Clash, Merged, ObservedRevision, SourcedPod, Stale, merge};
 pub use node::NodeInfo;
+pub(crate) use node::mem_total;
 pub use status::{DeviceStatus, ErrorLog, PodReport, StatusError};
 
 /// `apiVersion` of every picolet document.

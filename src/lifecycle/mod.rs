@@ -52,6 +52,7 @@ mod tests;
 pub use adopt::{AdoptedContainer, AdoptedExit};
 pub use node::Node;
 pub use pod::{ContainerInfo, PodView};
+pub use qos::oom_score_adj;
 pub use snapshot::{
     BackoffSnap, ContainerSnapshot, InstanceSnap, NodeSnapshot, PhaseSnap, PodSnapshot,
     SandboxSnap, StepSnap, StopWhySnap, StoppingSnap, TermSnap,

@@ -106,10 +106,67 @@ pub(crate) fn qos_class(pod: &Pod) -> QosClass {
     QosClass::Burstable
 }
 
+/// `oom_score_adj` of a Guaranteed pod's containers (the kubelet's).
+pub const GUARANTEED_OOM_SCORE_ADJ: i32 = -997;
+/// `oom_score_adj` of a BestEffort pod's containers: killed first.
+pub const BEST_EFFORT_OOM_SCORE_ADJ: i32 = 1000;
+
+/// The kubelet's `GetContainerOOMScoreAdjust` (pkg/kubelet/qos/policy.go):
+/// -997 in a Guaranteed pod, 1000 in a BestEffort one, and in a Burstable
+/// pod 1000 − 1000 × the container's memory request / the node's memory,
+/// kept within 3..=999 so that Burstable containers die after BestEffort
+/// ones and before Guaranteed ones. `memory_capacity` is `MemTotal` in bytes.
+pub fn oom_score_adj(pod: &Pod, container: &crate::spec::Container, memory_capacity: i64) -> i32 {
+    match qos_class(pod) {
+        QosClass::Guaranteed => return GUARANTEED_OOM_SCORE_ADJ,
+        QosClass::BestEffort => return BEST_EFFORT_OOM_SCORE_ADJ,
+        QosClass::Burstable => {}
+    }
+    let request = container
+        .resources
+        .memory_request_bytes()
+        .unwrap_or(0)
+        .max(0) as i128;
+    let capacity = memory_capacity.max(1) as i128;
+    let adj = 1000 - (1000 * request) / capacity;
+    let floor = 1000 + GUARANTEED_OOM_SCORE_ADJ;
+    if adj < floor as i128 {
+        floor
+    } else if adj >= BEST_EFFORT_OOM_SCORE_ADJ as i128 {
+        BEST_EFFORT_OOM_SCORE_ADJ - 1
+    } else {
+        adj as i32
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::spec::{Container, PodSpec, Resources};
+
+    #[test]
+    fn oom_score_adj_follows_the_kubelet_per_qos_class() {
+        const GI: i64 = 1 << 30;
+        let full = [("cpu", "500m"), ("memory", "64Mi")];
+        let g = pod(&[(&[], &full)]);
+        assert_eq!(oom_score_adj(&g, &g.spec.containers[0], GI), -997);
+        let be = pod(&[(&[], &[])]);
+        assert_eq!(oom_score_adj(&be, &be.spec.containers[0], GI), 1000);
+        // Burstable: 1000 - 1000 * 256Mi / 1Gi = 750.
+        let b = pod(&[(&[("memory", "256Mi")], &[])]);
+        assert_eq!(oom_score_adj(&b, &b.spec.containers[0], GI), 750);
+        // A request near the node's memory is floored at 3.
+        let b = pod(&[(&[("memory", "1Gi")], &[])]);
+        assert_eq!(oom_score_adj(&b, &b.spec.containers[0], GI), 3);
+        // No memory request (cpu only): 1000 would tie BestEffort, so 999.
+        let b = pod(&[(&[("cpu", "100m")], &[])]);
+        assert_eq!(oom_score_adj(&b, &b.spec.containers[0], GI), 999);
+        // A request from the limit (API defaulting): 1Gi of 4Gi → 750.
+        let b = pod(&[(&[("cpu", "100m")], &[("memory", "1Gi")])]);
+        assert_eq!(oom_score_adj(&b, &b.spec.containers[0], 4 * GI), 750);
+        // An unknown capacity does not divide by zero.
+        assert_eq!(oom_score_adj(&b, &b.spec.containers[0], 0), 3);
+    }
 
     #[test]
     fn quantities_parse_to_exact_nano_units() {

@@ -114,6 +114,7 @@ pub(crate) struct Prepared {
     pub path_var: String,
     pub cwd: String,
     pub security: security::Plan,
+    pub oom_score_adj: Option<i32>,
 }
 
 impl Prepared {
@@ -149,6 +150,7 @@ impl Prepared {
             path_var,
             cwd: cfg.cwd.clone(),
             security: security::Plan::new(cfg)?,
+            oom_score_adj: cfg.oom_score_adj,
         })
     }
 }

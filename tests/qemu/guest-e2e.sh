@@ -261,6 +261,16 @@ else
     result pids-max FAIL "the fork bomb never ran: $(brief forkbomb)"
 fi
 
+# The kubelet's oom_score_adj for a Guaranteed pod (cpu: limits only, so
+# requests default to them): -997, lower than the agent's, which needs the
+# CAP_SYS_RESOURCE the host's test sandbox lacks.
+adj=$($P exec cpu -c spin -- cat /proc/1/oom_score_adj 2>&1)
+if [ "$adj" = -997 ]; then
+    result oom-score-adj PASS "Guaranteed container cpu/spin: $adj (agent: $(cat /proc/$AGENT/oom_score_adj))"
+else
+    result oom-score-adj FAIL "cpu/spin: $adj, want -997"
+fi
+
 # --- memory with the pods ------------------------------------------------------------
 measure_mem agent-pods $AGENT
 for pod in two oom cpu forkbomb; do

@@ -46,6 +46,7 @@ pub(crate) fn container_main(
     if let Some(cg) = cgroup {
         join_cgroup(cg)?;
     }
+    set_oom_score_adj(prepared.oom_score_adj)?;
     rootfs::setup(rootfs_plan)?;
     install_stdio(stdio, errfd)?;
     chdir(&prepared.cwd)?;
@@ -67,6 +68,8 @@ pub(crate) fn exec_main(
     if let Some(cg) = cgroup {
         join_cgroup(cg)?;
     }
+    // While /proc is still the host's (the container's does not show this process).
+    set_oom_score_adj(prepared.oom_score_adj)?;
     let pid_ns = namespaces::open_ns(ns_dir, "pid")?;
     let mnt_ns = namespaces::open_ns(ns_dir, "mnt")?;
     namespaces::join(&pid_ns, libc::CLONE_NEWPID, "pid")?;
@@ -84,6 +87,25 @@ pub(crate) fn exec_main(
         unsafe { libc::close(fd) };
     }
     relay(child)
+}
+
+/// Writes `/proc/self/oom_score_adj`, which every process started from here
+/// on inherits (the kubelet's per-QoS value). Lowering it needs
+/// CAP_SYS_RESOURCE: without it (a restricted sandbox) the refusal is not
+/// an error and the container keeps the shim's value, as rootless
+/// containerd clamps it.
+fn set_oom_score_adj(adj: Option<i32>) -> Result<(), ContainerError> {
+    let Some(adj) = adj else {
+        return Ok(());
+    };
+    match std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => Ok(()),
+        Err(e) => Err(ContainerError::Sys {
+            op: "write /proc/self/oom_score_adj",
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+        }),
+    }
 }
 
 fn exec_command(prepared: &Prepared) -> Never {

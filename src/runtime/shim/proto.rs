@@ -96,6 +96,10 @@ pub struct ContainerConfig {
     pub log_max_bytes: u64,
     /// Keep this many files in all (current + rotated).
     pub log_max_files: u32,
+    /// Written to `/proc/self/oom_score_adj` of the container's processes
+    /// (and of its exec sessions); `None` keeps the shim's.
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
 }
 
 /// How a container ended.

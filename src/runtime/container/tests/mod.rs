@@ -125,6 +125,7 @@ fn config(fx: &Fixture, script: &str) -> ContainerConfig {
         log_path: PathBuf::from("/dev/null"),
         log_max_bytes: 0,
         log_max_files: 1,
+        oom_score_adj: None,
     }
 }
 

@@ -101,6 +101,7 @@ impl Fixture {
             log_path: self.root.join(format!("logs/{name}/{instance}.log")),
             log_max_bytes: 8 << 20,
             log_max_files: 2,
+            oom_score_adj: None,
         }
     }
 
