@@ -19,7 +19,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_picolet");
+/// The binary under test: this build's, or `$PICOLET_BENCH_BIN` (for
+/// instance the static musl build that ships: see the header of `run.sh`).
+fn bin() -> String {
+    std::env::var("PICOLET_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_picolet").to_string())
+}
 
 fn wall_ns() -> i64 {
     std::time::SystemTime::now()
@@ -82,7 +86,7 @@ impl Env {
         self.dir.join("manifests")
     }
     fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN)
+        Command::new(bin())
             .args(args)
             .env("PICOLET_STATE_DIR", self.state())
             .output()
@@ -221,7 +225,7 @@ fn main() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.args(["agent", "--node-name", "bench", "--state-dir"])
         .arg(env.state())
         .arg("--run-dir")
@@ -243,8 +247,9 @@ fn main() {
     let pid = env.agent_pid();
     let rss_idle = status_field(pid, "VmRSS:");
     println!(
-        "binary: {BIN} ({} KiB)",
-        std::fs::metadata(BIN).unwrap().len() / 1024
+        "binary: {} ({} KiB)",
+        bin(),
+        std::fs::metadata(bin()).unwrap().len() / 1024
     );
     println!("agent RSS idle, no pods: {rss_idle} KiB (budget 4096)");
 
