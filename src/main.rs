@@ -78,15 +78,10 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
             return Ok(ExitCode::from(code.clamp(0, 255) as u8));
         }
         "cgroup-holder" => return cgroup_holder(),
-        "resolve" => {
-            // picolet resolve HOST PORT (the agent's off-thread getaddrinfo)
-            let rest: Vec<String> = args[1..]
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect();
-            let code = picolet::fleet::transport::lookup_main(&rest);
-            return Ok(ExitCode::from(code.clamp(0, 255) as u8));
-        }
+        // The agent's children for blocking work kept off its thread:
+        // picolet rmtree DIR, picolet resolve HOST PORT.
+        "rmtree" => return Ok(child_command(&args, picolet::agent::trash::rmtree_main)),
+        "resolve" => return Ok(child_command(&args, picolet::fleet::transport::lookup_main)),
         "version" | "--version" | "-V" => {
             println!("{}", version());
             return Ok(ExitCode::SUCCESS);
@@ -117,6 +112,15 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
         "install" => install(rest),
         other => Err(format!("unknown command {other:?}; see `picolet --help`")),
     }
+}
+
+/// Runs one of the agent's helper commands on the arguments after its name.
+fn child_command(args: &[std::ffi::OsString], main: fn(&[String]) -> i32) -> ExitCode {
+    let rest: Vec<String> = args[1..]
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    ExitCode::from(main(&rest).clamp(0, 255) as u8)
 }
 
 /// `picolet cgroup-holder`: see `picolet::runtime::cgroup::holder`.

@@ -33,6 +33,17 @@ fn restart_policy_always_restarts_and_enters_crash_loop_back_off() {
     assert!(table.contains("CrashLoopBackOff"), "{table}");
     let pod = a.pod("crash").unwrap();
     assert_eq!(pod["status"]["phase"], "Running");
+    // Only the latest instance keeps its directory (rootfs upper dir); the
+    // first one (instance 1) was discarded when instance 2 started.
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+    let dir = a.state().join(format!("pods/{uid}/containers/main"));
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_ne!(left[0], "1", "{left:?}");
+    a.wait_trash_empty();
     a.assert_one_thread();
 }
 
@@ -141,4 +152,5 @@ fn a_container_that_ignores_sigterm_is_killed_after_the_grace_period() {
     );
     let log = a.agent_log();
     assert!(log.contains("Killing"), "no Killing event in the log");
+    a.wait_trash_empty();
 }

@@ -25,6 +25,7 @@ mod shim_events;
 mod signals;
 pub mod statefile;
 mod static_pods;
+pub mod trash;
 
 use crate::api::EventEntry;
 use crate::clock::Now;
@@ -135,6 +136,7 @@ const EVENTS_KEPT: usize = 50;
 pub fn run(cfg: Config) -> Result<(), AgentError> {
     reactor::block_on(async move {
         let (mut agent, rx) = Agent::new(cfg)?;
+        trash::empty_at_start(&agent.cfg.state_dir);
         agent.start(&rx).await?;
         agent.process(); // the first reconcile
         notify::ready();

@@ -333,7 +333,7 @@ impl Agent {
                         .parse::<u64>()
                         .is_ok_and(|i| i < instance)
                     {
-                        std::fs::remove_dir_all(e.path())?;
+                        super::trash::discard(&self.cfg.state_dir, &e.path())?;
                     }
                 }
             }

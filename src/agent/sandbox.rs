@@ -187,8 +187,9 @@ pub fn mount_tmpfs(target: &Path, size: u64) -> io::Result<()> {
 }
 
 /// Lazily unmounts everything mounted under `dir` (memory emptyDirs), then
-/// removes the directory tree.
-pub fn remove_pod_dir(dir: &Path) -> io::Result<()> {
+/// moves the directory tree into the trash, which a child process empties
+/// (see [`super::trash`]).
+pub fn remove_pod_dir(state_dir: &Path, dir: &Path) -> io::Result<()> {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let prefix = dir.to_string_lossy().to_string();
     let mut targets: Vec<String> = mounts
@@ -203,8 +204,5 @@ pub fn remove_pod_dir(dir: &Path) -> io::Result<()> {
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
     }
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
+    super::trash::discard(state_dir, dir)
 }

@@ -168,7 +168,7 @@ impl Agent {
 
     pub(super) fn finish_remove(&mut self, uid: &str) {
         let dir = self.cfg.state_dir.join("pods").join(uid);
-        if let Err(e) = sandbox::remove_pod_dir(&dir) {
+        if let Err(e) = sandbox::remove_pod_dir(&self.cfg.state_dir, &dir) {
             log::warn!("pod {uid}: removing {}: {e}", dir.display());
         }
         if let Some(cg) = self.pods.get(uid).and_then(|p| p.cgroup.clone()) {

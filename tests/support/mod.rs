@@ -262,6 +262,18 @@ impl Agent {
         )
     }
 
+    /// Waits until `<state>/trash` is empty: what the agent discarded (a
+    /// removed pod's directory, an old container instance) was deleted by
+    /// its `picolet rmtree` child, off the agent's thread.
+    pub fn wait_trash_empty(&self) {
+        let trash = self.state().join("trash");
+        wait_for(20, "the trash emptied", || {
+            std::fs::read_dir(&trash)
+                .map_or(true, |mut rd| rd.next().is_none())
+                .then_some(())
+        });
+    }
+
     /// Threads of the agent process right now.
     pub fn threads(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/task", self.pid()))
