@@ -24,8 +24,10 @@ pub fn trash_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("trash")
 }
 
-/// Moves `dir` (on the state dir's filesystem) into the trash and starts
-/// deleting it. A missing `dir` is not an error. Call on the reactor.
+/// Moves `dir` into the trash and starts deleting it; where it cannot be
+/// renamed (another filesystem), deletes it in place, also in a child. A
+/// missing `dir` is not an error; only creating the trash can fail. Call on
+/// the reactor.
 pub fn discard(state_dir: &Path, dir: &Path) -> io::Result<()> {
     discard_with(Path::new(PROGRAM), state_dir, dir)
 }
@@ -41,11 +43,15 @@ pub fn discard_with(program: &Path, state_dir: &Path, dir: &Path) -> io::Result<
     );
     let target = trash.join(name);
     match std::fs::rename(dir, &target) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+        Ok(()) => remove_later(program.to_path_buf(), target),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        // Another filesystem mounted in between (EXDEV), say: delete it
+        // where it is, still off the thread.
+        Err(e) => {
+            log::debug!("trash: rename {}: {e}; removing in place", dir.display());
+            remove_later(program.to_path_buf(), dir.to_path_buf());
+        }
     }
-    remove_later(program.to_path_buf(), target);
     Ok(())
 }
 
