@@ -138,6 +138,58 @@ mod tests {
     }
 
     #[test]
+    fn a_tree_on_another_filesystem_is_removed_in_place() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(
+                std::env::var_os("PICOLET_REQUIRE_ROOT").is_none(),
+                "this test needs root (a tmpfs mount)"
+            );
+            eprintln!("skipped: needs root for a tmpfs mount");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let pods = state.join("pods");
+        std::fs::create_dir_all(&pods).unwrap();
+        let c = |p: &Path| std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        let (src, target, fstype) = (c(Path::new("none")), c(&pods), c(Path::new("tmpfs")));
+        // SAFETY: NUL-terminated strings that outlive the call; no data.
+        let r = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(r, 0, "mount tmpfs: {}", io::Error::last_os_error());
+        let tree = pods.join("abc");
+        std::fs::create_dir_all(tree.join("x")).unwrap();
+        let program = dir.path().join("rmtree");
+        std::fs::write(
+            &program,
+            "#!/bin/sh\n[ \"$1\" = rmtree ] && exec rm -rf \"$2\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let gone = reactor::block_on(async {
+            discard_with(&program, &state, &tree).unwrap();
+            for _ in 0..500 {
+                if !tree.exists() {
+                    return true;
+                }
+                reactor::sleep(Duration::from_millis(10)).await;
+            }
+            false
+        });
+        // SAFETY: unmounting the tmpfs this test mounted.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        assert!(gone, "not removed in place");
+    }
+
+    #[test]
     fn rmtree_removes_a_tree_and_reports_bad_usage() {
         let dir = tempfile::tempdir().unwrap();
         let tree = dir.path().join("t");
