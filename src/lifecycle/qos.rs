@@ -1,59 +1,17 @@
 //! `status.qosClass`: Kubernetes' `ComputePodQOS` over the defaulted pod
-//! (a limit without a request makes the request equal the limit), with a
-//! small exact quantity parser (nano-units in `i128`) so that `0.5` and
-//! `500m`, or `1Gi` and `1024Mi`, compare equal.
+//! (a limit without a request makes the request equal the limit), comparing
+//! quantities exactly in nano units (`spec::quantity`), so that `0.5` and
+//! `500m`, or `1Gi` and `1024Mi`, compare equal; and the kubelet's
+//! `oom_score_adj` per class.
 
 use super::status::QosClass;
 use crate::spec::{Pod, Quantity};
 use std::collections::BTreeMap;
 
-/// A quantity in units of 10⁻⁹, rounded up as Kubernetes does; `None` when
-/// it does not parse (the loader rejects those, so they do not count).
-pub(crate) fn nano(q: &str) -> Option<i128> {
-    let q = q.trim();
-    let (neg, q) = match q.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, q.strip_prefix('+').unwrap_or(q)),
-    };
-    let num_end = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(q.len());
-    let (num, suffix) = q.split_at(num_end);
-    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-    if int.is_empty() && frac.is_empty() || int.len() + frac.len() > 30 {
-        return None;
-    }
-    let digits: i128 = format!("{int}{frac}").parse().ok()?;
-    // value = digits × 10^-frac × multiplier; multiplier as (binary, pow10).
-    let (bin, pow10): (i128, i32) = match suffix {
-        "" => (1, 0),
-        "n" => (1, -9),
-        "u" => (1, -6),
-        "m" => (1, -3),
-        "k" => (1, 3),
-        "M" => (1, 6),
-        "G" => (1, 9),
-        "T" => (1, 12),
-        "P" => (1, 15),
-        "E" => (1, 18),
-        "Ki" => (1 << 10, 0),
-        "Mi" => (1 << 20, 0),
-        "Gi" => (1 << 30, 0),
-        "Ti" => (1 << 40, 0),
-        "Pi" => (1 << 50, 0),
-        "Ei" => (1 << 60, 0),
-        s if s.starts_with(['e', 'E']) => (1, s[1..].parse().ok()?),
-        _ => return None,
-    };
-    let exp = 9 + pow10 - frac.len() as i32;
-    let scaled = digits.checked_mul(bin)?;
-    let v = if exp >= 0 {
-        scaled.checked_mul(10i128.checked_pow(exp as u32)?)?
-    } else {
-        let d = 10i128.checked_pow((-exp) as u32)?;
-        (scaled + d - 1) / d
-    };
-    Some(if neg { -v } else { v })
+/// A quantity in units of 10⁻⁹ (exact, as Kubernetes compares them); `None`
+/// when it does not parse (the loader rejects those, so they do not count).
+fn nano(q: &Quantity) -> Option<i128> {
+    q.parsed().ok().map(|p| p.nano_value())
 }
 
 fn supported(name: &str) -> bool {
@@ -77,14 +35,14 @@ pub(crate) fn qos_class(pod: &Pod) -> QosClass {
             reqs.entry(k.as_str()).or_insert(v);
         }
         for (name, q) in reqs {
-            let v = nano(&q.0).unwrap_or(0);
+            let v = nano(q).unwrap_or(0);
             if supported(name) && v > 0 {
                 *requests.entry(name).or_insert(0) += v;
             }
         }
         let mut found = Vec::new();
         for (name, q) in &c.resources.limits {
-            let v = nano(&q.0).unwrap_or(0);
+            let v = nano(q).unwrap_or(0);
             if supported(name) && v > 0 {
                 found.push(name.as_str());
                 *limits.entry(name.as_str()).or_insert(0) += v;
@@ -169,19 +127,13 @@ mod tests {
     }
 
     #[test]
-    fn quantities_parse_to_exact_nano_units() {
-        assert_eq!(nano("1"), Some(1_000_000_000));
-        assert_eq!(nano("0.5"), nano("500m"));
-        assert_eq!(nano("1Gi"), nano("1024Mi"));
-        assert_eq!(nano("1k"), nano("1e3"));
-        assert_eq!(nano("128Mi"), Some(128 * 1024 * 1024 * 1_000_000_000));
-        assert_eq!(nano("1n"), Some(1));
-        assert_eq!(nano("0.1n"), Some(1), "rounds up");
-        assert_eq!(nano("0"), Some(0));
-        assert_eq!(nano("-1m"), Some(-1_000_000));
-        assert_eq!(nano("abc"), None);
-        assert_eq!(nano("1Xi"), None);
-        assert_eq!(nano(""), None);
+    fn quantities_compare_exactly_in_nano_units() {
+        let q = |s: &str| nano(&Quantity(s.to_string()));
+        assert_eq!(q("0.5"), q("500m"));
+        assert_eq!(q("1Gi"), q("1024Mi"));
+        assert_eq!(q("1k"), q("1e3"));
+        assert_eq!(q("1n"), Some(1));
+        assert_eq!(q("abc"), None);
     }
 
     /// (requests, limits) of one container.
