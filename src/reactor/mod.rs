@@ -55,6 +55,13 @@ pub fn spawn<T: 'static>(fut: impl Future<Output = T> + 'static) -> Task<T> {
     EXECUTOR.with(|ex| ex.spawn(fut))
 }
 
+/// Spawns `fut` and detaches it, unless this thread's executor is gone or
+/// going (a task dropped while the thread exits): then `fut` is dropped and
+/// `false` returned. For use in `Drop` implementations.
+pub fn try_spawn_detached(fut: impl Future<Output = ()> + 'static) -> bool {
+    EXECUTOR.try_with(|ex| ex.spawn(fut).detach()).is_ok()
+}
+
 /// Runs the reactor and the executor on the calling thread until `fut`
 /// completes, and returns its output. Tasks still pending afterwards stay
 /// on the executor and go on at the next `block_on`.

@@ -8,7 +8,7 @@
 //! Dropping the future kills the child and reaps it in a detached task, so a
 //! cancelled lookup leaves neither a process nor a zombie behind.
 
-use super::{Async, sleep, spawn};
+use super::{Async, sleep};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -48,10 +48,13 @@ impl Drop for Reaped {
     fn drop(&mut self) {
         if let Some(mut child) = self.0.take() {
             let _ = child.kill();
-            spawn(async move {
+            // When the thread itself is exiting (its executor dropping this
+            // task), there is no reactor left to wait on: reap if already
+            // possible, else leave it to the process's end.
+            let _ = child.try_wait();
+            super::try_spawn_detached(async move {
                 let _ = wait(&mut child).await;
-            })
-            .detach();
+            });
         }
     }
 }
@@ -146,5 +149,36 @@ mod tests {
             false
         });
         assert!(gone, "child {pid} was neither killed nor reaped");
+    }
+
+    #[test]
+    fn a_pending_child_dropped_as_its_thread_exits_is_killed_without_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("echo $$ >{}; exec sleep 30", pidfile.display());
+        // A thread of its own, whose executor (thread-local) is destroyed
+        // with the task still pending: the guard must not touch it then.
+        let t = std::thread::spawn(move || {
+            block_on(async move {
+                crate::reactor::spawn(async move {
+                    let _ = output(&mut sh(&script), 100).await;
+                })
+                .detach();
+                sleep(Duration::from_millis(300)).await;
+            });
+        });
+        assert!(t.join().is_ok(), "the thread panicked on exit");
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
+        // Killed: gone, or a zombie nobody is left to reap (it is ours, so
+        // the test process reaps nothing else here).
+        let state = stat
+            .ok()
+            .and_then(|s| s.rsplit(") ").next().map(|r| r.chars().next()));
+        assert!(
+            matches!(state, None | Some(Some('Z' | 'X'))),
+            "child {} still alive: {state:?}",
+            pid.trim()
+        );
     }
 }
