@@ -91,10 +91,14 @@ for short in "${targets[@]}"; do
         # kernels (Raspberry Pi 5 uses 16 KiB pages) instead of the 64 KiB
         # default, which otherwise pads the file by up to 60 KiB. A kernel
         # with 64 KiB pages (some aarch64 servers) would need the default.
+        # norelro: GNU ld ends the RELRO part of the data segment on a page
+        # boundary, which pads the file by up to 16 KiB (a few hundred bytes
+        # of new vtables once cost exactly that). RELRO protects nothing in
+        # a static musl binary: only musl's dynamic linker mprotects it.
         # crt-static is the musl default; spelled out so a stray RUSTFLAGS
         # from the environment cannot turn the binary dynamic.
         RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTUP_TOOLCHAIN= \
-            RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static -C link-arg=-Wl,-z,max-page-size=16384" \
+            RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static -C link-arg=-Wl,-z,max-page-size=16384 -C link-arg=-Wl,-z,norelro" \
             /usr/bin/cargo build --release --locked -Zbuild-std=std,panic_abort \
             -Zbuild-std-features=panic_immediate_abort \
             --target "$target" --target-dir "$TARGET_DIR"
