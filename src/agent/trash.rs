@@ -105,6 +105,18 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::time::Duration;
 
+    /// A script in `dir` that stands in for `picolet rmtree DIR`.
+    fn fake_rmtree(dir: &Path) -> PathBuf {
+        let program = dir.join("rmtree");
+        std::fs::write(
+            &program,
+            "#!/bin/sh\n[ \"$1\" = rmtree ] && exec rm -rf \"$2\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        program
+    }
+
     #[test]
     fn a_discarded_tree_leaves_its_place_at_once_and_the_trash_empties() {
         let dir = tempfile::tempdir().unwrap();
@@ -112,14 +124,7 @@ mod tests {
         let tree = state.join("pods/abc");
         std::fs::create_dir_all(tree.join("a/b/c")).unwrap();
         std::fs::write(tree.join("a/b/c/file"), "x").unwrap();
-        // Stands in for `picolet rmtree DIR`.
-        let program = dir.path().join("rmtree");
-        std::fs::write(
-            &program,
-            "#!/bin/sh\n[ \"$1\" = rmtree ] && exec rm -rf \"$2\"\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let program = fake_rmtree(dir.path());
 
         reactor::block_on(async {
             discard_with(&program, &state, &tree).unwrap();
@@ -167,13 +172,7 @@ mod tests {
         assert_eq!(r, 0, "mount tmpfs: {}", io::Error::last_os_error());
         let tree = pods.join("abc");
         std::fs::create_dir_all(tree.join("x")).unwrap();
-        let program = dir.path().join("rmtree");
-        std::fs::write(
-            &program,
-            "#!/bin/sh\n[ \"$1\" = rmtree ] && exec rm -rf \"$2\"\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let program = fake_rmtree(dir.path());
         let gone = reactor::block_on(async {
             discard_with(&program, &state, &tree).unwrap();
             for _ in 0..500 {
