@@ -94,22 +94,12 @@ fn read_only_root_filesystem_refuses_writes_and_capabilities_can_be_dropped() {
     assert!(st.contains("NoNewPrivs:\t1"), "{st}");
 }
 
-/// A one-container pod with `resources` (YAML lines under `resources:`).
+/// `sh_pod`'s one-container pod (sleeping) with `resources` (YAML lines
+/// under `resources:`; the container is the manifest's last item).
 fn sized(name: &str, resources: &str) -> String {
     format!(
-        r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: {IMAGE}
-    command: ["sh", "-c", "exec sleep 100000"]
-    resources:
-{resources}
-"#
+        "{}    resources:\n{resources}\n",
+        sh_pod(name, "Always", "exec sleep 100000")
     )
 }
 
