@@ -37,3 +37,5 @@ pub mod reactor;
 pub mod runtime;
 pub mod spec;
 pub mod store;
+#[cfg(test)]
+mod testutil;

@@ -102,19 +102,11 @@ pub fn rmtree_main(args: &[String]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
     use std::time::Duration;
 
     /// A script in `dir` that stands in for `picolet rmtree DIR`.
     fn fake_rmtree(dir: &Path) -> PathBuf {
-        let program = dir.join("rmtree");
-        std::fs::write(
-            &program,
-            "#!/bin/sh\n[ \"$1\" = rmtree ] && exec rm -rf \"$2\"\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
-        program
+        crate::testutil::script(dir, "rmtree", "[ \"$1\" = rmtree ] && exec rm -rf \"$2\"")
     }
 
     #[test]

@@ -486,11 +486,7 @@ fn mtls_session_on_the_reactor_starts_no_thread() {
 
 /// A stand-in for `picolet resolve`: a script in a tempdir.
 fn fake_resolver(dir: &Path, body: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let p = dir.join("resolver");
-    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
+    crate::testutil::script(dir, "resolver", body)
 }
 
 #[test]

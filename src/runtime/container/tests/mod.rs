@@ -66,7 +66,7 @@ fn fixture(test: &str) -> Option<Fixture> {
     fs::create_dir_all(layer.join("bin")).unwrap();
     fs::create_dir_all(layer.join("etc")).unwrap();
     fs::create_dir_all(layer.join("tmp")).unwrap();
-    fs::copy("/bin/busybox", layer.join("bin/busybox")).unwrap();
+    crate::testutil::copy_executable(Path::new("/bin/busybox"), &layer.join("bin/busybox"));
     let list = std::process::Command::new("/bin/busybox")
         .arg("--list")
         .output()

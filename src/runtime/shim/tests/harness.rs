@@ -46,7 +46,7 @@ impl Fixture {
         // For a spawner that mounts no /dev: sh opens /dev/null for `&` jobs.
         std::fs::create_dir_all(layer.join("dev")).unwrap();
         std::fs::write(layer.join("dev/null"), b"").unwrap();
-        std::fs::copy("/bin/busybox", layer.join("bin/busybox")).unwrap();
+        crate::testutil::copy_executable(Path::new("/bin/busybox"), &layer.join("bin/busybox"));
         for applet in ["sh", "sleep", "seq", "hostname", "ip", "true"] {
             std::os::unix::fs::symlink("busybox", layer.join("bin").join(applet)).unwrap();
         }

@@ -1,0 +1,79 @@
+//! Helpers shared by the unit tests.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Writes `#!/bin/sh\n<body>` to `dir/name`, mode 0755, and returns its path.
+///
+/// The file is written by a child `sh`, not by the test's own process.
+/// Tests run on many threads: had this process held the file open for
+/// writing, a `fork` on another thread at that moment would inherit the
+/// descriptor, and exec'ing the script would fail with ETXTBSY ("Text file
+/// busy") until that child exec'd. A descriptor in a child shell is never
+/// inherited by our forks.
+pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    let mut sh = Command::new("/bin/sh")
+        .args(["-c", "cat > \"$1\" && chmod 0755 \"$1\"", "sh"])
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn /bin/sh");
+    let mut stdin = sh.stdin.take().unwrap();
+    stdin
+        .write_all(format!("#!/bin/sh\n{body}\n").as_bytes())
+        .unwrap();
+    drop(stdin);
+    assert!(sh.wait().unwrap().success(), "writing {}", path.display());
+    path
+}
+
+/// Copies an executable with `cp`, for the same reason as [`script`]: the
+/// copy's write descriptor lives in the child, so a later exec of `to`
+/// cannot fail with ETXTBSY because of a concurrent fork in this process.
+pub fn copy_executable(from: &Path, to: &Path) {
+    let ok = Command::new("cp")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("spawn cp")
+        .success();
+    assert!(ok, "cp {} {}", from.display(), to.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Writes and runs `rounds` scripts while another thread forks
+    /// continuously; returns how many runs failed with ETXTBSY.
+    fn busy_runs(rounds: usize, write: fn(&std::path::Path, &str) -> std::path::PathBuf) -> usize {
+        let dir = tempfile::tempdir().unwrap();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = Command::new("/bin/true").status();
+                }
+            });
+            let mut busy = 0;
+            for i in 0..rounds {
+                let p = write(dir.path(), &format!("s{i}"));
+                match Command::new(&p).status() {
+                    Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => busy += 1,
+                    r => assert!(r.unwrap().success()),
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            busy
+        })
+    }
+
+    #[test]
+    fn a_script_runs_at_once_while_another_thread_forks() {
+        let busy = busy_runs(200, |dir, name| super::script(dir, name, "exit 0"));
+        assert_eq!(busy, 0, "ETXTBSY {busy} times out of 200");
+    }
+}
