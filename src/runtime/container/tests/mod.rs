@@ -141,6 +141,11 @@ fn in_child(f: impl FnOnce() -> String) -> String {
     ));
     let pid = namespaces::fork().unwrap();
     if pid == 0 {
+        // This child of a multi-threaded process never execs: close what it
+        // inherited, among them other tests' pipe ends whose readers wait
+        // for EOF.
+        // SAFETY: close_range only closes fds of this process; `f` opens its own.
+        unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
         // SAFETY: alarm has no preconditions.
         unsafe { libc::alarm(60) };
         let text = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))

@@ -145,7 +145,7 @@ fn container_joins_its_cgroup_before_anything_else() {
 }
 
 #[test]
-fn exec_in_forwards_sigterm_and_dies_by_the_same_signal() {
+fn exec_in_holds_no_fds_forwards_sigterm_and_dies_by_the_same_signal() {
     let Some(fx) = fixture("exec_signal") else {
         return;
     };
@@ -161,12 +161,20 @@ fn exec_in_forwards_sigterm_and_dies_by_the_same_signal() {
         let argv: Vec<String> = vec!["sleep".into(), "60".into()];
         let result = match exec_in(&pod, &cfg, pid, &argv, estdio) {
             Ok(epid) => {
+                // exec_in returns at EOF on the error pipe: the intermediate
+                // has closed it with every fd but the command's stdio, and
+                // those too. It never execs, so anything it kept would stay
+                // open for the command's whole life.
+                let open = fs::read_dir(format!("/proc/{epid}/fd")).unwrap().count();
                 // SAFETY: signalling the intermediate we started.
                 unsafe { libc::kill(epid, libc::SIGTERM) };
                 let status = reap(epid);
                 // EOF proves the command (holding the pipe) is gone too.
                 let rest = read_all(erd);
-                format!("signal {} output {rest:?}", libc::WTERMSIG(status))
+                format!(
+                    "{open} fds; signal {} output {rest:?}",
+                    libc::WTERMSIG(status)
+                )
             }
             Err(e) => format!("exec_in: {e}"),
         };
@@ -175,5 +183,5 @@ fn exec_in_forwards_sigterm_and_dies_by_the_same_signal() {
         reap(pid);
         result
     });
-    assert_eq!(out, format!("signal {} output \"\"", libc::SIGTERM));
+    assert_eq!(out, format!("0 fds; signal {} output \"\"", libc::SIGTERM));
 }

@@ -108,6 +108,7 @@ impl Fixture {
     /// Starts a shim like the agent does, connects, and reads its Hello and Report.
     pub fn start(&self) -> (Shim, Agent) {
         let config = self.root.join("shim.json");
+        let stderr = self.root.join("shim-start.err");
         std::fs::write(&config, serde_json::to_vec(&self.pod).unwrap()).unwrap();
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
@@ -120,12 +121,15 @@ impl Fixture {
             .env(ENTRY_ENV, &config)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .output()
+            // A file, not a pipe: waiting for a pipe's EOF would also wait
+            // for any process that inherited its write end.
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .status()
             .unwrap();
         assert!(
-            out.status.success(),
+            out.success(),
             "shim did not start: {}",
-            String::from_utf8_lossy(&out.stderr)
+            std::fs::read_to_string(&stderr).unwrap_or_default()
         );
         let mut agent = Agent::connect(&self.socket());
         let shim = match agent.recv() {
