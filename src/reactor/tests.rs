@@ -61,7 +61,7 @@ fn sleep_waits_at_least_its_duration() {
 fn sleep_until_a_past_deadline_returns_at_once() {
     let start = Instant::now();
     block_on(sleep_until(start - 10 * MS));
-    assert!(start.elapsed() < 50 * MS);
+    assert!(start.elapsed() < 1000 * MS, "took {:?}", start.elapsed());
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn timeout_expires_when_the_future_is_slower() {
     let r = block_on(timeout(30 * MS, sleep(Duration::from_secs(10))));
     assert_eq!(r, Err(TimedOut));
     let took = start.elapsed();
-    assert!(took >= 30 * MS && took < Duration::from_secs(2), "{took:?}");
+    assert!(took >= 30 * MS && took < Duration::from_secs(5), "{took:?}");
     assert_eq!(pending_timers(), 0, "both timers are deregistered");
 }
 
@@ -242,7 +242,7 @@ fn many_sleeping_tasks_run_concurrently() {
     assert_eq!(*done.borrow(), 200);
     // Run one after another, 200 tasks x 50 ms would take 10 s.
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < Duration::from_secs(5),
         "{:?}",
         start.elapsed()
     );
