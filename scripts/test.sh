@@ -25,7 +25,7 @@ bounded() {
 START=$(date +%s)
 
 step "packages"
-need_packages busybox-static iproute2 procps file ca-certificates mosquitto openssl
+need_packages busybox-static iproute2 procps file ca-certificates mosquitto openssl skopeo
 need_cargo
 
 step "format and lints"

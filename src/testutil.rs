@@ -4,6 +4,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// Says why a test returns early without checking anything. In CI
+/// (`PICOLET_REQUIRE_ROOT` set, as `scripts/test.sh` does), where root,
+/// the kernel features and the tools are all there, that is a failure:
+/// CI must run every such test, never skip it. Returns `true` otherwise.
+///
+/// Not for tests that cannot run under qemu-user: CI's aarch64 step skips
+/// those on purpose ([`crate::check::qemu_user`]).
+pub fn cannot_run(why: &str) -> bool {
+    crate::fleet::test_broker::skip_or_fail::<()>(why).is_none()
+}
+
 /// Writes `#!/bin/sh\n<body>` to `dir/name`, mode 0755, and returns its path.
 ///
 /// The file is written by a child `sh`, not by the test's own process.

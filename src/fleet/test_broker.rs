@@ -39,7 +39,8 @@ pub(crate) fn openssl() -> Option<PathBuf> {
 
 /// Says why a test returns early; in CI (`PICOLET_REQUIRE_ROOT` set, as
 /// scripts/test.sh does) a missing tool is a failure, never a skip.
-fn skip_or_fail<T>(why: &str) -> Option<T> {
+/// The lib's unit tests use it through `testutil::cannot_run`.
+pub(crate) fn skip_or_fail<T>(why: &str) -> Option<T> {
     if std::env::var_os("PICOLET_REQUIRE_ROOT").is_some() {
         panic!("{why}, and PICOLET_REQUIRE_ROOT is set: CI must run this test");
     }

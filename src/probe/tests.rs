@@ -332,8 +332,7 @@ fn is_root() -> bool {
 
 #[test]
 fn a_listener_inside_a_pod_netns_is_reached_through_netns_only() {
-    if !is_root() {
-        eprintln!("skipped: creating a network namespace needs root");
+    if !is_root() && crate::testutil::cannot_run("creating a network namespace needs root") {
         return;
     }
     let own = NetNs::current().unwrap().id().unwrap();
@@ -379,8 +378,7 @@ fn a_listener_inside_a_pod_netns_is_reached_through_netns_only() {
 
 #[test]
 fn with_netns_returns_to_the_own_namespace_even_when_the_closure_panics() {
-    if !is_root() {
-        eprintln!("skipped: creating a network namespace needs root");
+    if !is_root() && crate::testutil::cannot_run("creating a network namespace needs root") {
         return;
     }
     let own = NetNs::current().unwrap().id().unwrap();

@@ -287,10 +287,7 @@ fn skopeo() -> bool {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipped: skopeo is not installed");
-    }
-    ok
+    ok || !crate::testutil::cannot_run("skopeo is not installed (apt-get install skopeo)")
 }
 
 #[test]

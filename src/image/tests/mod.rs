@@ -24,11 +24,10 @@ pub(super) fn is_root() -> bool {
 }
 
 pub(super) fn skip_unless_root(test: &str) -> bool {
-    if is_root() {
-        return false;
-    }
-    eprintln!("{test}: skipped, needs root (mknod whiteouts, trusted.* xattrs, chown)");
-    true
+    !is_root()
+        && crate::testutil::cannot_run(&format!(
+            "{test}: needs root (mknod whiteouts, trusted.* xattrs, chown)"
+        ))
 }
 
 /// Runs the busybox image script into a fresh temp dir.
@@ -84,12 +83,12 @@ pub(super) fn overlay_lookup(layers: &[PathBuf], rel: &str) -> Option<PathBuf> {
 /// message) if that is not possible here.
 pub(super) fn in_kernel_overlay(layers: &[PathBuf], script: &str) -> Option<String> {
     if !is_root() {
-        eprintln!("kernel overlay check skipped: needs root");
+        crate::testutil::cannot_run("kernel overlay check: needs root");
         return None;
     }
     let filesystems = fs::read_to_string("/proc/filesystems").unwrap_or_default();
     if !filesystems.contains("overlay") {
-        eprintln!("kernel overlay check skipped: no overlayfs in /proc/filesystems");
+        crate::testutil::cannot_run("kernel overlay check: no overlayfs in /proc/filesystems");
         return None;
     }
     let scratch = tempfile::tempdir().unwrap();
@@ -108,7 +107,9 @@ pub(super) fn in_kernel_overlay(layers: &[PathBuf], script: &str) -> Option<Stri
     );
     let probe = Command::new("unshare").args(["-m", "true"]).output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        eprintln!("kernel overlay check skipped: `unshare -m` does not work here: {probe:?}");
+        crate::testutil::cannot_run(&format!(
+            "kernel overlay check: `unshare -m` does not work here: {probe:?}"
+        ));
         return None;
     }
     let out = Command::new("unshare")

@@ -341,7 +341,7 @@ fn shim_moves_itself_into_the_shim_leaf_of_the_pod_cgroup() {
         return;
     };
     let Some(root) = cgroup2_root() else {
-        eprintln!("skipped: no writable cgroup v2 hierarchy");
+        crate::testutil::cannot_run("no writable cgroup v2 hierarchy");
         return;
     };
     let pod_cg = root.join(format!("picolet-shim-test-{}", std::process::id()));

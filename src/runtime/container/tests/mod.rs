@@ -40,9 +40,6 @@ fn missing_prerequisite() -> Option<&'static str> {
     if unsafe { libc::geteuid() } != 0 {
         return Some("not root");
     }
-    if crate::check::qemu_user().is_some() {
-        return Some("running under qemu-user, whose clone(2) rejects namespace flags (EINVAL)");
-    }
     let fs = fs::read_to_string("/proc/filesystems").unwrap_or_default();
     if !fs.lines().any(|l| l.trim_end().ends_with("overlay")) {
         return Some("no overlayfs in /proc/filesystems");
@@ -57,8 +54,12 @@ fn missing_prerequisite() -> Option<&'static str> {
 /// marker file and two hostile symlinks. `None` (with a note) when the
 /// machine cannot run containers.
 fn fixture(test: &str) -> Option<Fixture> {
+    if let Some(why) = crate::check::qemu_user() {
+        eprintln!("{test}: skipped: {why}: qemu-user's clone(2) rejects namespace flags (EINVAL)");
+        return None;
+    }
     if let Some(why) = missing_prerequisite() {
-        eprintln!("{test}: skipped: {why}");
+        crate::testutil::cannot_run(&format!("{test}: {why}"));
         return None;
     }
     let dir = tempfile::tempdir().unwrap();

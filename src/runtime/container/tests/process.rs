@@ -128,13 +128,13 @@ fn container_joins_its_cgroup_before_anything_else() {
         let sep = f.iter().position(|x| *x == "-")?;
         (f.get(sep + 1) == Some(&"cgroup2")).then(|| PathBuf::from(f[4]))
     }) else {
-        eprintln!("cgroup: skipped: no cgroup2 mount");
+        crate::testutil::cannot_run("cgroup: no cgroup2 mount");
         return;
     };
     let name = format!("picolet-ct-test-{}", std::process::id());
     let cg = root.join(&name);
     if fs::create_dir(&cg).is_err() {
-        eprintln!("cgroup: skipped: cannot create {}", cg.display());
+        crate::testutil::cannot_run(&format!("cgroup: cannot create {}", cg.display()));
         return;
     }
     let mut cfg = config(&fx, "grep '^0::' /proc/self/cgroup");

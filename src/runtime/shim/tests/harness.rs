@@ -24,8 +24,7 @@ pub struct Fixture {
 impl Fixture {
     /// `None` (after saying why) when the test cannot run here.
     pub fn new(share_pid: bool) -> Option<Fixture> {
-        if !is_root() {
-            eprintln!("skipped: the shim tests need root (namespaces)");
+        if !is_root() && crate::testutil::cannot_run("the shim tests need root (namespaces)") {
             return None;
         }
         if let Some(why) = crate::check::qemu_user() {
@@ -36,7 +35,7 @@ impl Fixture {
             return None;
         }
         if !Path::new("/bin/busybox").exists() {
-            eprintln!("skipped: the shim tests need /bin/busybox for the rootfs");
+            crate::testutil::cannot_run("the shim tests need /bin/busybox for the rootfs");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
