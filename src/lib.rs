@@ -37,5 +37,6 @@ pub mod reactor;
 pub mod runtime;
 pub mod spec;
 pub mod store;
+pub mod sys;
 #[cfg(test)]
 mod testutil;

@@ -163,3 +163,242 @@ fn containers_get_the_kubelets_oom_score_adj_for_their_qos_class() {
         assert_eq!(got, [want, want], "{pod} ({class})");
     }
 }
+
+/// A loop device over a 1 MiB zero-filled file made by the test (never a
+/// real disk); detached on drop.
+struct Loop {
+    dev: String,
+    minor: u32,
+    file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Loop {
+    fn new() -> Loop {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("backing");
+        std::fs::write(&file, vec![0u8; 1 << 20]).unwrap();
+        let out = std::process::Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "losetup: {out:?}");
+        let dev = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let minor = dev.trim_start_matches("/dev/loop").parse().unwrap();
+        Loop {
+            dev,
+            minor,
+            file,
+            _dir: dir,
+        }
+    }
+
+    /// The backing file is still all zeros: nothing wrote through the device.
+    fn untouched(&self) -> bool {
+        std::fs::read(&self.file).unwrap().iter().all(|&b| b == 0)
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.dev])
+            .status();
+    }
+}
+
+/// Tries to make and use a block device `b 7:<minor>` (the test's loop
+/// device) in the writable layer and in /dev, and to open `/dev/kmsg`'s
+/// `c 1:11` made the same way. Prints one word per attempt.
+fn device_probe(minor: u32) -> String {
+    format!(
+        "for p in /tmp/disk /dev/disk; do
+           if mknod $p b 7 {minor} 2>/dev/null; then echo made-$p; else echo nomknod-$p; fi
+           if [ -b $p ] && (echo pwned > $p) 2>/dev/null; then echo wrote-$p; else echo nowrite-$p; fi
+         done
+         for p in /tmp/kmsg /dev/kmsg; do
+           mknod $p c 1 11 2>/dev/null
+           if [ -c $p ] && (: < $p) 2>/dev/null; then echo opened-$p; else echo noopen-$p; fi
+         done"
+    )
+}
+
+/// Issue 7, finding 1: a default container (CAP_MKNOD, no securityContext)
+/// made `b 7:0` in /tmp or /dev and wrote the host's disk through it. Now
+/// the overlay is `nodev` and the cgroup's eBPF allowlist refuses the node
+/// in /dev too; a privileged container still may (Kubernetes semantics).
+#[test]
+fn a_default_container_cannot_make_and_use_a_host_device_but_a_privileged_one_can() {
+    if !root_or_skip() {
+        return;
+    }
+    let lo = Loop::new();
+    let a = Agent::start();
+    a.apply("d.yaml", &sh_pod("dflt", "Always", "exec sleep 100000"));
+    a.apply(
+        "p.yaml",
+        &pod("priv", "{privileged: true}", "exec sleep 100000"),
+    );
+    a.wait_running("dflt", "main", 30);
+    let (_, out) = a.exec("dflt", "main", &["sh", "-c", &device_probe(lo.minor)]);
+    for word in [
+        "nomknod-/tmp/disk",
+        "nowrite-/tmp/disk",
+        "nomknod-/dev/disk",
+        "nowrite-/dev/disk",
+        "noopen-/tmp/kmsg",
+        "noopen-/dev/kmsg",
+    ] {
+        assert!(out.contains(word), "{word} missing in:\n{out}");
+    }
+    assert!(lo.untouched(), "the container wrote the host's loop device");
+    // The standard nodes still work.
+    let (code, out) = a.exec(
+        "dflt",
+        "main",
+        &[
+            "sh",
+            "-c",
+            "head -c 4 /dev/urandom > /dev/null && echo ok > /dev/null && echo fine",
+        ],
+    );
+    assert_eq!((code, out.trim()), (0, "fine"));
+
+    a.wait_running("priv", "main", 30);
+    let script = format!(
+        "mknod /dev/disk b 7 {} && head -c 512 /dev/disk | wc -c",
+        lo.minor
+    );
+    let (code, out) = a.exec("priv", "main", &["sh", "-c", &script]);
+    assert_eq!((code, out.trim()), (0, "512"), "{out}");
+}
+
+/// Issue 7, finding 1: device nodes shipped in an image layer (here planted
+/// in the unpacked layer, as an older store or a bypassed unpack would
+/// hold them), mode 0666, opened by a container with every capability
+/// dropped, a non-root user and no privilege escalation.
+#[test]
+fn device_nodes_in_a_layer_cannot_be_opened_by_a_locked_down_container() {
+    if !root_or_skip() {
+        return;
+    }
+    let lo = Loop::new();
+    let a = Agent::start();
+    let layers = a.state().join("images/layers/sha256");
+    for layer in std::fs::read_dir(&layers).unwrap() {
+        let l = layer.unwrap().path();
+        let minor = lo.minor.to_string();
+        for (name, args) in [
+            ("disk", ["b", "7", minor.as_str()]),
+            ("kmsg", ["c", "1", "11"]),
+        ] {
+            let p = l.join(name);
+            let st = std::process::Command::new("mknod")
+                .args(["-m", "0666"])
+                .arg(&p)
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+    }
+    a.apply(
+        "l.yaml",
+        &pod(
+            "locked",
+            "{runAsUser: 1000, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}",
+            "exec sleep 100000",
+        ),
+    );
+    a.wait_running("locked", "main", 30);
+    let script = "ls -l /disk /kmsg | cut -c1
+        if (echo pwned > /disk) 2>/dev/null; then echo wrote-disk; else echo nowrite-disk; fi
+        if (: < /kmsg) 2>/dev/null; then echo opened-kmsg; else echo noopen-kmsg; fi
+        awk '$2 == \"/\" {print $4}' /proc/mounts";
+    let (_, out) = a.exec("locked", "main", &["sh", "-c", script]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        &lines[..4],
+        ["b", "c", "nowrite-disk", "noopen-kmsg"],
+        "{out}"
+    );
+    assert!(
+        lines[4].split(',').any(|o| o == "nodev"),
+        "the rootfs overlay must be nodev: {out}"
+    );
+    assert!(lo.untouched(), "the container wrote the host's loop device");
+}
+
+/// Issue 7, finding 2: the store and the pods' writable layers were
+/// world-traversable, so `nobody` could run a setuid-root file from a
+/// container's upper dir (or an imported layer) and become root. The
+/// state, store, pod and run dirs are 0700 now.
+#[test]
+fn nobody_cannot_reach_the_store_or_a_pods_setuid_files() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    // As on a device, the state dir's parent is world-traversable.
+    let parent = a.state().parent().unwrap().to_path_buf();
+    std::fs::set_permissions(&parent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    a.apply("s.yaml", &sh_pod("suid", "Always", "exec sleep 100000"));
+    a.wait_running("suid", "main", 30);
+    let (code, out) = a.exec(
+        "suid",
+        "main",
+        &["sh", "-c", "cp /bin/busybox /rootsh && chmod 4755 /rootsh"],
+    );
+    assert_eq!(code, 0, "{out}");
+    // The copy lives in the pod's upper dir on the host.
+    let found = std::process::Command::new("find")
+        .arg(a.state().join("pods"))
+        .args(["-name", "rootsh", "-perm", "-4000"])
+        .output()
+        .unwrap();
+    let rootsh = String::from_utf8(found.stdout).unwrap();
+    let rootsh = rootsh
+        .lines()
+        .next()
+        .expect("the setuid copy in the upper dir");
+    let layers = a.state().join("images/layers/sha256");
+    let a_layer = std::fs::read_dir(&layers)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let as_nobody = |cmd: &str| {
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args(["/bin/sh", "-c", cmd])
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = as_nobody(&format!("{rootsh} id -u"));
+    assert_ne!((code, out.trim()), (0, "0"), "nobody became root: {out}");
+    assert!(out.contains("Permission denied"), "{out}");
+    for dir in [
+        a.state(),
+        a.state().join("images"),
+        a.state().join("pods"),
+        a.run_dir(),
+        a_layer,
+    ] {
+        let (code, out) = as_nobody(&format!("ls {}", dir.display()));
+        assert_ne!(code, 0, "nobody listed {}: {out}", dir.display());
+        assert!(out.contains("Permission denied"), "{out}");
+    }
+    for dir in [a.state(), a.state().join("images"), a.run_dir()] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&dir).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
+    }
+}

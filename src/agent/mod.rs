@@ -34,8 +34,10 @@ use crate::lifecycle::{Input, Node, Output};
 use crate::probe::NetNs;
 use crate::reactor::{self, Async};
 use crate::runtime::cgroup::CgroupRoot;
+use crate::runtime::cgroup::devices::DeviceFilter;
 use crate::runtime::shim::proto::{self, Event, PodConfig};
 use crate::store::StateStore;
+use crate::sys::fs::private_dir;
 use async_channel::{Receiver, Sender};
 use sandbox::ShimConn;
 use statefile::{SandboxRecord, StateFile, StateV2};
@@ -172,11 +174,11 @@ fn io_err(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Er
 
 impl Agent {
     fn new(cfg: Config) -> Result<(Agent, Receiver<Msg>), AgentError> {
-        for d in [&cfg.state_dir, &cfg.run_dir] {
-            std::fs::create_dir_all(d).map_err(io_err("creating", d))?;
+        // Root only: see `sys::fs::private_dir` and docs/security.md.
+        let pods_dir = cfg.state_dir.join("pods");
+        for d in [&cfg.state_dir, &cfg.run_dir, &pods_dir] {
+            private_dir(d).map_err(io_err("creating", d))?;
         }
-        std::fs::create_dir_all(cfg.state_dir.join("pods"))
-            .map_err(io_err("creating", &cfg.state_dir))?;
         let images = ImageStore::open(cfg.state_dir.join("images"))
             .map_err(|e| AgentError::Image(e.to_string()))?;
         let mut store = StateStore::new(&cfg.state_dir);
@@ -226,7 +228,17 @@ impl Agent {
             Ok(mut root) => {
                 root.log_missing_once();
                 match root.prepare() {
-                    Ok(_) => Some(root),
+                    Ok(_) => {
+                        match DeviceFilter::load() {
+                            Ok(f) => root.set_device_filter(f),
+                            Err(e) => log::warn!(
+                                "no device allowlist for containers ({e}): a container with \
+                                 CAP_MKNOD can make and open any device node in its /dev; \
+                                 `picolet check` explains"
+                            ),
+                        }
+                        Some(root)
+                    }
                     Err(e) => {
                         log::warn!("cgroups disabled: {e}");
                         None

@@ -298,13 +298,27 @@ impl Agent {
             ))
             .join(&name);
         let pod_cgroup = self.pods.get(&uid).and_then(|p| p.cgroup.clone());
-        let cgroup = pod_cgroup
-            .zip(self.cgroups.as_ref())
-            .and_then(|(pc, root)| {
-                root.create_container(&pc, &name, &container::container_resources(&c))
-                    .map_err(|e| log::warn!("pod {uid}: container {name}: cgroup: {e}"))
-                    .ok()
-            });
+        // A pod with a cgroup never runs a container outside its own leaf:
+        // without it the container would have neither its limits nor its
+        // device allowlist.
+        let privileged = c
+            .security_context
+            .as_ref()
+            .is_some_and(|sc| sc.privileged == Some(true));
+        let cgroup = match pod_cgroup.zip(self.cgroups.as_ref()) {
+            Some((pc, root)) => {
+                let resources = container::container_resources(&c);
+                match root.create_container(&pc, &name, &resources, privileged) {
+                    Ok(dir) => Some(dir),
+                    Err(e) => {
+                        self.pending
+                            .push_back(fail("CreateContainerError", format!("cgroup: {e}")));
+                        return;
+                    }
+                }
+            }
+            None => None,
+        };
         let settings = container::Settings {
             node_name: self.cfg.node_name.clone(),
             host_ip: String::new(),

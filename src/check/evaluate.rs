@@ -232,6 +232,30 @@ pub fn evaluate(f: &Facts, board: &Board) -> Vec<Item> {
         pidfd.state = State::Unknown;
     }
     items.push(pidfd);
+
+    let (ok, detail) = match &f.device_filter {
+        Probe::Ok => (
+            true,
+            "containers get the OCI default device allowlist (eBPF, cgroup v2)".to_string(),
+        ),
+        Probe::Failed(e) => (
+            false,
+            format!(
+                "{e}; containers run without a device allowlist: one with CAP_MKNOD can make \
+                 and open any device node in its /dev (drop MKNOD, or fix the kernel)"
+            ),
+        ),
+        Probe::NotTried(why) => (true, format!("not tried ({why})")),
+    };
+    let mut devices = Item::new("devices", false, ok, detail).fix(|| {
+        "a kernel with CONFIG_CGROUP_BPF=y and CONFIG_BPF_SYSCALL=y (Debian's and Raspberry \
+         Pi OS's have both), a cgroup v2 root picolet may write, and root"
+            .into()
+    });
+    if let Probe::NotTried(_) = f.device_filter {
+        devices.state = State::Unknown;
+    }
+    items.push(devices);
     items
 }
 

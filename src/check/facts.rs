@@ -102,6 +102,9 @@ pub struct Facts {
     pub veth: Availability,
     pub bridge: Availability,
     pub pidfd: Probe,
+    /// The containers' device allowlist: an eBPF device program loaded
+    /// and attached to a scratch cgroup under the checked one.
+    pub device_filter: Probe,
     /// systemd is the init system (`/run/systemd/system` exists).
     pub systemd: bool,
     pub identity: Identity,
@@ -181,6 +184,12 @@ pub fn gather(g: Gather<'_>) -> Facts {
     } else {
         Probe::NotTried("not checking the live system".into())
     };
+    let cgroup = cgroup_facts(root, has_fs("cgroup2"), g.cgroup_root);
+    let device_filter = if g.live {
+        probe_device_filter(cgroup.checked.as_deref())
+    } else {
+        Probe::NotTried("not checking the live system".into())
+    };
     let cmdline_files = [&g.board.cmdline_file, &g.board.cmdline_file_before_bookworm]
         .into_iter()
         .filter(|f| f.starts_with('/') && under(root, Path::new(f.as_str())).exists())
@@ -196,11 +205,12 @@ pub fn gather(g: Gather<'_>) -> Facts {
         kernel_release,
         namespaces,
         max_user_namespaces,
-        cgroup: cgroup_facts(root, has_fs("cgroup2"), g.cgroup_root),
+        cgroup,
         overlay,
         veth,
         bridge,
         pidfd,
+        device_filter,
         systemd: root.join("run/systemd/system").is_dir(),
         identity: g.identity,
         cmdline_files,
@@ -407,6 +417,29 @@ fn try_unshare(flag: libc::c_int) -> Probe {
         }
     } else {
         Probe::Failed(format!("probe child ended with wait status {status}"))
+    }
+}
+
+/// Loads the containers' device program and attaches it to a scratch
+/// cgroup `picolet-check-<pid>` under `cgroup` (made and removed here).
+fn probe_device_filter(cgroup: Option<&Path>) -> Probe {
+    use crate::runtime::cgroup::devices::DeviceFilter;
+    let filter = match DeviceFilter::load() {
+        Ok(f) => f,
+        Err(e) => return Probe::Failed(e.to_string()),
+    };
+    let Some(cgroup) = cgroup else {
+        return Probe::Failed("loaded, but there is no cgroup v2 to attach it to".into());
+    };
+    let scratch = cgroup.join(format!("picolet-check-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir(&scratch) {
+        return Probe::Failed(format!("create {}: {e}", scratch.display()));
+    }
+    let attached = filter.apply(&scratch, false);
+    let _ = std::fs::remove_dir(&scratch);
+    match attached {
+        Ok(()) => Probe::Ok,
+        Err(e) => Probe::Failed(e.to_string()),
     }
 }
 

@@ -248,6 +248,7 @@ fn pi_without_memory_controller_fails_with_the_cmdline_txt_fix() {
             .contains("unshare not tried")
     );
     assert_eq!(item(&r, "pidfd").state, State::Unknown);
+    assert_eq!(item(&r, "devices").state, State::Unknown);
     let text = r.text();
     assert!(text.contains("MISSING  cgroup.memory"), "{text}");
     assert!(text.contains("result: FAIL"), "{text}");
@@ -443,6 +444,11 @@ fn this_machine_is_checked_live_and_its_hierarchy_reported_as_it_is() {
         assert!(i.detail.contains("unshare works"), "{i:?}");
     }
     assert_eq!(item(&r, "pidfd").state, State::Ok);
+    // qemu-user (the aarch64 unit tests) does not emulate bpf(2).
+    if crate::check::qemu_user().is_none() {
+        let devices = item(&r, "devices");
+        assert_eq!(devices.state, State::Ok, "{devices:?}");
+    }
     assert_eq!(item(&r, "kernel").state, State::Ok);
 }
 

@@ -33,9 +33,12 @@ pub struct ImageStore {
 }
 
 impl ImageStore {
-    /// Opens the store at `root`, creating its directories if needed.
+    /// Opens the store at `root`, creating its directories if needed; the
+    /// root is made mode 0700.
     pub fn open(root: impl Into<PathBuf>) -> Result<ImageStore, ImageError> {
         let root = root.into();
+        // Layers hold setuid files and whatever else images ship: root only.
+        crate::sys::fs::private_dir(&root).map_err(ImageError::io("create", &root))?;
         for dir in ["blobs/sha256", "layers/sha256", "tmp"] {
             let d = root.join(dir);
             fs::create_dir_all(&d).map_err(ImageError::io("create", &d))?;

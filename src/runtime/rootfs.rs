@@ -166,11 +166,13 @@ pub(crate) fn setup(plan: &Plan) -> Result<(), ContainerError> {
         let r = unsafe { libc::chdir(dir.as_ptr()) };
         sys::check(r, || format!("chdir {dir:?}"))?;
     }
+    // nodev: a device node in the image or made with mknod in the
+    // writable layer cannot be opened (only /dev's tmpfs allows nodes).
     sys::mount(
         Some(c"overlay"),
         &plan.target,
         Some(c"overlay"),
-        0,
+        libc::MS_NODEV,
         Some(&plan.overlay_data),
         || {
             format!(
@@ -185,7 +187,7 @@ pub(crate) fn setup(plan: &Plan) -> Result<(), ContainerError> {
     system::mount_dev(&root)?;
     system::mount_sys(&root, plan.privileged, plan.host_network)?;
     for m in &plan.mounts {
-        user_mount(&root, m)?;
+        user_mount(&root, m, plan.privileged)?;
     }
     pivot(&root)?;
     drop(root);
@@ -228,7 +230,11 @@ pub(super) fn mount_in(
     })
 }
 
-fn user_mount(root: &OwnedFd, m: &PreparedMount) -> Result<(), ContainerError> {
+/// Mounts one configured volume. Binds (hostPath, emptyDir, volumes) get
+/// `nodev` on every mount they carry, unless the container is privileged
+/// (which may use every device anyway, and may be handed `/dev/ttyUSB0`
+/// as a hostPath); tmpfs mounts are always `nosuid,nodev`.
+fn user_mount(root: &OwnedFd, m: &PreparedMount, privileged: bool) -> Result<(), ContainerError> {
     let dest = m.destination.as_str();
     match &m.kind {
         PreparedKind::Bind { source } => {
@@ -247,10 +253,14 @@ fn user_mount(root: &OwnedFd, m: &PreparedMount) -> Result<(), ContainerError> {
                 libc::MS_BIND | libc::MS_REC,
                 None,
             )?;
-            if m.read_only {
+            if m.read_only || !privileged {
                 // Resolve again to get the new mount's root, not the dir under it.
                 let mounted = open_in_root(root, dest, Create::Nothing)?;
-                remount_readonly(&sys::fd_path(&mounted), false, dest)?;
+                let attrs = Restrict {
+                    read_only: m.read_only,
+                    nodev: !privileged,
+                };
+                restrict(&sys::fd_path(&mounted), true, attrs, dest)?;
             }
             Ok(())
         }
@@ -269,19 +279,49 @@ fn user_mount(root: &OwnedFd, m: &PreparedMount) -> Result<(), ContainerError> {
     }
 }
 
-/// Makes the mount at `path` read-only, keeping its nosuid/nodev/noexec
-/// flags (the kernel refuses to drop locked ones). `recursive` uses
-/// `mount_setattr(AT_RECURSIVE)` where the kernel has it (5.12+) and falls
-/// back to the top mount only.
+/// What [`restrict`] adds to a mount.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Restrict {
+    pub read_only: bool,
+    pub nodev: bool,
+}
+
+/// Makes the mount at `path` read-only. See [`restrict`].
 pub(super) fn remount_readonly(
     path: &CStr,
     recursive: bool,
     what: &str,
 ) -> Result<(), ContainerError> {
+    let attrs = Restrict {
+        read_only: true,
+        nodev: false,
+    };
+    restrict(path, recursive, attrs, what)
+}
+
+/// Adds `ro` and/or `nodev` to the mount at `path`, keeping its
+/// nosuid/nodev/noexec flags (the kernel refuses to drop locked ones).
+/// `recursive` uses `mount_setattr(AT_RECURSIVE)` where the kernel has it
+/// (5.12+), so every mount below gets them too, and falls back to the top
+/// mount only.
+pub(super) fn restrict(
+    path: &CStr,
+    recursive: bool,
+    attrs: Restrict,
+    what: &str,
+) -> Result<(), ContainerError> {
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NODEV: u64 = 0x4;
+    let mut set = 0;
+    if attrs.read_only {
+        set |= MOUNT_ATTR_RDONLY;
+    }
+    if attrs.nodev {
+        set |= MOUNT_ATTR_NODEV;
+    }
     if recursive {
         const AT_RECURSIVE: libc::c_uint = 0x8000;
-        const MOUNT_ATTR_RDONLY: u64 = 0x1;
-        let attr: [u64; 4] = [MOUNT_ATTR_RDONLY, 0, 0, 0];
+        let attr: [u64; 4] = [set, 0, 0, 0];
         // SAFETY: mount_setattr with a NUL-terminated path and a mount_attr
         // struct (4 × u64) whose size is passed.
         let r = unsafe {
@@ -305,8 +345,15 @@ pub(super) fn remount_readonly(
     sys::check(r, || format!("statvfs {what:?}"))?;
     // Not in libc's musl bindings; the value is the same everywhere.
     const ST_RELATIME: libc::c_ulong = 4096;
-    let mut flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+    let mut flags = libc::MS_BIND | libc::MS_REMOUNT;
+    if attrs.read_only {
+        flags |= libc::MS_RDONLY;
+    }
+    if attrs.nodev {
+        flags |= libc::MS_NODEV;
+    }
     for (st_flag, ms_flag) in [
+        (libc::ST_RDONLY, libc::MS_RDONLY),
         (libc::ST_NOSUID, libc::MS_NOSUID),
         (libc::ST_NODEV, libc::MS_NODEV),
         (libc::ST_NOEXEC, libc::MS_NOEXEC),
@@ -318,8 +365,13 @@ pub(super) fn remount_readonly(
             flags |= ms_flag;
         }
     }
+    let change = match (attrs.read_only, attrs.nodev) {
+        (true, true) => "read-only, nodev",
+        (true, false) => "read-only",
+        _ => "nodev",
+    };
     sys::mount(None, path, None, flags, None, || {
-        format!("remount {what:?} read-only")
+        format!("remount {what:?} {change}")
     })
 }
 

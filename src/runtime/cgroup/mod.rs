@@ -9,7 +9,8 @@
 //!   agent/                the agent itself, when it started inside <root> ("no internal processes")
 //!   pod<uid>/             pod-level limits (Kubernetes pod cgroup rules); controllers enabled for children
 //!     shim/               the pod's shim puts itself here
-//!     <container>/        one leaf per container, with the container's limits
+//!     <container>/        one leaf per container, with the container's limits and
+//!                         its device allowlist (an eBPF program, see [`devices`])
 //! ```
 //!
 //! What it touches: only files under the root (`cgroup.controllers`,
@@ -31,6 +32,7 @@
 
 pub mod controller;
 pub mod cpu;
+pub mod devices;
 pub mod hierarchy;
 pub mod holder;
 pub mod memory;
@@ -92,6 +94,8 @@ pub enum CgroupError {
     NoCgroup2Mount { path: PathBuf, cgroup: String },
     #[error("malformed line {line:?} in {path}")]
     Parse { path: PathBuf, line: String },
+    #[error("{source}")]
+    Devices { path: PathBuf, source: io::Error },
     #[error("invalid cgroup name {name:?}: {reason}")]
     InvalidName { name: String, reason: &'static str },
 }

@@ -129,7 +129,7 @@ fn pod_and_container_cgroups_hold_a_real_process_and_are_removed() {
     };
     let pod = root.create_pod("real-test", &pod_r).unwrap();
     let shim = root.create_shim(&pod).unwrap();
-    let ctr = root.create_container(&pod, "c1", &c).unwrap();
+    let ctr = root.create_container(&pod, "c1", &c, false).unwrap();
     assert!(shim.is_dir() && ctr.is_dir());
     add_process(&ctr, pid).unwrap();
     assert_eq!(procs(&ctr).unwrap(), vec![pid]);

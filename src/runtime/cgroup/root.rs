@@ -3,6 +3,7 @@
 //! container cgroups with their limits, and removing them.
 
 use super::controller::{Controller, ControllerSet, Missing, MissingReason};
+use super::devices::DeviceFilter;
 use super::hierarchy::{Mounts, PROC_SELF_CGROUP, PROC_SELF_MOUNTINFO, unified_path};
 use super::memory;
 use super::resources::{ContainerResources, PodResources, Setting};
@@ -24,6 +25,9 @@ pub struct CgroupRoot {
     controllers: ControllerSet,
     missing: Vec<Missing>,
     warned: Cell<bool>,
+    /// The device allowlist attached to every container cgroup, once
+    /// [`CgroupRoot::set_device_filter`] has given it.
+    devices: Option<DeviceFilter>,
 }
 
 /// What [`CgroupRoot::prepare`] did.
@@ -124,6 +128,7 @@ impl CgroupRoot {
             controllers,
             missing,
             warned: Cell::new(false),
+            devices: None,
         })
     }
 
@@ -266,13 +271,26 @@ impl CgroupRoot {
         Ok(dir)
     }
 
-    /// Creates (or reuses) the leaf `<pod>/<name>` and writes the container's
-    /// limits. `name` must not be [`SHIM_LEAF`].
+    /// From now on, every container cgroup gets `filter`'s device
+    /// allowlist (see [`super::devices`]).
+    pub fn set_device_filter(&mut self, filter: DeviceFilter) {
+        self.devices = Some(filter);
+    }
+
+    /// Whether containers get the device allowlist.
+    pub fn has_device_filter(&self) -> bool {
+        self.devices.is_some()
+    }
+
+    /// Creates (or reuses) the leaf `<pod>/<name>`, writes the container's
+    /// limits and, with a device filter set, attaches its allowlist (none
+    /// for a `privileged` container). `name` must not be [`SHIM_LEAF`].
     pub fn create_container(
         &self,
         pod: &Path,
         name: &str,
         r: &ContainerResources,
+        privileged: bool,
     ) -> Result<PathBuf, CgroupError> {
         check_name(name)?;
         if name == SHIM_LEAF {
@@ -285,6 +303,14 @@ impl CgroupRoot {
         mkdir_existing_ok(&dir)?;
         let applied = self.apply(&dir, &r.settings())?;
         log_skipped(&dir, &applied);
+        if let Some(filter) = &self.devices {
+            filter
+                .apply(&dir, privileged)
+                .map_err(|source| CgroupError::Devices {
+                    path: dir.clone(),
+                    source,
+                })?;
+        }
         Ok(dir)
     }
 

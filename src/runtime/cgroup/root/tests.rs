@@ -230,7 +230,7 @@ fn create_container_writes_container_limits_in_its_leaf() {
     let r = open(&root);
     let pod = r.create_pod("u", &limited_pod()).unwrap();
     let c = r
-        .create_container(&pod, "web", &limited_pod().containers[0])
+        .create_container(&pod, "web", &limited_pod().containers[0], false)
         .unwrap();
     assert_eq!(c, pod.join("web"));
     assert_eq!(read(&c.join(cpu::CPU_MAX)), "50000 100000");
@@ -250,7 +250,7 @@ fn container_and_pod_names_are_validated() {
     let pod = r.create_pod("u", &PodResources::default()).unwrap();
     let none = ContainerResources::default();
     for bad in ["shim", "", "..", "a/b", "cgroup.procs"] {
-        let err = r.create_container(&pod, bad, &none).unwrap_err();
+        let err = r.create_container(&pod, bad, &none, false).unwrap_err();
         assert!(
             matches!(err, CgroupError::InvalidName { .. }),
             "{bad:?}: {err}"
@@ -287,7 +287,7 @@ fn only_files_of_existing_controllers_are_written_for_every_subset() {
         let r = open(&root);
         let pod = r.create_pod("p", &limited_pod()).unwrap();
         let ctr = r
-            .create_container(&pod, "c", &limited_pod().containers[0])
+            .create_container(&pod, "c", &limited_pod().containers[0], false)
             .unwrap();
         let controller_of = |f: &str| Controller::ALL.into_iter().find(|c| c.files().contains(&f));
         for (dir, files) in [(&pod, &pod_files[..]), (&ctr, &ctr_files[..])] {
