@@ -14,26 +14,17 @@
 //! PICOLET_BENCH_PODS (default 50), PICOLET_BENCH_PODMAN=0 to skip podman.
 
 mod common;
-use common::{env_num, first_line_ns, percentile, proc_field, wait_for};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use common::{
+    Env, Podman, bin, env_num, first_line_ns, percentile, proc_field, status_field, wait_for,
+};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// The binary under test: this build's, or `$PICOLET_BENCH_BIN` (for
-/// instance the static musl build that ships: see the header of `run.sh`).
-fn bin() -> String {
-    std::env::var("PICOLET_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_picolet").to_string())
-}
 
 fn wall_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as i64
-}
-
-fn status_field(pid: u32, key: &str) -> u64 {
-    proc_field(pid, "status", key)
 }
 
 /// utime + stime in clock ticks.
@@ -70,70 +61,6 @@ fn shim_pids(state: &Path) -> Vec<u32> {
                 .unwrap_or(false)
         })
         .collect()
-}
-
-struct Env {
-    dir: PathBuf,
-    agent: Option<Child>,
-    cgroup: Option<PathBuf>,
-}
-
-impl Env {
-    fn state(&self) -> PathBuf {
-        self.dir.join("state")
-    }
-    fn manifests(&self) -> PathBuf {
-        self.dir.join("manifests")
-    }
-    fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(bin())
-            .args(args)
-            .env("PICOLET_STATE_DIR", self.state())
-            .output()
-            .unwrap()
-    }
-    fn pods(&self) -> Vec<serde_json::Value> {
-        let out = self.cli(&["get", "pods", "-A", "-o", "json"]);
-        serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v["items"].as_array().cloned())
-            .unwrap_or_default()
-    }
-    fn agent_pid(&self) -> u32 {
-        self.agent.as_ref().unwrap().id()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Ok(rd) = std::fs::read_dir(self.manifests()) {
-            for e in rd.flatten() {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline && !self.pods().is_empty() {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        if let Some(mut a) = self.agent.take() {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(a.id() as i32, libc::SIGTERM) };
-            let _ = a.wait();
-        }
-        if let Some(cg) = &self.cgroup {
-            let _ = remove_tree(cg);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn remove_tree(p: &Path) -> std::io::Result<()> {
-    for e in std::fs::read_dir(p)?.flatten() {
-        if e.file_type()?.is_dir() {
-            let _ = remove_tree(&e.path());
-        }
-    }
-    std::fs::remove_dir(p)
 }
 
 fn two_container_pod(name: &str, uid: &str) -> String {
@@ -190,60 +117,7 @@ fn main() {
     let runs = env_num("PICOLET_BENCH_RUNS", 20) as usize;
     let idle_secs = env_num("PICOLET_BENCH_IDLE_SECS", 60);
     let n_pods = env_num("PICOLET_BENCH_PODS", 50) as usize;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let images = root.join("target/images");
-    if !images.join("busybox-oci").exists() {
-        let st = Command::new("sh")
-            .arg(root.join("tests/images/build-busybox.sh"))
-            .arg(&images)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-    let dir = std::env::temp_dir().join(format!("picolet-bench-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("manifests")).unwrap();
-    let cg = Path::new("/sys/fs/cgroup/unified");
-    let cgroup = cg
-        .join("cgroup.procs")
-        .exists()
-        .then(|| cg.join(format!("picolet-bench-{}", std::process::id())));
-    if let Some(c) = &cgroup {
-        std::fs::create_dir_all(c).unwrap();
-    }
-    let mut env = Env {
-        dir: dir.clone(),
-        agent: None,
-        cgroup: cgroup.clone(),
-    };
-    let out = env.cli(&[
-        "image",
-        "import",
-        images.join("busybox-oci").to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut cmd = Command::new(bin());
-    cmd.args(["agent", "--node-name", "bench", "--state-dir"])
-        .arg(env.state())
-        .arg("--run-dir")
-        .arg(dir.join("run"))
-        .arg("--manifests")
-        .arg(env.manifests())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("agent.log")).unwrap());
-    if let Some(c) = &cgroup {
-        cmd.arg("--cgroup-root").arg(c);
-    }
-    env.agent = Some(cmd.spawn().unwrap());
-    let sock = env.state().join("picolet.sock");
-    wait_for(10, "agent socket", || {
-        std::os::unix::net::UnixStream::connect(&sock).ok()
-    });
-    std::thread::sleep(Duration::from_secs(1));
+    let env = Env::start("bench", &[]);
     let pid = env.agent_pid();
     let rss_idle = status_field(pid, "VmRSS:");
     println!(
@@ -259,11 +133,14 @@ fn main() {
     for i in 0..runs {
         let uid = format!("00000000-0000-4000-8000-{:012}", i);
         let name = format!("start{i}");
-        let tmp = dir.join(".m.tmp");
+        let tmp = env.dir.join(".m.tmp");
         std::fs::write(&tmp, two_container_pod(&name, &uid)).unwrap();
         let t0 = wall_ns();
         std::fs::rename(&tmp, env.manifests().join(format!("{name}.yaml"))).unwrap();
-        let logs = dir.join("run/logs").join(format!("default_{name}_{uid}"));
+        let logs = env
+            .dir
+            .join("run/logs")
+            .join(format!("default_{name}_{uid}"));
         let (a, b) = wait_for(20, "both containers' first output", || {
             Some((
                 first_line_ns(&logs.join("a"))?,
@@ -395,50 +272,10 @@ fn changed_files(a: &[(String, u64, i64)], b: &[(String, u64, i64)]) -> Vec<Stri
 
 /// Podman, set up as ../shared/PEERS.md says, timed the same way.
 fn podman(runs: usize, ours_p50: f64) {
-    if Command::new("podman").arg("--version").output().is_err() {
-        println!("podman: not installed; skipped (apt-get install podman runc)");
+    let Some(podman) = Podman::setup() else {
         return;
-    }
-    let dir = std::env::temp_dir().join(format!("picolet-bench-podman-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("containers.conf");
-    std::fs::write(
-        &conf,
-        "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"runc\"\n",
-    )
-    .unwrap();
-    let pm = |args: &[&str]| {
-        Command::new("podman")
-            .args(args)
-            .env("CONTAINERS_CONF", &conf)
-            .output()
-            .unwrap()
     };
-    // A busybox rootfs tar, imported as localhost/bb:1.
-    let rootfs = dir.join("rootfs");
-    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    for app in ["sh", "sleep"] {
-        let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(app));
-    }
-    let tar = dir.join("bb.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let out = pm(&["import", tar.to_str().unwrap(), "localhost/bb:1"]);
-    if !out.status.success() {
-        println!(
-            "podman import failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return;
-    }
+    let pm = |args: &[&str]| podman.run(args);
     let mut up = Vec::new();
     let mut rm = Vec::new();
     for i in 0..runs {
@@ -488,6 +325,4 @@ fn podman(runs: usize, ours_p50: f64) {
         "ratio podman / picolet pod start: {:.1}×",
         p50 / ours_p50.max(0.001)
     );
-    pm(&["rmi", "-f", "localhost/bb:1"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,8 @@
 //! Helpers shared by the benches (`mod common;` in each bench's root).
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A numeric env setting, or its default.
@@ -46,4 +47,225 @@ pub fn first_line_ns(dir: &Path) -> Option<i64> {
     let text = std::fs::read_to_string(e.path()).ok()?;
     let ts = text.lines().next()?.split(' ').next()?;
     picolet::clock::parse_rfc3339_ns(ts)
+}
+
+/// The binary under test: this build's, or `$PICOLET_BENCH_BIN` (for
+/// instance the static musl build that ships: see the header of `run.sh`).
+pub fn bin() -> String {
+    std::env::var("PICOLET_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_picolet").to_string())
+}
+
+/// A `Key: N kB` field of /proc/<pid>/status.
+pub fn status_field(pid: u32, key: &str) -> u64 {
+    proc_field(pid, "status", key)
+}
+
+pub struct Env {
+    pub dir: PathBuf,
+    pub agent: Option<Child>,
+    pub cgroup: Option<PathBuf>,
+    /// The agent's arguments besides the directories.
+    pub args: Vec<String>,
+}
+
+impl Env {
+    /// Builds the test images if needed, makes a state dir and a cgroup
+    /// under the unified hierarchy, imports busybox and starts the agent
+    /// with `extra` arguments; returns once its socket answers.
+    pub fn start(node: &str, extra: &[&str]) -> Env {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let images = root.join("target/images");
+        if !images.join("busybox-oci").exists() {
+            let st = Command::new("sh")
+                .arg(root.join("tests/images/build-busybox.sh"))
+                .arg(&images)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        let dir = std::env::temp_dir().join(format!("picolet-bench-{node}-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("manifests")).unwrap();
+        let cg = Path::new("/sys/fs/cgroup/unified");
+        let cgroup = cg
+            .join("cgroup.procs")
+            .exists()
+            .then(|| cg.join(format!("picolet-bench-{node}-{}", std::process::id())));
+        if let Some(c) = &cgroup {
+            std::fs::create_dir_all(c).unwrap();
+        }
+        let mut env = Env {
+            dir: dir.clone(),
+            agent: None,
+            cgroup: cgroup.clone(),
+            args: Vec::new(),
+        };
+        let out = env.cli(&[
+            "image",
+            "import",
+            images.join("busybox-oci").to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        env.args = std::iter::once(format!("--node-name={node}"))
+            .chain(extra.iter().map(|a| a.to_string()))
+            .collect();
+        env.restart();
+        std::thread::sleep(Duration::from_secs(1));
+        env
+    }
+
+    /// Starts the agent (again) and waits for its socket.
+    pub fn restart(&mut self) {
+        let mut cmd = Command::new(bin());
+        cmd.args(["agent", "--config", "/dev/null", "--state-dir"])
+            .arg(self.state())
+            .arg("--run-dir")
+            .arg(self.dir.join("run"))
+            .arg("--manifests")
+            .arg(self.manifests())
+            .args(&self.args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::options()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join("agent.log"))
+                    .unwrap(),
+            );
+        if let Some(c) = &self.cgroup {
+            cmd.arg("--cgroup-root").arg(c);
+        }
+        self.agent = Some(cmd.spawn().unwrap());
+        let sock = self.state().join("picolet.sock");
+        wait_for(10, "agent socket", || {
+            std::os::unix::net::UnixStream::connect(&sock).ok()
+        });
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+    pub fn manifests(&self) -> PathBuf {
+        self.dir.join("manifests")
+    }
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin())
+            .args(args)
+            .env("PICOLET_STATE_DIR", self.state())
+            .output()
+            .unwrap()
+    }
+    pub fn pods(&self) -> Vec<serde_json::Value> {
+        let out = self.cli(&["get", "pods", "-A", "-o", "json"]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["items"].as_array().cloned())
+            .unwrap_or_default()
+    }
+    pub fn agent_pid(&self) -> u32 {
+        self.agent.as_ref().unwrap().id()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Ok(rd) = std::fs::read_dir(self.manifests()) {
+            for e in rd.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline && !self.pods().is_empty() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if let Some(mut a) = self.agent.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(a.id() as i32, libc::SIGTERM) };
+            let _ = a.wait();
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = remove_tree(cg);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn remove_tree(p: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(p)?.flatten() {
+        if e.file_type()?.is_dir() {
+            let _ = remove_tree(&e.path());
+        }
+    }
+    std::fs::remove_dir(p)
+}
+
+/// Podman, set up as ../shared/PEERS.md says (runc, cgroupfs, a busybox
+/// rootfs imported as `localhost/bb:1`); the image and files go on drop.
+pub struct Podman {
+    dir: PathBuf,
+    conf: PathBuf,
+}
+
+impl Podman {
+    /// `None` (and says why) when podman is missing or cannot import.
+    pub fn setup() -> Option<Podman> {
+        if Command::new("podman").arg("--version").output().is_err() {
+            println!("podman: not installed; skipped (apt-get install podman runc)");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("picolet-bench-podman-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("containers.conf");
+        std::fs::write(
+            &conf,
+            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"runc\"\n",
+        )
+        .unwrap();
+        let podman = Podman { dir, conf };
+        // A busybox rootfs tar, imported as localhost/bb:1.
+        let rootfs = podman.dir.join("rootfs");
+        std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        for app in ["sh", "sleep"] {
+            let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(app));
+        }
+        let tar = podman.dir.join("bb.tar");
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let out = podman.run(&["import", tar.to_str().unwrap(), "localhost/bb:1"]);
+        if !out.status.success() {
+            println!(
+                "podman import failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+        Some(podman)
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new("podman")
+            .args(args)
+            .env("CONTAINERS_CONF", &self.conf)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        self.run(&["rmi", "-f", "localhost/bb:1"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
