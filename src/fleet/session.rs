@@ -73,7 +73,7 @@ mod tests;
 
 use std::collections::{HashMap, VecDeque};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use rumqttc::mqttbytes::v4::{
     ConnAck, Connect, ConnectReturnCode, LastWill, Login, Packet, PubAck, PubComp, PubRec, Publish,
     SubAck, Subscribe, SubscribeFilter, SubscribeReasonCode, Unsubscribe,
@@ -389,7 +389,7 @@ impl Session {
             Head::Publish(h) => h,
         };
         let have = self.rx.len().min(head.total);
-        let _ = self.rx.split_to(have);
+        self.rx.advance(have);
         let left = head.total - have;
         self.discard = Some((head, left));
         if left == 0 {
