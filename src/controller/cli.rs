@@ -4,7 +4,9 @@ use super::Target;
 use super::client::{Client, ClientOptions};
 use super::wait::{Verdict, Watch};
 use crate::fleet::config::Credentials;
-use crate::fleet::doc::{DecodeOptions, DesiredDoc, decode_desired, encode_json, seal_envelope};
+use crate::fleet::doc::{
+    DecodeOptions, DesiredDoc, MAX_REVISION, decode_desired, encode_json, seal_envelope,
+};
 use crate::fleet::sign::{self, SigningKey};
 use crate::fleet::topics::{DEFAULT_PREFIX, IdKind, Topics, validate_id};
 use crate::fleet::transport::{BrokerUrl, TlsSettings};
@@ -232,8 +234,25 @@ fn delete(a: Args) -> Result<ExitCode, String> {
     })
 }
 
+/// The revision after `current` (the retained document's) and `observed`
+/// (the highest a device reports), or why there is none: devices refuse a
+/// revision above [`MAX_REVISION`], so publishing it would only be refused
+/// as invalid (and, wrapped around, as stale).
+pub(super) fn next_revision(current: u64, observed: Option<u64>) -> Result<u64, String> {
+    let last = current.max(observed.unwrap_or(0));
+    match last.checked_add(1) {
+        Some(next) if next <= MAX_REVISION => Ok(next),
+        _ => Err(format!(
+            "cannot publish: the last revision is {last}, and the next would be above the largest revision devices accept (2^53 = {MAX_REVISION}); nothing was published"
+        )),
+    }
+}
+
 /// The revision and pods of the retained desired document, as far as it
-/// can be read (its signature is not checked: devices do that).
+/// can be read (its signature is not checked: devices do that). The raw
+/// revision of a document that does not decode still counts (devices may
+/// have accepted it under an older key), unless devices refuse it anyway
+/// (above [`MAX_REVISION`]): it would block every later `apply`.
 fn read_current(payload: &[u8]) -> (u64, Option<DesiredDoc>) {
     let opts = DecodeOptions {
         max_bytes: usize::MAX,
@@ -245,6 +264,7 @@ fn read_current(payload: &[u8]) -> (u64, Option<DesiredDoc>) {
             let rev = serde_json::from_slice::<serde_json::Value>(payload)
                 .ok()
                 .and_then(|v| v.get("revision").and_then(|r| r.as_u64()))
+                .filter(|r| *r <= MAX_REVISION)
                 .unwrap_or(0);
             eprintln!("warning: the current desired document does not decode ({e}); replacing it");
             (rev, None)
@@ -283,7 +303,7 @@ fn publish_and_wait(
                 w.observe(&m.topic, &m.payload);
             }
         }
-        let revision = current.0.max(w.observed().unwrap_or(0)) + 1;
+        let revision = next_revision(current.0, w.observed())?;
         let doc = DesiredDoc {
             revision,
             pods: make(current.1.as_ref())?,
@@ -383,4 +403,38 @@ fn keygen(a: Args) -> Result<ExitCode, String> {
         files.public.key_id()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_revision_never_passes_2_pow_53_nor_wraps() {
+        assert_eq!(next_revision(0, None), Ok(1));
+        assert_eq!(next_revision(3, Some(7)), Ok(8));
+        assert_eq!(next_revision(9, Some(2)), Ok(10));
+        assert_eq!(next_revision(MAX_REVISION - 1, None), Ok(MAX_REVISION));
+        for (current, observed) in [
+            (MAX_REVISION, None),
+            (0, Some(MAX_REVISION)),
+            (u64::MAX, None),
+            (0, Some(u64::MAX)),
+        ] {
+            let e = next_revision(current, observed).unwrap_err();
+            assert!(
+                e.contains("the next would be above the largest revision devices accept (2^53 = 9007199254740992); nothing was published"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_retained_document_above_2_pow_53_does_not_block_apply() {
+        let max = br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":18446744073709551615,"pods":[]}"#;
+        assert!(matches!(read_current(max), (0, None)));
+        let bad_pods =
+            br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":41,"pods":[1]}"#;
+        assert!(matches!(read_current(bad_pods), (41, None)));
+    }
 }

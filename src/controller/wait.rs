@@ -283,6 +283,27 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_refusal_fails_even_when_the_device_is_past_the_revision() {
+        // The device is at 9 (another controller published meanwhile) and
+        // refuses our 5 as stale: not "observed", a refusal.
+        let mut w = Watch::new(Topics::default(), Target::Device("pi-1".into()));
+        w.observe(
+            "picolet/devices/pi-1/status",
+            &status("pi-1", Some(4), &[], vec![]),
+        );
+        w.published(5);
+        let stale = error(DESIRED, "Stale", None, Some(5), "2026-01-01T00:00:09Z");
+        w.observe(
+            "picolet/devices/pi-1/status",
+            &status("pi-1", Some(9), &[], vec![stale]),
+        );
+        assert_eq!(
+            w.verdict(),
+            Verdict::Failed("device pi-1 refused the document (Stale): Stale message".into())
+        );
+    }
+
+    #[test]
     fn pods_refused_in_this_revision_are_listed_when_done() {
         let mut w = Watch::new(Topics::default(), Target::Device("pi-1".into()));
         w.published(2);

@@ -5,7 +5,7 @@
 //! ```json
 //! {"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":7,"pods":[<Kubernetes Pod>…]}
 //! ```
-//! `revision` is an unsigned 64-bit integer; `pods` is required (`[]` removes
+//! `revision` is an integer from 0 to 2^53 ([`MAX_REVISION`]); `pods` is required (`[]` removes
 //! every pod); no other key is accepted. Each pod goes through
 //! [`crate::spec::pod_from_value`], so errors carry the field path under
 //! `pods[i]`. Two pods with the same namespace/name make the whole document
@@ -89,6 +89,11 @@ pub const SIGNED_KIND: &str = "SignedDeviceState";
 pub const STATUS_KIND: &str = "DeviceStatus";
 /// Default cap on a document's size, checked before parsing.
 pub const MAX_DOC_BYTES: usize = 1024 * 1024;
+/// The largest revision a desired document may carry: 2^53, the largest
+/// integer that JSON readers (IEEE doubles) carry exactly. A revision above
+/// it is refused (`revision: … is above …`), so a document can never take a
+/// source to a revision after which no newer one is possible.
+pub const MAX_REVISION: u64 = 1 << 53;
 /// First bytes of a postcard desired document.
 pub const POSTCARD_MAGIC: [u8; 4] = *b"\x89PLD";
 /// At most this many pod errors are kept in one [`DocError::Pods`].

@@ -43,10 +43,21 @@
 //!   connection is up and dropped otherwise.
 //! - Back-off: 1 s doubling to 60 s, minus up to a quarter of jitter drawn
 //!   from `jitter_seed`; reset by an accepted CONNACK (see `backoff`).
-//! - An inbound packet whose fixed header announces more than
+//! - An inbound PUBLISH whose fixed header announces more than
 //!   `max_packet_size` bytes (default 1 MiB, counted after the fixed header)
-//!   is refused before it is buffered: `Error(PacketTooLarge)`, `Close`. The
-//!   receive buffer never holds more than one packet plus the last chunk.
+//!   is **consumed without being buffered**: once its variable header (topic
+//!   and packet id, at most 65,544 bytes) is in, the rest of the packet is
+//!   counted off as it streams in and dropped, chunk by chunk. After its last
+//!   byte it is acknowledged like any other (QoS 1: PUBACK; QoS 2: PUBREC),
+//!   so the broker never sends it again (MQTT 3.1.1 §4.3.2: a QoS 1 PUBLISH
+//!   is consumed once acknowledged), and `Error(MessageTooLarge)` names its
+//!   topic, payload size and the limit. The connection stays up: one
+//!   oversized message cannot wedge the channel by being redelivered on
+//!   every reconnect. Any other packet type over the limit is refused from
+//!   its header: `Error(PacketTooLarge)`, `Close`.
+//! - The receive buffer never holds more than one packet of at most
+//!   `max_packet_size` (or the head of an oversized PUBLISH) plus the last
+//!   chunk read.
 //!
 //! Outputs on a failure come in this order: `Error`, then `Close` when the
 //! session drops the connection itself, then `ConnectionDown` when a
@@ -62,7 +73,7 @@ mod tests;
 
 use std::collections::{HashMap, VecDeque};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use rumqttc::mqttbytes::v4::{
     ConnAck, Connect, ConnectReturnCode, LastWill, Login, Packet, PubAck, PubComp, PubRec, Publish,
     SubAck, Subscribe, SubscribeFilter, SubscribeReasonCode, Unsubscribe,
@@ -72,7 +83,10 @@ use rumqttc::mqttbytes::{self, QoS};
 use crate::clock::Now;
 use backoff::Backoff;
 use outbox::{Outbox, Outgoing};
-use packets::{check_publish, dedup, packet_name, publish_packet, refusal_reason};
+use packets::{
+    Head, PublishHead, check_publish, dedup, packet_name, publish_head, publish_packet,
+    refusal_reason,
+};
 pub use types::{
     BACKOFF_MAX_MS, BACKOFF_MIN_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_KEEPALIVE_S,
     DEFAULT_MAX_PACKET_SIZE, DEFAULT_MAX_QUEUED, DEFAULT_RESPONSE_TIMEOUT_MS, Qos, SessionConfig,
@@ -118,6 +132,8 @@ pub struct Session {
     /// Per connection: acknowledgements still due, by packet id.
     pending: HashMap<u16, Pending>,
     rx: BytesMut,
+    /// The oversized PUBLISH being consumed, and its bytes still to come.
+    discard: Option<(PublishHead, usize)>,
     out: VecDeque<SessionOutput>,
     last_tx: u64,
     last_rx: u64,
@@ -133,6 +149,7 @@ impl Session {
             subscriptions: dedup(cfg.subscriptions.clone()),
             pending: HashMap::new(),
             rx: BytesMut::new(),
+            discard: None,
             out: VecDeque::new(),
             last_tx: 0,
             last_rx: 0,
@@ -267,6 +284,7 @@ impl Session {
 
     fn reset_connection(&mut self) {
         self.rx = BytesMut::new();
+        self.discard = None;
         self.pending.clear();
         self.ping_sent = None;
     }
@@ -313,6 +331,7 @@ impl Session {
         // Any byte shows the connection is alive.
         self.last_rx = t;
         self.ping_sent = None;
+        let b = self.skip_discarded(b, t);
         self.rx.extend_from_slice(b);
         let max = self.cfg.max_packet_size;
         loop {
@@ -320,7 +339,11 @@ impl Session {
                 Ok(_) => {}
                 Err(mqttbytes::Error::InsufficientBytes(_)) => break,
                 Err(mqttbytes::Error::PayloadSizeLimitExceeded(size)) => {
-                    return self.fail(SessionError::PacketTooLarge { size, max }, true, t);
+                    match self.start_discard(size, t) {
+                        Ok(true) => continue,
+                        Ok(false) => break,
+                        Err(e) => return self.fail(e, true, t),
+                    }
                 }
                 Err(e) => return self.fail(SessionError::Protocol(e.to_string()), true, t),
             }
@@ -336,6 +359,68 @@ impl Session {
         if self.rx.is_empty() && self.rx.capacity() > RX_KEEP_CAPACITY {
             self.rx = BytesMut::new();
         }
+    }
+
+    /// Counts off the bytes of the oversized PUBLISH being consumed (see
+    /// the module doc); returns the bytes after it.
+    fn skip_discarded<'b>(&mut self, b: &'b [u8], t: u64) -> &'b [u8] {
+        let Some((_, left)) = &mut self.discard else {
+            return b;
+        };
+        let n = (*left).min(b.len());
+        *left -= n;
+        if *left == 0 {
+            self.finish_discard(t);
+        }
+        &b[n..]
+    }
+
+    /// The packet at the start of `rx` announces `size` bytes, over the
+    /// limit. A PUBLISH (once its head is in) is consumed: `Ok(true)` when
+    /// it was all in `rx` already, `Ok(false)` when the rest is to come (or
+    /// its head is). Anything else is refused.
+    fn start_discard(&mut self, size: usize, t: u64) -> Result<bool, SessionError> {
+        let max = self.cfg.max_packet_size;
+        let head = match publish_head(&self.rx) {
+            _ if self.state != State::Up => return Err(SessionError::PacketTooLarge { size, max }),
+            Head::NotPublish => return Err(SessionError::PacketTooLarge { size, max }),
+            Head::Malformed(why) => return Err(SessionError::Protocol(why.to_string())),
+            Head::Incomplete => return Ok(false),
+            Head::Publish(h) => h,
+        };
+        let have = self.rx.len().min(head.total);
+        self.rx.advance(have);
+        let left = head.total - have;
+        self.discard = Some((head, left));
+        if left == 0 {
+            self.finish_discard(t);
+            return Ok(true);
+        }
+        // Nothing of the packet is kept; the rest is counted off as it comes.
+        if self.rx.capacity() > RX_KEEP_CAPACITY {
+            self.rx = BytesMut::new();
+        }
+        Ok(false)
+    }
+
+    /// The last byte of the oversized PUBLISH is in: acknowledge, report.
+    fn finish_discard(&mut self, t: u64) {
+        let Some((h, _)) = self.discard.take() else {
+            return;
+        };
+        match h.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.send(Packet::PubAck(PubAck::new(h.pkid)), t),
+            QoS::ExactlyOnce => self.send(Packet::PubRec(PubRec::new(h.pkid)), t),
+        }
+        let e = SessionError::MessageTooLarge {
+            size: h.remaining,
+            topic: h.topic,
+            payload: h.payload,
+            max: self.cfg.max_packet_size,
+            retained: h.retain,
+        };
+        self.out.push_back(SessionOutput::Error(e));
     }
 
     fn on_packet(&mut self, packet: Packet, t: u64) {

@@ -73,6 +73,12 @@ impl Broker {
     /// each entry holds the lines that follow its `listener` line (TLS
     /// settings), `""` for plain MQTT. `None` when mosquitto is missing.
     pub(crate) fn start(listeners: &[&str]) -> Option<Broker> {
+        Broker::start_with("", listeners)
+    }
+
+    /// [`Broker::start`] with extra global config lines (`global`, each
+    /// ending in a newline), e.g. limits.
+    pub(crate) fn start_with(global: &str, listeners: &[&str]) -> Option<Broker> {
         let exe = mosquitto()?;
         let mut last_err = String::new();
         for _ in 0..3 {
@@ -85,6 +91,7 @@ impl Broker {
             let mut conf = String::from(
                 "per_listener_settings false\nallow_anonymous true\npersistence false\nuser root\n",
             );
+            conf.push_str(global);
             for (port, extra) in b.ports.iter().zip(listeners) {
                 conf.push_str(&format!("listener {port} 127.0.0.1\n{extra}\n"));
             }

@@ -132,16 +132,45 @@ pub fn errors_on(status: &Value, topic: &str) -> Vec<(String, String)> {
 
 /// Publishes `payload` (retained, QoS 1) as another controller would.
 pub fn publish_raw(url: &str, topic: &str, payload: Vec<u8>) {
+    publish_many(url, vec![(topic.to_string(), payload, true)]);
+}
+
+/// Publishes each (topic, payload, retain) with QoS 1 over one
+/// connection, in order, each acknowledged by the broker before the next.
+pub fn publish_many(url: &str, messages: Vec<(String, Vec<u8>, bool)>) {
     let opts = ClientOptions::new(BrokerUrl::parse(url).unwrap());
     picolet::reactor::block_on(async {
         let mut c = Client::connect(&opts, Duration::from_secs(10))
             .await
             .unwrap();
-        c.publish(topic, payload, true, Duration::from_secs(10))
-            .await
-            .unwrap();
+        for (topic, payload, retain) in messages {
+            c.publish(&topic, payload, retain, Duration::from_secs(10))
+                .await
+                .unwrap();
+        }
         c.disconnect().await;
     });
+}
+
+/// mosquitto's own limits, written out: no payload limit
+/// (`message_size_limit 0` is mosquitto's default: any payload MQTT can
+/// carry, up to 256 MiB, is delivered) and no cap on the messages queued
+/// for a client (the default, 1,000, would drop some of a flood).
+pub const UNLIMITED_BROKER: &str = "message_size_limit 0\nmax_queued_messages 0\n";
+
+/// The process's peak resident set (`VmHWM`), in bytes.
+pub fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/PID/status");
+    let kb: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("VmHWM in kB");
+    kb * 1024
 }
 
 /// TLS files of the test PKI: the right CA, or `other-ca.crt`.

@@ -6,6 +6,14 @@
 //! - Once connected, a reader task feeds [`LinkMsg::Bytes`] until the end of
 //!   the stream ([`LinkMsg::Closed`]); a writer task writes what `Transmit`
 //!   queues, in order, so a stalled broker never stalls the main loop.
+//! - Flow control: the reader holds [`READ_CREDITS`] credits, spends one
+//!   per chunk sent and gets it back when the main loop has handed that
+//!   chunk to the session. So at most `READ_CREDITS` chunks
+//!   ([`READ_CHUNK`] bytes each, 64 KiB in all) wait in the main loop's
+//!   channel: a broker streaming a 5 MB message never makes the agent hold
+//!   5 MB (the reader would otherwise read the whole socket without
+//!   yielding, the reads never blocking while data is there), and the
+//!   session drops an oversized message's payload chunk by chunk.
 //! - `Close`: the attempt is abandoned (its task dropped), or the reader is
 //!   dropped and the writer finishes what is queued, then closes politely
 //!   (TLS close_notify), all within [`CLOSE_GRACE`].
@@ -24,7 +32,9 @@ use std::time::Duration;
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Reads are done in chunks of this size.
-const READ_CHUNK: usize = 16 * 1024;
+pub const READ_CHUNK: usize = 16 * 1024;
+/// Chunks read but not yet handed to the session, at most.
+pub const READ_CREDITS: usize = 4;
 
 /// What the connection tasks tell the main loop.
 #[derive(Debug)]
@@ -59,6 +69,8 @@ pub enum LinkEvent {
 struct Conn {
     generation: u64,
     writer: async_channel::Sender<Vec<u8>>,
+    /// Gives the reader back the credit of a chunk handled.
+    credits: async_channel::Sender<()>,
     _reader: Task<()>,
     writer_task: Task<()>,
     tls: bool,
@@ -171,7 +183,9 @@ impl Link {
                 Some(LinkEvent::Disconnected(error))
             }
             LinkMsg::Bytes { generation, bytes } => {
-                self.current(generation)?;
+                let c = self.current(generation)?;
+                // The caller hands the bytes to the session right away.
+                let _ = c.credits.try_send(());
                 Some(LinkEvent::Bytes(bytes))
             }
             LinkMsg::Closed { generation, why } => {
@@ -182,11 +196,8 @@ impl Link {
         }
     }
 
-    fn current(&self, generation: u64) -> Option<()> {
-        self.conn
-            .as_ref()
-            .filter(|c| c.generation == generation)
-            .map(|_| ())
+    fn current(&self, generation: u64) -> Option<&Conn> {
+        self.conn.as_ref().filter(|c| c.generation == generation)
     }
 }
 
@@ -209,9 +220,16 @@ fn start(generation: u64, transport: Transport, tx: &Sender<Msg>) -> Conn {
         let _ = t.close().await;
     });
     let (t, rtx) = (transport, tx.clone());
+    let (credits, credit_rx) = async_channel::bounded::<()>(READ_CREDITS);
+    for _ in 0..READ_CREDITS {
+        let _ = credits.try_send(());
+    }
     let reader = reactor::spawn(async move {
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
+            if credit_rx.recv().await.is_err() {
+                return;
+            }
             let msg = match t.read(&mut buf).await {
                 Ok(0) => LinkMsg::Closed {
                     generation,
@@ -235,6 +253,7 @@ fn start(generation: u64, transport: Transport, tx: &Sender<Msg>) -> Conn {
     Conn {
         generation,
         writer: wtx,
+        credits,
         _reader: reader,
         writer_task,
         tls,

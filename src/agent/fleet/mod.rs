@@ -61,11 +61,16 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Status is published at most this often (ms).
 pub const STATUS_MIN_INTERVAL_MS: u64 = 1000;
 
-/// The largest MQTT packet accepted: room for a document of
-/// `max_doc_bytes` (refused by the decoder, with its topic, when larger)
-/// plus headers; a bigger packet ends the connection (the session's cap).
+/// The largest MQTT packet buffered: a document of `max_doc_bytes` plus
+/// the longest topic MQTT allows and the headers. A message in a bigger
+/// packet is over the document limit whatever its topic: the session
+/// consumes it without buffering it (its payload is dropped as it streams
+/// in), acknowledges it and reports it, and the agent records it in status
+/// like any other document refused as `TooLarge`. A message within the cap
+/// but over `max_doc_bytes` is refused by the decoder.
 pub fn packet_cap(max_doc_bytes: usize) -> usize {
-    max_doc_bytes.saturating_mul(2).saturating_add(64 * 1024)
+    // Topic length (2), topic (up to 65,535), packet id (2).
+    max_doc_bytes.saturating_add(2 + 65_535 + 2)
 }
 
 /// The fleet channel's state in the agent.
@@ -345,16 +350,50 @@ impl Agent {
         } else {
             log::warn!("fleet: {text}");
         }
-        if let SessionError::PacketTooLarge { .. } = e {
-            f.docs.push_error(StatusError {
-                topic: String::new(),
-                revision: None,
-                pod: None,
-                reason: "TooLarge".to_string(),
-                message: format!("{text}: the connection was dropped"),
-                time: crate::clock::rfc3339(Now::read().wall_ms),
-            });
-            f.dirty = true;
+        let time = crate::clock::rfc3339(Now::read().wall_ms);
+        match e {
+            SessionError::PacketTooLarge { .. } => {
+                f.docs.push_error(StatusError {
+                    topic: String::new(),
+                    revision: None,
+                    pod: None,
+                    reason: "TooLarge".to_string(),
+                    message: format!("{text}: the connection was dropped"),
+                    time,
+                });
+                f.dirty = true;
+            }
+            SessionError::MessageTooLarge {
+                topic,
+                payload,
+                retained,
+                ..
+            } => {
+                // Like a document the decoder refuses for its size, with
+                // the document limit (the packet cap only adds headers).
+                let limit = f.settings.max_document_bytes;
+                let message = format!(
+                    "the document is {payload} bytes, more than the limit of {limit} bytes: discarded unread{}",
+                    if retained { " (retained)" } else { "" }
+                );
+                f.docs.push_error(StatusError {
+                    topic: topic.clone(),
+                    revision: None,
+                    pod: None,
+                    reason: "TooLarge".to_string(),
+                    message: message.clone(),
+                    time,
+                });
+                f.dirty = true;
+                let source = f.docs.source_of(&topic);
+                f.last_error = Some(text);
+                if let Some(source) = source {
+                    let object = ObjectRef::desired(&source);
+                    self.publish_event(object, EventType::Warning, "TooLarge", &message);
+                }
+                return;
+            }
+            _ => {}
         }
         f.last_error = Some(text);
     }

@@ -1,7 +1,9 @@
 //! The desired document (`kind: DeviceState`): JSON and postcard codecs,
 //! format detection and checks. The module doc of [`super`] has the format.
 
-use super::{API_VERSION, DESIRED_KIND, DocError, MAX_POD_ERRORS, POSTCARD_MAGIC, SIGNED_KIND};
+use super::{
+    API_VERSION, DESIRED_KIND, DocError, MAX_POD_ERRORS, MAX_REVISION, POSTCARD_MAGIC, SIGNED_KIND,
+};
 use crate::spec::strict::StrictValue;
 use crate::spec::{Pod, SpecError, pod_from_value};
 use serde::{Deserialize, Serialize};
@@ -162,12 +164,12 @@ pub(crate) fn from_value(doc: Value) -> Result<DesiredDoc, DocError> {
     check_keys(&map, &DESIRED_KEYS, DESIRED_KIND)?;
     let revision = match map.get("revision") {
         None | Some(Value::Null) => return Err(DocError::field("revision", "missing")),
-        Some(v) => v.as_u64().ok_or_else(|| {
+        Some(v) => check_revision(v.as_u64().ok_or_else(|| {
             DocError::field(
                 "revision",
                 format!("must be a non-negative integer, got {}", show(v)),
             )
-        })?,
+        })?)?,
     };
     let pods = match map.remove("pods") {
         None | Some(Value::Null) => {
@@ -209,9 +211,23 @@ fn decode_postcard(body: &[u8]) -> Result<DesiredDoc, DocError> {
         .map(|(i, text)| parse_json(text.as_bytes(), &format!("pods[{i}]")))
         .collect();
     Ok(DesiredDoc {
-        revision: v1.revision,
+        revision: check_revision(v1.revision)?,
         pods: load_pods(pods)?,
     })
+}
+
+/// Refuses a revision above [`MAX_REVISION`]: past it no newer revision
+/// could be sent (and JSON readers lose precision).
+pub(crate) fn check_revision(revision: u64) -> Result<u64, DocError> {
+    if revision > MAX_REVISION {
+        return Err(DocError::field(
+            "revision",
+            format!(
+                "{revision} is above the largest revision allowed, 2^53 = {MAX_REVISION} (the largest integer JSON carries exactly)"
+            ),
+        ));
+    }
+    Ok(revision)
 }
 
 /// Loads every pod, collecting all errors (up to [`MAX_POD_ERRORS`]); a

@@ -143,6 +143,22 @@ pub enum SessionOutput {
 pub enum SessionError {
     #[error("incoming MQTT packet of {size} bytes exceeds the limit of {max} bytes")]
     PacketTooLarge { size: usize, max: usize },
+    /// An inbound PUBLISH over `max_packet_size`, consumed without being
+    /// buffered: its payload was discarded as it streamed in, and it was
+    /// acknowledged (QoS 1: PUBACK; QoS 2: PUBREC) so that the broker does
+    /// not send it again. The connection stays up.
+    #[error(
+        "a message on {topic:?} of {payload} bytes (an MQTT packet of {size} bytes, over the limit of {max} bytes) was discarded unread"
+    )]
+    MessageTooLarge {
+        topic: String,
+        /// Payload bytes.
+        payload: usize,
+        /// Remaining length of the packet, as `PacketTooLarge::size`.
+        size: usize,
+        max: usize,
+        retained: bool,
+    },
     #[error("the broker refused the connection: {reason} (CONNACK return code {code})")]
     Refused { code: u8, reason: &'static str },
     #[error("MQTT protocol error: {0}")]

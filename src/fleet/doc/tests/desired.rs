@@ -76,6 +76,36 @@ fn missing_or_malformed_revisions_name_the_revision_field() {
 }
 
 #[test]
+fn revisions_above_2_pow_53_are_refused_in_json_and_postcard() {
+    assert_eq!(MAX_REVISION, 9_007_199_254_740_992);
+    assert_eq!(
+        decode(&doc_json(MAX_REVISION, vec![])).unwrap().revision,
+        MAX_REVISION
+    );
+    let want = "revision: 9007199254740993 is above the largest revision allowed, 2^53 = 9007199254740992 (the largest integer JSON carries exactly)";
+    assert_eq!(error(&doc_json(MAX_REVISION + 1, vec![])), want);
+    // The revision of issue 7, after which no newer one was possible.
+    let max = br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":18446744073709551615,"pods":[]}"#;
+    let err = decode(max).unwrap_err();
+    assert_eq!(err.reason(), "Invalid");
+    assert!(
+        err.to_string()
+            .starts_with("revision: 18446744073709551615 is above the largest revision allowed"),
+        "{err}"
+    );
+    assert_eq!(
+        decode(&postcard_doc("DeviceState", MAX_REVISION, &[]))
+            .unwrap()
+            .revision,
+        MAX_REVISION
+    );
+    assert!(
+        error(&postcard_doc("DeviceState", u64::MAX, &[]))
+            .starts_with("revision: 18446744073709551615 is above")
+    );
+}
+
+#[test]
 fn a_wrong_kind_or_api_version_is_named() {
     let foo = br#"{"apiVersion":"picolet.io/v1","kind":"Foo","revision":1,"pods":[]}"#;
     assert_eq!(error(foo), "kind: \"Foo\" is not DeviceState");

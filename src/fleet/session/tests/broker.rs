@@ -278,23 +278,53 @@ fn session_reconnects_when_mosquitto_comes_back_and_resends_what_was_in_flight()
 }
 
 #[test]
-fn oversized_message_from_mosquitto_is_refused_and_the_session_reconnects() {
+fn an_oversized_message_from_mosquitto_is_consumed_and_never_redelivered() {
     let Some(broker) = Broker::start(&[""]) else {
         return;
     };
     let mut cfg = SessionConfig::device("devA", "picolet");
     cfg.subscriptions = vec![DESIRED.into()];
     cfg.max_packet_size = 4096;
-    let mut dev = Client::new(cfg, broker.addr(0));
+    let mut dev = Client::new(cfg.clone(), broker.addr(0));
     dev.up();
     dev.sync();
     let mut ctl = controller(broker.addr(0), &[]);
     ctl.up();
     ctl.publish(DESIRED, &vec![b'x'; 10_000], false);
+    ctl.publish(DESIRED, b"{\"revision\":2}", false);
     let e = dev.run_until(SECS_10, |o| matches!(o, SessionOutput::Error(_)));
     assert!(
-        matches!(e, SessionOutput::Error(SessionError::PacketTooLarge { max: 4096, size }) if size > 10_000),
+        matches!(
+            &e,
+            SessionOutput::Error(SessionError::MessageTooLarge {
+                max: 4096,
+                payload: 10_000,
+                retained: false,
+                ..
+            })
+        ),
         "{e:?}"
     );
-    dev.up();
+    // The next message comes on the same connection.
+    assert_eq!(dev.message(DESIRED), (b"{\"revision\":2}".to_vec(), false));
+    assert!(
+        !dev.seen.contains(&SessionOutput::ConnectionDown),
+        "{:?}",
+        dev.seen
+    );
+    // Acknowledged: after a restart on the persistent session, mosquitto
+    // has nothing left to send.
+    dev.handle(SessionInput::Shutdown);
+    dev.run_until(SECS_10, |o| *o == SessionOutput::ConnectionDown);
+    let mut dev = Client::new(cfg, broker.addr(0));
+    assert!(dev.up(), "session present");
+    dev.sync();
+    dev.run_for(Duration::from_millis(300));
+    assert!(
+        !dev.seen
+            .iter()
+            .any(|o| matches!(o, SessionOutput::Message { .. } | SessionOutput::Error(_))),
+        "{:?}",
+        dev.seen
+    );
 }

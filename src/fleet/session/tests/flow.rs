@@ -108,7 +108,7 @@ fn inbound_qos1_publish_is_pubacked_before_it_is_handed_out() {
 }
 
 #[test]
-fn oversized_packet_is_refused_from_its_header_and_never_buffered() {
+fn an_oversized_packet_other_than_publish_is_refused_from_its_header() {
     let mut cfg = SessionConfig::device("dev1", "picolet");
     cfg.max_packet_size = 1024;
     let mut h = H::new(cfg);
@@ -124,8 +124,8 @@ fn oversized_packet_is_refused_from_its_header_and_never_buffered() {
     );
     let out = h.packet(fits);
     assert!(matches!(&out[..], [SessionOutput::Message { payload, .. }] if payload.len() == 1021));
-    // The header of a 2000-byte PUBLISH is enough to refuse it.
-    let out = h.bytes(&[0x30, 0xD0, 0x0F, 0x00, 0x01, b't']);
+    // The header of a 2000-byte SUBACK is enough to refuse it.
+    let out = h.bytes(&[0x90, 0xD0, 0x0F, 0x00, 0x01]);
     assert_eq!(
         out,
         [
@@ -146,6 +146,241 @@ fn oversized_packet_is_refused_from_its_header_and_never_buffered() {
         "incoming MQTT packet of 2000 bytes exceeds the limit of 1024 bytes"
     );
     assert_eq!(h.s.rx.capacity(), 0, "the buffer was dropped");
+}
+
+/// A session up with a 4 KiB packet limit.
+fn small_limit() -> H {
+    let mut cfg = SessionConfig::device("dev1", "picolet");
+    cfg.subscriptions = vec!["picolet/devices/dev1/desired".into()];
+    cfg.max_packet_size = 4096;
+    let mut h = H::new(cfg);
+    h.connect();
+    h
+}
+
+const DESIRED: &str = "picolet/devices/dev1/desired";
+
+#[test]
+fn an_oversized_qos1_publish_is_consumed_unbuffered_acknowledged_and_reported() {
+    let mut h = small_limit();
+    let payload_len = 5 * 1024 * 1024;
+    let big = encode(publish_in(
+        DESIRED,
+        &vec![b'x'; payload_len],
+        QoS::AtLeastOnce,
+        9,
+        false,
+    ));
+    let next = encode(publish_in(
+        DESIRED,
+        b"{\"revision\":2}",
+        QoS::AtLeastOnce,
+        10,
+        false,
+    ));
+    let mut stream = big.clone();
+    stream.extend(&next);
+    // 16 KiB chunks, as the agent reads them; the last one holds the end of
+    // the big message and the whole next one.
+    let mut outs = Vec::new();
+    let mut most_buffered = 0;
+    for (i, chunk) in stream.chunks(16 * 1024).enumerate() {
+        h.t += 1;
+        let out = h.bytes(chunk);
+        most_buffered = most_buffered.max(h.s.rx.capacity());
+        if (i + 1) * 16 * 1024 < big.len() {
+            assert_eq!(out, [], "nothing until the last byte (chunk {i})");
+        }
+        outs.extend(out);
+    }
+    assert!(
+        most_buffered <= 64 * 1024,
+        "at most a chunk is ever held, not the payload: {most_buffered} bytes"
+    );
+    let remaining = payload_len + 2 + DESIRED.len() + 2;
+    assert_eq!(
+        outs,
+        [
+            SessionOutput::Transmit(vec![0x40, 0x02, 0x00, 0x09]),
+            SessionOutput::Error(SessionError::MessageTooLarge {
+                topic: DESIRED.into(),
+                payload: payload_len,
+                size: remaining,
+                max: 4096,
+                retained: false,
+            }),
+            SessionOutput::Transmit(vec![0x40, 0x02, 0x00, 0x0A]),
+            SessionOutput::Message {
+                topic: DESIRED.into(),
+                payload: b"{\"revision\":2}".to_vec(),
+                retained: false,
+            },
+        ]
+    );
+    assert!(h.s.is_up(), "the connection stays up");
+    assert!(
+        outs[1].clone() != SessionOutput::Close,
+        "no Close: the broker must not redeliver it"
+    );
+    assert_eq!(
+        SessionError::MessageTooLarge {
+            topic: DESIRED.into(),
+            payload: payload_len,
+            size: remaining,
+            max: 4096,
+            retained: false,
+        }
+        .to_string(),
+        format!(
+            "a message on \"{DESIRED}\" of 5242880 bytes (an MQTT packet of {remaining} bytes, over the limit of 4096 bytes) was discarded unread"
+        )
+    );
+}
+
+#[test]
+fn oversized_publishes_of_every_qos_split_anywhere_are_consumed_alike() {
+    // The head split at every byte, QoS 0 (no ack), 1 (PUBACK), 2 (PUBREC),
+    // retained or not, with a small packet after it in the same stream.
+    for (qos, pkid, ack) in [
+        (QoS::AtMostOnce, 0, None),
+        (QoS::AtLeastOnce, 0x1234, Some(vec![0x40, 0x02, 0x12, 0x34])),
+        (QoS::ExactlyOnce, 0x0102, Some(vec![0x50, 0x02, 0x01, 0x02])),
+    ] {
+        let mut big = encode(publish_in(DESIRED, &[7u8; 5000], qos, pkid, true));
+        big.extend(encode(Packet::PingResp));
+        for split in 1..40 {
+            let mut h = small_limit();
+            let mut out = h.bytes(&big[..split]);
+            for chunk in big[split..].chunks(999) {
+                out.extend(h.bytes(chunk));
+            }
+            let mut want = Vec::new();
+            if let Some(a) = &ack {
+                want.push(SessionOutput::Transmit(a.clone()));
+            }
+            want.push(SessionOutput::Error(SessionError::MessageTooLarge {
+                topic: DESIRED.into(),
+                payload: 5000,
+                size: 5000 + 2 + DESIRED.len() + if pkid == 0 { 0 } else { 2 },
+                max: 4096,
+                retained: true,
+            }));
+            assert_eq!(out, want, "{qos:?}, split at {split}");
+            assert!(h.s.is_up());
+            assert!(h.s.discard.is_none() && h.s.rx.is_empty());
+        }
+    }
+}
+
+#[test]
+fn a_thousand_oversized_and_garbage_publishes_leave_the_session_up_and_in_step() {
+    // Random sizes and cuts (a fixed seed: reproducible); each oversized
+    // message is acknowledged once, each small one handed out once.
+    let mut h = small_limit();
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rand = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut stream = Vec::new();
+    let (mut big, mut small) = (0, 0);
+    for i in 0..1000u16 {
+        let pkid = i + 1;
+        if rand(2) == 0 {
+            let len = 4096 + rand(100_000) as usize;
+            stream.extend(encode(publish_in(
+                DESIRED,
+                &vec![0xAB; len],
+                QoS::AtLeastOnce,
+                pkid,
+                false,
+            )));
+            big += 1;
+        } else {
+            let len = rand(4000) as usize;
+            let junk: Vec<u8> = (0..len).map(|_| rand(256) as u8).collect();
+            stream.extend(encode(publish_in(
+                DESIRED,
+                &junk,
+                QoS::AtLeastOnce,
+                pkid,
+                false,
+            )));
+            small += 1;
+        }
+    }
+    let mut outs = Vec::new();
+    let mut at = 0;
+    while at < stream.len() {
+        let n = (1 + rand(20_000) as usize).min(stream.len() - at);
+        outs.extend(h.bytes(&stream[at..at + n]));
+        at += n;
+        assert!(h.s.rx.capacity() <= 64 * 1024, "{}", h.s.rx.capacity());
+    }
+    let acks = packets(&outs)
+        .into_iter()
+        .filter(|p| matches!(p, Packet::PubAck(_)))
+        .count();
+    let too_large = outs
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                SessionOutput::Error(SessionError::MessageTooLarge { .. })
+            )
+        })
+        .count();
+    let messages = outs
+        .iter()
+        .filter(|o| matches!(o, SessionOutput::Message { .. }))
+        .count();
+    assert_eq!((acks, too_large, messages), (1000, big, small));
+    assert!(h.s.is_up());
+}
+
+#[test]
+fn an_oversized_publish_with_a_bad_head_still_ends_the_connection() {
+    // Each announces 16,384 bytes, over the 4 KiB limit.
+    let cases: [(&[u8], &str); 3] = [
+        // QoS 3.
+        (
+            &[0x36, 0x80, 0x80, 0x01, 0x00, 0x01, b't'],
+            "PUBLISH with QoS 3",
+        ),
+        // Packet id 0 on QoS 1.
+        (
+            &[0x32, 0x80, 0x80, 0x01, 0x00, 0x01, b't', 0x00, 0x00],
+            "PUBLISH with packet id 0",
+        ),
+        // A topic that is not UTF-8.
+        (
+            &[0x30, 0x80, 0x80, 0x01, 0x00, 0x01, 0xFF],
+            "PUBLISH topic is not UTF-8",
+        ),
+    ];
+    for (bytes, why) in cases {
+        let mut h = small_limit();
+        let out = h.bytes(bytes);
+        assert_eq!(
+            out,
+            [
+                SessionOutput::Error(SessionError::Protocol(why.into())),
+                SessionOutput::Close,
+                SessionOutput::ConnectionDown
+            ]
+        );
+    }
+    // Before the CONNACK, an oversized PUBLISH is refused as before.
+    let mut h = H::device();
+    assert_eq!(h.at(h.t), [SessionOutput::Connect]);
+    h.feed(SessionInput::Connected);
+    let out = h.bytes(&[0x30, 0xFF, 0xFF, 0x7F]);
+    assert!(matches!(
+        out[0],
+        SessionOutput::Error(SessionError::PacketTooLarge { .. })
+    ));
 }
 
 #[test]
