@@ -267,34 +267,47 @@ pub struct Program {
 
 impl Program {
     /// Loads `insns` as a `BPF_PROG_TYPE_CGROUP_DEVICE` program. On a
-    /// verifier refusal the error carries the verifier's log.
+    /// verifier refusal the error carries the verifier's log (asked for
+    /// only then: a log that outgrows its buffer fails the load).
     pub fn load(insns: &[Insn]) -> io::Result<Program> {
+        match Self::load_with_log(insns, &mut []) {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                let mut log = vec![0u8; 64 * 1024];
+                match Self::load_with_log(insns, &mut log) {
+                    Ok(p) => Ok(p),
+                    Err(_) => {
+                        let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+                        let text = String::from_utf8_lossy(&log[..end]);
+                        let text = text.trim();
+                        if text.is_empty() {
+                            Err(e)
+                        } else {
+                            Err(io::Error::new(e.kind(), format!("{e}; verifier: {text}")))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn load_with_log(insns: &[Insn], log: &mut [u8]) -> io::Result<Program> {
         let license = c"Apache-2.0";
-        let mut log = vec![0u8; 64 * 1024];
         let mut attr = ProgLoadAttr {
             prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
             insn_cnt: u32::try_from(insns.len()).map_err(io::Error::other)?,
             insns: insns.as_ptr() as u64,
             license: license.as_ptr() as u64,
-            log_level: 1,
-            log_size: u32::try_from(log.len()).map_err(io::Error::other)?,
-            log_buf: log.as_mut_ptr() as u64,
             ..ProgLoadAttr::default()
         };
-        attr.prog_name[..14].copy_from_slice(b"picolet_device");
-        match bpf(BPF_PROG_LOAD, &mut attr, "load the device program") {
-            Ok(fd) => Ok(Program { fd: owned_fd(fd)? }),
-            Err(e) => {
-                let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-                let text = String::from_utf8_lossy(&log[..end]);
-                let text = text.trim();
-                if text.is_empty() {
-                    Err(e)
-                } else {
-                    Err(io::Error::new(e.kind(), format!("{e}; verifier: {text}")))
-                }
-            }
+        if !log.is_empty() {
+            attr.log_level = 1;
+            attr.log_size = u32::try_from(log.len()).map_err(io::Error::other)?;
+            attr.log_buf = log.as_mut_ptr() as u64;
         }
+        attr.prog_name[..14].copy_from_slice(b"picolet_device");
+        let fd = bpf(BPF_PROG_LOAD, &mut attr, "load the device program")?;
+        Ok(Program { fd: owned_fd(fd)? })
     }
 }
 

@@ -142,6 +142,10 @@ fn the_kernel_enforces_the_allowlist_on_mknod_and_open() {
         assert!(crate::testutil::cannot_run("no cgroup2 mount"));
         return;
     };
+    // A program the verifier refuses says why.
+    let bad = [assemble(&[])[6]]; // `r0 = 0` with no exit
+    let err = Program::load(&bad).unwrap_err().to_string();
+    assert!(err.contains("verifier:"), "{err}");
     let cg = TestCgroup(mount.join(format!("picolet-test-bpf-{}", std::process::id())));
     std::fs::create_dir(&cg.0).unwrap();
     let dir = tempfile::tempdir().unwrap();
