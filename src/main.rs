@@ -475,7 +475,15 @@ fn image(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
                 .import_as(Path::new(path), opt(&opts, &["name"]))
                 .map_err(|e| e.to_string())?;
             for i in imported {
-                println!("imported {} ({})", i.reference, i.image_id);
+                match i.dropped_devices {
+                    0 => println!("imported {} ({})", i.reference, i.image_id),
+                    n => println!(
+                        "imported {} ({}); dropped {n} device node{} from its layers",
+                        i.reference,
+                        i.image_id,
+                        if n == 1 { "" } else { "s" }
+                    ),
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

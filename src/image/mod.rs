@@ -40,6 +40,7 @@
 //! # Ok(()) }
 //! ```
 
+mod budget;
 mod command;
 mod digest;
 mod error;
@@ -62,5 +63,5 @@ pub use error::ImageError;
 pub use index::{ImageSummary, ImportedImage, ResolvedImage, format_list};
 pub use reference::Reference;
 pub use store::ImageStore;
-pub use unpack::unpack_layer;
+pub use unpack::{Unpacked, unpack_layer};
 pub use user::resolve_user;

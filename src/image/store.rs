@@ -20,6 +20,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::budget::Space;
 use super::digest::{HashWriter, JSON_LIMIT, read_capped};
 use super::{Digest, ImageError, sys, unpack};
 
@@ -135,9 +136,31 @@ impl ImageStore {
     /// returns its directory. Unpacks into `tmp/`, verifies the diff ID,
     /// syncs, and renames into place; a concurrent winner is accepted.
     pub fn ensure_layer(&self, blob: &Digest, diff_id: &Digest) -> Result<PathBuf, ImageError> {
+        self.ensure_layer_counted(blob, diff_id).map(|(p, _)| p)
+    }
+
+    /// [`ImageStore::ensure_layer`], also returning how many device nodes
+    /// were dropped (0 when the layer was already there). The unpack is
+    /// bounded by [`super::budget`] against the store's filesystem, its
+    /// diff ID is computed as it streams and checked before the rename:
+    /// a refused layer leaves nothing behind.
+    pub(crate) fn ensure_layer_counted(
+        &self,
+        blob: &Digest,
+        diff_id: &Digest,
+    ) -> Result<(PathBuf, u64), ImageError> {
+        self.ensure_layer_within(blob, diff_id, Space::of(&self.root)?)
+    }
+
+    pub(crate) fn ensure_layer_within(
+        &self,
+        blob: &Digest,
+        diff_id: &Digest,
+        space: Space,
+    ) -> Result<(PathBuf, u64), ImageError> {
         let dest = self.layer_path(diff_id);
         if dest.is_dir() {
-            return Ok(dest);
+            return Ok((dest, 0));
         }
         let blob_path = self.blob_path(blob);
         if !blob_path.is_file() {
@@ -154,7 +177,8 @@ impl ImageStore {
             .map_err(ImageError::io("mkdir", &tmp))?;
         fs::set_permissions(&tmp, Permissions::from_mode(0o755))
             .map_err(ImageError::io("chmod", &tmp))?;
-        let actual = unpack::unpack_layer(&blob_path, &tmp)?;
+        let unpacked = unpack::unpack_layer_within(&blob_path, &tmp, Some(space))?;
+        let actual = unpacked.diff_id;
         if &actual != diff_id {
             return Err(ImageError::DiffIdMismatch {
                 blob: blob.to_string(),
@@ -168,7 +192,7 @@ impl ImageStore {
             Err(_) if dest.is_dir() => {} // another importer finished first
             Err(e) => return Err(ImageError::io("rename into", &dest)(e)),
         }
-        Ok(dest)
+        Ok((dest, unpacked.dropped_devices))
     }
 
     /// `syncfs` on the store's filesystem: makes blobs and layers durable
