@@ -24,7 +24,7 @@ use super::budget::Space;
 use super::digest::{HashWriter, JSON_LIMIT, read_capped};
 use super::{Digest, ImageError, sys, unpack};
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+pub(crate) static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A content-addressed image store under one root directory
 /// (`<state-dir>/images`). Cheap to open; holds no file descriptors.
@@ -87,7 +87,7 @@ impl ImageStore {
         }
         let tmp = self.temp_path("blob");
         let guard = RemoveOnDrop(Some(tmp.clone()));
-        let file = File::create(&tmp).map_err(ImageError::io("create", &tmp))?;
+        let file = crate::store::create_fresh(&tmp).map_err(ImageError::io("create", &tmp))?;
         let mut writer = HashWriter::new(io::BufWriter::with_capacity(64 * 1024, file));
         io::copy(&mut reader, &mut writer).map_err(ImageError::io("copy to", &tmp))?;
         let (buf, digest, size) = writer.finish().map_err(ImageError::io("write", &tmp))?;
@@ -268,7 +268,11 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> 
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
     let guard = RemoveOnDrop(Some(tmp.clone()));
-    let mut file = File::create(&tmp).map_err(ImageError::io("create", &tmp))?;
+    // Unlinks a leftover (e.g. a planted symlink) and creates with
+    // O_EXCL|O_NOFOLLOW: never writes through a link.
+    let mut file = crate::store::create_fresh(&tmp).map_err(ImageError::io("create", &tmp))?;
+    file.set_permissions(Permissions::from_mode(0o644))
+        .map_err(ImageError::io("chmod", &tmp))?;
     file.write_all(bytes)
         .map_err(ImageError::io("write", &tmp))?;
     file.sync_all().map_err(ImageError::io("fsync", &tmp))?;

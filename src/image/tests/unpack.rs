@@ -696,3 +696,22 @@ fn put_blob_refuses_content_that_does_not_match_its_digest() {
     assert!(!store.blob_path(&Digest::of_bytes(b"evil")).exists());
     assert_eq!(fs::read_dir(tmp.path().join("tmp")).unwrap().count(), 0);
 }
+
+#[test]
+fn index_writes_do_not_follow_a_planted_temp_symlink() {
+    use std::sync::atomic::Ordering;
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    // The temp names are predictable: `.<name>.tmp-<pid>-<counter>`.
+    let next = crate::image::store::TEMP_COUNTER.load(Ordering::Relaxed);
+    for n in next..next + 64 {
+        let name = format!(".index.json.tmp-{}-{n}", std::process::id());
+        std::os::unix::fs::symlink(&victim, tmp.path().join(name)).unwrap();
+    }
+    let index = tmp.path().join("index.json");
+    crate::image::store::write_atomic(&index, b"{}").unwrap();
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    assert_eq!(fs::read(&index).unwrap(), b"{}");
+    assert!(fs::symlink_metadata(&index).unwrap().is_file());
+}
