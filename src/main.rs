@@ -454,11 +454,19 @@ fn exec(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
             argv,
         },
     )?;
-    let Response::Exec { exit_code, output } = resp else {
+    let Response::Exec {
+        exit_code,
+        output,
+        error,
+    } = resp
+    else {
         return Err("unexpected response".into());
     };
     print!("{output}");
     let _ = std::io::stdout().flush();
+    if let Some(e) = error {
+        eprintln!("picolet exec: {e}");
+    }
     Ok(ExitCode::from(exit_code.clamp(0, 255) as u8))
 }
 
