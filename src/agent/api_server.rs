@@ -132,6 +132,10 @@ pub(crate) fn spawn_at(path: &Path, tx: Sender<Msg>, limits: Limits) -> io::Resu
                     continue;
                 }
             };
+            // Let an evicted connection's task end (and free its fd and
+            // buffer) before the next accept: a backlog of thousands of
+            // connections must never be alive at once.
+            futures_lite::future::yield_now().await;
             let admitted = conns.borrow_mut().admit(limits.max_conns);
             let Some((id, closed)) = admitted else {
                 refuse(stream, limits.max_conns);
