@@ -22,8 +22,10 @@
 //!
 //! # Privileges
 //! Unpacking whiteouts (mknod 0/0), opaque directories
-//! (`trusted.overlay.opaque`), device nodes and ownership needs root;
-//! without root, ownership is not preserved and the others are errors.
+//! (`trusted.overlay.opaque`) and ownership needs root; without root,
+//! ownership is not preserved and the others are errors. Block and
+//! character devices in layers are never created (see `unpack`), and
+//! unpacking is bounded (see `budget`).
 //!
 //! # Usage
 //! ```no_run
