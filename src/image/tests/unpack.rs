@@ -448,8 +448,8 @@ fn a_layer_that_would_eat_the_reserved_free_space_is_refused_midway() {
     use crate::image::budget::Space;
     let tmp = tempfile::tempdir().unwrap();
     let store = ImageStore::open(tmp.path().join("images")).unwrap();
-    // A plain tar of 48 MiB: the ratio allows it, the free space does not.
-    let mut data = vec![0u8; 48 << 20];
+    // A plain tar of 24 MiB: the ratio allows it, the free space does not.
+    let mut data = vec![0u8; 24 << 20];
     data[0] = 1;
     let mut f = e("big", EntryType::Regular);
     f.data = &data;
