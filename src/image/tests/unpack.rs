@@ -471,7 +471,7 @@ fn a_layer_that_would_eat_the_reserved_free_space_is_refused_midway() {
     let (dir, dropped) = store.ensure_layer_counted(&blob, &right).unwrap();
     assert_eq!(
         (fs::metadata(dir.join("big")).unwrap().len(), dropped),
-        (48 << 20, 0)
+        (24 << 20, 0)
     );
 }
 
