@@ -22,7 +22,7 @@
 use crate::check::{self, Board, BoardError};
 use std::fmt;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// The systemd unit, as shipped in `systemd/picolet.service`.
@@ -311,13 +311,9 @@ fn write_atomic(dst: &Path, bytes: &[u8], mode: u32) -> Result<(), InstallError>
     std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
     let tmp = tmp_name(dst);
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(io_err("creating", &tmp))?;
+        // A leftover or planted symlink at the temp name is unlinked, and
+        // the file created with O_EXCL|O_NOFOLLOW: never written through.
+        let mut f = crate::store::create_fresh(&tmp).map_err(io_err("creating", &tmp))?;
         f.write_all(bytes).map_err(io_err("writing", &tmp))?;
         // The umask may have narrowed the mode given at creation.
         f.set_permissions(std::fs::Permissions::from_mode(mode))

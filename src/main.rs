@@ -454,11 +454,19 @@ fn exec(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
             argv,
         },
     )?;
-    let Response::Exec { exit_code, output } = resp else {
+    let Response::Exec {
+        exit_code,
+        output,
+        error,
+    } = resp
+    else {
         return Err("unexpected response".into());
     };
     print!("{output}");
     let _ = std::io::stdout().flush();
+    if let Some(e) = error {
+        eprintln!("picolet exec: {e}");
+    }
     Ok(ExitCode::from(exit_code.clamp(0, 255) as u8))
 }
 
@@ -475,7 +483,15 @@ fn image(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
                 .import_as(Path::new(path), opt(&opts, &["name"]))
                 .map_err(|e| e.to_string())?;
             for i in imported {
-                println!("imported {} ({})", i.reference, i.image_id);
+                match i.dropped_devices {
+                    0 => println!("imported {} ({})", i.reference, i.image_id),
+                    n => println!(
+                        "imported {} ({}); dropped {n} device node{} from its layers",
+                        i.reference,
+                        i.image_id,
+                        if n == 1 { "" } else { "s" }
+                    ),
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -1,35 +1,161 @@
 //! Serves the CLI API (`crate::api`) on `<state-dir>/picolet.sock`.
+//!
+//! One request line, one response line, per connection. Bounded, so that
+//! a local client cannot exhaust the agent's memory or fds ([`Limits`]):
+//! - a request line is at most [`crate::api::MAX_REQUEST_LINE`] bytes
+//!   (64 KiB): a longer one gets an error line and the connection is
+//!   closed, having buffered no more than that;
+//! - at most 64 connections are served at once. When a new one arrives
+//!   at the cap, the oldest connection still *sending its request* is
+//!   closed to make room (a real client sends its request at once, so a
+//!   flood of idle or slow connections cannot lock `picolet get pods` out);
+//!   if all 64 are waiting for answers (e.g. long `exec`s), the new one
+//!   gets an error line and is closed;
+//! - a connection must deliver its whole request within 30 s, and take
+//!   its response within 30 s; a request being answered (an `exec` that
+//!   runs for minutes) has no time limit.
 
 use super::{Agent, ExecWaiter, Msg};
 use crate::api::{PodEntry, Request, Response};
 use crate::reactor::{self, Async};
 use crate::runtime::shim::proto;
-use async_channel::Sender;
-use std::io::{self, Read};
+use async_channel::{Receiver, Sender};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::rc::Rc;
+use std::time::Duration;
+
+/// Bounds on the API socket's connections (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest request line, newline included.
+    pub max_request: usize,
+    /// Connections open at once.
+    pub max_conns: usize,
+    /// Time from accept until the whole request line has arrived.
+    pub request_timeout: Duration,
+    /// Time to hand over a response (a client that stops reading).
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request: crate::api::MAX_REQUEST_LINE,
+            max_conns: 64,
+            request_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The open connections, in accept order.
+#[derive(Debug, Default)]
+struct Conns {
+    next: u64,
+    live: BTreeMap<u64, Slot>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// Still receiving its request line.
+    reading: bool,
+    /// Dropping it ends the connection's task.
+    _close: Sender<()>,
+}
+
+impl Conns {
+    /// Makes room for a new connection and registers it: its id and the
+    /// receiver that closes when the connection is evicted. `None` when
+    /// `max` connections are all being answered.
+    fn admit(&mut self, max: usize) -> Option<(u64, Receiver<()>)> {
+        while self.live.len() >= max.max(1) {
+            let oldest_reading = self
+                .live
+                .iter()
+                .find(|(_, s)| s.reading)
+                .map(|(id, _)| *id)?;
+            self.live.remove(&oldest_reading);
+        }
+        let (close, closed) = async_channel::bounded(1);
+        let id = self.next;
+        self.next += 1;
+        self.live.insert(
+            id,
+            Slot {
+                reading: true,
+                _close: close,
+            },
+        );
+        Some((id, closed))
+    }
+
+    fn request_read(&mut self, id: u64) {
+        if let Some(s) = self.live.get_mut(&id) {
+            s.reading = false;
+        }
+    }
+}
+
+/// Unregisters a connection when its task ends (or is dropped).
+struct Registered {
+    conns: Rc<RefCell<Conns>>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.conns.borrow_mut().live.remove(&self.id);
+    }
+}
 
 /// Binds the socket (replacing a stale one) and starts accepting.
 pub fn spawn(state_dir: &Path, tx: Sender<Msg>) -> io::Result<()> {
-    let path = crate::api::socket_path(state_dir);
-    let _ = std::fs::remove_file(&path);
-    let listener = Async::new(UnixListener::bind(&path)?)?;
+    spawn_at(&crate::api::socket_path(state_dir), tx, Limits::default())
+}
+
+/// [`spawn`] on `path` with explicit limits.
+pub(crate) fn spawn_at(path: &Path, tx: Sender<Msg>, limits: Limits) -> io::Result<()> {
+    let _ = std::fs::remove_file(path);
+    let listener = Async::new(UnixListener::bind(path)?)?;
+    let conns = Rc::new(RefCell::new(Conns::default()));
     reactor::spawn(async move {
         loop {
             let stream = match listener.read_with(|l| l.accept()).await {
                 Ok((s, _)) => s,
                 Err(e) => {
                     log::warn!("api accept: {e}");
-                    reactor::sleep(std::time::Duration::from_millis(100)).await;
+                    reactor::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             };
+            // Let an evicted connection's task end (and free its fd and
+            // buffer) before the next accept: a backlog of thousands of
+            // connections must never be alive at once.
+            futures_lite::future::yield_now().await;
+            let admitted = conns.borrow_mut().admit(limits.max_conns);
+            let Some((id, closed)) = admitted else {
+                refuse(stream, limits.max_conns);
+                continue;
+            };
             let tx = tx.clone();
+            let registered = Registered {
+                conns: conns.clone(),
+                id,
+            };
             reactor::spawn(async move {
-                if let Err(e) = serve(stream, tx).await {
+                let serve = serve(stream, tx, limits, &registered);
+                let evicted = async {
+                    let _ = closed.recv().await;
+                    Err(io::Error::other("closed to make room for a new connection"))
+                };
+                if let Err(e) = futures_lite::future::or(serve, evicted).await {
                     log::debug!("api connection: {e}");
                 }
+                drop(registered);
             })
             .detach();
         }
@@ -38,23 +164,71 @@ pub fn spawn(state_dir: &Path, tx: Sender<Msg>) -> io::Result<()> {
     Ok(())
 }
 
-async fn serve(stream: UnixStream, tx: Sender<Msg>) -> io::Result<()> {
-    let s = Rc::new(Async::new(stream)?);
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !buf.contains(&b'\n') {
-        let n = s.read_with(|s| (&*s).read(&mut chunk)).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > 1 << 20 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "request too large",
-            ));
+/// Answers a connection over the cap with an error line, without waiting.
+fn refuse(stream: UnixStream, max: usize) {
+    log::debug!("api: {max} connections are being answered; refusing a new one");
+    let resp = Response::Error(format!(
+        "the agent is answering {max} requests already; try again"
+    ));
+    if let Ok(mut line) = serde_json::to_vec(&resp) {
+        line.push(b'\n');
+        if stream.set_nonblocking(true).is_ok() {
+            let _ = (&stream).write(&line);
         }
     }
+}
+
+/// Reads one request line: `Ok(None)` on EOF before a newline, an
+/// `InvalidData` error past `max` bytes. Buffers at most `max` bytes.
+async fn read_request(s: &Async<UnixStream>, max: usize) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read_with(|s| (&*s).read(&mut chunk)).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let got = &chunk[..n];
+        let end = got.iter().position(|&b| b == b'\n').map(|i| i + 1);
+        let take = end.unwrap_or(n);
+        if buf.len() + take > max {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("request line over {max} bytes"),
+            ));
+        }
+        buf.extend_from_slice(&got[..take]);
+        if end.is_some() {
+            return Ok(Some(buf));
+        }
+    }
+}
+
+async fn serve(
+    stream: UnixStream,
+    tx: Sender<Msg>,
+    limits: Limits,
+    registered: &Registered,
+) -> io::Result<()> {
+    let s = Async::new(stream)?;
+    let read = reactor::timeout(limits.request_timeout, read_request(&s, limits.max_request)).await;
+    let buf = match read {
+        Ok(Ok(Some(buf))) => buf,
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
+            let resp = Response::Error(e.to_string());
+            let _ = reactor::timeout(Duration::from_secs(1), respond(&s, &resp)).await;
+            return Err(e);
+        }
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            let secs = limits.request_timeout.as_secs_f64();
+            let resp = Response::Error(format!("no complete request within {secs} s"));
+            let _ = reactor::timeout(Duration::from_secs(1), respond(&s, &resp)).await;
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "idle connection"));
+        }
+    };
+    registered.conns.borrow_mut().request_read(registered.id);
     let resp = match serde_json::from_slice::<Request>(&buf) {
         Ok(req) => {
             let (reply, rx) = async_channel::bounded(1);
@@ -67,9 +241,13 @@ async fn serve(stream: UnixStream, tx: Sender<Msg>) -> io::Result<()> {
         }
         Err(e) => Response::Error(format!("malformed request: {e}")),
     };
-    let mut line = serde_json::to_vec(&resp).map_err(io::Error::other)?;
+    reactor::timeout(limits.write_timeout, respond(&s, &resp)).await?
+}
+
+async fn respond(s: &Async<UnixStream>, resp: &Response) -> io::Result<()> {
+    let mut line = serde_json::to_vec(resp).map_err(io::Error::other)?;
     line.push(b'\n');
-    super::sandbox::write_all(&s, &line).await
+    super::sandbox::write_all(s, &line).await
 }
 
 impl Agent {
@@ -305,5 +483,181 @@ impl Agent {
         files.extend(rotated.into_iter().map(|(_, p)| p));
         files.push(dir.join(format!("{pick}.log")));
         Response::Logs { files }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::time::Instant;
+
+    #[test]
+    fn at_the_cap_the_oldest_reading_connection_makes_room() {
+        let mut c = Conns::default();
+        let rx: Vec<_> = (0..3).map(|_| c.admit(3).unwrap()).collect();
+        assert_eq!(c.live.len(), 3);
+        c.request_read(0);
+        // 0 is being answered: 1 is the oldest still reading.
+        let (id, _) = c.admit(3).unwrap();
+        assert_eq!(id, 3);
+        assert!(c.live.contains_key(&0) && !c.live.contains_key(&1));
+        assert!(rx[1].1.is_closed(), "the evicted connection is told");
+        assert!(!rx[0].1.is_closed());
+        for id in [2, 3] {
+            c.request_read(id);
+        }
+        // All three are being answered: no room.
+        assert!(c.admit(3).is_none());
+        assert_eq!(c.live.len(), 3);
+    }
+
+    /// Runs the server with `limits` and a stand-in agent that answers
+    /// `GetPods` at once and never answers `Describe`, and runs `client`
+    /// on another thread against it.
+    fn with_server(limits: Limits, client: impl FnOnce(&Path) + Send + 'static) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.sock");
+        let (tx, rx) = async_channel::unbounded();
+        let (done_tx, done_rx) = async_channel::bounded::<std::thread::Result<()>>(1);
+        let p = path.clone();
+        reactor::block_on(async move {
+            spawn_at(&p, tx, limits).unwrap();
+            let agent = reactor::spawn(async move {
+                let mut held = Vec::new();
+                while let Ok(msg) = rx.recv().await {
+                    if let Msg::Api { req, reply } = msg {
+                        match req {
+                            Request::GetPods => {
+                                let _ = reply.try_send(Response::Logs { files: Vec::new() });
+                            }
+                            _ => held.push(reply),
+                        }
+                    }
+                }
+            });
+            std::thread::spawn(move || {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| client(&p)));
+                let _ = done_tx.send_blocking(r);
+            });
+            let r = done_rx.recv().await.unwrap();
+            drop(agent);
+            if let Err(panic) = r {
+                std::panic::resume_unwind(panic);
+            }
+        });
+        drop(dir);
+    }
+
+    fn get_pods(path: &Path) -> String {
+        let mut s = UnixStream::connect(path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"\"GetPods\"\n").unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        line
+    }
+
+    /// Reads until EOF (or a reset); what was read.
+    fn read_to_close(s: &mut UnixStream) -> String {
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn small() -> Limits {
+        Limits {
+            max_request: 1024,
+            max_conns: 4,
+            request_timeout: Duration::from_millis(300),
+            write_timeout: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn an_idle_connection_is_closed_after_the_request_timeout() {
+        with_server(small(), |path| {
+            let mut idle = UnixStream::connect(path).unwrap();
+            idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let t = Instant::now();
+            let got = read_to_close(&mut idle);
+            let waited = t.elapsed();
+            assert!(got.contains("no complete request within 0.3 s"), "{got}");
+            assert!(
+                waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+                "{waited:?}"
+            );
+            // A trickle of bytes without a newline does not extend it.
+            let mut slow = UnixStream::connect(path).unwrap();
+            slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let t = Instant::now();
+            for _ in 0..10 {
+                if slow.write_all(b"x").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            read_to_close(&mut slow);
+            assert!(t.elapsed() < Duration::from_secs(3));
+            assert!(get_pods(path).contains("Logs"));
+        });
+    }
+
+    #[test]
+    fn an_oversized_request_line_is_refused_after_max_bytes() {
+        with_server(small(), |path| {
+            let mut s = UnixStream::connect(path).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            // Without a newline: the agent stops at 1 KiB.
+            let _ = s.write_all(&[b'x'; 4096]);
+            let got = read_to_close(&mut s);
+            assert!(got.contains("request line over 1024 bytes"), "{got}");
+            // A line of exactly the limit is read (and is malformed JSON).
+            let mut s = UnixStream::connect(path).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut line = vec![b' '; 1023];
+            line.push(b'\n');
+            s.write_all(&line).unwrap();
+            assert!(read_to_close(&mut s).contains("malformed request"));
+        });
+    }
+
+    #[test]
+    fn idle_connections_at_the_cap_make_room_and_busy_ones_refuse() {
+        with_server(small(), |path| {
+            // Twice the cap of idle connections: the oldest are closed as
+            // new ones arrive, and a real request still gets its answer.
+            let mut idle: Vec<UnixStream> =
+                (0..8).map(|_| UnixStream::connect(path).unwrap()).collect();
+            assert!(get_pods(path).contains("Logs"));
+            let t = Instant::now();
+            let first = &mut idle[0];
+            first
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            assert_eq!(read_to_close(first), "", "evicted without a word");
+            assert!(
+                t.elapsed() < Duration::from_millis(250),
+                "evicted, not timed out"
+            );
+            drop(idle);
+            // Four requests the agent does not answer hold every slot.
+            let busy: Vec<UnixStream> = (0..4)
+                .map(|_| {
+                    let mut s = UnixStream::connect(path).unwrap();
+                    let req = r#"{"Describe":{"namespace":"default","name":"x"}}"#;
+                    s.write_all(format!("{req}\n").as_bytes()).unwrap();
+                    s
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(100));
+            let mut extra = UnixStream::connect(path).unwrap();
+            extra
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let got = read_to_close(&mut extra);
+            assert!(got.contains("answering 4 requests already"), "{got}");
+            drop(busy);
+        });
     }
 }

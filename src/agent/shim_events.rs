@@ -120,6 +120,7 @@ impl Agent {
                 exit_code,
                 timed_out,
                 output,
+                not_started,
             } => match self.execs.remove(&id) {
                 Some(ExecWaiter::Probe(input)) => {
                     let mut input = *input;
@@ -137,7 +138,26 @@ impl Agent {
                     self.node.handle(input, now);
                 }
                 Some(ExecWaiter::Api(reply)) => {
-                    let _ = reply.try_send(crate::api::Response::Exec { exit_code, output });
+                    let resp = if not_started || exit_code < 0 {
+                        // Never ran: 127/126 as a shell or kubectl reports it
+                        // (older shims say -1), and the reason as an error.
+                        crate::api::Response::Exec {
+                            exit_code: if exit_code < 0 {
+                                crate::runtime::shim::EXEC_CANNOT_RUN
+                            } else {
+                                exit_code
+                            },
+                            output: String::new(),
+                            error: Some(output),
+                        }
+                    } else {
+                        crate::api::Response::Exec {
+                            exit_code,
+                            output,
+                            error: None,
+                        }
+                    };
+                    let _ = reply.try_send(resp);
                 }
                 None => {}
             },

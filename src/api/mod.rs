@@ -85,8 +85,13 @@ pub enum Response {
         files: Vec<PathBuf>,
     },
     Exec {
+        /// The command's exit code: 127 when it does not exist, 126 when
+        /// it could not be run (then `error` says why).
         exit_code: i32,
         output: String,
+        /// Set when the command never started.
+        #[serde(default)]
+        error: Option<String>,
     },
     Error(String),
 }
@@ -112,6 +117,11 @@ pub enum ApiError {
     Agent(String),
 }
 
+/// The longest request line the agent reads (with its newline). The
+/// largest real request is an `exec` with a long command line; 64 KiB is
+/// far above that and keeps 64 connections under 4 MiB of buffers.
+pub const MAX_REQUEST_LINE: usize = 64 << 10;
+
 /// Sends one request and waits for its response (blocking; CLI only).
 pub fn call(state_dir: &Path, req: &Request) -> Result<Response, ApiError> {
     let path = socket_path(state_dir);
@@ -125,6 +135,12 @@ pub fn call(state_dir: &Path, req: &Request) -> Result<Response, ApiError> {
     };
     let mut line = serde_json::to_string(req).map_err(|e| ApiError::Malformed(e.to_string()))?;
     line.push('\n');
+    if line.len() > MAX_REQUEST_LINE {
+        return Err(ApiError::Agent(format!(
+            "the request is {} bytes, over the agent's {MAX_REQUEST_LINE}-byte limit (a command that long cannot be sent)",
+            line.len()
+        )));
+    }
     s.write_all(line.as_bytes()).map_err(io)?;
     let mut r = BufReader::new(s);
     let mut resp = String::new();

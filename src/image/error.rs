@@ -49,6 +49,26 @@ pub enum ImageError {
     #[error("{what} is larger than the {limit}-byte limit")]
     TooLarge { what: String, limit: u64 },
 
+    #[error(
+        "{what}: unpacks to more than {limit} bytes ({}x its {compressed}-byte compressed size + {} MiB); refusing it as a decompression bomb",
+        super::budget::MAX_EXPANSION,
+        super::budget::EXPANSION_ALLOWANCE >> 20
+    )]
+    LayerTooLarge {
+        what: String,
+        limit: u64,
+        compressed: u64,
+    },
+
+    #[error(
+        "not enough free space on the filesystem of {path}: {available} bytes available, {reserve} must stay free"
+    )]
+    NoSpace {
+        path: PathBuf,
+        available: u64,
+        reserve: u64,
+    },
+
     #[error("layer tar entry {entry:?} rejected: {reason}")]
     UnsafePath { entry: String, reason: &'static str },
 

@@ -118,7 +118,7 @@ impl ImageStore {
             if candidate.names.is_empty() {
                 candidate.names.push(default_name.clone());
             }
-            let (desc, image_id) = match &candidate.kind {
+            let (desc, image_id, dropped_devices) = match &candidate.kind {
                 CandidateKind::Oci(desc) => self.store_oci(&source, desc)?,
                 CandidateKind::Docker(entry) => self.store_docker(&source, entry)?,
             };
@@ -127,6 +127,7 @@ impl ImageStore {
                     reference: name.to_string(),
                     image_id: image_id.to_string(),
                     manifest_digest: desc.digest.clone(),
+                    dropped_devices,
                 });
                 tags.push((name, desc.clone()));
             }
@@ -137,12 +138,12 @@ impl ImageStore {
     }
 
     /// Stores an OCI manifest with its config and layers; returns the
-    /// manifest descriptor and the image ID.
+    /// manifest descriptor, the image ID and the device nodes dropped.
     fn store_oci(
         &self,
         src: &Source,
         desc: &Descriptor,
-    ) -> Result<(Descriptor, Digest), ImageError> {
+    ) -> Result<(Descriptor, Digest, u64), ImageError> {
         let digest = Digest::parse(&desc.digest)?;
         let bytes = src.read_blob_json(&digest)?;
         let manifest: Manifest = parse_json(&bytes, &format!("manifest {digest}"))?;
@@ -152,6 +153,7 @@ impl ImageStore {
             parse_json(&config_bytes, &format!("image config {config_digest}"))?;
         let diff_ids = checked_diff_ids(&config, manifest.layers.len(), &config_digest)?;
         self.put_blob(&config_bytes[..], Some(&config_digest), "image config")?;
+        let mut dropped = 0;
         for (layer, diff_id) in manifest.layers.iter().zip(&diff_ids) {
             if !is_layer_media_type(&layer.media_type) {
                 return Err(ImageError::UnsupportedMediaType {
@@ -161,7 +163,7 @@ impl ImageStore {
             }
             let blob = Digest::parse(&layer.digest)?;
             src.ingest(self, &blob_rel(&blob), Some(&blob))?;
-            self.ensure_layer(&blob, diff_id)?;
+            dropped += self.ensure_layer_counted(&blob, diff_id)?.1;
         }
         self.put_blob(&bytes[..], Some(&digest), &format!("manifest {digest}"))?;
         let media_type = match (desc.media_type.as_str(), manifest.media_type.as_str()) {
@@ -176,7 +178,7 @@ impl ImageStore {
             annotations: BTreeMap::new(),
             platform: None,
         };
-        Ok((stored, config_digest))
+        Ok((stored, config_digest, dropped))
     }
 
     /// Stores a docker-archive image: computes the blob digests and writes
@@ -185,17 +187,18 @@ impl ImageStore {
         &self,
         src: &Source,
         entry: &DockerArchiveEntry,
-    ) -> Result<(Descriptor, Digest), ImageError> {
+    ) -> Result<(Descriptor, Digest, u64), ImageError> {
         let (config_digest, config_size) = src.ingest(self, &entry.config, None)?;
         let what = format!("image config {}", entry.config);
         let config_bytes = self.read_small_blob(&config_digest, &what)?;
         let config: ConfigFile = parse_json(&config_bytes, &what)?;
         let diff_ids = checked_diff_ids(&config, entry.layers.len(), &config_digest)?;
         let mut layers = Vec::new();
+        let mut dropped = 0;
         for (rel, diff_id) in entry.layers.iter().zip(&diff_ids) {
             let (blob, size) = src.ingest(self, rel, None)?;
             let media_type = layer_media_type(&self.blob_path(&blob))?;
-            self.ensure_layer(&blob, diff_id)?;
+            dropped += self.ensure_layer_counted(&blob, diff_id)?.1;
             layers.push(Descriptor {
                 media_type: media_type.to_string(),
                 digest: blob.to_string(),
@@ -228,7 +231,7 @@ impl ImageStore {
             annotations: BTreeMap::new(),
             platform: None,
         };
-        Ok((stored, config_digest))
+        Ok((stored, config_digest, dropped))
     }
 }
 

@@ -58,6 +58,9 @@ pub struct ImportedImage {
     pub reference: String,
     pub image_id: String,
     pub manifest_digest: String,
+    /// Block/character device nodes dropped from its layers by this import
+    /// (layers already in the store are not unpacked again: 0).
+    pub dropped_devices: u64,
 }
 
 impl ImageStore {

@@ -22,8 +22,10 @@
 //!
 //! # Privileges
 //! Unpacking whiteouts (mknod 0/0), opaque directories
-//! (`trusted.overlay.opaque`), device nodes and ownership needs root;
-//! without root, ownership is not preserved and the others are errors.
+//! (`trusted.overlay.opaque`) and ownership needs root; without root,
+//! ownership is not preserved and the others are errors. Block and
+//! character devices in layers are never created (see `unpack`), and
+//! unpacking is bounded (see `budget`).
 //!
 //! # Usage
 //! ```no_run
@@ -40,6 +42,7 @@
 //! # Ok(()) }
 //! ```
 
+mod budget;
 mod command;
 mod digest;
 mod error;
@@ -62,5 +65,5 @@ pub use error::ImageError;
 pub use index::{ImageSummary, ImportedImage, ResolvedImage, format_list};
 pub use reference::Reference;
 pub use store::ImageStore;
-pub use unpack::unpack_layer;
+pub use unpack::{Unpacked, unpack_layer};
 pub use user::resolve_user;

@@ -15,8 +15,10 @@ use std::path::{Component, Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 use tar::EntryType;
 
+use super::budget::{Budgeted, Origin, Space};
 use super::digest::{HashWriter, JSON_LIMIT, read_capped};
 use super::store::RemoveOnDrop;
+use super::unpack::{SPARSE_REFUSED, pax_is_sparse};
 use super::{Digest, ImageError, ImageStore};
 
 /// A regular file of a staged archive.
@@ -59,6 +61,64 @@ pub(crate) fn blob_rel(digest: &Digest) -> String {
     format!("blobs/sha256/{}", digest.hex())
 }
 
+/// Staged regular files and link aliases of an archive.
+type StagedEntries = (HashMap<String, Staged>, HashMap<String, String>);
+
+/// Streams each regular file of the tar into `dir` (see [`Source::stage`]).
+fn stage_entries(
+    reader: impl Read,
+    dir: &Path,
+    archive: &Path,
+) -> Result<StagedEntries, ImageError> {
+    let mut files = HashMap::new();
+    let mut links = HashMap::new();
+    let read_err = |e: io::Error| ImageError::UnknownFormat {
+        path: archive.to_path_buf(),
+        reason: format!("reading tar: {e}"),
+    };
+    let mut tar = tar::Archive::new(reader);
+    for entry in tar.entries().map_err(read_err)? {
+        let mut entry = entry.map_err(read_err)?;
+        let key = archive_key(&entry.path().map_err(read_err)?);
+        let kind = entry.header().entry_type();
+        if kind == EntryType::GNUSparse || pax_is_sparse(&mut entry) {
+            return Err(ImageError::BadEntry {
+                entry: key,
+                reason: SPARSE_REFUSED.to_string(),
+            });
+        }
+        match kind {
+            EntryType::Regular | EntryType::Continuous => {
+                let path = dir.join(files.len().to_string());
+                let out = File::create_new(&path).map_err(ImageError::io("create", &path))?;
+                let mut w = HashWriter::new(BufWriter::with_capacity(64 * 1024, out));
+                io::copy(&mut entry, &mut w).map_err(|e| match e.kind() {
+                    io::ErrorKind::StorageFull | io::ErrorKind::PermissionDenied => {
+                        ImageError::io("write", &path)(e)
+                    }
+                    _ => read_err(e),
+                })?;
+                let (_, digest, size) = w.finish().map_err(ImageError::io("write", &path))?;
+                files.insert(key, Staged { path, digest, size });
+            }
+            EntryType::Symlink | EntryType::Link => {
+                let Some(target) = entry.link_name().map_err(read_err)? else {
+                    continue;
+                };
+                let target = if entry.header().entry_type() == EntryType::Symlink {
+                    let parent = Path::new(&key).parent().unwrap_or(Path::new(""));
+                    archive_key(&parent.join(&target))
+                } else {
+                    archive_key(&target)
+                };
+                links.insert(key, target);
+            }
+            _ => {}
+        }
+    }
+    Ok((files, links))
+}
+
 impl Source {
     /// Stages the tar (or tar.gz) archive at `archive` into the store.
     pub(crate) fn stage(store: &ImageStore, archive: &Path) -> Result<Source, ImageError> {
@@ -73,48 +133,22 @@ impl Source {
         } else {
             Box::new(buf)
         };
+        // A gzipped archive is bounded like a layer (see `budget`).
+        let origin = Origin {
+            what: format!("archive {}", archive.display()),
+            compressed: fs::metadata(archive)
+                .map_err(ImageError::io("stat", archive))?
+                .len(),
+        };
+        let mut budgeted = Budgeted::new(reader, origin, Some(Space::of(store.root())?))?;
         let dir = store.temp_path("import");
         fs::create_dir(&dir).map_err(ImageError::io("mkdir", &dir))?;
         let guard = RemoveOnDrop(Some(dir.clone()));
-        let mut files = HashMap::new();
-        let mut links = HashMap::new();
-        let read_err = |e: io::Error| ImageError::UnknownFormat {
-            path: archive.to_path_buf(),
-            reason: format!("reading tar: {e}"),
+        let staged = stage_entries(&mut budgeted, &dir, archive);
+        let (files, links) = match (staged, budgeted.take_error()) {
+            (Err(_), Some(e)) => return Err(e),
+            (r, _) => r?,
         };
-        let mut tar = tar::Archive::new(reader);
-        for entry in tar.entries().map_err(read_err)? {
-            let mut entry = entry.map_err(read_err)?;
-            let key = archive_key(&entry.path().map_err(read_err)?);
-            match entry.header().entry_type() {
-                EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                    let path = dir.join(files.len().to_string());
-                    let out = File::create(&path).map_err(ImageError::io("create", &path))?;
-                    let mut w = HashWriter::new(BufWriter::with_capacity(64 * 1024, out));
-                    io::copy(&mut entry, &mut w).map_err(|e| match e.kind() {
-                        io::ErrorKind::StorageFull | io::ErrorKind::PermissionDenied => {
-                            ImageError::io("write", &path)(e)
-                        }
-                        _ => read_err(e),
-                    })?;
-                    let (_, digest, size) = w.finish().map_err(ImageError::io("write", &path))?;
-                    files.insert(key, Staged { path, digest, size });
-                }
-                EntryType::Symlink | EntryType::Link => {
-                    let Some(target) = entry.link_name().map_err(read_err)? else {
-                        continue;
-                    };
-                    let target = if entry.header().entry_type() == EntryType::Symlink {
-                        let parent = Path::new(&key).parent().unwrap_or(Path::new(""));
-                        archive_key(&parent.join(&target))
-                    } else {
-                        archive_key(&target)
-                    };
-                    links.insert(key, target);
-                }
-                _ => {}
-            }
-        }
         if files.is_empty() {
             return Err(ImageError::UnknownFormat {
                 path: archive.to_path_buf(),

@@ -20,10 +20,11 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::budget::Space;
 use super::digest::{HashWriter, JSON_LIMIT, read_capped};
 use super::{Digest, ImageError, sys, unpack};
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+pub(crate) static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A content-addressed image store under one root directory
 /// (`<state-dir>/images`). Cheap to open; holds no file descriptors.
@@ -89,7 +90,7 @@ impl ImageStore {
         }
         let tmp = self.temp_path("blob");
         let guard = RemoveOnDrop(Some(tmp.clone()));
-        let file = File::create(&tmp).map_err(ImageError::io("create", &tmp))?;
+        let file = crate::store::create_fresh(&tmp).map_err(ImageError::io("create", &tmp))?;
         let mut writer = HashWriter::new(io::BufWriter::with_capacity(64 * 1024, file));
         io::copy(&mut reader, &mut writer).map_err(ImageError::io("copy to", &tmp))?;
         let (buf, digest, size) = writer.finish().map_err(ImageError::io("write", &tmp))?;
@@ -138,9 +139,31 @@ impl ImageStore {
     /// returns its directory. Unpacks into `tmp/`, verifies the diff ID,
     /// syncs, and renames into place; a concurrent winner is accepted.
     pub fn ensure_layer(&self, blob: &Digest, diff_id: &Digest) -> Result<PathBuf, ImageError> {
+        self.ensure_layer_counted(blob, diff_id).map(|(p, _)| p)
+    }
+
+    /// [`ImageStore::ensure_layer`], also returning how many device nodes
+    /// were dropped (0 when the layer was already there). The unpack is
+    /// bounded by [`super::budget`] against the store's filesystem, its
+    /// diff ID is computed as it streams and checked before the rename:
+    /// a refused layer leaves nothing behind.
+    pub(crate) fn ensure_layer_counted(
+        &self,
+        blob: &Digest,
+        diff_id: &Digest,
+    ) -> Result<(PathBuf, u64), ImageError> {
+        self.ensure_layer_within(blob, diff_id, Space::of(&self.root)?)
+    }
+
+    pub(crate) fn ensure_layer_within(
+        &self,
+        blob: &Digest,
+        diff_id: &Digest,
+        space: Space,
+    ) -> Result<(PathBuf, u64), ImageError> {
         let dest = self.layer_path(diff_id);
         if dest.is_dir() {
-            return Ok(dest);
+            return Ok((dest, 0));
         }
         let blob_path = self.blob_path(blob);
         if !blob_path.is_file() {
@@ -157,7 +180,8 @@ impl ImageStore {
             .map_err(ImageError::io("mkdir", &tmp))?;
         fs::set_permissions(&tmp, Permissions::from_mode(0o755))
             .map_err(ImageError::io("chmod", &tmp))?;
-        let actual = unpack::unpack_layer(&blob_path, &tmp)?;
+        let unpacked = unpack::unpack_layer_within(&blob_path, &tmp, Some(space))?;
+        let actual = unpacked.diff_id;
         if &actual != diff_id {
             return Err(ImageError::DiffIdMismatch {
                 blob: blob.to_string(),
@@ -171,7 +195,7 @@ impl ImageStore {
             Err(_) if dest.is_dir() => {} // another importer finished first
             Err(e) => return Err(ImageError::io("rename into", &dest)(e)),
         }
-        Ok(dest)
+        Ok((dest, unpacked.dropped_devices))
     }
 
     /// `syncfs` on the store's filesystem: makes blobs and layers durable
@@ -247,7 +271,11 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> 
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
     let guard = RemoveOnDrop(Some(tmp.clone()));
-    let mut file = File::create(&tmp).map_err(ImageError::io("create", &tmp))?;
+    // Unlinks a leftover (e.g. a planted symlink) and creates with
+    // O_EXCL|O_NOFOLLOW: never writes through a link.
+    let mut file = crate::store::create_fresh(&tmp).map_err(ImageError::io("create", &tmp))?;
+    file.set_permissions(Permissions::from_mode(0o644))
+        .map_err(ImageError::io("chmod", &tmp))?;
     file.write_all(bytes)
         .map_err(ImageError::io("write", &tmp))?;
     file.sync_all().map_err(ImageError::io("fsync", &tmp))?;

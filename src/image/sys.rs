@@ -1,6 +1,6 @@
 //! The syscalls the image store needs that `std` does not wrap: mknod,
-//! xattrs, `utimensat(AT_SYMLINK_NOFOLLOW)`, `syncfs`, `flock`, and a
-//! liveness check for stale temp entries. Each wrapper is one `unsafe`
+//! xattrs, `utimensat(AT_SYMLINK_NOFOLLOW)`, `syncfs`, `fstatvfs`, `flock`,
+//! and a liveness check for stale temp entries. Each wrapper is one `unsafe`
 //! call on a NUL-terminated copy of its path.
 
 use std::ffi::CString;
@@ -98,6 +98,23 @@ pub(crate) fn syncfs(file: &File) -> io::Result<()> {
     // SAFETY: the fd is owned by `file` and open for the whole call.
     let rc = unsafe { libc::syncfs(file.as_raw_fd()) };
     check(rc)
+}
+
+/// Bytes available to unprivileged writers and total size of the
+/// filesystem holding `file` (`fstatvfs`: `f_bavail` and `f_blocks`, in
+/// `f_frsize` units).
+pub(crate) fn fs_space(file: &File) -> io::Result<(u64, u64)> {
+    // SAFETY: an all-zero statvfs is a valid out-buffer.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: the fd is owned by `file` and open for the whole call; `st`
+    // is a valid, writable statvfs.
+    let rc = unsafe { libc::fstatvfs(file.as_raw_fd(), &mut st) };
+    check(rc)?;
+    let unit = st.f_frsize as u64;
+    Ok((
+        (st.f_bavail as u64).saturating_mul(unit),
+        (st.f_blocks as u64).saturating_mul(unit),
+    ))
 }
 
 /// Takes an exclusive `flock` on `file`; released when the file is closed.

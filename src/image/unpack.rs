@@ -9,10 +9,25 @@
 //!
 //! Entries with `..`, absolute paths, a parent that is a symlink (or not a
 //! directory), or a hard link pointing outside the layer are rejected.
-//! Ownership (when running as root), modes, mtimes, symlinks, hard links,
-//! FIFOs and device nodes are preserved. From PAX `SCHILY.xattr.*` only
-//! `user.*` and `security.capability` are applied: `trusted.*` (e.g.
-//! overlay redirects) from an image could reach outside the layer.
+//! Ownership (when running as root), modes, mtimes, symlinks, hard links
+//! and FIFOs are preserved. From PAX `SCHILY.xattr.*` only `user.*` and
+//! `security.capability` are applied: `trusted.*` (e.g. overlay
+//! redirects) from an image could reach outside the layer.
+//!
+//! **Device nodes are dropped**, as rootless unpackers (containers/storage,
+//! moby in a user namespace) do: a block or character device in an image
+//! (`b 7:0`, `c 1:11`, or `b 179:0`, a Pi's SD card, mode 0666) would give
+//! any container user the host device. They are counted in
+//! [`Unpacked::dropped_devices`]. A 0/0 character device is kept: it is
+//! overlayfs's whiteout form (what `.wh.` entries become anyway) and opens
+//! no device. FIFOs are kept: a FIFO is a rendezvous between processes
+//! that can open it, not a door to anything on the host.
+//!
+//! Sparse entries (old GNU `S` entries, PAX `GNU.sparse.*`) are refused:
+//! a 10 KB archive could otherwise write a 1 GiB file. The decompressed
+//! stream is bounded (see [`super::budget`]) and hashed as it is read, so
+//! the diff ID is known the moment the stream ends; the caller checks it
+//! before the layer is committed.
 //!
 //! Runs synchronously and touches only `dest` and the blob; the agent
 //! should call it from the short-lived `picolet unpack` helper.
@@ -29,6 +44,7 @@ use std::path::{Component, Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 use tar::EntryType;
 
+use super::budget::{Budgeted, Origin, Space};
 use super::digest::HashReader;
 use super::{Digest, ImageError, sys};
 use nodes::{Meta, finish_node, hard_link, make_dir, make_node, remove_existing, write_file};
@@ -78,19 +94,64 @@ pub(crate) fn open_tar_stream(path: &Path, label: &str) -> Result<Box<dyn Read>,
     }
 }
 
+/// What unpacking one layer found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpacked {
+    /// The digest of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Block and character device entries that were not created.
+    pub dropped_devices: u64,
+    /// Uncompressed bytes read.
+    pub bytes: u64,
+}
+
 /// Unpacks the layer blob at `blob` into the existing empty directory
-/// `dest` and returns the digest of the uncompressed tar (the diff ID).
-pub fn unpack_layer(blob: &Path, dest: &Path) -> Result<Digest, ImageError> {
+/// `dest` (bounded by [`super::budget`], against the free space of
+/// `dest`'s filesystem) and returns its diff ID and what was dropped.
+pub fn unpack_layer(blob: &Path, dest: &Path) -> Result<Unpacked, ImageError> {
+    unpack_layer_within(blob, dest, Some(Space::of(dest)?))
+}
+
+/// [`unpack_layer`], keeping `space`'s reserve free (none: no check).
+pub(crate) fn unpack_layer_within(
+    blob: &Path,
+    dest: &Path,
+    space: Option<Space>,
+) -> Result<Unpacked, ImageError> {
     let label = blob.display().to_string();
-    let mut reader = HashReader::new(open_tar_stream(blob, &label)?);
-    unpack_tar(&mut reader, dest, blob)?;
-    let (diff_id, _) = reader.finish().map_err(ImageError::io("read", blob))?;
-    Ok(diff_id)
+    let compressed = fs::metadata(blob)
+        .map_err(ImageError::io("stat", blob))?
+        .len();
+    let origin = Origin {
+        what: format!("layer {label}"),
+        compressed,
+    };
+    let mut budgeted = Budgeted::new(open_tar_stream(blob, &label)?, origin, space)?;
+    let mut reader = HashReader::new(&mut budgeted);
+    let result = unpack_tar(&mut reader, dest, blob).and_then(|dropped| {
+        let (diff_id, bytes) = reader.finish().map_err(ImageError::io("read", blob))?;
+        Ok((diff_id, bytes, dropped))
+    });
+    // An I/O error caused by the budget is reported as the budget's error.
+    let (diff_id, bytes, dropped_devices) = match (result, budgeted.take_error()) {
+        (Err(_), Some(e)) => return Err(e),
+        (r, _) => r?,
+    };
+    if dropped_devices > 0 {
+        log::warn!("{label}: dropped {dropped_devices} device nodes");
+    }
+    Ok(Unpacked {
+        diff_id,
+        dropped_devices,
+        bytes,
+    })
 }
 
 /// Unpacks a plain tar stream into `root`. `source` names it in errors.
-pub(crate) fn unpack_tar(reader: impl Read, root: &Path, source: &Path) -> Result<(), ImageError> {
+/// Returns the number of device nodes dropped.
+pub(crate) fn unpack_tar(reader: impl Read, root: &Path, source: &Path) -> Result<u64, ImageError> {
     let as_root = sys::euid() == 0;
+    let mut dropped = 0;
     let mut archive = tar::Archive::new(reader);
     let mut dirs: Vec<(PathBuf, Meta)> = Vec::new();
     let read_err = ImageError::io("read layer", source);
@@ -109,6 +170,9 @@ pub(crate) fn unpack_tar(reader: impl Read, root: &Path, source: &Path) -> Resul
                 | EntryType::GNULongLink
         ) {
             continue;
+        }
+        if kind == EntryType::GNUSparse {
+            return Err(bad_entry(&name, SPARSE_REFUSED));
         }
         if rel
             .file_name()
@@ -132,7 +196,7 @@ pub(crate) fn unpack_tar(reader: impl Read, root: &Path, source: &Path) -> Resul
                 make_dir(&dest)?;
                 dirs.push((rel, meta));
             }
-            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+            EntryType::Regular | EntryType::Continuous => {
                 remove_existing(&dest)?;
                 write_file(&mut entry, &dest, &meta, as_root)?;
             }
@@ -147,6 +211,10 @@ pub(crate) fn unpack_tar(reader: impl Read, root: &Path, source: &Path) -> Resul
                 let target = link_target(&entry, &name, source)?;
                 let target_rel = safe_relative(&target, &name)?;
                 hard_link(root, &target_rel, &dest, &name)?;
+            }
+            EntryType::Char | EntryType::Block if !is_whiteout_node(&entry, kind) => {
+                log::debug!("{}: dropping device node {name:?}", source.display());
+                dropped += 1;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 remove_existing(&dest)?;
@@ -171,7 +239,28 @@ pub(crate) fn unpack_tar(reader: impl Read, root: &Path, source: &Path) -> Resul
             finish_node(&root.join(dir), meta, as_root, true)?;
         }
     }
-    Ok(())
+    Ok(dropped)
+}
+
+/// The error for old-GNU and PAX sparse entries.
+pub(crate) const SPARSE_REFUSED: &str = "sparse files (GNU or PAX sparse entries) are not supported; rebuild the image without --sparse";
+
+/// Whether a device entry is a 0/0 character device: overlayfs's whiteout.
+fn is_whiteout_node<R: Read>(entry: &tar::Entry<'_, R>, kind: EntryType) -> bool {
+    let h = entry.header();
+    kind == EntryType::Char
+        && matches!(h.device_major(), Ok(Some(0)) | Ok(None))
+        && matches!(h.device_minor(), Ok(Some(0)) | Ok(None))
+}
+
+/// Whether PAX extensions describe a sparse file (`GNU.sparse.*`).
+pub(crate) fn pax_is_sparse<R: Read>(entry: &mut tar::Entry<'_, R>) -> bool {
+    match entry.pax_extensions() {
+        Ok(Some(exts)) => exts
+            .flatten()
+            .any(|e| e.key_bytes().starts_with(b"GNU.sparse.")),
+        _ => false,
+    }
 }
 
 fn bad_entry(name: &str, reason: &str) -> ImageError {
@@ -223,6 +312,9 @@ fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta
     let mut xattrs = Vec::new();
     if let Ok(Some(exts)) = entry.pax_extensions() {
         for ext in exts.flatten() {
+            if ext.key_bytes().starts_with(b"GNU.sparse.") {
+                return Err(bad_entry(name, SPARSE_REFUSED));
+            }
             let Ok(key) = ext.key() else { continue };
             let Some(attr) = key.strip_prefix("SCHILY.xattr.") else {
                 continue;

@@ -25,7 +25,10 @@
 //! - `state.bin.prev`: the previous good state, used when `state.bin` is
 //!   missing or corrupt;
 //! - `state.bin.tmp`: exists only while [`StateStore::save`] runs (or after
-//!   a crash during it; it is ignored and overwritten).
+//!   a crash during it; it is ignored, and unlinked by the next save). It
+//!   is created with `O_CREAT|O_EXCL|O_NOFOLLOW` after unlinking whatever
+//!   was there, so a symlink planted at that name is removed, never
+//!   followed.
 //!
 //! [`StateStore::save`] writes nothing when the encoded bytes equal those
 //! last written or loaded, so an idle agent writes 0 bytes.
@@ -309,13 +312,7 @@ impl StateStore {
         let main = self.path();
         let prev = self.prev_path();
         let tmp = self.dir.join(TMP_NAME);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_err("create", &tmp))?;
+        let mut f = create_fresh(&tmp).map_err(io_err("create", &tmp))?;
         f.write_all(bytes).map_err(io_err("write", &tmp))?;
         f.sync_all().map_err(io_err("fsync", &tmp))?;
         drop(f);
@@ -356,6 +353,25 @@ impl StateStore {
             }),
         }
     }
+}
+
+/// Creates `path` anew (mode 0600) for writing. A leftover at `path` (a
+/// crashed save's file, or a symlink planted to redirect the write) is
+/// unlinked first, never followed, and the file is created with
+/// `O_CREAT|O_EXCL|O_NOFOLLOW`: if anything appears at `path` in between,
+/// the open fails instead of writing through it.
+pub(crate) fn create_fresh(path: &Path) -> io::Result<File> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// Reads `path`, failing with `TooBig` (and reading at most `max + 1`

@@ -321,3 +321,26 @@ fn a_save_without_load_keeps_a_valid_existing_file_as_prev() {
     let prev = fs::read(d.path().join(PREV_NAME)).unwrap();
     assert_eq!(decode::<StateFile>(&prev).unwrap(), sample(1));
 }
+
+#[test]
+fn a_symlink_planted_at_the_temp_name_is_not_followed() {
+    let (d, mut s) = store();
+    let victim = d.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    std::os::unix::fs::symlink(&victim, d.path().join(TMP_NAME)).unwrap();
+    assert!(s.save(&sample(1)).unwrap());
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    assert!(!d.path().join(TMP_NAME).exists());
+    // A dangling one must not create its target either.
+    let target = d.path().join("created-through-link");
+    std::os::unix::fs::symlink(&target, d.path().join(TMP_NAME)).unwrap();
+    assert!(s.save(&sample(2)).unwrap());
+    assert!(fs::symlink_metadata(&target).is_err());
+    let mut fresh = StateStore::new(d.path());
+    let loaded = fresh.load::<StateFile>().unwrap().unwrap();
+    assert_eq!(loaded.value, sample(2));
+    assert!(loaded.recovered.is_none());
+    let m = fs::metadata(d.path().join(FILE_NAME)).unwrap();
+    assert!(m.file_type().is_file());
+    assert_eq!(m.mode() & 0o777, 0o600);
+}

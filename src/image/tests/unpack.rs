@@ -89,7 +89,7 @@ fn unpack(tmp: &Path, tar: &[u8]) -> (std::path::PathBuf, Result<Digest, ImageEr
     let layer = tmp.join("layer");
     let _ = fs::remove_dir_all(&layer);
     fs::create_dir(&layer).unwrap();
-    let r = unpack_layer(&blob, &layer);
+    let r = unpack_layer(&blob, &layer).map(|u| u.diff_id);
     (layer, r)
 }
 
@@ -280,8 +280,8 @@ fn later_entries_replace_earlier_ones_of_another_type() {
 }
 
 #[test]
-fn ownership_setuid_devices_and_fifos_are_preserved_as_root() {
-    if skip_unless_root("ownership_setuid_devices_and_fifos_are_preserved_as_root") {
+fn ownership_setuid_and_fifos_are_preserved_as_root() {
+    if skip_unless_root("ownership_setuid_and_fifos_are_preserved_as_root") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -294,13 +294,6 @@ fn ownership_setuid_devices_and_fifos_are_preserved_as_root() {
     d.uid = 1000;
     d.gid = 1000;
     d.mode = 0o700;
-    let mut null = e("dev/null", EntryType::Char);
-    null.dev = (1, 3);
-    null.mode = 0o666;
-    let mut blk = e("dev/loop7", EntryType::Block);
-    blk.dev = (7, 7);
-    blk.mode = 0o660;
-    blk.gid = 6;
     let mut fifo = e("run/fifo", EntryType::Fifo);
     fifo.mode = 0o600;
     let mut link = e("home/app/l", EntryType::Symlink);
@@ -309,8 +302,6 @@ fn ownership_setuid_devices_and_fifos_are_preserved_as_root() {
     let tar = TarBuilder::default()
         .add(suid)
         .add(d)
-        .add(null)
-        .add(blk)
         .add(fifo)
         .add(link)
         .finish();
@@ -320,12 +311,6 @@ fn ownership_setuid_devices_and_fifos_are_preserved_as_root() {
     assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (1000, 1001, 0o4755));
     let m = fs::metadata(layer.join("home/app")).unwrap();
     assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (1000, 1000, 0o700));
-    let m = fs::symlink_metadata(layer.join("dev/null")).unwrap();
-    assert!(m.file_type().is_char_device());
-    assert_eq!((m.rdev(), m.mode() & 0o777), (libc::makedev(1, 3), 0o666));
-    let m = fs::symlink_metadata(layer.join("dev/loop7")).unwrap();
-    assert!(m.file_type().is_block_device());
-    assert_eq!((m.rdev(), m.gid()), (libc::makedev(7, 7), 6));
     assert!(
         fs::symlink_metadata(layer.join("run/fifo"))
             .unwrap()
@@ -334,6 +319,224 @@ fn ownership_setuid_devices_and_fifos_are_preserved_as_root() {
     );
     let m = fs::symlink_metadata(layer.join("home/app/l")).unwrap();
     assert_eq!(m.uid(), 1000);
+}
+
+/// The device entries of finding 1: a loop device, the kernel log and a
+/// Pi's SD card, all 0666.
+fn device_layer() -> Vec<u8> {
+    let mut b = TarBuilder::default();
+    b.add(e("dev", EntryType::Directory));
+    for (name, kind, dev) in [
+        ("dev/loop0", EntryType::Block, (7, 0)),
+        ("dev/kmsg", EntryType::Char, (1, 11)),
+        ("dev/mmcblk0", EntryType::Block, (179, 0)),
+    ] {
+        let mut n = e(name, kind);
+        n.dev = dev;
+        n.mode = 0o666;
+        b.add(n);
+    }
+    let mut fifo = e("run/fifo", EntryType::Fifo);
+    fifo.mode = 0o666;
+    let mut f = e("etc/hostname", EntryType::Regular);
+    f.data = b"ok";
+    b.add(fifo).add(f).finish()
+}
+
+#[test]
+fn device_nodes_in_a_layer_are_dropped_and_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = device_layer();
+    let blob = tmp.path().join("blob");
+    fs::write(&blob, &tar).unwrap();
+    let layer = tmp.path().join("layer");
+    fs::create_dir(&layer).unwrap();
+    // No root needed: no mknod of a device is attempted.
+    let unpacked = unpack_layer(&blob, &layer).unwrap();
+    assert_eq!(unpacked.dropped_devices, 3);
+    assert_eq!(unpacked.diff_id, Digest::of_bytes(&tar));
+    for name in ["dev/loop0", "dev/kmsg", "dev/mmcblk0"] {
+        assert!(
+            fs::symlink_metadata(layer.join(name)).is_err(),
+            "{name} was created"
+        );
+    }
+    assert!(layer.join("dev").is_dir());
+    assert_eq!(fs::read(layer.join("etc/hostname")).unwrap(), b"ok");
+    // FIFOs are harmless and kept.
+    let m = fs::symlink_metadata(layer.join("run/fifo")).unwrap();
+    assert!(m.file_type().is_fifo());
+}
+
+#[test]
+fn a_zero_zero_char_device_is_kept_as_an_overlay_whiteout() {
+    if skip_unless_root("a_zero_zero_char_device_is_kept_as_an_overlay_whiteout") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = TarBuilder::default()
+        .add(e("gone", EntryType::Char))
+        .finish();
+    let blob = tmp.path().join("blob");
+    fs::write(&blob, &tar).unwrap();
+    let layer = tmp.path().join("layer");
+    fs::create_dir(&layer).unwrap();
+    let unpacked = unpack_layer(&blob, &layer).unwrap();
+    assert_eq!(unpacked.dropped_devices, 0);
+    let m = fs::symlink_metadata(layer.join("gone")).unwrap();
+    assert!(m.file_type().is_char_device() && m.rdev() == 0);
+}
+
+/// Concatenated gzip members: a tar header for one `size`-byte file, then
+/// `mib` members of 1 MiB of zeros each (about 1 KiB compressed each), as
+/// a decompression bomb is built. No end-of-archive marker is needed.
+pub(super) fn gzip_bomb(mib: u64) -> Vec<u8> {
+    let gz = |data: &[u8]| {
+        let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        g.write_all(data).unwrap();
+        g.finish().unwrap()
+    };
+    let mut h = Header::new_gnu();
+    h.set_path("bomb").unwrap();
+    h.set_entry_type(EntryType::Regular);
+    h.set_size(mib << 20);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_cksum();
+    let mut out = gz(h.as_bytes());
+    let zeros = gz(&vec![0u8; 1 << 20]);
+    for _ in 0..mib {
+        out.extend_from_slice(&zeros);
+    }
+    out
+}
+
+#[test]
+fn a_gzip_bomb_layer_is_refused_and_nothing_is_left_in_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(tmp.path().join("images")).unwrap();
+    // 200 MiB of zeros in about 200 KB: over 100x + 64 MiB.
+    let bomb = gzip_bomb(200);
+    assert!(bomb.len() < 400_000, "{}", bomb.len());
+    let (blob, _) = store.put_blob(&bomb[..], None, "bomb").unwrap();
+    let diff_id = Digest::of_bytes(b"whatever");
+    match store.ensure_layer(&blob, &diff_id) {
+        Err(ImageError::LayerTooLarge {
+            limit, compressed, ..
+        }) => {
+            assert_eq!(compressed, bomb.len() as u64);
+            assert_eq!(limit, compressed * 100 + (64 << 20));
+        }
+        other => panic!("expected LayerTooLarge, got {other:?}"),
+    }
+    let msg = store.ensure_layer(&blob, &diff_id).unwrap_err().to_string();
+    assert!(msg.contains("decompression bomb"), "{msg}");
+    assert!(!store.layer_path(&diff_id).exists());
+    assert_eq!(fs::read_dir(store.root().join("tmp")).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(store.root().join("layers/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn a_layer_that_would_eat_the_reserved_free_space_is_refused_midway() {
+    use crate::image::budget::Space;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(tmp.path().join("images")).unwrap();
+    // A plain tar of 24 MiB: the ratio allows it, the free space does not.
+    let mut data = vec![0u8; 24 << 20];
+    data[0] = 1;
+    let mut f = e("big", EntryType::Regular);
+    f.data = &data;
+    let tar = TarBuilder::default().add(f).finish();
+    let (blob, _) = store.put_blob(&tar[..], None, "big").unwrap();
+    let right = Digest::of_bytes(&tar);
+    drop(tar);
+    let dir = fs::File::open(store.root()).unwrap();
+    let (avail, _) = sys::fs_space(&dir).unwrap();
+    // Room for about 8 MiB above the reserve.
+    let space = Space::with_reserve(store.root(), avail - (8 << 20));
+    match store.ensure_layer_within(&blob, &right, space) {
+        Err(ImageError::NoSpace { reserve, .. }) => assert_eq!(reserve, avail - (8 << 20)),
+        other => panic!("expected NoSpace, got {other:?}"),
+    }
+    assert!(!store.layer_path(&right).exists());
+    assert_eq!(fs::read_dir(store.root().join("tmp")).unwrap().count(), 0);
+    // With the real reserve it fits.
+    let (dir, dropped) = store.ensure_layer_counted(&blob, &right).unwrap();
+    assert_eq!(
+        (fs::metadata(dir.join("big")).unwrap().len(), dropped),
+        (24 << 20, 0)
+    );
+}
+
+/// An old-GNU sparse entry (type `S`): 512 bytes of data placed at the end
+/// of a `real`-byte file.
+pub(super) fn gnu_sparse_tar(real: u64) -> Vec<u8> {
+    let octal = |field: &mut [u8], v: u64| {
+        let s = format!("{v:0width$o}", width = field.len() - 1);
+        field[..s.len()].copy_from_slice(s.as_bytes());
+        field[s.len()] = 0;
+    };
+    let mut h = Header::new_gnu();
+    h.set_path("sparse").unwrap();
+    h.set_entry_type(EntryType::GNUSparse);
+    h.set_size(512);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    {
+        let g = h.as_gnu_mut().unwrap();
+        octal(&mut g.realsize, real);
+        octal(&mut g.sparse[0].offset, real - 512);
+        octal(&mut g.sparse[0].numbytes, 512);
+    }
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, &[7u8; 512][..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn old_gnu_sparse_entries_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = gnu_sparse_tar(1 << 30);
+    assert!(tar.len() < 10_000);
+    let (layer, r) = unpack(tmp.path(), &tar);
+    match r {
+        Err(ImageError::BadEntry { entry, reason }) => {
+            assert_eq!(entry, "sparse");
+            assert!(reason.contains("sparse"), "{reason}");
+        }
+        other => panic!("expected a refused sparse entry, got {other:?}"),
+    }
+    assert!(fs::symlink_metadata(layer.join("sparse")).is_err());
+}
+
+#[test]
+fn pax_sparse_entries_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut f = e("GNUSparseFile.0/data", EntryType::Regular);
+    f.data = b"map and data";
+    let tar = TarBuilder::default()
+        .pax(&[
+            ("GNU.sparse.major", b"1"),
+            ("GNU.sparse.minor", b"0"),
+            ("GNU.sparse.name", b"data"),
+            ("GNU.sparse.realsize", b"1073741824"),
+        ])
+        .add(f)
+        .finish();
+    let (layer, r) = unpack(tmp.path(), &tar);
+    let msg = r.unwrap_err().to_string();
+    assert!(msg.contains("sparse"), "{msg}");
+    assert!(!layer.join("GNUSparseFile.0").join("data").exists());
 }
 
 #[test]
@@ -453,6 +656,34 @@ fn ensure_layer_rejects_a_wrong_diff_id_and_leaves_nothing_behind() {
 }
 
 #[test]
+fn a_gzip_layer_with_a_wrong_diff_id_is_refused_before_it_is_committed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(tmp.path().join("images")).unwrap();
+    let mut f = e("f", EntryType::Regular);
+    f.data = b"data";
+    let tar = TarBuilder::default().add(f).finish();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let (blob, _) = store
+        .put_blob(&gz.finish().unwrap()[..], None, "gz")
+        .unwrap();
+    let wrong = Digest::of_bytes(b"not it");
+    match store.ensure_layer(&blob, &wrong) {
+        Err(ImageError::DiffIdMismatch { actual, .. }) => {
+            assert_eq!(actual, Digest::of_bytes(&tar).to_string())
+        }
+        other => panic!("expected DiffIdMismatch, got {other:?}"),
+    }
+    assert_eq!(fs::read_dir(store.root().join("tmp")).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(store.root().join("layers/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
 fn put_blob_refuses_content_that_does_not_match_its_digest() {
     let tmp = tempfile::tempdir().unwrap();
     let store = ImageStore::open(tmp.path()).unwrap();
@@ -464,4 +695,23 @@ fn put_blob_refuses_content_that_does_not_match_its_digest() {
     assert!(!store.blob_path(&claimed).exists());
     assert!(!store.blob_path(&Digest::of_bytes(b"evil")).exists());
     assert_eq!(fs::read_dir(tmp.path().join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn index_writes_do_not_follow_a_planted_temp_symlink() {
+    use std::sync::atomic::Ordering;
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    // The temp names are predictable: `.<name>.tmp-<pid>-<counter>`.
+    let next = crate::image::store::TEMP_COUNTER.load(Ordering::Relaxed);
+    for n in next..next + 64 {
+        let name = format!(".index.json.tmp-{}-{n}", std::process::id());
+        std::os::unix::fs::symlink(&victim, tmp.path().join(name)).unwrap();
+    }
+    let index = tmp.path().join("index.json");
+    crate::image::store::write_atomic(&index, b"{}").unwrap();
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    assert_eq!(fs::read(&index).unwrap(), b"{}");
+    assert!(fs::symlink_metadata(&index).unwrap().is_file());
 }

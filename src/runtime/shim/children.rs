@@ -225,6 +225,7 @@ impl ExecRun {
             timed_out: self.timed_out,
             output: String::from_utf8(self.output)
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            not_started: false,
         }
     }
 }

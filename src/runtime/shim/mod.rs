@@ -62,7 +62,9 @@ pub const SOCKET_NAME: &str = "shim.sock";
 /// Name of the leaf cgroup the shim moves itself into, under the pod cgroup.
 pub const CGROUP_LEAF: &str = "shim";
 
-pub use server::{CREATE_CONTAINER_ERROR, EXEC_NOT_STARTED};
+pub use server::{
+    CREATE_CONTAINER_ERROR, EXEC_CANNOT_RUN, EXEC_NOT_FOUND, EXEC_NOT_STARTED, exec_failure_code,
+};
 
 /// Errors that stop the shim from starting.
 #[derive(Debug, thiserror::Error)]

@@ -189,8 +189,16 @@ pub enum Event {
     },
     ExecDone {
         id: u64,
+        /// The command's exit code; when `not_started`, 127 (command not
+        /// found), 126 (found but not executable, or could not be started)
+        /// or [`super::EXEC_NOT_STARTED`] (older shims, or no such
+        /// container).
         exit_code: i32,
         timed_out: bool,
+        /// The command's output, or why it could not be started.
         output: String,
+        /// The command was never started: `output` is the error.
+        #[serde(default)]
+        not_started: bool,
     },
 }

@@ -23,8 +23,25 @@ use std::path::PathBuf;
 
 /// Kubernetes' reason for a container whose setup failed.
 pub const CREATE_CONTAINER_ERROR: &str = "CreateContainerError";
-/// `ExecDone::exit_code` when the command could not be started at all.
+/// `ExecDone::exit_code` when the command could not be started at all
+/// for a reason outside it (no such running container, a pipe failed).
 pub const EXEC_NOT_STARTED: i32 = -1;
+/// `ExecDone::exit_code` for a command that does not exist (as a shell,
+/// runc and `kubectl exec` report it).
+pub const EXEC_NOT_FOUND: i32 = 127;
+/// `ExecDone::exit_code` for a command that exists but cannot be run (not
+/// executable, a directory, a bad binary) or whose process setup failed.
+pub const EXEC_CANNOT_RUN: i32 = 126;
+
+/// The exit code of an exec whose process could not run the command.
+pub fn exec_failure_code(e: &container::ContainerError) -> i32 {
+    use container::ContainerError as E;
+    match e {
+        E::NotFound { .. } => EXEC_NOT_FOUND,
+        E::Exec { errno, .. } if *errno == libc::ENOENT => EXEC_NOT_FOUND,
+        _ => EXEC_CANNOT_RUN,
+    }
+}
 /// Size of the buffer pipes are read into.
 const READ_BUF: usize = 16 * 1024;
 
@@ -316,12 +333,13 @@ impl Server {
                 argv,
                 timeout_ms,
             } => {
-                if let Err(message) = self.exec(id, &name, &argv, timeout_ms) {
+                if let Err((exit_code, message)) = self.exec(id, &name, &argv, timeout_ms) {
                     let event = Event::ExecDone {
                         id,
-                        exit_code: EXEC_NOT_STARTED,
+                        exit_code,
                         timed_out: false,
                         output: message,
+                        not_started: true,
                     };
                     self.send(&event);
                 }
@@ -412,34 +430,39 @@ impl Server {
         Ok((pid, File::from(out_r), File::from(err_r), log, oom_base))
     }
 
-    /// Starts an exec session; `Err` is the message for a failed `ExecDone`.
+    /// Starts an exec session; `Err` is the exit code and message for a
+    /// failed `ExecDone` (see [`exec_failure_code`]).
     fn exec(
         &mut self,
         id: u64,
         name: &str,
         argv: &[String],
         timeout_ms: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), (i32, String)> {
+        let not_started = |m: String| (EXEC_NOT_STARTED, m);
         let Some(c) = self
             .containers
             .iter()
             .rev()
             .find(|c| c.cfg.name == name && c.running())
         else {
-            return Err(format!("container {name} is not running"));
+            return Err(not_started(format!("container {name} is not running")));
         };
-        let (out_r, out_w) = sys::pipe().map_err(|e| format!("pipe: {e}"))?;
-        sys::set_nonblocking(out_r.as_fd()).map_err(|e| format!("pipe: {e}"))?;
+        let (out_r, out_w) = sys::pipe().map_err(|e| not_started(format!("pipe: {e}")))?;
+        sys::set_nonblocking(out_r.as_fd()).map_err(|e| not_started(format!("pipe: {e}")))?;
         let stdio = Stdio {
-            stdin: dev_null().map_err(|e| format!("/dev/null: {e}"))?,
-            stderr: out_w.try_clone().map_err(|e| format!("dup: {e}"))?,
+            stdin: dev_null().map_err(|e| not_started(format!("/dev/null: {e}")))?,
+            stderr: out_w
+                .try_clone()
+                .map_err(|e| not_started(format!("dup: {e}")))?,
             stdout: out_w,
         };
         let spawned = {
-            let _unblocked = sys::SignalsUnblocked::new().map_err(|e| format!("sigmask: {e}"))?;
+            let _unblocked =
+                sys::SignalsUnblocked::new().map_err(|e| not_started(format!("sigmask: {e}")))?;
             container::exec_in(&self.pod, &c.cfg, c.proc_pid, argv, stdio)
         };
-        let pid = spawned.map_err(|e| e.to_string())?;
+        let pid = spawned.map_err(|e| (exec_failure_code(&e), e.to_string()))?;
         let deadline = (timeout_ms > 0).then(|| crate::clock::boottime_ms() + timeout_ms);
         let key = self.next_key;
         self.next_key += 1;

@@ -260,6 +260,15 @@ fn exec_returns_combined_output_and_exit_code_in_the_pod_namespaces() {
     let (code, _, output) = agent.exec(2, "nothere", &["/bin/true"], 5000);
     assert_eq!(code, super::EXEC_NOT_STARTED);
     assert!(output.contains("nothere"), "{output}");
+    // A missing command is 127 and a non-executable one 126, as in a
+    // shell, runc and kubectl, with the reason as the output.
+    let (code, _, output) = agent.exec(4, "app", &["/nonexistent"], 5000);
+    assert_eq!(code, super::EXEC_NOT_FOUND, "{output}");
+    assert!(output.contains("/nonexistent"), "{output}");
+    let (code, _, output) = agent.exec(5, "app", &["nonexistent-in-path"], 5000);
+    assert_eq!(code, super::EXEC_NOT_FOUND, "{output}");
+    let (code, _, output) = agent.exec(6, "app", &["/"], 5000);
+    assert_eq!(code, super::EXEC_CANNOT_RUN, "{output}");
     agent.shutdown(&shim);
 }
 

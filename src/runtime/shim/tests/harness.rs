@@ -273,6 +273,7 @@ impl Agent {
                 exit_code,
                 timed_out,
                 output,
+                ..
             } if got == id => (exit_code, timed_out, output),
             other => panic!("expected ExecDone {id}, got {other:?}"),
         }
