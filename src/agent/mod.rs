@@ -14,6 +14,7 @@
 mod adopt;
 mod api_server;
 pub mod container;
+pub mod disk;
 pub mod flags;
 pub mod fleet;
 pub mod manifests;
@@ -107,6 +108,10 @@ pub enum Msg {
     Signal(i32),
     /// From the broker connection's tasks.
     Fleet(fleet::LinkMsg),
+    /// Time to measure ephemeral storage, if due ([`disk`]).
+    DiskTick,
+    /// A `picolet du` round: usage per pod uid, or why it failed.
+    DiskUsage(Result<BTreeMap<String, crate::lifecycle::eviction::PodUsage>, String>),
 }
 
 /// Who waits for an `ExecDone`.
@@ -163,6 +168,8 @@ struct Agent {
     stop: bool,
     /// The fleet channel, when a broker is configured.
     fleet: Option<Box<fleet::Fleet>>,
+    /// Ephemeral-storage accounting.
+    disk: disk::Disk,
 }
 
 fn io_err(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError {
@@ -267,6 +274,7 @@ impl Agent {
                 dirty: false,
                 stop: false,
                 fleet,
+                disk: disk::Disk::new(disk::DEFAULT_INTERVAL),
             },
             rx,
         ))
@@ -311,6 +319,7 @@ impl Agent {
             self.rescan();
         }
         self.fleet_start();
+        self.disk.spawn_ticker(self.tx.clone());
         Ok(())
     }
 
@@ -395,6 +404,18 @@ impl Agent {
             Msg::Probe(input) => self.node.handle(*input, now),
             Msg::Api { req, reply } => self.on_api(req, reply),
             Msg::Fleet(m) => self.on_fleet_msg(m),
+            Msg::DiskTick => {
+                let dirs = disk::Dirs {
+                    state_dir: &self.cfg.state_dir,
+                    run_dir: &self.cfg.run_dir,
+                };
+                self.disk
+                    .tick(&self.node, &dirs, &self.cfg.exe, &self.tx, now.mono_ms);
+            }
+            Msg::DiskUsage(usage) => {
+                let evict = self.disk.on_usage(&self.node, usage);
+                self.pending.extend(evict);
+            }
             Msg::Signal(s) => {
                 if s == libc::SIGHUP {
                     self.rescan();

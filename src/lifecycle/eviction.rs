@@ -1,0 +1,455 @@
+//! Local ephemeral-storage eviction: the pure decisions (no I/O, no clock).
+//!
+//! The kubelet's `localStorageEviction`, for what picolet accounts: each
+//! container's writable layers (every instance's upper dir) plus its logs,
+//! and for the pod the sum of its containers plus its disk-backed emptyDir
+//! volumes. The agent measures (in a `picolet du` child, never on its own
+//! thread) and feeds the result here; a pod over a limit gets an
+//! [`Eviction`], which the agent turns into [`super::Input::EvictPod`]:
+//! phase `Failed`, reason `Evicted`, the kubelet's message.
+//!
+//! Order, as the kubelet's: the pod's total against the sum of its
+//! containers' limits ([`pod_limit`]), then each container against its own.
+//! When a measurement runs is decided by [`DiskMonitor`], on a clock given
+//! as an argument.
+
+use std::collections::BTreeMap;
+
+use super::pod::PodView;
+use crate::spec::Pod;
+
+/// The resource name.
+pub const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
+/// The pod's status reason (and the event's reason) on eviction.
+pub const REASON: &str = "Evicted";
+
+/// What one measurement found for one pod, in allocated bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodUsage {
+    /// Per container name: its writable layers plus its logs.
+    pub containers: BTreeMap<String, u64>,
+    /// Disk-backed emptyDir volumes (memory-backed ones are not disk).
+    pub volumes: u64,
+}
+
+impl PodUsage {
+    /// Everything the pod uses: containers and volumes.
+    pub fn total(&self) -> u64 {
+        self.containers
+            .values()
+            .fold(self.volumes, |a, b| a.saturating_add(*b))
+    }
+}
+
+/// A pod to evict, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eviction {
+    pub uid: String,
+    /// The kubelet's message, e.g. `Container main exceeded its local
+    /// ephemeral storage limit "10Mi".`
+    pub message: String,
+    /// The container over its own limit, if that is the reason.
+    pub container: Option<String>,
+}
+
+/// `(bytes, as written)` of the pod's ephemeral-storage limit, as the
+/// kubelet's `PodLimits`: the sum over app containers that set it, or the
+/// largest init container's limit if that is more. `None` when no
+/// container sets one.
+pub fn pod_limit(pod: &Pod) -> Option<(u64, String)> {
+    let limit = |c: &crate::spec::Container| {
+        let q = c.resources.limits.get(EPHEMERAL_STORAGE)?;
+        let v = q.parsed().ok()?.value().max(0) as u64;
+        Some((v, q.0.clone()))
+    };
+    let app: Vec<(u64, String)> = pod.spec.containers.iter().filter_map(limit).collect();
+    let init = pod.spec.init_containers.iter().filter_map(limit).max();
+    let sum = match app.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        many => {
+            let total = many.iter().fold(0u64, |a, (v, _)| a.saturating_add(*v));
+            Some((total, format_bytes(total)))
+        }
+    };
+    match (sum, init) {
+        (Some(s), Some(i)) if i.0 > s.0 => Some(i),
+        (Some(s), _) => Some(s),
+        (None, i) => i,
+    }
+}
+
+/// The first limit `usage` breaks, in the kubelet's order; `None` when
+/// the pod is within its limits (or sets none).
+pub fn check_pod(uid: &str, pod: &Pod, usage: &PodUsage) -> Option<Eviction> {
+    if let Some((limit, text)) = pod_limit(pod) {
+        if usage.total() > limit {
+            return Some(Eviction {
+                uid: uid.to_string(),
+                message: format!(
+                    "Pod ephemeral local storage usage exceeds the total limit of containers {text}."
+                ),
+                container: None,
+            });
+        }
+    }
+    for c in pod.all_containers() {
+        let Some(q) = c.resources.limits.get(EPHEMERAL_STORAGE) else {
+            continue;
+        };
+        let Ok(limit) = q.parsed() else { continue };
+        let used = usage.containers.get(&c.name).copied().unwrap_or(0);
+        if used > limit.value().max(0) as u64 {
+            return Some(Eviction {
+                uid: uid.to_string(),
+                message: format!(
+                    "Container {} exceeded its local ephemeral storage limit {:?}.",
+                    c.name, q.0
+                ),
+                container: Some(c.name.clone()),
+            });
+        }
+    }
+    None
+}
+
+/// Whether any container of `pod` sets an ephemeral-storage limit: only
+/// then is the pod measured.
+pub fn has_limit(pod: &Pod) -> bool {
+    pod.all_containers()
+        .any(|c| c.resources.limits.contains_key(EPHEMERAL_STORAGE))
+}
+
+/// The evictions a measurement calls for: pods still running (not
+/// terminal, not being stopped) that are over a limit. Pods without a
+/// measurement (created after it started) are skipped.
+pub fn decide<'a>(
+    pods: impl IntoIterator<Item = &'a PodView>,
+    usage: &BTreeMap<String, PodUsage>,
+) -> Vec<Eviction> {
+    pods.into_iter()
+        .filter(|p| p.st.terminal.is_none() && p.st.stopping.is_none())
+        .filter_map(|p| check_pod(&p.uid, &p.spec, usage.get(&p.uid)?))
+        .collect()
+}
+
+/// Bytes as a Kubernetes binary-SI quantity: `10Mi`, `1536Ki`, `1000`.
+pub fn format_bytes(n: u64) -> String {
+    if n == 0 {
+        return "0".to_string();
+    }
+    for (suffix, shift) in [
+        ("Ei", 60),
+        ("Pi", 50),
+        ("Ti", 40),
+        ("Gi", 30),
+        ("Mi", 20),
+        ("Ki", 10),
+    ] {
+        if n % (1u64 << shift) == 0 {
+            return format!("{}{suffix}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
+/// When to measure: at most one measurement at a time, started no more
+/// often than every `interval_ms`, and only while something is limited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskMonitor {
+    pub interval_ms: u64,
+    next_at: u64,
+    in_flight: bool,
+}
+
+impl DiskMonitor {
+    /// The first measurement is due at once.
+    pub fn new(interval_ms: u64) -> DiskMonitor {
+        DiskMonitor {
+            interval_ms,
+            next_at: 0,
+            in_flight: false,
+        }
+    }
+
+    /// Whether to start a measurement at `now_ms` (mono); `wanted`: some
+    /// pod has a limit. When true, the caller starts one and later calls
+    /// [`DiskMonitor::finished`].
+    pub fn start(&mut self, now_ms: u64, wanted: bool) -> bool {
+        if !wanted || self.in_flight || now_ms < self.next_at {
+            return false;
+        }
+        self.in_flight = true;
+        self.next_at = now_ms.saturating_add(self.interval_ms);
+        true
+    }
+
+    /// The measurement started last is done (or failed).
+    pub fn finished(&mut self) {
+        self.in_flight = false;
+    }
+
+    /// The mono time the next measurement is due, if none runs.
+    pub fn next_at(&self) -> Option<u64> {
+        (!self.in_flight).then_some(self.next_at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::{Input, Node, Now, Output, Phase};
+
+    fn pod(name: &str, containers: &[(&str, Option<&str>)], init: &[(&str, &str)]) -> Pod {
+        let c = |n: &str, lim: Option<&str>| {
+            let res = lim.map_or(String::new(), |l| {
+                format!(", resources: {{limits: {{ephemeral-storage: {l}}}}}")
+            });
+            format!("  - {{name: {n}, image: busybox{res}}}\n")
+        };
+        let mut text = format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n");
+        if !init.is_empty() {
+            text.push_str("  initContainers:\n");
+            for (n, l) in init {
+                text.push_str(&c(n, Some(l)));
+            }
+        }
+        text.push_str("  containers:\n");
+        for (n, l) in containers {
+            text.push_str(&c(n, *l));
+        }
+        let mut all = crate::spec::load_str(&text, "test.yaml");
+        assert_eq!(all.len(), 1);
+        all.remove(0).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    fn usage(cs: &[(&str, u64)], volumes: u64) -> PodUsage {
+        PodUsage {
+            containers: cs.iter().map(|(n, b)| (n.to_string(), *b)).collect(),
+            volumes,
+        }
+    }
+
+    const MI: u64 = 1 << 20;
+
+    #[test]
+    fn the_pod_limit_is_the_sum_of_its_containers_or_the_largest_init() {
+        assert_eq!(pod_limit(&pod("p", &[("a", None)], &[])), None);
+        assert_eq!(
+            pod_limit(&pod("p", &[("a", Some("10Mi")), ("b", None)], &[])),
+            Some((10 * MI, "10Mi".into()))
+        );
+        assert_eq!(
+            pod_limit(&pod("p", &[("a", Some("2Mi")), ("b", Some("1Mi"))], &[])),
+            Some((3 * MI, "3Mi".into()))
+        );
+        assert_eq!(
+            pod_limit(&pod("p", &[("a", Some("2Mi"))], &[("i", "5Mi")])),
+            Some((5 * MI, "5Mi".into()))
+        );
+        assert_eq!(
+            pod_limit(&pod("p", &[("a", None)], &[("i", "1Gi")])),
+            Some((1 << 30, "1Gi".into()))
+        );
+        assert_eq!(
+            pod_limit(&pod("p", &[("a", Some("1k")), ("b", Some("24"))], &[])),
+            Some((1024, "1Ki".into()))
+        );
+    }
+
+    #[test]
+    fn over_the_pod_total_is_reported_first_with_the_kubelets_message() {
+        let p = pod("p", &[("main", Some("10Mi"))], &[]);
+        assert_eq!(check_pod("u", &p, &usage(&[("main", 10 * MI)], 0)), None);
+        let e = check_pod("u", &p, &usage(&[("main", 10 * MI + 1)], 0)).unwrap();
+        assert_eq!(
+            e.message,
+            "Pod ephemeral local storage usage exceeds the total limit of containers 10Mi."
+        );
+        assert_eq!(e.container, None);
+        // Volumes count towards the pod, not a container.
+        let e = check_pod("u", &p, &usage(&[("main", MI)], 10 * MI)).unwrap();
+        assert_eq!(e.container, None);
+    }
+
+    #[test]
+    fn one_container_over_its_own_limit_within_the_pod_total() {
+        let p = pod(
+            "p",
+            &[
+                ("main", Some("10Mi")),
+                ("side", Some("10Mi")),
+                ("free", None),
+            ],
+            &[],
+        );
+        let e = check_pod("u", &p, &usage(&[("main", 11 * MI), ("side", 0)], 0)).unwrap();
+        assert_eq!(
+            e.message,
+            "Container main exceeded its local ephemeral storage limit \"10Mi\"."
+        );
+        assert_eq!(e.container.as_deref(), Some("main"));
+        // A container without a limit may use anything within the pod's.
+        assert_eq!(check_pod("u", &p, &usage(&[("free", 19 * MI)], 0)), None);
+        // Over the total wins over a container's own.
+        let e = check_pod("u", &p, &usage(&[("main", 11 * MI), ("free", 10 * MI)], 0)).unwrap();
+        assert!(
+            e.message.contains("total limit of containers 20Mi"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn pods_without_a_limit_are_never_evicted_nor_measured() {
+        let p = pod("p", &[("a", None)], &[]);
+        assert!(!has_limit(&p));
+        assert_eq!(
+            check_pod("u", &p, &usage(&[("a", u64::MAX)], u64::MAX)),
+            None
+        );
+        assert!(has_limit(&pod("p", &[("a", None)], &[("i", "1Mi")])));
+    }
+
+    #[test]
+    fn bytes_format_as_binary_quantities() {
+        assert_eq!(format_bytes(0), "0");
+        assert_eq!(format_bytes(1000), "1000");
+        assert_eq!(format_bytes(1024), "1Ki");
+        assert_eq!(format_bytes(1536 * 1024), "1536Ki");
+        assert_eq!(format_bytes(3 << 30), "3Gi");
+    }
+
+    #[test]
+    fn the_monitor_runs_one_measurement_at_a_time_every_interval() {
+        let mut m = DiskMonitor::new(10_000);
+        // Nothing limited: nothing to measure.
+        assert!(!m.start(0, false));
+        assert_eq!(m.next_at(), Some(0));
+        assert!(m.start(5, true));
+        assert_eq!(m.next_at(), None);
+        // A slow measurement: no second one meanwhile, even when due.
+        assert!(!m.start(30_000, true));
+        m.finished();
+        // Overdue: starts at once, next one an interval later.
+        assert!(m.start(30_001, true));
+        m.finished();
+        assert_eq!(m.next_at(), Some(40_001));
+        assert!(!m.start(40_000, true));
+        assert!(m.start(40_001, true));
+    }
+
+    fn now(ms: u64) -> Now {
+        Now {
+            mono_ms: ms,
+            wall_ms: 1_700_000_000_000 + ms as i64,
+        }
+    }
+
+    /// The whole path through the core: measured over the limit, the pod
+    /// is evicted: Failed, reason Evicted, the kubelet's message, an
+    /// event, its containers stopped; its neighbour keeps running.
+    #[test]
+    fn an_evicted_pod_fails_with_the_kubelets_reason_and_its_neighbour_runs_on() {
+        let mut node = Node::new("n".into());
+        let mut big = pod("big", &[("main", Some("2Mi"))], &[]);
+        big.metadata.uid = "u-big".into();
+        let mut small = pod("small", &[("main", Some("2Mi"))], &[]);
+        small.metadata.uid = "u-small".into();
+        for p in [big, small] {
+            node.handle(
+                Input::ApplyPod {
+                    pod: p,
+                    fresh_uid: String::new(),
+                },
+                now(0),
+            );
+        }
+        for uid in ["u-big", "u-small"] {
+            node.handle(Input::SandboxReady { uid: uid.into() }, now(1));
+            node.handle(
+                Input::ImageReady {
+                    uid: uid.into(),
+                    container: "main".into(),
+                    image_id: "sha256:x".into(),
+                    pulled_ms: None,
+                },
+                now(2),
+            );
+            node.handle(
+                Input::ContainerStarted {
+                    uid: uid.into(),
+                    container: "main".into(),
+                    instance: 1,
+                    started_at_ms: 3,
+                },
+                now(3),
+            );
+        }
+        while node.poll_output().is_some() {}
+        let measured: BTreeMap<String, PodUsage> = [
+            ("u-big".to_string(), usage(&[("main", 4 * MI)], 0)),
+            ("u-small".to_string(), usage(&[("main", MI)], 0)),
+        ]
+        .into();
+        let ev = decide(node.pods(), &measured);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].uid, "u-big");
+        for e in ev {
+            node.handle(
+                Input::EvictPod {
+                    uid: e.uid,
+                    message: e.message,
+                    container: e.container,
+                },
+                now(10),
+            );
+        }
+        let outs: Vec<Output> = std::iter::from_fn(|| node.poll_output()).collect();
+        assert!(
+            outs.iter().any(|o| matches!(o, Output::Event { uid, reason, message, .. }
+                if uid == "u-big" && reason == "Evicted"
+                    && message == "Pod ephemeral local storage usage exceeds the total limit of containers 2Mi.")),
+            "{outs:?}"
+        );
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Signal { uid, signal: 15, .. } if uid == "u-big")),
+            "{outs:?}"
+        );
+        assert!(
+            outs.iter()
+                .all(|o| !matches!(o, Output::Signal { uid, .. } if uid == "u-small"))
+        );
+        let big = node.pods().find(|p| p.uid == "u-big").unwrap();
+        assert_eq!(big.status.phase, Phase::Failed);
+        assert_eq!(big.status.reason, "Evicted");
+        assert_eq!(
+            big.status.message,
+            "Pod ephemeral local storage usage exceeds the total limit of containers 2Mi."
+        );
+        let small = node.pods().find(|p| p.uid == "u-small").unwrap();
+        assert_eq!(small.status.phase, Phase::Running);
+        // Measured again while it stops: not evicted twice.
+        assert!(decide(node.pods(), &measured).is_empty());
+        // The container exits: the pod stays Failed/Evicted.
+        node.handle(
+            Input::ContainerExited {
+                uid: "u-big".into(),
+                container: "main".into(),
+                instance: 1,
+                exit_code: 143,
+                signal: Some(15),
+                oom_killed: false,
+                started_at_ms: 3,
+                finished_at_ms: 20,
+            },
+            now(20),
+        );
+        let big = node.pods().find(|p| p.uid == "u-big").unwrap();
+        assert_eq!(
+            (big.status.phase, big.status.reason.as_str()),
+            (Phase::Failed, "Evicted")
+        );
+    }
+}
