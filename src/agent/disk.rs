@@ -10,7 +10,7 @@
 //! result goes back to the main loop as [`super::Msg::DiskUsage`], and the
 //! pure core decides whom to evict.
 
-use crate::lifecycle::eviction::{self, DiskMonitor, PodUsage};
+use crate::lifecycle::eviction::{self, DiskMonitor, PodUsage, Signal, Thresholds};
 use crate::lifecycle::{Input, Node};
 use crate::reactor;
 use async_channel::Sender;
@@ -36,13 +36,54 @@ pub enum Target {
 #[derive(Debug)]
 pub struct Disk {
     monitor: DiskMonitor,
+    thresholds: Thresholds,
+    /// The thresholds crossed at the last check: (signal, threshold bytes,
+    /// available bytes). Non-empty: the node has `DiskPressure`.
+    pressure: Vec<(Signal, u64, u64)>,
 }
 
 impl Disk {
-    pub fn new(interval: Duration) -> Disk {
+    pub fn new(interval: Duration, thresholds: Thresholds) -> Disk {
         Disk {
             monitor: DiskMonitor::new(interval.as_millis() as u64),
+            thresholds,
+            pressure: Vec::new(),
         }
+    }
+
+    /// Whether the node is under disk pressure (last check).
+    pub fn under_pressure(&self) -> bool {
+        !self.pressure.is_empty()
+    }
+
+    /// `statvfs` of the state dir (nodefs) and the image store (imagefs),
+    /// against the thresholds; logs each transition of `DiskPressure`.
+    fn check_pressure(&mut self, dirs: &Dirs<'_>) {
+        let stat = |p: &Path| {
+            super::fs_sys::statvfs(p).unwrap_or_else(|e| {
+                log::debug!("statvfs {}: {e}", p.display());
+                eviction::FsStats {
+                    total: 0,
+                    available: 0,
+                }
+            })
+        };
+        let nodefs = stat(dirs.state_dir);
+        let imagefs = stat(&dirs.state_dir.join("images"));
+        let now = eviction::pressure(self.thresholds, nodefs, imagefs);
+        match (self.pressure.is_empty(), now.is_empty()) {
+            (true, false) => {
+                for (sig, threshold, available) in &now {
+                    log::warn!(
+                        "DiskPressure: {} {available} bytes < {threshold}: evicting pods (BestEffort first); no image garbage collection exists",
+                        sig.name()
+                    );
+                }
+            }
+            (false, true) => log::info!("DiskPressure over"),
+            _ => {}
+        }
+        self.pressure = now;
     }
 
     /// Starts a ticker task: a [`super::Msg::DiskTick`] every interval.
@@ -69,7 +110,8 @@ impl Disk {
         tx: &Sender<super::Msg>,
         now_ms: u64,
     ) {
-        let targets = targets(node, dirs);
+        self.check_pressure(dirs);
+        let targets = targets(node, dirs, self.under_pressure());
         if !self.monitor.start(now_ms, !targets.is_empty()) {
             return;
         }
@@ -96,7 +138,20 @@ impl Disk {
                 return Vec::new();
             }
         };
-        eviction::decide(node.pods(), &usage)
+        let mut evict = eviction::decide(node.pods(), &usage);
+        // Node pressure: one more pod per round, unless one goes already.
+        if let Some(&(signal, threshold, available)) = self.pressure.first() {
+            if evict.is_empty() {
+                evict.extend(eviction::pressure_victim(
+                    node.pods(),
+                    &usage,
+                    signal,
+                    threshold,
+                    available,
+                ));
+            }
+        }
+        evict
             .into_iter()
             .map(|e| {
                 log::warn!("pod {}: evicted: {}", e.uid, e.message);
@@ -123,11 +178,15 @@ impl Dirs<'_> {
     }
 }
 
-/// The paths to measure for every running pod with a limit.
-pub fn targets(node: &Node, dirs: &Dirs<'_>) -> Vec<(Target, Vec<PathBuf>)> {
+/// The paths to measure for every running pod with a limit, or for every
+/// running pod when `all` (node pressure).
+pub fn targets(node: &Node, dirs: &Dirs<'_>, all: bool) -> Vec<(Target, Vec<PathBuf>)> {
     let mut out = Vec::new();
     for p in node.pods() {
-        if p.status.phase.is_terminal() || p.is_terminating() || !eviction::has_limit(&p.spec) {
+        if p.status.phase.is_terminal()
+            || p.is_terminating()
+            || !(all || eviction::has_limit(&p.spec))
+        {
             continue;
         }
         let pod_dir = dirs.pod(&p.uid);

@@ -17,6 +17,7 @@ pub mod container;
 pub mod disk;
 pub mod flags;
 pub mod fleet;
+mod fs_sys;
 pub mod manifests;
 pub mod notify;
 mod outputs;
@@ -274,7 +275,7 @@ impl Agent {
                 dirty: false,
                 stop: false,
                 fleet,
-                disk: disk::Disk::new(disk::DEFAULT_INTERVAL),
+                disk: disk::Disk::new(disk::DEFAULT_INTERVAL, Default::default()),
             },
             rx,
         ))

@@ -195,6 +195,137 @@ impl DiskMonitor {
     }
 }
 
+/// Node eviction thresholds, as the kubelet's `evictionHard` defaults:
+/// `nodefs.available<10%`, `imagefs.available<15%`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Percent of the state dir's filesystem that must stay available.
+    pub nodefs_available_pct: u64,
+    /// Percent of the image store's filesystem that must stay available.
+    pub imagefs_available_pct: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Thresholds {
+        Thresholds {
+            nodefs_available_pct: 10,
+            imagefs_available_pct: 15,
+        }
+    }
+}
+
+/// One filesystem's size and what an unprivileged writer may still use
+/// (`statvfs`: `f_blocks × f_frsize`, `f_bavail × f_frsize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsStats {
+    pub total: u64,
+    pub available: u64,
+}
+
+/// A threshold that is crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    NodefsAvailable,
+    ImagefsAvailable,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::NodefsAvailable => "nodefs.available",
+            Signal::ImagefsAvailable => "imagefs.available",
+        }
+    }
+}
+
+/// The crossed thresholds with their threshold and available bytes,
+/// nodefs first. A filesystem with `total == 0` (unknown) never is.
+pub fn pressure(th: Thresholds, nodefs: FsStats, imagefs: FsStats) -> Vec<(Signal, u64, u64)> {
+    let mut out = Vec::new();
+    for (sig, pct, fs) in [
+        (Signal::NodefsAvailable, th.nodefs_available_pct, nodefs),
+        (Signal::ImagefsAvailable, th.imagefs_available_pct, imagefs),
+    ] {
+        let threshold = (fs.total as u128 * pct.min(100) as u128 / 100) as u64;
+        if fs.total > 0 && fs.available < threshold {
+            out.push((sig, threshold, fs.available));
+        }
+    }
+    out
+}
+
+/// The pod's ephemeral-storage request: the sum over app containers (a
+/// container's request defaults to its limit), or the largest init
+/// container's if more; 0 when none is set.
+pub fn pod_request(pod: &Pod) -> u64 {
+    let req = |c: &crate::spec::Container| {
+        c.resources
+            .request(EPHEMERAL_STORAGE)
+            .map_or(0, |q| q.value().max(0) as u64)
+    };
+    let sum = pod
+        .spec
+        .containers
+        .iter()
+        .fold(0u64, |a, c| a.saturating_add(req(c)));
+    pod.spec.init_containers.iter().map(req).fold(sum, u64::max)
+}
+
+/// Under node pressure: the one pod to evict this round (the kubelet
+/// evicts at most one per housekeeping pass), ranked as its
+/// `rankDiskPressureFunc`: pods using more than their request first (a
+/// BestEffort pod requests nothing, so any usage is more), then by QoS
+/// (BestEffort, Burstable, Guaranteed), then by usage above the request,
+/// most first; ties by uid. Only pods running and measured are candidates;
+/// `None` when there is none.
+pub fn pressure_victim<'a>(
+    pods: impl IntoIterator<Item = &'a PodView>,
+    usage: &BTreeMap<String, PodUsage>,
+    signal: Signal,
+    threshold: u64,
+    available: u64,
+) -> Option<Eviction> {
+    use super::status::QosClass;
+    let best = pods
+        .into_iter()
+        .filter(|p| p.st.terminal.is_none() && p.st.stopping.is_none())
+        .filter_map(|p| {
+            let used = usage.get(&p.uid)?.total();
+            let request = pod_request(&p.spec);
+            let qos = match super::qos::qos_class(&p.spec) {
+                QosClass::BestEffort => 0,
+                QosClass::Burstable => 1,
+                QosClass::Guaranteed => 2,
+            };
+            let over = used.saturating_sub(request);
+            let key = (used <= request, qos, std::cmp::Reverse(over), p.uid.clone());
+            Some((key, p, used, request))
+        })
+        .min_by(|a, b| a.0.cmp(&b.0))?;
+    let (_, p, used, request) = best;
+    Some(Eviction {
+        uid: p.uid.clone(),
+        message: format!(
+            "The node was low on resource: ephemeral-storage. Threshold quantity: {}, available: {}. Pod was using {}, request is {} ({}).",
+            format_bytes_rounded(threshold),
+            format_bytes_rounded(available),
+            format_bytes_rounded(used),
+            format_bytes_rounded(request),
+            signal.name()
+        ),
+        container: None,
+    })
+}
+
+/// Bytes for a message: exact when a whole binary unit, else in Ki.
+fn format_bytes_rounded(n: u64) -> String {
+    if n % 1024 == 0 || n < 1024 {
+        format_bytes(n)
+    } else {
+        format!("{}Ki", n.div_ceil(1024))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,5 +582,223 @@ mod tests {
             (big.status.phase, big.status.reason.as_str()),
             (Phase::Failed, "Evicted")
         );
+    }
+
+    fn fs(total: u64, available: u64) -> FsStats {
+        FsStats { total, available }
+    }
+
+    #[test]
+    fn pressure_starts_strictly_below_the_threshold_and_never_on_an_unknown_fs() {
+        let th = Thresholds::default();
+        let ok = fs(1000, 500);
+        assert!(pressure(th, ok, ok).is_empty());
+        assert!(pressure(th, fs(1000, 100), ok).is_empty());
+        assert_eq!(
+            pressure(th, fs(1000, 99), ok),
+            vec![(Signal::NodefsAvailable, 100, 99)]
+        );
+        assert!(pressure(th, ok, fs(1000, 150)).is_empty());
+        assert_eq!(
+            pressure(th, ok, fs(1000, 149)),
+            vec![(Signal::ImagefsAvailable, 150, 149)]
+        );
+        // The same filesystem for both: nodefs first.
+        assert_eq!(
+            pressure(th, fs(1000, 0), fs(1000, 0)),
+            vec![
+                (Signal::NodefsAvailable, 100, 0),
+                (Signal::ImagefsAvailable, 150, 0)
+            ]
+        );
+        assert!(pressure(th, fs(0, 0), fs(0, 0)).is_empty());
+        let off = Thresholds {
+            nodefs_available_pct: 0,
+            imagefs_available_pct: 0,
+        };
+        assert!(pressure(off, fs(1000, 0), fs(1000, 0)).is_empty());
+        // No overflow on huge filesystems; over 100 % is 100 %.
+        let all = Thresholds {
+            nodefs_available_pct: 250,
+            imagefs_available_pct: 10,
+        };
+        assert_eq!(
+            pressure(all, fs(u64::MAX, u64::MAX - 1), fs(u64::MAX, u64::MAX)),
+            vec![(Signal::NodefsAvailable, u64::MAX, u64::MAX - 1)]
+        );
+        // Exhaustively on a small filesystem: pressure iff available*100 < pct*total.
+        for pct in 0..=100 {
+            for avail in 0..=200 {
+                let t = Thresholds {
+                    nodefs_available_pct: pct,
+                    imagefs_available_pct: 0,
+                };
+                let got = !pressure(t, fs(200, avail), fs(200, 200)).is_empty();
+                assert_eq!(got, avail * 100 < pct * 200, "pct {pct} avail {avail}");
+            }
+        }
+    }
+
+    /// A pod named `name` with one container `main` whose `resources` are
+    /// `res` (YAML flow), running, with uid `u-<name>`.
+    fn running(node: &mut Node, name: &str, res: &str) {
+        let text = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, uid: u-{name}}}\nspec:\n  containers:\n  - {{name: main, image: busybox, resources: {res}}}\n"
+        );
+        let mut all = crate::spec::load_str(&text, "t.yaml");
+        let pod = all.remove(0).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let uid = format!("u-{name}");
+        node.handle(
+            Input::ApplyPod {
+                pod,
+                fresh_uid: String::new(),
+            },
+            now(0),
+        );
+        node.handle(Input::SandboxReady { uid: uid.clone() }, now(1));
+        node.handle(
+            Input::ImageReady {
+                uid: uid.clone(),
+                container: "main".into(),
+                image_id: "sha256:x".into(),
+                pulled_ms: None,
+            },
+            now(2),
+        );
+        node.handle(
+            Input::ContainerStarted {
+                uid,
+                container: "main".into(),
+                instance: 1,
+                started_at_ms: 3,
+            },
+            now(3),
+        );
+        while node.poll_output().is_some() {}
+    }
+
+    const BE: &str = "{}";
+    const BURST_4: &str = "{requests: {cpu: 100m, ephemeral-storage: 4Mi}}";
+    const GUAR: &str = "{limits: {cpu: 100m, memory: 16Mi}}";
+
+    fn victim(node: &Node, used: &[(&str, u64)]) -> Option<String> {
+        let usage: BTreeMap<String, PodUsage> = used
+            .iter()
+            .map(|(n, b)| (format!("u-{n}"), usage(&[("main", *b)], 0)))
+            .collect();
+        pressure_victim(node.pods(), &usage, Signal::NodefsAvailable, 100, 50).map(|e| e.uid)
+    }
+
+    #[test]
+    fn pod_requests_sum_containers_default_to_limits_and_take_the_largest_init() {
+        let p = pod("p", &[("a", Some("2Mi")), ("b", None)], &[("i", "5Mi")]);
+        assert_eq!(pod_request(&p), 5 * MI);
+        let p = pod(
+            "p",
+            &[("a", Some("2Mi")), ("b", Some("3Mi"))],
+            &[("i", "1Mi")],
+        );
+        assert_eq!(pod_request(&p), 5 * MI);
+        assert_eq!(pod_request(&pod("p", &[("a", None)], &[])), 0);
+    }
+
+    #[test]
+    fn under_node_pressure_best_effort_goes_first_then_burstable_over_its_request_by_usage() {
+        let mut node = Node::new("n".into());
+        running(&mut node, "be-small", BE);
+        running(&mut node, "be-big", BE);
+        running(&mut node, "burst-over", BURST_4);
+        running(&mut node, "burst-under", BURST_4);
+        running(&mut node, "guar", GUAR);
+        let mut used = vec![
+            ("be-small", MI),
+            ("be-big", 3 * MI),
+            ("burst-over", 20 * MI),
+            ("burst-under", 4 * MI),
+            ("guar", 100 * MI),
+        ];
+        // BestEffort first, the biggest of them, whatever the others use.
+        assert_eq!(victim(&node, &used).as_deref(), Some("u-be-big"));
+        // A BestEffort pod that uses nothing is not over its request: a
+        // Burstable pod over its request goes before it.
+        used[0].1 = 0;
+        used[1].1 = 0;
+        assert_eq!(victim(&node, &used).as_deref(), Some("u-burst-over"));
+        // Nobody over their request: by QoS, BestEffort first again.
+        used[2].1 = MI;
+        used[4].1 = 0;
+        assert_eq!(victim(&node, &used).as_deref(), Some("u-be-big"));
+        used[4].1 = 100 * MI;
+        // Guaranteed (cpu/memory), over its (zero) ephemeral request,
+        // goes before pods within theirs.
+        let only: Vec<_> = used
+            .iter()
+            .copied()
+            .filter(|(n, _)| !n.starts_with("be"))
+            .collect();
+        assert_eq!(victim(&node, &only).as_deref(), Some("u-guar"));
+        // Unmeasured pods are not candidates; nothing measured: no victim.
+        assert_eq!(victim(&node, &[]), None);
+        assert_eq!(
+            victim(&node, &[("burst-under", MI)]).as_deref(),
+            Some("u-burst-under")
+        );
+    }
+
+    #[test]
+    fn the_pressure_victim_does_not_depend_on_pod_order_and_skips_pods_already_stopping() {
+        let names = ["a", "b", "c", "d"];
+        let res = [BE, BURST_4, BE, GUAR];
+        let used = [("a", 2 * MI), ("b", 9 * MI), ("c", 2 * MI), ("d", 50 * MI)];
+        // Every order of creation: the same victim (ties by uid).
+        let perms = [
+            [0, 1, 2, 3],
+            [3, 2, 1, 0],
+            [2, 0, 3, 1],
+            [1, 3, 0, 2],
+            [2, 3, 0, 1],
+        ];
+        for perm in perms {
+            let mut node = Node::new("n".into());
+            for i in perm {
+                running(&mut node, names[i], res[i]);
+            }
+            assert_eq!(victim(&node, &used).as_deref(), Some("u-a"), "{perm:?}");
+        }
+        // Once evicted (stopping), the next round picks the next one.
+        let mut node = Node::new("n".into());
+        for i in 0..4 {
+            running(&mut node, names[i], res[i]);
+        }
+        for expect in ["u-a", "u-c", "u-b", "u-d"] {
+            let usage: BTreeMap<String, PodUsage> = used
+                .iter()
+                .map(|(n, b)| (format!("u-{n}"), usage(&[("main", *b)], 0)))
+                .collect();
+            let e = pressure_victim(
+                node.pods(),
+                &usage,
+                Signal::ImagefsAvailable,
+                150 << 20,
+                1 << 20,
+            )
+            .unwrap();
+            assert_eq!(e.uid, expect);
+            assert!(
+                e.message.starts_with("The node was low on resource: ephemeral-storage. Threshold quantity: 150Mi, available: 1Mi."),
+                "{}",
+                e.message
+            );
+            assert!(e.message.ends_with("(imagefs.available)."), "{}", e.message);
+            node.handle(
+                Input::EvictPod {
+                    uid: e.uid,
+                    message: e.message,
+                    container: None,
+                },
+                now(10),
+            );
+        }
+        assert_eq!(victim(&node, &used), None);
     }
 }
