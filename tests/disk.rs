@@ -27,7 +27,7 @@ fn a_pod_writing_past_its_ephemeral_storage_limit_is_evicted_and_a_pod_within_ru
     if !root_or_skip() {
         return;
     }
-    let a = Agent::start();
+    let a = Agent::start_with(&["--eviction-interval", "2"]);
     a.apply(
         "tidy.yaml",
         &limited_pod(
@@ -45,8 +45,8 @@ fn a_pod_writing_past_its_ephemeral_storage_limit_is_evicted_and_a_pod_within_ru
         ),
     );
     a.wait_running("tidy", "main", 30);
-    // The measurement runs every 10 s: evicted within two rounds and the stop.
-    let hog = wait_for(40, "hog evicted", || {
+    // Measured every 2 s: evicted within a few rounds and the stop.
+    let hog = wait_for(20, "hog evicted", || {
         let p = a.pod("hog")?;
         (p["status"]["phase"] == "Failed").then_some(p)
     });
@@ -63,7 +63,7 @@ fn a_pod_writing_past_its_ephemeral_storage_limit_is_evicted_and_a_pod_within_ru
         (!pod_dir.exists()).then_some(())
     });
     // The pod within its limit was measured too (several rounds) and runs on.
-    std::thread::sleep(std::time::Duration::from_secs(11));
+    std::thread::sleep(std::time::Duration::from_secs(5));
     let tidy = a.pod("tidy").unwrap();
     assert_eq!(tidy["status"]["phase"], "Running", "{tidy:#}");
     assert_eq!(

@@ -359,6 +359,69 @@ mod tests {
     }
 
     #[test]
+    fn eviction_settings_default_to_the_kubelets_and_out_of_range_values_are_refused() {
+        use crate::fleet::config::AgentFileConfig;
+        let s = AgentFileConfig::default().resolve("h").unwrap();
+        assert_eq!(s.eviction_interval_seconds, 10);
+        assert_eq!(s.eviction, Thresholds::default());
+        assert_eq!(
+            (
+                s.eviction.nodefs_available_pct,
+                s.eviction.imagefs_available_pct
+            ),
+            (10, 15)
+        );
+        let (_, f) = crate::agent::flags::parse(
+            [
+                "--eviction-interval",
+                "2",
+                "--eviction-nodefs-available",
+                "0",
+                "--eviction-imagefs-available",
+                "30",
+            ]
+            .map(Into::into)
+            .to_vec(),
+        )
+        .unwrap();
+        let s = f.resolve("h").unwrap();
+        assert_eq!(s.eviction_interval_seconds, 2);
+        assert_eq!(
+            (
+                s.eviction.nodefs_available_pct,
+                s.eviction.imagefs_available_pct
+            ),
+            (0, 30)
+        );
+        for (set, key) in [
+            (
+                AgentFileConfig {
+                    eviction_interval_seconds: Some(0),
+                    ..Default::default()
+                },
+                "evictionIntervalSeconds",
+            ),
+            (
+                AgentFileConfig {
+                    eviction_nodefs_available_percent: Some(100),
+                    ..Default::default()
+                },
+                "evictionNodefsAvailablePercent",
+            ),
+            (
+                AgentFileConfig {
+                    eviction_imagefs_available_percent: Some(250),
+                    ..Default::default()
+                },
+                "evictionImagefsAvailablePercent",
+            ),
+        ] {
+            let e = set.resolve("h").unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
+    }
+
+    #[test]
     fn du_output_is_one_count_per_path_in_order() {
         assert_eq!(parse_du(b"1\n0\n4096\n", 3).unwrap(), vec![1, 0, 4096]);
         assert!(parse_du(b"1\n", 2).is_err());

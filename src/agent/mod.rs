@@ -57,6 +57,10 @@ pub struct Config {
     pub pids_max: Option<u64>,
     pub log_max_bytes: u64,
     pub log_max_files: u32,
+    /// How often disk usage and pressure are checked ([`disk`]).
+    pub disk_interval: Duration,
+    /// Node eviction thresholds (`nodefs`/`imagefs.available`).
+    pub eviction: crate::lifecycle::eviction::Thresholds,
     /// The picolet binary to run as `picolet shim` (default `/proc/self/exe`).
     pub exe: PathBuf,
     /// The fleet channel; `None`: static pods only.
@@ -247,6 +251,7 @@ impl Agent {
             }
         };
         let (tx, rx) = async_channel::unbounded();
+        let disk = disk::Disk::new(cfg.disk_interval, cfg.eviction);
         let mut pods = HashMap::new();
         for (uid, rec) in sandboxes {
             pods.insert(
@@ -275,7 +280,7 @@ impl Agent {
                 dirty: false,
                 stop: false,
                 fleet,
-                disk: disk::Disk::new(disk::DEFAULT_INTERVAL, Default::default()),
+                disk,
             },
             rx,
         ))
