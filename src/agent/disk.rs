@@ -40,7 +40,16 @@ pub struct Disk {
     /// The thresholds crossed at the last check: (signal, threshold bytes,
     /// available bytes). Non-empty: the node has `DiskPressure`.
     pressure: Vec<(Signal, u64, u64)>,
+    /// The pressure the measurement in flight acts on: taken when it
+    /// started, only once the last evicted pod's files were gone.
+    round_pressure: Option<(Signal, u64, u64)>,
+    /// Rounds in a row spent waiting for the trash to empty: a tree that
+    /// cannot be deleted must not stop node-pressure eviction for good.
+    trash_waits: u32,
 }
+
+/// Rounds to wait for the trash before evicting anyway.
+const MAX_TRASH_WAITS: u32 = 6;
 
 impl Disk {
     pub fn new(interval: Duration, thresholds: Thresholds) -> Disk {
@@ -48,6 +57,8 @@ impl Disk {
             monitor: DiskMonitor::new(interval.as_millis() as u64),
             thresholds,
             pressure: Vec::new(),
+            round_pressure: None,
+            trash_waits: 0,
         }
     }
 
@@ -115,6 +126,14 @@ impl Disk {
         if !self.monitor.start(now_ms, !targets.is_empty()) {
             return;
         }
+        // An evicted pod's files still being deleted (its sandbox, or its
+        // dirs in the trash): the space is on its way back; wait for it
+        // before evicting more for node pressure.
+        let trash_busy = !self.pressure.is_empty() && !trash_is_empty(dirs.state_dir);
+        self.trash_waits = if trash_busy { self.trash_waits + 1 } else { 0 };
+        let settled =
+            !eviction::cleaning(node.pods()) && (!trash_busy || self.trash_waits > MAX_TRASH_WAITS);
+        self.round_pressure = self.pressure.first().copied().filter(|_| settled);
         let program = program.to_path_buf();
         let tx = tx.clone();
         reactor::spawn(async move {
@@ -140,7 +159,7 @@ impl Disk {
         };
         let mut evict = eviction::decide(node.pods(), &usage);
         // Node pressure: one more pod per round, unless one goes already.
-        if let Some(&(signal, threshold, available)) = self.pressure.first() {
+        if let Some((signal, threshold, available)) = self.round_pressure.take() {
             if evict.is_empty() {
                 evict.extend(eviction::pressure_victim(
                     node.pods(),
@@ -163,6 +182,11 @@ impl Disk {
             })
             .collect()
     }
+}
+
+/// Whether `<state>/trash` holds nothing (one small `read_dir`).
+fn trash_is_empty(state_dir: &Path) -> bool {
+    std::fs::read_dir(super::trash::trash_dir(state_dir)).map_or(true, |mut rd| rd.next().is_none())
 }
 
 /// Where pods keep their files.

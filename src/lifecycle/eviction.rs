@@ -271,8 +271,17 @@ pub fn pod_request(pod: &Pod) -> u64 {
     pod.spec.init_containers.iter().map(req).fold(sum, u64::max)
 }
 
+/// Whether an evicted pod still has its sandbox (its files): the space it
+/// frees is not back yet, so node pressure must not evict another pod on
+/// its account (the kubelet waits for an evicted pod's cleanup too).
+pub fn cleaning<'a>(pods: impl IntoIterator<Item = &'a PodView>) -> bool {
+    pods.into_iter()
+        .any(|p| p.st.evicted.is_some() && p.st.sandbox != super::pod::Sandbox::Removed)
+}
+
 /// Under node pressure: the one pod to evict this round (the kubelet
-/// evicts at most one per housekeeping pass), ranked as its
+/// evicts at most one per housekeeping pass, and none while an evicted
+/// pod is still being cleaned up: [`cleaning`]), ranked as its
 /// `rankDiskPressureFunc`: pods using more than their request first (a
 /// BestEffort pod requests nothing, so any usage is more), then by QoS
 /// (BestEffort, Burstable, Guaranteed), then by usage above the request,
@@ -286,6 +295,10 @@ pub fn pressure_victim<'a>(
     available: u64,
 ) -> Option<Eviction> {
     use super::status::QosClass;
+    let pods: Vec<&PodView> = pods.into_iter().collect();
+    if cleaning(pods.iter().copied()) {
+        return None;
+    }
     let best = pods
         .into_iter()
         .filter(|p| p.st.terminal.is_none() && p.st.stopping.is_none())
@@ -677,6 +690,31 @@ mod tests {
         while node.poll_output().is_some() {}
     }
 
+    /// Carries the pod's stop through: its container exits, its sandbox
+    /// is removed.
+    fn stop_and_remove(node: &mut Node, uid: &str) {
+        let mut removing = false;
+        node.handle(
+            Input::ContainerExited {
+                uid: uid.into(),
+                container: "main".into(),
+                instance: 1,
+                exit_code: 143,
+                signal: Some(15),
+                oom_killed: false,
+                started_at_ms: 3,
+                finished_at_ms: 20,
+            },
+            now(20),
+        );
+        while let Some(o) = node.poll_output() {
+            removing |= matches!(&o, Output::RemoveSandbox { uid: u } if u == uid);
+        }
+        assert!(removing, "no RemoveSandbox for {uid}");
+        node.handle(Input::SandboxRemoved { uid: uid.into() }, now(21));
+        while node.poll_output().is_some() {}
+    }
+
     const BE: &str = "{}";
     const BURST_4: &str = "{requests: {cpu: 100m, ephemeral-storage: 4Mi}}";
     const GUAR: &str = "{limits: {cpu: 100m, memory: 16Mi}}";
@@ -792,12 +830,17 @@ mod tests {
             assert!(e.message.ends_with("(imagefs.available)."), "{}", e.message);
             node.handle(
                 Input::EvictPod {
-                    uid: e.uid,
+                    uid: e.uid.clone(),
                     message: e.message,
                     container: None,
                 },
                 now(10),
             );
+            // Until the evicted pod is cleaned up, nobody else goes.
+            assert!(cleaning(node.pods()));
+            assert_eq!(victim(&node, &used), None);
+            stop_and_remove(&mut node, &e.uid);
+            assert!(!cleaning(node.pods()));
         }
         assert_eq!(victim(&node, &used), None);
     }
