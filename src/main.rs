@@ -79,9 +79,10 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
         }
         "cgroup-holder" => return cgroup_holder(),
         // The agent's children for blocking work kept off its thread:
-        // picolet rmtree DIR, picolet resolve HOST PORT.
+        // picolet rmtree DIR, picolet resolve HOST PORT, picolet du PATH...
         "rmtree" => return Ok(child_command(&args, picolet::agent::trash::rmtree_main)),
         "resolve" => return Ok(child_command(&args, picolet::fleet::transport::lookup_main)),
+        "du" => return Ok(child_command(&args, picolet::agent::disk::du_main)),
         "version" | "--version" | "-V" => {
             println!("{}", version());
             return Ok(ExitCode::SUCCESS);

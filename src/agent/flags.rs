@@ -19,7 +19,8 @@ use std::path::PathBuf;
 pub const USAGE: &str =
     "  picolet agent [--config FILE] [--manifests DIR] [--state-dir DIR] [--run-dir DIR]
                 [--cgroup-root DIR] [--node-name NAME] [--pids-max N]
-                [--log-max-size BYTES] [--log-max-files N]
+                [--log-max-size BYTES] [--log-max-files N] [--eviction-interval SECONDS]
+                [--eviction-nodefs-available PERCENT] [--eviction-imagefs-available PERCENT]
                 [--broker mqtt[s]://HOST[:PORT]] [--device-id ID] [--group G]...
                 [--topic-prefix P] [--ca FILE] [--cert FILE] [--key FILE]
                 [--credentials FILE] [--fleet-key FILE] [--keepalive SECONDS]
@@ -68,6 +69,13 @@ pub fn parse(args: Vec<OsString>) -> Result<(Option<PathBuf>, AgentFileConfig), 
                         let n = num(&name, v)?;
                         let n = u32::try_from(n).map_err(|_| format!("--{name}: too large"))?;
                         f.log_max_files = Some(n);
+                    }
+                    "eviction-interval" => f.eviction_interval_seconds = Some(num(&name, v)?),
+                    "eviction-nodefs-available" => {
+                        f.eviction_nodefs_available_percent = Some(num(&name, v)?)
+                    }
+                    "eviction-imagefs-available" => {
+                        f.eviction_imagefs_available_percent = Some(num(&name, v)?)
                     }
                     "broker" => f.broker = Some(v),
                     "device-id" => f.device_id = Some(v),
@@ -123,6 +131,8 @@ pub fn config(args: Vec<OsString>) -> Result<Config, String> {
         pids_max: Some(s.pids_max),
         log_max_bytes: s.log_max_bytes,
         log_max_files: s.log_max_files,
+        disk_interval: std::time::Duration::from_secs(s.eviction_interval_seconds),
+        eviction: s.eviction,
         exe: PathBuf::from("/proc/self/exe"),
         fleet: s.fleet,
     })

@@ -14,8 +14,10 @@
 mod adopt;
 mod api_server;
 pub mod container;
+pub mod disk;
 pub mod flags;
 pub mod fleet;
+mod fs_sys;
 pub mod manifests;
 pub mod notify;
 mod outputs;
@@ -57,6 +59,10 @@ pub struct Config {
     pub pids_max: Option<u64>,
     pub log_max_bytes: u64,
     pub log_max_files: u32,
+    /// How often disk usage and pressure are checked ([`disk`]).
+    pub disk_interval: Duration,
+    /// Node eviction thresholds (`nodefs`/`imagefs.available`).
+    pub eviction: crate::lifecycle::eviction::Thresholds,
     /// The picolet binary to run as `picolet shim` (default `/proc/self/exe`).
     pub exe: PathBuf,
     /// The fleet channel; `None`: static pods only.
@@ -109,6 +115,10 @@ pub enum Msg {
     Signal(i32),
     /// From the broker connection's tasks.
     Fleet(fleet::LinkMsg),
+    /// Time to measure ephemeral storage, if due ([`disk`]).
+    DiskTick,
+    /// A `picolet du` round: usage per pod uid, or why it failed.
+    DiskUsage(Result<BTreeMap<String, crate::lifecycle::eviction::PodUsage>, String>),
 }
 
 /// Who waits for an `ExecDone`.
@@ -165,6 +175,8 @@ struct Agent {
     stop: bool,
     /// The fleet channel, when a broker is configured.
     fleet: Option<Box<fleet::Fleet>>,
+    /// Ephemeral-storage accounting.
+    disk: disk::Disk,
 }
 
 fn io_err(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError {
@@ -251,6 +263,7 @@ impl Agent {
             }
         };
         let (tx, rx) = async_channel::unbounded();
+        let disk = disk::Disk::new(cfg.disk_interval, cfg.eviction);
         let mut pods = HashMap::new();
         for (uid, rec) in sandboxes {
             pods.insert(
@@ -279,6 +292,7 @@ impl Agent {
                 dirty: false,
                 stop: false,
                 fleet,
+                disk,
             },
             rx,
         ))
@@ -323,6 +337,7 @@ impl Agent {
             self.rescan();
         }
         self.fleet_start();
+        self.disk.spawn_ticker(self.tx.clone());
         Ok(())
     }
 
@@ -407,6 +422,18 @@ impl Agent {
             Msg::Probe(input) => self.node.handle(*input, now),
             Msg::Api { req, reply } => self.on_api(req, reply),
             Msg::Fleet(m) => self.on_fleet_msg(m),
+            Msg::DiskTick => {
+                let dirs = disk::Dirs {
+                    state_dir: &self.cfg.state_dir,
+                    run_dir: &self.cfg.run_dir,
+                };
+                self.disk
+                    .tick(&self.node, &dirs, &self.cfg.exe, &self.tx, now.mono_ms);
+            }
+            Msg::DiskUsage(usage) => {
+                let evict = self.disk.on_usage(&self.node, usage);
+                self.pending.extend(evict);
+            }
             Msg::Signal(s) => {
                 if s == libc::SIGHUP {
                     self.rescan();

@@ -162,6 +162,12 @@ pub struct AgentFileConfig {
     pub pids_max: Option<u64>,
     pub log_max_size: Option<Bytes>,
     pub log_max_files: Option<u32>,
+    /// Seconds between disk checks (ephemeral storage, node pressure).
+    pub eviction_interval_seconds: Option<u64>,
+    /// `nodefs.available` threshold, percent (0 disables).
+    pub eviction_nodefs_available_percent: Option<u64>,
+    /// `imagefs.available` threshold, percent (0 disables).
+    pub eviction_imagefs_available_percent: Option<u64>,
 }
 
 /// The fleet channel's settings, checked, with defaults filled in.
@@ -192,6 +198,8 @@ pub struct AgentSettings {
     pub pids_max: u64,
     pub log_max_bytes: u64,
     pub log_max_files: u32,
+    pub eviction_interval_seconds: u64,
+    pub eviction: crate::lifecycle::eviction::Thresholds,
 }
 
 /// Defaults of [`AgentSettings`].
@@ -351,6 +359,15 @@ impl AgentFileConfig {
             pids_max: self.pids_max.or(lower.pids_max),
             log_max_size: self.log_max_size.or(lower.log_max_size),
             log_max_files: self.log_max_files.or(lower.log_max_files),
+            eviction_interval_seconds: self
+                .eviction_interval_seconds
+                .or(lower.eviction_interval_seconds),
+            eviction_nodefs_available_percent: self
+                .eviction_nodefs_available_percent
+                .or(lower.eviction_nodefs_available_percent),
+            eviction_imagefs_available_percent: self
+                .eviction_imagefs_available_percent
+                .or(lower.eviction_imagefs_available_percent),
         }
     }
 
@@ -379,6 +396,36 @@ impl AgentFileConfig {
         if log_max_files == 0 {
             return Err(ConfigError::invalid("logMaxFiles", "must be at least 1"));
         }
+        let eviction_interval_seconds = self
+            .eviction_interval_seconds
+            .unwrap_or(crate::agent::disk::DEFAULT_INTERVAL.as_secs());
+        if !(1..=3600).contains(&eviction_interval_seconds) {
+            return Err(ConfigError::invalid(
+                "evictionIntervalSeconds",
+                "must be 1 to 3600",
+            ));
+        }
+        let defaults = crate::lifecycle::eviction::Thresholds::default();
+        let mut eviction = defaults;
+        for (key, v, slot) in [
+            (
+                "evictionNodefsAvailablePercent",
+                self.eviction_nodefs_available_percent,
+                &mut eviction.nodefs_available_pct,
+            ),
+            (
+                "evictionImagefsAvailablePercent",
+                self.eviction_imagefs_available_percent,
+                &mut eviction.imagefs_available_pct,
+            ),
+        ] {
+            if let Some(v) = v {
+                if v > 99 {
+                    return Err(ConfigError::invalid(key, "must be 0 (off) to 99"));
+                }
+                *slot = v;
+            }
+        }
         let fleet = match &self.broker {
             None => None,
             Some(url) => Some(self.fleet_settings(url, hostname)?),
@@ -397,6 +444,8 @@ impl AgentFileConfig {
             pids_max,
             log_max_bytes,
             log_max_files,
+            eviction_interval_seconds,
+            eviction,
         })
     }
 

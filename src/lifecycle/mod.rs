@@ -35,6 +35,7 @@
 mod adopt;
 mod backoff;
 mod container;
+pub mod eviction;
 mod node;
 mod observe;
 mod pod;
@@ -173,6 +174,16 @@ pub enum Input {
     PodAddress {
         uid: String,
         pod_ip: Option<String>,
+    },
+    /// Evict the pod (the kubelet's eviction manager): phase `Failed`,
+    /// reason `Evicted`, `message`, a Warning event, its containers
+    /// stopped. Ignored for a pod already terminal or stopping. See
+    /// [`eviction`].
+    EvictPod {
+        uid: String,
+        message: String,
+        /// The container the eviction is about, for the event.
+        container: Option<String>,
     },
 }
 

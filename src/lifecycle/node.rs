@@ -156,6 +156,26 @@ impl Node {
                     }
                 }
             }
+            Input::EvictPod {
+                uid,
+                message,
+                container,
+            } => {
+                if let Some(p) = self.by_uid(&uid) {
+                    if p.st.terminal.is_none() && p.st.stopping.is_none() {
+                        fx.event(
+                            &uid,
+                            super::EventType::Warning,
+                            super::eviction::REASON,
+                            message.clone(),
+                            container.as_deref(),
+                        );
+                        p.st.terminal = Some(super::status::Phase::Failed);
+                        p.st.evicted = Some(message);
+                        p.stop(StopWhy::Terminal, fx, now);
+                    }
+                }
+            }
             Input::SandboxReady { uid } => {
                 if let Some(p) = self.by_uid(&uid) {
                     if p.st.sandbox == super::pod::Sandbox::Creating {
@@ -378,7 +398,8 @@ fn target_uid(input: &Input) -> Option<&str> {
         | Input::ContainerStartFailed { uid, .. }
         | Input::ContainerExited { uid, .. }
         | Input::ProbeResult { uid, .. }
-        | Input::PodAddress { uid, .. } => Some(uid),
+        | Input::PodAddress { uid, .. }
+        | Input::EvictPod { uid, .. } => Some(uid),
         Input::Tick
         | Input::ApplyPod { .. }
         | Input::AdoptPod { .. }

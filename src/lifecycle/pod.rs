@@ -59,6 +59,10 @@ pub(crate) struct PodState {
     pub replacement: Option<(Pod, String)>,
     /// The phase once it became Succeeded or Failed (it never goes back).
     pub terminal: Option<Phase>,
+    /// The eviction message, when the pod was evicted (status reason
+    /// `Evicted`). Not in the state file: after an agent restart the pod
+    /// stays Failed but without the reason.
+    pub evicted: Option<String>,
     /// (type, status, lastTransitionTime wall ms).
     pub conditions: Vec<(String, bool, i64)>,
 }
@@ -148,6 +152,7 @@ impl PodView {
             stopping: None,
             replacement: None,
             terminal: None,
+            evicted: None,
             conditions: Vec::new(),
         };
         PodView {

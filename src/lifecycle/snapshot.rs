@@ -408,6 +408,7 @@ impl Loader {
                 PhaseSnap::Succeeded => Phase::Succeeded,
                 PhaseSnap::Failed => Phase::Failed,
             }),
+            evicted: None,
             conditions: s.conditions.clone(),
         };
         Ok(PodView {

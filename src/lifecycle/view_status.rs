@@ -41,8 +41,11 @@ impl PodView {
         PodStatus {
             phase,
             conditions,
-            message: String::new(),
-            reason: String::new(),
+            message: self.st.evicted.clone().unwrap_or_default(),
+            reason: match self.st.evicted {
+                Some(_) => super::eviction::REASON.to_string(),
+                None => String::new(),
+            },
             host_ip: host_ip.unwrap_or_default().to_string(),
             host_ips: ips(host_ip),
             pod_ip: self.st.pod_ip.clone().unwrap_or_default(),

@@ -119,7 +119,7 @@ fn walk(v: &mut Value, node: &'static Node, path: &str) -> Result<(), SpecError>
                             ErrorKind::Unsupported,
                             join(path, key),
                             format!(
-                                "unsupported resource {key:?}: picolet enforces cpu and memory only"
+                                "unsupported resource {key:?}: picolet enforces cpu, memory and ephemeral-storage only"
                             ),
                         ));
                     }

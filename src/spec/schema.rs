@@ -33,7 +33,7 @@ pub(crate) enum Node {
     Scalar,
     /// A resource quantity: a string, or a number that becomes a string.
     Quantity,
-    /// `requests`/`limits`: keys `cpu` and `memory`, values quantities.
+    /// `requests`/`limits`: keys in [`RESOURCE_NAMES`], values quantities.
     ResourceList,
 }
 
@@ -49,8 +49,9 @@ pub(crate) enum Rule {
     Unsupported(&'static str),
 }
 
-/// The resource names picolet enforces.
-pub(crate) const RESOURCE_NAMES: [&str; 2] = ["cpu", "memory"];
+/// The resource names picolet enforces (`ephemeral-storage` by eviction,
+/// docs/lifecycle.md).
+pub(crate) const RESOURCE_NAMES: [&str; 3] = ["cpu", "memory", "ephemeral-storage"];
 
 /// `null`, `false`, `""`, `{}` and `[]`.
 pub(crate) fn is_empty(v: &Value) -> bool {

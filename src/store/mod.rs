@@ -28,7 +28,20 @@
 //!   a crash during it; it is ignored, and unlinked by the next save). It
 //!   is created with `O_CREAT|O_EXCL|O_NOFOLLOW` after unlinking whatever
 //!   was there, so a symlink planted at that name is removed, never
-//!   followed.
+//!   followed;
+//! - `state.reserve`: zeros, allocated so that the next save has room on a
+//!   full filesystem (see below).
+//!
+//! # The reserve
+//! A container that fills its writable layer fills the state dir's
+//! filesystem. So the store keeps `state.reserve` allocated (explicit zero
+//! writes, not a sparse `set_len`): [`reserve_target`] bytes, twice the
+//! state's size rounded up to 64 KiB, at least [`RESERVE_MIN`] and at most
+//! the size cap. When writing `state.bin.tmp` fails with `ENOSPC` or
+//! `EDQUOT`, [`StateStore::save`] deletes the reserve (and, if that is not
+//! enough, `state.bin.prev`) and writes again. After every save (also an
+//! unchanged one) the reserve is grown back to its target, as far as the
+//! free space allows: it comes back once space returns.
 //!
 //! [`StateStore::save`] writes nothing when the encoded bytes equal those
 //! last written or loaded, so an idle agent writes 0 bytes.
@@ -38,7 +51,7 @@ mod tests;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -54,6 +67,22 @@ pub const FILE_NAME: &str = "state.bin";
 pub const PREV_NAME: &str = "state.bin.prev";
 /// The file being written by `save`.
 pub const TMP_NAME: &str = "state.bin.tmp";
+/// The space kept for the next save.
+pub const RESERVE_NAME: &str = "state.reserve";
+/// The smallest reserve.
+pub const RESERVE_MIN: u64 = 64 << 10;
+
+/// The reserve kept for a state of `state_len` bytes under a size cap of
+/// `max_size`: `2 × state_len` rounded up to 64 KiB, within
+/// [`RESERVE_MIN`]`..=max(max_size, RESERVE_MIN)`.
+pub fn reserve_target(state_len: u64, max_size: u64) -> u64 {
+    let unit = RESERVE_MIN;
+    let want = state_len
+        .saturating_mul(2)
+        .div_ceil(unit)
+        .saturating_mul(unit);
+    want.clamp(RESERVE_MIN, max_size.max(RESERVE_MIN))
+}
 
 const CRC_LEN: usize = 4;
 static CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
@@ -103,6 +132,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True for an `Io` error whose cause is a full filesystem or quota.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)))
+    }
+
     /// True for an `Io` error whose cause is a missing file.
     pub fn is_not_found(&self) -> bool {
         matches!(self, StoreError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
@@ -224,6 +259,8 @@ pub struct StateStore {
     max_size: u64,
     /// The bytes `state.bin` is known to hold (last loaded or written).
     last: Option<Vec<u8>>,
+    /// The reserve's allocated size as last written; `None` until checked.
+    reserve_len: Option<u64>,
 }
 
 impl StateStore {
@@ -233,6 +270,7 @@ impl StateStore {
             dir: dir.into(),
             max_size: DEFAULT_MAX_SIZE,
             last: None,
+            reserve_len: None,
         }
     }
 
@@ -249,6 +287,11 @@ impl StateStore {
     /// `<dir>/state.bin`.
     pub fn path(&self) -> PathBuf {
         self.dir.join(FILE_NAME)
+    }
+
+    /// `<dir>/state.reserve`.
+    pub fn reserve_path(&self) -> PathBuf {
+        self.dir.join(RESERVE_NAME)
     }
 
     /// `<dir>/state.bin.prev`.
@@ -295,17 +338,120 @@ impl StateStore {
     /// `state.bin.prev` (only if it is a valid state file: a corrupt one
     /// never replaces a good `.prev`), renames the tmp file to `state.bin`
     /// and fsyncs the directory. `state.bin` exists at every instant.
+    ///
+    /// On a full filesystem the reserve (then `state.bin.prev`) is freed
+    /// and the write retried; either way the reserve is then grown back
+    /// towards its target (see the module docs).
     pub fn save<T: Serialize>(&mut self, value: &T) -> Result<bool, StoreError> {
         let bytes = encode_with_limit(value, self.max_size)?;
         if self.last.as_deref() == Some(&bytes[..]) {
+            self.refill_reserve(bytes.len() as u64);
             return Ok(false);
         }
         let main_known_good = self.last.is_some();
         // Until this save completes, `state.bin` may hold either version.
         self.last = None;
-        self.write_files(&bytes, main_known_good)?;
+        let mut result = self.write_files(&bytes, main_known_good);
+        // Free space step by step: the reserve first, then the previous
+        // copy (`state.bin`, untouched until the rename, stays the fallback).
+        for free in [Self::free_reserve as fn(&mut Self), Self::free_prev] {
+            match &result {
+                Err(e) if e.is_no_space() => {
+                    log::warn!("saving state: {e}; freeing space kept for it and retrying");
+                    let _ = fs::remove_file(self.dir.join(TMP_NAME));
+                    free(self);
+                    result = self.write_files(&bytes, main_known_good);
+                }
+                _ => break,
+            }
+        }
+        if result.is_err() {
+            let _ = fs::remove_file(self.dir.join(TMP_NAME));
+        }
+        result?;
+        let len = bytes.len() as u64;
         self.last = Some(bytes);
+        self.refill_reserve(len);
         Ok(true)
+    }
+
+    fn free_reserve(&mut self) {
+        let _ = fs::remove_file(self.reserve_path());
+        self.reserve_len = Some(0);
+    }
+
+    fn free_prev(&mut self) {
+        let _ = fs::remove_file(self.prev_path());
+    }
+
+    /// The reserve's current allocated size (what `state.reserve` holds).
+    pub fn reserve_len(&self) -> Option<u64> {
+        self.reserve_len
+    }
+
+    /// Grows `state.reserve` to [`reserve_target`] for a state of
+    /// `state_len` bytes, writing zeros in 64 KiB chunks until done or the
+    /// filesystem is full (what was written stays: a partial reserve is
+    /// still room). Cheap when already there: no system call.
+    fn refill_reserve(&mut self, state_len: u64) {
+        let target = reserve_target(state_len, self.max_size);
+        if self.reserve_len.is_some_and(|have| have >= target) {
+            return;
+        }
+        let path = self.reserve_path();
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path);
+        let mut f = match f {
+            Ok(f) => f,
+            Err(e) => {
+                log::debug!("state reserve {}: {e}", path.display());
+                self.reserve_len = Some(0);
+                return;
+            }
+        };
+        let mut have = match f.metadata() {
+            // A sparse or foreign file counts as empty: rewrite it.
+            Ok(m) if m.is_file() && m.blocks() * 512 >= m.len() => m.len(),
+            _ => 0,
+        };
+        if have >= target {
+            self.reserve_len = Some(have);
+            return;
+        }
+        let zeros = vec![0u8; RESERVE_MIN as usize];
+        let mut result = io::Seek::seek(&mut f, io::SeekFrom::Start(have)).map(|_| ());
+        while result.is_ok() && have < target {
+            let n = (target - have).min(zeros.len() as u64) as usize;
+            match f.write(&zeros[..n]) {
+                Ok(0) => break,
+                Ok(w) => have += w as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => result = Err(e),
+            }
+        }
+        // Blocks written but not allocated (delayed allocation) are
+        // allocated here, or fail here.
+        if result.is_ok() {
+            result = f.sync_data();
+        }
+        if let Err(e) = result {
+            log::debug!(
+                "state reserve {}: {have} of {target} bytes: {e}",
+                path.display()
+            );
+            // Keep only what is really allocated.
+            have = match f.metadata() {
+                Ok(m) => (m.blocks() * 512).min(have),
+                Err(_) => 0,
+            };
+            let _ = f.set_len(have);
+        }
+        self.reserve_len = Some(have);
     }
 
     fn write_files(&self, bytes: &[u8], main_known_good: bool) -> Result<(), StoreError> {

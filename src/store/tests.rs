@@ -344,3 +344,175 @@ fn a_symlink_planted_at_the_temp_name_is_not_followed() {
     assert!(m.file_type().is_file());
     assert_eq!(m.mode() & 0o777, 0o600);
 }
+
+#[test]
+fn the_reserve_is_twice_the_state_rounded_up_within_its_bounds() {
+    let cap = DEFAULT_MAX_SIZE;
+    assert_eq!(reserve_target(0, cap), RESERVE_MIN);
+    assert_eq!(reserve_target(1, cap), RESERVE_MIN);
+    assert_eq!(reserve_target(32 << 10, cap), 64 << 10);
+    assert_eq!(reserve_target((32 << 10) + 1, cap), 128 << 10);
+    assert_eq!(reserve_target(1 << 20, cap), 2 << 20);
+    assert_eq!(reserve_target(cap, cap), cap);
+    assert_eq!(reserve_target(u64::MAX, cap), cap);
+    // A cap under the minimum still keeps the minimum.
+    assert_eq!(reserve_target(10, 1000), RESERVE_MIN);
+}
+
+#[test]
+fn a_save_allocates_the_reserve_and_a_symlink_there_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    fs::write(&victim, b"keep").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join(RESERVE_NAME)).unwrap();
+    let mut store = StateStore::new(dir.path());
+    assert!(store.save(&sample(1)).unwrap());
+    assert_eq!(fs::read(&victim).unwrap(), b"keep");
+    assert_eq!(store.reserve_len(), Some(0));
+
+    fs::remove_file(dir.path().join(RESERVE_NAME)).unwrap();
+    let mut store = StateStore::new(dir.path());
+    assert!(store.save(&sample(2)).unwrap());
+    let m = fs::metadata(store.reserve_path()).unwrap();
+    assert_eq!(m.len(), RESERVE_MIN);
+    assert_eq!(m.mode() & 0o777, 0o600);
+    // Allocated, not sparse.
+    assert!(m.blocks() * 512 >= RESERVE_MIN, "{} blocks", m.blocks());
+    assert_eq!(store.reserve_len(), Some(RESERVE_MIN));
+    // A sparse reserve (e.g. left by `truncate`) is rewritten with zeros.
+    let f = File::create(store.reserve_path()).unwrap();
+    f.set_len(RESERVE_MIN).unwrap();
+    drop(f);
+    let mut store = StateStore::new(dir.path());
+    store.save(&sample(3)).unwrap();
+    let m = fs::metadata(store.reserve_path()).unwrap();
+    assert!(m.blocks() * 512 >= RESERVE_MIN, "{} blocks", m.blocks());
+}
+
+/// A tmpfs of `size` mounted on a fresh temp dir, unmounted on drop.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn mount(size: &str) -> Option<SmallFs> {
+        if !nix_is_root() {
+            crate::testutil::cannot_run("mounting a tmpfs needs root");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size},mode=0700"))
+            .arg("picolet-test")
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            crate::testutil::cannot_run("cannot mount a tmpfs");
+            return None;
+        }
+        Some(SmallFs { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `name` until the filesystem is full.
+    fn fill(&self, name: &str) {
+        let mut f = File::create(self.path().join(name)).unwrap();
+        let chunk = vec![7u8; 4096];
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    (unsafe { libc::geteuid() }) == 0
+}
+
+/// A state of about `kib` KiB that differs per `revision`.
+fn big_sample(revision: u64, kib: usize) -> StateFile {
+    let pods = (0..kib)
+        .map(|n| PodV1 {
+            uid: format!("{revision}-{n}-{}", "x".repeat(1000)),
+            restarts: n as u32,
+            exit: None,
+            labels: BTreeMap::new(),
+        })
+        .collect();
+    StateFile::V1 { revision, pods }
+}
+
+#[test]
+fn a_save_on_a_filled_filesystem_uses_the_reserve_and_the_reserve_comes_back() {
+    let Some(fs_) = SmallFs::mount("4m") else {
+        return;
+    };
+    let dir = fs_.path().join("state");
+    fs::create_dir(&dir).unwrap();
+    let mut store = StateStore::new(&dir);
+    assert!(store.save(&big_sample(1, 20)).unwrap());
+    assert_eq!(store.reserve_len(), Some(64 << 10));
+
+    // A container fills the filesystem.
+    fs_.fill("filler");
+    // A changed state still saves: the reserve made room.
+    assert!(store.save(&big_sample(2, 30)).unwrap());
+    let loaded: StateFile = StateStore::new(&dir).load().unwrap().unwrap().value;
+    assert_eq!(loaded, big_sample(2, 30));
+    let prev: StateFile = decode(&fs::read(store.prev_path()).unwrap()).unwrap();
+    assert_eq!(prev, big_sample(1, 20));
+    assert!(store.reserve_len().unwrap() < 64 << 10);
+
+    // Space returns: the next save (even unchanged) re-creates the reserve.
+    fs::remove_file(fs_.path().join("filler")).unwrap();
+    assert!(!store.save(&big_sample(2, 30)).unwrap());
+    assert_eq!(store.reserve_len(), Some(64 << 10));
+    let m = fs::metadata(store.reserve_path()).unwrap();
+    assert!(m.len() == 64 << 10 && m.blocks() * 512 >= 64 << 10);
+
+    // Full again, and the state doubled: the reserve (plus `.prev`) is
+    // room enough, and the current state stays loadable throughout.
+    fs_.fill("filler2");
+    assert!(store.save(&big_sample(3, 60)).unwrap());
+    let loaded: StateFile = StateStore::new(&dir).load().unwrap().unwrap().value;
+    assert_eq!(loaded, big_sample(3, 60));
+    assert!(!dir.join(TMP_NAME).exists());
+
+    // Still full and not enough room: the save fails cleanly (no tmp
+    // file left eating space) and the last state is intact.
+    let err = store.save(&big_sample(4, 500)).unwrap_err();
+    assert!(err.is_no_space(), "{err}");
+    assert!(!dir.join(TMP_NAME).exists());
+    let loaded: StateFile = StateStore::new(&dir).load().unwrap().unwrap().value;
+    assert_eq!(loaded, big_sample(3, 60));
+
+    fs::remove_file(fs_.path().join("filler2")).unwrap();
+    assert!(store.save(&big_sample(4, 500)).unwrap());
+    let want = reserve_target(
+        encode(&big_sample(4, 500)).unwrap().len() as u64,
+        DEFAULT_MAX_SIZE,
+    );
+    assert_eq!(want, 1024 << 10);
+    assert_eq!(store.reserve_len(), Some(want));
+}

@@ -156,8 +156,33 @@ fn resources_other_than_cpu_and_memory_are_refused() {
     assert_eq!(e.kind, ErrorKind::Unsupported);
     assert_eq!(e.path, "spec.containers[0].resources.limits.nvidia.com/gpu");
     refused(
-        &with_container_lines("    resources:\n      requests: {ephemeral-storage: 1Gi}\n"),
-        "spec.containers[0].resources.requests.ephemeral-storage",
+        &with_container_lines("    resources:\n      requests: {hugepages-2Mi: 1Gi}\n"),
+        "spec.containers[0].resources.requests.hugepages-2Mi",
+    );
+}
+
+#[test]
+fn ephemeral_storage_is_accepted_and_checked_like_cpu_and_memory() {
+    let pod = load_one(&with_container_lines(
+        "    resources:\n      limits: {ephemeral-storage: 10Mi}\n      requests: {ephemeral-storage: 1Mi}\n",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let r = &pod.spec.containers[0].resources;
+    assert_eq!(r.limit("ephemeral-storage").unwrap().value(), 10 << 20);
+    assert_eq!(r.request("ephemeral-storage").unwrap().value(), 1 << 20);
+    let e = load_err(&with_container_lines(
+        "    resources:\n      limits: {ephemeral-storage: 1Mi}\n      requests: {ephemeral-storage: 2Mi}\n",
+    ));
+    assert_eq!(
+        e.path,
+        "spec.containers[0].resources.requests.ephemeral-storage"
+    );
+    let e = load_err(&with_container_lines(
+        "    resources:\n      limits: {ephemeral-storage: -1}\n",
+    ));
+    assert_eq!(
+        e.path,
+        "spec.containers[0].resources.limits.ephemeral-storage"
     );
 }
 

@@ -190,7 +190,7 @@ fn resources(r: &Resources, path: &str, errs: &mut Errors) {
                 errs.push(SpecError::new(
                     ErrorKind::Unsupported,
                     p,
-                    format!("unsupported resource {key:?}: picolet enforces cpu and memory only"),
+                    format!("unsupported resource {key:?}: picolet enforces cpu, memory and ephemeral-storage only"),
                 ));
                 continue;
             }

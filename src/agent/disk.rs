@@ -1,0 +1,454 @@
+//! Ephemeral-storage accounting: the I/O shell around
+//! [`crate::lifecycle::eviction`].
+//!
+//! Measuring means walking directory trees, which can take any time: never
+//! on the agent's thread. Every `interval` (while some pod sets an
+//! `ephemeral-storage` limit) a child `picolet du PATH...` walks each pod's
+//! container dirs (`<state>/pods/<uid>/containers/<name>/`: the writable
+//! upper dirs of its instances), their log dirs and the pod's disk-backed
+//! volumes, and prints one JSON line per path; the reactor reads it. The
+//! result goes back to the main loop as [`super::Msg::DiskUsage`], and the
+//! pure core decides whom to evict.
+
+use crate::lifecycle::eviction::{self, DiskMonitor, PodUsage, Signal, Thresholds};
+use crate::lifecycle::{Input, Node};
+use crate::reactor;
+use async_channel::Sender;
+use std::collections::{BTreeMap, HashSet};
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// How often pods with a limit are measured, by default (the kubelet's
+/// housekeeping interval).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What one path measures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Container { uid: String, name: String },
+    Volumes { uid: String },
+}
+
+/// The agent's side: when to measure, and whether a measurement runs.
+#[derive(Debug)]
+pub struct Disk {
+    monitor: DiskMonitor,
+    thresholds: Thresholds,
+    /// The thresholds crossed at the last check: (signal, threshold bytes,
+    /// available bytes). Non-empty: the node has `DiskPressure`.
+    pressure: Vec<(Signal, u64, u64)>,
+    /// The pressure the measurement in flight acts on: taken when it
+    /// started, only once the last evicted pod's files were gone.
+    round_pressure: Option<(Signal, u64, u64)>,
+    /// Rounds in a row spent waiting for the trash to empty: a tree that
+    /// cannot be deleted must not stop node-pressure eviction for good.
+    trash_waits: u32,
+}
+
+/// Rounds to wait for the trash before evicting anyway.
+const MAX_TRASH_WAITS: u32 = 6;
+
+impl Disk {
+    pub fn new(interval: Duration, thresholds: Thresholds) -> Disk {
+        Disk {
+            monitor: DiskMonitor::new(interval.as_millis() as u64),
+            thresholds,
+            pressure: Vec::new(),
+            round_pressure: None,
+            trash_waits: 0,
+        }
+    }
+
+    /// Whether the node is under disk pressure (last check).
+    pub fn under_pressure(&self) -> bool {
+        !self.pressure.is_empty()
+    }
+
+    /// `statvfs` of the state dir (nodefs) and the image store (imagefs),
+    /// against the thresholds; logs each transition of `DiskPressure`.
+    fn check_pressure(&mut self, dirs: &Dirs<'_>) {
+        let stat = |p: &Path| {
+            super::fs_sys::statvfs(p).unwrap_or_else(|e| {
+                log::debug!("statvfs {}: {e}", p.display());
+                eviction::FsStats {
+                    total: 0,
+                    available: 0,
+                }
+            })
+        };
+        let nodefs = stat(dirs.state_dir);
+        let imagefs = stat(&dirs.state_dir.join("images"));
+        let now = eviction::pressure(self.thresholds, nodefs, imagefs);
+        match (self.pressure.is_empty(), now.is_empty()) {
+            (true, false) => {
+                for (sig, threshold, available) in &now {
+                    log::warn!(
+                        "DiskPressure: {} {available} bytes < {threshold}: evicting pods (BestEffort first); no image garbage collection exists",
+                        sig.name()
+                    );
+                }
+            }
+            (false, true) => log::info!("DiskPressure over"),
+            _ => {}
+        }
+        self.pressure = now;
+    }
+
+    /// Starts a ticker task: a [`super::Msg::DiskTick`] every interval.
+    pub fn spawn_ticker(&self, tx: Sender<super::Msg>) {
+        let every = Duration::from_millis(self.monitor.interval_ms.max(100));
+        reactor::spawn(async move {
+            loop {
+                reactor::sleep(every).await;
+                if tx.send(super::Msg::DiskTick).await.is_err() {
+                    return;
+                }
+            }
+        })
+        .detach();
+    }
+
+    /// On a tick: starts `picolet du` over the limited pods' dirs if one
+    /// is due; its result arrives as `Msg::DiskUsage`.
+    pub fn tick(
+        &mut self,
+        node: &Node,
+        dirs: &Dirs<'_>,
+        program: &Path,
+        tx: &Sender<super::Msg>,
+        now_ms: u64,
+    ) {
+        self.check_pressure(dirs);
+        let targets = targets(node, dirs, self.under_pressure());
+        if !self.monitor.start(now_ms, !targets.is_empty()) {
+            return;
+        }
+        // An evicted pod's files still being deleted (its sandbox, or its
+        // dirs in the trash): the space is on its way back; wait for it
+        // before evicting more for node pressure.
+        let trash_busy = !self.pressure.is_empty() && !trash_is_empty(dirs.state_dir);
+        self.trash_waits = if trash_busy { self.trash_waits + 1 } else { 0 };
+        let settled =
+            !eviction::cleaning(node.pods()) && (!trash_busy || self.trash_waits > MAX_TRASH_WAITS);
+        self.round_pressure = self.pressure.first().copied().filter(|_| settled);
+        let program = program.to_path_buf();
+        let tx = tx.clone();
+        reactor::spawn(async move {
+            let usage = measure(&program, &targets).await;
+            let _ = tx.send(super::Msg::DiskUsage(usage)).await;
+        })
+        .detach();
+    }
+
+    /// A measurement finished: the evictions it calls for, as inputs.
+    pub fn on_usage(
+        &mut self,
+        node: &Node,
+        usage: Result<BTreeMap<String, PodUsage>, String>,
+    ) -> Vec<Input> {
+        self.monitor.finished();
+        let usage = match usage {
+            Ok(u) => u,
+            Err(e) => {
+                log::warn!("measuring ephemeral storage: {e}");
+                return Vec::new();
+            }
+        };
+        let mut evict = eviction::decide(node.pods(), &usage);
+        // Node pressure: one more pod per round, unless one goes already.
+        if let Some((signal, threshold, available)) = self.round_pressure.take() {
+            if evict.is_empty() {
+                evict.extend(eviction::pressure_victim(
+                    node.pods(),
+                    &usage,
+                    signal,
+                    threshold,
+                    available,
+                ));
+            }
+        }
+        evict
+            .into_iter()
+            .map(|e| {
+                log::warn!("pod {}: evicted: {}", e.uid, e.message);
+                Input::EvictPod {
+                    uid: e.uid,
+                    message: e.message,
+                    container: e.container,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Whether `<state>/trash` holds nothing (one small `read_dir`).
+fn trash_is_empty(state_dir: &Path) -> bool {
+    std::fs::read_dir(super::trash::trash_dir(state_dir)).map_or(true, |mut rd| rd.next().is_none())
+}
+
+/// Where pods keep their files.
+#[derive(Debug)]
+pub struct Dirs<'a> {
+    pub state_dir: &'a Path,
+    pub run_dir: &'a Path,
+}
+
+impl Dirs<'_> {
+    fn pod(&self, uid: &str) -> PathBuf {
+        self.state_dir.join("pods").join(uid)
+    }
+}
+
+/// The paths to measure for every running pod with a limit, or for every
+/// running pod when `all` (node pressure).
+pub fn targets(node: &Node, dirs: &Dirs<'_>, all: bool) -> Vec<(Target, Vec<PathBuf>)> {
+    let mut out = Vec::new();
+    for p in node.pods() {
+        if p.status.phase.is_terminal()
+            || p.is_terminating()
+            || !(all || eviction::has_limit(&p.spec))
+        {
+            continue;
+        }
+        let pod_dir = dirs.pod(&p.uid);
+        let logs = dirs.run_dir.join("logs").join(format!(
+            "{}_{}_{}",
+            p.spec.metadata.namespace, p.spec.metadata.name, p.uid
+        ));
+        for c in p.spec.all_containers() {
+            out.push((
+                Target::Container {
+                    uid: p.uid.clone(),
+                    name: c.name.clone(),
+                },
+                vec![pod_dir.join("containers").join(&c.name), logs.join(&c.name)],
+            ));
+        }
+        out.push((
+            Target::Volumes { uid: p.uid.clone() },
+            vec![pod_dir.join("volumes")],
+        ));
+    }
+    out
+}
+
+/// Runs `program du PATH...` and folds its lines into usage per pod.
+async fn measure(
+    program: &Path,
+    targets: &[(Target, Vec<PathBuf>)],
+) -> Result<BTreeMap<String, PodUsage>, String> {
+    let paths: Vec<&PathBuf> = targets.iter().flat_map(|(_, p)| p).collect();
+    let mut cmd = Command::new(program);
+    cmd.arg("du").args(&paths);
+    let limit = 64 * paths.len() + 4096;
+    let (status, out) = reactor::process::output(&mut cmd, limit)
+        .await
+        .map_err(|e| format!("{}: {e}", program.display()))?;
+    if !status.success() {
+        return Err(format!(
+            "picolet du: {status}: {}",
+            String::from_utf8_lossy(&out).trim()
+        ));
+    }
+    let sizes = parse_du(&out, paths.len())?;
+    let mut usage: BTreeMap<String, PodUsage> = BTreeMap::new();
+    let mut sizes = sizes.into_iter();
+    for (target, ps) in targets {
+        let bytes = sizes
+            .by_ref()
+            .take(ps.len())
+            .fold(0u64, |a, b| a.saturating_add(b));
+        match target {
+            Target::Container { uid, name } => {
+                *usage
+                    .entry(uid.clone())
+                    .or_default()
+                    .containers
+                    .entry(name.clone())
+                    .or_default() += bytes;
+            }
+            Target::Volumes { uid } => usage.entry(uid.clone()).or_default().volumes += bytes,
+        }
+    }
+    Ok(usage)
+}
+
+/// `picolet du`'s output: one decimal byte count per line, one line per
+/// path in order.
+pub fn parse_du(out: &[u8], n: usize) -> Result<Vec<u64>, String> {
+    let text = std::str::from_utf8(out).map_err(|_| "picolet du: output is not UTF-8")?;
+    let sizes = text
+        .lines()
+        .map(|l| l.trim().parse::<u64>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("picolet du: {e} in {text:?}"))?;
+    if sizes.len() != n {
+        return Err(format!("picolet du: {} lines for {n} paths", sizes.len()));
+    }
+    Ok(sizes)
+}
+
+/// `picolet du PATH...`, the agent's child: for each path, prints the bytes
+/// allocated under it (`st_blocks × 512`, each inode once, not crossing
+/// into other filesystems, not following symlinks; a missing path is 0),
+/// one line per path. Returns the exit code; an error goes to stdout.
+pub fn du_main(args: &[String]) -> i32 {
+    let mut out = io::stdout().lock();
+    for p in args {
+        let mut seen = HashSet::new();
+        match du(Path::new(p), &mut seen) {
+            Ok(n) => {
+                if writeln!(out, "{n}").is_err() {
+                    return 1;
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(out, "{p}: {e}");
+                return 1;
+            }
+        }
+    }
+    0
+}
+
+/// Bytes allocated under `path` (see [`du_main`]).
+pub fn du(path: &Path, seen: &mut HashSet<(u64, u64)>) -> io::Result<u64> {
+    let top = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let dev = top.dev();
+    let mut total = 0u64;
+    let mut stack = vec![(path.to_path_buf(), top)];
+    while let Some((p, m)) = stack.pop() {
+        if m.dev() != dev || !seen.insert((m.dev(), m.ino())) {
+            continue;
+        }
+        total = total.saturating_add(m.blocks().saturating_mul(512));
+        if !m.is_dir() {
+            continue;
+        }
+        let rd = match std::fs::read_dir(&p) {
+            Ok(rd) => rd,
+            // Removed while walking (an instance's dir being pruned).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for e in rd {
+            let e = match e {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            match e.metadata() {
+                Ok(m) => stack.push((e.path(), m)),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn du_counts_allocated_bytes_once_per_inode_and_not_through_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("upper");
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        std::fs::write(d.join("a/b/big"), vec![1u8; 1 << 20]).unwrap();
+        std::fs::hard_link(d.join("a/b/big"), d.join("a/link")).unwrap();
+        // A sparse file counts for what it allocates, not its length.
+        let f = std::fs::File::create(d.join("sparse")).unwrap();
+        f.set_len(1 << 30).unwrap();
+        drop(f);
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("x"), vec![1u8; 4 << 20]).unwrap();
+        std::os::unix::fs::symlink(&outside, d.join("sym")).unwrap();
+        let n = du(&d, &mut HashSet::new()).unwrap();
+        assert!(n >= 1 << 20, "{n}");
+        assert!(n < (1 << 20) + (256 << 10), "{n}");
+        assert_eq!(
+            du(&dir.path().join("missing"), &mut HashSet::new()).unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn eviction_settings_default_to_the_kubelets_and_out_of_range_values_are_refused() {
+        use crate::fleet::config::AgentFileConfig;
+        let s = AgentFileConfig::default().resolve("h").unwrap();
+        assert_eq!(s.eviction_interval_seconds, 10);
+        assert_eq!(s.eviction, Thresholds::default());
+        assert_eq!(
+            (
+                s.eviction.nodefs_available_pct,
+                s.eviction.imagefs_available_pct
+            ),
+            (10, 15)
+        );
+        let (_, f) = crate::agent::flags::parse(
+            [
+                "--eviction-interval",
+                "2",
+                "--eviction-nodefs-available",
+                "0",
+                "--eviction-imagefs-available",
+                "30",
+            ]
+            .map(Into::into)
+            .to_vec(),
+        )
+        .unwrap();
+        let s = f.resolve("h").unwrap();
+        assert_eq!(s.eviction_interval_seconds, 2);
+        assert_eq!(
+            (
+                s.eviction.nodefs_available_pct,
+                s.eviction.imagefs_available_pct
+            ),
+            (0, 30)
+        );
+        for (set, key) in [
+            (
+                AgentFileConfig {
+                    eviction_interval_seconds: Some(0),
+                    ..Default::default()
+                },
+                "evictionIntervalSeconds",
+            ),
+            (
+                AgentFileConfig {
+                    eviction_nodefs_available_percent: Some(100),
+                    ..Default::default()
+                },
+                "evictionNodefsAvailablePercent",
+            ),
+            (
+                AgentFileConfig {
+                    eviction_imagefs_available_percent: Some(250),
+                    ..Default::default()
+                },
+                "evictionImagefsAvailablePercent",
+            ),
+        ] {
+            let e = set.resolve("h").unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn du_output_is_one_count_per_path_in_order() {
+        assert_eq!(parse_du(b"1\n0\n4096\n", 3).unwrap(), vec![1, 0, 4096]);
+        assert!(parse_du(b"1\n", 2).is_err());
+        assert!(parse_du(b"/x: Permission denied\n", 1).is_err());
+    }
+}
