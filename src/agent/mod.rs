@@ -151,6 +151,11 @@ const MAX_STARTING_SANDBOXES: usize = 8;
 /// statuses are published and the other tasks (API, broker, signals) run.
 const MSG_BATCH: usize = 64;
 
+/// Queued inputs fed to the core per turn: a rescan of a 1,000-pod file
+/// queues 1,000 `ApplyPod`s, fed over several turns with the API and the
+/// broker served in between.
+const FEED_BATCH: usize = 128;
+
 /// Runs the agent until SIGTERM/SIGINT. Pods keep running after it exits.
 pub fn run(cfg: Config) -> Result<(), AgentError> {
     reactor::block_on(async move {
@@ -360,6 +365,13 @@ impl Agent {
                 log::info!("agent stopping; pods keep running under their shims");
                 return Ok(());
             }
+            if !self.pending.is_empty() {
+                // More queued inputs than one turn feeds: go on next turn,
+                // before any new message (whose inputs must come after).
+                self.fleet_tick();
+                futures_lite::future::yield_now().await;
+                continue;
+            }
             let deadline = match (self.node.poll_timeout(), self.fleet_timeout()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -383,10 +395,9 @@ impl Agent {
             // inputs are fed in order, but the state is saved and the
             // statuses published once per batch, not once per message.
             for _ in 1..MSG_BATCH {
-                if self.stop_flag.get() {
+                if self.stop_flag.get() || !self.feed() {
                     break;
                 }
-                self.feed();
                 match rx.try_recv() {
                     Ok(m) => self.on_msg(m),
                     Err(_) => break,
@@ -400,18 +411,25 @@ impl Agent {
         }
     }
 
-    /// Feeds pending inputs and carries out outputs until both are empty.
-    fn feed(&mut self) {
-        loop {
-            self.fleet_drain();
-            while let Some(out) = self.node.poll_output() {
-                self.fleet_observe(&out);
-                self.on_output(out);
-            }
+    /// Feeds pending inputs (at most [`FEED_BATCH`]) and carries out
+    /// outputs; true when no input is left queued.
+    fn feed(&mut self) -> bool {
+        for _ in 0..FEED_BATCH {
+            self.drain_outputs();
             match self.pending.pop_front() {
                 Some(input) => self.node.handle(input, Now::read()),
-                None => break,
+                None => return true,
             }
+        }
+        self.drain_outputs();
+        self.pending.is_empty()
+    }
+
+    fn drain_outputs(&mut self) {
+        self.fleet_drain();
+        while let Some(out) = self.node.poll_output() {
+            self.fleet_observe(&out);
+            self.on_output(out);
         }
     }
 
@@ -431,7 +449,9 @@ impl Agent {
     fn process(&mut self) {
         let started = std::time::Instant::now();
         loop {
-            self.feed();
+            if !self.feed() {
+                break; // the rest in the next turns
+            }
             let before = self.starting;
             self.start_queued_sandboxes();
             if self.starting == before && self.pending.is_empty() {
