@@ -244,7 +244,9 @@ impl Agent {
         };
         node.set_limits(
             fds::budget_max_pods(cfg.max_pods),
-            crate::lifecycle::DEFAULT_SPEC_BUDGET,
+            spec_budget(cfg.fleet.as_ref().map_or(0, |f| {
+                (1 + f.groups.len()).saturating_mul(f.max_document_bytes)
+            })),
         );
         let fleet = match cfg.fleet.clone() {
             Some(settings) => Some(Box::new(fleet::Fleet::new(settings, fleet_docs, now)?)),
@@ -539,6 +541,24 @@ impl Agent {
     }
 }
 
+/// The state file's room for admitted pods' specs: half its cap, less what
+/// the saved fleet documents (`docs`: one per source, each up to
+/// `maxDocumentBytes`) may take beyond the other half, so that the whole
+/// state always fits and every save succeeds.
+fn spec_budget(docs: usize) -> usize {
+    let cap = crate::store::DEFAULT_MAX_SIZE as usize;
+    // 1 MiB for statuses, shim records and sources.
+    let room = cap.saturating_sub(docs).saturating_sub(1 << 20);
+    let budget = crate::lifecycle::DEFAULT_SPEC_BUDGET.min(room);
+    if budget < crate::lifecycle::DEFAULT_SPEC_BUDGET {
+        log::warn!(
+            "fleet documents may take {docs} bytes of the state file's {cap}: pod specs get \
+             {budget} bytes; lower maxDocumentBytes or the number of groups for more"
+        );
+    }
+    budget
+}
+
 fn exited(uid: &str, name: String, instance: u64, started_at_ns: i64, exit: proto::Exit) -> Input {
     Input::ContainerExited {
         uid: uid.to_string(),
@@ -588,4 +608,18 @@ pub fn new_uid() -> String {
         &h[16..20],
         &h[20..32]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pod_specs_get_half_the_state_file_unless_fleet_documents_need_more() {
+        let mib = 1 << 20;
+        assert_eq!(super::spec_budget(0), 8 * mib);
+        // A device and two groups of 1 MiB documents: still 8 MiB.
+        assert_eq!(super::spec_budget(3 * mib), 8 * mib);
+        // Three 4 MiB documents: 16 - 12 - 1 MiB are left.
+        assert_eq!(super::spec_budget(12 * mib), 3 * mib);
+        assert_eq!(super::spec_budget(64 * mib), 0);
+    }
 }
