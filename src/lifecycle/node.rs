@@ -175,6 +175,11 @@ impl Node {
         self.pods.iter().chain(self.rejected.values())
     }
 
+    /// The admitted pods, in the order they were created.
+    pub fn admitted(&self) -> impl Iterator<Item = &PodView> {
+        self.pods.iter()
+    }
+
     pub fn pod(&self, uid: &str) -> Option<&PodView> {
         self.pods.iter().find(|p| p.uid == uid).or_else(|| {
             self.rejected_uids
