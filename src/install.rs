@@ -146,6 +146,7 @@ pub fn default_config(board: Option<&Board>) -> String {
          {which}\
          manifests: /etc/picolet/manifests\n\
          pidsMax: {pids}\n\
+         # maxPods: 110\n\
          # nodeName: my-device\n\
          # Fleet channel (MQTT), when used:\n\
          # broker: mqtts://broker.example.com:8883\n\

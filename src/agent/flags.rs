@@ -18,7 +18,7 @@ use std::path::PathBuf;
 /// The usage lines of `picolet agent`.
 pub const USAGE: &str =
     "  picolet agent [--config FILE] [--manifests DIR] [--state-dir DIR] [--run-dir DIR]
-                [--cgroup-root DIR] [--node-name NAME] [--pids-max N]
+                [--cgroup-root DIR] [--node-name NAME] [--pids-max N] [--max-pods N]
                 [--log-max-size BYTES] [--log-max-files N] [--eviction-interval SECONDS]
                 [--eviction-nodefs-available PERCENT] [--eviction-imagefs-available PERCENT]
                 [--broker mqtt[s]://HOST[:PORT]] [--device-id ID] [--group G]...
@@ -64,6 +64,7 @@ pub fn parse(args: Vec<OsString>) -> Result<(Option<PathBuf>, AgentFileConfig), 
                     "cgroup-root" => f.cgroup_root = Some(v.into()),
                     "node-name" => f.node_name = Some(v),
                     "pids-max" => f.pids_max = Some(num(&name, v)?),
+                    "max-pods" => f.max_pods = Some(num(&name, v)?),
                     "log-max-size" => f.log_max_size = Some(bytes(&name, v)?),
                     "log-max-files" => {
                         let n = num(&name, v)?;
@@ -129,6 +130,7 @@ pub fn config(args: Vec<OsString>) -> Result<Config, String> {
         cgroup_root: s.cgroup_root,
         node_name: s.node_name,
         pids_max: Some(s.pids_max),
+        max_pods: s.max_pods,
         log_max_bytes: s.log_max_bytes,
         log_max_files: s.log_max_files,
         disk_interval: std::time::Duration::from_secs(s.eviction_interval_seconds),
@@ -206,6 +208,23 @@ mod tests {
         assert_eq!(fleet.groups, ["x"]);
         assert_eq!(fleet.broker.port, 1);
         assert_eq!(c.state_dir, dir.path().join("st"));
+    }
+
+    #[test]
+    fn max_pods_defaults_to_110_and_comes_from_the_flag_or_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.yaml");
+        std::fs::write(&file, "maxPods: 30\n").unwrap();
+        let f = file.to_str().unwrap();
+        assert_eq!(
+            config(args(&["--config", "/dev/null"])).unwrap().max_pods,
+            110
+        );
+        assert_eq!(config(args(&["--config", f])).unwrap().max_pods, 30);
+        let c = config(args(&["--config", f, "--max-pods", "20"])).unwrap();
+        assert_eq!(c.max_pods, 20);
+        let e = config(args(&["--config", "/dev/null", "--max-pods", "0"])).unwrap_err();
+        assert!(e.contains("maxPods"), "{e}");
     }
 
     #[test]

@@ -2,15 +2,21 @@
 //! manifests directory (`--manifests DIR`).
 //!
 //! The directory is followed with inotify (one fd, registered on the reactor).
-//! After any event the whole directory is re-read (it is small) and the result
-//! is diffed against the previous scan by the agent. An invalid file is
-//! recorded with its error and changes nothing: the pods it held before keep
-//! running, as they were.
+//! After any event the directory is listed again and the result is diffed
+//! against the previous scan by the agent; only files whose inode, size,
+//! mtime or ctime changed are read and parsed again ([`rescan`]), so an edit
+//! to one file does not re-parse the others. A file is read only up to
+//! [`spec::load::MAX_MANIFEST_BYTES`] (1.5 MiB; a larger one is an error
+//! naming it), and text nested deeper than [`spec::load::MAX_NESTING`] is
+//! refused before parsing: together they bound the time one file can take
+//! on the agent's thread. An invalid file is recorded with its error and
+//! changes nothing: the pods it held before keep running, as they were.
 
 use crate::spec::{self, Pod};
 use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// What one scan of the directory found.
@@ -20,6 +26,31 @@ pub struct Scan {
     pub files: BTreeMap<PathBuf, Vec<Pod>>,
     /// Files that failed to load, with the error (naming the field).
     pub errors: BTreeMap<PathBuf, String>,
+    /// How each file looked when it was parsed, and what parsing it gave
+    /// (`None`: its pods, in `files`; `Some`: its parse error).
+    parsed: BTreeMap<PathBuf, (Stamp, Option<String>)>,
+}
+
+/// What identifies one version of a file without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(m: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
 }
 
 fn is_manifest(p: &Path) -> bool {
@@ -35,42 +66,50 @@ fn is_manifest(p: &Path) -> bool {
 /// Reads every manifest in `dir`. A file with any invalid document is an
 /// error as a whole (a half-applied file would be a surprise).
 pub fn scan(dir: &Path) -> io::Result<Scan> {
+    rescan(dir, &Scan::default())
+}
+
+/// [`scan`], reusing what `prev` parsed for files that did not change.
+pub fn rescan(dir: &Path, prev: &Scan) -> io::Result<Scan> {
     let mut out = Scan::default();
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+    let mut paths: Vec<(PathBuf, std::fs::Metadata)> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| is_manifest(p) && p.is_file())
+        .filter(|p| is_manifest(p))
+        .filter_map(|p| std::fs::metadata(&p).ok().map(|m| (p, m)))
+        .filter(|(_, m)| m.is_file())
         .collect();
-    paths.sort();
-    for path in paths {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                out.errors
-                    .insert(path.clone(), format!("{}: {e}", path.display()));
-                continue;
-            }
+    paths.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, meta) in paths {
+        let stamp = Stamp::of(&meta);
+        let unchanged = prev.parsed.get(&path).filter(|(s, _)| *s == stamp);
+        let result = match unchanged {
+            Some((_, Some(e))) => Err(e.clone()),
+            Some((_, None)) => match prev.files.get(&path) {
+                Some(pods) => Ok(pods.clone()),
+                None => load(&path),
+            },
+            None => load(&path),
         };
-        let origin = path.display().to_string();
-        let mut pods = Vec::new();
-        let mut error = None;
-        for doc in spec::load_str(&text, &origin) {
-            match doc {
-                Ok(p) => pods.push(p),
-                Err(e) => {
-                    error.get_or_insert_with(|| e.to_string());
-                }
-            }
-        }
-        match error {
-            Some(e) => {
+        out.parsed
+            .insert(path.clone(), (stamp, result.as_ref().err().cloned()));
+        match result {
+            Err(e) => {
                 out.errors.insert(path, e);
             }
-            None => {
+            Ok(pods) => {
                 out.files.insert(path, pods);
             }
         }
     }
     Ok(out)
+}
+
+/// The pods of one file, or its first error (naming the file).
+fn load(path: &Path) -> Result<Vec<Pod>, String> {
+    let docs = spec::load_file(path).map_err(|e| e.to_string())?;
+    docs.into_iter()
+        .collect::<Result<Vec<Pod>, _>>()
+        .map_err(|e| e.to_string())
 }
 
 /// Merges a new scan into the previous one: files that now fail keep their

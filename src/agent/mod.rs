@@ -15,6 +15,7 @@ mod adopt;
 mod api_server;
 pub mod container;
 pub mod disk;
+pub mod fds;
 pub mod flags;
 pub mod fleet;
 mod fs_sys;
@@ -57,6 +58,9 @@ pub struct Config {
     pub node_name: String,
     /// `pids.max` for every pod.
     pub pids_max: Option<u64>,
+    /// The most pods admitted at once (the kubelet's `maxPods`); lowered
+    /// at start to what the fd limit allows ([`fds`]).
+    pub max_pods: usize,
     pub log_max_bytes: u64,
     pub log_max_files: u32,
     /// How often disk usage and pressure are checked ([`disk`]).
@@ -97,6 +101,11 @@ pub enum Msg {
     SandboxFailed {
         uid: String,
         message: String,
+    },
+    /// A pod without a shim connection was removed: any shim still on its
+    /// socket has been stopped.
+    SandboxStopped {
+        uid: String,
     },
     Shim {
         uid: String,
@@ -144,6 +153,21 @@ struct PodRt {
 
 const EVENTS_KEPT: usize = 50;
 
+/// Shims started at once. Starting one (files, cgroup, fork + exec of the
+/// launcher) takes the reactor a millisecond or two and holds 2 fds until
+/// the launcher exits; the rest wait in a queue, so that 110 pods starting
+/// never keep the API, the broker's keepalive or SIGTERM waiting.
+const MAX_STARTING_SANDBOXES: usize = 8;
+
+/// Messages handled per turn of the main loop before the state is saved,
+/// statuses are published and the other tasks (API, broker, signals) run.
+const MSG_BATCH: usize = 64;
+
+/// Queued inputs fed to the core per turn: a rescan of a 1,000-pod file
+/// queues 1,000 `ApplyPod`s, fed over several turns with the API and the
+/// broker served in between.
+const FEED_BATCH: usize = 128;
+
 /// Runs the agent until SIGTERM/SIGINT. Pods keep running after it exits.
 pub fn run(cfg: Config) -> Result<(), AgentError> {
     reactor::block_on(async move {
@@ -177,6 +201,13 @@ struct Agent {
     fleet: Option<Box<fleet::Fleet>>,
     /// Ephemeral-storage accounting.
     disk: disk::Disk,
+    /// Set by the signal task on SIGTERM/SIGINT, checked between messages
+    /// (the `Msg::Signal` may queue behind many others).
+    stop_flag: std::rc::Rc<std::cell::Cell<bool>>,
+    /// Pods whose sandbox waits for a start slot, in order.
+    start_queue: VecDeque<String>,
+    /// Shims being started (at most [`MAX_STARTING_SANDBOXES`]).
+    starting: usize,
 }
 
 fn io_err(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError {
@@ -195,7 +226,7 @@ impl Agent {
             .map_err(|e| AgentError::Image(e.to_string()))?;
         let mut store = StateStore::new(&cfg.state_dir);
         let now = Now::read();
-        let (node, sandboxes, sources, fleet_docs) = match store.load::<StateFile>() {
+        let (mut node, sandboxes, sources, fleet_docs) = match store.load::<StateFile>() {
             Ok(Some(loaded)) => {
                 if let Some(why) = loaded.recovered.as_ref() {
                     log::warn!(
@@ -225,6 +256,12 @@ impl Agent {
                 )
             }
         };
+        node.set_limits(
+            fds::budget_max_pods(cfg.max_pods),
+            spec_budget(cfg.fleet.as_ref().map_or(0, |f| {
+                (1 + f.groups.len()).saturating_mul(f.max_document_bytes)
+            })),
+        );
         let fleet = match cfg.fleet.clone() {
             Some(settings) => Some(Box::new(fleet::Fleet::new(settings, fleet_docs, now)?)),
             None => {
@@ -293,6 +330,9 @@ impl Agent {
                 stop: false,
                 fleet,
                 disk,
+                stop_flag: Default::default(),
+                start_queue: VecDeque::new(),
+                starting: 0,
             },
             rx,
         ))
@@ -307,6 +347,7 @@ impl Agent {
         ))?;
         let sigs = signals::Signals::new().map_err(io_err("signalfd", &self.cfg.state_dir))?;
         let tx = self.tx.clone();
+        let stop_flag = self.stop_flag.clone();
         reactor::spawn(async move {
             let Ok(sigs) = Async::new(sigs) else { return };
             loop {
@@ -314,6 +355,9 @@ impl Agent {
                     return;
                 }
                 while let Ok(Some(s)) = sigs.get_ref().read() {
+                    if s != libc::SIGHUP {
+                        stop_flag.set(true);
+                    }
                     let _ = tx.send(Msg::Signal(s)).await;
                 }
             }
@@ -344,11 +388,18 @@ impl Agent {
     async fn main_loop(&mut self, rx: Receiver<Msg>) -> Result<(), AgentError> {
         loop {
             self.process();
-            if self.stop {
+            if self.stop || self.stop_flag.get() {
                 self.fleet_stop().await;
                 let _ = std::fs::remove_file(crate::api::socket_path(&self.cfg.state_dir));
                 log::info!("agent stopping; pods keep running under their shims");
                 return Ok(());
+            }
+            if !self.pending.is_empty() {
+                // More queued inputs than one turn feeds: go on next turn,
+                // before any new message (whose inputs must come after).
+                self.fleet_tick();
+                futures_lite::future::yield_now().await;
+                continue;
             }
             let deadline = match (self.node.poll_timeout(), self.fleet_timeout()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -369,22 +420,71 @@ impl Agent {
                 Some(m) => self.on_msg(m),
                 None => self.node.handle(Input::Tick, Now::read()),
             }
+            // Whatever else is queued, up to a batch: each message's
+            // inputs are fed in order, but the state is saved and the
+            // statuses published once per batch, not once per message.
+            for _ in 1..MSG_BATCH {
+                if self.stop_flag.get() || !self.feed() {
+                    break;
+                }
+                match rx.try_recv() {
+                    Ok(m) => self.on_msg(m),
+                    Err(_) => break,
+                }
+            }
             // The session's timers fire even while messages keep coming.
             self.fleet_tick();
+            // Let the other tasks run (the API, the broker link, signals):
+            // a busy inbox never returns `Pending` by itself.
+            futures_lite::future::yield_now().await;
         }
     }
 
-    /// Feeds pending inputs and carries out outputs until both are empty.
-    fn process(&mut self) {
-        loop {
-            self.fleet_drain();
-            while let Some(out) = self.node.poll_output() {
-                self.fleet_observe(&out);
-                self.on_output(out);
-            }
+    /// Feeds pending inputs (at most [`FEED_BATCH`]) and carries out
+    /// outputs; true when no input is left queued.
+    fn feed(&mut self) -> bool {
+        for _ in 0..FEED_BATCH {
+            self.drain_outputs();
             match self.pending.pop_front() {
                 Some(input) => self.node.handle(input, Now::read()),
-                None => break,
+                None => return true,
+            }
+        }
+        self.drain_outputs();
+        self.pending.is_empty()
+    }
+
+    fn drain_outputs(&mut self) {
+        self.fleet_drain();
+        while let Some(out) = self.node.poll_output() {
+            self.fleet_observe(&out);
+            self.on_output(out);
+        }
+    }
+
+    /// Starts queued sandboxes while fewer than [`MAX_STARTING_SANDBOXES`]
+    /// shims are starting.
+    fn start_queued_sandboxes(&mut self) {
+        while self.starting < MAX_STARTING_SANDBOXES {
+            let Some(uid) = self.start_queue.pop_front() else {
+                return;
+            };
+            self.create_sandbox(uid);
+        }
+    }
+
+    /// Feeds pending inputs and carries out outputs until both are empty,
+    /// starts queued sandboxes, then saves the state and publishes.
+    fn process(&mut self) {
+        let started = std::time::Instant::now();
+        loop {
+            if !self.feed() {
+                break; // the rest in the next turns
+            }
+            let before = self.starting;
+            self.start_queued_sandboxes();
+            if self.starting == before && self.pending.is_empty() {
+                break;
             }
         }
         self.fleet_flush();
@@ -398,6 +498,10 @@ impl Agent {
                 .filter(|p| p.status.phase == crate::lifecycle::Phase::Running)
                 .count(),
         );
+        let took = started.elapsed();
+        if took > Duration::from_millis(50) {
+            log::debug!("one turn of the main loop took {took:?}");
+        }
     }
 
     fn on_msg(&mut self, msg: Msg) {
@@ -405,11 +509,14 @@ impl Agent {
         match msg {
             Msg::ManifestsChanged => self.rescan(),
             Msg::SandboxUp { uid, conn } => {
+                self.starting = self.starting.saturating_sub(1);
                 let rt = self.pods.entry(uid.clone()).or_default();
                 rt.conn = Some(conn);
                 self.node.handle(Input::SandboxReady { uid }, now);
             }
+            Msg::SandboxStopped { uid } => self.finish_remove(&uid),
             Msg::SandboxFailed { uid, message } => {
+                self.starting = self.starting.saturating_sub(1);
                 log::warn!("pod {uid}: sandbox failed: {message}");
                 self.node.handle(Input::SandboxFailed { uid, message }, now);
             }
@@ -452,7 +559,17 @@ impl Agent {
                 .iter()
                 .filter_map(|(uid, p)| p.record.map(|r| (uid.clone(), r)))
                 .collect(),
-            sources: self.sources.clone(),
+            // Only the admitted pods' sources: a rejected pod is not in the
+            // snapshot (its file is read again at start), and thousands of
+            // them would make every save as large as the manifests.
+            sources: self
+                .node
+                .admitted()
+                .filter_map(|p| {
+                    let key = format!("{}/{}", p.namespace(), p.name());
+                    self.sources.get(&key).map(|src| (key, src.clone()))
+                })
+                .collect(),
             fleet_docs: self.fleet_saved(),
         });
         match self.store.save(&state) {
@@ -461,6 +578,24 @@ impl Agent {
             Err(e) => log::error!("saving state: {e}"),
         }
     }
+}
+
+/// The state file's room for admitted pods' specs: half its cap, less what
+/// the saved fleet documents (`docs`: one per source, each up to
+/// `maxDocumentBytes`) may take beyond the other half, so that the whole
+/// state always fits and every save succeeds.
+fn spec_budget(docs: usize) -> usize {
+    let cap = crate::store::DEFAULT_MAX_SIZE as usize;
+    // 1 MiB for statuses, shim records and sources.
+    let room = cap.saturating_sub(docs).saturating_sub(1 << 20);
+    let budget = crate::lifecycle::DEFAULT_SPEC_BUDGET.min(room);
+    if budget < crate::lifecycle::DEFAULT_SPEC_BUDGET {
+        log::warn!(
+            "fleet documents may take {docs} bytes of the state file's {cap}: pod specs get \
+             {budget} bytes; lower maxDocumentBytes or the number of groups for more"
+        );
+    }
+    budget
 }
 
 fn exited(uid: &str, name: String, instance: u64, started_at_ns: i64, exit: proto::Exit) -> Input {
@@ -512,4 +647,18 @@ pub fn new_uid() -> String {
         &h[16..20],
         &h[20..32]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pod_specs_get_half_the_state_file_unless_fleet_documents_need_more() {
+        let mib = 1 << 20;
+        assert_eq!(super::spec_budget(0), 8 * mib);
+        // A device and two groups of 1 MiB documents: still 8 MiB.
+        assert_eq!(super::spec_budget(3 * mib), 8 * mib);
+        // Three 4 MiB documents: 16 - 12 - 1 MiB are left.
+        assert_eq!(super::spec_budget(12 * mib), 3 * mib);
+        assert_eq!(super::spec_budget(64 * mib), 0);
+    }
 }

@@ -6,7 +6,8 @@ use super::*;
 impl Agent {
     pub(super) fn on_output(&mut self, out: Output) {
         match out {
-            Output::CreateSandbox { uid } => self.create_sandbox(uid),
+            // Started in order, a few at a time (`start_queued_sandboxes`).
+            Output::CreateSandbox { uid } => self.start_queue.push_back(uid),
             Output::EnsureImage {
                 uid,
                 container,
@@ -44,12 +45,18 @@ impl Agent {
                 timeout_ms,
             } => self.run_probe(uid, container, instance, kind, probe, timeout_ms),
             Output::RemoveSandbox { uid } => {
+                if let Some(i) = self.start_queue.iter().position(|u| *u == uid) {
+                    // Never started (a lost shim may still be on its socket).
+                    self.start_queue.remove(i);
+                    self.remove_without_conn(uid);
+                    return;
+                }
                 let conn = self.pods.get(&uid).and_then(|p| p.conn.clone());
                 match conn {
                     Some(c) if c.send(proto::Request::Shutdown) => {
                         self.pods.entry(uid).or_default().removing = true;
                     }
-                    _ => self.finish_remove(&uid),
+                    _ => self.remove_without_conn(uid),
                 }
             }
             Output::AckExit {
@@ -108,6 +115,23 @@ impl Agent {
                 self.dirty = true;
             }
         }
+    }
+
+    /// Removes a pod the agent has no shim connection to. A shim may still
+    /// listen on the pod's socket (it dropped the agent): it is stopped
+    /// first, in a task, so that it does not outlive the pod.
+    fn remove_without_conn(&mut self, uid: String) {
+        let socket = self.cfg.state_dir.join("pods").join(&uid).join("shim.sock");
+        if !socket.exists() {
+            self.finish_remove(&uid);
+            return;
+        }
+        let tx = self.tx.clone();
+        reactor::spawn(async move {
+            sandbox::stop_stray(&uid, &socket).await;
+            let _ = tx.send(Msg::SandboxStopped { uid }).await;
+        })
+        .detach();
     }
 
     pub(super) fn create_sandbox(&mut self, uid: String) {
@@ -173,7 +197,14 @@ impl Agent {
         let tx = self.tx.clone();
         let generation = self.next_generation;
         self.next_generation += 1;
+        self.starting += 1;
+        let socket = pod_dir.join("shim.sock");
         reactor::spawn(async move {
+            // The core creates a sandbox only when it knows of none: a shim
+            // still on the socket is one the agent lost (it dropped the
+            // connection). Stop it, or the new one is refused ("socket in
+            // use") and the old one lives on.
+            sandbox::stop_stray(&uid, &socket).await;
             let msg = match sandbox::start_shim(&exe, &path).await {
                 Ok(()) => {
                     match sandbox::connect(&uid, &pod_dir.join("shim.sock"), generation, tx.clone())

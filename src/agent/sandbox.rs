@@ -147,6 +147,43 @@ pub async fn connect(
     Ok(ShimConn { tx, generation })
 }
 
+/// Stops a shim that still listens on `socket` although the agent has no
+/// connection to it (it dropped the agent, e.g. over a request it could
+/// not take): connects, sends `Shutdown` (the shim kills its containers
+/// and exits) and waits up to 5 s for it to hang up. Returns whether a shim
+/// was there. Called before a pod's sandbox is created again and when a
+/// pod without a connection is removed, so that no shim outlives its pod
+/// and a new one is not refused with "socket in use".
+pub async fn stop_stray(uid: &str, socket: &Path) -> bool {
+    let Ok(stream) = Async::<UnixStream>::connect(socket).await else {
+        return false;
+    };
+    log::warn!(
+        "pod {uid}: stopping a shim the agent had lost ({})",
+        socket.display()
+    );
+    let mut line = serde_json::to_vec(&Request::Shutdown).unwrap_or_default();
+    line.push(b'\n');
+    if write_all(&stream, &line).await.is_err() {
+        return true;
+    }
+    let drain = async {
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = stream.read_with(|s| (&*s).read(&mut chunk)).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    if reactor::timeout(std::time::Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
+        log::warn!("pod {uid}: the lost shim did not exit within 5 s");
+    }
+    true
+}
+
 /// Writes all of `buf` to a non-blocking stream.
 pub async fn write_all(s: &Async<UnixStream>, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {

@@ -8,7 +8,8 @@ impl Agent {
         let Some(dir) = self.cfg.manifests.clone() else {
             return;
         };
-        let next = match manifests::scan(&dir) {
+        let started = std::time::Instant::now();
+        let next = match manifests::rescan(&dir, &self.scan) {
             Ok(s) => s,
             Err(e) => {
                 log::error!("reading {}: {e}", dir.display());
@@ -21,14 +22,19 @@ impl Agent {
             }
         }
         let mut merged = manifests::merge_keep_last_good(&self.scan, next);
-        let desired = manifests::desired(&mut merged);
+        let mut desired = manifests::desired(&mut merged);
+        // Pods are applied in file order, then in document order: admission
+        // (`maxPods`) takes them first come, first served, so which ones run
+        // is deterministic. A name defined twice belongs to the first file.
         let mut file_of = BTreeMap::new();
+        let mut order = Vec::new();
         for (path, pods) in &merged.files {
             for p in pods {
-                file_of.insert(
-                    format!("{}/{}", p.metadata.namespace, p.metadata.name),
-                    path.display().to_string(),
-                );
+                let key = format!("{}/{}", p.metadata.namespace, p.metadata.name);
+                if let std::collections::btree_map::Entry::Vacant(e) = file_of.entry(key.clone()) {
+                    e.insert(path.display().to_string());
+                    order.push(key);
+                }
             }
         }
         self.scan = merged;
@@ -49,7 +55,10 @@ impl Agent {
                 });
             }
         }
-        for (key, pod) in desired {
+        for key in order {
+            let Some(pod) = desired.remove(&key) else {
+                continue;
+            };
             if let Some(src) = file_of.get(&key) {
                 self.sources.insert(key.clone(), src.clone());
             }
@@ -58,6 +67,14 @@ impl Agent {
                 fresh_uid: new_uid(),
             });
         }
+        log::debug!(
+            "rescanned {}: {} pods in {} files, {} invalid, in {:?}",
+            dir.display(),
+            self.sources.len(),
+            self.scan.files.len(),
+            self.scan.errors.len(),
+            started.elapsed()
+        );
         self.dirty = true;
         // A static pod appeared or went: fleet pods of the same name are
         // refused or come back.

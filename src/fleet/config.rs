@@ -19,6 +19,7 @@
 //! cgroupRoot: /sys/fs/cgroup/picolet
 //! nodeName: pi-17
 //! pidsMax: 1024
+//! maxPods: 110                           # the kubelet's default
 //! logMaxSize: 1Mi
 //! logMaxFiles: 2
 //! ```
@@ -160,6 +161,7 @@ pub struct AgentFileConfig {
     pub cgroup_root: Option<PathBuf>,
     pub node_name: Option<String>,
     pub pids_max: Option<u64>,
+    pub max_pods: Option<u64>,
     pub log_max_size: Option<Bytes>,
     pub log_max_files: Option<u32>,
     /// Seconds between disk checks (ephemeral storage, node pressure).
@@ -196,6 +198,8 @@ pub struct AgentSettings {
     pub cgroup_root: Option<PathBuf>,
     pub node_name: String,
     pub pids_max: u64,
+    /// The most pods admitted at once (the kubelet's `maxPods`).
+    pub max_pods: usize,
     pub log_max_bytes: u64,
     pub log_max_files: u32,
     pub eviction_interval_seconds: u64,
@@ -357,6 +361,7 @@ impl AgentFileConfig {
             cgroup_root: self.cgroup_root.or(lower.cgroup_root),
             node_name: self.node_name.or(lower.node_name),
             pids_max: self.pids_max.or(lower.pids_max),
+            max_pods: self.max_pods.or(lower.max_pods),
             log_max_size: self.log_max_size.or(lower.log_max_size),
             log_max_files: self.log_max_files.or(lower.log_max_files),
             eviction_interval_seconds: self
@@ -385,6 +390,14 @@ impl AgentFileConfig {
         if pids_max == 0 {
             return Err(ConfigError::invalid("pidsMax", "must be at least 1"));
         }
+        let max_pods = self
+            .max_pods
+            .unwrap_or(crate::lifecycle::DEFAULT_MAX_PODS as u64);
+        if max_pods == 0 {
+            return Err(ConfigError::invalid("maxPods", "must be at least 1"));
+        }
+        let max_pods =
+            usize::try_from(max_pods).map_err(|_| ConfigError::invalid("maxPods", "too large"))?;
         let log_max_bytes = self.log_max_size.map_or(DEFAULT_LOG_MAX_BYTES, |b| b.0);
         if log_max_bytes < 4096 {
             return Err(ConfigError::invalid(
@@ -442,6 +455,7 @@ impl AgentFileConfig {
             cgroup_root: self.cgroup_root,
             node_name,
             pids_max,
+            max_pods,
             log_max_bytes,
             log_max_files,
             eviction_interval_seconds,

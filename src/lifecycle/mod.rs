@@ -51,7 +51,7 @@ mod view_status;
 mod tests;
 
 pub use adopt::{AdoptedContainer, AdoptedExit};
-pub use node::Node;
+pub use node::{DEFAULT_MAX_PODS, DEFAULT_SPEC_BUDGET, Node, OUT_OF_PODS, STATE_FILE_FULL};
 pub use pod::{ContainerInfo, PodView};
 pub use qos::oom_score_adj;
 pub use snapshot::{

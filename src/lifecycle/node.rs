@@ -1,11 +1,37 @@
 //! [`Node`]: every pod on this device, the input dispatcher and the output
-//! queue.
+//! queue, and admission (the kubelet's `maxPods`).
+//!
+//! Admission, as the kubelet's: a pod new to the node is admitted while
+//! fewer than `maxPods` admitted pods are not terminal (Succeeded/Failed
+//! pods do not count), and while the admitted pods' specs fit the state
+//! file's budget for specs ([`DEFAULT_SPEC_BUDGET`]). Otherwise it is
+//! rejected: phase `Failed`, reason `OutOfpods` (or `StateFileFull`), a
+//! Warning event, no sandbox. Admitted pods are never evicted for a newer
+//! one, so which pods run depends only on the order they arrived. A
+//! rejected pod stays rejected until its spec changes, it is deleted, or
+//! the agent restarts (rejected pods are not in the snapshot: they are
+//! admitted again, in order, if there is room then).
 
 use super::pod::{Change, PodView, StopWhy, classify, normalize_ns};
-use super::status::PodStatus;
-use super::{Fx, Input, Now, Output};
+use super::status::{Phase, PodStatus};
+use super::{EventType, Fx, Input, Now, Output};
 use crate::spec::Pod;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// The kubelet's default `maxPods`.
+pub const DEFAULT_MAX_PODS: usize = 110;
+
+/// The bytes that admitted pods' specs (as JSON) may take in the state
+/// file: half of its 16 MiB cap ([`crate::store::DEFAULT_MAX_SIZE`]); the
+/// other half is headroom for statuses, shim records, sources and the
+/// fleet documents. A pod that would go over it is rejected
+/// (`StateFileFull`), so the state file can always be saved.
+pub const DEFAULT_SPEC_BUDGET: usize = (crate::store::DEFAULT_MAX_SIZE / 2) as usize;
+
+/// The kubelet's reason for a pod rejected for the node's pod count.
+pub const OUT_OF_PODS: &str = "OutOfpods";
+/// The reason for a pod rejected because the state file has no room for it.
+pub const STATE_FILE_FULL: &str = "StateFileFull";
 
 /// The pods of this node and their state machines (sans-IO).
 #[derive(Debug)]
@@ -18,6 +44,16 @@ pub struct Node {
     pub(crate) last_now: Now,
     /// Re-evaluate every pod on the next `handle` (after a restore).
     settle_all: bool,
+    /// Admission limits.
+    max_pods: usize,
+    spec_budget: usize,
+    /// Pods refused at admission, by `namespace/name`; never synced, not
+    /// in the snapshot.
+    rejected: BTreeMap<String, PodView>,
+    /// uid → `namespace/name` of the rejected pods.
+    rejected_uids: HashMap<String, String>,
+    /// uid → JSON size of an admitted pod's spec (filled lazily).
+    spec_bytes: HashMap<String, usize>,
 }
 
 impl Node {
@@ -38,7 +74,30 @@ impl Node {
             out: VecDeque::new(),
             last_now: now,
             settle_all: true,
+            max_pods: DEFAULT_MAX_PODS,
+            spec_budget: DEFAULT_SPEC_BUDGET,
+            rejected: BTreeMap::new(),
+            rejected_uids: HashMap::new(),
+            spec_bytes: HashMap::new(),
         }
+    }
+
+    /// Sets the admission limits: at most `max_pods` admitted pods that are
+    /// not terminal, whose specs take at most `spec_budget` bytes as JSON.
+    /// Pods already admitted stay (a lower limit applies to new pods).
+    pub fn set_limits(&mut self, max_pods: usize, spec_budget: usize) {
+        self.max_pods = max_pods;
+        self.spec_budget = spec_budget;
+    }
+
+    /// `maxPods`.
+    pub fn max_pods(&self) -> usize {
+        self.max_pods
+    }
+
+    /// Admitted pods that are not terminal (what `maxPods` counts).
+    pub fn active_pods(&self) -> usize {
+        self.pods.iter().filter(|p| p.st.terminal.is_none()).count()
     }
 
     pub(crate) fn push_output(&mut self, o: Output) {
@@ -62,7 +121,13 @@ impl Node {
             _ if std::mem::take(&mut self.settle_all) => Touched::All,
             Some(uid) => Touched::Some(vec![uid.to_string()]),
             None if matches!(input, Input::Tick) => Touched::Some(Vec::new()),
-            None => Touched::All,
+            // Applying or deleting one pod re-evaluates that pod only: with
+            // every pod settled per `ApplyPod`, a rescan of n pods was
+            // quadratic.
+            None => match self.desired_target(&input) {
+                Some(uid) => Touched::Some(vec![uid]),
+                None => Touched::All,
+            },
         };
         for p in &mut self.pods {
             if p.next_timeout().is_some_and(|t| t <= now.mono_ms) {
@@ -104,13 +169,23 @@ impl Node {
         self.pods.iter().filter_map(PodView::next_timeout).min()
     }
 
-    /// Every pod, in the order they were created.
+    /// Every pod: the admitted ones in the order they were created, then
+    /// the rejected ones by `namespace/name`.
     pub fn pods(&self) -> impl Iterator<Item = &PodView> {
+        self.pods.iter().chain(self.rejected.values())
+    }
+
+    /// The admitted pods, in the order they were created.
+    pub fn admitted(&self) -> impl Iterator<Item = &PodView> {
         self.pods.iter()
     }
 
     pub fn pod(&self, uid: &str) -> Option<&PodView> {
-        self.pods.iter().find(|p| p.uid == uid)
+        self.pods.iter().find(|p| p.uid == uid).or_else(|| {
+            self.rejected_uids
+                .get(uid)
+                .and_then(|k| self.rejected.get(k))
+        })
     }
 
     /// The pod `namespace/name` (an empty namespace means `default`).
@@ -119,6 +194,94 @@ impl Node {
         self.pods
             .iter()
             .find(|p| p.namespace() == ns && p.name() == name)
+            .or_else(|| self.rejected.get(&format!("{ns}/{name}")))
+    }
+
+    /// Whether `uid` was rejected at admission.
+    pub fn is_rejected(&self, uid: &str) -> bool {
+        self.rejected_uids.contains_key(uid)
+    }
+
+    /// The admitted pod an `ApplyPod`/`DeletePod`/`AdoptPod` is about.
+    fn desired_target(&self, input: &Input) -> Option<String> {
+        match input {
+            Input::ApplyPod { pod, fresh_uid } => Some(
+                self.find_admitted(&pod.metadata.namespace, &pod.metadata.name)
+                    .map(|p| p.uid.clone())
+                    .unwrap_or_else(|| match pod.metadata.uid.as_str() {
+                        "" => fresh_uid.clone(),
+                        uid => uid.to_string(),
+                    }),
+            ),
+            Input::DeletePod { namespace, name } => Some(
+                self.find_admitted(namespace, name)
+                    .map(|p| p.uid.clone())
+                    .unwrap_or_default(),
+            ),
+            Input::AdoptPod { uid, .. } => Some(uid.clone()),
+            _ => None,
+        }
+    }
+
+    fn find_admitted(&self, namespace: &str, name: &str) -> Option<&PodView> {
+        let ns = normalize_ns(namespace);
+        self.pods
+            .iter()
+            .find(|p| p.namespace() == ns && p.name() == name)
+    }
+
+    /// Bytes the admitted pods' specs take as JSON.
+    fn used_spec_bytes(&mut self) -> usize {
+        let mut used = 0usize;
+        for p in &self.pods {
+            let n = *self
+                .spec_bytes
+                .entry(p.uid.clone())
+                .or_insert_with(|| crate::spec::validate::json_size(&p.spec));
+            used = used.saturating_add(n);
+        }
+        used
+    }
+
+    /// Records `pod` as rejected at admission, as the kubelet's
+    /// `rejectPod`: phase Failed, the reason, "Pod was rejected: …", and
+    /// a Warning event.
+    fn reject(
+        &mut self,
+        pod: Pod,
+        uid: String,
+        reason: &str,
+        message: String,
+        fx: &mut Fx,
+        now: Now,
+    ) {
+        let key = format!(
+            "{}/{}",
+            normalize_ns(&pod.metadata.namespace),
+            pod.metadata.name
+        );
+        let mut view = PodView::new(pod, uid.clone(), now);
+        view.st.terminal = Some(Phase::Failed);
+        view.status = PodStatus {
+            phase: Phase::Failed,
+            reason: reason.to_string(),
+            message: format!("Pod was rejected: {message}"),
+            ..Default::default()
+        };
+        fx.event(&uid, EventType::Warning, reason, message, None);
+        fx.out.push(Output::StatusChanged { uid: uid.clone() });
+        self.rejected_uids.insert(uid, key.clone());
+        self.rejected.insert(key, view);
+    }
+
+    /// Forgets a rejected pod (deleted, or applied again with another spec).
+    fn unreject(&mut self, key: &str, fx: &mut Fx) -> Option<PodView> {
+        let gone = self.rejected.remove(key)?;
+        self.rejected_uids.remove(&gone.uid);
+        fx.out.push(Output::PodRemoved {
+            uid: gone.uid.clone(),
+        });
+        Some(gone)
     }
 
     /// The pod's `v1.PodStatus` as of the last `handle`.
@@ -141,6 +304,9 @@ impl Node {
             } => self.adopt_pod(pod, uid, containers, fx, now),
             Input::DeletePod { namespace, name } => {
                 let ns = normalize_ns(&namespace).to_string();
+                if self.unreject(&format!("{ns}/{name}"), fx).is_some() {
+                    return;
+                }
                 let Some(p) = self
                     .pods
                     .iter_mut()
@@ -296,22 +462,77 @@ impl Node {
         } else {
             pod.metadata.uid.clone()
         };
-        let existing = self
+        let key = format!("{ns}/{}", pod.metadata.name);
+        if let Some(r) = self.rejected.get(&key) {
+            let same_object = pod.metadata.uid.is_empty() || pod.metadata.uid == r.uid;
+            if same_object && classify(&r.spec.spec, &pod.spec) == Change::Same {
+                return; // still rejected: a new object or spec is admitted again
+            }
+            self.unreject(&key, fx);
+        }
+        let new_size = crate::spec::validate::json_size(&pod);
+        let Some(i) = self
             .pods
-            .iter_mut()
-            .find(|p| p.namespace() == ns && p.name() == pod.metadata.name);
-        let Some(p) = existing else {
-            if self.pods.iter().any(|p| p.uid == new_uid) {
+            .iter()
+            .position(|p| p.namespace() == ns && p.name() == pod.metadata.name)
+        else {
+            if self.pods.iter().any(|p| p.uid == new_uid)
+                || self.rejected_uids.contains_key(&new_uid)
+            {
                 log::warn!(
                     "pod {ns}/{}: uid {new_uid} is already in use; ignored",
                     pod.metadata.name
                 );
                 return;
             }
+            let used = self.active_pods();
+            if used >= self.max_pods {
+                let message = format!(
+                    "Node didn't have enough resource: pods, requested: 1, used: {used}, capacity: {}",
+                    self.max_pods
+                );
+                self.reject(pod, new_uid, OUT_OF_PODS, message, fx, now);
+                return;
+            }
+            let bytes = self.used_spec_bytes();
+            if bytes.saturating_add(new_size) > self.spec_budget {
+                let message = format!(
+                    "the node's state file has no room for its spec: {new_size} bytes, \
+                     with {bytes} of {} bytes for pod specs in use",
+                    self.spec_budget
+                );
+                self.reject(pod, new_uid, STATE_FILE_FULL, message, fx, now);
+                return;
+            }
+            self.spec_bytes.insert(new_uid.clone(), new_size);
             self.pods.push(PodView::new(pod, new_uid, now));
             fx.persist = true;
             return;
         };
+        if self.pods[i].spec != pod {
+            // A changed spec must fit the budget too; the running pod is
+            // kept when it does not.
+            let old = crate::spec::validate::json_size(&self.pods[i].spec);
+            let bytes = self.used_spec_bytes();
+            if bytes.saturating_sub(old).saturating_add(new_size) > self.spec_budget {
+                let uid = self.pods[i].uid.clone();
+                fx.event(
+                    &uid,
+                    EventType::Warning,
+                    STATE_FILE_FULL,
+                    format!(
+                        "the new spec ({new_size} bytes) was refused: the node's state file has \
+                         room for {} bytes of pod specs and {bytes} are in use; the pod keeps its spec",
+                        self.spec_budget
+                    ),
+                    None,
+                );
+                return;
+            }
+            let uid = self.pods[i].uid.clone();
+            self.spec_bytes.remove(&uid);
+        }
+        let p = &mut self.pods[i];
         if p.is_terminating() {
             p.st.replacement = Some((pod, new_uid));
             p.stop(StopWhy::Replace, fx, now);
@@ -368,6 +589,7 @@ impl Node {
             }
             if removed {
                 let gone = self.pods.remove(i);
+                self.spec_bytes.remove(&gone.uid);
                 changed.retain(|u| *u != gone.uid);
                 fx.out.push(Output::PodRemoved {
                     uid: gone.uid.clone(),

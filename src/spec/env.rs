@@ -94,49 +94,89 @@ pub fn field_ref_value(
 /// unknown references stay literal, `$$` becomes `$`, and a `$` not followed
 /// by `(` or `$` is kept.
 pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    let mut out: Vec<u8> = Vec::with_capacity(input.len());
+    walk(input, |piece| match piece {
+        Piece::Literal(b) => out.extend_from_slice(b),
+        Piece::Ref(name, raw) => match lookup(name) {
+            Some(v) => out.extend_from_slice(v.as_bytes()),
+            None => out.extend_from_slice(raw),
+        },
+    });
+    // Only whole UTF-8 sequences of `input` and `lookup` results were copied.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The length in bytes that [`expand`] would return, without building it
+/// (saturating): `lookup` gives a variable's expanded length. Validation
+/// uses it to bound `$(VAR)` expansion, which can double a value per
+/// variable (`B=$(A)$(A)`, `C=$(B)$(B)`, …).
+pub fn expanded_len(input: &str, lookup: impl Fn(&str) -> Option<usize>) -> usize {
+    let mut n: usize = 0;
+    walk(input, |piece| {
+        let add = match piece {
+            Piece::Literal(b) => b.len(),
+            Piece::Ref(name, raw) => lookup(name).unwrap_or(raw.len()),
+        };
+        n = n.saturating_add(add);
+    });
+    n
+}
+
+/// A piece of a string under `$(VAR)` expansion.
+enum Piece<'a> {
+    Literal(&'a [u8]),
+    /// A reference: the name, and the text as written (kept when unknown).
+    Ref(&'a str, &'a [u8]),
+}
+
+fn walk<'a>(input: &'a str, mut f: impl FnMut(Piece<'a>)) {
     let bytes = input.as_bytes();
-    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] != b'$' || i + 1 == bytes.len() {
-            out.push(bytes[i]);
-            i += 1;
+            let end = bytes[i + 1..]
+                .iter()
+                .position(|&b| b == b'$')
+                .map_or(bytes.len(), |p| i + 1 + p);
+            f(Piece::Literal(&bytes[i..end]));
+            i = end;
             continue;
         }
         match bytes[i + 1] {
             b'$' => {
-                out.push(b'$');
+                f(Piece::Literal(b"$"));
                 i += 2;
             }
             b'(' => match bytes[i + 2..].iter().position(|&b| b == b')') {
                 Some(len) => {
                     // '(' and ')' are ASCII, so these are char boundaries.
                     let name = &input[i + 2..i + 2 + len];
-                    match lookup(name) {
-                        Some(v) => out.extend_from_slice(v.as_bytes()),
-                        None => out.extend_from_slice(&bytes[i..i + 3 + len]),
-                    }
+                    f(Piece::Ref(name, &bytes[i..i + 3 + len]));
                     i += 3 + len;
                 }
                 None => {
                     // Unterminated reference: kept as written.
-                    out.extend_from_slice(b"$(");
+                    f(Piece::Literal(b"$("));
                     i += 2;
                 }
             },
-            other => {
-                out.push(b'$');
-                out.push(other);
+            _ => {
+                f(Piece::Literal(&bytes[i..i + 2]));
                 i += 2;
             }
         }
     }
-    // Only whole UTF-8 sequences of `input` and `lookup` results were copied.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn lookup_in(env: &[(String, String)]) -> impl Fn(&str) -> Option<String> + '_ {
-    move |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    // An index, not a linear search per reference: a container may have
+    // thousands of variables (bounded only by validation's byte limit).
+    let index: std::collections::HashMap<&str, &str> = env
+        .iter()
+        .rev()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    move |name| index.get(name).map(|v| v.to_string())
 }
 
 /// The value of one env var, given the variables resolved before it.
@@ -161,11 +201,22 @@ pub fn container_env(
     ctx: &EnvContext<'_>,
 ) -> Result<Vec<(String, String)>, SpecError> {
     let mut env: Vec<(String, String)> = Vec::with_capacity(container.env.len());
+    let mut slot_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, var) in container.env.iter().enumerate() {
-        let value = env_value(pod, var, ctx, &env).map_err(|e| e.under(&format!("env[{i}]")))?;
-        match env.iter_mut().find(|(k, _)| *k == var.name) {
-            Some(slot) => slot.1 = value,
-            None => env.push((var.name.clone(), value)),
+        let value = match &var.value_from {
+            Some(from) => field_ref_value(pod, &from.field_ref.field_path, ctx),
+            None => {
+                let lookup = |name: &str| slot_of.get(name).map(|&j| env[j].1.clone());
+                Ok(expand(var.value.as_deref().unwrap_or(""), lookup))
+            }
+        }
+        .map_err(|e| e.under(&format!("env[{i}]")))?;
+        match slot_of.get(&var.name) {
+            Some(&j) => env[j].1 = value,
+            None => {
+                slot_of.insert(var.name.clone(), env.len());
+                env.push((var.name.clone(), value));
+            }
         }
     }
     Ok(env)
@@ -181,11 +232,9 @@ pub fn container_argv(
     image_entrypoint: &[String],
     image_cmd: &[String],
 ) -> Result<Vec<String>, SpecError> {
+    let lookup = lookup_in(env);
     let expanded = |v: &Option<Vec<String>>| -> Vec<String> {
-        v.iter()
-            .flatten()
-            .map(|s| expand(s, lookup_in(env)))
-            .collect()
+        v.iter().flatten().map(|s| expand(s, &lookup)).collect()
     };
     let command = expanded(&container.command);
     let args = expanded(&container.args);

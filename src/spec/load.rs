@@ -21,9 +21,17 @@ use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
 
-/// Manifest files larger than this are refused (Kubernetes' own object
-/// limit is 1.5 MiB; pods are a few KiB).
-pub const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
+/// Manifest files larger than this are refused: Kubernetes' own object
+/// limit, 1.5 MiB (pods are a few KiB). It also bounds how long parsing a
+/// file can take on the agent's thread (tens of ms for a flat 1.5 MiB file
+/// on a Pi 4; nesting is bounded by [`MAX_NESTING`]).
+pub const MAX_MANIFEST_BYTES: u64 = 1536 * 1024;
+
+/// Text nested deeper than this is refused before it is parsed. A real pod
+/// nests about 15 levels (a List item's probe header is 10 deep); parsers
+/// recurse or keep a stack per level, and libyaml's flow-level bookkeeping
+/// is quadratic in the depth: 100,000 nested `[` took 40 s to refuse.
+pub const MAX_NESTING: usize = 100;
 
 /// One result per Pod found in the file, in order. `Err` only when the file
 /// cannot be read, is too large or is not UTF-8.
@@ -65,6 +73,12 @@ pub fn load_file(path: &Path) -> Result<Vec<Result<Pod, SpecError>>, SpecError> 
 /// errors.
 pub fn load_str(text: &str, source: &str) -> Vec<Result<Pod, SpecError>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Err(e) = check_nesting(text) {
+        return vec![Err(e.with_origin(&Origin {
+            source: source.to_string(),
+            document: 1,
+        }))];
+    }
     let (docs, failure) = if text.trim_start().starts_with('{') {
         match json_documents(text) {
             (_, Some((0, _))) if yaml_documents(text).1.is_none() => yaml_documents(text),
@@ -85,6 +99,63 @@ pub fn load_str(text: &str, source: &str) -> Vec<Result<Pod, SpecError>> {
         out.push(Err(e.with_origin(&origin(i))));
     }
     out
+}
+
+/// An upper estimate of how deep `text` nests, by one pass over its bytes
+/// (no parsing): open flow brackets (`[`, `{`, counted wherever they are,
+/// quoted or not, so no quoting trick can hide them), plus for YAML that
+/// does not start with `{` the block levels: twice the number of open
+/// indentation levels (a mapping and a sequence may share an indentation)
+/// plus the `- ` entries that open a line (`- - - x` nests three deep).
+/// Refused when over [`MAX_NESTING`].
+pub fn check_nesting(text: &str) -> Result<(), SpecError> {
+    let json = text.trim_start().starts_with('{');
+    let mut flow: usize = 0;
+    let mut indents: Vec<usize> = Vec::new();
+    for (n, line) in text.split('\n').enumerate() {
+        let mut block = 0;
+        if !json {
+            let body = line.trim_start_matches(' ');
+            if !body.trim().is_empty() && !body.starts_with('#') {
+                let indent = line.len() - body.len();
+                while indents.last().is_some_and(|&i| i > indent) {
+                    indents.pop();
+                }
+                if indents.last().is_none_or(|&i| i < indent) {
+                    indents.push(indent);
+                }
+                let mut rest = body;
+                let mut dashes = 0;
+                while let Some(r) = rest.strip_prefix("- ").or_else(|| rest.strip_prefix("? ")) {
+                    dashes += 1;
+                    rest = r.trim_start_matches(' ');
+                }
+                block = 2 * indents.len() + dashes;
+            }
+        }
+        for b in line.bytes() {
+            match b {
+                b'[' | b'{' => flow += 1,
+                b']' | b'}' => flow = flow.saturating_sub(1),
+                _ => continue,
+            }
+            if flow + block > MAX_NESTING {
+                return Err(too_deep(n + 1));
+            }
+        }
+        if flow + block > MAX_NESTING {
+            return Err(too_deep(n + 1));
+        }
+    }
+    Ok(())
+}
+
+fn too_deep(line: usize) -> SpecError {
+    SpecError::new(
+        ErrorKind::Syntax,
+        "",
+        format!("nested more than {MAX_NESTING} levels deep (line {line}); refused before parsing"),
+    )
 }
 
 /// Parsed documents with their 0-based index, and the syntax error (with

@@ -33,7 +33,7 @@ pub use caps::{capability_number, effective_capabilities};
 pub use defaults::{ProbeHandler, ProbeTiming, defaulted, resolve_port};
 pub use env::{EnvContext, container_argv, container_env, env_value, expand, field_ref_value};
 pub use error::{ErrorKind, Origin, SpecError};
-pub use load::{load_file, load_str, load_value, pod_from_value};
+pub use load::{check_nesting, load_file, load_str, load_value, pod_from_value};
 pub use quantity::{ParsedQuantity, QuantityFormat};
 pub use types::*;
 pub use validate::{validate, validate_all};

@@ -6,6 +6,7 @@
 //! (exits are acknowledged only after a `Persist`, instances strictly
 //! increase, at most one probe of a kind is in flight).
 
+mod admission;
 mod adopt;
 mod agent;
 mod creation;

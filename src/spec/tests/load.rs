@@ -245,7 +245,7 @@ fn load_file_refuses_missing_huge_and_binary_files() {
     let e = load_file(&dir.path().join("nope.yaml")).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Io);
     let big = dir.path().join("big.yaml");
-    std::fs::write(&big, vec![b'#'; 1024 * 1024 + 1]).unwrap();
+    std::fs::write(&big, vec![b'#'; 1536 * 1024 + 1]).unwrap();
     assert!(load_file(&big).unwrap_err().message.contains("larger than"));
     let bin = dir.path().join("bin.yaml");
     std::fs::write(&bin, [0xff, 0xfe, 0x00]).unwrap();

@@ -1,5 +1,6 @@
 //! Unit tests of the `spec` module, one file per submodule.
 
+mod admission;
 mod caps;
 mod defaults;
 mod env;

@@ -4,12 +4,33 @@
 use super::{Errors, clean_absolute};
 use crate::spec::caps;
 use crate::spec::defaults::resolve_port;
-use crate::spec::env::FieldPath;
+use crate::spec::env::{FieldPath, expanded_len};
 use crate::spec::error::{ErrorKind, SpecError};
 use crate::spec::names;
 use crate::spec::schema::RESOURCE_NAMES;
 use crate::spec::types::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A container may not be named this: each pod's shim runs in the leaf
+/// cgroup `<pod-cgroup>/shim`, next to one leaf per container
+/// (docs/design-deviations.md, item 4). A container of that name would
+/// share the shim's cgroup and run without the container's limits.
+pub const RESERVED_CONTAINER_NAME: &str = "shim";
+
+/// The most bytes a container's `command`, `args` and `env` may take once
+/// `$(VAR)` references are expanded, counted as execve(2) counts them: each
+/// string plus its NUL, `NAME=value` for a variable. Linux refuses a single
+/// argument or variable over `MAX_ARG_STRLEN` (128 KiB) and the whole
+/// argv + envp over `ARG_MAX` (a quarter of the stack limit: 2 MiB with
+/// the usual 8 MiB); 128 KiB for the whole lot is far above what real pods
+/// use (a few KiB) and keeps every `Start` request to the shim, and the
+/// state file that keeps the spec, small.
+pub const MAX_ARGV_ENV_BYTES: usize = 128 * 1024;
+
+/// Upper bounds of a `fieldRef` value the node fills in at start.
+const MAX_NODE_NAME: usize = 253;
+const MAX_IP_TEXT: usize = 45;
+const UID_LEN: usize = 36;
 
 /// Checks init and app containers, and rules that span them (unique names,
 /// unique host ports).
@@ -68,6 +89,14 @@ fn container(
 ) {
     if c.name.is_empty() {
         errs.add(format!("{path}.name"), "must not be empty");
+    } else if c.name == RESERVED_CONTAINER_NAME {
+        errs.add(
+            format!("{path}.name"),
+            format!(
+                "{RESERVED_CONTAINER_NAME:?} is reserved: the pod's shim runs in the cgroup \
+                 <pod>/{RESERVED_CONTAINER_NAME}, so a container of that name would run without its limits"
+            ),
+        );
     } else {
         errs.check(format!("{path}.name"), names::dns1123_label(&c.name));
     }
@@ -88,6 +117,7 @@ fn container(
         }
     }
     env(&c.env, path, errs);
+    argv_env_size(pod, c, path, errs);
     ports(pod, c, path, errs);
     resources(&c.resources, &format!("{path}.resources"), errs);
     let probes = [
@@ -108,6 +138,85 @@ fn container(
         security_context(sc, &format!("{path}.securityContext"), errs);
     }
     mounts(c, path, volumes, errs);
+}
+
+/// `command` + `args` + `env`, expanded, within [`MAX_ARGV_ENV_BYTES`].
+/// The error names the field that holds the most bytes.
+fn argv_env_size(pod: &Pod, c: &Container, path: &str, errs: &mut Errors) {
+    let strings = |v: &Option<Vec<String>>| v.iter().flatten().map(|s| s.len() + 1).sum::<usize>();
+    // As written first: cheap, and it bounds the work below.
+    let written_env: usize = c
+        .env
+        .iter()
+        .map(|v| v.name.len() + 2 + v.value.as_deref().map_or(0, str::len))
+        .sum();
+    let mut parts = [
+        ("command", strings(&c.command)),
+        ("args", strings(&c.args)),
+        ("env", written_env),
+    ];
+    let written: usize = parts.iter().map(|p| p.1).sum();
+    if written <= MAX_ARGV_ENV_BYTES {
+        // `$(VAR)` expansion can multiply the size: count it (lengths
+        // only, variable by variable as the agent expands them).
+        let mut len_of: HashMap<&str, usize> = HashMap::new();
+        let mut env_total: usize = 0;
+        for v in &c.env {
+            let value = match &v.value_from {
+                Some(from) => field_ref_len(pod, &from.field_ref.field_path),
+                None => expanded_len(v.value.as_deref().unwrap_or(""), |n| len_of.get(n).copied()),
+            };
+            len_of.insert(&v.name, value);
+            env_total = env_total
+                .saturating_add(v.name.len() + 2)
+                .saturating_add(value);
+        }
+        let expanded = |v: &Option<Vec<String>>| {
+            v.iter().flatten().fold(0usize, |n, s| {
+                n.saturating_add(expanded_len(s, |name| len_of.get(name).copied()) + 1)
+            })
+        };
+        parts = [
+            ("command", expanded(&c.command)),
+            ("args", expanded(&c.args)),
+            ("env", env_total),
+        ];
+    }
+    let total = parts.iter().fold(0usize, |n, p| n.saturating_add(p.1));
+    if total > MAX_ARGV_ENV_BYTES {
+        let (field, _) = parts
+            .iter()
+            .max_by_key(|p| p.1)
+            .copied()
+            .unwrap_or(("command", 0));
+        let split = parts
+            .iter()
+            .map(|(f, n)| format!("{f} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        errs.add(
+            format!("{path}.{field}"),
+            format!(
+                "too long: command, args and env take {total} bytes ({split}) once $(VAR) \
+                 references are expanded, must be no more than {MAX_ARGV_ENV_BYTES}"
+            ),
+        );
+    }
+}
+
+/// The longest value a `fieldRef` can have for `pod` on any node.
+fn field_ref_len(pod: &Pod, field_path: &str) -> usize {
+    let meta = &pod.metadata;
+    match FieldPath::parse(field_path) {
+        Some(FieldPath::Name) => meta.name.len(),
+        Some(FieldPath::Namespace) => meta.namespace_or_default().len(),
+        Some(FieldPath::Uid) => meta.uid.len().max(UID_LEN),
+        Some(FieldPath::NodeName) => MAX_NODE_NAME,
+        Some(FieldPath::PodIp) | Some(FieldPath::HostIp) => MAX_IP_TEXT,
+        Some(FieldPath::Label(k)) => meta.labels.get(&k).map_or(0, String::len),
+        Some(FieldPath::Annotation(k)) => meta.annotations.get(&k).map_or(0, String::len),
+        None => 0,
+    }
 }
 
 fn env(vars: &[EnvVar], path: &str, errs: &mut Errors) {

@@ -8,6 +8,8 @@
 
 mod container;
 
+pub use container::{MAX_ARGV_ENV_BYTES, RESERVED_CONTAINER_NAME};
+
 use super::error::SpecError;
 use super::names;
 use super::types::{Pod, Volume};
@@ -30,6 +32,31 @@ pub const EMPTY_DIR_MEDIA: [&str; 2] = ["", "Memory"];
 
 /// Kubernetes' limit on the total size of a pod's annotations.
 pub const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
+
+/// The most bytes a pod may take as JSON: the Kubernetes API server's
+/// object limit (etcd's request limit), 1.5 MiB. The shim's request lines
+/// (4 MiB) and the state file (16 MiB, [`crate::store::DEFAULT_MAX_SIZE`])
+/// hold specs as JSON, so a pod within this limit always fits them.
+pub const MAX_POD_BYTES: usize = 1536 * 1024;
+
+/// The size of `pod` as compact JSON, counted without building the text.
+pub fn json_size(pod: &Pod) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    match serde_json::to_writer(&mut c, pod) {
+        Ok(()) => c.0,
+        Err(_) => usize::MAX,
+    }
+}
 
 /// Collects errors with their paths.
 #[derive(Debug, Default)]
@@ -83,6 +110,16 @@ pub fn validate_all(pod: &Pod) -> Vec<SpecError> {
     }
     let volumes = volumes(&spec.volumes, &mut errs);
     container::containers(pod, &volumes, &mut errs);
+    let size = json_size(pod);
+    if size > MAX_POD_BYTES {
+        errs.add(
+            "",
+            format!(
+                "the pod is {size} bytes as JSON, must be no more than {MAX_POD_BYTES} \
+                 (1.5 MiB, the Kubernetes API server's object limit)"
+            ),
+        );
+    }
     errs.0
 }
 

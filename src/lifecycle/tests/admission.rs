@@ -1,0 +1,178 @@
+//! Admission: `maxPods` (the kubelet's `OutOfpods`) and the state file's
+//! budget for specs (issue 7, findings 4 and 5).
+
+use super::agent::Agent;
+use super::{count, events, pod};
+use crate::lifecycle::{
+    DEFAULT_MAX_PODS, DEFAULT_SPEC_BUDGET, Input, Node, Output, Phase, STATE_FILE_FULL,
+};
+use std::time::{Duration, Instant};
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("p{i:04}")).collect()
+}
+
+#[test]
+fn the_default_max_pods_is_the_kubelets_110() {
+    assert_eq!(DEFAULT_MAX_PODS, 110);
+    assert_eq!(Node::new("n".into()).max_pods(), 110);
+    let mut a = Agent::new();
+    for name in names(111) {
+        a.apply(pod(&name, &[("c", "img")]));
+    }
+    assert_eq!(a.node.active_pods(), 110);
+    let last = a.node.find("default", "p0110").unwrap();
+    assert_eq!(last.status.phase, Phase::Failed);
+    assert_eq!(last.status.reason, "OutOfpods");
+    assert_eq!(
+        last.status.message,
+        "Pod was rejected: Node didn't have enough resource: pods, requested: 1, used: 110, capacity: 110"
+    );
+}
+
+#[test]
+fn pods_beyond_max_pods_are_rejected_out_of_pods_with_an_event_and_no_sandbox() {
+    let mut a = Agent::new();
+    a.node.set_limits(3, DEFAULT_SPEC_BUDGET);
+    let uids: Vec<String> = names(5)
+        .iter()
+        .map(|n| a.apply(pod(n, &[("c", "img")])))
+        .collect();
+    let log = a.take();
+    assert_eq!(
+        count(&log, |o| matches!(o, Output::CreateSandbox { .. })),
+        3
+    );
+    for uid in &uids[3..] {
+        assert!(a.node.is_rejected(uid));
+        assert!(
+            !log.iter()
+                .any(|o| matches!(o, Output::CreateSandbox { uid: u } if u == uid))
+        );
+    }
+    assert_eq!(
+        events(&log, "OutOfpods"),
+        vec!["Node didn't have enough resource: pods, requested: 1, used: 3, capacity: 3"; 2]
+    );
+    assert_eq!(a.node.pods().count(), 5);
+    // Rejected pods are not saved: the snapshot holds the admitted ones.
+    assert_eq!(a.node.snapshot().pods.len(), 3);
+}
+
+#[test]
+fn admission_is_stable_running_pods_are_never_evicted_and_rejections_stick() {
+    let mut a = Agent::new();
+    a.node.set_limits(2, DEFAULT_SPEC_BUDGET);
+    let first = a.apply(pod("b", &[("c", "img")]));
+    let second = a.apply(pod("c", &[("c", "img")]));
+    // A pod that sorts first arrives later ("a new file appears"): rejected.
+    let late = a.apply(pod("a", &[("c", "img")]));
+    assert!(a.node.is_rejected(&late));
+    for uid in [&first, &second] {
+        assert_eq!(a.status(uid).phase, Phase::Running);
+    }
+    // Applying the same spec again (every rescan does) changes nothing.
+    a.take();
+    a.apply(pod("a", &[("c", "img")]));
+    assert!(a.node.is_rejected(&late));
+    assert!(a.take().is_empty());
+    // A deleted pod frees a slot; the rejected one stays rejected (as with
+    // the kubelet) until its spec changes.
+    a.handle(Input::DeletePod {
+        namespace: "default".into(),
+        name: "b".into(),
+    });
+    assert!(a.node.find("default", "b").is_none());
+    assert!(a.node.is_rejected(&late));
+    let mut changed = pod("a", &[("c", "img2")]);
+    changed.metadata.labels.insert("v".into(), "2".into());
+    let readmitted = a.apply(changed);
+    assert!(!a.node.is_rejected(&readmitted));
+    assert_eq!(a.status(&readmitted).phase, Phase::Running);
+    assert!(a.take().contains(&Output::PodRemoved { uid: late.clone() }));
+    // Deleting a rejected pod removes it.
+    let r = a.apply(pod("d", &[("c", "img")]));
+    assert!(a.node.is_rejected(&r));
+    a.handle(Input::DeletePod {
+        namespace: "default".into(),
+        name: "d".into(),
+    });
+    assert!(a.node.pod(&r).is_none());
+}
+
+#[test]
+fn terminal_pods_do_not_count_against_max_pods() {
+    let mut a = Agent::new();
+    a.node.set_limits(1, DEFAULT_SPEC_BUDGET);
+    let done = a.apply(super::with_policy(
+        pod("job", &[("c", "img")]),
+        crate::spec::RestartPolicy::Never,
+    ));
+    a.exit(&done, "c", 0);
+    assert_eq!(a.status(&done).phase, Phase::Succeeded);
+    let next = a.apply(pod("web", &[("c", "img")]));
+    assert_eq!(a.status(&next).phase, Phase::Running);
+}
+
+#[test]
+fn a_pod_that_would_overflow_the_state_file_is_refused_and_the_others_keep_running() {
+    let mut a = Agent::new();
+    let big = |name: &str| {
+        let mut p = pod(name, &[("c", "img")]);
+        p.spec.containers[0].args = Some(vec!["x".repeat(100_000)]);
+        p
+    };
+    a.node.set_limits(110, 250_000);
+    let one = a.apply(big("one"));
+    let two = a.apply(big("two"));
+    let three = a.apply(big("three"));
+    assert_eq!(a.status(&three).reason, STATE_FILE_FULL);
+    assert_eq!(a.status(&three).phase, Phase::Failed);
+    for uid in [&one, &two] {
+        assert_eq!(a.status(uid).phase, Phase::Running);
+    }
+    // A change that would overflow it is refused too: the pod keeps its spec.
+    let mut bigger = big("one");
+    bigger.spec.containers[0].args = Some(vec!["y".repeat(200_000)]);
+    a.take();
+    a.apply(bigger);
+    let log = a.take();
+    assert_eq!(events(&log, STATE_FILE_FULL).len(), 1);
+    assert!(!log.iter().any(|o| matches!(o, Output::Signal { .. })));
+    assert_eq!(a.status(&one).phase, Phase::Running);
+    // The snapshot stays within the budget.
+    let snap = postcard::to_stdvec(&a.node.snapshot()).unwrap();
+    assert!(snap.len() < 250_000 + 10_000, "{}", snap.len());
+}
+
+#[test]
+fn applying_a_thousand_pods_again_and_again_is_linear() {
+    // Finding 4: every ApplyPod re-evaluated every pod, so each rescan of a
+    // large file was quadratic.
+    let mut node = Node::new("n".into());
+    node.set_limits(1000, usize::MAX);
+    let pods: Vec<_> = names(1000)
+        .iter()
+        .map(|n| pod(n, &[("c", "img")]))
+        .collect();
+    let now = super::T0;
+    let time = |node: &mut Node| {
+        let t = Instant::now();
+        for (i, p) in pods.iter().enumerate() {
+            node.handle(
+                Input::ApplyPod {
+                    pod: p.clone(),
+                    fresh_uid: format!("u{i}"),
+                },
+                now,
+            );
+            while node.poll_output().is_some() {}
+        }
+        t.elapsed()
+    };
+    time(&mut node);
+    let again = time(&mut node);
+    // One evaluation per pod: well under a second even in a debug build on
+    // a loaded CI machine (the quadratic version took many seconds).
+    assert!(again < Duration::from_secs(2), "{again:?}");
+}
