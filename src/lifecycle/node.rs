@@ -54,6 +54,9 @@ pub struct Node {
     rejected_uids: HashMap<String, String>,
     /// uid → JSON size of an admitted pod's spec (filled lazily).
     spec_bytes: HashMap<String, usize>,
+    /// How many times a pod was synced: the tests' measure of work.
+    #[cfg(test)]
+    pub(crate) syncs: u64,
 }
 
 impl Node {
@@ -79,6 +82,8 @@ impl Node {
             rejected: BTreeMap::new(),
             rejected_uids: HashMap::new(),
             spec_bytes: HashMap::new(),
+            #[cfg(test)]
+            syncs: 0,
         }
     }
 
@@ -571,6 +576,10 @@ impl Node {
             }
             let mut removed = false;
             for _ in 0..4 {
+                #[cfg(test)]
+                {
+                    self.syncs += 1;
+                }
                 if p.sync(fx, now) {
                     removed = true;
                     break;
