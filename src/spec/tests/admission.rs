@@ -141,7 +141,9 @@ fn a_json_pod_with_100k_nested_arrays_is_refused_before_parsing_in_milliseconds(
             .starts_with("deep.json (document 1): nested more than 100 levels deep"),
         "{e}"
     );
-    assert!(took < Duration::from_millis(200), "took {took:?}");
+    // Bounds only the absurd (the parse used to take ~40 s): this also runs
+    // under qemu-user on a loaded CI machine.
+    assert!(took < Duration::from_secs(2), "took {took:?}");
 }
 
 #[test]
