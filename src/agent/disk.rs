@@ -694,6 +694,53 @@ mod tests {
     }
 
     #[test]
+    fn a_gc_report_has_its_trashed_layers_deleted_and_lets_eviction_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = crate::testutil::script(
+            dir.path(),
+            "rmtree",
+            "[ \"$1\" = rmtree ] && exec rm -rf \"$2\"",
+        );
+        let layer = dir.path().join("trash/1-0-image-layer");
+        std::fs::create_dir_all(layer.join("usr/bin")).unwrap();
+        let mut d = Disk::new(
+            Duration::from_secs(1),
+            Thresholds::default(),
+            GcPolicy::default(),
+        );
+        // Under pressure: a GC starts; pods wait for it.
+        assert!(d.gc.start(0, u64::MAX, true));
+        assert!(!d.gc.may_evict());
+        let report = GcReport {
+            needed: u64::MAX,
+            deleted: vec![crate::image::DeletedImage {
+                references: vec!["x.io/a:1".into()],
+                manifest: "sha256:00".into(),
+                bytes: 10,
+            }],
+            freed: 10,
+            eligible: 10,
+            trashed: vec![layer.clone()],
+            objects: 3,
+        };
+        reactor::block_on(async {
+            d.on_image_gc_with(&program, Ok(report), 1);
+            for _ in 0..500 {
+                if !layer.exists() {
+                    return;
+                }
+                reactor::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the trashed layer was not deleted");
+        });
+        assert!(d.gc.may_evict());
+        // A failed child (store busy) also lets eviction go on.
+        assert!(d.gc.start(2, u64::MAX, true));
+        d.on_image_gc_with(&program, Err("busy".into()), 3);
+        assert!(d.gc.may_evict() && !d.gc.in_flight());
+    }
+
+    #[test]
     fn du_output_is_one_count_per_path_in_order() {
         assert_eq!(parse_du(b"1\n0\n4096\n", 3).unwrap(), vec![1, 0, 4096]);
         assert!(parse_du(b"1\n", 2).is_err());
