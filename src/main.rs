@@ -17,6 +17,8 @@ const USAGE_LOCAL: &str = "  picolet get pods [-o wide|json|yaml] [-n NAMESPACE]
   picolet exec POD [-c CONTAINER] [-n NAMESPACE] -- COMMAND [ARG...]
   picolet image import FILE|DIR [--name REF]
   picolet image ls
+  picolet image rm REF... [--force]
+  picolet image prune [--force]
   picolet version
   picolet check [-o json] [--board BOARD] [--cgroup-root DIR]
   picolet install [--board BOARD] [--root DIR]
@@ -79,10 +81,12 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
         }
         "cgroup-holder" => return cgroup_holder(),
         // The agent's children for blocking work kept off its thread:
-        // picolet rmtree DIR, picolet resolve HOST PORT, picolet du PATH...
+        // picolet rmtree DIR, picolet resolve HOST PORT, picolet du PATH...,
+        // picolet image-gc ROOT REQUEST
         "rmtree" => return Ok(child_command(&args, picolet::agent::trash::rmtree_main)),
         "resolve" => return Ok(child_command(&args, picolet::fleet::transport::lookup_main)),
         "du" => return Ok(child_command(&args, picolet::agent::disk::du_main)),
+        "image-gc" => return Ok(child_command(&args, picolet::image::gc_main)),
         "version" | "--version" | "-V" => {
             println!("{}", version());
             return Ok(ExitCode::SUCCESS);
@@ -471,8 +475,79 @@ fn exec(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
     Ok(ExitCode::from(exit_code.clamp(0, 255) as u8))
 }
 
+/// What the running agent's pods use, per pod, for `image rm`/`prune`;
+/// with `force`, nothing (the agent is not asked).
+fn images_in_use(
+    common: &Common,
+    force: bool,
+) -> Result<Vec<(String, picolet::image::InUse)>, String> {
+    if force {
+        return Ok(Vec::new());
+    }
+    let resp = call(common, Request::GetPods).map_err(|e| {
+        format!(
+            "cannot ask the agent which images its pods use ({e}); start it, or add --force to delete without asking"
+        )
+    })?;
+    let Response::Pods { pods, .. } = resp else {
+        return Err("unexpected response".into());
+    };
+    let strs = |v: &serde_json::Value, list: &str, field: &str| -> Vec<String> {
+        v[list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c[field].as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    Ok(pods
+        .iter()
+        .map(|p| {
+            let meta = &p.pod["metadata"];
+            let name = format!(
+                "{}/{}",
+                meta["namespace"].as_str().unwrap_or("default"),
+                meta["name"].as_str().unwrap_or("")
+            );
+            let spec = &p.pod["spec"];
+            let mut references = strs(spec, "containers", "image");
+            references.extend(strs(spec, "initContainers", "image"));
+            let mut image_ids = strs(&p.status, "containerStatuses", "imageID");
+            image_ids.extend(strs(&p.status, "initContainerStatuses", "imageID"));
+            (
+                name,
+                picolet::image::InUse {
+                    references,
+                    image_ids,
+                },
+            )
+        })
+        .collect())
+}
+
+/// Deletes the layer trees `image rm`/`prune` moved into the trash, and
+/// prints what went.
+fn print_removed(report: &picolet::image::GcReport) {
+    for t in &report.trashed {
+        if let Err(e) = std::fs::remove_dir_all(t) {
+            eprintln!("picolet image: removing {}: {e}", t.display());
+        }
+    }
+    for d in &report.deleted {
+        for r in &d.references {
+            println!("deleted {r} ({})", d.manifest);
+        }
+    }
+    println!(
+        "{} bytes freed ({} blobs and layers)",
+        report.freed, report.objects
+    );
+}
+
 fn image(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
-    let (common, free, opts, _) = parse(args, &["name"], &[])?;
+    let (common, free, opts, _) = parse(args, &["name"], &["force"])?;
     let store = picolet::image::ImageStore::open(common.state_dir.join("images"))
         .map_err(|e| e.to_string())?;
     match free.first().map(String::as_str) {
@@ -501,7 +576,53 @@ fn image(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
             print!("{}", picolet::image::format_list(&list));
             Ok(ExitCode::SUCCESS)
         }
-        _ => Err("usage: picolet image import FILE|DIR | picolet image ls".into()),
+        Some("rm") | Some("rmi") => {
+            let refs = &free[1..];
+            if refs.is_empty() {
+                return Err("usage: picolet image rm REF... [--force]".into());
+            }
+            let pods = images_in_use(&common, has(&opts, &["force"]))?;
+            let lock = store.lock_index().map_err(|e| e.to_string())?;
+            let report = store
+                .remove(
+                    &lock,
+                    refs,
+                    &pods,
+                    &common.state_dir.join("trash"),
+                    picolet::clock::wall_ms(),
+                )
+                .map_err(|e| e.to_string())?;
+            drop(lock);
+            print_removed(&report);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some("prune") => {
+            if let Some(f) = free.get(1) {
+                return Err(format!("unexpected argument {f:?}"));
+            }
+            let pods = images_in_use(&common, has(&opts, &["force"]))?;
+            let mut all = picolet::image::InUse::default();
+            for (_, u) in pods {
+                all.references.extend(u.references);
+                all.image_ids.extend(u.image_ids);
+            }
+            let lock = store.lock_index().map_err(|e| e.to_string())?;
+            let report = store
+                .prune(
+                    &lock,
+                    &all,
+                    &common.state_dir.join("trash"),
+                    picolet::clock::wall_ms(),
+                )
+                .map_err(|e| e.to_string())?;
+            drop(lock);
+            print_removed(&report);
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => Err(
+            "usage: picolet image import FILE|DIR | image ls | image rm REF... | image prune"
+                .into(),
+        ),
     }
 }
 

@@ -103,3 +103,74 @@ spec:
         "the whiteout must hide the file: {out}"
     );
 }
+
+/// `picolet image rm` asks the agent which images its pods use and
+/// refuses those; `image prune` deletes the rest; with the agent down,
+/// both refuse unless `--force`.
+#[test]
+fn image_rm_refuses_an_image_a_pod_uses_and_prune_deletes_the_unused_one() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut a = Agent::start();
+    a.apply(
+        "keeper.yaml",
+        &sh_pod("keeper", "Never", "while true; do sleep 1; done"),
+    );
+    a.wait_running("keeper", "main", 30);
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let out = a.cli(&["image", "rm", IMAGE]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("is in use by pod default/keeper"),
+        "{}",
+        text(&out)
+    );
+    let out = a.cli(&["image", "rm", "picolet.test/nothing:1"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not in the store"), "{}", text(&out));
+    let out = a.cli(&["image", "prune"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("deleted picolet.test/busybox:2"),
+        "{}",
+        text(&out)
+    );
+    let ls = String::from_utf8(a.cli(&["image", "ls"]).stdout).unwrap();
+    assert_eq!(ls.lines().count(), 2, "{ls}");
+    // The image in use still runs containers.
+    let out = a.cli(&["exec", "keeper", "--", "cat", "/etc/picolet-image-version"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+    // The agent down: nobody can say what is in use.
+    a.kill9();
+    let out = a.cli(&["image", "rm", IMAGE]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("cannot ask the agent"),
+        "{}",
+        text(&out)
+    );
+    let out = a.cli(&["image", "rm", "--force", IMAGE]);
+    assert!(out.status.success(), "{}", text(&out));
+    let ls = String::from_utf8(a.cli(&["image", "ls"]).stdout).unwrap();
+    assert_eq!(ls.lines().count(), 1, "{ls}");
+    let store = a.state().join("images");
+    assert_eq!(
+        std::fs::read_dir(store.join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(store.join("layers/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+}

@@ -9,8 +9,19 @@
 //! volumes, and prints one JSON line per path; the reactor reads it. The
 //! result goes back to the main loop as [`super::Msg::DiskUsage`], and the
 //! pure core decides whom to evict.
+//!
+//! Image GC ([`crate::image::gc`]) runs from the same tick: when the image
+//! store's filesystem is over the high threshold, or under eviction
+//! pressure (imagefs, or nodefs on the same filesystem), a child `picolet
+//! image-gc ROOT REQUEST` deletes unused images under the store's lock and
+//! reports as [`super::Msg::ImageGc`]; the layer trees it moved into the
+//! trash are deleted by `picolet rmtree` children. Under pressure no pod
+//! is evicted before a GC has completed (the kubelet reclaims node-level
+//! resources first), nor while what it deleted is still in the trash.
 
-use crate::lifecycle::eviction::{self, DiskMonitor, PodUsage, Signal, Thresholds};
+use crate::image::gc::{self, GcPolicy, GcSchedule};
+use crate::image::{GcReport, GcRequest, InUse};
+use crate::lifecycle::eviction::{self, DiskMonitor, FsStats, PodUsage, Signal, Thresholds};
 use crate::lifecycle::{Input, Node};
 use crate::reactor;
 use async_channel::Sender;
@@ -46,20 +57,32 @@ pub struct Disk {
     /// Rounds in a row spent waiting for the trash to empty: a tree that
     /// cannot be deleted must not stop node-pressure eviction for good.
     trash_waits: u32,
+    gc_policy: GcPolicy,
+    gc: GcSchedule,
+    /// Manifest digest → Unix ms a container using it last started.
+    image_last_used: BTreeMap<String, i64>,
 }
 
 /// Rounds to wait for the trash before evicting anyway.
 const MAX_TRASH_WAITS: u32 = 6;
 
 impl Disk {
-    pub fn new(interval: Duration, thresholds: Thresholds) -> Disk {
+    pub fn new(interval: Duration, thresholds: Thresholds, gc_policy: GcPolicy) -> Disk {
         Disk {
             monitor: DiskMonitor::new(interval.as_millis() as u64),
             thresholds,
             pressure: Vec::new(),
             round_pressure: None,
             trash_waits: 0,
+            gc_policy,
+            gc: GcSchedule::new(),
+            image_last_used: BTreeMap::new(),
         }
+    }
+
+    /// A container using the image with this manifest digest started.
+    pub fn note_image_use(&mut self, manifest: &str, wall_ms: i64) {
+        self.image_last_used.insert(manifest.to_string(), wall_ms);
     }
 
     /// Whether the node is under disk pressure (last check).
@@ -69,7 +92,9 @@ impl Disk {
 
     /// `statvfs` of the state dir (nodefs) and the image store (imagefs),
     /// against the thresholds; logs each transition of `DiskPressure`.
-    fn check_pressure(&mut self, dirs: &Dirs<'_>) {
+    /// Returns the image filesystem's stats and whether the pressure is on
+    /// it (imagefs, or nodefs on the same filesystem): image GC helps.
+    fn check_pressure(&mut self, dirs: &Dirs<'_>) -> (FsStats, bool) {
         let stat = |p: &Path| {
             super::fs_sys::statvfs(p).unwrap_or_else(|e| {
                 log::debug!("statvfs {}: {e}", p.display());
@@ -79,15 +104,26 @@ impl Disk {
                 }
             })
         };
+        let images = dirs.state_dir.join("images");
         let nodefs = stat(dirs.state_dir);
-        let imagefs = stat(&dirs.state_dir.join("images"));
+        let imagefs = stat(&images);
         let now = eviction::pressure(self.thresholds, nodefs, imagefs);
+        let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+        let same_fs = dev(dirs.state_dir).is_some() && dev(dirs.state_dir) == dev(&images);
+        let on_images = now.iter().any(|(sig, _, _)| {
+            *sig == Signal::ImagefsAvailable || (*sig == Signal::NodefsAvailable && same_fs)
+        });
         match (self.pressure.is_empty(), now.is_empty()) {
             (true, false) => {
                 for (sig, threshold, available) in &now {
                     log::warn!(
-                        "DiskPressure: {} {available} bytes < {threshold}: evicting pods (BestEffort first); no image garbage collection exists",
-                        sig.name()
+                        "DiskPressure: {} {available} bytes < {threshold}: {}evicting pods (BestEffort first)",
+                        sig.name(),
+                        if on_images {
+                            "deleting unused images, then "
+                        } else {
+                            ""
+                        }
                     );
                 }
             }
@@ -95,6 +131,124 @@ impl Disk {
             _ => {}
         }
         self.pressure = now;
+        (imagefs, on_images)
+    }
+
+    /// Starts a `picolet image-gc` child if one is due: over the high
+    /// threshold (free down to the low one), or under pressure on the
+    /// image filesystem (every eligible unused image).
+    #[allow(clippy::too_many_arguments)]
+    fn maybe_collect_images(
+        &mut self,
+        node: &Node,
+        dirs: &Dirs<'_>,
+        program: &Path,
+        tx: &Sender<super::Msg>,
+        now_ms: u64,
+        imagefs: FsStats,
+        pressure: bool,
+    ) {
+        let want = if pressure {
+            u64::MAX
+        } else {
+            gc::bytes_to_free(self.gc_policy, imagefs)
+        };
+        if !self.gc.start(now_ms, want, pressure) {
+            return;
+        }
+        if pressure {
+            log::info!("image GC: disk pressure: deleting every unused image before evicting pods");
+        } else {
+            log::info!(
+                "image GC: the image filesystem is over {}% used: freeing {want} bytes (down to {}%)",
+                self.gc_policy.high_pct,
+                self.gc_policy.low_pct
+            );
+        }
+        let req = GcRequest {
+            want,
+            min_age_ms: self.gc_policy.min_age_ms,
+            now_ms: crate::clock::wall_ms(),
+            in_use: in_use(node),
+            last_used: self.image_last_used.clone(),
+            trash: super::trash::trash_dir(dirs.state_dir),
+        };
+        let request = match serde_json::to_string(&req) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.try_send(super::Msg::ImageGc(Err(e.to_string())));
+                return;
+            }
+        };
+        let mut cmd = Command::new(program);
+        cmd.arg("image-gc")
+            .arg(dirs.state_dir.join("images"))
+            .arg(request);
+        let tx = tx.clone();
+        reactor::spawn(async move {
+            let result = match reactor::process::output(&mut cmd, 1 << 20).await {
+                Ok((status, out)) if status.success() => serde_json::from_slice::<GcReport>(&out)
+                    .map_err(|e| format!("picolet image-gc: {e}")),
+                Ok((status, out)) => Err(format!(
+                    "picolet image-gc: {status}: {}",
+                    String::from_utf8_lossy(&out).trim()
+                )),
+                Err(e) => Err(format!("picolet image-gc: {e}")),
+            };
+            let _ = tx.send(super::Msg::ImageGc(result)).await;
+        })
+        .detach();
+    }
+
+    /// A `picolet image-gc` child finished: log what it deleted (the
+    /// kubelet's events as log lines), delete the layer trees it moved into
+    /// the trash.
+    pub fn on_image_gc(&mut self, result: Result<GcReport, String>, now_ms: u64) {
+        self.on_image_gc_with(Path::new("/proc/self/exe"), result, now_ms)
+    }
+
+    /// [`Disk::on_image_gc`] with the program that removes trees (tests).
+    pub fn on_image_gc_with(
+        &mut self,
+        program: &Path,
+        result: Result<GcReport, String>,
+        now_ms: u64,
+    ) {
+        let report = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.gc.finished(now_ms, false);
+                log::warn!("Warning ImageGCFailed: {e}");
+                return;
+            }
+        };
+        self.gc.finished(now_ms, report.freed > 0);
+        for d in &report.deleted {
+            log::info!(
+                "image GC: deleted image {} ({}): {} bytes freed",
+                d.references.join(", "),
+                d.manifest,
+                d.bytes
+            );
+        }
+        if report.objects > 0 {
+            log::info!(
+                "image GC: {} unreferenced blobs and layers deleted, {} bytes",
+                report.objects,
+                report.freed
+            );
+        }
+        for t in &report.trashed {
+            super::trash::remove_moved(program, t);
+        }
+        if report.needed != u64::MAX && report.freed < report.needed {
+            log::warn!(
+                "Warning FreeDiskSpaceFailed: {}",
+                gc::shortfall_message(report.needed, report.freed)
+            );
+        } else if report.needed == u64::MAX && report.deleted.is_empty() {
+            log::info!("image GC: no unused image old enough to delete");
+        }
     }
 
     /// Starts a ticker task: a [`super::Msg::DiskTick`] every interval.
@@ -121,18 +275,24 @@ impl Disk {
         tx: &Sender<super::Msg>,
         now_ms: u64,
     ) {
-        self.check_pressure(dirs);
+        // Whether the trash is empty, looked at before statvfs: when it is,
+        // the space of what was deleted is back in these numbers.
+        let trash_empty = trash_is_empty(dirs.state_dir);
+        let (imagefs, images_pressed) = self.check_pressure(dirs);
+        self.maybe_collect_images(node, dirs, program, tx, now_ms, imagefs, images_pressed);
         let targets = targets(node, dirs, self.under_pressure());
         if !self.monitor.start(now_ms, !targets.is_empty()) {
             return;
         }
         // An evicted pod's files still being deleted (its sandbox, or its
-        // dirs in the trash): the space is on its way back; wait for it
-        // before evicting more for node pressure.
-        let trash_busy = !self.pressure.is_empty() && !trash_is_empty(dirs.state_dir);
+        // dirs in the trash, or deleted images' layers): the space is on
+        // its way back; wait for it before evicting more for node
+        // pressure. On the image filesystem, unused images go first.
+        let trash_busy = !self.pressure.is_empty() && !trash_empty;
         self.trash_waits = if trash_busy { self.trash_waits + 1 } else { 0 };
-        let settled =
-            !eviction::cleaning(node.pods()) && (!trash_busy || self.trash_waits > MAX_TRASH_WAITS);
+        let settled = !eviction::cleaning(node.pods())
+            && (!trash_busy || self.trash_waits > MAX_TRASH_WAITS)
+            && (!images_pressed || self.gc.may_evict());
         self.round_pressure = self.pressure.first().copied().filter(|_| settled);
         let program = program.to_path_buf();
         let tx = tx.clone();
@@ -181,6 +341,32 @@ impl Disk {
                 }
             })
             .collect()
+    }
+}
+
+/// What the node's pods use: every image their containers name (init
+/// containers too, any phase) and every image ID their containers ran.
+pub fn in_use(node: &Node) -> InUse {
+    let mut refs = std::collections::BTreeSet::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for p in node.pods() {
+        for c in p.spec.all_containers() {
+            refs.insert(c.image.clone());
+        }
+        for cs in p
+            .status
+            .init_container_statuses
+            .iter()
+            .chain(&p.status.container_statuses)
+        {
+            if !cs.image_id.is_empty() {
+                ids.insert(cs.image_id.clone());
+            }
+        }
+    }
+    InUse {
+        references: refs.into_iter().collect(),
+        image_ids: ids.into_iter().collect(),
     }
 }
 
@@ -443,6 +629,115 @@ mod tests {
             let e = set.resolve("h").unwrap_err().to_string();
             assert!(e.contains(key), "{e}");
         }
+    }
+
+    #[test]
+    fn image_gc_settings_default_to_the_kubelets_and_bad_ones_are_refused_by_name() {
+        use crate::fleet::config::AgentFileConfig;
+        let s = AgentFileConfig::default().resolve("h").unwrap();
+        assert_eq!(s.image_gc, GcPolicy::default());
+        assert_eq!(
+            (
+                s.image_gc.high_pct,
+                s.image_gc.low_pct,
+                s.image_gc.min_age_ms
+            ),
+            (85, 80, 120_000)
+        );
+        let (_, f) = crate::agent::flags::parse(
+            [
+                "--image-gc-high-threshold",
+                "90",
+                "--image-gc-low-threshold",
+                "50",
+                "--image-minimum-gc-age",
+                "0",
+            ]
+            .map(Into::into)
+            .to_vec(),
+        )
+        .unwrap();
+        let p = f.resolve("h").unwrap().image_gc;
+        assert_eq!((p.high_pct, p.low_pct, p.min_age_ms), (90, 50, 0));
+        let file: AgentFileConfig = serde_yaml::from_str(
+            "imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 10\nimageMinimumGCAgeSeconds: 60\n",
+        )
+        .unwrap();
+        let p = file.resolve("h").unwrap().image_gc;
+        assert_eq!((p.high_pct, p.low_pct, p.min_age_ms), (100, 10, 60_000));
+        for (set, key) in [
+            (
+                AgentFileConfig {
+                    image_gc_high_threshold_percent: Some(0),
+                    ..Default::default()
+                },
+                "imageGCHighThresholdPercent",
+            ),
+            (
+                AgentFileConfig {
+                    image_gc_high_threshold_percent: Some(70),
+                    ..Default::default()
+                },
+                "imageGCLowThresholdPercent",
+            ),
+            (
+                AgentFileConfig {
+                    image_minimum_gc_age_seconds: Some(u64::MAX),
+                    ..Default::default()
+                },
+                "imageMinimumGCAgeSeconds",
+            ),
+        ] {
+            let e = set.resolve("h").unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_gc_report_has_its_trashed_layers_deleted_and_lets_eviction_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = crate::testutil::script(
+            dir.path(),
+            "rmtree",
+            "[ \"$1\" = rmtree ] && exec rm -rf \"$2\"",
+        );
+        let layer = dir.path().join("trash/1-0-image-layer");
+        std::fs::create_dir_all(layer.join("usr/bin")).unwrap();
+        let mut d = Disk::new(
+            Duration::from_secs(1),
+            Thresholds::default(),
+            GcPolicy::default(),
+        );
+        // Under pressure: a GC starts; pods wait for it.
+        assert!(d.gc.start(0, u64::MAX, true));
+        assert!(!d.gc.may_evict());
+        let report = GcReport {
+            needed: u64::MAX,
+            deleted: vec![crate::image::DeletedImage {
+                references: vec!["x.io/a:1".into()],
+                manifest: "sha256:00".into(),
+                bytes: 10,
+            }],
+            freed: 10,
+            eligible: 10,
+            trashed: vec![layer.clone()],
+            objects: 3,
+        };
+        reactor::block_on(async {
+            d.on_image_gc_with(&program, Ok(report), 1);
+            for _ in 0..500 {
+                if !layer.exists() {
+                    return;
+                }
+                reactor::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the trashed layer was not deleted");
+        });
+        assert!(d.gc.may_evict());
+        // A failed child (store busy) also lets eviction go on.
+        assert!(d.gc.start(2, u64::MAX, true));
+        d.on_image_gc_with(&program, Err("busy".into()), 3);
+        assert!(d.gc.may_evict() && !d.gc.in_flight());
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub const USAGE: &str =
                 [--cgroup-root DIR] [--node-name NAME] [--pids-max N] [--max-pods N]
                 [--log-max-size BYTES] [--log-max-files N] [--eviction-interval SECONDS]
                 [--eviction-nodefs-available PERCENT] [--eviction-imagefs-available PERCENT]
+                [--image-gc-high-threshold PERCENT] [--image-gc-low-threshold PERCENT]
+                [--image-minimum-gc-age SECONDS]
                 [--broker mqtt[s]://HOST[:PORT]] [--device-id ID] [--group G]...
                 [--topic-prefix P] [--ca FILE] [--cert FILE] [--key FILE]
                 [--credentials FILE] [--fleet-key FILE] [--keepalive SECONDS]
@@ -78,6 +80,13 @@ pub fn parse(args: Vec<OsString>) -> Result<(Option<PathBuf>, AgentFileConfig), 
                     "eviction-imagefs-available" => {
                         f.eviction_imagefs_available_percent = Some(num(&name, v)?)
                     }
+                    "image-gc-high-threshold" => {
+                        f.image_gc_high_threshold_percent = Some(num(&name, v)?)
+                    }
+                    "image-gc-low-threshold" => {
+                        f.image_gc_low_threshold_percent = Some(num(&name, v)?)
+                    }
+                    "image-minimum-gc-age" => f.image_minimum_gc_age_seconds = Some(num(&name, v)?),
                     "broker" => f.broker = Some(v),
                     "device-id" => f.device_id = Some(v),
                     "group" => groups.push(v),
@@ -135,6 +144,7 @@ pub fn config(args: Vec<OsString>) -> Result<Config, String> {
         log_max_files: s.log_max_files,
         disk_interval: std::time::Duration::from_secs(s.eviction_interval_seconds),
         eviction: s.eviction,
+        image_gc: s.image_gc,
         exe: PathBuf::from("/proc/self/exe"),
         fleet: s.fleet,
     })

@@ -67,6 +67,8 @@ pub struct Config {
     pub disk_interval: Duration,
     /// Node eviction thresholds (`nodefs`/`imagefs.available`).
     pub eviction: crate::lifecycle::eviction::Thresholds,
+    /// Image garbage collection ([`disk`]).
+    pub image_gc: crate::image::gc::GcPolicy,
     /// The picolet binary to run as `picolet shim` (default `/proc/self/exe`).
     pub exe: PathBuf,
     /// The fleet channel; `None`: static pods only.
@@ -128,6 +130,8 @@ pub enum Msg {
     DiskTick,
     /// A `picolet du` round: usage per pod uid, or why it failed.
     DiskUsage(Result<BTreeMap<String, crate::lifecycle::eviction::PodUsage>, String>),
+    /// A `picolet image-gc` run: what it deleted, or why it failed.
+    ImageGc(Result<crate::image::GcReport, String>),
 }
 
 /// Who waits for an `ExecDone`.
@@ -300,7 +304,7 @@ impl Agent {
             }
         };
         let (tx, rx) = async_channel::unbounded();
-        let disk = disk::Disk::new(cfg.disk_interval, cfg.eviction);
+        let disk = disk::Disk::new(cfg.disk_interval, cfg.eviction, cfg.image_gc);
         let mut pods = HashMap::new();
         for (uid, rec) in sandboxes {
             pods.insert(
@@ -541,6 +545,7 @@ impl Agent {
                 let evict = self.disk.on_usage(&self.node, usage);
                 self.pending.extend(evict);
             }
+            Msg::ImageGc(report) => self.disk.on_image_gc(report, now.mono_ms),
             Msg::Signal(s) => {
                 if s == libc::SIGHUP {
                     self.rescan();

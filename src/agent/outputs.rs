@@ -304,7 +304,12 @@ impl Agent {
             return;
         };
         let img = match self.images.resolve(&c.image) {
-            Ok(Some(i)) => i,
+            Ok(Some(i)) => {
+                // For image GC: least recently used images go first.
+                self.disk
+                    .note_image_use(&i.manifest_digest, crate::clock::wall_ms());
+                i
+            }
             Ok(None) => {
                 self.pending.push_back(fail(
                     "ErrImageNeverPull",

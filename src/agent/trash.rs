@@ -65,6 +65,12 @@ pub fn empty_at_start(state_dir: &Path) {
     }
 }
 
+/// Starts deleting `path`, a tree already moved into the trash by another
+/// process (the image GC child), with `program rmtree`.
+pub fn remove_moved(program: &Path, path: &Path) {
+    remove_later(program.to_path_buf(), path.to_path_buf());
+}
+
 fn remove_later(program: PathBuf, path: PathBuf) {
     reactor::spawn(async move {
         let mut cmd = Command::new(&program);

@@ -170,6 +170,16 @@ pub struct AgentFileConfig {
     pub eviction_nodefs_available_percent: Option<u64>,
     /// `imagefs.available` threshold, percent (0 disables).
     pub eviction_imagefs_available_percent: Option<u64>,
+    /// Image GC starts at this usage of the image filesystem, percent
+    /// (100 disables threshold GC).
+    #[serde(rename = "imageGCHighThresholdPercent")]
+    pub image_gc_high_threshold_percent: Option<u64>,
+    /// Image GC frees down to this usage, percent.
+    #[serde(rename = "imageGCLowThresholdPercent")]
+    pub image_gc_low_threshold_percent: Option<u64>,
+    /// An unused image younger than this is never deleted.
+    #[serde(rename = "imageMinimumGCAgeSeconds")]
+    pub image_minimum_gc_age_seconds: Option<u64>,
 }
 
 /// The fleet channel's settings, checked, with defaults filled in.
@@ -204,6 +214,7 @@ pub struct AgentSettings {
     pub log_max_files: u32,
     pub eviction_interval_seconds: u64,
     pub eviction: crate::lifecycle::eviction::Thresholds,
+    pub image_gc: crate::image::gc::GcPolicy,
 }
 
 /// Defaults of [`AgentSettings`].
@@ -373,6 +384,15 @@ impl AgentFileConfig {
             eviction_imagefs_available_percent: self
                 .eviction_imagefs_available_percent
                 .or(lower.eviction_imagefs_available_percent),
+            image_gc_high_threshold_percent: self
+                .image_gc_high_threshold_percent
+                .or(lower.image_gc_high_threshold_percent),
+            image_gc_low_threshold_percent: self
+                .image_gc_low_threshold_percent
+                .or(lower.image_gc_low_threshold_percent),
+            image_minimum_gc_age_seconds: self
+                .image_minimum_gc_age_seconds
+                .or(lower.image_minimum_gc_age_seconds),
         }
     }
 
@@ -439,6 +459,37 @@ impl AgentFileConfig {
                 *slot = v;
             }
         }
+        let mut image_gc = crate::image::gc::GcPolicy::default();
+        if let Some(v) = self.image_gc_high_threshold_percent {
+            if !(1..=100).contains(&v) {
+                return Err(ConfigError::invalid(
+                    "imageGCHighThresholdPercent",
+                    "must be 1 to 100 (100: off)",
+                ));
+            }
+            image_gc.high_pct = v;
+        }
+        if let Some(v) = self.image_gc_low_threshold_percent {
+            image_gc.low_pct = v;
+        }
+        if image_gc.low_pct > image_gc.high_pct {
+            return Err(ConfigError::invalid(
+                "imageGCLowThresholdPercent",
+                format!(
+                    "{} is above imageGCHighThresholdPercent {}",
+                    image_gc.low_pct, image_gc.high_pct
+                ),
+            ));
+        }
+        if let Some(v) = self.image_minimum_gc_age_seconds {
+            if v > 365 * 24 * 3600 {
+                return Err(ConfigError::invalid(
+                    "imageMinimumGCAgeSeconds",
+                    "must be at most a year",
+                ));
+            }
+            image_gc.min_age_ms = v * 1000;
+        }
         let fleet = match &self.broker {
             None => None,
             Some(url) => Some(self.fleet_settings(url, hostname)?),
@@ -460,6 +511,7 @@ impl AgentFileConfig {
             log_max_files,
             eviction_interval_seconds,
             eviction,
+            image_gc,
         })
     }
 

@@ -8,6 +8,15 @@ use std::path::PathBuf;
 /// user resolution.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    #[error("image {reference:?} is not in the store")]
+    NotFound { reference: String },
+
+    #[error("image {reference:?} is in use by pod {pod}; delete the pod first")]
+    InUse { reference: String, pod: String },
+
+    #[error("the image store is busy: another process (an import) holds {path}; try again later")]
+    Busy { path: PathBuf },
+
     #[error("invalid image reference {reference:?}: {reason}")]
     InvalidReference { reference: String, reason: String },
 

@@ -75,6 +75,10 @@ impl ImageStore {
         name: Option<&str>,
     ) -> Result<Vec<ImportedImage>, ImageError> {
         let name = name.map(Reference::parse).transpose()?;
+        // Held for the whole import: image GC and removal (which take it
+        // too) never delete a blob or layer this import found present and
+        // is about to tag.
+        let lock = self.lock_index()?;
         self.clean_stale_temp();
         let meta = fs::metadata(path).map_err(ImageError::io("stat", path))?;
         let source = if meta.is_dir() {
@@ -133,7 +137,7 @@ impl ImageStore {
             }
         }
         self.sync()?;
-        self.add_tags(&tags)?;
+        self.add_tags(&lock, &tags)?;
         Ok(imported)
     }
 

@@ -63,6 +63,18 @@ pub struct ImportedImage {
     pub dropped_devices: u64,
 }
 
+/// The index annotation holding an entry's import time (Unix ms).
+pub const ANNOTATION_IMPORTED: &str = "io.picolet.image.imported-ms";
+/// The index annotation holding when a container using the entry's image
+/// last started (Unix ms), kept by image GC.
+pub const ANNOTATION_LAST_USED: &str = "io.picolet.image.last-used-ms";
+
+/// `flock(index.lock)`, released on drop.
+#[derive(Debug)]
+pub struct IndexLock {
+    _file: fs::File,
+}
+
 impl ImageStore {
     fn index_path(&self) -> PathBuf {
         self.root().join("index.json")
@@ -87,9 +99,7 @@ impl ImageStore {
         parse_json(&bytes, &what)
     }
 
-    /// Points each reference at its manifest descriptor, under the index
-    /// lock, replacing earlier entries for the same reference.
-    pub(crate) fn add_tags(&self, tags: &[(Reference, Descriptor)]) -> Result<(), ImageError> {
+    fn lock_file(&self) -> Result<(fs::File, PathBuf), ImageError> {
         let lock_path = self.root().join("index.lock");
         let lock = OpenOptions::new()
             .create(true)
@@ -97,18 +107,33 @@ impl ImageStore {
             .write(true)
             .open(&lock_path)
             .map_err(ImageError::io("open", &lock_path))?;
+        Ok((lock, lock_path))
+    }
+
+    /// Takes `flock(index.lock)`, waiting for it. Held by an import for
+    /// its whole run and by image removal and GC: while it is held, no
+    /// other writer adds or deletes blobs, layers or tags.
+    pub fn lock_index(&self) -> Result<IndexLock, ImageError> {
+        let (lock, lock_path) = self.lock_file()?;
         sys::flock_exclusive(&lock).map_err(ImageError::io("flock", &lock_path))?;
-        let mut index = self.read_index()?;
-        for (reference, desc) in tags {
-            let name = reference.to_string();
-            index
-                .manifests
-                .retain(|d| ref_name(d) != Some(name.as_str()));
-            let mut desc = desc.clone();
-            desc.annotations = BTreeMap::from([(ANNOTATION_REF_NAME.to_string(), name)]);
-            desc.platform = None;
-            index.manifests.push(desc);
-        }
+        Ok(IndexLock { _file: lock })
+    }
+
+    /// [`ImageStore::lock_index`] without waiting: `None` while another
+    /// process (an import) holds it.
+    pub fn try_lock_index(&self) -> Result<Option<IndexLock>, ImageError> {
+        let (lock, lock_path) = self.lock_file()?;
+        let got = sys::flock_try_exclusive(&lock).map_err(ImageError::io("flock", &lock_path))?;
+        Ok(got.then_some(IndexLock { _file: lock }))
+    }
+
+    /// Replaces `index.json` (sorted by reference); the caller holds the
+    /// lock.
+    pub(crate) fn write_index(
+        &self,
+        _lock: &IndexLock,
+        index: &mut Index,
+    ) -> Result<(), ImageError> {
         index
             .manifests
             .sort_by(|a, b| ref_name(a).cmp(&ref_name(b)));
@@ -119,7 +144,32 @@ impl ImageStore {
             source,
         })?;
         write_atomic(&self.index_path(), &bytes)
-        // `lock` is closed here, releasing the flock.
+    }
+
+    /// Points each reference at its manifest descriptor, replacing earlier
+    /// entries for the same reference, and records the import time
+    /// ([`ANNOTATION_IMPORTED`]); the caller holds the lock.
+    pub(crate) fn add_tags(
+        &self,
+        lock: &IndexLock,
+        tags: &[(Reference, Descriptor)],
+    ) -> Result<(), ImageError> {
+        let mut index = self.read_index()?;
+        let now = crate::clock::wall_ms().to_string();
+        for (reference, desc) in tags {
+            let name = reference.to_string();
+            index
+                .manifests
+                .retain(|d| ref_name(d) != Some(name.as_str()));
+            let mut desc = desc.clone();
+            desc.annotations = BTreeMap::from([
+                (ANNOTATION_REF_NAME.to_string(), name),
+                (ANNOTATION_IMPORTED.to_string(), now.clone()),
+            ]);
+            desc.platform = None;
+            index.manifests.push(desc);
+        }
+        self.write_index(lock, &mut index)
     }
 
     /// Every tagged image, sorted by reference.
@@ -154,6 +204,19 @@ impl ImageStore {
     /// stored image is damaged (missing blob or unpacked layer).
     pub fn resolve(&self, reference: &str) -> Result<Option<ResolvedImage>, ImageError> {
         let index = self.read_index()?;
+        match self.find(&index, reference)? {
+            Some((name, desc)) => self.load(name, desc).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The index entry `reference` resolves to (see
+    /// [`ImageStore::resolve`]), with the name it resolves as.
+    pub(crate) fn find<'a>(
+        &self,
+        index: &'a Index,
+        reference: &str,
+    ) -> Result<Option<(String, &'a Descriptor)>, ImageError> {
         if let Some(hex) = reference.strip_prefix("sha256:") {
             if let Ok(id) = Digest::from_hex(hex) {
                 let id = id.to_string();
@@ -161,7 +224,7 @@ impl ImageStore {
                     let (manifest, _) = self.read_manifest(desc)?;
                     if desc.digest == id || manifest.config.digest == id {
                         let name = ref_name(desc).unwrap_or(&id).to_string();
-                        return self.load(name, desc).map(Some);
+                        return Ok(Some((name, desc)));
                     }
                 }
                 return Ok(None);
@@ -174,7 +237,7 @@ impl ImageStore {
             .iter()
             .find(|d| ref_name(d) == Some(name.as_str()))
         {
-            return self.load(name, desc).map(Some);
+            return Ok(Some((name, desc)));
         }
         if let Some(digest) = wanted.digest() {
             let digest = digest.to_string();
@@ -186,13 +249,16 @@ impl ImageStore {
                         .is_some_and(|r| r.repository() == repo)
             });
             if let Some(desc) = found {
-                return self.load(name, desc).map(Some);
+                return Ok(Some((name, desc)));
             }
         }
         Ok(None)
     }
 
-    fn read_manifest(&self, desc: &Descriptor) -> Result<(Manifest, Digest), ImageError> {
+    pub(crate) fn read_manifest(
+        &self,
+        desc: &Descriptor,
+    ) -> Result<(Manifest, Digest), ImageError> {
         let digest = Digest::parse(&desc.digest)?;
         let what = format!("manifest {digest}");
         let bytes = self.read_small_blob(&digest, &what)?;
@@ -225,7 +291,7 @@ impl ImageStore {
     }
 }
 
-fn ref_name(desc: &Descriptor) -> Option<&str> {
+pub(crate) fn ref_name(desc: &Descriptor) -> Option<&str> {
     desc.annotations
         .get(ANNOTATION_REF_NAME)
         .map(String::as_str)

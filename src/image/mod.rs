@@ -8,9 +8,11 @@
 //! `blobs/sha256/<hex>`,
 //! `layers/sha256/<diff-id>/` (unpacked, whiteouts in overlayfs form),
 //! `index.json` (tag → manifest, an OCI image index), `index.lock`,
-//! `tmp/`. Writers: `picolet image import` (another process than the
-//! agent). Readers: the agent (`resolve`, `list`), without locks: every
-//! file appears by atomic rename.
+//! `tmp/`. Writers: `picolet image import`, `image rm`, `image prune` and
+//! the agent's `picolet image-gc` child, one at a time under
+//! `flock(index.lock)` (an import holds it for its whole run). Readers:
+//! the agent (`resolve`, `list`), without locks: every file appears by
+//! atomic rename, and deletion removes the index entry before its files.
 //!
 //! # Processes, threads, fds
 //! No threads, no child processes. Import and [`unpack_layer`] are
@@ -46,10 +48,12 @@ mod budget;
 mod command;
 mod digest;
 mod error;
+pub mod gc;
 mod import;
 mod index;
 pub mod oci;
 mod reference;
+mod remove;
 mod source;
 mod store;
 mod sys;
@@ -62,8 +66,12 @@ mod tests;
 pub use command::{ImageConfig, PullDecision, merge_env, pull_decision, resolve_command};
 pub use digest::{Digest, JSON_LIMIT};
 pub use error::ImageError;
-pub use index::{ImageSummary, ImportedImage, ResolvedImage, format_list};
+pub use index::{
+    ANNOTATION_IMPORTED, ANNOTATION_LAST_USED, ImageSummary, ImportedImage, IndexLock,
+    ResolvedImage, format_list,
+};
 pub use reference::Reference;
+pub use remove::{DeletedImage, GcReport, GcRequest, InUse, gc_main};
 pub use store::ImageStore;
 pub use unpack::{Unpacked, unpack_layer};
 pub use user::resolve_user;

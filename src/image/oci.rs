@@ -55,7 +55,7 @@ impl fmt::Display for Platform {
 }
 
 /// OCI image index / Docker manifest list (also the layout's `index.json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Index {
     #[serde(rename = "schemaVersion")]
     pub schema_version: u32,

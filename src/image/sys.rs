@@ -129,6 +129,21 @@ pub(crate) fn flock_exclusive(file: &File) -> io::Result<()> {
     }
 }
 
+/// Tries to take an exclusive `flock` on `file` without waiting:
+/// `Ok(false)` when another open file holds it.
+pub(crate) fn flock_try_exclusive(file: &File) -> io::Result<bool> {
+    loop {
+        // SAFETY: the fd is owned by `file` and open for the whole call.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        match check(rc) {
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// The effective user id of this process.
 pub(crate) fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.

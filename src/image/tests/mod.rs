@@ -9,6 +9,7 @@
 //! never touched.
 
 mod e2e;
+mod gc;
 mod naming;
 mod unpack;
 
