@@ -4,10 +4,12 @@
 //!
 //! - the agent's RSS and PSS with `maxPods` (110) running pods (budget
 //!   ≤ 12 MiB);
+//! - the agent's RSS with those pods under an API socket flood: N
+//!   connections each sending 1 MiB without a newline (budget ≤ 16 MiB),
+//!   and `get pods` during it;
 //! - `get pods` latency, p50/p99, while a 1,000-pod manifest is being
-//!   refused beyond `maxPods` (budget p99 < 100 ms), and how many pods run;
-//! - the agent's RSS under an API socket flood: N connections each sending
-//!   1 MiB without a newline (budget ≤ 16 MiB), and `get pods` during it;
+//!   refused beyond `maxPods` (budget p99 < 100 ms), how many pods run, and
+//!   what the refused pods cost in memory;
 //! - SIGTERM to exit with those pods.
 //!
 //! Peer in the same run: podman's `ps` with one 2-container pod, and the
@@ -96,33 +98,6 @@ fn main() {
     let (p50, p99) = get_pods_latency(&env, calls);
     println!("get pods with {n} pods: p50 {p50:.1} ms, p99 {p99:.1} ms");
 
-    // A file of `big` pods on top: all but none of them refused (OutOfpods).
-    let mut text = String::new();
-    for i in 0..big {
-        text.push_str("---\n");
-        text.push_str(&sleeper(&format!("big{i}")));
-    }
-    let t = Instant::now();
-    std::fs::write(env.manifests().join("big.yaml"), text).unwrap();
-    let (p50, p99) = get_pods_latency(&env, calls);
-    println!(
-        "get pods while a {big}-pod file is refused: p50 {p50:.1} ms, p99 {p99:.1} ms (budget p99 < 100 ms), {:.1} s of calls",
-        t.elapsed().as_secs_f64()
-    );
-    std::thread::sleep(Duration::from_secs(3));
-    let pods = env.pods();
-    let out_of_pods = pods
-        .iter()
-        .filter(|p| p["status"]["reason"] == "OutOfpods")
-        .count();
-    println!(
-        "after the big file: {} running (must be {n}), {out_of_pods} OutOfpods, agent VmRSS {} KiB",
-        running(&env),
-        status_field(pid, "VmRSS:")
-    );
-    std::fs::remove_file(env.manifests().join("big.yaml")).unwrap();
-    std::thread::sleep(Duration::from_secs(2));
-
     // The API socket flood: `flood` connections, 1 MiB each, no newline.
     let sock = env.state().join("picolet.sock");
     let chunk = vec![b'x'; 64 * 1024];
@@ -152,6 +127,34 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
     drop(conns);
+    // A file of `big` pods on top: all but none of them refused (OutOfpods).
+    let mut text = String::new();
+    for i in 0..big {
+        text.push_str("---\n");
+        text.push_str(&sleeper(&format!("big{i}")));
+    }
+    let t = Instant::now();
+    std::fs::write(env.manifests().join("big.yaml"), text).unwrap();
+    let (p50, p99) = get_pods_latency(&env, calls);
+    println!(
+        "get pods while a {big}-pod file is refused: p50 {p50:.1} ms, p99 {p99:.1} ms (budget p99 < 100 ms), {:.1} s of calls",
+        t.elapsed().as_secs_f64()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let pods = env.pods();
+    let out_of_pods = pods
+        .iter()
+        .filter(|p| p["status"]["reason"] == "OutOfpods")
+        .count();
+    let rss_big = status_field(pid, "VmRSS:");
+    println!(
+        "after the big file: {} running (must be {n}), {out_of_pods} OutOfpods, agent VmRSS {rss_big} KiB ({:.1} KiB more per refused pod)",
+        running(&env),
+        (rss_big as f64 - rss as f64) / big.max(1) as f64
+    );
+    std::fs::remove_file(env.manifests().join("big.yaml")).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+
     let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .count();
@@ -189,12 +192,12 @@ fn main() {
     env.restart();
 
     if env_num("PICOLET_BENCH_PODMAN", 1) == 1 {
-        podman_peer(n, ours, p99);
+        podman_peer(n, ours);
     }
 }
 
 /// podman with one 2-container pod: `ps` latency and per-pod overhead.
-fn podman_peer(n: usize, ours_pss: u64, _ours_p99: f64) {
+fn podman_peer(n: usize, ours_pss: u64) {
     let Some(pm) = Podman::setup() else {
         return;
     };
