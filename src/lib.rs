@@ -28,6 +28,7 @@ pub mod api;
 pub mod check;
 pub mod clock;
 pub mod controller;
+pub mod desired;
 pub mod fleet;
 pub mod image;
 pub mod install;

@@ -17,6 +17,7 @@
 
 use super::{Agent, ExecWaiter, Msg};
 use crate::api::{PodEntry, Request, Response};
+use crate::desired::Owner;
 use crate::reactor::{self, Async};
 use crate::runtime::shim::proto;
 use async_channel::{Receiver, Sender};
@@ -280,9 +281,9 @@ impl Agent {
             pod,
             status,
             source: self
-                .sources
-                .get(&key)
-                .cloned()
+                .desired
+                .owner(&key)
+                .map(Owner::label)
                 .unwrap_or_else(|| "unknown".into()),
         })
     }
@@ -323,8 +324,9 @@ impl Agent {
                 Ok(uid) => {
                     let key = format!("{namespace}/{name}");
                     let manifest_error = self
-                        .sources
-                        .get(&key)
+                        .desired
+                        .owner(&key)
+                        .and_then(Owner::static_path)
                         .and_then(|src| self.scan.errors.get(Path::new(src)).cloned());
                     match self.entry(&uid) {
                         Some(pod) => Response::Describe {

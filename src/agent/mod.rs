@@ -32,6 +32,7 @@ pub mod trash;
 
 use crate::api::EventEntry;
 use crate::clock::Now;
+use crate::desired::{Change, Desired};
 use crate::image::ImageStore;
 use crate::lifecycle::{Input, Node, Output};
 use crate::probe::NetNs;
@@ -187,8 +188,9 @@ struct Agent {
     store: StateStore,
     cgroups: Option<CgroupRoot>,
     pods: HashMap<String, PodRt>,
-    /// `namespace/name` → source (manifest path).
-    sources: BTreeMap<String, String>,
+    /// Which source owns each pod, and what should run (the fleet's
+    /// documents included).
+    desired: Desired,
     scan: manifests::Scan,
     tx: Sender<Msg>,
     next_generation: u64,
@@ -262,17 +264,21 @@ impl Agent {
                 (1 + f.groups.len()).saturating_mul(f.max_document_bytes)
             })),
         );
-        let fleet = match cfg.fleet.clone() {
-            Some(settings) => Some(Box::new(fleet::Fleet::new(settings, fleet_docs, now)?)),
+        let (fleet, docs) = match cfg.fleet.clone() {
+            Some(settings) => {
+                let (fleet, docs) = fleet::Fleet::new(settings, fleet_docs, now)?;
+                (Some(Box::new(fleet)), Some(docs))
+            }
             None => {
                 if !fleet_docs.is_empty() {
                     log::warn!(
                         "no broker configured: the stored fleet desired state is dropped and its pods are deleted"
                     );
                 }
-                None
+                (None, None)
             }
         };
+        let desired = Desired::new(sources, docs);
         let cgroups = match CgroupRoot::detect(cfg.cgroup_root.clone()) {
             Ok(mut root) => {
                 root.log_missing_once();
@@ -319,7 +325,7 @@ impl Agent {
                 store,
                 cgroups,
                 pods,
-                sources,
+                desired,
                 scan: manifests::Scan::default(),
                 tx,
                 next_generation: 1,
@@ -551,6 +557,46 @@ impl Agent {
         }
     }
 
+    /// The one reconcile path: `statics` when the manifests were read
+    /// again, `None` when the fleet's documents changed. Queues what the
+    /// desired-state core decided ([`crate::desired`]).
+    fn reconcile(&mut self, statics: Option<Vec<crate::desired::StaticPod>>) {
+        let now = Now::read();
+        let done = self.desired.reconcile(statics, now.wall_ms);
+        if let Some(f) = self.fleet.as_mut() {
+            f.status_changed();
+        }
+        for (source, e) in &done.new_errors {
+            log::warn!("fleet: {}: {}", e.topic, e.message);
+            let object = crate::fleet::doc::ObjectRef::desired(source);
+            self.publish_event(
+                object,
+                crate::lifecycle::EventType::Warning,
+                &e.reason,
+                &e.message,
+            );
+        }
+        for change in done.changes {
+            self.pending.push_back(match change {
+                Change::Apply(pod) => Input::ApplyPod {
+                    pod: *pod,
+                    fresh_uid: new_uid(),
+                },
+                Change::Delete {
+                    namespace,
+                    name,
+                    owner,
+                } => {
+                    if matches!(owner, crate::desired::Owner::Fleet(_)) {
+                        log::info!("fleet: pod {namespace}/{name} is no longer desired");
+                    }
+                    Input::DeletePod { namespace, name }
+                }
+            });
+        }
+        self.dirty = true;
+    }
+
     fn persist(&mut self) {
         let state = StateFile::V2(StateV2 {
             node: self.node.snapshot(),
@@ -562,14 +608,14 @@ impl Agent {
             // Only the admitted pods' sources: a rejected pod is not in the
             // snapshot (its file is read again at start), and thousands of
             // them would make every save as large as the manifests.
-            sources: self
-                .node
-                .admitted()
-                .filter_map(|p| {
-                    let key = format!("{}/{}", p.namespace(), p.name());
-                    self.sources.get(&key).map(|src| (key, src.clone()))
-                })
-                .collect(),
+            sources: {
+                let keys: Vec<String> = self
+                    .node
+                    .admitted()
+                    .map(|p| format!("{}/{}", p.namespace(), p.name()))
+                    .collect();
+                self.desired.saved(keys.iter().map(String::as_str))
+            },
             fleet_docs: self.fleet_saved(),
         });
         match self.store.save(&state) {
