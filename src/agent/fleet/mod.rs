@@ -184,6 +184,7 @@ impl Agent {
     }
 
     /// The mono ms at which [`Agent::fleet_tick`] is due.
+    #[must_use]
     pub(super) fn fleet_timeout(&self) -> Option<u64> {
         let f = self.fleet.as_ref()?;
         let status = (f.dirty && f.session.is_up())
