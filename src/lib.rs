@@ -26,6 +26,7 @@
 pub mod agent;
 pub mod api;
 pub mod check;
+pub mod cli;
 pub mod clock;
 pub mod controller;
 pub mod desired;
