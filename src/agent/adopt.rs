@@ -36,11 +36,14 @@ impl Agent {
         uids.sort();
         uids.dedup();
         // What the manifests want now, for shims the state file lost.
-        let mut desired = match &self.cfg.manifests {
+        let scan = match &self.cfg.manifests {
             Some(dir) => manifests::scan(dir).unwrap_or_default(),
             None => manifests::Scan::default(),
         };
-        let desired = manifests::desired(&mut desired);
+        let desired: BTreeMap<String, crate::spec::Pod> = crate::desired::static_pods(&scan.files)
+            .into_iter()
+            .map(|s| (s.key, s.pod))
+            .collect();
         let mut orphans: HashMap<String, String> = HashMap::new();
         let mut waiting = HashSet::new();
         for uid in &uids {

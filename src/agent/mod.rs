@@ -354,7 +354,8 @@ impl Agent {
                 futures_lite::future::yield_now().await;
                 continue;
             }
-            let deadline = match (self.node.poll_timeout(), self.fleet_timeout()) {
+            let fleet = self.fleet.as_ref().and_then(|f| f.poll_timeout());
+            let deadline = match (self.node.poll_timeout(), fleet) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -390,6 +391,13 @@ impl Agent {
             // Let the other tasks run (the API, the broker link, signals):
             // a busy inbox never returns `Pending` by itself.
             futures_lite::future::yield_now().await;
+        }
+    }
+
+    /// Fires the fleet session's timers when due.
+    fn fleet_tick(&mut self) {
+        if let Some(f) = self.fleet.as_mut() {
+            f.tick(Now::read());
         }
     }
 

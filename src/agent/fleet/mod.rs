@@ -147,6 +147,31 @@ impl Fleet {
     pub(super) fn status_changed(&mut self) {
         self.dirty = true;
     }
+
+    /// The mono ms at which [`Fleet::tick`] is due, or the status may be
+    /// published.
+    #[must_use]
+    pub(super) fn poll_timeout(&self) -> Option<u64> {
+        let status = (self.dirty && self.session.is_up()).then(|| {
+            self.last_status_at
+                .map_or(0, |t| t + STATUS_MIN_INTERVAL_MS)
+        });
+        match (self.session.poll_timeout(), status) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Fires the session's timers when due.
+    pub(super) fn tick(&mut self, now: Now) {
+        if self
+            .session
+            .poll_timeout()
+            .is_some_and(|t| t <= now.mono_ms)
+        {
+            self.session.handle(SessionInput::Tick, now);
+        }
+    }
 }
 
 /// The device's session: client id = device id, the `online=false` will,
@@ -181,28 +206,6 @@ impl Agent {
             );
         }
         self.reconcile(None);
-    }
-
-    /// The mono ms at which [`Agent::fleet_tick`] is due.
-    #[must_use]
-    pub(super) fn fleet_timeout(&self) -> Option<u64> {
-        let f = self.fleet.as_ref()?;
-        let status = (f.dirty && f.session.is_up())
-            .then(|| f.last_status_at.map_or(0, |t| t + STATUS_MIN_INTERVAL_MS));
-        match (f.session.poll_timeout(), status) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Fires the session's timers when due.
-    pub(super) fn fleet_tick(&mut self) {
-        if let Some(f) = self.fleet.as_mut() {
-            let now = Now::read();
-            if f.session.poll_timeout().is_some_and(|t| t <= now.mono_ms) {
-                f.session.handle(SessionInput::Tick, now);
-            }
-        }
     }
 
     /// A message of a connection task.
