@@ -318,3 +318,92 @@ fn a_pod_moved_between_files_changes_owner_without_a_deletion() {
         Some("/m/b.yaml")
     );
 }
+
+/// Every combination of who wants `a` and `b` (the manifests, the device,
+/// a group), reached from every other: after each reconcile the owner of
+/// each name is the highest-ranked source that wants it (static, then
+/// device, then group), every wanted pod is applied once, static pods
+/// first, and a pod is deleted only when its owner no longer wants it and
+/// no other source of the same kind takes it over.
+#[test]
+fn every_transition_between_two_names_and_three_sources_keeps_the_owner_rules() {
+    const NAMES: [&str; 2] = ["a", "b"];
+    // A state: bit i of each mask = source wants NAMES[i].
+    let states: Vec<[u8; 3]> = (0..64u8)
+        .map(|n| [n & 3, (n >> 2) & 3, (n >> 4) & 3])
+        .collect();
+    let wanted = |mask: u8| -> Vec<&str> {
+        NAMES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, n)| *n)
+            .collect()
+    };
+    let expected_owner = |s: &[u8; 3], i: usize| -> Option<Owner> {
+        if s[0] & (1 << i) != 0 {
+            Some(Owner::Static(format!("/m/{}.yaml", NAMES[i])))
+        } else if s[1] & (1 << i) != 0 {
+            Some(Owner::Fleet(device()))
+        } else if s[2] & (1 << i) != 0 {
+            Some(Owner::Fleet(group("g")))
+        } else {
+            None
+        }
+    };
+    let mut c = clock();
+    for from in &states {
+        for to in &states {
+            let mut d = Desired::new(BTreeMap::new(), Some(fleet(&["g"])));
+            let mut rev = 0;
+            for s in [from, to] {
+                rev += 1;
+                let dev: Vec<(&str, &str)> = wanted(s[1]).iter().map(|n| (*n, "dev:1")).collect();
+                let grp: Vec<(&str, &str)> = wanted(s[2]).iter().map(|n| (*n, "grp:1")).collect();
+                offer(&mut d, &device(), &doc(rev, &dev), c.now());
+                offer(&mut d, &group("g"), &doc(rev, &grp), c.now());
+                let statics: Vec<(String, Vec<&str>)> = wanted(s[0])
+                    .iter()
+                    .map(|n| (format!("{n}.yaml"), vec![*n]))
+                    .collect();
+                let list: Vec<(&str, &[&str])> = statics
+                    .iter()
+                    .map(|(f, p)| (f.as_str(), p.as_slice()))
+                    .collect();
+                let before: Vec<Option<Owner>> = NAMES
+                    .iter()
+                    .map(|n| d.owner(&format!("default/{n}")).cloned())
+                    .collect();
+                let r = d.reconcile(Some(files(&list)), c.now());
+                let shown = show(&r);
+                let ctx = format!("{from:?} -> {s:?}: {shown:?}");
+                for (i, n) in NAMES.iter().enumerate() {
+                    let key = format!("default/{n}");
+                    let want = expected_owner(s, i);
+                    assert_eq!(d.owner(&key), want.as_ref(), "{ctx}");
+                    let applies = shown
+                        .iter()
+                        .filter(|c| c.starts_with(&format!("+{key}=")))
+                        .count();
+                    assert_eq!(applies, usize::from(want.is_some()), "{ctx}");
+                    // Deleted exactly when the previous owner's kind no
+                    // longer has it: static → not static, fleet → no fleet.
+                    let deleted = shown.contains(&format!("-{key}"));
+                    let should = match (&before[i], &want) {
+                        (Some(Owner::Static(_)), w) => !matches!(w, Some(Owner::Static(_))),
+                        (Some(Owner::Fleet(_)), None) => true,
+                        _ => false,
+                    };
+                    assert_eq!(deleted, should, "{key}: {ctx}");
+                }
+                // Static pods are applied before fleet pods.
+                let first_fleet = shown
+                    .iter()
+                    .position(|c| c.contains("=dev:") || c.contains("=grp:"));
+                if let Some(f) = first_fleet {
+                    assert!(!shown[f..].iter().any(|c| c.contains("=static:")), "{ctx}");
+                }
+            }
+        }
+    }
+}
