@@ -26,8 +26,10 @@
 pub mod agent;
 pub mod api;
 pub mod check;
+pub mod cli;
 pub mod clock;
 pub mod controller;
+pub mod desired;
 pub mod fleet;
 pub mod image;
 pub mod install;

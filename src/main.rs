@@ -1,8 +1,9 @@
-//! The `picolet` command line: the agent, the shim, and the local CLI.
+//! The `picolet` command line: dispatches to the agent
+//! ([`picolet::agent`]), the local commands ([`picolet::cli`]), the fleet
+//! controller ([`picolet::controller`]) and the agent's helper processes
+//! (the shim, `rmtree`, `resolve`, `du`, `cgroup-holder`).
 
-use picolet::api::{self, Request, Response};
-use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -11,32 +12,22 @@ picolet — Kubernetes-style pods on small Linux devices
 Usage:
 ";
 
-const USAGE_LOCAL: &str = "  picolet get pods [-o wide|json|yaml] [-n NAMESPACE]
-  picolet describe pod NAME [-n NAMESPACE]
-  picolet logs POD [-c CONTAINER] [--tail N] [-f] [--previous] [-n NAMESPACE]
-  picolet exec POD [-c CONTAINER] [-n NAMESPACE] -- COMMAND [ARG...]
-  picolet image import FILE|DIR [--name REF]
-  picolet image ls
-  picolet image rm REF... [--force]
-  picolet image prune [--force]
-  picolet version
-  picolet check [-o json] [--board BOARD] [--cgroup-root DIR]
-  picolet install [--board BOARD] [--root DIR]
-  picolet cgroup-holder        the process of picolet-pods.service (holds the pods' cgroup)
-
+const USAGE_CONTROLLER: &str = "
 Fleet controller (talks to the MQTT broker):
 ";
 
 const USAGE_TAIL: &str = "
 The agent reads --config FILE (default /etc/picolet/config.yaml); its flags win.
-Every local command takes --state-dir DIR (default /var/lib/picolet, or $PICOLET_STATE_DIR).
+--state-dir DIR (agent, get, describe, logs, exec, image): the agent's state directory;
+default: the config file's stateDir, else $PICOLET_STATE_DIR, else /var/lib/picolet.
 The agent logs to stderr; set RUST_LOG=debug for more.
 ";
 
 fn usage() -> String {
     format!(
-        "{USAGE}{}{USAGE_LOCAL}{}{USAGE_TAIL}",
+        "{USAGE}{}{}{USAGE_CONTROLLER}{}{USAGE_TAIL}",
         picolet::agent::flags::USAGE,
+        picolet::cli::USAGE,
         picolet::controller::USAGE
     )
 }
@@ -52,18 +43,6 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => fail(e),
     }
-}
-
-/// Options shared by every command.
-struct Common {
-    state_dir: PathBuf,
-    namespace: String,
-}
-
-fn default_state_dir() -> PathBuf {
-    std::env::var_os("PICOLET_STATE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/lib/picolet"))
 }
 
 fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
@@ -106,15 +85,11 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
     if let Some(result) = picolet::controller::run(&cmd, rest.clone()) {
         return result;
     }
+    if let Some(result) = picolet::cli::run(&cmd, rest.clone()) {
+        return result;
+    }
     match cmd.as_str() {
         "agent" => agent(rest),
-        "get" => get(rest),
-        "describe" => describe(rest),
-        "logs" => logs(rest),
-        "exec" => exec(rest),
-        "image" => image(rest),
-        "check" => check(rest),
-        "install" => install(rest),
         other => Err(format!("unknown command {other:?}; see `picolet --help`")),
     }
 }
@@ -153,513 +128,11 @@ fn version() -> String {
     picolet::check::version_line()
 }
 
-/// Parses options common to the CLI commands; returns the free arguments
-/// and the parser's other flags as (name, value) pairs.
-/// What `parse` returns: common options, free arguments, named options
-/// (name, value), and everything after `--`.
-type Parsed = (
-    Common,
-    Vec<String>,
-    Vec<(String, Option<String>)>,
-    Vec<String>,
-);
-
-fn parse(args: Vec<std::ffi::OsString>, valued: &[&str], flags: &[&str]) -> Result<Parsed, String> {
-    use lexopt::prelude::*;
-    let mut common = Common {
-        state_dir: default_state_dir(),
-        namespace: "default".into(),
-    };
-    let mut free = Vec::new();
-    let mut opts = Vec::new();
-    let mut after_dashdash = Vec::new();
-    let mut p = lexopt::Parser::from_args(args);
-    let e = |e: lexopt::Error| e.to_string();
-    while let Some(arg) = p.next().map_err(e)? {
-        match arg {
-            Long("state-dir") => common.state_dir = p.value().map_err(e)?.into(),
-            Short('n') | Long("namespace") => {
-                common.namespace = p.value().map_err(e)?.string().map_err(e)?
-            }
-            Long(name) if valued.contains(&name) => {
-                let name = name.to_string();
-                opts.push((name, Some(p.value().map_err(e)?.string().map_err(e)?)));
-            }
-            Short(c) if valued.contains(&c.to_string().as_str()) => {
-                opts.push((
-                    c.to_string(),
-                    Some(p.value().map_err(e)?.string().map_err(e)?),
-                ));
-            }
-            Long(name) if flags.contains(&name) => opts.push((name.to_string(), None)),
-            Short(c) if flags.contains(&c.to_string().as_str()) => opts.push((c.to_string(), None)),
-            Value(v) => {
-                let v = v.string().map_err(e)?;
-                if v == "--" {
-                    break;
-                }
-                free.push(v);
-            }
-            other => return Err(other.unexpected().to_string()),
-        }
-    }
-    if let Ok(raw) = p.raw_args() {
-        for a in raw {
-            after_dashdash.push(a.to_string_lossy().to_string());
-        }
-    }
-    Ok((common, free, opts, after_dashdash))
-}
-
-fn opt<'a>(opts: &'a [(String, Option<String>)], names: &[&str]) -> Option<&'a str> {
-    opts.iter()
-        .rev()
-        .find(|(n, _)| names.contains(&n.as_str()))
-        .and_then(|(_, v)| v.as_deref())
-}
-
-fn has(opts: &[(String, Option<String>)], names: &[&str]) -> bool {
-    opts.iter().any(|(n, _)| names.contains(&n.as_str()))
-}
-
 fn agent(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
     let cfg = picolet::agent::flags::config(args)?;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();
     picolet::agent::run(cfg).map_err(|e| e.to_string())?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn call(common: &Common, req: Request) -> Result<Response, String> {
-    api::call(&common.state_dir, &req).map_err(|e| e.to_string())
-}
-
-fn get(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
-    let (common, free, opts, _) = parse(args, &["o", "output"], &["A", "all-namespaces"])?;
-    match free.first().map(String::as_str) {
-        Some("pods") | Some("pod") | Some("po") => {}
-        Some(other) => return Err(format!("picolet serves only pods, not {other:?}")),
-        None => return Err("usage: picolet get pods [-o wide|json|yaml]".into()),
-    }
-    let all = has(&opts, &["A", "all-namespaces"]);
-    let Response::Pods { node, pods, errors } = call(&common, Request::GetPods)? else {
-        return Err("unexpected response".into());
-    };
-    let mut pods: Vec<_> = pods
-        .into_iter()
-        .filter(|p| all || p.pod["metadata"]["namespace"] == common.namespace.as_str())
-        .collect();
-    if let Some(name) = free.get(1) {
-        pods.retain(|p| p.pod["metadata"]["name"] == name.as_str());
-        if pods.is_empty() {
-            return Err(format!("pods \"{name}\" not found"));
-        }
-    }
-    let now = picolet::clock::wall_ms();
-    match opt(&opts, &["o", "output"]) {
-        None | Some("wide") => {
-            if pods.is_empty() {
-                eprintln!("No resources found in {} namespace.", common.namespace);
-            } else {
-                let wide = opt(&opts, &["o", "output"]) == Some("wide");
-                print!("{}", api::print::pods_table(&node, &pods, wide, now));
-            }
-        }
-        Some(fmt @ ("json" | "yaml")) => {
-            let items: Vec<serde_json::Value> = pods
-                .into_iter()
-                .map(|p| {
-                    let mut v = p.pod;
-                    v["status"] = p.status;
-                    v
-                })
-                .collect();
-            let list = serde_json::json!({
-                "apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": ""}, "items": items
-            });
-            if fmt == "json" {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?
-                );
-            } else {
-                print!(
-                    "{}",
-                    serde_yaml::to_string(&list).map_err(|e| e.to_string())?
-                );
-            }
-        }
-        Some(other) => return Err(format!("-o {other}: use wide, json or yaml")),
-    }
-    for (file, err) in errors {
-        eprintln!("warning: manifest {file} was refused: {err}");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn describe(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
-    let (common, free, _, _) = parse(args, &[], &[])?;
-    let name = match free.as_slice() {
-        [kind, name] if matches!(kind.as_str(), "pod" | "pods" | "po") => name.clone(),
-        [name] if name.starts_with("pod/") => name[4..].to_string(),
-        _ => return Err("usage: picolet describe pod NAME".into()),
-    };
-    let resp = call(
-        &common,
-        Request::Describe {
-            namespace: common.namespace.clone(),
-            name,
-        },
-    )?;
-    let Response::Describe {
-        node,
-        pod,
-        events,
-        manifest_error,
-    } = resp
-    else {
-        return Err("unexpected response".into());
-    };
-    print!(
-        "{}",
-        api::print::describe(
-            &node,
-            &pod,
-            &events,
-            manifest_error.as_deref(),
-            picolet::clock::wall_ms()
-        )
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Extracts the content of one CRI log line; `Some((text, full))`.
-fn cri_line(line: &str) -> Option<(&str, bool)> {
-    let mut parts = line.splitn(4, ' ');
-    let _ts = parts.next()?;
-    let _stream = parts.next()?;
-    let tag = parts.next()?;
-    let text = parts.next().unwrap_or("");
-    Some((text, tag != "P"))
-}
-
-fn print_cri(text: &str, out: &mut impl Write) {
-    for line in text.lines() {
-        if let Some((t, full)) = cri_line(line) {
-            let _ = out.write_all(t.as_bytes());
-            if full {
-                let _ = out.write_all(b"\n");
-            }
-        }
-    }
-}
-
-fn logs(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
-    let (common, free, opts, _) = parse(
-        args,
-        &["c", "container", "tail"],
-        &["f", "follow", "p", "previous"],
-    )?;
-    let pod = free
-        .first()
-        .ok_or("usage: picolet logs POD [-c CONTAINER]")?
-        .clone();
-    let container = opt(&opts, &["c", "container"]).map(str::to_string);
-    let previous = has(&opts, &["p", "previous"]);
-    let follow = has(&opts, &["f", "follow"]);
-    let tail: Option<usize> = match opt(&opts, &["tail"]) {
-        Some("-1") => None,
-        Some(t) => Some(
-            t.parse()
-                .map_err(|_| format!("--tail: not a number: {t:?}"))?,
-        ),
-        None => None,
-    };
-    let req = Request::Logs {
-        namespace: common.namespace.clone(),
-        name: pod,
-        container,
-        previous,
-    };
-    let Response::Logs { files } = call(&common, req.clone())? else {
-        return Err("unexpected response".into());
-    };
-    let mut text = String::new();
-    for f in &files {
-        if let Ok(t) = std::fs::read_to_string(f) {
-            text.push_str(&t);
-        }
-    }
-    if let Some(n) = tail {
-        let lines: Vec<&str> = text.lines().collect();
-        text = lines[lines.len().saturating_sub(n)..].join("\n");
-        text.push('\n');
-    }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    print_cri(&text, &mut out);
-    let _ = out.flush();
-    if !follow || previous {
-        return Ok(ExitCode::SUCCESS);
-    }
-    // Follow: poll the current file; move on when rotation or a new
-    // instance replaces it.
-    let mut current = files.last().cloned().ok_or("no log file")?;
-    let mut pos = std::fs::metadata(&current).map(|m| m.len()).unwrap_or(0);
-    let mut partial = String::new();
-    loop {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        let len = std::fs::metadata(&current).map(|m| m.len()).unwrap_or(0);
-        if len < pos {
-            pos = 0; // rotated: the file was started afresh
-        }
-        if len > pos {
-            if let Ok(mut f) = std::fs::File::open(&current) {
-                let _ = f.seek(std::io::SeekFrom::Start(pos));
-                let mut chunk = String::new();
-                let _ = f.read_to_string(&mut chunk);
-                pos += chunk.len() as u64;
-                partial.push_str(&chunk);
-                if let Some(cut) = partial.rfind('\n') {
-                    let complete: String = partial.drain(..=cut).collect();
-                    print_cri(&complete, &mut out);
-                    let _ = out.flush();
-                }
-            }
-        }
-        if let Ok(Response::Logs { files }) = call(&common, req.clone()) {
-            if let Some(last) = files.last() {
-                if *last != current {
-                    current = last.clone();
-                    pos = 0;
-                }
-            }
-        }
-    }
-}
-
-fn exec(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
-    let (common, free, opts, argv) = parse(args, &["c", "container"], &["i", "t"])?;
-    let pod = free
-        .first()
-        .ok_or("usage: picolet exec POD [-c C] -- CMD...")?
-        .clone();
-    let mut argv = argv;
-    argv.extend(free.iter().skip(1).cloned());
-    if argv.is_empty() {
-        return Err("usage: picolet exec POD [-c C] -- CMD...".into());
-    }
-    let resp = call(
-        &common,
-        Request::Exec {
-            namespace: common.namespace.clone(),
-            name: pod,
-            container: opt(&opts, &["c", "container"]).map(str::to_string),
-            argv,
-        },
-    )?;
-    let Response::Exec {
-        exit_code,
-        output,
-        error,
-    } = resp
-    else {
-        return Err("unexpected response".into());
-    };
-    print!("{output}");
-    let _ = std::io::stdout().flush();
-    if let Some(e) = error {
-        eprintln!("picolet exec: {e}");
-    }
-    Ok(ExitCode::from(exit_code.clamp(0, 255) as u8))
-}
-
-/// What the running agent's pods use, per pod, for `image rm`/`prune`;
-/// with `force`, nothing (the agent is not asked).
-fn images_in_use(
-    common: &Common,
-    force: bool,
-) -> Result<Vec<(String, picolet::image::InUse)>, String> {
-    if force {
-        return Ok(Vec::new());
-    }
-    let resp = call(common, Request::GetPods).map_err(|e| {
-        format!(
-            "cannot ask the agent which images its pods use ({e}); start it, or add --force to delete without asking"
-        )
-    })?;
-    let Response::Pods { pods, .. } = resp else {
-        return Err("unexpected response".into());
-    };
-    let strs = |v: &serde_json::Value, list: &str, field: &str| -> Vec<String> {
-        v[list]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c[field].as_str())
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
-    Ok(pods
-        .iter()
-        .map(|p| {
-            let meta = &p.pod["metadata"];
-            let name = format!(
-                "{}/{}",
-                meta["namespace"].as_str().unwrap_or("default"),
-                meta["name"].as_str().unwrap_or("")
-            );
-            let spec = &p.pod["spec"];
-            let mut references = strs(spec, "containers", "image");
-            references.extend(strs(spec, "initContainers", "image"));
-            let mut image_ids = strs(&p.status, "containerStatuses", "imageID");
-            image_ids.extend(strs(&p.status, "initContainerStatuses", "imageID"));
-            (
-                name,
-                picolet::image::InUse {
-                    references,
-                    image_ids,
-                },
-            )
-        })
-        .collect())
-}
-
-/// Deletes the layer trees `image rm`/`prune` moved into the trash, and
-/// prints what went.
-fn print_removed(report: &picolet::image::GcReport) {
-    for t in &report.trashed {
-        if let Err(e) = std::fs::remove_dir_all(t) {
-            eprintln!("picolet image: removing {}: {e}", t.display());
-        }
-    }
-    for d in &report.deleted {
-        for r in &d.references {
-            println!("deleted {r} ({})", d.manifest);
-        }
-    }
-    println!(
-        "{} bytes freed ({} blobs and layers)",
-        report.freed, report.objects
-    );
-}
-
-fn image(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
-    let (common, free, opts, _) = parse(args, &["name"], &["force"])?;
-    let store = picolet::image::ImageStore::open(common.state_dir.join("images"))
-        .map_err(|e| e.to_string())?;
-    match free.first().map(String::as_str) {
-        Some("import") => {
-            let path = free
-                .get(1)
-                .ok_or("usage: picolet image import FILE|DIR [--name REF]")?;
-            let imported = store
-                .import_as(Path::new(path), opt(&opts, &["name"]))
-                .map_err(|e| e.to_string())?;
-            for i in imported {
-                match i.dropped_devices {
-                    0 => println!("imported {} ({})", i.reference, i.image_id),
-                    n => println!(
-                        "imported {} ({}); dropped {n} device node{} from its layers",
-                        i.reference,
-                        i.image_id,
-                        if n == 1 { "" } else { "s" }
-                    ),
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Some("ls") | Some("list") => {
-            let list = store.list().map_err(|e| e.to_string())?;
-            print!("{}", picolet::image::format_list(&list));
-            Ok(ExitCode::SUCCESS)
-        }
-        Some("rm") | Some("rmi") => {
-            let refs = &free[1..];
-            if refs.is_empty() {
-                return Err("usage: picolet image rm REF... [--force]".into());
-            }
-            let pods = images_in_use(&common, has(&opts, &["force"]))?;
-            let lock = store.lock_index().map_err(|e| e.to_string())?;
-            let report = store
-                .remove(
-                    &lock,
-                    refs,
-                    &pods,
-                    &common.state_dir.join("trash"),
-                    picolet::clock::wall_ms(),
-                )
-                .map_err(|e| e.to_string())?;
-            drop(lock);
-            print_removed(&report);
-            Ok(ExitCode::SUCCESS)
-        }
-        Some("prune") => {
-            if let Some(f) = free.get(1) {
-                return Err(format!("unexpected argument {f:?}"));
-            }
-            let pods = images_in_use(&common, has(&opts, &["force"]))?;
-            let mut all = picolet::image::InUse::default();
-            for (_, u) in pods {
-                all.references.extend(u.references);
-                all.image_ids.extend(u.image_ids);
-            }
-            let lock = store.lock_index().map_err(|e| e.to_string())?;
-            let report = store
-                .prune(
-                    &lock,
-                    &all,
-                    &common.state_dir.join("trash"),
-                    picolet::clock::wall_ms(),
-                )
-                .map_err(|e| e.to_string())?;
-            drop(lock);
-            print_removed(&report);
-            Ok(ExitCode::SUCCESS)
-        }
-        _ => Err(
-            "usage: picolet image import FILE|DIR | image ls | image rm REF... | image prune"
-                .into(),
-        ),
-    }
-}
-
-fn check(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
-    let (_, free, opts, _) = parse(args, &["o", "output", "board", "cgroup-root"], &[])?;
-    if let Some(f) = free.first() {
-        return Err(format!("unexpected argument {f:?}"));
-    }
-    let report = picolet::check::run(&picolet::check::Options {
-        board: opt(&opts, &["board"]).map(str::to_string),
-        cgroup_root: opt(&opts, &["cgroup-root"]).map(PathBuf::from),
-        ..Default::default()
-    })
-    .map_err(|e| e.to_string())?;
-    match opt(&opts, &["o", "output"]) {
-        None | Some("text") => print!("{}", report.text()),
-        Some("json") => println!("{}", report.json()),
-        Some(other) => return Err(format!("-o {other}: use text or json")),
-    }
-    Ok(if report.passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
-fn install(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
-    let (_, free, opts, _) = parse(args, &["board", "root"], &[])?;
-    if let Some(f) = free.first() {
-        return Err(format!("unexpected argument {f:?}"));
-    }
-    let outcome = picolet::install::install(&picolet::install::Options {
-        root: opt(&opts, &["root"]).map_or_else(|| PathBuf::from("/"), PathBuf::from),
-        board: opt(&opts, &["board"]).map(str::to_string),
-        ..Default::default()
-    })
-    .map_err(|e| e.to_string())?;
-    print!("{outcome}");
     Ok(ExitCode::SUCCESS)
 }

@@ -9,9 +9,16 @@
 //!   matched against the manifests by `namespace/name`: a desired pod is
 //!   adopted as it runs ([`Input::AdoptPod`]), any other is stopped.
 
-use super::*;
+use super::{Agent, Msg, manifests, sandbox};
+use crate::clock::Now;
+use crate::lifecycle::Input;
 use crate::lifecycle::{AdoptedContainer, AdoptedExit};
+use crate::reactor;
+use crate::runtime::shim::proto::{self, Event, PodConfig};
+use async_channel::Receiver;
 use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 impl Agent {
     /// Reconnects to every shim and waits (at most 3 s) for their reports.
@@ -29,11 +36,14 @@ impl Agent {
         uids.sort();
         uids.dedup();
         // What the manifests want now, for shims the state file lost.
-        let mut desired = match &self.cfg.manifests {
+        let scan = match &self.cfg.manifests {
             Some(dir) => manifests::scan(dir).unwrap_or_default(),
             None => manifests::Scan::default(),
         };
-        let desired = manifests::desired(&mut desired);
+        let desired: BTreeMap<String, crate::spec::Pod> = crate::desired::static_pods(&scan.files)
+            .into_iter()
+            .map(|s| (s.key, s.pod))
+            .collect();
         let mut orphans: HashMap<String, String> = HashMap::new();
         let mut waiting = HashSet::new();
         for uid in &uids {
@@ -41,24 +51,23 @@ impl Agent {
             if let Some(root) = &self.cgroups {
                 let cg = root.pod_path(uid);
                 if cg.exists() {
-                    self.pods.entry(uid.clone()).or_default().cgroup = Some(cg);
+                    self.shims.rt(uid).cgroup = Some(cg);
                 }
             }
-            let generation = self.next_generation;
-            self.next_generation += 1;
+            let generation = self.shims.next_generation();
             let conn =
                 sandbox::connect(uid, &dir.join("shim.sock"), generation, self.tx.clone()).await;
             match (conn, known.contains(uid)) {
                 (Ok(conn), true) => {
                     log::info!("pod {uid}: re-adopted its shim");
-                    self.pods.entry(uid.clone()).or_default().conn = Some(conn);
+                    self.shims.rt(uid).conn = Some(conn);
                     waiting.insert(uid.clone());
                 }
                 (Err(e), true) => {
-                    if self.pods.get(uid).is_some_and(|p| p.record.is_some()) {
+                    if self.shims.pods.get(uid).is_some_and(|p| p.record.is_some()) {
                         log::warn!("pod {uid}: shim gone ({e}); its containers are lost");
                     }
-                    self.pods.entry(uid.clone()).or_default().record = None;
+                    self.shims.rt(uid).record = None;
                     self.pending
                         .push_back(Input::SandboxGone { uid: uid.clone() });
                 }
@@ -68,7 +77,7 @@ impl Agent {
                         .and_then(|b| serde_json::from_slice::<PodConfig>(&b).ok())
                         .map(|c| c.name)
                         .unwrap_or_default();
-                    self.pods.entry(uid.clone()).or_default().conn = Some(conn);
+                    self.shims.rt(uid).conn = Some(conn);
                     orphans.insert(uid.clone(), name);
                     waiting.insert(uid.clone());
                 }
@@ -127,7 +136,7 @@ impl Agent {
         };
         log::warn!("pod {key} ({uid}): state file lost; adopting its running shim");
         let ms = |ns: i64| ns / 1_000_000;
-        let rt = self.pods.entry(uid.to_string()).or_default();
+        let rt = self.shims.rt(uid);
         let adopted = containers
             .iter()
             .map(|c| {
@@ -160,10 +169,10 @@ impl Agent {
     }
 
     fn stop_orphan(&mut self, uid: &str) {
-        let conn = self.pods.get(uid).and_then(|p| p.conn.clone());
+        let conn = self.shims.pods.get(uid).and_then(|p| p.conn.clone());
         match conn {
             Some(c) if c.send(proto::Request::Shutdown) => {
-                self.pods.entry(uid.to_string()).or_default().removing = true;
+                self.shims.rt(uid).removing = true;
             }
             _ => self.finish_remove(uid),
         }

@@ -15,8 +15,10 @@
 //!   its response within 30 s; a request being answered (an `exec` that
 //!   runs for minutes) has no time limit.
 
-use super::{Agent, ExecWaiter, Msg};
+use super::shims::ExecWaiter;
+use super::{Agent, Msg};
 use crate::api::{PodEntry, Request, Response};
+use crate::desired::Owner;
 use crate::reactor::{self, Async};
 use crate::runtime::shim::proto;
 use async_channel::{Receiver, Sender};
@@ -280,9 +282,9 @@ impl Agent {
             pod,
             status,
             source: self
-                .sources
-                .get(&key)
-                .cloned()
+                .desired
+                .owner(&key)
+                .map(Owner::label)
                 .unwrap_or_else(|| "unknown".into()),
         })
     }
@@ -312,8 +314,8 @@ impl Agent {
                     node,
                     pods: uids.iter().filter_map(|(_, u)| self.entry(u)).collect(),
                     errors: self
-                        .scan
-                        .errors
+                        .statics
+                        .errors()
                         .iter()
                         .map(|(p, e)| (p.display().to_string(), e.clone()))
                         .collect(),
@@ -323,14 +325,16 @@ impl Agent {
                 Ok(uid) => {
                     let key = format!("{namespace}/{name}");
                     let manifest_error = self
-                        .sources
-                        .get(&key)
-                        .and_then(|src| self.scan.errors.get(Path::new(src)).cloned());
+                        .desired
+                        .owner(&key)
+                        .and_then(Owner::static_path)
+                        .and_then(|src| self.statics.errors().get(Path::new(src)).cloned());
                     match self.entry(&uid) {
                         Some(pod) => Response::Describe {
                             node,
                             pod,
                             events: self
+                                .shims
                                 .pods
                                 .get(&uid)
                                 .map(|p| p.events.iter().cloned().collect())
@@ -366,21 +370,21 @@ impl Agent {
                         }
                     };
                     let running = self
+                        .shims
                         .pods
                         .get(&uid)
                         .is_some_and(|p| p.running.contains_key(&c));
-                    let conn = self.pods.get(&uid).and_then(|p| p.conn.clone());
+                    let conn = self.shims.pods.get(&uid).and_then(|p| p.conn.clone());
                     match conn {
                         Some(conn) if running => {
-                            let id = self.next_exec;
-                            self.next_exec += 1;
+                            let id = self.shims.exec_id();
                             conn.send(proto::Request::Exec {
                                 id,
                                 name: c,
                                 argv,
                                 timeout_ms: 0,
                             });
-                            self.execs.insert(id, ExecWaiter::Api(reply));
+                            self.shims.wait_exec(id, ExecWaiter::Api(reply));
                             return;
                         }
                         _ => Response::Error(format!("container {c} is not running")),

@@ -5,10 +5,13 @@
 //! setting of [`AgentFileConfig`] and wins over the file
 //! ([`AgentFileConfig::over`]); `--group` and `--allow-capability` repeat,
 //! and a repeated list replaces the file's. The state dir falls back to
-//! `$PICOLET_STATE_DIR` when neither flag nor file sets it. Reads the
+//! `$PICOLET_STATE_DIR` when neither flag nor file sets it
+//! ([`crate::cli::resolve_state_dir`], as for the local commands). Parsed
+//! like every command line, by [`crate::cli::args`]. Reads the
 //! config file and `/proc/sys/kernel/hostname`.
 
 use super::Config;
+use crate::cli::args::{Args, Spec};
 use crate::fleet::config::{
     AgentFileConfig, Bytes, DEFAULT_CONFIG_PATH, PolicyConfig, TlsFiles, hostname,
 };
@@ -30,93 +33,121 @@ pub const USAGE: &str =
                 [--allow-host-network] [--allow-capability CAP]...
 ";
 
-/// Parses `picolet agent`'s arguments: (`--config`, the flags as a config).
+/// `picolet agent`'s options that take a value.
+const VALUED: &[&str] = &[
+    "config",
+    "state-dir",
+    "run-dir",
+    "manifests",
+    "cgroup-root",
+    "node-name",
+    "pids-max",
+    "max-pods",
+    "log-max-size",
+    "log-max-files",
+    "eviction-interval",
+    "eviction-nodefs-available",
+    "eviction-imagefs-available",
+    "image-gc-high-threshold",
+    "image-gc-low-threshold",
+    "image-minimum-gc-age",
+    "broker",
+    "device-id",
+    "group",
+    "topic-prefix",
+    "ca",
+    "cert",
+    "key",
+    "credentials",
+    "fleet-key",
+    "keepalive",
+    "max-document-bytes",
+    "allow-capability",
+];
+
+/// `picolet agent`'s options without a value.
+const FLAGS: &[&str] = &["allow-privileged", "allow-host-path", "allow-host-network"];
+
+/// Parses `picolet agent`'s arguments (like every command line, with
+/// [`crate::cli::args`]): (`--config`, the flags as a config).
 pub fn parse(args: Vec<OsString>) -> Result<(Option<PathBuf>, AgentFileConfig), String> {
-    use lexopt::prelude::*;
-    let mut p = lexopt::Parser::from_args(args);
-    let e = |e: lexopt::Error| e.to_string();
-    let mut config = None;
-    let mut f = AgentFileConfig::default();
-    let mut tls = TlsFiles::default();
-    let mut policy = PolicyConfig::default();
-    let mut groups: Vec<String> = Vec::new();
-    let mut caps: Vec<String> = Vec::new();
-    let num = |flag: &str, v: String| -> Result<u64, String> {
-        v.parse()
-            .map_err(|_| format!("--{flag}: not a number: {v:?}"))
+    let a = Args::parse(
+        args,
+        &Spec {
+            valued: VALUED,
+            flags: FLAGS,
+        },
+    )?;
+    a.no_free()?;
+    let num = |flag: &str| -> Result<Option<u64>, String> {
+        a.one(&[flag])
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| format!("--{flag}: not a number: {v:?}"))
+            })
+            .transpose()
     };
-    let bytes = |flag: &str, v: String| Bytes::parse(&v).map_err(|m| format!("--{flag}: {m}"));
-    while let Some(arg) = p.next().map_err(e)? {
-        let Long(name) = arg else {
-            return Err(arg.unexpected().to_string());
-        };
-        let name = name.to_string();
-        // Flags without a value.
-        match name.as_str() {
-            "allow-privileged" => policy.allow_privileged = Some(true),
-            "allow-host-path" => policy.allow_host_path = Some(true),
-            "allow-host-network" => policy.allow_host_network = Some(true),
-            _ => {
-                let v = p.value().map_err(e)?.string().map_err(e)?;
-                match name.as_str() {
-                    "config" => config = Some(PathBuf::from(v)),
-                    "state-dir" => f.state_dir = Some(v.into()),
-                    "run-dir" => f.run_dir = Some(v.into()),
-                    "manifests" => f.manifests = Some(v.into()),
-                    "cgroup-root" => f.cgroup_root = Some(v.into()),
-                    "node-name" => f.node_name = Some(v),
-                    "pids-max" => f.pids_max = Some(num(&name, v)?),
-                    "max-pods" => f.max_pods = Some(num(&name, v)?),
-                    "log-max-size" => f.log_max_size = Some(bytes(&name, v)?),
-                    "log-max-files" => {
-                        let n = num(&name, v)?;
-                        let n = u32::try_from(n).map_err(|_| format!("--{name}: too large"))?;
-                        f.log_max_files = Some(n);
-                    }
-                    "eviction-interval" => f.eviction_interval_seconds = Some(num(&name, v)?),
-                    "eviction-nodefs-available" => {
-                        f.eviction_nodefs_available_percent = Some(num(&name, v)?)
-                    }
-                    "eviction-imagefs-available" => {
-                        f.eviction_imagefs_available_percent = Some(num(&name, v)?)
-                    }
-                    "image-gc-high-threshold" => {
-                        f.image_gc_high_threshold_percent = Some(num(&name, v)?)
-                    }
-                    "image-gc-low-threshold" => {
-                        f.image_gc_low_threshold_percent = Some(num(&name, v)?)
-                    }
-                    "image-minimum-gc-age" => f.image_minimum_gc_age_seconds = Some(num(&name, v)?),
-                    "broker" => f.broker = Some(v),
-                    "device-id" => f.device_id = Some(v),
-                    "group" => groups.push(v),
-                    "topic-prefix" => f.topic_prefix = Some(v),
-                    "ca" => tls.ca = Some(v.into()),
-                    "cert" => tls.cert = Some(v.into()),
-                    "key" => tls.key = Some(v.into()),
-                    "credentials" => f.credentials = Some(v.into()),
-                    "fleet-key" => f.fleet_key = Some(v.into()),
-                    "keepalive" => f.keepalive_seconds = Some(num(&name, v)?),
-                    "max-document-bytes" => f.max_document_bytes = Some(bytes(&name, v)?),
-                    "allow-capability" => caps.push(v),
-                    _ => return Err(format!("unknown option --{name}; see `picolet --help`")),
-                }
-            }
-        }
-    }
-    if !groups.is_empty() {
-        f.groups = Some(groups);
-    }
-    if !caps.is_empty() {
-        policy.allow_capabilities = Some(caps);
-    }
+    let bytes = |flag: &str| -> Result<Option<Bytes>, String> {
+        a.one(&[flag])
+            .map(|v| Bytes::parse(v).map_err(|m| format!("--{flag}: {m}")))
+            .transpose()
+    };
+    let path = |flag: &str| a.one(&[flag]).map(PathBuf::from);
+    let text = |flag: &str| a.one(&[flag]).map(str::to_string);
+    let list = |flag: &str| {
+        let all: Vec<String> = a.all(&[flag]).into_iter().map(str::to_string).collect();
+        (!all.is_empty()).then_some(all)
+    };
+    let log_max_files = match num("log-max-files")? {
+        Some(n) => Some(u32::try_from(n).map_err(|_| "--log-max-files: too large".to_string())?),
+        None => None,
+    };
+    let mut f = AgentFileConfig {
+        state_dir: path("state-dir"),
+        run_dir: path("run-dir"),
+        manifests: path("manifests"),
+        cgroup_root: path("cgroup-root"),
+        node_name: text("node-name"),
+        pids_max: num("pids-max")?,
+        max_pods: num("max-pods")?,
+        log_max_size: bytes("log-max-size")?,
+        log_max_files,
+        eviction_interval_seconds: num("eviction-interval")?,
+        eviction_nodefs_available_percent: num("eviction-nodefs-available")?,
+        eviction_imagefs_available_percent: num("eviction-imagefs-available")?,
+        image_gc_high_threshold_percent: num("image-gc-high-threshold")?,
+        image_gc_low_threshold_percent: num("image-gc-low-threshold")?,
+        image_minimum_gc_age_seconds: num("image-minimum-gc-age")?,
+        broker: text("broker"),
+        device_id: text("device-id"),
+        groups: list("group"),
+        topic_prefix: text("topic-prefix"),
+        credentials: path("credentials"),
+        fleet_key: path("fleet-key"),
+        keepalive_seconds: num("keepalive")?,
+        max_document_bytes: bytes("max-document-bytes")?,
+        ..AgentFileConfig::default()
+    };
+    let tls = TlsFiles {
+        ca: path("ca"),
+        cert: path("cert"),
+        key: path("key"),
+    };
+    let flag = |name: &str| a.has(&[name]).then_some(true);
+    let policy = PolicyConfig {
+        allow_privileged: flag("allow-privileged"),
+        allow_host_path: flag("allow-host-path"),
+        allow_host_network: flag("allow-host-network"),
+        allow_capabilities: list("allow-capability"),
+        ..PolicyConfig::default()
+    };
     if tls != TlsFiles::default() {
         f.tls = Some(tls);
     }
     if policy != PolicyConfig::default() {
         f.policy = Some(policy);
     }
-    Ok((config, f))
+    Ok((path("config"), f))
 }
 
 /// The agent's configuration from its arguments and config file.
@@ -128,9 +159,9 @@ pub fn config(args: Vec<OsString>) -> Result<Config, String> {
     }
     .map_err(|e| e.to_string())?;
     let mut merged = flags.over(file);
-    if merged.state_dir.is_none() {
-        merged.state_dir = std::env::var_os("PICOLET_STATE_DIR").map(PathBuf::from);
-    }
+    // The flag, else the file, else the environment, else the default:
+    // what `--state-dir` means for every command that takes it.
+    merged.state_dir = Some(crate::cli::resolve_state_dir(merged.state_dir.take(), None));
     let s = merged.resolve(&hostname()).map_err(|e| e.to_string())?;
     Ok(Config {
         state_dir: s.state_dir,

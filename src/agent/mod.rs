@@ -1,10 +1,18 @@
-//! The agent: the I/O shell around the pure lifecycle core (DESIGN §2).
+//! The agent: the I/O shell around the pure cores (DESIGN §2): the
+//! desired state ([`crate::desired`]), the lifecycle ([`lifecycle::Node`])
+//! and the fleet session ([`crate::fleet::session`]).
 //!
 //! One OS thread. Every event source is a task on the [`crate::reactor`]
-//! that sends a [`Msg`] to the main loop; the main loop feeds the
-//! [`lifecycle::Node`] and carries out its [`Output`]s. The main loop never
-//! awaits anything but its inbox and the core's next timeout: work that
-//! waits (starting a shim, a tcp/http probe) runs in its own task.
+//! that sends a [`Msg`] to the main loop. Each source has its own small
+//! struct in its own file: [`static_pods::StaticPods`] (the manifests
+//! directory), [`fleet::Fleet`] (the broker link and session),
+//! [`shims::Shims`] (one connection and runtime facts per pod),
+//! [`disk::Disk`] (ephemeral storage), the API server ([`api_server`]) and
+//! the notifier ([`notify`]). [`Agent`] holds them, feeds the cores and
+//! carries out their outputs; docs/agent.md has the map of which core
+//! decides what. The main loop never awaits anything but its inbox and the
+//! cores' next timeout: work that waits (starting a shim, a tcp/http probe)
+//! runs in its own task.
 //!
 //! fds: the reactor's epoll fd, the inotify fd of the manifests dir, a
 //! signalfd, the API listening socket and its connections, one Unix socket
@@ -25,26 +33,28 @@ mod outputs;
 mod probes;
 pub mod sandbox;
 mod shim_events;
+mod shims;
 mod signals;
 pub mod statefile;
 mod static_pods;
+use static_pods::StaticPods;
 pub mod trash;
 
-use crate::api::EventEntry;
 use crate::clock::Now;
+use crate::desired::{Change, Desired};
 use crate::image::ImageStore;
 use crate::lifecycle::{Input, Node, Output};
-use crate::probe::NetNs;
 use crate::reactor::{self, Async};
 use crate::runtime::cgroup::CgroupRoot;
 use crate::runtime::cgroup::devices::DeviceFilter;
-use crate::runtime::shim::proto::{self, Event, PodConfig};
+use crate::runtime::shim::proto::{self, Event};
 use crate::store::StateStore;
 use crate::sys::fs::private_dir;
 use async_channel::{Receiver, Sender};
 use sandbox::ShimConn;
-use statefile::{SandboxRecord, StateFile, StateV2};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use shims::Shims;
+use statefile::{StateFile, StateV2};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -134,35 +144,6 @@ pub enum Msg {
     ImageGc(Result<crate::image::GcReport, String>),
 }
 
-/// Who waits for an `ExecDone`.
-#[derive(Debug)]
-enum ExecWaiter {
-    Probe(Box<Input>),
-    Api(Sender<crate::api::Response>),
-}
-
-/// The agent's per-pod runtime facts (the lifecycle owns the policy).
-#[derive(Debug, Default)]
-struct PodRt {
-    conn: Option<ShimConn>,
-    record: Option<SandboxRecord>,
-    netns: Option<std::rc::Rc<NetNs>>,
-    cgroup: Option<PathBuf>,
-    removing: bool,
-    /// Running instance per container, from the shim's reports.
-    /// (instance, startedAt ms).
-    running: HashMap<String, (u64, i64)>,
-    events: VecDeque<EventEntry>,
-}
-
-const EVENTS_KEPT: usize = 50;
-
-/// Shims started at once. Starting one (files, cgroup, fork + exec of the
-/// launcher) takes the reactor a millisecond or two and holds 2 fds until
-/// the launcher exits; the rest wait in a queue, so that 110 pods starting
-/// never keep the API, the broker's keepalive or SIGTERM waiting.
-const MAX_STARTING_SANDBOXES: usize = 8;
-
 /// Messages handled per turn of the main loop before the state is saved,
 /// statuses are published and the other tasks (API, broker, signals) run.
 const MSG_BATCH: usize = 64;
@@ -190,14 +171,14 @@ struct Agent {
     images: ImageStore,
     store: StateStore,
     cgroups: Option<CgroupRoot>,
-    pods: HashMap<String, PodRt>,
-    /// `namespace/name` → source (manifest path).
-    sources: BTreeMap<String, String>,
-    scan: manifests::Scan,
+    /// Every pod's shim connection and runtime facts.
+    shims: Shims,
+    /// Which source owns each pod, and what should run (the fleet's
+    /// documents included).
+    desired: Desired,
+    /// The manifests directory.
+    statics: StaticPods,
     tx: Sender<Msg>,
-    next_generation: u64,
-    next_exec: u64,
-    execs: HashMap<u64, ExecWaiter>,
     pending: VecDeque<Input>,
     dirty: bool,
     stop: bool,
@@ -208,10 +189,6 @@ struct Agent {
     /// Set by the signal task on SIGTERM/SIGINT, checked between messages
     /// (the `Msg::Signal` may queue behind many others).
     stop_flag: std::rc::Rc<std::cell::Cell<bool>>,
-    /// Pods whose sandbox waits for a start slot, in order.
-    start_queue: VecDeque<String>,
-    /// Shims being started (at most [`MAX_STARTING_SANDBOXES`]).
-    starting: usize,
 }
 
 fn io_err(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError {
@@ -266,17 +243,21 @@ impl Agent {
                 (1 + f.groups.len()).saturating_mul(f.max_document_bytes)
             })),
         );
-        let fleet = match cfg.fleet.clone() {
-            Some(settings) => Some(Box::new(fleet::Fleet::new(settings, fleet_docs, now)?)),
+        let (fleet, docs) = match cfg.fleet.clone() {
+            Some(settings) => {
+                let (fleet, docs) = fleet::Fleet::new(settings, fleet_docs, now)?;
+                (Some(Box::new(fleet)), Some(docs))
+            }
             None => {
                 if !fleet_docs.is_empty() {
                     log::warn!(
                         "no broker configured: the stored fleet desired state is dropped and its pods are deleted"
                     );
                 }
-                None
+                (None, None)
             }
         };
+        let desired = Desired::new(sources, docs);
         let cgroups = match CgroupRoot::detect(cfg.cgroup_root.clone()) {
             Ok(mut root) => {
                 root.log_missing_once();
@@ -305,16 +286,7 @@ impl Agent {
         };
         let (tx, rx) = async_channel::unbounded();
         let disk = disk::Disk::new(cfg.disk_interval, cfg.eviction, cfg.image_gc);
-        let mut pods = HashMap::new();
-        for (uid, rec) in sandboxes {
-            pods.insert(
-                uid,
-                PodRt {
-                    record: Some(rec),
-                    ..Default::default()
-                },
-            );
-        }
+        let statics = StaticPods::new(cfg.manifests.clone());
         Ok((
             Agent {
                 cfg,
@@ -322,21 +294,16 @@ impl Agent {
                 images,
                 store,
                 cgroups,
-                pods,
-                sources,
-                scan: manifests::Scan::default(),
+                statics,
+                shims: Shims::new(sandboxes),
+                desired,
                 tx,
-                next_generation: 1,
-                next_exec: 1,
-                execs: HashMap::new(),
                 pending: VecDeque::new(),
                 dirty: false,
                 stop: false,
                 fleet,
                 disk,
                 stop_flag: Default::default(),
-                start_queue: VecDeque::new(),
-                starting: 0,
             },
             rx,
         ))
@@ -367,21 +334,7 @@ impl Agent {
             }
         })
         .detach();
-        if let Some(dir) = self.cfg.manifests.clone() {
-            std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
-            let watch = manifests::Watch::new(&dir).map_err(io_err("watching", &dir))?;
-            let tx = self.tx.clone();
-            reactor::spawn(async move {
-                let Ok(watch) = Async::new(watch) else { return };
-                loop {
-                    if watch.readable().await.is_err() {
-                        return;
-                    }
-                    let _ = watch.get_ref().drain();
-                    let _ = tx.send(Msg::ManifestsChanged).await;
-                }
-            })
-            .detach();
+        if self.statics.watch(self.tx.clone())? {
             self.rescan();
         }
         self.fleet_start();
@@ -405,7 +358,8 @@ impl Agent {
                 futures_lite::future::yield_now().await;
                 continue;
             }
-            let deadline = match (self.node.poll_timeout(), self.fleet_timeout()) {
+            let fleet = self.fleet.as_ref().and_then(|f| f.poll_timeout());
+            let deadline = match (self.node.poll_timeout(), fleet) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -444,6 +398,13 @@ impl Agent {
         }
     }
 
+    /// Fires the fleet session's timers when due.
+    fn fleet_tick(&mut self) {
+        if let Some(f) = self.fleet.as_mut() {
+            f.tick(Now::read());
+        }
+    }
+
     /// Feeds pending inputs (at most [`FEED_BATCH`]) and carries out
     /// outputs; true when no input is left queued.
     fn feed(&mut self) -> bool {
@@ -466,13 +427,10 @@ impl Agent {
         }
     }
 
-    /// Starts queued sandboxes while fewer than [`MAX_STARTING_SANDBOXES`]
-    /// shims are starting.
+    /// Starts queued sandboxes while fewer than
+    /// [`shims::MAX_STARTING_SANDBOXES`] shims are starting.
     fn start_queued_sandboxes(&mut self) {
-        while self.starting < MAX_STARTING_SANDBOXES {
-            let Some(uid) = self.start_queue.pop_front() else {
-                return;
-            };
+        while let Some(uid) = self.shims.next_to_start() {
             self.create_sandbox(uid);
         }
     }
@@ -485,9 +443,9 @@ impl Agent {
             if !self.feed() {
                 break; // the rest in the next turns
             }
-            let before = self.starting;
+            let before = self.shims.starting();
             self.start_queued_sandboxes();
-            if self.starting == before && self.pending.is_empty() {
+            if self.shims.starting() == before && self.pending.is_empty() {
                 break;
             }
         }
@@ -513,14 +471,13 @@ impl Agent {
         match msg {
             Msg::ManifestsChanged => self.rescan(),
             Msg::SandboxUp { uid, conn } => {
-                self.starting = self.starting.saturating_sub(1);
-                let rt = self.pods.entry(uid.clone()).or_default();
-                rt.conn = Some(conn);
+                self.shims.start_ended();
+                self.shims.rt(&uid).conn = Some(conn);
                 self.node.handle(Input::SandboxReady { uid }, now);
             }
             Msg::SandboxStopped { uid } => self.finish_remove(&uid),
             Msg::SandboxFailed { uid, message } => {
-                self.starting = self.starting.saturating_sub(1);
+                self.shims.start_ended();
                 log::warn!("pod {uid}: sandbox failed: {message}");
                 self.node.handle(Input::SandboxFailed { uid, message }, now);
             }
@@ -556,25 +513,68 @@ impl Agent {
         }
     }
 
+    /// Reads the manifests directory again and reconciles its pods.
+    fn rescan(&mut self) {
+        if let Some(statics) = self.statics.rescan() {
+            self.reconcile(Some(statics));
+        }
+    }
+
+    /// The one reconcile path: `statics` when the manifests were read
+    /// again, `None` when the fleet's documents changed. Queues what the
+    /// desired-state core decided ([`crate::desired`]).
+    fn reconcile(&mut self, statics: Option<Vec<crate::desired::StaticPod>>) {
+        let now = Now::read();
+        let done = self.desired.reconcile(statics, now.wall_ms);
+        if let Some(f) = self.fleet.as_mut() {
+            f.status_changed();
+        }
+        for (source, e) in &done.new_errors {
+            log::warn!("fleet: {}: {}", e.topic, e.message);
+            let object = crate::fleet::doc::ObjectRef::desired(source);
+            self.publish_event(
+                object,
+                crate::lifecycle::EventType::Warning,
+                &e.reason,
+                &e.message,
+            );
+        }
+        for change in done.changes {
+            self.pending.push_back(match change {
+                Change::Apply(pod) => Input::ApplyPod {
+                    pod: *pod,
+                    fresh_uid: new_uid(),
+                },
+                Change::Delete {
+                    namespace,
+                    name,
+                    owner,
+                } => {
+                    if matches!(owner, crate::desired::Owner::Fleet(_)) {
+                        log::info!("fleet: pod {namespace}/{name} is no longer desired");
+                    }
+                    Input::DeletePod { namespace, name }
+                }
+            });
+        }
+        self.dirty = true;
+    }
+
     fn persist(&mut self) {
         let state = StateFile::V2(StateV2 {
             node: self.node.snapshot(),
-            sandboxes: self
-                .pods
-                .iter()
-                .filter_map(|(uid, p)| p.record.map(|r| (uid.clone(), r)))
-                .collect(),
+            sandboxes: self.shims.records(),
             // Only the admitted pods' sources: a rejected pod is not in the
             // snapshot (its file is read again at start), and thousands of
             // them would make every save as large as the manifests.
-            sources: self
-                .node
-                .admitted()
-                .filter_map(|p| {
-                    let key = format!("{}/{}", p.namespace(), p.name());
-                    self.sources.get(&key).map(|src| (key, src.clone()))
-                })
-                .collect(),
+            sources: {
+                let keys: Vec<String> = self
+                    .node
+                    .admitted()
+                    .map(|p| format!("{}/{}", p.namespace(), p.name()))
+                    .collect();
+                self.desired.saved(keys.iter().map(String::as_str))
+            },
             fleet_docs: self.fleet_saved(),
         });
         match self.store.save(&state) {

@@ -76,6 +76,7 @@ impl StatusLimiter {
     }
 
     /// When the deferred status may be sent.
+    #[must_use]
     pub fn next_due(&self) -> Option<Instant> {
         self.pending.as_ref()?;
         Some(

@@ -1,13 +1,19 @@
 //! Carrying out the lifecycle core's outputs: sandboxes, images,
 //! containers, signals, probes, persistence and events.
 
-use super::*;
+use super::shims::{self, ExecWaiter};
+use super::{Agent, Msg, container, probes, prune_logs, sandbox};
+use crate::api::EventEntry;
+use crate::lifecycle::{Input, Output};
+use crate::reactor;
+use crate::runtime::shim::proto::{self, PodConfig};
+use std::path::PathBuf;
 
 impl Agent {
     pub(super) fn on_output(&mut self, out: Output) {
         match out {
             // Started in order, a few at a time (`start_queued_sandboxes`).
-            Output::CreateSandbox { uid } => self.start_queue.push_back(uid),
+            Output::CreateSandbox { uid } => self.shims.queue_start(uid),
             Output::EnsureImage {
                 uid,
                 container,
@@ -28,7 +34,7 @@ impl Agent {
                 instance,
                 signal,
             } => {
-                if let Some(conn) = self.pods.get(&uid).and_then(|p| p.conn.as_ref()) {
+                if let Some(conn) = self.shims.conn(&uid) {
                     conn.send(proto::Request::Signal {
                         name: container,
                         instance,
@@ -45,16 +51,15 @@ impl Agent {
                 timeout_ms,
             } => self.run_probe(uid, container, instance, kind, probe, timeout_ms),
             Output::RemoveSandbox { uid } => {
-                if let Some(i) = self.start_queue.iter().position(|u| *u == uid) {
+                if self.shims.unqueue(&uid) {
                     // Never started (a lost shim may still be on its socket).
-                    self.start_queue.remove(i);
                     self.remove_without_conn(uid);
                     return;
                 }
-                let conn = self.pods.get(&uid).and_then(|p| p.conn.clone());
+                let conn = self.shims.pods.get(&uid).and_then(|p| p.conn.clone());
                 match conn {
                     Some(c) if c.send(proto::Request::Shutdown) => {
-                        self.pods.entry(uid).or_default().removing = true;
+                        self.shims.rt(&uid).removing = true;
                     }
                     _ => self.remove_without_conn(uid),
                 }
@@ -66,7 +71,7 @@ impl Agent {
             } => {
                 // The exit must be on disk before the shim may forget it.
                 self.persist();
-                if let Some(conn) = self.pods.get(&uid).and_then(|p| p.conn.as_ref()) {
+                if let Some(conn) = self.shims.conn(&uid) {
                     conn.send(proto::Request::Ack {
                         name: container,
                         instance,
@@ -98,7 +103,7 @@ impl Agent {
                 if self.node.pod(&uid).is_none() {
                     return; // e.g. a refused adoption: nothing to describe
                 }
-                let rt = self.pods.entry(uid).or_default();
+                let rt = self.shims.rt(&uid);
                 rt.events.push_back(EventEntry {
                     time_ms: crate::clock::wall_ms(),
                     kind,
@@ -106,12 +111,12 @@ impl Agent {
                     message,
                     object,
                 });
-                while rt.events.len() > EVENTS_KEPT {
+                while rt.events.len() > shims::EVENTS_KEPT {
                     rt.events.pop_front();
                 }
             }
             Output::PodRemoved { uid } => {
-                self.pods.remove(&uid);
+                self.shims.pods.remove(&uid);
                 self.dirty = true;
             }
         }
@@ -162,7 +167,7 @@ impl Agent {
             cgroup: cgroup.clone(),
             shim_log: self.cfg.run_dir.join("shims").join(format!("{uid}.log")),
         };
-        self.pods.entry(uid.clone()).or_default().cgroup = cgroup;
+        self.shims.rt(&uid).cgroup = cgroup;
         let prepared = (|| -> std::io::Result<PathBuf> {
             std::fs::create_dir_all(self.cfg.run_dir.join("shims"))?;
             let path = sandbox::prepare_pod_dir(&cfg, pod.spec.host_network)?;
@@ -195,9 +200,8 @@ impl Agent {
         };
         let exe = self.cfg.exe.clone();
         let tx = self.tx.clone();
-        let generation = self.next_generation;
-        self.next_generation += 1;
-        self.starting += 1;
+        let generation = self.shims.next_generation();
+        self.shims.start_began();
         let socket = pod_dir.join("shim.sock");
         reactor::spawn(async move {
             // The core creates a sandbox only when it knows of none: a shim
@@ -277,7 +281,9 @@ impl Agent {
         };
         // Idempotent: after a restart the core may re-issue a start that the
         // shim has already carried out.
-        if let Some((i, started_at_ms)) = self.pods.get(&uid).and_then(|p| p.running.get(&name)) {
+        if let Some((i, started_at_ms)) =
+            self.shims.pods.get(&uid).and_then(|p| p.running.get(&name))
+        {
             if *i == instance {
                 let started_at_ms = *started_at_ms;
                 self.pending.push_back(Input::ContainerStarted {
@@ -333,7 +339,7 @@ impl Agent {
                 pod.metadata.namespace, pod.metadata.name, uid
             ))
             .join(&name);
-        let pod_cgroup = self.pods.get(&uid).and_then(|p| p.cgroup.clone());
+        let pod_cgroup = self.shims.pods.get(&uid).and_then(|p| p.cgroup.clone());
         // A pod with a cgroup never runs a container outside its own leaf:
         // without it the container would have neither its limits nor its
         // device allowlist.
@@ -404,7 +410,7 @@ impl Agent {
             ));
             return;
         }
-        match self.pods.get(&uid).and_then(|p| p.conn.as_ref()) {
+        match self.shims.conn(&uid) {
             Some(conn) if conn.send(proto::Request::Start(Box::new(cfg))) => {}
             _ => self.pending.push_back(fail(
                 "CreateContainerError",
@@ -431,9 +437,8 @@ impl Agent {
             message: String::new(),
         };
         if let Some(exec) = &probe.exec {
-            let id = self.next_exec;
-            self.next_exec += 1;
-            match self.pods.get(&uid).and_then(|p| p.conn.as_ref()) {
+            let id = self.shims.exec_id();
+            match self.shims.conn(&uid) {
                 Some(conn)
                     if conn.send(proto::Request::Exec {
                         id,
@@ -442,13 +447,14 @@ impl Agent {
                         timeout_ms,
                     }) =>
                 {
-                    self.execs.insert(id, ExecWaiter::Probe(Box::new(result)));
+                    self.shims
+                        .wait_exec(id, ExecWaiter::Probe(Box::new(result)));
                 }
                 _ => self.pending.push_back(result),
             }
             return;
         }
-        let netns = self.pods.get(&uid).and_then(|p| p.netns.clone());
+        let netns = self.shims.pods.get(&uid).and_then(|p| p.netns.clone());
         let host_network = self
             .node
             .pod(&uid)

@@ -1,17 +1,17 @@
 //! Events from the pods' shims, fed to the lifecycle core.
 
-use super::*;
+use super::shims::ExecWaiter;
+use super::statefile::SandboxRecord;
+use super::{Agent, exited, sandbox};
+use crate::clock::Now;
+use crate::lifecycle::Input;
+use crate::probe::NetNs;
+use crate::runtime::cgroup::CgroupRoot;
+use crate::runtime::shim::proto::Event;
 
 impl Agent {
-    pub(super) fn current_conn(&self, uid: &str, generation: u64) -> bool {
-        self.pods
-            .get(uid)
-            .and_then(|p| p.conn.as_ref())
-            .is_some_and(|c| c.generation == generation)
-    }
-
     pub(super) fn on_shim_event(&mut self, uid: String, generation: u64, event: Event) {
-        if !self.current_conn(&uid, generation) {
+        if !self.shims.current(&uid, generation) {
             return;
         }
         let now = Now::read();
@@ -20,7 +20,7 @@ impl Agent {
             Event::Hello {
                 pid, start_time, ..
             } => {
-                let rt = self.pods.entry(uid.clone()).or_default();
+                let rt = self.shims.rt(&uid);
                 let rec = SandboxRecord { pid, start_time };
                 if rt.record.is_some_and(|old| old != rec) {
                     log::warn!("pod {uid}: shim identity changed (pid reuse?)");
@@ -43,9 +43,8 @@ impl Agent {
                 for c in containers {
                     match c.exit {
                         None => {
-                            self.pods
-                                .entry(uid.clone())
-                                .or_default()
+                            self.shims
+                                .rt(&uid)
                                 .running
                                 .insert(c.name.clone(), (c.instance, ms(c.started_at_ns)));
                             self.pending.push_back(Input::ContainerStarted {
@@ -71,9 +70,8 @@ impl Agent {
                 started_at_ns,
                 ..
             } => {
-                self.pods
-                    .entry(uid.clone())
-                    .or_default()
+                self.shims
+                    .rt(&uid)
                     .running
                     .insert(name.clone(), (instance, ms(started_at_ns)));
                 self.node.handle(
@@ -107,7 +105,7 @@ impl Agent {
                 started_at_ns,
                 exit,
             } => {
-                if let Some(rt) = self.pods.get_mut(&uid) {
+                if let Some(rt) = self.shims.pods.get_mut(&uid) {
                     if rt.running.get(&name).is_some_and(|r| r.0 == instance) {
                         rt.running.remove(&name);
                     }
@@ -121,7 +119,7 @@ impl Agent {
                 timed_out,
                 output,
                 not_started,
-            } => match self.execs.remove(&id) {
+            } => match self.shims.exec_done(id) {
                 Some(ExecWaiter::Probe(input)) => {
                     let mut input = *input;
                     if let Input::ProbeResult {
@@ -165,11 +163,11 @@ impl Agent {
     }
 
     pub(super) fn on_shim_closed(&mut self, uid: String, generation: u64) {
-        if !self.current_conn(&uid, generation) {
+        if !self.shims.current(&uid, generation) {
             return;
         }
-        let removing = self.pods.get(&uid).is_some_and(|p| p.removing);
-        if let Some(rt) = self.pods.get_mut(&uid) {
+        let removing = self.shims.pods.get(&uid).is_some_and(|p| p.removing);
+        if let Some(rt) = self.shims.pods.get_mut(&uid) {
             rt.conn = None;
             rt.netns = None;
             rt.running.clear();
@@ -178,7 +176,7 @@ impl Agent {
             self.finish_remove(&uid);
         } else {
             log::warn!("pod {uid}: lost its shim");
-            if let Some(rt) = self.pods.get_mut(&uid) {
+            if let Some(rt) = self.shims.pods.get_mut(&uid) {
                 rt.record = None;
             }
             self.dirty = true;
@@ -191,12 +189,12 @@ impl Agent {
         if let Err(e) = sandbox::remove_pod_dir(&self.cfg.state_dir, &dir) {
             log::warn!("pod {uid}: removing {}: {e}", dir.display());
         }
-        if let Some(cg) = self.pods.get(uid).and_then(|p| p.cgroup.clone()) {
+        if let Some(cg) = self.shims.pods.get(uid).and_then(|p| p.cgroup.clone()) {
             if let Err(e) = CgroupRoot::remove(&cg) {
                 log::warn!("pod {uid}: {e}");
             }
         }
-        if let Some(rt) = self.pods.get_mut(uid) {
+        if let Some(rt) = self.shims.pods.get_mut(uid) {
             rt.removing = false;
             rt.record = None;
             rt.cgroup = None;

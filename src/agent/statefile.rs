@@ -4,6 +4,7 @@
 //! format version: only append variants, and migrate on load
 //! ([`StateFile::into_latest`]).
 
+pub use crate::fleet::docs::SavedDoc;
 use crate::fleet::topics::Source;
 use crate::lifecycle::NodeSnapshot;
 use serde::{Deserialize, Serialize};
@@ -38,14 +39,6 @@ pub struct StateV2 {
     pub sources: BTreeMap<String, String>,
     /// The last accepted desired document per source, as received.
     pub fleet_docs: BTreeMap<Source, SavedDoc>,
-}
-
-/// A desired document exactly as it arrived (signed envelope included),
-/// re-decoded (and re-verified) on load.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SavedDoc {
-    pub revision: u64,
-    pub payload: Vec<u8>,
 }
 
 /// A running shim as last seen.

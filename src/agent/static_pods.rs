@@ -1,19 +1,70 @@
-//! Applying the manifests directory: diff the scan against what runs.
+//! The static pods' event source: the manifests directory, watched with
+//! inotify (and read again on SIGHUP). Reading it gives the static pods;
+//! what to do with them is the desired-state core's business
+//! ([`crate::desired`]).
 
-use super::*;
+use super::{AgentError, Msg, io_err, manifests};
+use crate::desired::StaticPod;
+use crate::reactor::{self, Async};
+use async_channel::Sender;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-impl Agent {
-    /// Re-reads the manifests dir and applies the difference.
-    pub(super) fn rescan(&mut self) {
-        let Some(dir) = self.cfg.manifests.clone() else {
-            return;
+/// The manifests directory and its last good scan.
+#[derive(Debug)]
+pub(super) struct StaticPods {
+    dir: Option<PathBuf>,
+    scan: manifests::Scan,
+}
+
+impl StaticPods {
+    /// `dir`: `--manifests`, if given.
+    pub(super) fn new(dir: Option<PathBuf>) -> StaticPods {
+        StaticPods {
+            dir,
+            scan: manifests::Scan::default(),
+        }
+    }
+
+    /// Creates the directory and starts the task that sends
+    /// [`Msg::ManifestsChanged`] on every change. False without a
+    /// directory.
+    pub(super) fn watch(&self, tx: Sender<Msg>) -> Result<bool, AgentError> {
+        let Some(dir) = &self.dir else {
+            return Ok(false);
         };
+        std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+        let watch = manifests::Watch::new(dir).map_err(io_err("watching", dir))?;
+        reactor::spawn(async move {
+            let Ok(watch) = Async::new(watch) else { return };
+            loop {
+                if watch.readable().await.is_err() {
+                    return;
+                }
+                let _ = watch.get_ref().drain();
+                let _ = tx.send(Msg::ManifestsChanged).await;
+            }
+        })
+        .detach();
+        Ok(true)
+    }
+
+    /// Files that failed to load, with the error (naming the field).
+    pub(super) fn errors(&self) -> &BTreeMap<PathBuf, String> {
+        &self.scan.errors
+    }
+
+    /// Re-reads the directory (only the files that changed), keeping the
+    /// last good version of a file that no longer loads. `None`: no
+    /// directory, or it could not be read (nothing changes).
+    pub(super) fn rescan(&mut self) -> Option<Vec<StaticPod>> {
+        let dir = self.dir.as_ref()?;
         let started = std::time::Instant::now();
-        let next = match manifests::rescan(&dir, &self.scan) {
+        let next = match manifests::rescan(dir, &self.scan) {
             Ok(s) => s,
             Err(e) => {
                 log::error!("reading {}: {e}", dir.display());
-                return;
+                return None;
             }
         };
         for (path, err) in &next.errors {
@@ -22,62 +73,18 @@ impl Agent {
             }
         }
         let mut merged = manifests::merge_keep_last_good(&self.scan, next);
-        let mut desired = manifests::desired(&mut merged);
-        // Pods are applied in file order, then in document order: admission
-        // (`maxPods`) takes them first come, first served, so which ones run
-        // is deterministic. A name defined twice belongs to the first file.
-        let mut file_of = BTreeMap::new();
-        let mut order = Vec::new();
-        for (path, pods) in &merged.files {
-            for p in pods {
-                let key = format!("{}/{}", p.metadata.namespace, p.metadata.name);
-                if let std::collections::btree_map::Entry::Vacant(e) = file_of.entry(key.clone()) {
-                    e.insert(path.display().to_string());
-                    order.push(key);
-                }
-            }
-        }
+        // Records the names defined twice as errors of the later files.
+        manifests::desired(&mut merged);
+        let statics = crate::desired::static_pods(&merged.files);
         self.scan = merged;
-        // Deletions: static pods no longer in any file (fleet pods are
-        // the fleet channel's business).
-        let gone: Vec<String> = self
-            .sources
-            .iter()
-            .filter(|(k, v)| !fleet::is_fleet_source(v) && !desired.contains_key(*k))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in gone {
-            self.sources.remove(&key);
-            if let Some((ns, name)) = key.split_once('/') {
-                self.pending.push_back(Input::DeletePod {
-                    namespace: ns.to_string(),
-                    name: name.to_string(),
-                });
-            }
-        }
-        for key in order {
-            let Some(pod) = desired.remove(&key) else {
-                continue;
-            };
-            if let Some(src) = file_of.get(&key) {
-                self.sources.insert(key.clone(), src.clone());
-            }
-            self.pending.push_back(Input::ApplyPod {
-                pod,
-                fresh_uid: new_uid(),
-            });
-        }
         log::debug!(
             "rescanned {}: {} pods in {} files, {} invalid, in {:?}",
             dir.display(),
-            self.sources.len(),
+            statics.len(),
             self.scan.files.len(),
             self.scan.errors.len(),
             started.elapsed()
         );
-        self.dirty = true;
-        // A static pod appeared or went: fleet pods of the same name are
-        // refused or come back.
-        self.fleet_reconcile();
+        Some(statics)
     }
 }

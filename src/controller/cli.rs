@@ -3,6 +3,7 @@
 use super::Target;
 use super::client::{Client, ClientOptions};
 use super::wait::{Verdict, Watch};
+use crate::cli::args::Spec;
 use crate::fleet::config::Credentials;
 use crate::fleet::doc::{
     DecodeOptions, DesiredDoc, MAX_REVISION, decode_desired, encode_json, seal_envelope,
@@ -33,69 +34,31 @@ pub const USAGE: &str =
 pub(super) const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT_S: u64 = 30;
 
-/// Parsed options: free arguments and (name, value) pairs.
-pub(super) struct Args {
-    pub(super) free: Vec<String>,
-    pub(super) opts: Vec<(String, Option<String>)>,
-}
+/// The controller commands' options (all take a value), parsed like every
+/// other command line ([`crate::cli::args`]).
+pub(super) use crate::cli::args::Args;
 
-impl Args {
-    fn parse(args: Vec<OsString>) -> Result<Args, String> {
-        use lexopt::prelude::*;
-        const VALUED: [&str; 16] = [
-            "f",
-            "filename",
-            "device",
-            "group",
-            "broker",
-            "sign-key",
-            "timeout",
-            "topic-prefix",
-            "ca",
-            "cert",
-            "key",
-            "credentials",
-            "n",
-            "namespace",
-            "o",
-            "output",
-        ];
-        let mut p = lexopt::Parser::from_args(args);
-        let e = |e: lexopt::Error| e.to_string();
-        let mut out = Args {
-            free: Vec::new(),
-            opts: Vec::new(),
-        };
-        while let Some(arg) = p.next().map_err(e)? {
-            let name = match arg {
-                Value(v) => {
-                    out.free.push(v.string().map_err(e)?);
-                    continue;
-                }
-                Long(n) => n.to_string(),
-                Short(c) => c.to_string(),
-            };
-            if !VALUED.contains(&name.as_str()) {
-                return Err(format!("unknown option {name:?}; see `picolet --help`"));
-            }
-            let v = p.value().map_err(e)?.string().map_err(e)?;
-            out.opts.push((name, Some(v)));
-        }
-        Ok(out)
-    }
-
-    pub(super) fn all(&self, names: &[&str]) -> Vec<&str> {
-        self.opts
-            .iter()
-            .filter(|(n, _)| names.contains(&n.as_str()))
-            .filter_map(|(_, v)| v.as_deref())
-            .collect()
-    }
-
-    pub(super) fn one(&self, names: &[&str]) -> Option<&str> {
-        self.all(names).last().copied()
-    }
-}
+const SPEC: Spec<'static> = Spec {
+    valued: &[
+        "f",
+        "filename",
+        "device",
+        "group",
+        "broker",
+        "sign-key",
+        "timeout",
+        "topic-prefix",
+        "ca",
+        "cert",
+        "key",
+        "credentials",
+        "n",
+        "namespace",
+        "o",
+        "output",
+    ],
+    flags: &[],
+};
 
 /// Broker connection settings shared by the commands.
 pub(super) struct Common {
@@ -159,7 +122,7 @@ fn sign_key(a: &Args) -> Result<Option<SigningKey>, String> {
 /// Runs a controller command (`apply`, `delete`, `fleet`, `keygen`);
 /// `None` when `cmd` is not one.
 pub fn run(cmd: &str, args: Vec<OsString>) -> Option<Result<ExitCode, String>> {
-    let run = |f: fn(Args) -> Result<ExitCode, String>| Some(Args::parse(args).and_then(f));
+    let run = |f: fn(Args) -> Result<ExitCode, String>| Some(Args::parse(args, &SPEC).and_then(f));
     match cmd {
         "apply" => run(apply),
         "delete" => run(delete),

@@ -9,6 +9,8 @@
 //! - [`topics`]: topic names under a prefix, and the inbound topic parser.
 //! - [`doc`]: desired documents (JSON or postcard, optionally signed),
 //!   merging device and group documents, revisions, status and events.
+//! - [`docs`]: the accepted desired documents the agent holds per source:
+//!   revisions, refusals, merge, static-pod clashes and node policy.
 //! - [`sign`]: ed25519 keys, signatures and key files (`picolet keygen`).
 //! - [`policy`]: what a remote pod may do on this device.
 //! - [`config`]: the agent's config file (`/etc/picolet/config.yaml`).
@@ -19,6 +21,7 @@
 
 pub mod config;
 pub mod doc;
+pub mod docs;
 pub mod policy;
 pub mod session;
 pub mod sign;

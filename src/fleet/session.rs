@@ -184,12 +184,14 @@ impl Session {
     }
 
     /// The next output, in order. Drain after every `handle`.
+    #[must_use]
     pub fn poll_output(&mut self) -> Option<SessionOutput> {
         self.out.pop_front()
     }
 
     /// The mono time (ms) at which `handle(Tick, now)` is due next; `None`
     /// after `Shutdown`, or while up with keepalive disabled.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
         match self.state {
             State::Waiting { at } => Some(at),

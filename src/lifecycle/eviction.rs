@@ -190,6 +190,7 @@ impl DiskMonitor {
     }
 
     /// The mono time the next measurement is due, if none runs.
+    #[must_use]
     pub fn next_at(&self) -> Option<u64> {
         (!self.in_flight).then_some(self.next_at)
     }

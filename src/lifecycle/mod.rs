@@ -35,6 +35,7 @@
 mod adopt;
 mod backoff;
 mod container;
+pub mod container_config;
 pub mod eviction;
 mod node;
 mod observe;

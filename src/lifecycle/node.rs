@@ -165,11 +165,13 @@ impl Node {
     }
 
     /// The next output, in order. Drain after every `handle`.
+    #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }
 
     /// The mono time at which `handle(Input::Tick, now)` is due next.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
         self.pods.iter().filter_map(PodView::next_timeout).min()
     }

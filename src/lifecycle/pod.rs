@@ -225,6 +225,7 @@ impl PodView {
 
     /// For a pod being deleted, the mono ms at which its grace period ends
     /// (what Kubernetes shows as `metadata.deletionTimestamp`).
+    #[must_use]
     pub fn deletion_deadline(&self) -> Option<u64> {
         self.st
             .stopping

@@ -126,6 +126,7 @@ impl Probes {
     }
 
     /// The earliest due time of any worker.
+    #[must_use]
     pub fn next_at(&self) -> Option<u64> {
         [&self.startup, &self.liveness, &self.readiness]
             .iter()

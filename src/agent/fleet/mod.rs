@@ -7,11 +7,12 @@
 //! carried out here and in [`link`] (the connection tasks).
 //!
 //! - **Desired** (`<prefix>/devices/<id>/desired`, `<prefix>/groups/<g>/desired`,
-//!   subscribed QoS 1): each message goes through [`docs::FleetDocs`]
+//!   subscribed QoS 1): each message goes through [`crate::fleet::docs::FleetDocs`]
 //!   (size cap, format, signature, fields, revision, merge, static pods,
-//!   node policy); the accepted pods are reconciled as the **fleet** source
-//!   of the agent's `sources` map (`fleet:device/<id>`, `fleet:group/<g>`):
-//!   `ApplyPod` for each, `DeletePod` for fleet pods no longer wanted. A
+//!   node policy), held by the desired-state core ([`crate::desired`]),
+//!   which reconciles the accepted pods as owned by their
+//!   [`Source`]: `ApplyPod` for each, `DeletePod` for fleet pods no longer
+//!   wanted. A
 //!   refused document changes nothing and is reported in status and as an
 //!   event. Accepted documents are kept, as received, in the state file
 //!   (`StateV2::fleet_docs`) and applied again at start, before the broker
@@ -33,17 +34,16 @@
 //! TLS files (on every connect, by the transport), `/proc` and
 //! `/sys/fs/cgroup/cgroup.controllers` once for [`NodeInfo`].
 
-mod docs;
 mod link;
 mod status;
 
-pub use docs::{
+pub use crate::fleet::docs::{
     DocsConfig, FLEET_SOURCE_PREFIX, FleetDocs, Offer, Plan, is_fleet_source, source_label,
 };
 pub use link::{Link, LinkEvent, LinkMsg};
 
 use super::statefile::SavedDoc;
-use super::{Agent, AgentError, Input, new_uid};
+use super::{Agent, AgentError};
 use crate::clock::Now;
 use crate::fleet::config::{Credentials, FleetSettings};
 use crate::fleet::doc::{
@@ -56,7 +56,7 @@ use crate::fleet::sign;
 use crate::fleet::topics::Source;
 use crate::fleet::transport::{BrokerUrl, TlsSettings};
 use crate::lifecycle::EventType;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Status is published at most this often (ms).
 pub const STATUS_MIN_INTERVAL_MS: u64 = 1000;
@@ -77,7 +77,6 @@ pub fn packet_cap(max_doc_bytes: usize) -> usize {
 #[derive(Debug)]
 pub(super) struct Fleet {
     settings: FleetSettings,
-    docs: FleetDocs,
     session: Session,
     link: Link,
     events: EventAggregator,
@@ -92,12 +91,12 @@ pub(super) struct Fleet {
 
 impl Fleet {
     /// Reads the fleet key and credentials, and takes back the documents of
-    /// the state file.
+    /// the state file (for the desired-state core, which owns them).
     pub(super) fn new(
         settings: FleetSettings,
         saved: BTreeMap<Source, SavedDoc>,
         now: Now,
-    ) -> Result<Fleet, AgentError> {
+    ) -> Result<(Fleet, FleetDocs), AgentError> {
         let fleet_key = match &settings.fleet_key {
             Some(p) => {
                 Some(sign::read_public_key(p).map_err(|e| AgentError::Fleet(e.to_string()))?)
@@ -130,8 +129,7 @@ impl Fleet {
             client_cert: settings.tls.cert.clone(),
             client_key: settings.tls.key.clone(),
         };
-        Ok(Fleet {
-            docs,
+        let fleet = Fleet {
             session,
             link: Link::new(url, tls),
             events: EventAggregator::new(&settings.device_id, EventAggregator::DEFAULT_CAP),
@@ -141,7 +139,38 @@ impl Fleet {
             last_status_at: None,
             last_error: None,
             settings,
-        })
+        };
+        Ok((fleet, docs))
+    }
+
+    /// The status is to be published again (the desired state changed).
+    pub(super) fn status_changed(&mut self) {
+        self.dirty = true;
+    }
+
+    /// The mono ms at which [`Fleet::tick`] is due, or the status may be
+    /// published.
+    #[must_use]
+    pub(super) fn poll_timeout(&self) -> Option<u64> {
+        let status = (self.dirty && self.session.is_up()).then(|| {
+            self.last_status_at
+                .map_or(0, |t| t + STATUS_MIN_INTERVAL_MS)
+        });
+        match (self.session.poll_timeout(), status) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Fires the session's timers when due.
+    pub(super) fn tick(&mut self, now: Now) {
+        if self
+            .session
+            .poll_timeout()
+            .is_some_and(|t| t <= now.mono_ms)
+        {
+            self.session.handle(SessionInput::Tick, now);
+        }
     }
 }
 
@@ -165,8 +194,8 @@ fn session_config(s: &FleetSettings, creds: Option<Credentials>) -> SessionConfi
 impl Agent {
     /// Applies the stored documents (before any broker is reached).
     pub(super) fn fleet_start(&mut self) {
-        if let Some(f) = &self.fleet {
-            let o = f.docs.observed();
+        if let (Some(f), Some(docs)) = (&self.fleet, self.desired.fleet()) {
+            let o = docs.observed();
             log::info!(
                 "fleet: broker {}, device {}, groups {:?}; stored revisions: device {:?}, groups {:?}",
                 f.link.url(),
@@ -176,28 +205,7 @@ impl Agent {
                 o.groups
             );
         }
-        self.fleet_reconcile();
-    }
-
-    /// The mono ms at which [`Agent::fleet_tick`] is due.
-    pub(super) fn fleet_timeout(&self) -> Option<u64> {
-        let f = self.fleet.as_ref()?;
-        let status = (f.dirty && f.session.is_up())
-            .then(|| f.last_status_at.map_or(0, |t| t + STATUS_MIN_INTERVAL_MS));
-        match (f.session.poll_timeout(), status) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Fires the session's timers when due.
-    pub(super) fn fleet_tick(&mut self) {
-        if let Some(f) = self.fleet.as_mut() {
-            let now = Now::read();
-            if f.session.poll_timeout().is_some_and(|t| t <= now.mono_ms) {
-                f.session.handle(SessionInput::Tick, now);
-            }
-        }
+        self.reconcile(None);
     }
 
     /// A message of a connection task.
@@ -218,10 +226,7 @@ impl Agent {
 
     /// The accepted documents, for the state file.
     pub(super) fn fleet_saved(&self) -> BTreeMap<Source, SavedDoc> {
-        self.fleet
-            .as_ref()
-            .map(|f| f.docs.saved())
-            .unwrap_or_default()
+        self.desired.fleet().map(|d| d.saved()).unwrap_or_default()
     }
 
     /// Says `online=false`, DISCONNECT, and waits for the bytes to go out.
@@ -242,59 +247,6 @@ impl Agent {
         if let Some(f) = self.fleet.as_mut() {
             f.link.finish().await;
         }
-    }
-
-    /// Reconciles the fleet source of `sources` with the accepted
-    /// documents (see the module doc). Without a fleet, every fleet pod
-    /// left from an earlier configuration is deleted.
-    pub(super) fn fleet_reconcile(&mut self) {
-        let now = Now::read();
-        let sources = &self.sources;
-        let static_owner = |key: &str| sources.get(key).filter(|v| !is_fleet_source(v)).cloned();
-        let plan = match self.fleet.as_mut() {
-            Some(f) => {
-                let plan = f.docs.plan(&static_owner, now.wall_ms);
-                f.dirty = true;
-                plan
-            }
-            None => Plan::default(),
-        };
-        for (source, e) in &plan.new_errors {
-            log::warn!("fleet: {}: {}", e.topic, e.message);
-            self.publish_event(
-                ObjectRef::desired(source),
-                EventType::Warning,
-                &e.reason,
-                &e.message,
-            );
-        }
-        let wanted: BTreeSet<&str> = plan.pods.iter().map(|(k, _, _)| k.as_str()).collect();
-        let gone: Vec<String> = self
-            .sources
-            .iter()
-            .filter(|(k, v)| {
-                is_fleet_source(v) && !wanted.contains(k.as_str()) && !plan.refused.contains(*k)
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in gone {
-            self.sources.remove(&key);
-            if let Some((ns, name)) = key.split_once('/') {
-                log::info!("fleet: pod {key} is no longer desired");
-                self.pending.push_back(Input::DeletePod {
-                    namespace: ns.to_string(),
-                    name: name.to_string(),
-                });
-            }
-        }
-        for (key, source, pod) in plan.pods {
-            self.sources.insert(key, source_label(&source));
-            self.pending.push_back(Input::ApplyPod {
-                pod,
-                fresh_uid: new_uid(),
-            });
-        }
-        self.dirty = true;
     }
 
     /// Carries out the session's outputs until there are none.
@@ -341,7 +293,7 @@ impl Agent {
     }
 
     fn on_session_error(&mut self, e: SessionError) {
-        let Some(f) = self.fleet.as_mut() else {
+        let (Some(f), Some(docs)) = (self.fleet.as_mut(), self.desired.fleet_mut()) else {
             return;
         };
         let text = e.to_string();
@@ -353,7 +305,7 @@ impl Agent {
         let time = crate::clock::rfc3339(Now::read().wall_ms);
         match e {
             SessionError::PacketTooLarge { .. } => {
-                f.docs.push_error(StatusError {
+                docs.push_error(StatusError {
                     topic: String::new(),
                     revision: None,
                     pod: None,
@@ -376,7 +328,7 @@ impl Agent {
                     "the document is {payload} bytes, more than the limit of {limit} bytes: discarded unread{}",
                     if retained { " (retained)" } else { "" }
                 );
-                f.docs.push_error(StatusError {
+                docs.push_error(StatusError {
                     topic: topic.clone(),
                     revision: None,
                     pod: None,
@@ -385,7 +337,7 @@ impl Agent {
                     time,
                 });
                 f.dirty = true;
-                let source = f.docs.source_of(&topic);
+                let source = docs.source_of(&topic);
                 f.last_error = Some(text);
                 if let Some(source) = source {
                     let object = ObjectRef::desired(&source);
@@ -401,10 +353,10 @@ impl Agent {
     /// A message on one of the desired topics.
     fn on_desired(&mut self, topic: String, payload: Vec<u8>) {
         let now = Now::read();
-        let Some(f) = self.fleet.as_mut() else {
+        let (Some(f), Some(docs)) = (self.fleet.as_mut(), self.desired.fleet_mut()) else {
             return;
         };
-        let Some(source) = f.docs.source_of(&topic) else {
+        let Some(source) = docs.source_of(&topic) else {
             log::debug!("fleet: ignoring a message on {topic}");
             return;
         };
@@ -412,7 +364,7 @@ impl Agent {
             log::info!("fleet: {topic}: the retained document was cleared; nothing changes");
             return;
         }
-        match f.docs.offer(&source, &payload, now.wall_ms) {
+        match docs.offer(&source, &payload, now.wall_ms) {
             Offer::Unchanged => log::debug!("fleet: {topic}: the accepted document again"),
             Offer::Refused(e) => {
                 log::warn!(
@@ -442,7 +394,7 @@ impl Agent {
                     "Accepted",
                     &msg,
                 );
-                self.fleet_reconcile();
+                self.reconcile(None);
             }
         }
     }

@@ -91,6 +91,7 @@ impl Agent {
 
     pub(super) fn build_status(&self, now: Now) -> Option<DeviceStatus> {
         let f = self.fleet.as_ref()?;
+        let docs = self.desired.fleet()?;
         let mut pods: Vec<PodReport> = self
             .node
             .pods()
@@ -104,16 +105,16 @@ impl Agent {
         node.uptime_seconds = now.mono_ms / 1000;
         Some(DeviceStatus::new(
             &f.settings.device_id,
-            &f.docs.observed(),
+            &docs.observed(),
             pods,
             node,
-            f.docs.errors(),
+            docs.errors(),
             now.wall_ms,
         ))
     }
 
     /// Records an event and publishes it (QoS 0) when connected.
-    pub(super) fn publish_event(
+    pub(in crate::agent) fn publish_event(
         &mut self,
         object: ObjectRef,
         kind: EventType,

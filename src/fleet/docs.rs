@@ -3,7 +3,7 @@
 //!
 //! Per source (the device topic, each configured group topic) it keeps the
 //! last accepted document: its exact bytes (what the state file keeps, see
-//! [`super::super::statefile::SavedDoc`]), its revision and its decoded
+//! [`SavedDoc`]), its revision and its decoded
 //! pods. [`FleetDocs::offer`] is the one way in:
 //! - the exact bytes already held: [`Offer::Unchanged`] (the broker re-sends
 //!   retained documents on every reconnect);
@@ -20,7 +20,6 @@
 //! under a refused name keeps running as it was: the refusal is of the new
 //! spec, not of the pod.
 
-use super::super::statefile::SavedDoc;
 use crate::clock::rfc3339;
 use crate::fleet::doc::{
     DecodeOptions, DesiredDoc, ErrorLog, ObservedRevision, Signature, Stale, StatusError,
@@ -30,7 +29,17 @@ use crate::fleet::policy::{self, NodePolicy};
 use crate::fleet::sign::PublicKey;
 use crate::fleet::topics::{Source, Topic, Topics};
 use crate::spec::Pod;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// A desired document exactly as it arrived (signed envelope included),
+/// re-decoded (and re-verified) on load. Part of the agent's state file
+/// (`agent::statefile::StateV2::fleet_docs`): its encoding must not change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedDoc {
+    pub revision: u64,
+    pub payload: Vec<u8>,
+}
 
 /// The `sources` value of a pod from the fleet channel starts with this.
 pub const FLEET_SOURCE_PREFIX: &str = "fleet:";

@@ -1,0 +1,257 @@
+//! The desired state: which source owns each pod, and what should run.
+//! Pure: no I/O, no clock (time comes in as Unix ms, for the `time` of the
+//! fleet's status errors only), no randomness (the agent gives each applied
+//! pod its fresh uid).
+//!
+//! Two kinds of source want pods, keyed by the typed [`Owner`]:
+//! - **static** manifests ([`Owner::Static`], the manifest path): the
+//!   manifests directory, in path order then document order; a name defined
+//!   twice belongs to the first file;
+//! - the **fleet** channel ([`Owner::Fleet`] with its
+//!   [`Source`]): the device document and the group documents, held (with
+//!   their revisions and refusals) by the [`FleetDocs`] this core owns, and
+//!   merged by [`FleetDocs::plan`]: the device wins, then groups in config
+//!   order.
+//!
+//! Static pods win over fleet pods of the same `namespace/name`: they are
+//! local and trusted. The fleet pod is refused (reported in status) and
+//! comes back when the static pod goes.
+//!
+//! [`Desired::reconcile`] is the one reconcile path. It is called when the
+//! manifests were read again (with the new static pods) and when the fleet
+//! documents changed (without); it returns the [`Change`]s to feed to the
+//! lifecycle core, in order: the static pods first (so that admission,
+//! `maxPods`, takes them first), then the fleet's.
+//! - A static pod no longer in any file is deleted (only when the manifests
+//!   were read: a fleet change leaves static pods alone).
+//! - A fleet pod no longer wanted by any document is deleted, unless its
+//!   new spec was refused (policy, a static pod's name): a pod already
+//!   running under a refused name keeps running as it was.
+//! - Every wanted pod is applied again (the lifecycle core ignores an
+//!   unchanged spec).
+//!
+//! Without a fleet ([`Desired::new`] with `None`), every fleet pod left
+//! from an earlier configuration is deleted at the first reconcile.
+
+#[cfg(test)]
+mod tests;
+
+use crate::fleet::doc::StatusError;
+use crate::fleet::docs::{FLEET_SOURCE_PREFIX, FleetDocs, source_label};
+use crate::fleet::topics::Source;
+use crate::spec::Pod;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+/// Who wants a pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// A file of the manifests directory.
+    Static(String),
+    /// A fleet desired document.
+    Fleet(Source),
+}
+
+impl Owner {
+    /// The state file's form (`StateV2::sources`): the manifest path, or
+    /// `fleet:device/<id>` / `fleet:group/<g>`.
+    pub fn label(&self) -> String {
+        match self {
+            Owner::Static(path) => path.clone(),
+            Owner::Fleet(source) => source_label(source),
+        }
+    }
+
+    /// Reads [`Owner::label`] back. A `fleet:` value of no known form
+    /// (never written by picolet) is taken as a device's: no document
+    /// wants it, so the first reconcile deletes its pod, as before.
+    pub fn from_label(label: &str) -> Owner {
+        let Some(rest) = label.strip_prefix(FLEET_SOURCE_PREFIX) else {
+            return Owner::Static(label.to_string());
+        };
+        if let Some(g) = rest.strip_prefix("group/") {
+            return Owner::Fleet(Source::Group(g.to_string()));
+        }
+        let id = rest.strip_prefix("device/").unwrap_or(rest);
+        Owner::Fleet(Source::Device(id.to_string()))
+    }
+
+    /// The manifest path of a static pod.
+    pub fn static_path(&self) -> Option<&str> {
+        match self {
+            Owner::Static(path) => Some(path),
+            Owner::Fleet(_) => None,
+        }
+    }
+}
+
+/// A pod of the manifests directory.
+#[derive(Debug, Clone)]
+pub struct StaticPod {
+    /// `namespace/name`.
+    pub key: String,
+    /// The file that defines it.
+    pub path: String,
+    pub pod: Pod,
+}
+
+/// The static pods of a scan of the manifests directory, in path order
+/// then document order; a name defined twice belongs to the first file
+/// (the manifests' loader reports the clash on the later one).
+pub fn static_pods(files: &BTreeMap<PathBuf, Vec<Pod>>) -> Vec<StaticPod> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for (path, pods) in files {
+        for pod in pods {
+            let key = format!("{}/{}", pod.metadata.namespace, pod.metadata.name);
+            if seen.insert(key.clone()) {
+                out.push(StaticPod {
+                    key,
+                    path: path.display().to_string(),
+                    pod: pod.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// One thing for the lifecycle core to do.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Apply(Box<Pod>),
+    /// The pod's owner no longer wants it (`owner`: who did).
+    Delete {
+        namespace: String,
+        name: String,
+        owner: Owner,
+    },
+}
+
+/// What [`Desired::reconcile`] decided.
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    /// In order: static deletions, static pods, fleet deletions, fleet pods.
+    pub changes: Vec<Change>,
+    /// Fleet errors not reported by the previous reconcile (refused pods,
+    /// name clashes), to send as events.
+    pub new_errors: Vec<(Source, StatusError)>,
+}
+
+/// The desired state (see the module doc).
+#[derive(Debug)]
+pub struct Desired {
+    /// `namespace/name` → the source of the pod last applied.
+    owners: BTreeMap<String, Owner>,
+    fleet: Option<FleetDocs>,
+}
+
+impl Desired {
+    /// `saved`: the state file's `sources` ([`Owner::label`] values);
+    /// `fleet`: the fleet's documents, when a broker is configured.
+    pub fn new(saved: BTreeMap<String, String>, fleet: Option<FleetDocs>) -> Desired {
+        let owners = saved
+            .into_iter()
+            .map(|(k, v)| {
+                let owner = Owner::from_label(&v);
+                (k, owner)
+            })
+            .collect();
+        Desired { owners, fleet }
+    }
+
+    /// Which source owns the pod `namespace/name`.
+    pub fn owner(&self, key: &str) -> Option<&Owner> {
+        self.owners.get(key)
+    }
+
+    /// How many pods have an owner.
+    pub fn len(&self) -> usize {
+        self.owners.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.owners.is_empty()
+    }
+
+    /// The fleet's documents (`None`: no broker configured).
+    pub fn fleet(&self) -> Option<&FleetDocs> {
+        self.fleet.as_ref()
+    }
+
+    /// The fleet's documents, to offer a new one.
+    pub fn fleet_mut(&mut self) -> Option<&mut FleetDocs> {
+        self.fleet.as_mut()
+    }
+
+    /// The state file's `sources` for these `namespace/name` keys.
+    pub fn saved<'a>(&self, keys: impl Iterator<Item = &'a str>) -> BTreeMap<String, String> {
+        keys.filter_map(|k| self.owners.get(k).map(|o| (k.to_string(), o.label())))
+            .collect()
+    }
+
+    /// The one reconcile path (see the module doc). `statics`: the static
+    /// pods when the manifests were read again, `None` when only the fleet
+    /// changed.
+    pub fn reconcile(&mut self, statics: Option<Vec<StaticPod>>, now_wall_ms: i64) -> Reconciled {
+        let mut out = Reconciled::default();
+        if let Some(statics) = statics {
+            let wanted: BTreeSet<&str> = statics.iter().map(|s| s.key.as_str()).collect();
+            let gone: Vec<String> = self
+                .owners
+                .iter()
+                .filter(|(k, o)| matches!(o, Owner::Static(_)) && !wanted.contains(k.as_str()))
+                .map(|(k, _)| k.clone())
+                .collect();
+            self.delete(gone, &mut out.changes);
+            for s in statics {
+                self.owners.insert(s.key, Owner::Static(s.path));
+                out.changes.push(Change::Apply(Box::new(s.pod)));
+            }
+        }
+        let owners = &self.owners;
+        let static_owner = |key: &str| {
+            owners
+                .get(key)
+                .and_then(Owner::static_path)
+                .map(str::to_string)
+        };
+        let plan = match self.fleet.as_mut() {
+            Some(f) => f.plan(&static_owner, now_wall_ms),
+            None => Default::default(),
+        };
+        out.new_errors = plan.new_errors;
+        let wanted: BTreeSet<&str> = plan.pods.iter().map(|(k, _, _)| k.as_str()).collect();
+        let gone: Vec<String> = self
+            .owners
+            .iter()
+            .filter(|(k, o)| {
+                matches!(o, Owner::Fleet(_))
+                    && !wanted.contains(k.as_str())
+                    && !plan.refused.contains(*k)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.delete(gone, &mut out.changes);
+        for (key, source, pod) in plan.pods {
+            self.owners.insert(key, Owner::Fleet(source));
+            out.changes.push(Change::Apply(Box::new(pod)));
+        }
+        out
+    }
+
+    fn delete(&mut self, keys: Vec<String>, changes: &mut Vec<Change>) {
+        for key in keys {
+            let Some(owner) = self.owners.remove(&key) else {
+                continue;
+            };
+            if let Some((ns, name)) = key.split_once('/') {
+                changes.push(Change::Delete {
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                    owner,
+                });
+            }
+        }
+    }
+}

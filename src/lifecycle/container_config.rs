@@ -1,0 +1,250 @@
+//! The Kubernetes rules that turn a container's spec and its image into the
+//! fully resolved [`ContainerConfig`] that the shim executes. Pure: what
+//! needs the host (the image's `/etc/passwd`, a hostPath's type, the node's
+//! memory) is asked of a [`Host`]; the agent's is `agent::container`.
+//!
+//! Rules applied here: command/args against the image's Entrypoint/Cmd, env
+//! (image env, then the container's, with `valueFrom.fieldRef` and `$(VAR)`
+//! expansion), working dir, the user (`runAsUser`/`runAsGroup` over the
+//! image's `User`), `runAsNonRoot`, capabilities, `no_new_privs`, the
+//! volume mounts, the rootfs layout, `oom_score_adj`, and the cgroup
+//! resources of a container and a pod.
+
+use crate::image::{self, ResolvedImage};
+use crate::runtime::cgroup::{ContainerResources, PidsMax, PodResources};
+use crate::runtime::security;
+use crate::runtime::shim::proto::{ContainerConfig, Mount, MountKind, Rootfs};
+use crate::spec::{self, Container, Pod};
+use std::path::{Path, PathBuf};
+
+/// What the rules need from the host.
+pub trait Host {
+    /// The uid and gid of `user` (a name, `uid`, or `uid:gid`) in the
+    /// image whose layers are `layers` (top-most first).
+    fn resolve_user(&self, layers: &[PathBuf], user: &str) -> Result<(u32, u32), String>;
+    /// Checks (and for the `*OrCreate` types, creates) a hostPath of
+    /// `kind` (the Kubernetes `hostPath.type`; empty: no check).
+    fn check_host_path(&self, path: &str, kind: &str) -> Result<(), String>;
+    /// The node's memory in bytes (`MemTotal`).
+    fn node_memory_bytes(&self) -> i64;
+}
+
+/// Why a container could not be configured; `reason` is the Kubernetes
+/// waiting reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+fn config_err(message: String) -> ConfigError {
+    ConfigError {
+        reason: "CreateContainerConfigError",
+        message,
+    }
+}
+
+fn create_err(message: String) -> ConfigError {
+    ConfigError {
+        reason: "CreateContainerError",
+        message,
+    }
+}
+
+/// Node-wide settings the builder needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub node_name: String,
+    pub host_ip: String,
+    pub log_max_bytes: u64,
+    pub log_max_files: u32,
+}
+
+/// Paths of one container instance.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub pod_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub cgroup: Option<PathBuf>,
+}
+
+/// The directory holding one instance's upper/work/rootfs dirs.
+pub fn instance_dir(pod_dir: &Path, container: &str, instance: u64) -> PathBuf {
+    pod_dir
+        .join("containers")
+        .join(container)
+        .join(instance.to_string())
+}
+
+/// The directory of a pod volume.
+pub fn volume_dir(pod_dir: &Path, volume: &str) -> PathBuf {
+    pod_dir.join("volumes").join(volume)
+}
+
+/// Builds the config for instance `instance` of container `c` of `pod`.
+pub fn build(
+    pod: &Pod,
+    c: &Container,
+    instance: u64,
+    img: &ResolvedImage,
+    paths: &Paths,
+    s: &Settings,
+    host: &dyn Host,
+) -> Result<ContainerConfig, ConfigError> {
+    let sc = c.security_context.clone().unwrap_or_default();
+    let privileged = sc.privileged == Some(true);
+
+    // Environment: the image's, then the container's own (fieldRef and
+    // $(VAR) resolved); command/args by the Kubernetes rules.
+    let ctx = spec::EnvContext {
+        pod_ip: "",
+        host_ip: &s.host_ip,
+        node_name: &s.node_name,
+    };
+    let own = spec::container_env(pod, c, &ctx).map_err(|e| config_err(e.to_string()))?;
+    let own_env: Vec<String> = own.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut env = image::merge_env(&img.config.env, &own_env);
+    let hostname = pod
+        .spec
+        .hostname
+        .clone()
+        .unwrap_or_else(|| pod.metadata.name.clone());
+    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+        env.push(format!("HOSTNAME={hostname}"));
+    }
+    let argv = spec::container_argv(c, &own, &img.config.entrypoint, &img.config.cmd)
+        .map_err(|e| create_err(e.message.clone()))?;
+
+    // User.
+    let image_user = img.config.user.clone();
+    let (mut uid, mut gid) = host
+        .resolve_user(&img.layers, &image_user)
+        .map_err(|e| config_err(format!("image user {image_user:?}: {e}")))?;
+    if let Some(u) = sc.run_as_user {
+        uid = u32::try_from(u).map_err(|_| config_err(format!("runAsUser {u} out of range")))?;
+        if sc.run_as_group.is_none() {
+            gid = host
+                .resolve_user(&img.layers, &uid.to_string())
+                .map(|(_, g)| g)
+                .unwrap_or(0);
+        }
+    }
+    if let Some(g) = sc.run_as_group {
+        gid = u32::try_from(g).map_err(|_| config_err(format!("runAsGroup {g} out of range")))?;
+    }
+    if sc.run_as_non_root == Some(true) && uid == 0 {
+        return Err(config_err(format!(
+            "container has runAsNonRoot and image will run as root (pod: \"{}_{}({})\", container: {})",
+            pod.metadata.name, pod.metadata.namespace, pod.metadata.uid, c.name
+        )));
+    }
+
+    let caps = sc.capabilities.clone().unwrap_or_default();
+    let capabilities = security::capability_set(&caps.add, &caps.drop, privileged)
+        .map_err(|e| config_err(e.to_string()))?;
+    let no_new_privs = !(privileged || sc.allow_privilege_escalation == Some(true));
+
+    // Mounts: /etc files first, then volumes.
+    let mut mounts = Vec::new();
+    for f in ["hostname", "hosts", "resolv.conf"] {
+        mounts.push(Mount {
+            destination: format!("/etc/{f}"),
+            kind: MountKind::Bind {
+                source: paths.pod_dir.join(f),
+            },
+            read_only: false,
+        });
+    }
+    for vm in &c.volume_mounts {
+        let vol = pod
+            .spec
+            .volumes
+            .iter()
+            .find(|v| v.name == vm.name)
+            .ok_or_else(|| config_err(format!("volumeMount {}: no such volume", vm.name)))?;
+        let source = if let Some(hp) = &vol.host_path {
+            host.check_host_path(&hp.path, hp.kind.as_deref().unwrap_or(""))
+                .map_err(|m| create_err(format!("volume {}: {m}", vol.name)))?;
+            PathBuf::from(&hp.path)
+        } else {
+            volume_dir(&paths.pod_dir, &vol.name)
+        };
+        mounts.push(Mount {
+            destination: vm.mount_path.clone(),
+            kind: MountKind::Bind { source },
+            read_only: vm.read_only,
+        });
+    }
+
+    let dir = instance_dir(&paths.pod_dir, &c.name, instance);
+    let read_only_root = sc.read_only_root_filesystem == Some(true);
+    let rootfs = Rootfs {
+        layers: img.layers.clone(),
+        upper: (!read_only_root).then(|| (dir.join("upper"), dir.join("work"))),
+        target: dir.join("rootfs"),
+    };
+    let cwd = c
+        .working_dir
+        .clone()
+        .filter(|w| !w.is_empty())
+        .or_else(|| Some(img.config.working_dir.clone()).filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".into());
+
+    Ok(ContainerConfig {
+        name: c.name.clone(),
+        instance,
+        rootfs,
+        argv,
+        env,
+        cwd,
+        uid,
+        gid,
+        capabilities,
+        no_new_privs,
+        privileged,
+        mounts,
+        cgroup: paths.cgroup.clone(),
+        log_path: paths.log_dir.join(format!("{instance}.log")),
+        log_max_bytes: s.log_max_bytes,
+        log_max_files: s.log_max_files,
+        oom_score_adj: Some(crate::lifecycle::oom_score_adj(
+            pod,
+            c,
+            host.node_memory_bytes(),
+        )),
+    })
+}
+
+/// A container's cgroup resources, from its spec.
+pub fn container_resources(c: &Container) -> ContainerResources {
+    let u = |v: Option<i64>| v.map(|v| v.max(0) as u64);
+    ContainerResources {
+        cpu_request_millis: u(c.resources.cpu_request_millis()),
+        cpu_limit_millis: u(c.resources.cpu_limit_millis()),
+        memory_limit_bytes: u(c.resources.memory_limit_bytes()),
+    }
+}
+
+/// A pod's cgroup resources, from its spec and the node's `pids.max`.
+pub fn pod_resources(pod: &Pod, pids_max: Option<u64>) -> PodResources {
+    PodResources {
+        containers: pod
+            .spec
+            .containers
+            .iter()
+            .map(container_resources)
+            .collect(),
+        init_containers: pod
+            .spec
+            .init_containers
+            .iter()
+            .map(container_resources)
+            .collect(),
+        pids_max: pids_max.map_or(PidsMax::Max, PidsMax::Limit),
+    }
+}
+
+#[cfg(test)]
+#[path = "container_config_tests.rs"]
+mod tests;

@@ -1,0 +1,228 @@
+//! The container-config rules against a fake host: no root, no files.
+
+use super::*;
+use crate::image::ImageConfig;
+use std::cell::RefCell;
+
+/// A host with a fixed `/etc/passwd`, recording the hostPath checks.
+struct FakeHost {
+    /// name or uid → (uid, gid)
+    users: Vec<(&'static str, (u32, u32))>,
+    bad_host_paths: Vec<&'static str>,
+    checked: RefCell<Vec<(String, String)>>,
+}
+
+impl FakeHost {
+    fn new() -> FakeHost {
+        FakeHost {
+            users: vec![
+                ("", (0, 0)),
+                ("0", (0, 0)),
+                ("app", (1000, 1000)),
+                ("1000", (1000, 1000)),
+                ("2000", (2000, 2001)),
+            ],
+            bad_host_paths: vec![],
+            checked: RefCell::new(vec![]),
+        }
+    }
+}
+
+impl Host for FakeHost {
+    fn resolve_user(&self, _: &[PathBuf], user: &str) -> Result<(u32, u32), String> {
+        self.users
+            .iter()
+            .find(|(u, _)| *u == user)
+            .map(|(_, ids)| *ids)
+            .ok_or_else(|| "no such user".to_string())
+    }
+
+    fn check_host_path(&self, path: &str, kind: &str) -> Result<(), String> {
+        self.checked
+            .borrow_mut()
+            .push((path.to_string(), kind.to_string()));
+        if self.bad_host_paths.contains(&path) {
+            return Err(format!(
+                "hostPath type check failed: {path} is not a directory"
+            ));
+        }
+        Ok(())
+    }
+
+    fn node_memory_bytes(&self) -> i64 {
+        4 << 30
+    }
+}
+
+fn image(user: &str) -> ResolvedImage {
+    ResolvedImage {
+        reference: "picolet.test/busybox:1".into(),
+        image_id: "sha256:1".into(),
+        manifest_digest: "sha256:2".into(),
+        config: ImageConfig {
+            entrypoint: vec!["/bin/entry".into()],
+            cmd: vec!["default".into()],
+            env: vec!["PATH=/bin".into(), "A=image".into()],
+            working_dir: "/srv".into(),
+            user: user.into(),
+        },
+        layers: vec![PathBuf::from("/layers/1")],
+        architecture: "amd64".into(),
+        os: "linux".into(),
+    }
+}
+
+fn pod(yaml: &str) -> Pod {
+    crate::spec::load_str(yaml, "test").pop().unwrap().unwrap()
+}
+
+fn build_one(
+    p: &Pod,
+    img: &ResolvedImage,
+    host: &FakeHost,
+) -> Result<ContainerConfig, ConfigError> {
+    let paths = Paths {
+        pod_dir: PathBuf::from("/state/pods/u1"),
+        log_dir: PathBuf::from("/run/logs/c"),
+        cgroup: None,
+    };
+    let s = Settings {
+        node_name: "node-1".into(),
+        host_ip: String::new(),
+        log_max_bytes: 1 << 20,
+        log_max_files: 2,
+    };
+    build(p, &p.spec.containers[0], 3, img, &paths, &s, host)
+}
+
+const BASIC: &str = "
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: c
+    image: picolet.test/busybox:1
+    args: [one, two]
+    env: [{name: A, value: own}, {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}]
+";
+
+#[test]
+fn args_replace_the_images_cmd_and_the_containers_env_wins_over_the_images() {
+    let cfg = build_one(&pod(BASIC), &image(""), &FakeHost::new()).unwrap();
+    assert_eq!(cfg.argv, ["/bin/entry", "one", "two"]);
+    assert!(cfg.env.contains(&"A=own".to_string()), "{:?}", cfg.env);
+    assert!(!cfg.env.contains(&"A=image".to_string()));
+    assert!(cfg.env.contains(&"NODE=node-1".to_string()));
+    assert!(cfg.env.contains(&"HOSTNAME=web".to_string()));
+    assert_eq!(cfg.cwd, "/srv");
+    assert_eq!((cfg.uid, cfg.gid), (0, 0));
+    assert!(cfg.no_new_privs);
+    assert!(!cfg.privileged);
+    // The /etc files, then the rootfs of instance 3 with its upper dir.
+    let dests: Vec<&str> = cfg.mounts.iter().map(|m| m.destination.as_str()).collect();
+    assert_eq!(dests, ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"]);
+    assert_eq!(
+        cfg.rootfs.target,
+        PathBuf::from("/state/pods/u1/containers/c/3/rootfs")
+    );
+    assert!(cfg.rootfs.upper.is_some());
+    assert_eq!(cfg.log_path, PathBuf::from("/run/logs/c/3.log"));
+}
+
+#[test]
+fn run_as_user_takes_its_group_from_the_image_and_run_as_group_wins() {
+    let host = FakeHost::new();
+    let p = pod(&format!(
+        "{BASIC}    securityContext: {{runAsUser: 2000}}\n"
+    ));
+    let cfg = build_one(&p, &image("app"), &host).unwrap();
+    assert_eq!((cfg.uid, cfg.gid), (2000, 2001));
+    let p = pod(&format!(
+        "{BASIC}    securityContext: {{runAsUser: 2000, runAsGroup: 7}}\n"
+    ));
+    let cfg = build_one(&p, &image("app"), &host).unwrap();
+    assert_eq!((cfg.uid, cfg.gid), (2000, 7));
+    // The image's own user.
+    let cfg = build_one(&pod(BASIC), &image("app"), &host).unwrap();
+    assert_eq!((cfg.uid, cfg.gid), (1000, 1000));
+}
+
+#[test]
+fn run_as_non_root_refuses_an_image_that_runs_as_root() {
+    let p = pod(&format!(
+        "{BASIC}    securityContext: {{runAsNonRoot: true}}\n"
+    ));
+    let e = build_one(&p, &image(""), &FakeHost::new()).unwrap_err();
+    assert_eq!(e.reason, "CreateContainerConfigError");
+    assert!(
+        e.message
+            .contains("runAsNonRoot and image will run as root"),
+        "{e}"
+    );
+    // Not with a non-root image user.
+    assert!(build_one(&p, &image("app"), &FakeHost::new()).is_ok());
+}
+
+#[test]
+fn an_unknown_image_user_is_a_config_error_naming_the_user() {
+    let e = build_one(&pod(BASIC), &image("nobody-here"), &FakeHost::new()).unwrap_err();
+    assert_eq!(e.reason, "CreateContainerConfigError");
+    assert_eq!(e.message, "image user \"nobody-here\": no such user");
+}
+
+#[test]
+fn privileged_containers_may_gain_privileges_and_read_only_roots_have_no_upper() {
+    let p = pod(&format!(
+        "{BASIC}    securityContext: {{privileged: true, readOnlyRootFilesystem: true}}\n"
+    ));
+    let cfg = build_one(&p, &image(""), &FakeHost::new()).unwrap();
+    assert!(cfg.privileged);
+    assert!(!cfg.no_new_privs);
+    assert!(cfg.rootfs.upper.is_none());
+}
+
+const VOLUMES: &str = "
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  volumes:
+  - {name: data, emptyDir: {}}
+  - {name: host, hostPath: {path: /srv/host, type: Directory}}
+  containers:
+  - name: c
+    image: picolet.test/busybox:1
+    volumeMounts:
+    - {name: data, mountPath: /data}
+    - {name: host, mountPath: /host, readOnly: true}
+";
+
+#[test]
+fn volume_mounts_bind_the_pod_volume_dir_or_the_checked_host_path() {
+    let host = FakeHost::new();
+    let cfg = build_one(&pod(VOLUMES), &image(""), &host).unwrap();
+    let vols: Vec<(&str, bool)> = cfg.mounts[3..]
+        .iter()
+        .map(|m| (m.destination.as_str(), m.read_only))
+        .collect();
+    assert_eq!(vols, [("/data", false), ("/host", true)]);
+    let MountKind::Bind { source } = &cfg.mounts[3].kind else {
+        panic!("not a bind")
+    };
+    assert_eq!(source, &PathBuf::from("/state/pods/u1/volumes/data"));
+    assert_eq!(
+        *host.checked.borrow(),
+        [("/srv/host".to_string(), "Directory".to_string())]
+    );
+    // A hostPath that fails its check: CreateContainerError, with the volume.
+    let mut host = FakeHost::new();
+    host.bad_host_paths.push("/srv/host");
+    let e = build_one(&pod(VOLUMES), &image(""), &host).unwrap_err();
+    assert_eq!(e.reason, "CreateContainerError");
+    assert!(
+        e.message
+            .starts_with("volume host: hostPath type check failed"),
+        "{e}"
+    );
+}
