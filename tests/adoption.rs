@@ -138,3 +138,54 @@ fn losing_both_state_files_adopts_desired_shims_and_stops_the_rest() {
     assert!(a.pod("unwanted").is_none());
     a.assert_one_thread();
 }
+
+/// `state.bin.prev` saved while the pod's sandbox was still being created,
+/// `state.bin` corrupt: the core restores a sandbox it thinks is not up
+/// yet, while the agent has already adopted the pod's running shim. The
+/// shim must be kept (the sandbox is ready), not stopped as a stray.
+#[test]
+fn a_previous_state_saved_before_the_sandbox_was_up_keeps_the_adopted_shim() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut a = Agent::start();
+    let state = a.state().join("state.bin");
+    let before_apply = std::fs::read(&state).unwrap_or_default();
+    a.apply(
+        "early.yaml",
+        &sh_pod("early", "Always", "exec sleep 474747"),
+    );
+    // The first save that holds the pod: the one of the batch that admitted
+    // it and asked for its sandbox.
+    let early = wait_for(10, "a save with the pod", || {
+        std::fs::read(&state)
+            .ok()
+            .filter(|b| *b != before_apply && b.windows(5).any(|w| w == b"early"))
+    });
+    let before = a.wait_running("early", "main", 30);
+    let pids = pids_of(&["sleep", "474747"]);
+    assert_eq!(pids.len(), 1);
+    a.kill9();
+    std::fs::write(a.state().join("state.bin.prev"), &early).unwrap();
+    let mut bytes = std::fs::read(&state).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&state, &bytes).unwrap();
+    a.spawn();
+    wait_for(10, "recovery message", || {
+        a.agent_log().contains("state.bin.prev").then_some(())
+    });
+    let after = a.wait_running("early", "main", 10);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let after2 = a.wait_running("early", "main", 10);
+    assert_eq!(after2["restartCount"], after["restartCount"]);
+    assert_eq!(
+        pids_of(&["sleep", "474747"]),
+        pids,
+        "the container was restarted"
+    );
+    assert_eq!(
+        after2["state"]["running"]["startedAt"],
+        before["state"]["running"]["startedAt"]
+    );
+}
