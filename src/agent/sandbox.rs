@@ -199,27 +199,20 @@ pub async fn write_all(s: &Async<UnixStream>, mut buf: &[u8]) -> io::Result<()> 
 /// Mounts a tmpfs for a `medium: Memory` emptyDir (shared by the pod's containers).
 pub fn mount_tmpfs(target: &Path, size: u64) -> io::Result<()> {
     std::fs::create_dir_all(target)?;
-    let t = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    let t = target;
     let opts = if size > 0 {
         format!("mode=1777,size={size}")
     } else {
         "mode=1777".to_string()
     };
-    let o = std::ffi::CString::new(opts).map_err(io::Error::other)?;
-    // SAFETY: all pointers are valid NUL-terminated strings that outlive the call.
-    let rc = unsafe {
-        libc::mount(
-            c"tmpfs".as_ptr(),
-            t.as_ptr(),
-            c"tmpfs".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            o.as_ptr().cast(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let flags = nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV;
+    nix::mount::mount(
+        Some("tmpfs"),
+        t,
+        Some("tmpfs"),
+        flags,
+        Some(opts.as_str()),
+    )?;
     Ok(())
 }
 
@@ -236,10 +229,7 @@ pub fn remove_pod_dir(state_dir: &Path, dir: &Path) -> io::Result<()> {
         .collect();
     targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
     for t in targets {
-        if let Ok(c) = std::ffi::CString::new(t) {
-            // SAFETY: valid NUL-terminated path; MNT_DETACH cannot fail unsafely.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
+        let _ = nix::mount::umount2(t.as_str(), nix::mount::MntFlags::MNT_DETACH);
     }
     super::trash::discard(state_dir, dir)
 }

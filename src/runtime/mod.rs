@@ -2,6 +2,7 @@
 
 pub mod cgroup;
 pub mod container;
+pub mod error;
 pub mod log;
 pub mod namespaces;
 pub mod rootfs;

@@ -22,7 +22,7 @@
 //! namespace and disappears with it.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt;
 
 use super::container::{ContainerError, sys};
@@ -78,8 +78,11 @@ impl Plan {
             Some((u, w)) => (u.as_path(), w.as_path()),
             None => (scratch_dirs.0.as_path(), scratch_dirs.1.as_path()),
         };
-        // SAFETY: sysconf has no preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .and_then(|p| usize::try_from(p).ok())
+            .unwrap_or(4096);
         let opts = overlay::options(&rootfs.layers, Some(upper), page)?;
         let scratch = match rootfs.upper {
             Some(_) => None,
@@ -156,15 +159,16 @@ pub(crate) fn setup(plan: &Plan) -> Result<(), ContainerError> {
             || format!("mount scratch tmpfs on {:?}", target_text()),
         )?;
         for dir in [upper, work] {
-            // SAFETY: mkdir of a NUL-terminated path.
-            let r = unsafe { libc::mkdir(dir.as_ptr(), 0o755) };
-            sys::check(r, || format!("mkdir {dir:?}"))?;
+            let mode = nix::sys::stat::Mode::from_bits_truncate(0o755);
+            sys::step(nix::unistd::mkdir(dir.as_c_str(), mode), || {
+                format!("mkdir {dir:?}")
+            })?;
         }
     }
     if let Some(dir) = &plan.overlay_chdir {
-        // SAFETY: chdir to a NUL-terminated path.
-        let r = unsafe { libc::chdir(dir.as_ptr()) };
-        sys::check(r, || format!("chdir {dir:?}"))?;
+        sys::step(nix::unistd::chdir(dir.as_c_str()), || {
+            format!("chdir {dir:?}")
+        })?;
     }
     // nodev: a device node in the image or made with mknod in the
     // writable layer cannot be opened (only /dev's tmpfs allows nodes).
@@ -319,30 +323,13 @@ pub(super) fn restrict(
     if attrs.nodev {
         set |= MOUNT_ATTR_NODEV;
     }
-    if recursive {
-        const AT_RECURSIVE: libc::c_uint = 0x8000;
-        let attr: [u64; 4] = [set, 0, 0, 0];
-        // SAFETY: mount_setattr with a NUL-terminated path and a mount_attr
-        // struct (4 × u64) whose size is passed.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                libc::AT_FDCWD,
-                path.as_ptr(),
-                AT_RECURSIVE,
-                attr.as_ptr(),
-                std::mem::size_of_val(&attr),
-            )
-        };
-        if r == 0 {
-            return Ok(());
-        }
+    if recursive && crate::sys::fs::mount_setattr_recursive(path, set).is_ok() {
+        return Ok(());
     }
-    // SAFETY: an all-zero statvfs is a valid out-buffer.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: statvfs of a NUL-terminated path into `st`.
-    let r = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
-    sys::check(r, || format!("statvfs {what:?}"))?;
+    let st = sys::step(nix::sys::statvfs::statvfs(path), || {
+        format!("statvfs {what:?}")
+    })?;
+    let f_flag = st.flags().bits();
     // Not in libc's musl bindings; the value is the same everywhere.
     const ST_RELATIME: libc::c_ulong = 4096;
     let mut flags = libc::MS_BIND | libc::MS_REMOUNT;
@@ -361,7 +348,7 @@ pub(super) fn restrict(
         (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
         (ST_RELATIME, libc::MS_RELATIME),
     ] {
-        if st.f_flag & st_flag != 0 {
+        if f_flag & st_flag != 0 {
             flags |= ms_flag;
         }
     }
@@ -377,16 +364,16 @@ pub(super) fn restrict(
 
 /// `pivot_root` into `root` and detach the old root.
 fn pivot(root: &OwnedFd) -> Result<(), ContainerError> {
-    // SAFETY: fchdir to an open directory fd.
-    let r = unsafe { libc::fchdir(root.as_raw_fd()) };
-    sys::check(r, || "chdir into the new root".to_string())?;
-    // SAFETY: pivot_root(".", ".") with two NUL-terminated strings.
-    let r = unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) };
-    sys::check(r as libc::c_int, || "pivot_root".to_string())?;
-    // SAFETY: lazily unmount the old root, now stacked on ".".
-    let r = unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) };
-    sys::check(r, || "unmount the old root".to_string())?;
-    // SAFETY: chdir to a constant path.
-    let r = unsafe { libc::chdir(c"/".as_ptr()) };
-    sys::check(r, || "chdir /".to_string()).map(|_| ())
+    sys::step(nix::unistd::fchdir(root), || {
+        "chdir into the new root".to_string()
+    })?;
+    sys::step(nix::unistd::pivot_root(c".", c"."), || {
+        "pivot_root".to_string()
+    })?;
+    // Lazily unmount the old root, now stacked on ".".
+    sys::step(
+        nix::mount::umount2(c".", nix::mount::MntFlags::MNT_DETACH),
+        || "unmount the old root".to_string(),
+    )?;
+    sys::step(nix::unistd::chdir(c"/"), || "chdir /".to_string())
 }

@@ -3,9 +3,12 @@
 //! shm, mqueue and the usual symlinks) and `/sys`.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
-use super::super::container::{ContainerError, owned, sys};
+use nix::fcntl::OFlag;
+use nix::sys::stat::{Mode, SFlag};
+
+use super::super::container::{ContainerError, sys};
 use super::resolve::{Create, open_in_root};
 use super::{mount_in, remount_readonly};
 
@@ -59,9 +62,9 @@ pub(super) fn mount_dev(root: &OwnedFd) -> Result<(), ContainerError> {
         make_device(&dev, name, host, major, minor)?;
     }
     for (target, name) in LINKS {
-        // SAFETY: both strings are NUL-terminated; `dev` is a directory fd.
-        let r = unsafe { libc::symlinkat(target.as_ptr(), dev.as_raw_fd(), name.as_ptr()) };
-        sys::check(r, || format!("symlink /dev/{name:?} -> {target:?}"))?;
+        sys::step(nix::unistd::symlinkat(target, &dev, name), || {
+            format!("symlink /dev/{name:?} -> {target:?}")
+        })?;
     }
     let pts_opts = c"newinstance,ptmxmode=0666,mode=0620,gid=5";
     let pts = mount_in(
@@ -116,30 +119,13 @@ fn make_device(
     minor: u32,
 ) -> Result<(), ContainerError> {
     let step = || format!("create device /dev/{}", name.to_string_lossy());
-    let mode = libc::S_IFCHR | 0o666;
-    // SAFETY: `dev` is a directory fd, `name` is NUL-terminated.
-    let r = unsafe {
-        libc::mknodat(
-            dev.as_raw_fd(),
-            name.as_ptr(),
-            mode,
-            libc::makedev(major, minor),
-        )
-    };
-    if r == 0 {
+    let rw = Mode::from_bits_truncate(0o666);
+    let dev_t = nix::sys::stat::makedev(major.into(), minor.into());
+    if nix::sys::stat::mknodat(dev, name, SFlag::S_IFCHR, rw, dev_t).is_ok() {
         return Ok(());
     }
-    // SAFETY: creating an empty file relative to a directory fd.
-    let fd = unsafe {
-        libc::openat(
-            dev.as_raw_fd(),
-            name.as_ptr(),
-            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
-            0o666 as libc::c_uint,
-        )
-    };
-    sys::check(fd, step)?;
-    let file = owned(fd);
+    let flags = OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    let file = sys::step(nix::fcntl::openat(dev, name, flags, rw), step)?;
     let target = sys::fd_path(&file);
     sys::mount(Some(host), &target, None, libc::MS_BIND, None, step)
 }
@@ -213,12 +199,9 @@ const READ_ONLY: [&str; 5] = [
 pub(super) fn protect_kernel_paths() -> Result<(), ContainerError> {
     for path in MASKED {
         let c = CString::new(path).expect("constant without NUL");
-        // SAFETY: an all-zero stat is a valid out-buffer.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: stat of a NUL-terminated path into `st`.
-        if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 {
+        let Ok(st) = nix::sys::stat::stat(c.as_c_str()) else {
             continue;
-        }
+        };
         let step = || format!("mask {path}");
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             sys::mount(
@@ -235,8 +218,7 @@ pub(super) fn protect_kernel_paths() -> Result<(), ContainerError> {
     }
     for path in READ_ONLY {
         let c = CString::new(path).expect("constant without NUL");
-        // SAFETY: access(F_OK) of a NUL-terminated path.
-        if unsafe { libc::access(c.as_ptr(), libc::F_OK) } != 0 {
+        if nix::unistd::access(c.as_c_str(), nix::unistd::AccessFlags::F_OK).is_err() {
             continue;
         }
         sys::mount(

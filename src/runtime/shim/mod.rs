@@ -114,8 +114,11 @@ pub enum ShimError {
     Child(String),
 }
 
-fn sys_err(op: &'static str) -> impl FnOnce(std::io::Error) -> ShimError {
-    move |source| ShimError::Sys { op, source }
+fn sys_err<E: Into<std::io::Error>>(op: &'static str) -> impl FnOnce(E) -> ShimError {
+    move |source| ShimError::Sys {
+        op,
+        source: source.into(),
+    }
 }
 
 /// Runs `picolet shim --config <config_path>`; returns the process exit code.
@@ -172,15 +175,20 @@ fn enter_namespaces(pod: &PodConfig) -> Result<(), ShimError> {
     if pod.share_pid {
         flags |= libc::CLONE_NEWPID;
     }
-    sys::unshare(flags).map_err(|source| ShimError::Unshare { flags, source })?;
+    sys::unshare(flags).map_err(|source| ShimError::Unshare {
+        flags,
+        source: source.into(),
+    })?;
     if !pod.hostname.is_empty() {
         sys::sethostname(&pod.hostname).map_err(|source| ShimError::Hostname {
             name: pod.hostname.clone(),
-            source,
+            source: source.into(),
         })?;
     }
     if !pod.host_network {
-        sys::loopback_up().map_err(|source| ShimError::Loopback { source })?;
+        sys::loopback_up().map_err(|source| ShimError::Loopback {
+            source: source.into(),
+        })?;
     }
     Ok(())
 }
