@@ -206,13 +206,7 @@ pub fn mount_tmpfs(target: &Path, size: u64) -> io::Result<()> {
         "mode=1777".to_string()
     };
     let flags = nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV;
-    nix::mount::mount(
-        Some("tmpfs"),
-        t,
-        Some("tmpfs"),
-        flags,
-        Some(opts.as_str()),
-    )?;
+    nix::mount::mount(Some("tmpfs"), t, Some("tmpfs"), flags, Some(opts.as_str()))?;
     Ok(())
 }
 

@@ -30,7 +30,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use super::shim::proto::{ContainerConfig, PodConfig};
+use super::config::{ContainerConfig, PodConfig};
 use super::{namespaces, rootfs, security};
 use crate::sys::process::ChildGuard;
 

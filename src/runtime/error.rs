@@ -2,23 +2,21 @@
 //! of the container runtime, shared by the setup steps (rootfs, security,
 //! namespaces), the post-clone child's wire record and the shim.
 
-use super::container::sys;
-
 /// Why a container (or an exec) could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
     /// A syscall in the calling process failed (pipe, clone, fork, read, wait).
-    #[error("{op}: {}", sys::errno_text(*.errno))]
+    #[error("{op}: {}", errno_text(*.errno))]
     Sys { op: &'static str, errno: i32 },
     /// A setup step in the new process failed (cgroup, mounts, pivot_root,
     /// stdio, working directory, capabilities, user).
-    #[error("{}", sys::with_errno(.step, *.errno))]
+    #[error("{}", with_errno(.step, *.errno))]
     Setup { step: String, errno: i32 },
     /// `argv[0]` has no '/' and is in no directory of `PATH`.
     #[error("exec: {program:?}: executable file not found in $PATH")]
     NotFound { program: String },
     /// `execve` failed.
-    #[error("exec: {program:?}: {}", sys::errno_text(*.errno))]
+    #[error("exec: {program:?}: {}", errno_text(*.errno))]
     Exec { program: String, errno: i32 },
     /// The configuration cannot be applied as given.
     #[error("invalid {field} {value:?}: {why}")]
@@ -52,11 +50,6 @@ impl ContainerError {
             errno,
         }
     }
-
-    /// A failed step, with `errno` taken from the last syscall.
-    pub(crate) fn last(step: impl Into<String>) -> Self {
-        Self::setup(step, sys::errno())
-    }
 }
 
 impl From<crate::sys::Error> for ContainerError {
@@ -66,5 +59,29 @@ impl From<crate::sys::Error> for ContainerError {
             op: e.op_static(),
             errno: e.errno(),
         }
+    }
+}
+
+/// The text of an errno without Rust's " (os error N)" suffix, lower-case
+/// like Go's (`no such file or directory`).
+pub(crate) fn errno_text(errno: i32) -> String {
+    let full = std::io::Error::from_raw_os_error(errno).to_string();
+    let text = match full.find(" (os error") {
+        Some(i) => &full[..i],
+        None => &full,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// `step: error text`, or only `step` when there is no errno.
+pub(crate) fn with_errno(step: &str, errno: i32) -> String {
+    if errno == 0 {
+        step.to_string()
+    } else {
+        format!("{step}: {}", errno_text(errno))
     }
 }

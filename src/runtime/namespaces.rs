@@ -8,13 +8,13 @@
 //!
 //! Touches no files except the `/proc/<pid>/ns/*` it is asked to open.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use nix::fcntl::OFlag;
-use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
 use super::container::{ContainerError, sys};
+use super::syscall::Syscall;
 
 /// `clone(flags)` with a NULL stack: returns 0 in the child and the child's
 /// PID in the parent. `flags` must include the exit signal (`SIGCHLD`).
@@ -43,9 +43,11 @@ pub(crate) fn open_ns(ns_dir: &str, kind: &str) -> Result<OwnedFd, ContainerErro
 
 /// `setns(fd, nstype)`. Joining a mount namespace needs a single-threaded
 /// caller; joining a PID namespace only affects children created later.
-pub(crate) fn join(fd: &OwnedFd, nstype: libc::c_int, what: &str) -> Result<(), ContainerError> {
-    sys::step(
-        nix::sched::setns(fd, CloneFlags::from_bits_retain(nstype)),
-        || format!("setns {what}"),
-    )
+pub(crate) fn join(
+    sc: &dyn Syscall,
+    fd: &OwnedFd,
+    nstype: libc::c_int,
+    what: &str,
+) -> Result<(), ContainerError> {
+    sys::step(sc.setns(fd.as_fd(), nstype), || format!("setns {what}"))
 }

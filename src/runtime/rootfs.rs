@@ -22,11 +22,11 @@
 //! namespace and disappears with it.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::fd::{AsFd, OwnedFd};
 
+use super::config::{ContainerConfig, MountKind, PodConfig};
 use super::container::{ContainerError, sys};
-use super::shim::proto::{ContainerConfig, MountKind, PodConfig};
+use super::syscall::Syscall;
 use resolve::{Create, open_in_root};
 
 pub(crate) mod overlay;
@@ -139,8 +139,9 @@ impl Plan {
 
 /// Builds the container's filesystem view in the current (new, not yet
 /// shared) mount namespace and makes it the root. See the module docs.
-pub(crate) fn setup(plan: &Plan) -> Result<(), ContainerError> {
+pub(crate) fn setup(sc: &dyn Syscall, plan: &Plan) -> Result<(), ContainerError> {
     sys::mount(
+        sc,
         None,
         c"/",
         None,
@@ -151,6 +152,7 @@ pub(crate) fn setup(plan: &Plan) -> Result<(), ContainerError> {
     let target_text = || plan.target.to_string_lossy().into_owned();
     if let Some((upper, work)) = &plan.scratch {
         sys::mount(
+            sc,
             Some(c"tmpfs"),
             &plan.target,
             Some(c"tmpfs"),
@@ -159,20 +161,16 @@ pub(crate) fn setup(plan: &Plan) -> Result<(), ContainerError> {
             || format!("mount scratch tmpfs on {:?}", target_text()),
         )?;
         for dir in [upper, work] {
-            let mode = nix::sys::stat::Mode::from_bits_truncate(0o755);
-            sys::step(nix::unistd::mkdir(dir.as_c_str(), mode), || {
-                format!("mkdir {dir:?}")
-            })?;
+            sys::step(sc.mkdir(dir, 0o755), || format!("mkdir {dir:?}"))?;
         }
     }
     if let Some(dir) = &plan.overlay_chdir {
-        sys::step(nix::unistd::chdir(dir.as_c_str()), || {
-            format!("chdir {dir:?}")
-        })?;
+        sys::step(sc.chdir(dir), || format!("chdir {dir:?}"))?;
     }
     // nodev: a device node in the image or made with mknod in the
     // writable layer cannot be opened (only /dev's tmpfs allows nodes).
     sys::mount(
+        sc,
         Some(c"overlay"),
         &plan.target,
         Some(c"overlay"),
@@ -187,36 +185,34 @@ pub(crate) fn setup(plan: &Plan) -> Result<(), ContainerError> {
         },
     )?;
     let root = resolve::open_dir(&plan.target)?;
-    system::mount_proc(&root)?;
-    system::mount_dev(&root)?;
-    system::mount_sys(&root, plan.privileged, plan.host_network)?;
+    system::mount_proc(sc, &root)?;
+    system::mount_dev(sc, &root)?;
+    system::mount_sys(sc, &root, plan.privileged, plan.host_network)?;
     for m in &plan.mounts {
-        user_mount(&root, m, plan.privileged)?;
+        user_mount(sc, &root, m, plan.privileged)?;
     }
-    pivot(&root)?;
+    pivot(sc, &root)?;
     drop(root);
     if !plan.privileged {
-        system::protect_kernel_paths()?;
+        system::protect_kernel_paths(sc)?;
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(&plan.cwd)
-        .map_err(|e| {
-            ContainerError::setup(
-                format!("create working directory {:?}", plan.cwd),
-                e.raw_os_error().unwrap_or(libc::EIO),
-            )
-        })?;
+    sc.create_dir_all(&plan.cwd).map_err(|e| {
+        ContainerError::setup(
+            format!("create working directory {:?}", plan.cwd),
+            e.raw_os_error().unwrap_or(libc::EIO),
+        )
+    })?;
     if plan.scratch.is_some() {
-        remount_readonly(c"/", false, "/")?;
+        remount_readonly(sc, c"/", false, "/")?;
     }
     Ok(())
 }
 
 /// Resolves `dest` inside `root` (creating it as `create` says) and mounts
 /// onto it through its fd.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn mount_in(
+    sc: &dyn Syscall,
     root: &OwnedFd,
     dest: &str,
     create: Create,
@@ -229,7 +225,7 @@ pub(super) fn mount_in(
     let what = fstype
         .or(source)
         .map_or_else(String::new, |c| c.to_string_lossy().into_owned());
-    sys::mount(source, &sys::fd_path(&fd), fstype, flags, data, || {
+    sys::mount(sc, source, &sys::fd_path(&fd), fstype, flags, data, || {
         format!("mount {what} on {dest:?}")
     })
 }
@@ -238,7 +234,12 @@ pub(super) fn mount_in(
 /// `nodev` on every mount they carry, unless the container is privileged
 /// (which may use every device anyway, and may be handed `/dev/ttyUSB0`
 /// as a hostPath); tmpfs mounts are always `nosuid,nodev`.
-fn user_mount(root: &OwnedFd, m: &PreparedMount, privileged: bool) -> Result<(), ContainerError> {
+fn user_mount(
+    sc: &dyn Syscall,
+    root: &OwnedFd,
+    m: &PreparedMount,
+    privileged: bool,
+) -> Result<(), ContainerError> {
     let dest = m.destination.as_str();
     match &m.kind {
         PreparedKind::Bind { source } => {
@@ -249,6 +250,7 @@ fn user_mount(root: &OwnedFd, m: &PreparedMount, privileged: bool) -> Result<(),
                 Create::File
             };
             mount_in(
+                sc,
                 root,
                 dest,
                 create,
@@ -264,13 +266,14 @@ fn user_mount(root: &OwnedFd, m: &PreparedMount, privileged: bool) -> Result<(),
                     read_only: m.read_only,
                     nodev: !privileged,
                 };
-                restrict(&sys::fd_path(&mounted), true, attrs, dest)?;
+                restrict(sc, &sys::fd_path(&mounted), true, attrs, dest)?;
             }
             Ok(())
         }
         PreparedKind::Tmpfs { data } => {
             let ro = if m.read_only { libc::MS_RDONLY } else { 0 };
             mount_in(
+                sc,
                 root,
                 dest,
                 Create::Dir,
@@ -292,6 +295,7 @@ pub(super) struct Restrict {
 
 /// Makes the mount at `path` read-only. See [`restrict`].
 pub(super) fn remount_readonly(
+    sc: &dyn Syscall,
     path: &CStr,
     recursive: bool,
     what: &str,
@@ -300,7 +304,7 @@ pub(super) fn remount_readonly(
         read_only: true,
         nodev: false,
     };
-    restrict(path, recursive, attrs, what)
+    restrict(sc, path, recursive, attrs, what)
 }
 
 /// Adds `ro` and/or `nodev` to the mount at `path`, keeping its
@@ -309,6 +313,7 @@ pub(super) fn remount_readonly(
 /// (5.12+), so every mount below gets them too, and falls back to the top
 /// mount only.
 pub(super) fn restrict(
+    sc: &dyn Syscall,
     path: &CStr,
     recursive: bool,
     attrs: Restrict,
@@ -323,13 +328,10 @@ pub(super) fn restrict(
     if attrs.nodev {
         set |= MOUNT_ATTR_NODEV;
     }
-    if recursive && crate::sys::fs::mount_setattr_recursive(path, set).is_ok() {
+    if recursive && sc.mount_setattr_recursive(path, set).is_ok() {
         return Ok(());
     }
-    let st = sys::step(nix::sys::statvfs::statvfs(path), || {
-        format!("statvfs {what:?}")
-    })?;
-    let f_flag = st.flags().bits();
+    let f_flag = sys::step(sc.mount_flags(path), || format!("statvfs {what:?}"))?;
     // Not in libc's musl bindings; the value is the same everywhere.
     const ST_RELATIME: libc::c_ulong = 4096;
     let mut flags = libc::MS_BIND | libc::MS_REMOUNT;
@@ -357,23 +359,20 @@ pub(super) fn restrict(
         (true, false) => "read-only",
         _ => "nodev",
     };
-    sys::mount(None, path, None, flags, None, || {
+    sys::mount(sc, None, path, None, flags, None, || {
         format!("remount {what:?} {change}")
     })
 }
 
 /// `pivot_root` into `root` and detach the old root.
-fn pivot(root: &OwnedFd) -> Result<(), ContainerError> {
-    sys::step(nix::unistd::fchdir(root), || {
+fn pivot(sc: &dyn Syscall, root: &OwnedFd) -> Result<(), ContainerError> {
+    sys::step(sc.fchdir(root.as_fd()), || {
         "chdir into the new root".to_string()
     })?;
-    sys::step(nix::unistd::pivot_root(c".", c"."), || {
-        "pivot_root".to_string()
-    })?;
+    sys::step(sc.pivot_root(c".", c"."), || "pivot_root".to_string())?;
     // Lazily unmount the old root, now stacked on ".".
-    sys::step(
-        nix::mount::umount2(c".", nix::mount::MntFlags::MNT_DETACH),
-        || "unmount the old root".to_string(),
-    )?;
-    sys::step(nix::unistd::chdir(c"/"), || "chdir /".to_string())
+    sys::step(sc.umount_detach(c"."), || {
+        "unmount the old root".to_string()
+    })?;
+    sys::step(sc.chdir(c"/"), || "chdir /".to_string())
 }

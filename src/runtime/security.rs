@@ -10,11 +10,11 @@
 //!
 //! Reads `/proc/sys/kernel/cap_last_cap` and `/proc/self/status`.
 
-use ::caps::{CapSet, Capability, CapsHashSet};
-use nix::unistd::{Gid, Uid};
+use nix::errno::Errno;
 
+use super::config::ContainerConfig;
 use super::container::{ContainerError, sys};
-use super::shim::proto::ContainerConfig;
+use super::syscall::Syscall;
 use crate::spec::caps;
 use crate::spec::{Capabilities, SecurityContext};
 
@@ -130,67 +130,55 @@ impl Plan {
 
     /// Applies groups, bounding set, gid/uid, capabilities, ambient and
     /// `no_new_privs` to the calling (single-threaded) process.
-    pub(crate) fn apply(&self) -> Result<(), ContainerError> {
-        sys::step(nix::unistd::setgroups(&[]), || "setgroups(0)".to_string())?;
+    pub(crate) fn apply(&self, sc: &dyn Syscall) -> Result<(), ContainerError> {
+        sys::step(sc.clear_groups(), || "setgroups(0)".to_string())?;
         // The bounding set must shrink while CAP_SETPCAP is still effective,
         // i.e. before changing to a non-root uid.
-        for cap in kernel_caps(self.last_cap) {
-            if self.caps & (1u64 << cap.index()) != 0 {
+        for cap in 0..=self.last_cap {
+            if self.caps & (1u64 << cap) != 0 {
                 continue;
             }
-            if ::caps::drop(None, CapSet::Bounding, cap).is_err() && sys::errno() != libc::EINVAL {
-                return Err(ContainerError::last(format!(
-                    "drop capability {} from the bounding set",
-                    capability_name(cap.index()).unwrap_or("?")
-                )));
+            match sc.drop_bounding(cap) {
+                Ok(()) | Err(Errno::EINVAL) => {}
+                Err(e) => {
+                    return Err(ContainerError::setup(
+                        format!(
+                            "drop capability {} from the bounding set",
+                            capability_name(cap).unwrap_or("?")
+                        ),
+                        e as i32,
+                    ));
+                }
             }
         }
-        sys::prctl(libc::PR_SET_KEEPCAPS, 1, "prctl(PR_SET_KEEPCAPS)")?;
-        let gid = Gid::from_raw(self.gid);
-        sys::step(nix::unistd::setresgid(gid, gid, gid), || {
+        sys::step(sc.prctl(libc::PR_SET_KEEPCAPS, 1), || {
+            "prctl(PR_SET_KEEPCAPS)".to_string()
+        })?;
+        sys::step(sc.setresgid(self.gid), || {
             format!("setresgid({})", self.gid)
         })?;
-        let uid = Uid::from_raw(self.uid);
-        sys::step(nix::unistd::setresuid(uid, uid, uid), || {
+        sys::step(sc.setresuid(self.uid), || {
             format!("setresuid({})", self.uid)
         })?;
-        self.capset()?;
-        if ::caps::clear(None, CapSet::Ambient).is_err() && sys::errno() != libc::EINVAL {
-            return Err(ContainerError::last("clear ambient capabilities"));
+        sys::step(sc.capset(self.caps), || {
+            format!("capset(effective=permitted={:#x})", self.caps)
+        })?;
+        match sc.clear_ambient() {
+            Ok(()) | Err(Errno::EINVAL) => {}
+            Err(e) => {
+                return Err(ContainerError::setup(
+                    "clear ambient capabilities",
+                    e as i32,
+                ));
+            }
         }
         if self.no_new_privs {
-            sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "prctl(PR_SET_NO_NEW_PRIVS)")?;
+            sys::step(sc.prctl(libc::PR_SET_NO_NEW_PRIVS, 1), || {
+                "prctl(PR_SET_NO_NEW_PRIVS)".to_string()
+            })?;
         }
         Ok(())
     }
-
-    /// effective = permitted = the set (effective first: it must stay a
-    /// subset of permitted), inheritable empty.
-    fn capset(&self) -> Result<(), ContainerError> {
-        let set: CapsHashSet = kernel_caps(self.last_cap)
-            .filter(|c| self.caps & (1u64 << c.index()) != 0)
-            .collect();
-        let r = ::caps::set(None, CapSet::Effective, &set)
-            .and_then(|()| ::caps::set(None, CapSet::Permitted, &set))
-            .and_then(|()| ::caps::set(None, CapSet::Inheritable, &CapsHashSet::new()));
-        if r.is_err() {
-            return Err(ContainerError::last(format!(
-                "capset(effective=permitted={:#x})",
-                self.caps
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// The capabilities `caps` knows, up to the kernel's last one.
-fn kernel_caps(last: u8) -> impl Iterator<Item = Capability> {
-    let mut all: Vec<Capability> = ::caps::all()
-        .into_iter()
-        .filter(|c| c.index() <= last)
-        .collect();
-    all.sort_by_key(|c| c.index());
-    all.into_iter()
 }
 
 #[cfg(test)]

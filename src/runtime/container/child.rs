@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::sys::stat::Mode;
 
+use crate::runtime::syscall::Linux;
 use crate::sys::process::exit_now;
 
 use super::super::{namespaces, rootfs};
@@ -47,11 +48,11 @@ pub(crate) fn container_main(
         join_cgroup(cg)?;
     }
     set_oom_score_adj(prepared.oom_score_adj)?;
-    rootfs::setup(rootfs_plan)?;
+    rootfs::setup(&Linux, rootfs_plan)?;
     install_stdio(stdio, errfd)?;
     chdir(&prepared.cwd)?;
     let program = lookup(&prepared.argv0, &prepared.path_var)?;
-    prepared.security.apply()?;
+    prepared.security.apply(&Linux)?;
     exec(&program, prepared)
 }
 
@@ -72,8 +73,8 @@ pub(crate) fn exec_main(
     set_oom_score_adj(prepared.oom_score_adj)?;
     let pid_ns = namespaces::open_ns(ns_dir, "pid")?;
     let mnt_ns = namespaces::open_ns(ns_dir, "mnt")?;
-    namespaces::join(&pid_ns, libc::CLONE_NEWPID, "pid")?;
-    namespaces::join(&mnt_ns, libc::CLONE_NEWNS, "mnt")?;
+    namespaces::join(&Linux, &pid_ns, libc::CLONE_NEWPID, "pid")?;
+    namespaces::join(&Linux, &mnt_ns, libc::CLONE_NEWNS, "mnt")?;
     drop((pid_ns, mnt_ns));
     install_stdio(stdio, errfd)?;
     let child = namespaces::fork()?;
@@ -116,7 +117,7 @@ fn exec_command(prepared: &Prepared) -> Never {
     )?;
     chdir(&prepared.cwd)?;
     let program = lookup(&prepared.argv0, &prepared.path_var)?;
-    prepared.security.apply()?;
+    prepared.security.apply(&Linux)?;
     exec(&program, prepared)
 }
 

@@ -10,34 +10,11 @@ use std::path::Path;
 use nix::errno::Errno;
 
 use super::ContainerError;
+use crate::runtime::syscall::Syscall;
 
 /// The calling thread's `errno`.
 pub(crate) fn errno() -> i32 {
     Errno::last_raw()
-}
-
-/// The text of an errno without Rust's " (os error N)" suffix, lower-case
-/// like Go's (`no such file or directory`).
-pub(crate) fn errno_text(errno: i32) -> String {
-    let full = std::io::Error::from_raw_os_error(errno).to_string();
-    let text = match full.find(" (os error") {
-        Some(i) => &full[..i],
-        None => &full,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-/// `step: error text`, or only `step` when there is no errno.
-pub(crate) fn with_errno(step: &str, errno: i32) -> String {
-    if errno == 0 {
-        step.to_string()
-    } else {
-        format!("{step}: {}", errno_text(errno))
-    }
 }
 
 /// A C string of a config value; NUL bytes are a config error.
@@ -109,6 +86,7 @@ pub(crate) fn step<T>(
 
 /// `mount(2)`; `step` names the mount in errors.
 pub(crate) fn mount(
+    sc: &dyn Syscall,
     source: Option<&CStr>,
     target: &CStr,
     fstype: Option<&CStr>,
@@ -116,11 +94,7 @@ pub(crate) fn mount(
     data: Option<&CStr>,
     step_name: impl FnOnce() -> String,
 ) -> Result<(), ContainerError> {
-    let flags = nix::mount::MsFlags::from_bits_retain(flags);
-    step(
-        nix::mount::mount(source, target, fstype, flags, data),
-        step_name,
-    )
+    step(sc.mount(source, target, fstype, flags, data), step_name)
 }
 
 /// `/proc/self/fd/<fd>`: a path naming exactly the object behind `fd`, to

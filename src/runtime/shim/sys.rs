@@ -32,7 +32,8 @@ pub fn unshare(flags: libc::c_int) -> crate::sys::Result<()> {
 }
 
 pub fn sethostname(name: &str) -> crate::sys::Result<()> {
-    nix::unistd::sethostname(name).op("sethostname")
+    use crate::runtime::syscall::{Linux, Syscall};
+    Linux.sethostname(name).op("sethostname")
 }
 
 pub fn setsid() -> crate::sys::Result<()> {

@@ -15,8 +15,8 @@ use super::*;
 mod filesystem;
 mod isolation;
 mod process;
+use crate::runtime::config::{Mount, MountKind, Rootfs};
 use crate::runtime::security::{capability_set, default_caps};
-use crate::runtime::shim::proto::{Mount, MountKind, Rootfs};
 
 /// Reaps `pid` (our child) and returns its raw wait status.
 fn reap(pid: libc::pid_t) -> i32 {
