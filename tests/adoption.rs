@@ -138,3 +138,29 @@ fn losing_both_state_files_adopts_desired_shims_and_stops_the_rest() {
     assert!(a.pod("unwanted").is_none());
     a.assert_one_thread();
 }
+
+#[test]
+fn ps_shows_a_shim_as_picolet_shim_namespace_slash_pod() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    a.apply(
+        "titled.yaml",
+        &sh_pod("titled", "Always", "exec sleep 434343"),
+    );
+    a.wait_running("titled", "main", 30);
+    // argv is exactly `picolet shim default/titled`; the config path is
+    // not on the command line (it is in the shim's environment).
+    let shims = pids_of(&["picolet", "shim", "default/titled"]);
+    assert_eq!(shims.len(), 1, "expected one titled shim, got {shims:?}");
+    let environ = std::fs::read(format!("/proc/{}/environ", shims[0])).unwrap();
+    let config = environ
+        .split(|b| *b == 0)
+        .find_map(|v| v.strip_prefix(b"PICOLET_SHIM_CONFIG="))
+        .map(|v| String::from_utf8_lossy(v).into_owned());
+    assert!(
+        config.as_deref().is_some_and(|c| c.ends_with("/shim.json")),
+        "{config:?}"
+    );
+}

@@ -3,7 +3,7 @@
 //! Starting: the pod dir gets `shim.json`, `hostname`, `hosts` and
 //! `resolv.conf`; memory-backed emptyDirs are mounted here (in the host mount
 //! namespace, so that all the pod's containers share them). Then
-//! `picolet shim --config <pod-dir>/shim.json` is started with
+//! `picolet shim <namespace>/<pod>` (config path in `$PICOLET_SHIM_CONFIG`) is started with
 //! `std::process::Command`; that process forks the real shim away and exits
 //! once the shim's socket is ready. We wait for that exit on a pidfd (no
 //! blocking), then connect.
@@ -61,11 +61,18 @@ pub fn prepare_pod_dir(cfg: &PodConfig, host_network: bool) -> io::Result<PathBu
 
 /// Starts the shim for a pod and waits (asynchronously) until it is ready.
 /// Returns the shim's stderr text on failure.
-pub async fn start_shim(exe: &Path, config_path: &Path) -> Result<(), String> {
+///
+/// Its command line is `picolet shim <namespace>/<pod>` (`title`), which
+/// is what `ps` shows; the config path goes in the environment
+/// ([`crate::runtime::shim::CONFIG_ENV`]), which containers do not inherit
+/// (the shim gives each process it starts an explicit environment).
+pub async fn start_shim(exe: &Path, config_path: &Path, title: &str) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
     let mut child = Command::new(exe)
+        .arg0("picolet")
         .arg("shim")
-        .arg("--config")
-        .arg(config_path)
+        .arg(title)
+        .env(crate::runtime::shim::CONFIG_ENV, config_path)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

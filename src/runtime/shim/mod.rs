@@ -62,6 +62,10 @@ pub const SOCKET_NAME: &str = "shim.sock";
 /// Name of the leaf cgroup the shim moves itself into, under the pod cgroup.
 pub const CGROUP_LEAF: &str = "shim";
 
+/// The environment variable that carries the shim's config path, so that
+/// its command line (`ps`) is `picolet shim <namespace>/<pod>`.
+pub const CONFIG_ENV: &str = "PICOLET_SHIM_CONFIG";
+
 pub use server::{
     CREATE_CONTAINER_ERROR, EXEC_CANNOT_RUN, EXEC_NOT_FOUND, EXEC_NOT_STARTED, exec_failure_code,
 };
