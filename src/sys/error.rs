@@ -54,7 +54,11 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.op, self.errno.desc())
+        // std's text (strerror), without nix's own table of descriptions
+        // (it would cost the binary a few KiB for the same words).
+        let full = io::Error::from_raw_os_error(self.errno()).to_string();
+        let text = full.find(" (os error").map_or(&*full, |i| &full[..i]);
+        write!(f, "{}: {text}", self.op)
     }
 }
 
