@@ -65,11 +65,13 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> Result<usize> 
 }
 
 /// Closes the fd number `fd`, ignoring errors (`EBADF`). For a forked
-/// child that gives up fds it holds by number only (its stdio, fds a
-/// `close_range` fallback sweeps); never for an fd an `OwnedFd` owns.
+/// child that gives up fds it holds by number (its stdio, fds a
+/// `close_range` fallback sweeps, an `OwnedFd` whose destructor never runs
+/// because the child ends in `_exit`), and never touches them again.
 pub fn close_raw(fd: RawFd) {
-    // SAFETY: the caller owns fd number `fd` (see above) and nothing in
-    // this process uses it afterwards; closing an unused number is EBADF.
+    // SAFETY: per the contract above, nothing in this process uses fd
+    // number `fd` afterwards (no OwnedFd of it is dropped or read);
+    // closing an unused number is EBADF.
     unsafe { libc::close(fd) };
 }
 
