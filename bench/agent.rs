@@ -109,8 +109,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` / list mode
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !picolet::sys::process::is_root() {
         eprintln!("the agent benchmark needs root (namespaces, mounts)");
         std::process::exit(1);
     }

@@ -68,8 +68,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !picolet::sys::process::is_root() {
         eprintln!("the security benchmark needs root (namespaces, mounts)");
         std::process::exit(1);
     }

@@ -31,6 +31,7 @@ need_cargo
 step "format and lints"
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+sh scripts/count-unsafe.sh
 
 step "test images"
 sh tests/images/build-busybox.sh "$ROOT/target/images"

@@ -39,13 +39,11 @@ impl Now {
 
 /// `CLOCK_BOOTTIME` in milliseconds.
 pub fn boottime_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
+    // BOOTTIME always exists on Linux ≥ 2.6.39.
+    let Ok(ts) = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME) else {
+        return 0;
     };
-    // SAFETY: clock_gettime writes into the timespec we own; BOOTTIME always exists on Linux ≥ 2.6.39.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+    ts.tv_sec() as u64 * 1000 + ts.tv_nsec() as u64 / 1_000_000
 }
 
 /// Unix time in milliseconds.

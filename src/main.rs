@@ -49,12 +49,16 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
     let first = args.first().and_then(|a| a.to_str()).unwrap_or("");
     match first {
         "shim" => {
-            // picolet shim --config PATH (started by the agent, not by users)
+            // picolet shim NAMESPACE/POD, the config path in
+            // $PICOLET_SHIM_CONFIG (started by the agent, not by users;
+            // the name is only for `ps`). `--config PATH` is accepted too.
+            let env = std::env::var_os(picolet::runtime::shim::CONFIG_ENV);
             let cfg = args
                 .iter()
                 .position(|a| a == "--config")
                 .and_then(|i| args.get(i + 1))
-                .ok_or("usage: picolet shim --config PATH")?;
+                .or(env.as_ref())
+                .ok_or("usage: picolet shim NAMESPACE/POD (with $PICOLET_SHIM_CONFIG set)")?;
             let code = picolet::runtime::shim::run(Path::new(cfg));
             return Ok(ExitCode::from(code.clamp(0, 255) as u8));
         }

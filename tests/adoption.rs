@@ -189,3 +189,29 @@ fn a_previous_state_saved_before_the_sandbox_was_up_keeps_the_adopted_shim() {
         before["state"]["running"]["startedAt"]
     );
 }
+
+#[test]
+fn ps_shows_a_shim_as_picolet_shim_namespace_slash_pod() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    a.apply(
+        "titled.yaml",
+        &sh_pod("titled", "Always", "exec sleep 484848"),
+    );
+    a.wait_running("titled", "main", 30);
+    // argv is exactly `picolet shim default/titled`; the config path is
+    // not on the command line (it is in the shim's environment).
+    let shims = pids_of(&["picolet", "shim", "default/titled"]);
+    assert_eq!(shims.len(), 1, "expected one titled shim, got {shims:?}");
+    let environ = std::fs::read(format!("/proc/{}/environ", shims[0])).unwrap();
+    let config = environ
+        .split(|b| *b == 0)
+        .find_map(|v| v.strip_prefix(b"PICOLET_SHIM_CONFIG="))
+        .map(|v| String::from_utf8_lossy(v).into_owned());
+    assert!(
+        config.as_deref().is_some_and(|c| c.ends_with("/shim.json")),
+        "{config:?}"
+    );
+}

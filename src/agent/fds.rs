@@ -28,28 +28,7 @@ pub const RESERVED: u64 = 256;
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the soft
 /// limit in force afterwards.
 pub fn raise_nofile_limit() -> io::Result<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one `rlimit` into the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads one `rlimit` from the struct we pass.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        lim.rlim_cur = lim.rlim_max;
-    }
-    // `rlim_t` is 32 bits on 32-bit glibc targets.
-    #[allow(clippy::unnecessary_cast)]
-    Ok(lim.rlim_cur as u64)
+    Ok(crate::sys::process::raise_nofile_limit()?)
 }
 
 /// The most pods `limit` fds can carry.
@@ -85,15 +64,8 @@ mod tests {
     #[test]
     fn the_soft_limit_is_raised_to_the_hard_one_and_pods_are_budgeted() {
         let soft = raise_nofile_limit().unwrap();
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes one `rlimit` into the struct we pass.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-        assert_eq!(lim.rlim_cur, lim.rlim_max);
-        #[allow(clippy::unnecessary_cast)]
-        let cur = lim.rlim_cur as u64;
+        let (cur, max) = crate::sys::process::nofile_limit().unwrap();
+        assert_eq!(cur, max);
         assert_eq!(soft, cur);
         // systemd's 1024 soft limit alone would carry 192 pods; 110 fit.
         assert_eq!(pods_for(1024), 192);

@@ -13,9 +13,10 @@
 //! changes nothing: the pods it held before keep running, as they were.
 
 use crate::spec::{self, Pod};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -156,60 +157,41 @@ pub fn desired(scan: &mut Scan) -> BTreeMap<String, Pod> {
 /// An inotify fd watching one directory for changes to its entries.
 #[derive(Debug)]
 pub struct Watch {
-    fd: OwnedFd,
+    inotify: Inotify,
 }
 
 impl Watch {
     pub fn new(dir: &Path) -> io::Result<Watch> {
-        // SAFETY: plain syscall, no pointers.
-        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh fd that we own from here on.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let cpath = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+            .map_err(io::Error::from)?;
         // React when a writer closes the file or renames it into place, not
         // on every write(2): a half-written file is never read.
-        let mask = libc::IN_DELETE
-            | libc::IN_CLOSE_WRITE
-            | libc::IN_MOVED_FROM
-            | libc::IN_MOVED_TO
-            | libc::IN_DELETE_SELF
-            | libc::IN_MOVE_SELF;
-        // SAFETY: `cpath` is a valid NUL-terminated string that outlives the call.
-        let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), cpath.as_ptr(), mask) };
-        if wd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Watch { fd })
+        let mask = AddWatchFlags::IN_DELETE
+            | AddWatchFlags::IN_CLOSE_WRITE
+            | AddWatchFlags::IN_MOVED_FROM
+            | AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_DELETE_SELF
+            | AddWatchFlags::IN_MOVE_SELF;
+        inotify.add_watch(dir, mask).map_err(io::Error::from)?;
+        Ok(Watch { inotify })
     }
 
-    /// Drains pending events; returns how many bytes were read (0 = none).
+    /// Drains pending events; returns how many were read (0 = none).
     pub fn drain(&self) -> io::Result<usize> {
-        let mut buf = [0u8; 4096];
         let mut total = 0;
         loop {
-            // SAFETY: reading into a stack buffer of the given length.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    return Ok(total);
-                }
-                return Err(e);
+            match self.inotify.read_events() {
+                Ok(events) if events.is_empty() => return Ok(total),
+                Ok(events) => total += events.len(),
+                Err(nix::errno::Errno::EAGAIN) => return Ok(total),
+                Err(e) => return Err(e.into()),
             }
-            if n == 0 {
-                return Ok(total);
-            }
-            total += n as usize;
         }
     }
 }
 
 impl AsFd for Watch {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.inotify.as_fd()
     }
 }

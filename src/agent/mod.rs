@@ -634,9 +634,7 @@ fn prune_logs(log_dir: &std::path::Path, instance: u64) {
 /// A random RFC 4122 version-4 UUID, for pods whose manifest has no uid.
 pub fn new_uid() -> String {
     let mut b = [0u8; 16];
-    // SAFETY: getrandom writes at most b.len() bytes into the buffer.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != b.len() as isize {
+    if !crate::sys::process::getrandom(&mut b) {
         // Fall back to time and pid; uniqueness per node is what matters.
         let t = crate::clock::wall_ns() as u128 ^ ((std::process::id() as u128) << 64);
         b = t.to_le_bytes();

@@ -208,6 +208,7 @@ impl Agent {
             }
         };
         let exe = self.cfg.exe.clone();
+        let title = cfg.name.clone();
         let tx = self.tx.clone();
         let generation = self.shims.next_generation();
         self.shims.start_began();
@@ -218,7 +219,7 @@ impl Agent {
             // connection). Stop it, or the new one is refused ("socket in
             // use") and the old one lives on.
             sandbox::stop_stray(&uid, &socket).await;
-            let msg = match sandbox::start_shim(&exe, &path).await {
+            let msg = match sandbox::start_shim(&exe, &path, &title).await {
                 Ok(()) => {
                     match sandbox::connect(&uid, &pod_dir.join("shim.sock"), generation, tx.clone())
                         .await

@@ -3,7 +3,7 @@
 //! Starting: the pod dir gets `shim.json`, `hostname`, `hosts` and
 //! `resolv.conf`; memory-backed emptyDirs are mounted here (in the host mount
 //! namespace, so that all the pod's containers share them). Then
-//! `picolet shim --config <pod-dir>/shim.json` is started with
+//! `picolet shim <namespace>/<pod>` (config path in `$PICOLET_SHIM_CONFIG`) is started with
 //! `std::process::Command`; that process forks the real shim away and exits
 //! once the shim's socket is ready. We wait for that exit on a pidfd (no
 //! blocking), then connect.
@@ -61,11 +61,18 @@ pub fn prepare_pod_dir(cfg: &PodConfig, host_network: bool) -> io::Result<PathBu
 
 /// Starts the shim for a pod and waits (asynchronously) until it is ready.
 /// Returns the shim's stderr text on failure.
-pub async fn start_shim(exe: &Path, config_path: &Path) -> Result<(), String> {
+///
+/// Its command line is `picolet shim <namespace>/<pod>` (`title`), which
+/// is what `ps` shows; the config path goes in the environment
+/// ([`crate::runtime::shim::CONFIG_ENV`]), which containers do not inherit
+/// (the shim gives each process it starts an explicit environment).
+pub async fn start_shim(exe: &Path, config_path: &Path, title: &str) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
     let mut child = Command::new(exe)
+        .arg0("picolet")
         .arg("shim")
-        .arg("--config")
-        .arg(config_path)
+        .arg(title)
+        .env(crate::runtime::shim::CONFIG_ENV, config_path)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -199,27 +206,14 @@ pub async fn write_all(s: &Async<UnixStream>, mut buf: &[u8]) -> io::Result<()> 
 /// Mounts a tmpfs for a `medium: Memory` emptyDir (shared by the pod's containers).
 pub fn mount_tmpfs(target: &Path, size: u64) -> io::Result<()> {
     std::fs::create_dir_all(target)?;
-    let t = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    let t = target;
     let opts = if size > 0 {
         format!("mode=1777,size={size}")
     } else {
         "mode=1777".to_string()
     };
-    let o = std::ffi::CString::new(opts).map_err(io::Error::other)?;
-    // SAFETY: all pointers are valid NUL-terminated strings that outlive the call.
-    let rc = unsafe {
-        libc::mount(
-            c"tmpfs".as_ptr(),
-            t.as_ptr(),
-            c"tmpfs".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            o.as_ptr().cast(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let flags = nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV;
+    nix::mount::mount(Some("tmpfs"), t, Some("tmpfs"), flags, Some(opts.as_str()))?;
     Ok(())
 }
 
@@ -236,10 +230,7 @@ pub fn remove_pod_dir(state_dir: &Path, dir: &Path) -> io::Result<()> {
         .collect();
     targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
     for t in targets {
-        if let Ok(c) = std::ffi::CString::new(t) {
-            // SAFETY: valid NUL-terminated path; MNT_DETACH cannot fail unsafely.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
+        let _ = nix::mount::umount2(t.as_str(), nix::mount::MntFlags::MNT_DETACH);
     }
     super::trash::discard(state_dir, dir)
 }

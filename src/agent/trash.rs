@@ -142,8 +142,7 @@ mod tests {
 
     #[test]
     fn a_tree_on_another_filesystem_is_removed_in_place() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0
+        if !crate::sys::process::is_root()
             && crate::testutil::cannot_run("needs root (a tmpfs mount)")
         {
             return;
@@ -152,19 +151,9 @@ mod tests {
         let state = dir.path().join("state");
         let pods = state.join("pods");
         std::fs::create_dir_all(&pods).unwrap();
-        let c = |p: &Path| std::ffi::CString::new(p.to_str().unwrap()).unwrap();
-        let (src, target, fstype) = (c(Path::new("none")), c(&pods), c(Path::new("tmpfs")));
-        // SAFETY: NUL-terminated strings that outlive the call; no data.
-        let r = unsafe {
-            libc::mount(
-                src.as_ptr(),
-                target.as_ptr(),
-                fstype.as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(r, 0, "mount tmpfs: {}", io::Error::last_os_error());
+        let flags = nix::mount::MsFlags::empty();
+        let r = nix::mount::mount(Some("none"), &pods, Some("tmpfs"), flags, None::<&str>);
+        assert_eq!(r, Ok(()), "mount tmpfs");
         let tree = pods.join("abc");
         std::fs::create_dir_all(tree.join("x")).unwrap();
         let program = fake_rmtree(dir.path());
@@ -178,8 +167,7 @@ mod tests {
             }
             false
         });
-        // SAFETY: unmounting the tmpfs this test mounted.
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        let _ = nix::mount::umount2(&pods, nix::mount::MntFlags::MNT_DETACH);
         assert!(gone, "not removed in place");
     }
 

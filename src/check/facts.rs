@@ -152,7 +152,7 @@ pub fn gather(g: Gather<'_>) -> Facts {
             .lines()
             .any(|l| l.split_whitespace().last() == Some(name))
     };
-    let is_root = g.live && euid() == 0;
+    let is_root = g.live && crate::sys::process::is_root();
     let namespaces = NAMESPACES
         .iter()
         .map(|&(name, flag)| NsFact {
@@ -365,48 +365,28 @@ pub fn parse_kconfig(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() }
-}
-
 /// Runs `unshare(flag)` in a forked child, so that this process keeps its
 /// namespaces.
 fn try_unshare(flag: libc::c_int) -> Probe {
-    // SAFETY: the child only calls unshare(2) and _exit(2), which are
+    // The child only calls unshare(2) and _exit(2), which are
     // async-signal-safe, so forking a multi-threaded process (the test
     // harness) is fine.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Probe::Failed(format!("fork: {}", std::io::Error::last_os_error()));
-    }
+    let pid = match crate::sys::process::fork() {
+        Ok(pid) => pid,
+        Err(e) => return Probe::Failed(format!("fork: {}", std::io::Error::from(e))),
+    };
     if pid == 0 {
-        // SAFETY: unshare takes a flag word and changes only this child.
-        let r = unsafe { libc::unshare(flag) };
-        let code = if r == 0 {
-            0
-        } else {
-            std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(255)
-                .clamp(1, 255)
+        let flags = nix::sched::CloneFlags::from_bits_retain(flag);
+        let code = match nix::sched::unshare(flags) {
+            Ok(()) => 0,
+            Err(e) => (e as i32).clamp(1, 255),
         };
-        // SAFETY: _exit ends the child without running the parent's atexit
-        // handlers or flushing its stdio buffers.
-        unsafe { libc::_exit(code) };
+        crate::sys::process::exit_now(code);
     }
-    let mut status = 0;
-    loop {
-        // SAFETY: waits for the child we just forked; status is ours.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Probe::Failed(format!("waitpid: {e}"));
-        }
-    }
+    let status = match crate::sys::process::wait(pid) {
+        Ok(status) => status,
+        Err(e) => return Probe::Failed(format!("waitpid: {}", std::io::Error::from(e))),
+    };
     if libc::WIFEXITED(status) {
         match libc::WEXITSTATUS(status) {
             0 => Probe::Ok,
@@ -445,13 +425,9 @@ fn probe_device_filter(cgroup: Option<&Path>) -> Probe {
 
 /// `pidfd_open(2)` on this process.
 fn probe_pidfd() -> Probe {
-    let pid = std::process::id() as libc::pid_t;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Probe::Failed(format!("pidfd_open: {}", std::io::Error::last_os_error()));
+    match crate::sys::fd::pidfd_open(std::process::id() as i32) {
+        Ok(fd) => drop(fd),
+        Err(e) => return Probe::Failed(format!("pidfd_open: {}", std::io::Error::from(e))),
     }
-    // SAFETY: fd was just returned by pidfd_open and is owned by nobody else.
-    unsafe { libc::close(fd as libc::c_int) };
     Probe::Ok
 }

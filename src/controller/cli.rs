@@ -297,8 +297,7 @@ fn publish_and_wait(
 }
 
 fn isatty_stdout() -> bool {
-    // SAFETY: isatty only inspects the fd.
-    unsafe { libc::isatty(1) == 1 }
+    nix::unistd::isatty(std::io::stdout()).unwrap_or(false)
 }
 
 async fn wait(

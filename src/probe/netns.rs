@@ -15,7 +15,7 @@
 use std::cell::OnceCell;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -70,12 +70,7 @@ impl AsFd for NetNs {
 }
 
 fn setns(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: setns(2) on a valid borrowed fd; it changes only the calling
-    // thread's namespace and touches no memory of ours.
-    let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)?;
     Ok(())
 }
 

@@ -326,8 +326,7 @@ fn set_lo_up() {
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid(2) cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    crate::sys::process::is_root()
 }
 
 #[test]

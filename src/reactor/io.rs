@@ -276,7 +276,9 @@ impl Async<UnixStream> {
         let path = path.as_ref();
         let mut again = 0;
         loop {
-            let stream = Async::new(UnixStream::from(sys::stream_socket(libc::AF_UNIX)?))?;
+            let stream = Async::new(UnixStream::from(sys::stream_socket(
+                nix::sys::socket::AddressFamily::Unix,
+            )?))?;
             match sys::connect_unix(stream.as_fd(), path)? {
                 sys::Connect::Done => return Ok(stream),
                 sys::Connect::InProgress => {

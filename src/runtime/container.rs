@@ -27,11 +27,14 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use super::shim::proto::{ContainerConfig, PodConfig};
+use super::config::{ContainerConfig, PodConfig};
 use super::{namespaces, rootfs, security};
+use crate::sys::process::ChildGuard;
+
+pub use super::error::ContainerError;
 
 pub(crate) mod child;
 pub(crate) mod sys;
@@ -46,61 +49,6 @@ pub struct Stdio {
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
-}
-
-/// Why a container (or an exec) could not be started.
-#[derive(Debug, thiserror::Error)]
-pub enum ContainerError {
-    /// A syscall in the calling process failed (pipe, clone, fork, read, wait).
-    #[error("{op}: {}", sys::errno_text(*.errno))]
-    Sys { op: &'static str, errno: i32 },
-    /// A setup step in the new process failed (cgroup, mounts, pivot_root,
-    /// stdio, working directory, capabilities, user).
-    #[error("{}", sys::with_errno(.step, *.errno))]
-    Setup { step: String, errno: i32 },
-    /// `argv[0]` has no '/' and is in no directory of `PATH`.
-    #[error("exec: {program:?}: executable file not found in $PATH")]
-    NotFound { program: String },
-    /// `execve` failed.
-    #[error("exec: {program:?}: {}", sys::errno_text(*.errno))]
-    Exec { program: String, errno: i32 },
-    /// The configuration cannot be applied as given.
-    #[error("invalid {field} {value:?}: {why}")]
-    InvalidConfig {
-        field: &'static str,
-        value: String,
-        why: &'static str,
-    },
-    /// A capability name that the kernel does not know.
-    #[error("unknown capability {name:?}")]
-    UnknownCapability { name: String },
-    /// The new process died without reporting success or an error.
-    #[error("container process died during setup (wait status {status:#x})")]
-    Died { status: i32 },
-}
-
-impl ContainerError {
-    /// The Kubernetes waiting reason: `StartError` when `execve` failed
-    /// (as containerd reports a missing executable), `CreateContainerError`
-    /// for everything before it.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            ContainerError::NotFound { .. } | ContainerError::Exec { .. } => "StartError",
-            _ => "CreateContainerError",
-        }
-    }
-
-    pub(crate) fn setup(step: impl Into<String>, errno: i32) -> Self {
-        ContainerError::Setup {
-            step: step.into(),
-            errno,
-        }
-    }
-
-    /// A failed step, with `errno` taken from the last syscall.
-    pub(crate) fn last(step: impl Into<String>) -> Self {
-        Self::setup(step, sys::errno())
-    }
 }
 
 /// Everything the new process needs, converted in the parent so that the
@@ -187,14 +135,15 @@ pub fn spawn(
     let pid = namespaces::clone_fork(flags)?;
     if pid == 0 {
         drop(rd);
-        let errfd = child::above_stdio(wr.as_raw_fd());
+        let errfd = child::above_stdio(wr);
         let cgroup = cfg.cgroup.as_deref();
-        let result = child::container_main(cgroup, &rootfs_plan, &prepared, &stdio, errfd);
-        child::fail(errfd, result)
+        let result = child::container_main(cgroup, &rootfs_plan, &prepared, &stdio, &errfd);
+        child::fail(&errfd, result)
     }
+    let child = ChildGuard::new(pid);
     drop(wr);
     drop(stdio);
-    wait_for_exec(rd, pid)
+    wait_for_exec(rd, child)
 }
 
 /// Runs `argv` inside the running container whose init process is
@@ -220,48 +169,29 @@ pub fn exec_in(
     let pid = namespaces::fork()?;
     if pid == 0 {
         drop(rd);
-        let errfd = child::above_stdio(wr.as_raw_fd());
+        let errfd = child::above_stdio(wr);
         let cgroup = cfg.cgroup.as_deref();
-        let result = child::exec_main(cgroup, &ns_dir, &prepared, &stdio, errfd);
-        child::fail(errfd, result)
+        let result = child::exec_main(cgroup, &ns_dir, &prepared, &stdio, &errfd);
+        child::fail(&errfd, result)
     }
+    let child = ChildGuard::new(pid);
     drop(wr);
     drop(stdio);
-    wait_for_exec(rd, pid)
+    wait_for_exec(rd, child)
 }
 
 /// Reads the error pipe until EOF. Empty: the process exec'd. Otherwise
-/// decode the error, reap the child and return it.
-fn wait_for_exec(rd: OwnedFd, pid: libc::pid_t) -> Result<libc::pid_t, ContainerError> {
+/// decode the error, reap the child and return it. The child is held by a
+/// [`ChildGuard`]: any early return kills and reaps it.
+fn wait_for_exec(rd: OwnedFd, child: ChildGuard) -> Result<libc::pid_t, ContainerError> {
     let mut buf = Vec::new();
-    let read = sys::read_to_end(rd.as_raw_fd(), &mut buf, wire::MAX_LEN);
+    sys::read_to_end(rd.as_fd(), &mut buf, wire::MAX_LEN)?;
     drop(rd);
-    if let Err(e) = read {
-        kill_and_reap(pid);
-        return Err(e);
-    }
     if buf.is_empty() {
-        return Ok(pid);
+        return Ok(child.release());
     }
-    let status = reap(pid);
+    let status = child.reap();
     Err(wire::decode(&buf).unwrap_or(ContainerError::Died { status }))
-}
-
-fn reap(pid: libc::pid_t) -> i32 {
-    let mut status = 0;
-    loop {
-        // SAFETY: waitpid on our own child with a valid out-pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r >= 0 || sys::errno() != libc::EINTR {
-            return status;
-        }
-    }
-}
-
-fn kill_and_reap(pid: libc::pid_t) {
-    // SAFETY: `pid` is our own child, not yet reaped.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    reap(pid);
 }
 
 /// Moves this process into `cgroup` (a cgroup v2 directory).
@@ -273,13 +203,6 @@ pub(crate) fn join_cgroup(cgroup: &Path) -> Result<(), ContainerError> {
             e.raw_os_error().unwrap_or(libc::EIO),
         )
     })
-}
-
-/// Turns an fd we own into an `OwnedFd`.
-pub(crate) fn owned(fd: RawFd) -> OwnedFd {
-    // SAFETY: callers pass an fd that was just returned by a syscall and is
-    // owned by nobody else.
-    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 /// Used by child code: a `Result` that can only be an error.

@@ -22,11 +22,11 @@
 //! namespace and disappears with it.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::fd::{AsFd, OwnedFd};
 
+use super::config::{ContainerConfig, MountKind, PodConfig};
 use super::container::{ContainerError, sys};
-use super::shim::proto::{ContainerConfig, MountKind, PodConfig};
+use super::syscall::Syscall;
 use resolve::{Create, open_in_root};
 
 pub(crate) mod overlay;
@@ -78,8 +78,11 @@ impl Plan {
             Some((u, w)) => (u.as_path(), w.as_path()),
             None => (scratch_dirs.0.as_path(), scratch_dirs.1.as_path()),
         };
-        // SAFETY: sysconf has no preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .and_then(|p| usize::try_from(p).ok())
+            .unwrap_or(4096);
         let opts = overlay::options(&rootfs.layers, Some(upper), page)?;
         let scratch = match rootfs.upper {
             Some(_) => None,
@@ -136,8 +139,9 @@ impl Plan {
 
 /// Builds the container's filesystem view in the current (new, not yet
 /// shared) mount namespace and makes it the root. See the module docs.
-pub(crate) fn setup(plan: &Plan) -> Result<(), ContainerError> {
+pub(crate) fn setup(sc: &dyn Syscall, plan: &Plan) -> Result<(), ContainerError> {
     sys::mount(
+        sc,
         None,
         c"/",
         None,
@@ -148,6 +152,7 @@ pub(crate) fn setup(plan: &Plan) -> Result<(), ContainerError> {
     let target_text = || plan.target.to_string_lossy().into_owned();
     if let Some((upper, work)) = &plan.scratch {
         sys::mount(
+            sc,
             Some(c"tmpfs"),
             &plan.target,
             Some(c"tmpfs"),
@@ -156,19 +161,16 @@ pub(crate) fn setup(plan: &Plan) -> Result<(), ContainerError> {
             || format!("mount scratch tmpfs on {:?}", target_text()),
         )?;
         for dir in [upper, work] {
-            // SAFETY: mkdir of a NUL-terminated path.
-            let r = unsafe { libc::mkdir(dir.as_ptr(), 0o755) };
-            sys::check(r, || format!("mkdir {dir:?}"))?;
+            sys::step(sc.mkdir(dir, 0o755), || format!("mkdir {dir:?}"))?;
         }
     }
     if let Some(dir) = &plan.overlay_chdir {
-        // SAFETY: chdir to a NUL-terminated path.
-        let r = unsafe { libc::chdir(dir.as_ptr()) };
-        sys::check(r, || format!("chdir {dir:?}"))?;
+        sys::step(sc.chdir(dir), || format!("chdir {dir:?}"))?;
     }
     // nodev: a device node in the image or made with mknod in the
     // writable layer cannot be opened (only /dev's tmpfs allows nodes).
     sys::mount(
+        sc,
         Some(c"overlay"),
         &plan.target,
         Some(c"overlay"),
@@ -183,36 +185,34 @@ pub(crate) fn setup(plan: &Plan) -> Result<(), ContainerError> {
         },
     )?;
     let root = resolve::open_dir(&plan.target)?;
-    system::mount_proc(&root)?;
-    system::mount_dev(&root)?;
-    system::mount_sys(&root, plan.privileged, plan.host_network)?;
+    system::mount_proc(sc, &root)?;
+    system::mount_dev(sc, &root)?;
+    system::mount_sys(sc, &root, plan.privileged, plan.host_network)?;
     for m in &plan.mounts {
-        user_mount(&root, m, plan.privileged)?;
+        user_mount(sc, &root, m, plan.privileged)?;
     }
-    pivot(&root)?;
+    pivot(sc, &root)?;
     drop(root);
     if !plan.privileged {
-        system::protect_kernel_paths()?;
+        system::protect_kernel_paths(sc)?;
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(&plan.cwd)
-        .map_err(|e| {
-            ContainerError::setup(
-                format!("create working directory {:?}", plan.cwd),
-                e.raw_os_error().unwrap_or(libc::EIO),
-            )
-        })?;
+    sc.create_dir_all(&plan.cwd).map_err(|e| {
+        ContainerError::setup(
+            format!("create working directory {:?}", plan.cwd),
+            e.raw_os_error().unwrap_or(libc::EIO),
+        )
+    })?;
     if plan.scratch.is_some() {
-        remount_readonly(c"/", false, "/")?;
+        remount_readonly(sc, c"/", false, "/")?;
     }
     Ok(())
 }
 
 /// Resolves `dest` inside `root` (creating it as `create` says) and mounts
 /// onto it through its fd.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn mount_in(
+    sc: &dyn Syscall,
     root: &OwnedFd,
     dest: &str,
     create: Create,
@@ -225,7 +225,7 @@ pub(super) fn mount_in(
     let what = fstype
         .or(source)
         .map_or_else(String::new, |c| c.to_string_lossy().into_owned());
-    sys::mount(source, &sys::fd_path(&fd), fstype, flags, data, || {
+    sys::mount(sc, source, &sys::fd_path(&fd), fstype, flags, data, || {
         format!("mount {what} on {dest:?}")
     })
 }
@@ -234,7 +234,12 @@ pub(super) fn mount_in(
 /// `nodev` on every mount they carry, unless the container is privileged
 /// (which may use every device anyway, and may be handed `/dev/ttyUSB0`
 /// as a hostPath); tmpfs mounts are always `nosuid,nodev`.
-fn user_mount(root: &OwnedFd, m: &PreparedMount, privileged: bool) -> Result<(), ContainerError> {
+fn user_mount(
+    sc: &dyn Syscall,
+    root: &OwnedFd,
+    m: &PreparedMount,
+    privileged: bool,
+) -> Result<(), ContainerError> {
     let dest = m.destination.as_str();
     match &m.kind {
         PreparedKind::Bind { source } => {
@@ -245,6 +250,7 @@ fn user_mount(root: &OwnedFd, m: &PreparedMount, privileged: bool) -> Result<(),
                 Create::File
             };
             mount_in(
+                sc,
                 root,
                 dest,
                 create,
@@ -260,13 +266,14 @@ fn user_mount(root: &OwnedFd, m: &PreparedMount, privileged: bool) -> Result<(),
                     read_only: m.read_only,
                     nodev: !privileged,
                 };
-                restrict(&sys::fd_path(&mounted), true, attrs, dest)?;
+                restrict(sc, &sys::fd_path(&mounted), true, attrs, dest)?;
             }
             Ok(())
         }
         PreparedKind::Tmpfs { data } => {
             let ro = if m.read_only { libc::MS_RDONLY } else { 0 };
             mount_in(
+                sc,
                 root,
                 dest,
                 Create::Dir,
@@ -288,6 +295,7 @@ pub(super) struct Restrict {
 
 /// Makes the mount at `path` read-only. See [`restrict`].
 pub(super) fn remount_readonly(
+    sc: &dyn Syscall,
     path: &CStr,
     recursive: bool,
     what: &str,
@@ -296,7 +304,7 @@ pub(super) fn remount_readonly(
         read_only: true,
         nodev: false,
     };
-    restrict(path, recursive, attrs, what)
+    restrict(sc, path, recursive, attrs, what)
 }
 
 /// Adds `ro` and/or `nodev` to the mount at `path`, keeping its
@@ -305,6 +313,7 @@ pub(super) fn remount_readonly(
 /// (5.12+), so every mount below gets them too, and falls back to the top
 /// mount only.
 pub(super) fn restrict(
+    sc: &dyn Syscall,
     path: &CStr,
     recursive: bool,
     attrs: Restrict,
@@ -319,30 +328,10 @@ pub(super) fn restrict(
     if attrs.nodev {
         set |= MOUNT_ATTR_NODEV;
     }
-    if recursive {
-        const AT_RECURSIVE: libc::c_uint = 0x8000;
-        let attr: [u64; 4] = [set, 0, 0, 0];
-        // SAFETY: mount_setattr with a NUL-terminated path and a mount_attr
-        // struct (4 × u64) whose size is passed.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                libc::AT_FDCWD,
-                path.as_ptr(),
-                AT_RECURSIVE,
-                attr.as_ptr(),
-                std::mem::size_of_val(&attr),
-            )
-        };
-        if r == 0 {
-            return Ok(());
-        }
+    if recursive && sc.mount_setattr_recursive(path, set).is_ok() {
+        return Ok(());
     }
-    // SAFETY: an all-zero statvfs is a valid out-buffer.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: statvfs of a NUL-terminated path into `st`.
-    let r = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
-    sys::check(r, || format!("statvfs {what:?}"))?;
+    let f_flag = sys::step(sc.mount_flags(path), || format!("statvfs {what:?}"))?;
     // Not in libc's musl bindings; the value is the same everywhere.
     const ST_RELATIME: libc::c_ulong = 4096;
     let mut flags = libc::MS_BIND | libc::MS_REMOUNT;
@@ -361,7 +350,7 @@ pub(super) fn restrict(
         (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
         (ST_RELATIME, libc::MS_RELATIME),
     ] {
-        if st.f_flag & st_flag != 0 {
+        if f_flag & st_flag != 0 {
             flags |= ms_flag;
         }
     }
@@ -370,23 +359,20 @@ pub(super) fn restrict(
         (true, false) => "read-only",
         _ => "nodev",
     };
-    sys::mount(None, path, None, flags, None, || {
+    sys::mount(sc, None, path, None, flags, None, || {
         format!("remount {what:?} {change}")
     })
 }
 
 /// `pivot_root` into `root` and detach the old root.
-fn pivot(root: &OwnedFd) -> Result<(), ContainerError> {
-    // SAFETY: fchdir to an open directory fd.
-    let r = unsafe { libc::fchdir(root.as_raw_fd()) };
-    sys::check(r, || "chdir into the new root".to_string())?;
-    // SAFETY: pivot_root(".", ".") with two NUL-terminated strings.
-    let r = unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) };
-    sys::check(r as libc::c_int, || "pivot_root".to_string())?;
-    // SAFETY: lazily unmount the old root, now stacked on ".".
-    let r = unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) };
-    sys::check(r, || "unmount the old root".to_string())?;
-    // SAFETY: chdir to a constant path.
-    let r = unsafe { libc::chdir(c"/".as_ptr()) };
-    sys::check(r, || "chdir /".to_string()).map(|_| ())
+fn pivot(sc: &dyn Syscall, root: &OwnedFd) -> Result<(), ContainerError> {
+    sys::step(sc.fchdir(root.as_fd()), || {
+        "chdir into the new root".to_string()
+    })?;
+    sys::step(sc.pivot_root(c".", c"."), || "pivot_root".to_string())?;
+    // Lazily unmount the old root, now stacked on ".".
+    sys::step(sc.umount_detach(c"."), || {
+        "unmount the old root".to_string()
+    })?;
+    sys::step(sc.chdir(c"/"), || "chdir /".to_string())
 }

@@ -10,8 +10,11 @@
 //!
 //! Reads `/proc/sys/kernel/cap_last_cap` and `/proc/self/status`.
 
+use nix::errno::Errno;
+
+use super::config::ContainerConfig;
 use super::container::{ContainerError, sys};
-use super::shim::proto::ContainerConfig;
+use super::syscall::Syscall;
 use crate::spec::caps;
 use crate::spec::{Capabilities, SecurityContext};
 
@@ -104,22 +107,6 @@ pub(crate) struct Plan {
     no_new_privs: bool,
 }
 
-const CAP_V3: u32 = 0x2008_0522;
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
 impl Plan {
     pub(crate) fn new(cfg: &ContainerConfig) -> Result<Self, ContainerError> {
         let last_cap = last_cap();
@@ -143,68 +130,52 @@ impl Plan {
 
     /// Applies groups, bounding set, gid/uid, capabilities, ambient and
     /// `no_new_privs` to the calling (single-threaded) process.
-    pub(crate) fn apply(&self) -> Result<(), ContainerError> {
-        // SAFETY: an empty group list with a NULL pointer is valid.
-        let r = unsafe { libc::setgroups(0, std::ptr::null()) };
-        sys::check(r, || "setgroups(0)".to_string())?;
+    pub(crate) fn apply(&self, sc: &dyn Syscall) -> Result<(), ContainerError> {
+        sys::step(sc.clear_groups(), || "setgroups(0)".to_string())?;
         // The bounding set must shrink while CAP_SETPCAP is still effective,
         // i.e. before changing to a non-root uid.
         for cap in 0..=self.last_cap {
             if self.caps & (1u64 << cap) != 0 {
                 continue;
             }
-            let r = sys::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap));
-            if r < 0 && sys::errno() != libc::EINVAL {
-                return Err(ContainerError::last(format!(
-                    "drop capability {} from the bounding set",
-                    capability_name(cap).unwrap_or("?")
-                )));
+            match sc.drop_bounding(cap) {
+                Ok(()) | Err(Errno::EINVAL) => {}
+                Err(e) => {
+                    return Err(ContainerError::setup(
+                        format!(
+                            "drop capability {} from the bounding set",
+                            capability_name(cap).unwrap_or("?")
+                        ),
+                        e as i32,
+                    ));
+                }
             }
         }
-        let r = sys::prctl(libc::PR_SET_KEEPCAPS, 1);
-        sys::check(r, || "prctl(PR_SET_KEEPCAPS)".to_string())?;
-        // SAFETY: plain id arguments.
-        let r = unsafe { libc::setresgid(self.gid, self.gid, self.gid) };
-        sys::check(r, || format!("setresgid({})", self.gid))?;
-        // SAFETY: plain id arguments.
-        let r = unsafe { libc::setresuid(self.uid, self.uid, self.uid) };
-        sys::check(r, || format!("setresuid({})", self.uid))?;
-        self.capset()?;
-        let r = sys::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-        );
-        if r < 0 && sys::errno() != libc::EINVAL {
-            return Err(ContainerError::last("clear ambient capabilities"));
+        sys::step(sc.prctl(libc::PR_SET_KEEPCAPS, 1), || {
+            "prctl(PR_SET_KEEPCAPS)".to_string()
+        })?;
+        sys::step(sc.setresgid(self.gid), || {
+            format!("setresgid({})", self.gid)
+        })?;
+        sys::step(sc.setresuid(self.uid), || {
+            format!("setresuid({})", self.uid)
+        })?;
+        sys::step(sc.capset(self.caps), || {
+            format!("capset(effective=permitted={:#x})", self.caps)
+        })?;
+        match sc.clear_ambient() {
+            Ok(()) | Err(Errno::EINVAL) => {}
+            Err(e) => {
+                return Err(ContainerError::setup(
+                    "clear ambient capabilities",
+                    e as i32,
+                ));
+            }
         }
         if self.no_new_privs {
-            let r = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1);
-            sys::check(r, || "prctl(PR_SET_NO_NEW_PRIVS)".to_string())?;
-        }
-        Ok(())
-    }
-
-    fn capset(&self) -> Result<(), ContainerError> {
-        let mut header = CapHeader {
-            version: CAP_V3,
-            pid: 0,
-        };
-        let word = |i: u32| {
-            let w = (self.caps >> (32 * i)) as u32;
-            CapData {
-                effective: w,
-                permitted: w,
-                inheritable: 0,
-            }
-        };
-        let data = [word(0), word(1)];
-        // SAFETY: v3 header and a two-element data array, as capset(2) wants.
-        let r = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
-        if r < 0 {
-            return Err(ContainerError::last(format!(
-                "capset(effective=permitted={:#x})",
-                self.caps
-            )));
+            sys::step(sc.prctl(libc::PR_SET_NO_NEW_PRIVS, 1), || {
+                "prctl(PR_SET_NO_NEW_PRIVS)".to_string()
+            })?;
         }
         Ok(())
     }

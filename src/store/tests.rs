@@ -446,8 +446,7 @@ impl Drop for SmallFs {
 }
 
 fn nix_is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    (unsafe { libc::geteuid() }) == 0
+    crate::sys::process::is_root()
 }
 
 /// A state of about `kib` KiB that differs per `revision`.

@@ -1,10 +1,25 @@
-//! The system-call seam: thin, typed wrappers over the kernel interfaces
-//! picolet needs and the standard library and `libc` do not wrap safely.
-//! Every `unsafe` block here carries its `// SAFETY:` argument; callers
-//! see owned file descriptors and `io::Error`s that name the operation.
+//! The system-call seam: every raw system call of picolet goes through
+//! here, over `nix` (and `rustix`, already in the tree through `polling`,
+//! for `pidfd_open`, xattrs and random bytes), with `caps` for
+//! capabilities. Every `unsafe` block of the crate outside the post-clone
+//! child path lives here with its `// SAFETY:` argument; callers see
+//! `OwnedFd`/`BorrowedFd` and one error type, [`Error`], that names the
+//! operation and the errno. `scripts/count-unsafe.sh` counts them.
 //!
-//! Today it holds the eBPF device-cgroup program ([`bpf`]). Issue 8
-//! ("Foundations") moves the rest of the crate's raw `libc` calls here.
+//! - [`fd`]: pipes, `O_NONBLOCK`, pidfds, `poll`.
+//! - [`process`]: fork, the raw clone, `_exit`, waits, kill, ids, limits,
+//!   the [`process::ChildGuard`] that kills and reaps on drop.
+//! - [`signal`]: signalfd, masks, handlers, the post-clone reset.
+//! - [`net`]: non-blocking sockets and connect, `SIOCSIFFLAGS`.
+//! - [`fs`]: private directories, xattrs, times, `statvfs`, `flock`, inotify.
+//! - [`bpf`]: the eBPF device-cgroup program.
 
 pub mod bpf;
+pub mod error;
+pub mod fd;
 pub mod fs;
+pub mod net;
+pub mod process;
+pub mod signal;
+
+pub use error::{Errno, Error, Op, Result};

@@ -21,8 +21,7 @@ pub const IMAGE: &str = "picolet.test/busybox:1";
 /// Returns false (and says why) when not root; panics instead when
 /// `PICOLET_REQUIRE_ROOT` is set (CI), so root tests never silently skip.
 pub fn root_or_skip() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
+    let euid = picolet::sys::process::euid();
     if euid == 0 {
         return true;
     }

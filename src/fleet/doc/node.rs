@@ -70,19 +70,10 @@ pub(crate) fn uptime(text: &str) -> u64 {
 
 /// `uname(2)`'s machine field.
 fn machine() -> String {
-    // SAFETY: utsname is plain bytes; all-zero is a valid value.
-    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: uname writes into the struct we own and nothing else.
-    if unsafe { libc::uname(&mut uts) } != 0 {
-        return std::env::consts::ARCH.to_string();
+    match nix::sys::utsname::uname() {
+        Ok(uts) => uts.machine().to_string_lossy().into_owned(),
+        Err(_) => std::env::consts::ARCH.to_string(),
     }
-    let bytes: Vec<u8> = uts
-        .machine
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c.to_ne_bytes()[0])
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[cfg(test)]

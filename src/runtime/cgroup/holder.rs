@@ -64,8 +64,5 @@ pub fn enter_leaf() -> Result<PathBuf, CgroupError> {
 /// Sleeps until a signal ends the process (SIGTERM from systemd keeps its
 /// default action: the process exits).
 pub fn wait_for_signal() -> ! {
-    loop {
-        // SAFETY: pause(2) has no arguments and no memory effects.
-        unsafe { libc::pause() };
-    }
+    crate::sys::process::pause_forever()
 }

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 /// The cgroup2 mount point whose root is `/`, if we are root and there is one.
 fn real_mount() -> Option<PathBuf> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if !crate::sys::process::is_root() {
         eprintln!("skipping: real cgroup tests need root");
         return None;
     }

@@ -2,33 +2,35 @@
 //! point ends in `execve` or `_exit`; errors go to the error pipe.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
+
+use nix::sys::stat::Mode;
+
+use crate::runtime::syscall::Linux;
+use crate::sys::process::exit_now;
 
 use super::super::{namespaces, rootfs};
 use super::{ContainerError, Never, Prepared, Stdio, join_cgroup, sys, wire};
 
 /// Writes `result`'s error to the error pipe and exits 127.
-pub(crate) fn fail(errfd: RawFd, result: Never) -> ! {
+pub(crate) fn fail(errfd: &OwnedFd, result: Never) -> ! {
     let err = match result {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    sys::write_all(errfd, &wire::encode(&err));
-    // SAFETY: _exit never returns and runs no destructors or atexit hooks.
-    unsafe { libc::_exit(127) }
+    sys::write_all(errfd.as_fd(), &wire::encode(&err));
+    exit_now(127)
 }
 
 /// The error pipe's fd, moved to 3 or above if it is 0, 1 or 2 (so that
 /// installing stdio cannot overwrite it).
-pub(crate) fn above_stdio(fd: RawFd) -> RawFd {
-    if fd > 2 {
+pub(crate) fn above_stdio(fd: OwnedFd) -> OwnedFd {
+    if fd.as_raw_fd() > 2 {
         return fd;
     }
-    // SAFETY: duplicating an open fd.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-    if new < 0 { fd } else { new }
+    crate::sys::fd::dup_at_least(fd.as_fd(), 3).unwrap_or(fd)
 }
 
 /// The container's first process: steps 1–9 of the container setup.
@@ -37,21 +39,20 @@ pub(crate) fn container_main(
     rootfs_plan: &rootfs::Plan,
     prepared: &Prepared,
     stdio: &Stdio,
-    errfd: RawFd,
+    errfd: &OwnedFd,
 ) -> Never {
     reset_signals();
-    // SAFETY: umask has no preconditions. 0 while creating device nodes
-    // and mount points, so their modes are exact.
-    unsafe { libc::umask(0) };
+    // 0 while creating device nodes and mount points, so their modes are exact.
+    nix::sys::stat::umask(Mode::empty());
     if let Some(cg) = cgroup {
         join_cgroup(cg)?;
     }
     set_oom_score_adj(prepared.oom_score_adj)?;
-    rootfs::setup(rootfs_plan)?;
+    rootfs::setup(&Linux, rootfs_plan)?;
     install_stdio(stdio, errfd)?;
     chdir(&prepared.cwd)?;
     let program = lookup(&prepared.argv0, &prepared.path_var)?;
-    prepared.security.apply()?;
+    prepared.security.apply(&Linux)?;
     exec(&program, prepared)
 }
 
@@ -62,7 +63,7 @@ pub(crate) fn exec_main(
     ns_dir: &str,
     prepared: &Prepared,
     stdio: &Stdio,
-    errfd: RawFd,
+    errfd: &OwnedFd,
 ) -> Never {
     reset_signals();
     if let Some(cg) = cgroup {
@@ -72,8 +73,8 @@ pub(crate) fn exec_main(
     set_oom_score_adj(prepared.oom_score_adj)?;
     let pid_ns = namespaces::open_ns(ns_dir, "pid")?;
     let mnt_ns = namespaces::open_ns(ns_dir, "mnt")?;
-    namespaces::join(&pid_ns, libc::CLONE_NEWPID, "pid")?;
-    namespaces::join(&mnt_ns, libc::CLONE_NEWNS, "mnt")?;
+    namespaces::join(&Linux, &pid_ns, libc::CLONE_NEWPID, "pid")?;
+    namespaces::join(&Linux, &mnt_ns, libc::CLONE_NEWNS, "mnt")?;
     drop((pid_ns, mnt_ns));
     install_stdio(stdio, errfd)?;
     let child = namespaces::fork()?;
@@ -82,9 +83,8 @@ pub(crate) fn exec_main(
     }
     // Close the error pipe (the command holds its own copy) and the
     // command's stdio, so that readers see EOF when the command ends.
-    for fd in [errfd, 0, 1, 2] {
-        // SAFETY: closing fds this process owns.
-        unsafe { libc::close(fd) };
+    for fd in [errfd.as_raw_fd(), 0, 1, 2] {
+        crate::sys::fd::close_raw(fd);
     }
     relay(child)
 }
@@ -110,11 +110,14 @@ fn set_oom_score_adj(adj: Option<i32>) -> Result<(), ContainerError> {
 
 fn exec_command(prepared: &Prepared) -> Never {
     // SIGKILL on the intermediate then also ends the command.
-    let r = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-    sys::check(r, || "prctl(PR_SET_PDEATHSIG)".to_string())?;
+    sys::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        "prctl(PR_SET_PDEATHSIG)",
+    )?;
     chdir(&prepared.cwd)?;
     let program = lookup(&prepared.argv0, &prepared.path_var)?;
-    prepared.security.apply()?;
+    prepared.security.apply(&Linux)?;
     exec(&program, prepared)
 }
 
@@ -123,8 +126,8 @@ static EXEC_CHILD: AtomicI32 = AtomicI32::new(0);
 extern "C" fn forward_signal(sig: libc::c_int) {
     let pid = EXEC_CHILD.load(Ordering::Relaxed);
     if pid > 0 {
-        // SAFETY: kill is async-signal-safe; `pid` is our own child.
-        unsafe { libc::kill(pid, sig) };
+        // kill(2) is async-signal-safe; `pid` is our own child.
+        let _ = crate::sys::process::kill(pid, sig);
     }
 }
 
@@ -132,150 +135,65 @@ extern "C" fn forward_signal(sig: libc::c_int) {
 /// same way: the same code, or killed by the same signal.
 fn relay(child: libc::pid_t) -> ! {
     EXEC_CHILD.store(child, Ordering::Relaxed);
-    for sig in [
+    let forwarded = [
         libc::SIGTERM,
         libc::SIGINT,
         libc::SIGHUP,
         libc::SIGQUIT,
         libc::SIGUSR1,
         libc::SIGUSR2,
-    ] {
-        // SAFETY: installing an async-signal-safe handler.
-        unsafe { libc::signal(sig, forward_signal as *const () as libc::sighandler_t) };
-    }
-    let mut status = 0;
-    loop {
-        // SAFETY: waiting for our own child with a valid out-pointer.
-        let r = unsafe { libc::waitpid(child, &mut status, 0) };
-        if r == child {
-            break;
-        }
-        if r < 0 && sys::errno() != libc::EINTR {
-            // SAFETY: _exit never returns.
-            unsafe { libc::_exit(127) }
-        }
-    }
+    ];
+    let _ = crate::sys::signal::set_handlers(&forwarded, forward_signal);
+    let Ok(status) = crate::sys::process::wait(child) else {
+        exit_now(127)
+    };
     if libc::WIFSIGNALED(status) {
         let sig = libc::WTERMSIG(status);
-        let no_core = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: lowering our own core limit with a valid struct.
-        unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
+        let _ = crate::sys::process::no_core_dumps();
         // Die the same way as the command: default action, nothing blocked.
         reset_signals();
-        // SAFETY: signalling ourselves.
-        unsafe { libc::kill(std::process::id() as libc::pid_t, sig) };
-        // SAFETY: _exit never returns.
-        unsafe { libc::_exit(128 + sig) }
+        let _ = crate::sys::process::kill(std::process::id() as libc::pid_t, sig);
+        exit_now(128 + sig)
     }
-    // SAFETY: _exit never returns.
-    unsafe { libc::_exit(libc::WEXITSTATUS(status)) }
-}
-
-/// The kernel's `struct sigaction` for `rt_sigaction` (same field order
-/// on x86_64, aarch64 and arm).
-#[repr(C)]
-struct KernelSigaction {
-    handler: usize,
-    flags: libc::c_ulong,
-    restorer: usize,
-    mask: u64,
+    exit_now(libc::WEXITSTATUS(status))
 }
 
 /// Default dispositions and an empty signal mask: the shim blocks signals
 /// for its signalfd and ignores SIGPIPE, and both would survive `execve`.
-/// Raw syscalls, because libc refuses to touch its reserved signals
-/// (32, 33), which an ignoring ancestor may have left ignored.
 fn reset_signals() {
-    let default = KernelSigaction {
-        handler: libc::SIG_DFL,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: rt_sigaction with a valid kernel sigaction and the
-        // kernel's sigset size; no old action requested.
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                &default,
-                std::ptr::null_mut::<KernelSigaction>(),
-                8usize,
-            )
-        };
-    }
-    let empty: u64 = 0;
-    // SAFETY: rt_sigprocmask(SIG_SETMASK) with an 8-byte empty set.
-    unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &empty,
-            std::ptr::null_mut::<u64>(),
-            8usize,
-        )
-    };
+    crate::sys::signal::reset_all();
 }
 
 /// Moves `stdio` onto fds 0, 1, 2 and closes every other fd except the
 /// error pipe (which is close-on-exec).
-fn install_stdio(stdio: &Stdio, errfd: RawFd) -> Result<(), ContainerError> {
-    let sources = [
-        stdio.stdin.as_raw_fd(),
-        stdio.stdout.as_raw_fd(),
-        stdio.stderr.as_raw_fd(),
-    ];
-    let mut high = [0; 3];
-    for (i, fd) in sources.into_iter().enumerate() {
-        // SAFETY: duplicating an open fd to a number >= 3, so no source is
-        // overwritten by the dup2 calls below.
-        high[i] = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-        sys::check(high[i], || "duplicate stdio fd".to_string())?;
+fn install_stdio(stdio: &Stdio, errfd: &OwnedFd) -> Result<(), ContainerError> {
+    // Duplicates numbered >= 3 first, so no source is overwritten by the
+    // dup2 calls below.
+    let mut high = Vec::with_capacity(3);
+    for fd in [&stdio.stdin, &stdio.stdout, &stdio.stderr] {
+        let dup = crate::sys::fd::dup_at_least(fd.as_fd(), 3)
+            .map_err(|e| ContainerError::setup("duplicate stdio fd", e.errno()))?;
+        high.push(dup);
     }
-    for (target, fd) in high.into_iter().enumerate() {
-        // SAFETY: dup2 onto 0/1/2; the copy is not close-on-exec.
-        let r = unsafe { libc::dup2(fd, target as RawFd) };
-        sys::check(r, || format!("dup2 onto fd {target}"))?;
+    for (target, fd) in high.iter().enumerate() {
+        // dup2 onto 0/1/2; the copy is not close-on-exec.
+        let r = match target {
+            0 => nix::unistd::dup2_stdin(fd),
+            1 => nix::unistd::dup2_stdout(fd),
+            _ => nix::unistd::dup2_stderr(fd),
+        };
+        sys::step(r, || format!("dup2 onto fd {target}"))?;
     }
-    close_fds_from(3, errfd);
+    drop(high);
+    crate::sys::fd::close_from(3, errfd.as_raw_fd());
     Ok(())
-}
-
-/// Closes every fd >= `first` except `keep`.
-fn close_fds_from(first: u32, keep: RawFd) {
-    let keep = keep as u32;
-    let ranges = [(first, keep.saturating_sub(1)), (keep + 1, u32::MAX)];
-    for (lo, hi) in ranges {
-        if lo > hi {
-            continue;
-        }
-        // SAFETY: close_range only closes fds of this process.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) };
-        if r == 0 {
-            continue;
-        }
-        // Kernels before 5.9: close one by one up to the fd limit.
-        // SAFETY: sysconf has no preconditions.
-        let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.clamp(1024, 1 << 20) as u32;
-        for fd in lo..=hi.min(max) {
-            // SAFETY: closing an fd number of this process; EBADF is fine.
-            unsafe { libc::close(fd as RawFd) };
-        }
-    }
 }
 
 fn chdir(dir: &str) -> Result<(), ContainerError> {
     let c = sys::cstr_of("workingDir", dir)?;
-    // SAFETY: chdir to a NUL-terminated path.
-    let r = unsafe { libc::chdir(c.as_ptr()) };
-    sys::check(r, || format!("chdir to working directory {dir:?}")).map(|_| ())
+    sys::step(nix::unistd::chdir(c.as_c_str()), || {
+        format!("chdir to working directory {dir:?}")
+    })
 }
 
 /// Finds `argv0` like Go's `exec.LookPath`: a name with '/' is used as is;
@@ -288,12 +206,9 @@ pub(crate) fn lookup(argv0: &str, path_var: &str) -> Result<CString, ContainerEr
     for dir in path_var.split(':') {
         let dir = if dir.is_empty() { "." } else { dir };
         let candidate = sys::cstr_of("PATH", &format!("{dir}/{argv0}"))?;
-        // SAFETY: an all-zero stat is a valid out-buffer.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: stat of a NUL-terminated path into `st`.
-        if unsafe { libc::stat(candidate.as_ptr(), &mut st) } != 0 {
+        let Ok(st) = nix::sys::stat::stat(candidate.as_c_str()) else {
             continue;
-        }
+        };
         if st.st_mode & libc::S_IFMT != libc::S_IFDIR && st.st_mode & 0o111 != 0 {
             return Ok(candidate);
         }
@@ -308,8 +223,8 @@ fn exec(program: &CString, prepared: &Prepared) -> Never {
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = prepared.env.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
-    // SAFETY: umask has no preconditions; containers start with 022.
-    unsafe { libc::umask(0o022) };
+    // Containers start with umask 022.
+    nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
     // SAFETY: NULL-terminated arrays of NUL-terminated strings that outlive the call.
     unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     Err(ContainerError::Exec {

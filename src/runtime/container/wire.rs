@@ -11,21 +11,41 @@ const SETUP: u8 = 1;
 const NOT_FOUND: u8 = 2;
 const EXEC: u8 = 3;
 
-pub(crate) fn encode(e: &ContainerError) -> Vec<u8> {
-    let (tag, errno, text) = match e {
-        ContainerError::Setup { step, errno } => (SETUP, *errno, step.clone()),
-        ContainerError::NotFound { program } => (NOT_FOUND, 0, program.clone()),
-        ContainerError::Exec { program, errno } => (EXEC, *errno, program.clone()),
-        other => (SETUP, 0, other.to_string()),
-    };
-    let mut out = Vec::with_capacity(5 + text.len());
-    out.push(tag);
-    out.extend_from_slice(&errno.to_le_bytes());
-    let mut end = text.len().min(MAX_LEN - 5);
-    while !text.is_char_boundary(end) {
-        end -= 1;
+/// A record, on the stack: the post-clone child must not allocate for it
+/// (crun's rule: the child may be a copy of a process whose allocator lock
+/// was held by another thread at `clone` time).
+pub(crate) type Record = heapless::Vec<u8, MAX_LEN>;
+
+/// Appends UTF-8 text up to the record's capacity, cutting at a character
+/// boundary; never fails and never allocates.
+struct Truncating<'a>(&'a mut Record);
+
+impl std::fmt::Write for Truncating<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = self.0.capacity() - self.0.len();
+        let mut end = s.len().min(room);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        // Cannot fail: `end` bytes fit.
+        let _ = self.0.extend_from_slice(&s.as_bytes()[..end]);
+        Ok(())
     }
-    out.extend_from_slice(&text.as_bytes()[..end]);
+}
+
+pub(crate) fn encode(e: &ContainerError) -> Record {
+    use std::fmt::Write as _;
+    let (tag, errno, text): (u8, i32, &dyn std::fmt::Display) = match e {
+        ContainerError::Setup { step, errno } => (SETUP, *errno, step),
+        ContainerError::NotFound { program } => (NOT_FOUND, 0, program),
+        ContainerError::Exec { program, errno } => (EXEC, *errno, program),
+        other => (SETUP, 0, other),
+    };
+    let mut out = Record::new();
+    // Five bytes always fit in MAX_LEN.
+    let _ = out.push(tag);
+    let _ = out.extend_from_slice(&errno.to_le_bytes());
+    let _ = write!(Truncating(&mut out), "{text}");
     out
 }
 
@@ -72,6 +92,18 @@ mod tests {
         assert_eq!(back.to_string(), "unknown capability \"FOO\"");
         assert_eq!(back.reason(), "CreateContainerError");
         assert!(decode(&[1, 0]).is_none());
+    }
+
+    #[test]
+    fn a_long_step_is_cut_at_a_character_boundary_within_the_record() {
+        let step = format!("mount {}", "ä".repeat(MAX_LEN));
+        let rec = encode(&ContainerError::setup(step.clone(), libc::EPERM));
+        assert!(rec.len() <= MAX_LEN && rec.len() >= MAX_LEN - 1);
+        let ContainerError::Setup { step: back, errno } = decode(&rec).unwrap() else {
+            panic!("not a setup error");
+        };
+        assert_eq!(errno, libc::EPERM);
+        assert!(step.starts_with(&back) && back.len() == rec.len() - 5);
     }
 
     #[test]

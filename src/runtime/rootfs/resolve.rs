@@ -10,9 +10,12 @@
 
 use std::collections::VecDeque;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use super::super::container::{ContainerError, owned, sys};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use super::super::container::{ContainerError, sys};
 
 /// What to create when the final component is missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,76 +27,48 @@ pub(crate) enum Create {
 
 const MAX_LINKS: u32 = 40;
 
-fn open_path(dir: RawFd, name: &CString) -> Result<OwnedFd, i32> {
-    // SAFETY: `dir` is an open directory fd and `name` a NUL-terminated component.
-    let fd = unsafe {
-        libc::openat(
-            dir,
-            name.as_ptr(),
-            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        Err(sys::errno())
-    } else {
-        Ok(owned(fd))
-    }
+fn open_path(dir: BorrowedFd<'_>, name: &CString) -> Result<OwnedFd, i32> {
+    nix::fcntl::openat(
+        dir,
+        name.as_c_str(),
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| e as i32)
 }
 
 fn mode_of(fd: &OwnedFd) -> Result<libc::mode_t, i32> {
-    // SAFETY: an all-zero stat is a valid out-buffer.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat on an O_PATH fd (allowed since Linux 3.6) into `st`.
-    let r = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
-    if r < 0 {
-        Err(sys::errno())
-    } else {
-        Ok(st.st_mode & libc::S_IFMT)
+    // fstat on an O_PATH fd is allowed since Linux 3.6.
+    match nix::sys::stat::fstat(fd) {
+        Ok(st) => Ok(st.st_mode & libc::S_IFMT),
+        Err(e) => Err(e as i32),
     }
 }
 
 fn read_link(fd: &OwnedFd) -> Result<Vec<u8>, i32> {
-    let mut buf = vec![0u8; libc::PATH_MAX as usize];
-    // SAFETY: readlinkat with an empty path reads the link `fd` refers to
-    // (an O_PATH|O_NOFOLLOW fd); the buffer length is passed.
-    let n = unsafe {
-        libc::readlinkat(
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return Err(sys::errno());
-    }
-    buf.truncate(n as usize);
-    Ok(buf)
+    // readlinkat with an empty path reads the link `fd` refers to (an
+    // O_PATH|O_NOFOLLOW fd).
+    nix::fcntl::readlinkat(fd, c"")
+        .map(|target| target.into_encoded_bytes())
+        .map_err(|e| e as i32)
 }
 
-fn create(dir: RawFd, name: &CString, what: Create) -> Result<(), i32> {
+fn create(dir: BorrowedFd<'_>, name: &CString, what: Create) -> Result<(), i32> {
     let r = if what == Create::File {
-        // SAFETY: creating a file relative to an open dir fd.
-        let fd = unsafe {
-            libc::openat(
-                dir,
-                name.as_ptr(),
-                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                0o644 as libc::c_uint,
-            )
-        };
-        if fd >= 0 {
-            drop(owned(fd));
-        }
-        fd
+        nix::fcntl::openat(
+            dir,
+            name.as_c_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .map(drop)
     } else {
-        // SAFETY: creating a directory relative to an open dir fd.
-        unsafe { libc::mkdirat(dir, name.as_ptr(), 0o755) }
+        nix::sys::stat::mkdirat(dir, name.as_c_str(), Mode::from_bits_truncate(0o755))
     };
-    if r < 0 && sys::errno() != libc::EEXIST {
-        return Err(sys::errno());
+    match r {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
+        Err(e) => Err(e as i32),
     }
-    Ok(())
 }
 
 fn components(path: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
@@ -122,7 +97,7 @@ pub(crate) fn open_in_root(
             stack.pop();
             continue;
         }
-        let dir = stack.last().unwrap_or(root).as_raw_fd();
+        let dir = stack.last().unwrap_or(root).as_fd();
         let name = CString::new(comp).map_err(|_| fail(libc::EINVAL))?;
         let last = pending.is_empty();
         let fd = match open_path(dir, &name) {
@@ -160,30 +135,27 @@ pub(crate) fn open_in_root(
     // The path named a directory reached through "..", "." or a symlink.
     match stack.pop() {
         Some(fd) => Ok(fd),
-        None => open_path(root.as_raw_fd(), &CString::from(c".")).map_err(fail),
+        None => open_path(root.as_fd(), &CString::from(c".")).map_err(fail),
     }
 }
 
 /// Opens a directory as an `O_PATH` fd (the rootfs root).
 pub(crate) fn open_dir(path: &CString) -> Result<OwnedFd, ContainerError> {
-    // SAFETY: opening a NUL-terminated path.
-    let fd = unsafe {
-        libc::open(
-            path.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    sys::check(fd, || format!("open {path:?}"))?;
-    Ok(owned(fd))
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    sys::step(
+        nix::fcntl::open(path.as_c_str(), flags, Mode::empty()),
+        || format!("open {path:?}"),
+    )
 }
 
 /// Opens a host path (a bind mount source) as an `O_PATH` fd, following
 /// symlinks.
 pub(crate) fn open_dir_or_file(path: &CString) -> Result<OwnedFd, ContainerError> {
-    // SAFETY: opening a NUL-terminated path.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-    sys::check(fd, || format!("open bind mount source {path:?}"))?;
-    Ok(owned(fd))
+    let flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+    sys::step(
+        nix::fcntl::open(path.as_c_str(), flags, Mode::empty()),
+        || format!("open bind mount source {path:?}"),
+    )
 }
 
 /// Whether `fd` is a directory (to pick a bind mount point's kind).
@@ -198,7 +170,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn real(fd: &OwnedFd) -> PathBuf {
-        std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap()
+        std::fs::read_link(crate::sys::fd::proc_path(fd)).unwrap()
     }
 
     fn root_of(dir: &std::path::Path) -> (PathBuf, OwnedFd) {

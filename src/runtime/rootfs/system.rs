@@ -3,17 +3,22 @@
 //! shm, mqueue and the usual symlinks) and `/sys`.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
-use super::super::container::{ContainerError, owned, sys};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use super::super::container::{ContainerError, sys};
 use super::resolve::{Create, open_in_root};
 use super::{mount_in, remount_readonly};
+use crate::runtime::syscall::Syscall;
 
 const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
 
 /// A fresh procfs of the current PID namespace.
-pub(super) fn mount_proc(root: &OwnedFd) -> Result<(), ContainerError> {
+pub(super) fn mount_proc(sc: &dyn Syscall, root: &OwnedFd) -> Result<(), ContainerError> {
     mount_in(
+        sc,
         root,
         "/proc",
         Create::Dir,
@@ -43,8 +48,9 @@ const LINKS: [(&CStr, &CStr); 5] = [
 ];
 
 /// `/dev` as a tmpfs with the standard nodes, links and submounts.
-pub(super) fn mount_dev(root: &OwnedFd) -> Result<(), ContainerError> {
+pub(super) fn mount_dev(sc: &dyn Syscall, root: &OwnedFd) -> Result<(), ContainerError> {
     mount_in(
+        sc,
         root,
         "/dev",
         Create::Dir,
@@ -56,15 +62,16 @@ pub(super) fn mount_dev(root: &OwnedFd) -> Result<(), ContainerError> {
     // Resolve again: the walk now crosses into the new tmpfs.
     let dev = open_in_root(root, "/dev", Create::Nothing)?;
     for (name, host, major, minor) in DEVICES {
-        make_device(&dev, name, host, major, minor)?;
+        make_device(sc, &dev, name, host, major, minor)?;
     }
     for (target, name) in LINKS {
-        // SAFETY: both strings are NUL-terminated; `dev` is a directory fd.
-        let r = unsafe { libc::symlinkat(target.as_ptr(), dev.as_raw_fd(), name.as_ptr()) };
-        sys::check(r, || format!("symlink /dev/{name:?} -> {target:?}"))?;
+        sys::step(sc.symlink(target, dev.as_fd(), name), || {
+            format!("symlink /dev/{name:?} -> {target:?}")
+        })?;
     }
     let pts_opts = c"newinstance,ptmxmode=0666,mode=0620,gid=5";
     let pts = mount_in(
+        sc,
         root,
         "/dev/pts",
         Create::Dir,
@@ -77,6 +84,7 @@ pub(super) fn mount_dev(root: &OwnedFd) -> Result<(), ContainerError> {
         // gid=5 is refused where that gid is not mapped; try without it.
         let opts = c"newinstance,ptmxmode=0666,mode=0620";
         mount_in(
+            sc,
             root,
             "/dev/pts",
             Create::Dir,
@@ -87,6 +95,7 @@ pub(super) fn mount_dev(root: &OwnedFd) -> Result<(), ContainerError> {
         )?;
     }
     mount_in(
+        sc,
         root,
         "/dev/shm",
         Create::Dir,
@@ -96,6 +105,7 @@ pub(super) fn mount_dev(root: &OwnedFd) -> Result<(), ContainerError> {
         Some(c"mode=1777,size=65536k"),
     )?;
     mount_in(
+        sc,
         root,
         "/dev/mqueue",
         Create::Dir,
@@ -109,6 +119,7 @@ pub(super) fn mount_dev(root: &OwnedFd) -> Result<(), ContainerError> {
 /// `mknod` a character device 0666, or bind the host's node over an
 /// empty file where `mknod` is not allowed.
 fn make_device(
+    sc: &dyn Syscall,
     dev: &OwnedFd,
     name: &CStr,
     host: &CStr,
@@ -116,43 +127,30 @@ fn make_device(
     minor: u32,
 ) -> Result<(), ContainerError> {
     let step = || format!("create device /dev/{}", name.to_string_lossy());
-    let mode = libc::S_IFCHR | 0o666;
-    // SAFETY: `dev` is a directory fd, `name` is NUL-terminated.
-    let r = unsafe {
-        libc::mknodat(
-            dev.as_raw_fd(),
-            name.as_ptr(),
-            mode,
-            libc::makedev(major, minor),
-        )
-    };
-    if r == 0 {
+    let rw = Mode::from_bits_truncate(0o666);
+    if sc
+        .mknod_char(dev.as_fd(), name, 0o666, (major, minor))
+        .is_ok()
+    {
         return Ok(());
     }
-    // SAFETY: creating an empty file relative to a directory fd.
-    let fd = unsafe {
-        libc::openat(
-            dev.as_raw_fd(),
-            name.as_ptr(),
-            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
-            0o666 as libc::c_uint,
-        )
-    };
-    sys::check(fd, step)?;
-    let file = owned(fd);
+    let flags = OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    let file = sys::step(nix::fcntl::openat(dev, name, flags, rw), step)?;
     let target = sys::fd_path(&file);
-    sys::mount(Some(host), &target, None, libc::MS_BIND, None, step)
+    sys::mount(sc, Some(host), &target, None, libc::MS_BIND, None, step)
 }
 
 /// sysfs, read-only unless privileged. With `hostNetwork` in a namespace
 /// that may not mount sysfs, bind the host's `/sys` read-only instead.
 pub(super) fn mount_sys(
+    sc: &dyn Syscall,
     root: &OwnedFd,
     privileged: bool,
     host_network: bool,
 ) -> Result<(), ContainerError> {
     let ro = if privileged { 0 } else { libc::MS_RDONLY };
     let fresh = mount_in(
+        sc,
         root,
         "/sys",
         Create::Dir,
@@ -165,6 +163,7 @@ pub(super) fn mount_sys(
         Ok(()) => Ok(()),
         Err(_) if host_network => {
             mount_in(
+                sc,
                 root,
                 "/sys",
                 Create::Dir,
@@ -175,7 +174,7 @@ pub(super) fn mount_sys(
             )?;
             if !privileged {
                 let sys_dir = open_in_root(root, "/sys", Create::Nothing)?;
-                remount_readonly(&sys::fd_path(&sys_dir), true, "/sys")?;
+                remount_readonly(sc, &sys::fd_path(&sys_dir), true, "/sys")?;
             }
             Ok(())
         }
@@ -210,18 +209,16 @@ const READ_ONLY: [&str; 5] = [
 
 /// Masks and read-only paths, applied after `pivot_root` (paths are the
 /// container's own).
-pub(super) fn protect_kernel_paths() -> Result<(), ContainerError> {
+pub(super) fn protect_kernel_paths(sc: &dyn Syscall) -> Result<(), ContainerError> {
     for path in MASKED {
         let c = CString::new(path).expect("constant without NUL");
-        // SAFETY: an all-zero stat is a valid out-buffer.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: stat of a NUL-terminated path into `st`.
-        if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 {
+        let Some(is_dir) = sc.path_kind(&c) else {
             continue;
-        }
+        };
         let step = || format!("mask {path}");
-        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        if is_dir {
             sys::mount(
+                sc,
                 Some(c"tmpfs"),
                 &c,
                 Some(c"tmpfs"),
@@ -230,16 +227,16 @@ pub(super) fn protect_kernel_paths() -> Result<(), ContainerError> {
                 step,
             )?;
         } else {
-            sys::mount(Some(c"/dev/null"), &c, None, libc::MS_BIND, None, step)?;
+            sys::mount(sc, Some(c"/dev/null"), &c, None, libc::MS_BIND, None, step)?;
         }
     }
     for path in READ_ONLY {
         let c = CString::new(path).expect("constant without NUL");
-        // SAFETY: access(F_OK) of a NUL-terminated path.
-        if unsafe { libc::access(c.as_ptr(), libc::F_OK) } != 0 {
+        if sc.path_kind(&c).is_none() {
             continue;
         }
         sys::mount(
+            sc,
             Some(&c),
             &c,
             None,
@@ -247,7 +244,7 @@ pub(super) fn protect_kernel_paths() -> Result<(), ContainerError> {
             None,
             || format!("bind {path} read-only"),
         )?;
-        remount_readonly(&c, false, path)?;
+        remount_readonly(sc, &c, false, path)?;
     }
     Ok(())
 }

@@ -62,6 +62,10 @@ pub const SOCKET_NAME: &str = "shim.sock";
 /// Name of the leaf cgroup the shim moves itself into, under the pod cgroup.
 pub const CGROUP_LEAF: &str = "shim";
 
+/// The environment variable that carries the shim's config path, so that
+/// its command line (`ps`) is `picolet shim <namespace>/<pod>`.
+pub const CONFIG_ENV: &str = "PICOLET_SHIM_CONFIG";
+
 pub use server::{
     CREATE_CONTAINER_ERROR, EXEC_CANNOT_RUN, EXEC_NOT_FOUND, EXEC_NOT_STARTED, exec_failure_code,
 };
@@ -114,8 +118,11 @@ pub enum ShimError {
     Child(String),
 }
 
-fn sys_err(op: &'static str) -> impl FnOnce(std::io::Error) -> ShimError {
-    move |source| ShimError::Sys { op, source }
+fn sys_err<E: Into<std::io::Error>>(op: &'static str) -> impl FnOnce(E) -> ShimError {
+    move |source| ShimError::Sys {
+        op,
+        source: source.into(),
+    }
 }
 
 /// Runs `picolet shim --config <config_path>`; returns the process exit code.
@@ -172,15 +179,20 @@ fn enter_namespaces(pod: &PodConfig) -> Result<(), ShimError> {
     if pod.share_pid {
         flags |= libc::CLONE_NEWPID;
     }
-    sys::unshare(flags).map_err(|source| ShimError::Unshare { flags, source })?;
+    sys::unshare(flags).map_err(|source| ShimError::Unshare {
+        flags,
+        source: source.into(),
+    })?;
     if !pod.hostname.is_empty() {
         sys::sethostname(&pod.hostname).map_err(|source| ShimError::Hostname {
             name: pod.hostname.clone(),
-            source,
+            source: source.into(),
         })?;
     }
     if !pod.host_network {
-        sys::loopback_up().map_err(|source| ShimError::Loopback { source })?;
+        sys::loopback_up().map_err(|source| ShimError::Loopback {
+            source: source.into(),
+        })?;
     }
     Ok(())
 }

@@ -60,7 +60,7 @@ pub struct Server {
     pod: PodConfig,
     socket_path: PathBuf,
     listener: UnixListener,
-    signals: File,
+    signals: sys::SignalFd,
     hello: Event,
     conn: Option<Conn>,
     containers: Vec<Container>,
@@ -82,7 +82,7 @@ impl Server {
         pod: PodConfig,
         socket_path: PathBuf,
         listener: UnixListener,
-        signals: File,
+        signals: sys::SignalFd,
         hello: Event,
     ) -> Server {
         Server {

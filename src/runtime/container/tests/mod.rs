@@ -15,8 +15,13 @@ use super::*;
 mod filesystem;
 mod isolation;
 mod process;
+use crate::runtime::config::{Mount, MountKind, Rootfs};
 use crate::runtime::security::{capability_set, default_caps};
-use crate::runtime::shim::proto::{Mount, MountKind, Rootfs};
+
+/// Reaps `pid` (our child) and returns its raw wait status.
+fn reap(pid: libc::pid_t) -> i32 {
+    crate::sys::process::wait(pid).unwrap_or(0)
+}
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -36,8 +41,7 @@ impl Fixture {
 
 /// Why container tests cannot run here, if they cannot.
 fn missing_prerequisite() -> Option<&'static str> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !crate::sys::process::is_root() {
         return Some("not root");
     }
     let fs = fs::read_to_string("/proc/filesystems").unwrap_or_default();

@@ -8,8 +8,7 @@ pub const ENTRY_ENV: &str = "PICOLET_TEST_SHIM_CONFIG";
 const RECV_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and no memory effects.
-    unsafe { libc::geteuid() == 0 }
+    crate::sys::process::is_root()
 }
 
 /// A tempdir holding the pod directory, the rootfs and the logs.

@@ -1,0 +1,97 @@
+//! Sockets: non-blocking stream sockets, non-blocking `connect`,
+//! `SO_ERROR`, and bringing an interface up.
+
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use nix::sys::socket::{
+    AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6, SockaddrLike, UnixAddr,
+};
+
+use super::error::{Errno, Error, Op, Result};
+
+/// A new non-blocking, close-on-exec `SOCK_STREAM` socket of `domain`.
+pub fn stream_socket(domain: AddressFamily) -> Result<OwnedFd> {
+    nix::sys::socket::socket(
+        domain,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .op("socket")
+}
+
+/// Outcome of starting a non-blocking `connect(2)`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Connect {
+    /// Connected already.
+    Done,
+    /// `EINPROGRESS`: wait for writability, then read `SO_ERROR`.
+    InProgress,
+    /// `EAGAIN` (Unix sockets: the listener's backlog is full): try again.
+    Again,
+}
+
+fn connect(fd: BorrowedFd<'_>, addr: &dyn SockaddrLike) -> Result<Connect> {
+    match nix::sys::socket::connect(fd.as_raw_fd(), addr) {
+        Ok(()) => Ok(Connect::Done),
+        Err(Errno::EINPROGRESS) => Ok(Connect::InProgress),
+        Err(Errno::EAGAIN) => Ok(Connect::Again),
+        Err(e) => Err(Error::new("connect", e)),
+    }
+}
+
+/// Starts connecting `fd` (a non-blocking TCP socket) to `addr`.
+pub fn connect_inet(fd: BorrowedFd<'_>, addr: &SocketAddr) -> Result<Connect> {
+    match addr {
+        SocketAddr::V4(a) => connect(fd, &SockaddrIn::from(*a)),
+        SocketAddr::V6(a) => connect(fd, &SockaddrIn6::from(*a)),
+    }
+}
+
+/// Starts connecting `fd` (a non-blocking `AF_UNIX` stream socket) to the
+/// socket file at `path`.
+pub fn connect_unix(fd: BorrowedFd<'_>, path: &Path) -> Result<Connect> {
+    let addr = UnixAddr::new(path).op("unix socket path")?;
+    connect(fd, &addr)
+}
+
+/// Reads and clears `SO_ERROR`: the result of a non-blocking connect.
+pub fn take_socket_error(fd: BorrowedFd<'_>) -> Result<Option<Errno>> {
+    let err = nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::SocketError)
+        .op("getsockopt(SO_ERROR)")?;
+    Ok((err != 0).then(|| Errno::from_raw(err)))
+}
+
+/// Sets `IFF_UP` on the interface `name` of the current network namespace
+/// (`SIOCGIFFLAGS`, then `SIOCSIFFLAGS`).
+pub fn interface_up(name: &str) -> Result<()> {
+    let sock = nix::sys::socket::socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .op("socket")?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= req.ifr_name.len() {
+        return Err(Error::new("interface name", Errno::EINVAL));
+    }
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads and writes the ifreq we own.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) } < 0 {
+        return Err(Error::last("ioctl(SIOCGIFFLAGS)"));
+    }
+    // SAFETY: after SIOCGIFFLAGS the union holds ifru_flags.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we own.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req) } < 0 {
+        return Err(Error::last("ioctl(SIOCSIFFLAGS)"));
+    }
+    Ok(())
+}
