@@ -15,6 +15,20 @@ pub fn cannot_run(why: &str) -> bool {
     crate::fleet::test_broker::skip_or_fail::<()>(why).is_none()
 }
 
+/// Whether this process runs as root (effective uid 0). The one place
+/// tests ask; a test that needs root goes through [`needs_root`].
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `true` when the test must return because it is not root: says so
+/// through [`cannot_run`] (which fails the test under
+/// `PICOLET_REQUIRE_ROOT`). `what` names what needs root.
+pub fn needs_root(what: &str) -> bool {
+    !is_root() && cannot_run(&format!("{what} needs root"))
+}
+
 /// Writes `#!/bin/sh\n<body>` to `dir/name`, mode 0755, and returns its path.
 ///
 /// The file is written by a child `sh`, not by the test's own process.
