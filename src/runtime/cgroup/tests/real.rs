@@ -2,8 +2,10 @@
 //! `<cgroup2 mount>/picolet-test-<pid>` (created and removed here) and only
 //! processes they start themselves.
 
-use super::hierarchy::{Mounts, PROC_SELF_CGROUP, PROC_SELF_MOUNTINFO, unified_path};
-use super::*;
+use crate::runtime::cgroup::hierarchy::{
+    Mounts, PROC_SELF_CGROUP, PROC_SELF_MOUNTINFO, unified_path,
+};
+use crate::runtime::cgroup::*;
 use std::fs;
 use std::process::{Child, Command};
 use std::time::Duration;
