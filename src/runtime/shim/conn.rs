@@ -56,6 +56,8 @@ impl Conn {
     /// connection is unusable and should be dropped.
     pub fn send(&mut self, event: &Event) -> io::Result<()> {
         serde_json::to_writer(&mut self.output, event).map_err(io::Error::from)?;
+        #[cfg(test)]
+        crate::testutil::fuzz_seed("shim_wire", &serde_json::to_vec(event).unwrap_or_default());
         self.output.push(b'\n');
         self.flush()?;
         if self.output.len() > MAX_BACKLOG {
@@ -114,6 +116,8 @@ impl Conn {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
+            #[cfg(test)]
+            crate::testutil::fuzz_seed("shim_wire", line);
             match serde_json::from_slice::<Request>(line) {
                 Ok(r) => incoming.requests.push(r),
                 Err(e) => eprintln!("picolet shim: ignoring malformed request: {e}"),
