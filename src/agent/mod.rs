@@ -30,7 +30,7 @@ pub mod statefile;
 mod static_pods;
 pub mod trash;
 
-use crate::api::EventEntry;
+use crate::api::{EventEntry, EventHistory};
 use crate::clock::Now;
 use crate::image::ImageStore;
 use crate::lifecycle::{Input, Node, Output};
@@ -148,10 +148,8 @@ struct PodRt {
     /// Running instance per container, from the shim's reports.
     /// (instance, startedAt ms).
     running: HashMap<String, (u64, i64)>,
-    events: VecDeque<EventEntry>,
+    events: EventHistory,
 }
-
-const EVENTS_KEPT: usize = 50;
 
 /// Shims started at once. Starting one (files, cgroup, fork + exec of the
 /// launcher) takes the reactor a millisecond or two and holds 2 fds until

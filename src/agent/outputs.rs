@@ -99,16 +99,13 @@ impl Agent {
                     return; // e.g. a refused adoption: nothing to describe
                 }
                 let rt = self.pods.entry(uid).or_default();
-                rt.events.push_back(EventEntry {
+                rt.events.push(EventEntry {
                     time_ms: crate::clock::wall_ms(),
                     kind,
                     reason,
                     message,
                     object,
                 });
-                while rt.events.len() > EVENTS_KEPT {
-                    rt.events.pop_front();
-                }
             }
             Output::PodRemoved { uid } => {
                 self.pods.remove(&uid);
