@@ -38,6 +38,7 @@ pub mod controller;
 pub mod fleet;
 pub mod image;
 pub mod install;
+pub mod jsonl;
 pub mod lifecycle;
 pub mod probe;
 pub mod reactor;
