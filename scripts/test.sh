@@ -47,7 +47,7 @@ unset PICOLET_FUZZ_CORPUS
 
 step "fuzz smoke: every libFuzzer target for a few seconds, from the tests' inputs"
 # scripts/fuzz.sh with no arguments runs each target 10 M times.
-FUZZ_SEED_TESTS=0 MAX_SECONDS=4 bounded 15 scripts/fuzz.sh 200000
+bounded 15 env FUZZ_SEED_TESTS=0 MAX_SECONDS=4 scripts/fuzz.sh 200000
 
 step "systemd unit: systemd-analyze verify against a staged install"
 # The unit's ExecStart must exist: stage an install (what `picolet install`
