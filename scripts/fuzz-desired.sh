@@ -5,9 +5,8 @@
 #   scripts/fuzz-desired.sh [ITERATIONS] [SEED]     randomized mutation test
 #                                                   (stable toolchain; default
 #                                                   1000000 iterations, random seed)
-#   scripts/fuzz-desired.sh libfuzzer [SECONDS]     the cargo-fuzz target in fuzz/
-#                                                   (needs `cargo +nightly` and
-#                                                   `cargo install cargo-fuzz`)
+#   scripts/fuzz-desired.sh libfuzzer [SECONDS]     the libFuzzer target in fuzz/,
+#                                                   through scripts/fuzz.sh (stable)
 #
 # The mutation test prints "fuzz: N executions, …"; a failure prints the seed,
 # the iteration and the failing input in base64. Set CARGO_FLAGS=--release for
@@ -16,15 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ "${1:-}" == libfuzzer ]]; then
-    secs="${2:-300}"
-    mkdir -p fuzz/corpus/desired_doc
-    # Seed the corpus from the example manifests' documents, if it is empty.
-    if [[ -z "$(ls -A fuzz/corpus/desired_doc)" ]]; then
-        cp fuzz/seeds/* fuzz/corpus/desired_doc/
-    fi
-    cd fuzz
-    exec cargo +nightly fuzz run desired_doc corpus/desired_doc seeds \
-        -- -max_total_time="$secs" -max_len=65536 -print_final_stats=1
+    MAX_SECONDS="${2:-300}" exec scripts/fuzz.sh 1000000000 desired_doc
 fi
 
 export PICOLET_FUZZ_ITERS="${1:-1000000}"

@@ -40,7 +40,15 @@ step "tests (unit + integration, real namespaces and cgroups)"
 # Root-only tests must run here, never skip.
 export PICOLET_REQUIRE_ROOT=1
 export PICOLET_TEST_IMAGES="$ROOT/target/images"
+# The parsers write what the tests feed them: the fuzz corpus (see below).
+rm -rf "$ROOT/fuzz/corpus"
+export PICOLET_FUZZ_CORPUS="$ROOT/fuzz/corpus"
 bounded 30 cargo test --locked -- --test-threads=2
+unset PICOLET_FUZZ_CORPUS
+
+step "fuzz smoke: every libFuzzer target for a few seconds, from the tests' inputs"
+# scripts/fuzz.sh with no arguments runs each target 10 M times.
+bounded 15 env FUZZ_SEED_TESTS=0 MAX_SECONDS=4 scripts/fuzz.sh 200000
 
 step "systemd unit: systemd-analyze verify against a staged install"
 # The unit's ExecStart must exist: stage an install (what `picolet install`

@@ -4,7 +4,8 @@
 //!
 //! Processes and threads:
 //! - `picolet agent`: exactly **one OS thread**. Everything runs on the
-//!   [`reactor`] (a `polling::Poller`, a timer heap and a `LocalExecutor`).
+//!   [`reactor`] (a `polling::Poller`, timers in an ordered map and a
+//!   `LocalExecutor`).
 //!   It never forks itself; it starts helpers with `std::process::Command`.
 //! - `picolet shim`: one per pod, re-executed from `/proc/self/exe` and
 //!   double-forked away from the agent. A synchronous `poll(2)` loop that
@@ -20,8 +21,14 @@
 //! `<state-dir>/picolet.sock`, `<state-dir>/images/`, `<state-dir>/pods/<uid>/`,
 //! and container logs under `<run-dir>/logs/` (RAM by default).
 //!
-//! The pure cores — [`lifecycle`] and [`store`] — take time as an argument
-//! ([`clock::Now`]) and do no I/O.
+//! The pure cores take time as an argument ([`clock::Now`], or an
+//! `Instant`) and do no I/O: [`lifecycle`] (the kubelet rules), the
+//! [`store`] codec, the MQTT session ([`fleet::session`]), the fleet
+//! documents ([`fleet::doc`], except `NodeInfo::read`), the node policy
+//! ([`fleet::policy`]), the pod spec ([`spec`]: loading, defaults,
+//! validation) and the sd_notify status limiter
+//! ([`agent::notify::StatusLimiter`]). The rest is the I/O shell around
+//! them (`agent`, `runtime`, `image`, `probe`, `api`, `reactor`).
 
 pub mod agent;
 pub mod api;
@@ -33,6 +40,7 @@ pub mod desired;
 pub mod fleet;
 pub mod image;
 pub mod install;
+pub mod jsonl;
 pub mod lifecycle;
 pub mod probe;
 pub mod reactor;

@@ -15,6 +15,40 @@ pub fn cannot_run(why: &str) -> bool {
     crate::fleet::test_broker::skip_or_fail::<()>(why).is_none()
 }
 
+/// Whether this process runs as root (effective uid 0). The one place
+/// tests ask; a test that needs root goes through [`needs_root`].
+pub fn is_root() -> bool {
+    crate::sys::process::is_root()
+}
+
+/// `true` when the test must return because it is not root: says so
+/// through [`cannot_run`] (which fails the test under
+/// `PICOLET_REQUIRE_ROOT`). `what` names what needs root.
+pub fn needs_root(what: &str) -> bool {
+    !is_root() && cannot_run(&format!("{what} needs root"))
+}
+
+/// Adds `input`, an input a parser was given during a test, to the fuzz
+/// corpus of `target` when `PICOLET_FUZZ_CORPUS` names a directory
+/// (`scripts/fuzz.sh` sets it): the parsers call this under `cfg(test)`,
+/// so the corpus is exactly what the unit tests feed them. Files are
+/// named by a hash of their bytes; inputs over 1 MiB are left out.
+pub fn fuzz_seed(target: &str, input: &[u8]) {
+    let Some(dir) = std::env::var_os("PICOLET_FUZZ_CORPUS") else {
+        return;
+    };
+    if input.is_empty() || input.len() > 1 << 20 {
+        return;
+    }
+    // FNV-1a, 64 bits: stable names, so reruns do not grow the corpus.
+    let hash = input.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let dir = Path::new(&dir).join(target);
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(format!("{hash:016x}")), input);
+}
+
 /// Writes `#!/bin/sh\n<body>` to `dir/name`, mode 0755, and returns its path.
 ///
 /// The file is written by a child `sh`, not by the test's own process.

@@ -172,8 +172,7 @@ fn refuse(stream: UnixStream, max: usize) {
     let resp = Response::Error(format!(
         "the agent is answering {max} requests already; try again"
     ));
-    if let Ok(mut line) = serde_json::to_vec(&resp) {
-        line.push(b'\n');
+    if let Ok(line) = crate::jsonl::encode(&resp) {
         if stream.set_nonblocking(true).is_ok() {
             let _ = (&stream).write(&line);
         }
@@ -247,8 +246,7 @@ async fn serve(
 }
 
 async fn respond(s: &Async<UnixStream>, resp: &Response) -> io::Result<()> {
-    let mut line = serde_json::to_vec(resp).map_err(io::Error::other)?;
-    line.push(b'\n');
+    let line = crate::jsonl::encode(resp).map_err(io::Error::other)?;
     super::sandbox::write_all(s, &line).await
 }
 

@@ -75,14 +75,12 @@ impl StatusLimiter {
         Some(text)
     }
 
-    /// When the deferred status may be sent.
+    /// When the deferred status may be sent. (A status is deferred only
+    /// after one was sent: [`set`](Self::set) sends the first at once.)
     #[must_use]
     pub fn next_due(&self) -> Option<Instant> {
         self.pending.as_ref()?;
-        Some(
-            self.sent_at
-                .map_or_else(Instant::now, |t| t + STATUS_INTERVAL),
-        )
+        Some(self.sent_at? + STATUS_INTERVAL)
     }
 
     /// The status most recently wanted.

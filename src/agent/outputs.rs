@@ -1,7 +1,7 @@
 //! Carrying out the lifecycle core's outputs: sandboxes, images,
 //! containers, signals, probes, persistence and events.
 
-use super::shims::{self, ExecWaiter};
+use super::shims::ExecWaiter;
 use super::{Agent, Msg, container, probes, prune_logs, sandbox};
 use crate::api::EventEntry;
 use crate::lifecycle::{Input, Output};
@@ -104,16 +104,13 @@ impl Agent {
                     return; // e.g. a refused adoption: nothing to describe
                 }
                 let rt = self.shims.rt(&uid);
-                rt.events.push_back(EventEntry {
+                rt.events.push(EventEntry {
                     time_ms: crate::clock::wall_ms(),
                     kind,
                     reason,
                     message,
                     object,
                 });
-                while rt.events.len() > shims::EVENTS_KEPT {
-                    rt.events.pop_front();
-                }
             }
             Output::PodRemoved { uid } => {
                 self.shims.pods.remove(&uid);

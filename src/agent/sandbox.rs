@@ -107,11 +107,9 @@ pub async fn connect(
     let w = stream.clone();
     reactor::spawn(async move {
         while let Ok(req) = rx.recv().await {
-            let mut line = match serde_json::to_vec(&req) {
-                Ok(l) => l,
-                Err(_) => continue,
+            let Ok(line) = crate::jsonl::encode(&req) else {
+                continue;
             };
-            line.push(b'\n');
             if write_all(&w, &line).await.is_err() {
                 break;
             }
@@ -120,16 +118,15 @@ pub async fn connect(
     .detach();
     let uid = uid.to_string();
     reactor::spawn(async move {
-        let mut buf = Vec::new();
+        let mut buf = crate::jsonl::LineBuffer::default();
         let mut chunk = [0u8; 8192];
         loop {
             let n = match stream.read_with(|s| (&*s).read(&mut chunk)).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            buf.extend_from_slice(&chunk[..n]);
-            while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=pos).collect();
+            buf.extend(&chunk[..n]);
+            while let Some(line) = buf.next_line() {
                 match serde_json::from_slice::<Event>(&line) {
                     Ok(event) => {
                         let _ = to_agent
@@ -143,7 +140,7 @@ pub async fn connect(
                     Err(e) => log::warn!("pod {uid}: bad message from shim: {e}"),
                 }
             }
-            if buf.len() > 4 << 20 {
+            if buf.pending() > 4 << 20 {
                 log::warn!("pod {uid}: shim line too long; dropping connection");
                 break;
             }
@@ -169,8 +166,7 @@ pub async fn stop_stray(uid: &str, socket: &Path) -> bool {
         "pod {uid}: stopping a shim the agent had lost ({})",
         socket.display()
     );
-    let mut line = serde_json::to_vec(&Request::Shutdown).unwrap_or_default();
-    line.push(b'\n');
+    let line = crate::jsonl::encode(&Request::Shutdown).unwrap_or_default();
     if write_all(&stream, &line).await.is_err() {
         return true;
     }

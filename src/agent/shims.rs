@@ -5,16 +5,13 @@
 
 use super::sandbox::ShimConn;
 use super::statefile::SandboxRecord;
-use crate::api::EventEntry;
+use crate::api::EventHistory;
 use crate::lifecycle::Input;
 use crate::probe::NetNs;
 use async_channel::Sender;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
-
-/// Events kept per pod for `picolet describe`.
-pub(super) const EVENTS_KEPT: usize = 50;
 
 /// Shims started at once. Starting one (files, cgroup, fork + exec of the
 /// launcher) takes the reactor a millisecond or two and holds 2 fds until
@@ -33,7 +30,8 @@ pub(super) struct PodRt {
     /// Running instance per container, from the shim's reports.
     /// (instance, startedAt ms).
     pub(super) running: HashMap<String, (u64, i64)>,
-    pub(super) events: VecDeque<EventEntry>,
+    /// The last events, for `picolet describe`.
+    pub(super) events: EventHistory,
 }
 
 /// Who waits for an `ExecDone`.

@@ -3,6 +3,14 @@
 //! Saved structs are kept apart from live objects. The enum variant is the
 //! format version: only append variants, and migrate on load
 //! ([`StateFile::into_latest`]).
+//!
+//! Old versions hold frozen copies of the types they were written with
+//! ([`v1`]); only the latest uses today's types. `statefile/golden/` holds
+//! one file per version, written once from a representative state; the
+//! tests below load each and check that the latest still encodes to the
+//! same bytes.
+
+pub mod v1;
 
 pub use crate::fleet::docs::SavedDoc;
 use crate::fleet::topics::Source;
@@ -11,26 +19,28 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The state file, versioned by variant.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum StateFile {
     V1(StateV1),
     V2(StateV2),
 }
 
 /// Version 1: pods, shims and where each desired pod came from.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Frozen: its types are [`v1`]'s copies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StateV1 {
     /// The lifecycle core's saved state (pods, containers, back-off).
-    pub node: NodeSnapshot,
+    pub node: v1::NodeSnapshot,
     /// Per pod uid: the shim's PID and start time, to detect PID reuse.
-    pub sandboxes: BTreeMap<String, SandboxRecord>,
+    pub sandboxes: BTreeMap<String, v1::SandboxRecord>,
     /// Per `namespace/name`: where the desired pod came from.
     pub sources: BTreeMap<String, String>,
 }
 
 /// Version 2: version 1 plus the last accepted fleet desired documents, so
-/// that a device rebooted without a broker runs what it last knew.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// that a device rebooted without a broker runs what it last knew. The
+/// latest version: it uses today's types (freeze it before changing them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StateV2 {
     pub node: NodeSnapshot,
     pub sandboxes: BTreeMap<String, SandboxRecord>,
@@ -53,8 +63,12 @@ impl StateFile {
     pub fn into_latest(self) -> StateV2 {
         match self {
             StateFile::V1(v1) => StateV2 {
-                node: v1.node,
-                sandboxes: v1.sandboxes,
+                node: v1.node.into(),
+                sandboxes: v1
+                    .sandboxes
+                    .into_iter()
+                    .map(|(uid, r)| (uid, r.into()))
+                    .collect(),
                 sources: v1.sources,
                 fleet_docs: BTreeMap::new(),
             },
@@ -66,7 +80,12 @@ impl StateFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lifecycle::Node;
+    use crate::clock::Now;
+    use crate::lifecycle::{
+        BackoffSnap, ContainerSnapshot, InstanceSnap, PhaseSnap, PodSnapshot, SandboxSnap,
+        StepSnap, StopWhySnap, StoppingSnap, TermSnap,
+    };
+    use std::path::PathBuf;
 
     fn v1() -> StateFile {
         let mut sources = BTreeMap::new();
@@ -74,13 +93,20 @@ mod tests {
         let mut sandboxes = BTreeMap::new();
         sandboxes.insert(
             "u1".to_string(),
-            SandboxRecord {
+            v1::SandboxRecord {
                 pid: 42,
                 start_time: 7,
             },
         );
         StateFile::V1(StateV1 {
-            node: Node::new("n".into()).snapshot(),
+            node: v1::NodeSnapshot {
+                saved_at: v1::Now {
+                    mono_ms: 0,
+                    wall_ms: 0,
+                },
+                host_ip: None,
+                pods: Vec::new(),
+            },
             sandboxes,
             sources,
         })
@@ -115,5 +141,259 @@ mod tests {
             (doc.revision, doc.payload.as_slice()),
             (3, &b"{\"x\":1}"[..])
         );
+    }
+
+    fn term(code: i32, signal: Option<i32>) -> TermSnap {
+        TermSnap {
+            exit_code: code,
+            signal,
+            reason: "Error".into(),
+            message: "exit status 3".into(),
+            started_at_ms: Some(1_700_000_000_000),
+            finished_at_ms: None,
+            finished_mono: 9_000,
+            container_id: "picolet://u-web/app/4".into(),
+        }
+    }
+
+    fn backoff(ms: u64) -> BackoffSnap {
+        BackoffSnap {
+            backoff_ms: ms,
+            last_update_mono: 8_000,
+        }
+    }
+
+    /// A container in `step`, with every optional field set.
+    fn container(name: &str, step: StepSnap) -> ContainerSnapshot {
+        ContainerSnapshot {
+            name: name.into(),
+            next_instance: 5,
+            restart_count: 4,
+            current: Some(InstanceSnap {
+                instance: 4,
+                image: "registry.local/app:2".into(),
+                image_id: "sha256:ab".into(),
+                started_at_ms: -1,
+                started_mono: 7_500,
+                epoch: 2,
+                term: Some(term(3, None)),
+            }),
+            last_term: Some(term(137, Some(9))),
+            step,
+            reason: Some(("CrashLoopBackOff".into(), "back-off 40s".into())),
+            backoff: Some(backoff(40_000)),
+            image_backoff: Some(("busybox:1".into(), backoff(10_000))),
+            force_restart: true,
+        }
+    }
+
+    /// The state the golden files were written from: every variant of
+    /// every saved enum, and every optional field both set and unset.
+    fn representative() -> StateV2 {
+        let steps = [
+            StepSnap::Idle,
+            StepSnap::BackOff { until_mono: 11 },
+            StepSnap::Pulling {
+                image: "busybox:1".into(),
+            },
+            StepSnap::PullBackOff {
+                retry_at_mono: 12,
+                show_at_mono: Some(13),
+            },
+            StepSnap::Starting {
+                instance: 4,
+                image: "busybox:1".into(),
+                image_id: "sha256:cd".into(),
+            },
+            StepSnap::StartRetry { at_mono: 14 },
+            StepSnap::Running,
+        ];
+        let sandboxes = [
+            SandboxSnap::None,
+            SandboxSnap::Creating,
+            SandboxSnap::Ready,
+            SandboxSnap::BackOff { retry_at_mono: 15 },
+            SandboxSnap::Removing,
+            SandboxSnap::Removed,
+        ];
+        let whys = [
+            None,
+            Some(StopWhySnap::Delete),
+            Some(StopWhySnap::Replace),
+            Some(StopWhySnap::Terminal),
+        ];
+        let terminals = [None, Some(PhaseSnap::Succeeded), Some(PhaseSnap::Failed)];
+        let pods = sandboxes
+            .iter()
+            .enumerate()
+            .map(|(i, &sandbox)| PodSnapshot {
+                uid: format!("u-{i}"),
+                pod_json: format!(r#"{{"metadata":{{"name":"p{i}"}},"spec":{{}}}}"#),
+                sandbox,
+                sandbox_epoch: i as u64,
+                sandbox_backoff: (i % 2 == 0).then(|| backoff(1_000)),
+                pod_ip: (i % 2 == 1).then(|| format!("10.88.0.{i}")),
+                start_time_ms: 1_700_000_000_000 + i as i64,
+                init_done: i as u32,
+                stopping: whys[i % whys.len()].map(|why| StoppingSnap {
+                    why,
+                    deadline_mono: 30_000,
+                }),
+                replacement: (i == 2).then(|| ("u-new".into(), "{}".into())),
+                terminal: terminals[i % terminals.len()],
+                conditions: vec![("Ready".into(), i % 2 == 0, 1_700_000_000_123)],
+                init_containers: vec![ContainerSnapshot {
+                    current: None,
+                    last_term: None,
+                    reason: None,
+                    backoff: None,
+                    image_backoff: None,
+                    force_restart: false,
+                    ..container("init", StepSnap::Idle)
+                }],
+                containers: vec![container("app", steps[i % steps.len()].clone())],
+            })
+            .chain([PodSnapshot {
+                uid: "u-last".into(),
+                pod_json: "{}".into(),
+                sandbox: SandboxSnap::Ready,
+                sandbox_epoch: 0,
+                sandbox_backoff: None,
+                pod_ip: None,
+                start_time_ms: 0,
+                init_done: 0,
+                stopping: None,
+                replacement: None,
+                terminal: None,
+                conditions: Vec::new(),
+                init_containers: Vec::new(),
+                containers: vec![container("app", StepSnap::Running)],
+            }])
+            .collect();
+        let mut sandboxes = BTreeMap::new();
+        sandboxes.insert(
+            "u-2".to_string(),
+            SandboxRecord {
+                pid: 4242,
+                start_time: 123_456,
+            },
+        );
+        let mut sources = BTreeMap::new();
+        sources.insert("default/p0".to_string(), "/etc/picolet/pods/p.yaml".into());
+        sources.insert("edge/p1".to_string(), "fleet:device/dev-1".into());
+        let mut fleet_docs = BTreeMap::new();
+        fleet_docs.insert(
+            Source::Device("dev-1".into()),
+            SavedDoc {
+                revision: 7,
+                payload: b"{\"revision\":7}".to_vec(),
+            },
+        );
+        fleet_docs.insert(
+            Source::Group("kitchen".into()),
+            SavedDoc {
+                revision: 3,
+                payload: vec![0, 1, 2, 255],
+            },
+        );
+        StateV2 {
+            node: NodeSnapshot {
+                saved_at: Now {
+                    mono_ms: 123_456_789,
+                    wall_ms: 1_700_000_000_999,
+                },
+                host_ip: Some("192.168.1.20".into()),
+                pods,
+            },
+            sandboxes,
+            sources,
+            fleet_docs,
+        }
+    }
+
+    fn golden(version: u32) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("src/agent/statefile/golden")
+            .join(format!("v{version}.bin"))
+    }
+
+    /// The representative state as version 1 would have saved it: no
+    /// fleet documents, and the node re-read as [`v1`]'s frozen copy. Only
+    /// the writer uses this (the frozen and today's types had the same
+    /// encoding when the golden files were written).
+    fn representative_v1() -> StateFile {
+        let v2 = representative();
+        let node = postcard::from_bytes(&postcard::to_stdvec(&v2.node).unwrap()).unwrap();
+        let sandboxes = postcard::from_bytes(&postcard::to_stdvec(&v2.sandboxes).unwrap()).unwrap();
+        StateFile::V1(StateV1 {
+            node,
+            sandboxes,
+            sources: v2.sources,
+        })
+    }
+
+    /// Writes the golden files. Run once per new version:
+    /// `PICOLET_WRITE_GOLDEN=1 cargo test --lib statefile::tests::write_golden_files`.
+    /// Never rewrites a file that exists: a golden file is a version's
+    /// definition.
+    #[test]
+    fn write_golden_files() {
+        if std::env::var_os("PICOLET_WRITE_GOLDEN").is_none() {
+            return;
+        }
+        let files = [
+            (1, representative_v1()),
+            (2, StateFile::V2(representative())),
+        ];
+        for (version, state) in files {
+            let path = golden(version);
+            if !path.exists() {
+                std::fs::write(&path, crate::store::encode(&state).unwrap()).unwrap();
+            }
+        }
+    }
+
+    fn load_golden(version: u32) -> (Vec<u8>, StateFile) {
+        let bytes = std::fs::read(golden(version)).unwrap();
+        let state = crate::store::decode::<StateFile>(&bytes)
+            .unwrap_or_else(|e| panic!("golden v{version} no longer loads: {e}"));
+        (bytes, state)
+    }
+
+    #[test]
+    fn the_golden_version_1_file_loads_and_migrates_to_the_latest() {
+        let (bytes, state) = load_golden(1);
+        assert!(matches!(state, StateFile::V1(_)), "{state:?}");
+        // The frozen types read and write it byte for byte.
+        assert_eq!(crate::store::encode(&state).unwrap(), bytes);
+        let want = StateV2 {
+            fleet_docs: BTreeMap::new(),
+            ..representative()
+        };
+        assert_eq!(state.into_latest(), want);
+    }
+
+    #[test]
+    fn the_golden_version_2_file_loads_and_the_latest_still_encodes_the_same() {
+        let (bytes, state) = load_golden(2);
+        assert_eq!(state, StateFile::V2(representative()));
+        assert_eq!(
+            crate::store::encode(&StateFile::V2(representative())).unwrap(),
+            bytes,
+            "today's types no longer encode as version 2: freeze version 2's types \
+             (as statefile/v1.rs does for version 1), point StateV2 at them, and \
+             append a V3 that uses today's types, with its own golden file"
+        );
+    }
+
+    /// A field added to today's snapshot must not change what version 1
+    /// means: version 1 holds [`v1`]'s copies, not today's types.
+    #[test]
+    fn version_1_holds_frozen_types() {
+        let StateFile::V1(s) = representative_v1() else {
+            unreachable!()
+        };
+        let _: &v1::NodeSnapshot = &s.node;
+        let _: Option<&v1::SandboxRecord> = s.sandboxes.values().next();
     }
 }

@@ -63,6 +63,31 @@ pub struct EventEntry {
     pub object: String,
 }
 
+/// A pod's recent events, newest last: the last [`EventHistory::KEPT`],
+/// held in place (a `heapless::Deque`: the bound is fixed, and recording
+/// an event never grows a buffer).
+#[derive(Debug, Default)]
+pub struct EventHistory(heapless::Deque<EventEntry, { EventHistory::KEPT }>);
+
+impl EventHistory {
+    /// Events kept per pod.
+    pub const KEPT: usize = 50;
+
+    /// Appends `e`, dropping the oldest event when full.
+    pub fn push(&mut self, e: EventEntry) {
+        if self.0.is_full() {
+            self.0.pop_front();
+        }
+        // Cannot fail: there is room now.
+        let _ = self.0.push_back(e);
+    }
+
+    /// Oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &EventEntry> {
+        self.0.iter()
+    }
+}
+
 /// Agent → CLI.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
@@ -154,5 +179,26 @@ pub fn call(state_dir: &Path, req: &Request) -> Result<Response, ApiError> {
         Ok(Response::Error(e)) => Err(ApiError::Agent(e)),
         Ok(r) => Ok(r),
         Err(e) => Err(ApiError::Malformed(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_history_keeps_the_last_fifty_oldest_first() {
+        let mut h = EventHistory::default();
+        for i in 0..60 {
+            h.push(EventEntry {
+                time_ms: i,
+                kind: "Normal".into(),
+                reason: "Started".into(),
+                message: String::new(),
+                object: "pod".into(),
+            });
+        }
+        let times: Vec<i64> = h.iter().map(|e| e.time_ms).collect();
+        assert_eq!(times, (10..60).collect::<Vec<_>>());
     }
 }

@@ -432,8 +432,7 @@ fn this_machine_is_checked_live_and_its_hierarchy_reported_as_it_is() {
             assert!(i.detail.contains(&want), "{i:?}");
         }
     }
-    if !crate::sys::process::is_root() {
-        println!("not root: unshare probes are not run");
+    if crate::testutil::needs_root("checking the unshare probes") {
         return;
     }
     // (The user namespace is not asserted: qemu-user, which runs these

@@ -1,4 +1,4 @@
-//! The minimal fleet controller (issue 3 §8): `picolet apply`, `picolet
+//! The minimal fleet controller (`docs/fleet.md`): `picolet apply`, `picolet
 //! delete pod`, `picolet fleet status` and `picolet keygen`. Each command is
 //! one short process that talks to the broker through [`client::Client`]
 //! (the fleet [`Session`](crate::fleet::session::Session) on the reactor,

@@ -1,4 +1,4 @@
-//! Fleet documents (DESIGN §5, issue §3–§4): what the controller sends and
+//! Fleet documents (DESIGN §5, `docs/fleet.md`): what the controller sends and
 //! what the agent reports. Pure, except [`NodeInfo::read`].
 //!
 //! # Desired state (`<prefix>/devices/<id>/desired`, `<prefix>/groups/<g>/desired`)

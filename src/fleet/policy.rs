@@ -1,5 +1,5 @@
 //! Node policy: a pod from the network cannot exceed what this device allows
-//! (issue §5). Static pods from the local manifests directory are trusted
+//! (`docs/security.md`). Static pods from the local manifests directory are trusted
 //! and never checked.
 //!
 //! By default a remote pod may not be privileged, mount a `hostPath`, use

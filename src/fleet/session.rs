@@ -327,6 +327,8 @@ impl Session {
     }
 
     fn on_bytes(&mut self, b: &[u8], t: u64) {
+        #[cfg(test)]
+        crate::testutil::fuzz_seed("mqtt_packets", b);
         if !matches!(self.state, State::Handshake { .. } | State::Up) || b.is_empty() {
             return;
         }

@@ -1,4 +1,4 @@
-//! ed25519 signatures for desired documents (issue §4), with `ring`.
+//! ed25519 signatures for desired documents (`docs/fleet.md`), with `ring`.
 //!
 //! # Key files
 //! Both are PEM, as OpenSSL writes them, so either side can be made or used

@@ -198,6 +198,8 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     what: &str,
 ) -> Result<T, ImageError> {
+    #[cfg(test)]
+    crate::testutil::fuzz_seed("oci_json", bytes);
     serde_json::from_slice(bytes).map_err(|source| ImageError::Json {
         what: what.to_string(),
         source,

@@ -118,6 +118,8 @@ pub(crate) fn unpack_layer_within(
     dest: &Path,
     space: Option<Space>,
 ) -> Result<Unpacked, ImageError> {
+    #[cfg(test)]
+    crate::testutil::fuzz_seed("tar_unpack", &fs::read(blob).unwrap_or_default());
     let label = blob.display().to_string();
     let compressed = fs::metadata(blob)
         .map_err(ImageError::io("stat", blob))?

@@ -197,8 +197,7 @@ mod tests {
 
     #[test]
     fn a_whiteout_above_hides_the_lower_passwd() {
-        if sys::euid() != 0 {
-            eprintln!("skipping: creating a whiteout (mknod 0/0) needs root");
+        if crate::testutil::needs_root("creating a whiteout (mknod 0/0)") {
             return;
         }
         let tmp = tempfile::tempdir().unwrap();

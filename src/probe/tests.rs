@@ -325,13 +325,9 @@ fn set_lo_up() {
     assert_eq!(rc, 0, "SIOCSIFFLAGS: {}", std::io::Error::last_os_error());
 }
 
-fn is_root() -> bool {
-    crate::sys::process::is_root()
-}
-
 #[test]
 fn a_listener_inside_a_pod_netns_is_reached_through_netns_only() {
-    if !is_root() && crate::testutil::cannot_run("creating a network namespace needs root") {
+    if crate::testutil::needs_root("creating a network namespace") {
         return;
     }
     let own = NetNs::current().unwrap().id().unwrap();
@@ -377,7 +373,7 @@ fn a_listener_inside_a_pod_netns_is_reached_through_netns_only() {
 
 #[test]
 fn with_netns_returns_to_the_own_namespace_even_when_the_closure_panics() {
-    if !is_root() && crate::testutil::cannot_run("creating a network namespace needs root") {
+    if crate::testutil::needs_root("creating a network namespace") {
         return;
     }
     let own = NetNs::current().unwrap().id().unwrap();

@@ -72,6 +72,8 @@ pub fn load_file(path: &Path) -> Result<Vec<Result<Pod, SpecError>>, SpecError> 
 /// else as YAML documents separated by `---`. Duplicate keys are syntax
 /// errors.
 pub fn load_str(text: &str, source: &str) -> Vec<Result<Pod, SpecError>> {
+    #[cfg(test)]
+    crate::testutil::fuzz_seed("manifest", text.as_bytes());
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if let Err(e) = check_nesting(text) {
         return vec![Err(e.with_origin(&Origin {

@@ -182,6 +182,8 @@ pub fn decode_with_limit<T: DeserializeOwned>(
     bytes: &[u8],
     max_size: u64,
 ) -> Result<T, StoreError> {
+    #[cfg(test)]
+    crate::testutil::fuzz_seed("state_file", bytes);
     let body = match check_envelope(bytes, max_size) {
         Ok(body) => body,
         Err(StoreError::CrcMismatch {

@@ -396,8 +396,7 @@ struct SmallFs {
 
 impl SmallFs {
     fn mount(size: &str) -> Option<SmallFs> {
-        if !nix_is_root() {
-            crate::testutil::cannot_run("mounting a tmpfs needs root");
+        if crate::testutil::needs_root("mounting a tmpfs") {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -443,10 +442,6 @@ impl Drop for SmallFs {
             .arg(self.dir.path())
             .status();
     }
-}
-
-fn nix_is_root() -> bool {
-    crate::sys::process::is_root()
 }
 
 /// A state of about `kib` KiB that differs per `revision`.

@@ -22,7 +22,7 @@ use crate::clock::rfc3339;
 use crate::lifecycle::PodStatus;
 use crate::spec::Pod;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 /// `pods[].metadata`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,27 +135,26 @@ impl StatusError {
     }
 }
 
-/// The errors reported in status: capped, newest last. An error replaces an
+/// The errors reported in status: at most `N` (a fixed bound, so they live
+/// in place, in a `heapless::Vec`), newest last. An error replaces an
 /// older one about the same topic and pod.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorLog {
-    items: VecDeque<StatusError>,
-    cap: usize,
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ErrorLog<const N: usize = ERROR_LOG_CAP> {
+    items: heapless::Vec<StatusError, N>,
 }
 
-impl Default for ErrorLog {
-    fn default() -> Self {
-        ErrorLog::new(Self::DEFAULT_CAP)
-    }
-}
+/// The errors a device's status reports at most.
+const ERROR_LOG_CAP: usize = 32;
 
 impl ErrorLog {
-    pub const DEFAULT_CAP: usize = 32;
+    pub const DEFAULT_CAP: usize = ERROR_LOG_CAP;
+}
 
-    pub fn new(cap: usize) -> ErrorLog {
+impl<const N: usize> ErrorLog<N> {
+    pub fn new() -> Self {
+        const { assert!(N > 0, "an error log holds at least one error") };
         ErrorLog {
-            items: VecDeque::new(),
-            cap: cap.max(1),
+            items: heapless::Vec::new(),
         }
     }
 
@@ -164,10 +163,11 @@ impl ErrorLog {
     pub fn push(&mut self, e: StatusError) {
         self.items
             .retain(|o| !(o.topic == e.topic && o.pod == e.pod));
-        if self.items.len() == self.cap {
-            self.items.pop_front();
+        if self.items.is_full() {
+            self.items.remove(0);
         }
-        self.items.push_back(e);
+        // Cannot fail: there is room now.
+        let _ = self.items.push(e);
     }
 
     /// Drops every entry about `topic` (a newer document from it was accepted).

@@ -40,9 +40,6 @@ pub mod pids;
 pub mod resources;
 mod root;
 
-#[cfg(test)]
-mod real_tests;
-
 pub use controller::{Controller, ControllerSet, Missing, MissingReason};
 pub use cpu::{CpuStat, cpu_stat};
 pub use memory::{memory_current, oom_kill_count};
@@ -177,6 +174,9 @@ pub(crate) fn flat_keyed(text: &str, key: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Against this machine's real cgroup v2 hierarchy.
+    mod real;
 
     #[test]
     fn cgroup_names_must_be_one_plain_component() {

@@ -21,7 +21,7 @@ pub const MAX_BACKLOG: usize = 8 << 20;
 #[derive(Debug)]
 pub struct Conn {
     stream: UnixStream,
-    input: Vec<u8>,
+    input: crate::jsonl::LineBuffer,
     output: Vec<u8>,
 }
 
@@ -38,7 +38,7 @@ impl Conn {
         stream.set_nonblocking(true)?;
         Ok(Conn {
             stream,
-            input: Vec::new(),
+            input: crate::jsonl::LineBuffer::default(),
             output: Vec::new(),
         })
     }
@@ -55,8 +55,9 @@ impl Conn {
     /// Queues one event and tries to send it right away. `Err` means the
     /// connection is unusable and should be dropped.
     pub fn send(&mut self, event: &Event) -> io::Result<()> {
-        serde_json::to_writer(&mut self.output, event).map_err(io::Error::from)?;
-        self.output.push(b'\n');
+        crate::jsonl::encode_into(&mut self.output, event).map_err(io::Error::from)?;
+        #[cfg(test)]
+        crate::testutil::fuzz_seed("shim_wire", &serde_json::to_vec(event).unwrap_or_default());
         self.flush()?;
         if self.output.len() > MAX_BACKLOG {
             return Err(io::Error::new(
@@ -98,7 +99,7 @@ impl Conn {
                     incoming.closed = true;
                     break;
                 }
-                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+                Ok(n) => self.input.extend(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -107,26 +108,22 @@ impl Conn {
                 }
             }
         }
-        let mut start = 0;
-        while let Some(n) = self.input[start..].iter().position(|&b| b == b'\n') {
-            let line = &self.input[start..start + n];
-            start += n + 1;
+        while let Some(line) = self.input.next_line() {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match serde_json::from_slice::<Request>(line) {
+            #[cfg(test)]
+            crate::testutil::fuzz_seed("shim_wire", &line);
+            match serde_json::from_slice::<Request>(&line) {
                 Ok(r) => incoming.requests.push(r),
                 Err(e) => eprintln!("picolet shim: ignoring malformed request: {e}"),
             }
         }
-        self.input.drain(..start);
-        if self.input.len() > MAX_LINE {
+        if self.input.pending() > MAX_LINE {
             eprintln!("picolet shim: request line over {MAX_LINE} bytes, dropping the agent");
             incoming.closed = true;
         }
-        if self.input.is_empty() && self.input.capacity() > 64 << 10 {
-            self.input = Vec::new();
-        }
+        self.input.shrink_if_empty(64 << 10);
         incoming
     }
 }

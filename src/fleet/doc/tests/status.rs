@@ -143,7 +143,7 @@ fn status_error(topic: &str, pod: Option<&str>, message: &str) -> StatusError {
 
 #[test]
 fn the_error_log_keeps_the_latest_error_per_topic_and_pod() {
-    let mut log = ErrorLog::default();
+    let mut log: ErrorLog = ErrorLog::default();
     log.push(status_error("t1", None, "old"));
     log.push(status_error("t1", Some("default/a"), "pod a"));
     log.push(status_error("t1", None, "new"));
@@ -158,7 +158,7 @@ fn the_error_log_keeps_the_latest_error_per_topic_and_pod() {
 
 #[test]
 fn the_error_log_drops_the_oldest_when_full() {
-    let mut log = ErrorLog::new(2);
+    let mut log = ErrorLog::<2>::new();
     for i in 0..3 {
         log.push(status_error(&format!("t{i}"), None, "x"));
     }

@@ -7,10 +7,6 @@ use super::*;
 pub const ENTRY_ENV: &str = "PICOLET_TEST_SHIM_CONFIG";
 const RECV_TIMEOUT: Duration = Duration::from_secs(20);
 
-fn is_root() -> bool {
-    crate::sys::process::is_root()
-}
-
 /// A tempdir holding the pod directory, the rootfs and the logs.
 pub struct Fixture {
     _dir: tempfile::TempDir,
@@ -23,7 +19,7 @@ pub struct Fixture {
 impl Fixture {
     /// `None` (after saying why) when the test cannot run here.
     pub fn new(share_pid: bool) -> Option<Fixture> {
-        if !is_root() && crate::testutil::cannot_run("the shim tests need root (namespaces)") {
+        if crate::testutil::needs_root("the shim tests (namespaces)") {
             return None;
         }
         if let Some(why) = crate::check::qemu_user() {

@@ -20,15 +20,12 @@ use std::process::Command;
 
 use super::{ImageStore, sys};
 
-pub(super) fn is_root() -> bool {
-    sys::euid() == 0
-}
+pub(super) use crate::testutil::is_root;
 
 pub(super) fn skip_unless_root(test: &str) -> bool {
-    !is_root()
-        && crate::testutil::cannot_run(&format!(
-            "{test}: needs root (mknod whiteouts, trusted.* xattrs, chown)"
-        ))
+    crate::testutil::needs_root(&format!(
+        "{test} (mknod whiteouts, trusted.* xattrs, chown)"
+    ))
 }
 
 /// Runs the busybox image script into a fresh temp dir.
@@ -83,8 +80,7 @@ pub(super) fn overlay_lookup(layers: &[PathBuf], rel: &str) -> Option<PathBuf> {
 /// mount namespace and runs `script` inside the mount; `None` (with a
 /// message) if that is not possible here.
 pub(super) fn in_kernel_overlay(layers: &[PathBuf], script: &str) -> Option<String> {
-    if !is_root() {
-        crate::testutil::cannot_run("kernel overlay check: needs root");
+    if crate::testutil::needs_root("the kernel overlay check") {
         return None;
     }
     let filesystems = fs::read_to_string("/proc/filesystems").unwrap_or_default();

@@ -2,16 +2,17 @@
 //! `<cgroup2 mount>/picolet-test-<pid>` (created and removed here) and only
 //! processes they start themselves.
 
-use super::hierarchy::{Mounts, PROC_SELF_CGROUP, PROC_SELF_MOUNTINFO, unified_path};
-use super::*;
+use crate::runtime::cgroup::hierarchy::{
+    Mounts, PROC_SELF_CGROUP, PROC_SELF_MOUNTINFO, unified_path,
+};
+use crate::runtime::cgroup::*;
 use std::fs;
 use std::process::{Child, Command};
 use std::time::Duration;
 
 /// The cgroup2 mount point whose root is `/`, if we are root and there is one.
 fn real_mount() -> Option<PathBuf> {
-    if !crate::sys::process::is_root() {
-        eprintln!("skipping: real cgroup tests need root");
+    if crate::testutil::needs_root("the real cgroup tests") {
         return None;
     }
     let text = fs::read_to_string(PROC_SELF_MOUNTINFO).ok()?;
@@ -21,7 +22,7 @@ fn real_mount() -> Option<PathBuf> {
         .find(|m| m.root == "/")
         .map(|m| m.mount_point);
     if mount.is_none() {
-        eprintln!("skipping: no cgroup2 mount in {PROC_SELF_MOUNTINFO}");
+        crate::testutil::cannot_run(&format!("no cgroup2 mount in {PROC_SELF_MOUNTINFO}"));
     }
     mount
 }
@@ -88,7 +89,7 @@ fn pod_and_container_cgroups_hold_a_real_process_and_are_removed() {
             e.raw_os_error(),
             Some(libc::EROFS | libc::EACCES | libc::EPERM)
         ) {
-            eprintln!("skipping: cannot create {}: {e}", test_root.display());
+            crate::testutil::cannot_run(&format!("cannot create {}: {e}", test_root.display()));
             return;
         }
         panic!("creating {}: {e}", test_root.display());
@@ -229,7 +230,7 @@ fn detect_creates_an_explicit_root_only_inside_a_cgroup2_mount() {
             source.raw_os_error(),
             Some(libc::EROFS | libc::EACCES | libc::EPERM)
         ) {
-            eprintln!("skipping: cannot create {}: {source}", inside.display());
+            crate::testutil::cannot_run(&format!("cannot create {}: {source}", inside.display()));
             return;
         }
     }

@@ -41,7 +41,7 @@ impl Fixture {
 
 /// Why container tests cannot run here, if they cannot.
 fn missing_prerequisite() -> Option<&'static str> {
-    if !crate::sys::process::is_root() {
+    if !crate::testutil::is_root() {
         return Some("not root");
     }
     let fs = fs::read_to_string("/proc/filesystems").unwrap_or_default();
