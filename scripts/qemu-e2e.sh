@@ -387,7 +387,7 @@ budget() {
 }
 echo
 echo "== measured in the guest"
-printf '  %-22s %s bytes (%s KiB)  %s\n' "binary (stripped)" "$size" $(( size / 1024 )) "$(budget "$size" 2097152 "2 MiB budget")"
+printf '  %-22s %s bytes (%s KiB)  %s\n' "binary (stripped)" "$size" $(( size / 1024 )) "$(budget "$size" 2621440 "2.5 MiB budget")"
 mem() {
     printf '%6s KiB RSS %6s KiB anon %6s KiB PSS %6s KiB USS' "$(m "$1-rss")" "$(m "$1-anon")" \
         "$(m "$1-pss")" "$(m "$1-uss")"
