@@ -15,7 +15,8 @@
 
 mod common;
 use common::{
-    Env, Podman, bin, env_num, first_line_ns, percentile, proc_field, status_field, wait_for,
+    Env, Podman, bin, env_num, first_line_ns, percentile, proc_field, shim_pids, status_field,
+    wait_for,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -43,24 +44,6 @@ fn io_write_bytes(pid: u32) -> u64 {
         .find(|l| l.starts_with("write_bytes:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
-}
-
-fn shim_pids(state: &Path) -> Vec<u32> {
-    // Shims are the processes whose cmdline is `… shim --config <state>/pods/…`.
-    let needle = format!("{}/pods/", state.display());
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| {
-                    let c = String::from_utf8_lossy(&c).replace('\0', " ");
-                    c.contains(" shim --config ") && c.contains(&needle)
-                })
-                .unwrap_or(false)
-        })
-        .collect()
 }
 
 fn two_container_pod(name: &str, uid: &str) -> String {

@@ -269,3 +269,26 @@ impl Drop for Podman {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The shims of the agent whose state dir is `state`: processes started as
+/// `picolet shim <ns>/<pod>` with `PICOLET_SHIM_CONFIG=<state>/pods/…` in
+/// their environment, or (older builds) `… shim --config <state>/pods/…`.
+pub fn shim_pids(state: &Path) -> Vec<u32> {
+    let needle = format!("{}/pods/", state.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let read = |f: &str| {
+                std::fs::read(format!("/proc/{pid}/{f}"))
+                    .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                    .unwrap_or_default()
+            };
+            let cmdline = read("cmdline");
+            (cmdline.contains(" shim --config ") && cmdline.contains(&needle))
+                || (cmdline.starts_with("picolet shim ")
+                    && read("environ").contains(&format!("PICOLET_SHIM_CONFIG={needle}")))
+        })
+        .collect()
+}

@@ -21,7 +21,7 @@
 //! (`get pods` calls per phase, default 200), PICOLET_BENCH_PODMAN=0.
 
 mod common;
-use common::{Env, Podman, env_num, percentile, proc_field, status_field, wait_for};
+use common::{Env, Podman, env_num, percentile, proc_field, shim_pids, status_field, wait_for};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -160,20 +160,7 @@ fn main() {
     println!("agent threads: {threads} (must be 1)");
 
     // Shims' memory, for the peer comparison.
-    let shims: u64 = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .map(|c| {
-                    let c = String::from_utf8_lossy(&c).replace('\0', " ");
-                    c.contains(" shim ") && c.contains(env.state().to_str().unwrap())
-                })
-                .unwrap_or(false)
-        })
-        .map(pss)
-        .sum();
+    let shims: u64 = shim_pids(&env.state()).into_iter().map(pss).sum();
     let ours = agent_pss + shims;
     println!("picolet agent + shims for {n} pods: PSS {ours} KiB");
 
