@@ -188,19 +188,28 @@ impl Drop for Env {
             let _ = a.wait();
         }
         if let Some(cg) = &self.cgroup {
-            let _ = remove_tree(cg);
+            remove_tree(cg);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-fn remove_tree(p: &Path) -> std::io::Result<()> {
-    for e in std::fs::read_dir(p)?.flatten() {
-        if e.file_type()?.is_dir() {
-            let _ = remove_tree(&e.path());
+/// Removes a cgroup tree the bench made, deepest first, retrying for up to
+/// 5 s while its last processes exit (rmdir only: nothing is killed).
+pub fn remove_tree(p: &Path) {
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&e.path());
+            }
         }
     }
-    std::fs::remove_dir(p)
+    for _ in 0..50 {
+        if std::fs::remove_dir(p).is_ok() || !p.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Podman, set up as ../shared/PEERS.md says (runc, cgroupfs, a busybox

@@ -19,7 +19,7 @@
 mod test_broker;
 
 mod common;
-use common::{env_num, first_line_ns, percentile, proc_field, wait_for};
+use common::{env_num, first_line_ns, percentile, proc_field, remove_tree, wait_for};
 use picolet::controller::client::{Client, ClientOptions};
 use picolet::fleet::transport::BrokerUrl;
 use std::path::{Path, PathBuf};
@@ -113,22 +113,6 @@ impl Drop for Guard {
             remove_tree(cg);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn remove_tree(p: &Path) {
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&e.path());
-            }
-        }
-    }
-    for _ in 0..50 {
-        if std::fs::remove_dir(p).is_ok() || !p.exists() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
