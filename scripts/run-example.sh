@@ -3,36 +3,102 @@
 # pods in examples/, no broker needed. Run as root on Debian / Ubuntu /
 # Raspberry Pi OS:   sudo ./scripts/run-example.sh
 # Ctrl-C stops the agent; the pods keep running under their shims (as with
-# systemd's KillMode=process). `./scripts/run-example.sh --stop` removes them.
+# systemd's KillMode=process).
+#
+# ./scripts/run-example.sh --stop   stops the example pods and removes their
+#   manifests; pods of your own in the manifests dir are left alone. When
+#   the agent is not running (after Ctrl-C) it starts it just long enough to
+#   stop them.
+#
+# Environment (all optional): PICOLET_STATE_DIR, PICOLET_RUN_DIR,
+# PICOLET_MANIFESTS (default: the state dir's manifests/), and, for
+# the tests, PICOLET_BIN (a built picolet: no build), PICOLET_TEST_IMAGES
+# (where busybox-oci is) and PICOLET_CGROUP_ROOT (the agent's --cgroup-root).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 STATE=${PICOLET_STATE_DIR:-/var/lib/picolet-example}
 RUN=${PICOLET_RUN_DIR:-/run/picolet-example}
-MANIFESTS=$STATE/manifests
+MANIFESTS=${PICOLET_MANIFESTS:-$STATE/manifests}
 export PICOLET_STATE_DIR=$STATE
 
 [ "$(id -u)" = 0 ] || { echo "run as root (pods need namespaces and mounts)" >&2; exit 1; }
 
 . "$ROOT/scripts/lib.sh"
 need_packages busybox-static ca-certificates
-need_cargo
+if [ -n "${PICOLET_BIN:-}" ]; then
+    BIN=$PICOLET_BIN
+else
+    need_cargo
+    cargo build --release --locked
+    BIN=$ROOT/target/release/picolet
+fi
 
-cargo build --release --locked
-BIN=$ROOT/target/release/picolet
+# Replaces the (sub)shell with the agent: `agent &` leaves the agent's own
+# PID in $!, and the script's last line becomes the agent.
+agent() {
+    if [ -n "${PICOLET_CGROUP_ROOT:-}" ]; then
+        exec "$BIN" agent --manifests "$MANIFESTS" --run-dir "$RUN" --cgroup-root "$PICOLET_CGROUP_ROOT"
+    fi
+    exec "$BIN" agent --manifests "$MANIFESTS" --run-dir "$RUN"
+}
+
+# The names of the example pods (metadata.name of each examples/*.yaml).
+example_pods() {
+    for f in "$ROOT"/examples/*.yaml; do
+        awk '/^metadata:/ { m = 1; next } m && /^  name:/ { print $2; exit }' "$f"
+    done
+}
+
+# Whether the agent lists any of the example pods.
+examples_listed() {
+    "$BIN" get pods 2>/dev/null | awk 'NR > 1 { print $1 }' >"$STATE/.listed" || return 0
+    for p in $(example_pods); do
+        grep -qx "$p" "$STATE/.listed" && return 0
+    done
+    return 1
+}
 
 if [ "${1:-}" = "--stop" ]; then
-    rm -f "$MANIFESTS"/*.yaml
-    echo "manifests removed; a running agent stops the pods within a second"
+    for f in "$ROOT"/examples/*.yaml; do
+        rm -f "$MANIFESTS/$(basename "$f")"
+    done
+    echo "example manifests removed from $MANIFESTS (your own files are kept)"
+    started=""
+    if ! "$BIN" get pods >/dev/null 2>&1; then
+        echo "the agent is not running: starting it to stop the example pods"
+        agent >>"$STATE/stop-agent.log" 2>&1 &
+        started=$!
+        i=0
+        until "$BIN" get pods >/dev/null 2>&1; do
+            i=$((i + 1))
+            [ $i -lt 100 ] || { echo "the agent did not start; see $STATE/stop-agent.log" >&2; kill "$started"; exit 1; }
+            sleep 0.1
+        done
+    fi
+    i=0
+    while examples_listed; do
+        i=$((i + 1))
+        [ $i -lt 600 ] || { echo "the example pods did not stop within 60 s" >&2; break; }
+        sleep 0.1
+    done
+    rm -f "$STATE/.listed"
+    if [ -n "$started" ]; then
+        kill -TERM "$started"
+        wait "$started" || true
+        echo "example pods stopped; the agent is stopped again"
+    else
+        echo "example pods stopped"
+    fi
     exit 0
 fi
 
 mkdir -p "$STATE" "$MANIFESTS"
-IMG=$ROOT/target/images
-if [ ! -f "$IMG/busybox.oci.tar" ]; then
+IMG=${PICOLET_TEST_IMAGES:-$ROOT/target/images}
+if [ ! -d "$IMG/busybox-oci" ]; then
     sh "$ROOT/tests/images/build-busybox.sh" "$IMG"
 fi
 "$BIN" image import "$IMG/busybox-oci"
 cp "$ROOT"/examples/*.yaml "$MANIFESTS"/
 echo "agent starting; in another shell:  PICOLET_STATE_DIR=$STATE $BIN get pods"
-exec "$BIN" agent --manifests "$MANIFESTS" --run-dir "$RUN"
+agent

@@ -132,27 +132,21 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Ins
     move |source| InstallError::Io { what, path, source }
 }
 
+/// The installed `config.yaml`: every key, commented out with its default
+/// (docs/configuration.md explains each), with `#BOARD#` and `#PIDS#` filled
+/// in by [`default_config`].
+const CONFIG_TEMPLATE: &str = include_str!("install/config.yaml");
+
 /// The default `config.yaml` for `board`. Flags given to `picolet agent`
 /// win over it.
 pub fn default_config(board: Option<&Board>) -> String {
     let pids = board.and_then(|b| b.pod_pids_max).unwrap_or(1024);
     let which = board
-        .map(|b| format!("# Board: {} ({})\n", b.id, b.name))
-        .unwrap_or_default();
-    format!(
-        "# picolet agent configuration, written by `picolet install`.\n\
-         # Keys are those of docs/fleet.md (camelCase); flags given on the\n\
-         # command line (systemd/picolet.service ExecStart) win.\n\
-         {which}\
-         manifests: /etc/picolet/manifests\n\
-         pidsMax: {pids}\n\
-         # maxPods: 110\n\
-         # nodeName: my-device\n\
-         # Fleet channel (MQTT), when used:\n\
-         # broker: mqtts://broker.example.com:8883\n\
-         # deviceId: my-device\n\
-         # groups: [sensors]\n"
-    )
+        .map(|b| format!("# Board: {} ({})", b.id, b.name))
+        .unwrap_or_else(|| "# Board: not given".to_string());
+    CONFIG_TEMPLATE
+        .replace("#BOARD#", &which)
+        .replace("#PIDS#", &pids.to_string())
 }
 
 /// Whether the running system is booted with systemd (`sd_booted()`).

@@ -251,3 +251,84 @@ fn systemd_analyze_verify_passes_on_a_staged_install() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/usr/local/bin/picolet"));
 }
+
+/// The installed config with every `# key: value` line uncommented.
+fn uncommented(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if rest
+                    .trim_start()
+                    .starts_with(|c: char| c.is_ascii_lowercase())
+                    && rest
+                        .trim_start()
+                        .split_once(':')
+                        .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_alphanumeric())) =>
+            {
+                rest.to_string()
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_installed_config_lists_every_key_commented_out_with_its_default() {
+    use crate::fleet::config::AgentFileConfig;
+    let text = default_config(None);
+    // As installed: only `manifests` and `pidsMax` are set.
+    let plain = AgentFileConfig::parse(&text).unwrap();
+    assert_eq!(plain.pids_max, Some(1024));
+    assert!(
+        plain.broker.is_none() && plain.max_pods.is_none(),
+        "{plain:?}"
+    );
+    // Uncommented, the strict loader (unknown keys are errors) accepts it,
+    // and it names every key of the config file, nested ones included.
+    let all = AgentFileConfig::parse(&uncommented(&text)).unwrap();
+    let json = serde_json::to_value(&all).unwrap();
+    let mut missing = Vec::new();
+    for (k, v) in json.as_object().unwrap() {
+        match v {
+            serde_json::Value::Null => missing.push(k.clone()),
+            serde_json::Value::Object(o) => missing.extend(
+                o.iter()
+                    .filter(|(_, v)| v.is_null())
+                    .map(|(s, _)| format!("{k}.{s}")),
+            ),
+            _ => {}
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "not in the installed config: {missing:?}"
+    );
+    // The values shown are the defaults (except the marked examples).
+    let shown = all.clone().resolve("host").unwrap();
+    let defaults = AgentFileConfig {
+        broker: all.broker.clone(),
+        manifests: all.manifests.clone(),
+        pids_max: all.pids_max,
+        ..AgentFileConfig::default()
+    }
+    .resolve("host")
+    .unwrap();
+    assert_eq!(shown.state_dir, defaults.state_dir);
+    assert_eq!(shown.run_dir, defaults.run_dir);
+    assert_eq!(shown.max_pods, defaults.max_pods);
+    assert_eq!(shown.log_max_bytes, defaults.log_max_bytes);
+    assert_eq!(shown.log_max_files, defaults.log_max_files);
+    assert_eq!(
+        shown.eviction_interval_seconds,
+        defaults.eviction_interval_seconds
+    );
+    assert_eq!(shown.eviction, defaults.eviction);
+    assert_eq!(shown.image_gc, defaults.image_gc);
+    let (f, d) = (shown.fleet.unwrap(), defaults.fleet.unwrap());
+    assert_eq!(f.topics, d.topics);
+    assert_eq!(f.keepalive_seconds, d.keepalive_seconds);
+    assert_eq!(f.max_document_bytes, d.max_document_bytes);
+    assert_eq!(f.policy, d.policy);
+    assert_eq!(f.groups, d.groups);
+}
