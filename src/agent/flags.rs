@@ -30,7 +30,7 @@ pub const USAGE: &str =
                 [--topic-prefix P] [--ca FILE] [--cert FILE] [--key FILE]
                 [--credentials FILE] [--fleet-key FILE] [--keepalive SECONDS]
                 [--max-document-bytes BYTES] [--allow-privileged] [--allow-host-path]
-                [--allow-host-network] [--allow-capability CAP]...
+                [--allow-host-network] [--allow-host-pid] [--allow-capability CAP]...
 ";
 
 /// `picolet agent`'s options that take a value.
@@ -66,7 +66,12 @@ const VALUED: &[&str] = &[
 ];
 
 /// `picolet agent`'s options without a value.
-const FLAGS: &[&str] = &["allow-privileged", "allow-host-path", "allow-host-network"];
+const FLAGS: &[&str] = &[
+    "allow-privileged",
+    "allow-host-path",
+    "allow-host-network",
+    "allow-host-pid",
+];
 
 /// Parses `picolet agent`'s arguments (like every command line, with
 /// [`crate::cli::args`]): (`--config`, the flags as a config).
@@ -138,8 +143,8 @@ pub fn parse(args: Vec<OsString>) -> Result<(Option<PathBuf>, AgentFileConfig), 
         allow_privileged: flag("allow-privileged"),
         allow_host_path: flag("allow-host-path"),
         allow_host_network: flag("allow-host-network"),
+        allow_host_pid: flag("allow-host-pid"),
         allow_capabilities: list("allow-capability"),
-        ..PolicyConfig::default()
     };
     if tls != TlsFiles::default() {
         f.tls = Some(tls);
@@ -205,6 +210,7 @@ mod tests {
             "--ca",
             "ca.pem",
             "--allow-host-network",
+            "--allow-host-pid",
             "--allow-capability",
             "NET_ADMIN",
             "--max-document-bytes",
@@ -219,6 +225,7 @@ mod tests {
         assert_eq!(f.tls.unwrap().ca, Some(PathBuf::from("ca.pem")));
         let policy = f.policy.unwrap();
         assert_eq!(policy.allow_host_network, Some(true));
+        assert_eq!(policy.allow_host_pid, Some(true));
         assert_eq!(policy.allow_privileged, None);
         assert_eq!(
             policy.allow_capabilities,
