@@ -228,3 +228,75 @@ fn at_start_empty_pod_cgroups_of_no_pod_are_swept_and_nothing_else() {
         remove_cgroup_tree(d);
     }
 }
+
+fn stubborn(name: &str, marker: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  terminationGracePeriodSeconds: 6
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sh", "-c", "trap '' TERM; echo {marker}; sleep 1000"]
+"#
+    )
+}
+
+#[test]
+fn a_pod_recreated_after_a_manifest_edit_shows_terminating_for_its_grace_period() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    a.apply("stubborn.yaml", &stubborn("stubborn", "v1"));
+    a.wait_running("stubborn", "main", 30);
+    let old_uid = a.pod("stubborn").unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(a.pod("stubborn").unwrap()["metadata"]["deletionTimestamp"].is_null());
+    // A change other than an image: the pod is recreated.
+    let t0 = Instant::now();
+    a.apply("stubborn.yaml", &stubborn("stubborn", "v2"));
+    let p = wait_for(5, "the old pod's deletionTimestamp", || {
+        a.pod("stubborn")
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_string())
+    });
+    assert_eq!(
+        p["metadata"]["uid"],
+        old_uid.as_str(),
+        "the old pod is listed"
+    );
+    assert_eq!(p["metadata"]["deletionGracePeriodSeconds"], 6);
+    // For the grace period (the container ignores SIGTERM), `get pods`
+    // shows the old pod Terminating, and only it.
+    while t0.elapsed() < Duration::from_secs(4) {
+        let out = a.cli(&["get", "pods"]);
+        let table = String::from_utf8_lossy(&out.stdout).into_owned();
+        let rows: Vec<&str> = table.lines().skip(1).collect();
+        assert_eq!(rows.len(), 1, "{table}");
+        assert!(
+            rows[0].starts_with("stubborn ") && rows[0].contains(" Terminating "),
+            "{table}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Then the new pod, not terminating.
+    let new = wait_for(30, "the new pod running", || {
+        a.pod("stubborn").filter(|p| {
+            p["metadata"]["uid"] != old_uid.as_str() && p["status"]["phase"] == "Running"
+        })
+    });
+    assert!(
+        t0.elapsed() >= Duration::from_millis(5500),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(new["metadata"]["deletionTimestamp"].is_null());
+    let out = a.cli(&["get", "pods"]);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!table.contains("Terminating"), "{table}");
+}
