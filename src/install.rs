@@ -1,10 +1,11 @@
-//! `picolet install [--board B] [--root DIR]`: puts this binary, the systemd
-//! unit and a default configuration on a device, and enables the unit.
+//! `picolet install [--board B] [--root DIR] [--binary FILE] [--force]`:
+//! puts a picolet binary, the systemd unit and a default configuration on a
+//! device, and enables the unit.
 //!
 //! Files written under the root (`/` on a device; a staging directory in
 //! tests and image builds):
 //! - `usr/local/bin/picolet` (0755): a copy of the running binary
-//!   (`/proc/self/exe`), written to a temporary name, synced and renamed, so
+//!   (`/proc/self/exe`) or of `--binary FILE`, written to a temporary name, synced and renamed, so
 //!   that replacing a running agent's binary is safe;
 //! - `etc/systemd/system/picolet.service` and `picolet-pods.service` (0644):
 //!   the agent's unit and the unit that holds the pods' delegated cgroup

@@ -237,8 +237,7 @@ fn at_start_empty_pod_cgroups_of_no_pod_are_swept_and_nothing_else() {
         "{}",
         a.agent_log()
     );
-    // SAFETY: our own child.
-    unsafe { libc::kill(sleeper.id() as i32, libc::SIGKILL) };
+    sleeper.kill().unwrap();
     sleeper.wait().unwrap();
     for d in foreign.iter().chain([&busy]) {
         remove_cgroup_tree(d);
