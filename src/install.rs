@@ -1,10 +1,11 @@
-//! `picolet install [--board B] [--root DIR]`: puts this binary, the systemd
-//! unit and a default configuration on a device, and enables the unit.
+//! `picolet install [--board B] [--root DIR] [--binary FILE] [--force]`:
+//! puts a picolet binary, the systemd unit and a default configuration on a
+//! device, and enables the unit.
 //!
 //! Files written under the root (`/` on a device; a staging directory in
 //! tests and image builds):
 //! - `usr/local/bin/picolet` (0755): a copy of the running binary
-//!   (`/proc/self/exe`), written to a temporary name, synced and renamed, so
+//!   (`/proc/self/exe`) or of `--binary FILE`, written to a temporary name, synced and renamed, so
 //!   that replacing a running agent's binary is safe;
 //! - `etc/systemd/system/picolet.service` and `picolet-pods.service` (0644):
 //!   the agent's unit and the unit that holds the pods' delegated cgroup
@@ -13,17 +14,47 @@
 //!   overwritten once it exists;
 //! - `etc/picolet/manifests/` (0755): the static pods directory.
 //!
+//! With a board (given or detected), the binary must be one the board runs:
+//! its ELF header's class and machine (see [`elf`]) against the board's
+//! `rust_target` and `alt_rust_targets`, and the board must be one picolet
+//! is built for (`status = "built"`). Otherwise nothing is written, unless
+//! `--force`.
+//!
 //! Only when the root is `/` and systemd runs (`/run/systemd/system`
 //! exists) does it run `systemctl daemon-reload` and `systemctl enable --now
 //! picolet.service`; otherwise it says what to run. With a board it adds the
 //! board's notes: the kernel command-line fix when cgroup v2 or one of its
 //! controllers is missing (from `picolet check`).
 
+pub mod elf;
+
 use crate::check::{self, Board, BoardError};
 use std::fmt;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+/// `picolet install --help`.
+pub const HELP: &str = "\
+Usage: picolet install [--board ID] [--root DIR] [--binary FILE] [--force]
+
+Installs the picolet binary, its systemd units, a default
+/etc/picolet/config.yaml (never overwritten) and the manifests directory,
+then enables the agent (on a live systemd root). The binary must be of the
+board's architecture (its ELF header is read), and the board one picolet is
+built for.
+
+Options:
+  --board ID       the board (boards/*.toml); detected when --root is /
+  --root DIR       install under DIR instead of / (a staged image)
+  --binary FILE    the binary to install (default: this picolet)
+  --force          install even a binary of another architecture than the
+                   board's, or for a board picolet is not built for
+
+Example:
+  picolet install --root /mnt/sdcard --board raspberry-pi-4 \\
+      --binary target/arm/aarch64-unknown-linux-musl/release/picolet
+";
 
 /// The systemd unit, as shipped in `systemd/picolet.service`.
 pub const UNIT: &str = include_str!("../systemd/picolet.service");
@@ -49,6 +80,9 @@ pub struct Options {
     pub board: Option<String>,
     /// The binary to copy (default `/proc/self/exe`).
     pub exe: PathBuf,
+    /// Install even a binary of another architecture than the board's, or
+    /// for a board picolet is not built for.
+    pub force: bool,
 }
 
 impl Default for Options {
@@ -57,6 +91,7 @@ impl Default for Options {
             root: PathBuf::from("/"),
             board: None,
             exe: PathBuf::from("/proc/self/exe"),
+            force: false,
         }
     }
 }
@@ -72,6 +107,28 @@ pub enum InstallError {
     },
     #[error(transparent)]
     Board(#[from] BoardError),
+    #[error(
+        "board {id} ({name}) is not supported: picolet is not built for it ({target}, status \
+         {status}); supported boards: {supported} (--force installs anyway)"
+    )]
+    Unsupported {
+        id: String,
+        name: String,
+        target: String,
+        status: String,
+        supported: String,
+    },
+    #[error(
+        "refusing to install {path}: it is {found}, but board {board} runs {wanted}; install \
+         the binary built for the board (scripts/build-arm.sh {board}) with --binary FILE, or \
+         pass --force"
+    )]
+    WrongArch {
+        path: PathBuf,
+        found: String,
+        board: String,
+        wanted: String,
+    },
     #[error("`{command}` failed: {status}")]
     Command { command: String, status: String },
 }
@@ -166,6 +223,11 @@ pub fn install(opts: &Options) -> Result<Outcome, InstallError> {
         board: board.as_ref().map(|b| format!("{} — {}", b.id, b.name)),
         ..Outcome::default()
     };
+    if let Some(b) = &board {
+        if let Some(forced) = check_binary(b, &opts.exe, opts.force)? {
+            out.notes.push(forced);
+        }
+    }
     let bin = opts.root.join(BIN_PATH);
     copy_atomic(&opts.exe, &bin, 0o755)?;
     out.steps.push(Step::Wrote {
@@ -226,6 +288,52 @@ pub fn install(opts: &Options) -> Result<Outcome, InstallError> {
         out.notes.extend(board_notes(b, live, &opts.root));
     }
     Ok(out)
+}
+
+/// Refuses a board picolet is not built for, and a binary whose ELF header
+/// is not one of the board's architectures. With `force`, says what was
+/// overridden instead (a note).
+fn check_binary(board: &Board, exe: &Path, force: bool) -> Result<Option<String>, InstallError> {
+    let mut overridden = Vec::new();
+    if !board.built() {
+        let e = InstallError::Unsupported {
+            id: board.id.clone(),
+            name: board.name.clone(),
+            target: board.rust_target.clone(),
+            status: board.status.clone(),
+            supported: check::boards::supported_ids(),
+        };
+        if !force {
+            return Err(e);
+        }
+        overridden.push(format!(
+            "board {} is not one picolet is built for",
+            board.id
+        ));
+    }
+    let found = match elf::read(exe) {
+        Ok(h) if h.arch().is_some_and(|a| board.runs(a)) => None,
+        Ok(h) => Some(format!("an {h} binary")),
+        Err(e) => Some(format!("a file whose ELF header could not be read: {e}")),
+    };
+    if let Some(found) = found {
+        if !force {
+            return Err(InstallError::WrongArch {
+                path: exe.to_path_buf(),
+                found,
+                board: board.id.clone(),
+                wanted: board.arches_text(),
+            });
+        }
+        overridden.push(format!(
+            "{} is {found}, not {} for board {}",
+            exe.display(),
+            board.arches_text(),
+            board.id
+        ));
+    }
+    Ok((!overridden.is_empty())
+        .then(|| format!("installed with --force: {}", overridden.join("; "))))
 }
 
 /// The board's notes: on the device itself, the fixes `picolet check`

@@ -21,6 +21,7 @@
 
 mod adopt;
 mod api_server;
+mod cgroups;
 pub mod container;
 pub mod disk;
 pub mod fds;
@@ -136,6 +137,12 @@ pub enum Msg {
     Signal(i32),
     /// From the broker connection's tasks.
     Fleet(fleet::LinkMsg),
+    /// Time to try again to remove a removed pod's cgroup ([`cgroups`]).
+    CgroupRetry {
+        uid: String,
+        cgroup: PathBuf,
+        attempt: u32,
+    },
     /// Time to measure ephemeral storage, if due ([`disk`]).
     DiskTick,
     /// A `picolet du` round: usage per pod uid, or why it failed.
@@ -189,6 +196,8 @@ struct Agent {
     /// Set by the signal task on SIGTERM/SIGINT, checked between messages
     /// (the `Msg::Signal` may queue behind many others).
     stop_flag: std::rc::Rc<std::cell::Cell<bool>>,
+    /// Removed pods' cgroups whose `rmdir` is being retried ([`cgroups`]).
+    cgroups_pending: std::collections::HashSet<PathBuf>,
 }
 
 fn io_err(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError {
@@ -304,6 +313,7 @@ impl Agent {
                 fleet,
                 disk,
                 stop_flag: Default::default(),
+                cgroups_pending: Default::default(),
             },
             rx,
         ))
@@ -312,6 +322,7 @@ impl Agent {
     /// Adopts running shims, starts the event sources, applies the manifests.
     async fn start(&mut self, rx: &Receiver<Msg>) -> Result<(), AgentError> {
         self.adopt(rx).await;
+        self.sweep_pod_cgroups();
         api_server::spawn(&self.cfg.state_dir, self.tx.clone()).map_err(io_err(
             "listening on",
             &crate::api::socket_path(&self.cfg.state_dir),
@@ -502,6 +513,11 @@ impl Agent {
                 let evict = self.disk.on_usage(&self.node, usage);
                 self.pending.extend(evict);
             }
+            Msg::CgroupRetry {
+                uid,
+                cgroup,
+                attempt,
+            } => self.on_cgroup_retry(uid, cgroup, attempt),
             Msg::ImageGc(report) => self.disk.on_image_gc(report, now.mono_ms),
             Msg::Signal(s) => {
                 if s == libc::SIGHUP {

@@ -6,7 +6,6 @@ use super::{Agent, exited, sandbox};
 use crate::clock::Now;
 use crate::lifecycle::Input;
 use crate::probe::NetNs;
-use crate::runtime::cgroup::CgroupRoot;
 use crate::runtime::shim::proto::Event;
 
 impl Agent {
@@ -189,10 +188,10 @@ impl Agent {
         if let Err(e) = sandbox::remove_pod_dir(&self.cfg.state_dir, &dir) {
             log::warn!("pod {uid}: removing {}: {e}", dir.display());
         }
-        if let Some(cg) = self.shims.pods.get(uid).and_then(|p| p.cgroup.clone()) {
-            if let Err(e) = CgroupRoot::remove(&cg) {
-                log::warn!("pod {uid}: {e}");
-            }
+        let shim = self.shims.pods.get(uid).and_then(|p| p.record);
+        let cgroup = self.shims.pods.get_mut(uid).and_then(|p| p.cgroup.take());
+        if let Some(cg) = cgroup {
+            self.remove_pod_cgroup(uid, cg, shim);
         }
         if let Some(rt) = self.shims.pods.get_mut(uid) {
             rt.removing = false;

@@ -211,6 +211,8 @@ pub struct Board {
     pub name: String,
     pub cpu: String,
     pub rust_target: String,
+    /// Other targets whose binaries run on it (`alt_rust_targets`).
+    pub alt_rust_targets: Vec<String>,
     /// `built` or `not-yet-built`.
     pub status: String,
     /// Device-tree model prefixes that identify the board (`models = [...]`).
@@ -238,21 +240,25 @@ impl Board {
                 }),
             }
         };
-        let models = match map.get("models") {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| match v {
-                    Value::Str(s) => Some(s.clone()),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
+        let strings = |key: &str| -> Vec<String> {
+            match map.get(key) {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(|v| match v {
+                        Value::Str(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            }
         };
+        let models = strings("models");
         Ok(Board {
             id: id.to_string(),
             name: s("name")?,
             cpu: s("cpu")?,
             rust_target: s("rust_target")?,
+            alt_rust_targets: strings("alt_rust_targets"),
             status: s("status")?,
             models,
             cmdline_file: s("kernel.cmdline_file")?,
@@ -265,10 +271,113 @@ impl Board {
         })
     }
 
+    /// Whether picolet is built for the board (`status = "built"`).
+    pub fn built(&self) -> bool {
+        self.status == "built"
+    }
+
+    /// The architectures of the binaries that run on the board: those of
+    /// `rust_target` and `alt_rust_targets`, in that order.
+    pub fn arches(&self) -> Vec<Arch> {
+        let mut out = Vec::new();
+        for t in std::iter::once(&self.rust_target).chain(&self.alt_rust_targets) {
+            if let Some(a) = Arch::of_target(t) {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether a binary of `arch` runs on the board.
+    pub fn runs(&self, arch: Arch) -> bool {
+        self.arches().contains(&arch)
+    }
+
+    /// Whether the board can be a machine whose kernel reports `machine`
+    /// (`uname -m`): one of its architectures, or a 32-bit ARM kernel on a
+    /// board with a 64-bit ARM CPU (the arm64 Raspberry Pis run either OS).
+    pub fn matches_machine(&self, machine: Arch) -> bool {
+        let arches = self.arches();
+        arches.contains(&machine) || (machine == Arch::Arm && arches.contains(&Arch::Aarch64))
+    }
+
+    /// `aarch64 or arm (32-bit)`.
+    pub fn arches_text(&self) -> String {
+        let names: Vec<&str> = self.arches().iter().map(|a| a.name()).collect();
+        if names.is_empty() {
+            format!("an unknown architecture ({})", self.rust_target)
+        } else {
+            names.join(" or ")
+        }
+    }
+
     /// Whether the kernel command line lives in a Raspberry Pi `cmdline.txt`.
     pub fn uses_cmdline_txt(&self) -> bool {
         self.cmdline_file.ends_with("cmdline.txt")
     }
+}
+
+/// A CPU architecture family, as an ELF header, a Rust target or `uname -m`
+/// names it. 32-bit ARM is one family: ARMv6 and ARMv7 binaries carry the
+/// same ELF machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    Aarch64,
+    Arm,
+    X86_64,
+    X86,
+    Riscv64,
+}
+
+impl Arch {
+    /// The architecture of a Rust target triple (`armv7-unknown-linux-musleabihf`).
+    pub fn of_target(target: &str) -> Option<Arch> {
+        let cpu = target.split('-').next().unwrap_or_default();
+        Some(match cpu {
+            "aarch64" => Arch::Aarch64,
+            "x86_64" => Arch::X86_64,
+            "i386" | "i586" | "i686" | "x86" => Arch::X86,
+            c if c.starts_with("riscv64") => Arch::Riscv64,
+            c if c.starts_with("arm") || c.starts_with("thumb") => Arch::Arm,
+            _ => return None,
+        })
+    }
+
+    /// The architecture of a kernel's machine name (`uname -m`,
+    /// `/proc/sys/kernel/arch`): `aarch64`, `armv7l`, `x86_64`, …
+    pub fn of_machine(machine: &str) -> Option<Arch> {
+        Some(match machine.trim() {
+            "aarch64" | "arm64" | "armv8b" => Arch::Aarch64,
+            "x86_64" | "amd64" => Arch::X86_64,
+            "i386" | "i486" | "i586" | "i686" | "x86" => Arch::X86,
+            "riscv64" => Arch::Riscv64,
+            m if m.starts_with("arm") => Arch::Arm,
+            _ => return None,
+        })
+    }
+
+    /// `aarch64`, `arm (32-bit)`, `x86_64`, `x86 (32-bit)`, `riscv64`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Aarch64 => "aarch64",
+            Arch::Arm => "arm (32-bit)",
+            Arch::X86_64 => "x86_64",
+            Arch::X86 => "x86 (32-bit)",
+            Arch::Riscv64 => "riscv64",
+        }
+    }
+}
+
+/// The ids of the boards picolet is built for, comma-separated.
+pub fn supported_ids() -> String {
+    all()
+        .into_iter()
+        .filter(Board::built)
+        .map(|b| b.id)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Every embedded board, parsed.
@@ -413,6 +522,7 @@ pub fn generic(arch: &str) -> Board {
         b.name = format!("Generic {arch} machine");
         b.cpu = "generic".into();
         b.rust_target = format!("{arch}-unknown-linux-musl");
+        b.alt_rust_targets = Vec::new();
         b.status = "not-yet-built".into();
     }
     b

@@ -119,6 +119,55 @@ fn unified_switches(board: &Board) -> String {
     }
 }
 
+/// Whether the board (given with `--board`, or detected) can be this
+/// machine: its architectures against the kernel's machine name.
+fn board_item(f: &Facts, board: &Board) -> Item {
+    use super::boards::Arch;
+    let Some(machine) = &f.machine else {
+        return Item {
+            name: "board".into(),
+            required: true,
+            state: State::Unknown,
+            detail: format!(
+                "{}: the machine's architecture is unknown (no /proc/sys/kernel/arch)",
+                board.id
+            ),
+            fix: None,
+        };
+    };
+    let ok = Arch::of_machine(machine).is_some_and(|m| board.matches_machine(m));
+    Item::new(
+        "board",
+        true,
+        ok,
+        if ok {
+            format!(
+                "{} runs {}; this machine is {machine}",
+                board.id,
+                board.arches_text()
+            )
+        } else {
+            format!(
+                "board {} ({}) runs {}, but this machine is {machine}",
+                board.id,
+                board.name,
+                board.arches_text()
+            )
+        },
+    )
+    .fix(|| {
+        format!(
+            "run `picolet check` without --board to detect this machine's board, or give the board \
+             of this machine (known: {})",
+            super::boards::EMBEDDED
+                .iter()
+                .map(|(id, _)| *id)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
 fn kconfig(c: Controller) -> &'static str {
     match c {
         Controller::Cpu => "CONFIG_CGROUP_SCHED, CONFIG_FAIR_GROUP_SCHED and CONFIG_CFS_BANDWIDTH",
@@ -151,6 +200,8 @@ pub fn evaluate(f: &Facts, board: &Board) -> Vec<Item> {
                 .into()
         }),
     );
+
+    items.push(board_item(f, board));
 
     for ns in &f.namespaces {
         let user = ns.name == "user";

@@ -94,6 +94,9 @@ impl CgroupFacts {
 pub struct Facts {
     /// `std::env::consts::ARCH` of this binary.
     pub arch: String,
+    /// The kernel's machine (`uname -m`: `/proc/sys/kernel/arch`; on the
+    /// live system without that file, this binary's architecture).
+    pub machine: Option<String>,
     pub kernel_release: Option<String>,
     pub namespaces: Vec<NsFact>,
     pub max_user_namespaces: Option<u64>,
@@ -200,8 +203,13 @@ pub fn gather(g: Gather<'_>) -> Facts {
             }
             v
         });
+    let machine = read(root, "proc/sys/kernel/arch")
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| g.live.then(|| std::env::consts::ARCH.to_string()));
     Facts {
         arch: std::env::consts::ARCH.to_string(),
+        machine,
         kernel_release,
         namespaces,
         max_user_namespaces,

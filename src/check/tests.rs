@@ -464,3 +464,67 @@ fn board_option_overrides_detection_and_unknown_boards_are_refused() {
     assert!(err.to_string().contains("unknown board \"nope\""), "{err}");
     let _: Board = boards::generic("riscv64");
 }
+
+#[test]
+fn a_board_of_another_architecture_than_the_machine_fails_the_board_item() {
+    let root = pi_without_memory();
+    let arch = root.path().join("proc/sys/kernel/arch");
+    // Unknown machine (no file in the fixture): not judged.
+    let r = check_tree(root.path(), Some("raspberry-pi-4"));
+    assert_eq!(item(&r, "board").state, State::Unknown);
+    for (machine, board, ok) in [
+        ("aarch64", "raspberry-pi-4", true),
+        // A Pi 4 or 3 with a 32-bit kernel.
+        ("armv7l", "raspberry-pi-4", true),
+        ("armv7l", "raspberry-pi-3", true),
+        // A 64-bit CPU may run a 32-bit kernel; the Zero's ARMv6 is no aarch64.
+        ("armv7l", "raspberry-pi-5", true),
+        ("aarch64", "raspberry-pi-zero", false),
+        ("armv6l", "raspberry-pi-zero", true),
+        ("x86_64", "raspberry-pi-4", false),
+        ("x86_64", "generic-aarch64", false),
+    ] {
+        fs::write(&arch, format!("{machine}\n")).unwrap();
+        let r = check_tree(root.path(), Some(board));
+        let i = item(&r, "board");
+        assert!(i.required);
+        assert_eq!(i.state == State::Ok, ok, "{machine} {board}: {i:?}");
+        if !ok {
+            assert!(
+                i.detail.contains(board)
+                    && i.detail.contains(&format!("this machine is {machine}")),
+                "{}",
+                i.detail
+            );
+            assert!(r.failures().any(|f| f.name == "board"));
+            assert!(i.fix.as_deref().unwrap().contains("without --board"));
+        }
+    }
+    // Detected (no --board): the board matches by construction.
+    fs::write(&arch, "aarch64\n").unwrap();
+    let r = check_tree(root.path(), None);
+    assert_eq!(item(&r, "board").state, State::Ok);
+}
+
+#[test]
+fn this_machine_checked_for_a_board_of_another_architecture_fails_with_uname_machine() {
+    let machine = std::fs::read_to_string("/proc/sys/kernel/arch").unwrap();
+    let machine = machine.trim();
+    let other = if machine == "x86_64" {
+        "raspberry-pi-4"
+    } else {
+        "generic-x86_64-does-not-exist"
+    };
+    if other != "raspberry-pi-4" {
+        return; // Only meaningful on x86_64 build machines.
+    }
+    let r = run(&Options {
+        board: Some(other.into()),
+        ..Options::default()
+    })
+    .unwrap();
+    let i = item(&r, "board");
+    assert_eq!(i.state, State::Missing, "{i:?}");
+    assert!(!r.passed);
+    assert!(r.text().contains("this machine is x86_64"), "{}", r.text());
+}

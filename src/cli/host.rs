@@ -37,17 +37,19 @@ pub(super) fn install(args: Vec<OsString>) -> Result<ExitCode, String> {
     let a = Args::parse(
         args,
         &Spec {
-            valued: &["board", "root"],
-            flags: &[],
+            valued: &["board", "root", "binary"],
+            flags: &["force"],
         },
     )?;
     a.no_free()?;
+    let defaults = crate::install::Options::default();
     let outcome = crate::install::install(&crate::install::Options {
         root: a
             .one(&["root"])
             .map_or_else(|| PathBuf::from("/"), PathBuf::from),
         board: a.one(&["board"]).map(str::to_string),
-        ..Default::default()
+        exe: a.one(&["binary"]).map_or(defaults.exe, PathBuf::from),
+        force: a.has(&["force"]),
     })
     .map_err(|e| e.to_string())?;
     print!("{outcome}");

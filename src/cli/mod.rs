@@ -39,7 +39,7 @@ pub const USAGE: &str =
   picolet image prune [--force] [--state-dir DIR]
   picolet version
   picolet check [-o json] [--board BOARD] [--cgroup-root DIR]
-  picolet install [--board BOARD] [--root DIR]
+  picolet install [--board BOARD] [--root DIR] [--binary FILE] [--force]
   picolet cgroup-holder        the process of picolet-pods.service (holds the pods' cgroup)
 ";
 

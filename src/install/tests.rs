@@ -6,10 +6,11 @@ fn mode(p: &Path) -> u32 {
     fs::metadata(p).unwrap().permissions().mode() & 0o7777
 }
 
-/// A stand-in for the picolet binary (the test binary is large).
+/// A stand-in for the picolet binary of the boards the tests name (the test
+/// binary is large, and of this machine): an aarch64 ELF header.
 fn fake_exe(dir: &Path) -> PathBuf {
     let p = dir.join("picolet-under-test");
-    fs::write(&p, "#!/bin/sh\necho picolet\n").unwrap();
+    fs::write(&p, elf::header(64, true, elf::EM_AARCH64)).unwrap();
     fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
     p
 }
@@ -21,6 +22,7 @@ fn staged(board: Option<&str>) -> (tempfile::TempDir, Outcome) {
         root: root.clone(),
         board: board.map(str::to_string),
         exe: fake_exe(dir.path()),
+        force: false,
     })
     .unwrap();
     (dir, out)
@@ -121,6 +123,7 @@ fn reinstalling_replaces_binary_and_unit_but_keeps_an_edited_config() {
         root: root.clone(),
         board: None,
         exe,
+        force: false,
     })
     .unwrap();
     assert_eq!(
@@ -145,6 +148,7 @@ fn unknown_board_is_refused_before_anything_is_written() {
         root: root.clone(),
         board: Some("raspberry-pi-9".into()),
         exe: fake_exe(dir.path()),
+        force: false,
     })
     .unwrap_err();
     assert!(err.to_string().contains("unknown board"), "{err}");
@@ -331,4 +335,104 @@ fn the_installed_config_lists_every_key_commented_out_with_its_default() {
     assert_eq!(f.max_document_bytes, d.max_document_bytes);
     assert_eq!(f.policy, d.policy);
     assert_eq!(f.groups, d.groups);
+}
+
+fn install_exe(
+    dir: &Path,
+    board: &str,
+    exe: PathBuf,
+    force: bool,
+) -> Result<Outcome, InstallError> {
+    install(&Options {
+        root: dir.join("root"),
+        board: Some(board.into()),
+        exe,
+        force,
+    })
+}
+
+#[test]
+fn a_binary_of_another_architecture_than_the_board_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let x86 = dir.path().join("picolet-x86_64");
+    fs::write(&x86, elf::header(64, true, elf::EM_X86_64)).unwrap();
+    let err = install_exe(dir.path(), "raspberry-pi-4", x86.clone(), false).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("ELF 64-bit x86_64")
+            && msg.contains("raspberry-pi-4")
+            && msg.contains("aarch64 or arm (32-bit)")
+            && msg.contains("--force"),
+        "{msg}"
+    );
+    assert!(!dir.path().join("root").exists(), "nothing written");
+    // The running test binary (this machine's) for a board of another
+    // architecture is refused the same way.
+    let here = elf::read(Path::new("/proc/self/exe"))
+        .unwrap()
+        .arch()
+        .unwrap();
+    let other = if here == check::boards::Arch::Aarch64 {
+        "generic-x86_64"
+    } else {
+        "raspberry-pi-5"
+    };
+    if other == "raspberry-pi-5" {
+        let err =
+            install_exe(dir.path(), other, PathBuf::from("/proc/self/exe"), false).unwrap_err();
+        assert!(matches!(err, InstallError::WrongArch { .. }), "{err}");
+    }
+    // A script is no binary for any board.
+    let script = dir.path().join("script");
+    fs::write(&script, "#!/bin/sh\n").unwrap();
+    let err = install_exe(dir.path(), "raspberry-pi-3", script, false).unwrap_err();
+    assert!(err.to_string().contains("not an ELF file"), "{err}");
+    // A 32-bit ARM binary is right for a Pi 4 (a 32-bit OS), and the Zero 2 W.
+    let arm = dir.path().join("picolet-armv7");
+    fs::write(&arm, elf::header(32, true, elf::EM_ARM)).unwrap();
+    install_exe(dir.path(), "raspberry-pi-4", arm.clone(), false).unwrap();
+    install_exe(dir.path(), "raspberry-pi-zero-2-w", arm, false).unwrap();
+    // But not for the Pi 5 (aarch64 only).
+    let arm = dir.path().join("picolet-armv7");
+    assert!(install_exe(dir.path(), "raspberry-pi-5", arm, false).is_err());
+    // --force installs it, and says what it overrode.
+    let out = install_exe(dir.path(), "raspberry-pi-4", x86.clone(), true).unwrap();
+    assert_eq!(
+        fs::read(dir.path().join("root").join(BIN_PATH)).unwrap(),
+        fs::read(&x86).unwrap()
+    );
+    assert!(
+        out.notes
+            .iter()
+            .any(|n| n.starts_with("installed with --force") && n.contains("x86_64")),
+        "{:?}",
+        out.notes
+    );
+}
+
+#[test]
+fn a_board_picolet_is_not_built_for_is_unsupported_and_the_supported_ones_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    // Even with an ARM binary (ARMv6 and ARMv7 share the ELF machine).
+    let arm = dir.path().join("picolet-arm");
+    fs::write(&arm, elf::header(32, true, elf::EM_ARM)).unwrap();
+    let err = install_exe(dir.path(), "raspberry-pi-zero", arm.clone(), false).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(
+            "board raspberry-pi-zero (Raspberry Pi Zero / Zero W / Pi 1) is not supported"
+        ) && msg.contains("arm-unknown-linux-musleabihf")
+            && msg.contains(
+                "supported boards: raspberry-pi-zero-2-w, raspberry-pi-3, raspberry-pi-4, \
+                 raspberry-pi-5, generic-aarch64, qemu-virt"
+            ),
+        "{msg}"
+    );
+    assert!(!dir.path().join("root").exists());
+    let out = install_exe(dir.path(), "raspberry-pi-zero", arm, true).unwrap();
+    assert!(
+        out.notes[0].contains("not one picolet is built for"),
+        "{:?}",
+        out.notes
+    );
 }

@@ -223,13 +223,17 @@ impl PodView {
         format!("{}_{}({})", self.name(), self.namespace(), self.uid)
     }
 
-    /// For a pod being deleted, the mono ms at which its grace period ends
-    /// (what Kubernetes shows as `metadata.deletionTimestamp`).
+    /// For a pod being deleted, or stopped to be replaced by a pod with
+    /// another spec (its recreate after a manifest edit: Kubernetes deletes
+    /// the old pod, then creates the new one), the mono ms at which its
+    /// grace period ends (what Kubernetes shows as
+    /// `metadata.deletionTimestamp`, and kubectl as `Terminating`). Not for
+    /// a pod stopped because it reached Succeeded or Failed.
     #[must_use]
     pub fn deletion_deadline(&self) -> Option<u64> {
         self.st
             .stopping
-            .filter(|s| s.why == StopWhy::Delete)
+            .filter(|s| s.why != StopWhy::Terminal)
             .map(|s| s.deadline)
     }
 

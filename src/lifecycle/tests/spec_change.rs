@@ -178,6 +178,17 @@ fn other_change_recreates_pod() {
     );
     assert_eq!(signals(&log, "a"), [15]);
     assert!(a.node.pod(&uid).unwrap().is_terminating());
+    // The old pod is being deleted, as Kubernetes deletes it before it
+    // creates the new one: `get pods` shows it Terminating, not Running.
+    assert_eq!(
+        a.node.pod(&uid).unwrap().deletion_deadline(),
+        Some(a.now.mono_ms + 30_000)
+    );
+    assert_eq!(
+        a.node.pods().count(),
+        1,
+        "only the old pod, until it is gone"
+    );
     a.exit(&uid, "a", 143);
     a.exit(&uid, "b", 143);
     let log = a.take();
@@ -193,6 +204,11 @@ fn other_change_recreates_pod() {
     assert_eq!(new.spec.spec.containers[0].args, p.spec.containers[0].args);
     assert_eq!(a.cs("uid-2", "a").restart_count, 0);
     assert!(is_running(&a.cs("uid-2", "a")));
+    assert_eq!(
+        new.deletion_deadline(),
+        None,
+        "the new pod is not terminating"
+    );
 }
 
 #[test]

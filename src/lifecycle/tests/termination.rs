@@ -213,3 +213,23 @@ fn terminal_phase_never_goes_back() {
     a.handle(Input::SandboxGone { uid: uid.clone() });
     assert_eq!(a.status(&uid).phase, Phase::Failed);
 }
+
+#[test]
+fn a_pod_stopped_for_being_terminal_has_no_deletion_deadline_until_deleted() {
+    let mut a = Agent::new();
+    let uid = a.apply(with_policy(
+        pod("job", &[("a", "app:1")]),
+        RestartPolicy::Never,
+    ));
+    a.take();
+    a.exit(&uid, "a", 0);
+    a.take();
+    assert_eq!(a.status(&uid).phase, Phase::Succeeded);
+    assert_eq!(a.node.pod(&uid).unwrap().deletion_deadline(), None);
+    delete(&mut a, "job");
+    assert!(
+        a.node
+            .pod(&uid)
+            .is_none_or(|p| p.deletion_deadline().is_some())
+    );
+}

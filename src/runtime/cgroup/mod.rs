@@ -45,7 +45,7 @@ pub use cpu::{CpuStat, cpu_stat};
 pub use memory::{memory_current, oom_kill_count};
 pub use pids::PidsMax;
 pub use resources::{ContainerResources, PodResources, Setting};
-pub use root::{Applied, CgroupRoot, Prepared};
+pub use root::{Applied, CgroupRoot, Prepared, is_uuid};
 
 use std::io;
 use std::path::{Path, PathBuf};

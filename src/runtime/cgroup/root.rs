@@ -337,6 +337,36 @@ impl CgroupRoot {
         Ok(out)
     }
 
+    /// Whether the cgroup at `path` or one below it has processes
+    /// (`populated 1` in its `cgroup.events`); `None` when that cannot be
+    /// read (no such cgroup, or a fixture without the file).
+    pub fn populated(path: &Path) -> Option<bool> {
+        let text = std::fs::read_to_string(path.join("cgroup.events")).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("populated "))
+            .map(|v| v.trim() != "0")
+    }
+
+    /// The pod cgroups under the root: `(uid, path)` for each `pod<uid>`
+    /// directory whose uid has the form picolet gives (a UUID: 8-4-4-4-12
+    /// lowercase hex digits). Other names are never returned.
+    pub fn pod_cgroups(&self) -> Vec<(String, PathBuf)> {
+        let Ok(rd) = std::fs::read_dir(&self.path) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, PathBuf)> = rd
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| {
+                let name = e.file_name().to_str()?.to_string();
+                let uid = name.strip_prefix(POD_PREFIX)?;
+                is_uuid(uid).then(|| (uid.to_string(), e.path()))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Removes the cgroup at `path` and every cgroup below it, deepest first,
     /// with `rmdir` only: nothing is killed. A cgroup that still has processes
     /// fails with [`CgroupError::Busy`] naming it. A missing `path` is fine.
@@ -373,6 +403,16 @@ impl CgroupRoot {
             }),
         }
     }
+}
+
+/// `8-4-4-4-12` lowercase hex digits, as [`crate::agent::new_uid`] makes.
+pub fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
 }
 
 /// The root for an agent whose own cgroup is `own`: its parent when the agent

@@ -125,6 +125,14 @@ fn sys_err<E: Into<std::io::Error>>(op: &'static str) -> impl FnOnce(E) -> ShimE
     }
 }
 
+/// The start time (clock ticks after boot, `/proc/<pid>/stat` field 22) of
+/// process `pid`, as a shim's `Hello` reports its own: with the PID, what
+/// tells a shim from a later process that reused its PID.
+pub fn process_start_time(pid: libc::pid_t) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    sys::parse_stat(&stat).map(|(_, start)| start)
+}
+
 /// Runs `picolet shim --config <config_path>`; returns the process exit code.
 ///
 /// In the process the agent started, this returns 0 once the shim is ready

@@ -382,3 +382,33 @@ fn a_kernel_without_swap_accounting_skips_memory_swap_max_only() {
     let err = r.apply(&ctr, &settings).unwrap_err().to_string();
     assert!(err.contains("memory.max"), "{err}");
 }
+
+#[test]
+fn pod_cgroups_lists_only_pod_uuid_dirs_and_populated_reads_cgroup_events() {
+    let (_d, root) = fixture(ALL, "");
+    let uid = "0b6c9a52-1f0e-4d7a-9a41-3c2d5e6f7a80";
+    for name in [
+        format!("pod{uid}"),
+        "pod-not-a-uuid".to_string(),
+        "podABCDEF00-1f0e-4d7a-9a41-3c2d5e6f7a80".to_string(), // upper case
+        "pod0b6c9a52-1f0e-4d7a-9a41-3c2d5e6f7a8".to_string(),  // short
+        format!("x{uid}"),
+        "agent".to_string(),
+    ] {
+        fs::create_dir(root.join(name)).unwrap();
+    }
+    fs::write(root.join(format!("pod{uid}-file")), "").unwrap();
+    let r = open(&root);
+    assert_eq!(
+        r.pod_cgroups(),
+        [(uid.to_string(), root.join(format!("pod{uid}")))]
+    );
+    assert!(is_uuid(uid) && !is_uuid("") && !is_uuid("0b6c9a52-1f0e-4d7a-9a41"));
+
+    let pod = root.join(format!("pod{uid}"));
+    assert_eq!(CgroupRoot::populated(&pod), None);
+    fs::write(pod.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+    assert_eq!(CgroupRoot::populated(&pod), Some(true));
+    fs::write(pod.join("cgroup.events"), "populated 0\nfrozen 0\n").unwrap();
+    assert_eq!(CgroupRoot::populated(&pod), Some(false));
+}
