@@ -36,6 +36,9 @@
 
 mod cli;
 pub mod client;
+mod local;
+mod merge;
+mod pods;
 mod status;
 mod wait;
 
