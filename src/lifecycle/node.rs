@@ -215,9 +215,14 @@ impl Node {
             Input::ApplyPod { pod, fresh_uid } => Some(
                 self.find_admitted(&pod.metadata.namespace, &pod.metadata.name)
                     .map(|p| p.uid.clone())
-                    .unwrap_or_else(|| match pod.metadata.uid.as_str() {
-                        "" => fresh_uid.clone(),
-                        uid => uid.to_string(),
+                    .unwrap_or_else(|| {
+                        let uid = pod.metadata.uid.as_str();
+                        let ns = normalize_ns(&pod.metadata.namespace);
+                        if uid.is_empty() || self.uid_of_another(uid, ns, &pod.metadata.name) {
+                            fresh_uid.clone()
+                        } else {
+                            uid.to_string()
+                        }
                     }),
             ),
             Input::DeletePod { namespace, name } => Some(

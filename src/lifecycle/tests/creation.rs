@@ -329,13 +329,18 @@ fn a_copied_manifest_with_another_pods_uid_runs_under_a_fresh_uid() {
     let web = a.apply(pod("web", &[("app", "app:1")]));
     let mut copy = pod("web-copy", &[("app", "app:1")]);
     copy.metadata.uid = web.clone();
+    a.take();
     let uid = a.apply(copy.clone());
     assert!(!uid.is_empty(), "the copy was ignored");
+    let log = a.take();
+    assert!(
+        log.contains(&Output::CreateSandbox { uid: uid.clone() }),
+        "the copy is not started: {log:#?}"
+    );
     assert_ne!(uid, web);
     assert_eq!(a.node.pods().count(), 2);
     assert_eq!(a.node.find("default", "web").unwrap().uid, web);
     assert_eq!(a.node.find("default", "web-copy").unwrap().uid, uid);
-    a.take();
     // The same manifest again: the same pod, not restarted.
     assert_eq!(a.apply(copy), uid);
     let log = a.take();
