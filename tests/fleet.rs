@@ -51,7 +51,7 @@ fn apply_runs_the_pods_and_the_status_shows_the_revision() {
     let pods = a.cli(&["get", "pods", "-o", "wide"]);
     assert!(pods.status.success());
 
-    // A second apply replaces the set; delete removes one pod.
+    // A second apply merges (web stays, db is added); delete removes one pod.
     let db = manifest(&a, "db.yaml", &sleeper("db"));
     let out = ok(apply(&url, ("--device", "dev1"), &[&web, &db], &[]));
     assert!(out.contains("published revision 2 (2 pods)"), "{out}");
@@ -65,8 +65,9 @@ fn apply_runs_the_pods_and_the_status_shows_the_revision() {
     let out = ctl(&["delete", "pod", "web", "--device", "dev1", "--broker", &url]);
     assert!(!out.status.success());
     assert!(
-        text(&out)
-            .contains("pod default/web is not in the desired state of device dev1 (revision 3)"),
+        text(&out).contains(
+            "Error from server (NotFound): pods \"web\" not found (not in the desired state of device dev1, revision 3)"
+        ),
         "{}",
         text(&out)
     );
@@ -185,14 +186,15 @@ fn desired_state_changed_while_the_agent_was_away_is_applied_when_it_reconnects(
     ok(apply(&url, ("--device", "dev1"), &[&one], &[]));
     a.wait_running("one", "main", 30);
 
-    // The agent dies; the controller publishes revision 2 and waits.
+    // The agent dies; the controller publishes revision 2 (`two` instead
+    // of `one`: --prune) and waits.
     a.kill9();
     wait_for(10, "online=false (the will)", || {
         (device_entry(&url, "dev1")?["online"] == false).then_some(())
     });
     let pending = Command::new(BIN)
         .args(["apply", "-f", &two, "--device", "dev1", "--broker", &url])
-        .args(["--timeout", "60"])
+        .args(["--timeout", "60", "--prune"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -356,7 +356,15 @@ fn publish_and_wait(
             Some(d) => format!("revision {}", d.revision),
             None => "no document".to_string(),
         };
-        if plan.is_noop() {
+        // The same pods as a document the devices took: nothing to do. A
+        // document they did not take (refused, or not seen yet) is sent
+        // again under a new revision.
+        let taken = current.1.is_some() && w.observed().unwrap_or(0) >= current.0;
+        if plan.is_noop() && !taken {
+            println!(
+                "{t}: the pods of {at} on {topic} are unchanged, but no device reports that revision (refused or not seen yet): publishing them again"
+            );
+        } else if plan.is_noop() {
             client.disconnect().await;
             println!(
                 "{t}: no change ({at} on {topic} has these pods already: {} unchanged); nothing published",
@@ -364,7 +372,9 @@ fn publish_and_wait(
             );
             return Ok(ExitCode::SUCCESS);
         }
-        print!("{t}: changes to {at} on {topic}:\n{}", plan.render());
+        if !plan.is_noop() {
+            print!("{t}: changes to {at} on {topic}:\n{}", plan.render());
+        }
         if o.dry_run {
             client.disconnect().await;
             println!("dry run: nothing published");
@@ -455,8 +465,12 @@ async fn wait(
                 }
                 PodsVerdict::Failed(lines) => {
                     clear();
-                    for l in &lines {
+                    const SHOWN: usize = 10;
+                    for l in lines.iter().take(SHOWN) {
                         eprintln!("error: {l}");
+                    }
+                    if lines.len() > SHOWN {
+                        eprintln!("error: and {} more failed pods", lines.len() - SHOWN);
                     }
                     return Ok(ExitCode::from(1));
                 }
