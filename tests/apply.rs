@@ -336,6 +336,17 @@ fn local_apply_and_delete_act_on_the_manifests_dir_and_refuse_a_fleet_pod() {
         "Error from server (NotFound): pods \"nope\" not found\n"
     );
     assert_eq!(
+        ok(local(&["delete", "pod", "web", "--dry-run"])),
+        "pod \"web\" deleted (dry run)\n"
+    );
+    assert!(dir.join("mine.yml").exists());
+    let other = manifest(&a, "other.yaml", &sleeper("other"));
+    assert_eq!(
+        ok(local(&["apply", "-f", &other, "--dry-run"])),
+        "pod/other created (dry run)\n"
+    );
+    assert!(!dir.join("default_other.yaml").exists());
+    assert_eq!(
         ok(local(&["delete", "pod", "web"])),
         "pod \"web\" deleted\n"
     );

@@ -100,6 +100,25 @@ fn group_desired_state_reaches_two_agents_and_the_device_wins_a_clash() {
             s["observedRevision"]["groups"]["kitchen"] == 1
         });
     }
+    // The group's pods, one row per device and pod.
+    let table = wait_for(10, "grp ready on both devices", || {
+        let t = ok(ctl(&[
+            "fleet", "status", "--group", "kitchen", "--broker", &url,
+        ]));
+        (t.matches("Running").count() == 2).then_some(t)
+    });
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["DEVICE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{table}"
+    );
+    assert_eq!(rows[1][..4], ["dev-a", "grp", "1/1", "Running"], "{table}");
+    assert_eq!(rows[2][..4], ["dev-b", "grp", "1/1", "Running"], "{table}");
+    assert_eq!(rows.len(), 3, "{table}");
 
     // dev-a's own document defines `grp` too: its version wins there.
     let own = manifest(

@@ -22,11 +22,13 @@ use std::time::{Duration, Instant};
 
 /// The usage lines of the controller commands.
 pub const USAGE: &str =
-    "  picolet apply -f FILE... (--device ID | --group G) --broker URL [--sign-key FILE]
-                [--timeout SECONDS] [FLEET OPTIONS]
-  picolet delete pod NAME (--device ID | --group G) --broker URL [-n NAMESPACE]
+    "  picolet apply -f FILE... [--manifests DIR] [--dry-run]      (the local manifests directory)
+  picolet apply -f FILE... (--device ID | --group G) --broker URL [--prune] [--dry-run]
                 [--sign-key FILE] [--timeout SECONDS] [FLEET OPTIONS]
-  picolet fleet status [--device ID] --broker URL [-o json] [FLEET OPTIONS]
+  picolet delete pod NAME... [-n NAMESPACE] [--manifests DIR]  (the local manifests directory)
+  picolet delete pod NAME... (--device ID | --group G) --broker URL [-n NAMESPACE]
+                [--dry-run] [--sign-key FILE] [--timeout SECONDS] [FLEET OPTIONS]
+  picolet fleet status [--device ID | --group G] --broker URL [-o json] [FLEET OPTIONS]
   picolet keygen [PREFIX]      writes PREFIX.key and PREFIX.pub (default ./fleet.*)
   FLEET OPTIONS: [--topic-prefix P] [--ca FILE] [--cert FILE] [--key FILE]
                  [--credentials FILE]

@@ -27,6 +27,8 @@
 //!   `Error from server (NotFound): pods "NAME" not found` (exit 1).
 //!   Prints `pod "NAME" deleted` once the file is gone; the agent then
 //!   stops the pod within its grace period.
+//! - `--dry-run`: everything is checked and printed (with ` (dry run)`, as
+//!   kubectl does), nothing is written.
 
 use super::cli::Args;
 use super::merge::key;
@@ -61,7 +63,6 @@ const FLEET_ONLY: &[&str] = &[
     "key",
     "credentials",
     "prune",
-    "dry-run",
 ];
 
 fn place(a: &Args) -> Result<Place, String> {
@@ -333,6 +334,8 @@ pub(super) fn apply(a: &Args) -> Result<ExitCode, String> {
     let pods = given(&files)?;
     let dir = read_dir(&place.dir)?;
     let sources = agent_sources(&place.state_dir);
+    let dry = a.has(&["dry-run"]);
+    let note = if dry { " (dry run)" } else { "" };
     for (pod, text) in pods {
         let k = key(&pod);
         let name = &pod.metadata.name;
@@ -360,8 +363,10 @@ pub(super) fn apply(a: &Args) -> Result<ExitCode, String> {
                     path.display()
                 );
             }
-            write_atomic(&path, &text)?;
-            println!("pod/{name} created");
+            if !dry {
+                write_atomic(&path, &text)?;
+            }
+            println!("pod/{name} created{note}");
             continue;
         };
         let in_file = &dir.files[path];
@@ -370,7 +375,7 @@ pub(super) fn apply(a: &Args) -> Result<ExitCode, String> {
             .find(|p| key(p) == k)
             .expect("the owner defines it");
         if same(old, &pod) {
-            println!("pod/{name} unchanged");
+            println!("pod/{name} unchanged{note}");
             continue;
         }
         let out = if in_file.len() == 1 {
@@ -378,8 +383,10 @@ pub(super) fn apply(a: &Args) -> Result<ExitCode, String> {
         } else {
             edit_file(path, in_file, &k, Some((&pod, &text)))?
         };
-        write_atomic(path, &out)?;
-        println!("pod/{name} configured");
+        if !dry {
+            write_atomic(path, &out)?;
+        }
+        println!("pod/{name} configured{note}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -389,19 +396,25 @@ pub(super) fn delete(a: &Args, names: &[String]) -> Result<ExitCode, String> {
     let place = place(a)?;
     let ns = a.one(&["n", "namespace"]).unwrap_or("default");
     let dir = read_dir(&place.dir)?;
+    let dry = a.has(&["dry-run"]);
     let mut sources = None;
     let mut code = ExitCode::SUCCESS;
     for name in names {
         let k = format!("{ns}/{name}");
         if let Some(path) = dir.owner.get(&k) {
             let in_file = &dir.files[path];
-            if in_file.len() == 1 {
-                std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            } else {
+            if in_file.len() > 1 {
                 let out = edit_file(path, in_file, &k, None)?;
-                write_atomic(path, &out)?;
+                if !dry {
+                    write_atomic(path, &out)?;
+                }
+            } else if !dry {
+                std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
             }
-            println!("pod \"{name}\" deleted");
+            println!(
+                "pod \"{name}\" deleted{}",
+                if dry { " (dry run)" } else { "" }
+            );
             continue;
         }
         let sources = sources.get_or_insert_with(|| agent_sources(&place.state_dir));
