@@ -197,7 +197,22 @@ enum Made {
     Refused(String),
 }
 
+/// Refuses the options of [`SPEC`] that `cmd` does not take (the
+/// commands share one spec).
+pub(super) fn only(a: &Args, cmd: &str, not: &[&str]) -> Result<(), String> {
+    match not.iter().find(|o| a.has(&[o])) {
+        Some(o) => {
+            let dash = if o.len() == 1 { "-" } else { "--" };
+            Err(format!(
+                "{cmd} does not take {dash}{o}; see `picolet {cmd} --help`"
+            ))
+        }
+        None => Ok(()),
+    }
+}
+
 fn apply(a: Args) -> Result<ExitCode, String> {
+    only(&a, "apply", &["n", "namespace", "o", "output"])?;
     let files = a.all(&["f", "filename"]);
     if !a.has(&["broker"]) {
         return super::local::apply(&a);
@@ -205,9 +220,9 @@ fn apply(a: Args) -> Result<ExitCode, String> {
     if files.is_empty() || !a.free.is_empty() {
         return Err(format!("usage:\n{USAGE}"));
     }
+    let (c, t, key, limit) = (common(&a)?, target(&a)?, sign_key(&a)?, timeout(&a)?);
     let pods = load_pods(&files)?;
     let prune = a.has(&["prune"]);
-    let (c, t, key, limit) = (common(&a)?, target(&a)?, sign_key(&a)?, timeout(&a)?);
     let opts = PublishOpts {
         key: key.as_ref(),
         limit,
@@ -220,6 +235,7 @@ fn apply(a: Args) -> Result<ExitCode, String> {
 }
 
 fn delete(a: Args) -> Result<ExitCode, String> {
+    only(&a, "delete", &["f", "filename", "o", "output"])?;
     let names: Vec<String> = match a.free.as_slice() {
         [kind, names @ ..]
             if matches!(kind.as_str(), "pod" | "pods" | "po") && !names.is_empty() =>
@@ -514,6 +530,38 @@ fn keygen(a: Args) -> Result<ExitCode, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run_args(cmd: &str, args: &[&str]) -> Result<ExitCode, String> {
+        run(cmd, args.iter().map(OsString::from).collect()).unwrap()
+    }
+
+    #[test]
+    fn options_a_command_does_not_take_are_refused() {
+        let e = run_args("apply", &["-f", "x.yaml", "-n", "kube-system"]).unwrap_err();
+        assert_eq!(e, "apply does not take -n; see `picolet apply --help`");
+        let e = run_args("fleet", &["status", "--prune", "--broker", "mqtt://h"]).unwrap_err();
+        assert_eq!(e, "fleet does not take --prune; see `picolet fleet --help`");
+        let e = run_args("delete", &["pod", "x", "-f", "y"]).unwrap_err();
+        assert_eq!(e, "delete does not take -f; see `picolet delete --help`");
+        let e = run_args(
+            "apply",
+            &["-f", "x.yaml", "--broker", "mqtt://h", "--manifests", "/d"],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("--manifests is an option of the local apply/delete"),
+            "{e}"
+        );
+        let e = run_args(
+            "apply",
+            &["-f", "x.yaml", "--manifests", "/nonexistent", "--prune"],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("--prune is an option of the fleet (give --broker URL)"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn the_next_revision_never_passes_2_pow_53_nor_wraps() {

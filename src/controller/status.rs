@@ -1,7 +1,7 @@
 //! `picolet fleet status [--device ID] [-o json]`: every device's retained
 //! status and online flag, as a table or JSON.
 
-use super::cli::{Args, CONNECT_LIMIT, common};
+use super::cli::{Args, CONNECT_LIMIT, common, only};
 use super::client::Client;
 use crate::clock::{parse_rfc3339_ms, wall_ms};
 use crate::fleet::doc::DeviceStatus;
@@ -22,6 +22,17 @@ pub struct DeviceRow {
 }
 
 pub(super) fn fleet(a: Args) -> Result<ExitCode, String> {
+    let not = [
+        "f",
+        "filename",
+        "sign-key",
+        "timeout",
+        "n",
+        "namespace",
+        "prune",
+        "dry-run",
+    ];
+    only(&a, "fleet", &not)?;
     if a.free.first().map(String::as_str) != Some("status") || a.free.len() > 1 {
         return Err(
             "usage: picolet fleet status [--device ID | --group G] --broker URL [-o json]".into(),
