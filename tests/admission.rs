@@ -338,8 +338,13 @@ fn a_500_pod_fleet_document_starts_in_batches_while_the_api_and_keepalive_are_se
     let docs: Vec<String> = (0..500).map(|i| sleeper(&format!("f{i:03}"))).collect();
     let file = manifest(&a, "fleet.yaml", &docs.join("---\n"));
     let t = Instant::now();
-    let out = ok(apply(&url, ("--device", "dev1"), &[&file], &[]));
+    // The pods past maxPods are rejected (phase Failed, OutOfpods): apply
+    // says so and exits 1.
+    let out = apply(&url, ("--device", "dev1"), &[&file], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = text(&out);
     assert!(out.contains("published revision 1 (500 pods)"), "{out}");
+    assert!(out.contains(": OutOfpods: "), "{out}");
     let mut worst = Duration::ZERO;
     loop {
         let took = get_pods_latency(&a);

@@ -51,7 +51,7 @@ fn apply_runs_the_pods_and_the_status_shows_the_revision() {
     let pods = a.cli(&["get", "pods", "-o", "wide"]);
     assert!(pods.status.success());
 
-    // A second apply replaces the set; delete removes one pod.
+    // A second apply merges (web stays, db is added); delete removes one pod.
     let db = manifest(&a, "db.yaml", &sleeper("db"));
     let out = ok(apply(&url, ("--device", "dev1"), &[&web, &db], &[]));
     assert!(out.contains("published revision 2 (2 pods)"), "{out}");
@@ -65,8 +65,9 @@ fn apply_runs_the_pods_and_the_status_shows_the_revision() {
     let out = ctl(&["delete", "pod", "web", "--device", "dev1", "--broker", &url]);
     assert!(!out.status.success());
     assert!(
-        text(&out)
-            .contains("pod default/web is not in the desired state of device dev1 (revision 3)"),
+        text(&out).contains(
+            "Error from server (NotFound): pods \"web\" not found (not in the desired state of device dev1, revision 3)"
+        ),
         "{}",
         text(&out)
     );
@@ -99,6 +100,25 @@ fn group_desired_state_reaches_two_agents_and_the_device_wins_a_clash() {
             s["observedRevision"]["groups"]["kitchen"] == 1
         });
     }
+    // The group's pods, one row per device and pod.
+    let table = wait_for(10, "grp ready on both devices", || {
+        let t = ok(ctl(&[
+            "fleet", "status", "--group", "kitchen", "--broker", &url,
+        ]));
+        (t.matches("Running").count() == 2).then_some(t)
+    });
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["DEVICE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{table}"
+    );
+    assert_eq!(rows[1][..4], ["dev-a", "grp", "1/1", "Running"], "{table}");
+    assert_eq!(rows[2][..4], ["dev-b", "grp", "1/1", "Running"], "{table}");
+    assert_eq!(rows.len(), 3, "{table}");
 
     // dev-a's own document defines `grp` too: its version wins there.
     let own = manifest(
@@ -185,14 +205,15 @@ fn desired_state_changed_while_the_agent_was_away_is_applied_when_it_reconnects(
     ok(apply(&url, ("--device", "dev1"), &[&one], &[]));
     a.wait_running("one", "main", 30);
 
-    // The agent dies; the controller publishes revision 2 and waits.
+    // The agent dies; the controller publishes revision 2 (`two` instead
+    // of `one`: --prune) and waits.
     a.kill9();
     wait_for(10, "online=false (the will)", || {
         (device_entry(&url, "dev1")?["online"] == false).then_some(())
     });
     let pending = Command::new(BIN)
         .args(["apply", "-f", &two, "--device", "dev1", "--broker", &url])
-        .args(["--timeout", "60"])
+        .args(["--timeout", "60", "--prune"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -2,7 +2,8 @@
 
 use super::Target;
 use super::client::{Client, ClientOptions};
-use super::wait::{Verdict, Watch};
+use super::merge::{self, Plan};
+use super::wait::{PodsVerdict, Verdict, Watch};
 use crate::cli::args::Spec;
 use crate::fleet::config::Credentials;
 use crate::fleet::doc::{
@@ -21,18 +22,20 @@ use std::time::{Duration, Instant};
 
 /// The usage lines of the controller commands.
 pub const USAGE: &str =
-    "  picolet apply -f FILE... (--device ID | --group G) --broker URL [--sign-key FILE]
-                [--timeout SECONDS] [FLEET OPTIONS]
-  picolet delete pod NAME (--device ID | --group G) --broker URL [-n NAMESPACE]
+    "  picolet apply -f FILE... [--manifests DIR] [--dry-run]      (the local manifests directory)
+  picolet apply -f FILE... (--device ID | --group G) --broker URL [--prune] [--dry-run]
                 [--sign-key FILE] [--timeout SECONDS] [FLEET OPTIONS]
-  picolet fleet status [--device ID] --broker URL [-o json] [FLEET OPTIONS]
+  picolet delete pod NAME... [-n NAMESPACE] [--manifests DIR]  (the local manifests directory)
+  picolet delete pod NAME... (--device ID | --group G) --broker URL [-n NAMESPACE]
+                [--dry-run] [--sign-key FILE] [--timeout SECONDS] [FLEET OPTIONS]
+  picolet fleet status [--device ID | --group G] --broker URL [-o json] [FLEET OPTIONS]
   picolet keygen [PREFIX]      writes PREFIX.key and PREFIX.pub (default ./fleet.*)
   FLEET OPTIONS: [--topic-prefix P] [--ca FILE] [--cert FILE] [--key FILE]
                  [--credentials FILE]
 ";
 
 pub(super) const CONNECT_LIMIT: Duration = Duration::from_secs(10);
-const DEFAULT_TIMEOUT_S: u64 = 30;
+const DEFAULT_TIMEOUT_S: u64 = 60;
 
 /// The controller commands' options (all take a value), parsed like every
 /// other command line ([`crate::cli::args`]).
@@ -56,9 +59,16 @@ const SPEC: Spec<'static> = Spec {
         "namespace",
         "o",
         "output",
+        "manifests",
+        "manifests-dir",
+        "config",
+        "state-dir",
     ],
-    flags: &[],
+    flags: &["prune", "dry-run"],
 };
+
+/// Options of the local `apply`/`delete` (without `--broker`) only.
+const LOCAL_ONLY: &[&str] = &["manifests", "manifests-dir", "config", "state-dir"];
 
 /// Broker connection settings shared by the commands.
 pub(super) struct Common {
@@ -70,6 +80,11 @@ pub(super) fn common(a: &Args) -> Result<Common, String> {
     let url = a
         .one(&["broker"])
         .ok_or("--broker mqtt[s]://HOST[:PORT] is required")?;
+    if let Some(o) = LOCAL_ONLY.iter().find(|o| a.has(&[o])) {
+        return Err(format!(
+            "--{o} is an option of the local apply/delete (without --broker), not of the fleet"
+        ));
+    }
     let mut opts = ClientOptions::new(BrokerUrl::parse(url).map_err(|e| e.to_string())?);
     opts.tls = TlsSettings {
         ca_file: a.one(&["ca"]).map(PathBuf::from),
@@ -132,14 +147,15 @@ pub fn run(cmd: &str, args: Vec<OsString>) -> Option<Result<ExitCode, String>> {
     }
 }
 
-fn load_pods(files: &[&str]) -> Result<Vec<Pod>, String> {
-    let mut pods = Vec::new();
+/// The files named by `-f`: each file, or a directory's `*.yaml`, `*.yml`
+/// and `*.json` in name order.
+pub(super) fn expand(files: &[&str]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
     for f in files {
         let path = Path::new(f);
-        let mut paths = vec![path.to_path_buf()];
         if path.is_dir() {
             let rd = std::fs::read_dir(path).map_err(|e| format!("{f}: {e}"))?;
-            paths = rd
+            let mut paths: Vec<PathBuf> = rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
                     matches!(
@@ -149,51 +165,131 @@ fn load_pods(files: &[&str]) -> Result<Vec<Pod>, String> {
                 })
                 .collect();
             paths.sort();
+            out.extend(paths);
+        } else {
+            out.push(path.to_path_buf());
         }
-        for p in paths {
-            for pod in crate::spec::load_file(&p).map_err(|e| e.to_string())? {
-                pods.push(pod.map_err(|e| e.to_string())?);
-            }
+    }
+    Ok(out)
+}
+
+fn load_pods(files: &[&str]) -> Result<Vec<Pod>, String> {
+    let mut pods = Vec::new();
+    for p in expand(files)? {
+        for pod in crate::spec::load_file(&p).map_err(|e| e.to_string())? {
+            pods.push(pod.map_err(|e| e.to_string())?);
         }
     }
     Ok(pods)
 }
 
+/// What publishing does besides the document: sign, wait, or only show.
+struct PublishOpts<'a> {
+    key: Option<&'a SigningKey>,
+    limit: Duration,
+    dry_run: bool,
+}
+
+/// What a command makes of the current document: a plan to publish, or
+/// an answer to print on stderr with exit code 1 (nothing published).
+enum Made {
+    Plan(Plan),
+    Refused(String),
+}
+
+/// Refuses the options of [`SPEC`] that `cmd` does not take (the
+/// commands share one spec).
+pub(super) fn only(a: &Args, cmd: &str, not: &[&str]) -> Result<(), String> {
+    match not.iter().find(|o| a.has(&[o])) {
+        Some(o) => {
+            let dash = if o.len() == 1 { "-" } else { "--" };
+            Err(format!(
+                "{cmd} does not take {dash}{o}; see `picolet {cmd} --help`"
+            ))
+        }
+        None => Ok(()),
+    }
+}
+
 fn apply(a: Args) -> Result<ExitCode, String> {
+    only(&a, "apply", &["n", "namespace", "o", "output"])?;
     let files = a.all(&["f", "filename"]);
+    if !a.has(&["broker"]) {
+        return super::local::apply(&a);
+    }
     if files.is_empty() || !a.free.is_empty() {
         return Err(format!("usage:\n{USAGE}"));
     }
-    let pods = load_pods(&files)?;
     let (c, t, key, limit) = (common(&a)?, target(&a)?, sign_key(&a)?, timeout(&a)?);
-    publish_and_wait(&c, &t, key.as_ref(), limit, |_| Ok(pods))
+    let pods = load_pods(&files)?;
+    let prune = a.has(&["prune"]);
+    let opts = PublishOpts {
+        key: key.as_ref(),
+        limit,
+        dry_run: a.has(&["dry-run"]),
+    };
+    publish_and_wait(&c, &t, &opts, |current| {
+        let current = current.map_or(&[][..], |d| &d.pods[..]);
+        merge::apply(current, pods, prune).map(Made::Plan)
+    })
 }
 
 fn delete(a: Args) -> Result<ExitCode, String> {
-    let name = match a.free.as_slice() {
-        [kind, name] if matches!(kind.as_str(), "pod" | "pods" | "po") => name.clone(),
-        [name] if name.starts_with("pod/") => name[4..].to_string(),
+    only(&a, "delete", &["f", "filename", "o", "output"])?;
+    let names: Vec<String> = match a.free.as_slice() {
+        [kind, names @ ..]
+            if matches!(kind.as_str(), "pod" | "pods" | "po") && !names.is_empty() =>
+        {
+            names.to_vec()
+        }
+        [name] if name.starts_with("pod/") => vec![name[4..].to_string()],
         _ => {
             return Err(
-                "usage: picolet delete pod NAME (--device ID | --group G) --broker URL".into(),
+                "usage: picolet delete pod NAME... [(--device ID | --group G) --broker URL]".into(),
             );
         }
     };
+    if !a.has(&["broker"]) {
+        return super::local::delete(&a, &names);
+    }
+    if a.has(&["prune"]) {
+        return Err("--prune is an option of apply".into());
+    }
     let ns = a.one(&["n", "namespace"]).unwrap_or("default").to_string();
     let (c, t, key, limit) = (common(&a)?, target(&a)?, sign_key(&a)?, timeout(&a)?);
     let topic = c.topics.desired(&t.source());
-    publish_and_wait(&c, &t, key.as_ref(), limit, |current| {
+    let opts = PublishOpts {
+        key: key.as_ref(),
+        limit,
+        dry_run: a.has(&["dry-run"]),
+    };
+    publish_and_wait(&c, &t, &opts, |current| {
         let doc = current.ok_or(format!("no readable desired state on {topic}"))?;
         let mut pods = doc.pods.clone();
-        let before = pods.len();
-        pods.retain(|p| !(p.metadata.name == name && p.metadata.namespace_or_default() == ns));
-        if pods.len() == before {
-            return Err(format!(
-                "pod {ns}/{name} is not in the desired state of {t} (revision {})",
-                doc.revision
-            ));
+        let mut removed = Vec::new();
+        let mut missing = Vec::new();
+        for name in &names {
+            match merge::remove(&pods, &ns, name) {
+                Some(plan) => {
+                    pods = plan.pods;
+                    removed.extend(plan.removed);
+                }
+                None => missing.push(format!(
+                    "Error from server (NotFound): pods \"{name}\" not found (not in the desired state of {t}, revision {})",
+                    doc.revision
+                )),
+            }
         }
-        Ok(pods)
+        if !missing.is_empty() {
+            return Ok(Made::Refused(missing.join("\n")));
+        }
+        Ok(Made::Plan(Plan {
+            unchanged: pods.len(),
+            pods,
+            added: Vec::new(),
+            changed: Vec::new(),
+            removed,
+        }))
     })
 }
 
@@ -235,14 +331,14 @@ fn read_current(payload: &[u8]) -> (u64, Option<DesiredDoc>) {
     }
 }
 
-/// Publishes the next revision of `t`'s desired state (pods from `make`,
-/// given the current document) and waits for the devices.
+/// Publishes the next revision of `t`'s desired state (the plan `make`
+/// returns, given the current document), after printing its diff, and
+/// waits for the devices and the pods.
 fn publish_and_wait(
     c: &Common,
     t: &Target,
-    key: Option<&SigningKey>,
-    limit: Duration,
-    make: impl FnOnce(Option<&DesiredDoc>) -> Result<Vec<Pod>, String>,
+    o: &PublishOpts<'_>,
+    make: impl FnOnce(Option<&DesiredDoc>) -> Result<Made, String>,
 ) -> Result<ExitCode, String> {
     reactor::block_on(async {
         let s = |e: super::client::ClientError| e.to_string();
@@ -266,17 +362,54 @@ fn publish_and_wait(
                 w.observe(&m.topic, &m.payload);
             }
         }
+        let plan = match make(current.1.as_ref())? {
+            Made::Plan(p) => p,
+            Made::Refused(msg) => {
+                client.disconnect().await;
+                eprintln!("{msg}");
+                return Ok(ExitCode::from(1));
+            }
+        };
+        let at = match &current.1 {
+            Some(d) => format!("revision {}", d.revision),
+            None => "no document".to_string(),
+        };
+        // The same pods as a document the devices took: nothing to do. A
+        // document they did not take (refused, or not seen yet) is sent
+        // again under a new revision.
+        let taken = current.1.is_some() && w.observed().unwrap_or(0) >= current.0;
+        if plan.is_noop() && !taken {
+            println!(
+                "{t}: the pods of {at} on {topic} are unchanged, but no device reports that revision (refused or not seen yet): publishing them again"
+            );
+        } else if plan.is_noop() {
+            client.disconnect().await;
+            println!(
+                "{t}: no change ({at} on {topic} has these pods already: {} unchanged); nothing published",
+                plan.unchanged
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !plan.is_noop() {
+            print!("{t}: changes to {at} on {topic}:\n{}", plan.render());
+        }
+        if o.dry_run {
+            client.disconnect().await;
+            println!("dry run: nothing published");
+            return Ok(ExitCode::SUCCESS);
+        }
         let revision = next_revision(current.0, w.observed())?;
         let doc = DesiredDoc {
             revision,
-            pods: make(current.1.as_ref())?,
+            pods: plan.pods.clone(),
         };
         let mut payload = encode_json(&doc);
         let mut how = String::new();
-        if let Some(k) = key {
+        if let Some(k) = o.key {
             payload = seal_envelope(&payload, k);
             how = format!(", signed with key {}", k.public_key().key_id());
         }
+        w.track(plan.touched(), &plan.pods);
         w.published(revision);
         client
             .publish(&topic, payload, true, CONNECT_LIMIT)
@@ -286,11 +419,11 @@ fn publish_and_wait(
             "{t}: published revision {revision} ({} pods{how}) to {topic}",
             doc.pods.len()
         );
-        if limit.is_zero() {
+        if o.limit.is_zero() {
             client.disconnect().await;
             return Ok(ExitCode::SUCCESS);
         }
-        let result = wait(&mut client, &mut w, &topic, limit).await;
+        let result = wait(&mut client, &mut w, &topic, o.limit).await;
         client.disconnect().await;
         result
     })
@@ -300,6 +433,8 @@ fn isatty_stdout() -> bool {
     nix::unistd::isatty(std::io::stdout()).unwrap_or(false)
 }
 
+/// Waits for the revision to be observed (see the module doc), then for
+/// the pods this publish added or changed to run or fail.
 async fn wait(
     client: &mut Client,
     w: &mut Watch,
@@ -315,34 +450,59 @@ async fn wait(
             let _ = std::io::stdout().flush();
         }
     };
+    let mut observed = false;
     loop {
-        match w.verdict() {
-            Verdict::Done { summary, refused } => {
-                clear();
-                println!("{summary}");
-                if refused.is_empty() {
+        let waiting = if !observed {
+            match w.verdict() {
+                Verdict::Done { summary, refused } => {
+                    clear();
+                    println!("{summary}");
+                    if !refused.is_empty() {
+                        for r in &refused {
+                            eprintln!("error: {r}");
+                        }
+                        return Ok(ExitCode::from(1));
+                    }
+                    observed = true;
+                    continue;
+                }
+                Verdict::Failed(msg) => {
+                    clear();
+                    return Err(msg);
+                }
+                Verdict::Waiting(line) => line,
+            }
+        } else {
+            match w.pods_verdict() {
+                PodsVerdict::Ready(lines) => {
+                    clear();
+                    for l in lines {
+                        println!("{l}");
+                    }
                     return Ok(ExitCode::SUCCESS);
                 }
-                for r in &refused {
-                    eprintln!("error: {r}");
-                }
-                return Ok(ExitCode::from(1));
-            }
-            Verdict::Failed(msg) => {
-                clear();
-                return Err(msg);
-            }
-            Verdict::Waiting(line) => {
-                if tty {
-                    let secs = start.elapsed().as_secs();
-                    print!("\r\x1b[K[{secs:>2}s] {line}");
-                    let _ = std::io::stdout().flush();
-                }
-                if Instant::now() >= deadline {
+                PodsVerdict::Failed(lines) => {
                     clear();
-                    return Err(format!("timed out after {} s: {line}", limit.as_secs()));
+                    const SHOWN: usize = 10;
+                    for l in lines.iter().take(SHOWN) {
+                        eprintln!("error: {l}");
+                    }
+                    if lines.len() > SHOWN {
+                        eprintln!("error: and {} more failed pods", lines.len() - SHOWN);
+                    }
+                    return Ok(ExitCode::from(1));
                 }
+                PodsVerdict::Waiting(line) => line,
             }
+        };
+        if tty {
+            let secs = start.elapsed().as_secs();
+            print!("\r\x1b[K[{secs:>2}s] {waiting}");
+            let _ = std::io::stdout().flush();
+        }
+        if Instant::now() >= deadline {
+            clear();
+            return Err(format!("timed out after {} s: {waiting}", limit.as_secs()));
         }
         let step = deadline.min(Instant::now() + Duration::from_secs(1));
         let msg = client.next_message(step).await.map_err(|e| e.to_string())?;
@@ -370,6 +530,38 @@ fn keygen(a: Args) -> Result<ExitCode, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run_args(cmd: &str, args: &[&str]) -> Result<ExitCode, String> {
+        run(cmd, args.iter().map(OsString::from).collect()).unwrap()
+    }
+
+    #[test]
+    fn options_a_command_does_not_take_are_refused() {
+        let e = run_args("apply", &["-f", "x.yaml", "-n", "kube-system"]).unwrap_err();
+        assert_eq!(e, "apply does not take -n; see `picolet apply --help`");
+        let e = run_args("fleet", &["status", "--prune", "--broker", "mqtt://h"]).unwrap_err();
+        assert_eq!(e, "fleet does not take --prune; see `picolet fleet --help`");
+        let e = run_args("delete", &["pod", "x", "-f", "y"]).unwrap_err();
+        assert_eq!(e, "delete does not take -f; see `picolet delete --help`");
+        let e = run_args(
+            "apply",
+            &["-f", "x.yaml", "--broker", "mqtt://h", "--manifests", "/d"],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("--manifests is an option of the local apply/delete"),
+            "{e}"
+        );
+        let e = run_args(
+            "apply",
+            &["-f", "x.yaml", "--manifests", "/nonexistent", "--prune"],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("--prune is an option of the fleet (give --broker URL)"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn the_next_revision_never_passes_2_pow_53_nor_wraps() {

@@ -1,5 +1,7 @@
 //! The minimal fleet controller (`docs/fleet.md`): `picolet apply`, `picolet
-//! delete pod`, `picolet fleet status` and `picolet keygen`. Each command is
+//! delete pod`, `picolet fleet status` and `picolet keygen`; without
+//! `--broker`, `apply` and `delete` act on the local manifests directory
+//! instead ([`local`]). Each fleet command is
 //! one short process that talks to the broker through [`client::Client`]
 //! (the fleet [`Session`](crate::fleet::session::Session) on the reactor,
 //! inside `block_on`); there is no controller state besides the broker's
@@ -17,6 +19,14 @@
 //! read after a barrier ([`client::Client::sync`]), so every retained
 //! message is in before the revision is chosen.
 //!
+//! # Merging
+//! `apply` merges the pods given into the retained document (by
+//! `namespace/name`; `--prune` replaces the set), `delete pod` removes
+//! pods from it ([`merge`]). The diff is printed before publishing;
+//! `--dry-run` stops there, and an unchanged set is not published (unless
+//! no device reports the retained revision: then it is sent again). The
+//! merged document is what gets signed (`--sign-key`).
+//!
 //! # Waiting
 //! After publishing, the command waits (default 30 s, `--timeout 0` to not
 //! wait) until:
@@ -28,18 +38,29 @@
 //!
 //! It fails at once when a device reports a new error about the document
 //! (malformed, unsigned, bad signature, stale), and exits 1 after success
-//! when a device refused pods of this revision (policy, name clash). On a
-//! TTY (`isatty(1)`) a progress line shows what the devices report.
+//! when a device refused pods of this revision (policy, name clash). Then
+//! it waits for the pods it added or changed, on every device that took
+//! the revision, to be Ready (or Succeeded) or to fail (a failing container
+//! reason such as `ErrImagePull`, or phase `Failed`): exit 1 with the pod's
+//! error. A changed pod counts once the device reports its new version (a
+//! new uid; for an image-only change, the new images in its container
+//! statuses). The default time-out is 60 s for all of it. On a TTY
+//! (`isatty(1)`) a progress line shows what the devices report.
 //!
 //! Files read: the manifests (`-f`), the signing key, the TLS files and the
 //! credentials file. `keygen` writes a key pair.
 
 mod cli;
 pub mod client;
+mod help;
+mod local;
+mod merge;
+mod pods;
 mod status;
 mod wait;
 
 pub use cli::{USAGE, run};
+pub use help::{APPLY_HELP, DELETE_HELP, FLEET_HELP, KEYGEN_HELP, help};
 
 use crate::fleet::topics::{Source, Topics};
 

@@ -1,7 +1,7 @@
 //! `picolet fleet status [--device ID] [-o json]`: every device's retained
 //! status and online flag, as a table or JSON.
 
-use super::cli::{Args, CONNECT_LIMIT, common};
+use super::cli::{Args, CONNECT_LIMIT, common, only};
 use super::client::Client;
 use crate::clock::{parse_rfc3339_ms, wall_ms};
 use crate::fleet::doc::DeviceStatus;
@@ -22,10 +22,27 @@ pub struct DeviceRow {
 }
 
 pub(super) fn fleet(a: Args) -> Result<ExitCode, String> {
+    let not = [
+        "f",
+        "filename",
+        "sign-key",
+        "timeout",
+        "n",
+        "namespace",
+        "prune",
+        "dry-run",
+    ];
+    only(&a, "fleet", &not)?;
     if a.free.first().map(String::as_str) != Some("status") || a.free.len() > 1 {
-        return Err("usage: picolet fleet status [--device ID] --broker URL [-o json]".into());
+        return Err(
+            "usage: picolet fleet status [--device ID | --group G] --broker URL [-o json]".into(),
+        );
     }
     let c = common(&a)?;
+    let group = a.one(&["group"]).map(str::to_string);
+    if group.is_some() && a.has(&["device"]) {
+        return Err("give --device ID or --group G, not both".into());
+    }
     let json = match a.one(&["o", "output"]) {
         None | Some("wide") => false,
         Some("json") => true,
@@ -50,14 +67,52 @@ pub(super) fn fleet(a: Args) -> Result<ExitCode, String> {
         client.disconnect().await;
         Ok::<_, String>(rows)
     })?;
+    let rows = match &group {
+        None => rows,
+        Some(g) => members(rows, g),
+    };
+    let per_pod = group.is_some() || a.has(&["device"]);
     if json {
         println!("{}", to_json(&rows));
     } else if rows.is_empty() {
-        eprintln!("No devices found.");
+        match (&group, a.one(&["device"])) {
+            (Some(g), _) => eprintln!("No device reports a revision of group {g}."),
+            (None, Some(d)) => eprintln!("No status from device {d}."),
+            _ => eprintln!("No devices found."),
+        }
+    } else if per_pod {
+        let devices: Vec<(&str, &DeviceStatus)> = rows
+            .iter()
+            .filter_map(|(id, r)| Some((id.as_str(), r.status.as_ref()?)))
+            .collect();
+        if devices
+            .iter()
+            .all(|(_, s)| s.pods.is_empty() && s.errors.iter().all(|e| e.pod.is_none()))
+        {
+            eprintln!("No resources found.");
+        } else {
+            print!("{}", super::pods::table(&devices, wall_ms()));
+        }
+        for (id, r) in &rows {
+            if let Some(e) = &r.bad_status {
+                eprintln!("warning: device {id}: unreadable status: {e}");
+            }
+        }
     } else {
         print!("{}", table(&rows, wall_ms()));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The devices that report a revision of group `g`.
+fn members(rows: BTreeMap<String, DeviceRow>, g: &str) -> BTreeMap<String, DeviceRow> {
+    rows.into_iter()
+        .filter(|(_, r)| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.observed_revision.groups.contains_key(g))
+        })
+        .collect()
 }
 
 /// Takes one retained message into the rows.

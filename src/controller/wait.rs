@@ -2,8 +2,11 @@
 //! statuses and online flags in, a verdict out. Pure.
 
 use super::Target;
-use crate::fleet::doc::{DeviceStatus, StatusError};
+use super::merge::Kind;
+use super::pods;
+use crate::fleet::doc::{DeviceStatus, PodReport, StatusError};
 use crate::fleet::topics::{Source, Topic, Topics};
+use crate::spec::Pod;
 use std::collections::{BTreeMap, HashSet};
 
 type ErrorKey = (String, String, String, String);
@@ -28,6 +31,31 @@ pub struct Watch {
     online: BTreeMap<String, bool>,
     /// Errors already reported before the publish: not about it.
     known: HashSet<ErrorKey>,
+    /// The pods this publish adds or changes.
+    tracked: Vec<Tracked>,
+}
+
+/// A pod `apply` added or changed, waited for until it runs or fails.
+#[derive(Debug, Clone)]
+struct Tracked {
+    key: String,
+    /// `None`: added.
+    kind: Option<Kind>,
+    /// Container name → image, of the new spec.
+    images: Vec<(String, String)>,
+    /// Device → the uid it ran the pod under before the publish.
+    old_uids: BTreeMap<String, String>,
+}
+
+/// The state of the published pods on the devices that took the revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodsVerdict {
+    /// Every tracked pod runs (Ready) or completed: one line per pod.
+    Ready(Vec<String>),
+    /// Pods that failed: `device D: pod/NS/NAME: REASON: message`.
+    Failed(Vec<String>),
+    /// Still waiting: a progress line.
+    Waiting(String),
 }
 
 /// The state of the wait.
@@ -55,6 +83,119 @@ impl Watch {
             statuses: BTreeMap::new(),
             online: BTreeMap::new(),
             known: HashSet::new(),
+            tracked: Vec::new(),
+        }
+    }
+
+    /// The pods to wait for after the revision is observed: `touched`
+    /// (`namespace/name` and how it changed, `None` when added), their
+    /// new specs among `pods`. Called before publishing: the uid each
+    /// device runs a changed pod under now tells the old version from
+    /// the new one.
+    pub fn track(&mut self, touched: Vec<(String, Option<Kind>)>, pods: &[Pod]) {
+        self.tracked = touched
+            .into_iter()
+            .map(|(key, kind)| {
+                let spec = pods.iter().find(|p| super::merge::key(p) == key);
+                let images = spec
+                    .map(|p| {
+                        (p.spec.init_containers.iter())
+                            .chain(&p.spec.containers)
+                            .map(|c| (c.name.clone(), c.image.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let old_uids = self
+                    .statuses
+                    .iter()
+                    .filter_map(|(id, s)| {
+                        Some((id.clone(), pods::find(s, &key)?.metadata.uid.clone()))
+                    })
+                    .collect();
+                Tracked {
+                    key,
+                    kind,
+                    images,
+                    old_uids,
+                }
+            })
+            .collect();
+    }
+
+    /// Whether the report shows the pod as published, not its version from
+    /// before (which runs on until the device replaced it).
+    fn is_new_version(t: &Tracked, device: &str, r: &PodReport) -> bool {
+        let Some(old) = t.old_uids.get(device) else {
+            return true;
+        };
+        match t.kind {
+            None | Some(Kind::Metadata) => true,
+            Some(Kind::Replace) => r.metadata.uid != *old,
+            Some(Kind::Images) => {
+                let st = serde_json::to_value(&r.status).unwrap_or_default();
+                r.metadata.uid != *old
+                    || t.images.iter().all(|(name, image)| {
+                        ["initContainerStatuses", "containerStatuses"]
+                            .iter()
+                            .any(|l| {
+                                st[l].as_array().into_iter().flatten().any(|c| {
+                                    c["name"] == name.as_str() && c["image"] == image.as_str()
+                                })
+                            })
+                    })
+            }
+        }
+    }
+
+    /// How the tracked pods are doing on the devices that took the
+    /// revision (call once [`Watch::verdict`] is `Done`). Pods a device
+    /// refused are not waited for (the `Done` verdict lists them).
+    pub fn pods_verdict(&self) -> PodsVerdict {
+        let source = self.target.source();
+        let mut failed = Vec::new();
+        let mut waiting = Vec::new();
+        let mut ready = Vec::new();
+        for (id, s) in self.members() {
+            if !s.observed_revision.reached(&source, self.revision) {
+                continue;
+            }
+            for t in &self.tracked {
+                let refused = s.errors.iter().any(|e| {
+                    e.topic == self.desired_topic
+                        && e.revision == Some(self.revision)
+                        && e.pod.as_deref() == Some(t.key.as_str())
+                });
+                if refused {
+                    continue;
+                }
+                let Some(r) = pods::find(s, &t.key) else {
+                    waiting.push(format!("{id}: pod/{} not reported yet", t.key));
+                    continue;
+                };
+                if !Watch::is_new_version(t, id, r) {
+                    waiting.push(format!("{id}: pod/{} (the old version still runs)", t.key));
+                    continue;
+                }
+                if let Some((reason, msg)) = pods::failure(r) {
+                    failed.push(format!("device {id}: pod/{}: {reason}: {msg}", t.key));
+                } else if pods::settled_ok(r) {
+                    let row = pods::row(r, 0);
+                    ready.push(format!(
+                        "device {id}: pod/{} {} {}",
+                        t.key, row.status, row.ready
+                    ));
+                } else {
+                    let row = pods::row(r, 0);
+                    waiting.push(format!("{id}: pod/{} {} {}", t.key, row.status, row.ready));
+                }
+            }
+        }
+        if !failed.is_empty() {
+            PodsVerdict::Failed(failed)
+        } else if !waiting.is_empty() {
+            PodsVerdict::Waiting(format!("waiting for pods: {}", waiting.join(", ")))
+        } else {
+            PodsVerdict::Ready(ready)
         }
     }
 
@@ -353,5 +494,145 @@ mod tests {
         // An offline member is not waited for.
         w.observe("picolet/devices/b/online", b"false");
         assert!(matches!(w.verdict(), Verdict::Done { .. }));
+    }
+
+    fn report(
+        name: &str,
+        uid: &str,
+        image: &str,
+        waiting: Option<(&str, &str)>,
+        ready: bool,
+    ) -> PodReport {
+        let state = match waiting {
+            Some((r, m)) => serde_json::json!({"waiting": {"reason": r, "message": m}}),
+            None => serde_json::json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}}),
+        };
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "default", "uid": uid},
+            "status": {
+                "phase": if ready { "Running" } else { "Pending" },
+                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+                "containerStatuses": [{"name": "main", "state": state, "ready": ready,
+                    "restartCount": 0, "image": image, "imageID": ""}]
+            }
+        }))
+        .unwrap()
+    }
+
+    fn status_with(rev: u64, pods: Vec<PodReport>) -> Vec<u8> {
+        let observed = ObservedRevision {
+            device: Some(rev),
+            groups: Default::default(),
+        };
+        DeviceStatus::new("pi-1", &observed, pods, NodeInfo::default(), vec![], 0).to_json()
+    }
+
+    fn spec(name: &str, image: &str, cmd: &str) -> Pod {
+        let text = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: main\n    image: {image}\n    command: [{cmd}]\n"
+        );
+        crate::spec::load_str(&text, "t").remove(0).unwrap()
+    }
+
+    #[test]
+    fn published_pods_are_waited_for_until_they_run_or_fail() {
+        const S: &str = "picolet/devices/pi-1/status";
+        let mut w = Watch::new(Topics::default(), Target::Device("pi-1".into()));
+        w.observe(
+            S,
+            &status_with(1, vec![report("web", "u1", "img:1", None, true)]),
+        );
+        let new = [spec("web", "img:1", "b"), spec("db", "nope:1", "a")];
+        w.track(
+            vec![
+                ("default/db".into(), None),
+                ("default/web".into(), Some(Kind::Replace)),
+            ],
+            &new,
+        );
+        w.published(2);
+        // Observed, but web still runs under its old uid: not done.
+        w.observe(
+            S,
+            &status_with(
+                2,
+                vec![
+                    report("web", "u1", "img:1", None, true),
+                    report("db", "u2", "nope:1", None, false),
+                ],
+            ),
+        );
+        let PodsVerdict::Waiting(line) = w.pods_verdict() else {
+            panic!("{:?}", w.pods_verdict())
+        };
+        assert!(
+            line.contains("pi-1: pod/default/web (the old version still runs)"),
+            "{line}"
+        );
+        assert!(line.contains("pi-1: pod/default/db Pending 0/1"), "{line}");
+        w.observe(
+            S,
+            &status_with(
+                2,
+                vec![
+                    report("web", "u3", "img:1", None, true),
+                    report(
+                        "db",
+                        "u2",
+                        "nope:1",
+                        Some(("ErrImagePull", "image \"nope:1\" not found")),
+                        false,
+                    ),
+                ],
+            ),
+        );
+        assert_eq!(
+            w.pods_verdict(),
+            PodsVerdict::Failed(vec![
+                "device pi-1: pod/default/db: ErrImagePull: container main: image \"nope:1\" not found".into()
+            ])
+        );
+        w.observe(
+            S,
+            &status_with(
+                2,
+                vec![
+                    report("web", "u3", "img:1", None, true),
+                    report("db", "u2", "nope:1", None, true),
+                ],
+            ),
+        );
+        assert_eq!(
+            w.pods_verdict(),
+            PodsVerdict::Ready(vec![
+                "device pi-1: pod/default/db Running 1/1".into(),
+                "device pi-1: pod/default/web Running 1/1".into(),
+            ])
+        );
+    }
+
+    #[test]
+    fn an_image_change_is_seen_in_the_container_statuses() {
+        const S: &str = "picolet/devices/pi-1/status";
+        let mut w = Watch::new(Topics::default(), Target::Device("pi-1".into()));
+        w.observe(
+            S,
+            &status_with(1, vec![report("web", "u1", "img:1", None, true)]),
+        );
+        w.track(
+            vec![("default/web".into(), Some(Kind::Images))],
+            &[spec("web", "img:2", "a")],
+        );
+        w.published(2);
+        w.observe(
+            S,
+            &status_with(2, vec![report("web", "u1", "img:1", None, true)]),
+        );
+        assert!(matches!(w.pods_verdict(), PodsVerdict::Waiting(_)));
+        w.observe(
+            S,
+            &status_with(2, vec![report("web", "u1", "img:2", None, true)]),
+        );
+        assert!(matches!(w.pods_verdict(), PodsVerdict::Ready(_)));
     }
 }

@@ -215,9 +215,14 @@ impl Node {
             Input::ApplyPod { pod, fresh_uid } => Some(
                 self.find_admitted(&pod.metadata.namespace, &pod.metadata.name)
                     .map(|p| p.uid.clone())
-                    .unwrap_or_else(|| match pod.metadata.uid.as_str() {
-                        "" => fresh_uid.clone(),
-                        uid => uid.to_string(),
+                    .unwrap_or_else(|| {
+                        let uid = pod.metadata.uid.as_str();
+                        let ns = normalize_ns(&pod.metadata.namespace);
+                        if uid.is_empty() || self.uid_of_another(uid, ns, &pod.metadata.name) {
+                            fresh_uid.clone()
+                        } else {
+                            uid.to_string()
+                        }
                     }),
             ),
             Input::DeletePod { namespace, name } => Some(
@@ -462,8 +467,32 @@ impl Node {
         }
     }
 
-    fn apply_pod(&mut self, pod: Pod, fresh_uid: String, fx: &mut Fx, now: Now) {
+    /// Whether `uid` is the uid of a pod (running or rejected) other than
+    /// `ns/name`.
+    fn uid_of_another(&self, uid: &str, ns: &str, name: &str) -> bool {
+        let key = format!("{ns}/{name}");
+        self.pods
+            .iter()
+            .any(|p| p.uid == uid && (p.namespace() != ns || p.name() != name))
+            || self.rejected_uids.get(uid).is_some_and(|k| *k != key)
+    }
+
+    fn apply_pod(&mut self, mut pod: Pod, fresh_uid: String, fx: &mut Fx, now: Now) {
         let ns = normalize_ns(&pod.metadata.namespace).to_string();
+        if !pod.metadata.uid.is_empty()
+            && self.uid_of_another(&pod.metadata.uid, &ns, &pod.metadata.name)
+        {
+            // A manifest copied from another pod (`get -o yaml`): as the API
+            // server does on create, the pod gets a uid of its own. The
+            // uid is dropped from the spec too, so that applying the same
+            // manifest again is the same object, not a replacement.
+            log::info!(
+                "pod {ns}/{}: metadata.uid {} belongs to another pod; it gets a fresh uid",
+                pod.metadata.name,
+                pod.metadata.uid
+            );
+            pod.metadata.uid.clear();
+        }
         let new_uid = if pod.metadata.uid.is_empty() {
             fresh_uid
         } else {

@@ -319,3 +319,35 @@ fn pods_are_found_by_namespace_and_name_with_default_namespace() {
     with_uid.metadata.uid = "given-uid".into();
     assert_eq!(a.apply(with_uid), "given-uid");
 }
+
+/// A manifest copied from another pod's `get -o yaml` carries that pod's
+/// uid: the new pod runs under a fresh uid (as the API server gives one on
+/// create), and applying the same manifest again keeps it (no replacement).
+#[test]
+fn a_copied_manifest_with_another_pods_uid_runs_under_a_fresh_uid() {
+    let mut a = Agent::new();
+    let web = a.apply(pod("web", &[("app", "app:1")]));
+    let mut copy = pod("web-copy", &[("app", "app:1")]);
+    copy.metadata.uid = web.clone();
+    a.take();
+    let uid = a.apply(copy.clone());
+    assert!(!uid.is_empty(), "the copy was ignored");
+    let log = a.take();
+    assert!(
+        log.contains(&Output::CreateSandbox { uid: uid.clone() }),
+        "the copy is not started: {log:#?}"
+    );
+    assert_ne!(uid, web);
+    assert_eq!(a.node.pods().count(), 2);
+    assert_eq!(a.node.find("default", "web").unwrap().uid, web);
+    assert_eq!(a.node.find("default", "web-copy").unwrap().uid, uid);
+    // The same manifest again: the same pod, not restarted.
+    assert_eq!(a.apply(copy), uid);
+    let log = a.take();
+    assert_eq!(
+        count(&log, |o| matches!(o, Output::RemoveSandbox { .. })),
+        0,
+        "{log:#?}"
+    );
+    assert!(signals(&log, "app").is_empty(), "{log:#?}");
+}
