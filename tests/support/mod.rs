@@ -159,8 +159,13 @@ impl Agent {
             .unwrap();
         let mut cmd = Command::new(BIN);
         // Never pick up a config file of the machine running the tests.
+        // No node-pressure eviction: the free space of the disk running
+        // the tests is not what they are about (tests/disk.rs sets its own
+        // thresholds, which come later and win).
         cmd.arg("agent")
             .args(["--config", "/dev/null"])
+            .args(["--eviction-nodefs-available", "0"])
+            .args(["--eviction-imagefs-available", "0"])
             .args(&self.args)
             .arg("--state-dir")
             .arg(self.state())
