@@ -486,10 +486,19 @@ impl Server {
                 eprintln!("picolet shim: kill {pid}: {e}");
             }
         }
-        for pid in pids {
-            if let Some(status) = sys::wait(pid) {
-                self.reaped(pid, status);
-            }
+        // Reap any child until those are gone, not each one in turn: a
+        // container's PID-namespace init does not finish exiting before
+        // the zombies in its namespace are reaped, and an exec's command
+        // whose intermediate died first (a timed-out probe) is such a
+        // zombie, reparented to the shim. Waiting for the init alone
+        // would wait forever.
+        let mut left = pids;
+        while !left.is_empty() {
+            let Some((pid, status)) = sys::wait_any() else {
+                break;
+            };
+            left.retain(|&p| p != pid);
+            self.reaped(pid, status);
         }
         self.reap();
         self.flush_before_exit();
