@@ -8,6 +8,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 pub use crate::sys::fd::{pipe, set_nonblocking};
+pub use crate::sys::net::recv_with_fds;
 pub use crate::sys::process::{exit_of, fork, kill, set_child_subreaper, try_wait, wait_any};
 pub use crate::sys::signal::{SignalFd, SignalsUnblocked, set_noop_handlers};
 use crate::sys::{Errno, Op};
