@@ -214,6 +214,22 @@ fn exec_output_arrives_as_written_and_a_cli_that_goes_away_leaves_nothing_behind
         (o.status.code() == Some(1)).then_some(())
     });
 
+    // Its stdout closed (`| head -1`): the CLI stops at once, as a Unix
+    // tool on SIGPIPE, and the command's next write fails in turn.
+    let script = "echo $$ > /tmp/h.pid; while true; do echo y; sleep 0.1; done";
+    let mut child = spawn_exec(&a, &["go", "--", "sh", "-c", script]);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "y\n");
+    drop(out);
+    let status = wait_for(10, "the CLI to stop", || child.try_wait().unwrap());
+    assert_eq!(status.code(), Some(141));
+    wait_for(10, "the writer to end", || {
+        let o = a.cli(&["exec", "go", "--", "sh", "-c", "kill -0 $(cat /tmp/h.pid)"]);
+        (o.status.code() == Some(1)).then_some(())
+    });
+
     // Killed while its command reads stdin (-i): the command reads EOF.
     let script = "echo $$ > /tmp/r.pid; cat > /dev/null; echo eof > /tmp/r.done";
     let mut child = spawn_exec(&a, &["-i", "go", "--", "sh", "-c", script]);

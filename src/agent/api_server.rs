@@ -14,8 +14,9 @@
 //! - a connection must deliver its whole request within 30 s, and take
 //!   its response within 30 s; a request being answered (an `exec` that
 //!   runs for minutes) has no time limit. A client that hangs up while
-//!   its request is being answered (Ctrl-C on `picolet exec`) frees its
-//!   connection at once;
+//!   its `exec` runs (Ctrl-C on `picolet exec`) frees its connection at
+//!   once (other requests are answered at once, and their clients may
+//!   half-close after sending);
 //! - a request may carry at most [`MAX_REQUEST_FDS`] fds (`SCM_RIGHTS`:
 //!   an `exec`'s stdio, passed on to the pod's shim and closed here once
 //!   sent); more is refused like an over-long line. So 64 connections
@@ -261,6 +262,9 @@ async fn serve(
     registered.conns.borrow_mut().request_read(registered.id);
     let resp = match serde_json::from_slice::<Request>(&buf) {
         Ok(req) => {
+            // Only an exec waits long for its answer; other clients may
+            // half-close their end once the request is sent.
+            let watch_hangup = matches!(req, Request::Exec { .. });
             let (reply, rx) = async_channel::bounded(1);
             if tx.send(Msg::Api { req, fds, reply }).await.is_err() {
                 return Ok(());
@@ -273,7 +277,11 @@ async fn serve(
                 )
             };
             let hangup = async {
-                hung_up(&s).await;
+                if watch_hangup {
+                    hung_up(&s).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
                 None
             };
             match futures_lite::future::or(answer, hangup).await {
@@ -287,7 +295,7 @@ async fn serve(
 }
 
 /// Resolves when the client hangs up (or breaks) its connection while its
-/// request is answered; what it sends meanwhile is read and dropped.
+/// exec runs; what it sends meanwhile is read and dropped.
 async fn hung_up(s: &Async<UnixStream>) {
     let mut chunk = [0u8; 512];
     loop {

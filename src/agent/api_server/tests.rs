@@ -24,8 +24,9 @@ fn at_the_cap_the_oldest_reading_connection_makes_room() {
 
 /// Runs the server with `limits` and a stand-in agent that answers
 /// `GetPods` at once, `Exec` with the number of fds that came with it,
-/// and never answers `Describe`, and runs `client` on another thread
-/// against it.
+/// answers an `Exec` of `late` after 1 s, never answers `Describe` or an
+/// `Exec` of `hold`, and runs `client`
+/// on another thread against it.
 fn with_server(limits: Limits, client: impl FnOnce(&Path) + Send + 'static) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("api.sock");
@@ -42,7 +43,14 @@ fn with_server(limits: Limits, client: impl FnOnce(&Path) + Send + 'static) {
                         Request::GetPods => {
                             let _ = reply.try_send(Response::Logs { files: Vec::new() });
                         }
-                        Request::Exec { .. } => {
+                        Request::Exec { argv, .. } if argv == ["late"] => {
+                            reactor::spawn(async move {
+                                reactor::sleep(Duration::from_secs(1)).await;
+                                let _ = reply.try_send(Response::Error("late".into()));
+                            })
+                            .detach();
+                        }
+                        Request::Exec { argv, .. } if argv != ["hold"] => {
                             let n = fds.len();
                             let _ = reply.try_send(Response::Error(format!("{n} fds")));
                         }
@@ -214,15 +222,16 @@ fn fds_come_with_their_request_and_more_than_three_are_refused() {
 }
 
 #[test]
-fn a_client_that_hangs_up_while_answered_frees_its_slot_at_once() {
+fn a_client_that_hangs_up_while_its_exec_runs_frees_its_slot_at_once() {
     with_server(small(), |path| {
         let describe = |_| {
             let mut s = UnixStream::connect(path).unwrap();
-            let req = r#"{"Describe":{"namespace":"default","name":"x"}}"#;
+            let req =
+                r#"{"Exec":{"namespace":"default","name":"x","container":null,"argv":["hold"]}}"#;
             s.write_all(format!("{req}\n").as_bytes()).unwrap();
             s
         };
-        // Every slot waits for an answer; then their clients go away
+        // Every slot waits for an exec to end; then their clients go away
         // (Ctrl-C on a long `exec`).
         let busy: Vec<UnixStream> = (0..4).map(describe).collect();
         std::thread::sleep(Duration::from_millis(100));
@@ -233,5 +242,35 @@ fn a_client_that_hangs_up_while_answered_frees_its_slot_at_once() {
         let busy: Vec<UnixStream> = (0..3).map(describe).collect();
         assert!(get_pods(path).contains("Logs"));
         drop(busy);
+    });
+}
+
+#[test]
+fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    with_server(small(), |path| {
+        let mut s = UnixStream::connect(path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"\"GetPods\"\n").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        assert!(read_to_close(&mut s).contains("Logs"));
+    });
+}
+
+#[test]
+fn an_exec_answered_after_the_request_timeout_still_gets_its_answer() {
+    with_server(small(), |path| {
+        let mut s = UnixStream::connect(path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let req = r#"{"Exec":{"namespace":"default","name":"x","container":null,"argv":["late"]}}"#;
+        s.write_all(format!("{req}\n").as_bytes()).unwrap();
+        let t = Instant::now();
+        let got = read_to_close(&mut s);
+        assert!(got.contains("late"), "{got}");
+        // Over three times the 0.3 s request timeout.
+        assert!(
+            t.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            t.elapsed()
+        );
     });
 }
