@@ -182,14 +182,14 @@ fn exec_output_arrives_as_written_and_a_cli_that_goes_away_leaves_nothing_behind
     let t0 = Instant::now();
     let mut child = spawn_exec(
         &a,
-        &["go", "--", "sh", "-c", "echo first; sleep 3; echo second"],
+        &["go", "--", "sh", "-c", "echo first; sleep 5; echo second"],
     );
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line, "first\n");
     assert!(
-        t0.elapsed() < Duration::from_millis(2500),
+        t0.elapsed() < Duration::from_millis(4500),
         "{:?}",
         t0.elapsed()
     );
@@ -224,7 +224,12 @@ fn exec_output_arrives_as_written_and_a_cli_that_goes_away_leaves_nothing_behind
     assert_eq!(line, "y\n");
     drop(out);
     let status = wait_for(10, "the CLI to stop", || child.try_wait().unwrap());
-    assert_eq!(status.code(), Some(141));
+    // 141, or killed by SIGPIPE itself if main restores its default.
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        status.code() == Some(141) || status.signal() == Some(libc::SIGPIPE),
+        "{status:?}"
+    );
     wait_for(10, "the writer to end", || {
         let o = a.cli(&["exec", "go", "--", "sh", "-c", "kill -0 $(cat /tmp/h.pid)"]);
         (o.status.code() == Some(1)).then_some(())
