@@ -257,7 +257,10 @@ fn exec_of_a_missing_command_exits_127_and_of_a_non_executable_one_126() {
     assert!(stderr.contains("/tmp/data"), "{stderr}");
     // A command that runs keeps its own exit code and output.
     let (code, out) = a.exec("ex", "main", &["sh", "-c", "echo ran; exit 3"]);
-    assert_eq!((code, out.as_str()), (3, "ran\n"));
+    assert_eq!(
+        (code, out.as_str()),
+        (3, "ran\ncommand terminated with exit code 3\n")
+    );
 }
 
 fn status_kb(pid: u32, field: &str) -> u64 {

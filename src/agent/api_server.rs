@@ -13,7 +13,14 @@
 //!   gets an error line and is closed;
 //! - a connection must deliver its whole request within 30 s, and take
 //!   its response within 30 s; a request being answered (an `exec` that
-//!   runs for minutes) has no time limit.
+//!   runs for minutes) has no time limit. A client that hangs up while
+//!   its `exec` runs (Ctrl-C on `picolet exec`) frees its connection at
+//!   once (other requests are answered at once, and their clients may
+//!   half-close after sending);
+//! - a request may carry at most [`MAX_REQUEST_FDS`] fds (`SCM_RIGHTS`:
+//!   an `exec`'s stdio, passed on to the pod's shim and closed here once
+//!   sent); more is refused like an over-long line. So 64 connections
+//!   hold at most 64 × 3 passed fds, and only until their request is read.
 
 use super::shims::ExecWaiter;
 use super::{Agent, Msg};
@@ -25,6 +32,7 @@ use async_channel::{Receiver, Sender};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::rc::Rc;
@@ -179,13 +187,30 @@ fn refuse(stream: UnixStream, max: usize) {
     }
 }
 
-/// Reads one request line: `Ok(None)` on EOF before a newline, an
-/// `InvalidData` error past `max` bytes. Buffers at most `max` bytes.
-async fn read_request(s: &Async<UnixStream>, max: usize) -> io::Result<Option<Vec<u8>>> {
+/// Most fds one request may carry (an `exec`'s stdin, stdout, stderr).
+pub const MAX_REQUEST_FDS: usize = 3;
+
+/// Reads one request line and the fds that came with it: `Ok(None)` on
+/// EOF before a newline, an `InvalidData` error past `max` bytes or
+/// [`MAX_REQUEST_FDS`] fds. Buffers at most `max` bytes.
+async fn read_request(
+    s: &Async<UnixStream>,
+    max: usize,
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<Option<Vec<u8>>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        let n = s.read_with(|s| (&*s).read(&mut chunk)).await?;
+        let n = s
+            .read_with(|s| crate::sys::net::recv_with_fds(s.as_fd(), &mut chunk, fds))
+            .await?;
+        if fds.len() > MAX_REQUEST_FDS {
+            fds.clear();
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("more than {MAX_REQUEST_FDS} fds with a request"),
+            ));
+        }
         if n == 0 {
             return Ok(None);
         }
@@ -212,7 +237,12 @@ async fn serve(
     registered: &Registered,
 ) -> io::Result<()> {
     let s = Async::new(stream)?;
-    let read = reactor::timeout(limits.request_timeout, read_request(&s, limits.max_request)).await;
+    let mut fds = Vec::new();
+    let read = reactor::timeout(
+        limits.request_timeout,
+        read_request(&s, limits.max_request, &mut fds),
+    )
+    .await;
     let buf = match read {
         Ok(Ok(Some(buf))) => buf,
         Ok(Ok(None)) => return Ok(()),
@@ -232,17 +262,48 @@ async fn serve(
     registered.conns.borrow_mut().request_read(registered.id);
     let resp = match serde_json::from_slice::<Request>(&buf) {
         Ok(req) => {
+            // Only an exec waits long for its answer; other clients may
+            // half-close their end once the request is sent.
+            let watch_hangup = matches!(req, Request::Exec { .. });
             let (reply, rx) = async_channel::bounded(1);
-            if tx.send(Msg::Api { req, reply }).await.is_err() {
+            if tx.send(Msg::Api { req, fds, reply }).await.is_err() {
                 return Ok(());
             }
-            rx.recv()
-                .await
-                .unwrap_or_else(|_| Response::Error("the agent is stopping".into()))
+            let answer = async {
+                Some(
+                    rx.recv()
+                        .await
+                        .unwrap_or_else(|_| Response::Error("the agent is stopping".into())),
+                )
+            };
+            let hangup = async {
+                if watch_hangup {
+                    hung_up(&s).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+                None
+            };
+            match futures_lite::future::or(answer, hangup).await {
+                Some(resp) => resp,
+                None => return Ok(()),
+            }
         }
         Err(e) => Response::Error(format!("malformed request: {e}")),
     };
     reactor::timeout(limits.write_timeout, respond(&s, &resp)).await?
+}
+
+/// Resolves when the client hangs up (or breaks) its connection while its
+/// exec runs; what it sends meanwhile is read and dropped.
+async fn hung_up(s: &Async<UnixStream>) {
+    let mut chunk = [0u8; 512];
+    loop {
+        match s.read_with(|s| (&*s).read(&mut chunk)).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
 }
 
 async fn respond(s: &Async<UnixStream>, resp: &Response) -> io::Result<()> {
@@ -287,7 +348,9 @@ impl Agent {
         })
     }
 
-    pub(super) fn on_api(&mut self, req: Request, reply: Sender<Response>) {
+    /// Answers one API request; `fds` are those that came with it (an
+    /// exec's stdio; closed here when the request takes none).
+    pub(super) fn on_api(&mut self, req: Request, fds: Vec<OwnedFd>, reply: Sender<Response>) {
         let node = self.cfg.node_name.clone();
         let find = |ns: &str, name: &str| {
             self.node
@@ -358,40 +421,68 @@ impl Agent {
                 name,
                 container,
                 argv,
-            } => match find(&namespace, &name) {
-                Ok(uid) => {
-                    let c = match self.pick_container(&uid, container) {
-                        Ok(c) => c,
-                        Err(e) => {
-                            let _ = reply.try_send(Response::Error(e));
-                            return;
-                        }
-                    };
-                    let running = self
-                        .shims
-                        .pods
-                        .get(&uid)
-                        .is_some_and(|p| p.running.contains_key(&c));
-                    let conn = self.shims.pods.get(&uid).and_then(|p| p.conn.clone());
-                    match conn {
-                        Some(conn) if running => {
-                            let id = self.shims.exec_id();
-                            conn.send(proto::Request::Exec {
-                                id,
-                                name: c,
-                                argv,
-                                timeout_ms: 0,
-                            });
-                            self.shims.wait_exec(id, ExecWaiter::Api(reply));
-                            return;
-                        }
-                        _ => Response::Error(format!("container {c} is not running")),
-                    }
+                stdin,
+            } => match self.start_exec(&namespace, &name, container, argv, stdin, fds) {
+                Ok((uid, id)) => {
+                    self.shims.wait_exec(id, &uid, ExecWaiter::Api(reply));
+                    return;
                 }
                 Err(e) => Response::Error(e),
             },
         };
         let _ = reply.try_send(resp);
+    }
+
+    /// Sends an `exec` with its passed stdio to the pod's shim; returns its
+    /// pod's uid and the exec id. The agent keeps no copy of the fds.
+    fn start_exec(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        container: Option<String>,
+        argv: Vec<String>,
+        stdin: bool,
+        fds: Vec<OwnedFd>,
+    ) -> Result<(String, u64), String> {
+        let stdio = if stdin {
+            proto::ExecStdio::PassedWithStdin
+        } else {
+            proto::ExecStdio::Passed
+        };
+        if fds.len() != stdio.fds() {
+            return Err(format!(
+                "exec needs the command's {} passed with the request (SCM_RIGHTS); {} came",
+                if stdin {
+                    "stdin, stdout and stderr"
+                } else {
+                    "stdout and stderr"
+                },
+                fds.len()
+            ));
+        }
+        let uid = self
+            .node
+            .find(namespace, name)
+            .map(|v| v.uid.clone())
+            .ok_or_else(|| format!("pod \"{name}\" not found in namespace \"{namespace}\""))?;
+        let c = self.pick_container(&uid, container)?;
+        let rt = self.shims.pods.get(&uid);
+        let conn = rt
+            .filter(|p| p.running.contains_key(&c))
+            .and_then(|p| p.conn.clone())
+            .ok_or_else(|| format!("container {c} is not running"))?;
+        let id = self.shims.exec_id();
+        let req = proto::Request::Exec {
+            id,
+            name: c.clone(),
+            argv,
+            timeout_ms: 0,
+            stdio,
+        };
+        if !conn.send_with_fds(req, fds) {
+            return Err(format!("container {c}: the pod's shim is gone"));
+        }
+        Ok((uid, id))
     }
 
     fn pick_container(&self, uid: &str, container: Option<String>) -> Result<String, String> {

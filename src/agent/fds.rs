@@ -12,7 +12,8 @@
 //!   in practice; each probe kind is one at a time per container).
 //!
 //! [`RESERVED`] is the agent's own: the epoll fd and its eventfd/timerfd,
-//! the signalfd, the inotify fd, the API socket and its connections, the
+//! the signalfd, the inotify fd, the API socket and its connections (each
+//! with at most 3 `exec` stdio fds until its request is read), the
 //! broker's socket, the state file while it is written, helper processes'
 //! pipes, and stdio. `maxPods` is lowered to what the limit allows, and
 //! pods beyond it are rejected (`OutOfpods`) like any other: the agent

@@ -132,6 +132,8 @@ pub enum Msg {
     Probe(Box<Input>),
     Api {
         req: crate::api::Request,
+        /// fds that came with the request (an exec's stdio).
+        fds: Vec<std::os::fd::OwnedFd>,
         reply: Sender<crate::api::Response>,
     },
     Signal(i32),
@@ -499,7 +501,7 @@ impl Agent {
             } => self.on_shim_event(uid, generation, event),
             Msg::ShimClosed { uid, generation } => self.on_shim_closed(uid, generation),
             Msg::Probe(input) => self.node.handle(*input, now),
-            Msg::Api { req, reply } => self.on_api(req, reply),
+            Msg::Api { req, fds, reply } => self.on_api(req, fds, reply),
             Msg::Fleet(m) => self.on_fleet_msg(m),
             Msg::DiskTick => {
                 let dirs = disk::Dirs {

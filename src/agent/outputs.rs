@@ -443,10 +443,11 @@ impl Agent {
                         name: container,
                         argv: exec.command.clone(),
                         timeout_ms,
+                        stdio: proto::ExecStdio::Capture,
                     }) =>
                 {
                     self.shims
-                        .wait_exec(id, ExecWaiter::Probe(Box::new(result)));
+                        .wait_exec(id, &uid, ExecWaiter::Probe(Box::new(result)));
                 }
                 _ => self.pending.push_back(result),
             }

@@ -10,13 +10,16 @@
 //!
 //! Talking: one reader task turns JSON lines into [`super::Msg::Shim`]; one
 //! writer task drains a channel of requests, so the agent's main loop never
-//! awaits a shim.
+//! awaits a shim. A request may carry fds (an exec's stdio, passed on by the
+//! API): the writer sends them with the first bytes of the request's line
+//! (`SCM_RIGHTS`) and closes the agent's copies as soon as they are sent.
 
 use super::Msg;
 use crate::reactor::{self, Async};
 use crate::runtime::shim::proto::{Event, PodConfig, Request};
 use async_channel::Sender;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -25,7 +28,7 @@ use std::rc::Rc;
 /// A live connection to one shim.
 #[derive(Debug, Clone)]
 pub struct ShimConn {
-    tx: Sender<Request>,
+    tx: Sender<(Request, Vec<OwnedFd>)>,
     /// Connection generation: events from older connections are ignored.
     pub generation: u64,
 }
@@ -33,7 +36,13 @@ pub struct ShimConn {
 impl ShimConn {
     /// Queues a request; false if the connection is gone.
     pub fn send(&self, req: Request) -> bool {
-        self.tx.try_send(req).is_ok()
+        self.send_with_fds(req, Vec::new())
+    }
+
+    /// Queues a request that carries `fds` (see the module doc); false if
+    /// the connection is gone (the fds are closed then).
+    pub fn send_with_fds(&self, req: Request, fds: Vec<OwnedFd>) -> bool {
+        self.tx.try_send((req, fds)).is_ok()
     }
 }
 
@@ -103,14 +112,14 @@ pub async fn connect(
     to_agent: Sender<Msg>,
 ) -> io::Result<ShimConn> {
     let stream = Rc::new(Async::<UnixStream>::connect(socket).await?);
-    let (tx, rx) = async_channel::unbounded::<Request>();
+    let (tx, rx) = async_channel::unbounded::<(Request, Vec<OwnedFd>)>();
     let w = stream.clone();
     reactor::spawn(async move {
-        while let Ok(req) = rx.recv().await {
+        while let Ok((req, fds)) = rx.recv().await {
             let Ok(line) = crate::jsonl::encode(&req) else {
                 continue;
             };
-            if write_all(&w, &line).await.is_err() {
+            if write_with_fds(&w, &line, fds).await.is_err() {
                 break;
             }
         }
@@ -185,6 +194,21 @@ pub async fn stop_stray(uid: &str, socket: &Path) -> bool {
         log::warn!("pod {uid}: the lost shim did not exit within 5 s");
     }
     true
+}
+
+/// Writes all of `line` to a non-blocking stream, `fds` attached to its
+/// first bytes; the fds are closed once sent (or on error).
+async fn write_with_fds(s: &Async<UnixStream>, line: &[u8], fds: Vec<OwnedFd>) -> io::Result<()> {
+    if fds.is_empty() {
+        return write_all(s, line).await;
+    }
+    let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+    let n = s
+        .write_with(|s| crate::sys::net::send_with_fds(s.as_fd(), line, &borrowed))
+        .await?;
+    drop(borrowed);
+    drop(fds);
+    write_all(s, &line[n..]).await
 }
 
 /// Writes all of `buf` to a non-blocking stream.

@@ -144,13 +144,12 @@ impl Agent {
                             } else {
                                 exit_code
                             },
-                            output: String::new(),
                             error: Some(output),
                         }
                     } else {
+                        // The output went to the CLI's pipes, not here.
                         crate::api::Response::Exec {
                             exit_code,
-                            output,
                             error: None,
                         }
                     };
@@ -164,6 +163,15 @@ impl Agent {
     pub(super) fn on_shim_closed(&mut self, uid: String, generation: u64) {
         if !self.shims.current(&uid, generation) {
             return;
+        }
+        for waiter in self.shims.take_execs(&uid) {
+            // A probe's result is moot with its sandbox gone (as before:
+            // none is delivered); a CLI is told.
+            if let ExecWaiter::Api(reply) = waiter {
+                let _ = reply.try_send(crate::api::Response::Error(
+                    "the pod's shim went away while the command ran".into(),
+                ));
+            }
         }
         let removing = self.shims.pods.get(&uid).is_some_and(|p| p.removing);
         if let Some(rt) = self.shims.pods.get_mut(&uid) {

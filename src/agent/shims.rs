@@ -52,7 +52,8 @@ pub(super) struct Shims {
     /// Shims being started (at most [`MAX_STARTING_SANDBOXES`]).
     starting: usize,
     next_exec: u64,
-    execs: HashMap<u64, ExecWaiter>,
+    /// Per exec id: the pod's uid and who waits.
+    execs: HashMap<u64, (String, ExecWaiter)>,
 }
 
 impl Shims {
@@ -156,11 +157,25 @@ impl Shims {
         id
     }
 
-    pub(super) fn wait_exec(&mut self, id: u64, waiter: ExecWaiter) {
-        self.execs.insert(id, waiter);
+    pub(super) fn wait_exec(&mut self, id: u64, uid: &str, waiter: ExecWaiter) {
+        self.execs.insert(id, (uid.to_string(), waiter));
     }
 
     pub(super) fn exec_done(&mut self, id: u64) -> Option<ExecWaiter> {
-        self.execs.remove(&id)
+        self.execs.remove(&id).map(|(_, w)| w)
+    }
+
+    /// Takes every exec waiting on pod `uid`'s shim (its connection is
+    /// gone: no `ExecDone` will come for them).
+    pub(super) fn take_execs(&mut self, uid: &str) -> Vec<ExecWaiter> {
+        let ids: Vec<u64> = self
+            .execs
+            .iter()
+            .filter(|(_, (u, _))| u == uid)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| self.exec_done(id))
+            .collect()
     }
 }

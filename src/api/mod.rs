@@ -32,11 +32,19 @@ pub enum Request {
         container: Option<String>,
         previous: bool,
     },
+    /// Runs a command in a container. The request line carries, as
+    /// `SCM_RIGHTS`, the container's ends of the CLI's pipes: stdin (when
+    /// `stdin`), stdout, stderr, in that order. The agent passes them on to
+    /// the pod's shim, which makes them the command's 0, 1 and 2 (stdin is
+    /// `/dev/null` without `stdin`); the output never goes through the
+    /// agent. The response comes when the command has exited.
     Exec {
         namespace: String,
         name: String,
         container: Option<String>,
         argv: Vec<String>,
+        #[serde(default)]
+        stdin: bool,
     },
 }
 
@@ -113,7 +121,6 @@ pub enum Response {
         /// The command's exit code: 127 when it does not exist, 126 when
         /// it could not be run (then `error` says why).
         exit_code: i32,
-        output: String,
         /// Set when the command never started.
         #[serde(default)]
         error: Option<String>,
@@ -149,6 +156,23 @@ pub const MAX_REQUEST_LINE: usize = 64 << 10;
 
 /// Sends one request and waits for its response (blocking; CLI only).
 pub fn call(state_dir: &Path, req: &Request) -> Result<Response, ApiError> {
+    let s = send(state_dir, req, &[])?;
+    let mut r = BufReader::new(s);
+    let mut resp = String::new();
+    r.read_line(&mut resp).map_err(|source| ApiError::Io {
+        path: socket_path(state_dir),
+        source,
+    })?;
+    parse_response(&resp)
+}
+
+/// Connects and sends one request with `fds` attached (`SCM_RIGHTS`, on
+/// the line's first bytes); returns the connection, for the response.
+pub fn send(
+    state_dir: &Path,
+    req: &Request,
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> Result<UnixStream, ApiError> {
     let path = socket_path(state_dir);
     let mut s = UnixStream::connect(&path).map_err(|source| ApiError::NotRunning {
         path: path.clone(),
@@ -166,16 +190,23 @@ pub fn call(state_dir: &Path, req: &Request) -> Result<Response, ApiError> {
             line.len()
         )));
     }
-    s.write_all(line.as_bytes()).map_err(io)?;
-    let mut r = BufReader::new(s);
-    let mut resp = String::new();
-    r.read_line(&mut resp).map_err(io)?;
-    if resp.is_empty() {
+    let mut sent = 0;
+    if !fds.is_empty() {
+        sent = crate::sys::net::send_with_fds(std::os::fd::AsFd::as_fd(&s), line.as_bytes(), fds)
+            .map_err(io)?;
+    }
+    s.write_all(&line.as_bytes()[sent..]).map_err(io)?;
+    Ok(s)
+}
+
+/// Parses a response line (an empty one: the agent hung up).
+pub fn parse_response(line: &str) -> Result<Response, ApiError> {
+    if line.is_empty() {
         return Err(ApiError::Malformed(
             "connection closed without a response".into(),
         ));
     }
-    match serde_json::from_str(&resp) {
+    match serde_json::from_str(line) {
         Ok(Response::Error(e)) => Err(ApiError::Agent(e)),
         Ok(r) => Ok(r),
         Err(e) => Err(ApiError::Malformed(e.to_string())),

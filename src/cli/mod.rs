@@ -14,7 +14,7 @@
 //! fleet controller's commands do not use it, and refuse it.
 
 pub mod args;
-mod exec;
+pub mod exec;
 mod host;
 mod image;
 mod logs;
@@ -32,7 +32,7 @@ pub const USAGE: &str =
     "  picolet get pods [-o wide|json|yaml] [-n NAMESPACE] [-A] [--state-dir DIR]
   picolet describe pod NAME [-n NAMESPACE] [--state-dir DIR]
   picolet logs POD [-c CONTAINER] [--tail N] [-f] [--previous] [-n NAMESPACE] [--state-dir DIR]
-  picolet exec POD [-c CONTAINER] [-n NAMESPACE] [--state-dir DIR] -- COMMAND [ARG...]
+  picolet exec POD [-c CONTAINER] [-i] [-n NAMESPACE] [--state-dir DIR] -- COMMAND [ARG...]
   picolet image import FILE|DIR [--name REF] [--state-dir DIR]
   picolet image ls [--state-dir DIR]
   picolet image rm REF... [--force] [--state-dir DIR]

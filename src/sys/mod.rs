@@ -10,7 +10,8 @@
 //! - [`process`]: fork, the raw clone, `_exit`, waits, kill, ids, limits,
 //!   the [`process::ChildGuard`] that kills and reaps on drop.
 //! - [`signal`]: signalfd, masks, handlers, the post-clone reset.
-//! - [`net`]: non-blocking sockets and connect, `SIOCSIFFLAGS`.
+//! - [`net`]: non-blocking sockets and connect, `SIOCSIFFLAGS`, fd passing
+//!   (`SCM_RIGHTS`) for `picolet exec`'s stdio.
 //! - [`fs`]: private directories, xattrs, times, `statvfs`, `flock`, inotify.
 //! - [`bpf`]: the eBPF device-cgroup program.
 

@@ -1,4 +1,5 @@
-//! Sockets: non-blocking stream sockets, non-blocking `connect`,
+//! Sockets: non-blocking stream sockets, non-blocking `connect`, fd
+//! passing over Unix sockets (`SCM_RIGHTS`),
 //! `SO_ERROR`, and bringing an interface up.
 
 use std::net::SocketAddr;
@@ -94,4 +95,72 @@ pub fn interface_up(name: &str) -> Result<()> {
         return Err(Error::last("ioctl(SIOCSIFFLAGS)"));
     }
     Ok(())
+}
+
+/// Most fds [`recv_with_fds`] takes from one `recvmsg(2)`; more in one
+/// message are a protocol error (the kernel closes those that do not fit).
+pub const MAX_FDS_PER_MESSAGE: usize = 4;
+
+/// `sendmsg(2)` of `data` on a stream Unix socket with `fds` attached
+/// (`SCM_RIGHTS`), `MSG_NOSIGNAL`. The fds travel with the first byte
+/// sent: the caller sends the rest of `data` (if the count returned is
+/// short) with plain writes. `WouldBlock` on a non-blocking socket means
+/// nothing, fds included, was sent.
+pub fn send_with_fds(
+    sock: BorrowedFd<'_>,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> std::io::Result<usize> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("at most {MAX_FDS_PER_MESSAGE} fds per message"),
+        ));
+    }
+    let iov = [std::io::IoSlice::new(data)];
+    loop {
+        match sendmsg(sock, &iov, &mut control, SendFlags::NOSIGNAL) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return r.map_err(std::io::Error::from),
+        }
+    }
+}
+
+/// `recvmsg(2)` into `buf` from a stream Unix socket; fds that came with
+/// the bytes (`SCM_RIGHTS`, close-on-exec) are appended to `fds`. Returns
+/// the byte count (0 at end of file). More than [`MAX_FDS_PER_MESSAGE`]
+/// fds in one message is an `InvalidData` error (those received are
+/// closed, as are those the kernel could not fit).
+pub fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> std::io::Result<usize> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, recvmsg};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = loop {
+        match recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => break r.map_err(std::io::Error::from)?,
+        }
+    };
+    let mut got = Vec::new();
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(rights) = m {
+            got.extend(rights);
+        }
+    }
+    if msg.flags.contains(ReturnFlags::CTRUNC) || got.len() > MAX_FDS_PER_MESSAGE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("more than {MAX_FDS_PER_MESSAGE} fds in one message"),
+        ));
+    }
+    fds.extend(got);
+    Ok(msg.bytes)
 }

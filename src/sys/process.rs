@@ -123,6 +123,18 @@ pub fn wait(pid: i32) -> Result<i32> {
     }
 }
 
+/// Blocking `waitpid(-1)`, retried on `EINTR`: the child reaped and its raw
+/// wait status; `None` when there is no child left (`ECHILD`).
+pub fn wait_any() -> Option<(i32, i32)> {
+    loop {
+        match waitpid(-1, 0) {
+            Ok(r) => return Some(r),
+            Err(Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
 /// Exit code as Kubernetes reports it (the code, or 128 + signal) and the signal.
 pub fn exit_of(status: i32) -> (i32, Option<i32>) {
     if libc::WIFSIGNALED(status) {

@@ -23,7 +23,9 @@ fn at_the_cap_the_oldest_reading_connection_makes_room() {
 }
 
 /// Runs the server with `limits` and a stand-in agent that answers
-/// `GetPods` at once and never answers `Describe`, and runs `client`
+/// `GetPods` at once, `Exec` with the number of fds that came with it,
+/// answers an `Exec` of `late` after 1 s, never answers `Describe` or an
+/// `Exec` of `hold`, and runs `client`
 /// on another thread against it.
 fn with_server(limits: Limits, client: impl FnOnce(&Path) + Send + 'static) {
     let dir = tempfile::tempdir().unwrap();
@@ -36,10 +38,21 @@ fn with_server(limits: Limits, client: impl FnOnce(&Path) + Send + 'static) {
         let agent = reactor::spawn(async move {
             let mut held = Vec::new();
             while let Ok(msg) = rx.recv().await {
-                if let Msg::Api { req, reply } = msg {
+                if let Msg::Api { req, fds, reply } = msg {
                     match req {
                         Request::GetPods => {
                             let _ = reply.try_send(Response::Logs { files: Vec::new() });
+                        }
+                        Request::Exec { argv, .. } if argv == ["late"] => {
+                            reactor::spawn(async move {
+                                reactor::sleep(Duration::from_secs(1)).await;
+                                let _ = reply.try_send(Response::Error("late".into()));
+                            })
+                            .detach();
+                        }
+                        Request::Exec { argv, .. } if argv != ["hold"] => {
+                            let n = fds.len();
+                            let _ = reply.try_send(Response::Error(format!("{n} fds")));
                         }
                         _ => held.push(reply),
                     }
@@ -168,5 +181,96 @@ fn idle_connections_at_the_cap_make_room_and_busy_ones_refuse() {
         let got = read_to_close(&mut extra);
         assert!(got.contains("answering 4 requests already"), "{got}");
         drop(busy);
+    });
+}
+
+fn exec_line() -> Vec<u8> {
+    let req = Request::Exec {
+        namespace: "default".into(),
+        name: "p".into(),
+        container: None,
+        argv: vec!["true".into()],
+        stdin: true,
+    };
+    let mut line = serde_json::to_vec(&req).unwrap();
+    line.push(b'\n');
+    line
+}
+
+fn send_fds(path: &Path, line: &[u8], n: usize) -> String {
+    let (r, w) = crate::sys::fd::pipe().unwrap();
+    let fds: Vec<_> = (0..n)
+        .map(|i| if i % 2 == 0 { r.as_fd() } else { w.as_fd() })
+        .collect();
+    let mut s = UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let sent = crate::sys::net::send_with_fds(s.as_fd(), line, &fds).unwrap();
+    let _ = s.write_all(&line[sent..]);
+    read_to_close(&mut s)
+}
+
+#[test]
+fn fds_come_with_their_request_and_more_than_three_are_refused() {
+    with_server(small(), |path| {
+        assert!(send_fds(path, &exec_line(), 3).contains("3 fds"));
+        // A request without fds: none.
+        assert!(send_fds(path, &exec_line(), 0).contains("0 fds"));
+        let got = send_fds(path, &exec_line(), 4);
+        assert!(got.contains("more than 3 fds with a request"), "{got}");
+        assert!(get_pods(path).contains("Logs"));
+    });
+}
+
+#[test]
+fn a_client_that_hangs_up_while_its_exec_runs_frees_its_slot_at_once() {
+    with_server(small(), |path| {
+        let describe = |_| {
+            let mut s = UnixStream::connect(path).unwrap();
+            let req =
+                r#"{"Exec":{"namespace":"default","name":"x","container":null,"argv":["hold"]}}"#;
+            s.write_all(format!("{req}\n").as_bytes()).unwrap();
+            s
+        };
+        // Every slot waits for an exec to end; then their clients go away
+        // (Ctrl-C on a long `exec`).
+        let busy: Vec<UnixStream> = (0..4).map(describe).collect();
+        std::thread::sleep(Duration::from_millis(100));
+        drop(busy);
+        std::thread::sleep(Duration::from_millis(100));
+        // Well within the request timeout: the slots are free again.
+        assert!(get_pods(path).contains("Logs"));
+        let busy: Vec<UnixStream> = (0..3).map(describe).collect();
+        assert!(get_pods(path).contains("Logs"));
+        drop(busy);
+    });
+}
+
+#[test]
+fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    with_server(small(), |path| {
+        let mut s = UnixStream::connect(path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"\"GetPods\"\n").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        assert!(read_to_close(&mut s).contains("Logs"));
+    });
+}
+
+#[test]
+fn an_exec_answered_after_the_request_timeout_still_gets_its_answer() {
+    with_server(small(), |path| {
+        let mut s = UnixStream::connect(path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let req = r#"{"Exec":{"namespace":"default","name":"x","container":null,"argv":["late"]}}"#;
+        s.write_all(format!("{req}\n").as_bytes()).unwrap();
+        let t = Instant::now();
+        let got = read_to_close(&mut s);
+        assert!(got.contains("late"), "{got}");
+        // Over three times the 0.3 s request timeout.
+        assert!(
+            t.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            t.elapsed()
+        );
     });
 }

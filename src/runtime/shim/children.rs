@@ -195,12 +195,20 @@ pub struct ExecRun {
 }
 
 impl ExecRun {
-    pub fn new(key: u64, id: u64, pid: libc::pid_t, out: File, deadline_ms: Option<u64>) -> Self {
+    /// `out`: the captured output's pipe, `None` when the command's stdio
+    /// were passed in (see [`super::proto::ExecStdio`]).
+    pub fn new(
+        key: u64,
+        id: u64,
+        pid: libc::pid_t,
+        out: Option<File>,
+        deadline_ms: Option<u64>,
+    ) -> Self {
         ExecRun {
             key,
             id,
             pid,
-            out: Some(out),
+            out,
             output: Vec::new(),
             deadline_ms,
             timed_out: false,

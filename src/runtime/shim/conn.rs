@@ -5,17 +5,26 @@
 //! longer than [`MAX_LINE`] or stops reading while [`MAX_BACKLOG`] bytes are
 //! queued is dropped: it will get a fresh `Hello` + `Report` when it
 //! reconnects, so nothing that matters is lost.
+//!
+//! fds passed with `SCM_RIGHTS` (an `Exec`'s stdio, see
+//! [`super::proto::ExecStdio`]) are queued in arrival order, at most
+//! [`MAX_PENDING_FDS`]; each `Exec` line takes its own from the front of
+//! the queue when it is parsed. They arrive with the first bytes of their
+//! line, so never after it. Those left when the connection drops are closed.
 
 use super::proto::{Event, Request};
 use super::sys;
-use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 /// Longest request line accepted (a `Start` with a large environment).
 pub const MAX_LINE: usize = 4 << 20;
 /// Most output queued for a peer that does not read.
 pub const MAX_BACKLOG: usize = 8 << 20;
+/// Most passed fds held before their `Exec` lines are complete.
+pub const MAX_PENDING_FDS: usize = 64;
 
 /// One connected agent.
 #[derive(Debug)]
@@ -23,12 +32,15 @@ pub struct Conn {
     stream: UnixStream,
     input: crate::jsonl::LineBuffer,
     output: Vec<u8>,
+    fds: VecDeque<OwnedFd>,
 }
 
 /// What reading the socket produced.
 #[derive(Debug, Default)]
 pub struct Incoming {
-    pub requests: Vec<Request>,
+    /// Each request with the fds it takes (an `Exec`'s passed stdio; fewer
+    /// than it asks for if they did not arrive).
+    pub requests: Vec<(Request, Vec<OwnedFd>)>,
     /// The peer hung up or broke the protocol: drop the connection.
     pub closed: bool,
 }
@@ -40,6 +52,7 @@ impl Conn {
             stream,
             input: crate::jsonl::LineBuffer::default(),
             output: Vec::new(),
+            fds: VecDeque::new(),
         })
     }
 
@@ -93,8 +106,11 @@ impl Conn {
     pub fn read(&mut self) -> Incoming {
         let mut incoming = Incoming::default();
         let mut buf = [0u8; 4096];
+        let mut fds = Vec::new();
         loop {
-            match self.stream.read(&mut buf) {
+            let got = sys::recv_with_fds(self.stream.as_fd(), &mut buf, &mut fds);
+            self.fds.extend(fds.drain(..));
+            match got {
                 Ok(0) => {
                     incoming.closed = true;
                     break;
@@ -115,9 +131,23 @@ impl Conn {
             #[cfg(test)]
             crate::testutil::fuzz_seed("shim_wire", &line);
             match serde_json::from_slice::<Request>(&line) {
-                Ok(r) => incoming.requests.push(r),
+                Ok(r) => {
+                    let n = match &r {
+                        Request::Exec { stdio, .. } => stdio.fds(),
+                        _ => 0,
+                    };
+                    let n = n.min(self.fds.len());
+                    let taken = self.fds.drain(..n).collect();
+                    incoming.requests.push((r, taken));
+                }
                 Err(e) => eprintln!("picolet shim: ignoring malformed request: {e}"),
             }
+        }
+        if self.fds.len() > MAX_PENDING_FDS {
+            eprintln!(
+                "picolet shim: over {MAX_PENDING_FDS} passed fds pending, dropping the agent"
+            );
+            incoming.closed = true;
         }
         if self.input.pending() > MAX_LINE {
             eprintln!("picolet shim: request line over {MAX_LINE} bytes, dropping the agent");

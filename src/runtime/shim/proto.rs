@@ -56,18 +56,52 @@ pub enum Request {
     },
     /// Forget an exited container (after the agent persisted it).
     Ack { name: String, instance: u64 },
-    /// Run a command inside a running container's namespaces and cgroup,
-    /// capturing up to 1 MiB of combined stdout+stderr. Answered by `ExecDone`.
+    /// Run a command inside a running container's namespaces and cgroup.
+    /// Answered by `ExecDone`. With [`ExecStdio::Capture`] (exec probes),
+    /// the shim captures up to 1 MiB of combined stdout+stderr; otherwise
+    /// the command's stdio are fds passed with this line (`SCM_RIGHTS`,
+    /// see [`ExecStdio`]) and the shim reads none of its output.
     Exec {
         id: u64,
         name: String,
         argv: Vec<String>,
+        /// 0: no time limit.
         timeout_ms: u64,
+        #[serde(default)]
+        stdio: ExecStdio,
     },
     /// Ask for a fresh `Report`.
     Report,
     /// SIGKILL whatever still runs, unmount, remove the socket and exit.
     Shutdown,
+}
+
+/// Where an exec's stdin, stdout and stderr go.
+///
+/// The passed fds travel as `SCM_RIGHTS` on the bytes of the `Exec` line
+/// itself, in the order stdin (if passed), stdout, stderr; the shim queues
+/// the fds it receives and each `Exec` line takes its own from the front.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecStdio {
+    /// stdin `/dev/null`; stdout and stderr into one pipe the shim reads
+    /// (up to 1 MiB, returned in `ExecDone::output`).
+    #[default]
+    Capture,
+    /// stdin `/dev/null`; stdout and stderr are 2 passed fds.
+    Passed,
+    /// stdin, stdout and stderr are 3 passed fds.
+    PassedWithStdin,
+}
+
+impl ExecStdio {
+    /// How many fds come with the request.
+    pub fn fds(self) -> usize {
+        match self {
+            ExecStdio::Capture => 0,
+            ExecStdio::Passed => 2,
+            ExecStdio::PassedWithStdin => 3,
+        }
+    }
 }
 
 /// Shim → agent.
@@ -110,7 +144,8 @@ pub enum Event {
         /// container).
         exit_code: i32,
         timed_out: bool,
-        /// The command's output, or why it could not be started.
+        /// The command's output ([`ExecStdio::Capture`]; empty otherwise),
+        /// or why it could not be started.
         output: String,
         /// The command was never started: `output` is the error.
         #[serde(default)]

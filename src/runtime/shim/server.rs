@@ -12,7 +12,7 @@
 
 use super::children::{Container, ExecRun, READS_PER_WAKEUP};
 use super::conn::Conn;
-use super::proto::{ContainerConfig, Event, PodConfig, Request};
+use super::proto::{ContainerConfig, Event, ExecStdio, PodConfig, Request};
 use super::sys;
 use crate::runtime::container::{self, Stdio};
 use crate::runtime::log::{CriLog, Stream};
@@ -284,8 +284,8 @@ impl Server {
             return false;
         }
         let incoming = conn.read();
-        for request in incoming.requests {
-            if self.handle(request) {
+        for (request, fds) in incoming.requests {
+            if self.handle(request, fds) {
                 return true;
             }
         }
@@ -295,8 +295,9 @@ impl Server {
         false
     }
 
-    /// Handles one request; `true` on `Shutdown`.
-    fn handle(&mut self, request: Request) -> bool {
+    /// Handles one request (with the fds that came for it); `true` on
+    /// `Shutdown`.
+    fn handle(&mut self, request: Request, fds: Vec<OwnedFd>) -> bool {
         match request {
             Request::Start(cfg) => {
                 let event = self.start(cfg);
@@ -332,8 +333,10 @@ impl Server {
                 name,
                 argv,
                 timeout_ms,
+                stdio,
             } => {
-                if let Err((exit_code, message)) = self.exec(id, &name, &argv, timeout_ms) {
+                let run = self.exec(id, &name, &argv, timeout_ms, stdio, fds);
+                if let Err((exit_code, message)) = run {
                     let event = Event::ExecDone {
                         id,
                         exit_code,
@@ -431,13 +434,18 @@ impl Server {
     }
 
     /// Starts an exec session; `Err` is the exit code and message for a
-    /// failed `ExecDone` (see [`exec_failure_code`]).
+    /// failed `ExecDone` (see [`exec_failure_code`]). With passed stdio
+    /// (`fds`), the shim keeps no copy of them once the command runs: its
+    /// output never goes through the shim, and when the other ends close
+    /// (the CLI went away) the command sees EOF and EPIPE.
     fn exec(
         &mut self,
         id: u64,
         name: &str,
         argv: &[String],
         timeout_ms: u64,
+        mode: ExecStdio,
+        fds: Vec<OwnedFd>,
     ) -> Result<(), (i32, String)> {
         let not_started = |m: String| (EXEC_NOT_STARTED, m);
         let Some(c) = self
@@ -448,14 +456,48 @@ impl Server {
         else {
             return Err(not_started(format!("container {name} is not running")));
         };
-        let (out_r, out_w) = sys::pipe().map_err(|e| not_started(format!("pipe: {e}")))?;
-        sys::set_nonblocking(out_r.as_fd()).map_err(|e| not_started(format!("pipe: {e}")))?;
-        let stdio = Stdio {
-            stdin: dev_null().map_err(|e| not_started(format!("/dev/null: {e}")))?,
-            stderr: out_w
-                .try_clone()
-                .map_err(|e| not_started(format!("dup: {e}")))?,
-            stdout: out_w,
+        if fds.len() != mode.fds() {
+            return Err(not_started(format!(
+                "the exec's stdio did not come with the request ({} of {} fds)",
+                fds.len(),
+                mode.fds()
+            )));
+        }
+        let null = || dev_null().map_err(|e| not_started(format!("/dev/null: {e}")));
+        let mut fds = fds.into_iter();
+        let (stdio, out_r) = match (mode, fds.next(), fds.next(), fds.next()) {
+            (ExecStdio::Passed, Some(stdout), Some(stderr), None) => {
+                let stdin = null()?;
+                (
+                    Stdio {
+                        stdin,
+                        stdout,
+                        stderr,
+                    },
+                    None,
+                )
+            }
+            (ExecStdio::PassedWithStdin, Some(stdin), Some(stdout), Some(stderr)) => (
+                Stdio {
+                    stdin,
+                    stdout,
+                    stderr,
+                },
+                None,
+            ),
+            _ => {
+                let (out_r, out_w) = sys::pipe().map_err(|e| not_started(format!("pipe: {e}")))?;
+                sys::set_nonblocking(out_r.as_fd())
+                    .map_err(|e| not_started(format!("pipe: {e}")))?;
+                let stdio = Stdio {
+                    stdin: null()?,
+                    stderr: out_w
+                        .try_clone()
+                        .map_err(|e| not_started(format!("dup: {e}")))?,
+                    stdout: out_w,
+                };
+                (stdio, Some(File::from(out_r)))
+            }
         };
         let spawned = {
             let _unblocked =
@@ -466,8 +508,7 @@ impl Server {
         let deadline = (timeout_ms > 0).then(|| crate::clock::boottime_ms() + timeout_ms);
         let key = self.next_key;
         self.next_key += 1;
-        self.execs
-            .push(ExecRun::new(key, id, pid, File::from(out_r), deadline));
+        self.execs.push(ExecRun::new(key, id, pid, out_r, deadline));
         Ok(())
     }
 
@@ -486,10 +527,19 @@ impl Server {
                 eprintln!("picolet shim: kill {pid}: {e}");
             }
         }
-        for pid in pids {
-            if let Some(status) = sys::wait(pid) {
-                self.reaped(pid, status);
-            }
+        // Reap any child until those are gone, not each one in turn: a
+        // container's PID-namespace init does not finish exiting before
+        // the zombies in its namespace are reaped, and an exec's command
+        // whose intermediate died first (a timed-out probe) is such a
+        // zombie, reparented to the shim. Waiting for the init alone
+        // would wait forever.
+        let mut left = pids;
+        while !left.is_empty() {
+            let Some((pid, status)) = sys::wait_any() else {
+                break;
+            };
+            left.retain(|&p| p != pid);
+            self.reaped(pid, status);
         }
         self.reap();
         self.flush_before_exit();

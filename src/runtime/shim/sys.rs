@@ -8,7 +8,8 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 pub use crate::sys::fd::{pipe, set_nonblocking};
-pub use crate::sys::process::{exit_of, fork, kill, set_child_subreaper, try_wait};
+pub use crate::sys::net::recv_with_fds;
+pub use crate::sys::process::{exit_of, fork, kill, set_child_subreaper, try_wait, wait_any};
 pub use crate::sys::signal::{SignalFd, SignalsUnblocked, set_noop_handlers};
 use crate::sys::{Errno, Op};
 
@@ -20,11 +21,6 @@ pub fn signalfd(signals: &[libc::c_int]) -> crate::sys::Result<SignalFd> {
 /// Every pending signal number of the signalfd.
 pub fn read_signals(sfd: &mut SignalFd) -> Vec<u32> {
     sfd.read_all()
-}
-
-/// Blocking `waitpid(pid)`, retried on `EINTR`; `None` if `pid` is no child.
-pub fn wait(pid: libc::pid_t) -> Option<libc::c_int> {
-    crate::sys::process::wait(pid).ok()
 }
 
 pub fn unshare(flags: libc::c_int) -> crate::sys::Result<()> {

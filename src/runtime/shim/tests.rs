@@ -272,6 +272,122 @@ fn exec_returns_combined_output_and_exit_code_in_the_pod_namespaces() {
     agent.shutdown(&shim);
 }
 
+fn fd_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+fn exec_passed(id: u64, argv: &[&str], stdio: ExecStdio) -> Request {
+    Request::Exec {
+        id,
+        name: "app".into(),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        timeout_ms: 0,
+        stdio,
+    }
+}
+
+fn done(agent: &mut Agent, want: u64) -> (i32, String, bool) {
+    match agent.recv() {
+        Event::ExecDone {
+            id,
+            exit_code,
+            output,
+            not_started,
+            ..
+        } if id == want => (exit_code, output, not_started),
+        other => panic!("expected ExecDone {want}, got {other:?}"),
+    }
+}
+
+#[test]
+fn exec_with_passed_stdio_writes_to_them_and_the_shim_keeps_no_copy() {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let Some(f) = Fixture::new(false) else { return };
+    let (shim, mut agent) = f.start();
+    agent.send(&Request::Start(Box::new(f.container(
+        "app",
+        0,
+        &["/bin/sleep", "30"],
+    ))));
+    agent.started("app", 0);
+    let fds_before = fd_count(shim.pid);
+    // stdin, stdout and stderr passed: stdout and stderr stay apart, and
+    // the command reads what we write to its stdin.
+    let (in_r, in_w) = crate::sys::fd::pipe().unwrap();
+    let (out_r, out_w) = crate::sys::fd::pipe().unwrap();
+    let (err_r, err_w) = crate::sys::fd::pipe().unwrap();
+    let script = "read line; echo \"got $line\"; echo oops >&2; exit 5";
+    agent.send_with_fds(
+        &exec_passed(1, &["/bin/sh", "-c", script], ExecStdio::PassedWithStdin),
+        &[in_r.as_fd(), out_w.as_fd(), err_w.as_fd()],
+    );
+    drop((in_r, out_w, err_w));
+    std::fs::File::from(in_w).write_all(b"hello\n").unwrap();
+    let (code, output, not_started) = done(&mut agent, 1);
+    assert_eq!((code, output.as_str(), not_started), (5, "", false));
+    // EOF on both: nobody but the command held the write ends.
+    let mut out = String::new();
+    std::fs::File::from(out_r).read_to_string(&mut out).unwrap();
+    let mut err = String::new();
+    std::fs::File::from(err_r).read_to_string(&mut err).unwrap();
+    assert_eq!((out.as_str(), err.as_str()), ("got hello\n", "oops\n"));
+    // Without stdin passed, the command's stdin is /dev/null (EOF).
+    let (out_r, out_w) = crate::sys::fd::pipe().unwrap();
+    let (err_r, err_w) = crate::sys::fd::pipe().unwrap();
+    let script = "if read line; then echo read; else echo eof; fi";
+    agent.send_with_fds(
+        &exec_passed(2, &["/bin/sh", "-c", script], ExecStdio::Passed),
+        &[out_w.as_fd(), err_w.as_fd()],
+    );
+    drop((out_w, err_w));
+    assert_eq!(done(&mut agent, 2).0, 0);
+    let mut out = String::new();
+    std::fs::File::from(out_r).read_to_string(&mut out).unwrap();
+    assert_eq!(out, "eof\n");
+    drop(err_r);
+    // A reader that went away: the command gets SIGPIPE (EPIPE) on its
+    // next write instead of running on unattended.
+    let (out_r, out_w) = crate::sys::fd::pipe().unwrap();
+    let (err_r, err_w) = crate::sys::fd::pipe().unwrap();
+    drop((out_r, err_r));
+    agent.send_with_fds(
+        &exec_passed(
+            3,
+            &["/bin/sh", "-c", "sleep 0.2; echo x; sleep 30"],
+            ExecStdio::Passed,
+        ),
+        &[out_w.as_fd(), err_w.as_fd()],
+    );
+    drop((out_w, err_w));
+    let t0 = Instant::now();
+    assert_eq!(done(&mut agent, 3).0, 128 + libc::SIGPIPE);
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    // A missing command with passed stdio: 127, the reason in the output.
+    let (out_r, out_w) = crate::sys::fd::pipe().unwrap();
+    agent.send_with_fds(
+        &exec_passed(4, &["nonexistent-in-path"], ExecStdio::Passed),
+        &[out_w.as_fd(), out_w.as_fd()],
+    );
+    drop((out_r, out_w));
+    let (code, output, not_started) = done(&mut agent, 4);
+    assert_eq!(
+        (code, not_started),
+        (super::EXEC_NOT_FOUND, true),
+        "{output}"
+    );
+    // An exec whose fds did not come is refused, not run on other fds.
+    agent.send(&exec_passed(5, &["/bin/true"], ExecStdio::Passed));
+    let (code, output, not_started) = done(&mut agent, 5);
+    assert_eq!((code, not_started), (super::EXEC_NOT_STARTED, true));
+    assert!(output.contains("0 of 2 fds"), "{output}");
+    // Every passed fd was closed again: no leak in the shim.
+    assert_eq!(fd_count(shim.pid), fds_before);
+    agent.shutdown(&shim);
+}
+
 #[test]
 fn exec_past_its_timeout_is_killed_and_reported_as_timed_out() {
     let Some(f) = Fixture::new(false) else { return };

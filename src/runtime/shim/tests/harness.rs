@@ -204,6 +204,17 @@ impl Agent {
         self.reader.get_mut().write_all(&line).unwrap();
     }
 
+    /// Sends `request` with `fds` attached (`SCM_RIGHTS`), as the agent
+    /// forwards an exec's stdio.
+    pub fn send_with_fds(&mut self, request: &Request, fds: &[std::os::fd::BorrowedFd<'_>]) {
+        let mut line = serde_json::to_vec(request).unwrap();
+        line.push(b'\n');
+        let stream = self.reader.get_mut();
+        let n =
+            crate::sys::net::send_with_fds(std::os::fd::AsFd::as_fd(&*stream), &line, fds).unwrap();
+        stream.write_all(&line[n..]).unwrap();
+    }
+
     pub fn recv(&mut self) -> Event {
         let mut line = String::new();
         let n = self.reader.read_line(&mut line).expect("event within 20 s");
@@ -261,6 +272,7 @@ impl Agent {
             name: name.into(),
             argv: argv.iter().map(|s| s.to_string()).collect(),
             timeout_ms,
+            stdio: ExecStdio::Capture,
         });
         match self.recv() {
             Event::ExecDone {

@@ -1,0 +1,284 @@
+//! `picolet exec` as kubectl's non-TTY exec: streamed and separate stdout
+//! and stderr without a size limit, stdin with `-i`, kubectl's exit codes,
+//! and nothing left behind when the CLI goes away.
+
+mod support;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+fn sleeper(a: &Agent, name: &str) {
+    a.apply(
+        &format!("{name}.yaml"),
+        &sh_pod(name, "Always", "sleep 100000"),
+    );
+    a.wait_running(name, "main", 30);
+}
+
+fn cli(a: &Agent) -> Command {
+    let mut c = Command::new(BIN);
+    c.env("PICOLET_STATE_DIR", a.state());
+    c
+}
+
+/// `picolet ARGS` with `input` on its stdin.
+fn cli_in(a: &Agent, args: &[&str], input: &[u8]) -> Output {
+    let mut child = cli(a)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn exec_streams_stdout_and_stderr_apart_takes_stdin_with_i_and_exits_as_kubectl() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    sleeper(&a, "ex");
+
+    // 10.9 MB through stdout, byte for byte; nothing on stderr.
+    let out = a.cli(&["exec", "ex", "--", "seq", "1", "1500000"]);
+    let want: String = (1..=1_500_000).map(|i| format!("{i}\n")).collect();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.stdout.len(), want.len());
+    assert!(out.stdout == want.as_bytes(), "the output differs");
+    assert_eq!(text(&out.stderr), "");
+
+    // stderr stays on stderr.
+    let script = "echo to-out; echo to-err >&2; echo more-out";
+    let out = a.cli(&["exec", "ex", "--", "sh", "-c", script]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "to-out\nmore-out\n");
+    assert_eq!(text(&out.stderr), "to-err\n");
+
+    // stdin with -i; without it the command reads EOF at once.
+    let out = cli_in(&a, &["exec", "-i", "ex", "--", "cat"], b"hi\n");
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), "hi\n".into())
+    );
+    let big = vec![b'x'; 3_000_000];
+    let out = cli_in(&a, &["exec", "--stdin", "ex", "--", "wc", "-c"], &big);
+    assert_eq!(text(&out.stdout).trim(), "3000000", "{}", text(&out.stderr));
+    let out = cli_in(&a, &["exec", "ex", "--", "cat"], b"not for the command\n");
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), String::new())
+    );
+
+    // The command's own exit code, and kubectl's line about it.
+    let out = a.cli(&["exec", "ex", "--", "sh", "-c", "echo ran; exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(text(&out.stdout), "ran\n");
+    assert_eq!(text(&out.stderr), "command terminated with exit code 3\n");
+    // 127 and 126, with the runtime's reason on its own line.
+    let out = a.cli(&["exec", "ex", "--", "nosuchcmd"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(127), "{stderr}");
+    assert_eq!(text(&out.stdout), "");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr:?}");
+    assert!(lines[0].contains("nosuchcmd"), "{stderr}");
+    assert_eq!(lines[1], "command terminated with exit code 127");
+    assert!(stderr.ends_with('\n'));
+    let out = a.cli(&["exec", "ex", "--", "sh", "-c", "echo x > /tmp/data"]);
+    assert!(out.status.success());
+    let out = a.cli(&["exec", "ex", "--", "/tmp/data"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(126), "{stderr}");
+    assert!(stderr.contains("/tmp/data"), "{stderr}");
+    assert!(stderr.ends_with("command terminated with exit code 126\n"));
+    // No such pod or container: an error, exit 1.
+    let out = a.cli(&["exec", "nope", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("\"nope\" not found"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = a.cli(&["exec", "ex", "-c", "nope", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("container nope"),
+        "{}",
+        text(&out.stderr)
+    );
+    // -t is refused, not ignored.
+    for t in ["-t", "-it", "--tty"] {
+        let out = a.cli(&["exec", t, "ex", "--", "true"]);
+        assert_eq!(out.status.code(), Some(1), "{t}");
+        assert!(text(&out.stderr).contains("is not supported yet"), "{t}");
+    }
+    a.assert_one_thread();
+}
+
+/// The host PID of our pod's shim: the `picolet shim default/POD` process
+/// whose config is in our state dir.
+fn shim_pid(a: &Agent, pod: &str) -> i32 {
+    let state = a.state().to_string_lossy().into_owned();
+    let want_cmd = format!("picolet\0shim\0default/{pod}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            cmd == want_cmd.as_bytes() && text(&env).contains(&state)
+        })
+        .expect("the pod's shim")
+}
+
+fn fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+fn children(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default()
+}
+
+fn spawn_exec(a: &Agent, args: &[&str]) -> Child {
+    cli(a)
+        .arg("exec")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn exec_output_arrives_as_written_and_a_cli_that_goes_away_leaves_nothing_behind() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    sleeper(&a, "go");
+    let shim = shim_pid(&a, "go");
+    let agent = a.pid() as i32;
+    let (agent_fds, shim_fds, shim_children) = (fds(agent), fds(shim), children(shim));
+
+    // The first line arrives while the command still runs.
+    let t0 = Instant::now();
+    let mut child = spawn_exec(
+        &a,
+        &["go", "--", "sh", "-c", "echo first; sleep 5; echo second"],
+    );
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "first\n");
+    assert!(
+        t0.elapsed() < Duration::from_millis(4500),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "second\n");
+    assert!(child.wait().unwrap().success());
+
+    // Killed while its command writes: the command's next write fails
+    // (SIGPIPE) and it ends.
+    let script = "echo $$ > /tmp/w.pid; while true; do echo y; sleep 0.1; done";
+    let mut child = spawn_exec(&a, &["go", "--", "sh", "-c", script]);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "y\n");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_for(10, "the writer to end", || {
+        let o = a.cli(&["exec", "go", "--", "sh", "-c", "kill -0 $(cat /tmp/w.pid)"]);
+        (o.status.code() == Some(1)).then_some(())
+    });
+
+    // Its stdout closed (`| head -1`): the CLI stops at once, as a Unix
+    // tool on SIGPIPE, and the command's next write fails in turn.
+    let script = "echo $$ > /tmp/h.pid; while true; do echo y; sleep 0.1; done";
+    let mut child = spawn_exec(&a, &["go", "--", "sh", "-c", script]);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "y\n");
+    drop(out);
+    let status = wait_for(10, "the CLI to stop", || child.try_wait().unwrap());
+    // 141, or killed by SIGPIPE itself if main restores its default.
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        status.code() == Some(141) || status.signal() == Some(libc::SIGPIPE),
+        "{status:?}"
+    );
+    wait_for(10, "the writer to end", || {
+        let o = a.cli(&["exec", "go", "--", "sh", "-c", "kill -0 $(cat /tmp/h.pid)"]);
+        (o.status.code() == Some(1)).then_some(())
+    });
+
+    // Killed while its command reads stdin (-i): the command reads EOF.
+    let script = "echo $$ > /tmp/r.pid; cat > /dev/null; echo eof > /tmp/r.done";
+    let mut child = spawn_exec(&a, &["-i", "go", "--", "sh", "-c", script]);
+    let _keep_stdin_open = child.stdin.take();
+    wait_for(10, "the reader to start", || {
+        a.cli(&["exec", "go", "--", "test", "-s", "/tmp/r.pid"])
+            .status
+            .success()
+            .then_some(())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done = wait_for(10, "the reader to see EOF", || {
+        let o = a.cli(&["exec", "go", "--", "cat", "/tmp/r.done"]);
+        o.status.success().then(|| text(&o.stdout))
+    });
+    assert_eq!(done, "eof\n");
+
+    // Nothing left: the agent's and the shim's fds, the shim's children
+    // (no exec process or entry left over), one agent thread.
+    wait_for(10, "the agent's and the shim's fds back to before", || {
+        (fds(agent) == agent_fds && fds(shim) == shim_fds).then_some(())
+    });
+    assert_eq!(children(shim), shim_children);
+    a.assert_one_thread();
+
+    // The shim goes away while a command runs: the CLI is told, instead of
+    // waiting for an answer that cannot come.
+    let mut child = spawn_exec(&a, &["go", "--", "sleep", "1000"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let uid = a.pod("go").unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    shutdown_shim(&a.state().join("pods").join(uid).join("shim.sock"));
+    let status = wait_for(15, "the CLI to end", || child.try_wait().unwrap());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("shim went away"), "{stderr}");
+    a.assert_one_thread();
+}
