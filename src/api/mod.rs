@@ -8,7 +8,7 @@
 pub mod print;
 
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -150,7 +150,7 @@ pub const MAX_REQUEST_LINE: usize = 64 << 10;
 /// Sends one request and waits for its response (blocking; CLI only).
 pub fn call(state_dir: &Path, req: &Request) -> Result<Response, ApiError> {
     let path = socket_path(state_dir);
-    let mut s = UnixStream::connect(&path).map_err(|source| ApiError::NotRunning {
+    let s = UnixStream::connect(&path).map_err(|source| ApiError::NotRunning {
         path: path.clone(),
         source,
     })?;
@@ -166,7 +166,8 @@ pub fn call(state_dir: &Path, req: &Request) -> Result<Response, ApiError> {
             line.len()
         )));
     }
-    s.write_all(line.as_bytes()).map_err(io)?;
+    // MSG_NOSIGNAL: the local commands run with SIGPIPE's default action.
+    crate::sys::net::send_all(std::os::fd::AsFd::as_fd(&s), line.as_bytes()).map_err(io)?;
     let mut r = BufReader::new(s);
     let mut resp = String::new();
     r.read_line(&mut resp).map_err(io)?;

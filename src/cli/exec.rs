@@ -7,6 +7,26 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
+/// `picolet exec --help`.
+pub const HELP: &str = "\
+Run a command in a running container.
+
+Usage:
+  picolet exec POD [-c CONTAINER] [-n NAMESPACE] [--state-dir DIR] -- COMMAND [ARG...]
+
+Options:
+  -c, --container NAME   the container (default: the pod's first)
+  -n, --namespace NS     the namespace (default: default)
+      --state-dir DIR    the agent's state directory
+
+The exit code is the command's; 127 when it does not exist, 126 when it
+cannot be run.
+
+Examples:
+  picolet exec web -- cat /etc/hostname
+  picolet exec web -c sidecar -- sh -c 'ls /data'
+";
+
 pub(super) fn exec(args: Vec<OsString>) -> Result<ExitCode, String> {
     let (common, a) = parse_api(args, &["c", "container"], &["i", "t"])?;
     let pod = a

@@ -9,6 +9,85 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
+/// `picolet image --help`.
+pub const HELP: &str = "\
+Manage the local image store (under the state directory); the agent pulls
+nothing itself unless a registry is configured.
+
+Usage:
+  picolet image import FILE|DIR [--name REF] [--state-dir DIR]
+  picolet image ls [--state-dir DIR]
+  picolet image rm REF... [--force] [--state-dir DIR]
+  picolet image prune [--force] [--state-dir DIR]
+
+Run `picolet image SUBCOMMAND --help` for one subcommand.
+
+Examples:
+  picolet image import busybox.tar --name busybox:1.36
+  picolet image ls
+";
+
+/// `picolet image import --help`.
+pub const IMPORT_HELP: &str = "\
+Import an OCI image (a layout directory, or a tar of one or of `docker save`).
+
+Usage:
+  picolet image import FILE|DIR [--name REF] [--state-dir DIR]
+
+Options:
+      --name REF         the reference to store it under (default: the
+                         archive's own)
+      --state-dir DIR    the agent's state directory
+
+Example:
+  picolet image import busybox.tar --name busybox:1.36
+";
+
+/// `picolet image ls --help`.
+pub const LS_HELP: &str = "\
+List the images in the local store.
+
+Usage:
+  picolet image ls [--state-dir DIR]
+
+Options:
+      --state-dir DIR    the agent's state directory
+
+Example:
+  picolet image ls
+";
+
+/// `picolet image rm --help`.
+pub const RM_HELP: &str = "\
+Delete images from the local store. Images used by the running agent's pods
+are refused.
+
+Usage:
+  picolet image rm REF... [--force] [--state-dir DIR]
+
+Options:
+      --force            delete without asking the agent what is in use
+      --state-dir DIR    the agent's state directory
+
+Example:
+  picolet image rm busybox:1.36
+";
+
+/// `picolet image prune --help`.
+pub const PRUNE_HELP: &str = "\
+Delete every image no pod of the running agent uses.
+
+Usage:
+  picolet image prune [--force] [--state-dir DIR]
+
+Options:
+      --force            delete without asking the agent what is in use
+      --state-dir DIR    the agent's state directory
+
+Example:
+  picolet image prune
+";
+
 pub(super) fn image(args: Vec<OsString>) -> Result<ExitCode, String> {
     let a = Args::parse(
         args,

@@ -15,6 +15,7 @@
 
 pub mod args;
 mod exec;
+pub mod help;
 mod host;
 mod image;
 mod logs;
@@ -43,7 +44,8 @@ pub const USAGE: &str =
   picolet cgroup-holder        the process of picolet-pods.service (holds the pods' cgroup)
 ";
 
-/// Runs local command `cmd`; `None` if it is not one.
+/// Runs local command `cmd`; `None` if it is not one. `main` restores
+/// `SIGPIPE`'s default first ([`ignore_closed_stdout`]) for all but `exec`.
 pub fn run(cmd: &str, args: Vec<OsString>) -> Option<Result<ExitCode, String>> {
     Some(match cmd {
         "get" => pods::get(args),
@@ -55,6 +57,30 @@ pub fn run(cmd: &str, args: Vec<OsString>) -> Option<Result<ExitCode, String>> {
         "install" => host::install(args),
         _ => return None,
     })
+}
+
+/// Restores `SIGPIPE`'s default action, so that a write to a pipe whose
+/// reader has gone ends the process at once and quietly, as for Unix
+/// tools. For the local commands only (never the agent or the shim).
+pub fn ignore_closed_stdout() {
+    if let Err(e) = crate::sys::signal::default_sigpipe() {
+        log::debug!("restoring SIGPIPE: {e}");
+    }
+}
+
+/// Writes `text` to stdout and flushes it. With `SIGPIPE` blocked (its
+/// default action restored is the usual path, see
+/// [`ignore_closed_stdout`]) a closed pipe is `EPIPE`: the process then
+/// ends quietly, with the shell's code for a `SIGPIPE` death (141); any
+/// other error is returned, never a panic as from `println!`.
+pub fn out(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+        Err(e) => Err(format!("writing to stdout: {e}")),
+    }
 }
 
 /// The agent's state directory (see the module doc): `flag`, else

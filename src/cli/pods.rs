@@ -5,6 +5,58 @@ use crate::api::{self, Request, Response};
 use std::ffi::OsString;
 use std::process::ExitCode;
 
+/// `picolet get --help`.
+pub const GET_HELP: &str = "\
+List pods, as `kubectl get pods` does.
+
+Usage:
+  picolet get pods [NAME...] [-o FORMAT] [-l SELECTOR] [-n NAMESPACE | -A] [-w]
+                   [--show-labels] [--state-dir DIR]
+
+Options:
+  -o, --output FORMAT    wide, json, yaml, name, jsonpath=TEMPLATE or
+                         custom-columns=HEADER:.field.path,...
+                         (one NAME with json/yaml: the Pod itself; else a List)
+  -l, --selector SEL     only pods whose labels match: a=b, a==b, a!=b, a, !a,
+                         a in (x,y), a notin (x); commas AND them
+  -n, --namespace NS     the namespace (default: default)
+  -A, --all-namespaces   every namespace (adds a NAMESPACE column)
+  -w, --watch            after the list, print a pod's row again each time it
+                         changes, until interrupted (polls the agent)
+      --watch-only       like -w, without the first list
+      --show-labels      add a LABELS column
+      --state-dir DIR    the agent's state directory
+
+A NAME that does not exist is reported on stderr as kubectl does and the
+command exits 1; the pods that exist are still printed.
+
+Examples:
+  picolet get pods
+  picolet get pods web db -o wide
+  picolet get pods -A -l app=web,tier!=cache
+  picolet get pods web -o yaml > web.yaml
+  picolet get pods -o jsonpath='{range .items[*]}{.metadata.name}{\"\\n\"}{end}'
+  picolet get pods -o custom-columns=NAME:.metadata.name,IP:.status.podIP
+";
+
+/// `picolet describe --help`.
+pub const DESCRIBE_HELP: &str = "\
+Show one pod in detail, as `kubectl describe pod` does: its containers,
+probes, resources, environment, mounts, volumes, conditions and events.
+
+Usage:
+  picolet describe pod NAME [-n NAMESPACE] [--state-dir DIR]
+  picolet describe pod/NAME [-n NAMESPACE] [--state-dir DIR]
+
+Options:
+  -n, --namespace NS     the namespace (default: default)
+      --state-dir DIR    the agent's state directory
+
+Examples:
+  picolet describe pod web
+  picolet describe pod/web -n edge
+";
+
 pub(super) fn get(args: Vec<OsString>) -> Result<ExitCode, String> {
     let (common, a) = parse_api(args, &["o", "output"], &["A", "all-namespaces"])?;
     let free = &a.free;

@@ -34,6 +34,76 @@ pub const USAGE: &str =
 pub(super) const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT_S: u64 = 30;
 
+/// The fleet options' help lines (shared by the controller commands).
+macro_rules! fleet_options {
+    () => {
+        "  Fleet options:
+      --broker URL           mqtt://HOST[:PORT] or mqtts://HOST[:PORT]
+      --topic-prefix P       the topics' prefix
+      --ca FILE              the CA of the broker's certificate
+      --cert FILE --key FILE a client certificate
+      --credentials FILE     user name and password
+"
+    };
+}
+
+/// `picolet apply --help`.
+pub const APPLY_HELP: &str = concat!(
+    "\
+Publish pods to a device or a group through the MQTT broker, and wait until
+the device reports the revision.
+
+Usage:
+  picolet apply -f FILE|DIR... (--device ID | --group G) --broker URL [options]
+
+Options:
+  -f, --filename FILE    a manifest file or directory (repeats)
+      --device ID        the device
+      --group G          every device of the group
+      --sign-key FILE    sign the document (see `picolet keygen`)
+      --timeout SECONDS  how long to wait for the device (default 30)
+",
+    fleet_options!(),
+    "
+Example:
+  picolet apply -f web.yaml --device pi-1 --broker mqtt://hub
+"
+);
+
+/// `picolet delete --help`.
+pub const DELETE_HELP: &str = concat!(
+    "\
+Remove a pod from a device's or a group's desired pods, through the broker.
+
+Usage:
+  picolet delete pod NAME (--device ID | --group G) --broker URL [options]
+
+Options:
+  -n, --namespace NS     the namespace (default: default)
+      --device ID        the device
+      --group G          every device of the group
+      --sign-key FILE    sign the document
+      --timeout SECONDS  how long to wait for the device (default 30)
+",
+    fleet_options!(),
+    "
+Example:
+  picolet delete pod web --device pi-1 --broker mqtt://hub
+"
+);
+
+/// `picolet keygen --help`.
+pub const KEYGEN_HELP: &str = "\
+Write a fleet signing key pair: PREFIX.key (private; sign with
+`apply --sign-key`) and PREFIX.pub (give it to devices as --fleet-key).
+
+Usage:
+  picolet keygen [PREFIX]      (default ./fleet)
+
+Example:
+  picolet keygen /etc/picolet/fleet
+";
+
 /// The controller commands' options (all take a value), parsed like every
 /// other command line ([`crate::cli::args`]).
 pub(super) use crate::cli::args::Args;

@@ -39,7 +39,8 @@ pub mod client;
 mod status;
 mod wait;
 
-pub use cli::{USAGE, run};
+pub use cli::{APPLY_HELP, DELETE_HELP, KEYGEN_HELP, USAGE, run};
+pub use status::HELP as FLEET_HELP;
 
 use crate::fleet::topics::{Source, Topics};
 

@@ -12,6 +12,30 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Instant;
 
+/// `picolet fleet --help`.
+pub const HELP: &str = concat!(
+    "\
+Show the devices' reported status, from the broker's retained messages.
+
+Usage:
+  picolet fleet status [--device ID] --broker URL [-o json] [options]
+
+Options:
+      --device ID        only this device
+  -o, --output FORMAT    json (default: a table)
+",
+    "  Fleet options:
+      --broker URL           mqtt://HOST[:PORT] or mqtts://HOST[:PORT]
+      --topic-prefix P       the topics' prefix
+      --ca FILE              the CA of the broker's certificate
+      --cert FILE --key FILE a client certificate
+      --credentials FILE     user name and password
+
+Example:
+  picolet fleet status --broker mqtt://hub
+"
+);
+
 /// What the broker holds about one device.
 #[derive(Debug, Default)]
 pub struct DeviceRow {
