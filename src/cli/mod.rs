@@ -18,8 +18,10 @@ mod exec;
 pub mod help;
 mod host;
 mod image;
+pub mod jsonpath;
 mod logs;
 mod pods;
+pub mod selector;
 
 use crate::api::{self, Request, Response};
 use crate::fleet::config::{AgentFileConfig, DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR};
