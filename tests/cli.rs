@@ -501,3 +501,26 @@ fn get_logs_and_describe_as_a_kubectl_user_expects() {
     let out = a.cli(&["get", "pods"]);
     assert_eq!(text(&out.stderr), "", "{out:?}");
 }
+
+#[test]
+fn a_failing_stdout_is_an_error_not_a_panic() {
+    let state = tempfile::tempdir().unwrap();
+    for args in [
+        &["version"][..],
+        &["get", "--help"],
+        &["image", "ls", "--state-dir", state.path().to_str().unwrap()],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(BIN).args(args).stdout(full).output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: writing to stdout: "),
+            "{args:?}: {err}"
+        );
+    }
+}

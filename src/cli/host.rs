@@ -58,8 +58,8 @@ pub(super) fn check(args: Vec<OsString>) -> Result<ExitCode, String> {
     })
     .map_err(|e| e.to_string())?;
     match a.one(&["o", "output"]) {
-        None | Some("text") => print!("{}", report.text()),
-        Some("json") => println!("{}", report.json()),
+        None | Some("text") => super::out(&report.text())?,
+        Some("json") => super::out(&format!("{}\n", report.json()))?,
         Some(other) => return Err(format!("-o {other}: use text or json")),
     }
     Ok(if report.passed {
@@ -86,6 +86,6 @@ pub(super) fn install(args: Vec<OsString>) -> Result<ExitCode, String> {
         ..Default::default()
     })
     .map_err(|e| e.to_string())?;
-    print!("{outcome}");
+    super::out(&outcome.to_string())?;
     Ok(ExitCode::SUCCESS)
 }

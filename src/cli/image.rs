@@ -109,20 +109,20 @@ pub(super) fn image(args: Vec<OsString>) -> Result<ExitCode, String> {
                 .map_err(|e| e.to_string())?;
             for i in imported {
                 match i.dropped_devices {
-                    0 => println!("imported {} ({})", i.reference, i.image_id),
-                    n => println!(
-                        "imported {} ({}); dropped {n} device node{} from its layers",
+                    0 => super::out(&format!("imported {} ({})\n", i.reference, i.image_id))?,
+                    n => super::out(&format!(
+                        "imported {} ({}); dropped {n} device node{} from its layers\n",
                         i.reference,
                         i.image_id,
                         if n == 1 { "" } else { "s" }
-                    ),
+                    ))?,
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         Some("ls") | Some("list") => {
             let list = store.list().map_err(|e| e.to_string())?;
-            print!("{}", crate::image::format_list(&list));
+            super::out(&crate::image::format_list(&list))?;
             Ok(ExitCode::SUCCESS)
         }
         Some("rm") | Some("rmi") => {
@@ -142,7 +142,7 @@ pub(super) fn image(args: Vec<OsString>) -> Result<ExitCode, String> {
                 )
                 .map_err(|e| e.to_string())?;
             drop(lock);
-            print_removed(&report);
+            print_removed(&report)?;
             Ok(ExitCode::SUCCESS)
         }
         Some("prune") => {
@@ -165,7 +165,7 @@ pub(super) fn image(args: Vec<OsString>) -> Result<ExitCode, String> {
                 )
                 .map_err(|e| e.to_string())?;
             drop(lock);
-            print_removed(&report);
+            print_removed(&report)?;
             Ok(ExitCode::SUCCESS)
         }
         _ => Err(
@@ -227,7 +227,7 @@ fn images_in_use(a: &Args, force: bool) -> Result<Vec<(String, crate::image::InU
 
 /// Deletes the layer trees `image rm`/`prune` moved into the trash, and
 /// prints what went.
-fn print_removed(report: &crate::image::GcReport) {
+fn print_removed(report: &crate::image::GcReport) -> Result<(), String> {
     for t in &report.trashed {
         if let Err(e) = std::fs::remove_dir_all(t) {
             eprintln!("picolet image: removing {}: {e}", t.display());
@@ -235,11 +235,11 @@ fn print_removed(report: &crate::image::GcReport) {
     }
     for d in &report.deleted {
         for r in &d.references {
-            println!("deleted {r} ({})", d.manifest);
+            super::out(&format!("deleted {r} ({})\n", d.manifest))?;
         }
     }
-    println!(
-        "{} bytes freed ({} blobs and layers)",
+    super::out(&format!(
+        "{} bytes freed ({} blobs and layers)\n",
         report.freed, report.objects
-    );
+    ))
 }

@@ -444,16 +444,13 @@ pub(super) fn describe(args: Vec<OsString>) -> Result<ExitCode, String> {
     else {
         return Err("unexpected response".into());
     };
-    print!(
-        "{}",
-        api::print::describe(
-            &node,
-            &pod,
-            &events,
-            manifest_error.as_deref(),
-            crate::clock::wall_ms()
-        )
-    );
+    super::out(&api::print::describe(
+        &node,
+        &pod,
+        &events,
+        manifest_error.as_deref(),
+        crate::clock::wall_ms(),
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
