@@ -32,9 +32,11 @@ use std::process::ExitCode;
 
 /// The usage lines of the local commands.
 pub const USAGE: &str =
-    "  picolet get pods [-o wide|json|yaml] [-n NAMESPACE] [-A] [--state-dir DIR]
+    "  picolet get pods [NAME...] [-o wide|json|yaml|name|jsonpath=T|custom-columns=C]
+                   [-l SELECTOR] [-n NAMESPACE | -A] [-w] [--show-labels] [--state-dir DIR]
   picolet describe pod NAME [-n NAMESPACE] [--state-dir DIR]
-  picolet logs POD [-c CONTAINER] [--tail N] [-f] [--previous] [-n NAMESPACE] [--state-dir DIR]
+  picolet logs POD|-l SELECTOR [-c CONTAINER] [--tail N] [-f] [--previous] [--since D]
+                   [--timestamps] [--prefix] [-n NAMESPACE] [--state-dir DIR]
   picolet exec POD [-c CONTAINER] [-n NAMESPACE] [--state-dir DIR] -- COMMAND [ARG...]
   picolet image import FILE|DIR [--name REF] [--state-dir DIR]
   picolet image ls [--state-dir DIR]
