@@ -239,6 +239,15 @@ fn get_logs_and_describe_as_a_kubectl_user_expects() {
         "{rows:?}"
     );
     assert_eq!(rows.len(), 3);
+    for args in [&["describe", "pod", "nope"][..], &["logs", "nope"]] {
+        let out = a.cli(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert_eq!(
+            text(&out.stderr),
+            "Error from server (NotFound): pods \"nope\" not found\n",
+            "{args:?}"
+        );
+    }
     // -l, -o name, -o jsonpath, -o custom-columns, --show-labels, -A.
     let out = a.cli(&["get", "pods", "-l", "app=ticker", "-o", "name"]);
     assert_eq!(text(&out.stdout), "pod/ticker\n", "{out:?}");

@@ -375,6 +375,9 @@ pub(super) fn logs(args: Vec<OsString>) -> Result<ExitCode, String> {
         eprintln!("No resources found in {} namespace.", common.namespace);
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some((name, None)) = targets.first().filter(|_| selector.is_none()) {
+        return Ok(super::not_found(name));
+    }
     let mut streams = Vec::new();
     for (name, entry) in targets {
         let c = match (&container, entry.and_then(|e| default_container(&e.pod))) {

@@ -87,6 +87,18 @@ pub fn out(text: &str) -> Result<(), String> {
     }
 }
 
+/// The agent's answer for a pod it does not have (its `find`).
+fn agent_not_found(namespace: &str, name: &str) -> String {
+    format!("pod \"{name}\" not found in namespace \"{namespace}\"")
+}
+
+/// kubectl's answer for a pod that does not exist: its message on stderr,
+/// exit 1.
+fn not_found(name: &str) -> ExitCode {
+    eprintln!("Error from server (NotFound): pods \"{name}\" not found");
+    ExitCode::from(1)
+}
+
 /// The agent's state directory (see the module doc): `flag`, else
 /// `from_file` (the config file's `stateDir`), else `$PICOLET_STATE_DIR`,
 /// else [`DEFAULT_STATE_DIR`].

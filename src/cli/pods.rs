@@ -332,7 +332,7 @@ pub(super) fn get(args: Vec<OsString>) -> Result<ExitCode, String> {
         }
     }
     for n in &missing {
-        eprintln!("Error from server (NotFound): pods \"{n}\" not found");
+        super::not_found(n);
     }
     if watch {
         return watch_pods(&common, &opts, &node, pods, watch_only);
@@ -431,10 +431,15 @@ pub(super) fn describe(args: Vec<OsString>) -> Result<ExitCode, String> {
         [name] if name.starts_with("pod/") => name[4..].to_string(),
         _ => return Err("usage: picolet describe pod NAME".into()),
     };
-    let resp = common.call(Request::Describe {
+    let resp = match common.call(Request::Describe {
         namespace: common.namespace.clone(),
-        name,
-    })?;
+        name: name.clone(),
+    }) {
+        Err(e) if e == super::agent_not_found(&common.namespace, &name) => {
+            return Ok(super::not_found(&name));
+        }
+        r => r?,
+    };
     let Response::Describe {
         node,
         pod,
