@@ -341,6 +341,12 @@ fn get_logs_and_describe_as_a_kubectl_user_expects() {
     );
     let n = recent.lines().count();
     assert!(n > 0 && n + 10 < all, "--since 1s: {n} of {all} lines");
+    let out = a.cli(&["logs", "-l", "app=ticker", "-c", "web"]);
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        10,
+        "-l: kubectl's --tail 10"
+    );
     let out = a.cli(&[
         "logs",
         "-l",

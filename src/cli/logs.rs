@@ -25,7 +25,7 @@ Options:
                          pod has several)
   -f, --follow           keep printing new lines until interrupted
   -p, --previous         the previous instance of the container
-      --tail N           only the last N lines (-1: all)
+      --tail N           only the last N lines (-1: all; default with -l: 10)
       --since DURATION   only lines newer than DURATION (5s, 2m, 1h)
       --timestamps       prefix each line with its RFC3339Nano time
   -l, --selector SEL     the logs of every pod matching SEL (see `get --help`)
@@ -322,6 +322,8 @@ pub(super) fn logs(args: Vec<OsString>) -> Result<ExitCode, String> {
             t.parse()
                 .map_err(|_| format!("--tail: not a number: {t:?}"))?,
         ),
+        // As kubectl: the last 10 lines of each pod with a selector.
+        None if a.has(&["l", "selector"]) => Some(10),
         None => None,
     };
     let since_ns = a
