@@ -276,11 +276,16 @@ fn get_logs_and_describe_as_a_kubectl_user_expects() {
         "ticker",
         "-o",
         "custom-columns=NAME:.metadata.name,NODE:.spec.nodeName,APP:.metadata.labels.app",
-        "--show-labels",
     ]);
     assert_eq!(
         text(&out.stdout),
         "NAME     NODE     APP\nticker   <none>   ticker\n"
+    );
+    let out = a.cli(&["get", "pods", "-o", "name", "--show-labels"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--show-labels adds a column to the table"),
+        "{out:?}"
     );
     let out = a.cli(&["get", "pods", "ticker", "--show-labels"]);
     assert!(

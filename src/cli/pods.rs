@@ -27,7 +27,7 @@ Options:
   -w, --watch            after the list, print a pod's row again each time it
                          changes, until interrupted (polls the agent)
       --watch-only       like -w, without the first list
-      --show-labels      add a LABELS column
+      --show-labels      add a LABELS column (the table and -o wide only)
       --state-dir DIR    the agent's state directory
 
 A NAME that does not exist is reported on stderr as kubectl does and the
@@ -305,6 +305,11 @@ pub(super) fn get(args: Vec<OsString>) -> Result<ExitCode, String> {
         namespace: common.namespace.clone(),
         show_labels: a.has(&["show-labels"]),
     };
+    if opts.show_labels && !matches!(opts.output, Output::Table { .. }) {
+        return Err(
+            "--show-labels adds a column to the table: use it without -o, or with -o wide".into(),
+        );
+    }
     let watch_only = a.has(&["watch-only"]);
     let watch = watch_only || a.has(&["w", "watch"]);
     if watch && opts.rows("", &[], 0).is_none() {
