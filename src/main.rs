@@ -21,6 +21,7 @@ The agent reads --config FILE (default /etc/picolet/config.yaml); its flags win.
 --state-dir DIR (agent, get, describe, logs, exec, image): the agent's state directory;
 default: the config file's stateDir, else $PICOLET_STATE_DIR, else /var/lib/picolet.
 The agent logs to stderr; set RUST_LOG=debug for more.
+`picolet COMMAND --help` (or `picolet help COMMAND`) shows one command's options and examples.
 ";
 
 fn usage() -> String {
@@ -47,6 +48,19 @@ fn main() -> ExitCode {
 
 fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
     let first = args.first().and_then(|a| a.to_str()).unwrap_or("");
+    let strings = |a: &[std::ffi::OsString]| -> Vec<String> {
+        a.iter().map(|a| a.to_string_lossy().into_owned()).collect()
+    };
+    // `picolet help COMMAND [SUB]` and `picolet COMMAND ... --help|-h`.
+    if first == "help" && args.len() > 1 {
+        let rest = strings(&args[2..]);
+        return picolet::cli::help::print(&args[1].to_string_lossy(), &rest);
+    }
+    if picolet::cli::help::COMMANDS.contains(&first)
+        && picolet::cli::args::help_requested(&args[1..])
+    {
+        return picolet::cli::help::print(first, &strings(&args[1..]));
+    }
     match first {
         "shim" => {
             // picolet shim NAMESPACE/POD, the config path in
@@ -71,11 +85,13 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
         "du" => return Ok(child_command(&args, picolet::agent::disk::du_main)),
         "image-gc" => return Ok(child_command(&args, picolet::image::gc_main)),
         "version" | "--version" | "-V" => {
-            println!("{}", version());
+            picolet::cli::ignore_closed_stdout();
+            picolet::cli::out(&format!("{}\n", version()))?;
             return Ok(ExitCode::SUCCESS);
         }
         "" | "help" | "--help" | "-h" => {
-            print!("{}", usage());
+            picolet::cli::ignore_closed_stdout();
+            picolet::cli::out(&usage())?;
             return Ok(if first.is_empty() {
                 ExitCode::from(2)
             } else {
@@ -88,6 +104,15 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
     let rest = args[1..].to_vec();
     if let Some(result) = picolet::controller::run(&cmd, rest.clone()) {
         return result;
+    }
+    if matches!(
+        cmd.as_str(),
+        "get" | "describe" | "logs" | "image" | "check" | "install"
+    ) {
+        // As in Unix tools: a closed stdout ends the command quietly
+        // (`picolet get pods -o json | head -1`). Not the agent, nor the
+        // shim; not `exec`, which feeds the agent's socket from stdin.
+        picolet::cli::ignore_closed_stdout();
     }
     if let Some(result) = picolet::cli::run(&cmd, rest.clone()) {
         return result;

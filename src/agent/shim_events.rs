@@ -129,7 +129,10 @@ impl Agent {
                         *message = if timed_out {
                             "command timed out".into()
                         } else {
-                            output.chars().take(1024).collect()
+                            // The command's output is the message (as
+                            // kubelet's); its final newline would end the
+                            // event, and the agent's log line, in a blank row.
+                            output.trim_end().chars().take(1024).collect()
                         };
                     }
                     self.node.handle(input, now);

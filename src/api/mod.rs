@@ -8,7 +8,7 @@
 pub mod print;
 
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -174,7 +174,7 @@ pub fn send(
     fds: &[std::os::fd::BorrowedFd<'_>],
 ) -> Result<UnixStream, ApiError> {
     let path = socket_path(state_dir);
-    let mut s = UnixStream::connect(&path).map_err(|source| ApiError::NotRunning {
+    let s = UnixStream::connect(&path).map_err(|source| ApiError::NotRunning {
         path: path.clone(),
         source,
     })?;
@@ -195,7 +195,9 @@ pub fn send(
         sent = crate::sys::net::send_with_fds(std::os::fd::AsFd::as_fd(&s), line.as_bytes(), fds)
             .map_err(io)?;
     }
-    s.write_all(&line.as_bytes()[sent..]).map_err(io)?;
+    // MSG_NOSIGNAL: the local commands run with SIGPIPE's default action.
+    crate::sys::net::send_all(std::os::fd::AsFd::as_fd(&s), &line.as_bytes()[sent..])
+        .map_err(io)?;
     Ok(s)
 }
 

@@ -7,6 +7,13 @@
 //! and `-nVALUE` all work, options and free arguments mix in any order, and
 //! everything after `--` is free. An option the spec does not name is
 //! refused with its name: `unknown option --frobnicate; see `picolet --help``.
+//!
+//! Help: `--help` or `-h` anywhere before `--` asks for the command's help
+//! ([`help_requested`]), whatever the command's options are (`-h` included,
+//! which no command takes otherwise). [`Args::parse`] looks for it before
+//! anything else and answers [`HELP_REQUESTED`], so a command never parses
+//! a line that asks for help; `main.rs` looks first and prints the
+//! command's `HELP` text ([`crate::cli::help`]).
 
 use std::ffi::OsString;
 
@@ -28,10 +35,26 @@ pub struct Args {
     pub opts: Vec<(String, Option<String>)>,
 }
 
+/// The error [`Args::parse`] returns for a command line that asks for help
+/// (the dispatcher prints the command's help instead; see the module doc).
+pub const HELP_REQUESTED: &str = "help requested (--help): see `picolet help COMMAND`";
+
+/// Whether `args` ask for help: `--help` or `-h` before any `--`.
+pub fn help_requested(args: &[OsString]) -> bool {
+    args.iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--help" || a == "-h")
+}
+
 impl Args {
-    /// Parses `args` (without the command's name) by `spec`.
+    /// Parses `args` (without the command's name) by `spec`; a line that
+    /// asks for help ([`help_requested`]) is answered [`HELP_REQUESTED`]
+    /// before anything else is looked at.
     pub fn parse(args: Vec<OsString>, spec: &Spec<'_>) -> Result<Args, String> {
         use lexopt::prelude::*;
+        if help_requested(&args) {
+            return Err(HELP_REQUESTED.to_string());
+        }
         let mut p = lexopt::Parser::from_args(args);
         let e = |e: lexopt::Error| e.to_string();
         let mut out = Args::default();
@@ -134,5 +157,22 @@ mod tests {
             parse(&["pod"]).unwrap().no_free().unwrap_err(),
             "unexpected argument \"pod\""
         );
+    }
+
+    #[test]
+    fn help_is_recognised_before_anything_else_but_not_after_a_double_dash() {
+        // `-h` is no option of SPEC, and `--state-dir --help` would
+        // otherwise take `--help` as its value.
+        for line in [
+            &["--help"][..],
+            &["-h"],
+            &["pod", "--frobnicate", "-h"],
+            &["--state-dir", "--help"],
+        ] {
+            assert_eq!(parse(line).unwrap_err(), HELP_REQUESTED, "{line:?}");
+        }
+        let a = parse(&["pod", "--", "sh", "-h", "--help"]).unwrap();
+        assert_eq!(a.free, ["pod", "sh", "-h", "--help"]);
+        assert!(!help_requested(&[OsString::from("-hx")]));
     }
 }

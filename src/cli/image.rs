@@ -9,6 +9,85 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
+/// `picolet image --help`.
+pub const HELP: &str = "\
+Manage the local image store (under the state directory); the agent pulls
+nothing itself unless a registry is configured.
+
+Usage:
+  picolet image import FILE|DIR [--name REF] [--state-dir DIR]
+  picolet image ls [--state-dir DIR]
+  picolet image rm REF... [--force] [--state-dir DIR]
+  picolet image prune [--force] [--state-dir DIR]
+
+Run `picolet image SUBCOMMAND --help` for one subcommand.
+
+Examples:
+  picolet image import busybox.tar --name busybox:1.36
+  picolet image ls
+";
+
+/// `picolet image import --help`.
+pub const IMPORT_HELP: &str = "\
+Import an OCI image (a layout directory, or a tar of one or of `docker save`).
+
+Usage:
+  picolet image import FILE|DIR [--name REF] [--state-dir DIR]
+
+Options:
+      --name REF         the reference to store it under (default: the
+                         archive's own)
+      --state-dir DIR    the agent's state directory
+
+Example:
+  picolet image import busybox.tar --name busybox:1.36
+";
+
+/// `picolet image ls --help`.
+pub const LS_HELP: &str = "\
+List the images in the local store.
+
+Usage:
+  picolet image ls [--state-dir DIR]
+
+Options:
+      --state-dir DIR    the agent's state directory
+
+Example:
+  picolet image ls
+";
+
+/// `picolet image rm --help`.
+pub const RM_HELP: &str = "\
+Delete images from the local store. Images used by the running agent's pods
+are refused.
+
+Usage:
+  picolet image rm REF... [--force] [--state-dir DIR]
+
+Options:
+      --force            delete without asking the agent what is in use
+      --state-dir DIR    the agent's state directory
+
+Example:
+  picolet image rm busybox:1.36
+";
+
+/// `picolet image prune --help`.
+pub const PRUNE_HELP: &str = "\
+Delete every image no pod of the running agent uses.
+
+Usage:
+  picolet image prune [--force] [--state-dir DIR]
+
+Options:
+      --force            delete without asking the agent what is in use
+      --state-dir DIR    the agent's state directory
+
+Example:
+  picolet image prune
+";
+
 pub(super) fn image(args: Vec<OsString>) -> Result<ExitCode, String> {
     let a = Args::parse(
         args,
@@ -30,20 +109,20 @@ pub(super) fn image(args: Vec<OsString>) -> Result<ExitCode, String> {
                 .map_err(|e| e.to_string())?;
             for i in imported {
                 match i.dropped_devices {
-                    0 => println!("imported {} ({})", i.reference, i.image_id),
-                    n => println!(
-                        "imported {} ({}); dropped {n} device node{} from its layers",
+                    0 => super::out(&format!("imported {} ({})\n", i.reference, i.image_id))?,
+                    n => super::out(&format!(
+                        "imported {} ({}); dropped {n} device node{} from its layers\n",
                         i.reference,
                         i.image_id,
                         if n == 1 { "" } else { "s" }
-                    ),
+                    ))?,
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         Some("ls") | Some("list") => {
             let list = store.list().map_err(|e| e.to_string())?;
-            print!("{}", crate::image::format_list(&list));
+            super::out(&crate::image::format_list(&list))?;
             Ok(ExitCode::SUCCESS)
         }
         Some("rm") | Some("rmi") => {
@@ -63,7 +142,7 @@ pub(super) fn image(args: Vec<OsString>) -> Result<ExitCode, String> {
                 )
                 .map_err(|e| e.to_string())?;
             drop(lock);
-            print_removed(&report);
+            print_removed(&report)?;
             Ok(ExitCode::SUCCESS)
         }
         Some("prune") => {
@@ -86,7 +165,7 @@ pub(super) fn image(args: Vec<OsString>) -> Result<ExitCode, String> {
                 )
                 .map_err(|e| e.to_string())?;
             drop(lock);
-            print_removed(&report);
+            print_removed(&report)?;
             Ok(ExitCode::SUCCESS)
         }
         _ => Err(
@@ -148,7 +227,7 @@ fn images_in_use(a: &Args, force: bool) -> Result<Vec<(String, crate::image::InU
 
 /// Deletes the layer trees `image rm`/`prune` moved into the trash, and
 /// prints what went.
-fn print_removed(report: &crate::image::GcReport) {
+fn print_removed(report: &crate::image::GcReport) -> Result<(), String> {
     for t in &report.trashed {
         if let Err(e) = std::fs::remove_dir_all(t) {
             eprintln!("picolet image: removing {}: {e}", t.display());
@@ -156,11 +235,11 @@ fn print_removed(report: &crate::image::GcReport) {
     }
     for d in &report.deleted {
         for r in &d.references {
-            println!("deleted {r} ({})", d.manifest);
+            super::out(&format!("deleted {r} ({})\n", d.manifest))?;
         }
     }
-    println!(
-        "{} bytes freed ({} blobs and layers)",
+    super::out(&format!(
+        "{} bytes freed ({} blobs and layers)\n",
         report.freed, report.objects
-    );
+    ))
 }

@@ -15,10 +15,13 @@
 
 pub mod args;
 pub mod exec;
+pub mod help;
 mod host;
 mod image;
+pub mod jsonpath;
 mod logs;
 mod pods;
+pub mod selector;
 
 use crate::api::{self, Request, Response};
 use crate::fleet::config::{AgentFileConfig, DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR};
@@ -29,9 +32,11 @@ use std::process::ExitCode;
 
 /// The usage lines of the local commands.
 pub const USAGE: &str =
-    "  picolet get pods [-o wide|json|yaml] [-n NAMESPACE] [-A] [--state-dir DIR]
+    "  picolet get pods [NAME...] [-o wide|json|yaml|name|jsonpath=T|custom-columns=C]
+                   [-l SELECTOR] [-n NAMESPACE | -A] [-w] [--show-labels] [--state-dir DIR]
   picolet describe pod NAME [-n NAMESPACE] [--state-dir DIR]
-  picolet logs POD [-c CONTAINER] [--tail N] [-f] [--previous] [-n NAMESPACE] [--state-dir DIR]
+  picolet logs POD|-l SELECTOR [-c CONTAINER] [--tail N] [-f] [--previous] [--since D]
+                   [--timestamps] [--prefix] [-n NAMESPACE] [--state-dir DIR]
   picolet exec POD [-c CONTAINER] [-i] [-n NAMESPACE] [--state-dir DIR] -- COMMAND [ARG...]
   picolet image import FILE|DIR [--name REF] [--state-dir DIR]
   picolet image ls [--state-dir DIR]
@@ -43,7 +48,8 @@ pub const USAGE: &str =
   picolet cgroup-holder        the process of picolet-pods.service (holds the pods' cgroup)
 ";
 
-/// Runs local command `cmd`; `None` if it is not one.
+/// Runs local command `cmd`; `None` if it is not one. `main` restores
+/// `SIGPIPE`'s default first ([`ignore_closed_stdout`]) for all but `exec`.
 pub fn run(cmd: &str, args: Vec<OsString>) -> Option<Result<ExitCode, String>> {
     Some(match cmd {
         "get" => pods::get(args),
@@ -55,6 +61,42 @@ pub fn run(cmd: &str, args: Vec<OsString>) -> Option<Result<ExitCode, String>> {
         "install" => host::install(args),
         _ => return None,
     })
+}
+
+/// Restores `SIGPIPE`'s default action, so that a write to a pipe whose
+/// reader has gone ends the process at once and quietly, as for Unix
+/// tools. For the local commands only (never the agent or the shim).
+pub fn ignore_closed_stdout() {
+    if let Err(e) = crate::sys::signal::default_sigpipe() {
+        log::debug!("restoring SIGPIPE: {e}");
+    }
+}
+
+/// Writes `text` to stdout and flushes it. With `SIGPIPE` blocked (its
+/// default action restored is the usual path, see
+/// [`ignore_closed_stdout`]) a closed pipe is `EPIPE`: the process then
+/// ends quietly, with the shell's code for a `SIGPIPE` death (141); any
+/// other error is returned, never a panic as from `println!`.
+pub fn out(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+        Err(e) => Err(format!("writing to stdout: {e}")),
+    }
+}
+
+/// The agent's answer for a pod it does not have (its `find`).
+fn agent_not_found(namespace: &str, name: &str) -> String {
+    format!("pod \"{name}\" not found in namespace \"{namespace}\"")
+}
+
+/// kubectl's answer for a pod that does not exist: its message on stderr,
+/// exit 1.
+fn not_found(name: &str) -> ExitCode {
+    eprintln!("Error from server (NotFound): pods \"{name}\" not found");
+    ExitCode::from(1)
 }
 
 /// The agent's state directory (see the module doc): `flag`, else

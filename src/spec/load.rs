@@ -2,7 +2,7 @@
 //!
 //! Steps for each document: parse it to a `serde_json::Value`; check
 //! `kind: Pod` and `apiVersion: v1` (a `kind: List` of pods, as
-//! `kubectl get pods -o yaml` writes, is read item by item); walk it
+//! `kubectl get pods -o yaml` writes, or a `PodList`, is read item by item); walk it
 //! against the field tables in `schema` (unknown and unsupported fields
 //! are refused with their path, informational ones dropped); deserialize
 //! into [`Pod`] with `serde_path_to_error` so type errors carry their path
@@ -200,14 +200,16 @@ fn yaml_documents(text: &str) -> Documents {
     (docs, None)
 }
 
-/// The pods of one parsed document: a `Pod`, or each item of a `v1` `List`.
+/// The pods of one parsed document: a `Pod`, or each item of a `v1` `List`
+/// or `PodList`.
 /// Errors carry `origin`; errors inside a list item have paths starting
 /// with `items[i]`.
 pub fn load_value(doc: Value, origin: &Origin) -> Vec<Result<Pod, SpecError>> {
-    if doc.get("kind").and_then(Value::as_str) != Some("List") {
-        return vec![pod_from_value(doc).map_err(|e| e.with_origin(origin))];
-    }
-    if let Err(e) = check_api_version(&doc, "List") {
+    let kind = match doc.get("kind").and_then(Value::as_str) {
+        Some(k @ ("List" | "PodList")) => k.to_string(),
+        _ => return vec![pod_from_value(doc).map_err(|e| e.with_origin(origin))],
+    };
+    if let Err(e) = check_api_version(&doc, &kind) {
         return vec![Err(e.with_origin(origin))];
     }
     match doc {

@@ -65,6 +65,23 @@ pub fn take_socket_error(fd: BorrowedFd<'_>) -> Result<Option<Errno>> {
     Ok((err != 0).then(|| Errno::from_raw(err)))
 }
 
+/// Writes all of `buf` to the connected stream socket `fd` with
+/// `MSG_NOSIGNAL`: a peer that has gone away is an `EPIPE` error, never a
+/// `SIGPIPE` (the local commands run with `SIGPIPE`'s default action, see
+/// [`super::signal::default_sigpipe`]).
+pub fn send_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> std::io::Result<()> {
+    use nix::sys::socket::MsgFlags;
+    while !buf.is_empty() {
+        match nix::sys::socket::send(fd.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(std::io::Error::from_raw_os_error(e as i32)),
+        }
+    }
+    Ok(())
+}
+
 /// Sets `IFF_UP` on the interface `name` of the current network namespace
 /// (`SIOCGIFFLAGS`, then `SIOCSIFFLAGS`).
 pub fn interface_up(name: &str) -> Result<()> {

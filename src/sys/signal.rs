@@ -75,16 +75,38 @@ pub fn set_noop_handlers(signals: &[i32]) -> Result<()> {
 /// Installs `handler` (with `SA_RESTART`) for each of `signals`. The
 /// handler must be async-signal-safe.
 pub fn set_handlers(signals: &[i32], handler: extern "C" fn(libc::c_int)) -> Result<()> {
-    let act = SigAction::new(
-        SigHandler::Handler(handler),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
+    set_action(signals, Action::Handler(handler))
+}
+
+/// Restores `SIGPIPE`'s default action (the process ends when it writes
+/// to a pipe nobody reads), as Unix tools have it: the Rust runtime
+/// ignores `SIGPIPE`, which turns `picolet get … | head -1` into an
+/// `EPIPE` on every write. For the local commands only: the agent and the
+/// shim keep it ignored (a closed socket must not end them), and the
+/// commands' own sockets are written with `MSG_NOSIGNAL`
+/// ([`super::net::send_all`]).
+pub fn default_sigpipe() -> Result<()> {
+    set_action(&[libc::SIGPIPE], Action::Default)
+}
+
+/// What [`set_action`] installs: only safe choices.
+enum Action {
+    Handler(extern "C" fn(libc::c_int)),
+    Default,
+}
+
+fn set_action(signals: &[i32], action: Action) -> Result<()> {
+    let handler = match action {
+        Action::Handler(h) => SigHandler::Handler(h),
+        Action::Default => SigHandler::SigDfl,
+    };
+    let act = SigAction::new(handler, SaFlags::SA_RESTART, SigSet::empty());
     for &sig in signals {
         let sig = Signal::try_from(sig).map_err(|e| Error::new("sigaction", e))?;
         // SAFETY: the handlers given here (a no-op; a kill(2) forwarder
         // reading an atomic) are async-signal-safe and touch no Rust state
-        // that the interrupted code could hold.
+        // that the interrupted code could hold; the default action runs no
+        // code of ours.
         unsafe { nix::sys::signal::sigaction(sig, &act) }.op("sigaction")?;
     }
     Ok(())

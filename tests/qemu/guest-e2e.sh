@@ -58,7 +58,7 @@ measure_mem() {
     measure "$1-uss" "$(awk '/^Private_(Clean|Dirty):/ { n += $2 } END { print n }' "/proc/$2/smaps_rollup")" KiB
 }
 describe() { $P describe pod "$1" 2>/dev/null; }
-pod_uid() { describe "$1" | sed -n "s/^UID:$S*//p"; }
+pod_uid() { $P get pods "$1" -o 'jsonpath={.metadata.uid}' 2>/dev/null; }
 # The startedAt of every running container of a pod, one per line.
 started_at() {
     describe "$1" | awk '/State:[[:space:]]+Running/ { getline; sub(/^[[:space:]]*Started:[[:space:]]*/, ""); print }'
@@ -193,7 +193,7 @@ fi
 
 two_ready() {
     d=$(describe two)
-    [ "$(echo "$d" | grep -cE "Ready:$S+true")" = 2 ] && echo "$d" | grep -qE "^  Ready$S+True"
+    [ "$(echo "$d" | grep -cE "Ready:$S+True")" = 2 ] && echo "$d" | grep -qE "^  Ready$S+True"
 }
 if wait_for 60 two_ready; then
     result two-containers PASS "both containers Ready (httpGet and exec probes) after $((($(now_us) - t0) / 1000)) ms"

@@ -163,6 +163,29 @@ metadata:
 }
 
 #[test]
+fn a_pod_list_loads_item_by_item_too() {
+    // What `picolet get pods -o json` printed before it said `List`, and
+    // what the API's PodList is.
+    let text = r#"{"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": ""},
+      "items": [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"},
+         "spec": {"containers": [{"name": "c", "image": "x"}]}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "b"},
+         "spec": {"containers": [{"name": "c", "image": ""}]}}]}"#;
+    let all = load_str(text, "list.json");
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].as_ref().unwrap().metadata.name, "a");
+    let e = all[1].as_ref().unwrap_err();
+    assert_eq!(e.path, "items[1].spec.containers[0].image");
+    let e = load_err(&text.replace(
+        r#""apiVersion": "v1", "kind": "PodList""#,
+        r#""apiVersion": "v2", "kind": "PodList""#,
+    ));
+    assert_eq!(e.path, "apiVersion");
+    assert!(e.message.contains("PodList is apiVersion v1"), "{e}");
+}
+
+#[test]
 fn type_errors_name_the_field_path() {
     let e = load_err(&with_container_lines(
         "    ports:\n    - containerPort: http\n",

@@ -1,0 +1,132 @@
+//! Per-command help: `picolet COMMAND --help` (or `-h`, anywhere before
+//! `--`; see [`super::args::help_requested`]) and `picolet help COMMAND
+//! [SUBCOMMAND]` print the command's `HELP` text, which lives beside the
+//! command's code, and exit 0. `picolet --help` stays the overview.
+
+use std::process::ExitCode;
+
+/// Every user command, in the order of `picolet --help`.
+pub const COMMANDS: &[&str] = &[
+    "agent",
+    "get",
+    "describe",
+    "logs",
+    "exec",
+    "image",
+    "version",
+    "check",
+    "install",
+    "cgroup-holder",
+    "apply",
+    "delete",
+    "fleet",
+    "keygen",
+];
+
+/// `picolet version --help`.
+pub const VERSION_HELP: &str = "\
+Print picolet's version, target and build.
+
+Usage:
+  picolet version
+  picolet --version
+
+Example:
+  picolet version
+";
+
+/// The help of `cmd`, or of its subcommand when `rest` names one (`image
+/// ls`); `None` when `cmd` is no command.
+pub fn text(cmd: &str, rest: &[String]) -> Option<&'static str> {
+    let sub = rest
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .map(String::as_str);
+    Some(match cmd {
+        "agent" => crate::agent::flags::HELP,
+        "get" => super::pods::GET_HELP,
+        "describe" => super::pods::DESCRIBE_HELP,
+        "logs" => super::logs::HELP,
+        "exec" => super::exec::HELP,
+        "image" => match sub {
+            Some("import") => super::image::IMPORT_HELP,
+            Some("ls" | "list") => super::image::LS_HELP,
+            Some("rm" | "rmi") => super::image::RM_HELP,
+            Some("prune") => super::image::PRUNE_HELP,
+            _ => super::image::HELP,
+        },
+        "version" => VERSION_HELP,
+        "check" => super::host::CHECK_HELP,
+        "install" => super::host::INSTALL_HELP,
+        "cgroup-holder" => crate::runtime::cgroup::holder::HELP,
+        "apply" => crate::controller::APPLY_HELP,
+        "delete" => crate::controller::DELETE_HELP,
+        "fleet" => crate::controller::FLEET_HELP,
+        "keygen" => crate::controller::KEYGEN_HELP,
+        _ => return None,
+    })
+}
+
+/// Prints `cmd`'s help (see [`text`]); an error for an unknown command.
+pub fn print(cmd: &str, rest: &[String]) -> Result<ExitCode, String> {
+    let t =
+        text(cmd, rest).ok_or_else(|| format!("unknown command {cmd:?}; see `picolet --help`"))?;
+    super::ignore_closed_stdout();
+    super::out(t)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_a_usage_and_an_example() {
+        for &cmd in COMMANDS {
+            let t = text(cmd, &[]).unwrap_or_else(|| panic!("{cmd}: no help"));
+            assert!(t.contains("Usage:"), "{cmd}: no Usage:\n{t}");
+            assert!(
+                t.contains(&format!("picolet {cmd}")),
+                "{cmd}: the usage does not name it:\n{t}"
+            );
+            assert!(t.contains("Example"), "{cmd}: no example:\n{t}");
+            let example = t.split("Example").nth(1).unwrap();
+            assert!(
+                example.contains("picolet") || example.contains("ExecStart"),
+                "{cmd}: the example shows no command line:\n{t}"
+            );
+            assert!(t.ends_with('\n'), "{cmd}");
+        }
+        for sub in ["import", "ls", "rm", "prune"] {
+            let t = text("image", &[sub.to_string()]).unwrap();
+            assert!(t.contains(&format!("picolet image {sub}")), "{sub}: {t}");
+            assert!(t.contains("Example"), "{sub}");
+        }
+        assert_eq!(text("frobnicate", &[]), None);
+    }
+
+    #[test]
+    fn every_command_parses_help_before_its_own_options() {
+        // The command's own parser answers HELP_REQUESTED for `--help`
+        // and `-h`, even those (agent, check, the controller's) where `-h`
+        // is no option, and even with an option missing its value.
+        for &cmd in COMMANDS {
+            for flag in ["--help", "-h"] {
+                let args = vec![std::ffi::OsString::from(flag)];
+                let r = match cmd {
+                    "agent" => crate::agent::flags::parse(args).map(|_| ()),
+                    "version" | "cgroup-holder" => continue,
+                    _ => super::super::run(cmd, args.clone())
+                        .or_else(|| crate::controller::run(cmd, args))
+                        .unwrap_or_else(|| panic!("{cmd}: not dispatched"))
+                        .map(|_| ()),
+                };
+                assert_eq!(
+                    r.unwrap_err(),
+                    super::super::args::HELP_REQUESTED,
+                    "{cmd} {flag}"
+                );
+            }
+        }
+    }
+}
