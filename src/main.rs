@@ -18,7 +18,8 @@ Fleet controller (talks to the MQTT broker):
 
 const USAGE_TAIL: &str = "
 The agent reads --config FILE (default /etc/picolet/config.yaml); its flags win.
---state-dir DIR (agent, get, describe, logs, exec, image): the agent's state directory;
+--state-dir DIR (agent, get, describe, logs, exec, image, and the local apply/delete):
+the agent's state directory;
 default: the config file's stateDir, else $PICOLET_STATE_DIR, else /var/lib/picolet.
 The agent logs to stderr; set RUST_LOG=debug for more.
 `picolet COMMAND --help` (or `picolet help COMMAND`) shows one command's options and examples.

@@ -56,8 +56,8 @@ pub fn text(cmd: &str, rest: &[String]) -> Option<&'static str> {
             _ => super::image::HELP,
         },
         "version" => VERSION_HELP,
-        "check" => super::host::CHECK_HELP,
-        "install" => super::host::INSTALL_HELP,
+        "check" => crate::check::HELP,
+        "install" => crate::install::HELP,
         "cgroup-holder" => crate::runtime::cgroup::holder::HELP,
         "apply" => crate::controller::APPLY_HELP,
         "delete" => crate::controller::DELETE_HELP,
@@ -126,6 +126,46 @@ mod tests {
                     super::super::args::HELP_REQUESTED,
                     "{cmd} {flag}"
                 );
+            }
+        }
+    }
+
+    /// The README's command table and `--help` agree: every command of
+    /// [`COMMANDS`] users run has a row, and every `--option` a row names
+    /// is in that command's help.
+    #[test]
+    fn the_readme_command_table_matches_the_help() {
+        let readme = include_str!("../../README.md");
+        let rows: Vec<&str> = readme
+            .lines()
+            .filter(|l| l.starts_with("| `picolet "))
+            .collect();
+        for &cmd in COMMANDS {
+            if cmd == "cgroup-holder" {
+                continue; // started by picolet-pods.service, not by users
+            }
+            let mine: Vec<&&str> = rows
+                .iter()
+                .filter(|r| {
+                    r.starts_with(&format!("| `picolet {cmd} "))
+                        || r.starts_with(&format!("| `picolet {cmd}`"))
+                })
+                .collect();
+            assert!(!mine.is_empty(), "README has no row for `picolet {cmd}`");
+            let help = text(cmd, &[]).unwrap();
+            for row in mine {
+                // The command cell (the description may name other
+                // commands' options, e.g. the agent's --run-dir).
+                let cell = row.split("` |").next().unwrap();
+                for opt in cell
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                    .filter(|w| w.starts_with("--") && w.len() > 2)
+                {
+                    assert!(
+                        help.contains(opt),
+                        "README row of `picolet {cmd}` names {opt}, which its --help does not:\n{row}"
+                    );
+                }
             }
         }
     }

@@ -6,42 +6,6 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// `picolet check --help`.
-pub const CHECK_HELP: &str = "\
-Check that this host can run picolet: kernel, cgroup v2 controllers,
-namespaces, overlayfs, and the board's known settings.
-
-Usage:
-  picolet check [-o text|json] [--board BOARD] [--cgroup-root DIR]
-
-Options:
-  -o, --output FORMAT    text (default) or json
-      --board BOARD      check for this board (e.g. raspberry-pi-4)
-      --cgroup-root DIR  the cgroup the pods would go in
-
-Exits 1 when a required check fails.
-
-Examples:
-  picolet check
-  picolet check --board raspberry-pi-4 -o json
-";
-
-/// `picolet install --help`.
-pub const INSTALL_HELP: &str = "\
-Install this binary, its systemd units and a commented config file.
-
-Usage:
-  picolet install [--board BOARD] [--root DIR]
-
-Options:
-      --board BOARD      the board's settings (e.g. raspberry-pi-4)
-      --root DIR         install under DIR instead of / (for images)
-
-Examples:
-  picolet install
-  picolet install --board raspberry-pi-4 --root /mnt/sdcard
-";
-
 pub(super) fn check(args: Vec<OsString>) -> Result<ExitCode, String> {
     let a = Args::parse(
         args,

@@ -316,6 +316,13 @@ pub(super) fn logs(args: Vec<OsString>) -> Result<ExitCode, String> {
     let container = a.one(&["c", "container"]).map(str::to_string);
     let previous = a.has(&["p", "previous"]);
     let follow = a.has(&["f", "follow"]);
+    if follow && previous {
+        // A terminated instance's log does not grow: refused, not ignored.
+        return Err(
+            "--follow cannot be used with --previous: the previous instance's log is complete"
+                .into(),
+        );
+    }
     let tail: Option<usize> = match a.one(&["tail"]) {
         Some("-1") => None,
         Some(t) => Some(
@@ -417,7 +424,7 @@ pub(super) fn logs(args: Vec<OsString>) -> Result<ExitCode, String> {
     for s in &mut streams {
         s.dump(&common, tail)?;
     }
-    if !follow || previous {
+    if !follow {
         return Ok(ExitCode::SUCCESS);
     }
     if streams.iter().all(|s| s.current.is_none()) {
@@ -482,6 +489,15 @@ mod tests {
         assert_eq!(recent(LOG, at("2026-01-01T00:00:02Z")), from(1));
         assert_eq!(recent(LOG, at("2026-01-01T00:00:02.05Z")), from(3));
         assert_eq!(recent(LOG, at("2026-01-01T00:00:04Z")), "");
+    }
+
+    #[test]
+    fn follow_with_previous_is_refused_not_ignored() {
+        let args = ["p", "-p", "-f", "--state-dir", "/nonexistent"]
+            .map(std::ffi::OsString::from)
+            .to_vec();
+        let e = logs(args).unwrap_err();
+        assert!(e.contains("--follow cannot be used with --previous"), "{e}");
     }
 
     #[test]
