@@ -185,27 +185,6 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// `picolet get pods` (and `-o wide`).
-pub fn pods_table(node: &str, pods: &[PodEntry], wide: bool, now_ms: i64) -> String {
-    let rows: Vec<Vec<String>> = pods
-        .iter()
-        .map(|p| {
-            let r = row(p, node, now_ms);
-            let mut v = vec![r.name, r.ready, r.status, r.restarts.to_string(), r.age];
-            if wide {
-                v.push(r.ip);
-                v.push(r.node);
-            }
-            v
-        })
-        .collect();
-    let mut h = vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"];
-    if wide {
-        h.extend(["IP", "NODE"]);
-    }
-    table(&h, &rows)
-}
-
 /// A Kubernetes time (RFC 3339) as kubectl's describe prints it: Go's
 /// RFC1123Z, in UTC (`Mon, 02 Jan 2006 15:04:05 +0000`); as given when it
 /// does not parse.
