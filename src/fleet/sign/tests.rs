@@ -181,3 +181,23 @@ fn key_ids_differ_between_keys_and_are_stable() {
     assert_ne!(a.key_id(), PublicKey(b).key_id());
     assert!(a.key_id().bytes().all(|c| c.is_ascii_hexdigit()));
 }
+
+/// Key files written by `keygen` before the `base64` crate and
+/// `pki_types::pem` replaced the hand-written code (`fixtures/`; a test key,
+/// nothing signs with it): they still load, and writing the same key again
+/// gives the same bytes.
+#[test]
+fn key_files_written_by_older_versions_load_and_are_rewritten_byte_for_byte() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/fleet/sign/fixtures");
+    let key_text = std::fs::read_to_string(dir.join("fleet.key")).unwrap();
+    let pub_text = std::fs::read_to_string(dir.join("fleet.pub")).unwrap();
+    let private = read_private_key(&dir.join("fleet.key")).unwrap();
+    let public = read_public_key(&dir.join("fleet.pub")).unwrap();
+    assert_eq!(
+        SigningKey::from_pkcs8(&private).unwrap().public_key(),
+        public
+    );
+    assert_eq!(public.key_id(), "ca35a2593507c120");
+    assert_eq!(encode_private_key_file(&private), key_text);
+    assert_eq!(encode_public_key_file(&public), pub_text);
+}
