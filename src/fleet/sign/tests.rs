@@ -201,3 +201,29 @@ fn key_files_written_by_older_versions_load_and_are_rewritten_byte_for_byte() {
     assert_eq!(encode_private_key_file(&private), key_text);
     assert_eq!(encode_public_key_file(&public), pub_text);
 }
+
+#[test]
+fn a_pem_body_is_read_across_comments_and_blank_lines_and_its_bad_base64_is_located() {
+    let commented = OPENSSL_KEY.replace(
+        "-----BEGIN PRIVATE KEY-----\n",
+        "# made by openssl\n-----BEGIN PRIVATE KEY-----\n\n  # seed follows\n",
+    );
+    assert_eq!(
+        parse_private_key_file(&commented, "k").unwrap(),
+        parse_private_key_file(OPENSSL_KEY, "k").unwrap()
+    );
+    let bad = OPENSSL_KEY.replace("MC4CAQAw", "MC4C*QAw");
+    assert_eq!(
+        parse_private_key_file(&bad, "k").unwrap_err().to_string(),
+        "k: invalid base64 character '*' at offset 4"
+    );
+    let bad = OPENSSL_PUB.replace("MCowBQYD", "MCow\u{e9}QYD");
+    let err = parse_public_key_file(&bad, "p").unwrap_err().to_string();
+    assert!(err.starts_with("p: "), "{err}");
+    assert!(err.contains("base64"), "{err}");
+    let after = format!("{OPENSSL_PUB}MCow\n");
+    assert_eq!(
+        parse_public_key_file(&after, "p").unwrap_err().to_string(),
+        "p: text after \"-----END PUBLIC KEY-----\""
+    );
+}
