@@ -158,15 +158,14 @@ pub fn call(state_dir: &Path, req: &Request) -> Result<Response, ApiError> {
         path: path.clone(),
         source,
     };
-    let mut line = serde_json::to_string(req).map_err(|e| ApiError::Malformed(e.to_string()))?;
-    line.push('\n');
+    let line = crate::jsonl::encode(req).map_err(|e| ApiError::Malformed(e.to_string()))?;
     if line.len() > MAX_REQUEST_LINE {
         return Err(ApiError::Agent(format!(
             "the request is {} bytes, over the agent's {MAX_REQUEST_LINE}-byte limit (a command that long cannot be sent)",
             line.len()
         )));
     }
-    s.write_all(line.as_bytes()).map_err(io)?;
+    s.write_all(&line).map_err(io)?;
     let mut r = BufReader::new(s);
     let mut resp = String::new();
     r.read_line(&mut resp).map_err(io)?;
