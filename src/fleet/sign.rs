@@ -12,7 +12,10 @@
 //!
 //! Readers also take the bare base64 of the same DER, and for a public key
 //! the bare base64 of its 32 bytes (one line, for pasting). Blank lines and
-//! lines starting with `#` are skipped.
+//! lines starting with `#` are skipped. PEM blocks are decoded by rustls'
+//! `pki_types::pem`, bare base64 by the `base64` crate ([`base64`]); the
+//! formats are those of the hand-written code they replaced (fixtures in
+//! `sign/fixtures/`).
 //!
 //! A key's **key id** is the hex of the first 8 bytes of SHA-256 over its 32
 //! public key bytes; it names the key in envelopes and errors, it is never
