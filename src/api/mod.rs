@@ -182,8 +182,7 @@ pub fn send(
         path: path.clone(),
         source,
     };
-    let mut line = serde_json::to_string(req).map_err(|e| ApiError::Malformed(e.to_string()))?;
-    line.push('\n');
+    let line = crate::jsonl::encode(req).map_err(|e| ApiError::Malformed(e.to_string()))?;
     if line.len() > MAX_REQUEST_LINE {
         return Err(ApiError::Agent(format!(
             "the request is {} bytes, over the agent's {MAX_REQUEST_LINE}-byte limit (a command that long cannot be sent)",
@@ -192,12 +191,11 @@ pub fn send(
     }
     let mut sent = 0;
     if !fds.is_empty() {
-        sent = crate::sys::net::send_with_fds(std::os::fd::AsFd::as_fd(&s), line.as_bytes(), fds)
+        sent = crate::sys::net::send_with_fds(std::os::fd::AsFd::as_fd(&s), &line[..], fds)
             .map_err(io)?;
     }
     // MSG_NOSIGNAL: the local commands run with SIGPIPE's default action.
-    crate::sys::net::send_all(std::os::fd::AsFd::as_fd(&s), &line.as_bytes()[sent..])
-        .map_err(io)?;
+    crate::sys::net::send_all(std::os::fd::AsFd::as_fd(&s), &&line[..][sent..]).map_err(io)?;
     Ok(s)
 }
 

@@ -4,7 +4,8 @@
 //! the probe sets them, a custom `Host` header replaces the default one, and
 //! a status of 200..=399 is a success. Unlike the kubelet, redirects are
 //! never followed: any 3xx is a success. Only the response head is read
-//! (at most [`MAX_RESPONSE`] bytes); the body is ignored.
+//! (at most [`MAX_RESPONSE`] bytes) and parsed with `httparse`; the body is
+//! ignored.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -39,6 +40,8 @@ enum HttpError {
     Eof,
     #[error("net/http: HTTP/1.x transport connection broken: malformed HTTP response {0:?}")]
     Malformed(String),
+    #[error("net/http: HTTP/1.x transport connection broken: malformed MIME header: {0}")]
+    MalformedHeader(String),
     #[error("net/http: invalid header field {0:?}")]
     InvalidHeader(String),
 }
@@ -80,7 +83,7 @@ async fn exchange(ns: Option<&NetNs>, addr: SocketAddr, request: &[u8]) -> Resul
         .map_err(|source| HttpError::Write { addr, source })?;
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
-    while head.len() < MAX_RESPONSE && !has_end_of_head(&head) {
+    while head.len() < MAX_RESPONSE {
         let want = chunk.len().min(MAX_RESPONSE - head.len());
         let n = stream
             .read(&mut chunk[..want])
@@ -89,7 +92,12 @@ async fn exchange(ns: Option<&NetNs>, addr: SocketAddr, request: &[u8]) -> Resul
         if n == 0 {
             break;
         }
+        // Only the new bytes (and the 3 before them) can end the head.
+        let from = head.len().saturating_sub(3);
         head.extend_from_slice(&chunk[..n]);
+        if has_end_of_head(&head[from..]) {
+            break;
+        }
     }
     parse_status(&head)
 }
@@ -98,28 +106,37 @@ fn has_end_of_head(buf: &[u8]) -> bool {
     buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n")
 }
 
-/// Parses `HTTP/1.x NNN reason` from the first line of `head`.
+/// The status of a response head, parsed by `httparse`: the status line
+/// (`HTTP/1.x NNN reason`) and the header lines read. A head cut short (by
+/// [`MAX_RESPONSE`] or by the server closing) is judged by its status line,
+/// as before; a malformed header line read is an error, as in Go.
 fn parse_status(head: &[u8]) -> Result<u16, HttpError> {
     if head.is_empty() {
         return Err(HttpError::Eof);
     }
-    let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
-    let line = String::from_utf8_lossy(&head[..line_end]);
-    let line = line.trim_end_matches('\r');
-    let malformed = || HttpError::Malformed(line.chars().take(64).collect());
-    let (proto, rest) = line.split_once(' ').ok_or_else(malformed)?;
-    if !matches!(proto, "HTTP/1.0" | "HTTP/1.1") {
-        return Err(malformed());
+    let malformed = || {
+        let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
+        let line = String::from_utf8_lossy(&head[..line_end]);
+        HttpError::Malformed(line.trim_end_matches('\r').chars().take(64).collect())
+    };
+    // Every header line ends with a newline: the count bounds the headers.
+    let lines = head.iter().filter(|&&b| b == b'\n').count();
+    let mut headers = vec![httparse::EMPTY_HEADER; lines];
+    let mut response = httparse::Response::new(&mut headers);
+    let parsed = httparse::ParserConfig::default()
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .parse_response(&mut response, head);
+    match parsed {
+        // Complete, or cut short: `code` is set once the status line's
+        // three digits are read.
+        Ok(_) => {}
+        Err(httparse::Error::Version | httparse::Error::Status) => return Err(malformed()),
+        Err(e) => return Err(HttpError::MalformedHeader(e.to_string())),
     }
-    let code = rest.get(..3).ok_or_else(malformed)?;
-    if !code.bytes().all(|b| b.is_ascii_digit()) || rest.len() > 3 && !rest[3..].starts_with(' ') {
-        return Err(malformed());
+    match response.code {
+        Some(status) if status >= 100 => Ok(status),
+        _ => Err(malformed()),
     }
-    let status: u16 = code.parse().map_err(|_| malformed())?;
-    if status < 100 {
-        return Err(malformed());
-    }
-    Ok(status)
 }
 
 /// `path` as a request target: leading `/`, and spaces, controls and
@@ -257,5 +274,40 @@ mod unit {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn header_lines_are_parsed_and_checked() {
+        // Many headers, a folded (obsolete) header line, bare `\n` ends.
+        let mut many = b"HTTP/1.1 204 No Content\r\n".to_vec();
+        for i in 0..500 {
+            many.extend_from_slice(format!("X-{i}: {i}\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(parse_status(&many).unwrap(), 204);
+        assert_eq!(
+            parse_status(b"HTTP/1.1 200 OK\r\nX: a\r\n  b\r\n\r\n").unwrap(),
+            200
+        );
+        assert_eq!(
+            parse_status(b"HTTP/1.0 301 Moved\nLocation: /\n\n").unwrap(),
+            301
+        );
+        // A head cut short inside a header: the status line decides.
+        assert_eq!(parse_status(b"HTTP/1.1 500 Oops\r\nX-Fill").unwrap(), 500);
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nNo Colon Here\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\n: empty name\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX: a\0b\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse_status(bad), Err(HttpError::MalformedHeader(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            parse_status(b"HTTP/1.1 099 Low\r\n\r\n"),
+            Err(HttpError::Malformed(_))
+        ));
     }
 }

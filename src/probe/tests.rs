@@ -412,3 +412,101 @@ fn net_ns_of_a_missing_pid_names_the_path() {
         "{err}"
     );
 }
+
+/// Serves one connection that answers with `pieces`, written one at a time
+/// with a pause between them, so that the probe reads each on its own.
+fn serve_in_pieces(listener: Async<TcpListener>, pieces: Vec<Vec<u8>>) {
+    spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).await;
+        for piece in pieces {
+            if s.write_all(&piece).await.is_err() {
+                return;
+            }
+            crate::reactor::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .detach();
+}
+
+#[test]
+fn http_probe_reads_a_response_head_split_across_reads() {
+    // Split inside the version, the status code, a header, and the blank
+    // line that ends the head (`\r\n\r` then `\n`).
+    let splits: [&[&[u8]]; 3] = [
+        &[
+            b"HTT",
+            b"P/1.1 5",
+            b"03 Busy\r\nRetry-",
+            b"After: 1\r\n\r",
+            b"\n",
+        ],
+        &[b"HTTP/1.1 204 No Content\r\n", b"\r\n"],
+        &[b"HTTP/1.0 302 Found\nLocation: /x\n", b"\n"],
+    ];
+    let mut got = Vec::new();
+    for pieces in splits {
+        let (l, addr) = listener();
+        serve_in_pieces(l, pieces.iter().map(|p| p.to_vec()).collect());
+        got.push(block_on(http_get(None, addr, "x", "/", &[], 5 * SEC)));
+    }
+    assert!(!got[0].success);
+    assert_eq!(got[0].message, "HTTP probe failed with statuscode: 503");
+    assert!(got[1].success, "{:?}", got[1]);
+    assert!(got[2].success, "{:?}", got[2]);
+}
+
+#[test]
+fn http_probe_judges_a_head_over_the_cap_by_its_status_line() {
+    // 12 KiB of headers: the head is cut at MAX_RESPONSE, and the status
+    // line read decides (the kubelet would have read them all).
+    let mut big = b"HTTP/1.1 503 Service Unavailable\r\n".to_vec();
+    while big.len() < http::MAX_RESPONSE + 2048 {
+        big.extend_from_slice(b"X-Filler: ");
+        big.extend_from_slice(&[b'a'; 100]);
+        big.extend_from_slice(b"\r\n");
+    }
+    big.extend_from_slice(b"\r\n");
+    let (l, addr) = listener();
+    serve_in_pieces(l, vec![big]);
+    let out = block_on(http_get(None, addr, "x", "/", &[], 5 * SEC));
+    assert!(!out.success);
+    assert_eq!(out.message, "HTTP probe failed with statuscode: 503");
+}
+
+#[test]
+fn http_probe_refuses_non_http_replies_and_malformed_header_lines() {
+    let replies: [&[u8]; 5] = [
+        b"HTTP/2 200\r\n\r\n",
+        b"\x15\x03\x01\x00\x02\x02\x46",
+        b"hello\n",
+        b"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX: a\x01b\r\n\r\n",
+    ];
+    let mut got = Vec::new();
+    for reply in replies {
+        let (l, addr) = listener();
+        serve_in_pieces(l, vec![reply.to_vec()]);
+        let out = block_on(http_get(None, addr, "x", "/", &[], 5 * SEC));
+        assert!(!out.success, "{reply:?}: {out:?}");
+        let prefix =
+            format!("Get \"http://{addr}/\": net/http: HTTP/1.x transport connection broken: ");
+        got.push(
+            out.message
+                .strip_prefix(&prefix)
+                .unwrap_or(&out.message)
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        got,
+        [
+            "malformed HTTP response \"HTTP/2 200\"",
+            "malformed HTTP response \"\\u{15}\\u{3}\\u{1}\\0\\u{2}\\u{2}F\"",
+            "malformed HTTP response \"hello\"",
+            "malformed MIME header: invalid header name",
+            "malformed MIME header: invalid header value",
+        ]
+    );
+}

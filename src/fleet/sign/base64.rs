@@ -1,77 +1,39 @@
-//! Standard base64 (RFC 4648 §4, `+/` alphabet, `=` padding), enough for
-//! key files and signed envelopes without another dependency. Pure.
+//! Standard base64 (RFC 4648 §4, `+/` alphabet, `=` padding) for key files
+//! and signed envelopes: the `base64` crate's `STANDARD` engine, which
+//! refuses whitespace, misplaced padding and non-zero trailing bits (so every
+//! byte string has exactly one accepted encoding). This module only words
+//! its errors the way picolet always has. Pure.
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 
 /// Encodes `data` with padding.
 pub fn encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    STANDARD.encode(data)
 }
 
-fn value(c: u8) -> Option<u32> {
-    match c {
-        b'A'..=b'Z' => Some(u32::from(c - b'A')),
-        b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
-        b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    }
-}
-
-/// Decodes padded base64. Refuses whitespace, a wrong length, misplaced
-/// padding and non-zero trailing bits (so every byte string has exactly one
-/// accepted encoding).
+/// Decodes canonical padded base64; the error names the offending
+/// character and its offset, the length, or the padding.
 pub fn decode(text: &str) -> Result<Vec<u8>, String> {
-    let bytes = text.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if text.len() % 4 != 0 {
         return Err(format!(
             "base64 length {} is not a multiple of 4",
-            bytes.len()
+            text.len()
         ));
     }
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
-    let last = bytes.len() / 4;
-    for (i, quad) in bytes.chunks(4).enumerate() {
-        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && i + 1 != last) {
-            return Err("misplaced '=' padding in base64".to_string());
+    STANDARD.decode(text).map_err(|e| match e {
+        base64::DecodeError::InvalidByte(_, b'=') | base64::DecodeError::InvalidPadding => {
+            "misplaced '=' padding in base64".to_string()
         }
-        let mut n = 0u32;
-        for (j, &c) in quad[..4 - pad].iter().enumerate() {
-            let v = value(c).ok_or_else(|| {
-                format!(
-                    "invalid base64 character {:?} at offset {}",
-                    char::from(c),
-                    i * 4 + j
-                )
-            })?;
-            n |= v << (18 - 6 * j);
+        base64::DecodeError::InvalidByte(offset, byte) => format!(
+            "invalid base64 character {:?} at offset {offset}",
+            char::from(byte)
+        ),
+        base64::DecodeError::InvalidLastSymbol(..) => {
+            "non-canonical base64 (trailing bits set)".to_string()
         }
-        let b = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        let keep = 3 - pad;
-        if b[keep..].iter().any(|&x| x != 0) {
-            return Err("non-canonical base64 (trailing bits set)".to_string());
-        }
-        out.extend_from_slice(&b[..keep]);
-    }
-    Ok(out)
+        base64::DecodeError::InvalidLength(len) => format!("base64 length {len} is not valid"),
+    })
 }
 
 #[cfg(test)]
@@ -111,5 +73,23 @@ mod tests {
         assert!(decode("Zg==Zm9v").unwrap_err().contains("padding"));
         assert!(decode("Z===").unwrap_err().contains("padding"));
         assert!(decode("Zh==").unwrap_err().contains("non-canonical"));
+    }
+
+    #[test]
+    fn every_refusal_is_worded_with_what_is_wrong_and_where() {
+        let cases = [
+            ("Zm9", "base64 length 3 is not a multiple of 4"),
+            ("Zm9v Yg=", "invalid base64 character ' ' at offset 4"),
+            ("Zm9vYg\n=", "invalid base64 character '\\n' at offset 6"),
+            ("Zg==Zm9v", "misplaced '=' padding in base64"),
+            ("Zm9=Zm9v", "misplaced '=' padding in base64"),
+            ("Z===", "misplaced '=' padding in base64"),
+            ("====", "misplaced '=' padding in base64"),
+            ("Zh==", "non-canonical base64 (trailing bits set)"),
+            ("Zm9=", "non-canonical base64 (trailing bits set)"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(decode(text).unwrap_err(), want, "{text:?}");
+        }
     }
 }

@@ -181,3 +181,49 @@ fn key_ids_differ_between_keys_and_are_stable() {
     assert_ne!(a.key_id(), PublicKey(b).key_id());
     assert!(a.key_id().bytes().all(|c| c.is_ascii_hexdigit()));
 }
+
+/// Key files written by `keygen` before the `base64` crate and
+/// `pki_types::pem` replaced the hand-written code (`fixtures/`; a test key,
+/// nothing signs with it): they still load, and writing the same key again
+/// gives the same bytes.
+#[test]
+fn key_files_written_by_older_versions_load_and_are_rewritten_byte_for_byte() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/fleet/sign/fixtures");
+    let key_text = std::fs::read_to_string(dir.join("fleet.key")).unwrap();
+    let pub_text = std::fs::read_to_string(dir.join("fleet.pub")).unwrap();
+    let private = read_private_key(&dir.join("fleet.key")).unwrap();
+    let public = read_public_key(&dir.join("fleet.pub")).unwrap();
+    assert_eq!(
+        SigningKey::from_pkcs8(&private).unwrap().public_key(),
+        public
+    );
+    assert_eq!(public.key_id(), "ca35a2593507c120");
+    assert_eq!(encode_private_key_file(&private), key_text);
+    assert_eq!(encode_public_key_file(&public), pub_text);
+}
+
+#[test]
+fn a_pem_body_is_read_across_comments_and_blank_lines_and_its_bad_base64_is_located() {
+    let commented = OPENSSL_KEY.replace(
+        "-----BEGIN PRIVATE KEY-----\n",
+        "# made by openssl\n-----BEGIN PRIVATE KEY-----\n\n  # seed follows\n",
+    );
+    assert_eq!(
+        parse_private_key_file(&commented, "k").unwrap(),
+        parse_private_key_file(OPENSSL_KEY, "k").unwrap()
+    );
+    let bad = OPENSSL_KEY.replace("MC4CAQAw", "MC4C*QAw");
+    assert_eq!(
+        parse_private_key_file(&bad, "k").unwrap_err().to_string(),
+        "k: invalid base64 character '*' at offset 4"
+    );
+    let bad = OPENSSL_PUB.replace("MCowBQYD", "MCow\u{e9}QYD");
+    let err = parse_public_key_file(&bad, "p").unwrap_err().to_string();
+    assert!(err.starts_with("p: "), "{err}");
+    assert!(err.contains("base64"), "{err}");
+    let after = format!("{OPENSSL_PUB}MCow\n");
+    assert_eq!(
+        parse_public_key_file(&after, "p").unwrap_err().to_string(),
+        "p: text after \"-----END PUBLIC KEY-----\""
+    );
+}
