@@ -131,9 +131,13 @@ fn a_pod_filling_the_state_filesystem_is_evicted_for_node_pressure_and_state_sti
     }
     // Declared first: dropped after the agent.
     let mut unmount = Unmount(None);
+    // nodefs.available at the kubelet's default 10 % (the test support
+    // turns node-pressure eviction off unless a test sets it).
     let mut a = Agent::start_with(&[
         "--eviction-interval",
         "1",
+        "--eviction-nodefs-available",
+        "10",
         "--eviction-imagefs-available",
         "0",
     ]);

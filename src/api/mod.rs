@@ -195,7 +195,7 @@ pub fn send(
             .map_err(io)?;
     }
     // MSG_NOSIGNAL: the local commands run with SIGPIPE's default action.
-    crate::sys::net::send_all(std::os::fd::AsFd::as_fd(&s), &&line[..][sent..]).map_err(io)?;
+    crate::sys::net::send_all(std::os::fd::AsFd::as_fd(&s), &line[sent..]).map_err(io)?;
     Ok(s)
 }
 
