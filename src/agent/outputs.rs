@@ -140,6 +140,15 @@ impl Agent {
         let Some(view) = self.node.pod(&uid) else {
             return;
         };
+        if self.shims.conn(&uid).is_some() {
+            // The agent is connected to this pod's shim (adopted at start),
+            // yet the core asks for a sandbox: it restored an older state
+            // (`state.bin.prev`) saved while the sandbox was being created.
+            // The sandbox exists; stopping its shim as a stray would kill
+            // the running containers.
+            self.pending.push_back(Input::SandboxReady { uid });
+            return;
+        }
         let pod = view.spec.clone();
         let pod_dir = self.cfg.state_dir.join("pods").join(&uid);
         let cgroup = self.cgroups.as_ref().and_then(|root| {
