@@ -141,11 +141,13 @@ impl Agent {
             return;
         };
         if self.shims.conn(&uid).is_some() {
-            // The agent is connected to this pod's shim (adopted at start),
-            // yet the core asks for a sandbox: it restored an older state
-            // (`state.bin.prev`) saved while the sandbox was being created.
-            // The sandbox exists; stopping its shim as a stray would kill
-            // the running containers.
+            // `CreateSandbox` means "create, or adopt if it already runs"
+            // (see `lifecycle::Output`). The agent is connected to this
+            // pod's shim (adopted at start), yet the core asks for a
+            // sandbox: it restored an older state (`state.bin.prev`) saved
+            // while the sandbox was being created. The sandbox exists;
+            // stopping its shim as a stray would kill the running
+            // containers (tests/adoption.rs reproduces it under load).
             self.pending.push_back(Input::SandboxReady { uid });
             return;
         }
