@@ -10,6 +10,7 @@ mod quantity;
 mod unsupported;
 mod validate;
 mod validate_container;
+mod yaml;
 
 use crate::spec::{Pod, SpecError, load_str};
 
