@@ -247,7 +247,7 @@ impl GetOpts {
             Output::Json => serde_json::to_string_pretty(&doc)
                 .map(|s| s + "\n")
                 .map_err(|e| e.to_string()),
-            Output::Yaml => serde_yaml::to_string(&doc).map_err(|e| e.to_string()),
+            Output::Yaml => serde_norway::to_string(&doc).map_err(|e| e.to_string()),
             Output::JsonPath(t) => Ok(t.render(&doc)),
             _ => unreachable!("table outputs return above"),
         }
@@ -555,7 +555,7 @@ mod tests {
         let o = opts(&["web", "db"], Some("yaml"));
         let (found, _) = o.select(pods());
         let text = o.render("n", &found, NOW).unwrap();
-        let v: Value = serde_yaml::from_str(&text).unwrap();
+        let v: Value = serde_norway::from_str(&text).unwrap();
         assert_eq!(v["kind"], "List");
         assert_eq!(v["items"].as_array().unwrap().len(), 2);
         // What it prints loads back as pods.

@@ -283,13 +283,13 @@ impl AgentFileConfig {
 
     /// Parses YAML text; the error names the key path and the position.
     pub fn parse(text: &str) -> Result<AgentFileConfig, String> {
-        let de = serde_yaml::Deserializer::from_str(text);
+        let de = serde_norway::Deserializer::from_str(text);
         match serde_path_to_error::deserialize::<_, Option<AgentFileConfig>>(de) {
             Ok(cfg) => Ok(cfg.unwrap_or_default()),
             Err(e) => {
                 let path = e.path().to_string();
                 let message = e.into_inner().to_string();
-                // serde_yaml may start its message with the path, or with
+                // serde_norway may start its message with the path, or with
                 // the path of the parent object: keep the path once.
                 let mut prefix = path.as_str();
                 let message = loop {

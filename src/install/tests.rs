@@ -51,7 +51,7 @@ fn install_into_a_root_writes_binary_unit_config_and_manifests_with_their_modes(
         text.contains("pidsMax: 1024") && text.contains("raspberry-pi-4"),
         "{text}"
     );
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let yaml: serde_norway::Value = serde_norway::from_str(&text).unwrap();
     assert_eq!(yaml["manifests"].as_str(), Some("/etc/picolet/manifests"));
     // The agent's own strict loader accepts what install wrote.
     let parsed = crate::fleet::config::AgentFileConfig::load(&config).unwrap();

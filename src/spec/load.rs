@@ -182,12 +182,12 @@ fn json_documents(text: &str) -> Documents {
 
 fn yaml_documents(text: &str) -> Documents {
     let mut docs = Vec::new();
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+    for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
         match serde_path_to_error::deserialize::<_, StrictValue>(doc) {
             Ok(StrictValue(Value::Null)) => {}
             Ok(StrictValue(v)) => docs.push((i, v)),
             Err(e) => {
-                // serde_yaml puts the path in its message too: keep it once.
+                // serde_norway puts the path in its message too: keep it once.
                 let path = path_string(e.path());
                 let message = e.into_inner().to_string();
                 let message = message

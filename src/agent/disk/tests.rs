@@ -115,7 +115,7 @@ fn image_gc_settings_default_to_the_kubelets_and_bad_ones_are_refused_by_name() 
     .unwrap();
     let p = f.resolve("h").unwrap().image_gc;
     assert_eq!((p.high_pct, p.low_pct, p.min_age_ms), (90, 50, 0));
-    let file: AgentFileConfig = serde_yaml::from_str(
+    let file: AgentFileConfig = serde_norway::from_str(
         "imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 10\nimageMinimumGCAgeSeconds: 60\n",
     )
     .unwrap();

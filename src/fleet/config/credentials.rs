@@ -50,7 +50,7 @@ impl Credentials {
             });
         }
         let text = read_capped(path, MAX_CONFIG_BYTES)?;
-        let creds: Credentials = serde_yaml::from_str(&text).map_err(|e| ConfigError::File {
+        let creds: Credentials = serde_norway::from_str(&text).map_err(|e| ConfigError::File {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;

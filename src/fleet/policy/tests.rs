@@ -177,13 +177,13 @@ spec:
 
 #[test]
 fn policy_reads_from_camel_case_yaml_and_refuses_unknown_keys() {
-    let p: NodePolicy = serde_yaml::from_str(
+    let p: NodePolicy = serde_norway::from_str(
         "allowPrivileged: true\nallowHostPID: true\nallowCapabilities: [NET_RAW]\n",
     )
     .unwrap();
     assert!(p.allow_privileged && p.allow_host_pid && !p.allow_host_path);
     assert_eq!(p.allow_capabilities, ["NET_RAW"]);
-    let err = serde_yaml::from_str::<NodePolicy>("allowPrivilegd: true\n").unwrap_err();
+    let err = serde_norway::from_str::<NodePolicy>("allowPrivilegd: true\n").unwrap_err();
     assert!(
         err.to_string().contains("unknown field `allowPrivilegd`"),
         "{err}"
