@@ -1,5 +1,13 @@
-use super::*;
+use super::{Conns, Limits, spawn_at};
+use crate::agent::Msg;
+use crate::api::{Request, Response};
+use crate::reactor;
 use std::io::{BufRead, BufReader};
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
 use std::time::Instant;
 
 #[test]

@@ -22,7 +22,7 @@
 //! earlier connection are ignored. Fds: one TCP socket while connected or
 //! connecting. No thread.
 
-use super::super::Msg;
+use crate::agent::Msg;
 use crate::fleet::transport::{self, BrokerUrl, TlsSettings, Transport};
 use crate::reactor::{self, Task};
 use async_channel::Sender;
