@@ -48,6 +48,7 @@ pub struct StatusLimiter {
 
 impl StatusLimiter {
     /// Records the wanted status; returns it if it should be sent now.
+    #[must_use = "the status returned is to be sent now"]
     pub fn set(&mut self, text: String, now: Instant) -> Option<String> {
         if self.sent.as_deref() == Some(text.as_str()) {
             self.pending = None;
@@ -67,6 +68,7 @@ impl StatusLimiter {
     }
 
     /// The deferred status, if its time has come.
+    #[must_use = "the status returned is to be sent now"]
     pub fn due(&mut self, now: Instant) -> Option<String> {
         let at = self.next_due()?;
         if now < at {
