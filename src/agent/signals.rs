@@ -110,3 +110,23 @@ impl Stop {
         self.handled || self.flag.get()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Asked, Stop};
+
+    #[test]
+    fn sighup_asks_for_a_rescan_and_sigterm_or_sigint_for_a_stop() {
+        let mut stop = Stop::default();
+        assert_eq!(stop.on_signal(libc::SIGHUP), Asked::Rescan);
+        assert!(!stop.now() && !stop.handled());
+        // The signal task sets the flag before the message is handled.
+        stop.flag.set(true);
+        assert!(stop.flagged() && stop.now() && !stop.handled());
+        assert_eq!(stop.on_signal(libc::SIGTERM), Asked::Stop);
+        assert!(stop.handled());
+        let mut stop = Stop::default();
+        assert_eq!(stop.on_signal(libc::SIGINT), Asked::Stop);
+        assert!(stop.now());
+    }
+}
