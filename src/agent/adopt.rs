@@ -48,7 +48,7 @@ impl Agent {
         let mut waiting = HashSet::new();
         for uid in &uids {
             let dir = pods_dir.join(uid);
-            if let Some(root) = &self.cgroups {
+            if let Some(root) = self.cgroups.root() {
                 let cg = root.pod_path(uid);
                 if cg.exists() {
                     self.shims.rt(uid).cgroup = Some(cg);

@@ -21,8 +21,13 @@
 //!   an `exec`'s stdio, passed on to the pod's shim and closed here once
 //!   sent); more is refused like an over-long line. So 64 connections
 //!   hold at most 64 × 3 passed fds, and only until their request is read.
+//!
+//! The agent holds an [`ApiServer`]: where it listens, its limits, and the
+//! CLI execs waiting for their shim's `ExecDone`. The connections
+//! themselves ([`Conns`]) belong to the accept task. The requests are
+//! answered by `Agent::on_api`, below: it reads the lifecycle core, the
+//! desired state and the shims.
 
-use super::shims::ExecWaiter;
 use super::{Agent, Msg};
 use crate::api::{PodEntry, Request, Response};
 use crate::desired::Owner;
@@ -30,11 +35,11 @@ use crate::reactor::{self, Async};
 use crate::runtime::shim::proto;
 use async_channel::{Receiver, Sender};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -122,12 +127,92 @@ impl Drop for Registered {
     }
 }
 
-/// Binds the socket (replacing a stale one) and starts accepting.
-pub fn spawn(state_dir: &Path, tx: Sender<Msg>) -> io::Result<()> {
-    spawn_at(&crate::api::socket_path(state_dir), tx, Limits::default())
+/// The API server as the agent holds it (see the module doc).
+#[derive(Debug)]
+pub(super) struct ApiServer {
+    /// `<state-dir>/picolet.sock`.
+    path: PathBuf,
+    limits: Limits,
+    /// Per exec id: the pod's uid and the CLI waiting for the exit code.
+    execs: HashMap<u64, (String, Sender<Response>)>,
 }
 
-/// [`spawn`] on `path` with explicit limits.
+impl ApiServer {
+    /// The server of `<state_dir>/picolet.sock`, with the default limits;
+    /// not listening yet.
+    pub(super) fn new(state_dir: &Path) -> ApiServer {
+        ApiServer {
+            path: crate::api::socket_path(state_dir),
+            limits: Limits::default(),
+            execs: HashMap::new(),
+        }
+    }
+
+    /// Where it listens.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Binds the socket (replacing a stale one) and starts accepting;
+    /// each request comes to the agent as a [`Msg::Api`].
+    pub(super) fn listen(&self, tx: Sender<Msg>) -> io::Result<()> {
+        spawn_at(&self.path, tx, self.limits)
+    }
+
+    /// Removes the socket (the agent is stopping).
+    pub(super) fn stop(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+
+    /// The CLI's exec `id` runs in pod `uid`; `reply` gets its exit code.
+    pub(super) fn wait_exec(&mut self, id: u64, uid: &str, reply: Sender<Response>) {
+        self.execs.insert(id, (uid.to_string(), reply));
+    }
+
+    /// The shim's `ExecDone` for exec `id`: answers the CLI waiting for
+    /// it, if any.
+    pub(super) fn exec_done(&mut self, id: u64, exit_code: i32, output: String, not_started: bool) {
+        let Some((_, reply)) = self.execs.remove(&id) else {
+            return;
+        };
+        let resp = if not_started || exit_code < 0 {
+            // Never ran: 127/126 as a shell or kubectl reports it (older
+            // shims say -1), and the reason as an error.
+            Response::Exec {
+                exit_code: if exit_code < 0 {
+                    crate::runtime::shim::EXEC_CANNOT_RUN
+                } else {
+                    exit_code
+                },
+                error: Some(output),
+            }
+        } else {
+            // The output went to the CLI's pipes, not here.
+            Response::Exec {
+                exit_code,
+                error: None,
+            }
+        };
+        let _ = reply.try_send(resp);
+    }
+
+    /// Pod `uid`'s shim connection is gone: no `ExecDone` will come for
+    /// its execs; their CLIs are told.
+    pub(super) fn shim_gone(&mut self, uid: &str) {
+        self.execs.retain(|_, (u, reply)| {
+            if u != uid {
+                return true;
+            }
+            let _ = reply.try_send(Response::Error(
+                "the pod's shim went away while the command ran".into(),
+            ));
+            false
+        });
+    }
+}
+
+/// Binds the socket at `path` (replacing a stale one) and starts accepting,
+/// with `limits`.
 pub(crate) fn spawn_at(path: &Path, tx: Sender<Msg>, limits: Limits) -> io::Result<()> {
     let _ = std::fs::remove_file(path);
     let listener = Async::new(UnixListener::bind(path)?)?;
@@ -424,7 +509,7 @@ impl Agent {
                 stdin,
             } => match self.start_exec(&namespace, &name, container, argv, stdin, fds) {
                 Ok((uid, id)) => {
-                    self.shims.wait_exec(id, &uid, ExecWaiter::Api(reply));
+                    self.api.wait_exec(id, &uid, reply);
                     return;
                 }
                 Err(e) => Response::Error(e),

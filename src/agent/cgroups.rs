@@ -16,11 +16,16 @@
 //! only `pod<uuid>` directories under the cgroup root (picolet's naming),
 //! only those no pod and no adopted shim owns, and only empty ones
 //! (`populated 0`); a populated one is logged and left alone.
+//!
+//! The agent holds a [`PodCgroups`]: the cgroup root (none when cgroups
+//! are disabled) and the cgroups whose removal is being retried.
 
 use super::statefile::SandboxRecord;
 use super::{Agent, Msg};
 use crate::reactor;
+use crate::runtime::cgroup::devices::DeviceFilter;
 use crate::runtime::cgroup::{CgroupError, CgroupRoot};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,6 +46,57 @@ pub(super) fn backoff(attempt: u32) -> Duration {
         .map_or(MAX_DELAY, |d| d.min(MAX_DELAY))
 }
 
+/// The pods' cgroups as the agent knows them (see the module doc).
+#[derive(Debug, Default)]
+pub(super) struct PodCgroups {
+    root: Option<CgroupRoot>,
+    /// Removed pods' cgroups whose `rmdir` is being retried.
+    retrying: HashSet<PathBuf>,
+}
+
+impl PodCgroups {
+    /// Finds and prepares the cgroup root (`--cgroup-root`, or the
+    /// agent's own cgroup), with the device allowlist; without one, pods
+    /// run without cgroups (logged).
+    pub(super) fn detect(cgroup_root: Option<PathBuf>) -> PodCgroups {
+        let root = match CgroupRoot::detect(cgroup_root) {
+            Ok(mut root) => {
+                root.log_missing_once();
+                match root.prepare() {
+                    Ok(_) => {
+                        match DeviceFilter::load() {
+                            Ok(f) => root.set_device_filter(f),
+                            Err(e) => log::warn!(
+                                "no device allowlist for containers ({e}): a container with \
+                                 CAP_MKNOD can make and open any device node in its /dev; \
+                                 `picolet check` explains"
+                            ),
+                        }
+                        Some(root)
+                    }
+                    Err(e) => {
+                        log::warn!("cgroups disabled: {e}");
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                log::warn!("cgroups disabled: {e}");
+                None
+            }
+        };
+        PodCgroups {
+            root,
+            retrying: HashSet::new(),
+        }
+    }
+
+    /// The cgroup root, unless cgroups are disabled.
+    pub(super) fn root(&self) -> Option<&CgroupRoot> {
+        self.root.as_ref()
+    }
+}
+
 impl Agent {
     /// Removes a removed pod's cgroup now, or, when processes are still in
     /// it, once they are gone (see the module doc). `shim` is the pod's
@@ -58,7 +114,7 @@ impl Agent {
                     "pod {uid}: {} still has processes; waiting for the shim's exit",
                     path.display()
                 );
-                if self.cgroups_pending.insert(cgroup.clone()) {
+                if self.cgroups.retrying.insert(cgroup.clone()) {
                     let tx = self.tx.clone();
                     let uid = uid.to_string();
                     reactor::spawn(async move {
@@ -84,12 +140,12 @@ impl Agent {
     pub(super) fn on_cgroup_retry(&mut self, uid: String, cgroup: PathBuf, attempt: u32) {
         if self.owns_cgroup(&uid, &cgroup) {
             // A new sandbox of the same pod took it again.
-            self.cgroups_pending.remove(&cgroup);
+            self.cgroups.retrying.remove(&cgroup);
             return;
         }
         match CgroupRoot::remove(&cgroup) {
             Ok(()) => {
-                self.cgroups_pending.remove(&cgroup);
+                self.cgroups.retrying.remove(&cgroup);
                 if attempt >= WARN_AFTER {
                     log::info!("pod {uid}: {} removed at last", cgroup.display());
                 }
@@ -118,7 +174,7 @@ impl Agent {
                 .detach();
             }
             Err(e) => {
-                self.cgroups_pending.remove(&cgroup);
+                self.cgroups.retrying.remove(&cgroup);
                 log::warn!("pod {uid}: {e}");
             }
         }
@@ -135,7 +191,7 @@ impl Agent {
     /// Removes the empty pod cgroups that no pod and no adopted shim owns
     /// (see the module doc). Called once at start, after adoption.
     pub(super) fn sweep_pod_cgroups(&mut self) {
-        let Some(root) = &self.cgroups else {
+        let Some(root) = self.cgroups.root() else {
             return;
         };
         for (uid, path) in root.pod_cgroups() {
@@ -184,7 +240,8 @@ async fn wait_exit(rec: SandboxRecord) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{MAX_DELAY, WARN_AFTER, backoff};
+    use std::time::Duration;
 
     #[test]
     fn retries_back_off_from_10_ms_doubling_to_10_s() {

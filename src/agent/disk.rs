@@ -304,6 +304,7 @@ impl Disk {
     }
 
     /// A measurement finished: the evictions it calls for, as inputs.
+    #[must_use = "the evictions are to be fed to the lifecycle"]
     pub fn on_usage(
         &mut self,
         node: &Node,

@@ -60,7 +60,7 @@ pub fn budget_max_pods(max_pods: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{pods_for, raise_nofile_limit};
 
     #[test]
     fn the_soft_limit_is_raised_to_the_hard_one_and_pods_are_budgeted() {

@@ -227,7 +227,10 @@ pub fn config(args: Vec<OsString>) -> Result<Config, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{config, parse};
+    use crate::fleet::config::Bytes;
+    use std::ffi::OsString;
+    use std::path::PathBuf;
 
     fn args(a: &[&str]) -> Vec<OsString> {
         a.iter().map(OsString::from).collect()

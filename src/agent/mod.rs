@@ -7,10 +7,13 @@
 //! struct in its own file: [`static_pods::StaticPods`] (the manifests
 //! directory), [`fleet::Fleet`] (the broker link and session),
 //! [`shims::Shims`] (one connection and runtime facts per pod),
-//! [`disk::Disk`] (ephemeral storage), the API server ([`api_server`]) and
-//! the notifier ([`notify`]). [`Agent`] holds them, feeds the cores and
-//! carries out their outputs; docs/agent.md has the map of which core
-//! decides what. The main loop never awaits anything but its inbox and the
+//! [`api_server::ApiServer`] (the CLI's socket and the execs it waits
+//! for), [`notify::Notify`] (sd_notify), [`signals::Stop`] (SIGTERM,
+//! SIGINT, SIGHUP), [`disk::Disk`] (ephemeral storage) and
+//! [`cgroups::PodCgroups`]. [`Agent`] holds them and the cores, feeds the
+//! cores and carries out their outputs; a method that needs several parts
+//! lives on `Agent` in the file of the event source that triggers it.
+//! docs/agent.md has the map of which core decides what. The main loop never awaits anything but its inbox and the
 //! cores' next timeout: work that waits (starting a shim, a tcp/http probe)
 //! runs in its own task.
 //!
@@ -38,23 +41,25 @@ mod shims;
 mod signals;
 pub mod statefile;
 mod static_pods;
-use static_pods::StaticPods;
 pub mod trash;
 
 use crate::clock::Now;
 use crate::desired::{Change, Desired};
 use crate::image::ImageStore;
-use crate::lifecycle::{Input, Node, Output};
-use crate::reactor::{self, Async};
-use crate::runtime::cgroup::CgroupRoot;
-use crate::runtime::cgroup::devices::DeviceFilter;
+use crate::lifecycle::{Input, Node};
+use crate::reactor;
 use crate::runtime::shim::proto::{self, Event};
 use crate::store::StateStore;
 use crate::sys::fs::private_dir;
+use api_server::ApiServer;
 use async_channel::{Receiver, Sender};
+use cgroups::PodCgroups;
+use notify::Notify;
 use sandbox::ShimConn;
 use shims::Shims;
+use signals::{Asked, Stop};
 use statefile::{StateFile, StateV2};
+use static_pods::StaticPods;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -169,37 +174,45 @@ pub fn run(cfg: Config) -> Result<(), AgentError> {
         trash::empty_at_start(&agent.cfg.state_dir);
         agent.start(&rx).await?;
         agent.process(); // the first reconcile
-        notify::ready();
+        agent.notify.ready();
         agent.main_loop(rx).await
     })
 }
 
+/// The cores, and one struct per event source (see the module doc).
 struct Agent {
+    // The core and what it needs.
     cfg: Config,
+    /// The lifecycle core: every admitted pod and what to do next.
     node: Node,
-    images: ImageStore,
-    store: StateStore,
-    cgroups: Option<CgroupRoot>,
-    /// Every pod's shim connection and runtime facts.
-    shims: Shims,
     /// Which source owns each pod, and what should run (the fleet's
     /// documents included).
     desired: Desired,
+    /// Inputs for `node`, fed in order ([`Agent::feed`]).
+    pending: VecDeque<Input>,
+    /// The state changed since it was saved.
+    dirty: bool,
+    store: StateStore,
+    images: ImageStore,
+    /// Every event source's way into the main loop.
+    tx: Sender<Msg>,
+    // The event sources.
     /// The manifests directory.
     statics: StaticPods,
-    tx: Sender<Msg>,
-    pending: VecDeque<Input>,
-    dirty: bool,
-    stop: bool,
     /// The fleet channel, when a broker is configured.
     fleet: Option<Box<fleet::Fleet>>,
+    /// Every pod's shim connection and runtime facts.
+    shims: Shims,
+    /// The CLI's socket.
+    api: ApiServer,
+    /// sd_notify.
+    notify: Notify,
+    /// SIGTERM/SIGINT (stop) and SIGHUP (rescan).
+    stop: Stop,
     /// Ephemeral-storage accounting.
     disk: disk::Disk,
-    /// Set by the signal task on SIGTERM/SIGINT, checked between messages
-    /// (the `Msg::Signal` may queue behind many others).
-    stop_flag: std::rc::Rc<std::cell::Cell<bool>>,
-    /// Removed pods' cgroups whose `rmdir` is being retried ([`cgroups`]).
-    cgroups_pending: std::collections::HashSet<PathBuf>,
+    /// The pods' cgroups.
+    cgroups: PodCgroups,
 }
 
 fn io_err(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError {
@@ -269,53 +282,29 @@ impl Agent {
             }
         };
         let desired = Desired::new(sources, docs);
-        let cgroups = match CgroupRoot::detect(cfg.cgroup_root.clone()) {
-            Ok(mut root) => {
-                root.log_missing_once();
-                match root.prepare() {
-                    Ok(_) => {
-                        match DeviceFilter::load() {
-                            Ok(f) => root.set_device_filter(f),
-                            Err(e) => log::warn!(
-                                "no device allowlist for containers ({e}): a container with \
-                                 CAP_MKNOD can make and open any device node in its /dev; \
-                                 `picolet check` explains"
-                            ),
-                        }
-                        Some(root)
-                    }
-                    Err(e) => {
-                        log::warn!("cgroups disabled: {e}");
-                        None
-                    }
-                }
-            }
-            Err(e) => {
-                log::warn!("cgroups disabled: {e}");
-                None
-            }
-        };
+        let cgroups = PodCgroups::detect(cfg.cgroup_root.clone());
         let (tx, rx) = async_channel::unbounded();
         let disk = disk::Disk::new(cfg.disk_interval, cfg.eviction, cfg.image_gc);
         let statics = StaticPods::new(cfg.manifests.clone());
+        let api = ApiServer::new(&cfg.state_dir);
         Ok((
             Agent {
                 cfg,
                 node,
-                images,
-                store,
-                cgroups,
-                statics,
-                shims: Shims::new(sandboxes),
                 desired,
-                tx,
                 pending: VecDeque::new(),
                 dirty: false,
-                stop: false,
+                store,
+                images,
+                tx,
+                statics,
                 fleet,
+                shims: Shims::new(sandboxes),
+                api,
+                notify: Notify::from_env(),
+                stop: Stop::default(),
                 disk,
-                stop_flag: Default::default(),
-                cgroups_pending: Default::default(),
+                cgroups,
             },
             rx,
         ))
@@ -325,28 +314,12 @@ impl Agent {
     async fn start(&mut self, rx: &Receiver<Msg>) -> Result<(), AgentError> {
         self.adopt(rx).await;
         self.sweep_pod_cgroups();
-        api_server::spawn(&self.cfg.state_dir, self.tx.clone()).map_err(io_err(
-            "listening on",
-            &crate::api::socket_path(&self.cfg.state_dir),
-        ))?;
-        let sigs = signals::Signals::new().map_err(io_err("signalfd", &self.cfg.state_dir))?;
-        let tx = self.tx.clone();
-        let stop_flag = self.stop_flag.clone();
-        reactor::spawn(async move {
-            let Ok(sigs) = Async::new(sigs) else { return };
-            loop {
-                if sigs.readable().await.is_err() {
-                    return;
-                }
-                while let Ok(Some(s)) = sigs.get_ref().read() {
-                    if s != libc::SIGHUP {
-                        stop_flag.set(true);
-                    }
-                    let _ = tx.send(Msg::Signal(s)).await;
-                }
-            }
-        })
-        .detach();
+        self.api
+            .listen(self.tx.clone())
+            .map_err(io_err("listening on", self.api.path()))?;
+        self.stop
+            .listen(self.tx.clone())
+            .map_err(io_err("signalfd", &self.cfg.state_dir))?;
         if self.statics.watch(self.tx.clone())? {
             self.rescan();
         }
@@ -358,9 +331,9 @@ impl Agent {
     async fn main_loop(&mut self, rx: Receiver<Msg>) -> Result<(), AgentError> {
         loop {
             self.process();
-            if self.stop || self.stop_flag.get() {
+            if self.stop.now() {
                 self.fleet_stop().await;
-                let _ = std::fs::remove_file(crate::api::socket_path(&self.cfg.state_dir));
+                self.api.stop();
                 log::info!("agent stopping; pods keep running under their shims");
                 return Ok(());
             }
@@ -395,7 +368,7 @@ impl Agent {
             // inputs are fed in order, but the state is saved and the
             // statuses published once per batch, not once per message.
             for _ in 1..MSG_BATCH {
-                if self.stop_flag.get() || !self.feed() {
+                if self.stop.flagged() || !self.feed() {
                     break;
                 }
                 match rx.try_recv() {
@@ -467,7 +440,7 @@ impl Agent {
             self.dirty = false;
             self.persist();
         }
-        notify::pods_running(
+        self.notify.pods_running(
             self.node
                 .pods()
                 .filter(|p| p.status.phase == crate::lifecycle::Phase::Running)
@@ -521,13 +494,10 @@ impl Agent {
                 attempt,
             } => self.on_cgroup_retry(uid, cgroup, attempt),
             Msg::ImageGc(report) => self.disk.on_image_gc(report, now.mono_ms),
-            Msg::Signal(s) => {
-                if s == libc::SIGHUP {
-                    self.rescan();
-                } else {
-                    self.stop = true;
-                }
-            }
+            Msg::Signal(s) => match self.stop.on_signal(s) {
+                Asked::Rescan => self.rescan(),
+                Asked::Stop => {}
+            },
         }
     }
 

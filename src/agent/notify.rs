@@ -1,13 +1,14 @@
 //! sd_notify(3), by hand: one datagram per message to `$NOTIFY_SOCKET` (a
 //! path, or an abstract socket name written with a leading `@`).
 //!
-//! What the agent sends (systemd/picolet.service is `Type=notify`):
-//! - `READY=1` once, after the first reconcile ([`ready`]);
-//! - `STATUS=<n> pods running` when the count changes ([`pods_running`]), at
+//! The agent holds a [`Notify`], read from the environment at start; what
+//! it sends (systemd/picolet.service is `Type=notify`):
+//! - `READY=1` once, after the first reconcile ([`Notify::ready`]);
+//! - `STATUS=<n> pods running` when the count changes ([`Notify::pods_running`]), at
 //!   most once per [`STATUS_INTERVAL`]; a change inside the interval is sent
 //!   when it ends, by a one-shot reactor task;
 //! - `WATCHDOG=1` every half of `$WATCHDOG_USEC` from a reactor task started
-//!   by [`ready`], when `$WATCHDOG_PID` is unset or is this process. The task
+//!   by [`Notify::ready`], when `$WATCHDOG_PID` is unset or is this process. The task
 //!   runs on the agent's one thread, so a main loop that hangs stops the
 //!   pings and systemd restarts the agent.
 //!
@@ -36,7 +37,8 @@ pub enum NotifyError {
     WatchdogUsec { value: String },
 }
 
-/// Decides which `STATUS=` text to send when (pure; time is an argument).
+/// Decides which `STATUS=` text to send when (pure; time is an argument:
+/// the caller reads the clock).
 #[derive(Debug, Default, Clone)]
 pub struct StatusLimiter {
     sent: Option<String>,
@@ -46,6 +48,7 @@ pub struct StatusLimiter {
 
 impl StatusLimiter {
     /// Records the wanted status; returns it if it should be sent now.
+    #[must_use = "the status returned is to be sent now"]
     pub fn set(&mut self, text: String, now: Instant) -> Option<String> {
         if self.sent.as_deref() == Some(text.as_str()) {
             self.pending = None;
@@ -65,6 +68,7 @@ impl StatusLimiter {
     }
 
     /// The deferred status, if its time has come.
+    #[must_use = "the status returned is to be sent now"]
     pub fn due(&mut self, now: Instant) -> Option<String> {
         let at = self.next_due()?;
         if now < at {
@@ -180,44 +184,46 @@ impl Notifier {
 
 type Shared = Rc<RefCell<Notifier>>;
 
-thread_local! {
-    /// The agent's notifier: `None` before the first use, then `Some(None)`
-    /// without `$NOTIFY_SOCKET`.
-    static GLOBAL: RefCell<Option<Option<Shared>>> = const { RefCell::new(None) };
+/// The notifier's event source in the agent: the notifier shared with its
+/// watchdog and status tasks, or nothing without `$NOTIFY_SOCKET`.
+#[derive(Debug, Default)]
+pub struct Notify {
+    notifier: Option<Shared>,
 }
 
-fn global() -> Option<Shared> {
-    GLOBAL.with(|g| {
-        g.borrow_mut()
-            .get_or_insert_with(|| match Notifier::from_env() {
-                Ok(n) => n.map(|n| Rc::new(RefCell::new(n))),
-                Err(e) => {
-                    log::warn!("sd_notify disabled: {e}");
-                    None
-                }
-            })
-            .clone()
-    })
-}
+impl Notify {
+    /// From the environment ([`Notifier::from_env`]); a bad setting is
+    /// logged and disables notifications (the agent runs on).
+    pub fn from_env() -> Notify {
+        let notifier = match Notifier::from_env() {
+            Ok(n) => n.map(|n| Rc::new(RefCell::new(n))),
+            Err(e) => {
+                log::warn!("sd_notify disabled: {e}");
+                None
+            }
+        };
+        Notify { notifier }
+    }
 
-/// Sends `READY=1` (once) with the current status, and starts the watchdog
-/// task. Call on the reactor, after the first reconcile.
-pub fn ready() {
-    if let Some(n) = global() {
-        ready_on(&n);
+    /// Sends `READY=1` (once) with the current status, and starts the
+    /// watchdog task. Call on the reactor, after the first reconcile.
+    pub fn ready(&self) {
+        if let Some(n) = &self.notifier {
+            ready_on(n);
+        }
+    }
+
+    /// Updates `STATUS=` to `<n> pods running` (sent on change,
+    /// rate-limited). Call on the reactor.
+    pub fn pods_running(&self, n: usize) {
+        if let Some(notifier) = &self.notifier {
+            status_on(notifier, format!("{n} pods running"), Instant::now());
+        }
     }
 }
 
-/// Updates `STATUS=` to `<n> pods running` (sent on change, rate-limited).
-/// Call on the reactor.
-pub fn pods_running(n: usize) {
-    if let Some(notifier) = global() {
-        status_on(&notifier, format!("{n} pods running"), Instant::now());
-    }
-}
-
-/// [`ready`] for a given notifier.
-pub fn ready_on(n: &Shared) {
+/// [`Notify::ready`] for a given notifier.
+fn ready_on(n: &Shared) {
     let interval = {
         let mut me = n.borrow_mut();
         if me.ready_sent {
@@ -239,15 +245,15 @@ pub fn ready_on(n: &Shared) {
 }
 
 /// Sends `WATCHDOG=1` every `every`, forever.
-pub async fn watchdog_task(n: Shared, every: Duration) {
+async fn watchdog_task(n: Shared, every: Duration) {
     loop {
         reactor::sleep(every).await;
         n.borrow().send_logged("WATCHDOG=1");
     }
 }
 
-/// [`pods_running`] for a given notifier and time.
-pub fn status_on(n: &Shared, text: String, now: Instant) {
+/// [`Notify::pods_running`] for a given notifier and time.
+fn status_on(n: &Shared, text: String, now: Instant) {
     let mut me = n.borrow_mut();
     if let Some(text) = me.status.set(text, now) {
         me.send_logged(&format!("STATUS={text}"));
@@ -274,8 +280,13 @@ pub fn status_on(n: &Shared, text: String, now: Instant) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use std::os::unix::net::UnixDatagram;
+    use super::{Notifier, STATUS_INTERVAL, StatusLimiter, ready_on, status_on};
+    use crate::reactor;
+    use std::cell::RefCell;
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    use std::rc::Rc;
+    use std::time::{Duration, Instant};
 
     /// A bound listener standing in for systemd, and its `$NOTIFY_SOCKET`.
     fn listener() -> (tempfile::TempDir, UnixDatagram, String) {

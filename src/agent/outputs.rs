@@ -1,7 +1,6 @@
 //! Carrying out the lifecycle core's outputs: sandboxes, images,
 //! containers, signals, probes, persistence and events.
 
-use super::shims::ExecWaiter;
 use super::{Agent, Msg, container, probes, prune_logs, sandbox};
 use crate::api::EventEntry;
 use crate::lifecycle::{Input, Output};
@@ -153,7 +152,7 @@ impl Agent {
         }
         let pod = view.spec.clone();
         let pod_dir = self.cfg.state_dir.join("pods").join(&uid);
-        let cgroup = self.cgroups.as_ref().and_then(|root| {
+        let cgroup = self.cgroups.root().and_then(|root| {
             let pod_cg = root
                 .create_pod(&uid, &container::pod_resources(&pod, self.cfg.pids_max))
                 .and_then(|p| root.create_shim(&p).map(|_| p));
@@ -356,7 +355,7 @@ impl Agent {
             .security_context
             .as_ref()
             .is_some_and(|sc| sc.privileged == Some(true));
-        let cgroup = match pod_cgroup.zip(self.cgroups.as_ref()) {
+        let cgroup = match pod_cgroup.zip(self.cgroups.root()) {
             Some((pc, root)) => {
                 let resources = container::container_resources(&c);
                 match root.create_container(&pc, &name, &resources, privileged) {
@@ -457,8 +456,7 @@ impl Agent {
                         stdio: proto::ExecStdio::Capture,
                     }) =>
                 {
-                    self.shims
-                        .wait_exec(id, &uid, ExecWaiter::Probe(Box::new(result)));
+                    self.shims.wait_probe_exec(id, &uid, Box::new(result));
                 }
                 _ => self.pending.push_back(result),
             }

@@ -1,6 +1,5 @@
 //! Events from the pods' shims, fed to the lifecycle core.
 
-use super::shims::ExecWaiter;
 use super::statefile::SandboxRecord;
 use super::{Agent, exited, sandbox};
 use crate::clock::Now;
@@ -118,8 +117,8 @@ impl Agent {
                 timed_out,
                 output,
                 not_started,
-            } => match self.shims.exec_done(id) {
-                Some(ExecWaiter::Probe(input)) => {
+            } => {
+                if let Some(input) = self.shims.probe_exec_done(id) {
                     let mut input = *input;
                     if let Input::ProbeResult {
                         success, message, ..
@@ -136,30 +135,10 @@ impl Agent {
                         };
                     }
                     self.node.handle(input, now);
+                } else {
+                    self.api.exec_done(id, exit_code, output, not_started);
                 }
-                Some(ExecWaiter::Api(reply)) => {
-                    let resp = if not_started || exit_code < 0 {
-                        // Never ran: 127/126 as a shell or kubectl reports it
-                        // (older shims say -1), and the reason as an error.
-                        crate::api::Response::Exec {
-                            exit_code: if exit_code < 0 {
-                                crate::runtime::shim::EXEC_CANNOT_RUN
-                            } else {
-                                exit_code
-                            },
-                            error: Some(output),
-                        }
-                    } else {
-                        // The output went to the CLI's pipes, not here.
-                        crate::api::Response::Exec {
-                            exit_code,
-                            error: None,
-                        }
-                    };
-                    let _ = reply.try_send(resp);
-                }
-                None => {}
-            },
+            }
         }
     }
 
@@ -167,15 +146,10 @@ impl Agent {
         if !self.shims.current(&uid, generation) {
             return;
         }
-        for waiter in self.shims.take_execs(&uid) {
-            // A probe's result is moot with its sandbox gone (as before:
-            // none is delivered); a CLI is told.
-            if let ExecWaiter::Api(reply) = waiter {
-                let _ = reply.try_send(crate::api::Response::Error(
-                    "the pod's shim went away while the command ran".into(),
-                ));
-            }
-        }
+        // A probe's result is moot with its sandbox gone (none is
+        // delivered); a CLI is told.
+        self.shims.drop_probe_execs(&uid);
+        self.api.shim_gone(&uid);
         let removing = self.shims.pods.get(&uid).is_some_and(|p| p.removing);
         if let Some(rt) = self.shims.pods.get_mut(&uid) {
             rt.conn = None;

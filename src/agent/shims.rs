@@ -1,6 +1,7 @@
 //! The shims as the agent knows them: one connection and a few runtime
 //! facts per pod, the connection generations, the queue of sandboxes
-//! waiting for a start slot, and the execs waiting for their `ExecDone`.
+//! waiting for a start slot, the exec ids, and the exec probes waiting for
+//! their `ExecDone` (a CLI's exec waits in the API server, [`super::api_server`]).
 //! The lifecycle core owns the policy; this is bookkeeping only.
 
 use super::sandbox::ShimConn;
@@ -8,7 +9,6 @@ use super::statefile::SandboxRecord;
 use crate::api::EventHistory;
 use crate::lifecycle::Input;
 use crate::probe::NetNs;
-use async_channel::Sender;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -34,13 +34,6 @@ pub(super) struct PodRt {
     pub(super) events: EventHistory,
 }
 
-/// Who waits for an `ExecDone`.
-#[derive(Debug)]
-pub(super) enum ExecWaiter {
-    Probe(Box<Input>),
-    Api(Sender<crate::api::Response>),
-}
-
 /// Every pod's shim (see the module doc).
 #[derive(Debug)]
 pub(super) struct Shims {
@@ -52,8 +45,9 @@ pub(super) struct Shims {
     /// Shims being started (at most [`MAX_STARTING_SANDBOXES`]).
     starting: usize,
     next_exec: u64,
-    /// Per exec id: the pod's uid and who waits.
-    execs: HashMap<u64, (String, ExecWaiter)>,
+    /// Per exec probe's id: the pod's uid and the probe's result, to be
+    /// filled in.
+    probe_execs: HashMap<u64, (String, Box<Input>)>,
 }
 
 impl Shims {
@@ -75,7 +69,7 @@ impl Shims {
             start_queue: VecDeque::new(),
             starting: 0,
             next_exec: 1,
-            execs: HashMap::new(),
+            probe_execs: HashMap::new(),
         }
     }
 
@@ -150,32 +144,27 @@ impl Shims {
         self.starting = self.starting.saturating_sub(1);
     }
 
-    /// Registers who waits for an exec; returns its id.
+    /// A new exec id (for a probe's or a CLI's exec).
     pub(super) fn exec_id(&mut self) -> u64 {
         let id = self.next_exec;
         self.next_exec += 1;
         id
     }
 
-    pub(super) fn wait_exec(&mut self, id: u64, uid: &str, waiter: ExecWaiter) {
-        self.execs.insert(id, (uid.to_string(), waiter));
+    /// The exec probe `id` runs in pod `uid`; `result` is fed to the
+    /// lifecycle when it is done.
+    pub(super) fn wait_probe_exec(&mut self, id: u64, uid: &str, result: Box<Input>) {
+        self.probe_execs.insert(id, (uid.to_string(), result));
     }
 
-    pub(super) fn exec_done(&mut self, id: u64) -> Option<ExecWaiter> {
-        self.execs.remove(&id).map(|(_, w)| w)
+    /// The probe result waiting for exec `id`, if it is a probe's.
+    pub(super) fn probe_exec_done(&mut self, id: u64) -> Option<Box<Input>> {
+        self.probe_execs.remove(&id).map(|(_, r)| r)
     }
 
-    /// Takes every exec waiting on pod `uid`'s shim (its connection is
-    /// gone: no `ExecDone` will come for them).
-    pub(super) fn take_execs(&mut self, uid: &str) -> Vec<ExecWaiter> {
-        let ids: Vec<u64> = self
-            .execs
-            .iter()
-            .filter(|(_, (u, _))| u == uid)
-            .map(|(id, _)| *id)
-            .collect();
-        ids.into_iter()
-            .filter_map(|id| self.exec_done(id))
-            .collect()
+    /// Drops the exec probes running in pod `uid` (its connection is gone:
+    /// no `ExecDone` will come for them, and their result is moot).
+    pub(super) fn drop_probe_execs(&mut self, uid: &str) {
+        self.probe_execs.retain(|_, (u, _)| u != uid);
     }
 }

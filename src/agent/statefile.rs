@@ -79,12 +79,15 @@ impl StateFile {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{SandboxRecord, SavedDoc, StateFile, StateV1, StateV2, v1};
     use crate::clock::Now;
+    use crate::fleet::topics::Source;
+    use crate::lifecycle::NodeSnapshot;
     use crate::lifecycle::{
         BackoffSnap, ContainerSnapshot, InstanceSnap, PhaseSnap, PodSnapshot, SandboxSnap,
         StepSnap, StopWhySnap, StoppingSnap, TermSnap,
     };
+    use std::collections::BTreeMap;
     use std::path::PathBuf;
 
     fn v1() -> StateFile {

@@ -107,7 +107,9 @@ pub fn rmtree_main(args: &[String]) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{discard_with, rmtree_main, trash_dir};
+    use crate::reactor;
+    use std::path::{Path, PathBuf};
     use std::time::Duration;
 
     /// A script in `dir` that stands in for `picolet rmtree DIR`.

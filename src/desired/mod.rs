@@ -193,6 +193,7 @@ impl Desired {
     /// The one reconcile path (see the module doc). `statics`: the static
     /// pods when the manifests were read again, `None` when only the fleet
     /// changed.
+    #[must_use = "the changes are to be fed to the lifecycle, the new errors reported"]
     pub fn reconcile(&mut self, statics: Option<Vec<StaticPod>>, now_wall_ms: i64) -> Reconciled {
         let mut out = Reconciled::default();
         if let Some(statics) = statics {

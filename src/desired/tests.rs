@@ -131,7 +131,7 @@ fn static_pods_apply_in_file_then_document_order_and_the_first_file_owns_a_name(
 fn a_fleet_change_leaves_static_pods_alone() {
     let mut d = Desired::new(BTreeMap::new(), Some(fleet(&[])));
     let mut c = clock();
-    d.reconcile(Some(files(&[("a.yaml", &["s"])])), c.now());
+    let _ = d.reconcile(Some(files(&[("a.yaml", &["s"])])), c.now());
     offer(&mut d, &device(), &doc(1, &[("f", "fleet:1")]), c.now());
     let r = d.reconcile(None, c.now());
     assert_eq!(show(&r), ["+default/f=fleet:1"]);
@@ -198,7 +198,7 @@ fn a_fleet_pod_no_longer_wanted_is_deleted_once() {
         &doc(1, &[("a", "x:1"), ("b", "x:1")]),
         c.now(),
     );
-    d.reconcile(None, c.now());
+    let _ = d.reconcile(None, c.now());
     offer(&mut d, &device(), &doc(2, &[("b", "x:2")]), c.now());
     let r = d.reconcile(None, c.now());
     assert_eq!(show(&r), ["-default/a", "+default/b=x:2"]);
@@ -249,7 +249,7 @@ fn a_refused_new_spec_leaves_the_running_fleet_pod_alone() {
     let mut d = Desired::new(BTreeMap::new(), Some(fleet(&[])));
     let mut c = clock();
     offer(&mut d, &device(), &doc(1, &[("p", "x:1")]), c.now());
-    d.reconcile(None, c.now());
+    let _ = d.reconcile(None, c.now());
     let mut bad = pod_json("p", "x:2");
     bad["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
     let payload = serde_json::to_vec(&json!({
@@ -297,7 +297,7 @@ fn owners_are_saved_as_the_state_files_labels_and_read_back() {
     let mut d = Desired::new(BTreeMap::new(), Some(fleet(&["lab"])));
     let mut c = clock();
     offer(&mut d, &group("lab"), &doc(1, &[("g", "x:1")]), c.now());
-    d.reconcile(Some(files(&[("s.yaml", &["s"])])), c.now());
+    let _ = d.reconcile(Some(files(&[("s.yaml", &["s"])])), c.now());
     let saved = d.saved(["default/g", "default/s", "default/none"].into_iter());
     assert_eq!(saved.len(), 2);
     assert_eq!(saved["default/g"], "fleet:group/lab");
@@ -310,7 +310,7 @@ fn owners_are_saved_as_the_state_files_labels_and_read_back() {
 fn a_pod_moved_between_files_changes_owner_without_a_deletion() {
     let mut d = Desired::new(BTreeMap::new(), None);
     let mut c = clock();
-    d.reconcile(Some(files(&[("a.yaml", &["p"])])), c.now());
+    let _ = d.reconcile(Some(files(&[("a.yaml", &["p"])])), c.now());
     let r = d.reconcile(Some(files(&[("b.yaml", &["p"])])), c.now());
     assert_eq!(show(&r), ["+default/p=static:1"]);
     assert_eq!(

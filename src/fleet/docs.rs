@@ -161,6 +161,7 @@ impl FleetDocs {
     /// longer configured are dropped; each stored document is decoded (and
     /// its signature checked) again with today's settings, and refused like
     /// a new one if that fails. Returns what was dropped, for the log.
+    #[must_use = "the notes say which stored documents were dropped; log them"]
     pub fn restore(&mut self, saved: BTreeMap<Source, SavedDoc>, now_wall_ms: i64) -> Vec<String> {
         let mut notes = Vec::new();
         for (source, saved) in saved {
@@ -194,6 +195,7 @@ impl FleetDocs {
     }
 
     /// Offers a document received from `source` (see the module doc).
+    #[must_use = "an accepted document is to be reconciled, a refused one reported"]
     pub fn offer(&mut self, source: &Source, payload: &[u8], now_wall_ms: i64) -> Offer {
         let last = self.docs.get(source);
         if last.is_some_and(|a| a.payload == payload) {
@@ -280,6 +282,7 @@ impl FleetDocs {
 
     /// The pods to run (see the module doc). `static_owner` gives the
     /// manifest path of a static pod with that `namespace/name`.
+    #[must_use = "the plan is the pods to run"]
     pub fn plan(
         &mut self,
         static_owner: &dyn Fn(&str) -> Option<String>,

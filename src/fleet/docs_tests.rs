@@ -74,7 +74,7 @@ fn a_newer_revision_is_accepted_and_the_same_bytes_again_are_unchanged() {
 #[test]
 fn an_older_or_equal_revision_with_other_content_is_refused_as_stale() {
     let mut d = FleetDocs::new(cfg(&[]));
-    d.offer(&device(), &doc(5, vec![pod("a")]), NOW);
+    let _ = d.offer(&device(), &doc(5, vec![pod("a")]), NOW);
     let Offer::Refused(e) = d.offer(&device(), &doc(5, vec![pod("b")]), NOW) else {
         panic!("accepted a stale document");
     };
@@ -91,7 +91,7 @@ fn an_older_or_equal_revision_with_other_content_is_refused_as_stale() {
 #[test]
 fn a_refused_document_changes_nothing_and_a_newer_good_one_clears_its_error() {
     let mut d = FleetDocs::new(cfg(&[]));
-    d.offer(&device(), &doc(1, vec![pod("a")]), NOW);
+    let _ = d.offer(&device(), &doc(1, vec![pod("a")]), NOW);
     let bad: [(&[u8], &str); 4] = [
         (b"{\"kind\":", "malformed JSON"),
         (
@@ -115,7 +115,7 @@ fn a_refused_document_changes_nothing_and_a_newer_good_one_clears_its_error() {
     }
     // One entry per topic: the latest refusal.
     assert_eq!(d.errors().len(), 1);
-    d.offer(&device(), &doc(2, vec![pod("b")]), NOW);
+    let _ = d.offer(&device(), &doc(2, vec![pod("b")]), NOW);
     assert!(d.errors().is_empty());
     assert_eq!(names(&d.plan(&no_static, NOW)), ["default/b"]);
 }
@@ -150,9 +150,9 @@ fn with_a_fleet_key_unsigned_and_forged_documents_are_refused() {
 #[test]
 fn device_pods_win_clashes_with_group_pods_and_the_clash_is_reported() {
     let mut d = FleetDocs::new(cfg(&["kitchen", "floor"]));
-    d.offer(&group("floor"), &doc(1, vec![pod("x"), pod("f")]), NOW);
-    d.offer(&group("kitchen"), &doc(4, vec![pod("x"), pod("k")]), NOW);
-    d.offer(&device(), &doc(2, vec![pod("x")]), NOW);
+    let _ = d.offer(&group("floor"), &doc(1, vec![pod("x"), pod("f")]), NOW);
+    let _ = d.offer(&group("kitchen"), &doc(4, vec![pod("x"), pod("k")]), NOW);
+    let _ = d.offer(&device(), &doc(2, vec![pod("x")]), NOW);
     let plan = d.plan(&no_static, NOW);
     assert_eq!(names(&plan), ["default/x", "default/k", "default/f"]);
     assert_eq!(plan.pods[0].1, device());
@@ -171,7 +171,7 @@ fn device_pods_win_clashes_with_group_pods_and_the_clash_is_reported() {
 #[test]
 fn a_fleet_pod_named_like_a_static_pod_is_refused() {
     let mut d = FleetDocs::new(cfg(&[]));
-    d.offer(&device(), &doc(1, vec![pod("web"), pod("db")]), NOW);
+    let _ = d.offer(&device(), &doc(1, vec![pod("web"), pod("db")]), NOW);
     let owner =
         |k: &str| (k == "default/web").then(|| "/etc/picolet/manifests/web.yaml".to_string());
     let plan = d.plan(&owner, NOW);
@@ -188,7 +188,7 @@ fn a_fleet_pod_named_like_a_static_pod_is_refused() {
 #[test]
 fn a_privileged_pod_is_refused_by_the_default_policy_and_the_rest_applies() {
     let mut d = FleetDocs::new(cfg(&[]));
-    d.offer(&device(), &doc(3, vec![pod("ok"), privileged("root")]), NOW);
+    let _ = d.offer(&device(), &doc(3, vec![pod("ok"), privileged("root")]), NOW);
     let plan = d.plan(&no_static, NOW);
     assert_eq!(names(&plan), ["default/ok"]);
     assert!(plan.refused.contains("default/root"));
@@ -206,7 +206,7 @@ fn a_privileged_pod_is_refused_by_the_default_policy_and_the_rest_applies() {
     let mut c = cfg(&[]);
     c.policy.allow_privileged = true;
     let mut d = FleetDocs::new(c);
-    d.offer(&device(), &doc(3, vec![pod("ok"), privileged("root")]), NOW);
+    let _ = d.offer(&device(), &doc(3, vec![pod("ok"), privileged("root")]), NOW);
     assert_eq!(
         names(&d.plan(&no_static, NOW)),
         ["default/ok", "default/root"]
@@ -229,8 +229,8 @@ fn topics_of_other_devices_and_unconfigured_groups_are_not_sources() {
 #[test]
 fn stored_documents_come_back_verified_and_unconfigured_ones_are_dropped() {
     let mut d = FleetDocs::new(cfg(&["kitchen"]));
-    d.offer(&device(), &doc(7, vec![pod("a")]), NOW);
-    d.offer(&group("kitchen"), &doc(2, vec![pod("k")]), NOW);
+    let _ = d.offer(&device(), &doc(7, vec![pod("a")]), NOW);
+    let _ = d.offer(&group("kitchen"), &doc(2, vec![pod("k")]), NOW);
     let mut saved = d.saved();
     saved.insert(
         group("gone"),
@@ -254,7 +254,7 @@ fn stored_documents_come_back_verified_and_unconfigured_ones_are_dropped() {
     let mut c = cfg(&["kitchen"]);
     c.fleet_key = Some(crate::fleet::sign::PublicKey(public));
     let mut strict = FleetDocs::new(c);
-    strict.restore(saved, NOW);
+    let _ = strict.restore(saved, NOW);
     assert!(strict.plan(&no_static, NOW).pods.is_empty());
     let errors = strict.errors();
     assert_eq!(errors.len(), 2);

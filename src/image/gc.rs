@@ -116,6 +116,7 @@ pub struct Plan {
 /// then manifest digest), each freeing the objects no other remaining
 /// image references, until `want` is reached or none is left. `sizes`:
 /// bytes per object key (missing: 0).
+#[must_use = "the plan is the images to delete"]
 pub fn plan(
     images: &[GcImage],
     sizes: &BTreeMap<String, u64>,
@@ -193,6 +194,7 @@ impl GcSchedule {
     /// (0: nothing to do), `pressure`: the image filesystem is under
     /// eviction pressure. When true, the caller starts one and later calls
     /// [`GcSchedule::finished`].
+    #[must_use = "when true, a GC is to be started, and `finished` called"]
     pub fn start(&mut self, now_ms: u64, want: u64, pressure: bool) -> bool {
         if !pressure {
             self.pressure_done = false;

@@ -123,6 +123,7 @@ pub fn has_limit(pod: &Pod) -> bool {
 /// The evictions a measurement calls for: pods still running (not
 /// terminal, not being stopped) that are over a limit. Pods without a
 /// measurement (created after it started) are skipped.
+#[must_use = "the evictions are to be carried out"]
 pub fn decide<'a>(
     pods: impl IntoIterator<Item = &'a PodView>,
     usage: &BTreeMap<String, PodUsage>,
@@ -175,6 +176,7 @@ impl DiskMonitor {
     /// Whether to start a measurement at `now_ms` (mono); `wanted`: some
     /// pod has a limit. When true, the caller starts one and later calls
     /// [`DiskMonitor::finished`].
+    #[must_use = "when true, a measurement is to be started, and `finished` called"]
     pub fn start(&mut self, now_ms: u64, wanted: bool) -> bool {
         if !wanted || self.in_flight || now_ms < self.next_at {
             return false;
@@ -288,6 +290,7 @@ pub fn cleaning<'a>(pods: impl IntoIterator<Item = &'a PodView>) -> bool {
 /// (BestEffort, Burstable, Guaranteed), then by usage above the request,
 /// most first; ties by uid. Only pods running and measured are candidates;
 /// `None` when there is none.
+#[must_use = "the victim is to be evicted"]
 pub fn pressure_victim<'a>(
     pods: impl IntoIterator<Item = &'a PodView>,
     usage: &BTreeMap<String, PodUsage>,

@@ -64,6 +64,8 @@ impl Worker {
         *self = Worker::default();
     }
 
+    /// Whether the probe is to be sent at `now` (then call [`Worker::sent`]).
+    #[must_use]
     pub fn due(&self, now: u64) -> bool {
         !self.in_flight && self.next_at.is_some_and(|t| t <= now)
     }
@@ -78,6 +80,7 @@ impl Worker {
     /// next run one period later. Returns the result once it has come
     /// `threshold` times in a row (and on every further repetition), as the
     /// kubelet's `resultsManager.Set` does.
+    #[must_use = "a result past its threshold changes the container's state"]
     pub fn record(&mut self, success: bool, now: u64, t: &Timing) -> Option<bool> {
         self.in_flight = false;
         self.next_at = Some(now + t.period_ms);

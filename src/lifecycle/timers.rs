@@ -82,6 +82,7 @@ impl PodView {
     }
 
     /// The earliest mono time at which a timer of this pod is due.
+    #[must_use]
     pub(crate) fn next_timeout(&self) -> Option<u64> {
         let mut t: Option<u64> = None;
         let mut at = |v: u64| t = Some(t.map_or(v, |t| t.min(v)));

@@ -1,5 +1,13 @@
-use super::*;
+use super::{ApiServer, Conns, Limits, spawn_at};
+use crate::agent::Msg;
+use crate::api::{Request, Response};
+use crate::reactor;
 use std::io::{BufRead, BufReader};
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
 use std::time::Instant;
 
 #[test]
@@ -273,4 +281,54 @@ fn an_exec_answered_after_the_request_timeout_still_gets_its_answer() {
             t.elapsed()
         );
     });
+}
+
+#[test]
+fn a_waiting_exec_is_answered_by_its_exec_done_or_told_when_its_pod_s_shim_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut api = ApiServer::new(dir.path());
+    assert_eq!(api.path(), crate::api::socket_path(dir.path()));
+    let (ran, ran_rx) = async_channel::bounded(1);
+    let (never, never_rx) = async_channel::bounded(1);
+    let (gone, gone_rx) = async_channel::bounded(1);
+    let (other, other_rx) = async_channel::bounded(1);
+    api.wait_exec(1, "pod-a", ran);
+    api.wait_exec(2, "pod-a", never);
+    api.wait_exec(3, "pod-a", gone);
+    api.wait_exec(4, "pod-b", other);
+    // A command that ran: its exit code; its output went to the CLI's pipes.
+    api.exec_done(1, 3, "ignored".into(), false);
+    assert!(matches!(
+        ran_rx.try_recv(),
+        Ok(Response::Exec {
+            exit_code: 3,
+            error: None
+        })
+    ));
+    // One that never started (an older shim says -1): 126, and why.
+    api.exec_done(2, -1, "no such file".into(), false);
+    match never_rx.try_recv() {
+        Ok(Response::Exec { exit_code, error }) => {
+            assert_eq!(exit_code, crate::runtime::shim::EXEC_CANNOT_RUN);
+            assert_eq!(error.as_deref(), Some("no such file"));
+        }
+        r => panic!("{r:?}"),
+    }
+    // An exec id that is not a CLI's (a probe's) changes nothing.
+    api.exec_done(9, 0, String::new(), false);
+    // pod-a's shim goes: its CLI is told; pod-b's still waits.
+    api.shim_gone("pod-a");
+    match gone_rx.try_recv() {
+        Ok(Response::Error(e)) => assert!(e.contains("shim went away"), "{e}"),
+        r => panic!("{r:?}"),
+    }
+    assert!(other_rx.try_recv().is_err());
+    api.exec_done(4, 0, String::new(), true);
+    assert!(matches!(
+        other_rx.try_recv(),
+        Ok(Response::Exec {
+            exit_code: 0,
+            error: Some(_)
+        })
+    ));
 }

@@ -1,4 +1,10 @@
-use super::*;
+use super::{Disk, du, parse_du};
+use crate::image::GcReport;
+use crate::image::gc::GcPolicy;
+use crate::lifecycle::eviction::Thresholds;
+use crate::reactor;
+use std::collections::HashSet;
+use std::time::Duration;
 
 #[test]
 fn du_counts_allocated_bytes_once_per_inode_and_not_through_symlinks() {

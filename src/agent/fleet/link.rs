@@ -22,7 +22,7 @@
 //! earlier connection are ignored. Fds: one TCP socket while connected or
 //! connecting. No thread.
 
-use super::super::Msg;
+use crate::agent::Msg;
 use crate::fleet::transport::{self, BrokerUrl, TlsSettings, Transport};
 use crate::reactor::{self, Task};
 use async_channel::Sender;
@@ -162,6 +162,7 @@ impl Link {
 
     /// Handles a message of a connection task; `None` when it is about an
     /// earlier connection or attempt.
+    #[must_use = "the event is to be fed to the session"]
     pub fn on_msg(&mut self, msg: LinkMsg, tx: &Sender<Msg>) -> Option<LinkEvent> {
         match msg {
             LinkMsg::Connected {

@@ -278,7 +278,7 @@ impl Agent {
                     f.session.handle(online, Now::read());
                     self.publish_status(true);
                 }
-                SessionOutput::ConnectionDown if self.stop => {
+                SessionOutput::ConnectionDown if self.stop.handled() => {
                     log::info!("fleet: disconnected from {}", f.link.url())
                 }
                 SessionOutput::ConnectionDown => log::warn!(

@@ -1,12 +1,13 @@
 //! Status and events: what the fleet channel publishes (see the module doc
 //! of [`super`]).
 
-use super::super::{Agent, Output};
 use super::{STATUS_MIN_INTERVAL_MS, publish};
+use crate::agent::Agent;
 use crate::clock::Now;
 use crate::fleet::doc::{DeviceStatus, ObjectRef, PodReport};
 use crate::fleet::session::Qos;
 use crate::lifecycle::EventType;
+use crate::lifecycle::Output;
 
 impl Agent {
     /// Notes what the status and events need from a lifecycle output

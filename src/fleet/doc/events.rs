@@ -165,6 +165,7 @@ impl EventAggregator {
     }
 
     /// Records one occurrence at `now_wall_ms` and returns the event to publish.
+    #[must_use = "the event is to be published"]
     pub fn record(
         &mut self,
         object: ObjectRef,

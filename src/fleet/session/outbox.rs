@@ -57,6 +57,7 @@ impl Outbox {
     /// Queues a publish, replacing a queued retained publish to the same
     /// topic. Returns the topic of the oldest entry when it had to be
     /// dropped because the queue was full.
+    #[must_use = "a dropped publish is to be reported"]
     pub(crate) fn push(&mut self, o: Outgoing) -> Option<String> {
         if o.retain {
             self.queue.retain(|q| !(q.retain && q.topic == o.topic));

@@ -57,10 +57,10 @@ fn repeated_events_are_counted_and_keep_their_first_timestamp() {
 fn the_aggregator_forgets_the_least_recently_seen_event_when_full() {
     let mut agg = EventAggregator::new("pi-1", 2);
     let obj = |n: &str| ObjectRef::pod(n, "default", n, None);
-    agg.record(obj("a"), EventType::Normal, "Started", "", 1);
-    agg.record(obj("b"), EventType::Normal, "Started", "", 2);
-    agg.record(obj("a"), EventType::Normal, "Started", "", 3);
-    agg.record(obj("c"), EventType::Normal, "Started", "", 4);
+    let _ = agg.record(obj("a"), EventType::Normal, "Started", "", 1);
+    let _ = agg.record(obj("b"), EventType::Normal, "Started", "", 2);
+    let _ = agg.record(obj("a"), EventType::Normal, "Started", "", 3);
+    let _ = agg.record(obj("c"), EventType::Normal, "Started", "", 4);
     assert_eq!(agg.len(), 2);
     // "b" was forgotten, "a" was not.
     assert_eq!(
