@@ -206,7 +206,9 @@ pub fn parse_response(line: &str) -> Result<Response, ApiError> {
             "connection closed without a response".into(),
         ));
     }
-    match serde_json::from_str(line) {
+    // `from_slice`, not `from_str`: the same instantiation as the exec
+    // relay's, and the same result for UTF-8 text (binary size).
+    match serde_json::from_slice(line.as_bytes()) {
         Ok(Response::Error(e)) => Err(ApiError::Agent(e)),
         Ok(r) => Ok(r),
         Err(e) => Err(ApiError::Malformed(e.to_string())),

@@ -39,23 +39,14 @@ pub const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
 /// hold specs as JSON, so a pod within this limit always fits them.
 pub const MAX_POD_BYTES: usize = 1536 * 1024;
 
-/// The size of `pod` as compact JSON, counted without building the text.
+/// The size of `pod` as compact JSON: the length of the text the state
+/// file stores for it ([`crate::lifecycle`]'s `serde_json::to_string`).
+/// Built through `to_vec`, the instantiation that text and the JSON-lines
+/// framing use: a counting writer would link a second copy of the whole
+/// `Pod` serializer (about 7 KB of the static binary) to save one
+/// short-lived buffer the size of the pod, which the state file holds anyway.
 pub fn json_size(pod: &Pod) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 = self.0.saturating_add(buf.len());
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut c = Count(0);
-    match serde_json::to_writer(&mut c, pod) {
-        Ok(()) => c.0,
-        Err(_) => usize::MAX,
-    }
+    serde_json::to_vec(pod).map_or(usize::MAX, |text| text.len())
 }
 
 /// Collects errors with their paths.
