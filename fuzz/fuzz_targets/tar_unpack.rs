@@ -32,21 +32,31 @@ use std::sync::OnceLock;
 /// The most a gzip input may inflate to for the unpacker to be run on it.
 const MAX_INFLATED: u64 = 32 << 10;
 
-/// `tmp/{blob, a/dest, a/outside}`, made once and kept for the process's
-/// life (libFuzzer exits without running destructors anyway).
+/// `$TMPDIR/picolet-fuzz-tar.<pid>/{blob, a/dest, a/outside}`, made once
+/// per process. libFuzzer exits without running destructors, so each start
+/// removes the directories of processes that are gone.
 fn scratch() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("picolet-fuzz-tar.")
-            .tempdir()
-            .unwrap()
-            .keep();
+        let tmp = std::env::temp_dir();
+        for entry in fs::read_dir(&tmp).unwrap().flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+                continue;
+            };
+            if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = tmp.join(format!("{PREFIX}{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("a/dest")).unwrap();
         fs::create_dir_all(dir.join("a/outside")).unwrap();
         dir
     })
 }
+
+const PREFIX: &str = "picolet-fuzz-tar.";
 
 fn names(dir: &Path) -> Vec<OsString> {
     let mut v: Vec<_> = fs::read_dir(dir)
