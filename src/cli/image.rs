@@ -131,19 +131,10 @@ pub(super) fn image(args: Vec<OsString>) -> Result<ExitCode, String> {
                 return Err("usage: picolet image rm REF... [--force]".into());
             }
             let pods = images_in_use(&a, a.has(&["force"]))?;
-            let lock = store.lock_index().map_err(|e| e.to_string())?;
-            let report = store
-                .remove(
-                    &lock,
-                    refs,
-                    &pods,
-                    &state_dir(&a)?.join("trash"),
-                    crate::clock::wall_ms(),
-                )
-                .map_err(|e| e.to_string())?;
-            drop(lock);
-            print_removed(&report)?;
-            Ok(ExitCode::SUCCESS)
+            let trash = state_dir(&a)?.join("trash");
+            locked(&store, |lock| {
+                store.remove(lock, refs, &pods, &trash, crate::clock::wall_ms())
+            })
         }
         Some("prune") => {
             if let Some(f) = free.get(1) {
@@ -155,18 +146,10 @@ pub(super) fn image(args: Vec<OsString>) -> Result<ExitCode, String> {
                 all.references.extend(u.references);
                 all.image_ids.extend(u.image_ids);
             }
-            let lock = store.lock_index().map_err(|e| e.to_string())?;
-            let report = store
-                .prune(
-                    &lock,
-                    &all,
-                    &state_dir(&a)?.join("trash"),
-                    crate::clock::wall_ms(),
-                )
-                .map_err(|e| e.to_string())?;
-            drop(lock);
-            print_removed(&report)?;
-            Ok(ExitCode::SUCCESS)
+            let trash = state_dir(&a)?.join("trash");
+            locked(&store, |lock| {
+                store.prune(lock, &all, &trash, crate::clock::wall_ms())
+            })
         }
         _ => Err(
             "usage: picolet image import FILE|DIR | image ls | image rm REF... | image prune"
@@ -223,6 +206,21 @@ fn images_in_use(a: &Args, force: bool) -> Result<Vec<(String, crate::image::InU
             )
         })
         .collect())
+}
+
+/// Runs `op` (`image rm` or `prune`) under the store's index lock, then,
+/// with the lock released, deletes and prints what it moved to the trash.
+fn locked(
+    store: &crate::image::ImageStore,
+    op: impl FnOnce(
+        &crate::image::IndexLock,
+    ) -> Result<crate::image::GcReport, crate::image::ImageError>,
+) -> Result<ExitCode, String> {
+    let lock = store.lock_index().map_err(|e| e.to_string())?;
+    let report = op(&lock).map_err(|e| e.to_string())?;
+    drop(lock);
+    print_removed(&report)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Deletes the layer trees `image rm`/`prune` moved into the trash, and
