@@ -2,7 +2,8 @@
 //! shim connection (`runtime::shim::conn` on the shim's side,
 //! `agent::sandbox` on the agent's) and the API socket (`agent::api_server`,
 //! `api`). Each message is one JSON value on one `\n`-terminated line
-//! (`serde_json` never writes a raw newline inside a value). Pure.
+//! (`serde_json` never writes a raw newline inside a value). Pure, but for
+//! [`LineBuffer::read_from`], which reads once from the reader it is given.
 
 use serde::Serialize;
 
@@ -42,6 +43,21 @@ impl LineBuffer {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Reads once from `r` (at most 4 KiB) and appends what came:
+    /// `Ok(0)` at end of input. A non-blocking reader's `WouldBlock` is
+    /// returned as is.
+    pub fn read_from(&mut self, r: &mut impl std::io::Read) -> std::io::Result<usize> {
+        let mut chunk = [0u8; 4096];
+        let n = loop {
+            match r.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                other => break other?,
+            }
+        };
+        self.extend(&chunk[..n]);
+        Ok(n)
+    }
+
     /// The next complete line, without its `\n`; `None` until one is.
     pub fn next_line(&mut self) -> Option<Vec<u8>> {
         let rest = &self.buf[self.start..];
@@ -68,6 +84,18 @@ impl LineBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_from_appends_what_each_read_gives_until_end_of_input() {
+        let mut input: &[u8] = b"{\"a\":1}\n{\"b\"";
+        let mut lines = LineBuffer::default();
+        assert_eq!(lines.read_from(&mut input).unwrap(), 12);
+        assert_eq!(lines.next_line().unwrap(), b"{\"a\":1}");
+        assert_eq!(lines.next_line(), None);
+        assert_eq!(lines.pending(), 4);
+        assert_eq!(lines.read_from(&mut input).unwrap(), 0);
+        assert_eq!(lines.pending(), 4);
+    }
 
     #[test]
     fn values_round_trip_through_lines_cut_anywhere() {

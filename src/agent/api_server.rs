@@ -277,14 +277,20 @@ pub const MAX_REQUEST_FDS: usize = 3;
 
 /// Reads one request line and the fds that came with it: `Ok(None)` on
 /// EOF before a newline, an `InvalidData` error past `max` bytes or
-/// [`MAX_REQUEST_FDS`] fds. Buffers at most `max` bytes.
+/// [`MAX_REQUEST_FDS`] fds. Holds at most `max` bytes plus one 4 KiB read.
 async fn read_request(
     s: &Async<UnixStream>,
     max: usize,
     fds: &mut Vec<OwnedFd>,
 ) -> io::Result<Option<Vec<u8>>> {
-    let mut buf = Vec::new();
+    let mut lines = crate::jsonl::LineBuffer::default();
     let mut chunk = [0u8; 4096];
+    let too_long = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("request line over {max} bytes"),
+        )
+    };
     loop {
         let n = s
             .read_with(|s| crate::sys::net::recv_with_fds(s.as_fd(), &mut chunk, fds))
@@ -299,18 +305,13 @@ async fn read_request(
         if n == 0 {
             return Ok(None);
         }
-        let got = &chunk[..n];
-        let end = got.iter().position(|&b| b == b'\n').map(|i| i + 1);
-        let take = end.unwrap_or(n);
-        if buf.len() + take > max {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("request line over {max} bytes"),
-            ));
-        }
-        buf.extend_from_slice(&got[..take]);
-        if end.is_some() {
-            return Ok(Some(buf));
+        lines.extend(&chunk[..n]);
+        // `max` counts the line with its newline.
+        match lines.next_line() {
+            Some(line) if line.len() < max => return Ok(Some(line)),
+            Some(_) => return Err(too_long()),
+            None if lines.pending() >= max => return Err(too_long()),
+            None => {}
         }
     }
 }

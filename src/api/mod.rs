@@ -8,7 +8,6 @@
 pub mod print;
 
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -156,14 +155,21 @@ pub const MAX_REQUEST_LINE: usize = 64 << 10;
 
 /// Sends one request and waits for its response (blocking; CLI only).
 pub fn call(state_dir: &Path, req: &Request) -> Result<Response, ApiError> {
-    let s = send(state_dir, req, &[])?;
-    let mut r = BufReader::new(s);
-    let mut resp = String::new();
-    r.read_line(&mut resp).map_err(|source| ApiError::Io {
-        path: socket_path(state_dir),
-        source,
-    })?;
-    parse_response(&resp)
+    let mut s = send(state_dir, req, &[])?;
+    let mut lines = crate::jsonl::LineBuffer::default();
+    loop {
+        if let Some(line) = lines.next_line() {
+            return parse_response(&line);
+        }
+        let n = lines.read_from(&mut s).map_err(|source| ApiError::Io {
+            path: socket_path(state_dir),
+            source,
+        })?;
+        if n == 0 {
+            // Hung up without a whole line: no response.
+            return parse_response(&[]);
+        }
+    }
 }
 
 /// Connects and sends one request with `fds` attached (`SCM_RIGHTS`, on
@@ -200,15 +206,13 @@ pub fn send(
 }
 
 /// Parses a response line (an empty one: the agent hung up).
-pub fn parse_response(line: &str) -> Result<Response, ApiError> {
+pub fn parse_response(line: &[u8]) -> Result<Response, ApiError> {
     if line.is_empty() {
         return Err(ApiError::Malformed(
             "connection closed without a response".into(),
         ));
     }
-    // `from_slice`, not `from_str`: the same instantiation as the exec
-    // relay's, and the same result for UTF-8 text (binary size).
-    match serde_json::from_slice(line.as_bytes()) {
+    match serde_json::from_slice(line) {
         Ok(Response::Error(e)) => Err(ApiError::Agent(e)),
         Ok(r) => Ok(r),
         Err(e) => Err(ApiError::Malformed(e.to_string())),

@@ -123,8 +123,9 @@ pub(super) fn exec(args: Vec<OsString>) -> Result<ExitCode, String> {
 }
 
 enum Outcome {
-    /// Output finished and the agent answered: its response line.
-    Done(String),
+    /// Output finished and the agent answered: its response line (empty
+    /// when it hung up without one).
+    Done(Vec<u8>),
     /// Writing our stdout failed with `EPIPE`.
     BrokenPipe,
 }
@@ -132,7 +133,9 @@ enum Outcome {
 /// The relay between the command's pipes and the CLI's stdio.
 struct Relay {
     sock: Option<UnixStream>,
+    /// The agent's answer, once a whole line came.
     response: Vec<u8>,
+    lines: crate::jsonl::LineBuffer,
     /// stdout and stderr pipes, closed (`None`) at end of file.
     out: [Option<File>; 2],
     /// The command's stdin pipe; `None` once closed.
@@ -160,6 +163,7 @@ impl Relay {
         Ok(Relay {
             sock: Some(sock),
             response: Vec::new(),
+            lines: crate::jsonl::LineBuffer::default(),
             out: [Some(File::from(out_r)), Some(File::from(err_r))],
             input: in_w.map(File::from),
             pending: Vec::new(),
@@ -228,9 +232,7 @@ impl Relay {
                 }
             }
         }
-        Ok(Outcome::Done(
-            String::from_utf8_lossy(&self.response).into_owned(),
-        ))
+        Ok(Outcome::Done(std::mem::take(&mut self.response)))
     }
 
     /// Moves what pipe `i` holds to our stdout (0) or stderr (1); `true`
@@ -269,20 +271,19 @@ impl Relay {
             return Ok(());
         };
         loop {
-            match s.read(&mut self.buf) {
+            match self.lines.read_from(s) {
+                // Hung up: without a line, `parse_response` says so.
                 Ok(0) => {
-                    // Hung up: with a line, that was the answer; without,
-                    // `parse_response` says the agent hung up.
                     self.sock = None;
                     return Ok(());
                 }
-                Ok(n) => {
-                    self.response.extend_from_slice(&self.buf[..n]);
-                    if self.response.contains(&b'\n') {
+                Ok(_) => {
+                    if let Some(line) = self.lines.next_line() {
+                        self.response = line;
                         self.sock = None;
                         return Ok(());
                     }
-                    if self.response.len() > 1 << 20 {
+                    if self.lines.pending() > 1 << 20 {
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidData,
                             "the agent's response is over 1 MiB",
@@ -290,7 +291,6 @@ impl Relay {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
