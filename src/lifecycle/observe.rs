@@ -164,21 +164,13 @@ impl PodView {
         let Some((c, spec, init)) = self.split(name) else {
             return;
         };
-        let Step::Starting {
-            instance: i,
-            image,
-            image_id,
-        } = &c.step
-        else {
+        let Some((image, image_id)) = starting_image(c, instance) else {
             return;
         };
-        if *i != instance {
-            return;
-        }
         let inst = Instance {
             instance,
-            image: image.clone(),
-            image_id: image_id.clone(),
+            image,
+            image_id,
             started_at: started_at_ms,
             started_mono: mono_of(started_at_ms, now),
             epoch,
@@ -217,17 +209,9 @@ impl PodView {
         let Some((c, _, _)) = self.split(name) else {
             return;
         };
-        let Step::Starting {
-            instance: i,
-            image,
-            image_id,
-        } = &c.step
-        else {
+        let Some((image, image_id)) = starting_image(c, instance) else {
             return;
         };
-        if *i != instance {
-            return;
-        }
         fx.event(
             &uid,
             EventType::Warning,
@@ -244,8 +228,8 @@ impl PodView {
         }
         let inst = Instance {
             instance,
-            image: image.clone(),
-            image_id: image_id.clone(),
+            image,
+            image_id,
             started_at: now.wall_ms,
             started_mono: now.mono_ms,
             epoch,
@@ -411,5 +395,18 @@ impl PodView {
             msg,
             None,
         );
+    }
+}
+
+/// The image and image ID of `c`'s start of `instance`, when that start is
+/// the one under way (a report about an older start is stale).
+fn starting_image(c: &Ctr, instance: u64) -> Option<(String, String)> {
+    match &c.step {
+        Step::Starting {
+            instance: i,
+            image,
+            image_id,
+        } if *i == instance => Some((image.clone(), image_id.clone())),
+        _ => None,
     }
 }

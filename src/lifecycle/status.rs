@@ -298,24 +298,13 @@ fn initialized(spec: &PodSpec, all: &[&ContainerStatus], phase: Phase) -> RawCon
     if phase == Phase::Succeeded && unknown.is_empty() {
         return cond(T, true, "PodCompleted", String::new());
     }
-    let mut msgs = Vec::new();
-    if !unknown.is_empty() {
-        msgs.push(format!(
-            "containers with unknown status: {}",
-            go_list(&unknown)
-        ));
-    }
-    if !incomplete.is_empty() {
-        msgs.push(format!(
-            "containers with incomplete status: {}",
-            go_list(&incomplete)
-        ));
-    }
-    if msgs.is_empty() {
-        cond(T, true, "", String::new())
-    } else {
-        cond(T, false, "ContainersNotInitialized", msgs.join(", "))
-    }
+    containers_cond(
+        T,
+        "ContainersNotInitialized",
+        &unknown,
+        "incomplete",
+        &incomplete,
+    )
 }
 
 /// `GenerateContainersReadyCondition`.
@@ -336,23 +325,30 @@ fn containers_ready(spec: &PodSpec, all: &[&ContainerStatus], phase: Phase) -> R
     if phase == Phase::Failed {
         return cond(T, false, "PodFailed", String::new());
     }
+    containers_cond(T, "ContainersNotReady", &unknown, "unready", &unready)
+}
+
+/// The condition `t`: true when every container has a status and is
+/// `what` no more, else false with `reason` and the kubelet's message
+/// ("containers with unknown status: [a], containers with unready
+/// status: [b]").
+fn containers_cond(
+    t: &'static str,
+    reason: &str,
+    unknown: &[&str],
+    what: &str,
+    others: &[&str],
+) -> RawCondition {
     let mut msgs = Vec::new();
-    if !unknown.is_empty() {
-        msgs.push(format!(
-            "containers with unknown status: {}",
-            go_list(&unknown)
-        ));
-    }
-    if !unready.is_empty() {
-        msgs.push(format!(
-            "containers with unready status: {}",
-            go_list(&unready)
-        ));
+    for (kind, names) in [("unknown", unknown), (what, others)] {
+        if !names.is_empty() {
+            msgs.push(format!("containers with {kind} status: {}", go_list(names)));
+        }
     }
     if msgs.is_empty() {
-        cond(T, true, "", String::new())
+        cond(t, true, "", String::new())
     } else {
-        cond(T, false, "ContainersNotReady", msgs.join(", "))
+        cond(t, false, reason, msgs.join(", "))
     }
 }
 
