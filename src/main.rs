@@ -125,6 +125,7 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
 }
 
 /// Runs one of the agent's helper commands on the arguments after its name.
+#[inline(never)] // own stack frame: see docs/design-deviations.md §13
 fn child_command(args: &[std::ffi::OsString], main: fn(&[String]) -> i32) -> ExitCode {
     let rest: Vec<String> = args[1..]
         .iter()
@@ -134,6 +135,7 @@ fn child_command(args: &[std::ffi::OsString], main: fn(&[String]) -> i32) -> Exi
 }
 
 /// `picolet cgroup-holder`: see `picolet::runtime::cgroup::holder`.
+#[inline(never)] // own stack frame: see docs/design-deviations.md §13
 fn cgroup_holder() -> Result<ExitCode, String> {
     use picolet::runtime::cgroup::holder;
     let unit = holder::enter_leaf().map_err(|e| e.to_string())?;
@@ -158,6 +160,7 @@ fn version() -> String {
     picolet::check::version_line()
 }
 
+#[inline(never)] // own stack frame: see docs/design-deviations.md §13
 fn agent(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
     let cfg = picolet::agent::flags::config(args)?;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))

@@ -284,7 +284,6 @@ async fn read_request(
     fds: &mut Vec<OwnedFd>,
 ) -> io::Result<Option<Vec<u8>>> {
     let mut lines = crate::jsonl::LineBuffer::default();
-    let mut chunk = [0u8; 4096];
     let too_long = || {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -292,8 +291,14 @@ async fn read_request(
         )
     };
     loop {
+        // The read buffer is on `read_with`'s call, not in this future.
         let n = s
-            .read_with(|s| crate::sys::net::recv_with_fds(s.as_fd(), &mut chunk, fds))
+            .read_with(|s| {
+                let mut chunk = [0u8; 4096];
+                let n = crate::sys::net::recv_with_fds(s.as_fd(), &mut chunk, fds)?;
+                lines.extend(&chunk[..n]);
+                Ok(n)
+            })
             .await?;
         if fds.len() > MAX_REQUEST_FDS {
             fds.clear();
@@ -305,7 +310,6 @@ async fn read_request(
         if n == 0 {
             return Ok(None);
         }
-        lines.extend(&chunk[..n]);
         // `max` counts the line with its newline.
         match lines.next_line() {
             Some(line) if line.len() < max => return Ok(Some(line)),
@@ -436,6 +440,7 @@ impl Agent {
 
     /// Answers one API request; `fds` are those that came with it (an
     /// exec's stdio; closed here when the request takes none).
+    #[inline(never)] // own stack frame: see docs/design-deviations.md §13
     pub(super) fn on_api(&mut self, req: Request, fds: Vec<OwnedFd>, reply: Sender<Response>) {
         let node = self.cfg.node_name.clone();
         let find = |ns: &str, name: &str| {

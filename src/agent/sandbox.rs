@@ -127,14 +127,14 @@ pub async fn connect(
     .detach();
     let uid = uid.to_string();
     reactor::spawn(async move {
+        // Read straight into the line buffer: a read buffer held across
+        // the await would sit in this task for the pod's whole life.
         let mut buf = crate::jsonl::LineBuffer::default();
-        let mut chunk = [0u8; 8192];
         loop {
-            let n = match stream.read_with(|s| (&*s).read(&mut chunk)).await {
+            match stream.read_with(|s| buf.read_from(&mut &*s)).await {
                 Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            buf.extend(&chunk[..n]);
+                Ok(_) => {}
+            }
             while let Some(line) = buf.next_line() {
                 match serde_json::from_slice::<Event>(&line) {
                     Ok(event) => {
@@ -180,8 +180,7 @@ pub async fn stop_stray(uid: &str, socket: &Path) -> bool {
         return true;
     }
     let drain = async {
-        let mut chunk = [0u8; 8192];
-        while let Ok(n) = stream.read_with(|s| (&*s).read(&mut chunk)).await {
+        while let Ok(n) = stream.read_with(|s| discard(&mut &*s)).await {
             if n == 0 {
                 break;
             }
@@ -194,6 +193,13 @@ pub async fn stop_stray(uid: &str, socket: &Path) -> bool {
         log::warn!("pod {uid}: the lost shim did not exit within 5 s");
     }
     true
+}
+
+/// Reads once from `r` and drops what came (its buffer is on this call's
+/// stack, not in the awaiting future).
+fn discard(r: &mut impl Read) -> io::Result<usize> {
+    let mut chunk = [0u8; 4096];
+    r.read(&mut chunk)
 }
 
 /// Writes all of `line` to a non-blocking stream, `fds` attached to its

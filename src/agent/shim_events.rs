@@ -8,6 +8,7 @@ use crate::probe::NetNs;
 use crate::runtime::shim::proto::Event;
 
 impl Agent {
+    #[inline(never)] // own stack frame: see docs/design-deviations.md §13
     pub(super) fn on_shim_event(&mut self, uid: String, generation: u64, event: Event) {
         if !self.shims.current(&uid, generation) {
             return;
@@ -142,6 +143,7 @@ impl Agent {
         }
     }
 
+    #[inline(never)] // own stack frame: see docs/design-deviations.md §13
     pub(super) fn on_shim_closed(&mut self, uid: String, generation: u64) {
         if !self.shims.current(&uid, generation) {
             return;
@@ -168,6 +170,7 @@ impl Agent {
         }
     }
 
+    #[inline(never)] // own stack frame: see docs/design-deviations.md §13
     pub(super) fn finish_remove(&mut self, uid: &str) {
         let dir = self.cfg.state_dir.join("pods").join(uid);
         if let Err(e) = sandbox::remove_pod_dir(&self.cfg.state_dir, &dir) {

@@ -72,9 +72,12 @@ pub struct EventEntry {
 
 /// A pod's recent events, newest last: the last [`EventHistory::KEPT`],
 /// held in place (a `heapless::Deque`: the bound is fixed, and recording
-/// an event never grows a buffer).
+/// an event never grows a buffer). The slots hold boxes: 50 entries in
+/// place would be 5 KB for every pod, most of it empty (a pod records
+/// about ten events in a normal life); boxed, a pod pays 400 bytes plus
+/// the events it has.
 #[derive(Debug, Default)]
-pub struct EventHistory(heapless::Deque<EventEntry, { EventHistory::KEPT }>);
+pub struct EventHistory(heapless::Deque<Box<EventEntry>, { EventHistory::KEPT }>);
 
 impl EventHistory {
     /// Events kept per pod.
@@ -86,12 +89,12 @@ impl EventHistory {
             self.0.pop_front();
         }
         // Cannot fail: there is room now.
-        let _ = self.0.push_back(e);
+        let _ = self.0.push_back(Box::new(e));
     }
 
     /// Oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &EventEntry> {
-        self.0.iter()
+        self.0.iter().map(|e| &**e)
     }
 }
 

@@ -68,6 +68,7 @@ pub fn text(cmd: &str, rest: &[String]) -> Option<&'static str> {
 }
 
 /// Prints `cmd`'s help (see [`text`]); an error for an unknown command.
+#[inline(never)] // own stack frame: see docs/design-deviations.md §13
 pub fn print(cmd: &str, rest: &[String]) -> Result<ExitCode, String> {
     let t =
         text(cmd, rest).ok_or_else(|| format!("unknown command {cmd:?}; see `picolet --help`"))?;

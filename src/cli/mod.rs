@@ -50,6 +50,7 @@ pub const USAGE: &str =
 
 /// Runs local command `cmd`; `None` if it is not one. `main` restores
 /// `SIGPIPE`'s default first ([`ignore_closed_stdout`]) for all but `exec`.
+#[inline(never)] // own stack frame: see docs/design-deviations.md §13
 pub fn run(cmd: &str, args: Vec<OsString>) -> Option<Result<ExitCode, String>> {
     Some(match cmd {
         "get" => pods::get(args),

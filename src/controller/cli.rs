@@ -136,6 +136,7 @@ fn sign_key(a: &Args) -> Result<Option<SigningKey>, String> {
 
 /// Runs a controller command (`apply`, `delete`, `fleet`, `keygen`);
 /// `None` when `cmd` is not one.
+#[inline(never)] // own stack frame: see docs/design-deviations.md §13
 pub fn run(cmd: &str, args: Vec<OsString>) -> Option<Result<ExitCode, String>> {
     let run = |f: fn(Args) -> Result<ExitCode, String>| Some(Args::parse(args, &SPEC).and_then(f));
     match cmd {

@@ -69,19 +69,25 @@ pub async fn output(cmd: &mut Command, limit: usize) -> io::Result<(ExitStatus, 
     };
     let pipe = Async::new(File::from(stdout))?;
     let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
     loop {
-        let n = pipe.read_with(|f| (&*f).read(&mut buf)).await?;
+        // The read buffer is on `read_with`'s call, not in this future.
+        let n = pipe
+            .read_with(|f| {
+                let mut buf = [0u8; 4096];
+                let n = (&*f).read(&mut buf)?;
+                if out.len() + n > limit {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("the child printed more than {limit} bytes"),
+                    ));
+                }
+                out.extend_from_slice(&buf[..n]);
+                Ok(n)
+            })
+            .await?;
         if n == 0 {
             break;
         }
-        if out.len() + n > limit {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("the child printed more than {limit} bytes"),
-            ));
-        }
-        out.extend_from_slice(&buf[..n]);
     }
     let status = wait(guard.0.as_mut().expect("the child is owned until reaped")).await?;
     // Reaped: nothing left for the guard to do.

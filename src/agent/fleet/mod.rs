@@ -209,6 +209,7 @@ impl Agent {
     }
 
     /// A message of a connection task.
+    #[inline(never)] // own stack frame: see docs/design-deviations.md §13
     pub(super) fn on_fleet_msg(&mut self, msg: LinkMsg) {
         let Some(f) = self.fleet.as_mut() else {
             return;

@@ -47,6 +47,7 @@ impl Agent {
 
     /// Publishes the status if it changed and is due, then carries out the
     /// session's outputs. Called at the end of every main-loop turn.
+    #[inline(never)] // own stack frame: see docs/design-deviations.md §13
     pub(in crate::agent) fn fleet_flush(&mut self) {
         let due = self.fleet.as_ref().is_some_and(|f| {
             f.dirty

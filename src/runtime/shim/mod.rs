@@ -139,6 +139,7 @@ pub fn process_start_time(pid: libc::pid_t) -> Option<u64> {
 /// to accept connections, or 1 after printing why it is not. In the forked
 /// shim it returns when the shim ends (0 after `Shutdown`). The caller must
 /// exit with the returned code in both cases.
+#[inline(never)] // own stack frame: see docs/design-deviations.md §13
 pub fn run(config_path: &Path) -> i32 {
     match launch(config_path) {
         Ok(code) => code,
