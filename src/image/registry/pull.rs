@@ -919,6 +919,224 @@ pub fn event_json(e: &Event) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+
+    /// A registry stand-in: `answer(request head)` gives each response;
+    /// the request heads are kept.
+    fn server(answer: impl Fn(&str) -> Vec<u8> + Send + 'static) -> (u16, Arc<Mutex<Vec<String>>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { continue };
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                s2.lock().unwrap().push(head.clone());
+                let _ = c.write_all(&answer(&head));
+            }
+        });
+        (port, seen)
+    }
+
+    fn ok(body: &[u8], extra: &str) -> Vec<u8> {
+        let mut v = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{extra}\r\n",
+            body.len()
+        )
+        .into_bytes();
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn repo(client: &Client, port: u16) -> Repo<'_> {
+        Repo {
+            client,
+            base: format!("http://127.0.0.1:{port}"),
+            name: "x".into(),
+            creds: None,
+            authorization: Mutex::new(None),
+            endpoint: Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
+        }
+    }
+
+    fn desc(bytes: &[u8]) -> Descriptor {
+        Descriptor {
+            media_type: crate::image::oci::MEDIA_OCI_LAYER_GZIP.into(),
+            digest: Digest::of_bytes(bytes).to_string(),
+            size: bytes.len() as u64,
+            annotations: Default::default(),
+            platform: None,
+        }
+    }
+
+    fn client() -> Client {
+        Client::new(Duration::from_secs(5), Default::default())
+    }
+
+    #[test]
+    fn a_blob_that_does_not_match_its_digest_is_deleted_and_both_digests_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let (port, _) = server(|_| ok(b"world", ""));
+        let c = client();
+        let want = desc(b"hello");
+        let err = fetch_blob(&store, &repo(&c, port), &want, &|_| {}).unwrap_err();
+        let got = Digest::of_bytes(b"world").to_string();
+        assert!(
+            err.message.contains(&want.digest) && err.message.contains(&got),
+            "{err}"
+        );
+        let d = Digest::parse(&want.digest).unwrap();
+        let partial = store
+            .blob_path(&d)
+            .with_file_name(format!("{}.partial", d.hex()));
+        assert!(!partial.exists() && !store.blob_path(&d).exists());
+    }
+
+    #[test]
+    fn a_partial_blob_resumes_with_range_and_a_200_answer_skips_what_is_there() {
+        let blob: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for honours_range in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = ImageStore::open(dir.path()).unwrap();
+            let d = desc(&blob);
+            let digest = Digest::parse(&d.digest).unwrap();
+            let partial = store
+                .blob_path(&digest)
+                .with_file_name(format!("{}.partial", digest.hex()));
+            fs::write(&partial, &blob[..120_000]).unwrap();
+            let b = blob.clone();
+            let (port, seen) = server(move |head| {
+                let from = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Range: bytes="))
+                    .map(|r| r.trim_end_matches('-').parse::<usize>().unwrap());
+                match from {
+                    Some(n) if honours_range => {
+                        let extra =
+                            format!("Content-Range: bytes {n}-{}/{}\r\n", b.len() - 1, b.len());
+                        let mut v = ok(&b[n..], &extra);
+                        v[9..12].copy_from_slice(b"206");
+                        v
+                    }
+                    _ => ok(&b, ""),
+                }
+            });
+            let c = client();
+            let got = fetch_blob(&store, &repo(&c, port), &d, &|_| {}).unwrap();
+            assert_eq!(fs::read(store.blob_path(&digest)).unwrap(), blob);
+            assert!(!partial.exists());
+            let heads = seen.lock().unwrap().clone();
+            assert!(heads[0].contains("Range: bytes=120000-"), "{heads:?}");
+            // 206: only the rest is received; 200: all, the start skipped.
+            assert_eq!(got, if honours_range { 80_000 } else { 200_000 });
+        }
+    }
+
+    #[test]
+    fn a_wrong_content_range_starts_over_and_a_cut_body_is_resumed() {
+        let blob: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let d = desc(&blob);
+        let b = blob.clone();
+        let calls = Arc::new(Mutex::new(0));
+        let c2 = calls.clone();
+        let (port, seen) = server(move |head| {
+            let mut n = c2.lock().unwrap();
+            *n += 1;
+            match *n {
+                // Announces everything, sends 30 000 bytes, closes.
+                1 => {
+                    let mut v = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", b.len())
+                        .into_bytes();
+                    v.extend_from_slice(&b[..30_000]);
+                    v
+                }
+                // Answers the resume with the wrong range.
+                2 => {
+                    assert!(head.contains("Range: bytes=30000-"), "{head}");
+                    let mut v = ok(&b[10..], "Content-Range: bytes 10-99999/100000\r\n");
+                    v[9..12].copy_from_slice(b"206");
+                    v
+                }
+                _ => ok(&b, ""),
+            }
+        });
+        let c = client();
+        let events = Mutex::new(Vec::new());
+        fetch_blob(&store, &repo(&c, port), &d, &|e| {
+            events.lock().unwrap().push(e)
+        })
+        .unwrap();
+        let digest = Digest::parse(&d.digest).unwrap();
+        assert_eq!(fs::read(store.blob_path(&digest)).unwrap(), blob);
+        let heads = seen.lock().unwrap().clone();
+        assert_eq!(heads.len(), 3, "{heads:?}");
+        assert!(!heads[2].contains("Range"), "started over: {heads:?}");
+        assert!(
+            events
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| matches!(e, Event::Retry { offset: 30_000, .. }))
+        );
+    }
+
+    #[test]
+    fn zstd_layers_are_refused_naming_the_media_type_before_any_download() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = br#"{"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MEDIA_OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::of_bytes(config).to_string(), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd", "digest": Digest::of_bytes(b"z").to_string(), "size": 1}],
+        })
+        .to_string();
+        let (port, seen) = server(move |_| {
+            ok(
+                manifest.as_bytes(),
+                &format!("Content-Type: {MEDIA_OCI_MANIFEST}\r\n"),
+            )
+        });
+        let registries = Registries::parse(
+            &format!(
+                "mirrors:\n  \"127.0.0.1:{port}\":\n    endpoint: [\"http://127.0.0.1:{port}\"]\n"
+            ),
+            "r",
+        )
+        .unwrap();
+        let opts = Options {
+            store: dir.path().to_path_buf(),
+            registries,
+            auth: AuthFile::default(),
+            platform: platform::parse_platform("linux/amd64").unwrap(),
+            timeout: Duration::from_secs(5),
+        };
+        let err = pull(&format!("127.0.0.1:{port}/x:1"), &opts, &|_| {}).unwrap_err();
+        assert!(
+            err.message
+                .contains("application/vnd.oci.image.layer.v1.tar+zstd"),
+            "{err}"
+        );
+        assert!(
+            err.message.contains("zstd layers are not supported"),
+            "{err}"
+        );
+        assert!(seen.lock().unwrap().iter().all(|h| !h.contains("/blobs/")));
+    }
 
     #[test]
     fn content_range_start_is_parsed() {
