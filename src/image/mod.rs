@@ -1,7 +1,7 @@
 //! Images: a local content-addressed store, import of OCI layouts,
 //! oci-archives and docker-archives, and the pure rules for running an
-//! image (command, environment, user, pull policy). Registry pulls and GC
-//! come later.
+//! image (command, environment, user, pull policy), image GC, and
+//! registry pulls ([`registry`], run in a helper process or the CLI).
 //!
 //! # Files
 //! Everything lives under one root, `<state-dir>/images`:

@@ -340,6 +340,25 @@ configs:
         assert_eq!(none[0].url.to_string(), "https://localhost:5000/");
     }
 
+    /// The example of docs/images.md parses and means what it says.
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../../../docs/images.md");
+        let yaml = doc
+            .split("```yaml\nmirrors:")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .map(|y| format!("mirrors:{y}"))
+            .expect("docs/images.md has a registries.yaml example");
+        let r = Registries::parse(&yaml, "docs/images.md").unwrap();
+        let e = r.endpoints("docker.io", "library/busybox");
+        assert_eq!(e[0].name, "dockerhub/busybox");
+        assert_eq!(e.len(), 3);
+        assert!(!r.endpoints("registry.lan:5000", "a")[0].url.tls);
+        assert_eq!(r.endpoints("quay.io", "a")[0].url.host, "cache.lan");
+        assert!(r.tls["mirror.lan:5000"].client_cert.is_some());
+    }
+
     #[test]
     fn an_http_endpoint_for_the_registry_itself_lists_it_insecure() {
         let r = Registries::parse(

@@ -564,36 +564,48 @@ fn fetch_image(
         layers: manifest.layers.len(),
         size,
     });
-    let mut blobs = vec![manifest.config.clone()];
-    blobs.extend(manifest.layers.iter().cloned());
     let downloaded = Mutex::new(0u64);
-    // A blob could be deleted by image GC between its download and the
-    // lock (nothing references it yet): download again, a few times.
+    // The config first (small): its diff IDs let each layer be unpacked
+    // by the thread that downloaded it, while others still download.
+    let config_digest = Digest::parse(&manifest.config.digest)?;
+    download_all(
+        store,
+        repo,
+        &[(manifest.config.clone(), None)],
+        sink,
+        &downloaded,
+    )?;
+    let config_bytes = store.read_small_blob(&config_digest, "image config")?;
+    let config: ConfigFile = parse_json(&config_bytes, &format!("image config {config_digest}"))?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(other(format!(
+            "image config {config_digest}: {} diff_ids for {} layers",
+            config.rootfs.diff_ids.len(),
+            manifest.layers.len()
+        )));
+    }
+    let mut jobs = vec![(manifest.config.clone(), None)];
+    for (layer, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
+        jobs.push((layer.clone(), Some(Digest::parse(diff_id)?)));
+    }
+    // Image GC could delete what is downloaded or unpacked before the
+    // lock is taken (nothing references it yet): check under the lock,
+    // and fetch again, a few times.
     for round in 0..3 {
-        download_all(store, repo, &blobs, sink, &downloaded)?;
+        download_all(store, repo, &jobs, sink, &downloaded)?;
         let lock = store.lock_index()?;
-        let missing = blobs
+        // (A missing layer directory is unpacked again below.)
+        let missing = jobs
             .iter()
-            .any(|b| Digest::parse(&b.digest).is_ok_and(|d| !store.blob_path(&d).is_file()));
+            .any(|(b, _)| Digest::parse(&b.digest).is_ok_and(|d| !store.blob_path(&d).is_file()));
         if missing && round < 2 {
             drop(lock);
             continue;
         }
-        let config_digest = Digest::parse(&manifest.config.digest)?;
-        let config_bytes = store.read_small_blob(&config_digest, "image config")?;
-        let config: ConfigFile =
-            parse_json(&config_bytes, &format!("image config {config_digest}"))?;
-        if config.rootfs.diff_ids.len() != manifest.layers.len() {
-            return Err(other(format!(
-                "image config {config_digest}: {} diff_ids for {} layers",
-                config.rootfs.diff_ids.len(),
-                manifest.layers.len()
-            )));
-        }
-        for (layer, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
-            let blob = Digest::parse(&layer.digest)?;
-            let diff_id = Digest::parse(diff_id)?;
-            store.ensure_layer(&blob, &diff_id)?;
+        for (layer, diff_id) in &jobs {
+            if let Some(diff_id) = diff_id {
+                store.ensure_layer(&Digest::parse(&layer.digest)?, diff_id)?;
+            }
         }
         store.put_blob(
             manifest_bytes,
@@ -633,10 +645,12 @@ fn fetch_image(
 }
 
 /// Downloads every missing blob, [`PARALLEL`] at a time.
+/// A layer with its diff ID is unpacked (`ensure_layer`) by the thread
+/// that downloaded it.
 fn download_all(
     store: &ImageStore,
     repo: &Repo<'_>,
-    blobs: &[Descriptor],
+    blobs: &[(Descriptor, Option<Digest>)],
     sink: &(dyn Fn(Event) + Sync),
     downloaded: &Mutex<u64>,
 ) -> Result<(), PullError> {
@@ -649,10 +663,18 @@ fn download_all(
                     if failed.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
                         return;
                     }
-                    let Some(desc) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
+                    let Some((desc, diff_id)) =
+                        queue.lock().unwrap_or_else(|e| e.into_inner()).pop()
+                    else {
                         return;
                     };
-                    match fetch_blob(store, repo, desc, sink) {
+                    let result = fetch_blob(store, repo, desc, sink).and_then(|n| {
+                        if let Some(id) = diff_id {
+                            store.ensure_layer(&Digest::parse(&desc.digest)?, id)?;
+                        }
+                        Ok(n)
+                    });
+                    match result {
                         Ok(n) => *downloaded.lock().unwrap_or_else(|e| e.into_inner()) += n,
                         Err(e) => {
                             failed
