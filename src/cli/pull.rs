@@ -307,7 +307,12 @@ pub fn image_pull(args: Vec<OsString>) -> Result<ExitCode, String> {
     };
     let result = pull::pull(&reference, &opts, &sink);
     if tty {
-        eprintln!();
+        let mut b = bar.lock().unwrap_or_else(|e| e.into_inner());
+        if result.is_ok() {
+            let total = b.total;
+            b.blobs = vec![(String::new(), total, total)];
+        }
+        eprintln!("\r{}", b.render());
     }
     let p = result.map_err(|e| e.message)?;
     super::out(&format!(

@@ -412,6 +412,8 @@ pub fn pull(
 ) -> Result<Pulled, PullError> {
     let reference = Reference::parse(reference)?;
     let store = ImageStore::open(&opts.store)?;
+    // Unpack directories of killed pulls and imports (dead PIDs only).
+    store.clean_stale_temp();
     let mut auth = opts.auth.clone();
     for (host, c) in &opts.registries.auth {
         auth.insert(host, c.clone());
@@ -584,7 +586,7 @@ fn fetch_image(
             manifest.layers.len()
         )));
     }
-    let mut jobs = vec![(manifest.config.clone(), None)];
+    let mut jobs = Vec::new();
     for (layer, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
         jobs.push((layer.clone(), Some(Digest::parse(diff_id)?)));
     }
@@ -592,12 +594,17 @@ fn fetch_image(
     // lock is taken (nothing references it yet): check under the lock,
     // and fetch again, a few times.
     for round in 0..3 {
+        if round > 0 {
+            let config = [(manifest.config.clone(), None)];
+            download_all(store, repo, &config, sink, &downloaded)?;
+        }
         download_all(store, repo, &jobs, sink, &downloaded)?;
         let lock = store.lock_index()?;
         // (A missing layer directory is unpacked again below.)
-        let missing = jobs
-            .iter()
-            .any(|(b, _)| Digest::parse(&b.digest).is_ok_and(|d| !store.blob_path(&d).is_file()));
+        let missing = !store.blob_path(&config_digest).is_file()
+            || jobs.iter().any(|(b, _)| {
+                Digest::parse(&b.digest).is_ok_and(|d| !store.blob_path(&d).is_file())
+            });
         if missing && round < 2 {
             drop(lock);
             continue;
