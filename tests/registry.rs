@@ -1081,3 +1081,36 @@ fn image_pull_prints_plain_lines_without_a_tty() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("--registries-config"));
 }
+
+#[test]
+fn mirrors_are_tried_in_order_with_their_rewrite_then_the_upstream() {
+    if !root_or_skip() {
+        return;
+    }
+    let f = fixture();
+    let d = Dirs::new();
+    // "registry.invalid" has a dead mirror, then the test registry, which
+    // serves its "mirrored/…" repositories as "…".
+    let dead = free_port();
+    let reg = d.registries(&format!(
+        "mirrors:\n  registry.invalid:\n    endpoint:\n      - \"http://127.0.0.1:{dead}\"\n      - \"http://{}\"\n    rewrite:\n      \"^mirrored/(.*)\": \"$1\"\n",
+        f.plain.host()
+    ));
+    let r = "registry.invalid/mirrored/busybox:1";
+    let (ok, lines) = helper(r, &d, &reg, &[]);
+    assert!(ok, "{lines:#?}");
+    assert_eq!(lines[0]["endpoint"], format!("http://{}/", f.plain.host()));
+    assert_eq!(pulled(&lines)["reference"], r);
+    // Not in the mirror, and the upstream does not resolve: the mirror's
+    // 404 is the answer, not "unreachable".
+    let (ok, lines) = helper("registry.invalid/mirrored/nothing:1", &d, &reg, &[]);
+    assert!(!ok);
+    assert_eq!(last(&lines)["kind"], "not-found", "{lines:#?}");
+    // No mirror answers and the upstream does not resolve: unreachable.
+    let reg = d.registries(&format!(
+        "mirrors:\n  registry.invalid:\n    endpoint: [\"http://127.0.0.1:{dead}\"]\n"
+    ));
+    let (ok, lines) = helper(r, &d, &reg, &[]);
+    assert!(!ok);
+    assert_eq!(last(&lines)["kind"], "unreachable", "{lines:#?}");
+}
