@@ -126,6 +126,8 @@ struct Fixture {
     /// TLS (test CA) + htpasswd, read-only on the same storage.
     secure: Registry,
     ca: PathBuf,
+    /// TLS asking for a client certificate signed by the test CA.
+    mtls: Registry,
     /// `auth: token`, read-only on the same storage.
     token: Registry,
     token_server: TokenServer,
@@ -359,7 +361,10 @@ fn make_fixture() -> Fixture {
          openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=picolet-test-ca 2>/dev/null; \
          openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 2>/dev/null; \
          printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > ext; \
-         openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext 2>/dev/null",
+         openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext 2>/dev/null; \
+         openssl req -newkey rsa:2048 -nodes -keyout cli.key -out cli.csr -subj /CN=picolet-device 2>/dev/null; \
+         printf 'extendedKeyUsage=clientAuth\\n' > cext; \
+         openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cli.pem -days 2 -extfile cext 2>/dev/null",
         d = base.display()
     );
     run(Command::new("sh").args(["-c", &sh]));
@@ -382,6 +387,20 @@ storage:
   tls: {{certificate: {d}/srv.pem, key: {d}/srv.key}}
 auth:
   htpasswd: {{realm: picolet-test, path: {d}/htpasswd}}
+",
+            d = base.display()
+        ),
+        true,
+    );
+
+    // Mutual TLS: the same CA signs the client certificates it accepts.
+    let mtls = Registry::start(
+        &base,
+        "mtls",
+        &format!(
+            "{readonly}http:
+  addr: \"127.0.0.1:{{port}}\"
+  tls: {{certificate: {d}/srv.pem, key: {d}/srv.key, clientcas: [{d}/ca.pem]}}
 ",
             d = base.display()
         ),
@@ -419,6 +438,7 @@ auth:
         plain,
         secure,
         ca,
+        mtls,
         token,
         token_server,
         busybox_layer,
@@ -1113,4 +1133,31 @@ fn mirrors_are_tried_in_order_with_their_rewrite_then_the_upstream() {
     let (ok, lines) = helper(r, &d, &reg, &[]);
     assert!(!ok);
     assert_eq!(last(&lines)["kind"], "unreachable", "{lines:#?}");
+}
+
+#[test]
+fn mutual_tls_with_a_client_certificate_from_registries_yaml() {
+    if !root_or_skip() {
+        return;
+    }
+    let f = fixture();
+    let d = Dirs::new();
+    let host = f.mtls.host();
+    let r = format!("{host}/busybox:1");
+    let ca = f.ca.display();
+    let reg = d.registries(&format!(
+        "configs:\n  \"{host}\":\n    tls: {{ca_file: {ca}}}\n"
+    ));
+    let (ok, lines) = helper(&r, &d, &reg, &[]);
+    assert!(!ok, "{lines:#?}");
+    assert_eq!(last(&lines)["kind"], "other", "{lines:#?}");
+    let msg = last(&lines)["message"].as_str().unwrap().to_ascii_lowercase();
+    assert!(msg.contains("certificate"), "{msg}");
+    let dir = f.dir.display();
+    let reg = d.registries(&format!(
+        "configs:\n  \"{host}\":\n    tls: {{ca_file: {ca}, cert_file: {dir}/cli.pem, key_file: {dir}/cli.key}}\n"
+    ));
+    let (ok, lines) = helper(&r, &d, &reg, &[]);
+    assert!(ok, "{lines:#?}");
+    assert_eq!(pulled(&lines)["reference"], r.as_str());
 }
