@@ -308,7 +308,7 @@ impl Client {
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).map_err(io_err)?;
         stream.flush().map_err(io_err)?;
-        let mut reader = BufReader::with_capacity(32 * 1024, stream);
+        let mut reader = BufReader::with_capacity(16 * 1024, stream);
         read_response(&mut reader, method == "HEAD", url).map(|(status, headers, framing)| {
             Response {
                 status,

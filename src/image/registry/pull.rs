@@ -756,7 +756,7 @@ fn fetch_blob(
     let mut sha = sha2::Sha256::new();
     let mut have = 0u64;
     {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; 32 * 1024];
         loop {
             let n = file.read(&mut buf).map_err(io("read"))?;
             if n == 0 {
@@ -780,7 +780,7 @@ fn fetch_blob(
     let mut received = 0u64;
     let mut stalled = 0u32;
     let mut last_error = String::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; 32 * 1024];
     let tail = format!("blobs/{digest}");
     while have < desc.size {
         if stalled >= MAX_STALLED_ATTEMPTS {
