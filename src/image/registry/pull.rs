@@ -849,7 +849,8 @@ fn fetch_blob(
         let mut last_report = Instant::now();
         let result: io::Result<()> = (|| {
             while skip > 0 {
-                let n = body.read(&mut buf[..usize::try_from(skip.min(65536)).unwrap_or(65536)])?;
+                let want = usize::try_from(skip.min(buf.len() as u64)).unwrap_or(0);
+                let n = body.read(&mut buf[..want])?;
                 if n == 0 {
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
