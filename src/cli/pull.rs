@@ -89,7 +89,7 @@ Example:
 "
 );
 
-fn parse(args: Vec<OsString>) -> Result<(String, Options), String> {
+fn parse(args: Vec<OsString>, usage: &str) -> Result<(String, Options), String> {
     let a = Args::parse(
         args,
         &Spec {
@@ -99,7 +99,7 @@ fn parse(args: Vec<OsString>) -> Result<(String, Options), String> {
     )?;
     let reference = match a.free.as_slice() {
         [r] => r.clone(),
-        [] => return Err("usage: picolet image pull REF".into()),
+        [] => return Err(format!("usage: {usage}")),
         [_, extra, ..] => return Err(format!("unexpected argument {extra:?}")),
     };
     let store = match (a.one(&["store"]), a.one(&["state-dir"])) {
@@ -171,7 +171,7 @@ pub fn helper(args: Vec<OsString>) -> Result<ExitCode, String> {
         line(&serde_json::json!({"event": "error", "kind": kind, "message": message}));
         Ok(ExitCode::from(1))
     };
-    let (reference, opts) = match parse(args) {
+    let (reference, opts) = match parse(args, "picolet pull REF [options]") {
         Ok(x) => x,
         Err(e) if e == super::args::HELP_REQUESTED => return Err(e),
         Err(e) => return error("other", e),
@@ -243,7 +243,7 @@ fn short(digest: &str) -> &str {
 
 /// `picolet image pull REF ...`.
 pub fn image_pull(args: Vec<OsString>) -> Result<ExitCode, String> {
-    let (reference, opts) = parse(args)?;
+    let (reference, opts) = parse(args, "picolet image pull REF [options]")?;
     let tty = std::io::stderr().is_terminal() && std::io::stdout().is_terminal();
     let bar = Mutex::new(Bar::default());
     let sink = |e: Event| {
