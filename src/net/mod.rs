@@ -1,0 +1,253 @@
+//! Pod networking from the static binary, over netlink only (no `ip`,
+//! `iptables` or `nft`): the bridge `picolet0` with the gateway address,
+//! one veth pair per pod (`eth0` inside), IPv4 addresses and the default
+//! route ([`rt`]), and picolet's own nftables table `ip picolet` for
+//! masquerade and the FORWARD accept ([`nft`]), over the message codec
+//! [`nl`]. IP addresses come from [`ipam`]. See `docs/net.md`.
+//!
+//! Everything here runs on the agent's thread: a netlink request is
+//! answered by the kernel inside `sendmsg(2)` (microseconds), so nothing
+//! waits. The pod's side is configured through a netlink socket opened
+//! inside the pod's network namespace (held by its shim), see
+//! [`crate::probe::with_netns`].
+
+pub mod ipam;
+pub mod nft;
+pub mod nl;
+pub mod rt;
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+
+use crate::probe::NetNs;
+use crate::sys::net::Netlink;
+use nl::Sock;
+
+/// The bridge every pod is attached to.
+pub const BRIDGE: &str = "picolet0";
+/// picolet's nftables table (family `ip`).
+pub const TABLE: &str = "picolet";
+/// The default pod CIDR (see `docs/net.md` for why this one).
+pub const DEFAULT_POD_CIDR: &str = "10.87.0.0/24";
+
+/// An IPv4 network `addr/prefix`, `addr` without host bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub net: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Cidr, String> {
+        let bad = |why: &str| format!("invalid pod CIDR {s:?}: {why}");
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| bad("want address/prefix"))?;
+        let net: Ipv4Addr = a.parse().map_err(|_| bad("not an IPv4 address"))?;
+        let prefix: u8 = p.parse().map_err(|_| bad("bad prefix length"))?;
+        if !(8..=30).contains(&prefix) {
+            return Err(bad("the prefix length must be 8 to 30"));
+        }
+        let c = Cidr { net, prefix };
+        if u32::from(net) & !c.mask() != 0 {
+            return Err(bad("host bits are set"));
+        }
+        Ok(c)
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.net, self.prefix)
+    }
+}
+
+impl Cidr {
+    fn mask(&self) -> u32 {
+        u32::MAX << (32 - self.prefix)
+    }
+
+    /// The first host address: the gateway, on the bridge.
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.net) + 1)
+    }
+
+    /// The number of host addresses (network and broadcast excluded).
+    pub fn hosts(&self) -> u32 {
+        (1u32 << (32 - self.prefix)) - 2
+    }
+
+    /// Host address `i` (1 is the gateway).
+    pub fn host(&self, i: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.net) + i)
+    }
+
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        u32::from(a) & self.mask() == u32::from(self.net)
+    }
+}
+
+/// A failed network operation, with what was being done.
+pub type Error = nl::Error;
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn io_err(what: String, e: std::io::Error) -> Error {
+    Error::new(what, e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// Writes `value` to `/proc/sys/<key>` of the calling thread's network
+/// namespace. A missing key (IPv6 disabled) is fine when `optional`.
+fn sysctl(key: &str, value: &str, optional: bool) -> Result<()> {
+    let path = format!("/proc/sys/{key}");
+    match std::fs::write(&path, value) {
+        Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r.map_err(|e| io_err(format!("writing {path}"), e)),
+    }
+}
+
+/// The host end of a pod's veth pair: `pl` and 12 hex digits of a hash
+/// of the pod UID (stable across restarts; at most 15 bytes).
+pub fn host_veth(uid: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in uid.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+    }
+    format!("pl{:012x}", h >> 16)
+}
+
+/// The node's network: sockets in the agent's namespace, and the pod CIDR.
+#[derive(Debug)]
+pub struct NodeNet {
+    pub cidr: Cidr,
+    route: Sock,
+    bridge: u32,
+}
+
+impl NodeNet {
+    /// Sets up the node's side: the bridge with the gateway address, up,
+    /// IPv4 forwarding, DAD off for the bridge, and picolet's nftables
+    /// table (rebuilt atomically). Idempotent.
+    pub fn setup(cidr: Cidr) -> Result<NodeNet> {
+        let mut route = Sock::open(Netlink::Route)?;
+        rt::add_bridge(&mut route, BRIDGE)?;
+        let bridge = rt::link_index(&mut route, BRIDGE)?
+            .ok_or_else(|| Error::new(format!("bridge {BRIDGE} vanished"), libc::ENODEV))?;
+        sysctl(&format!("net/ipv6/conf/{BRIDGE}/accept_dad"), "0", true)?;
+        rt::add_addr(&mut route, bridge, cidr.gateway(), cidr.prefix)?;
+        rt::set_up(&mut route, bridge)?;
+        sysctl("net/ipv4/ip_forward", "1", false)?;
+        let mut nf = Sock::open(Netlink::Netfilter)?;
+        nft::commit(
+            &mut nf,
+            "writing nftables table ip picolet",
+            base_table(cidr),
+        )?;
+        Ok(NodeNet {
+            cidr,
+            route,
+            bridge,
+        })
+    }
+
+    /// Wires the pod `uid` whose network namespace is `ns`: a veth pair
+    /// (`eth0` in the pod, the host end on the bridge), DAD off on both
+    /// ends, `ip/prefix` on `eth0`, `lo` and `eth0` up, and the default
+    /// route via the gateway. A pair left by an earlier attempt is
+    /// replaced.
+    pub fn attach(&mut self, uid: &str, ns: &NetNs, ip: Ipv4Addr) -> Result<()> {
+        let host = host_veth(uid);
+        let (mut pod, ()) = in_netns(ns, || {
+            let s = Sock::open(Netlink::Route)?;
+            // New links of the namespace take `default`'s settings.
+            sysctl("net/ipv6/conf/default/accept_dad", "0", true)?;
+            Ok((s, ()))
+        })?;
+        rt::del_link(&mut self.route, &host)?;
+        rt::add_veth(&mut self.route, &host, self.bridge, "eth0", ns.as_fd())?;
+        sysctl(&format!("net/ipv6/conf/{host}/accept_dad"), "0", true)?;
+        let idx = rt::link_index(&mut self.route, &host)?
+            .ok_or_else(|| Error::new(format!("veth {host} vanished"), libc::ENODEV))?;
+        rt::set_up(&mut self.route, idx)?;
+        let eth0 = rt::link_index(&mut pod, "eth0")?
+            .ok_or_else(|| Error::new("eth0 missing in the pod", libc::ENODEV))?;
+        rt::add_addr(&mut pod, eth0, ip, self.cidr.prefix)?;
+        if let Some(lo) = rt::link_index(&mut pod, "lo")? {
+            rt::set_up(&mut pod, lo)?;
+        }
+        rt::set_up(&mut pod, eth0)?;
+        rt::add_default_route(&mut pod, self.cidr.gateway(), eth0)
+    }
+
+    /// Removes the pod's veth pair (both ends); none is fine.
+    pub fn detach(&mut self, uid: &str) -> Result<()> {
+        rt::del_link(&mut self.route, &host_veth(uid)).map(drop)
+    }
+
+    /// The IPv4 address of the link with the default route.
+    pub fn default_route_addr(&mut self) -> Result<Option<Ipv4Addr>> {
+        rt::default_route_addr(&mut self.route)
+    }
+}
+
+/// Runs `f` (which opens sockets) inside the namespace `ns`.
+fn in_netns<T>(ns: &NetNs, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    crate::probe::with_netns(ns, f)
+        .map_err(|e| io_err("entering the pod's network namespace".into(), e))?
+}
+
+/// The batch that (re)creates `ip picolet` from scratch: `add table`,
+/// `delete table`, `add table` and the chains and rules, so that one
+/// atomic batch replaces whatever an earlier run left.
+pub fn base_table(cidr: Cidr) -> nft::Batch {
+    use nft::{Cmp, Rule};
+    let mut b = nft::Batch::new(nft::NFPROTO_IPV4, TABLE);
+    b.add_table().del_table().add_table();
+    b.add_chain("forward", "filter", nft::HOOK_FORWARD, 0);
+    b.add_chain("postrouting", "nat", nft::HOOK_POSTROUTING, 100);
+    let (net, p) = (cidr.net, cidr.prefix);
+    let mut from_pods = Rule::new();
+    from_pods.ip_net(false, Cmp::Eq, net, p).counter().accept();
+    b.add_rule("forward", &from_pods, "pod egress");
+    let mut to_pods = Rule::new();
+    to_pods.ip_net(true, Cmp::Eq, net, p).counter().accept();
+    b.add_rule("forward", &to_pods, "pod ingress");
+    let mut masq = Rule::new();
+    masq.ip_net(false, Cmp::Eq, net, p)
+        .ip_net(true, Cmp::Neq, net, p)
+        .counter()
+        .masq();
+    b.add_rule("postrouting", &masq, "pod masquerade");
+    b
+}
+
+/// Deletes picolet's table and bridge (`picolet net reset`). Returns
+/// what was removed.
+pub fn reset() -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    let mut nf = Sock::open(Netlink::Netfilter)?;
+    if nft::table_exists(&mut nf, nft::NFPROTO_IPV4, TABLE)? {
+        let mut b = nft::Batch::new(nft::NFPROTO_IPV4, TABLE);
+        b.del_table();
+        nft::commit(&mut nf, "deleting nftables table ip picolet", b)?;
+        removed.push(format!("nftables table ip {TABLE}"));
+    }
+    let mut route = Sock::open(Netlink::Route)?;
+    if let Some(bridge) = rt::link_index(&mut route, BRIDGE)? {
+        // The host ends of pod veths: ports of the bridge (a pod's shim
+        // still holding the other end or not).
+        for (name, master) in rt::links(&mut route)? {
+            if master == Some(bridge) && rt::del_link(&mut route, &name)? {
+                removed.push(format!("veth {name}"));
+            }
+        }
+    }
+    if rt::del_link(&mut route, BRIDGE)? {
+        removed.push(format!("bridge {BRIDGE}"));
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+//! Real namespaces: the test thread moves to a new network namespace (the
+//! "node"; `unshare(CLONE_NEWNET)` affects only the calling thread) and
+//! each "pod" is a `sleep` in a namespace of its own. The host's network
+//! is never touched. `ip`/`nft` (via `nsenter`) only inspect.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+
+use super::*;
+use crate::probe::{NetNs, with_netns};
+
+struct Pod(Child);
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Pod {
+    fn new() -> Pod {
+        let c = Command::new("unshare")
+            .args(["--net", "sleep", "60"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pod = Pod(c);
+        // Wait for unshare to exec sleep (a new namespace).
+        let own = NetNs::current().unwrap().id().unwrap();
+        for _ in 0..500 {
+            if let Ok(ns) = pod.ns() {
+                if ns.id().unwrap() != own {
+                    break;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        pod
+    }
+
+    fn ns(&self) -> std::io::Result<NetNs> {
+        NetNs::of_pid(self.0.id() as i32)
+    }
+
+    fn sh(&self, cmd: &str) -> String {
+        run_in(&format!("/proc/{}/ns/net", self.0.id()), cmd)
+    }
+}
+
+fn node_ns() -> String {
+    format!(
+        "/proc/{}/task/{}/ns/net",
+        std::process::id(),
+        nix::unistd::gettid()
+    )
+}
+
+fn run_in(ns: &str, cmd: &str) -> String {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={ns}"))
+        .args(["sh", "-c", cmd])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn enter_new_node_ns() -> bool {
+    if crate::testutil::needs_root("creating network namespaces") {
+        return false;
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+    true
+}
+
+#[test]
+fn the_cidr_parses_and_names_its_gateway_and_refuses_host_bits() {
+    let c: Cidr = "10.87.0.0/24".parse().unwrap();
+    assert_eq!((c.gateway(), c.hosts()), (Ipv4Addr::new(10, 87, 0, 1), 254));
+    assert!(c.contains(Ipv4Addr::new(10, 87, 0, 200)));
+    assert!(!c.contains(Ipv4Addr::new(10, 88, 0, 2)));
+    let e = "10.87.0.1/24".parse::<Cidr>().unwrap_err();
+    assert!(e.contains("host bits"), "{e}");
+    assert!("10.87.0.0".parse::<Cidr>().is_err());
+    assert!("10.87.0.0/31".parse::<Cidr>().is_err());
+    assert_eq!(
+        DEFAULT_POD_CIDR.parse::<Cidr>().unwrap().to_string(),
+        DEFAULT_POD_CIDR
+    );
+    assert_eq!(host_veth("abc").len(), 14);
+    assert_ne!(host_veth("abc"), host_veth("abd"));
+}
+
+#[test]
+fn node_setup_makes_the_bridge_forwarding_and_the_table_idempotently() {
+    if !enter_new_node_ns() {
+        return;
+    }
+    let cidr: Cidr = "10.87.0.0/24".parse().unwrap();
+    NodeNet::setup(cidr).unwrap();
+    let _again = NodeNet::setup(cidr).unwrap();
+    let ns = node_ns();
+    let addr = run_in(&ns, "ip -o -4 addr show picolet0");
+    assert!(addr.contains("inet 10.87.0.1/24 brd 10.87.0.255"), "{addr}");
+    assert!(run_in(&ns, "ip -o link show picolet0").contains(",UP"));
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        "1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv6/conf/picolet0/accept_dad").unwrap(),
+        "0\n"
+    );
+    let mut nf = Sock::open(Netlink::Netfilter).unwrap();
+    let tags = nft::rule_tags(&mut nf, nft::NFPROTO_IPV4, TABLE).unwrap();
+    assert_eq!(tags, ["pod egress", "pod ingress", "pod masquerade"]);
+    let listed = run_in(&ns, "nft list table ip picolet");
+    for want in [
+        "type filter hook forward priority filter; policy accept;",
+        "ip saddr 10.87.0.0/24 counter packets 0 bytes 0 accept",
+        "ip daddr 10.87.0.0/24 counter packets 0 bytes 0 accept",
+        "type nat hook postrouting priority srcnat; policy accept;",
+        "ip saddr 10.87.0.0/24 ip daddr != 10.87.0.0/24 counter packets 0 bytes 0 masquerade",
+    ] {
+        assert!(listed.contains(want), "{want:?} missing from:\n{listed}");
+    }
+    let removed = reset().unwrap();
+    assert_eq!(removed, ["nftables table ip picolet", "bridge picolet0"]);
+    assert!(!run_in(&ns, "ip -o link").contains("picolet0"));
+    assert!(!run_in(&ns, "nft list tables").contains("picolet"));
+    assert_eq!(reset().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn two_attached_pods_have_eth0_an_address_a_default_route_and_reach_each_other() {
+    if !enter_new_node_ns() {
+        return;
+    }
+    let cidr: Cidr = "10.87.5.0/24".parse().unwrap();
+    let mut node = NodeNet::setup(cidr).unwrap();
+    let (a, b) = (Pod::new(), Pod::new());
+    let (ipa, ipb) = (Ipv4Addr::new(10, 87, 5, 2), Ipv4Addr::new(10, 87, 5, 3));
+    node.attach("uid-a", &a.ns().unwrap(), ipa).unwrap();
+    node.attach("uid-b", &b.ns().unwrap(), ipb).unwrap();
+    let addr = a.sh("ip -o -4 addr show eth0");
+    assert!(addr.contains("inet 10.87.5.2/24"), "{addr}");
+    let route = a.sh("ip -4 route show default");
+    assert!(route.contains("default via 10.87.5.1 dev eth0"), "{route}");
+    assert!(a.sh("ip -o link show lo").contains(",UP"));
+    assert_eq!(
+        a.sh("cat /proc/sys/net/ipv6/conf/eth0/accept_dad").trim(),
+        "0"
+    );
+    let host = host_veth("uid-a");
+    let port = run_in(&node_ns(), &format!("ip -o link show {host}"));
+    assert!(
+        port.contains("master picolet0") && port.contains("state UP"),
+        "{port}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{host}/accept_dad")).unwrap(),
+        "0\n"
+    );
+
+    // b listens; a connects to b's pod IP.
+    let listener = with_netns(&b.ns().unwrap(), || TcpListener::bind((ipb, 8080)))
+        .unwrap()
+        .unwrap();
+    let mut out = with_netns(&a.ns().unwrap(), || TcpStream::connect((ipb, 8080)))
+        .unwrap()
+        .unwrap();
+    out.write_all(b"hi").unwrap();
+    let (mut conn, peer) = listener.accept().unwrap();
+    assert_eq!(peer.ip(), ipa);
+    let mut got = [0; 2];
+    conn.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"hi");
+    // And the node reaches a pod through the bridge.
+    TcpStream::connect((ipb, 8080)).unwrap();
+
+    // Attaching again (a retried sandbox) replaces the pair.
+    node.attach("uid-a", &a.ns().unwrap(), ipa).unwrap();
+    node.detach("uid-a").unwrap();
+    assert!(!run_in(&node_ns(), "ip -o link").contains(&host));
+    assert!(!a.sh("ip -o link").contains("eth0"));
+    node.detach("uid-a").unwrap();
+    let removed = reset().unwrap();
+    assert!(
+        removed.contains(&format!("veth {}", host_veth("uid-b"))),
+        "{removed:?}"
+    );
+}
