@@ -41,7 +41,7 @@ impl std::str::FromStr for Cidr {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Cidr, String> {
-        let bad = |why: &str| format!("invalid pod CIDR {s:?}: {why}");
+        let bad = |why: &str| format!("{s:?}: {why}");
         let (a, p) = s
             .split_once('/')
             .ok_or_else(|| bad("want address/prefix"))?;
@@ -139,11 +139,13 @@ impl NodeNet {
         rt::set_up(&mut route, bridge)?;
         sysctl("net/ipv4/ip_forward", "1", false)?;
         let mut nf = Sock::open(Netlink::Netfilter)?;
-        nft::commit(
-            &mut nf,
-            "writing nftables table ip picolet",
-            base_table(cidr),
-        )?;
+        // A table as this CIDR wants it is kept (its counters too, and the
+        // pods' rules); any other is rebuilt.
+        let tags = nft::rule_tags(&mut nf, nft::NFPROTO_IPV4, TABLE)?;
+        if !base_tags(cidr).iter().all(|t| tags.contains(t)) {
+            let what = "writing nftables table ip picolet";
+            nft::commit(&mut nf, what, base_table(cidr))?;
+        }
         Ok(NodeNet {
             cidr,
             route,
@@ -197,6 +199,11 @@ fn in_netns<T>(ns: &NetNs, f: impl FnOnce() -> Result<T>) -> Result<T> {
         .map_err(|e| io_err("entering the pod's network namespace".into(), e))?
 }
 
+/// The tags (rule user data) of the node's own rules for `cidr`.
+pub fn base_tags(cidr: Cidr) -> [String; 3] {
+    ["egress", "ingress", "masquerade"].map(|what| format!("picolet {what} {cidr}"))
+}
+
 /// The batch that (re)creates `ip picolet` from scratch: `add table`,
 /// `delete table`, `add table` and the chains and rules, so that one
 /// atomic batch replaces whatever an earlier run left.
@@ -207,19 +214,26 @@ pub fn base_table(cidr: Cidr) -> nft::Batch {
     b.add_chain("forward", "filter", nft::HOOK_FORWARD, 0);
     b.add_chain("postrouting", "nat", nft::HOOK_POSTROUTING, 100);
     let (net, p) = (cidr.net, cidr.prefix);
+    let [egress, ingress, masquerade] = base_tags(cidr);
     let mut from_pods = Rule::new();
     from_pods.ip_net(false, Cmp::Eq, net, p).counter().accept();
-    b.add_rule("forward", &from_pods, "pod egress");
+    b.add_rule("forward", &from_pods, &egress);
     let mut to_pods = Rule::new();
     to_pods.ip_net(true, Cmp::Eq, net, p).counter().accept();
-    b.add_rule("forward", &to_pods, "pod ingress");
+    b.add_rule("forward", &to_pods, &ingress);
     let mut masq = Rule::new();
     masq.ip_net(false, Cmp::Eq, net, p)
         .ip_net(true, Cmp::Neq, net, p)
         .counter()
         .masq();
-    b.add_rule("postrouting", &masq, "pod masquerade");
+    b.add_rule("postrouting", &masq, &masquerade);
     b
+}
+
+/// The IPv4 address of the link holding the default route, in the
+/// calling thread's namespace.
+pub fn default_route_addr() -> Result<Option<Ipv4Addr>> {
+    rt::default_route_addr(&mut Sock::open(Netlink::Route)?)
 }
 
 /// Deletes picolet's table and bridge (`picolet net reset`). Returns

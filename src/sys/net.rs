@@ -251,3 +251,12 @@ pub fn netlink_recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Option<usize>>
         }
     }
 }
+
+/// The PID of the process at the other end of the connected Unix socket
+/// `fd` (`SO_PEERCRED`: the process that bound/connected it), in this
+/// process's PID namespace.
+pub fn peer_pid(fd: BorrowedFd<'_>) -> Result<i32> {
+    nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::PeerCredentials)
+        .op("getsockopt(SO_PEERCRED)")
+        .map(|c| c.pid())
+}
