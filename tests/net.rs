@@ -106,10 +106,25 @@ spec:
   - name: main
     image: picolet.test/busybox:1
     command: ["sh", "-c", "mkdir -p /tmp/w && echo pod-web > /tmp/w/index.html && echo $POD_IP $HOST_IP > /tmp/env && exec httpd -f -p 8080 -h /tmp/w"]
+    ports: [{containerPort: 8080, hostPort: 18080}]
     env:
     - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
     - {name: HOST_IP, valueFrom: {fieldRef: {fieldPath: status.hostIP}}}
 "#;
+
+/// `GET /` on `addr` from a socket opened in the namespace `ns`.
+fn http_get_from(ns: &str, addr: &str) -> String {
+    let ns = NetNs::open(ns).unwrap();
+    let mut c = with_netns(&ns, || std::net::TcpStream::connect(addr))
+        .unwrap()
+        .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    out
+}
 
 /// Serves one HTTP request in the LAN namespace; returns the client's
 /// address through the join handle.
@@ -175,6 +190,44 @@ fn pods_get_an_address_reach_each_other_and_the_lan_masqueraded_and_keep_it_acro
     assert_eq!((code, out.as_str()), (0, "lan\n"));
     assert_eq!(server.join().unwrap(), "10.99.0.1");
 
+    // The hostPort: from the LAN, from the node to its own address and
+    // to 127.0.0.1, and from the pod itself (hairpin).
+    for (ns, addr) in [
+        (w.lan_ns(), "10.99.0.1:18080"),
+        (w.node_ns(), "10.99.0.1:18080"),
+        (w.node_ns(), "127.0.0.1:18080"),
+    ] {
+        let got = http_get_from(&ns, addr);
+        assert!(got.ends_with("pod-web\n"), "{addr}: {got}");
+    }
+    let (code, out) = a.exec(
+        "web",
+        "main",
+        &["wget", "-q", "-O-", "http://10.99.0.1:18080/"],
+    );
+    assert_eq!((code, out.as_str()), (0, "pod-web\n"), "hairpin");
+    let (code, out) = a.exec(
+        "client",
+        "main",
+        &["wget", "-q", "-O-", "http://10.99.0.1:18080/"],
+    );
+    assert_eq!((code, out.as_str()), (0, "pod-web\n"), "from another pod");
+
+    // A second pod wanting the same hostPort is rejected, naming the field.
+    a.apply("web2.yaml", &WEB.replace("name: web}", "name: web2}"));
+    let p = wait_for(10, "web2 rejected", || {
+        a.pod("web2").filter(|p| p["status"]["phase"] == "Failed")
+    });
+    assert_eq!(p["status"]["reason"], "NodePorts");
+    let msg = p["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(
+            "spec.containers[0].ports[0].hostPort: 18080/TCP is in use by pod default/web"
+        ),
+        "{msg}"
+    );
+    a.remove("web2.yaml");
+
     // `get pods -o wide` shows the IP.
     let wide = String::from_utf8(a.cli(&["get", "pods", "-o", "wide"]).stdout).unwrap();
     assert!(wide.contains(&web_ip), "{wide}");
@@ -215,6 +268,8 @@ fn pods_get_an_address_reach_each_other_and_the_lan_masqueraded_and_keep_it_acro
         w.node_sh("ip -o link show master picolet0 | wc -l").trim(),
         "1"
     );
+    let rules = w.node_sh("nft list table ip picolet");
+    assert!(!rules.contains("dport 18080"), "{rules}");
     a.assert_one_thread();
 }
 

@@ -269,6 +269,7 @@ impl Agent {
                 )
             }
         };
+        node.set_pod_network(cfg.pod_cidr.is_some());
         node.set_limits(
             fds::budget_max_pods(cfg.max_pods),
             spec_budget(cfg.fleet.as_ref().map_or(0, |f| {

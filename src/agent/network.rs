@@ -7,8 +7,9 @@
 
 use super::Agent;
 use crate::lifecycle::Input;
-use crate::net::{NodeNet, ipam::Ipam};
+use crate::net::{HostPort, NodeNet, ipam::Ipam};
 use crate::probe::NetNs;
+use crate::spec::Protocol;
 use std::net::Ipv4Addr;
 
 /// The node's pod network (absent with `podNetwork: none`).
@@ -42,6 +43,23 @@ impl PodNet {
     pub(super) fn pod_ip(&self, uid: &str) -> Option<Ipv4Addr> {
         self.ipam.as_ref().ok()?.lookup(uid)
     }
+}
+
+/// The `hostPort` mappings of `pod`, for the DNAT rules.
+fn host_ports(pod: &crate::spec::Pod) -> Vec<HostPort> {
+    crate::spec::host_ports::host_ports(pod)
+        .into_iter()
+        .map(|p| HostPort {
+            proto: match p.protocol {
+                Protocol::Tcp => 6,
+                Protocol::Udp => 17,
+                Protocol::Sctp => 132,
+            },
+            host_port: p.host_port,
+            container_port: p.container_port,
+            host_ip: p.host_ip,
+        })
+        .collect()
 }
 
 /// The node's address: the configured one, else the address of the link
@@ -78,8 +96,13 @@ impl Agent {
             let pid = pid.ok_or("pod network: the shim's PID is unknown")?;
             let ns = NetNs::of_pid(pid).map_err(|e| format!("pod network: {e}"))?;
             let ip = ipam.allocate(uid)?;
+            let ports = host_ports(&view.spec);
             let started = std::time::Instant::now();
-            if let Err(e) = node.attach(uid, &ns, ip) {
+            let wired = node
+                .attach(uid, &ns, ip)
+                .and_then(|()| node.add_host_ports(uid, ip, &ports));
+            if let Err(e) = wired {
+                let _ = node.remove_host_ports(uid);
                 let _ = node.detach(uid);
                 ipam.release(uid);
                 return Err(format!("pod network: {e}"));
@@ -105,7 +128,8 @@ impl Agent {
     pub(super) fn unwire_pod(&mut self, uid: &str) {
         let Some(net) = self.net.as_mut() else { return };
         if let Ok(node) = net.node.as_mut() {
-            if let Err(e) = node.detach(uid) {
+            let undone = node.remove_host_ports(uid).and_then(|()| node.detach(uid));
+            if let Err(e) = undone {
                 log::warn!("pod {uid}: {e}");
             }
         }
@@ -114,15 +138,50 @@ impl Agent {
         }
     }
 
-    /// At start, after adoption: frees the addresses of pods that are no
-    /// longer there (deleted while the agent was down, or lost in a crash).
+    /// At start, after adoption: frees the addresses and deletes the
+    /// rules of pods that are no longer there (deleted while the agent was
+    /// down, or lost in a crash), and writes again the hostPort rules of
+    /// live pods that lack them (the table was rebuilt).
     pub(super) fn reconcile_network(&mut self) {
-        let Some(ipam) = self.net.as_mut().and_then(|n| n.ipam.as_mut().ok()) else {
+        let Some(PodNet {
+            node: Ok(node),
+            ipam: Ok(ipam),
+        }) = self.net.as_mut()
+        else {
             return;
         };
-        let node = &self.node;
-        for (ip, uid) in ipam.reconcile(&|uid| node.pod(uid).is_some()) {
+        let pods = &self.node;
+        for (ip, uid) in ipam.reconcile(&|uid| pods.pod(uid).is_some()) {
             log::info!("pod network: freed {ip} of pod {uid}, which is gone");
+        }
+        let with_rules = match node.pods_with_rules() {
+            Ok(u) => u,
+            Err(e) => {
+                log::warn!("pod network: {e}");
+                return;
+            }
+        };
+        for uid in &with_rules {
+            if pods.pod(uid).is_none() {
+                log::info!("pod network: deleting the rules of pod {uid}, which is gone");
+                if let Err(e) = node.remove_host_ports(uid) {
+                    log::warn!("pod network: {e}");
+                }
+            }
+        }
+        let wanted: Vec<(String, Ipv4Addr, Vec<HostPort>)> = ipam
+            .allocations()
+            .filter(|(_, uid)| !with_rules.contains(uid))
+            .filter_map(|(ip, uid)| {
+                let ports = host_ports(&pods.pod(uid)?.spec);
+                (!ports.is_empty()).then(|| (uid.clone(), *ip, ports))
+            })
+            .collect();
+        for (uid, ip, ports) in wanted {
+            log::info!("pod network: writing the hostPort rules of pod {uid} again");
+            if let Err(e) = node.add_host_ports(&uid, ip, &ports) {
+                log::warn!("pod network: {e}");
+            }
         }
     }
 }

@@ -122,7 +122,38 @@ pub fn host_veth(uid: &str) -> String {
 pub struct NodeNet {
     pub cidr: Cidr,
     route: Sock,
+    nf: Sock,
     bridge: u32,
+}
+
+/// One `hostPort` mapping of a pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostPort {
+    /// IP protocol number: 6 (TCP), 17 (UDP), 132 (SCTP).
+    pub proto: u8,
+    pub host_port: u16,
+    pub container_port: u16,
+    /// Only traffic to this node address; `None`: every local address.
+    pub host_ip: Option<Ipv4Addr>,
+}
+
+impl HostPort {
+    fn proto_name(&self) -> &'static str {
+        match self.proto {
+            6 => "tcp",
+            17 => "udp",
+            _ => "sctp",
+        }
+    }
+}
+
+/// The tag of a pod's rules: `pod <uid> ...`.
+fn pod_tag(uid: &str, what: &str) -> String {
+    format!("pod {uid} {what}")
+}
+
+fn tag_uid(tag: &str) -> Option<&str> {
+    tag.strip_prefix("pod ")?.split(' ').next()
 }
 
 impl NodeNet {
@@ -138,6 +169,12 @@ impl NodeNet {
         rt::add_addr(&mut route, bridge, cidr.gateway(), cidr.prefix)?;
         rt::set_up(&mut route, bridge)?;
         sysctl("net/ipv4/ip_forward", "1", false)?;
+        // 127.0.0.1:hostPort is DNATed to a pod through the bridge.
+        sysctl(
+            &format!("net/ipv4/conf/{BRIDGE}/route_localnet"),
+            "1",
+            false,
+        )?;
         let mut nf = Sock::open(Netlink::Netfilter)?;
         // A table as this CIDR wants it is kept (its counters too, and the
         // pods' rules); any other is rebuilt.
@@ -149,6 +186,7 @@ impl NodeNet {
         Ok(NodeNet {
             cidr,
             route,
+            nf,
             bridge,
         })
     }
@@ -171,6 +209,7 @@ impl NodeNet {
         sysctl(&format!("net/ipv6/conf/{host}/accept_dad"), "0", true)?;
         let idx = rt::link_index(&mut self.route, &host)?
             .ok_or_else(|| Error::new(format!("veth {host} vanished"), libc::ENODEV))?;
+        rt::set_hairpin(&mut self.route, idx)?;
         rt::set_up(&mut self.route, idx)?;
         let eth0 = rt::link_index(&mut pod, "eth0")?
             .ok_or_else(|| Error::new("eth0 missing in the pod", libc::ENODEV))?;
@@ -180,6 +219,72 @@ impl NodeNet {
         }
         rt::set_up(&mut pod, eth0)?;
         rt::add_default_route(&mut pod, self.cidr.gateway(), eth0)
+    }
+
+    /// Adds the DNAT rules of pod `uid` (address `ip`) for `ports`, in
+    /// one batch: for each mapping one rule in `prerouting` (from other
+    /// hosts and from pods) and one in `output` (from the node itself, to
+    /// its own address or to 127.0.0.1), and one hairpin masquerade (the
+    /// pod reaching itself through its hostPort). Every rule is tagged
+    /// with the pod's UID. Rules the pod has already are replaced. (The
+    /// masquerade of pods reaching a hostPort, their own included, is
+    /// one rule of the table: see [`base_table`].)
+    pub fn add_host_ports(&mut self, uid: &str, ip: Ipv4Addr, ports: &[HostPort]) -> Result<()> {
+        use nft::{Cmp, Rule};
+        let mut b = nft::Batch::new(nft::NFPROTO_IPV4, TABLE);
+        self.delete_rules_of(&mut b, Some(uid))?;
+        for p in ports {
+            let mut r = Rule::new();
+            match p.host_ip {
+                Some(a) => r.ip_net(true, Cmp::Eq, a, 32),
+                None => r.daddr_local(),
+            };
+            r.l4_dport(p.proto, p.host_port)
+                .counter()
+                .dnat(ip, p.container_port);
+            let what = format!("hostport {}/{}", p.host_port, p.proto_name());
+            for chain in ["prerouting", "output"] {
+                b.add_rule(chain, &r, &pod_tag(uid, &what));
+            }
+        }
+        if b.is_empty() {
+            return Ok(());
+        }
+        nft::commit(
+            &mut self.nf,
+            &format!("writing the hostPort rules of pod {uid}"),
+            b,
+        )
+    }
+
+    /// Deletes the rules of pod `uid`, only its own (by tag).
+    pub fn remove_host_ports(&mut self, uid: &str) -> Result<()> {
+        let mut b = nft::Batch::new(nft::NFPROTO_IPV4, TABLE);
+        self.delete_rules_of(&mut b, Some(uid))?;
+        if b.is_empty() {
+            return Ok(());
+        }
+        nft::commit(&mut self.nf, &format!("deleting the rules of pod {uid}"), b)
+    }
+
+    /// The pods (UIDs) that have rules in the table.
+    pub fn pods_with_rules(&mut self) -> Result<Vec<String>> {
+        let mut uids: Vec<String> = nft::rules(&mut self.nf, nft::NFPROTO_IPV4, TABLE)?
+            .iter()
+            .filter_map(|r| tag_uid(&r.tag).map(str::to_string))
+            .collect();
+        uids.sort();
+        uids.dedup();
+        Ok(uids)
+    }
+
+    fn delete_rules_of(&mut self, b: &mut nft::Batch, uid: Option<&str>) -> Result<()> {
+        for r in nft::rules(&mut self.nf, nft::NFPROTO_IPV4, TABLE)? {
+            if tag_uid(&r.tag).is_some_and(|u| Some(u) == uid) {
+                b.del_rule(&r.chain, r.handle);
+            }
+        }
+        Ok(())
     }
 
     /// Removes the pod's veth pair (both ends); none is fine.
@@ -200,8 +305,9 @@ fn in_netns<T>(ns: &NetNs, f: impl FnOnce() -> Result<T>) -> Result<T> {
 }
 
 /// The tags (rule user data) of the node's own rules for `cidr`.
-pub fn base_tags(cidr: Cidr) -> [String; 3] {
-    ["egress", "ingress", "masquerade"].map(|what| format!("picolet {what} {cidr}"))
+pub fn base_tags(cidr: Cidr) -> [String; 5] {
+    ["egress", "ingress", "masquerade", "localhost", "hairpin"]
+        .map(|what| format!("picolet {what} {cidr}"))
 }
 
 /// The batch that (re)creates `ip picolet` from scratch: `add table`,
@@ -212,9 +318,11 @@ pub fn base_table(cidr: Cidr) -> nft::Batch {
     let mut b = nft::Batch::new(nft::NFPROTO_IPV4, TABLE);
     b.add_table().del_table().add_table();
     b.add_chain("forward", "filter", nft::HOOK_FORWARD, 0);
+    b.add_chain("prerouting", "nat", nft::HOOK_PREROUTING, -100);
+    b.add_chain("output", "nat", nft::HOOK_OUTPUT, -100);
     b.add_chain("postrouting", "nat", nft::HOOK_POSTROUTING, 100);
     let (net, p) = (cidr.net, cidr.prefix);
-    let [egress, ingress, masquerade] = base_tags(cidr);
+    let [egress, ingress, masquerade, localhost, hairpin] = base_tags(cidr);
     let mut from_pods = Rule::new();
     from_pods.ip_net(false, Cmp::Eq, net, p).counter().accept();
     b.add_rule("forward", &from_pods, &egress);
@@ -227,6 +335,25 @@ pub fn base_table(cidr: Cidr) -> nft::Batch {
         .counter()
         .masq();
     b.add_rule("postrouting", &masq, &masquerade);
+    // 127.0.0.1:hostPort, DNATed to a pod: the pod must not see (and
+    // answer) a loopback source.
+    let mut local = Rule::new();
+    local
+        .ip_net(false, Cmp::Eq, Ipv4Addr::new(127, 0, 0, 0), 8)
+        .ip_net(true, Cmp::Eq, net, p)
+        .counter()
+        .masq();
+    b.add_rule("postrouting", &local, &localhost);
+    // A pod reaching a hostPort (another pod's, or its own: hairpin): the
+    // answer must come back through the node to be un-DNATed, not
+    // straight over the bridge (or to the pod itself, a martian source).
+    let mut pin = Rule::new();
+    pin.ct_dnat()
+        .ip_net(false, Cmp::Eq, net, p)
+        .ip_net(true, Cmp::Eq, net, p)
+        .counter()
+        .masq();
+    b.add_rule("postrouting", &pin, &hairpin);
     b
 }
 

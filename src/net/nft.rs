@@ -21,6 +21,7 @@ const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_GETRULE: u16 = 7;
+const NFT_MSG_DELRULE: u16 = 8;
 
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_CHAIN_TABLE: u16 = 1;
@@ -32,6 +33,7 @@ const NFTA_HOOK_HOOKNUM: u16 = 1;
 const NFTA_HOOK_PRIORITY: u16 = 2;
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
+const NFTA_RULE_HANDLE: u16 = 3;
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
 const NFTA_RULE_USERDATA: u16 = 7;
 const NFTA_LIST_ELEM: u16 = 1;
@@ -51,8 +53,15 @@ pub const HOOK_OUTPUT: u32 = 3;
 pub const HOOK_POSTROUTING: u32 = 4;
 pub const NF_ACCEPT: u32 = 1;
 const REG_VERDICT: u32 = 0;
-/// The first 32-bit data register (`NFT_REG32_00`).
+/// The first 32-bit data registers (`NFT_REG32_00`, `_01`).
 const REG1: u32 = 8;
+const REG2: u32 = 9;
+/// `meta` keys.
+pub const META_L4PROTO: u32 = 16;
+/// `fib` result `type` (address type) and `RTN_LOCAL`.
+const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
+const NFTA_FIB_F_DADDR: u32 = 2;
+const RTN_LOCAL: u32 = 2;
 
 /// Comparison operators of `cmp`.
 #[derive(Debug, Clone, Copy)]
@@ -130,6 +139,54 @@ impl Rule {
             b.be32(1, REG1);
             b.nest(2).attr(NFTA_DATA_VALUE, value).close();
         })
+    }
+
+    /// `immediate reg 2 <value>`
+    pub fn load2(&mut self, value: &[u8]) -> &mut Rule {
+        self.expr("immediate", |b| {
+            b.be32(1, REG2);
+            b.nest(2).attr(NFTA_DATA_VALUE, value).close();
+        })
+    }
+
+    /// `fib daddr type local`: the destination is an address of this host.
+    pub fn daddr_local(&mut self) -> &mut Rule {
+        self.expr("fib", |b| {
+            b.be32(1, REG1)
+                .be32(2, NFT_FIB_RESULT_ADDRTYPE)
+                .be32(3, NFTA_FIB_F_DADDR);
+        });
+        // The address type is a host-order u32 in the register.
+        self.cmp(Cmp::Eq, &RTN_LOCAL.to_ne_bytes())
+    }
+
+    /// `meta l4proto <proto> th dport <port>`
+    pub fn l4_dport(&mut self, proto: u8, port: u16) -> &mut Rule {
+        self.meta(META_L4PROTO).cmp(Cmp::Eq, &[proto]);
+        self.payload(Base::Transport, 2, 2)
+            .cmp(Cmp::Eq, &port.to_be_bytes())
+    }
+
+    /// `dnat to <addr>:<port>`
+    pub fn dnat(&mut self, addr: Ipv4Addr, port: u16) -> &mut Rule {
+        self.load(&addr.octets()).load2(&port.to_be_bytes());
+        self.expr("nat", |b| {
+            b.be32(1, 1) // NFT_NAT_DNAT
+                .be32(2, NFPROTO_IPV4 as u32)
+                .be32(3, REG1)
+                .be32(5, REG2);
+        })
+    }
+
+    /// `ct status dnat`: the connection's destination was rewritten.
+    pub fn ct_dnat(&mut self) -> &mut Rule {
+        const NFT_CT_STATUS: u32 = 2;
+        const IPS_DST_NAT: u32 = 1 << 5;
+        self.expr("ct", |b| {
+            b.be32(1, REG1).be32(2, NFT_CT_STATUS);
+        });
+        self.mask(&IPS_DST_NAT.to_ne_bytes())
+            .cmp(Cmp::Neq, &0u32.to_ne_bytes())
     }
 
     /// `counter`
@@ -241,10 +298,25 @@ impl Batch {
         b.bytes.extend_from_slice(&rule.exprs.bytes);
         b.close();
         if !tag.is_empty() {
-            b.attr(NFTA_RULE_USERDATA, tag.as_bytes());
+            b.attr(NFTA_RULE_USERDATA, &comment_udata(tag));
         }
         self.buf.end();
         self
+    }
+
+    /// `delete rule` `handle` of `chain`.
+    pub fn del_rule(&mut self, chain: &str, handle: u64) -> &mut Batch {
+        let t = self.table.clone();
+        let b = self.msg(NFT_MSG_DELRULE, 0);
+        b.str(NFTA_RULE_TABLE, &t).str(NFTA_RULE_CHAIN, chain);
+        b.attr(NFTA_RULE_HANDLE, &handle.to_be_bytes());
+        self.buf.end();
+        self
+    }
+
+    /// Whether nothing was added since [`Batch::new`].
+    pub fn is_empty(&self) -> bool {
+        self.buf.bytes.len() <= 20
     }
 
     /// The batch's bytes, `NFNL_MSG_BATCH_END` appended.
@@ -254,6 +326,29 @@ impl Batch {
         self.buf.end();
         self.buf
     }
+}
+
+/// A rule comment as `nft` writes and shows it: one TLV of libnftnl's
+/// user data (type 0, `NFTNL_UDATA_RULE_COMMENT`; length; the text with
+/// its NUL), at most 255 bytes.
+fn comment_udata(tag: &str) -> Vec<u8> {
+    let text = &tag.as_bytes()[..tag.len().min(254)];
+    let mut v = vec![0, text.len() as u8 + 1];
+    v.extend_from_slice(text);
+    v.push(0);
+    v
+}
+
+/// The comment of a rule's user data, if it has one.
+fn udata_comment(mut v: &[u8]) -> String {
+    while let [ty, len, rest @ ..] = v {
+        let (val, next) = rest.split_at((*len as usize).min(rest.len()));
+        if *ty == 0 {
+            return String::from_utf8_lossy(val.strip_suffix(&[0]).unwrap_or(val)).into_owned();
+        }
+        v = next;
+    }
+    String::new()
 }
 
 /// Sends `batch`: the kernel applies all of it or none.
@@ -274,8 +369,16 @@ pub fn table_exists(s: &mut Sock, family: u8, table: &str) -> Result<bool> {
     }
 }
 
-/// The user data (tags) of every rule of `table`, in order.
-pub fn rule_tags(s: &mut Sock, family: u8, table: &str) -> Result<Vec<String>> {
+/// One rule as listed: its chain, handle and tag (user data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub chain: String,
+    pub handle: u64,
+    pub tag: String,
+}
+
+/// Every rule of `table`, in order.
+pub fn rules(s: &mut Sock, family: u8, table: &str) -> Result<Vec<Listed>> {
     let mut b = Buf::new();
     b.begin(
         nft(NFT_MSG_GETRULE),
@@ -284,28 +387,45 @@ pub fn rule_tags(s: &mut Sock, family: u8, table: &str) -> Result<Vec<String>> {
     );
     b.str(NFTA_RULE_TABLE, table);
     b.end();
-    let mut tags = Vec::new();
+    let mut rules = Vec::new();
+    let text = |v: &[u8]| String::from_utf8_lossy(v.strip_suffix(&[0]).unwrap_or(v)).into_owned();
     let r = s.exchange("listing rules", &b, |m| {
         if m.ty != nft(NFT_MSG_NEWRULE) || m.payload.len() < 4 {
             return;
         }
         let mut in_table = false;
-        let mut tag = String::new();
+        let mut rule = Listed {
+            chain: String::new(),
+            handle: 0,
+            tag: String::new(),
+        };
         for (ty, v) in super::nl::attrs(&m.payload[4..]) {
             match ty {
-                NFTA_RULE_TABLE => in_table = v.strip_suffix(&[0]).unwrap_or(v) == table.as_bytes(),
-                NFTA_RULE_USERDATA => tag = String::from_utf8_lossy(v).into_owned(),
+                NFTA_RULE_TABLE => in_table = text(v) == table,
+                NFTA_RULE_CHAIN => rule.chain = text(v),
+                NFTA_RULE_HANDLE => {
+                    rule.handle = v.try_into().map_or(0, u64::from_be_bytes);
+                }
+                NFTA_RULE_USERDATA => rule.tag = udata_comment(v),
                 _ => {}
             }
         }
         if in_table {
-            tags.push(tag);
+            rules.push(rule);
         }
     });
     match r {
         Err(e) if e.not_found() => Ok(Vec::new()),
-        r => r.map(|()| tags),
+        r => r.map(|()| rules),
     }
+}
+
+/// The tags of every rule of `table`, in order.
+pub fn rule_tags(s: &mut Sock, family: u8, table: &str) -> Result<Vec<String>> {
+    Ok(rules(s, family, table)?
+        .into_iter()
+        .map(|r| r.tag)
+        .collect())
 }
 
 #[cfg(test)]
@@ -327,6 +447,13 @@ mod tests {
         #[rustfmt::skip]
         let want: Vec<u8> = [&[2u8, 0, 0, 0][..], &6u16.to_ne_bytes(), &1u16.to_ne_bytes(), b"t\0\0\0"].concat();
         assert_eq!(msgs[1].payload, want);
+    }
+
+    #[test]
+    fn a_tag_is_an_nft_comment_and_reads_back() {
+        assert_eq!(comment_udata("ab"), [0, 3, b'a', b'b', 0]);
+        assert_eq!(udata_comment(&[1, 1, 9, 0, 3, b'a', b'b', 0]), "ab");
+        assert_eq!(udata_comment(&[1, 5, 9]), "");
     }
 
     #[test]

@@ -167,6 +167,22 @@ pub fn set_up(s: &mut Sock, index: u32) -> Result<()> {
     s.exchange(&format!("setting link {index} up"), &b, |_| {})
 }
 
+/// Turns hairpin mode on for the bridge port `index`: a frame may leave
+/// by the port it came in. With `br_netfilter`, a pod reaching its own
+/// hostPort is DNATed at the bridge and sent back to its own port.
+pub fn set_hairpin(s: &mut Sock, index: u32) -> Result<()> {
+    const RTM_SETLINK: u16 = 19;
+    const IFLA_PROTINFO: u16 = 12;
+    const IFLA_BRPORT_MODE: u16 = 4;
+    let mut h = ifinfomsg(index as i32, 0, 0);
+    h[0] = libc::AF_BRIDGE as u8;
+    let mut b = Buf::new();
+    b.begin(RTM_SETLINK, NLM_F_ACK, &h);
+    b.nest(IFLA_PROTINFO).attr(IFLA_BRPORT_MODE, &[1]).close();
+    b.end();
+    s.exchange(&format!("setting hairpin mode on link {index}"), &b, |_| {})
+}
+
 /// Deletes the link `name`; `Ok(false)` if there was none.
 pub fn del_link(s: &mut Sock, name: &str) -> Result<bool> {
     let mut b = Buf::new();

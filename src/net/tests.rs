@@ -71,6 +71,9 @@ fn enter_new_node_ns() -> bool {
         return false;
     }
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+    let mut s = Sock::open(Netlink::Route).unwrap();
+    let lo = rt::link_index(&mut s, "lo").unwrap().unwrap();
+    rt::set_up(&mut s, lo).unwrap();
     true
 }
 
@@ -121,8 +124,8 @@ fn node_setup_makes_the_bridge_forwarding_and_the_table_idempotently() {
     let listed = run_in(&ns, "nft -s list table ip picolet");
     for want in [
         "type filter hook forward priority filter; policy accept;",
-        "ip saddr 10.87.0.0/24 counter accept",
-        "ip daddr 10.87.0.0/24 counter accept",
+        "ip saddr 10.87.0.0/24 counter accept comment \"picolet egress 10.87.0.0/24\"",
+        "ip daddr 10.87.0.0/24 counter accept comment \"picolet ingress 10.87.0.0/24\"",
         "type nat hook postrouting priority srcnat; policy accept;",
         "ip saddr 10.87.0.0/24 ip daddr != 10.87.0.0/24 counter masquerade",
     ] {
@@ -198,4 +201,97 @@ fn two_attached_pods_have_eth0_an_address_a_default_route_and_reach_each_other()
         removed.contains(&format!("veth {}", host_veth("uid-b"))),
         "{removed:?}"
     );
+}
+
+/// Accepts one connection on `l` and returns the peer's address.
+fn accept_peer(l: &TcpListener) -> Ipv4Addr {
+    l.set_nonblocking(false).unwrap();
+    let (mut c, peer) = l.accept().unwrap();
+    let _ = c.write_all(b"ok");
+    match peer.ip() {
+        std::net::IpAddr::V4(a) => a,
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn host_ports_reach_the_pod_from_the_node_localhost_other_pods_and_itself() {
+    if !enter_new_node_ns() {
+        return;
+    }
+    let cidr: Cidr = "10.87.6.0/24".parse().unwrap();
+    let mut node = NodeNet::setup(cidr).unwrap();
+    let (a, b) = (Pod::new(), Pod::new());
+    let (ipa, ipb) = (Ipv4Addr::new(10, 87, 6, 2), Ipv4Addr::new(10, 87, 6, 3));
+    node.attach("uid-a", &a.ns().unwrap(), ipa).unwrap();
+    node.attach("uid-b", &b.ns().unwrap(), ipb).unwrap();
+    let tcp = HostPort {
+        proto: 6,
+        host_port: 18080,
+        container_port: 8080,
+        host_ip: None,
+    };
+    node.add_host_ports("uid-a", ipa, &[tcp]).unwrap();
+    let port = run_in(
+        &node_ns(),
+        &format!("ip -d link show {}", host_veth("uid-a")),
+    );
+    assert!(port.contains("hairpin on"), "{port}");
+    let listed = run_in(&node_ns(), "nft -s list table ip picolet");
+    for want in [
+        "fib daddr type local tcp dport 18080 counter dnat to 10.87.6.2:8080 comment \"pod uid-a hostport 18080/tcp\"",
+        "ct status dnat ip saddr 10.87.6.0/24 ip daddr 10.87.6.0/24 counter masquerade comment \"picolet hairpin 10.87.6.0/24\"",
+        "ip saddr 127.0.0.0/8 ip daddr 10.87.6.0/24 counter masquerade comment \"picolet localhost 10.87.6.0/24\"",
+    ] {
+        assert!(listed.contains(want), "{want:?} missing from:\n{listed}");
+    }
+    assert_eq!(listed.matches("dport 18080").count(), 2, "{listed}");
+    let l = with_netns(&a.ns().unwrap(), || TcpListener::bind(("0.0.0.0", 8080)))
+        .unwrap()
+        .unwrap();
+    let gw = cidr.gateway();
+    // From the node: its own address and 127.0.0.1.
+    for to in [gw, Ipv4Addr::LOCALHOST] {
+        let _c = TcpStream::connect((to, 18080)).unwrap();
+        assert_eq!(accept_peer(&l), gw, "from the node to {to}");
+    }
+    // From another pod, to the node's address: masqueraded, so that the
+    // answer comes back through the node.
+    let _c = with_netns(&b.ns().unwrap(), || TcpStream::connect((gw, 18080)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(accept_peer(&l), gw);
+    // Hairpin: the pod through its own hostPort.
+    let to = std::net::SocketAddr::from((gw, 18080));
+    let c = with_netns(&a.ns().unwrap(), || {
+        TcpStream::connect_timeout(&to, std::time::Duration::from_secs(2))
+    })
+    .unwrap();
+    let _c = c.unwrap();
+    assert_eq!(accept_peer(&l), gw);
+
+    // Adding again replaces (no duplicates); another pod's rules on the
+    // same address (a reused IP) survive the first pod's removal.
+    node.add_host_ports("uid-a", ipa, &[tcp]).unwrap();
+    let udp = HostPort {
+        proto: 17,
+        host_port: 5353,
+        container_port: 53,
+        host_ip: Some(Ipv4Addr::new(10, 87, 6, 1)),
+    };
+    node.add_host_ports("uid-c", ipa, &[udp]).unwrap();
+    assert_eq!(node.pods_with_rules().unwrap(), ["uid-a", "uid-c"]);
+    let listed = run_in(&node_ns(), "nft -s list table ip picolet");
+    assert_eq!(listed.matches("dport 18080").count(), 2, "{listed}");
+    assert!(
+        listed.contains("ip daddr 10.87.6.1 udp dport 5353 counter dnat to 10.87.6.2:53"),
+        "{listed}"
+    );
+    node.remove_host_ports("uid-a").unwrap();
+    let listed = run_in(&node_ns(), "nft -s list table ip picolet");
+    assert!(!listed.contains("uid-a"), "{listed}");
+    assert_eq!(listed.matches("pod uid-c").count(), 2, "{listed}");
+    assert_eq!(node.pods_with_rules().unwrap(), ["uid-c"]);
+    node.remove_host_ports("uid-a").unwrap();
+    reset().unwrap();
 }
