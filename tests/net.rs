@@ -298,3 +298,57 @@ fn a_full_pool_fails_the_sandbox_with_the_reason() {
     a.wait_running("two", "main", 60);
     assert_eq!(pod_ip(&a, "two"), "10.87.1.2");
 }
+
+#[test]
+fn net_reset_is_refused_while_the_agent_runs_then_leaves_nothing_behind() {
+    if !root_or_skip() {
+        return;
+    }
+    let w = World::new();
+    let mut a = Agent::start_in(Some(&w.node_ns()), &["--pod-cidr", "10.87.2.0/24"]);
+    a.apply("web.yaml", WEB);
+    a.wait_running("web", "main", 30);
+    pod_ip(&a, "web");
+    let reset = |a: &Agent| {
+        Command::new("nsenter")
+            .arg(format!("--net={}", w.node_ns()))
+            .args([BIN, "net", "reset", "--state-dir"])
+            .arg(a.state())
+            .output()
+            .unwrap()
+    };
+    let out = reset(&a);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the agent is running"), "{err}");
+    assert!(w.node_sh("ip -o link").contains("picolet0"));
+    a.kill9();
+    let out = reset(&a);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "removed nftables table ip picolet",
+        "removed veth pl",
+        "removed bridge picolet0",
+        "removed address files",
+    ] {
+        assert!(said.contains(want), "{want:?} not in:\n{said}");
+    }
+    assert!(!w.node_sh("ip -o link").contains("picolet0"));
+    assert!(
+        !w.node_sh("ip -o link").contains("pl"),
+        "{}",
+        w.node_sh("ip -o link")
+    );
+    assert!(!w.node_sh("nft list tables").contains("picolet"));
+    assert!(!a.state().join("net/ipam").exists());
+    let out = reset(&a);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "nothing to remove: no picolet network on this host\n"
+    );
+}

@@ -45,6 +45,7 @@ pub const USAGE: &str =
   picolet version
   picolet check [-o json] [--board BOARD] [--cgroup-root DIR]
   picolet install [--board BOARD] [--root DIR] [--binary FILE] [--force]
+  picolet net reset [--state-dir DIR]
   picolet cgroup-holder        the process of picolet-pods.service (holds the pods' cgroup)
 ";
 
@@ -59,6 +60,7 @@ pub fn run(cmd: &str, args: Vec<OsString>) -> Option<Result<ExitCode, String>> {
         "image" => image::image(args),
         "check" => host::check(args),
         "install" => host::install(args),
+        "net" => host::net(args),
         _ => return None,
     })
 }

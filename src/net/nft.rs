@@ -19,6 +19,7 @@ const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_GETRULE: u16 = 7;
 const NFT_MSG_DELRULE: u16 = 8;
@@ -418,6 +419,87 @@ pub fn rules(s: &mut Sock, family: u8, table: &str) -> Result<Vec<Listed>> {
         Err(e) if e.not_found() => Ok(Vec::new()),
         r => r.map(|()| rules),
     }
+}
+
+/// A chain of any table, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    /// `ip`, `ip6`, `inet`, `arp`, `bridge`, `netdev`, or the number.
+    pub family: String,
+    pub table: String,
+    pub name: String,
+    /// Base chains: the hook and the policy (`NF_ACCEPT` 1, `NF_DROP` 0).
+    pub hook: Option<u32>,
+    pub policy: Option<u32>,
+}
+
+fn family_name(f: u8) -> String {
+    match f {
+        1 => "inet".into(),
+        2 => "ip".into(),
+        3 => "arp".into(),
+        5 => "netdev".into(),
+        7 => "bridge".into(),
+        10 => "ip6".into(),
+        n => n.to_string(),
+    }
+}
+
+/// Every chain of every nftables table (iptables-nft's included).
+pub fn chains(s: &mut Sock) -> Result<Vec<Chain>> {
+    let mut b = Buf::new();
+    b.begin(
+        nft(NFT_MSG_GETCHAIN),
+        super::nl::NLM_F_DUMP,
+        &nfgenmsg(0, 0),
+    );
+    b.end();
+    let mut out = Vec::new();
+    let text = |v: &[u8]| String::from_utf8_lossy(v.strip_suffix(&[0]).unwrap_or(v)).into_owned();
+    let be32 = |v: &[u8]| v.try_into().ok().map(u32::from_be_bytes);
+    s.exchange("listing nftables chains", &b, |m| {
+        if m.ty != nft(NFT_MSG_NEWCHAIN) || m.payload.len() < 4 {
+            return;
+        }
+        let mut c = Chain {
+            family: family_name(m.payload[0]),
+            table: String::new(),
+            name: String::new(),
+            hook: None,
+            policy: None,
+        };
+        for (ty, v) in super::nl::attrs(&m.payload[4..]) {
+            match ty {
+                NFTA_CHAIN_TABLE => c.table = text(v),
+                NFTA_CHAIN_NAME => c.name = text(v),
+                NFTA_CHAIN_POLICY => c.policy = be32(v),
+                NFTA_CHAIN_HOOK => {
+                    for (t, hv) in super::nl::attrs(v) {
+                        if t == NFTA_HOOK_HOOKNUM {
+                            c.hook = be32(hv);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(c);
+    })?;
+    Ok(out)
+}
+
+/// The base chains on the IPv4 forward path (families `ip` and `inet`)
+/// whose policy is drop: they drop pod traffic whatever picolet's own
+/// table accepts (see docs/net.md).
+pub fn forward_drop_chains(s: &mut Sock) -> Result<Vec<Chain>> {
+    Ok(chains(s)?
+        .into_iter()
+        .filter(|c| {
+            (c.family == "ip" || c.family == "inet")
+                && c.hook == Some(HOOK_FORWARD)
+                && c.policy == Some(0)
+        })
+        .collect())
 }
 
 /// The tags of every rule of `table`, in order.

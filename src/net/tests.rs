@@ -131,6 +131,24 @@ fn node_setup_makes_the_bridge_forwarding_and_the_table_idempotently() {
     ] {
         assert!(listed.contains(want), "{want:?} missing from:\n{listed}");
     }
+    // A FORWARD policy of drop in another table is found (picolet's
+    // accept cannot override it).
+    assert_eq!(nft::forward_drop_chains(&mut nf).unwrap(), []);
+    run_in(
+        &ns,
+        "nft add table ip filter && nft 'add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }' && nft 'add chain ip filter INPUT { type filter hook input priority 0; policy drop; }'",
+    );
+    let drops = nft::forward_drop_chains(&mut nf).unwrap();
+    assert_eq!(drops.len(), 1, "{drops:?}");
+    assert_eq!(
+        (
+            drops[0].family.as_str(),
+            drops[0].table.as_str(),
+            drops[0].name.as_str()
+        ),
+        ("ip", "filter", "FORWARD")
+    );
+    run_in(&ns, "nft delete table ip filter");
     // Another CIDR: the table is rebuilt for it.
     let other: Cidr = "10.86.0.0/24".parse().unwrap();
     NodeNet::setup(other).unwrap();
