@@ -102,6 +102,8 @@ kind: Pod
 metadata: {name: web}
 spec:
   terminationGracePeriodSeconds: 1
+  hostAliases:
+  - {ip: 10.99.0.2, hostnames: [lan.example, lan]}
   containers:
   - name: main
     image: picolet.test/busybox:1
@@ -171,6 +173,12 @@ fn pods_get_an_address_reach_each_other_and_the_lan_masqueraded_and_keep_it_acro
     assert!(route.contains("default via 10.87.0.1 dev eth0"), "{route}");
     let (_, env) = a.exec("web", "main", &["cat", "/tmp/env"]);
     assert_eq!(env.trim(), format!("{web_ip} 10.99.0.1"));
+    let (_, hosts) = a.exec("web", "main", &["cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("\n{web_ip}\tweb\n")), "{hosts}");
+    assert!(
+        hosts.ends_with("\n# Entries added by HostAliases.\n10.99.0.2\tlan.example\tlan\n"),
+        "{hosts}"
+    );
 
     // Pod to pod by pod IP.
     let url = format!("http://{web_ip}:8080/");

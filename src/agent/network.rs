@@ -82,6 +82,22 @@ pub(super) fn host_ip(cfg: &super::Config) -> Option<String> {
 }
 
 impl Agent {
+    /// The address `pod` will have (reserved now, kept for its life):
+    /// `None` with `hostNetwork` or `podNetwork: none`; `Err` is why its
+    /// sandbox cannot be made (the pool is full, the node network failed).
+    pub(super) fn reserve_pod_ip(
+        &mut self,
+        uid: &str,
+        pod: &crate::spec::Pod,
+    ) -> Result<Option<String>, String> {
+        let Some(net) = self.net.as_mut().filter(|_| !pod.spec.host_network) else {
+            return Ok(None);
+        };
+        net.node.as_ref().map_err(|e| format!("pod network: {e}"))?;
+        let ipam = net.ipam.as_mut().map_err(|e| format!("pod network: {e}"))?;
+        Ok(Some(ipam.allocate(uid)?.to_string()))
+    }
+
     /// Gives the pod `uid` its network in the namespace of its shim `pid`
     /// and records its address; `Err` is the reason its sandbox failed.
     pub(super) fn wire_pod(&mut self, uid: &str, pid: Option<i32>) -> Result<(), String> {
@@ -102,9 +118,9 @@ impl Agent {
                 .attach(uid, &ns, ip)
                 .and_then(|()| node.add_host_ports(uid, ip, &ports));
             if let Err(e) = wired {
+                // The address stays the pod's (its /etc/hosts names it).
                 let _ = node.remove_host_ports(uid);
                 let _ = node.detach(uid);
-                ipam.release(uid);
                 return Err(format!("pod network: {e}"));
             }
             log::debug!("pod {uid}: eth0 {ip} in {:?}", started.elapsed());

@@ -175,9 +175,18 @@ impl Agent {
             shim_log: self.cfg.run_dir.join("shims").join(format!("{uid}.log")),
         };
         self.shims.rt(&uid).cgroup = cgroup;
+        // The address first: /etc/hosts names it.
+        let pod_ip = match self.reserve_pod_ip(&uid, &pod) {
+            Ok(ip) => ip,
+            Err(message) => {
+                self.pending
+                    .push_back(Input::SandboxFailed { uid, message });
+                return;
+            }
+        };
         let prepared = (|| -> std::io::Result<PathBuf> {
             std::fs::create_dir_all(self.cfg.run_dir.join("shims"))?;
-            let path = sandbox::prepare_pod_dir(&cfg, pod.spec.host_network)?;
+            let path = sandbox::prepare_pod_dir(&cfg, &pod.spec, pod_ip.as_deref())?;
             for v in &pod.spec.volumes {
                 if let Some(ed) = &v.empty_dir {
                     let dir = container::volume_dir(&pod_dir, &v.name);

@@ -180,7 +180,7 @@ static POD_SPEC: Node = Object(&[
         IgnoreIfEmpty("ephemeral containers are not supported"),
     ),
     ("dnsConfig", IgnoreIfEmpty("dnsConfig is not supported")),
-    ("hostAliases", IgnoreIfEmpty("hostAliases is not supported")),
+    ("hostAliases", Field(&List(&HOST_ALIAS))),
     (
         "readinessGates",
         IgnoreIfEmpty("readiness gates are not supported"),
@@ -280,6 +280,8 @@ static ENV_VAR_SOURCE: Node = Object(&[
     ("resourceFieldRef", Unsupported(ENV_SOURCES)),
     ("fileKeyRef", Unsupported(ENV_SOURCES)),
 ]);
+
+static HOST_ALIAS: Node = Object(&[("ip", Field(&Scalar)), ("hostnames", Field(&Scalar))]);
 
 static FIELD_REF: Node = Object(&[
     ("fieldPath", Field(&Scalar)),
