@@ -272,10 +272,10 @@ fn pods_get_an_address_reach_each_other_and_the_lan_masqueraded_and_keep_it_acro
     wait_for(10, "web's address freed", || {
         (!ipam.join(&web_ip).exists()).then_some(())
     });
-    assert_eq!(
-        w.node_sh("ip -o link show master picolet0 | wc -l").trim(),
-        "1"
-    );
+    // Its veth pair goes with its namespace (the kernel's cleanup work).
+    wait_for(10, "web's veth gone", || {
+        (w.node_sh("ip -o link show master picolet0 | wc -l").trim() == "1").then_some(())
+    });
     let rules = w.node_sh("nft list table ip picolet");
     assert!(!rules.contains("dport 18080"), "{rules}");
     a.assert_one_thread();

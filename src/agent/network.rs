@@ -138,14 +138,16 @@ impl Agent {
         Ok(())
     }
 
-    /// Undoes [`Agent::wire_pod`] for a removed pod: its veth pair (gone
-    /// with its namespace already, unless the agent still holds that) and
-    /// its address.
+    /// Undoes [`Agent::wire_pod`] for a removed pod: its hostPort rules
+    /// and its address. Its veth pair goes with its network namespace,
+    /// which the kernel destroys (in its own cleanup work) once the
+    /// shim, the last process in it, is gone and the agent has dropped
+    /// its fd: deleting the pair here would cost the agent's thread
+    /// ~20 ms in `RTM_DELLINK` (bench/net.rs).
     pub(super) fn unwire_pod(&mut self, uid: &str) {
         let Some(net) = self.net.as_mut() else { return };
         if let Ok(node) = net.node.as_mut() {
-            let undone = node.remove_host_ports(uid).and_then(|()| node.detach(uid));
-            if let Err(e) = undone {
+            if let Err(e) = node.remove_host_ports(uid) {
                 log::warn!("pod {uid}: {e}");
             }
         }
