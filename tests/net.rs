@@ -360,3 +360,45 @@ fn net_reset_is_refused_while_the_agent_runs_then_leaves_nothing_behind() {
         "nothing to remove: no picolet network on this host\n"
     );
 }
+
+#[test]
+fn a_hundred_pods_created_and_deleted_leave_no_veth_address_rule_or_ipam_file() {
+    if !root_or_skip() {
+        return;
+    }
+    let w = World::new();
+    let a = Agent::start_in(Some(&w.node_ns()), &["--pod-cidr", "10.87.3.0/24"]);
+    let base = w.node_sh("nft -s list table ip picolet");
+    // 10 rounds of 10 pods, each with a hostPort: 100 create/delete cycles.
+    for round in 0..10 {
+        for i in 0..10 {
+            let name = format!("p{round}-{i}");
+            let yaml = WEB
+                .replace("name: web}", &format!("name: {name}}}"))
+                .replace("hostPort: 18080", &format!("hostPort: {}", 19000 + i));
+            a.apply(&format!("{name}.yaml"), &yaml);
+        }
+        for i in 0..10 {
+            a.wait_running(&format!("p{round}-{i}"), "main", 60);
+        }
+        let rules = w.node_sh("nft list table ip picolet");
+        assert_eq!(rules.matches("dnat to").count(), 20, "{rules}");
+        for i in 0..10 {
+            a.remove(&format!("p{round}-{i}.yaml"));
+        }
+        wait_for(30, "the round's pods gone", || {
+            a.pods().is_empty().then_some(())
+        });
+    }
+    wait_for(20, "no veth left", || {
+        (w.node_sh("ip -o link show master picolet0 | wc -l").trim() == "0").then_some(())
+    });
+    assert_eq!(w.node_sh("nft -s list table ip picolet"), base);
+    let left: Vec<String> = std::fs::read_dir(a.state().join("net/ipam"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("10."))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    a.assert_one_thread();
+}
