@@ -13,7 +13,9 @@
 # Environment (all optional): PICOLET_STATE_DIR, PICOLET_RUN_DIR,
 # PICOLET_MANIFESTS (default: the state dir's manifests/), and, for
 # the tests, PICOLET_BIN (a built picolet: no build), PICOLET_TEST_IMAGES
-# (where busybox-oci is) and PICOLET_CGROUP_ROOT (the agent's --cgroup-root).
+# (where busybox-oci is), PICOLET_CGROUP_ROOT (the agent's --cgroup-root) and
+# PICOLET_POD_NETWORK (the agent's --pod-network: `none` keeps the tests off
+# the host's network).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -37,10 +39,14 @@ fi
 # Replaces the (sub)shell with the agent: `agent &` leaves the agent's own
 # PID in $!, and the script's last line becomes the agent.
 agent() {
+    set -- agent --manifests "$MANIFESTS" --run-dir "$RUN"
     if [ -n "${PICOLET_CGROUP_ROOT:-}" ]; then
-        exec "$BIN" agent --manifests "$MANIFESTS" --run-dir "$RUN" --cgroup-root "$PICOLET_CGROUP_ROOT"
+        set -- "$@" --cgroup-root "$PICOLET_CGROUP_ROOT"
     fi
-    exec "$BIN" agent --manifests "$MANIFESTS" --run-dir "$RUN"
+    if [ -n "${PICOLET_POD_NETWORK:-}" ]; then
+        set -- "$@" --pod-network "$PICOLET_POD_NETWORK"
+    fi
+    exec "$BIN" "$@"
 }
 
 # The names of the example pods (metadata.name of each examples/*.yaml).

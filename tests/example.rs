@@ -29,7 +29,10 @@ fn run_example(a: &Agent, args: &[&str]) -> std::process::Output {
         .env("PICOLET_STATE_DIR", a.state())
         .env("PICOLET_RUN_DIR", a.run_dir())
         .env("PICOLET_MANIFESTS", a.manifests())
-        .env("PICOLET_TEST_IMAGES", images());
+        .env("PICOLET_TEST_IMAGES", images())
+        // Never the host's network (tests/net.rs tests the pod network in
+        // namespaces of its own).
+        .env("PICOLET_POD_NETWORK", "none");
     if let Some(cg) = &a.cgroup {
         cmd.env("PICOLET_CGROUP_ROOT", cg);
     }

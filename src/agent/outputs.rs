@@ -175,9 +175,18 @@ impl Agent {
             shim_log: self.cfg.run_dir.join("shims").join(format!("{uid}.log")),
         };
         self.shims.rt(&uid).cgroup = cgroup;
+        // The address first: /etc/hosts names it.
+        let pod_ip = match self.reserve_pod_ip(&uid, &pod) {
+            Ok(ip) => ip,
+            Err(message) => {
+                self.pending
+                    .push_back(Input::SandboxFailed { uid, message });
+                return;
+            }
+        };
         let prepared = (|| -> std::io::Result<PathBuf> {
             std::fs::create_dir_all(self.cfg.run_dir.join("shims"))?;
-            let path = sandbox::prepare_pod_dir(&cfg, pod.spec.host_network)?;
+            let path = sandbox::prepare_pod_dir(&cfg, &pod.spec, pod_ip.as_deref())?;
             for v in &pod.spec.volumes {
                 if let Some(ed) = &v.empty_dir {
                     let dir = container::volume_dir(&pod_dir, &v.name);
@@ -369,9 +378,19 @@ impl Agent {
             }
             None => None,
         };
+        let host_ip = self.node.host_ip.clone().unwrap_or_default();
+        let pod_ip = if pod.spec.host_network {
+            host_ip.clone()
+        } else {
+            self.net
+                .as_ref()
+                .and_then(|n| n.pod_ip(&uid))
+                .map_or_else(String::new, |ip| ip.to_string())
+        };
         let settings = container::Settings {
             node_name: self.cfg.node_name.clone(),
-            host_ip: String::new(),
+            host_ip,
+            pod_ip,
             log_max_bytes: self.cfg.log_max_bytes,
             log_max_files: self.cfg.log_max_files,
         };

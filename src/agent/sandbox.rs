@@ -31,6 +31,8 @@ pub struct ShimConn {
     tx: Sender<(Request, Vec<OwnedFd>)>,
     /// Connection generation: events from older connections are ignored.
     pub generation: u64,
+    /// The shim's PID (`SO_PEERCRED`), whose network namespace is the pod's.
+    pub pid: Option<i32>,
 }
 
 impl ShimConn {
@@ -46,19 +48,56 @@ impl ShimConn {
     }
 }
 
+/// A pod's `/etc/hosts`, as the kubelet writes it: with `hostNetwork` the
+/// host's file (`host_hosts`), else localhost lines and the pod's address
+/// with its hostname (127.0.1.1 when the pod has no address of its own:
+/// `podNetwork: none`); then the `hostAliases`.
+pub fn hosts_file(
+    hostname: &str,
+    pod_ip: Option<&str>,
+    aliases: &[crate::spec::HostAlias],
+    host_hosts: Option<&str>,
+) -> String {
+    let mut s = match host_hosts {
+        Some(h) => format!("# Kubernetes-managed hosts file (host network).\n{h}"),
+        None => format!(
+            "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n\
+             ::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
+             fe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n\
+             {}\t{hostname}\n",
+            pod_ip.unwrap_or("127.0.1.1")
+        ),
+    };
+    if !aliases.is_empty() {
+        if !s.ends_with('\n') {
+            s.push('\n');
+        }
+        s.push_str("\n# Entries added by HostAliases.\n");
+        for a in aliases {
+            s.push_str(&format!("{}\t{}\n", a.ip, a.hostnames.join("\t")));
+        }
+    }
+    s
+}
+
 /// Writes the files a pod's containers bind-mount, and the shim config.
-pub fn prepare_pod_dir(cfg: &PodConfig, host_network: bool) -> io::Result<PathBuf> {
+pub fn prepare_pod_dir(
+    cfg: &PodConfig,
+    spec: &crate::spec::PodSpec,
+    pod_ip: Option<&str>,
+) -> io::Result<PathBuf> {
     let dir = &cfg.pod_dir;
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("hostname"), format!("{}\n", cfg.hostname))?;
-    let hosts = if host_network {
-        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
-    } else {
-        format!(
-            "# Kubernetes-managed hosts file (picolet).\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
-            cfg.hostname
-        )
-    };
+    let host_hosts = spec
+        .host_network
+        .then(|| std::fs::read_to_string("/etc/hosts").unwrap_or_default());
+    let hosts = hosts_file(
+        &cfg.hostname,
+        pod_ip,
+        &spec.host_aliases,
+        host_hosts.as_deref(),
+    );
     std::fs::write(dir.join("hosts"), hosts)?;
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     std::fs::write(dir.join("resolv.conf"), resolv)?;
@@ -112,6 +151,10 @@ pub async fn connect(
     to_agent: Sender<Msg>,
 ) -> io::Result<ShimConn> {
     let stream = Rc::new(Async::<UnixStream>::connect(socket).await?);
+    let pid = {
+        use std::os::fd::AsFd;
+        crate::sys::net::peer_pid(stream.get_ref().as_fd()).ok()
+    };
     let (tx, rx) = async_channel::unbounded::<(Request, Vec<OwnedFd>)>();
     let w = stream.clone();
     reactor::spawn(async move {
@@ -157,7 +200,11 @@ pub async fn connect(
         let _ = to_agent.send(Msg::ShimClosed { uid, generation }).await;
     })
     .detach();
-    Ok(ShimConn { tx, generation })
+    Ok(ShimConn {
+        tx,
+        generation,
+        pid,
+    })
 }
 
 /// Stops a shim that still listens on `socket` although the agent has no
@@ -259,4 +306,40 @@ pub fn remove_pod_dir(state_dir: &Path, dir: &Path) -> io::Result<()> {
         let _ = nix::mount::umount2(t.as_str(), nix::mount::MntFlags::MNT_DETACH);
     }
     super::trash::discard(state_dir, dir)
+}
+
+#[cfg(test)]
+mod hosts_tests {
+    use super::hosts_file;
+    use crate::spec::HostAlias;
+
+    #[test]
+    fn the_hosts_file_names_the_pod_ip_and_the_host_aliases_in_the_kubelets_format() {
+        let aliases = [
+            HostAlias {
+                ip: "127.0.0.1".into(),
+                hostnames: vec!["foo.local".into(), "bar.local".into()],
+            },
+            HostAlias {
+                ip: "10.1.2.3".into(),
+                hostnames: vec!["foo.remote".into()],
+            },
+        ];
+        let h = hosts_file("web", Some("10.87.0.5"), &aliases, None);
+        assert_eq!(
+            h,
+            "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n\
+             ::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
+             fe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n\
+             10.87.0.5\tweb\n\n# Entries added by HostAliases.\n\
+             127.0.0.1\tfoo.local\tbar.local\n10.1.2.3\tfoo.remote\n"
+        );
+        assert!(hosts_file("web", None, &[], None).ends_with("127.0.1.1\tweb\n"));
+        let host = hosts_file("web", None, &aliases[1..], Some("127.0.0.1 localhost"));
+        assert_eq!(
+            host,
+            "# Kubernetes-managed hosts file (host network).\n127.0.0.1 localhost\n\n\
+             # Entries added by HostAliases.\n10.1.2.3\tfoo.remote\n"
+        );
+    }
 }

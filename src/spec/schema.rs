@@ -180,7 +180,7 @@ static POD_SPEC: Node = Object(&[
         IgnoreIfEmpty("ephemeral containers are not supported"),
     ),
     ("dnsConfig", IgnoreIfEmpty("dnsConfig is not supported")),
-    ("hostAliases", IgnoreIfEmpty("hostAliases is not supported")),
+    ("hostAliases", Field(&List(&HOST_ALIAS))),
     (
         "readinessGates",
         IgnoreIfEmpty("readiness gates are not supported"),
@@ -281,6 +281,8 @@ static ENV_VAR_SOURCE: Node = Object(&[
     ("fileKeyRef", Unsupported(ENV_SOURCES)),
 ]);
 
+static HOST_ALIAS: Node = Object(&[("ip", Field(&Scalar)), ("hostnames", Field(&Scalar))]);
+
 static FIELD_REF: Node = Object(&[
     ("fieldPath", Field(&Scalar)),
     ("apiVersion", Field(&Scalar)),
@@ -291,10 +293,7 @@ static CONTAINER_PORT: Node = Object(&[
     ("hostPort", Field(&Scalar)),
     ("protocol", Field(&Scalar)),
     ("name", Field(&Scalar)),
-    (
-        "hostIP",
-        IgnoreIfEmpty("binding a hostPort to one host address is not supported"),
-    ),
+    ("hostIP", Field(&Scalar)),
 ]);
 
 static RESOURCES: Node = Object(&[

@@ -74,6 +74,9 @@ pub struct PodSpec {
     pub hostname: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub host_network: bool,
+    /// Extra `/etc/hosts` lines (not with `hostNetwork`, as the kubelet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_aliases: Vec<HostAlias>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub share_process_namespace: bool,
     /// Accepted for manifests that carry it; the node it runs on is this one.
@@ -159,6 +162,18 @@ pub struct ContainerPort {
     pub protocol: Protocol,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The node address a `hostPort` is bound to (IPv4); none or
+    /// `0.0.0.0`: all of them.
+    #[serde(rename = "hostIP", default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+}
+
+/// `spec.hostAliases[]`: an `/etc/hosts` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct HostAlias {
+    pub ip: String,
+    #[serde(default)]
+    pub hostnames: Vec<String>,
 }
 
 /// `resources`: only `cpu` and `memory` keys are allowed.

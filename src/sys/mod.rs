@@ -11,7 +11,8 @@
 //!   the [`process::ChildGuard`] that kills and reaps on drop.
 //! - [`signal`]: signalfd, masks, handlers, the post-clone reset.
 //! - [`net`]: non-blocking sockets and connect, `SIOCSIFFLAGS`, fd passing
-//!   (`SCM_RIGHTS`) for `picolet exec`'s stdio.
+//!   (`SCM_RIGHTS`) for `picolet exec`'s stdio, `SO_PEERCRED`, and the
+//!   netlink sockets of the pod network ([`crate::net`]).
 //! - [`fs`]: private directories, xattrs, times, `statvfs`, `flock`, inotify.
 //! - [`bpf`]: the eBPF device-cgroup program.
 

@@ -79,10 +79,6 @@ fn pod_features_picolet_lacks_are_refused() {
             "  activeDeadlineSeconds: 60\n",
             "spec.activeDeadlineSeconds",
         ),
-        (
-            "  hostAliases:\n  - ip: 1.2.3.4\n    hostnames: [a]\n",
-            "spec.hostAliases",
-        ),
     ];
     for (lines, path) in cases {
         refused(&pod_lines(lines), path);

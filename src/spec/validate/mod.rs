@@ -88,6 +88,18 @@ pub fn validate_all(pod: &Pod) -> Vec<SpecError> {
     if let Some(h) = &spec.hostname {
         errs.check("spec.hostname", names::dns1123_label(h));
     }
+    for (i, a) in spec.host_aliases.iter().enumerate() {
+        let at = format!("spec.hostAliases[{i}]");
+        if a.ip.parse::<std::net::IpAddr>().is_err() {
+            errs.add(
+                format!("{at}.ip"),
+                format!("{:?} must be a valid IP address", a.ip),
+            );
+        }
+        for (j, h) in a.hostnames.iter().enumerate() {
+            errs.check(format!("{at}.hostnames[{j}]"), names::dns1123_subdomain(h));
+        }
+    }
     if let Some(n) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
         errs.check("spec.nodeName", names::dns1123_subdomain(n));
     }
