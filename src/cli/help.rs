@@ -18,6 +18,7 @@ pub const COMMANDS: &[&str] = &[
     "install",
     "cgroup-holder",
     "pull",
+    "net",
     "apply",
     "delete",
     "fleet",
