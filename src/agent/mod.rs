@@ -35,6 +35,7 @@ pub mod manifests;
 pub mod notify;
 mod outputs;
 mod probes;
+mod projection;
 pub mod sandbox;
 mod shim_events;
 mod shims;
@@ -199,6 +200,8 @@ struct Agent {
     // The event sources.
     /// The manifests directory.
     statics: StaticPods,
+    /// The ConfigMaps and Secrets pods may read (static ones).
+    objects: std::rc::Rc<crate::spec::Objects>,
     /// The fleet channel, when a broker is configured.
     fleet: Option<Box<fleet::Fleet>>,
     /// Every pod's shim connection and runtime facts.
@@ -298,6 +301,7 @@ impl Agent {
                 images,
                 tx,
                 statics,
+                objects: Default::default(),
                 fleet,
                 shims: Shims::new(sandboxes),
                 api,
@@ -504,6 +508,11 @@ impl Agent {
     /// Reads the manifests directory again and reconciles its pods.
     fn rescan(&mut self) {
         if let Some(statics) = self.statics.rescan() {
+            let objects = self.statics.objects();
+            if *self.objects != objects {
+                self.objects = std::rc::Rc::new(objects);
+                self.refresh_volumes();
+            }
             self.reconcile(Some(statics));
         }
     }

@@ -10,6 +10,8 @@ struct FakeHost {
     users: Vec<(&'static str, (u32, u32))>,
     bad_host_paths: Vec<&'static str>,
     checked: RefCell<Vec<(String, String)>>,
+    /// Projected volumes written: (dir, files, secret).
+    written: RefCell<Vec<(PathBuf, Vec<crate::spec::refs::File>, bool)>>,
 }
 
 impl FakeHost {
@@ -24,6 +26,7 @@ impl FakeHost {
             ],
             bad_host_paths: vec![],
             checked: RefCell::new(vec![]),
+            written: RefCell::new(vec![]),
         }
     }
 }
@@ -51,6 +54,26 @@ impl Host for FakeHost {
 
     fn node_memory_bytes(&self) -> i64 {
         4 << 30
+    }
+
+    fn node_cpu_millis(&self) -> i64 {
+        4000
+    }
+
+    fn write_volume(
+        &self,
+        dir: &Path,
+        files: &[crate::spec::refs::File],
+        secret: bool,
+    ) -> Result<(), String> {
+        self.written
+            .borrow_mut()
+            .push((dir.to_path_buf(), files.to_vec(), secret));
+        Ok(())
+    }
+
+    fn resolve_sub_path(&self, root: &Path, sub: &str) -> Result<PathBuf, String> {
+        Ok(root.join(sub))
     }
 }
 
@@ -85,12 +108,14 @@ fn build_one(
         pod_dir: PathBuf::from("/state/pods/u1"),
         log_dir: PathBuf::from("/run/logs/c"),
         cgroup: None,
+        run_pod_dir: PathBuf::from("/run/pods/u1"),
     };
     let s = Settings {
         node_name: "node-1".into(),
         host_ip: String::new(),
         log_max_bytes: 1 << 20,
         log_max_files: 2,
+        objects: Default::default(),
     };
     build(p, &p.spec.containers[0], 3, img, &paths, &s, host)
 }

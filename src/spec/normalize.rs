@@ -18,6 +18,11 @@ pub(crate) fn normalize_pod(doc: &mut Value) -> Result<(), SpecError> {
     walk(doc, &schema::POD, "")
 }
 
+/// Normalizes a ConfigMap or Secret document (`node`: its table) in place.
+pub(crate) fn normalize_object(doc: &mut Value, node: &'static Node) -> Result<(), SpecError> {
+    walk(doc, node, "")
+}
+
 /// Removes the token volume that the service-account admission plugin adds
 /// to every pod (`kube-api-access-*` projected volumes, or the older
 /// `*-token-*` secret volumes): every mount at [`SERVICE_ACCOUNT_MOUNT`], and
