@@ -251,3 +251,76 @@ fn volume_mounts_bind_the_pod_volume_dir_or_the_checked_host_path() {
         "{e}"
     );
 }
+
+const PROJECTED: &str = "
+apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec:
+  containers:
+  - name: c
+    image: picolet.test/busybox:1
+    env: [{name: SUB, value: logs}]
+    volumeMounts:
+    - {name: info, mountPath: /info}
+    - {name: s, mountPath: /s}
+    - {name: data, mountPath: /data, subPathExpr: 'x/$(SUB)'}
+  volumes:
+  - name: info
+    downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}
+  - name: s
+    secret: {secretName: creds, optional: true}
+  - name: data
+    emptyDir: {}
+";
+
+#[test]
+fn projected_volumes_are_written_then_bound_read_only_and_sub_path_expr_is_expanded() {
+    let host = FakeHost::new();
+    let cfg = build_one(&pod(PROJECTED), &image(""), &host).unwrap();
+    let vols: Vec<(&str, &Path, bool)> = cfg.mounts[3..]
+        .iter()
+        .map(|m| {
+            let MountKind::Bind { source } = &m.kind else {
+                panic!("not a bind")
+            };
+            (m.destination.as_str(), source.as_path(), m.read_only)
+        })
+        .collect();
+    assert_eq!(
+        vols,
+        [
+            ("/info", Path::new("/state/pods/u1/volumes/info"), true),
+            // Secret-bearing volumes live under the run dir (tmpfs).
+            ("/s", Path::new("/run/pods/u1/volumes/s"), true),
+            (
+                "/data",
+                Path::new("/state/pods/u1/volumes/data/x/logs"),
+                false
+            ),
+        ]
+    );
+    let written = host.written.borrow();
+    assert_eq!(written.len(), 2);
+    assert_eq!(written[0].1[0].data, b"app=\"web\"");
+    assert!(
+        !written[0].2 && written[1].2,
+        "only the secret volume is secret"
+    );
+    assert!(
+        written[1].1.is_empty(),
+        "an optional missing Secret is empty"
+    );
+}
+
+#[test]
+fn a_missing_volume_object_is_a_config_error_naming_the_volume() {
+    let host = FakeHost::new();
+    let p = pod(&PROJECTED.replace(", optional: true", ""));
+    let e = build_one(&p, &image(""), &host).unwrap_err();
+    assert_eq!(e.reason, "CreateContainerConfigError");
+    assert_eq!(
+        e.message,
+        "MountVolume.SetUp failed for volume \"s\" : secret \"creds\" not found"
+    );
+}

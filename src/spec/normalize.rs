@@ -107,6 +107,15 @@ fn walk(v: &mut Value, node: &'static Node, path: &str) -> Result<(), SpecError>
             quantity_to_string(v);
             Ok(())
         }
+        Node::Mode => {
+            if let Value::String(text) = v {
+                let digits = text.strip_prefix("0o").or_else(|| text.strip_prefix('0'));
+                if let Some(n) = digits.and_then(|d| u32::from_str_radix(d, 8).ok()) {
+                    *v = Value::from(n);
+                }
+            }
+            Ok(())
+        }
         Node::List(item) => {
             if let Value::Array(items) = v {
                 for (i, it) in items.iter_mut().enumerate() {

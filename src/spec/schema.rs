@@ -35,6 +35,10 @@ pub(crate) enum Node {
     Quantity,
     /// `requests`/`limits`: keys in [`RESOURCE_NAMES`], values quantities.
     ResourceList,
+    /// A file mode: a number, or YAML 1.1 octal (`0440`, which YAML 1.2
+    /// parsers read as text; Kubernetes' YAML reader takes it as octal)
+    /// or `0o440`, which becomes its number.
+    Mode,
 }
 
 /// What to do with one key.
@@ -93,7 +97,7 @@ fn is_disabled(v: &Value, _: &Map<String, Value>) -> bool {
     v.as_str() == Some("Disabled")
 }
 
-use Node::{List, Object, Quantity, ResourceList, Scalar};
+use Node::{List, Mode, Object, Quantity, ResourceList, Scalar};
 use Rule::{Field, Ignore, IgnoreIf, IgnoreIfEmpty, Unsupported};
 
 const HOST_NAMESPACES: &str = "sharing the host's PID or IPC namespace is not supported";
@@ -443,20 +447,20 @@ static HOST_PATH: Node = Object(&[("path", Field(&Scalar)), ("type", Field(&Scal
 static KEY_TO_PATH: Node = Object(&[
     ("key", Field(&Scalar)),
     ("path", Field(&Scalar)),
-    ("mode", Field(&Scalar)),
+    ("mode", Field(&Mode)),
 ]);
 
 static CONFIG_MAP_VOLUME: Node = Object(&[
     ("name", Field(&Scalar)),
     ("items", Field(&List(&KEY_TO_PATH))),
-    ("defaultMode", Field(&Scalar)),
+    ("defaultMode", Field(&Mode)),
     ("optional", Field(&Scalar)),
 ]);
 
 static SECRET_VOLUME: Node = Object(&[
     ("secretName", Field(&Scalar)),
     ("items", Field(&List(&KEY_TO_PATH))),
-    ("defaultMode", Field(&Scalar)),
+    ("defaultMode", Field(&Mode)),
     ("optional", Field(&Scalar)),
 ]);
 
@@ -464,17 +468,17 @@ static DOWNWARD_API_FILE: Node = Object(&[
     ("path", Field(&Scalar)),
     ("fieldRef", Field(&FIELD_REF)),
     ("resourceFieldRef", Field(&RESOURCE_FIELD_REF)),
-    ("mode", Field(&Scalar)),
+    ("mode", Field(&Mode)),
 ]);
 
 static DOWNWARD_API_VOLUME: Node = Object(&[
     ("items", Field(&List(&DOWNWARD_API_FILE))),
-    ("defaultMode", Field(&Scalar)),
+    ("defaultMode", Field(&Mode)),
 ]);
 
 static PROJECTED: Node = Object(&[
     ("sources", Field(&List(&PROJECTION))),
-    ("defaultMode", Field(&Scalar)),
+    ("defaultMode", Field(&Mode)),
 ]);
 
 const NO_TOKEN: &str =
