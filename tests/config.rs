@@ -5,6 +5,10 @@
 //! Upstream examples (kubernetes/website, CC BY 4.0) are in tests/config/.
 
 mod support;
+use picolet::fleet::doc::seal_envelope;
+use picolet::fleet::sign::{SigningKey, read_private_key};
+use serde_json::json;
+use support::fleet::*;
 use support::*;
 
 const SECRET_VALUE: &str = "s3cr3t-value-9f2c";
@@ -385,5 +389,93 @@ fn missing_references_and_sub_path_escapes_are_create_container_config_errors() 
             .contains("data.k: not valid base64")
             .then_some(())
     });
+    a.assert_one_thread();
+}
+
+fn fleet_doc(revision: u64, level: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "picolet.io/v1", "kind": "DeviceState", "revision": revision,
+        "pods": [{
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fleet-reader"},
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{
+                    "name": "main", "image": IMAGE, "command": ["sleep", "3600"],
+                    "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "fleet-secret", "key": "token"}}}],
+                    "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}]
+                }],
+                "volumes": [{"name": "cfg", "configMap": {"name": "fleet-config"}}]
+            }
+        }],
+        "configMaps": [{"metadata": {"name": "fleet-config"}, "data": {"level": level}}],
+        "secrets": [{"metadata": {"name": "fleet-secret"}, "stringData": {"token": SECRET_VALUE}}]
+    }))
+    .unwrap()
+}
+
+#[test]
+fn signed_fleet_documents_carry_config_maps_and_secrets_that_survive_a_restart_without_the_broker()
+{
+    if !root_or_skip() {
+        return;
+    }
+    let Some(mut broker) = plain_broker() else {
+        return;
+    };
+    let url = url(&broker, 0);
+    let keys = tempfile::tempdir().unwrap();
+    let key_path = keys.path().join("fleet");
+    ok(ctl(&["keygen", key_path.to_str().unwrap()]));
+    let public = format!("{}.pub", key_path.display());
+    let key =
+        SigningKey::from_pkcs8(&read_private_key(&keys.path().join("fleet.key")).unwrap()).unwrap();
+    let mut a = fleet_agent(&url, "dev1", &["--fleet-key", &public]);
+    let topic = "picolet/devices/dev1/desired";
+
+    // Unsigned: refused, nothing runs.
+    publish_raw(&url, topic, fleet_doc(1, "one"));
+    wait_status(&url, "dev1", 15, "the unsigned document refused", |s| {
+        !errors_on(s, topic).is_empty()
+    });
+    assert!(a.pod("fleet-reader").is_none());
+
+    publish_raw(&url, topic, seal_envelope(&fleet_doc(2, "one"), &key));
+    a.wait_running("fleet-reader", "main", 60);
+    let (_, out) = a.exec(
+        "fleet-reader",
+        "main",
+        &["sh", "-c", "cat /cfg/level; echo; echo $TOKEN"],
+    );
+    assert_eq!(out, format!("one\n{SECRET_VALUE}\n"));
+
+    // A new revision changes the ConfigMap: the file follows in place.
+    publish_raw(&url, topic, seal_envelope(&fleet_doc(3, "two"), &key));
+    wait_for(20, "the fleet ConfigMap updated in the volume", || {
+        let (_, out) = a.exec("fleet-reader", "main", &["cat", "/cfg/level"]);
+        (out == "two").then_some(())
+    });
+
+    // Kept in the state file (0600) only: a reboot without the broker
+    // still has the Secret.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(a.state().join("state.bin"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    a.kill9();
+    broker.stop();
+    for e in std::fs::read_dir(a.state().join("pods")).unwrap().flatten() {
+        shutdown_shim(&e.path().join("shim.sock"));
+    }
+    a.spawn();
+    a.wait_running("fleet-reader", "main", 60);
+    let (_, out) = a.exec(
+        "fleet-reader",
+        "main",
+        &["sh", "-c", "cat /cfg/level; echo; echo $TOKEN"],
+    );
+    assert_eq!(out, format!("two\n{SECRET_VALUE}\n"));
+    assert!(!a.agent_log().contains(SECRET_VALUE));
     a.assert_one_thread();
 }

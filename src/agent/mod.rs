@@ -506,13 +506,33 @@ impl Agent {
     }
 
     /// Reads the manifests directory again and reconciles its pods.
+    /// The ConfigMaps and Secrets pods read: the manifests directory's
+    /// (local, trusted: they win a name clash), then the fleet's. When they
+    /// changed, the volumes that show them are rewritten.
+    fn update_objects(&mut self) {
+        let mut objects = self.statics.objects();
+        for o in self
+            .desired
+            .fleet()
+            .map(|f| f.objects())
+            .unwrap_or_default()
+        {
+            if !objects.insert_first(o.clone()) {
+                log::warn!(
+                    "the fleet's {} {} is ignored: the manifests directory defines it",
+                    o.kind.name(),
+                    o.key()
+                );
+            }
+        }
+        if *self.objects != objects {
+            self.objects = std::rc::Rc::new(objects);
+            self.refresh_volumes();
+        }
+    }
+
     fn rescan(&mut self) {
         if let Some(statics) = self.statics.rescan() {
-            let objects = self.statics.objects();
-            if *self.objects != objects {
-                self.objects = std::rc::Rc::new(objects);
-                self.refresh_volumes();
-            }
             self.reconcile(Some(statics));
         }
     }
@@ -522,6 +542,7 @@ impl Agent {
     /// desired-state core decided ([`crate::desired`]).
     fn reconcile(&mut self, statics: Option<Vec<crate::desired::StaticPod>>) {
         let now = Now::read();
+        self.update_objects();
         let done = self.desired.reconcile(statics, now.wall_ms);
         if let Some(f) = self.fleet.as_mut() {
             f.status_changed();
