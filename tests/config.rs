@@ -244,6 +244,38 @@ fn config_maps_and_secrets_reach_volumes_and_env() {
     );
     assert!(text.contains("SecretName:"), "{text}");
     assert!(!text.contains(SECRET_VALUE), "{text}");
+    // `get`: kubectl's columns, keys counted, no values.
+    let cm = String::from_utf8(a.cli(&["get", "configmaps"]).stdout).unwrap();
+    let mut cm_lines = cm.lines();
+    assert_eq!(
+        cm_lines
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["NAME", "DATA", "AGE"]
+    );
+    assert_eq!(
+        cm_lines
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>(),
+        ["special-config", "4"]
+    );
+    let out = a.cli(&["get", "secrets", "-A"]);
+    let secrets = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = secrets
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["NAMESPACE", "NAME", "TYPE", "DATA", "AGE"]);
+    assert_eq!(rows[1][..4], ["default", "creds", "Opaque", "2"]);
+    assert!(!secrets.contains(SECRET_VALUE));
+    let out = a.cli(&["get", "cm", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("configmaps \"nope\" not found"));
     assert!(!a.agent_log().contains(SECRET_VALUE));
     a.assert_one_thread();
 }

@@ -202,6 +202,8 @@ struct Agent {
     statics: StaticPods,
     /// The ConfigMaps and Secrets pods may read (static ones).
     objects: std::rc::Rc<crate::spec::Objects>,
+    /// When each object was first seen (its AGE in `get`).
+    objects_seen: BTreeMap<(crate::spec::ObjectKind, String), i64>,
     /// The fleet channel, when a broker is configured.
     fleet: Option<Box<fleet::Fleet>>,
     /// Every pod's shim connection and runtime facts.
@@ -302,6 +304,7 @@ impl Agent {
                 tx,
                 statics,
                 objects: Default::default(),
+                objects_seen: BTreeMap::new(),
                 fleet,
                 shims: Shims::new(sandboxes),
                 api,
@@ -526,6 +529,13 @@ impl Agent {
             }
         }
         if *self.objects != objects {
+            let now = crate::clock::wall_ms();
+            let keys: std::collections::BTreeSet<_> =
+                objects.iter().map(|o| (o.kind, o.key())).collect();
+            self.objects_seen.retain(|k, _| keys.contains(k));
+            for k in keys {
+                self.objects_seen.entry(k).or_insert(now);
+            }
             self.objects = std::rc::Rc::new(objects);
             self.refresh_volumes();
         }
