@@ -487,6 +487,30 @@ fn signed_fleet_documents_carry_config_maps_and_secrets_that_survive_a_restart_w
         (out == "two").then_some(())
     });
 
+    // `apply` publishes ConfigMaps too (signed), keeping the pods, and its
+    // diff names keys, never values.
+    let cm = manifest(
+        &a,
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fleet-config}\ndata: {level: three}\n",
+    );
+    let key_file = format!("{}.key", key_path.display());
+    let out = ok(apply(
+        &url,
+        ("--device", "dev1"),
+        &[&cm],
+        &["--sign-key", &key_file],
+    ));
+    assert!(
+        out.contains("~ configmap/default/fleet-config (keys: level)"),
+        "{out}"
+    );
+    assert!(!out.contains("three"), "{out}");
+    wait_for(20, "the applied ConfigMap in the volume", || {
+        let (_, out) = a.exec("fleet-reader", "main", &["cat", "/cfg/level"]);
+        (out == "three").then_some(())
+    });
+
     // Kept in the state file (0600) only: a reboot without the broker
     // still has the Secret.
     let mode = std::os::unix::fs::PermissionsExt::mode(
@@ -507,7 +531,7 @@ fn signed_fleet_documents_carry_config_maps_and_secrets_that_survive_a_restart_w
         "main",
         &["sh", "-c", "cat /cfg/level; echo; echo $TOKEN"],
     );
-    assert_eq!(out, format!("two\n{SECRET_VALUE}\n"));
+    assert_eq!(out, format!("three\n{SECRET_VALUE}\n"));
     assert!(!a.agent_log().contains(SECRET_VALUE));
     a.assert_one_thread();
 }
