@@ -217,9 +217,16 @@ fn config_maps_and_secrets_reach_volumes_and_env() {
     }
     assert!(!env.contains("\n1bad="), "{env}");
     assert!(!env.contains("blob="), "binaryData is not env: {env}");
+    let describe = a.cli(&["describe", "pod", "dapi-test-pod"]);
+    let describe = String::from_utf8_lossy(&describe.stdout);
     assert!(
-        a.agent_log()
-            .contains("Keys [1bad] from the EnvFrom configmap default/special-config were skipped")
+        describe.contains("InvalidEnvironmentVariableNames")
+            && describe.contains("Keys [1bad] from the EnvFrom configmap"),
+        "{describe}"
+    );
+    assert!(
+        describe.contains("special-config  ConfigMap with prefix 'CFG_'"),
+        "{describe}"
     );
 
     // An update reaches the configMap volume in place, not the subPath

@@ -389,6 +389,27 @@ impl Agent {
                 return;
             }
         };
+        // envFrom keys that are not variable names: skipped, with the
+        // kubelet's warning event.
+        let ctx = crate::spec::EnvContext {
+            objects: Some(&self.objects),
+            ..Default::default()
+        };
+        if let Ok((_, warnings)) = crate::spec::env::env_from_vars(&pod, &c, &ctx) {
+            for message in warnings {
+                log::warn!(
+                    "{}: InvalidEnvironmentVariableNames: {message}",
+                    pod.metadata.name
+                );
+                self.shims.rt(&uid).events.push(EventEntry {
+                    time_ms: crate::clock::wall_ms(),
+                    kind: "Warning".into(),
+                    reason: "InvalidEnvironmentVariableNames".into(),
+                    message,
+                    object: format!("spec.containers{{{}}}", c.name),
+                });
+            }
+        }
         // Fresh dirs for this instance; older instances' rootfs and logs go.
         let prepared = (|| -> std::io::Result<()> {
             let cdir = pod_dir.join("containers").join(&name);

@@ -143,11 +143,6 @@ pub fn build(
         alloc,
     };
     let own = spec::container_env(pod, c, &ctx).map_err(|e| config_err(e.to_string()))?;
-    if let Ok((_, warnings)) = spec::env::env_from_vars(pod, c, &ctx) {
-        for w in warnings {
-            log::warn!("pod {}: container {}: {w}", pod.metadata.name, c.name);
-        }
-    }
     let env_bytes: usize = own.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
     if env_bytes > spec::validate::MAX_ARGV_ENV_BYTES {
         return Err(config_err(format!(
