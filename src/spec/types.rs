@@ -436,34 +436,19 @@ pub struct ProjectedVolume {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeProjection {
+    /// `defaultMode` is refused here by the loader's field table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config_map: Option<ConfigMapProjection>,
+    pub config_map: Option<ConfigMapVolume>,
+    /// A Secret by `name` (not `secretName`), as Kubernetes has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<ConfigMapProjection>,
+    pub secret: Option<ConfigMapVolume>,
+    /// `defaultMode` is refused here by the loader's field table.
     #[serde(
         default,
         rename = "downwardAPI",
         skip_serializing_if = "Option::is_none"
     )]
-    pub downward_api: Option<DownwardApiProjection>,
-}
-
-/// `configMap`/`secret` of a projection (both name the object `name`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct ConfigMapProjection {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub items: Vec<KeyToPath>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub optional: Option<bool>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct DownwardApiProjection {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub items: Vec<DownwardApiFile>,
+    pub downward_api: Option<DownwardApiVolume>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

@@ -286,3 +286,17 @@ fn volume_paths_and_sub_paths_may_not_escape() {
         );
     }
 }
+
+#[test]
+fn a_projection_source_has_no_default_mode_of_its_own() {
+    for src in [
+        "configMap: {name: cm, defaultMode: 0400}",
+        "downwardAPI: {items: [], defaultMode: 0400}",
+    ] {
+        let e = load_err(&format!(
+            "{MINIMAL}  volumes:\n  - name: v\n    projected:\n      sources:\n      - {src}\n"
+        ));
+        assert!(e.path.ends_with(".defaultMode"), "{e}");
+        assert_eq!(e.kind, crate::spec::ErrorKind::UnknownField, "{e}");
+    }
+}
