@@ -174,14 +174,19 @@ pub(super) fn expand(files: &[&str]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-fn load_pods(files: &[&str]) -> Result<Vec<Pod>, String> {
+/// The pods, ConfigMaps and Secrets of the files.
+fn load_pods(files: &[&str]) -> Result<(Vec<Pod>, Vec<crate::spec::ConfigObject>), String> {
     let mut pods = Vec::new();
+    let mut objects = Vec::new();
     for p in expand(files)? {
-        for pod in crate::spec::load_file(&p).map_err(|e| e.to_string())? {
-            pods.push(pod.map_err(|e| e.to_string())?);
+        for m in crate::spec::load_manifests_file(&p).map_err(|e| e.to_string())? {
+            match m.map_err(|e| e.to_string())? {
+                crate::spec::Manifest::Pod(pod) => pods.push(*pod),
+                crate::spec::Manifest::Object(o) => objects.push(o),
+            }
         }
     }
-    Ok(pods)
+    Ok((pods, objects))
 }
 
 /// What publishing does besides the document: sign, wait, or only show.
@@ -222,7 +227,7 @@ fn apply(a: Args) -> Result<ExitCode, String> {
         return Err(format!("usage:\n{USAGE}"));
     }
     let (c, t, key, limit) = (common(&a)?, target(&a)?, sign_key(&a)?, timeout(&a)?);
-    let pods = load_pods(&files)?;
+    let (pods, objects) = load_pods(&files)?;
     let prune = a.has(&["prune"]);
     let opts = PublishOpts {
         key: key.as_ref(),
@@ -230,8 +235,11 @@ fn apply(a: Args) -> Result<ExitCode, String> {
         dry_run: a.has(&["dry-run"]),
     };
     publish_and_wait(&c, &t, &opts, |current| {
+        let current_objects = current.map_or(&[][..], |d| &d.objects[..]);
         let current = current.map_or(&[][..], |d| &d.pods[..]);
-        merge::apply(current, pods, prune).map(Made::Plan)
+        let mut plan = merge::apply(current, pods, prune)?;
+        plan.apply_objects(current_objects, objects, prune)?;
+        Ok(Made::Plan(plan))
     })
 }
 
@@ -290,6 +298,8 @@ fn delete(a: Args) -> Result<ExitCode, String> {
             added: Vec::new(),
             changed: Vec::new(),
             removed,
+            objects: None,
+            object_lines: Vec::new(),
         }))
     })
 }
@@ -403,6 +413,15 @@ fn publish_and_wait(
         let doc = DesiredDoc {
             revision,
             pods: plan.pods.clone(),
+            // `delete pod` keeps the current ConfigMaps and Secrets.
+            objects: match &plan.objects {
+                Some(o) => o.clone(),
+                None => current
+                    .1
+                    .as_ref()
+                    .map(|d| d.objects.clone())
+                    .unwrap_or_default(),
+            },
         };
         let mut payload = encode_json(&doc);
         let mut how = String::new();

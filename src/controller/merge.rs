@@ -12,7 +12,7 @@
 //! `- pod/NS/NAME` (removed) and the number of unchanged pods. Pods are
 //! compared as the devices see them (their JSON form, as decoded).
 
-use crate::spec::{Pod, PodSpec};
+use crate::spec::{ConfigObject, Pod, PodSpec};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -43,6 +43,12 @@ pub struct Plan {
     pub changed: Vec<Changed>,
     pub removed: Vec<String>,
     pub unchanged: usize,
+    /// The document's ConfigMaps and Secrets when this plan sets them
+    /// (`apply`); `None`: the current ones stay (`delete pod`).
+    pub objects: Option<Vec<ConfigObject>>,
+    /// Their diff lines (`+ configmap/NS/NAME`, `~ secret/NS/NAME (keys:
+    /// a, b)`, `- …`): keys only, never a value.
+    pub object_lines: Vec<String>,
 }
 
 /// `namespace/name`.
@@ -57,7 +63,10 @@ fn to_value(p: &Pod) -> Value {
 impl Plan {
     /// Whether publishing would change nothing.
     pub fn is_noop(&self) -> bool {
-        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
+        self.added.is_empty()
+            && self.changed.is_empty()
+            && self.removed.is_empty()
+            && self.object_lines.is_empty()
     }
 
     /// The diff, one line each (see the module doc).
@@ -71,6 +80,10 @@ impl Plan {
         }
         for k in &self.removed {
             out.push_str(&format!("- pod/{k}\n"));
+        }
+        for l in &self.object_lines {
+            out.push_str(l);
+            out.push('\n');
         }
         out.push_str(&format!("  {} unchanged\n", self.unchanged));
         out
@@ -108,6 +121,8 @@ pub fn apply(current: &[Pod], given: Vec<Pod>, prune: bool) -> Result<Plan, Stri
         changed: Vec::new(),
         removed: Vec::new(),
         unchanged: 0,
+        objects: None,
+        object_lines: Vec::new(),
     };
     let mut given: Vec<Option<Pod>> = given.into_iter().map(Some).collect();
     for old in current {
@@ -146,7 +161,65 @@ pub fn remove(current: &[Pod], namespace: &str, name: &str) -> Option<Plan> {
         added: Vec::new(),
         changed: Vec::new(),
         removed: vec![k],
+        objects: None,
+        object_lines: Vec::new(),
     })
+}
+
+impl Plan {
+    /// `apply` of ConfigMaps and Secrets: each given replaces the one of
+    /// the same kind and `namespace/name`, or is added; with `prune` the
+    /// given ones are the whole set. The diff names keys, never values.
+    pub fn apply_objects(
+        &mut self,
+        current: &[ConfigObject],
+        given: Vec<ConfigObject>,
+        prune: bool,
+    ) -> Result<(), String> {
+        let id = |o: &ConfigObject| format!("{}/{}", o.kind.resource(), o.key());
+        let mut seen = BTreeSet::new();
+        for o in &given {
+            if !seen.insert(id(o)) {
+                return Err(format!("{} is given twice", id(o)));
+            }
+        }
+        let mut out = Vec::new();
+        let mut given: Vec<Option<ConfigObject>> = given.into_iter().map(Some).collect();
+        for old in current {
+            let new = given
+                .iter_mut()
+                .find(|g| g.as_ref().is_some_and(|g| id(g) == id(old)))
+                .and_then(Option::take);
+            match new {
+                Some(new) => {
+                    if new != *old {
+                        let keys: BTreeSet<&String> = old
+                            .data
+                            .iter()
+                            .chain(new.data.iter())
+                            .filter(|(k, _)| old.data.get(*k) != new.data.get(*k))
+                            .map(|(k, _)| k)
+                            .collect();
+                        let keys: Vec<&str> = keys.into_iter().map(String::as_str).collect();
+                        self.object_lines.push(format!(
+                            "~ {} (keys: {})",
+                            id(&new),
+                            keys.join(", ")
+                        ));
+                    }
+                    out.push(new);
+                }
+                None if prune => self.object_lines.push(format!("- {}", id(old))),
+                None => out.push(old.clone()),
+            }
+        }
+        for new in given.into_iter().flatten() {
+            self.object_lines.push(format!("+ {}", id(&new)));
+            out.push(new);
+        }
+        self.objects = Some(out);
+        Ok(())
+    }
 }
 
 fn compare(plan: &mut Plan, old: &Pod, new: &Pod) {
@@ -243,6 +316,58 @@ fn diff_paths(a: &Value, b: &Value, path: String, out: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn object(kind: &str, name: &str, value: &str) -> ConfigObject {
+        let field = if kind == "Secret" {
+            "stringData"
+        } else {
+            "data"
+        };
+        let text = format!(
+            "apiVersion: v1\nkind: {kind}\nmetadata: {{name: {name}}}\n{field}: {{k: '{value}'}}\n"
+        );
+        match crate::spec::load_manifests_str(&text, "t")
+            .remove(0)
+            .unwrap()
+        {
+            crate::spec::Manifest::Object(o) => o,
+            crate::spec::Manifest::Pod(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn apply_merges_config_maps_and_secrets_and_its_diff_shows_keys_only() {
+        let current = [
+            object("ConfigMap", "a", "1"),
+            object("Secret", "s", "hunter2"),
+        ];
+        let mut plan = apply(&[], vec![], false).unwrap();
+        plan.apply_objects(
+            &current,
+            vec![
+                object("Secret", "s", "hunter3"),
+                object("ConfigMap", "b", "2"),
+            ],
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            plan.object_lines,
+            ["~ secret/default/s (keys: k)", "+ configmap/default/b"]
+        );
+        assert!(!plan.render().contains("hunter"), "{}", plan.render());
+        assert_eq!(plan.objects.as_ref().unwrap().len(), 3);
+        assert!(!plan.is_noop());
+        let mut pruned = apply(&[], vec![], true).unwrap();
+        pruned
+            .apply_objects(&current, vec![object("ConfigMap", "a", "1")], true)
+            .unwrap();
+        assert_eq!(pruned.object_lines, ["- secret/default/s"]);
+        let mut same = apply(&[], vec![], false).unwrap();
+        same.apply_objects(&current, vec![object("ConfigMap", "a", "1")], false)
+            .unwrap();
+        assert!(same.is_noop());
+    }
 
     fn pod(ns: &str, name: &str, image: &str, cmd: &str) -> Pod {
         let ns = if ns.is_empty() {
