@@ -22,6 +22,28 @@ impl PodView {
         Some((&mut self.st.app[i], &spec.containers[i], false))
     }
 
+    /// The container `name` whose pull just ended, with the image it
+    /// pulled; `None` when it was not pulling, or when its spec's image
+    /// changed meanwhile (then the new image's pull is started).
+    fn pulled(&mut self, name: &str, fx: &mut Fx, now: Now) -> Option<(&mut Ctr, String)> {
+        let label = self.label();
+        let uid = self.uid.clone();
+        let (c, spec, _) = self.split(name)?;
+        let Step::Pulling { image } = &c.step else {
+            return None;
+        };
+        let image = image.clone();
+        if image != spec.image {
+            let cx = Ctx {
+                uid: &uid,
+                label: &label,
+            };
+            ensure_image(c, spec, &cx, fx, now);
+            return None;
+        }
+        Some((c, image))
+    }
+
     pub(crate) fn on_image_ready(
         &mut self,
         name: &str,
@@ -31,22 +53,10 @@ impl PodView {
         now: Now,
     ) {
         let ready = self.st.sandbox == Sandbox::Ready && self.st.stopping.is_none();
-        let label = self.label();
         let uid = self.uid.clone();
-        let Some((c, spec, _)) = self.split(name) else {
+        let Some((c, image)) = self.pulled(name, fx, now) else {
             return;
         };
-        let Step::Pulling { image } = &c.step else {
-            return;
-        };
-        let image = image.clone();
-        let cx = Ctx {
-            uid: &uid,
-            label: &label,
-        };
-        if image != spec.image {
-            return ensure_image(c, spec, &cx, fx, now);
-        }
         if !ready {
             c.step = Step::Idle;
             return;
@@ -84,22 +94,10 @@ impl PodView {
         now: Now,
     ) {
         let stopping = self.st.stopping.is_some();
-        let label = self.label();
         let uid = self.uid.clone();
-        let Some((c, spec, _)) = self.split(name) else {
+        let Some((c, image)) = self.pulled(name, fx, now) else {
             return;
         };
-        let Step::Pulling { image } = &c.step else {
-            return;
-        };
-        let image = image.clone();
-        let cx = Ctx {
-            uid: &uid,
-            label: &label,
-        };
-        if image != spec.image {
-            return ensure_image(c, spec, &cx, fx, now);
-        }
         if stopping {
             c.step = Step::Idle;
             return;
