@@ -25,7 +25,15 @@ bounded() {
 START=$(date +%s)
 
 step "packages"
-need_packages busybox-static iproute2 procps file ca-certificates mosquitto openssl skopeo
+need_packages busybox-static iproute2 procps file ca-certificates mosquitto openssl skopeo docker-registry
+# tests/registry.rs starts its own registries on loopback; the package's
+# service (port 5000, /var/lib/docker-registry) is not wanted: stop it and
+# keep it from starting at boot (without systemd, policy-rc.d usually kept
+# it from starting at all).
+if command -v systemctl >/dev/null 2>&1; then
+    systemctl stop docker-registry >/dev/null 2>&1 || true
+    systemctl disable docker-registry >/dev/null 2>&1 || true
+fi
 need_cargo
 
 step "format and lints"

@@ -225,6 +225,9 @@ pub struct Board {
     pub cgroup_switches: String,
     /// `pids.max` per pod suggested for the board.
     pub pod_pids_max: Option<i64>,
+    /// The platform image pulls choose from an index (`image_platform =
+    /// "linux/arm/v6"`), when the CPU's own report is not to be trusted.
+    pub image_platform: Option<String>,
 }
 
 impl Board {
@@ -266,6 +269,10 @@ impl Board {
             cgroup_switches: s("kernel.cgroup_switches")?,
             pod_pids_max: match map.get("reserve.pod_pids_max") {
                 Some(Value::Int(n)) => Some(*n),
+                _ => None,
+            },
+            image_platform: match map.get("image_platform") {
+                Some(Value::Str(v)) => Some(v.clone()),
                 _ => None,
             },
         })

@@ -17,6 +17,7 @@ pub const COMMANDS: &[&str] = &[
     "check",
     "install",
     "cgroup-holder",
+    "pull",
     "apply",
     "delete",
     "fleet",
@@ -53,12 +54,14 @@ pub fn text(cmd: &str, rest: &[String]) -> Option<&'static str> {
             Some("ls" | "list") => super::image::LS_HELP,
             Some("rm" | "rmi") => super::image::RM_HELP,
             Some("prune") => super::image::PRUNE_HELP,
+            Some("pull") => super::pull::IMAGE_PULL_HELP,
             _ => super::image::HELP,
         },
         "version" => VERSION_HELP,
         "check" => crate::check::HELP,
         "install" => crate::install::HELP,
         "cgroup-holder" => crate::runtime::cgroup::holder::HELP,
+        "pull" => super::pull::HELPER_HELP,
         "apply" => crate::controller::APPLY_HELP,
         "delete" => crate::controller::DELETE_HELP,
         "fleet" => crate::controller::FLEET_HELP,
@@ -98,7 +101,7 @@ mod tests {
             );
             assert!(t.ends_with('\n'), "{cmd}");
         }
-        for sub in ["import", "ls", "rm", "prune"] {
+        for sub in ["import", "ls", "rm", "prune", "pull"] {
             let t = text("image", &[sub.to_string()]).unwrap();
             assert!(t.contains(&format!("picolet image {sub}")), "{sub}: {t}");
             assert!(t.contains("Example"), "{sub}");
@@ -142,8 +145,9 @@ mod tests {
             .filter(|l| l.starts_with("| `picolet "))
             .collect();
         for &cmd in COMMANDS {
-            if cmd == "cgroup-holder" {
-                continue; // started by picolet-pods.service, not by users
+            if cmd == "cgroup-holder" || cmd == "pull" {
+                // started by picolet-pods.service / by the agent, not by users
+                continue;
             }
             let mine: Vec<&&str> = rows
                 .iter()

@@ -19,11 +19,14 @@ Usage:
   picolet image ls [--state-dir DIR]
   picolet image rm REF... [--force] [--state-dir DIR]
   picolet image prune [--force] [--state-dir DIR]
+  picolet image pull REF [--platform OS/ARCH[/VARIANT]] [--auth-file FILE]
+                     [--registries-config FILE] [--state-dir DIR]
 
 Run `picolet image SUBCOMMAND --help` for one subcommand.
 
 Examples:
   picolet image import busybox.tar --name busybox:1.36
+  picolet image pull busybox:1.36
   picolet image ls
 ";
 
@@ -89,6 +92,9 @@ Example:
 ";
 
 pub(super) fn image(args: Vec<OsString>) -> Result<ExitCode, String> {
+    if args.first().is_some_and(|a| a == "pull") {
+        return super::pull::image_pull(args[1..].to_vec());
+    }
     let a = Args::parse(
         args,
         &Spec {
@@ -152,7 +158,7 @@ pub(super) fn image(args: Vec<OsString>) -> Result<ExitCode, String> {
             })
         }
         _ => Err(
-            "usage: picolet image import FILE|DIR | image ls | image rm REF... | image prune"
+            "usage: picolet image import FILE|DIR | image pull REF | image ls | image rm REF... | image prune"
                 .into(),
         ),
     }

@@ -21,6 +21,7 @@ mod image;
 pub mod jsonpath;
 mod logs;
 mod pods;
+mod pull;
 pub mod selector;
 
 use crate::api::{self, Request, Response};
@@ -42,10 +43,12 @@ pub const USAGE: &str =
   picolet image ls [--state-dir DIR]
   picolet image rm REF... [--force] [--state-dir DIR]
   picolet image prune [--force] [--state-dir DIR]
+  picolet image pull REF [--platform P] [--auth-file F] [--registries-config F] [--state-dir DIR]
   picolet version
   picolet check [-o json] [--board BOARD] [--cgroup-root DIR]
   picolet install [--board BOARD] [--root DIR] [--binary FILE] [--force]
   picolet cgroup-holder        the process of picolet-pods.service (holds the pods' cgroup)
+  picolet pull REF [--store DIR] the agent's image pull helper (JSON lines on stdout)
 ";
 
 /// Runs local command `cmd`; `None` if it is not one. `main` restores
@@ -58,6 +61,7 @@ pub fn run(cmd: &str, args: Vec<OsString>) -> Option<Result<ExitCode, String>> {
         "logs" => logs::logs(args),
         "exec" => exec::exec(args),
         "image" => image::image(args),
+        "pull" => pull::helper(args),
         "check" => host::check(args),
         "install" => host::install(args),
         _ => return None,

@@ -43,6 +43,14 @@ use rustls::ClientConnection;
 
 use crate::reactor::Async;
 
+/// The rustls client configuration (ring, TLS 1.2/1.3) for `s`, shared
+/// with the registry client (`crate::image::registry::http`).
+pub(crate) fn tls_client_config(
+    s: &TlsSettings,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, TransportError> {
+    tls::client_config(s)
+}
+
 pub const MQTT_PORT: u16 = 1883;
 pub const MQTTS_PORT: u16 = 8883;
 

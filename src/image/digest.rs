@@ -51,7 +51,7 @@ impl Digest {
         Digest::from_sha(sha2::Sha256::digest(bytes).as_slice())
     }
 
-    fn from_sha(raw: &[u8]) -> Digest {
+    pub(crate) fn from_sha(raw: &[u8]) -> Digest {
         let mut hex = String::with_capacity(64);
         for b in raw {
             hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));

@@ -1,7 +1,7 @@
 //! Images: a local content-addressed store, import of OCI layouts,
 //! oci-archives and docker-archives, and the pure rules for running an
-//! image (command, environment, user, pull policy). Registry pulls and GC
-//! come later.
+//! image (command, environment, user, pull policy), image GC, and
+//! registry pulls ([`registry`], run in a helper process or the CLI).
 //!
 //! # Files
 //! Everything lives under one root, `<state-dir>/images`:
@@ -53,6 +53,7 @@ mod import;
 mod index;
 pub mod oci;
 mod reference;
+pub mod registry;
 mod remove;
 mod source;
 mod store;
@@ -66,6 +67,7 @@ mod tests;
 pub use command::{ImageConfig, PullDecision, merge_env, pull_decision, resolve_command};
 pub use digest::{Digest, JSON_LIMIT};
 pub use error::ImageError;
+pub(crate) use index::human_size;
 pub use index::{
     ANNOTATION_IMPORTED, ANNOTATION_LAST_USED, ImageSummary, ImportedImage, IndexLock,
     ResolvedImage, format_list,
