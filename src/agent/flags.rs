@@ -42,6 +42,12 @@ Options (each also a key of the config file; a flag wins over the file):
       --image-gc-high-threshold PERCENT
       --image-gc-low-threshold PERCENT
       --image-minimum-gc-age SECONDS
+  Network:
+      --pod-network bridge|none     bridge (default): eth0 on picolet0 per pod;
+                                    none: pods have only lo
+      --pod-cidr CIDR               the pods' IPv4 network (default 10.87.0.0/24)
+      --node-ip IP                  status.hostIP (default: the address of the
+                                    default route's interface)
   Fleet:
       --broker mqtt[s]://HOST[:PORT] --device-id ID --group G (repeats)
       --topic-prefix P --ca FILE --cert FILE --key FILE --credentials FILE
@@ -64,7 +70,8 @@ pub const USAGE: &str =
                 [--log-max-size BYTES] [--log-max-files N] [--eviction-interval SECONDS]
                 [--eviction-nodefs-available PERCENT] [--eviction-imagefs-available PERCENT]
                 [--image-gc-high-threshold PERCENT] [--image-gc-low-threshold PERCENT]
-                [--image-minimum-gc-age SECONDS]
+                [--image-minimum-gc-age SECONDS] [--pod-network bridge|none]
+                [--pod-cidr CIDR] [--node-ip IP]
                 [--broker mqtt[s]://HOST[:PORT]] [--device-id ID] [--group G]...
                 [--topic-prefix P] [--ca FILE] [--cert FILE] [--key FILE]
                 [--credentials FILE] [--fleet-key FILE] [--keepalive SECONDS]
@@ -90,6 +97,9 @@ const VALUED: &[&str] = &[
     "image-gc-high-threshold",
     "image-gc-low-threshold",
     "image-minimum-gc-age",
+    "pod-network",
+    "pod-cidr",
+    "node-ip",
     "broker",
     "device-id",
     "group",
@@ -170,6 +180,9 @@ pub fn parse(args: Vec<OsString>) -> Result<(Option<PathBuf>, AgentFileConfig), 
         fleet_key: path("fleet-key"),
         keepalive_seconds: num("keepalive")?,
         max_document_bytes: bytes("max-document-bytes")?,
+        pod_network: text("pod-network"),
+        pod_cidr: text("pod-cidr"),
+        node_ip: text("node-ip"),
         ..AgentFileConfig::default()
     };
     let tls = TlsFiles {
@@ -222,6 +235,8 @@ pub fn config(args: Vec<OsString>) -> Result<Config, String> {
         image_gc: s.image_gc,
         exe: PathBuf::from("/proc/self/exe"),
         fleet: s.fleet,
+        pod_cidr: s.pod_cidr,
+        node_ip: s.node_ip,
     })
 }
 
@@ -327,5 +342,40 @@ mod tests {
         assert!(e.contains("--frobnicate"), "{e}");
         let e = config(args(&["--config", "/dev/null", "--broker", "http://x"])).unwrap_err();
         assert!(e.starts_with("invalid setting broker"), "{e}");
+    }
+
+    #[test]
+    fn the_pod_network_defaults_to_a_bridge_on_10_87_0_0_24_and_bad_values_are_named() {
+        let c = config(args(&["--config", "/dev/null"])).unwrap();
+        assert_eq!(c.pod_cidr.unwrap().to_string(), "10.87.0.0/24");
+        assert_eq!(c.node_ip, None);
+        let c = config(args(&[
+            "--config",
+            "/dev/null",
+            "--pod-cidr",
+            "10.9.8.0/25",
+            "--node-ip",
+            "192.168.1.20",
+        ]))
+        .unwrap();
+        assert_eq!(c.pod_cidr.unwrap().to_string(), "10.9.8.0/25");
+        assert_eq!(c.node_ip.unwrap().to_string(), "192.168.1.20");
+        let c = config(args(&["--config", "/dev/null", "--pod-network", "none"])).unwrap();
+        assert_eq!(c.pod_cidr, None);
+        for (flags, want) in [
+            (&["--pod-cidr", "10.9.8.1/24"][..], "podCIDR"),
+            (&["--pod-cidr", "fd00::/64"], "podCIDR"),
+            (&["--pod-network", "calico"], "podNetwork"),
+            (
+                &["--pod-network", "none", "--pod-cidr", "10.9.8.0/24"],
+                "podCIDR",
+            ),
+            (&["--node-ip", "my-host"], "nodeIP"),
+        ] {
+            let mut a = vec!["--config", "/dev/null"];
+            a.extend_from_slice(flags);
+            let e = config(args(&a)).unwrap_err();
+            assert!(e.contains(want), "{flags:?}: {e}");
+        }
     }
 }

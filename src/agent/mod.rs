@@ -32,6 +32,7 @@ pub mod flags;
 pub mod fleet;
 mod fs_sys;
 pub mod manifests;
+mod network;
 pub mod notify;
 mod outputs;
 mod probes;
@@ -89,6 +90,11 @@ pub struct Config {
     pub exe: PathBuf,
     /// The fleet channel; `None`: static pods only.
     pub fleet: Option<crate::fleet::config::FleetSettings>,
+    /// The pod network's CIDR; `None`: `podNetwork: none` (pods have only
+    /// `lo`).
+    pub pod_cidr: Option<crate::net::Cidr>,
+    /// `status.hostIP` as configured; default: found at start.
+    pub node_ip: Option<std::net::Ipv4Addr>,
 }
 
 /// Errors that stop the agent.
@@ -216,6 +222,8 @@ struct Agent {
     disk: disk::Disk,
     /// The pods' cgroups.
     cgroups: PodCgroups,
+    /// The pod network; `None` with `podNetwork: none`.
+    net: Option<network::PodNet>,
 }
 
 fn io_err(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError {
@@ -265,6 +273,7 @@ impl Agent {
                 )
             }
         };
+        node.set_pod_network(cfg.pod_cidr.is_some());
         node.set_limits(
             fds::budget_max_pods(cfg.max_pods),
             spec_budget(cfg.fleet.as_ref().map_or(0, |f| {
@@ -291,12 +300,17 @@ impl Agent {
         let disk = disk::Disk::new(cfg.disk_interval, cfg.eviction, cfg.image_gc);
         let statics = StaticPods::new(cfg.manifests.clone());
         let api = ApiServer::new(&cfg.state_dir);
+        let net = network::PodNet::setup(&cfg);
+        let mut pending = VecDeque::new();
+        pending.push_back(Input::NodeAddress {
+            host_ip: network::host_ip(&cfg),
+        });
         Ok((
             Agent {
                 cfg,
                 node,
                 desired,
-                pending: VecDeque::new(),
+                pending,
                 dirty: false,
                 store,
                 images,
@@ -309,6 +323,7 @@ impl Agent {
                 stop: Stop::default(),
                 disk,
                 cgroups,
+                net,
             },
             rx,
         ))
@@ -318,6 +333,7 @@ impl Agent {
     async fn start(&mut self, rx: &Receiver<Msg>) -> Result<(), AgentError> {
         self.adopt(rx).await;
         self.sweep_pod_cgroups();
+        self.reconcile_network();
         self.api
             .listen(self.tx.clone())
             .map_err(io_err("listening on", self.api.path()))?;
@@ -464,8 +480,19 @@ impl Agent {
             Msg::ManifestsChanged => self.rescan(),
             Msg::SandboxUp { uid, conn } => {
                 self.shims.start_ended();
-                self.shims.rt(&uid).conn = Some(conn);
-                self.node.handle(Input::SandboxReady { uid }, now);
+                match self.wire_pod(&uid, conn.pid) {
+                    Ok(()) => {
+                        self.shims.rt(&uid).conn = Some(conn);
+                        self.node.handle(Input::SandboxReady { uid }, now);
+                    }
+                    Err(message) => {
+                        // No sandbox without its network: this shim goes
+                        // (a retry starts a new one).
+                        conn.send(proto::Request::Shutdown);
+                        log::warn!("pod {uid}: sandbox failed: {message}");
+                        self.node.handle(Input::SandboxFailed { uid, message }, now);
+                    }
+                }
             }
             Msg::SandboxStopped { uid } => self.finish_remove(&uid),
             Msg::SandboxFailed { uid, message } => {

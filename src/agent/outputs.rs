@@ -369,9 +369,19 @@ impl Agent {
             }
             None => None,
         };
+        let host_ip = self.node.host_ip.clone().unwrap_or_default();
+        let pod_ip = if pod.spec.host_network {
+            host_ip.clone()
+        } else {
+            self.net
+                .as_ref()
+                .and_then(|n| n.pod_ip(&uid))
+                .map_or_else(String::new, |ip| ip.to_string())
+        };
         let settings = container::Settings {
             node_name: self.cfg.node_name.clone(),
-            host_ip: String::new(),
+            host_ip,
+            pod_ip,
             log_max_bytes: self.cfg.log_max_bytes,
             log_max_files: self.cfg.log_max_files,
         };

@@ -31,6 +31,8 @@ pub struct ShimConn {
     tx: Sender<(Request, Vec<OwnedFd>)>,
     /// Connection generation: events from older connections are ignored.
     pub generation: u64,
+    /// The shim's PID (`SO_PEERCRED`), whose network namespace is the pod's.
+    pub pid: Option<i32>,
 }
 
 impl ShimConn {
@@ -112,6 +114,10 @@ pub async fn connect(
     to_agent: Sender<Msg>,
 ) -> io::Result<ShimConn> {
     let stream = Rc::new(Async::<UnixStream>::connect(socket).await?);
+    let pid = {
+        use std::os::fd::AsFd;
+        crate::sys::net::peer_pid(stream.get_ref().as_fd()).ok()
+    };
     let (tx, rx) = async_channel::unbounded::<(Request, Vec<OwnedFd>)>();
     let w = stream.clone();
     reactor::spawn(async move {
@@ -157,7 +163,11 @@ pub async fn connect(
         let _ = to_agent.send(Msg::ShimClosed { uid, generation }).await;
     })
     .detach();
-    Ok(ShimConn { tx, generation })
+    Ok(ShimConn {
+        tx,
+        generation,
+        pid,
+    })
 }
 
 /// Stops a shim that still listens on `socket` although the agent has no

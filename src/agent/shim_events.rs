@@ -172,6 +172,7 @@ impl Agent {
 
     #[inline(never)] // own stack frame: see docs/design-deviations.md §13
     pub(super) fn finish_remove(&mut self, uid: &str) {
+        self.unwire_pod(uid);
         let dir = self.cfg.state_dir.join("pods").join(uid);
         if let Err(e) = sandbox::remove_pod_dir(&self.cfg.state_dir, &dir) {
             log::warn!("pod {uid}: removing {}: {e}", dir.display());

@@ -6,7 +6,9 @@
 //! memory and pids controllers (without them pods run without their limits,
 //! which is what picolet promises); overlayfs (container root filesystems).
 //! Optional (reported, never fatal): user namespaces, the io and cpuset
-//! controllers, veth and bridge (pod networking beyond loopback), and pidfd
+//! controllers, veth and bridge (pod networking beyond loopback), the
+//! nftables pieces of the pod network (nf_tables, NAT chains, masquerade,
+//! fib), IPv4 forwarding, a FORWARD policy of drop, and pidfd
 //! (kernel >= 5.3; the agent polls for exits without it).
 
 use super::boards::Board;
@@ -271,6 +273,8 @@ pub fn evaluate(f: &Facts, board: &Board) -> Vec<Item> {
         "CONFIG_BRIDGE",
     ));
 
+    items.extend(network_items(f));
+
     let (ok, detail) = match &f.pidfd {
         Probe::Ok => (true, "pidfd_open works".to_string()),
         Probe::Failed(e) => (false, format!("{e}; the agent polls for exits instead")),
@@ -307,6 +311,94 @@ pub fn evaluate(f: &Facts, board: &Board) -> Vec<Item> {
         devices.state = State::Unknown;
     }
     items.push(devices);
+    items
+}
+
+/// The pod network's items (optional: `podNetwork: none` needs none).
+fn network_items(f: &Facts) -> Vec<Item> {
+    let mut items = vec![
+        feature(
+            "nf_tables",
+            false,
+            &f.nf_tables,
+            "nf_tables",
+            "CONFIG_NF_TABLES",
+        ),
+        feature(
+            "nft.nat",
+            false,
+            &f.nft_nat,
+            "nft_chain_nat",
+            "CONFIG_NFT_NAT",
+        ),
+        feature(
+            "nft.masq",
+            false,
+            &f.nft_masq,
+            "nft_masq",
+            "CONFIG_NFT_MASQ",
+        ),
+        feature(
+            "nft.fib",
+            false,
+            &f.nft_fib,
+            "nft_fib_ipv4",
+            "CONFIG_NFT_FIB_IPV4",
+        ),
+    ];
+    let mut fwd = Item::new(
+        "ip_forward",
+        false,
+        f.ip_forward == Some(true),
+        match f.ip_forward {
+            Some(true) => "net.ipv4.ip_forward = 1".into(),
+            Some(false) => {
+                "net.ipv4.ip_forward = 0: the agent turns it on at start (podNetwork: bridge)"
+                    .into()
+            }
+            None => "no /proc/sys/net/ipv4/ip_forward".into(),
+        },
+    )
+    .fix(|| {
+        "the agent sets it at start; to keep it across reboots: echo net.ipv4.ip_forward=1 | \
+         sudo tee /etc/sysctl.d/90-picolet.conf && sudo sysctl --system"
+            .into()
+    });
+    if f.ip_forward.is_none() {
+        fwd.state = State::Unknown;
+    }
+    items.push(fwd);
+    let (state, detail) = match &f.forward_drop {
+        Ok(drops) if drops.is_empty() => (State::Ok, "no forward chain drops by policy".into()),
+        Ok(drops) => (
+            State::Missing,
+            format!(
+                "policy drop on the forward hook in: {}; picolet's own accept cannot override \
+                 a drop in another table, so pods reach nothing beyond the node and hostPorts \
+                 are unreachable",
+                drops.join(", ")
+            ),
+        ),
+        Err(Probe::NotTried(why)) => (State::Unknown, format!("not tried ({why})")),
+        Err(Probe::Failed(e)) => (State::Unknown, format!("cannot list the ruleset: {e}")),
+        Err(Probe::Ok) => (State::Unknown, String::new()),
+    };
+    let fix = (state == State::Missing).then(|| {
+        "accept the pod CIDR (podCIDR, default 10.87.0.0/24) in that firewall, before its \
+         drop: iptables -I FORWARD -s 10.87.0.0/24 -j ACCEPT && iptables -I FORWARD -d \
+         10.87.0.0/24 -j ACCEPT (nft: nft insert rule ip filter FORWARD ip saddr \
+         10.87.0.0/24 accept, and the same with ip daddr; ufw: ufw route allow from \
+         10.87.0.0/24 and ufw route allow to 10.87.0.0/24), and make it persistent the \
+         way that firewall is configured"
+            .to_string()
+    });
+    items.push(Item {
+        name: "forward-policy".into(),
+        required: false,
+        state,
+        detail,
+        fix,
+    });
     items
 }
 

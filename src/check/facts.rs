@@ -104,6 +104,17 @@ pub struct Facts {
     pub overlay: Availability,
     pub veth: Availability,
     pub bridge: Availability,
+    /// The pod network's nftables pieces: the core, NAT chains,
+    /// masquerade, `fib` (hostPort to local addresses).
+    pub nf_tables: Availability,
+    pub nft_nat: Availability,
+    pub nft_masq: Availability,
+    pub nft_fib: Availability,
+    /// `proc/sys/net/ipv4/ip_forward` (the agent turns it on).
+    pub ip_forward: Option<bool>,
+    /// Base chains on the forward hook with policy drop (`family table
+    /// chain`), from the live nftables ruleset.
+    pub forward_drop: Result<Vec<String>, Probe>,
     pub pidfd: Probe,
     /// The containers' device allowlist: an eBPF device program loaded
     /// and attached to a scratch cgroup under the checked one.
@@ -181,6 +192,18 @@ pub fn gather(g: Gather<'_>) -> Facts {
     };
     let veth = modules.find("veth", "CONFIG_VETH");
     let bridge = modules.find("bridge", "CONFIG_BRIDGE");
+    let nf_tables = modules.find("nf_tables", "CONFIG_NF_TABLES");
+    let nft_nat = modules.find("nft_chain_nat", "CONFIG_NFT_NAT");
+    let nft_masq = modules.find("nft_masq", "CONFIG_NFT_MASQ");
+    let nft_fib = modules.find("nft_fib_ipv4", "CONFIG_NFT_FIB_IPV4");
+    let ip_forward = read(root, "proc/sys/net/ipv4/ip_forward").map(|s| s.trim() == "1");
+    let forward_drop = if !g.live {
+        Err(Probe::NotTried("not checking the live system".into()))
+    } else if !crate::sys::process::is_root() {
+        Err(Probe::NotTried("needs root".into()))
+    } else {
+        probe_forward_drop()
+    };
 
     let pidfd = if g.live {
         probe_pidfd()
@@ -217,6 +240,12 @@ pub fn gather(g: Gather<'_>) -> Facts {
         overlay,
         veth,
         bridge,
+        nf_tables,
+        nft_nat,
+        nft_masq,
+        nft_fib,
+        ip_forward,
+        forward_drop,
         pidfd,
         device_filter,
         systemd: root.join("run/systemd/system").is_dir(),
@@ -429,6 +458,18 @@ fn probe_device_filter(cgroup: Option<&Path>) -> Probe {
         Ok(()) => Probe::Ok,
         Err(e) => Probe::Failed(e.to_string()),
     }
+}
+
+/// The nftables base chains that drop forwarded IPv4 by policy.
+fn probe_forward_drop() -> Result<Vec<String>, Probe> {
+    let mut s = crate::net::nl::Sock::open(crate::sys::net::Netlink::Netfilter)
+        .map_err(|e| Probe::Failed(e.to_string()))?;
+    let chains =
+        crate::net::nft::forward_drop_chains(&mut s).map_err(|e| Probe::Failed(e.to_string()))?;
+    Ok(chains
+        .into_iter()
+        .map(|c| format!("{} {} {}", c.family, c.table, c.name))
+        .collect())
 }
 
 /// `pidfd_open(2)` on this process.

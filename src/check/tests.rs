@@ -200,9 +200,12 @@ fn pi_without_memory() -> tempfile::TempDir {
         ("run/systemd/system/.keep", ""),
         (
             "lib/modules/6.6.51+rpt-rpi-v8/modules.dep",
-            "kernel/drivers/net/veth.ko.xz:\nkernel/net/bridge/bridge.ko.xz: kernel/net/802/stp.ko.xz\n",
+            "kernel/drivers/net/veth.ko.xz:\nkernel/net/bridge/bridge.ko.xz: kernel/net/802/stp.ko.xz\n\
+             kernel/net/netfilter/nf_tables.ko.xz:\nkernel/net/netfilter/nft_chain_nat.ko.xz:\n\
+             kernel/net/netfilter/nft_masq.ko.xz:\n",
         ),
         ("lib/modules/6.6.51+rpt-rpi-v8/modules.builtin", "kernel/fs/ext4/ext4.ko\n"),
+        ("proc/sys/net/ipv4/ip_forward", "0\n"),
     ]);
     tree(&files)
 }
@@ -237,9 +240,30 @@ fn pi_without_memory_controller_fails_with_the_cmdline_txt_fix() {
         "overlayfs",
         "veth",
         "bridge",
+        "nf_tables",
+        "nft.nat",
+        "nft.masq",
     ] {
         assert_eq!(item(&r, ok).state, State::Ok, "{ok}: {:?}", item(&r, ok));
     }
+    // The pod network's pieces are optional, reported with their fix.
+    let fib = item(&r, "nft.fib");
+    assert_eq!((fib.state, fib.required), (State::Missing, false));
+    assert!(
+        fib.fix
+            .as_deref()
+            .unwrap()
+            .contains("modprobe nft_fib_ipv4")
+    );
+    let fwd = item(&r, "ip_forward");
+    assert_eq!(fwd.state, State::Missing);
+    assert!(
+        fwd.fix
+            .as_deref()
+            .unwrap()
+            .contains("net.ipv4.ip_forward=1")
+    );
+    assert_eq!(item(&r, "forward-policy").state, State::Unknown);
     assert!(item(&r, "veth").detail.contains("veth.ko.xz"));
     // Not the live system: probes are not run and say so.
     assert!(
@@ -377,6 +401,40 @@ fn kernel_config_decides_when_there_are_no_module_lists() {
     assert!(matches!(&f.bridge, Availability::Unknown(w) if w.contains("modules.dep is missing")));
     assert!(
         matches!(&f.overlay, Availability::Absent(w) if w.contains("CONFIG_OVERLAY_FS is not set"))
+    );
+}
+
+#[test]
+fn a_forward_policy_of_drop_is_reported_with_the_accept_rules_to_add() {
+    let root = pi_without_memory();
+    let board = boards::by_id("raspberry-pi-4").unwrap();
+    let mut f = facts::gather(Gather {
+        root: root.path(),
+        live: false,
+        cgroup_root: None,
+        identity: Identity::default(),
+        board: &board,
+    });
+    let detected = boards::Detected {
+        board: board.clone(),
+        how: "test".into(),
+    };
+    f.forward_drop = Ok(vec![]);
+    assert_eq!(
+        item(&report(&f, &detected), "forward-policy").state,
+        State::Ok
+    );
+    f.forward_drop = Ok(vec!["ip filter FORWARD".into()]);
+    let r = report(&f, &detected);
+    let i = item(&r, "forward-policy");
+    assert_eq!((i.state, i.required), (State::Missing, false));
+    assert!(i.detail.contains("ip filter FORWARD"), "{}", i.detail);
+    assert!(i.detail.contains("cannot override"), "{}", i.detail);
+    assert!(
+        i.fix
+            .as_deref()
+            .unwrap()
+            .contains("iptables -I FORWARD -s 10.87.0.0/24 -j ACCEPT")
     );
 }
 

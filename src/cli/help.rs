@@ -60,6 +60,7 @@ pub fn text(cmd: &str, rest: &[String]) -> Option<&'static str> {
         "version" => VERSION_HELP,
         "check" => crate::check::HELP,
         "install" => crate::install::HELP,
+        "net" => super::host::NET_HELP,
         "cgroup-holder" => crate::runtime::cgroup::holder::HELP,
         "pull" => super::pull::HELPER_HELP,
         "apply" => crate::controller::APPLY_HELP,
@@ -107,6 +108,12 @@ mod tests {
             assert!(t.contains("Example"), "{sub}");
         }
         assert_eq!(text("frobnicate", &[]), None);
+        // `net` (its README row comes with the pod network's merge).
+        let t = text("net", &[]).unwrap();
+        assert!(
+            t.contains("picolet net reset") && t.contains("Example"),
+            "{t}"
+        );
     }
 
     #[test]

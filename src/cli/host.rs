@@ -55,3 +55,64 @@ pub(super) fn install(args: Vec<OsString>) -> Result<ExitCode, String> {
     super::out(&outcome.to_string())?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// `picolet net --help`.
+pub const NET_HELP: &str = "\
+Manage picolet's pod network on this host (docs/net.md).
+
+Usage:
+  picolet net reset [--state-dir DIR]
+
+`reset` removes every trace of the pod network: the nftables table
+`ip picolet` (masquerade, FORWARD accept, hostPort DNAT), the pods' veths on
+the bridge, the bridge picolet0 and the address files under
+<state-dir>/net/ipam. For a device being decommissioned; refused while the
+agent runs (stop it first: its pods would lose their network).
+
+Example:
+  systemctl stop picolet && picolet net reset
+";
+
+pub(super) fn net(args: Vec<OsString>) -> Result<ExitCode, String> {
+    let a = Args::parse(
+        args,
+        &Spec {
+            valued: &["state-dir"],
+            flags: &[],
+        },
+    )?;
+    match a.free.as_slice() {
+        [cmd] if cmd == "reset" => {}
+        [] => return Err("picolet net: say what to do: picolet net reset".into()),
+        other => {
+            return Err(format!(
+                "picolet net: unknown subcommand {:?}; see `picolet net --help`",
+                other.join(" ")
+            ));
+        }
+    }
+    let state = super::state_dir(&a)?;
+    let sock = state.join("picolet.sock");
+    if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+        return Err(format!(
+            "the agent is running (it answers on {}): stop it first",
+            sock.display()
+        ));
+    }
+    let mut removed = crate::net::reset().map_err(|e| e.to_string())?;
+    let ipam = state.join("net").join("ipam");
+    match std::fs::remove_dir_all(&ipam) {
+        Ok(()) => removed.push(format!("address files {}", ipam.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("removing {}: {e}", ipam.display())),
+    }
+    let mut text = String::new();
+    for r in &removed {
+        text.push_str(&format!("removed {r}\n"));
+    }
+    if removed.is_empty() {
+        text.push_str("nothing to remove: no picolet network on this host\n");
+    }
+    super::out(&text)?;
+    Ok(ExitCode::SUCCESS)
+}

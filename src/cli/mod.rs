@@ -47,6 +47,7 @@ pub const USAGE: &str =
   picolet version
   picolet check [-o json] [--board BOARD] [--cgroup-root DIR]
   picolet install [--board BOARD] [--root DIR] [--binary FILE] [--force]
+  picolet net reset [--state-dir DIR]
   picolet cgroup-holder        the process of picolet-pods.service (holds the pods' cgroup)
   picolet pull REF [--store DIR] the agent's image pull helper (JSON lines on stdout)
 ";
@@ -64,6 +65,7 @@ pub fn run(cmd: &str, args: Vec<OsString>) -> Option<Result<ExitCode, String>> {
         "pull" => pull::helper(args),
         "check" => host::check(args),
         "install" => host::install(args),
+        "net" => host::net(args),
         _ => return None,
     })
 }

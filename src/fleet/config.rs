@@ -180,6 +180,15 @@ pub struct AgentFileConfig {
     /// An unused image younger than this is never deleted.
     #[serde(rename = "imageMinimumGCAgeSeconds")]
     pub image_minimum_gc_age_seconds: Option<u64>,
+    /// `bridge` (the default: a veth on `picolet0` per pod) or `none`
+    /// (pods get only `lo`; `hostPort` is refused).
+    pub pod_network: Option<String>,
+    /// The pods' IPv4 network (see `docs/net.md`).
+    #[serde(rename = "podCIDR")]
+    pub pod_cidr: Option<String>,
+    /// `status.hostIP`; default: the address of the default route's link.
+    #[serde(rename = "nodeIP")]
+    pub node_ip: Option<String>,
 }
 
 /// The fleet channel's settings, checked, with defaults filled in.
@@ -215,6 +224,9 @@ pub struct AgentSettings {
     pub eviction_interval_seconds: u64,
     pub eviction: crate::lifecycle::eviction::Thresholds,
     pub image_gc: crate::image::gc::GcPolicy,
+    /// The pod CIDR; `None`: `podNetwork: none`.
+    pub pod_cidr: Option<crate::net::Cidr>,
+    pub node_ip: Option<std::net::Ipv4Addr>,
 }
 
 /// Defaults of [`AgentSettings`].
@@ -393,6 +405,9 @@ impl AgentFileConfig {
             image_minimum_gc_age_seconds: self
                 .image_minimum_gc_age_seconds
                 .or(lower.image_minimum_gc_age_seconds),
+            pod_network: self.pod_network.or(lower.pod_network),
+            pod_cidr: self.pod_cidr.or(lower.pod_cidr),
+            node_ip: self.node_ip.or(lower.node_ip),
         }
     }
 
@@ -490,6 +505,34 @@ impl AgentFileConfig {
             }
             image_gc.min_age_ms = v * 1000;
         }
+        let pod_cidr = match self.pod_network.as_deref() {
+            None | Some("bridge") => Some(
+                self.pod_cidr
+                    .as_deref()
+                    .unwrap_or(crate::net::DEFAULT_POD_CIDR)
+                    .parse::<crate::net::Cidr>()
+                    .map_err(|m| ConfigError::invalid("podCIDR", m))?,
+            ),
+            Some("none") if self.pod_cidr.is_some() => {
+                return Err(ConfigError::invalid(
+                    "podCIDR",
+                    "is set but podNetwork is none",
+                ));
+            }
+            Some("none") => None,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "podNetwork",
+                    format!("{other:?}: must be bridge or none"),
+                ));
+            }
+        };
+        let node_ip = match self.node_ip.as_deref() {
+            None => None,
+            Some(ip) => Some(ip.parse().map_err(|_| {
+                ConfigError::invalid("nodeIP", format!("{ip:?} is not an IPv4 address"))
+            })?),
+        };
         let fleet = match &self.broker {
             None => None,
             Some(url) => Some(self.fleet_settings(url, hostname)?),
@@ -512,6 +555,8 @@ impl AgentFileConfig {
             eviction_interval_seconds,
             eviction,
             image_gc,
+            pod_cidr,
+            node_ip,
         })
     }
 

@@ -57,6 +57,8 @@ fn create_err(message: String) -> ConfigError {
 pub struct Settings {
     pub node_name: String,
     pub host_ip: String,
+    /// `status.podIP` (the host's address with `hostNetwork`).
+    pub pod_ip: String,
     pub log_max_bytes: u64,
     pub log_max_files: u32,
 }
@@ -98,7 +100,7 @@ pub fn build(
     // Environment: the image's, then the container's own (fieldRef and
     // $(VAR) resolved); command/args by the Kubernetes rules.
     let ctx = spec::EnvContext {
-        pod_ip: "",
+        pod_ip: &s.pod_ip,
         host_ip: &s.host_ip,
         node_name: &s.node_name,
     };

@@ -88,7 +88,8 @@ fn build_one(
     };
     let s = Settings {
         node_name: "node-1".into(),
-        host_ip: String::new(),
+        host_ip: "192.168.1.20".into(),
+        pod_ip: "10.87.0.7".into(),
         log_max_bytes: 1 << 20,
         log_max_files: 2,
     };
@@ -104,7 +105,9 @@ spec:
   - name: c
     image: picolet.test/busybox:1
     args: [one, two]
-    env: [{name: A, value: own}, {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}]
+    env: [{name: A, value: own}, {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}},
+          {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}},
+          {name: HOST_IP, valueFrom: {fieldRef: {fieldPath: status.hostIP}}}]
 ";
 
 #[test]
@@ -114,6 +117,8 @@ fn args_replace_the_images_cmd_and_the_containers_env_wins_over_the_images() {
     assert!(cfg.env.contains(&"A=own".to_string()), "{:?}", cfg.env);
     assert!(!cfg.env.contains(&"A=image".to_string()));
     assert!(cfg.env.contains(&"NODE=node-1".to_string()));
+    assert!(cfg.env.contains(&"POD_IP=10.87.0.7".to_string()));
+    assert!(cfg.env.contains(&"HOST_IP=192.168.1.20".to_string()));
     assert!(cfg.env.contains(&"HOSTNAME=web".to_string()));
     assert_eq!(cfg.cwd, "/srv");
     assert_eq!((cfg.uid, cfg.gid), (0, 0));

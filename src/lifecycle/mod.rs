@@ -52,7 +52,9 @@ mod view_status;
 mod tests;
 
 pub use adopt::{AdoptedContainer, AdoptedExit};
-pub use node::{DEFAULT_MAX_PODS, DEFAULT_SPEC_BUDGET, Node, OUT_OF_PODS, STATE_FILE_FULL};
+pub use node::{
+    DEFAULT_MAX_PODS, DEFAULT_SPEC_BUDGET, NODE_PORTS, Node, OUT_OF_PODS, STATE_FILE_FULL,
+};
 pub use pod::{ContainerInfo, PodView};
 pub use qos::oom_score_adj;
 pub use snapshot::{

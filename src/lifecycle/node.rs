@@ -30,6 +30,9 @@ pub const DEFAULT_SPEC_BUDGET: usize = (crate::store::DEFAULT_MAX_SIZE / 2) as u
 
 /// The kubelet's reason for a pod rejected for the node's pod count.
 pub const OUT_OF_PODS: &str = "OutOfpods";
+/// The kubelet's reason for a pod rejected for a `hostPort` in use (or,
+/// here, one the node cannot forward: `podNetwork: none`).
+pub const NODE_PORTS: &str = "NodePorts";
 /// The reason for a pod rejected because the state file has no room for it.
 pub const STATE_FILE_FULL: &str = "StateFileFull";
 
@@ -46,6 +49,10 @@ pub struct Node {
     settle_all: bool,
     /// Admission limits.
     max_pods: usize,
+    /// Pods have a network of their own (`podNetwork: bridge`): a
+    /// `hostPort` is DNATed to them. Without one only `hostNetwork` pods
+    /// may have a `hostPort`.
+    pod_network: bool,
     spec_budget: usize,
     /// Pods refused at admission, by `namespace/name`; never synced, not
     /// in the snapshot.
@@ -78,6 +85,7 @@ impl Node {
             last_now: now,
             settle_all: true,
             max_pods: DEFAULT_MAX_PODS,
+            pod_network: true,
             spec_budget: DEFAULT_SPEC_BUDGET,
             rejected: BTreeMap::new(),
             rejected_uids: HashMap::new(),
@@ -93,6 +101,34 @@ impl Node {
     pub fn set_limits(&mut self, max_pods: usize, spec_budget: usize) {
         self.max_pods = max_pods;
         self.spec_budget = spec_budget;
+    }
+
+    /// Whether pods have a network of their own (`podNetwork`), which a
+    /// `hostPort` of a pod without `hostNetwork` needs.
+    pub fn set_pod_network(&mut self, on: bool) {
+        self.pod_network = on;
+    }
+
+    /// Why `pod`'s `hostPort`s cannot be had on this node, if so.
+    fn host_port_refusal(&self, pod: &crate::spec::Pod) -> Option<String> {
+        use crate::spec::host_ports;
+        if !self.pod_network && !pod.spec.host_network {
+            if let Some(p) = host_ports::host_ports(pod).first() {
+                return Some(format!(
+                    "{}: {}/{} cannot be forwarded: the node runs with podNetwork: none \
+                     (pods have no network of their own); use hostNetwork: true",
+                    p.field,
+                    p.host_port,
+                    p.protocol_name()
+                ));
+            }
+        }
+        let others = self
+            .pods
+            .iter()
+            .filter(|p| p.st.terminal.is_none())
+            .map(|p| (format!("{}/{}", p.namespace(), p.name()), &p.spec));
+        host_ports::conflict(pod, others)
     }
 
     /// `maxPods`.
@@ -528,6 +564,10 @@ impl Node {
                     self.max_pods
                 );
                 self.reject(pod, new_uid, OUT_OF_PODS, message, fx, now);
+                return;
+            }
+            if let Some(message) = self.host_port_refusal(&pod) {
+                self.reject(pod, new_uid, NODE_PORTS, message, fx, now);
                 return;
             }
             let bytes = self.used_spec_bytes();

@@ -17,6 +17,7 @@ pub mod caps;
 pub mod defaults;
 pub mod env;
 mod error;
+pub mod host_ports;
 pub mod load;
 pub mod names;
 mod normalize;

@@ -291,10 +291,7 @@ static CONTAINER_PORT: Node = Object(&[
     ("hostPort", Field(&Scalar)),
     ("protocol", Field(&Scalar)),
     ("name", Field(&Scalar)),
-    (
-        "hostIP",
-        IgnoreIfEmpty("binding a hostPort to one host address is not supported"),
-    ),
+    ("hostIP", Field(&Scalar)),
 ]);
 
 static RESOURCES: Node = Object(&[

@@ -159,6 +159,10 @@ pub struct ContainerPort {
     pub protocol: Protocol,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The node address a `hostPort` is bound to (IPv4); none or
+    /// `0.0.0.0`: all of them.
+    #[serde(rename = "hostIP", default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
 }
 
 /// `resources`: only `cpu` and `memory` keys are allowed.

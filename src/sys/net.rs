@@ -181,3 +181,82 @@ pub fn recv_with_fds(
     fds.extend(got);
     Ok(msg.bytes)
 }
+
+/// Netlink protocols picolet speaks (see `crate::net`).
+#[derive(Debug, Clone, Copy)]
+pub enum Netlink {
+    /// `NETLINK_ROUTE`: links, addresses, routes.
+    Route,
+    /// `NETLINK_NETFILTER`: nftables batches.
+    Netfilter,
+}
+
+/// A close-on-exec `AF_NETLINK` raw socket of `proto`, in the calling
+/// thread's network namespace (where it stays for its whole life).
+pub fn netlink_socket(proto: Netlink) -> Result<OwnedFd> {
+    use nix::sys::socket::SockProtocol;
+    let p = match proto {
+        Netlink::Route => SockProtocol::NetlinkRoute,
+        Netlink::Netfilter => SockProtocol::NetlinkNetFilter,
+    };
+    nix::sys::socket::socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        p,
+    )
+    .op("socket(AF_NETLINK)")
+}
+
+/// Sends one datagram of netlink messages to the kernel. The kernel
+/// handles a request inside this call, so its replies are queued on
+/// the socket when it returns.
+pub fn netlink_send(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<()> {
+    use nix::sys::socket::{MsgFlags, NetlinkAddr, sendto};
+    loop {
+        match sendto(
+            fd.as_raw_fd(),
+            buf,
+            &NetlinkAddr::new(0, 0),
+            MsgFlags::empty(),
+        ) {
+            Ok(n) if n == buf.len() => return Ok(()),
+            Ok(_) => return Err(Error::new("sendto(netlink): short send", Errno::EMSGSIZE)),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::new("sendto(netlink)", e)),
+        }
+    }
+}
+
+/// Receives one queued datagram without waiting: `Ok(None)` when none is
+/// queued (`EAGAIN`). A datagram longer than `buf` is an error.
+pub fn netlink_recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Option<usize>> {
+    use nix::sys::socket::MsgFlags;
+    loop {
+        match nix::sys::socket::recv(
+            fd.as_raw_fd(),
+            buf,
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
+        ) {
+            Ok(n) if n > buf.len() => {
+                return Err(Error::new(
+                    "recv(netlink): message truncated",
+                    Errno::EMSGSIZE,
+                ));
+            }
+            Ok(n) => return Ok(Some(n)),
+            Err(Errno::EAGAIN) => return Ok(None),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::new("recv(netlink)", e)),
+        }
+    }
+}
+
+/// The PID of the process at the other end of the connected Unix socket
+/// `fd` (`SO_PEERCRED`: the process that bound/connected it), in this
+/// process's PID namespace.
+pub fn peer_pid(fd: BorrowedFd<'_>) -> Result<i32> {
+    nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::PeerCredentials)
+        .op("getsockopt(SO_PEERCRED)")
+        .map(|c| c.pid())
+}

@@ -75,6 +75,11 @@ pub struct Agent {
     pub env: Vec<(String, String)>,
     /// Extra `picolet agent` arguments (fleet settings).
     pub args: Vec<String>,
+    /// A network namespace file (`/proc/PID/ns/net`) to run the agent in,
+    /// with its pod network (`--pod-network bridge`). Without one the
+    /// agent runs in the test's namespace with `--pod-network none`, so
+    /// that no test touches the host's network.
+    pub netns: Option<String>,
 }
 
 static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -103,6 +108,12 @@ impl Agent {
 
     /// [`Agent::start`] with extra agent arguments (`--broker …`).
     pub fn start_with(args: &[&str]) -> Agent {
+        Agent::start_in(None, args)
+    }
+
+    /// [`Agent::start_with`], the agent inside the network namespace
+    /// `netns` (a file such as `/proc/PID/ns/net`) when given.
+    pub fn start_in(netns: Option<&str>, args: &[&str]) -> Agent {
         let dir = tempfile::Builder::new()
             .prefix("picolet-test-")
             .tempdir()
@@ -125,6 +136,7 @@ impl Agent {
             cgroup: cg,
             env: Vec::new(),
             args: args.iter().map(|a| a.to_string()).collect(),
+            netns: netns.map(str::to_string),
         };
         let out = a.cli(&[
             "image",
@@ -157,7 +169,15 @@ impl Agent {
             .append(true)
             .open(self.log())
             .unwrap();
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match &self.netns {
+            // nsenter execs the agent: the same PID.
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={ns}")).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         // Never pick up a config file of the machine running the tests.
         // No node-pressure eviction: the free space of the disk running
         // the tests is not what they are about (tests/disk.rs sets its own
@@ -175,6 +195,9 @@ impl Agent {
             .arg(self.manifests())
             .arg("--node-name")
             .arg("testnode");
+        if self.netns.is_none() && !self.args.iter().any(|a| a == "--pod-network") {
+            cmd.args(["--pod-network", "none"]);
+        }
         if let Some(cg) = &self.cgroup {
             cmd.arg("--cgroup-root").arg(cg);
         }

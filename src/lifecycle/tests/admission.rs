@@ -176,3 +176,53 @@ fn applying_a_thousand_pods_again_and_again_is_linear() {
     assert!(first <= 4 * 1000, "{first} syncs applying 1000 pods");
     assert!(again <= 4 * 1000, "{again} syncs re-applying 1000 pods");
 }
+
+fn with_host_port(mut p: crate::spec::Pod, host_port: i32) -> crate::spec::Pod {
+    p.spec.containers[0].ports.push(crate::spec::ContainerPort {
+        container_port: 80,
+        host_port: Some(host_port),
+        ..Default::default()
+    });
+    p
+}
+
+#[test]
+fn a_host_port_in_use_by_another_pod_is_rejected_node_ports_naming_the_field() {
+    let mut a = Agent::new();
+    let first = a.apply(with_host_port(pod("web", &[("c", "img")]), 8080));
+    let second = a.apply(with_host_port(pod("web2", &[("c", "img")]), 8080));
+    let other = a.apply(with_host_port(pod("web3", &[("c", "img")]), 8081));
+    assert!(!a.node.is_rejected(&first) && !a.node.is_rejected(&other));
+    assert!(a.node.is_rejected(&second));
+    let p = a.node.find("default", "web2").unwrap();
+    assert_eq!(p.status.phase, Phase::Failed);
+    assert_eq!(p.status.reason, crate::lifecycle::NODE_PORTS);
+    assert_eq!(
+        p.status.message,
+        "Pod was rejected: Predicate NodePorts failed: node(s) didn't have free ports for the \
+         requested pod ports: spec.containers[0].ports[0].hostPort: 8080/TCP is in use by pod \
+         default/web"
+    );
+    let log = a.take();
+    assert_eq!(events(&log, "NodePorts").len(), 1);
+}
+
+#[test]
+fn without_a_pod_network_a_host_port_needs_host_network() {
+    let mut a = Agent::new();
+    a.node.set_pod_network(false);
+    let uid = a.apply(with_host_port(pod("web", &[("c", "img")]), 8080));
+    assert!(a.node.is_rejected(&uid));
+    let p = a.node.find("default", "web").unwrap();
+    assert!(
+        p.status
+            .message
+            .contains("spec.containers[0].ports[0].hostPort: 8080/TCP cannot be forwarded"),
+        "{}",
+        p.status.message
+    );
+    let mut host = with_host_port(pod("host", &[("c", "img")]), 80);
+    host.spec.host_network = true;
+    let uid = a.apply(host);
+    assert!(!a.node.is_rejected(&uid));
+}

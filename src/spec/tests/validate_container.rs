@@ -219,6 +219,7 @@ fn host_ports_are_unique_per_protocol_and_match_with_host_network() {
         host_port: Some(8080),
         protocol: proto,
         name: None,
+        host_ip: None,
     };
     p.spec.containers[0].ports = vec![hp(80, Protocol::Tcp), hp(80, Protocol::Udp)];
     let mut other = container("d");
@@ -231,6 +232,22 @@ fn host_ports_are_unique_per_protocol_and_match_with_host_network() {
     );
     assert_eq!(validate_all(&p).len(), 1);
     p.spec.containers.pop();
+    // hostIP: an IPv4 address, and only with a hostPort.
+    p.spec.containers[0].ports[1].host_ip = Some("10.0.0.300".into());
+    invalid(
+        &p,
+        "spec.containers[0].ports[1].hostIP",
+        "must be a valid IPv4 address",
+    );
+    p.spec.containers[0].ports[1].host_ip = Some("10.0.0.3".into());
+    p.spec.containers[0].ports[1].host_port = None;
+    invalid(
+        &p,
+        "spec.containers[0].ports[1].hostIP",
+        "requires a hostPort",
+    );
+    p.spec.containers[0].ports[1].host_port = Some(8080);
+    assert!(validate_all(&p).is_empty());
     p.spec.host_network = true;
     invalid(
         &p,

@@ -278,6 +278,16 @@ fn ports(pod: &Pod, c: &Container, path: &str, errs: &mut Errors) {
                 );
             }
         }
+        if let Some(ip) = p.host_ip.as_deref().filter(|ip| !ip.is_empty()) {
+            if ip.parse::<std::net::Ipv4Addr>().is_err() {
+                errs.add(
+                    format!("{pp}.hostIP"),
+                    format!("{ip:?} must be a valid IPv4 address"),
+                );
+            } else if p.host_port.unwrap_or(0) == 0 {
+                errs.add(format!("{pp}.hostIP"), "requires a hostPort");
+            }
+        }
         if let Some(name) = &p.name {
             errs.check(format!("{pp}.name"), names::iana_svc_name(name));
             if !seen.insert(name.as_str()) {
