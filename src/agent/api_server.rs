@@ -450,6 +450,31 @@ impl Agent {
                 .ok_or_else(|| format!("pod \"{name}\" not found in namespace \"{ns}\""))
         };
         let resp = match req {
+            Request::GetObjects { secrets } => {
+                let kind = if secrets {
+                    crate::spec::ObjectKind::Secret
+                } else {
+                    crate::spec::ObjectKind::ConfigMap
+                };
+                Response::Objects {
+                    objects: self
+                        .objects
+                        .iter()
+                        .filter(|o| o.kind == kind)
+                        .map(|o| crate::api::ObjectEntry {
+                            namespace: o.namespace.clone(),
+                            name: o.name.clone(),
+                            secret_type: o.secret_type.clone(),
+                            keys: o.data.keys().cloned().collect(),
+                            since_ms: self
+                                .objects_seen
+                                .get(&(o.kind, o.key()))
+                                .copied()
+                                .unwrap_or(0),
+                        })
+                        .collect(),
+                }
+            }
             Request::GetPods => {
                 let mut uids: Vec<(String, String)> = self
                     .node

@@ -29,6 +29,56 @@ impl Host for RealHost {
     fn node_memory_bytes(&self) -> i64 {
         node_memory_bytes()
     }
+
+    fn node_cpu_millis(&self) -> i64 {
+        std::thread::available_parallelism().map_or(1, |n| n.get() as i64) * 1000
+    }
+
+    fn write_volume(
+        &self,
+        dir: &Path,
+        files: &[crate::spec::refs::File],
+        secret: bool,
+    ) -> Result<(), String> {
+        write_volume(dir, files, secret)
+    }
+
+    fn resolve_sub_path(&self, root: &Path, sub: &str) -> Result<PathBuf, String> {
+        super::projection::resolve_sub_path(root, sub)
+    }
+}
+
+/// Writes a projected volume's files into `dir` ([`super::projection`]);
+/// a Secret-bearing volume gets its own tmpfs first, so its files never
+/// reach a disk.
+pub fn write_volume(
+    dir: &Path,
+    files: &[crate::spec::refs::File],
+    secret: bool,
+) -> Result<(), String> {
+    if secret && !is_mount_point(dir) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let flags = nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC;
+        nix::mount::mount(Some("tmpfs"), dir, Some("tmpfs"), flags, Some("mode=0755"))
+            .map_err(|e| format!("mounting a tmpfs on {}: {e}", dir.display()))?;
+    }
+    let wall_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    super::projection::write_atomic(dir, files, wall_ns)
+        .map(|_| ())
+        .map_err(|e| format!("writing {}: {e}", dir.display()))
+}
+
+/// Whether `dir` is a mount point (its device differs from its parent's).
+fn is_mount_point(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(dir), dir.parent().map(std::fs::metadata)) {
+        (Ok(d), Some(Ok(p))) => d.dev() != p.dev(),
+        _ => false,
+    }
 }
 
 /// Builds the config for instance `instance` of container `c` of `pod`

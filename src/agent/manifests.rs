@@ -1,5 +1,6 @@
 //! Static pods: every Pod in `*.yaml`, `*.yml` and `*.json` under the
-//! manifests directory (`--manifests DIR`).
+//! manifests directory (`--manifests DIR`), and the ConfigMaps and Secrets
+//! beside them (docs/config-and-secrets.md).
 //!
 //! The directory is followed with inotify (one fd, registered on the reactor).
 //! After any event the directory is listed again and the result is diffed
@@ -12,7 +13,7 @@
 //! on the agent's thread. An invalid file is recorded with its error and
 //! changes nothing: the pods it held before keep running, as they were.
 
-use crate::spec::{self, Pod};
+use crate::spec::{self, ConfigObject, Manifest, Objects, Pod};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use std::collections::BTreeMap;
 use std::io;
@@ -25,6 +26,8 @@ use std::path::{Path, PathBuf};
 pub struct Scan {
     /// Valid files and the pods they define.
     pub files: BTreeMap<PathBuf, Vec<Pod>>,
+    /// The ConfigMaps and Secrets of the valid files.
+    pub objects: BTreeMap<PathBuf, Vec<ConfigObject>>,
     /// Files that failed to load, with the error (naming the field).
     pub errors: BTreeMap<PathBuf, String>,
     /// How each file looked when it was parsed, and what parsing it gave
@@ -86,7 +89,10 @@ pub fn rescan(dir: &Path, prev: &Scan) -> io::Result<Scan> {
         let result = match unchanged {
             Some((_, Some(e))) => Err(e.clone()),
             Some((_, None)) => match prev.files.get(&path) {
-                Some(pods) => Ok(pods.clone()),
+                Some(pods) => Ok((
+                    pods.clone(),
+                    prev.objects.get(&path).cloned().unwrap_or_default(),
+                )),
                 None => load(&path),
             },
             None => load(&path),
@@ -97,7 +103,10 @@ pub fn rescan(dir: &Path, prev: &Scan) -> io::Result<Scan> {
             Err(e) => {
                 out.errors.insert(path, e);
             }
-            Ok(pods) => {
+            Ok((pods, objects)) => {
+                if !objects.is_empty() {
+                    out.objects.insert(path.clone(), objects);
+                }
                 out.files.insert(path, pods);
             }
         }
@@ -105,12 +114,37 @@ pub fn rescan(dir: &Path, prev: &Scan) -> io::Result<Scan> {
     Ok(out)
 }
 
-/// The pods of one file, or its first error (naming the file).
-fn load(path: &Path) -> Result<Vec<Pod>, String> {
-    let docs = spec::load_file(path).map_err(|e| e.to_string())?;
-    docs.into_iter()
-        .collect::<Result<Vec<Pod>, _>>()
-        .map_err(|e| e.to_string())
+/// The pods and objects of one file, or its first error (naming the file).
+fn load(path: &Path) -> Result<(Vec<Pod>, Vec<ConfigObject>), String> {
+    let docs = spec::load_manifests_file(path).map_err(|e| e.to_string())?;
+    let mut pods = Vec::new();
+    let mut objects = Vec::new();
+    for d in docs {
+        match d.map_err(|e| e.to_string())? {
+            Manifest::Pod(p) => pods.push(*p),
+            Manifest::Object(o) => objects.push(o),
+        }
+    }
+    Ok((pods, objects))
+}
+
+/// The ConfigMaps and Secrets of a scan; an object defined twice belongs
+/// to the first file (in path order).
+pub fn objects(scan: &Scan) -> Objects {
+    let mut out = Objects::default();
+    for (path, list) in &scan.objects {
+        for o in list {
+            if !out.insert_first(o.clone()) {
+                log::warn!(
+                    "{}: {} {} is already defined by another file",
+                    path.display(),
+                    o.kind.name(),
+                    o.key()
+                );
+            }
+        }
+    }
+    out
 }
 
 /// Merges a new scan into the previous one: files that now fail keep their
@@ -119,6 +153,9 @@ pub fn merge_keep_last_good(prev: &Scan, mut next: Scan) -> Scan {
     for path in next.errors.keys() {
         if let Some(pods) = prev.files.get(path) {
             next.files.insert(path.clone(), pods.clone());
+        }
+        if let Some(objects) = prev.objects.get(path) {
+            next.objects.insert(path.clone(), objects.clone());
         }
     }
     next

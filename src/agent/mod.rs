@@ -36,6 +36,7 @@ mod network;
 pub mod notify;
 mod outputs;
 mod probes;
+mod projection;
 pub mod sandbox;
 mod shim_events;
 mod shims;
@@ -208,6 +209,10 @@ struct Agent {
     // The event sources.
     /// The manifests directory.
     statics: StaticPods,
+    /// The ConfigMaps and Secrets pods may read (static ones).
+    objects: std::rc::Rc<crate::spec::Objects>,
+    /// When each object was first seen (its AGE in `get`).
+    objects_seen: BTreeMap<(crate::spec::ObjectKind, String), i64>,
     /// The fleet channel, when a broker is configured.
     fleet: Option<Box<fleet::Fleet>>,
     /// Every pod's shim connection and runtime facts.
@@ -316,6 +321,8 @@ impl Agent {
                 images,
                 tx,
                 statics,
+                objects: Default::default(),
+                objects_seen: BTreeMap::new(),
                 fleet,
                 shims: Shims::new(sandboxes),
                 api,
@@ -534,6 +541,38 @@ impl Agent {
         }
     }
 
+    /// The ConfigMaps and Secrets pods read: the manifests directory's
+    /// (local, trusted: they win a name clash), then the fleet's. When they
+    /// changed, the volumes that show them are rewritten.
+    fn update_objects(&mut self) {
+        let mut objects = self.statics.objects();
+        for o in self
+            .desired
+            .fleet()
+            .map(|f| f.objects())
+            .unwrap_or_default()
+        {
+            if !objects.insert_first(o.clone()) {
+                log::warn!(
+                    "the fleet's {} {} is ignored: the manifests directory defines it",
+                    o.kind.name(),
+                    o.key()
+                );
+            }
+        }
+        if *self.objects != objects {
+            let now = crate::clock::wall_ms();
+            let keys: std::collections::BTreeSet<_> =
+                objects.iter().map(|o| (o.kind, o.key())).collect();
+            self.objects_seen.retain(|k, _| keys.contains(k));
+            for k in keys {
+                self.objects_seen.entry(k).or_insert(now);
+            }
+            self.objects = std::rc::Rc::new(objects);
+            self.refresh_volumes();
+        }
+    }
+
     /// Reads the manifests directory again and reconciles its pods.
     #[inline(never)] // own stack frame: see docs/design-deviations.md §13
     fn rescan(&mut self) {
@@ -547,6 +586,7 @@ impl Agent {
     /// desired-state core decided ([`crate::desired`]).
     fn reconcile(&mut self, statics: Option<Vec<crate::desired::StaticPod>>) {
         let now = Now::read();
+        self.update_objects();
         let done = self.desired.reconcile(statics, now.wall_ms);
         if let Some(f) = self.fleet.as_mut() {
             f.status_changed();

@@ -384,9 +384,11 @@ impl Agent {
             pod_ip,
             log_max_bytes: self.cfg.log_max_bytes,
             log_max_files: self.cfg.log_max_files,
+            objects: self.objects.clone(),
         };
         let paths = container::Paths {
             pod_dir: pod_dir.clone(),
+            run_pod_dir: self.cfg.run_dir.join("pods").join(&uid),
             log_dir: log_dir.clone(),
             cgroup,
         };
@@ -492,5 +494,38 @@ impl Agent {
             return;
         }
         probes::spawn(self.tx.clone(), netns, c, probe, timeout_ms, result);
+    }
+}
+
+impl Agent {
+    /// After the ConfigMaps or Secrets changed: rewrites the files of every
+    /// configMap/secret/projected volume already written (a `..data` link
+    /// exists), atomically ([`super::projection`]). Volumes whose object
+    /// is now missing keep their last files, as with the kubelet.
+    pub(super) fn refresh_volumes(&mut self) {
+        use crate::lifecycle::container_config::{allocatable, projected_dir};
+        let alloc = allocatable(&container::RealHost);
+        for view in self.node.pods() {
+            let pod = &view.spec;
+            let uid = &pod.metadata.uid;
+            let pod_dir = self.cfg.state_dir.join("pods").join(uid);
+            let run_pod_dir = self.cfg.run_dir.join("pods").join(uid);
+            for v in &pod.spec.volumes {
+                let dir = projected_dir(&pod_dir, &run_pod_dir, v);
+                if std::fs::symlink_metadata(dir.join(super::projection::DATA_DIR)).is_err() {
+                    continue;
+                }
+                match crate::spec::refs::volume_files(pod, v, &self.objects, &alloc) {
+                    Some(Ok(files)) => {
+                        let secret = crate::spec::refs::holds_secrets(v);
+                        if let Err(e) = container::write_volume(&dir, &files, secret) {
+                            log::warn!("pod {uid}: volume {}: {e}", v.name);
+                        }
+                    }
+                    Some(Err(e)) => log::warn!("pod {uid}: volume {}: {e}", v.name),
+                    None => {}
+                }
+            }
+        }
     }
 }

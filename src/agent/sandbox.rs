@@ -253,6 +253,27 @@ pub fn mount_tmpfs(target: &Path, size: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Unmounts the Secret volumes' tmpfs under the pod's run dir `dir`, then
+/// removes it (what is left is empty directories).
+pub fn remove_run_pod_dir(dir: &Path) -> io::Result<()> {
+    unmount_under(dir);
+    std::fs::remove_dir_all(dir)
+}
+
+fn unmount_under(dir: &Path) {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = format!("{}/", dir.to_string_lossy());
+    let mut targets: Vec<String> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    for t in targets {
+        let _ = nix::mount::umount2(t.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 /// Lazily unmounts everything mounted under `dir` (memory emptyDirs), then
 /// moves the directory tree into the trash, which a child process empties
 /// (see [`super::trash`]).

@@ -177,6 +177,13 @@ impl Agent {
         if let Err(e) = sandbox::remove_pod_dir(&self.cfg.state_dir, &dir) {
             log::warn!("pod {uid}: removing {}: {e}", dir.display());
         }
+        // Secret volumes: their tmpfs goes, and the files with it.
+        let run_dir = self.cfg.run_dir.join("pods").join(uid);
+        if run_dir.exists() {
+            if let Err(e) = sandbox::remove_run_pod_dir(&run_dir) {
+                log::warn!("pod {uid}: removing {}: {e}", run_dir.display());
+            }
+        }
         let shim = self.shims.pods.get(uid).and_then(|p| p.record);
         let cgroup = self.shims.pods.get_mut(uid).and_then(|p| p.cgroup.take());
         if let Some(cg) = cgroup {

@@ -49,6 +49,11 @@ impl StaticPods {
         Ok(true)
     }
 
+    /// The ConfigMaps and Secrets of the last good scan.
+    pub(super) fn objects(&self) -> crate::spec::Objects {
+        manifests::objects(&self.scan)
+    }
+
     /// Files that failed to load, with the error (naming the field).
     pub(super) fn errors(&self) -> &BTreeMap<PathBuf, String> {
         &self.scan.errors

@@ -20,6 +20,11 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     GetPods,
+    /// The ConfigMaps (`secrets: false`) or Secrets the agent knows:
+    /// names, keys and types, never values.
+    GetObjects {
+        secrets: bool,
+    },
     Describe {
         namespace: String,
         name: String,
@@ -45,6 +50,18 @@ pub enum Request {
         #[serde(default)]
         stdin: bool,
     },
+}
+
+/// A ConfigMap or Secret as the API shows it: no values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectEntry {
+    pub namespace: String,
+    pub name: String,
+    /// A Secret's `type`; empty for a ConfigMap.
+    pub secret_type: String,
+    pub keys: Vec<String>,
+    /// When the agent first saw it (Unix ms).
+    pub since_ms: i64,
 }
 
 /// One pod as the API shows it.
@@ -101,6 +118,9 @@ impl EventHistory {
 /// Agent → CLI.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
+    Objects {
+        objects: Vec<ObjectEntry>,
+    },
     Pods {
         node: String,
         pods: Vec<PodEntry>,

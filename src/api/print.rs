@@ -462,6 +462,29 @@ fn container_lines(
             o.push_str(&format!("    {title}:\t{}\n", describe_probe(&c[key])));
         }
     }
+    // kubectl's `Environment Variables from`: names, never values.
+    let env_from = c["envFrom"].as_array().unwrap_or(&empty);
+    if !env_from.is_empty() {
+        o.push_str("    Environment Variables from:\n");
+    }
+    for e in env_from {
+        let (r, kind) = if e["configMapRef"].is_object() {
+            (&e["configMapRef"], "ConfigMap")
+        } else {
+            (&e["secretRef"], "Secret")
+        };
+        let prefix = str_at(e, &["prefix"]);
+        let with = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!(" with prefix '{prefix}'")
+        };
+        o.push_str(&format!(
+            "      {}\t{kind}{with}\tOptional: {}\n",
+            str_at(r, &["name"]),
+            r["optional"].as_bool().unwrap_or(false)
+        ));
+    }
     let env = c["env"].as_array().unwrap_or(&empty);
     if env.is_empty() {
         o.push_str("    Environment:\t<none>\n");
@@ -476,6 +499,30 @@ fn container_lines(
             o.push_str(&format!(
                 "      {name}:\t{} ({api}:{path})\n",
                 field_ref(p, st, node, path)
+            ));
+            continue;
+        }
+        // kubectl's wording; a Secret's value is never shown.
+        let from = &e["valueFrom"];
+        let sel = [
+            ("secretKeyRef", "in secret"),
+            ("configMapKeyRef", "of config map"),
+        ]
+        .into_iter()
+        .find(|(k, _)| from[*k].is_object());
+        if let Some((k, what)) = sel {
+            o.push_str(&format!(
+                "      {name}:\t<set to the key '{}' {what} '{}'>\tOptional: {}\n",
+                str_at(&from[k], &["key"]),
+                str_at(&from[k], &["name"]),
+                from[k]["optional"].as_bool().unwrap_or(false)
+            ));
+            continue;
+        }
+        if from["resourceFieldRef"].is_object() {
+            o.push_str(&format!(
+                "      {name}:\t<set to the container's {}>\n",
+                str_at(&from["resourceFieldRef"], &["resource"])
             ));
             continue;
         }
@@ -698,6 +745,26 @@ pub fn describe(
                 str_at(e, &["medium"]),
                 if limit.is_empty() { "<unset>" } else { &limit }
             ));
+        } else if let Some(c) = v.get("configMap").filter(|c| c.is_object()) {
+            o.push_str(&format!(
+                "    Type:\tConfigMap (a volume populated by a ConfigMap)\n    Name:\t{}\n    Optional:\t{}\n",
+                str_at(c, &["name"]),
+                c["optional"].as_bool().unwrap_or(false)
+            ));
+        } else if let Some(c) = v.get("secret").filter(|c| c.is_object()) {
+            o.push_str(&format!(
+                "    Type:\tSecret (a volume populated by a Secret)\n    SecretName:\t{}\n    Optional:\t{}\n",
+                str_at(c, &["secretName"]),
+                c["optional"].as_bool().unwrap_or(false)
+            ));
+        } else if v.get("downwardAPI").is_some_and(Value::is_object) {
+            o.push_str(
+                "    Type:\tDownwardAPI (a volume populated by information about the pod)\n",
+            );
+        } else if v.get("projected").is_some_and(Value::is_object) {
+            o.push_str(
+                "    Type:\tProjected (a volume that contains injected data from multiple sources)\n",
+            );
         } else {
             o.push_str("  <unknown>\n");
         }

@@ -10,11 +10,13 @@ use std::process::ExitCode;
 
 /// `picolet get --help`.
 pub const GET_HELP: &str = "\
-List pods, as `kubectl get pods` does.
+List pods, as `kubectl get pods` does; or ConfigMaps and Secrets (names,
+types and key counts; a Secret's values are never shown).
 
 Usage:
   picolet get pods [NAME...] [-o FORMAT] [-l SELECTOR] [-n NAMESPACE | -A] [-w]
                    [--show-labels] [--state-dir DIR]
+  picolet get configmaps|cm|secrets [NAME...] [-n NAMESPACE | -A]
 
 Options:
   -o, --output FORMAT    wide, json, yaml, name, jsonpath=TEMPLATE or
@@ -254,6 +256,88 @@ impl GetOpts {
     }
 }
 
+/// `get configmaps|secrets [NAME...]`: kubectl's table (`NAME DATA AGE`,
+/// `NAME TYPE DATA AGE`), from what the agent knows.
+fn get_objects(
+    common: &super::Common,
+    a: &super::args::Args,
+    secrets: bool,
+) -> Result<ExitCode, String> {
+    let plural = if secrets { "secrets" } else { "configmaps" };
+    for flag in [
+        "o",
+        "output",
+        "l",
+        "selector",
+        "w",
+        "watch",
+        "watch-only",
+        "show-labels",
+    ] {
+        if a.has(&[flag]) || a.one(&[flag]).is_some() {
+            return Err(format!(
+                "--{flag} is for pods: `get {plural}` prints the table only"
+            ));
+        }
+    }
+    let Response::Objects { objects } = common.call(Request::GetObjects { secrets })? else {
+        return Err("unexpected response".into());
+    };
+    let all = a.has(&["A", "all-namespaces"]);
+    let names = &a.free[1..];
+    let shown: Vec<_> = objects
+        .iter()
+        .filter(|o| all || o.namespace == common.namespace)
+        .filter(|o| names.is_empty() || names.contains(&o.name))
+        .collect();
+    let now = crate::clock::wall_ms();
+    let mut header = vec!["NAME"];
+    if all {
+        header.insert(0, "NAMESPACE");
+    }
+    if secrets {
+        header.push("TYPE");
+    }
+    header.extend(["DATA", "AGE"]);
+    let rows: Vec<Vec<String>> = shown
+        .iter()
+        .map(|o| {
+            let mut r = Vec::new();
+            if all {
+                r.push(o.namespace.clone());
+            }
+            r.push(o.name.clone());
+            if secrets {
+                r.push(o.secret_type.clone());
+            }
+            r.push(o.keys.len().to_string());
+            r.push(print::human_duration((now - o.since_ms).max(0) / 1000));
+            r
+        })
+        .collect();
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !shown.iter().any(|o| &o.name == *n))
+        .collect();
+    if rows.is_empty() && names.is_empty() {
+        if all {
+            eprintln!("No resources found");
+        } else {
+            eprintln!("No resources found in {} namespace.", common.namespace);
+        }
+    } else if !rows.is_empty() {
+        super::out(&print::table(&header, &rows))?;
+    }
+    for n in &missing {
+        eprintln!("Error from server (NotFound): {plural} \"{n}\" not found");
+    }
+    Ok(if missing.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 /// How often `get -w` asks the agent again.
 const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(300);
 
@@ -273,6 +357,14 @@ pub(super) fn get(args: Vec<OsString>) -> Result<ExitCode, String> {
     // `get pods [NAME...]`, or `get pod/NAME...`.
     let mut names = Vec::new();
     let kind_ok = |k: &str| matches!(k, "pods" | "pod" | "po");
+    let object_kind = a.free.first().and_then(|k| match k.as_str() {
+        "configmaps" | "configmap" | "cm" => Some(false),
+        "secrets" | "secret" => Some(true),
+        _ => None,
+    });
+    if let Some(secrets) = object_kind {
+        return get_objects(&common, &a, secrets);
+    }
     match a.free.first().map(String::as_str) {
         Some(k) if kind_ok(k) => names.extend(a.free[1..].iter().cloned()),
         Some(_)
@@ -286,7 +378,11 @@ pub(super) fn get(args: Vec<OsString>) -> Result<ExitCode, String> {
                     .map(|f| f.split_once('/').unwrap().1.to_string()),
             )
         }
-        Some(other) => return Err(format!("picolet serves only pods, not {other:?}")),
+        Some(other) => {
+            return Err(format!(
+                "picolet serves pods, configmaps and secrets, not {other:?}"
+            ));
+        }
         None => return Err("usage: picolet get pods [NAME...] (see `picolet get --help`)".into()),
     }
     let selector = a.one(&["l", "selector"]).map(Selector::parse).transpose()?;

@@ -403,6 +403,13 @@ fn publish_and_wait(
         let doc = DesiredDoc {
             revision,
             pods: plan.pods.clone(),
+            // `apply` publishes pods only; the current document's
+            // ConfigMaps and Secrets stay.
+            objects: current
+                .1
+                .as_ref()
+                .map(|d| d.objects.clone())
+                .unwrap_or_default(),
         };
         let mut payload = encode_json(&doc);
         let mut how = String::new();

@@ -280,6 +280,18 @@ impl FleetDocs {
         out
     }
 
+    /// The ConfigMaps and Secrets of the accepted documents: the device's
+    /// first, then the groups' in config order; the first of a name wins.
+    pub fn objects(&self) -> Vec<crate::spec::ConfigObject> {
+        let device = Source::Device(self.cfg.device_id.clone());
+        let groups = self.cfg.groups.iter().map(|g| Source::Group(g.clone()));
+        std::iter::once(device)
+            .chain(groups)
+            .filter_map(|s| self.docs.get(&s))
+            .flat_map(|a| a.doc.objects.iter().cloned())
+            .collect()
+    }
+
     /// The pods to run (see the module doc). `static_owner` gives the
     /// manifest path of a static pod with that `namespace/name`.
     #[must_use = "the plan is the pods to run"]

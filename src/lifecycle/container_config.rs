@@ -27,6 +27,19 @@ pub trait Host {
     fn check_host_path(&self, path: &str, kind: &str) -> Result<(), String>;
     /// The node's memory in bytes (`MemTotal`).
     fn node_memory_bytes(&self) -> i64;
+    /// The node's CPUs in millicores.
+    fn node_cpu_millis(&self) -> i64;
+    /// Writes the files of a configMap/secret/downwardAPI/projected volume
+    /// into `dir` (on a tmpfs when `secret`), atomically.
+    fn write_volume(
+        &self,
+        dir: &Path,
+        files: &[spec::refs::File],
+        secret: bool,
+    ) -> Result<(), String>;
+    /// Resolves a `subPath` inside the volume at `root`, refusing escapes
+    /// (the kubelet's checks); creates it as a directory when missing.
+    fn resolve_sub_path(&self, root: &Path, sub: &str) -> Result<PathBuf, String>;
 }
 
 /// Why a container could not be configured; `reason` is the Kubernetes
@@ -61,12 +74,16 @@ pub struct Settings {
     pub pod_ip: String,
     pub log_max_bytes: u64,
     pub log_max_files: u32,
+    /// The ConfigMaps and Secrets pods may read.
+    pub objects: std::rc::Rc<spec::Objects>,
 }
 
 /// Paths of one container instance.
 #[derive(Debug, Clone)]
 pub struct Paths {
     pub pod_dir: PathBuf,
+    /// The pod's directory under the run dir (Secret volumes' tmpfs).
+    pub run_pod_dir: PathBuf,
     pub log_dir: PathBuf,
     pub cgroup: Option<PathBuf>,
 }
@@ -84,6 +101,26 @@ pub fn volume_dir(pod_dir: &Path, volume: &str) -> PathBuf {
     pod_dir.join("volumes").join(volume)
 }
 
+/// Where the files of a configMap/secret/downwardAPI/projected volume
+/// live: Secret-bearing volumes on a tmpfs under the run dir, the others
+/// beside the pod's other volumes.
+pub fn projected_dir(pod_dir: &Path, run_pod_dir: &Path, v: &spec::Volume) -> PathBuf {
+    if spec::refs::holds_secrets(v) {
+        volume_dir(run_pod_dir, &v.name)
+    } else {
+        volume_dir(pod_dir, &v.name)
+    }
+}
+
+/// The node's allocatable resources, as `resourceFieldRef` sees them.
+pub fn allocatable(host: &dyn Host) -> spec::refs::Allocatable {
+    spec::refs::Allocatable {
+        cpu_millis: host.node_cpu_millis(),
+        memory_bytes: host.node_memory_bytes(),
+        ephemeral_bytes: 0,
+    }
+}
+
 /// Builds the config for instance `instance` of container `c` of `pod`.
 pub fn build(
     pod: &Pod,
@@ -99,12 +136,27 @@ pub fn build(
 
     // Environment: the image's, then the container's own (fieldRef and
     // $(VAR) resolved); command/args by the Kubernetes rules.
+    let alloc = allocatable(host);
     let ctx = spec::EnvContext {
         pod_ip: &s.pod_ip,
         host_ip: &s.host_ip,
         node_name: &s.node_name,
+        objects: Some(&s.objects),
+        alloc,
     };
     let own = spec::container_env(pod, c, &ctx).map_err(|e| config_err(e.to_string()))?;
+    if let Ok((_, warnings)) = spec::env::env_from_vars(pod, c, &ctx) {
+        for w in warnings {
+            log::warn!("pod {}: container {}: {w}", pod.metadata.name, c.name);
+        }
+    }
+    let env_bytes: usize = own.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    if env_bytes > spec::validate::MAX_ARGV_ENV_BYTES {
+        return Err(config_err(format!(
+            "the environment takes {env_bytes} bytes, must be no more than {}",
+            spec::validate::MAX_ARGV_ENV_BYTES
+        )));
+    }
     let own_env: Vec<String> = own.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let mut env = image::merge_env(&img.config.env, &own_env);
     let hostname = pod
@@ -165,17 +217,52 @@ pub fn build(
             .iter()
             .find(|v| v.name == vm.name)
             .ok_or_else(|| config_err(format!("volumeMount {}: no such volume", vm.name)))?;
+        let projected = spec::refs::volume_files(pod, vol, &s.objects, &alloc);
         let source = if let Some(hp) = &vol.host_path {
             host.check_host_path(&hp.path, hp.kind.as_deref().unwrap_or(""))
                 .map_err(|m| create_err(format!("volume {}: {m}", vol.name)))?;
             PathBuf::from(&hp.path)
+        } else if let Some(files) = &projected {
+            let files = files.as_ref().map_err(|m| {
+                config_err(format!(
+                    "MountVolume.SetUp failed for volume {:?} : {m}",
+                    vol.name
+                ))
+            })?;
+            let dir = projected_dir(&paths.pod_dir, &paths.run_pod_dir, vol);
+            host.write_volume(&dir, files, spec::refs::holds_secrets(vol))
+                .map_err(|m| config_err(format!("volume {:?}: {m}", vol.name)))?;
+            dir
         } else {
             volume_dir(&paths.pod_dir, &vol.name)
+        };
+        // subPath, or subPathExpr expanded from the container's own env.
+        let sub = if !vm.sub_path_expr.is_empty() {
+            let lookup = |n: &str| {
+                own.iter()
+                    .rev()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.clone())
+            };
+            spec::expand(&vm.sub_path_expr, lookup)
+        } else {
+            vm.sub_path.clone()
+        };
+        let source = if sub.is_empty() {
+            source
+        } else {
+            host.resolve_sub_path(&source, &sub).map_err(|m| {
+                config_err(format!(
+                    "failed to prepare subPath for volumeMount {:?} of container {:?}: {m}",
+                    vm.name, c.name
+                ))
+            })?
         };
         mounts.push(Mount {
             destination: vm.mount_path.clone(),
             kind: MountKind::Bind { source },
-            read_only: vm.read_only,
+            // These volume kinds are always read-only, as in Kubernetes.
+            read_only: vm.read_only || projected.is_some(),
         });
     }
 

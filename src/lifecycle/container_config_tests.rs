@@ -10,6 +10,8 @@ struct FakeHost {
     users: Vec<(&'static str, (u32, u32))>,
     bad_host_paths: Vec<&'static str>,
     checked: RefCell<Vec<(String, String)>>,
+    /// Projected volumes written: (dir, files, secret).
+    written: RefCell<Vec<(PathBuf, Vec<crate::spec::refs::File>, bool)>>,
 }
 
 impl FakeHost {
@@ -24,6 +26,7 @@ impl FakeHost {
             ],
             bad_host_paths: vec![],
             checked: RefCell::new(vec![]),
+            written: RefCell::new(vec![]),
         }
     }
 }
@@ -51,6 +54,26 @@ impl Host for FakeHost {
 
     fn node_memory_bytes(&self) -> i64 {
         4 << 30
+    }
+
+    fn node_cpu_millis(&self) -> i64 {
+        4000
+    }
+
+    fn write_volume(
+        &self,
+        dir: &Path,
+        files: &[crate::spec::refs::File],
+        secret: bool,
+    ) -> Result<(), String> {
+        self.written
+            .borrow_mut()
+            .push((dir.to_path_buf(), files.to_vec(), secret));
+        Ok(())
+    }
+
+    fn resolve_sub_path(&self, root: &Path, sub: &str) -> Result<PathBuf, String> {
+        Ok(root.join(sub))
     }
 }
 
@@ -85,6 +108,7 @@ fn build_one(
         pod_dir: PathBuf::from("/state/pods/u1"),
         log_dir: PathBuf::from("/run/logs/c"),
         cgroup: None,
+        run_pod_dir: PathBuf::from("/run/pods/u1"),
     };
     let s = Settings {
         node_name: "node-1".into(),
@@ -92,6 +116,7 @@ fn build_one(
         pod_ip: "10.87.0.7".into(),
         log_max_bytes: 1 << 20,
         log_max_files: 2,
+        objects: Default::default(),
     };
     build(p, &p.spec.containers[0], 3, img, &paths, &s, host)
 }
@@ -229,5 +254,78 @@ fn volume_mounts_bind_the_pod_volume_dir_or_the_checked_host_path() {
         e.message
             .starts_with("volume host: hostPath type check failed"),
         "{e}"
+    );
+}
+
+const PROJECTED: &str = "
+apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec:
+  containers:
+  - name: c
+    image: picolet.test/busybox:1
+    env: [{name: SUB, value: logs}]
+    volumeMounts:
+    - {name: info, mountPath: /info}
+    - {name: s, mountPath: /s}
+    - {name: data, mountPath: /data, subPathExpr: 'x/$(SUB)'}
+  volumes:
+  - name: info
+    downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}
+  - name: s
+    secret: {secretName: creds, optional: true}
+  - name: data
+    emptyDir: {}
+";
+
+#[test]
+fn projected_volumes_are_written_then_bound_read_only_and_sub_path_expr_is_expanded() {
+    let host = FakeHost::new();
+    let cfg = build_one(&pod(PROJECTED), &image(""), &host).unwrap();
+    let vols: Vec<(&str, &Path, bool)> = cfg.mounts[3..]
+        .iter()
+        .map(|m| {
+            let MountKind::Bind { source } = &m.kind else {
+                panic!("not a bind")
+            };
+            (m.destination.as_str(), source.as_path(), m.read_only)
+        })
+        .collect();
+    assert_eq!(
+        vols,
+        [
+            ("/info", Path::new("/state/pods/u1/volumes/info"), true),
+            // Secret-bearing volumes live under the run dir (tmpfs).
+            ("/s", Path::new("/run/pods/u1/volumes/s"), true),
+            (
+                "/data",
+                Path::new("/state/pods/u1/volumes/data/x/logs"),
+                false
+            ),
+        ]
+    );
+    let written = host.written.borrow();
+    assert_eq!(written.len(), 2);
+    assert_eq!(written[0].1[0].data, b"app=\"web\"");
+    assert!(
+        !written[0].2 && written[1].2,
+        "only the secret volume is secret"
+    );
+    assert!(
+        written[1].1.is_empty(),
+        "an optional missing Secret is empty"
+    );
+}
+
+#[test]
+fn a_missing_volume_object_is_a_config_error_naming_the_volume() {
+    let host = FakeHost::new();
+    let p = pod(&PROJECTED.replace(", optional: true", ""));
+    let e = build_one(&p, &image(""), &host).unwrap_err();
+    assert_eq!(e.reason, "CreateContainerConfigError");
+    assert_eq!(
+        e.message,
+        "MountVolume.SetUp failed for volume \"s\" : secret \"creds\" not found"
     );
 }

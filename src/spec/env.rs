@@ -12,15 +12,22 @@
 //! Pure functions, no I/O.
 
 use super::error::SpecError;
-use super::types::{Container, EnvVar, Pod};
+use super::objects::{ObjectKind, Objects};
+use super::refs::{Allocatable, resource_field_value};
+use super::types::{Container, EnvVar, EnvVarSource, Pod};
 
-/// Run-time values that `fieldRef`s may read.
+/// Run-time values that `fieldRef`s and the other env sources may read.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EnvContext<'a> {
     pub pod_ip: &'a str,
     pub host_ip: &'a str,
     /// This node's name; when empty, the pod's `spec.nodeName` is used.
     pub node_name: &'a str,
+    /// The ConfigMaps and Secrets (`configMapKeyRef`, `secretKeyRef`,
+    /// `envFrom`); `None`: none known.
+    pub objects: Option<&'a Objects>,
+    /// What `resourceFieldRef` gives for an unset limit.
+    pub alloc: Allocatable,
 }
 
 /// A `fieldRef.fieldPath` picolet can resolve.
@@ -30,6 +37,7 @@ pub enum FieldPath {
     Namespace,
     Uid,
     NodeName,
+    ServiceAccountName,
     PodIp,
     HostIp,
     /// `metadata.labels['key']`
@@ -53,6 +61,7 @@ impl FieldPath {
             "metadata.namespace" => FieldPath::Namespace,
             "metadata.uid" => FieldPath::Uid,
             "spec.nodeName" => FieldPath::NodeName,
+            "spec.serviceAccountName" => FieldPath::ServiceAccountName,
             "status.podIP" | "status.podIPs" => FieldPath::PodIp,
             "status.hostIP" | "status.hostIPs" => FieldPath::HostIp,
             _ => {
@@ -83,6 +92,13 @@ pub fn field_ref_value(
             pod.spec.node_name.clone().unwrap_or_default()
         }
         FieldPath::NodeName => ctx.node_name.to_string(),
+        // The API server defaults it to `default`.
+        FieldPath::ServiceAccountName => pod
+            .spec
+            .service_account_name
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "default".to_string()),
         FieldPath::PodIp => ctx.pod_ip.to_string(),
         FieldPath::HostIp => ctx.host_ip.to_string(),
         FieldPath::Label(k) => meta.labels.get(&k).cloned().unwrap_or_default(),
@@ -187,10 +203,119 @@ pub fn env_value(
     earlier: &[(String, String)],
 ) -> Result<String, SpecError> {
     if let Some(from) = &var.value_from {
-        return field_ref_value(pod, &from.field_ref.field_path, ctx);
+        // A container-less lookup: `resourceFieldRef` needs its container.
+        return source_value(pod, None, from, ctx).map(Option::unwrap_or_default);
     }
     let value = var.value.as_deref().unwrap_or("");
     Ok(expand(value, lookup_in(earlier)))
+}
+
+/// The kubelet's error for a missing object: `configmap "x" not found`.
+fn not_found(kind: ObjectKind, name: &str) -> SpecError {
+    SpecError::invalid("", format!("{} {name:?} not found", kind.resource()))
+}
+
+/// The value of a `valueFrom`; `None`: an optional reference that is
+/// missing (the variable is left out, as with the kubelet). Errors for
+/// missing objects and keys carry the kubelet's message and no path.
+fn source_value(
+    pod: &Pod,
+    c: Option<&Container>,
+    from: &EnvVarSource,
+    ctx: &EnvContext<'_>,
+) -> Result<Option<String>, SpecError> {
+    if let Some(fr) = &from.field_ref {
+        return field_ref_value(pod, &fr.field_path, ctx).map(Some);
+    }
+    if let Some(rf) = &from.resource_field_ref {
+        let target = match (rf.container_name.as_str(), c) {
+            ("", Some(c)) => Some(c),
+            (name, _) => pod.all_containers().find(|c| c.name == name),
+        };
+        let target = target.ok_or_else(|| {
+            SpecError::invalid("", format!("container {:?} not found", rf.container_name))
+        })?;
+        return resource_field_value(target, rf, &ctx.alloc)
+            .map(Some)
+            .map_err(|m| SpecError::invalid("", m));
+    }
+    let (kind, sel) = match (&from.config_map_key_ref, &from.secret_key_ref) {
+        (Some(s), _) => (ObjectKind::ConfigMap, s),
+        (None, Some(s)) => (ObjectKind::Secret, s),
+        (None, None) => return Err(SpecError::invalid("valueFrom", "no source set")),
+    };
+    let optional = sel.optional == Some(true);
+    let ns = pod.metadata.namespace_or_default();
+    let Some(o) = ctx.objects.and_then(|o| o.get(kind, ns, &sel.name)) else {
+        return if optional {
+            Ok(None)
+        } else {
+            Err(not_found(kind, &sel.name))
+        };
+    };
+    match o.env_value(&sel.key) {
+        Some(v) => Ok(Some(v)),
+        None if optional => Ok(None),
+        None => Err(SpecError::invalid(
+            "",
+            format!(
+                "couldn't find key {} in {} {ns}/{}",
+                sel.key,
+                kind.name(),
+                sel.name
+            ),
+        )),
+    }
+}
+
+/// `envFrom`'s variables and the warnings about skipped keys.
+pub type EnvFrom = (Vec<(String, String)>, Vec<String>);
+
+/// The variables `envFrom` gives, in order, and the kubelet's warning for
+/// keys skipped because they are not valid variable names (one message
+/// per source).
+pub fn env_from_vars(
+    pod: &Pod,
+    container: &Container,
+    ctx: &EnvContext<'_>,
+) -> Result<EnvFrom, SpecError> {
+    let mut vars = Vec::new();
+    let mut warnings = Vec::new();
+    let ns = pod.metadata.namespace_or_default();
+    for (i, src) in container.env_from.iter().enumerate() {
+        let (kind, r) = match (&src.config_map_ref, &src.secret_ref) {
+            (Some(r), _) => (ObjectKind::ConfigMap, r),
+            (None, Some(r)) => (ObjectKind::Secret, r),
+            (None, None) => {
+                return Err(SpecError::invalid(format!("envFrom[{i}]"), "no source set"));
+            }
+        };
+        let Some(o) = ctx.objects.and_then(|o| o.get(kind, ns, &r.name)) else {
+            if r.optional == Some(true) {
+                continue;
+            }
+            return Err(not_found(kind, &r.name));
+        };
+        let mut invalid = Vec::new();
+        for k in o.env_keys() {
+            let name = format!("{}{k}", src.prefix);
+            if super::names::env_var_name(&name).is_err() {
+                invalid.push(name);
+                continue;
+            }
+            vars.push((name, o.env_value(k).unwrap_or_default()));
+        }
+        if !invalid.is_empty() {
+            warnings.push(format!(
+                "Keys [{}] from the EnvFrom {} {ns}/{} were skipped since they are considered \
+                 invalid environment variable names.",
+                invalid.join(", "),
+                kind.resource(),
+                r.name
+            ));
+        }
+    }
+    Ok((vars, warnings))
 }
 
 /// The container's environment in `env` order. A name defined twice keeps
@@ -202,15 +327,30 @@ pub fn container_env(
 ) -> Result<Vec<(String, String)>, SpecError> {
     let mut env: Vec<(String, String)> = Vec::with_capacity(container.env.len());
     let mut slot_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    // envFrom first; `env` overrides it (the kubelet's order).
+    for (name, value) in env_from_vars(pod, container, ctx)?.0 {
+        match slot_of.get(&name) {
+            Some(&j) => env[j].1 = value,
+            None => {
+                slot_of.insert(name.clone(), env.len());
+                env.push((name, value));
+            }
+        }
+    }
     for (i, var) in container.env.iter().enumerate() {
         let value = match &var.value_from {
-            Some(from) => field_ref_value(pod, &from.field_ref.field_path, ctx),
+            Some(from) => match source_value(pod, Some(container), from, ctx) {
+                // The kubelet's messages for missing references have no path.
+                Err(e) if e.path.is_empty() => return Err(e),
+                r => r,
+            },
             None => {
                 let lookup = |name: &str| slot_of.get(name).map(|&j| env[j].1.clone());
-                Ok(expand(var.value.as_deref().unwrap_or(""), lookup))
+                Ok(Some(expand(var.value.as_deref().unwrap_or(""), lookup)))
             }
         }
         .map_err(|e| e.under(&format!("env[{i}]")))?;
+        let Some(value) = value else { continue };
         match slot_of.get(&var.name) {
             Some(&j) => env[j].1 = value,
             None => {

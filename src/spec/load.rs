@@ -14,6 +14,7 @@
 use super::defaults::DEFAULT_NAMESPACE;
 use super::error::{ErrorKind, Origin, SpecError};
 use super::normalize::normalize_pod;
+use super::objects::{ConfigObject, ObjectKind, config_map_from_value, secret_from_value};
 use super::strict::StrictValue;
 use super::types::Pod;
 use super::validate::validate;
@@ -37,6 +38,53 @@ pub const MAX_NESTING: usize = 100;
 /// cannot be read, is too large or is not UTF-8.
 pub fn load_file(path: &Path) -> Result<Vec<Result<Pod, SpecError>>, SpecError> {
     let source = path.display().to_string();
+    Ok(load_str(&read_capped(path)?, &source))
+}
+
+/// [`load_file`] for the manifests directory: Pods, ConfigMaps and Secrets.
+pub fn load_manifests_file(path: &Path) -> Result<Vec<Result<Manifest, SpecError>>, SpecError> {
+    let source = path.display().to_string();
+    Ok(load_manifests_str(&read_capped(path)?, &source))
+}
+
+/// One document of the manifests directory.
+#[derive(Debug, Clone)]
+pub enum Manifest {
+    Pod(Box<Pod>),
+    Object(ConfigObject),
+}
+
+/// [`load_str`] for the manifests directory: `kind: ConfigMap` and
+/// `kind: Secret` (v1) documents too, checked the same strict way.
+pub fn load_manifests_str(text: &str, source: &str) -> Vec<Result<Manifest, SpecError>> {
+    parse_documents(text, source, |doc, origin| {
+        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
+        let object = match kind {
+            "ConfigMap" => Some(ObjectKind::ConfigMap),
+            "Secret" => Some(ObjectKind::Secret),
+            _ => None,
+        };
+        let Some(object) = object else {
+            return load_value(doc, origin)
+                .into_iter()
+                .map(|r| r.map(|p| Manifest::Pod(Box::new(p))))
+                .collect();
+        };
+        let result = check_api_version(&doc, kind).and_then(|()| match object {
+            ObjectKind::ConfigMap => config_map_from_value(doc),
+            ObjectKind::Secret => secret_from_value(doc),
+        });
+        vec![
+            result
+                .map(Manifest::Object)
+                .map_err(|e| e.with_origin(origin)),
+        ]
+    })
+}
+
+/// The text of a manifest file of at most [`MAX_MANIFEST_BYTES`].
+fn read_capped(path: &Path) -> Result<String, SpecError> {
+    let source = path.display().to_string();
     let io = |e: std::io::Error| SpecError::new(ErrorKind::Io, "", format!("{source}: {e}"));
     let file = std::fs::File::open(path).map_err(io)?;
     let mut buf = Vec::new();
@@ -50,7 +98,7 @@ pub fn load_file(path: &Path) -> Result<Vec<Result<Pod, SpecError>>, SpecError> 
             format!("{source}: larger than {MAX_MANIFEST_BYTES} bytes"),
         ));
     }
-    let text = String::from_utf8(buf).map_err(|e| {
+    String::from_utf8(buf).map_err(|e| {
         SpecError::new(
             ErrorKind::Syntax,
             "",
@@ -59,8 +107,7 @@ pub fn load_file(path: &Path) -> Result<Vec<Result<Pod, SpecError>>, SpecError> 
                 e.utf8_error().valid_up_to()
             ),
         )
-    })?;
-    Ok(load_str(&text, &source))
+    })
 }
 
 /// One result per Pod in `text`, in order. `source` names the text in
@@ -72,6 +119,15 @@ pub fn load_file(path: &Path) -> Result<Vec<Result<Pod, SpecError>>, SpecError> 
 /// else as YAML documents separated by `---`. Duplicate keys are syntax
 /// errors.
 pub fn load_str(text: &str, source: &str) -> Vec<Result<Pod, SpecError>> {
+    parse_documents(text, source, load_value)
+}
+
+/// Parses `text` into documents and gives each to `each`.
+fn parse_documents<T>(
+    text: &str,
+    source: &str,
+    each: impl Fn(Value, &Origin) -> Vec<Result<T, SpecError>>,
+) -> Vec<Result<T, SpecError>> {
     #[cfg(test)]
     crate::testutil::fuzz_seed("manifest", text.as_bytes());
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -95,7 +151,7 @@ pub fn load_str(text: &str, source: &str) -> Vec<Result<Pod, SpecError>> {
     };
     let mut out = Vec::new();
     for (i, doc) in docs {
-        out.extend(load_value(doc, &origin(i)));
+        out.extend(each(doc, &origin(i)));
     }
     if let Some((i, e)) = failure {
         out.push(Err(e.with_origin(&origin(i))));

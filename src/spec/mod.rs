@@ -21,7 +21,9 @@ pub mod host_ports;
 pub mod load;
 pub mod names;
 mod normalize;
+pub mod objects;
 pub mod quantity;
+pub mod refs;
 mod schema;
 pub(crate) mod strict;
 pub mod types;
@@ -34,7 +36,11 @@ pub use caps::{capability_number, effective_capabilities};
 pub use defaults::{ProbeHandler, ProbeTiming, defaulted, resolve_port};
 pub use env::{EnvContext, container_argv, container_env, env_value, expand, field_ref_value};
 pub use error::{ErrorKind, Origin, SpecError};
-pub use load::{check_nesting, load_file, load_str, load_value, pod_from_value};
+pub use load::{
+    Manifest, check_nesting, load_file, load_manifests_file, load_manifests_str, load_str,
+    load_value, pod_from_value,
+};
+pub use objects::{ConfigObject, ObjectKind, Objects};
 pub use quantity::{ParsedQuantity, QuantityFormat};
 pub use types::*;
 pub use validate::{validate, validate_all};

@@ -18,6 +18,11 @@ pub(crate) fn normalize_pod(doc: &mut Value) -> Result<(), SpecError> {
     walk(doc, &schema::POD, "")
 }
 
+/// Normalizes a ConfigMap or Secret document (`node`: its table) in place.
+pub(crate) fn normalize_object(doc: &mut Value, node: &'static Node) -> Result<(), SpecError> {
+    walk(doc, node, "")
+}
+
 /// Removes the token volume that the service-account admission plugin adds
 /// to every pod (`kube-api-access-*` projected volumes, or the older
 /// `*-token-*` secret volumes): every mount at [`SERVICE_ACCOUNT_MOUNT`], and
@@ -100,6 +105,15 @@ fn walk(v: &mut Value, node: &'static Node, path: &str) -> Result<(), SpecError>
         Node::Scalar => Ok(()),
         Node::Quantity => {
             quantity_to_string(v);
+            Ok(())
+        }
+        Node::Mode => {
+            if let Value::String(text) = v {
+                let digits = text.strip_prefix("0o").or_else(|| text.strip_prefix('0'));
+                if let Some(n) = digits.and_then(|d| u32::from_str_radix(d, 8).ok()) {
+                    *v = Value::from(n);
+                }
+            }
             Ok(())
         }
         Node::List(item) => {

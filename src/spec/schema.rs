@@ -35,6 +35,10 @@ pub(crate) enum Node {
     Quantity,
     /// `requests`/`limits`: keys in [`RESOURCE_NAMES`], values quantities.
     ResourceList,
+    /// A file mode: a number, or YAML 1.1 octal (`0440`, which YAML 1.2
+    /// parsers read as text; Kubernetes' YAML reader takes it as octal)
+    /// or `0o440`, which becomes its number.
+    Mode,
 }
 
 /// What to do with one key.
@@ -93,7 +97,7 @@ fn is_disabled(v: &Value, _: &Map<String, Value>) -> bool {
     v.as_str() == Some("Disabled")
 }
 
-use Node::{List, Object, Quantity, ResourceList, Scalar};
+use Node::{List, Mode, Object, Quantity, ResourceList, Scalar};
 use Rule::{Field, Ignore, IgnoreIf, IgnoreIfEmpty, Unsupported};
 
 const HOST_NAMESPACES: &str = "sharing the host's PID or IPC namespace is not supported";
@@ -145,7 +149,7 @@ static POD_SPEC: Node = Object(&[
     // Cluster scheduling and API-server data: nothing to do on the node.
     ("dnsPolicy", Ignore),
     ("schedulerName", Ignore),
-    ("serviceAccountName", Ignore),
+    ("serviceAccountName", Field(&Scalar)),
     ("serviceAccount", Ignore),
     ("automountServiceAccountToken", Ignore),
     ("priority", Ignore),
@@ -231,10 +235,7 @@ static CONTAINER: Node = Object(&[
         IgnoreIfEmpty("attaching stdin is not supported"),
     ),
     ("tty", IgnoreIfEmpty("a TTY is not supported")),
-    (
-        "envFrom",
-        IgnoreIfEmpty("envFrom (configMaps and secrets) is not supported"),
-    ),
+    ("envFrom", Field(&List(&ENV_FROM))),
     (
         "volumeDevices",
         IgnoreIfEmpty("block volume devices are not supported"),
@@ -271,15 +272,36 @@ static ENV_VAR: Node = Object(&[
     ("valueFrom", Field(&ENV_VAR_SOURCE)),
 ]);
 
-const ENV_SOURCES: &str = "only valueFrom.fieldRef is supported";
-
 static ENV_VAR_SOURCE: Node = Object(&[
     ("fieldRef", Field(&FIELD_REF)),
-    ("configMapKeyRef", Unsupported(ENV_SOURCES)),
-    ("secretKeyRef", Unsupported(ENV_SOURCES)),
-    ("resourceFieldRef", Unsupported(ENV_SOURCES)),
-    ("fileKeyRef", Unsupported(ENV_SOURCES)),
+    ("configMapKeyRef", Field(&KEY_SELECTOR)),
+    ("secretKeyRef", Field(&KEY_SELECTOR)),
+    ("resourceFieldRef", Field(&RESOURCE_FIELD_REF)),
+    (
+        "fileKeyRef",
+        Unsupported("fileKeyRef (env from a file of a volume) is not supported"),
+    ),
 ]);
+
+static KEY_SELECTOR: Node = Object(&[
+    ("name", Field(&Scalar)),
+    ("key", Field(&Scalar)),
+    ("optional", Field(&Scalar)),
+]);
+
+static RESOURCE_FIELD_REF: Node = Object(&[
+    ("containerName", Field(&Scalar)),
+    ("resource", Field(&Scalar)),
+    ("divisor", Field(&Quantity)),
+]);
+
+static ENV_FROM: Node = Object(&[
+    ("prefix", Field(&Scalar)),
+    ("configMapRef", Field(&OBJECT_REF)),
+    ("secretRef", Field(&OBJECT_REF)),
+]);
+
+static OBJECT_REF: Node = Object(&[("name", Field(&Scalar)), ("optional", Field(&Scalar))]);
 
 static FIELD_REF: Node = Object(&[
     ("fieldPath", Field(&Scalar)),
@@ -372,11 +394,8 @@ static VOLUME_MOUNT: Node = Object(&[
     ("name", Field(&Scalar)),
     ("mountPath", Field(&Scalar)),
     ("readOnly", Field(&Scalar)),
-    ("subPath", IgnoreIfEmpty("subPath mounts are not supported")),
-    (
-        "subPathExpr",
-        IgnoreIfEmpty("subPath mounts are not supported"),
-    ),
+    ("subPath", Field(&Scalar)),
+    ("subPathExpr", Field(&Scalar)),
     (
         "mountPropagation",
         IgnoreIf(is_none_str, "mount propagation is not supported"),
@@ -387,17 +406,17 @@ static VOLUME_MOUNT: Node = Object(&[
     ),
 ]);
 
-const VOLUME_KINDS: &str = "picolet supports emptyDir and hostPath volumes only";
+const VOLUME_KINDS: &str = "picolet supports emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes only";
 
 static VOLUME: Node = Object(&[
     ("name", Field(&Scalar)),
     ("emptyDir", Field(&EMPTY_DIR)),
     ("hostPath", Field(&HOST_PATH)),
-    ("configMap", Unsupported(VOLUME_KINDS)),
-    ("secret", Unsupported(VOLUME_KINDS)),
+    ("configMap", Field(&CONFIG_MAP_VOLUME)),
+    ("secret", Field(&SECRET_VOLUME)),
     ("persistentVolumeClaim", Unsupported(VOLUME_KINDS)),
-    ("projected", Unsupported(VOLUME_KINDS)),
-    ("downwardAPI", Unsupported(VOLUME_KINDS)),
+    ("projected", Field(&PROJECTED)),
+    ("downwardAPI", Field(&DOWNWARD_API_VOLUME)),
     ("ephemeral", Unsupported(VOLUME_KINDS)),
     ("image", Unsupported(VOLUME_KINDS)),
     ("csi", Unsupported(VOLUME_KINDS)),
@@ -421,3 +440,81 @@ static VOLUME: Node = Object(&[
 static EMPTY_DIR: Node = Object(&[("medium", Field(&Scalar)), ("sizeLimit", Field(&Quantity))]);
 
 static HOST_PATH: Node = Object(&[("path", Field(&Scalar)), ("type", Field(&Scalar))]);
+
+static KEY_TO_PATH: Node = Object(&[
+    ("key", Field(&Scalar)),
+    ("path", Field(&Scalar)),
+    ("mode", Field(&Mode)),
+]);
+
+static CONFIG_MAP_VOLUME: Node = Object(&[
+    ("name", Field(&Scalar)),
+    ("items", Field(&List(&KEY_TO_PATH))),
+    ("defaultMode", Field(&Mode)),
+    ("optional", Field(&Scalar)),
+]);
+
+static SECRET_VOLUME: Node = Object(&[
+    ("secretName", Field(&Scalar)),
+    ("items", Field(&List(&KEY_TO_PATH))),
+    ("defaultMode", Field(&Mode)),
+    ("optional", Field(&Scalar)),
+]);
+
+static DOWNWARD_API_FILE: Node = Object(&[
+    ("path", Field(&Scalar)),
+    ("fieldRef", Field(&FIELD_REF)),
+    ("resourceFieldRef", Field(&RESOURCE_FIELD_REF)),
+    ("mode", Field(&Mode)),
+]);
+
+static DOWNWARD_API_VOLUME: Node = Object(&[
+    ("items", Field(&List(&DOWNWARD_API_FILE))),
+    ("defaultMode", Field(&Mode)),
+]);
+
+static PROJECTED: Node = Object(&[
+    ("sources", Field(&List(&PROJECTION))),
+    ("defaultMode", Field(&Mode)),
+]);
+
+const NO_TOKEN: &str =
+    "picolet has no API server: no service account token or cluster data to project";
+
+static PROJECTION: Node = Object(&[
+    ("configMap", Field(&PROJECTION_OBJECT)),
+    ("secret", Field(&PROJECTION_OBJECT)),
+    ("downwardAPI", Field(&DOWNWARD_API_PROJECTION)),
+    ("serviceAccountToken", Unsupported(NO_TOKEN)),
+    ("clusterTrustBundle", Unsupported(NO_TOKEN)),
+    ("podCertificate", Unsupported(NO_TOKEN)),
+]);
+
+static PROJECTION_OBJECT: Node = Object(&[
+    ("name", Field(&Scalar)),
+    ("items", Field(&List(&KEY_TO_PATH))),
+    ("optional", Field(&Scalar)),
+]);
+
+static DOWNWARD_API_PROJECTION: Node = Object(&[("items", Field(&List(&DOWNWARD_API_FILE)))]);
+
+/// A `ConfigMap` document.
+pub(crate) static CONFIG_MAP: Node = Object(&[
+    ("apiVersion", Field(&Scalar)),
+    ("kind", Field(&Scalar)),
+    ("metadata", Field(&METADATA)),
+    ("data", Field(&Scalar)),
+    ("binaryData", Field(&Scalar)),
+    ("immutable", Field(&Scalar)),
+]);
+
+/// A `Secret` document.
+pub(crate) static SECRET: Node = Object(&[
+    ("apiVersion", Field(&Scalar)),
+    ("kind", Field(&Scalar)),
+    ("metadata", Field(&METADATA)),
+    ("data", Field(&Scalar)),
+    ("stringData", Field(&Scalar)),
+    ("type", Field(&Scalar)),
+    ("immutable", Field(&Scalar)),
+]);

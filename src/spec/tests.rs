@@ -2,6 +2,7 @@
 
 mod admission;
 mod caps;
+mod config;
 mod defaults;
 mod env;
 mod examples;

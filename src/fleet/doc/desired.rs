@@ -4,8 +4,9 @@
 use super::{
     API_VERSION, DESIRED_KIND, DocError, MAX_POD_ERRORS, MAX_REVISION, POSTCARD_MAGIC, SIGNED_KIND,
 };
+use crate::spec::objects::{config_map_from_value, secret_from_value};
 use crate::spec::strict::StrictValue;
-use crate::spec::{Pod, SpecError, pod_from_value};
+use crate::spec::{ConfigObject, ObjectKind, Pod, SpecError, pod_from_value};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -15,6 +16,8 @@ use std::collections::HashMap;
 pub struct DesiredDoc {
     pub revision: u64,
     pub pods: Vec<Pod>,
+    /// The `configMaps` then the `secrets` of the document.
+    pub objects: Vec<ConfigObject>,
 }
 
 /// How a document is encoded.
@@ -28,6 +31,16 @@ pub enum Format {
 #[derive(Debug, Serialize, Deserialize)]
 enum DesiredWire {
     V1(DesiredV1),
+    /// V1 with ConfigMaps and Secrets (written only when there are some).
+    V2(DesiredV2),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DesiredV2 {
+    v1: DesiredV1,
+    /// Each as JSON text, as the pods.
+    config_maps: Vec<String>,
+    secrets: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -134,7 +147,14 @@ pub(crate) fn check_keys(
     }
 }
 
-const DESIRED_KEYS: [&str; 4] = ["apiVersion", "kind", "revision", "pods"];
+const DESIRED_KEYS: [&str; 6] = [
+    "apiVersion",
+    "kind",
+    "revision",
+    "pods",
+    "configMaps",
+    "secrets",
+];
 
 /// Decodes an unsigned desired document, JSON or postcard. The caller has
 /// checked the size. A signed envelope is refused here: it is opened by
@@ -187,7 +207,135 @@ pub(crate) fn from_value(doc: Value) -> Result<DesiredDoc, DocError> {
         }
     };
     let pods = load_pods(pods.into_iter().map(Ok).collect())?;
-    Ok(DesiredDoc { revision, pods })
+    let mut objects = Vec::new();
+    for (field, kind) in [
+        ("configMaps", ObjectKind::ConfigMap),
+        ("secrets", ObjectKind::Secret),
+    ] {
+        let items = match map.remove(field) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                return Err(DocError::field(
+                    field,
+                    format!("must be a list of {}s, got {}", kind.name(), show(&other)),
+                ));
+            }
+        };
+        objects.extend(load_objects(
+            kind,
+            field,
+            items.into_iter().map(Ok).collect(),
+        )?);
+    }
+    Ok(DesiredDoc {
+        revision,
+        pods,
+        objects,
+    })
+}
+
+/// Loads the ConfigMaps or Secrets of `field`, all errors collected like
+/// the pods'. `kind` and `apiVersion` may be left out; when given they
+/// must be `v1` and the kind of the list.
+fn load_objects(
+    kind: ObjectKind,
+    field: &str,
+    items: Vec<Result<Value, DocError>>,
+) -> Result<Vec<ConfigObject>, DocError> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut errors: Vec<SpecError> = Vec::new();
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let path = format!("{field}[{i}]");
+        let mut item = item?;
+        let header = |key: &str, want: &str, v: &Value| match v.get(key) {
+            None | Some(Value::Null) => Ok(()),
+            Some(Value::String(s)) if s == want => Ok(()),
+            Some(other) => Err(SpecError::invalid(
+                key,
+                format!("{} is not {want}", show(other)),
+            )),
+        };
+        let result = header("kind", kind.name(), &item)
+            .and_then(|()| header("apiVersion", "v1", &item))
+            .and_then(|()| {
+                if let Value::Object(m) = &mut item {
+                    m.insert("kind".into(), kind.name().into());
+                    m.insert("apiVersion".into(), "v1".into());
+                }
+                match kind {
+                    ObjectKind::ConfigMap => config_map_from_value(item),
+                    ObjectKind::Secret => secret_from_value(item),
+                }
+            });
+        match result {
+            Err(e) if errors.len() < MAX_POD_ERRORS => errors.push(e.under(&path)),
+            Err(_) => {}
+            Ok(o) => {
+                let key = (o.namespace.clone(), o.name.clone());
+                if let Some(first) = seen.get(&key) {
+                    errors.push(SpecError::invalid(
+                        format!("{path}.metadata.name"),
+                        format!(
+                            "duplicate {} {}/{}: {field}[{first}] has the same namespace and name",
+                            kind.name(),
+                            key.0,
+                            key.1
+                        ),
+                    ));
+                } else {
+                    seen.insert(key, i);
+                    out.push(o);
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(DocError::Pods { errors, more: 0 })
+    }
+}
+
+/// A ConfigMap or Secret as the API writes it (values base64 where the
+/// API has bytes).
+pub fn object_value(o: &ConfigObject) -> Value {
+    use base64::Engine;
+    let b64 = |v: &[u8]| Value::String(base64::engine::general_purpose::STANDARD.encode(v));
+    let mut map = Map::new();
+    map.insert("apiVersion".into(), "v1".into());
+    map.insert("kind".into(), o.kind.name().into());
+    let mut meta = Map::new();
+    meta.insert("name".into(), o.name.clone().into());
+    meta.insert("namespace".into(), o.namespace.clone().into());
+    map.insert("metadata".into(), Value::Object(meta));
+    let mut data = Map::new();
+    let mut binary = Map::new();
+    for (k, v) in &o.data {
+        match o.kind {
+            ObjectKind::Secret => {
+                data.insert(k.clone(), b64(v));
+            }
+            ObjectKind::ConfigMap if o.binary_keys.contains(k) => {
+                binary.insert(k.clone(), b64(v));
+            }
+            ObjectKind::ConfigMap => {
+                data.insert(k.clone(), String::from_utf8_lossy(v).into_owned().into());
+            }
+        }
+    }
+    map.insert("data".into(), Value::Object(data));
+    if !binary.is_empty() {
+        map.insert("binaryData".into(), Value::Object(binary));
+    }
+    if o.kind == ObjectKind::Secret {
+        map.insert("type".into(), o.secret_type.clone().into());
+    }
+    if o.immutable {
+        map.insert("immutable".into(), true.into());
+    }
+    Value::Object(map)
 }
 
 fn decode_postcard(body: &[u8]) -> Result<DesiredDoc, DocError> {
@@ -199,7 +347,10 @@ fn decode_postcard(body: &[u8]) -> Result<DesiredDoc, DocError> {
             rest.len()
         )));
     }
-    let DesiredWire::V1(v1) = wire;
+    let (v1, config_maps, secrets) = match wire {
+        DesiredWire::V1(v1) => (v1, Vec::new(), Vec::new()),
+        DesiredWire::V2(v2) => (v2.v1, v2.config_maps, v2.secrets),
+    };
     let mut header = Map::new();
     header.insert("kind".into(), Value::String(v1.kind));
     header.insert("apiVersion".into(), Value::String(v1.api_version));
@@ -210,9 +361,26 @@ fn decode_postcard(body: &[u8]) -> Result<DesiredDoc, DocError> {
         .enumerate()
         .map(|(i, text)| parse_json(text.as_bytes(), &format!("pods[{i}]")))
         .collect();
+    let texts = |list: &[String], field: &str| -> Vec<Result<Value, DocError>> {
+        list.iter()
+            .enumerate()
+            .map(|(i, text)| parse_json(text.as_bytes(), &format!("{field}[{i}]")))
+            .collect()
+    };
+    let mut objects = load_objects(
+        ObjectKind::ConfigMap,
+        "configMaps",
+        texts(&config_maps, "configMaps"),
+    )?;
+    objects.extend(load_objects(
+        ObjectKind::Secret,
+        "secrets",
+        texts(&secrets, "secrets"),
+    )?);
     Ok(DesiredDoc {
         revision: check_revision(v1.revision)?,
         pods: load_pods(pods)?,
+        objects,
     })
 }
 
@@ -301,17 +469,47 @@ pub fn encode_json(doc: &DesiredDoc) -> Vec<u8> {
         "pods".into(),
         Value::Array(doc.pods.iter().map(pod_value).collect()),
     );
+    for (field, kind) in [
+        ("configMaps", ObjectKind::ConfigMap),
+        ("secrets", ObjectKind::Secret),
+    ] {
+        let list: Vec<Value> = doc
+            .objects
+            .iter()
+            .filter(|o| o.kind == kind)
+            .map(object_value)
+            .collect();
+        if !list.is_empty() {
+            map.insert(field.into(), Value::Array(list));
+        }
+    }
     serde_json::to_vec(&Value::Object(map)).expect("a JSON value always serializes")
 }
 
 /// The postcard encoding of `doc`: [`POSTCARD_MAGIC`] then the wire form.
 pub fn encode_postcard(doc: &DesiredDoc) -> Vec<u8> {
-    let wire = DesiredWire::V1(DesiredV1 {
+    let v1 = DesiredV1 {
         api_version: API_VERSION.to_string(),
         kind: DESIRED_KIND.to_string(),
         revision: doc.revision,
         pods: doc.pods.iter().map(|p| pod_value(p).to_string()).collect(),
-    });
+    };
+    let texts = |kind: ObjectKind| -> Vec<String> {
+        doc.objects
+            .iter()
+            .filter(|o| o.kind == kind)
+            .map(|o| object_value(o).to_string())
+            .collect()
+    };
+    let wire = if doc.objects.is_empty() {
+        DesiredWire::V1(v1)
+    } else {
+        DesiredWire::V2(DesiredV2 {
+            v1,
+            config_maps: texts(ObjectKind::ConfigMap),
+            secrets: texts(ObjectKind::Secret),
+        })
+    };
     let mut out = POSTCARD_MAGIC.to_vec();
     out.extend(postcard::to_stdvec(&wire).expect("strings and integers always serialize"));
     out

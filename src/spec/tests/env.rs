@@ -51,7 +51,11 @@ fn field_paths_parse_including_label_subscripts() {
     );
     assert_eq!(FieldPath::parse("metadata.labels['']"), None);
     assert_eq!(FieldPath::parse("metadata.labels"), None);
-    assert_eq!(FieldPath::parse("spec.serviceAccountName"), None);
+    assert_eq!(
+        FieldPath::parse("spec.serviceAccountName"),
+        Some(FieldPath::ServiceAccountName)
+    );
+    assert_eq!(FieldPath::parse("spec.schedulerName"), None);
 }
 
 const ENV_POD: &str = "    env:
@@ -76,6 +80,7 @@ fn container_env_resolves_field_refs_and_earlier_variables() {
         pod_ip: "10.88.0.2",
         host_ip: "192.168.1.10",
         node_name: "pi-1",
+        ..Default::default()
     };
     let env = container_env(&pod, &pod.spec.containers[0], &ctx).unwrap();
     let got: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

@@ -33,7 +33,6 @@ fn lifecycle_hooks_are_refused_at_their_path() {
 #[test]
 fn container_features_picolet_lacks_are_refused() {
     let cases = [
-        ("    envFrom:\n    - configMapRef: {name: x}\n", "envFrom"),
         (
             "    volumeDevices:\n    - {name: x, devicePath: /dev/x}\n",
             "volumeDevices",
@@ -90,11 +89,10 @@ fn pod_features_picolet_lacks_are_refused() {
 }
 
 #[test]
-fn volume_kinds_other_than_empty_dir_and_host_path_are_refused() {
+fn volume_kinds_picolet_lacks_are_refused() {
     for (kind, body) in [
-        ("configMap", "{name: cm}"),
-        ("secret", "{secretName: s}"),
         ("persistentVolumeClaim", "{claimName: c}"),
+        ("ephemeral", "{volumeClaimTemplate: {}}"),
         ("nfs", "{server: s, path: /}"),
     ] {
         let text = format!("{MINIMAL}  volumes:\n  - name: v\n    {kind}: {body}\n");
@@ -139,12 +137,23 @@ fn security_context_features_picolet_lacks_are_refused() {
 }
 
 #[test]
-fn env_sources_other_than_field_ref_are_refused() {
+fn env_from_a_file_is_refused() {
     refused(
         &with_container_lines(
-            "    env:\n    - name: A\n      valueFrom:\n        secretKeyRef: {name: s, key: k}\n",
+            "    env:\n    - name: A\n      valueFrom:\n        fileKeyRef: {volumeName: v, path: p, key: k}\n",
         ),
-        "spec.containers[0].env[0].valueFrom.secretKeyRef",
+        "spec.containers[0].env[0].valueFrom.fileKeyRef",
+    );
+}
+
+#[test]
+fn projected_service_account_tokens_are_refused() {
+    let text = format!(
+        "{MINIMAL}    volumeMounts:\n    - {{name: v, mountPath: /v}}\n  volumes:\n  - name: v\n    projected:\n      sources:\n      - serviceAccountToken: {{path: token}}\n"
+    );
+    refused(
+        &text,
+        "spec.volumes[0].projected.sources[0].serviceAccountToken",
     );
 }
 
@@ -189,9 +198,9 @@ fn ephemeral_storage_is_accepted_and_checked_like_cpu_and_memory() {
 #[test]
 fn mount_features_picolet_lacks_are_refused() {
     let text = format!(
-        "{MINIMAL}    volumeMounts:\n    - {{name: v, mountPath: /v, subPath: x}}\n  volumes:\n  - name: v\n    emptyDir: {{}}\n"
+        "{MINIMAL}    volumeMounts:\n    - {{name: v, mountPath: /v, mountPropagation: Bidirectional}}\n  volumes:\n  - name: v\n    emptyDir: {{}}\n"
     );
-    refused(&text, "spec.containers[0].volumeMounts[0].subPath");
+    refused(&text, "spec.containers[0].volumeMounts[0].mountPropagation");
 }
 
 #[test]
@@ -254,10 +263,11 @@ fn service_account_mount_alone_is_dropped_but_user_volumes_stay() {
     let pod = load_one(&text).unwrap_or_else(|e| panic!("{e}"));
     assert!(pod.spec.volumes.is_empty());
     assert!(pod.spec.containers[0].volume_mounts.is_empty());
-    // A secret volume mounted elsewhere is still refused.
+    // A secret volume mounted elsewhere stays.
     let text = text.replace(
         "/var/run/secrets/kubernetes.io/serviceaccount",
         "/etc/secret",
     );
-    refused(&text, "spec.volumes[0].secret");
+    let pod = load_one(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pod.spec.volumes.len(), 1);
 }

@@ -122,11 +122,13 @@ fn volume_mounts_need_existing_volumes_and_absolute_unique_paths() {
         name: "data".into(),
         empty_dir: Some(EmptyDirVolume::default()),
         host_path: None,
+        ..Default::default()
     });
     let mount = |name: &str, path: &str| VolumeMount {
         name: name.into(),
         mount_path: path.into(),
         read_only: false,
+        ..Default::default()
     };
     p.spec.containers[0].volume_mounts = vec![
         mount("data", "/data"),
@@ -150,6 +152,7 @@ fn volumes_have_label_names_and_exactly_one_valid_source() {
         name: name.into(),
         empty_dir: Some(EmptyDirVolume::default()),
         host_path: None,
+        ..Default::default()
     };
     p.spec.volumes = vec![
         vol("a"),
@@ -214,6 +217,7 @@ fn host_path_must_be_absolute_with_a_known_type() {
             path: "var/log".into(),
             kind: Some("Dir".into()),
         }),
+        ..Default::default()
     });
     invalid(&p, "spec.volumes[0].hostPath.path", "absolute");
     invalid(

@@ -268,10 +268,11 @@ fn env_names_and_field_refs_are_checked() {
         name: "F".into(),
         value: None,
         value_from: Some(EnvVarSource {
-            field_ref: ObjectFieldSelector {
+            field_ref: Some(ObjectFieldSelector {
                 field_path: path.into(),
                 api_version: None,
-            },
+            }),
+            ..Default::default()
         }),
     };
     p.spec.containers[0].env = vec![
@@ -280,7 +281,7 @@ fn env_names_and_field_refs_are_checked() {
         var(""),
         var(".."),
         field("status.podIP"),
-        field("spec.serviceAccountName"),
+        field("spec.nodeNames"),
         EnvVar {
             value: Some("x".into()),
             ..field("metadata.name")

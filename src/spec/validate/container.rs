@@ -116,7 +116,8 @@ fn container(
             );
         }
     }
-    env(&c.env, path, errs);
+    env(pod, c, &c.env, path, errs);
+    env_from(c, path, errs);
     argv_env_size(pod, c, path, errs);
     ports(pod, c, path, errs);
     resources(&c.resources, &format!("{path}.resources"), errs);
@@ -163,7 +164,12 @@ fn argv_env_size(pod: &Pod, c: &Container, path: &str, errs: &mut Errors) {
         let mut env_total: usize = 0;
         for v in &c.env {
             let value = match &v.value_from {
-                Some(from) => field_ref_len(pod, &from.field_ref.field_path),
+                // ConfigMap and Secret values are counted when the
+                // container starts (the agent refuses an oversized env).
+                Some(from) => from
+                    .field_ref
+                    .as_ref()
+                    .map_or(20, |fr| field_ref_len(pod, &fr.field_path)),
                 None => expanded_len(v.value.as_deref().unwrap_or(""), |n| len_of.get(n).copied()),
             };
             len_of.insert(&v.name, value);
@@ -211,7 +217,7 @@ fn field_ref_len(pod: &Pod, field_path: &str) -> usize {
         Some(FieldPath::Name) => meta.name.len(),
         Some(FieldPath::Namespace) => meta.namespace_or_default().len(),
         Some(FieldPath::Uid) => meta.uid.len().max(UID_LEN),
-        Some(FieldPath::NodeName) => MAX_NODE_NAME,
+        Some(FieldPath::NodeName) | Some(FieldPath::ServiceAccountName) => MAX_NODE_NAME,
         Some(FieldPath::PodIp) | Some(FieldPath::HostIp) => MAX_IP_TEXT,
         Some(FieldPath::Label(k)) => meta.labels.get(&k).map_or(0, String::len),
         Some(FieldPath::Annotation(k)) => meta.annotations.get(&k).map_or(0, String::len),
@@ -219,7 +225,32 @@ fn field_ref_len(pod: &Pod, field_path: &str) -> usize {
     }
 }
 
-fn env(vars: &[EnvVar], path: &str, errs: &mut Errors) {
+fn env_from(c: &Container, path: &str, errs: &mut Errors) {
+    for (i, e) in c.env_from.iter().enumerate() {
+        let p = format!("{path}.envFrom[{i}]");
+        if !e.prefix.is_empty() {
+            errs.check(format!("{p}.prefix"), names::env_var_name(&e.prefix));
+        }
+        match (&e.config_map_ref, &e.secret_ref) {
+            (Some(_), Some(_)) => {
+                errs.add(&p, "may not have more than one field specified at a time")
+            }
+            (None, None) => errs.add(&p, "must specify one of: `configMapRef` or `secretRef`"),
+            (Some(r), None) => errs.check(format!("{p}.configMapRef.name"), object_name(&r.name)),
+            (None, Some(r)) => errs.check(format!("{p}.secretRef.name"), object_name(&r.name)),
+        }
+    }
+}
+
+/// A ConfigMap's or Secret's name: a DNS-1123 subdomain.
+pub(super) fn object_name(n: &str) -> Result<(), String> {
+    if n.is_empty() {
+        return Err("must not be empty".into());
+    }
+    names::dns1123_subdomain(n)
+}
+
+fn env(pod: &Pod, c: &Container, vars: &[EnvVar], path: &str, errs: &mut Errors) {
     for (i, v) in vars.iter().enumerate() {
         let p = format!("{path}.env[{i}]");
         errs.check(format!("{p}.name"), names::env_var_name(&v.name));
@@ -230,14 +261,49 @@ fn env(vars: &[EnvVar], path: &str, errs: &mut Errors) {
                 "may not be specified when `value` is not empty",
             );
         }
-        let fr = &from.field_ref;
+        let set = [
+            from.field_ref.is_some(),
+            from.config_map_key_ref.is_some(),
+            from.secret_key_ref.is_some(),
+            from.resource_field_ref.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if set != 1 {
+            errs.add(
+                format!("{p}.valueFrom"),
+                "must specify exactly one of: `fieldRef`, `resourceFieldRef`, \
+                 `configMapKeyRef` or `secretKeyRef`",
+            );
+            continue;
+        }
+        for (field, sel) in [
+            ("configMapKeyRef", &from.config_map_key_ref),
+            ("secretKeyRef", &from.secret_key_ref),
+        ] {
+            let Some(sel) = sel else { continue };
+            errs.check(
+                format!("{p}.valueFrom.{field}.name"),
+                object_name(&sel.name),
+            );
+            errs.check(
+                format!("{p}.valueFrom.{field}.key"),
+                crate::spec::objects::config_key(&sel.key),
+            );
+        }
+        if let Some(rf) = &from.resource_field_ref {
+            let rp = format!("{p}.valueFrom.resourceFieldRef");
+            resource_field_ref(pod, Some(c), rf, &rp, errs);
+        }
+        let Some(fr) = &from.field_ref else { continue };
         if FieldPath::parse(&fr.field_path).is_none() {
             errs.add(
                 format!("{p}.valueFrom.fieldRef.fieldPath"),
                 format!(
                     "{:?} is not supported: use metadata.name, metadata.namespace, metadata.uid, \
                      metadata.labels['…'], metadata.annotations['…'], spec.nodeName, \
-                     status.podIP or status.hostIP",
+                     spec.serviceAccountName, status.podIP or status.hostIP",
                     fr.field_path
                 ),
             );
@@ -458,6 +524,39 @@ fn security_context(sc: &SecurityContext, path: &str, errs: &mut Errors) {
     }
 }
 
+/// A `resourceFieldRef` (env: `c` is the container, `containerName` may be
+/// empty; volumes: `None`, `containerName` required).
+pub(super) fn resource_field_ref(
+    pod: &Pod,
+    c: Option<&Container>,
+    rf: &ResourceFieldSelector,
+    path: &str,
+    errs: &mut Errors,
+) {
+    if rf.container_name.is_empty() {
+        if c.is_none() {
+            errs.add(format!("{path}.containerName"), "must not be empty");
+        }
+    } else if pod.container(&rf.container_name).is_none() {
+        errs.add(
+            format!("{path}.containerName"),
+            format!("container {:?} not found in the pod", rf.container_name),
+        );
+    }
+    errs.check(
+        format!("{path}.resource"),
+        crate::spec::refs::check_resource_field(&rf.resource, None),
+    );
+    if let Some(d) = &rf.divisor {
+        if crate::spec::refs::RESOURCE_FIELDS.contains(&rf.resource.as_str()) {
+            errs.check(
+                format!("{path}.divisor"),
+                crate::spec::refs::check_resource_field(&rf.resource, Some(d)),
+            );
+        }
+    }
+}
+
 fn mounts(c: &Container, path: &str, volumes: &BTreeSet<String>, errs: &mut Errors) {
     let mut seen = BTreeSet::new();
     for (i, m) in c.volume_mounts.iter().enumerate() {
@@ -469,6 +568,24 @@ fn mounts(c: &Container, path: &str, volumes: &BTreeSet<String>, errs: &mut Erro
             );
         }
         errs.check(format!("{mp}.mountPath"), clean_absolute(&m.mount_path));
+        if !m.sub_path.is_empty() {
+            errs.check(
+                format!("{mp}.subPath"),
+                crate::spec::refs::local_descending_path(&m.sub_path),
+            );
+            if !m.sub_path_expr.is_empty() {
+                errs.add(
+                    format!("{mp}.subPathExpr"),
+                    "subPathExpr and subPath are mutually exclusive",
+                );
+            }
+        }
+        if !m.sub_path_expr.is_empty() && m.sub_path_expr.starts_with('/') {
+            errs.add(
+                format!("{mp}.subPathExpr"),
+                format!("{:?} must be a relative path", m.sub_path_expr),
+            );
+        }
         if !seen.insert(m.mount_path.trim_end_matches('/')) {
             errs.add(
                 format!("{mp}.mountPath"),

@@ -7,6 +7,7 @@
 //! rules in `container`. Pure, no I/O.
 
 mod container;
+mod projected;
 
 pub use container::{MAX_ARGV_ENV_BYTES, RESERVED_CONTAINER_NAME};
 
@@ -99,7 +100,7 @@ pub fn validate_all(pod: &Pod) -> Vec<SpecError> {
             );
         }
     }
-    let volumes = volumes(&spec.volumes, &mut errs);
+    let volumes = volumes(pod, &spec.volumes, &mut errs);
     container::containers(pod, &volumes, &mut errs);
     let size = json_size(pod);
     if size > MAX_POD_BYTES {
@@ -157,7 +158,7 @@ pub(crate) fn clean_absolute(p: &str) -> Result<(), String> {
 }
 
 /// Checks the volumes and returns their names.
-fn volumes(volumes: &[Volume], errs: &mut Errors) -> BTreeSet<String> {
+fn volumes(pod: &Pod, volumes: &[Volume], errs: &mut Errors) -> BTreeSet<String> {
     let mut seen = BTreeSet::new();
     for (i, v) in volumes.iter().enumerate() {
         let path = format!("spec.volumes[{i}]");
@@ -172,14 +173,27 @@ fn volumes(volumes: &[Volume], errs: &mut Errors) -> BTreeSet<String> {
                 format!("duplicate volume name {:?}", v.name),
             );
         }
-        match (&v.empty_dir, &v.host_path) {
-            (None, None) => errs.add(
+        let sources = [
+            v.empty_dir.is_some(),
+            v.host_path.is_some(),
+            v.config_map.is_some(),
+            v.secret.is_some(),
+            v.downward_api.is_some(),
+            v.projected.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        match sources {
+            0 => errs.add(
                 &path,
-                "must specify exactly one volume source (emptyDir or hostPath)",
+                "must specify exactly one volume source (emptyDir, hostPath, configMap, secret, \
+                 downwardAPI or projected)",
             ),
-            (Some(_), Some(_)) => errs.add(&path, "may not specify more than one volume source"),
-            _ => {}
+            1 => {}
+            _ => errs.add(&path, "may not specify more than one volume source"),
         }
+        projected::volume(pod, v, &path, errs);
         if let Some(e) = &v.empty_dir {
             if !EMPTY_DIR_MEDIA.contains(&e.medium.as_str()) {
                 errs.add(

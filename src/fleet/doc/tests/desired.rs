@@ -158,7 +158,7 @@ fn unknown_top_level_fields_and_bad_pod_lists_are_refused() {
         br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":1,"pods":[],"podz":[]}"#;
     assert_eq!(
         error(extra),
-        "podz: unknown field (a DeviceState has apiVersion, kind, revision, pods)"
+        "podz: unknown field (a DeviceState has apiVersion, kind, revision, pods, configMaps, secrets)"
     );
     let no_pods = br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":1}"#;
     assert_eq!(
@@ -316,4 +316,51 @@ fn every_document_error_has_a_reason_for_status() {
     for (e, want) in reasons {
         assert_eq!(e.reason(), want, "{e}");
     }
+}
+
+fn with_objects(revision: u64) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&doc_json(revision, vec![pod("a")])).unwrap();
+    v["configMaps"] =
+        json!([{"metadata": {"name": "cfg"}, "data": {"k": "v"}, "binaryData": {"b": "AAE="}}]);
+    v["secrets"] =
+        json!([{"kind": "Secret", "metadata": {"name": "s"}, "stringData": {"t": "hunter2"}}]);
+    v
+}
+
+#[test]
+fn config_maps_and_secrets_travel_in_json_and_postcard() {
+    let doc = decode(&serde_json::to_vec(&with_objects(4)).unwrap()).unwrap();
+    let names: Vec<(&str, &str)> = doc
+        .objects
+        .iter()
+        .map(|o| (o.kind.name(), o.name.as_str()))
+        .collect();
+    assert_eq!(names, [("ConfigMap", "cfg"), ("Secret", "s")]);
+    assert_eq!(doc.objects[1].data["t"], b"hunter2");
+    assert_eq!(decode(&encode_json(&doc)).unwrap(), doc);
+    assert_eq!(decode(&encode_postcard(&doc)).unwrap(), doc);
+    // Without objects the postcard form is still the V1 older agents read.
+    let plain = decode(&doc_json(1, vec![pod("a")])).unwrap();
+    assert_eq!(encode_postcard(&plain)[POSTCARD_MAGIC.len()], 0);
+}
+
+#[test]
+fn bad_config_maps_and_secrets_are_reported_with_their_path_and_no_value() {
+    let mut v = with_objects(1);
+    v["secrets"][0]["data"] = json!({"t": "hunter2!"});
+    let e = decode(&serde_json::to_vec(&v).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("secrets[0].data.t: not valid base64"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+    let mut v = with_objects(1);
+    v["configMaps"][0]["kind"] = json!("Secret");
+    let e = decode(&serde_json::to_vec(&v).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("configMaps[0].kind: \"Secret\" is not ConfigMap"),
+        "{e}"
+    );
 }
