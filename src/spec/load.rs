@@ -338,7 +338,7 @@ pub fn pod_from_value(mut doc: Value) -> Result<Pod, SpecError> {
     }
     check_api_version(&doc, "Pod")?;
     normalize_pod(&mut doc)?;
-    let mut pod: Pod = serde_path_to_error::deserialize(doc).map_err(type_error)?;
+    let mut pod: Pod = crate::serde_path::from_value(doc).map_err(type_error)?;
     if pod.metadata.namespace.is_empty() {
         pod.metadata.namespace = DEFAULT_NAMESPACE.to_string();
     }
@@ -354,9 +354,9 @@ fn path_string(p: &serde_path_to_error::Path) -> String {
     }
 }
 
-fn type_error(e: serde_path_to_error::Error<serde_json::Error>) -> SpecError {
-    let path = path_string(e.path());
-    let mut message = e.into_inner().to_string();
+fn type_error(e: crate::serde_path::Error) -> SpecError {
+    let path = e.field();
+    let mut message = e.message().to_string();
     if message.contains("untagged enum IntOrString") {
         message = "must be a port number or a port name".to_string();
     }

@@ -1,0 +1,422 @@
+//! Typed reading of an untyped `serde_json::Value`, with the field path of
+//! the first problem in the error (`spec.containers[1].lifecycle.preStop`).
+//!
+//! Every typed parse site (manifests, ConfigMaps/Secrets, status documents,
+//! auth.json) first reads its text into one `Value` (`StrictValue`) and
+//! then goes through [`from_value`]: each type's `Deserialize` tree is
+//! instantiated once, for this one deserializer, instead of once per text
+//! deserializer and again for `serde_path_to_error`'s wrappers (binary
+//! size, docs/design-deviations.md §12).
+//!
+//! It behaves like `serde_json::from_value` (same visits, same messages —
+//! serde_json's wording for `invalid type`/`invalid value`) and reports the
+//! path as `serde_path_to_error` did: the innermost map key or sequence
+//! index where the error arose, `.` for the root. Pure, no I/O.
+
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
+    VariantAccess, Visitor,
+};
+use serde_json::{Map, Number, Value};
+use std::fmt;
+
+/// A typed-read error: the message and where it arose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// Path segments, innermost first (they are added while unwinding).
+    rev_path: Vec<Segment>,
+    message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Index(usize),
+    Key(String),
+}
+
+impl Error {
+    /// The path in `serde_path_to_error`'s notation: `a.b[2].c`, or `.`
+    /// for the root.
+    pub fn path(&self) -> String {
+        if self.rev_path.is_empty() {
+            return ".".to_string();
+        }
+        let mut out = String::new();
+        for (i, s) in self.rev_path.iter().rev().enumerate() {
+            match s {
+                Segment::Index(n) => out.push_str(&format!("[{n}]")),
+                Segment::Key(k) => {
+                    if i > 0 {
+                        out.push('.');
+                    }
+                    out.push_str(k);
+                }
+            }
+        }
+        out
+    }
+
+    /// The path, empty for the root.
+    pub fn field(&self) -> String {
+        match self.path() {
+            p if p == "." => String::new(),
+            p => p,
+        }
+    }
+
+    /// The message without the path (serde's text).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn at(mut self, s: Segment) -> Error {
+        self.rev_path.push(s);
+        self
+    }
+}
+
+/// `path: message`, or only the message at the root (as
+/// `serde_path_to_error::Error` displays).
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.rev_path.is_empty() {
+            write!(f, "{}: ", self.path())?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl de::Error for Error {
+    #[cold]
+    fn custom<T: fmt::Display>(msg: T) -> Error {
+        Error {
+            rev_path: Vec::new(),
+            message: msg.to_string(),
+        }
+    }
+
+    // serde_json's wording ("null", its float format).
+    #[cold]
+    fn invalid_type(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Error {
+        Error::custom(<serde_json::Error as de::Error>::invalid_type(unexp, exp))
+    }
+
+    #[cold]
+    fn invalid_value(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Error {
+        Error::custom(<serde_json::Error as de::Error>::invalid_value(unexp, exp))
+    }
+}
+
+/// Reads a `T` from `value`, as `serde_json::from_value` does, with the
+/// path of the first problem.
+pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
+    T::deserialize(Des(value))
+}
+
+/// The deserializer: one owned value.
+struct Des(Value);
+
+fn unexpected(v: &Value) -> de::Unexpected<'_> {
+    match v {
+        Value::Null => de::Unexpected::Unit,
+        Value::Bool(b) => de::Unexpected::Bool(*b),
+        Value::Number(n) => number_unexpected(n),
+        Value::String(s) => de::Unexpected::Str(s),
+        Value::Array(_) => de::Unexpected::Seq,
+        Value::Object(_) => de::Unexpected::Map,
+    }
+}
+
+fn number_unexpected(n: &Number) -> de::Unexpected<'static> {
+    if let Some(u) = n.as_u64() {
+        de::Unexpected::Unsigned(u)
+    } else if let Some(i) = n.as_i64() {
+        de::Unexpected::Signed(i)
+    } else {
+        de::Unexpected::Float(n.as_f64().unwrap_or(f64::NAN))
+    }
+}
+
+fn visit_array<'de, V: Visitor<'de>>(items: Vec<Value>, visitor: V) -> Result<V::Value, Error> {
+    let len = items.len();
+    let mut seq = Seq {
+        iter: items.into_iter(),
+        index: 0,
+    };
+    let out = visitor.visit_seq(&mut seq)?;
+    if seq.iter.len() == 0 {
+        Ok(out)
+    } else {
+        Err(de::Error::invalid_length(len, &"fewer elements in array"))
+    }
+}
+
+fn visit_object<'de, V: Visitor<'de>>(
+    map: Map<String, Value>,
+    visitor: V,
+) -> Result<V::Value, Error> {
+    let len = map.len();
+    let mut access = Entries {
+        iter: map.into_iter(),
+        value: None,
+        key: None,
+    };
+    let out = visitor.visit_map(&mut access)?;
+    if access.iter.len() == 0 {
+        Ok(out)
+    } else {
+        Err(de::Error::invalid_length(len, &"fewer elements in map"))
+    }
+}
+
+impl<'de> de::Deserializer<'de> for Des {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::Null => visitor.visit_unit(),
+            Value::Bool(b) => visitor.visit_bool(b),
+            Value::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    visitor.visit_u64(u)
+                } else if let Some(i) = n.as_i64() {
+                    visitor.visit_i64(i)
+                } else {
+                    visitor.visit_f64(n.as_f64().unwrap_or(f64::NAN))
+                }
+            }
+            Value::String(s) => visitor.visit_string(s),
+            Value::Array(a) => visit_array(a, visitor),
+            Value::Object(m) => visit_object(m, visitor),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::Null => visitor.visit_none(),
+            v => visitor.visit_some(Des(v)),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        let (variant, value) = match self.0 {
+            Value::Object(m) => {
+                let mut iter = m.into_iter();
+                let (variant, value) = match iter.next() {
+                    Some(v) => v,
+                    None => {
+                        return Err(de::Error::invalid_value(
+                            de::Unexpected::Map,
+                            &"map with a single key",
+                        ));
+                    }
+                };
+                if iter.next().is_some() {
+                    return Err(de::Error::invalid_value(
+                        de::Unexpected::Map,
+                        &"map with a single key",
+                    ));
+                }
+                (variant, Some(value))
+            }
+            Value::String(variant) => (variant, None),
+            other => {
+                return Err(de::Error::invalid_type(
+                    unexpected(&other),
+                    &"string or map",
+                ));
+            }
+        };
+        visitor.visit_enum(Variant { variant, value })
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_unit()
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct
+        identifier
+    }
+}
+
+struct Seq {
+    iter: std::vec::IntoIter<Value>,
+    index: usize,
+}
+
+impl<'de> SeqAccess<'de> for Seq {
+    type Error = Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
+        match self.iter.next() {
+            None => Ok(None),
+            Some(v) => {
+                let index = self.index;
+                self.index += 1;
+                seed.deserialize(Des(v))
+                    .map(Some)
+                    .map_err(|e| e.at(Segment::Index(index)))
+            }
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.iter.len())
+    }
+}
+
+struct Entries {
+    iter: serde_json::map::IntoIter,
+    value: Option<Value>,
+    key: Option<String>,
+}
+
+impl<'de> MapAccess<'de> for Entries {
+    type Error = Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
+        match self.iter.next() {
+            None => Ok(None),
+            Some((k, v)) => {
+                self.value = Some(v);
+                self.key = Some(k.clone());
+                let key: serde::de::value::StringDeserializer<Error> = k.into_deserializer();
+                seed.deserialize(key)
+                    .map(Some)
+                    .map_err(|e| e.at(Segment::Key(self.key.take().unwrap_or_default())))
+            }
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+        let key = self.key.take().unwrap_or_default();
+        match self.value.take() {
+            Some(v) => seed
+                .deserialize(Des(v))
+                .map_err(|e| e.at(Segment::Key(key))),
+            None => Err(de::Error::custom("value is missing")),
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.iter.len())
+    }
+}
+
+struct Variant {
+    variant: String,
+    value: Option<Value>,
+}
+
+impl<'de> EnumAccess<'de> for Variant {
+    type Error = Error;
+    type Variant = VariantValue;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, VariantValue), Error> {
+        let name = self.variant.clone();
+        let key: serde::de::value::StringDeserializer<Error> = self.variant.into_deserializer();
+        let v = seed.deserialize(key)?;
+        Ok((
+            v,
+            VariantValue {
+                name,
+                value: self.value,
+            },
+        ))
+    }
+}
+
+struct VariantValue {
+    name: String,
+    value: Option<Value>,
+}
+
+impl<'de> VariantAccess<'de> for VariantValue {
+    type Error = Error;
+
+    fn unit_variant(self) -> Result<(), Error> {
+        match self.value {
+            Some(v) => {
+                de::Deserialize::deserialize(Des(v)).map_err(|e| e.at(Segment::Key(self.name)))
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {
+        match self.value {
+            Some(v) => seed
+                .deserialize(Des(v))
+                .map_err(|e| e.at(Segment::Key(self.name))),
+            None => Err(de::Error::invalid_type(
+                de::Unexpected::UnitVariant,
+                &"newtype variant",
+            )),
+        }
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
+        match self.value {
+            Some(Value::Array(a)) => {
+                visit_array(a, visitor).map_err(|e| e.at(Segment::Key(self.name)))
+            }
+            Some(other) => Err(de::Error::invalid_type(
+                unexpected(&other),
+                &"tuple variant",
+            )),
+            None => Err(de::Error::invalid_type(
+                de::Unexpected::UnitVariant,
+                &"tuple variant",
+            )),
+        }
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        match self.value {
+            Some(Value::Object(m)) => {
+                visit_object(m, visitor).map_err(|e| e.at(Segment::Key(self.name)))
+            }
+            Some(other) => Err(de::Error::invalid_type(
+                unexpected(&other),
+                &"struct variant",
+            )),
+            None => Err(de::Error::invalid_type(
+                de::Unexpected::UnitVariant,
+                &"struct variant",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
