@@ -1151,7 +1151,10 @@ fn mutual_tls_with_a_client_certificate_from_registries_yaml() {
     let (ok, lines) = helper(&r, &d, &reg, &[]);
     assert!(!ok, "{lines:#?}");
     assert_eq!(last(&lines)["kind"], "other", "{lines:#?}");
-    let msg = last(&lines)["message"].as_str().unwrap().to_ascii_lowercase();
+    let msg = last(&lines)["message"]
+        .as_str()
+        .unwrap()
+        .to_ascii_lowercase();
     assert!(msg.contains("certificate"), "{msg}");
     let dir = f.dir.display();
     let reg = d.registries(&format!(

@@ -148,3 +148,32 @@ fn an_error_at_the_root_has_no_path() {
         "[1].name: invalid type: integer `1`, expected a string"
     );
 }
+
+#[test]
+fn yaml_type_errors_name_the_field_and_its_position() {
+    let e = from_yaml::<Doc>("name: a\nitems:\n  - port: 1\n  - port: x\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "items[1].port: invalid type: string \"x\", expected u16 at line 4 column 11"
+    );
+    // An unknown field is placed at its key.
+    let e = from_yaml::<Doc>("name: a\nitems:\n  - port: 1\n    prot: 2\n").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("items[0].prot: unknown field `prot`, expected one of"),
+        "{e}"
+    );
+    assert!(e.to_string().ends_with(" at line 4 column 5"), "{e}");
+    let e = from_yaml::<Doc>("labels:\n  k: v\n").unwrap_err();
+    assert_eq!(e.to_string(), "missing field `name` at line 1 column 1");
+    // Duplicate keys and bad YAML are serde_norway's errors.
+    let e = from_yaml::<Doc>("name: a\nname: b\n").unwrap_err();
+    assert!(matches!(e, YamlError::Syntax(_)), "{e}");
+    assert!(e.to_string().starts_with("duplicate key \"name\""), "{e}");
+    assert!(matches!(
+        from_yaml::<Doc>("name: [a\n"),
+        Err(YamlError::Syntax(_))
+    ));
+    let doc: Doc = from_yaml("name: a\npolicy: Always\nlabels: {k: v}\n").unwrap();
+    assert_eq!(doc.policy, Some(Policy::Always));
+}
