@@ -363,6 +363,9 @@ fn visit_object<'de, V: Visitor<'de>>(
 impl<'de> de::Deserializer<'de> for Des {
     type Error = Error;
 
+    // Not inlined: each type's visitor is then linked once here, and not
+    // again inside `deserialize_option` for every `Option<T>` field.
+    #[inline(never)]
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.0 {
             Value::Null => visitor.visit_unit(),
@@ -434,14 +437,32 @@ impl<'de> de::Deserializer<'de> for Des {
         visitor.visit_enum(Variant { variant, value })
     }
 
+    // A struct or map is read only from an object: a derived struct's
+    // `visit_seq` (positional fields, which no Kubernetes object has) is
+    // then never linked. serde_json also reads a struct from an array.
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.deserialize_map(visitor)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::Object(m) => visit_object(m, visitor),
+            other => Err(de::Error::invalid_type(unexpected(&other), &visitor)),
+        }
+    }
+
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         visitor.visit_unit()
     }
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct
-        identifier
+        bytes byte_buf unit unit_struct seq tuple tuple_struct identifier
     }
 }
 

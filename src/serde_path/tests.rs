@@ -177,3 +177,20 @@ fn yaml_type_errors_name_the_field_and_its_position() {
     let doc: Doc = from_yaml("name: a\npolicy: Always\nlabels: {k: v}\n").unwrap();
     assert_eq!(doc.policy, Some(Policy::Always));
 }
+
+#[test]
+fn a_struct_is_read_only_from_a_mapping() {
+    // serde_json would read the fields by position from an array.
+    let v = json!({"name": "a", "items": [[80, null, null]]});
+    assert!(serde_json::from_value::<Doc>(v.clone()).is_ok());
+    let e = from_value::<Doc>(v).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "items[0]: invalid type: sequence, expected struct Item"
+    );
+    let e = from_value::<Doc>(json!({"name": "a", "labels": ["k"]})).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "labels: invalid type: sequence, expected a map"
+    );
+}
