@@ -46,6 +46,7 @@ pub mod net;
 pub mod probe;
 pub mod reactor;
 pub mod runtime;
+pub mod serde_path;
 pub mod spec;
 pub mod store;
 pub mod sys;

@@ -295,29 +295,9 @@ impl AgentFileConfig {
 
     /// Parses YAML text; the error names the key path and the position.
     pub fn parse(text: &str) -> Result<AgentFileConfig, String> {
-        let de = serde_norway::Deserializer::from_str(text);
-        match serde_path_to_error::deserialize::<_, Option<AgentFileConfig>>(de) {
+        match crate::serde_path::from_yaml::<Option<AgentFileConfig>>(text) {
             Ok(cfg) => Ok(cfg.unwrap_or_default()),
-            Err(e) => {
-                let path = e.path().to_string();
-                let message = e.into_inner().to_string();
-                // serde_norway may start its message with the path, or with
-                // the path of the parent object: keep the path once.
-                let mut prefix = path.as_str();
-                let message = loop {
-                    if let Some(rest) = message.strip_prefix(&format!("{prefix}: ")) {
-                        break rest.to_string();
-                    }
-                    match prefix.rfind(['.', '[']) {
-                        Some(i) => prefix = &prefix[..i],
-                        None => break message,
-                    }
-                };
-                Err(match path.as_str() {
-                    "." | "?" => message,
-                    p => format!("{p}: {message}"),
-                })
-            }
+            Err(e) => Err(e.to_string()),
         }
     }
 

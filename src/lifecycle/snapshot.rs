@@ -348,12 +348,17 @@ impl Loader {
 
     fn pod(&self, s: &PodSnapshot) -> Result<PodView, LifecycleError> {
         let parse = |uid: &str, text: &str| {
-            serde_json::from_str::<crate::spec::Pod>(text).map_err(|source| {
-                LifecycleError::PodJson {
+            // Text → one `Value` → typed: the manifests' one instantiation
+            // of `Pod`'s `Deserialize` (docs/design-deviations.md §12).
+            serde_json::from_slice::<crate::spec::strict::StrictValue>(text.as_bytes())
+                .and_then(|v| {
+                    crate::serde_path::from_value::<crate::spec::Pod>(v.0)
+                        .map_err(<serde_json::Error as serde::de::Error>::custom)
+                })
+                .map_err(|source| LifecycleError::PodJson {
                     uid: uid.to_string(),
                     source,
-                }
-            })
+                })
         };
         let pod = parse(&s.uid, &s.pod_json)?;
         for (what, stored, spec) in [

@@ -5,7 +5,7 @@
 //! `kubectl get pods -o yaml` writes, or a `PodList`, is read item by item); walk it
 //! against the field tables in `schema` (unknown and unsupported fields
 //! are refused with their path, informational ones dropped); deserialize
-//! into [`Pod`] with `serde_path_to_error` so type errors carry their path
+//! into [`Pod`] with [`crate::serde_path`] so type errors carry their path
 //! too; default `metadata.namespace`; and [`validate`].
 //!
 //! [`load_file`] reads one file (at most [`MAX_MANIFEST_BYTES`]); everything
@@ -15,7 +15,7 @@ use super::defaults::DEFAULT_NAMESPACE;
 use super::error::{ErrorKind, Origin, SpecError};
 use super::normalize::normalize_pod;
 use super::objects::{ConfigObject, ObjectKind, config_map_from_value, secret_from_value};
-use super::strict::StrictValue;
+use super::strict::{self, StrictValue, Track};
 use super::types::Pod;
 use super::validate::validate;
 use serde_json::Value;
@@ -242,13 +242,14 @@ fn json_documents(text: &str) -> Documents {
 fn yaml_documents(text: &str) -> Documents {
     let mut docs = Vec::new();
     for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
-        match serde_path_to_error::deserialize::<_, StrictValue>(doc) {
+        let track = Track::default();
+        match strict::read(doc, &track) {
             Ok(StrictValue(Value::Null)) => {}
             Ok(StrictValue(v)) => docs.push((i, v)),
             Err(e) => {
                 // serde_norway puts the path in its message too: keep it once.
-                let path = path_string(e.path());
-                let message = e.into_inner().to_string();
+                let path = track.path();
+                let message = e.to_string();
                 let message = message
                     .strip_prefix(&format!("{path}: "))
                     .unwrap_or(&message);
@@ -338,7 +339,7 @@ pub fn pod_from_value(mut doc: Value) -> Result<Pod, SpecError> {
     }
     check_api_version(&doc, "Pod")?;
     normalize_pod(&mut doc)?;
-    let mut pod: Pod = serde_path_to_error::deserialize(doc).map_err(type_error)?;
+    let mut pod: Pod = crate::serde_path::from_value(doc).map_err(type_error)?;
     if pod.metadata.namespace.is_empty() {
         pod.metadata.namespace = DEFAULT_NAMESPACE.to_string();
     }
@@ -346,17 +347,9 @@ pub fn pod_from_value(mut doc: Value) -> Result<Pod, SpecError> {
     Ok(pod)
 }
 
-/// A `serde_path_to_error` path in our notation (empty for the root).
-fn path_string(p: &serde_path_to_error::Path) -> String {
-    match p.to_string() {
-        s if s == "." => String::new(),
-        s => s,
-    }
-}
-
-fn type_error(e: serde_path_to_error::Error<serde_json::Error>) -> SpecError {
-    let path = path_string(e.path());
-    let mut message = e.into_inner().to_string();
+fn type_error(e: crate::serde_path::Error) -> SpecError {
+    let path = e.field();
+    let mut message = e.message().to_string();
     if message.contains("untagged enum IntOrString") {
         message = "must be a port number or a port name".to_string();
     }

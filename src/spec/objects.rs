@@ -163,13 +163,9 @@ fn check_size(data: &BTreeMap<String, Vec<u8>>) -> Result<(), SpecError> {
 }
 
 fn typed<T: serde::de::DeserializeOwned>(doc: Value) -> Result<T, SpecError> {
-    serde_path_to_error::deserialize(doc).map_err(|e| {
-        let path = match e.path().to_string() {
-            s if s == "." => String::new(),
-            s => s,
-        };
+    crate::serde_path::from_value(doc).map_err(|e| {
         // serde's messages name the expected type, never the value given.
-        SpecError::new(ErrorKind::Type, path, e.into_inner().to_string())
+        SpecError::new(ErrorKind::Type, e.field(), e.message())
     })
 }
 

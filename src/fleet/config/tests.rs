@@ -321,3 +321,19 @@ fn credentials_readable_by_others_or_with_unknown_keys_are_refused() {
 fn hostname_is_never_empty() {
     assert!(!hostname().is_empty());
 }
+
+#[test]
+fn an_empty_or_comment_only_config_file_is_the_default() {
+    assert_eq!(
+        AgentFileConfig::parse("").unwrap(),
+        AgentFileConfig::default()
+    );
+    assert_eq!(
+        AgentFileConfig::parse("# nothing set yet\n").unwrap(),
+        AgentFileConfig::default()
+    );
+    assert_eq!(
+        AgentFileConfig::parse("~\n").unwrap(),
+        AgentFileConfig::default()
+    );
+}

@@ -16,7 +16,6 @@
 //! agent builds it with [`DeviceStatus::new`]; the controller CLI reads it
 //! with [`DeviceStatus::from_json`]. Pure.
 
-use super::desired::json_error;
 use super::{API_VERSION, Clash, DocError, NodeInfo, ObservedRevision, STATUS_KIND};
 use crate::clock::rfc3339;
 use crate::lifecycle::PodStatus;
@@ -233,15 +232,11 @@ impl DeviceStatus {
     /// Reads a status document (the controller side), with the field path
     /// of the first problem.
     pub fn from_json(bytes: &[u8]) -> Result<DeviceStatus, DocError> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let status: DeviceStatus = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                return json_error(&inner, "");
-            }
-            DocError::field(if path == "." { "" } else { &path }, inner.to_string())
-        })?;
+        // Text → one `Value` → typed (one instantiation of the type's
+        // `Deserialize`, docs/design-deviations.md §12).
+        let value = super::desired::parse_json(bytes, "")?;
+        let status: DeviceStatus = crate::serde_path::from_value(value)
+            .map_err(|e| DocError::field(&e.field(), e.message()))?;
         if status.kind != STATUS_KIND {
             return Err(DocError::field(
                 "kind",

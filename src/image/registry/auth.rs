@@ -3,6 +3,7 @@
 //! docker's `config.json`: `{"auths": {"HOST": {"auth": base64("user:pass")}}}`
 //! or `{"username": …, "password": …}`). Pure except [`AuthFile::load`].
 
+use crate::spec::strict::StrictValue;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -160,9 +161,11 @@ fn key_host(key: &str) -> String {
 impl AuthFile {
     /// Parses the file's text; `what` names it in errors.
     pub fn parse(text: &str, what: &str) -> Result<AuthFile, String> {
-        let de = &mut serde_json::Deserializer::from_str(text);
+        // Text → one `Value` → typed (docs/design-deviations.md §12).
+        let value = serde_json::from_slice::<StrictValue>(text.as_bytes())
+            .map_err(|e| format!("{what}: {e}"))?;
         let raw: RawAuthFile =
-            serde_path_to_error::deserialize(de).map_err(|e| format!("{what}: {e}"))?;
+            crate::serde_path::from_value(value.0).map_err(|e| format!("{what}: {e}"))?;
         let mut by_host = BTreeMap::new();
         for (key, e) in raw.auths {
             if e.identitytoken.is_some() || e.registrytoken.is_some() {

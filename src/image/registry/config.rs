@@ -157,11 +157,7 @@ impl Registries {
         if text.trim().is_empty() {
             return Ok(Registries::default());
         }
-        let de = serde_norway::Deserializer::from_str(text);
-        let raw: Raw = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            format!("{what}: {path}: {}", e.into_inner())
-        })?;
+        let raw: Raw = crate::serde_path::from_yaml(text).map_err(|e| format!("{what}: {e}"))?;
         let mut out = Registries::default();
         for (host, m) in raw.mirrors {
             let mut urls = Vec::new();
@@ -376,11 +372,11 @@ configs:
         for (text, want) in [
             (
                 "mirrors:\n  docker.io:\n    endpoints: []\n",
-                "mirrors.docker.io: unknown field `endpoints`",
+                "mirrors.docker.io.endpoints: unknown field `endpoints`",
             ),
             (
                 "configs:\n  h:\n    tls:\n      ca: x\n",
-                "configs.h.tls: unknown field `ca`",
+                "configs.h.tls.ca: unknown field `ca`",
             ),
             ("mirror: {}\n", "unknown field `mirror`"),
             (

@@ -94,3 +94,20 @@ fn numbers_with_leading_zeros_stay_strings() {
     assert_eq!(e.kind, ErrorKind::Type, "{e}");
     assert_eq!(e.path, "spec.containers[0].ports[0].containerPort");
 }
+
+#[test]
+fn yaml_errors_name_the_node_they_arose_in() {
+    // A key that is not a string: the `?` of its parent's path.
+    let e = load_err(&with_container_lines("    ? [x]\n    : y\n"));
+    assert_eq!(e.kind, ErrorKind::Syntax, "{e}");
+    assert_eq!(e.path, "spec.containers[0].?", "{e}");
+    assert!(
+        e.message
+            .contains("invalid type: sequence, expected a string"),
+        "{e}"
+    );
+    // A duplicate in a list item: the item's path.
+    let e = load_err(&with_container_lines("    args:\n    - {a: 1, a: 2}\n"));
+    assert_eq!(e.path, "spec.containers[0].args[0]", "{e}");
+    assert!(e.message.starts_with("duplicate key \"a\""), "{e}");
+}
