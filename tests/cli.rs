@@ -18,6 +18,8 @@ const COMMANDS: &[&str] = &[
     "check",
     "install",
     "cgroup-holder",
+    "pull",
+    "net",
     "apply",
     "delete",
     "fleet",
