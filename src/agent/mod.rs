@@ -560,6 +560,9 @@ impl Agent {
                 );
             }
         }
+        for refused in objects.keep_immutable(&self.objects) {
+            log::warn!("{refused}");
+        }
         if *self.objects != objects {
             let now = crate::clock::wall_ms();
             let keys: std::collections::BTreeSet<_> =

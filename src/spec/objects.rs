@@ -253,6 +253,38 @@ impl Objects {
         true
     }
 
+    /// Kubernetes' immutability: an object of `old` with `immutable: true`
+    /// keeps its content when its new version differs (it may still be
+    /// deleted, and created again). Returns the API server's error for each
+    /// refused change.
+    pub fn keep_immutable(&mut self, old: &Objects) -> Vec<String> {
+        let mut refused = Vec::new();
+        for (key, was) in old.map.iter().filter(|(_, o)| o.immutable) {
+            let Some(now) = self.map.get_mut(key) else {
+                continue;
+            };
+            let field = if now.data != was.data || now.binary_keys != was.binary_keys {
+                "data"
+            } else if now.immutable != was.immutable {
+                "immutable"
+            } else if now.secret_type != was.secret_type {
+                "type"
+            } else {
+                continue;
+            };
+            let kind = match was.kind {
+                ObjectKind::ConfigMap => "ConfigMap",
+                ObjectKind::Secret => "Secret",
+            };
+            refused.push(format!(
+                "The {kind} \"{}\" is invalid: {field}: Forbidden: field is immutable when `immutable` is set (namespace {}; the previous content stays)",
+                was.name, was.namespace
+            ));
+            *now = was.clone();
+        }
+        refused
+    }
+
     pub fn get(&self, kind: ObjectKind, namespace: &str, name: &str) -> Option<&ConfigObject> {
         self.map
             .get(&(kind, namespace.to_string(), name.to_string()))

@@ -300,3 +300,49 @@ fn a_projection_source_has_no_default_mode_of_its_own() {
         assert_eq!(e.kind, crate::spec::ErrorKind::UnknownField, "{e}");
     }
 }
+
+#[test]
+fn an_immutable_object_keeps_its_content_until_it_is_deleted() {
+    let cm = |value: &str, immutable: bool| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: frozen}}\nimmutable: {immutable}\ndata: {{k: {value}}}\n"
+        )
+    };
+    let old = objects(&cm("a", true));
+    // A changed value is refused with the API server's error; the old one stays.
+    let mut new = objects(&cm("b", true));
+    let refused = new.keep_immutable(&old);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].starts_with(
+            "The ConfigMap \"frozen\" is invalid: data: Forbidden: field is immutable when `immutable` is set"
+        ),
+        "{}",
+        refused[0]
+    );
+    let kept = new.get(ObjectKind::ConfigMap, "default", "frozen").unwrap();
+    assert_eq!(kept.data["k"], b"a");
+    // Nor can it be made mutable again.
+    let mut new = objects(&cm("a", false));
+    let refused = new.keep_immutable(&old);
+    assert!(refused[0].contains("immutable: Forbidden"), "{refused:?}");
+    assert!(
+        new.get(ObjectKind::ConfigMap, "default", "frozen")
+            .unwrap()
+            .immutable
+    );
+    // Unchanged: nothing to refuse. Deleted: gone (it may be created again).
+    assert!(objects(&cm("a", true)).keep_immutable(&old).is_empty());
+    let mut none = objects("");
+    assert!(none.keep_immutable(&old).is_empty());
+    assert!(none.is_empty());
+    // A mutable object changes freely.
+    let mut new = objects(&cm("b", false));
+    assert!(new.keep_immutable(&objects(&cm("a", false))).is_empty());
+    assert_eq!(
+        new.get(ObjectKind::ConfigMap, "default", "frozen")
+            .unwrap()
+            .data["k"],
+        b"b"
+    );
+}
