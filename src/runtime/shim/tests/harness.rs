@@ -113,6 +113,13 @@ impl Fixture {
                 "--test-threads=1",
             ])
             .env(ENTRY_ENV, &config)
+            // glibc's fixed mmap threshold, as musl (the shipped build)
+            // behaves: a freed block of 128 KiB or more goes back to the
+            // kernel at once. Without it, glibc raises the threshold after
+            // the first large free and keeps up to twice that in the heap
+            // of the libtest thread this shim runs on, so "freed" could not
+            // be told from "kept" by the RSS.
+            .env("MALLOC_MMAP_THRESHOLD_", "131072")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             // A file, not a pipe: waiting for a pipe's EOF would also wait
