@@ -85,6 +85,16 @@ fn os_linux(v: &Value, _: &Map<String, Value>) -> bool {
     v.get("name").and_then(Value::as_str) == Some("linux")
 }
 
+/// The DNS policies picolet honours, all with the host's resolver (as the
+/// kubelet does for `ClusterFirst` when there is no cluster DNS): `None`
+/// needs `dnsConfig`, which is not supported yet.
+fn host_resolver_dns_policy(v: &Value, _: &Map<String, Value>) -> bool {
+    matches!(
+        v.as_str(),
+        Some("ClusterFirst" | "ClusterFirstWithHostNet" | "Default")
+    )
+}
+
 fn is_default(v: &Value, _: &Map<String, Value>) -> bool {
     v.as_str() == Some("Default")
 }
@@ -147,7 +157,13 @@ static POD_SPEC: Node = Object(&[
     ("shareProcessNamespace", Field(&Scalar)),
     ("nodeName", Field(&Scalar)),
     // Cluster scheduling and API-server data: nothing to do on the node.
-    ("dnsPolicy", Ignore),
+    (
+        "dnsPolicy",
+        IgnoreIf(
+            host_resolver_dns_policy,
+            "only ClusterFirst, ClusterFirstWithHostNet and Default are supported (each gives the pod the host's resolver: there is no cluster DNS); None needs dnsConfig, which is not supported yet",
+        ),
+    ),
     ("schedulerName", Ignore),
     ("serviceAccountName", Field(&Scalar)),
     ("serviceAccount", Ignore),

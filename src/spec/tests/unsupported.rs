@@ -267,3 +267,18 @@ fn service_account_mount_alone_is_dropped_but_user_volumes_stay() {
     let pod = load_one(&text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(pod.spec.volumes.len(), 1);
 }
+
+#[test]
+fn dns_policies_other_than_the_host_resolver_are_refused() {
+    // Each of these gives the pod the host's resolver, as the kubelet does
+    // for ClusterFirst without a cluster DNS.
+    for policy in ["ClusterFirst", "ClusterFirstWithHostNet", "Default"] {
+        load_one(&pod_lines(&format!("  dnsPolicy: {policy}\n")));
+    }
+    // None needs dnsConfig (not supported); an unknown value is no policy.
+    for policy in ["None", "Cluster"] {
+        let text = pod_lines(&format!("  dnsPolicy: {policy}\n"));
+        refused(&text, "spec.dnsPolicy");
+        assert!(load_err(&text).message.contains("None needs dnsConfig"));
+    }
+}
