@@ -273,7 +273,9 @@ fn dns_policies_other_than_the_host_resolver_are_refused() {
     // Each of these gives the pod the host's resolver, as the kubelet does
     // for ClusterFirst without a cluster DNS.
     for policy in ["ClusterFirst", "ClusterFirstWithHostNet", "Default"] {
-        load_one(&pod_lines(&format!("  dnsPolicy: {policy}\n")));
+        if let Err(e) = load_one(&pod_lines(&format!("  dnsPolicy: {policy}\n"))) {
+            panic!("{policy}: {e}");
+        }
     }
     // None needs dnsConfig (not supported); an unknown value is no policy.
     for policy in ["None", "Cluster"] {
