@@ -80,6 +80,25 @@ pub fn hosts_file(
     s
 }
 
+/// systemd-resolved's list of the upstream DNS servers.
+const RESOLVED_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
+
+/// Whether every `nameserver` of a resolv.conf is a loopback address (and
+/// there is one): a pod with its own network cannot reach those.
+fn only_loopback_nameservers(resolv: &str) -> bool {
+    let mut servers = resolv.lines().filter_map(|l| {
+        let mut w = l.split_whitespace();
+        (w.next() == Some("nameserver")).then(|| w.next().unwrap_or(""))
+    });
+    let mut any = false;
+    let all = servers.all(|ns| {
+        any = true;
+        ns.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+    });
+    any && all
+}
+
 /// Writes the files a pod's containers bind-mount, and the shim config.
 pub fn prepare_pod_dir(
     cfg: &PodConfig,
@@ -99,7 +118,15 @@ pub fn prepare_pod_dir(
         host_hosts.as_deref(),
     );
     std::fs::write(dir.join("hosts"), hosts)?;
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = if spec.host_network || !only_loopback_nameservers(&host) {
+        host
+    } else {
+        // systemd-resolved's stub (127.0.0.53) is not reachable from the
+        // pod's own network: use the upstream servers it lists, as the
+        // kubelet does on such hosts (kubeadm's resolvConf).
+        std::fs::read_to_string(RESOLVED_UPSTREAM).unwrap_or(host)
+    };
     std::fs::write(dir.join("resolv.conf"), resolv)?;
     let path = dir.join("shim.json");
     let json = serde_json::to_vec_pretty(cfg).map_err(io::Error::other)?;
@@ -362,5 +389,27 @@ mod hosts_tests {
             "# Kubernetes-managed hosts file (host network).\n127.0.0.1 localhost\n\n\
              # Entries added by HostAliases.\n10.1.2.3\tfoo.remote\n"
         );
+    }
+}
+
+#[cfg(test)]
+mod resolv_tests {
+    use super::only_loopback_nameservers;
+
+    #[test]
+    fn only_a_resolver_on_loopback_is_replaced_for_pods() {
+        // systemd-resolved's stub file.
+        assert!(only_loopback_nameservers(
+            "# stub\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n"
+        ));
+        assert!(only_loopback_nameservers("nameserver ::1\n"));
+        // A real server, alone or beside a loopback one, is kept.
+        assert!(!only_loopback_nameservers("nameserver 192.168.1.1\n"));
+        assert!(!only_loopback_nameservers(
+            "nameserver 127.0.0.53\nnameserver 10.0.0.1\n"
+        ));
+        // No server at all, or one we cannot read: left as it is.
+        assert!(!only_loopback_nameservers("search lan\n"));
+        assert!(!only_loopback_nameservers("nameserver\n"));
     }
 }
