@@ -97,8 +97,11 @@ start_holder() {
 # get controllers enabled for children).
 start_agent() {
     mkdir -p $AGENT_CG
+    # --pod-network none: the guest carries no nf_tables modules yet, and
+    # pod networking on arm64 is not part of this test yet (issue 10).
     RUST_LOG=info sh -c "echo \$\$ >$AGENT_CG/cgroup.procs && exec $P agent --manifests $MAN \
-        --run-dir /run/picolet --pids-max 64 --node-name qemu-e2e --cgroup-root $CG $FLEET" \
+        --run-dir /run/picolet --pids-max 64 --node-name qemu-e2e --cgroup-root $CG \
+        --pod-network none $FLEET" \
         >>/tmp/agent.log 2>&1 &
     AGENT=$!
     wait_for 60 sh -c "$P get pods >/dev/null 2>&1"
