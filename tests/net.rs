@@ -241,7 +241,7 @@ fn pods_get_an_address_reach_each_other_and_the_lan_masqueraded_and_keep_it_acro
     assert!(wide.contains(&web_ip), "{wide}");
 
     // kill -9 and restart: same addresses, nothing duplicated.
-    let rules = w.node_sh("nft -a list table ip picolet");
+    let rules = w.node_sh("nft -s -a list table ip picolet");
     let links = w.node_sh("ip -o link show master picolet0 | wc -l");
     a.kill9();
     a.spawn();
@@ -250,7 +250,7 @@ fn pods_get_an_address_reach_each_other_and_the_lan_masqueraded_and_keep_it_acro
     });
     assert_eq!(pod_ip(&a, "web"), web_ip);
     assert_eq!(pod_ip(&a, "client"), client_ip);
-    assert_eq!(w.node_sh("nft -a list table ip picolet"), rules);
+    assert_eq!(w.node_sh("nft -s -a list table ip picolet"), rules);
     assert_eq!(w.node_sh("ip -o link show master picolet0 | wc -l"), links);
     assert_eq!(links.trim(), "2");
     let ipam = a.state().join("net/ipam");

@@ -103,10 +103,10 @@ fn node_setup_makes_the_bridge_forwarding_and_the_table_idempotently() {
     let cidr: Cidr = "10.87.0.0/24".parse().unwrap();
     NodeNet::setup(cidr).unwrap();
     let ns = node_ns();
-    let handles = run_in(&ns, "nft -a list table ip picolet");
+    let handles = run_in(&ns, "nft -s -a list table ip picolet");
     let _again = NodeNet::setup(cidr).unwrap();
     // Kept as it was: same rules, same handles.
-    assert_eq!(run_in(&ns, "nft -a list table ip picolet"), handles);
+    assert_eq!(run_in(&ns, "nft -s -a list table ip picolet"), handles);
     let addr = run_in(&ns, "ip -o -4 addr show picolet0");
     assert!(addr.contains("inet 10.87.0.1/24 brd 10.87.0.255"), "{addr}");
     assert!(run_in(&ns, "ip -o link show picolet0").contains(",UP"));
