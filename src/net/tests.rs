@@ -67,6 +67,13 @@ fn run_in(ns: &str, cmd: &str) -> String {
 }
 
 fn enter_new_node_ns() -> bool {
+    if let Some(why) = crate::check::qemu_user() {
+        eprintln!(
+            "skipped: {why}: qemu-user has no nfnetlink (socket(AF_NETLINK, NETLINK_NETFILTER) \
+             fails with EPROTONOSUPPORT); these run natively and in tests/net.rs"
+        );
+        return false;
+    }
     if crate::testutil::needs_root("creating network namespaces") {
         return false;
     }
