@@ -324,13 +324,15 @@ pub fn remove_run_pod_dir(dir: &Path) -> io::Result<()> {
     std::fs::remove_dir_all(dir)
 }
 
+/// Lazily unmounts `dir` and everything mounted below it, deepest first.
 fn unmount_under(dir: &Path) {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let prefix = format!("{}/", dir.to_string_lossy());
+    let dir = dir.to_string_lossy();
+    let prefix = format!("{dir}/");
     let mut targets: Vec<String> = mounts
         .lines()
         .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-        .filter(|m| m.starts_with(&prefix))
+        .filter(|m| *m == dir || m.starts_with(&prefix))
         .collect();
     targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
     for t in targets {
@@ -342,17 +344,7 @@ fn unmount_under(dir: &Path) {
 /// moves the directory tree into the trash, which a child process empties
 /// (see [`super::trash`]).
 pub fn remove_pod_dir(state_dir: &Path, dir: &Path) -> io::Result<()> {
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let prefix = dir.to_string_lossy().to_string();
-    let mut targets: Vec<String> = mounts
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-        .filter(|m| m.starts_with(&prefix))
-        .collect();
-    targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
-    for t in targets {
-        let _ = nix::mount::umount2(t.as_str(), nix::mount::MntFlags::MNT_DETACH);
-    }
+    unmount_under(dir);
     super::trash::discard(state_dir, dir)
 }
 
