@@ -49,6 +49,7 @@ mod command;
 mod digest;
 mod error;
 pub mod gc;
+pub(crate) mod gzip;
 mod import;
 mod index;
 pub mod oci;

@@ -12,7 +12,6 @@ use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Read};
 use std::path::{Component, Path, PathBuf};
 
-use flate2::read::MultiGzDecoder;
 use tar::EntryType;
 
 use super::budget::{Budgeted, Origin, Space};
@@ -129,7 +128,7 @@ impl Source {
             .map_err(ImageError::io("read", archive))?
             .starts_with(&[0x1f, 0x8b]);
         let reader: Box<dyn Read> = if gzip {
-            Box::new(MultiGzDecoder::new(buf))
+            Box::new(super::gzip::GzReader::new(buf))
         } else {
             Box::new(buf)
         };

@@ -41,7 +41,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use flate2::read::MultiGzDecoder;
 use tar::EntryType;
 
 use super::budget::{Budgeted, Origin, Space};
@@ -87,7 +86,7 @@ pub(crate) fn open_tar_stream(path: &Path, label: &str) -> Result<Box<dyn Read>,
     };
     match detect_compression(head) {
         Compression::None => Ok(Box::new(buf)),
-        Compression::Gzip => Ok(Box::new(MultiGzDecoder::new(buf))),
+        Compression::Gzip => Ok(Box::new(super::gzip::GzReader::new(buf))),
         Compression::Zstd => Err(unsupported("zstd")),
         Compression::Bzip2 => Err(unsupported("bzip2")),
         Compression::Xz => Err(unsupported("xz")),
