@@ -5,7 +5,7 @@
 //! Processes and threads:
 //! - `picolet agent`: exactly **one OS thread**. Everything runs on the
 //!   [`reactor`] (a `polling::Poller`, timers in an ordered map and a
-//!   `LocalExecutor`).
+//!   task executor of its own).
 //!   It never forks itself; it starts helpers with `std::process::Command`.
 //! - `picolet shim`: one per pod, re-executed from `/proc/self/exe` and
 //!   double-forked away from the agent. A synchronous `poll(2)` loop that

@@ -7,8 +7,8 @@
 //!   re-armed with `Poller::modify` when a task waits on it again;
 //! - the timers ([`sleep`], [`timeout`]): an ordered map of
 //!   `(deadline, seq) → Waker`; the next deadline bounds the poller's wait;
-//! - a thread-local [`async_executor::LocalExecutor`] that runs the tasks
-//!   made by [`spawn`].
+//! - a thread-local executor ([`executor`]) that runs the tasks made by
+//!   [`spawn`].
 //!
 //! [`block_on`] drives everything: it polls the main future (which runs the
 //! executor's tasks), then waits in the poller until an fd is ready, a timer
@@ -20,6 +20,7 @@
 //! `async-process` or `async-fs`: they start threads.
 
 mod driver;
+mod executor;
 mod io;
 pub mod process;
 mod sys;
@@ -35,8 +36,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
-use async_executor::LocalExecutor;
-pub use async_executor::Task;
+use executor::Executor;
+pub use executor::Task;
 
 use driver::{Reactor, Signal};
 
@@ -44,7 +45,7 @@ pub use io::{Async, new_tcp_socket};
 pub use time::{TimedOut, sleep, sleep_until, timeout, timeout_at};
 
 thread_local! {
-    static EXECUTOR: LocalExecutor<'static> = const { LocalExecutor::new() };
+    static EXECUTOR: Executor = Executor::new();
     static IN_BLOCK_ON: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -76,6 +77,7 @@ pub fn block_on<T>(fut: impl Future<Output = T>) -> T {
     let waker = Waker::from(signal.clone());
     let mut cx = Context::from_waker(&waker);
     EXECUTOR.with(|ex| {
+        let fut = pin!(fut);
         let mut fut = pin!(ex.run(fut));
         loop {
             if signal.woken.swap(false, Ordering::SeqCst) {
