@@ -195,6 +195,9 @@ pub enum ProbeKind {
     Liveness,
     Readiness,
     Startup,
+    /// A lifecycle hook (`exec`/`httpGet`) run as a probe is.
+    PostStart,
+    PreStop,
 }
 
 impl ProbeKind {
@@ -204,6 +207,8 @@ impl ProbeKind {
             ProbeKind::Liveness => "Liveness",
             ProbeKind::Readiness => "Readiness",
             ProbeKind::Startup => "Startup",
+            ProbeKind::PostStart => "PostStart",
+            ProbeKind::PreStop => "PreStop",
         }
     }
 }
