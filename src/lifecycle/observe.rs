@@ -198,7 +198,7 @@ impl PodView {
                 let until = run_hook(c, h, &uid, instance, kind, u64::MAX, fx, now);
                 c.post_start = Some(until);
             }
-            None => resume_probes(c, spec, init && !spec.is_sidecar(), now),
+            None => resume_probes(c, spec, init, now),
         }
     }
 
@@ -439,7 +439,7 @@ fn hook_result(
     }
     if success {
         if !pre_stop {
-            resume_probes(c, spec, init && !spec.is_sidecar(), now);
+            resume_probes(c, spec, init, now);
         }
         return;
     }

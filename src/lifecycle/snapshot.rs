@@ -490,7 +490,7 @@ impl Node {
                         container: c.name.clone(),
                         instance: *instance,
                     }),
-                    Step::Running => resume_probes(c, cs, i < n_init && !cs.is_sidecar(), now),
+                    Step::Running => resume_probes(c, cs, i < n_init, now),
                     _ => {}
                 }
             }

@@ -246,8 +246,10 @@ pub(crate) fn mark_started(c: &mut Ctr, spec: &Container, now: Now) {
 
 /// Sets up the probes of a freshly started (or restored) running
 /// instance: the startup probe first, else liveness and readiness.
+/// `init`: a regular init container (a sidecar is probed as an app
+/// container is).
 pub(crate) fn resume_probes(c: &mut Ctr, spec: &Container, init: bool, now: Now) {
-    if init {
+    if init && !spec.is_sidecar() {
         c.started = true;
         return;
     }

@@ -30,7 +30,7 @@ impl PodView {
             if c.post_start.is_some_and(|at| at <= t) {
                 // A `sleep` postStart hook ended.
                 c.post_start = None;
-                resume_probes(c, cs, i < n_init && !cs.is_sidecar(), now);
+                resume_probes(c, cs, i < n_init, now);
             }
             if let Some(w) = c.kill.as_mut().and_then(|k| k.term.as_mut()) {
                 // The preStop hook ran out of time (or its sleep ended):

@@ -449,3 +449,18 @@ fn active_deadline_seconds_counts_from_start_time_across_a_restore() {
     assert_eq!(node.poll_timeout(), Some(T0.mono_ms + 30_000));
     assert!(node.pod(&uid).is_some());
 }
+
+#[test]
+fn a_running_sidecar_stays_started_and_ready_across_a_restore() {
+    let mut a = Agent::new();
+    let mut p = pod("web", &[("main", "app:1")]);
+    p.spec.init_containers = vec![sidecar("side")];
+    let uid = a.apply(p);
+    assert!(a.cs(&uid, "side").ready);
+    let snap = a.node.snapshot();
+    let node = crate::lifecycle::Node::restore(snap, "edge-1".into(), a.now).unwrap();
+    let s = node.status(&uid).unwrap();
+    let side = &s.init_container_statuses[0];
+    assert_eq!((side.started, side.ready), (Some(true), true), "{side:#?}");
+    assert_eq!(a.status(&uid).phase, Phase::Running);
+}
