@@ -97,6 +97,25 @@ fn manifests(h: &Path) -> Vec<(&'static str, String)> {
             ),
         ),
         (
+            // preStop httpGet: a CGI of busybox httpd records the request.
+            "httphook",
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: httphook}}\nspec:\n  \
+                 terminationGracePeriodSeconds: 10\n  containers:\n  - name: app\n    \
+                 image: {IMAGE}\n    command: [sh, -c, {:?}]\n{mount}    lifecycle:\n      \
+                 preStop:\n        httpGet: {{path: /cgi-bin/stop, port: 18091}}\n{vol}",
+                format!(
+                    "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\n{}\\nsleep 1\\necho Content-Type: \
+                     text/plain\\necho\\necho ok\\n' > /www/cgi-bin/stop && \
+                     chmod +x /www/cgi-bin/stop && trap '{}; exit 0' TERM; \
+                     httpd -f -p 18091 -h /www & {}; wait",
+                    rec("http", "prestop"),
+                    rec("httpapp", "stop"),
+                    rec("httpapp", "start"),
+                ),
+            ),
+        ),
+        (
             "deadline",
             format!(
                 "apiVersion: v1\nkind: Pod\nmetadata: {{name: deadline}}\nspec:\n  \
@@ -180,14 +199,18 @@ fn hooks_stop_signals_sidecars_and_deadlines_as_the_kubelet() {
     // replaces SIGTERM.
     a.wait_running("prestop", "app", 30);
     a.wait_running("stopsig", "app", 30);
+    a.wait_running("httphook", "app", 30);
     wait_for(10, "the apps recorded their start", || {
         let r = records(&h);
-        (r.iter().any(|x| x.0 == "app") && r.iter().any(|x| x.0 == "usr1")).then_some(())
+        let has = |n: &str| r.iter().any(|x| x.0 == n);
+        (has("app") && has("usr1") && has("httpapp")).then_some(())
     });
-    a.remove("prestop.yaml");
-    a.remove("stopsig.yaml");
-    wait_for(30, "both pods gone", || {
-        (a.pod("prestop").is_none() && a.pod("stopsig").is_none()).then_some(())
+    for name in ["prestop", "stopsig", "httphook"] {
+        a.remove(&format!("{name}.yaml"));
+    }
+    wait_for(30, "the pods gone", || {
+        let gone = |n: &str| a.pod(n).is_none();
+        (gone("prestop") && gone("stopsig") && gone("httphook")).then_some(())
     });
     let recs = records(&h);
     let hook = at(&recs, "hook", "prestop");
@@ -195,6 +218,11 @@ fn hooks_stop_signals_sidecars_and_deadlines_as_the_kubelet() {
     assert!(
         hook < term && term - hook >= 1.9 && term - hook < 10.0,
         "preStop at {hook}, SIGTERM at {term}"
+    );
+    let (http, stop) = (at(&recs, "http", "prestop"), at(&recs, "httpapp", "stop"));
+    assert!(
+        stop - http >= 0.9,
+        "SIGTERM once the hook answered: {recs:?}"
     );
     at(&recs, "usr1", "stop");
     assert!(
