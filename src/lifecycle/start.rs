@@ -5,7 +5,7 @@ use super::backoff::{go_duration, in_backoff_since, in_backoff_since_update, nex
 use super::container::{Ctr, Kill, Step, TermWait};
 use super::probe::{probe_of, timing};
 use super::{EventType, Fx, Now, Output, ProbeKind};
-use crate::spec::{Container, LifecycleHandler, PullPolicy};
+use crate::spec::{Container, Probe, PullPolicy};
 
 /// Kubelet's pod worker retries a failed sync after `backOffPeriod`.
 pub(crate) const RESYNC_MS: u64 = 10_000;
@@ -181,7 +181,7 @@ fn signal(c: &Ctr, uid: &str, instance: u64, signal: i32, fx: &mut Fx) {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_hook(
     c: &Ctr,
-    h: &LifecycleHandler,
+    h: &Probe,
     uid: &str,
     instance: u64,
     kind: ProbeKind,
@@ -204,7 +204,7 @@ pub(crate) fn run_hook(
         container: c.name.clone(),
         instance,
         kind,
-        probe: h.as_probe(),
+        probe: h.clone(),
         timeout_ms,
     });
     cap

@@ -288,18 +288,6 @@ pub fn defaulted(pod: &Pod) -> Pod {
     pod
 }
 
-impl LifecycleHandler {
-    /// An `exec` or `httpGet` hook as the probe that runs it (the agent
-    /// runs hooks as it runs probes).
-    pub fn as_probe(&self) -> Probe {
-        Probe {
-            exec: self.exec.clone(),
-            http_get: self.http_get.clone(),
-            ..Probe::default()
-        }
-    }
-}
-
 /// Linux signal names 1..=31, `SIG` left off.
 const SIGNALS: [&str; 31] = [
     "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",

@@ -137,7 +137,7 @@ impl Container {
     }
 
     /// The `postStart` or `preStop` hook.
-    pub fn hook(&self, pre_stop: bool) -> Option<&LifecycleHandler> {
+    pub fn hook(&self, pre_stop: bool) -> Option<&Probe> {
         let l = self.lifecycle.as_ref()?;
         if pre_stop {
             l.pre_stop.as_ref()
@@ -151,25 +151,15 @@ impl Container {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Lifecycle {
+    /// A hook is a [`Probe`] with exactly one of `exec`, `httpGet`,
+    /// `sleep` (schema and validation keep the rest out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub post_start: Option<LifecycleHandler>,
+    pub post_start: Option<Probe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pre_stop: Option<LifecycleHandler>,
+    pub pre_stop: Option<Probe>,
     /// `SIGTERM`-style name (k8s 1.33), instead of the image's `STOPSIGNAL`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
-}
-
-/// A hook: exactly one of `exec`, `httpGet`, `sleep` (checked by validation).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct LifecycleHandler {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exec: Option<ExecAction>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_get: Option<HttpGetAction>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sleep: Option<SleepAction>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -339,6 +329,9 @@ pub struct Probe {
     pub success_threshold: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_threshold: Option<i32>,
+    /// Lifecycle hooks only (`sleep: {seconds}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep: Option<SleepAction>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

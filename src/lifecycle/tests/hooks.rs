@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::lifecycle::Phase;
-use crate::spec::{ExecAction, Lifecycle, LifecycleHandler, SleepAction};
+use crate::spec::{ExecAction, Lifecycle, SleepAction};
 
 fn sidecar(name: &str) -> Container {
     Container {
@@ -12,27 +12,23 @@ fn sidecar(name: &str) -> Container {
     }
 }
 
-fn exec_hook() -> LifecycleHandler {
-    LifecycleHandler {
+fn exec_hook() -> Probe {
+    Probe {
         exec: Some(ExecAction {
             command: vec!["sh".into(), "-c".into(), "hook".into()],
         }),
-        ..LifecycleHandler::default()
+        ..Probe::default()
     }
 }
 
-fn sleep_hook(seconds: i64) -> LifecycleHandler {
-    LifecycleHandler {
+fn sleep_hook(seconds: i64) -> Probe {
+    Probe {
         sleep: Some(SleepAction { seconds }),
-        ..LifecycleHandler::default()
+        ..Probe::default()
     }
 }
 
-fn with_hooks(
-    mut c: Container,
-    post: Option<LifecycleHandler>,
-    pre: Option<LifecycleHandler>,
-) -> Container {
+fn with_hooks(mut c: Container, post: Option<Probe>, pre: Option<Probe>) -> Container {
     c.lifecycle = Some(Lifecycle {
         post_start: post,
         pre_stop: pre,

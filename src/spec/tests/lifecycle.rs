@@ -4,13 +4,13 @@ use super::validate::{base, container, invalid, valid};
 use super::{MINIMAL, load_one};
 use crate::spec::*;
 
-fn hook(exec: bool, sleep: Option<i64>) -> LifecycleHandler {
-    LifecycleHandler {
+fn hook(exec: bool, sleep: Option<i64>) -> Probe {
+    Probe {
         exec: exec.then(|| ExecAction {
             command: vec!["true".into()],
         }),
-        http_get: None,
         sleep: sleep.map(|seconds| SleepAction { seconds }),
+        ..Probe::default()
     }
 }
 
@@ -64,7 +64,7 @@ fn only_sidecars_among_init_containers_take_hooks_and_probes() {
         post_start: Some(hook(true, None)),
         ..Lifecycle::default()
     });
-    init.startup_probe = Some(hook(true, None).as_probe());
+    init.startup_probe = Some(hook(true, None));
     p.spec.init_containers = vec![init.clone()];
     invalid(
         &p,
@@ -79,7 +79,7 @@ fn only_sidecars_among_init_containers_take_hooks_and_probes() {
 #[test]
 fn a_hook_has_exactly_one_handler_and_a_sleep_within_the_grace_period() {
     let mut p = base();
-    let set = |p: &mut Pod, h: LifecycleHandler| {
+    let set = |p: &mut Pod, h: Probe| {
         p.spec.containers[0].lifecycle = Some(Lifecycle {
             pre_stop: Some(h),
             ..Lifecycle::default()

@@ -636,7 +636,7 @@ fn lifecycle(pod: &Pod, c: &Container, path: &str, init: bool, errs: &mut Errors
                     ),
                 ),
                 Some(_) => {}
-                None => probe(c, &h.as_probe(), &hp, false, errs),
+                None => probe(c, h, &hp, false, errs),
             },
             _ => errs.add(hp, "may not specify more than one handler"),
         }
