@@ -11,7 +11,7 @@
 //!   but which exports often carry with a no-op value (`securityContext: {}`,
 //!   `stdin: false`, `procMount: Default`); any other value is refused;
 //! - **unsupported** (`Rule::Unsupported`): a Kubernetes field picolet does
-//!   not implement (lifecycle hooks, `grpc` probes, `configMap` volumes, …);
+//!   not implement (`tcpSocket` hooks, `grpc` probes, `nfs` volumes, …);
 //!   the loader refuses it with its path and the reason given here.
 //!
 //! A key not in its table is an *unknown* field (a typo or a newer API).

@@ -460,3 +460,43 @@ fn a_running_sidecar_stays_started_and_ready_across_a_restore() {
     assert_eq!((side.started, side.ready), (Some(true), true), "{side:#?}");
     assert_eq!(a.status(&uid).phase, Phase::Running);
 }
+
+#[test]
+fn a_crash_looping_sidecar_does_not_hold_a_finished_job() {
+    let mut a = Agent::new();
+    let mut p = with_policy(pod("job", &[("main", "app:1")]), RestartPolicy::Never);
+    p.spec.init_containers = vec![sidecar("side")];
+    let uid = a.apply(p);
+    a.exit(&uid, "side", 1);
+    a.exit(&uid, "side", 1);
+    assert_eq!(waiting(&a.cs(&uid, "side")).0, "CrashLoopBackOff");
+    a.take();
+    a.exit(&uid, "main", 0);
+    let log = a.take();
+    assert!(log.contains(&Output::RemoveSandbox { uid: uid.clone() }));
+    assert_eq!(a.status(&uid).phase, Phase::Succeeded);
+    a.advance(60_000);
+    assert!(
+        starts(&a.take(), "side").is_empty(),
+        "not restarted any more"
+    );
+}
+
+#[test]
+fn a_liveness_kill_runs_the_pre_stop_hook_first() {
+    let mut a = Agent::new();
+    a.exit_on_signal = false;
+    let mut c = with_hooks(container("app", "app:1"), None, Some(sleep_hook(2)));
+    c.liveness_probe = Some(probe(0, 1, 1, 1));
+    let mut p = with_grace(pod("web", &[]), 10);
+    p.spec.containers = vec![c];
+    let uid = a.apply(p);
+    let t0 = a.now.mono_ms;
+    a.probe(&uid, "app", ProbeKind::Liveness, false);
+    a.advance(5_000);
+    assert_eq!(signal_log(&a, t0), [(2_000, "app".into(), 15)]);
+    assert_eq!(
+        events(&a.take(), "Killing"),
+        ["Container app failed liveness probe, will be restarted"]
+    );
+}
