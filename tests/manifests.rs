@@ -24,7 +24,7 @@ spec:
     image: picolet.test/busybox:1
     lifecycle:
       preStop:
-        exec: {command: ["true"]}
+        tcpSocket: {port: 80}
 "#,
     );
     let err = wait_for(5, "the refusal", || {
@@ -32,7 +32,10 @@ spec:
         let e = String::from_utf8_lossy(&out.stderr).to_string();
         e.contains("bad.yaml").then_some(e)
     });
-    assert!(err.contains("spec.containers[1].lifecycle"), "{err}");
+    assert!(
+        err.contains("spec.containers[1].lifecycle.preStop.tcpSocket"),
+        "{err}"
+    );
     assert!(a.pod("bad").is_none());
     // A broken edit of a running pod's own file changes nothing either.
     a.apply(

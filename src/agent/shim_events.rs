@@ -3,7 +3,7 @@
 use super::statefile::SandboxRecord;
 use super::{Agent, exited, sandbox};
 use crate::clock::Now;
-use crate::lifecycle::Input;
+use crate::lifecycle::{Input, ProbeKind};
 use crate::probe::NetNs;
 use crate::runtime::shim::proto::Event;
 
@@ -122,12 +122,20 @@ impl Agent {
                 if let Some(input) = self.shims.probe_exec_done(id) {
                     let mut input = *input;
                     if let Input::ProbeResult {
-                        success, message, ..
+                        success,
+                        message,
+                        kind,
+                        ..
                     } = &mut input
                     {
                         *success = exit_code == 0 && !timed_out;
+                        let hook = matches!(kind, ProbeKind::PostStart | ProbeKind::PreStop);
                         *message = if timed_out {
                             "command timed out".into()
+                        } else if hook && exit_code != 0 {
+                            // As the kubelet's hook error puts it.
+                            let out = output.trim_end();
+                            format!("command exited with {exit_code}: , message: {out:?}")
                         } else {
                             // The command's output is the message (as
                             // kubelet's); its final newline would end the

@@ -17,6 +17,9 @@ pub struct ImageConfig {
     pub working_dir: String,
     /// `""`, `uid`, `uid:gid`, `name` or `name:group`; see [`super::resolve_user`].
     pub user: String,
+    /// `STOPSIGNAL`: `""` (SIGTERM), `SIGQUIT`, `QUIT` or `3`.
+    #[serde(default)]
+    pub stop_signal: String,
 }
 
 impl ImageConfig {
@@ -27,6 +30,7 @@ impl ImageConfig {
             env: rc.env.unwrap_or_default(),
             working_dir: rc.working_dir.unwrap_or_default(),
             user: rc.user.unwrap_or_default(),
+            stop_signal: rc.stop_signal.unwrap_or_default(),
         }
     }
 }
@@ -121,6 +125,16 @@ pub fn pull_decision(policy: PullPolicy, present: bool) -> PullDecision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_image_configs_stop_signal_is_read() {
+        let rc: RunConfig =
+            serde_json::from_str(r#"{"Cmd":["nginx"],"StopSignal":"SIGQUIT"}"#).unwrap();
+        let c = ImageConfig::from_run_config(rc);
+        assert_eq!(c.stop_signal, "SIGQUIT");
+        let rc: RunConfig = serde_json::from_str(r#"{"Cmd":["sh"]}"#).unwrap();
+        assert_eq!(ImageConfig::from_run_config(rc).stop_signal, "");
+    }
 
     fn v(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| s.to_string()).collect()

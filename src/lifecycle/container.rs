@@ -64,10 +64,24 @@ pub(crate) enum Step {
 }
 
 /// A kill in progress: SIGTERM sent, SIGKILL due at `sigkill_at`
-/// (`None` once SIGKILL went out).
+/// (`None` once SIGKILL went out, or while SIGTERM waits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Kill {
     pub sigkill_at: Option<u64>,
+    /// SIGTERM not sent yet: the grace period ends at `deadline`.
+    pub term: Option<TermWait>,
+}
+
+/// Why SIGTERM waits (the kubelet's `killContainer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TermWait {
+    pub deadline: u64,
+    /// The preStop hook runs until this mono time at the latest (its
+    /// `sleep` ends, or the grace period); `None` once it ended.
+    pub hook_until: Option<u64>,
+    /// A sidecar stopped with its pod waits for its turn: the app
+    /// containers and the sidecars after it have exited.
+    pub ordered: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +110,9 @@ pub(crate) struct Ctr {
     /// Startup probe passed (or none); readiness result.
     pub started: bool,
     pub ready: bool,
+    /// The postStart hook runs: until this mono time (`sleep`), or
+    /// `u64::MAX` until its result comes.
+    pub post_start: Option<u64>,
 }
 
 impl Ctr {
@@ -115,6 +132,7 @@ impl Ctr {
             probes: Probes::default(),
             started: false,
             ready: false,
+            post_start: None,
         }
     }
 
@@ -140,6 +158,7 @@ impl Ctr {
         self.probes.stop_all();
         self.started = false;
         self.ready = false;
+        self.post_start = None;
     }
 
     /// The current instance ended (or a start failed after creation).
@@ -152,6 +171,7 @@ impl Ctr {
         self.probes.stop_all();
         self.started = false;
         self.ready = false;
+        self.post_start = None;
     }
 
     /// `v1.ContainerStatus` for this record.
@@ -172,6 +192,8 @@ impl Ctr {
         };
         let mut state = match &self.current {
             None => waiting(default_reason, ""),
+            // Not Running until its postStart hook completed (kubelet).
+            Some(i) if i.term.is_none() && self.post_start.is_some() => waiting(default_reason, ""),
             Some(i) => match &i.term {
                 None => ContainerState {
                     running: Some(StateRunning {

@@ -297,7 +297,23 @@ pub fn build(
             c,
             host.node_memory_bytes(),
         )),
+        stop_signal: stop_signal(c, &img.config.stop_signal)?,
     })
+}
+
+/// `lifecycle.stopSignal`, else the image's `STOPSIGNAL`; `None`: SIGTERM.
+pub fn stop_signal(c: &Container, image: &str) -> Result<Option<i32>, ConfigError> {
+    let given = c.lifecycle.as_ref().and_then(|l| l.stop_signal.as_deref());
+    let Some(name) = given.or(Some(image).filter(|s| !s.is_empty())) else {
+        return Ok(None);
+    };
+    match spec::signal_number(name) {
+        Some(15) => Ok(None),
+        Some(n) => Ok(Some(n)),
+        None => Err(create_err(format!(
+            "the image's STOPSIGNAL {name:?} is not a signal"
+        ))),
+    }
 }
 
 /// A container's cgroup resources, from its spec.

@@ -88,6 +88,7 @@ fn image(user: &str) -> ResolvedImage {
             env: vec!["PATH=/bin".into(), "A=image".into()],
             working_dir: "/srv".into(),
             user: user.into(),
+            stop_signal: String::new(),
         },
         layers: vec![PathBuf::from("/layers/1")],
         architecture: "amd64".into(),
@@ -328,4 +329,23 @@ fn a_missing_volume_object_is_a_config_error_naming_the_volume() {
         e.message,
         "MountVolume.SetUp failed for volume \"s\" : secret \"creds\" not found"
     );
+}
+
+#[test]
+fn the_stop_signal_is_the_containers_else_the_images_else_sigterm() {
+    use crate::lifecycle::container_config::stop_signal;
+    let mut c = Container::default();
+    assert_eq!(stop_signal(&c, ""), Ok(None));
+    assert_eq!(stop_signal(&c, "SIGTERM"), Ok(None));
+    assert_eq!(stop_signal(&c, "QUIT"), Ok(Some(3)));
+    assert_eq!(stop_signal(&c, "SIGRTMIN+3"), Ok(Some(37)));
+    c.lifecycle = Some(crate::spec::Lifecycle {
+        stop_signal: Some("SIGUSR1".into()),
+        ..Default::default()
+    });
+    assert_eq!(stop_signal(&c, "SIGQUIT"), Ok(Some(10)), "the spec wins");
+    c.lifecycle = None;
+    let e = stop_signal(&c, "SIGNOPE").unwrap_err();
+    assert_eq!(e.reason, "CreateContainerError");
+    assert!(e.message.contains("\"SIGNOPE\""), "{e}");
 }

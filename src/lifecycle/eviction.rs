@@ -278,8 +278,10 @@ pub fn pod_request(pod: &Pod) -> u64 {
 /// frees is not back yet, so node pressure must not evict another pod on
 /// its account (the kubelet waits for an evicted pod's cleanup too).
 pub fn cleaning<'a>(pods: impl IntoIterator<Item = &'a PodView>) -> bool {
-    pods.into_iter()
-        .any(|p| p.st.evicted.is_some() && p.st.sandbox != super::pod::Sandbox::Removed)
+    pods.into_iter().any(|p| {
+        p.st.failure.as_ref().is_some_and(|f| f.0 == REASON)
+            && p.st.sandbox != super::pod::Sandbox::Removed
+    })
 }
 
 /// Under node pressure: the one pod to evict this round (the kubelet

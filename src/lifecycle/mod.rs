@@ -195,6 +195,9 @@ pub enum ProbeKind {
     Liveness,
     Readiness,
     Startup,
+    /// A lifecycle hook (`exec`/`httpGet`) run as a probe is.
+    PostStart,
+    PreStop,
 }
 
 impl ProbeKind {
@@ -204,6 +207,8 @@ impl ProbeKind {
             ProbeKind::Liveness => "Liveness",
             ProbeKind::Readiness => "Readiness",
             ProbeKind::Startup => "Startup",
+            ProbeKind::PostStart => "PostStart",
+            ProbeKind::PreStop => "PreStop",
         }
     }
 }
@@ -216,6 +221,9 @@ pub enum EventType {
 }
 
 /// What the core asks the agent to do, in order.
+// Outputs are queued and drained at once: boxing the probe would only
+// complicate every producer.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// Create (or adopt, if it already runs) the pod's shim; answer with

@@ -376,18 +376,8 @@ impl Node {
                 container,
             } => {
                 if let Some(p) = self.by_uid(&uid) {
-                    if p.st.terminal.is_none() && p.st.stopping.is_none() {
-                        fx.event(
-                            &uid,
-                            super::EventType::Warning,
-                            super::eviction::REASON,
-                            message.clone(),
-                            container.as_deref(),
-                        );
-                        p.st.terminal = Some(super::status::Phase::Failed);
-                        p.st.evicted = Some(message);
-                        p.stop(StopWhy::Terminal, fx, now);
-                    }
+                    let reason = super::eviction::REASON;
+                    p.fail(reason, message, container.as_deref(), fx, now);
                 }
             }
             Input::SandboxReady { uid } => {
@@ -656,10 +646,17 @@ impl Node {
                     break;
                 }
                 let status = p.build_status(self.host_ip.as_deref(), now);
-                if status.phase.is_terminal() && p.st.terminal.is_none() && p.st.stopping.is_none()
+                // A pod stopped because its app containers finished (its
+                // sidecars stop) becomes terminal once nothing runs.
+                let stopping = p.st.stopping.map(|s| s.why);
+                if status.phase.is_terminal()
+                    && p.st.terminal.is_none()
+                    && stopping.is_none_or(|w| w == StopWhy::Terminal)
                 {
                     p.st.terminal = Some(status.phase);
-                    p.stop(StopWhy::Terminal, fx, now);
+                    if stopping.is_none() {
+                        p.stop(StopWhy::Terminal, fx, now);
+                    }
                     continue;
                 }
                 if p.store_status(status, now) {

@@ -6,7 +6,7 @@ use super::container::{Ctr, Instance, Step, Term, container_id, exit_reason};
 use super::pod::{PodView, Sandbox, grace_ms};
 use super::probe::{probe_of, timing};
 use super::start::{
-    Ctx, RESYNC_MS, begin_kill, ensure_image, mark_started, mono_of, resume_probes,
+    Ctx, RESYNC_MS, begin_kill, ensure_image, mark_started, mono_of, resume_probes, run_hook,
 };
 use super::{EventType, Fx, Now, Output, ProbeKind};
 use crate::spec::{Container, RestartPolicy};
@@ -190,7 +190,16 @@ impl PodView {
             Some(name),
         );
         fx.persist = true;
-        resume_probes(c, spec, init, now);
+        // kubelet: the postStart hook runs right after the start; the
+        // container is not Running (nor started) until it completed.
+        match spec.hook(false) {
+            Some(h) => {
+                let kind = ProbeKind::PostStart;
+                let until = run_hook(c, h, &uid, instance, kind, u64::MAX, fx, now);
+                c.post_start = Some(until);
+            }
+            None => resume_probes(c, spec, init, now),
+        }
     }
 
     pub(crate) fn on_start_failed(
@@ -306,10 +315,23 @@ impl PodView {
         let label = self.label();
         let uid = self.uid.clone();
         let policy = self.spec.spec.restart_policy;
-        let Some((c, spec, false)) = self.split(name) else {
+        let Some((c, spec, init)) = self.split(name) else {
             return;
         };
         let live = c.current.as_ref().is_some_and(|i| i.instance == instance);
+        let cx = Ctx {
+            uid: &uid,
+            label: &label,
+        };
+        if matches!(kind, ProbeKind::PostStart | ProbeKind::PreStop) {
+            if live {
+                hook_result(c, spec, (init, grace), kind, success, message, &cx, fx, now);
+            }
+            return;
+        }
+        if init && !spec.is_sidecar() {
+            return;
+        }
         if c.step != Step::Running || c.kill.is_some() || !live || !c.probes.get(kind).in_flight {
             return;
         }
@@ -339,11 +361,7 @@ impl PodView {
                 if policy != RestartPolicy::Never {
                     msg.push_str(", will be restarted");
                 }
-                let cx = Ctx {
-                    uid: &uid,
-                    label: &label,
-                };
-                begin_kill(c, &cx, now.mono_ms + grace, msg, fx, now);
+                begin_kill(c, spec, &cx, now.mono_ms + grace, msg, false, fx, now);
             }
             (ProbeKind::Readiness, Some(r)) => c.ready = r,
             _ => {}
@@ -393,6 +411,70 @@ impl PodView {
             msg,
             None,
         );
+    }
+}
+
+/// The result of a hook (`exec`/`httpGet`) of the live instance of `c`.
+#[allow(clippy::too_many_arguments)]
+fn hook_result(
+    c: &mut Ctr,
+    spec: &Container,
+    (init, grace): (bool, u64),
+    kind: ProbeKind,
+    success: bool,
+    message: &str,
+    cx: &Ctx<'_>,
+    fx: &mut Fx,
+    now: Now,
+) {
+    let pre_stop = kind == ProbeKind::PreStop;
+    let pending = if pre_stop {
+        let w = c.kill.as_mut().and_then(|k| k.term.as_mut());
+        w.and_then(|w| w.hook_until.take()).is_some()
+    } else {
+        c.post_start.take().is_some()
+    };
+    if !pending || c.step != Step::Running {
+        return;
+    }
+    if success {
+        if !pre_stop {
+            resume_probes(c, spec, init, now);
+        }
+        return;
+    }
+    // The kubelet's messages (`handlers.go`).
+    let msg = match spec.hook(pre_stop) {
+        Some(h) if h.exec.is_some() => format!(
+            "Exec lifecycle hook ([{}]) for Container {:?} in Pod {:?} failed - error: {message}",
+            h.exec
+                .iter()
+                .flat_map(|e| &e.command)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" "),
+            c.name,
+            cx.label
+        ),
+        Some(h) => format!(
+            "HTTP lifecycle hook ({}) for Container {:?} in Pod {:?} failed - error: {message}",
+            h.http_get.as_ref().map_or("/", |g| g.path_or_root()),
+            c.name,
+            cx.label
+        ),
+        None => return,
+    };
+    let reason = if pre_stop {
+        "FailedPreStopHook"
+    } else {
+        "FailedPostStartHook"
+    };
+    fx.event(cx.uid, EventType::Warning, reason, msg, Some(&c.name));
+    if !pre_stop {
+        // Killed (its preStop hook runs) and restarted per policy.
+        let deadline = now.mono_ms + grace;
+        let m = "FailedPostStartHook".to_string();
+        begin_kill(c, spec, cx, deadline, m, false, fx, now);
     }
 }
 

@@ -5,9 +5,9 @@
 
 use super::backoff::Backoff;
 use super::container::{Ctr, Step};
-use super::start::{Ctx, begin_kill, start_attempt};
+use super::start::{Ctx, begin_kill, release_term, start_attempt};
 use super::status::{Phase, PodStatus};
-use super::{Fx, Now, Output};
+use super::{EventType, Fx, Now, Output};
 use crate::spec::{Container, Pod, PodSpec, RestartPolicy};
 
 /// The pod's sandbox (its shim) as the core knows it.
@@ -59,10 +59,12 @@ pub(crate) struct PodState {
     pub replacement: Option<(Pod, String)>,
     /// The phase once it became Succeeded or Failed (it never goes back).
     pub terminal: Option<Phase>,
-    /// The eviction message, when the pod was evicted (status reason
-    /// `Evicted`). Not in the state file: after an agent restart the pod
-    /// stays Failed but without the reason.
-    pub evicted: Option<String>,
+    /// Status reason and message of a pod the node failed: `Evicted`, or
+    /// `DeadlineExceeded`. Not in the state file: after an agent restart
+    /// the pod stays Failed but without the reason.
+    pub failure: Option<(&'static str, String)>,
+    /// Mono time at which `activeDeadlineSeconds` is over.
+    pub active_deadline: Option<u64>,
     /// (type, status, lastTransitionTime wall ms).
     pub conditions: Vec<(String, bool, i64)>,
 }
@@ -152,15 +154,46 @@ impl PodView {
             stopping: None,
             replacement: None,
             terminal: None,
-            evicted: None,
+            failure: None,
+            active_deadline: None,
             conditions: Vec::new(),
         };
-        PodView {
+        let mut view = PodView {
             uid,
             spec: pod,
             status: PodStatus::default(),
             st,
+        };
+        view.arm_deadline(now);
+        view
+    }
+
+    /// `activeDeadlineSeconds` counts from `startTime`.
+    pub(crate) fn arm_deadline(&mut self, now: Now) {
+        let start = super::start::mono_of(self.st.start_time, now);
+        self.st.active_deadline = (self.spec.spec.active_deadline_seconds)
+            .map(|s| start.saturating_add(s.max(0) as u64 * 1000));
+    }
+
+    /// The node fails the pod (eviction, `activeDeadlineSeconds`): phase
+    /// `Failed` with `reason` and `message`, a Warning event, its
+    /// containers stopped. Not for a pod already terminal or stopping.
+    pub(crate) fn fail(
+        &mut self,
+        reason: &'static str,
+        message: String,
+        container: Option<&str>,
+        fx: &mut Fx,
+        now: Now,
+    ) {
+        if self.st.terminal.is_some() || self.st.stopping.is_some() {
+            return;
         }
+        let uid = self.uid.clone();
+        fx.event(&uid, EventType::Warning, reason, message.clone(), container);
+        self.st.terminal = Some(Phase::Failed);
+        self.st.failure = Some((reason, message));
+        self.stop(StopWhy::Terminal, fx, now);
     }
 
     pub fn namespace(&self) -> &str {
@@ -276,10 +309,45 @@ impl PodView {
             _ => return false,
         }
         self.kill_changed(fx, now);
+        self.release_terms(fx, now);
         if self.sync_init(fx, now) {
             self.sync_app(fx, now);
+            // kubelet: once no app container runs or will restart, the pod
+            // is killed, its sidecars too (they never keep it alive).
+            let sidecar_runs = self.st.init.iter().any(Ctr::active);
+            if sidecar_runs && self.apps_finished() {
+                self.stop(StopWhy::Terminal, fx, now);
+                return self.sync_stopping(fx, now);
+            }
         }
         false
+    }
+
+    /// `restartPolicy` is not `Always` and every app container exited for
+    /// good.
+    fn apps_finished(&self) -> bool {
+        let policy = self.spec.spec.restart_policy;
+        policy != RestartPolicy::Always
+            && self.st.app.iter().all(|c| {
+                c.step == Step::Idle && c.latest_term().is_some() && !should_restart(c, policy)
+            })
+    }
+
+    /// Sends the SIGTERMs that kills held back (preStop hook ended; a
+    /// sidecar's turn: every app and regular init container, and every
+    /// later sidecar, has exited).
+    fn release_terms(&mut self, fx: &mut Fx, now: Now) {
+        let spec = &self.spec.spec;
+        let inits = self.st.init.iter().zip(&spec.init_containers);
+        let mut later_active = self.st.app.iter().any(Ctr::active)
+            || inits.clone().any(|(c, s)| !s.is_sidecar() && c.active());
+        for c in &mut self.st.app {
+            release_term(c, &self.uid, true, fx, now);
+        }
+        for (c, s) in self.st.init.iter_mut().zip(&spec.init_containers).rev() {
+            release_term(c, &self.uid, !later_active, fx, now);
+            later_active |= s.is_sidecar() && c.active();
+        }
     }
 
     /// kubelet: recreate a vanished sandbox unless nothing would run in it.
@@ -312,7 +380,7 @@ impl PodView {
             if c.step == Step::Running && c.kill.is_none() && changed {
                 c.force_restart = true;
                 let msg = format!("Container {} definition changed, will be restarted", c.name);
-                begin_kill(c, &cx, now.mono_ms + grace, msg, fx, now);
+                begin_kill(c, spec, &cx, now.mono_ms + grace, msg, false, fx, now);
             }
         }
     }
@@ -325,9 +393,33 @@ impl PodView {
             uid: &self.uid,
             label: &label,
         };
+        // Sidecars already started keep running: restarted on every exit,
+        // whatever the pod's restartPolicy, until the app containers finished.
+        let finished = self.apps_finished();
+        let pairs = self.st.init.iter_mut().zip(&spec.init_containers);
+        for (c, cs) in pairs.take(self.st.init_done) {
+            if cs.is_sidecar() && c.step == Step::Idle && !finished {
+                start_attempt(c, cs, &cx, fx, now);
+            }
+        }
+        let epoch = self.st.sandbox_epoch;
         while self.st.init_done < spec.init_containers.len() {
             let i = self.st.init_done;
             let c = &mut self.st.init[i];
+            if spec.init_containers[i].is_sidecar() {
+                // The next container waits until the sidecar is started
+                // (its startupProbe passed and its postStart hook ran).
+                let here = c.current.as_ref().is_some_and(|x| x.epoch == epoch);
+                if c.step == Step::Running && c.started && here {
+                    self.st.init_done += 1;
+                    fx.persist = true;
+                    continue;
+                }
+                if c.step == Step::Idle {
+                    start_attempt(c, &spec.init_containers[i], &cx, fx, now);
+                }
+                return false;
+            }
             if c.step != Step::Idle {
                 return false;
             }
@@ -381,18 +473,23 @@ impl PodView {
             uid: &self.uid,
             label: &label,
         };
-        for c in self.st.init.iter_mut().chain(self.st.app.iter_mut()) {
+        let spec = &self.spec.spec;
+        let specs = spec.init_containers.iter().chain(&spec.containers);
+        let ctrs = self.st.init.iter_mut().chain(self.st.app.iter_mut());
+        for (c, cs) in ctrs.zip(specs) {
             match c.step {
                 Step::Running => {
                     if c.kill.is_none() {
                         let msg = format!("Stopping container {}", c.name);
-                        begin_kill(c, &cx, stop.deadline, msg, fx, now);
+                        let ordered = cs.is_sidecar();
+                        begin_kill(c, cs, &cx, stop.deadline, msg, ordered, fx, now);
                     }
                 }
                 Step::Starting { .. } => {}
                 _ => c.step = Step::Idle,
             }
         }
+        self.release_terms(fx, now);
         if self.any_active() {
             return false;
         }

@@ -110,7 +110,8 @@ pub(crate) struct Probes {
 impl Probes {
     pub fn get_mut(&mut self, kind: ProbeKind) -> &mut Worker {
         match kind {
-            ProbeKind::Startup => &mut self.startup,
+            // Hooks have no worker: their result is handled before.
+            ProbeKind::Startup | ProbeKind::PostStart | ProbeKind::PreStop => &mut self.startup,
             ProbeKind::Liveness => &mut self.liveness,
             ProbeKind::Readiness => &mut self.readiness,
         }
@@ -118,7 +119,7 @@ impl Probes {
 
     pub fn get(&self, kind: ProbeKind) -> &Worker {
         match kind {
-            ProbeKind::Startup => &self.startup,
+            ProbeKind::Startup | ProbeKind::PostStart | ProbeKind::PreStop => &self.startup,
             ProbeKind::Liveness => &self.liveness,
             ProbeKind::Readiness => &self.readiness,
         }
@@ -145,6 +146,7 @@ pub(crate) fn probe_of(c: &crate::spec::Container, kind: ProbeKind) -> Option<&P
         ProbeKind::Startup => c.startup_probe.as_ref(),
         ProbeKind::Liveness => c.liveness_probe.as_ref(),
         ProbeKind::Readiness => c.readiness_probe.as_ref(),
+        ProbeKind::PostStart | ProbeKind::PreStop => None,
     }
 }
 

@@ -413,7 +413,8 @@ impl Loader {
                 PhaseSnap::Succeeded => Phase::Succeeded,
                 PhaseSnap::Failed => Phase::Failed,
             }),
-            evicted: None,
+            failure: None,
+            active_deadline: None,
             conditions: s.conditions.clone(),
         };
         Ok(PodView {
@@ -465,6 +466,7 @@ impl Node {
         }
         let mut reissue = Vec::new();
         for p in &mut pods {
+            p.arm_deadline(now);
             let uid = p.uid.clone();
             match p.st.sandbox {
                 Sandbox::Creating => reissue.push(Output::CreateSandbox { uid: uid.clone() }),

@@ -174,13 +174,37 @@ pub(crate) fn any_regular_started(spec: &PodSpec, all: &[&ContainerStatus]) -> b
     })
 }
 
-/// The kubelet's `getPhase` (no sidecar init containers). `all` holds the
+/// The kubelet's `getPhase` (with sidecars, k8s 1.29+). `all` holds the
 /// init and app container statuses; `pod_is_terminal` is true once the pod
 /// is being torn down and nothing runs any more.
 pub fn get_phase(spec: &PodSpec, all: &[&ContainerStatus], pod_is_terminal: bool) -> Phase {
     let mut pending_initialization = 0;
     let mut failed_initialization = 0;
-    for c in &spec.init_containers {
+    let mut pending_sidecars = 0;
+    let (mut unknown, mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0, 0);
+    for c in spec.init_containers.iter().filter(|c| c.is_sidecar()) {
+        let Some(s) = find(all, &c.name) else {
+            unknown += 1;
+            continue;
+        };
+        if s.state.running.is_some() {
+            if s.started != Some(true) {
+                pending_sidecars += 1;
+            }
+            running += 1;
+        } else if s.state.terminated.is_some() {
+            // neither running nor stopped
+        } else if s.state.waiting.is_some() {
+            if s.last_state.terminated.is_none() {
+                pending_sidecars += 1;
+                waiting += 1;
+            }
+        } else {
+            pending_sidecars += 1;
+            unknown += 1;
+        }
+    }
+    for c in spec.init_containers.iter().filter(|c| !c.is_sidecar()) {
         let Some(s) = find(all, &c.name) else {
             pending_initialization += 1;
             continue;
@@ -202,7 +226,6 @@ pub fn get_phase(spec: &PodSpec, all: &[&ContainerStatus], pod_is_terminal: bool
         }
     }
 
-    let (mut unknown, mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0, 0);
     for c in &spec.containers {
         let Some(s) = find(all, &c.name) else {
             unknown += 1;
@@ -229,7 +252,8 @@ pub fn get_phase(spec: &PodSpec, all: &[&ContainerStatus], pod_is_terminal: bool
     if failed_initialization > 0 && spec.restart_policy == RestartPolicy::Never {
         return Phase::Failed;
     }
-    if (pending_initialization > 0 && !any_regular_started(spec, all)) || waiting > 0 {
+    let pending = pending_initialization + pending_sidecars;
+    if (pending > 0 && !any_regular_started(spec, all)) || waiting > 0 {
         return Phase::Pending;
     }
     if running > 0 && unknown == 0 {
@@ -291,7 +315,10 @@ fn initialized(spec: &PodSpec, all: &[&ContainerStatus], phase: Phase) -> RawCon
     for c in &spec.init_containers {
         match find(all, &c.name) {
             None => unknown.push(c.name.as_str()),
-            Some(s) if !s.ready => incomplete.push(c.name.as_str()),
+            Some(s) if c.is_sidecar() && s.started != Some(true) => {
+                incomplete.push(c.name.as_str())
+            }
+            Some(s) if !c.is_sidecar() && !s.ready => incomplete.push(c.name.as_str()),
             Some(_) => {}
         }
     }
@@ -312,7 +339,8 @@ fn containers_ready(spec: &PodSpec, all: &[&ContainerStatus], phase: Phase) -> R
     const T: &str = "ContainersReady";
     let mut unknown = Vec::new();
     let mut unready = Vec::new();
-    for c in &spec.containers {
+    let sidecars = spec.init_containers.iter().filter(|c| c.is_sidecar());
+    for c in sidecars.chain(&spec.containers) {
         match find(all, &c.name) {
             None => unknown.push(c.name.as_str()),
             Some(s) if !s.ready => unready.push(c.name.as_str()),

@@ -10,6 +10,7 @@ mod admission;
 mod adopt;
 mod agent;
 mod creation;
+mod hooks;
 mod images;
 mod phase;
 mod probes;

@@ -4,6 +4,7 @@
 use super::container::Step;
 use super::pod::{PodView, Sandbox};
 use super::probe::{probe_of, timing};
+use super::start::resume_probes;
 use super::{EventType, Fx, Now, Output, ProbeKind};
 
 impl PodView {
@@ -15,11 +16,27 @@ impl PodView {
                 self.st.sandbox = Sandbox::None;
             }
         }
+        if self.st.active_deadline.is_some_and(|d| d <= t) {
+            self.st.active_deadline = None;
+            let msg = "Pod was active on the node longer than the specified deadline";
+            self.fail("DeadlineExceeded", msg.into(), None, fx, now);
+        }
         let uid = self.uid.clone();
         let spec = &self.spec.spec;
+        let n_init = spec.init_containers.len();
         let specs = spec.init_containers.iter().chain(&spec.containers);
         let ctrs = self.st.init.iter_mut().chain(self.st.app.iter_mut());
-        for (c, cs) in ctrs.zip(specs) {
+        for (i, (c, cs)) in ctrs.zip(specs).enumerate() {
+            if c.post_start.is_some_and(|at| at <= t) {
+                // A `sleep` postStart hook ended.
+                c.post_start = None;
+                resume_probes(c, cs, i < n_init, now);
+            }
+            if let Some(w) = c.kill.as_mut().and_then(|k| k.term.as_mut()) {
+                // The preStop hook ran out of time (or its sleep ended):
+                // the pod's sync sends SIGTERM.
+                w.hook_until = w.hook_until.filter(|&h| h > t);
+            }
             if let (Some(kill), Some(cur)) = (c.kill.as_mut(), c.current.as_ref()) {
                 if kill.sigkill_at.is_some_and(|at| at <= t) {
                     kill.sigkill_at = None;
@@ -89,9 +106,22 @@ impl PodView {
         if let Sandbox::BackOff { retry_at } = self.st.sandbox {
             at(retry_at);
         }
+        if let Some(d) = self.st.active_deadline {
+            at(d);
+        }
         for (c, _) in self.ctrs() {
             if let Some(k) = c.kill.and_then(|k| k.sigkill_at) {
                 at(k);
+            }
+            if let Some(w) = c.kill.and_then(|k| k.term) {
+                match w.hook_until {
+                    Some(h) => at(h),
+                    None if w.ordered => at(w.deadline),
+                    None => {}
+                }
+            }
+            if let Some(p) = c.post_start.filter(|&p| p != u64::MAX) {
+                at(p);
             }
             match c.step {
                 Step::BackOff { until } => at(until),

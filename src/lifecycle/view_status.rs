@@ -17,7 +17,7 @@ impl PodView {
             "PodInitializing"
         };
         let init: Vec<ContainerStatus> = (self.st.init.iter().zip(&spec.init_containers))
-            .map(|(c, cs)| c.status(&self.uid, &cs.image, default_reason, true))
+            .map(|(c, cs)| c.status(&self.uid, &cs.image, default_reason, !cs.is_sidecar()))
             .collect();
         let mut app: Vec<ContainerStatus> = (self.st.app.iter().zip(&spec.containers))
             .map(|(c, cs)| c.status(&self.uid, &cs.image, default_reason, false))
@@ -41,11 +41,18 @@ impl PodView {
         PodStatus {
             phase,
             conditions,
-            message: self.st.evicted.clone().unwrap_or_default(),
-            reason: match self.st.evicted {
-                Some(_) => super::eviction::REASON.to_string(),
-                None => String::new(),
-            },
+            message: self
+                .st
+                .failure
+                .as_ref()
+                .map(|f| f.1.clone())
+                .unwrap_or_default(),
+            reason: self
+                .st
+                .failure
+                .as_ref()
+                .map(|f| f.0.to_string())
+                .unwrap_or_default(),
             host_ip: host_ip.unwrap_or_default().to_string(),
             host_ips: ips(host_ip),
             pod_ip: self.st.pod_ip.clone().unwrap_or_default(),

@@ -94,4 +94,8 @@ pub struct ContainerConfig {
     /// (and of its exec sessions); `None` keeps the shim's.
     #[serde(default)]
     pub oom_score_adj: Option<i32>,
+    /// Sent instead of SIGTERM when the agent asks for a graceful stop
+    /// (`lifecycle.stopSignal`, else the image's `STOPSIGNAL`).
+    #[serde(default)]
+    pub stop_signal: Option<i32>,
 }

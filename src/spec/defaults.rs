@@ -287,3 +287,36 @@ pub fn defaulted(pod: &Pod) -> Pod {
     }
     pod
 }
+
+/// Linux signal names 1..=31, `SIG` left off.
+const SIGNALS: [&str; 31] = [
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
+    "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
+    "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+];
+
+/// The number of a signal given as `SIGTERM`, `TERM`, `15`, `SIGRTMIN+3` or
+/// `SIGRTMAX-1` (an image's `STOPSIGNAL` takes each form, as Docker's
+/// `ParseSignal`; `lifecycle.stopSignal` only the `SIG` names).
+pub fn signal_number(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let rt = |base: &str, sign: i32| -> Option<i32> {
+        let off = name.strip_prefix(base)?;
+        let n = if off.is_empty() {
+            0
+        } else {
+            off.get(1..)?.parse::<i32>().ok()?
+        };
+        let ok = off.is_empty() || off.starts_with(if sign > 0 { '+' } else { '-' });
+        let v = if sign > 0 { 34 + n } else { 64 - n };
+        (ok && (34..=64).contains(&v)).then_some(v)
+    };
+    if let Some(i) = SIGNALS.iter().position(|n| *n == name) {
+        return Some(i as i32 + 1);
+    }
+    rt("RTMIN", 1).or_else(|| rt("RTMAX", -1))
+}

@@ -33,7 +33,7 @@ pub mod validate;
 mod tests;
 
 pub use caps::{capability_number, effective_capabilities};
-pub use defaults::{ProbeHandler, ProbeTiming, defaulted, resolve_port};
+pub use defaults::{ProbeHandler, ProbeTiming, defaulted, resolve_port, signal_number};
 pub use env::{EnvContext, container_argv, container_env, env_value, expand, field_ref_value};
 pub use error::{ErrorKind, Origin, SpecError};
 pub use load::{

@@ -11,7 +11,7 @@
 //!   but which exports often carry with a no-op value (`securityContext: {}`,
 //!   `stdin: false`, `procMount: Default`); any other value is refused;
 //! - **unsupported** (`Rule::Unsupported`): a Kubernetes field picolet does
-//!   not implement (lifecycle hooks, `grpc` probes, `configMap` volumes, …);
+//!   not implement (`tcpSocket` hooks, `grpc` probes, `nfs` volumes, …);
 //!   the loader refuses it with its path and the reason given here.
 //!
 //! A key not in its table is an *unknown* field (a typo or a newer API).
@@ -221,10 +221,7 @@ static POD_SPEC: Node = Object(&[
         "runtimeClassName",
         IgnoreIfEmpty("runtime classes are not supported"),
     ),
-    (
-        "activeDeadlineSeconds",
-        IgnoreIfEmpty("activeDeadlineSeconds is not supported"),
-    ),
+    ("activeDeadlineSeconds", Field(&Scalar)),
 ]);
 
 static CONTAINER: Node = Object(&[
@@ -260,10 +257,7 @@ static CONTAINER: Node = Object(&[
         "resizePolicy",
         IgnoreIfEmpty("in-place resize policies are not supported"),
     ),
-    (
-        "restartPolicy",
-        IgnoreIfEmpty("sidecar containers (a container restartPolicy) are not supported"),
-    ),
+    ("restartPolicy", Field(&Scalar)),
     (
         "restartPolicyRules",
         IgnoreIfEmpty("container restart rules are not supported"),
@@ -271,16 +265,22 @@ static CONTAINER: Node = Object(&[
 ]);
 
 static LIFECYCLE: Node = Object(&[
+    ("postStart", Field(&HANDLER)),
+    ("preStop", Field(&HANDLER)),
+    ("stopSignal", Field(&Scalar)),
+]);
+
+static HANDLER: Node = Object(&[
+    ("exec", Field(&EXEC)),
+    ("httpGet", Field(&HTTP_GET)),
+    ("sleep", Field(&SLEEP)),
     (
-        "postStart",
-        Unsupported("lifecycle hooks are not supported"),
-    ),
-    ("preStop", Unsupported("lifecycle hooks are not supported")),
-    (
-        "stopSignal",
-        Unsupported("a custom stop signal is not supported"),
+        "tcpSocket",
+        Unsupported("a tcpSocket lifecycle hook is deprecated and not supported"),
     ),
 ]);
+
+static SLEEP: Node = Object(&[("seconds", Field(&Scalar))]);
 
 static ENV_VAR: Node = Object(&[
     ("name", Field(&Scalar)),

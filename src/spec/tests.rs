@@ -6,6 +6,7 @@ mod config;
 mod defaults;
 mod env;
 mod examples;
+mod lifecycle;
 mod load;
 mod quantity;
 mod unsupported;

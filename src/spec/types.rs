@@ -86,6 +86,10 @@ pub struct PodSpec {
     /// mounted: picolet has no API server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
+    /// Seconds from `startTime` after which the pod fails with
+    /// `DeadlineExceeded` (docs/lifecycle.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_deadline_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -119,6 +123,48 @@ pub struct Container {
     pub security_context: Option<SecurityContext>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_mounts: Vec<VolumeMount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
+    /// Only `Always`, only on an init container: a sidecar (k8s 1.29+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+}
+
+impl Container {
+    /// A sidecar: an init container with `restartPolicy: Always`.
+    pub fn is_sidecar(&self) -> bool {
+        self.restart_policy == Some(RestartPolicy::Always)
+    }
+
+    /// The `postStart` or `preStop` hook.
+    pub fn hook(&self, pre_stop: bool) -> Option<&Probe> {
+        let l = self.lifecycle.as_ref()?;
+        if pre_stop {
+            l.pre_stop.as_ref()
+        } else {
+            l.post_start.as_ref()
+        }
+    }
+}
+
+/// `lifecycle`: hooks and the stop signal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Lifecycle {
+    /// A hook is a [`Probe`] with exactly one of `exec`, `httpGet`,
+    /// `sleep` (schema and validation keep the rest out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_start: Option<Probe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_stop: Option<Probe>,
+    /// `SIGTERM`-style name (k8s 1.33), instead of the image's `STOPSIGNAL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SleepAction {
+    pub seconds: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -283,6 +329,9 @@ pub struct Probe {
     pub success_threshold: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_threshold: Option<i32>,
+    /// Lifecycle hooks only (`sleep: {seconds}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep: Option<SleepAction>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

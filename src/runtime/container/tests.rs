@@ -131,6 +131,7 @@ fn config(fx: &Fixture, script: &str) -> ContainerConfig {
         log_max_bytes: 0,
         log_max_files: 1,
         oom_score_adj: None,
+        stop_signal: None,
     }
 }
 

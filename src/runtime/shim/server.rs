@@ -318,6 +318,11 @@ impl Server {
                     .find(|c| c.cfg.name == name && c.cfg.instance == instance && c.running());
                 match target {
                     Some(c) => {
+                        // A graceful stop uses the container's stop signal.
+                        let signal = match (signal, c.cfg.stop_signal) {
+                            (libc::SIGTERM, Some(s)) => s,
+                            _ => signal,
+                        };
                         if let Err(e) = sys::kill(c.pid, signal) {
                             eprintln!("picolet shim: kill {name}/{instance} with {signal}: {e}");
                         }

@@ -502,3 +502,21 @@ fn proc_stat_parsing_handles_spaces_and_parens_in_the_command() {
     assert_eq!(super::sys::parse_stat(line), Some((42, 987654)));
     assert_eq!(super::sys::parse_stat("garbage"), None);
 }
+
+#[test]
+fn a_graceful_stop_sends_the_containers_stop_signal_instead_of_sigterm() {
+    let Some(f) = Fixture::new(true) else { return };
+    let (shim, mut agent) = f.start();
+    let mut cfg = f.container("web", 1, &["/bin/sleep", "30"]);
+    cfg.stop_signal = Some(libc::SIGUSR1);
+    agent.send(&Request::Start(Box::new(cfg)));
+    agent.started("web", 1);
+    agent.send(&Request::Signal {
+        name: "web".into(),
+        instance: 1,
+        signal: libc::SIGTERM,
+    });
+    let exit = agent.exited("web", 1);
+    assert_eq!((exit.exit_code, exit.signal), (138, Some(libc::SIGUSR1)));
+    agent.shutdown(&shim);
+}

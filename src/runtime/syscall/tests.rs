@@ -44,6 +44,7 @@ fn container(dir: &Path) -> ContainerConfig {
         log_max_bytes: 0,
         log_max_files: 1,
         oom_score_adj: None,
+        stop_signal: None,
     }
 }
 

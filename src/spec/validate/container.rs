@@ -3,7 +3,7 @@
 
 use super::{Errors, clean_absolute};
 use crate::spec::caps;
-use crate::spec::defaults::resolve_port;
+use crate::spec::defaults::{resolve_port, signal_number};
 use crate::spec::env::{FieldPath, expanded_len};
 use crate::spec::error::{ErrorKind, SpecError};
 use crate::spec::names;
@@ -129,7 +129,7 @@ fn container(
     for (field, probe) in probes {
         let Some(p) = probe else { continue };
         let ppath = format!("{path}.{field}");
-        if init {
+        if init && !c.is_sidecar() {
             errs.add(ppath, "must not be set for init containers");
         } else {
             self::probe(c, p, &ppath, field != "readinessProbe", errs);
@@ -138,6 +138,7 @@ fn container(
     if let Some(sc) = &c.security_context {
         security_context(sc, &format!("{path}.securityContext"), errs);
     }
+    lifecycle(pod, c, path, init, errs);
     mounts(c, path, volumes, errs);
 }
 
@@ -590,6 +591,61 @@ fn mounts(c: &Container, path: &str, volumes: &BTreeSet<String>, errs: &mut Erro
             errs.add(
                 format!("{mp}.mountPath"),
                 format!("{:?} must be unique", m.mount_path),
+            );
+        }
+    }
+}
+
+/// `restartPolicy` (sidecars) and `lifecycle`: hooks and `stopSignal`.
+fn lifecycle(pod: &Pod, c: &Container, path: &str, init: bool, errs: &mut Errors) {
+    match c.restart_policy {
+        None | Some(RestartPolicy::Always) if init => {}
+        None => {}
+        Some(_) if !init => errs.add(
+            format!("{path}.restartPolicy"),
+            "may not be set for non-init containers",
+        ),
+        Some(p) => errs.add(
+            format!("{path}.restartPolicy"),
+            format!("unsupported value \"{p:?}\": supported values: \"Always\""),
+        ),
+    }
+    let Some(l) = &c.lifecycle else { return };
+    if init && !c.is_sidecar() {
+        errs.add(
+            format!("{path}.lifecycle"),
+            "must not be set for init containers",
+        );
+        return;
+    }
+    let grace = pod.spec.termination_grace_period_seconds.unwrap_or(30);
+    for (field, h) in [("postStart", &l.post_start), ("preStop", &l.pre_stop)] {
+        let Some(h) = h else { continue };
+        let hp = format!("{path}.lifecycle.{field}");
+        let n = usize::from(h.exec.is_some())
+            + usize::from(h.http_get.is_some())
+            + usize::from(h.sleep.is_some());
+        match n {
+            0 => errs.add(hp, "must specify a handler: exec, httpGet or sleep"),
+            1 => match &h.sleep {
+                Some(s) if s.seconds < 0 || s.seconds > grace => errs.add(
+                    format!("{hp}.sleep.seconds"),
+                    format!(
+                        "{} must be non-negative and less than terminationGracePeriodSeconds ({grace})",
+                        s.seconds
+                    ),
+                ),
+                Some(_) => {}
+                None => probe(c, h, &hp, false, errs),
+            },
+            _ => errs.add(hp, "may not specify more than one handler"),
+        }
+    }
+    if let Some(sig) = &l.stop_signal {
+        if !sig.starts_with("SIG") || signal_number(sig).is_none() {
+            errs.add(
+                format!("{path}.lifecycle.stopSignal"),
+                format!("{sig:?} is not a signal name (SIGTERM, SIGUSR1, SIGRTMIN+1, ...)"),
             );
         }
     }

@@ -112,6 +112,14 @@ pub fn validate_all(pod: &Pod) -> Vec<SpecError> {
             );
         }
     }
+    if let Some(d) = spec.active_deadline_seconds {
+        if !(1..=i64::from(u32::MAX)).contains(&d) {
+            errs.add(
+                "spec.activeDeadlineSeconds",
+                format!("{d} must be between 1 and {}, inclusive", u32::MAX),
+            );
+        }
+    }
     let volumes = volumes(pod, &spec.volumes, &mut errs);
     container::containers(pod, &volumes, &mut errs);
     let size = json_size(pod);

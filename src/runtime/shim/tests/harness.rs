@@ -96,6 +96,7 @@ impl Fixture {
             log_max_bytes: 8 << 20,
             log_max_files: 2,
             oom_score_adj: None,
+            stop_signal: None,
         }
     }
 
