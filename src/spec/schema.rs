@@ -177,7 +177,10 @@ static POD_SPEC: Node = Object(&[
     ("affinity", Ignore),
     ("topologySpreadConstraints", Ignore),
     ("schedulingGates", Ignore),
-    ("overhead", Ignore),
+    (
+        "overhead",
+        IgnoreIfEmpty("pod overhead (from a RuntimeClass) is not supported"),
+    ),
     ("subdomain", Ignore),
     ("imagePullSecrets", Ignore),
     // Would change what runs: only a no-op value is accepted.

@@ -6,6 +6,7 @@ mod config;
 mod defaults;
 mod env;
 mod examples;
+mod fields_doc;
 mod lifecycle;
 mod load;
 mod quantity;

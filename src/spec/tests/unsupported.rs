@@ -55,6 +55,7 @@ fn pod_features_picolet_lacks_are_refused() {
         ("  hostUsers: false\n", "spec.hostUsers"),
         ("  os: {name: windows}\n", "spec.os"),
         ("  runtimeClassName: kata\n", "spec.runtimeClassName"),
+        ("  overhead:\n    cpu: 250m\n", "spec.overhead"),
     ];
     for (lines, path) in cases {
         refused(&pod_lines(lines), path);
