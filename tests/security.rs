@@ -43,7 +43,8 @@ fn run_as_user_and_group_apply_with_no_capabilities_left() {
         &["grep", "-E", "CapEff|NoNewPrivs", "/proc/self/status"],
     );
     assert!(st.contains("CapEff:\t0000000000000000"), "{st}");
-    assert!(st.contains("NoNewPrivs:\t1"), "{st}");
+    // allowPrivilegeEscalation is unset: no no_new_privs, as in Kubernetes.
+    assert!(st.contains("NoNewPrivs:\t0"), "{st}");
 }
 
 #[test]
@@ -79,7 +80,7 @@ fn read_only_root_filesystem_refuses_writes_and_capabilities_can_be_dropped() {
         "ro.yaml",
         &pod(
             "ro",
-            "{readOnlyRootFilesystem: true, capabilities: {drop: [NET_RAW, CHOWN]}}",
+            "{readOnlyRootFilesystem: true, capabilities: {drop: [NET_RAW, CHOWN]}, allowPrivilegeEscalation: false}",
             "while true; do sleep 1; done",
         ),
     );
@@ -92,6 +93,71 @@ fn read_only_root_filesystem_refuses_writes_and_capabilities_can_be_dropped() {
     assert!(st.contains("CapBnd:\t00000000a80405fa"), "{st}");
     let (_, st) = a.exec("ro", "main", &["grep", "NoNewPrivs", "/proc/self/status"]);
     assert!(st.contains("NoNewPrivs:\t1"), "{st}");
+}
+
+/// Issue 11: `no_new_privs` was set unless `allowPrivilegeEscalation: true`,
+/// so setuid programs broke. An init container (root) installs a
+/// setuid-root busybox in an emptyDir; as uid 1000, its `ping` (an applet
+/// that keeps the setuid privilege) opens a raw socket when
+/// `allowPrivilegeEscalation` is unset, and cannot under `false`.
+#[test]
+fn a_setuid_binary_works_when_allow_privilege_escalation_is_unset() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    let app = |name: &str, sc: &str| {
+        format!(
+            r#"  - name: {name}
+    image: {IMAGE}
+    command: ["sleep", "100000"]
+    securityContext: {sc}
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+"#
+        )
+    };
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: setuid}}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes: [{{name: shared, emptyDir: {{}}}}]
+  initContainers:
+  - name: install
+    image: {IMAGE}
+    command: ["sh", "-c", "cp /bin/busybox /shared/busybox && chmod 4755 /shared/busybox"]
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+  containers:
+{}{}"#,
+        app("free", "{runAsUser: 1000}"),
+        app(
+            "locked",
+            "{runAsUser: 1000, allowPrivilegeEscalation: false}"
+        )
+    );
+    a.apply("setuid.yaml", &yaml);
+    a.wait_running("setuid", "free", 30);
+    a.wait_running("setuid", "locked", 30);
+    let ping = ["/shared/busybox", "ping", "-c", "1", "-W", "2", "127.0.0.1"];
+    let (_, st) = a.exec(
+        "setuid",
+        "free",
+        &["grep", "NoNewPrivs", "/proc/self/status"],
+    );
+    assert!(st.contains("NoNewPrivs:\t0"), "{st}");
+    let (code, out) = a.exec("setuid", "free", &ping);
+    assert_eq!(code, 0, "setuid ping as uid 1000 must work: {out}");
+    assert!(out.contains("1 packets received"), "{out}");
+    let (_, st) = a.exec(
+        "setuid",
+        "locked",
+        &["grep", "NoNewPrivs", "/proc/self/status"],
+    );
+    assert!(st.contains("NoNewPrivs:\t1"), "{st}");
+    let (code, out) = a.exec("setuid", "locked", &ping);
+    assert_ne!(code, 0, "no_new_privs must stop the setuid bit: {out}");
+    assert!(out.contains("permission denied"), "{out}");
 }
 
 /// `sh_pod`'s one-container pod (sleeping) with `resources` (YAML lines

@@ -192,7 +192,10 @@ pub fn build(
     let caps = sc.capabilities.clone().unwrap_or_default();
     let capabilities = security::capability_set(&caps.add, &caps.drop, privileged)
         .map_err(|e| config_err(e.to_string()))?;
-    let no_new_privs = !(privileged || sc.allow_privilege_escalation == Some(true));
+    // The kubelet's rule: only an explicit `allowPrivilegeEscalation: false`
+    // sets it (validation refuses that with `privileged`), so setuid
+    // programs work by default.
+    let no_new_privs = !privileged && sc.allow_privilege_escalation == Some(false);
 
     // Mounts: /etc files first, then volumes.
     let mut mounts = Vec::new();

@@ -147,7 +147,8 @@ fn args_replace_the_images_cmd_and_the_containers_env_wins_over_the_images() {
     assert!(cfg.env.contains(&"HOSTNAME=web".to_string()));
     assert_eq!(cfg.cwd, "/srv");
     assert_eq!((cfg.uid, cfg.gid), (0, 0));
-    assert!(cfg.no_new_privs);
+    // Unset allowPrivilegeEscalation: setuid programs work, as in Kubernetes.
+    assert!(!cfg.no_new_privs);
     assert!(!cfg.privileged);
     // The /etc files, then the rootfs of instance 3 with its upper dir.
     let dests: Vec<&str> = cfg.mounts.iter().map(|m| m.destination.as_str()).collect();
@@ -210,6 +211,20 @@ fn privileged_containers_may_gain_privileges_and_read_only_roots_have_no_upper()
     assert!(cfg.privileged);
     assert!(!cfg.no_new_privs);
     assert!(cfg.rootfs.upper.is_none());
+}
+
+#[test]
+fn only_allow_privilege_escalation_false_sets_no_new_privs() {
+    for (sc, want) in [
+        ("{}", false),
+        ("{allowPrivilegeEscalation: true}", false),
+        ("{allowPrivilegeEscalation: false}", true),
+        ("{runAsNonRoot: true, runAsUser: 1000}", false),
+    ] {
+        let p = pod(&format!("{BASIC}    securityContext: {sc}\n"));
+        let cfg = build_one(&p, &image(""), &FakeHost::new()).unwrap();
+        assert_eq!(cfg.no_new_privs, want, "{sc}");
+    }
 }
 
 const VOLUMES: &str = "
