@@ -468,3 +468,93 @@ fn nobody_cannot_reach_the_store_or_a_pods_setuid_files() {
         assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
     }
 }
+
+/// Issue 11: the pod-level securityContext was refused. Its user is the
+/// containers' default, fsGroup owns (setgid) the emptyDir and joins the
+/// groups with supplementalGroups, and safe sysctls are set in the pod's
+/// own namespaces only.
+#[test]
+fn the_pod_security_context_sets_user_groups_fs_group_and_safe_sysctls() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: podsc}}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext:
+    runAsUser: 1000
+    runAsGroup: 3000
+    fsGroup: 2000
+    supplementalGroups: [4000]
+    sysctls:
+    - {{name: net.ipv4.ping_group_range, value: "0 2147483647"}}
+    - {{name: kernel.shm_rmid_forced, value: "1"}}
+  volumes: [{{name: data, emptyDir: {{}}}}]
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sleep", "100000"]
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  - name: own
+    image: {IMAGE}
+    command: ["sleep", "100000"]
+    securityContext: {{runAsUser: 1001}}
+"#
+    );
+    a.apply("podsc.yaml", &yaml);
+    a.wait_running("podsc", "main", 30);
+    a.wait_running("podsc", "own", 30);
+    let (code, id) = a.exec("podsc", "main", &["id"]);
+    assert_eq!(code, 0, "{id}");
+    assert!(id.starts_with("uid=1000 gid=3000"), "{id}");
+    let (_, groups) = a.exec("podsc", "main", &["id", "-G"]);
+    let groups: Vec<&str> = groups.split_whitespace().collect();
+    for g in ["2000", "3000", "4000"] {
+        assert!(groups.contains(&g), "{g} in {groups:?}");
+    }
+    // The container's own runAsUser wins over the pod's.
+    let (_, own) = a.exec("podsc", "own", &["id", "-u"]);
+    assert_eq!(own.trim(), "1001");
+    // fsGroup: the emptyDir is the group's, setgid, and group-writable.
+    let (_, st) = a.exec("podsc", "main", &["stat", "-c", "%g %a", "/data"]);
+    assert_eq!(st.trim(), "2000 2777", "{st}");
+    let (code, out) = a.exec(
+        "podsc",
+        "main",
+        &["sh", "-c", "echo x > /data/f && stat -c %g /data/f"],
+    );
+    assert_eq!((code, out.trim()), (0, "2000"), "{out}");
+    // The sysctls, in the pod's namespaces only.
+    let (_, range) = a.exec(
+        "podsc",
+        "main",
+        &["cat", "/proc/sys/net/ipv4/ping_group_range"],
+    );
+    assert_eq!(
+        range.split_whitespace().collect::<Vec<_>>(),
+        ["0", "2147483647"]
+    );
+    let (_, rmid) = a.exec("podsc", "own", &["cat", "/proc/sys/kernel/shm_rmid_forced"]);
+    assert_eq!(rmid.trim(), "1");
+    let host = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap();
+    assert_ne!(
+        host.split_whitespace().collect::<Vec<_>>(),
+        ["0", "2147483647"]
+    );
+
+    // An unsafe sysctl is refused, naming it; the pod never runs.
+    let bad = yaml
+        .replace("name: podsc", "name: unsafe")
+        .replace("kernel.shm_rmid_forced", "kernel.msgmax");
+    a.apply("unsafe.yaml", &bad);
+    wait_for(20, "the refusal in the agent's log", || {
+        a.agent_log()
+            .contains("forbidden sysctl: \"kernel.msgmax\" not allowlisted")
+            .then_some(())
+    });
+    assert!(a.pod("unsafe").is_none());
+}

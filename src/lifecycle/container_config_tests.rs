@@ -4,14 +4,17 @@ use super::*;
 use crate::image::ImageConfig;
 use std::cell::RefCell;
 
+/// One projected volume written: (dir, files, secret, fsGroup).
+type Written = (PathBuf, Vec<crate::spec::refs::File>, bool, Option<u32>);
+
 /// A host with a fixed `/etc/passwd`, recording the hostPath checks.
 struct FakeHost {
     /// name or uid → (uid, gid)
     users: Vec<(&'static str, (u32, u32))>,
     bad_host_paths: Vec<&'static str>,
     checked: RefCell<Vec<(String, String)>>,
-    /// Projected volumes written: (dir, files, secret).
-    written: RefCell<Vec<(PathBuf, Vec<crate::spec::refs::File>, bool)>>,
+    /// Projected volumes written.
+    written: RefCell<Vec<Written>>,
 }
 
 impl FakeHost {
@@ -40,6 +43,11 @@ impl Host for FakeHost {
             .ok_or_else(|| "no such user".to_string())
     }
 
+    fn user_groups(&self, _: &[PathBuf], uid: u32) -> Vec<u32> {
+        // The image's /etc/group lists user 1000 in group 50000.
+        if uid == 1000 { vec![50000] } else { vec![] }
+    }
+
     fn check_host_path(&self, path: &str, kind: &str) -> Result<(), String> {
         self.checked
             .borrow_mut()
@@ -65,10 +73,11 @@ impl Host for FakeHost {
         dir: &Path,
         files: &[crate::spec::refs::File],
         secret: bool,
+        fs_group: Option<u32>,
     ) -> Result<(), String> {
         self.written
             .borrow_mut()
-            .push((dir.to_path_buf(), files.to_vec(), secret));
+            .push((dir.to_path_buf(), files.to_vec(), secret, fs_group));
         Ok(())
     }
 
@@ -343,4 +352,31 @@ fn a_missing_volume_object_is_a_config_error_naming_the_volume() {
         e.message,
         "MountVolume.SetUp failed for volume \"s\" : secret \"creds\" not found"
     );
+}
+
+#[test]
+fn the_pod_security_context_gives_defaults_groups_and_fs_group() {
+    let p = pod(&format!(
+        "{BASIC}  securityContext: {{runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000, supplementalGroups: [4000, 3000], runAsNonRoot: true}}\n  \
+         volumes: [{{name: cfg, downwardAPI: {{items: [{{path: l, fieldRef: {{fieldPath: metadata.labels}}}}]}}}}]\n"
+    ).replace("    args: [one, two]\n", "    args: [one, two]\n    volumeMounts: [{name: cfg, mountPath: /cfg}]\n"));
+    let host = FakeHost::new();
+    let cfg = build_one(&p, &image(""), &host).unwrap();
+    assert_eq!((cfg.uid, cfg.gid), (1000, 3000));
+    // Primary gid, the image's membership, fsGroup, supplementalGroups.
+    assert_eq!(cfg.groups, [3000, 50000, 2000, 4000]);
+    assert_eq!(host.written.borrow()[0].3, Some(2000));
+    // The container's own fields win.
+    let p2 = pod(&format!(
+        "{BASIC}    securityContext: {{runAsUser: 2000}}\n  securityContext: {{runAsUser: 1000, supplementalGroupsPolicy: Strict}}\n"
+    ));
+    let cfg = build_one(&p2, &image(""), &FakeHost::new()).unwrap();
+    assert_eq!((cfg.uid, cfg.gid), (2000, 2001));
+    assert_eq!(cfg.groups, [2001], "Strict: no image memberships");
+    // runAsNonRoot from the pod applies to a root image user.
+    let p3 = pod(&format!(
+        "{BASIC}  securityContext: {{runAsNonRoot: true}}\n"
+    ));
+    let e = build_one(&p3, &image(""), &FakeHost::new()).unwrap_err();
+    assert!(e.message.contains("runAsNonRoot"), "{e}");
 }

@@ -18,6 +18,7 @@ fn pod(dir: &Path) -> PodConfig {
         share_pid: false,
         cgroup: None,
         shim_log: dir.join("shim.log"),
+        sysctls: vec![],
     }
 }
 
@@ -37,6 +38,8 @@ fn container(dir: &Path) -> ContainerConfig {
         gid: 0,
         capabilities: security::default_caps(),
         no_new_privs: false,
+        seccomp: false,
+        groups: vec![],
         privileged: false,
         mounts: Vec::new(),
         cgroup: None,
