@@ -558,3 +558,109 @@ spec:
     });
     assert!(a.pod("unsafe").is_none());
 }
+
+fn seccomp_pod(name: &str, pod_sc: &str, c_sc: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {pod_sc}
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sleep", "100000"]
+    securityContext: {c_sc}
+"#
+    )
+}
+
+/// `Seccomp:` of /proc/self/status in an exec session (2: a filter).
+fn seccomp_mode(a: &Agent, pod: &str) -> String {
+    let (_, st) = a.exec(pod, "main", &["grep", "^Seccomp:", "/proc/self/status"]);
+    st.trim().trim_start_matches("Seccomp:").trim().to_string()
+}
+
+/// Issue 11: `seccompProfile: RuntimeDefault` was refused. Now it is
+/// containerd's default profile, for the container and its exec sessions:
+/// `unshare` (a new user namespace) fails with EPERM under it and works
+/// Unconfined; a normal workload runs under it, also with no_new_privs.
+#[test]
+fn runtime_default_seccomp_blocks_unshare_and_unconfined_allows_it() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    a.apply(
+        "rd.yaml",
+        &seccomp_pod("rd", "{seccompProfile: {type: RuntimeDefault}}", "{}"),
+    );
+    a.apply(
+        "un.yaml",
+        &seccomp_pod(
+            "un",
+            "{seccompProfile: {type: RuntimeDefault}}",
+            "{seccompProfile: {type: Unconfined}}",
+        ),
+    );
+    a.apply(
+        "nnp.yaml",
+        &seccomp_pod("nnp", "{}", "{seccompProfile: {type: RuntimeDefault}, allowPrivilegeEscalation: false, runAsUser: 1000}"),
+    );
+    a.apply("plain.yaml", &seccomp_pod("plain", "{}", "{}"));
+    for p in ["rd", "un", "nnp", "plain"] {
+        a.wait_running(p, "main", 30);
+    }
+    assert_eq!(seccomp_mode(&a, "rd"), "2");
+    assert_eq!(seccomp_mode(&a, "nnp"), "2");
+    assert_eq!(
+        seccomp_mode(&a, "un"),
+        "0",
+        "the container's Unconfined wins"
+    );
+    assert_eq!(
+        seccomp_mode(&a, "plain"),
+        "0",
+        "Kubernetes' default: Unconfined"
+    );
+    let unshare = ["unshare", "-U", "true"];
+    let (code, out) = a.exec("rd", "main", &unshare);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    let (code, out) = a.exec("un", "main", &unshare);
+    assert_eq!(code, 0, "unshare -U under Unconfined: {out}");
+    // A normal workload: files, pipes, processes, sockets.
+    // A normal workload: files, pipes, processes, sockets (refused by the
+    // closed port, not by the filter).
+    let script = "set -e; mkdir -p /tmp/w; echo hi > /tmp/w/f; grep -q hi /tmp/w/f; \
+                  cat /tmp/w/f | wc -c >/dev/null; ls / >/dev/null; ps >/dev/null; \
+                  sleep 0 & wait $!; date >/dev/null; \
+                  ! nc 127.0.0.1 9 </dev/null 2>/tmp/w/e; grep -q refused /tmp/w/e; echo done";
+    for p in ["un", "rd", "nnp"] {
+        let (code, out) = a.exec(p, "main", &["sh", "-c", script]);
+        assert_eq!((code, out.trim()), (0, "done"), "{p}");
+    }
+    a.assert_one_thread();
+}
+
+/// `--seccomp-default` (the kubelet's flag): RuntimeDefault for containers
+/// that set no profile; Unconfined still opts out.
+#[test]
+fn the_seccomp_default_node_setting_applies_runtime_default_unless_a_profile_is_set() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start_with(&["--seccomp-default"]);
+    a.apply("d.yaml", &seccomp_pod("dflt", "{}", "{}"));
+    a.apply(
+        "u.yaml",
+        &seccomp_pod("optout", "{seccompProfile: {type: Unconfined}}", "{}"),
+    );
+    a.wait_running("dflt", "main", 30);
+    a.wait_running("optout", "main", 30);
+    assert_eq!(seccomp_mode(&a, "dflt"), "2");
+    assert_eq!(seccomp_mode(&a, "optout"), "0");
+    let (code, out) = a.exec("dflt", "main", &["unshare", "-U", "true"]);
+    assert_ne!(code, 0, "{out}");
+}

@@ -410,6 +410,7 @@ impl Agent {
             log_max_bytes: self.cfg.log_max_bytes,
             log_max_files: self.cfg.log_max_files,
             objects: self.objects.clone(),
+            seccomp_default: self.cfg.seccomp_default,
         };
         let paths = container::Paths {
             pod_dir: pod_dir.clone(),

@@ -81,6 +81,9 @@ pub struct Settings {
     pub log_max_files: u32,
     /// The ConfigMaps and Secrets pods may read.
     pub objects: std::rc::Rc<spec::Objects>,
+    /// `RuntimeDefault` seccomp when no `seccompProfile` is set (the
+    /// kubelet's `--seccomp-default`).
+    pub seccomp_default: bool,
 }
 
 /// Paths of one container instance.
@@ -218,6 +221,10 @@ pub fn build(
     // sets it (validation refuses that with `privileged`), so setuid
     // programs work by default.
     let no_new_privs = !privileged && sc.allow_privilege_escalation == Some(false);
+    // The container's seccompProfile, else the pod's, else the node's
+    // default; privileged containers run unconfined (as with containerd).
+    let profile = sc.seccomp_profile.as_ref().or(psc.seccomp_profile.as_ref());
+    let seccomp = !privileged && profile.map_or(s.seccomp_default, |p| p.kind == "RuntimeDefault");
 
     // Mounts: /etc files first, then volumes.
     let mut mounts = Vec::new();
@@ -312,7 +319,7 @@ pub fn build(
         groups,
         capabilities,
         no_new_privs,
-        seccomp: false,
+        seccomp,
         privileged,
         mounts,
         cgroup: paths.cgroup.clone(),

@@ -113,6 +113,15 @@ fn build_one(
     img: &ResolvedImage,
     host: &FakeHost,
 ) -> Result<ContainerConfig, ConfigError> {
+    build_with(p, img, host, false)
+}
+
+fn build_with(
+    p: &Pod,
+    img: &ResolvedImage,
+    host: &FakeHost,
+    seccomp_default: bool,
+) -> Result<ContainerConfig, ConfigError> {
     let paths = Paths {
         pod_dir: PathBuf::from("/state/pods/u1"),
         log_dir: PathBuf::from("/run/logs/c"),
@@ -126,6 +135,7 @@ fn build_one(
         log_max_bytes: 1 << 20,
         log_max_files: 2,
         objects: Default::default(),
+        seccomp_default,
     };
     build(p, &p.spec.containers[0], 3, img, &paths, &s, host)
 }
@@ -379,4 +389,34 @@ fn the_pod_security_context_gives_defaults_groups_and_fs_group() {
     ));
     let e = build_one(&p3, &image(""), &FakeHost::new()).unwrap_err();
     assert!(e.message.contains("runAsNonRoot"), "{e}");
+}
+
+#[test]
+fn seccomp_comes_from_the_container_then_the_pod_then_the_node_default() {
+    let host = FakeHost::new();
+    let with = |pod_sc: &str, c_sc: &str, default: bool| {
+        let mut y = BASIC.to_string();
+        if !c_sc.is_empty() {
+            y += &format!("    securityContext: {{seccompProfile: {{type: {c_sc}}}}}\n");
+        }
+        if !pod_sc.is_empty() {
+            y += &format!("  securityContext: {{seccompProfile: {{type: {pod_sc}}}}}\n");
+        }
+        build_with(&pod(&y), &image(""), &host, default)
+            .unwrap()
+            .seccomp
+    };
+    // Kubernetes' default is Unconfined; --seccomp-default makes it RuntimeDefault.
+    assert!(!with("", "", false));
+    assert!(with("", "", true));
+    assert!(with("RuntimeDefault", "", false));
+    assert!(with("", "RuntimeDefault", false));
+    assert!(!with("RuntimeDefault", "Unconfined", false));
+    assert!(with("Unconfined", "RuntimeDefault", true));
+    assert!(!with("Unconfined", "", true));
+    // Privileged containers are never filtered.
+    let p = pod(&format!(
+        "{BASIC}    securityContext: {{privileged: true, seccompProfile: {{type: RuntimeDefault}}}}\n"
+    ));
+    assert!(!build_with(&p, &image(""), &host, true).unwrap().seccomp);
 }
