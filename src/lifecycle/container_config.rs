@@ -205,14 +205,18 @@ pub fn build(
     // Supplementary groups as containerd sets them: the primary gid, the
     // image's memberships (unless `supplementalGroupsPolicy: Strict`), then
     // the kubelet's fsGroup and supplementalGroups.
+    let image_groups = if psc.supplemental_groups_policy.as_deref() == Some("Strict") {
+        Vec::new()
+    } else {
+        host.user_groups(&img.layers, uid)
+    };
     let mut groups = vec![gid];
-    if psc.supplemental_groups_policy.as_deref() != Some("Strict") {
-        groups.extend(host.user_groups(&img.layers, uid));
+    let more = psc.supplemental_groups.iter().map(|&g| g as u32);
+    for g in image_groups.into_iter().chain(fs_group).chain(more) {
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
     }
-    groups.extend(fs_group);
-    groups.extend(psc.supplemental_groups.iter().map(|&g| g as u32));
-    let mut seen = std::collections::BTreeSet::new();
-    groups.retain(|g| seen.insert(*g));
 
     let caps = sc.capabilities.clone().unwrap_or_default();
     let capabilities = security::capability_set(&caps.add, &caps.drop, privileged)
@@ -224,7 +228,10 @@ pub fn build(
     // The container's seccompProfile, else the pod's, else the node's
     // default; privileged containers run unconfined (as with containerd).
     let profile = sc.seccomp_profile.as_ref().or(psc.seccomp_profile.as_ref());
-    let seccomp = !privileged && profile.map_or(s.seccomp_default, |p| p.kind == "RuntimeDefault");
+    let seccomp = !privileged
+        && profile.map_or(s.seccomp_default, |p| {
+            p.get("type").map(String::as_str) == Some("RuntimeDefault")
+        });
 
     // Mounts: /etc files first, then volumes.
     let mut mounts = Vec::new();

@@ -96,41 +96,50 @@ enum Rule {
     Personality,
 }
 
-fn decode(v: u16) -> u32 {
+/// Slots of the number map [`ranges`] fills: every syscall number of the
+/// tables is below 504; ARM's private `0x0f0000 + n` (`0xF000 | n` in the
+/// tables) takes slot 504 + n.
+const SLOTS: usize = 512;
+const PRIVATE: usize = 504;
+
+fn slot(v: u16) -> usize {
     if v >= 0xF000 {
-        0x0f_0000 + u32::from(v & 0xfff)
+        PRIVATE + usize::from(v & 0xfff)
     } else {
-        u32::from(v)
+        usize::from(v)
     }
 }
 
-/// The sorted `(first, last, rule)` ranges of `arch` for capability set
+fn nr_of(slot: usize) -> u32 {
+    if slot >= PRIVATE {
+        0x0f_0000 + (slot - PRIVATE) as u32
+    } else {
+        slot as u32
+    }
+}
+
+/// The ascending `(first, last, rule)` ranges of `arch` for capability set
 /// `caps` (a bit mask).
 fn ranges(arch: &Arch, caps: u64) -> Vec<(u32, u32, Rule)> {
     let held = |c: u8| caps & (1u64 << c) != 0;
-    let mut rules: Vec<(u32, Rule)> = arch
-        .base
-        .iter()
-        .map(|&n| (decode(n), Rule::Allow))
-        .collect();
-    rules.extend(
-        arch.caps
-            .iter()
-            .filter(|&&(_, c)| held(c))
-            .map(|&(n, _)| (decode(n), Rule::Allow)),
-    );
-    let admin = held(CAP_SYS_ADMIN);
-    for (nr, rule) in [
-        (arch.clone, if admin { Rule::Allow } else { Rule::Clone }),
-        (arch.clone3, if admin { Rule::Allow } else { Rule::Enosys }),
-        (arch.personality, Rule::Personality),
-    ] {
-        rules.push((u32::from(nr), rule));
+    let mut map = [None; SLOTS];
+    for &n in arch.base {
+        map[slot(n)] = Some(Rule::Allow);
     }
-    rules.sort_unstable_by_key(|r| r.0);
-    rules.dedup_by_key(|r| r.0);
+    for &(n, c) in arch.caps {
+        if held(c) {
+            map[slot(n)] = Some(Rule::Allow);
+        }
+    }
+    let admin = held(CAP_SYS_ADMIN);
+    map[slot(arch.clone)] = Some(if admin { Rule::Allow } else { Rule::Clone });
+    map[slot(arch.clone3)] = Some(if admin { Rule::Allow } else { Rule::Enosys });
+    map[slot(arch.personality)] = Some(Rule::Personality);
     let mut out: Vec<(u32, u32, Rule)> = Vec::new();
-    for (nr, rule) in rules {
+    for (i, rule) in map.into_iter().enumerate() {
+        let (Some(rule), nr) = (rule, nr_of(i)) else {
+            continue;
+        };
         match out.last_mut() {
             Some(last) if rule == Rule::Allow && last.2 == Rule::Allow && last.1 + 1 == nr => {
                 last.1 = nr;

@@ -38,12 +38,12 @@ fn all_arches() -> [&'static Arch; 3] {
 }
 
 fn allowed(arch: &Arch, caps: u64) -> Vec<u32> {
-    let mut v: Vec<u32> = arch.base.iter().map(|&n| decode(n)).collect();
+    let mut v: Vec<u32> = arch.base.iter().map(|&n| nr_of(slot(n))).collect();
     v.extend(
         arch.caps
             .iter()
             .filter(|(_, c)| caps & (1 << c) != 0)
-            .map(|&(n, _)| decode(n)),
+            .map(|&(n, _)| nr_of(slot(n))),
     );
     v
 }

@@ -487,7 +487,7 @@ fn user_and_seccomp(
     user: Option<i64>,
     group: Option<i64>,
     non_root: Option<bool>,
-    seccomp: Option<&SeccompProfile>,
+    seccomp: Option<&BTreeMap<String, String>>,
     path: &str,
     errs: &mut Errors,
 ) {
@@ -501,8 +501,10 @@ fn user_and_seccomp(
     }
     let Some(sp) = seccomp else { return };
     let at = format!("{path}.seccompProfile");
-    match sp.kind.as_str() {
+    let kind = sp.get("type").map_or("", String::as_str);
+    match kind {
         "RuntimeDefault" | "Unconfined" => {}
+        "" => errs.add(format!("{at}.type"), "Required value"),
         "Localhost" => errs.push(SpecError::new(
             ErrorKind::Unsupported,
             format!("{at}.type"),
@@ -513,7 +515,7 @@ fn user_and_seccomp(
             format!("Unsupported value: {k:?}: supported values: \"Localhost\", \"RuntimeDefault\", \"Unconfined\""),
         ),
     }
-    if sp.localhost_profile.is_some() && sp.kind != "Localhost" {
+    if sp.contains_key("localhostProfile") && kind != "Localhost" {
         errs.add(
             format!("{at}.localhostProfile"),
             "can only be set for type Localhost",
