@@ -178,7 +178,7 @@ impl Agent {
                 .security_context
                 .iter()
                 .flat_map(|sc| &sc.sysctls)
-                .map(|s| (crate::spec::sysctl_name(&s.name), s.value.clone()))
+                .map(|s| format!("{}={}", crate::spec::sysctl_name(&s.name), s.value))
                 .collect(),
         };
         self.shims.rt(&uid).cgroup = cgroup;

@@ -29,10 +29,10 @@ pub struct PodConfig {
     pub cgroup: Option<PathBuf>,
     /// Where the shim writes its own diagnostics (in the run dir, i.e. RAM).
     pub shim_log: PathBuf,
-    /// `securityContext.sysctls` (dotted names, checked against the safe
-    /// set), written in the pod's new namespaces.
+    /// `securityContext.sysctls` as `name=value` (dotted names, checked
+    /// against the safe set), written in the pod's new namespaces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sysctls: Vec<(String, String)>,
+    pub sysctls: Vec<String>,
 }
 
 /// One mount into a container, applied in order after the rootfs.

@@ -92,10 +92,9 @@ pub enum ShimError {
     },
     #[error("bring up lo: {source}")]
     Loopback { source: std::io::Error },
-    #[error("sysctl {name}={value:?}: {source}")]
+    #[error("sysctl {sysctl}: {source}")]
     Sysctl {
-        name: String,
-        value: String,
+        sysctl: String,
         source: std::io::Error,
     },
     #[error("{op}: {source}")]
@@ -211,11 +210,11 @@ fn enter_namespaces(pod: &PodConfig) -> Result<(), ShimError> {
     }
     // `/proc/sys/net` and the IPC sysctls are those of the writer's
     // namespaces: these are the pod's, which no other pod shares.
-    for (name, value) in &pod.sysctls {
+    for s in &pod.sysctls {
+        let (name, value) = s.split_once('=').unwrap_or((s, ""));
         let path = format!("/proc/sys/{}", name.replace('.', "/"));
         std::fs::write(path, value).map_err(|source| ShimError::Sysctl {
-            name: name.clone(),
-            value: value.clone(),
+            sysctl: s.clone(),
             source,
         })?;
     }
