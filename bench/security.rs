@@ -11,6 +11,11 @@
 //!   refused beyond `maxPods` (budget p99 < 100 ms), how many pods run, and
 //!   what the refused pods cost in memory;
 //! - SIGTERM to exit with those pods.
+//! - Issue 11: what the `RuntimeDefault` seccomp filter adds to a container
+//!   start (budget p50 ≤ 1 ms): building containerd's profile as a BPF
+//!   program (in the shim, before `clone`) plus installing it (in the
+//!   child), as forked children that install it and exit against children
+//!   that only exit. `PICOLET_BENCH_SECCOMP_ONLY=1` stops after it.
 //!
 //! Peer in the same run: podman's `ps` with one 2-container pod, and the
 //! resident memory of its per-pod processes (conmon × 3, catatonit) times
@@ -71,6 +76,10 @@ fn main() {
     if !picolet::sys::process::is_root() {
         eprintln!("the security benchmark needs root (namespaces, mounts)");
         std::process::exit(1);
+    }
+    seccomp_cost(env_num("PICOLET_BENCH_SECCOMP_RUNS", 500) as usize);
+    if env_num("PICOLET_BENCH_SECCOMP_ONLY", 0) == 1 {
+        return;
     }
     let n = env_num("PICOLET_BENCH_PODS", 110) as usize;
     let big = env_num("PICOLET_BENCH_BIG", 1000) as usize;
@@ -180,6 +189,46 @@ fn main() {
     if env_num("PICOLET_BENCH_PODMAN", 1) == 1 {
         podman_peer(n, ours);
     }
+}
+
+/// The `RuntimeDefault` filter's share of a container start: p50 of
+/// build + fork + install + exit, against fork + exit, `runs` each,
+/// interleaved (this process is still single-threaded: no agent yet).
+fn seccomp_cost(runs: usize) {
+    use picolet::sys::process::{exit_now, fork, wait};
+    let caps = 0xa80425fb; // containerd's default capabilities
+    let (mut build, mut with, mut without) = (Vec::new(), Vec::new(), Vec::new());
+    let mut len = 0;
+    for i in 0..2 * runs {
+        let filtered = i % 2 == 0;
+        let t = Instant::now();
+        let prog = filtered.then(|| picolet::runtime::seccomp::program(caps));
+        let built = t.elapsed().as_secs_f64() * 1e6;
+        let pid = fork().unwrap();
+        if pid == 0 {
+            let ok = prog
+                .as_deref()
+                .is_none_or(|p| picolet::sys::seccomp::install(p).is_ok());
+            exit_now(if ok { 0 } else { 1 })
+        }
+        let status = wait(pid).unwrap();
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        match prog {
+            Some(p) => {
+                len = p.len();
+                build.push(built);
+                with.push(ms);
+            }
+            None => without.push(ms),
+        }
+    }
+    let (w, wo) = (percentile(&mut with, 0.5), percentile(&mut without, 0.5));
+    println!(
+        "RuntimeDefault seccomp: {len} instructions, built in {:.0} µs (p50); fork+install+exit p50 {w:.3} ms vs fork+exit {wo:.3} ms: +{:.3} ms per container start (budget ≤ 1 ms)",
+        percentile(&mut build, 0.5),
+        w - wo
+    );
 }
 
 /// podman with one 2-container pod: `ps` latency and per-pod overhead.

@@ -43,7 +43,8 @@ fn run_as_user_and_group_apply_with_no_capabilities_left() {
         &["grep", "-E", "CapEff|NoNewPrivs", "/proc/self/status"],
     );
     assert!(st.contains("CapEff:\t0000000000000000"), "{st}");
-    assert!(st.contains("NoNewPrivs:\t1"), "{st}");
+    // allowPrivilegeEscalation is unset: no no_new_privs, as in Kubernetes.
+    assert!(st.contains("NoNewPrivs:\t0"), "{st}");
 }
 
 #[test]
@@ -79,7 +80,7 @@ fn read_only_root_filesystem_refuses_writes_and_capabilities_can_be_dropped() {
         "ro.yaml",
         &pod(
             "ro",
-            "{readOnlyRootFilesystem: true, capabilities: {drop: [NET_RAW, CHOWN]}}",
+            "{readOnlyRootFilesystem: true, capabilities: {drop: [NET_RAW, CHOWN]}, allowPrivilegeEscalation: false}",
             "while true; do sleep 1; done",
         ),
     );
@@ -92,6 +93,71 @@ fn read_only_root_filesystem_refuses_writes_and_capabilities_can_be_dropped() {
     assert!(st.contains("CapBnd:\t00000000a80405fa"), "{st}");
     let (_, st) = a.exec("ro", "main", &["grep", "NoNewPrivs", "/proc/self/status"]);
     assert!(st.contains("NoNewPrivs:\t1"), "{st}");
+}
+
+/// Issue 11: `no_new_privs` was set unless `allowPrivilegeEscalation: true`,
+/// so setuid programs broke. An init container (root) installs a
+/// setuid-root busybox in an emptyDir; as uid 1000, its `ping` (an applet
+/// that keeps the setuid privilege) opens a raw socket when
+/// `allowPrivilegeEscalation` is unset, and cannot under `false`.
+#[test]
+fn a_setuid_binary_works_when_allow_privilege_escalation_is_unset() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    let app = |name: &str, sc: &str| {
+        format!(
+            r#"  - name: {name}
+    image: {IMAGE}
+    command: ["sleep", "100000"]
+    securityContext: {sc}
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+"#
+        )
+    };
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: setuid}}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes: [{{name: shared, emptyDir: {{}}}}]
+  initContainers:
+  - name: install
+    image: {IMAGE}
+    command: ["sh", "-c", "cp /bin/busybox /shared/busybox && chmod 4755 /shared/busybox"]
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+  containers:
+{}{}"#,
+        app("free", "{runAsUser: 1000}"),
+        app(
+            "locked",
+            "{runAsUser: 1000, allowPrivilegeEscalation: false}"
+        )
+    );
+    a.apply("setuid.yaml", &yaml);
+    a.wait_running("setuid", "free", 30);
+    a.wait_running("setuid", "locked", 30);
+    let ping = ["/shared/busybox", "ping", "-c", "1", "-W", "2", "127.0.0.1"];
+    let (_, st) = a.exec(
+        "setuid",
+        "free",
+        &["grep", "NoNewPrivs", "/proc/self/status"],
+    );
+    assert!(st.contains("NoNewPrivs:\t0"), "{st}");
+    let (code, out) = a.exec("setuid", "free", &ping);
+    assert_eq!(code, 0, "setuid ping as uid 1000 must work: {out}");
+    assert!(out.contains("1 packets received"), "{out}");
+    let (_, st) = a.exec(
+        "setuid",
+        "locked",
+        &["grep", "NoNewPrivs", "/proc/self/status"],
+    );
+    assert!(st.contains("NoNewPrivs:\t1"), "{st}");
+    let (code, out) = a.exec("setuid", "locked", &ping);
+    assert_ne!(code, 0, "no_new_privs must stop the setuid bit: {out}");
+    assert!(out.contains("permission denied"), "{out}");
 }
 
 /// `sh_pod`'s one-container pod (sleeping) with `resources` (YAML lines
@@ -401,4 +467,200 @@ fn nobody_cannot_reach_the_store_or_a_pods_setuid_files() {
         );
         assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
     }
+}
+
+/// Issue 11: the pod-level securityContext was refused. Its user is the
+/// containers' default, fsGroup owns (setgid) the emptyDir and joins the
+/// groups with supplementalGroups, and safe sysctls are set in the pod's
+/// own namespaces only.
+#[test]
+fn the_pod_security_context_sets_user_groups_fs_group_and_safe_sysctls() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: podsc}}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext:
+    runAsUser: 1000
+    runAsGroup: 3000
+    fsGroup: 2000
+    supplementalGroups: [4000]
+    sysctls:
+    - {{name: net.ipv4.ping_group_range, value: "0 2147483647"}}
+    - {{name: kernel.shm_rmid_forced, value: "1"}}
+  volumes: [{{name: data, emptyDir: {{}}}}]
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sleep", "100000"]
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  - name: own
+    image: {IMAGE}
+    command: ["sleep", "100000"]
+    securityContext: {{runAsUser: 1001}}
+"#
+    );
+    a.apply("podsc.yaml", &yaml);
+    a.wait_running("podsc", "main", 30);
+    a.wait_running("podsc", "own", 30);
+    let (code, id) = a.exec("podsc", "main", &["id"]);
+    assert_eq!(code, 0, "{id}");
+    assert!(id.starts_with("uid=1000 gid=3000"), "{id}");
+    let (_, groups) = a.exec("podsc", "main", &["id", "-G"]);
+    let groups: Vec<&str> = groups.split_whitespace().collect();
+    for g in ["2000", "3000", "4000"] {
+        assert!(groups.contains(&g), "{g} in {groups:?}");
+    }
+    // The container's own runAsUser wins over the pod's.
+    let (_, own) = a.exec("podsc", "own", &["id", "-u"]);
+    assert_eq!(own.trim(), "1001");
+    // fsGroup: the emptyDir is the group's, setgid, and group-writable.
+    let (_, st) = a.exec("podsc", "main", &["stat", "-c", "%g %a", "/data"]);
+    assert_eq!(st.trim(), "2000 2777", "{st}");
+    let (code, out) = a.exec(
+        "podsc",
+        "main",
+        &["sh", "-c", "echo x > /data/f && stat -c %g /data/f"],
+    );
+    assert_eq!((code, out.trim()), (0, "2000"), "{out}");
+    // The sysctls, in the pod's namespaces only.
+    let (_, range) = a.exec(
+        "podsc",
+        "main",
+        &["cat", "/proc/sys/net/ipv4/ping_group_range"],
+    );
+    assert_eq!(
+        range.split_whitespace().collect::<Vec<_>>(),
+        ["0", "2147483647"]
+    );
+    let (_, rmid) = a.exec("podsc", "own", &["cat", "/proc/sys/kernel/shm_rmid_forced"]);
+    assert_eq!(rmid.trim(), "1");
+    let host = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap();
+    assert_ne!(
+        host.split_whitespace().collect::<Vec<_>>(),
+        ["0", "2147483647"]
+    );
+
+    // An unsafe sysctl is refused, naming it; the pod never runs.
+    let bad = yaml
+        .replace("name: podsc", "name: unsafe")
+        .replace("kernel.shm_rmid_forced", "kernel.msgmax");
+    a.apply("unsafe.yaml", &bad);
+    wait_for(20, "the refusal in the agent's log", || {
+        a.agent_log()
+            .contains("forbidden sysctl: \"kernel.msgmax\" not allowlisted")
+            .then_some(())
+    });
+    assert!(a.pod("unsafe").is_none());
+}
+
+fn seccomp_pod(name: &str, pod_sc: &str, c_sc: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {pod_sc}
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sleep", "100000"]
+    securityContext: {c_sc}
+"#
+    )
+}
+
+/// `Seccomp:` of /proc/self/status in an exec session (2: a filter).
+fn seccomp_mode(a: &Agent, pod: &str) -> String {
+    let (_, st) = a.exec(pod, "main", &["grep", "^Seccomp:", "/proc/self/status"]);
+    st.trim().trim_start_matches("Seccomp:").trim().to_string()
+}
+
+/// Issue 11: `seccompProfile: RuntimeDefault` was refused. Now it is
+/// containerd's default profile, for the container and its exec sessions:
+/// `unshare` (a new user namespace) fails with EPERM under it and works
+/// Unconfined; a normal workload runs under it, also with no_new_privs.
+#[test]
+fn runtime_default_seccomp_blocks_unshare_and_unconfined_allows_it() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    a.apply(
+        "rd.yaml",
+        &seccomp_pod("rd", "{seccompProfile: {type: RuntimeDefault}}", "{}"),
+    );
+    a.apply(
+        "un.yaml",
+        &seccomp_pod(
+            "un",
+            "{seccompProfile: {type: RuntimeDefault}}",
+            "{seccompProfile: {type: Unconfined}}",
+        ),
+    );
+    a.apply(
+        "nnp.yaml",
+        &seccomp_pod("nnp", "{}", "{seccompProfile: {type: RuntimeDefault}, allowPrivilegeEscalation: false, runAsUser: 1000}"),
+    );
+    a.apply("plain.yaml", &seccomp_pod("plain", "{}", "{}"));
+    for p in ["rd", "un", "nnp", "plain"] {
+        a.wait_running(p, "main", 30);
+    }
+    assert_eq!(seccomp_mode(&a, "rd"), "2");
+    assert_eq!(seccomp_mode(&a, "nnp"), "2");
+    assert_eq!(
+        seccomp_mode(&a, "un"),
+        "0",
+        "the container's Unconfined wins"
+    );
+    assert_eq!(
+        seccomp_mode(&a, "plain"),
+        "0",
+        "Kubernetes' default: Unconfined"
+    );
+    let unshare = ["unshare", "-U", "true"];
+    let (code, out) = a.exec("rd", "main", &unshare);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    let (code, out) = a.exec("un", "main", &unshare);
+    assert_eq!(code, 0, "unshare -U under Unconfined: {out}");
+    // A normal workload: files, pipes, processes, sockets.
+    // A normal workload: files, pipes, processes, sockets (refused by the
+    // closed port, not by the filter).
+    let script = "set -e; mkdir -p /tmp/w; echo hi > /tmp/w/f; grep -q hi /tmp/w/f; \
+                  cat /tmp/w/f | wc -c >/dev/null; ls / >/dev/null; ps >/dev/null; \
+                  sleep 0 & wait $!; date >/dev/null; \
+                  ! nc 127.0.0.1 9 </dev/null 2>/tmp/w/e; grep -q refused /tmp/w/e; echo done";
+    for p in ["un", "rd", "nnp"] {
+        let (code, out) = a.exec(p, "main", &["sh", "-c", script]);
+        assert_eq!((code, out.trim()), (0, "done"), "{p}");
+    }
+    a.assert_one_thread();
+}
+
+/// `--seccomp-default` (the kubelet's flag): RuntimeDefault for containers
+/// that set no profile; Unconfined still opts out.
+#[test]
+fn the_seccomp_default_node_setting_applies_runtime_default_unless_a_profile_is_set() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start_with(&["--seccomp-default"]);
+    a.apply("d.yaml", &seccomp_pod("dflt", "{}", "{}"));
+    a.apply(
+        "u.yaml",
+        &seccomp_pod("optout", "{seccompProfile: {type: Unconfined}}", "{}"),
+    );
+    a.wait_running("dflt", "main", 30);
+    a.wait_running("optout", "main", 30);
+    assert_eq!(seccomp_mode(&a, "dflt"), "2");
+    assert_eq!(seccomp_mode(&a, "optout"), "0");
+    let (code, out) = a.exec("dflt", "main", &["unshare", "-U", "true"]);
+    assert_ne!(code, 0, "{out}");
 }

@@ -22,6 +22,10 @@ impl Host for RealHost {
         crate::image::resolve_user(layers, user).map_err(|e| e.to_string())
     }
 
+    fn user_groups(&self, layers: &[PathBuf], uid: u32) -> Vec<u32> {
+        crate::image::user_groups(layers, uid)
+    }
+
     fn check_host_path(&self, path: &str, kind: &str) -> Result<(), String> {
         check_host_path(path, kind)
     }
@@ -39,8 +43,9 @@ impl Host for RealHost {
         dir: &Path,
         files: &[crate::spec::refs::File],
         secret: bool,
+        fs_group: Option<u32>,
     ) -> Result<(), String> {
-        write_volume(dir, files, secret)
+        write_volume(dir, files, secret, fs_group)
     }
 
     fn resolve_sub_path(&self, root: &Path, sub: &str) -> Result<PathBuf, String> {
@@ -50,11 +55,13 @@ impl Host for RealHost {
 
 /// Writes a projected volume's files into `dir` ([`super::projection`]);
 /// a Secret-bearing volume gets its own tmpfs first, so its files never
-/// reach a disk.
+/// reach a disk. With `fs_group`, each new version is given to that group
+/// (read-only bits: these volumes are read-only).
 pub fn write_volume(
     dir: &Path,
     files: &[crate::spec::refs::File],
     secret: bool,
+    fs_group: Option<u32>,
 ) -> Result<(), String> {
     if secret && !is_mount_point(dir) {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -67,9 +74,55 @@ pub fn write_volume(
     let wall_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64);
-    super::projection::write_atomic(dir, files, wall_ns)
-        .map(|_| ())
-        .map_err(|e| format!("writing {}: {e}", dir.display()))
+    let changed = super::projection::write_atomic(dir, files, wall_ns)
+        .map_err(|e| format!("writing {}: {e}", dir.display()))?;
+    match fs_group {
+        Some(g) if changed => set_volume_ownership(dir, g, true, false)
+            .map_err(|e| format!("setting the group of {}: {e}", dir.display())),
+        _ => Ok(()),
+    }
+}
+
+/// The kubelet's `SetVolumeOwnership` for `fsGroup`: every file of the
+/// volume at `dir` gets group `gid` and group read (and write unless
+/// `read_only`) permission, directories also group search and setgid (new
+/// files inherit the group); symlinks only change group. With
+/// `on_root_mismatch` (`fsGroupChangePolicy: OnRootMismatch`), nothing is
+/// done when `dir` already has that group and those bits.
+pub fn set_volume_ownership(
+    dir: &Path,
+    gid: u32,
+    read_only: bool,
+    on_root_mismatch: bool,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mask = if read_only { 0o440 } else { 0o660 };
+    if on_root_mismatch {
+        let m = std::fs::metadata(dir)?;
+        let want = mask | 0o2110;
+        if m.gid() == gid && m.mode() & want == want {
+            return Ok(());
+        }
+    }
+    chgrp_tree(dir, gid, mask)
+}
+
+fn chgrp_tree(path: &Path, gid: u32, mask: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let m = std::fs::symlink_metadata(path)?;
+    std::os::unix::fs::lchown(path, None, Some(gid))?;
+    if m.file_type().is_symlink() {
+        return Ok(());
+    }
+    let dir = m.is_dir();
+    let mode = m.mode() & 0o7777 | mask | if dir { 0o2110 } else { 0 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    if dir {
+        for e in std::fs::read_dir(path)? {
+            chgrp_tree(&e?.path(), gid, mask)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether `dir` is a mount point (its device differs from its parent's).
@@ -150,5 +203,47 @@ pub fn check_host_path(path: &str, kind: &str) -> Result<(), String> {
             _ => bad("a block device"),
         },
         other => Err(format!("unknown hostPath type {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_volume_ownership;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn gid_mode(p: &std::path::Path) -> (u32, u32) {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (m.gid(), m.mode() & 0o7777)
+    }
+
+    #[test]
+    fn fs_group_owns_the_tree_setgid_dirs_and_on_root_mismatch_skips_a_matching_root() {
+        if crate::testutil::needs_root("chown to other groups") {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let v = tmp.path().join("v");
+        std::fs::create_dir_all(v.join("sub")).unwrap();
+        std::fs::write(v.join("sub/f"), b"x").unwrap();
+        std::fs::set_permissions(v.join("sub/f"), PermissionsExt::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink("sub/f", v.join("l")).unwrap();
+        std::fs::set_permissions(&v, PermissionsExt::from_mode(0o755)).unwrap();
+        set_volume_ownership(&v, 2000, false, false).unwrap();
+        assert_eq!(gid_mode(&v), (2000, 0o2775));
+        assert_eq!(gid_mode(&v.join("sub")), (2000, 0o2775));
+        assert_eq!(gid_mode(&v.join("sub/f")), (2000, 0o660));
+        assert_eq!(gid_mode(&v.join("l")).0, 2000);
+        // Read-only volumes (configMap, secret, …) get group read only.
+        std::fs::write(v.join("g"), b"y").unwrap();
+        std::fs::set_permissions(v.join("g"), PermissionsExt::from_mode(0o400)).unwrap();
+        set_volume_ownership(&v, 3000, true, false).unwrap();
+        assert_eq!(gid_mode(&v.join("g")), (3000, 0o440));
+        // OnRootMismatch: the root matches (group 3000, the bits): untouched.
+        std::os::unix::fs::chown(v.join("g"), None, Some(0)).unwrap();
+        set_volume_ownership(&v, 3000, true, true).unwrap();
+        assert_eq!(gid_mode(&v.join("g")).0, 0);
+        // A different group does not match: the whole tree changes.
+        set_volume_ownership(&v, 4000, true, true).unwrap();
+        assert_eq!(gid_mode(&v.join("g")).0, 4000);
     }
 }

@@ -52,9 +52,13 @@ Options (each also a key of the config file; a flag wins over the file):
       --broker mqtt[s]://HOST[:PORT] --device-id ID --group G (repeats)
       --topic-prefix P --ca FILE --cert FILE --key FILE --credentials FILE
       --fleet-key FILE --keepalive SECONDS --max-document-bytes BYTES
-  Policy:
+  Security:
+      --seccomp-default             RuntimeDefault seccomp for containers that
+                                    set no seccompProfile (default: Unconfined)
+  Policy (fleet pods):
       --allow-privileged --allow-host-path --allow-host-network
       --allow-capability CAP (repeats)
+      --no-new-privileges           allowPrivilegeEscalation defaults to false
 
 The agent logs to stderr; set RUST_LOG=debug for more.
 
@@ -77,6 +81,7 @@ pub const USAGE: &str =
                 [--credentials FILE] [--fleet-key FILE] [--keepalive SECONDS]
                 [--max-document-bytes BYTES] [--allow-privileged] [--allow-host-path]
                 [--allow-host-network] [--allow-host-pid] [--allow-capability CAP]...
+                [--no-new-privileges] [--seccomp-default]
 ";
 
 /// `picolet agent`'s options that take a value.
@@ -120,6 +125,8 @@ const FLAGS: &[&str] = &[
     "allow-host-path",
     "allow-host-network",
     "allow-host-pid",
+    "no-new-privileges",
+    "seccomp-default",
 ];
 
 /// Parses `picolet agent`'s arguments (like every command line, with
@@ -183,6 +190,7 @@ pub fn parse(args: Vec<OsString>) -> Result<(Option<PathBuf>, AgentFileConfig), 
         pod_network: text("pod-network"),
         pod_cidr: text("pod-cidr"),
         node_ip: text("node-ip"),
+        seccomp_default: a.has(&["seccomp-default"]).then_some(true),
         ..AgentFileConfig::default()
     };
     let tls = TlsFiles {
@@ -197,6 +205,7 @@ pub fn parse(args: Vec<OsString>) -> Result<(Option<PathBuf>, AgentFileConfig), 
         allow_host_network: flag("allow-host-network"),
         allow_host_pid: flag("allow-host-pid"),
         allow_capabilities: list("allow-capability"),
+        no_new_privileges: flag("no-new-privileges"),
     };
     if tls != TlsFiles::default() {
         f.tls = Some(tls);
@@ -237,6 +246,7 @@ pub fn config(args: Vec<OsString>) -> Result<Config, String> {
         fleet: s.fleet,
         pod_cidr: s.pod_cidr,
         node_ip: s.node_ip,
+        seccomp_default: s.seccomp_default,
     })
 }
 
@@ -284,6 +294,11 @@ mod tests {
         assert_eq!(policy.allow_host_network, Some(true));
         assert_eq!(policy.allow_host_pid, Some(true));
         assert_eq!(policy.allow_privileged, None);
+        assert_eq!(policy.no_new_privileges, None);
+        assert_eq!(f.seccomp_default, None);
+        let (_, on) = parse(args(&["--no-new-privileges", "--seccomp-default"])).unwrap();
+        assert_eq!(on.policy.unwrap().no_new_privileges, Some(true));
+        assert_eq!(on.seccomp_default, Some(true));
         assert_eq!(
             policy.allow_capabilities,
             Some(vec!["NET_ADMIN".to_string()])

@@ -96,6 +96,8 @@ pub struct Config {
     pub pod_cidr: Option<crate::net::Cidr>,
     /// `status.hostIP` as configured; default: found at start.
     pub node_ip: Option<std::net::Ipv4Addr>,
+    /// `RuntimeDefault` seccomp when a container sets no profile.
+    pub seccomp_default: bool,
 }
 
 /// Errors that stop the agent.

@@ -173,6 +173,13 @@ impl Agent {
             share_pid: pod.spec.share_process_namespace,
             cgroup: cgroup.clone(),
             shim_log: self.cfg.run_dir.join("shims").join(format!("{uid}.log")),
+            sysctls: pod
+                .spec
+                .security_context
+                .iter()
+                .flat_map(|sc| &sc.sysctls)
+                .map(|s| format!("{}={}", crate::spec::sysctl_name(&s.name), s.value))
+                .collect(),
         };
         self.shims.rt(&uid).cgroup = cgroup;
         // The address first: /etc/hosts names it.
@@ -184,7 +191,11 @@ impl Agent {
                 return;
             }
         };
+        let psc = pod.spec.security_context.clone().unwrap_or_default();
+        let fs_group = psc.fs_group.map(|g| g as u32);
+        let on_root_mismatch = psc.fs_group_change_policy.as_deref() == Some("OnRootMismatch");
         let prepared = (|| -> std::io::Result<PathBuf> {
+            use std::os::unix::fs::PermissionsExt;
             std::fs::create_dir_all(self.cfg.run_dir.join("shims"))?;
             let path = sandbox::prepare_pod_dir(&cfg, &pod.spec, pod_ip.as_deref())?;
             for v in &pod.spec.volumes {
@@ -199,6 +210,11 @@ impl Agent {
                         sandbox::mount_tmpfs(&dir, size)?;
                     } else {
                         std::fs::create_dir_all(&dir)?;
+                        // World-writable, as the kubelet makes emptyDirs.
+                        std::fs::set_permissions(&dir, PermissionsExt::from_mode(0o777))?;
+                    }
+                    if let Some(g) = fs_group {
+                        container::set_volume_ownership(&dir, g, false, on_root_mismatch)?;
                     }
                 }
             }
@@ -394,6 +410,7 @@ impl Agent {
             log_max_bytes: self.cfg.log_max_bytes,
             log_max_files: self.cfg.log_max_files,
             objects: self.objects.clone(),
+            seccomp_default: self.cfg.seccomp_default,
         };
         let paths = container::Paths {
             pod_dir: pod_dir.clone(),
@@ -548,7 +565,13 @@ impl Agent {
                 match crate::spec::refs::volume_files(pod, v, &self.objects, &alloc) {
                     Some(Ok(files)) => {
                         let secret = crate::spec::refs::holds_secrets(v);
-                        if let Err(e) = container::write_volume(&dir, &files, secret) {
+                        let fs_group = pod
+                            .spec
+                            .security_context
+                            .as_ref()
+                            .and_then(|s| s.fs_group)
+                            .map(|g| g as u32);
+                        if let Err(e) = container::write_volume(&dir, &files, secret, fs_group) {
                             log::warn!("pod {uid}: volume {}: {e}", v.name);
                         }
                     }

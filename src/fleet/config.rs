@@ -139,6 +139,7 @@ pub struct PolicyConfig {
     #[serde(rename = "allowHostPID")]
     pub allow_host_pid: Option<bool>,
     pub allow_capabilities: Option<Vec<String>>,
+    pub no_new_privileges: Option<bool>,
 }
 
 /// The config file (or the flags), as written: every setting optional.
@@ -189,6 +190,9 @@ pub struct AgentFileConfig {
     /// `status.hostIP`; default: the address of the default route's link.
     #[serde(rename = "nodeIP")]
     pub node_ip: Option<String>,
+    /// `RuntimeDefault` seccomp for containers that set no
+    /// `seccompProfile` (the kubelet's `--seccomp-default`).
+    pub seccomp_default: Option<bool>,
 }
 
 /// The fleet channel's settings, checked, with defaults filled in.
@@ -227,6 +231,7 @@ pub struct AgentSettings {
     /// The pod CIDR; `None`: `podNetwork: none`.
     pub pod_cidr: Option<crate::net::Cidr>,
     pub node_ip: Option<std::net::Ipv4Addr>,
+    pub seccomp_default: bool,
 }
 
 /// Defaults of [`AgentSettings`].
@@ -344,6 +349,7 @@ impl AgentFileConfig {
                 allow_host_network: a.allow_host_network.or(b.allow_host_network),
                 allow_host_pid: a.allow_host_pid.or(b.allow_host_pid),
                 allow_capabilities: a.allow_capabilities.or(b.allow_capabilities),
+                no_new_privileges: a.no_new_privileges.or(b.no_new_privileges),
             }),
             (a, b) => a.or(b),
         };
@@ -388,6 +394,7 @@ impl AgentFileConfig {
             pod_network: self.pod_network.or(lower.pod_network),
             pod_cidr: self.pod_cidr.or(lower.pod_cidr),
             node_ip: self.node_ip.or(lower.node_ip),
+            seccomp_default: self.seccomp_default.or(lower.seccomp_default),
         }
     }
 
@@ -537,6 +544,7 @@ impl AgentFileConfig {
             image_gc,
             pod_cidr,
             node_ip,
+            seccomp_default: self.seccomp_default.unwrap_or(false),
         })
     }
 
@@ -595,6 +603,7 @@ impl AgentFileConfig {
             allow_host_network: p.allow_host_network.unwrap_or(false),
             allow_host_pid: p.allow_host_pid.unwrap_or(false),
             allow_capabilities: p.allow_capabilities.unwrap_or_default(),
+            no_new_privileges: p.no_new_privileges.unwrap_or(false),
         };
         policy
             .validate()

@@ -344,7 +344,9 @@ impl FleetDocs {
                 plan.refused.insert(key);
                 continue;
             }
-            plan.pods.push((key, sp.source, sp.pod));
+            let mut pod = sp.pod;
+            self.cfg.policy.harden(&mut pod);
+            plan.pods.push((key, sp.source, pod));
         }
         // An error reported before keeps its time (status stays unchanged).
         for (source, e) in &mut errors {

@@ -33,6 +33,11 @@ pub struct NodePolicy {
     /// `CAP_NET_ADMIN`, any case), or `ALL` for any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_capabilities: Vec<String>,
+    /// `no_new_privs` for every non-privileged remote container: an unset
+    /// `allowPrivilegeEscalation` becomes `false` ([`NodePolicy::harden`]),
+    /// `true` is refused.
+    #[serde(default)]
+    pub no_new_privileges: bool,
 }
 
 /// One thing a pod does that the policy does not allow.
@@ -62,6 +67,7 @@ impl NodePolicy {
             allow_host_network: true,
             allow_host_pid: true,
             allow_capabilities: vec!["ALL".to_string()],
+            no_new_privileges: false,
         }
     }
 
@@ -140,6 +146,15 @@ impl NodePolicy {
                 "allowPrivileged",
             ));
         }
+        if self.no_new_privileges
+            && sc.privileged != Some(true)
+            && sc.allow_privilege_escalation == Some(true)
+        {
+            out.push(PolicyViolation {
+                path: format!("{path}.allowPrivilegeEscalation"),
+                message: "privilege escalation is not allowed by this device's policy (policy.noNewPrivileges)".into(),
+            });
+        }
         let adds = sc.capabilities.iter().flat_map(|caps| caps.add.iter());
         for (j, name) in adds.enumerate() {
             if !self.allows_capability(name) {
@@ -148,6 +163,24 @@ impl NodePolicy {
                     &format!("adding capability {name} is"),
                     "allowCapabilities",
                 ));
+            }
+        }
+    }
+}
+
+impl NodePolicy {
+    /// With `noNewPrivileges`, sets `allowPrivilegeEscalation: false` on
+    /// every non-privileged container that leaves it unset (run after
+    /// [`NodePolicy::check`]); the stored spec shows it.
+    pub fn harden(&self, pod: &mut Pod) {
+        if !self.no_new_privileges {
+            return;
+        }
+        let spec = &mut pod.spec;
+        for c in spec.init_containers.iter_mut().chain(&mut spec.containers) {
+            let sc = c.security_context.get_or_insert_with(Default::default);
+            if sc.privileged != Some(true) && sc.allow_privilege_escalation.is_none() {
+                sc.allow_privilege_escalation = Some(false);
             }
         }
     }

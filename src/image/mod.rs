@@ -77,4 +77,4 @@ pub use reference::Reference;
 pub use remove::{DeletedImage, GcReport, GcRequest, InUse, gc_main};
 pub use store::ImageStore;
 pub use unpack::{Unpacked, unpack_layer};
-pub use user::resolve_user;
+pub use user::{resolve_user, user_groups};

@@ -68,6 +68,27 @@ pub fn resolve_user(layers: &[PathBuf], user: &str) -> Result<(u32, u32), ImageE
     Ok((uid, gid))
 }
 
+/// The gids of the image's `/etc/group` entries whose member list names
+/// the user `uid` (by its first `/etc/passwd` name), as containerd adds
+/// them; none when the image has no such user or files.
+pub fn user_groups(layers: &[PathBuf], uid: u32) -> Vec<u32> {
+    let file = |n| find_etc_file(layers, n).ok().flatten().unwrap_or_default();
+    let passwd = file("passwd");
+    let Some((name, _, _)) = passwd_entries(&passwd).find(|e| e.1 == uid) else {
+        return Vec::new();
+    };
+    let group = file("group");
+    group
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.splitn(4, ':');
+            let (_, _, gid, members) = (f.next()?, f.next()?, f.next()?, f.next()?);
+            let gid = gid.parse().ok()?;
+            members.split(',').any(|m| m.trim() == name).then_some(gid)
+        })
+        .collect()
+}
+
 /// `(name, uid, gid)` of each well-formed `/etc/passwd` line.
 fn passwd_entries(text: &str) -> impl Iterator<Item = (&str, u32, u32)> {
     text.lines().filter_map(|line| {
@@ -164,6 +185,17 @@ mod tests {
         assert_eq!(resolve_user(&layers, "app:nobody").unwrap(), (1000, 65534));
         assert_eq!(resolve_user(&layers, "nobody:0").unwrap(), (65534, 0));
         assert_eq!(resolve_user(&layers, "5:apps").unwrap(), (5, 1001));
+    }
+
+    #[test]
+    fn the_users_groups_are_those_that_list_its_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let group = "root:x:0:\napps:x:1001:app\nwheel:x:10:root, app\nother:x:20:application\n";
+        let layers = vec![layer(tmp.path(), Some(PASSWD), Some(group))];
+        assert_eq!(user_groups(&layers, 1000), [1001, 10]);
+        assert_eq!(user_groups(&layers, 0), [10]);
+        assert!(user_groups(&layers, 4242).is_empty(), "no passwd entry");
+        assert!(user_groups(&[], 1000).is_empty());
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub trait Host {
     /// The uid and gid of `user` (a name, `uid`, or `uid:gid`) in the
     /// image whose layers are `layers` (top-most first).
     fn resolve_user(&self, layers: &[PathBuf], user: &str) -> Result<(u32, u32), String>;
+    /// The gids of the groups whose `/etc/group` member lists name the
+    /// user `uid` (its `/etc/passwd` name) in the image.
+    fn user_groups(&self, layers: &[PathBuf], uid: u32) -> Vec<u32>;
     /// Checks (and for the `*OrCreate` types, creates) a hostPath of
     /// `kind` (the Kubernetes `hostPath.type`; empty: no check).
     fn check_host_path(&self, path: &str, kind: &str) -> Result<(), String>;
@@ -30,12 +33,14 @@ pub trait Host {
     /// The node's CPUs in millicores.
     fn node_cpu_millis(&self) -> i64;
     /// Writes the files of a configMap/secret/downwardAPI/projected volume
-    /// into `dir` (on a tmpfs when `secret`), atomically.
+    /// into `dir` (on a tmpfs when `secret`), atomically; with `fs_group`,
+    /// owned by that group as the kubelet does.
     fn write_volume(
         &self,
         dir: &Path,
         files: &[spec::refs::File],
         secret: bool,
+        fs_group: Option<u32>,
     ) -> Result<(), String>;
     /// Resolves a `subPath` inside the volume at `root`, refusing escapes
     /// (the kubelet's checks); creates it as a directory when missing.
@@ -76,6 +81,9 @@ pub struct Settings {
     pub log_max_files: u32,
     /// The ConfigMaps and Secrets pods may read.
     pub objects: std::rc::Rc<spec::Objects>,
+    /// `RuntimeDefault` seccomp when no `seccompProfile` is set (the
+    /// kubelet's `--seccomp-default`).
+    pub seccomp_default: bool,
 }
 
 /// Paths of one container instance.
@@ -132,7 +140,12 @@ pub fn build(
     host: &dyn Host,
 ) -> Result<ContainerConfig, ConfigError> {
     let sc = c.security_context.clone().unwrap_or_default();
+    let psc = pod.spec.security_context.clone().unwrap_or_default();
     let privileged = sc.privileged == Some(true);
+    // The pod's runAsUser/runAsGroup/runAsNonRoot are the defaults.
+    let run_as_user = sc.run_as_user.or(psc.run_as_user);
+    let run_as_group = sc.run_as_group.or(psc.run_as_group);
+    let fs_group = psc.fs_group.map(|g| g as u32);
 
     // Environment: the image's, then the container's own (fieldRef and
     // $(VAR) resolved); command/args by the Kubernetes rules.
@@ -170,29 +183,55 @@ pub fn build(
     let (mut uid, mut gid) = host
         .resolve_user(&img.layers, &image_user)
         .map_err(|e| config_err(format!("image user {image_user:?}: {e}")))?;
-    if let Some(u) = sc.run_as_user {
+    if let Some(u) = run_as_user {
         uid = u32::try_from(u).map_err(|_| config_err(format!("runAsUser {u} out of range")))?;
-        if sc.run_as_group.is_none() {
+        if run_as_group.is_none() {
             gid = host
                 .resolve_user(&img.layers, &uid.to_string())
                 .map(|(_, g)| g)
                 .unwrap_or(0);
         }
     }
-    if let Some(g) = sc.run_as_group {
+    if let Some(g) = run_as_group {
         gid = u32::try_from(g).map_err(|_| config_err(format!("runAsGroup {g} out of range")))?;
     }
-    if sc.run_as_non_root == Some(true) && uid == 0 {
+    if sc.run_as_non_root.or(psc.run_as_non_root) == Some(true) && uid == 0 {
         return Err(config_err(format!(
             "container has runAsNonRoot and image will run as root (pod: \"{}_{}({})\", container: {})",
             pod.metadata.name, pod.metadata.namespace, pod.metadata.uid, c.name
         )));
     }
 
+    // Supplementary groups as containerd sets them: the primary gid, the
+    // image's memberships (unless `supplementalGroupsPolicy: Strict`), then
+    // the kubelet's fsGroup and supplementalGroups.
+    let image_groups = if psc.supplemental_groups_policy.as_deref() == Some("Strict") {
+        Vec::new()
+    } else {
+        host.user_groups(&img.layers, uid)
+    };
+    let mut groups = vec![gid];
+    let more = psc.supplemental_groups.iter().map(|&g| g as u32);
+    for g in image_groups.into_iter().chain(fs_group).chain(more) {
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+
     let caps = sc.capabilities.clone().unwrap_or_default();
     let capabilities = security::capability_set(&caps.add, &caps.drop, privileged)
         .map_err(|e| config_err(e.to_string()))?;
-    let no_new_privs = !(privileged || sc.allow_privilege_escalation == Some(true));
+    // The kubelet's rule: only an explicit `allowPrivilegeEscalation: false`
+    // sets it (validation refuses that with `privileged`), so setuid
+    // programs work by default.
+    let no_new_privs = !privileged && sc.allow_privilege_escalation == Some(false);
+    // The container's seccompProfile, else the pod's, else the node's
+    // default; privileged containers run unconfined (as with containerd).
+    let profile = sc.seccomp_profile.as_ref().or(psc.seccomp_profile.as_ref());
+    let seccomp = !privileged
+        && profile.map_or(s.seccomp_default, |p| {
+            p.get("type").map(String::as_str) == Some("RuntimeDefault")
+        });
 
     // Mounts: /etc files first, then volumes.
     let mut mounts = Vec::new();
@@ -225,7 +264,7 @@ pub fn build(
                 ))
             })?;
             let dir = projected_dir(&paths.pod_dir, &paths.run_pod_dir, vol);
-            host.write_volume(&dir, files, spec::refs::holds_secrets(vol))
+            host.write_volume(&dir, files, spec::refs::holds_secrets(vol), fs_group)
                 .map_err(|m| config_err(format!("volume {:?}: {m}", vol.name)))?;
             dir
         } else {
@@ -284,8 +323,10 @@ pub fn build(
         cwd,
         uid,
         gid,
+        groups,
         capabilities,
         no_new_privs,
+        seccomp,
         privileged,
         mounts,
         cgroup: paths.cgroup.clone(),

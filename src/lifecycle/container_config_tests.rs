@@ -4,14 +4,17 @@ use super::*;
 use crate::image::ImageConfig;
 use std::cell::RefCell;
 
+/// One projected volume written: (dir, files, secret, fsGroup).
+type Written = (PathBuf, Vec<crate::spec::refs::File>, bool, Option<u32>);
+
 /// A host with a fixed `/etc/passwd`, recording the hostPath checks.
 struct FakeHost {
     /// name or uid → (uid, gid)
     users: Vec<(&'static str, (u32, u32))>,
     bad_host_paths: Vec<&'static str>,
     checked: RefCell<Vec<(String, String)>>,
-    /// Projected volumes written: (dir, files, secret).
-    written: RefCell<Vec<(PathBuf, Vec<crate::spec::refs::File>, bool)>>,
+    /// Projected volumes written.
+    written: RefCell<Vec<Written>>,
 }
 
 impl FakeHost {
@@ -40,6 +43,11 @@ impl Host for FakeHost {
             .ok_or_else(|| "no such user".to_string())
     }
 
+    fn user_groups(&self, _: &[PathBuf], uid: u32) -> Vec<u32> {
+        // The image's /etc/group lists user 1000 in group 50000.
+        if uid == 1000 { vec![50000] } else { vec![] }
+    }
+
     fn check_host_path(&self, path: &str, kind: &str) -> Result<(), String> {
         self.checked
             .borrow_mut()
@@ -65,10 +73,11 @@ impl Host for FakeHost {
         dir: &Path,
         files: &[crate::spec::refs::File],
         secret: bool,
+        fs_group: Option<u32>,
     ) -> Result<(), String> {
         self.written
             .borrow_mut()
-            .push((dir.to_path_buf(), files.to_vec(), secret));
+            .push((dir.to_path_buf(), files.to_vec(), secret, fs_group));
         Ok(())
     }
 
@@ -105,6 +114,15 @@ fn build_one(
     img: &ResolvedImage,
     host: &FakeHost,
 ) -> Result<ContainerConfig, ConfigError> {
+    build_with(p, img, host, false)
+}
+
+fn build_with(
+    p: &Pod,
+    img: &ResolvedImage,
+    host: &FakeHost,
+    seccomp_default: bool,
+) -> Result<ContainerConfig, ConfigError> {
     let paths = Paths {
         pod_dir: PathBuf::from("/state/pods/u1"),
         log_dir: PathBuf::from("/run/logs/c"),
@@ -118,6 +136,7 @@ fn build_one(
         log_max_bytes: 1 << 20,
         log_max_files: 2,
         objects: Default::default(),
+        seccomp_default,
     };
     build(p, &p.spec.containers[0], 3, img, &paths, &s, host)
 }
@@ -148,7 +167,8 @@ fn args_replace_the_images_cmd_and_the_containers_env_wins_over_the_images() {
     assert!(cfg.env.contains(&"HOSTNAME=web".to_string()));
     assert_eq!(cfg.cwd, "/srv");
     assert_eq!((cfg.uid, cfg.gid), (0, 0));
-    assert!(cfg.no_new_privs);
+    // Unset allowPrivilegeEscalation: setuid programs work, as in Kubernetes.
+    assert!(!cfg.no_new_privs);
     assert!(!cfg.privileged);
     // The /etc files, then the rootfs of instance 3 with its upper dir.
     let dests: Vec<&str> = cfg.mounts.iter().map(|m| m.destination.as_str()).collect();
@@ -211,6 +231,20 @@ fn privileged_containers_may_gain_privileges_and_read_only_roots_have_no_upper()
     assert!(cfg.privileged);
     assert!(!cfg.no_new_privs);
     assert!(cfg.rootfs.upper.is_none());
+}
+
+#[test]
+fn only_allow_privilege_escalation_false_sets_no_new_privs() {
+    for (sc, want) in [
+        ("{}", false),
+        ("{allowPrivilegeEscalation: true}", false),
+        ("{allowPrivilegeEscalation: false}", true),
+        ("{runAsNonRoot: true, runAsUser: 1000}", false),
+    ] {
+        let p = pod(&format!("{BASIC}    securityContext: {sc}\n"));
+        let cfg = build_one(&p, &image(""), &FakeHost::new()).unwrap();
+        assert_eq!(cfg.no_new_privs, want, "{sc}");
+    }
 }
 
 const VOLUMES: &str = "
@@ -348,4 +382,61 @@ fn the_stop_signal_is_the_containers_else_the_images_else_sigterm() {
     let e = stop_signal(&c, "SIGNOPE").unwrap_err();
     assert_eq!(e.reason, "CreateContainerError");
     assert!(e.message.contains("\"SIGNOPE\""), "{e}");
+}
+
+#[test]
+fn the_pod_security_context_gives_defaults_groups_and_fs_group() {
+    let p = pod(&format!(
+        "{BASIC}  securityContext: {{runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000, supplementalGroups: [4000, 3000], runAsNonRoot: true}}\n  \
+         volumes: [{{name: cfg, downwardAPI: {{items: [{{path: l, fieldRef: {{fieldPath: metadata.labels}}}}]}}}}]\n"
+    ).replace("    args: [one, two]\n", "    args: [one, two]\n    volumeMounts: [{name: cfg, mountPath: /cfg}]\n"));
+    let host = FakeHost::new();
+    let cfg = build_one(&p, &image(""), &host).unwrap();
+    assert_eq!((cfg.uid, cfg.gid), (1000, 3000));
+    // Primary gid, the image's membership, fsGroup, supplementalGroups.
+    assert_eq!(cfg.groups, [3000, 50000, 2000, 4000]);
+    assert_eq!(host.written.borrow()[0].3, Some(2000));
+    // The container's own fields win.
+    let p2 = pod(&format!(
+        "{BASIC}    securityContext: {{runAsUser: 2000}}\n  securityContext: {{runAsUser: 1000, supplementalGroupsPolicy: Strict}}\n"
+    ));
+    let cfg = build_one(&p2, &image(""), &FakeHost::new()).unwrap();
+    assert_eq!((cfg.uid, cfg.gid), (2000, 2001));
+    assert_eq!(cfg.groups, [2001], "Strict: no image memberships");
+    // runAsNonRoot from the pod applies to a root image user.
+    let p3 = pod(&format!(
+        "{BASIC}  securityContext: {{runAsNonRoot: true}}\n"
+    ));
+    let e = build_one(&p3, &image(""), &FakeHost::new()).unwrap_err();
+    assert!(e.message.contains("runAsNonRoot"), "{e}");
+}
+
+#[test]
+fn seccomp_comes_from_the_container_then_the_pod_then_the_node_default() {
+    let host = FakeHost::new();
+    let with = |pod_sc: &str, c_sc: &str, default: bool| {
+        let mut y = BASIC.to_string();
+        if !c_sc.is_empty() {
+            y += &format!("    securityContext: {{seccompProfile: {{type: {c_sc}}}}}\n");
+        }
+        if !pod_sc.is_empty() {
+            y += &format!("  securityContext: {{seccompProfile: {{type: {pod_sc}}}}}\n");
+        }
+        build_with(&pod(&y), &image(""), &host, default)
+            .unwrap()
+            .seccomp
+    };
+    // Kubernetes' default is Unconfined; --seccomp-default makes it RuntimeDefault.
+    assert!(!with("", "", false));
+    assert!(with("", "", true));
+    assert!(with("RuntimeDefault", "", false));
+    assert!(with("", "RuntimeDefault", false));
+    assert!(!with("RuntimeDefault", "Unconfined", false));
+    assert!(with("Unconfined", "RuntimeDefault", true));
+    assert!(!with("Unconfined", "", true));
+    // Privileged containers are never filtered.
+    let p = pod(&format!(
+        "{BASIC}    securityContext: {{privileged: true, seccompProfile: {{type: RuntimeDefault}}}}\n"
+    ));
+    assert!(!build_with(&p, &image(""), &host, true).unwrap().seccomp);
 }

@@ -29,6 +29,10 @@ pub struct PodConfig {
     pub cgroup: Option<PathBuf>,
     /// Where the shim writes its own diagnostics (in the run dir, i.e. RAM).
     pub shim_log: PathBuf,
+    /// `securityContext.sysctls` as `name=value` (dotted names, checked
+    /// against the safe set), written in the pod's new namespaces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sysctls: Vec<String>,
 }
 
 /// One mount into a container, applied in order after the rootfs.
@@ -75,10 +79,17 @@ pub struct ContainerConfig {
     pub cwd: String,
     pub uid: u32,
     pub gid: u32,
+    /// Supplementary groups (containerd's: the primary gid, the image's
+    /// `/etc/group` memberships, `fsGroup`, `supplementalGroups`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<u32>,
     /// Effective/permitted/bounding capability numbers (`CAP_*` values).
     pub capabilities: Vec<u8>,
     /// Set `PR_SET_NO_NEW_PRIVS`.
     pub no_new_privs: bool,
+    /// Install containerd's default seccomp profile (`RuntimeDefault`).
+    #[serde(default)]
+    pub seccomp: bool,
     /// No masked or read-only paths, /sys writable.
     pub privileged: bool,
     pub mounts: Vec<Mount>,

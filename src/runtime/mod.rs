@@ -7,6 +7,7 @@ pub mod error;
 pub mod log;
 pub mod namespaces;
 pub mod rootfs;
+pub mod seccomp;
 pub mod security;
 pub mod shim;
 pub(crate) mod syscall;

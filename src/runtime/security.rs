@@ -2,11 +2,14 @@
 //!
 //! [`capability_set`] turns a pod's `securityContext.capabilities` into the
 //! capability numbers of [`ContainerConfig::capabilities`]. [`Plan::apply`]
-//! runs in the new process right before `execve`: empty supplementary
+//! runs in the new process right before `execve`: the supplementary
 //! groups, bounding set reduced to the set, then gid/uid, then
 //! effective = permitted = the set, inheritable and ambient empty. For a
 //! non-root uid `execve` then clears effective/permitted, so only the
-//! bounding set remains (as with containerd).
+//! bounding set remains (as with containerd). The `RuntimeDefault` seccomp
+//! filter ([`crate::runtime::seccomp`]) comes last, after `no_new_privs`;
+//! without `no_new_privs` it must be installed while `CAP_SYS_ADMIN` is
+//! still held, so before the uid changes (as runc does).
 //!
 //! Reads `/proc/sys/kernel/cap_last_cap` and `/proc/self/status`.
 
@@ -102,9 +105,12 @@ pub fn capability_set(
 pub(crate) struct Plan {
     uid: u32,
     gid: u32,
+    groups: Vec<u32>,
     caps: u64,
     last_cap: u8,
     no_new_privs: bool,
+    /// `RuntimeDefault`: the filter, built before `clone`.
+    seccomp: Option<Vec<crate::runtime::seccomp::SockFilter>>,
 }
 
 impl Plan {
@@ -122,16 +128,20 @@ impl Plan {
         Ok(Plan {
             uid: cfg.uid,
             gid: cfg.gid,
+            groups: cfg.groups.clone(),
             caps,
             last_cap,
             no_new_privs: cfg.no_new_privs,
+            seccomp: cfg.seccomp.then(|| crate::runtime::seccomp::program(caps)),
         })
     }
 
     /// Applies groups, bounding set, gid/uid, capabilities, ambient and
     /// `no_new_privs` to the calling (single-threaded) process.
     pub(crate) fn apply(&self, sc: &dyn Syscall) -> Result<(), ContainerError> {
-        sys::step(sc.clear_groups(), || "setgroups(0)".to_string())?;
+        sys::step(sc.setgroups(&self.groups), || {
+            format!("setgroups({:?})", self.groups)
+        })?;
         // The bounding set must shrink while CAP_SETPCAP is still effective,
         // i.e. before changing to a non-root uid.
         for cap in 0..=self.last_cap {
@@ -150,6 +160,12 @@ impl Plan {
                     ));
                 }
             }
+        }
+        // Without no_new_privs the filter needs CAP_SYS_ADMIN, which a
+        // non-root uid loses below: install it now (runc's order). The
+        // remaining calls are all in the profile.
+        if !self.no_new_privs {
+            self.install_seccomp(sc)?;
         }
         sys::step(sc.prctl(libc::PR_SET_KEEPCAPS, 1), || {
             "prctl(PR_SET_KEEPCAPS)".to_string()
@@ -176,8 +192,19 @@ impl Plan {
             sys::step(sc.prctl(libc::PR_SET_NO_NEW_PRIVS, 1), || {
                 "prctl(PR_SET_NO_NEW_PRIVS)".to_string()
             })?;
+            // The last step before execve.
+            self.install_seccomp(sc)?;
         }
         Ok(())
+    }
+
+    fn install_seccomp(&self, sc: &dyn Syscall) -> Result<(), ContainerError> {
+        match &self.seccomp {
+            Some(prog) => sys::step(sc.seccomp(prog), || {
+                "install the RuntimeDefault seccomp filter".to_string()
+            }),
+            None => Ok(()),
+        }
     }
 }
 

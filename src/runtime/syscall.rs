@@ -54,7 +54,7 @@ pub(crate) trait Syscall {
     fn symlink(&self, target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> Result<()>;
     fn setns(&self, fd: BorrowedFd<'_>, nstype: libc::c_int) -> Result<()>;
     fn sethostname(&self, name: &str) -> Result<()>;
-    fn clear_groups(&self) -> Result<()>;
+    fn setgroups(&self, groups: &[u32]) -> Result<()>;
     fn setresgid(&self, gid: u32) -> Result<()>;
     fn setresuid(&self, uid: u32) -> Result<()>;
     /// Drops capability `cap` from the bounding set.
@@ -64,6 +64,8 @@ pub(crate) trait Syscall {
     fn clear_ambient(&self) -> Result<()>;
     /// `prctl(option, arg2, 0, 0, 0)` with integer arguments.
     fn prctl(&self, option: libc::c_int, arg2: libc::c_ulong) -> Result<()>;
+    /// Installs a seccomp filter (`PR_SET_SECCOMP`).
+    fn seccomp(&self, prog: &[crate::sys::seccomp::SockFilter]) -> Result<()>;
 }
 
 /// The real kernel.
@@ -155,8 +157,9 @@ impl Syscall for Linux {
     fn sethostname(&self, name: &str) -> Result<()> {
         nix::unistd::sethostname(name)
     }
-    fn clear_groups(&self) -> Result<()> {
-        nix::unistd::setgroups(&[])
+    fn setgroups(&self, groups: &[u32]) -> Result<()> {
+        let groups: Vec<Gid> = groups.iter().map(|&g| Gid::from_raw(g)).collect();
+        nix::unistd::setgroups(&groups)
     }
     fn setresgid(&self, gid: u32) -> Result<()> {
         let gid = Gid::from_raw(gid);
@@ -186,6 +189,9 @@ impl Syscall for Linux {
     }
     fn prctl(&self, option: libc::c_int, arg2: libc::c_ulong) -> Result<()> {
         crate::sys::process::prctl(option, arg2, "prctl").map_err(|e| errno_of(&e))
+    }
+    fn seccomp(&self, prog: &[crate::sys::seccomp::SockFilter]) -> Result<()> {
+        crate::sys::seccomp::install(prog)
     }
 }
 
@@ -370,8 +376,8 @@ impl Syscall for Recording {
     fn sethostname(&self, name: &str) -> Result<()> {
         self.record(format!("sethostname {name}"))
     }
-    fn clear_groups(&self) -> Result<()> {
-        self.record("setgroups []".to_string())
+    fn setgroups(&self, groups: &[u32]) -> Result<()> {
+        self.record(format!("setgroups {groups:?}"))
     }
     fn setresgid(&self, gid: u32) -> Result<()> {
         self.record(format!("setresgid {gid}"))
@@ -395,6 +401,9 @@ impl Syscall for Recording {
             o => o.to_string(),
         };
         self.record(format!("prctl {name} {arg2}"))
+    }
+    fn seccomp(&self, prog: &[crate::sys::seccomp::SockFilter]) -> Result<()> {
+        self.record(format!("seccomp {} instructions", prog.len()))
     }
 }
 

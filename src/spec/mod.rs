@@ -43,4 +43,4 @@ pub use load::{
 pub use objects::{ConfigObject, ObjectKind, Objects};
 pub use quantity::{ParsedQuantity, QuantityFormat};
 pub use types::*;
-pub use validate::{validate, validate_all};
+pub use validate::{sysctl_name, validate, validate_all};

@@ -184,10 +184,7 @@ static POD_SPEC: Node = Object(&[
     ("subdomain", Ignore),
     ("imagePullSecrets", Ignore),
     // Would change what runs: only a no-op value is accepted.
-    (
-        "securityContext",
-        IgnoreIfEmpty("pod-level securityContext is not supported: set it on each container"),
-    ),
+    ("securityContext", Field(&POD_SECURITY_CONTEXT)),
     ("hostPID", IgnoreIfEmpty(HOST_NAMESPACES)),
     ("hostIPC", IgnoreIfEmpty(HOST_NAMESPACES)),
     (
@@ -393,20 +390,38 @@ static SECURITY_CONTEXT: Node = Object(&[
         "seLinuxOptions",
         IgnoreIfEmpty("SELinux options are not supported"),
     ),
+    ("seccompProfile", Field(&SECCOMP_PROFILE)),
+    ("appArmorProfile", APPARMOR),
+]);
+
+const APPARMOR: Rule = IgnoreIf(
+    type_unconfined,
+    "AppArmor profiles are not supported (only Unconfined)",
+);
+
+static POD_SECURITY_CONTEXT: Node = Object(&[
+    ("runAsUser", Field(&Scalar)),
+    ("runAsGroup", Field(&Scalar)),
+    ("runAsNonRoot", Field(&Scalar)),
+    ("supplementalGroups", Field(&Scalar)),
+    ("supplementalGroupsPolicy", Field(&Scalar)),
+    ("fsGroup", Field(&Scalar)),
+    ("fsGroupChangePolicy", Field(&Scalar)),
+    ("sysctls", Field(&List(&HTTP_HEADER))),
+    ("seccompProfile", Field(&SECCOMP_PROFILE)),
+    ("appArmorProfile", APPARMOR),
     (
-        "seccompProfile",
-        IgnoreIf(
-            type_unconfined,
-            "seccomp profiles are not supported (only Unconfined)",
-        ),
+        "seLinuxOptions",
+        IgnoreIfEmpty("SELinux options are not supported"),
     ),
-    (
-        "appArmorProfile",
-        IgnoreIf(
-            type_unconfined,
-            "AppArmor profiles are not supported (only Unconfined)",
-        ),
-    ),
+    // Only matters to an SELinux host: informational here.
+    ("seLinuxChangePolicy", Ignore),
+    ("windowsOptions", Ignore),
+]);
+
+static SECCOMP_PROFILE: Node = Object(&[
+    ("type", Field(&Scalar)),
+    ("localhostProfile", Field(&Scalar)),
 ]);
 
 static CAPABILITIES: Node = Object(&[("add", Field(&Scalar)), ("drop", Field(&Scalar))]);

@@ -90,6 +90,10 @@ pub struct PodSpec {
     /// `DeadlineExceeded` (docs/lifecycle.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_deadline_seconds: Option<i64>,
+    /// The pod-level context: the same type as a container's (one serde
+    /// type less); the schema allows each level only its own keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -386,6 +390,25 @@ pub struct SecurityContext {
     pub allow_privilege_escalation: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<Capabilities>,
+    /// `{type: RuntimeDefault|Unconfined}` (`Localhost` and its
+    /// `localhostProfile` are refused by validation); a map, to need no
+    /// serde type of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_profile: Option<BTreeMap<String, String>>,
+    // Pod level only:
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supplemental_groups: Vec<i64>,
+    /// `Merge` (default: the image's `/etc/group` memberships too) or `Strict`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supplemental_groups_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs_group: Option<i64>,
+    /// `Always` (default) or `OnRootMismatch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs_group_change_policy: Option<String>,
+    /// `{name, value}` pairs (the same shape as an HTTP header).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sysctls: Vec<HttpHeader>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

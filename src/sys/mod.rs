@@ -15,6 +15,7 @@
 //!   netlink sockets of the pod network ([`crate::net`]).
 //! - [`fs`]: private directories, xattrs, times, `statvfs`, `flock`, inotify.
 //! - [`bpf`]: the eBPF device-cgroup program.
+//! - [`seccomp`]: installing a container's seccomp filter.
 
 pub mod bpf;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod fd;
 pub mod fs;
 pub mod net;
 pub mod process;
+pub mod seccomp;
 pub mod signal;
 
 pub use error::{Errno, Error, Op, Result};

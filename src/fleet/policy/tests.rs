@@ -203,3 +203,42 @@ fn unknown_capability_names_in_the_policy_are_reported_with_their_index() {
     );
     assert!(NodePolicy::allow_all().validate().is_ok());
 }
+
+#[test]
+fn no_new_privileges_sets_unset_escalation_to_false_and_refuses_true() {
+    let p = NodePolicy {
+        no_new_privileges: true,
+        allow_privileged: true,
+        ..NodePolicy::default()
+    };
+    let mut plain = pod("", "");
+    assert_eq!(p.check(&plain), Ok(()));
+    p.harden(&mut plain);
+    for c in plain
+        .spec
+        .init_containers
+        .iter()
+        .chain(&plain.spec.containers)
+    {
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+    }
+    // Privileged containers are left alone (allowPrivileged governs them).
+    let mut privileged = pod("", "    securityContext: {privileged: true}");
+    p.harden(&mut privileged);
+    let sc = privileged.spec.containers[0]
+        .security_context
+        .as_ref()
+        .unwrap();
+    assert_eq!(sc.allow_privilege_escalation, None);
+    let escalating = pod("", "    securityContext: {allowPrivilegeEscalation: true}");
+    assert_eq!(
+        paths(p.check(&escalating)),
+        ["spec.containers[0].securityContext.allowPrivilegeEscalation"]
+    );
+    // Without the setting nothing changes.
+    let mut untouched = pod("", "");
+    NodePolicy::default().harden(&mut untouched);
+    assert_eq!(untouched, pod("", ""));
+    assert_eq!(NodePolicy::default().check(&escalating), Ok(()));
+}

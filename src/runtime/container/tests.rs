@@ -105,6 +105,7 @@ fn pod(share_pid: bool) -> PodConfig {
         share_pid,
         cgroup: None,
         shim_log: PathBuf::from("/dev/null"),
+        sysctls: vec![],
     }
 }
 
@@ -124,6 +125,8 @@ fn config(fx: &Fixture, script: &str) -> ContainerConfig {
         gid: 0,
         capabilities: default_caps(),
         no_new_privs: false,
+        seccomp: false,
+        groups: vec![],
         privileged: false,
         mounts: Vec::new(),
         cgroup: None,

@@ -92,6 +92,11 @@ pub enum ShimError {
     },
     #[error("bring up lo: {source}")]
     Loopback { source: std::io::Error },
+    #[error("sysctl {sysctl}: {source}")]
+    Sysctl {
+        sysctl: String,
+        source: std::io::Error,
+    },
     #[error("{op}: {source}")]
     Sys {
         op: &'static str,
@@ -201,6 +206,16 @@ fn enter_namespaces(pod: &PodConfig) -> Result<(), ShimError> {
     if !pod.host_network {
         sys::loopback_up().map_err(|source| ShimError::Loopback {
             source: source.into(),
+        })?;
+    }
+    // `/proc/sys/net` and the IPC sysctls are those of the writer's
+    // namespaces: these are the pod's, which no other pod shares.
+    for s in &pod.sysctls {
+        let (name, value) = s.split_once('=').unwrap_or((s, ""));
+        let path = format!("/proc/sys/{}", name.replace('.', "/"));
+        std::fs::write(path, value).map_err(|source| ShimError::Sysctl {
+            sysctl: s.clone(),
+            source,
         })?;
     }
     Ok(())

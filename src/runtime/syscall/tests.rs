@@ -18,6 +18,7 @@ fn pod(dir: &Path) -> PodConfig {
         share_pid: false,
         cgroup: None,
         shim_log: dir.join("shim.log"),
+        sysctls: vec![],
     }
 }
 
@@ -37,6 +38,8 @@ fn container(dir: &Path) -> ContainerConfig {
         gid: 0,
         capabilities: security::default_caps(),
         no_new_privs: false,
+        seccomp: false,
+        groups: vec![],
         privileged: false,
         mounts: Vec::new(),
         cgroup: None,
@@ -216,4 +219,35 @@ fn a_user_set_pod_drops_the_bounding_set_before_the_ids_and_sets_caps_after() {
     ]);
     assert_eq!(mask, 0xa80425fb);
     assert_eq!(fake.calls(), want);
+}
+
+/// `RuntimeDefault`: the filter is the last step, after no_new_privs;
+/// without no_new_privs it needs CAP_SYS_ADMIN, so it comes before the uid
+/// changes (runc's order). The supplementary groups come first.
+#[test]
+fn the_seccomp_filter_is_installed_last_or_before_the_uid_change() {
+    let t = tempfile::tempdir().unwrap();
+    let mut cfg = container(t.path());
+    cfg.uid = 1000;
+    cfg.gid = 2000;
+    cfg.groups = vec![2000, 50000];
+    cfg.seccomp = true;
+    let prog_len = crate::runtime::seccomp::program(0xa80425fb).len();
+    let seccomp = format!("seccomp {prog_len} instructions");
+    for nnp in [true, false] {
+        cfg.no_new_privs = nnp;
+        let plan = security::Plan::new(&cfg).unwrap();
+        let fake = Recording::new(t.path());
+        plan.apply(&fake).unwrap();
+        let calls = fake.calls();
+        assert_eq!(calls[0], "setgroups [2000, 50000]");
+        let at = calls.iter().position(|c| *c == seccomp).expect("installed");
+        if nnp {
+            assert_eq!(at, calls.len() - 1, "{calls:?}");
+            assert_eq!(calls[at - 1], "prctl PR_SET_NO_NEW_PRIVS 1");
+        } else {
+            assert_eq!(calls[at + 1], "prctl PR_SET_KEEPCAPS 1", "{calls:?}");
+            assert!(!calls.iter().any(|c| c.contains("NO_NEW_PRIVS")));
+        }
+    }
 }

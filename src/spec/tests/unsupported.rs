@@ -49,8 +49,12 @@ fn pod_features_picolet_lacks_are_refused() {
         ("  hostPID: true\n", "spec.hostPID"),
         ("  hostIPC: true\n", "spec.hostIPC"),
         (
-            "  securityContext:\n    runAsUser: 1000\n",
-            "spec.securityContext",
+            "  securityContext:\n    seLinuxOptions: {level: 's0:c1'}\n",
+            "spec.securityContext.seLinuxOptions",
+        ),
+        (
+            "  securityContext:\n    seccompProfile: {type: Localhost, localhostProfile: p.json}\n",
+            "spec.securityContext.seccompProfile.type",
         ),
         ("  hostUsers: false\n", "spec.hostUsers"),
         ("  os: {name: windows}\n", "spec.os"),
@@ -97,7 +101,7 @@ fn probe_features_picolet_lacks_are_refused() {
 #[test]
 fn security_context_features_picolet_lacks_are_refused() {
     let cases = [
-        ("seccompProfile: {type: RuntimeDefault}", "seccompProfile"),
+        ("seccompProfile: {type: Localhost}", "seccompProfile.type"),
         ("seLinuxOptions: {level: 's0:c1'}", "seLinuxOptions"),
         ("procMount: Unmasked", "procMount"),
         ("appArmorProfile: {type: RuntimeDefault}", "appArmorProfile"),
@@ -261,4 +265,60 @@ fn dns_policies_other_than_the_host_resolver_are_refused() {
         refused(&text, "spec.dnsPolicy");
         assert!(load_err(&text).message.contains("None needs dnsConfig"));
     }
+}
+
+#[test]
+fn pod_security_context_is_checked_field_by_field() {
+    let ok = pod_lines(
+        "  securityContext:\n    runAsUser: 1000\n    runAsGroup: 3000\n    fsGroup: 2000\n    \
+         supplementalGroups: [4000]\n    fsGroupChangePolicy: OnRootMismatch\n    \
+         seccompProfile: {type: RuntimeDefault}\n    \
+         sysctls: [{name: net.ipv4.ping_group_range, value: '0 2147483647'}, {name: kernel/shm_rmid_forced, value: '1'}]\n",
+    );
+    let p = load_one(&ok).unwrap();
+    let sc = p.spec.security_context.unwrap();
+    assert_eq!((sc.run_as_user, sc.fs_group), (Some(1000), Some(2000)));
+    assert_eq!(sc.sysctls.len(), 2);
+    for (lines, path, message) in [
+        (
+            "    sysctls: [{name: kernel.msgmax, value: '1'}]\n",
+            "spec.securityContext.sysctls[0].name",
+            "forbidden sysctl: \"kernel.msgmax\" not allowlisted",
+        ),
+        (
+            "    fsGroup: -1\n",
+            "spec.securityContext.fsGroup",
+            "-1 must be between 0 and 2147483647",
+        ),
+        (
+            "    supplementalGroups: [1, 4294967296]\n",
+            "spec.securityContext.supplementalGroups[1]",
+            "must be between",
+        ),
+        (
+            "    fsGroupChangePolicy: Sometimes\n",
+            "spec.securityContext.fsGroupChangePolicy",
+            "Unsupported value: \"Sometimes\"",
+        ),
+        (
+            "    seccompProfile: {type: Chaos}\n",
+            "spec.securityContext.seccompProfile.type",
+            "Unsupported value: \"Chaos\"",
+        ),
+        (
+            "    runAsNonRoot: true\n    runAsUser: 0\n",
+            "spec.securityContext.runAsNonRoot",
+            "breaks runAsNonRoot",
+        ),
+    ] {
+        let e = load_err(&pod_lines(&format!("  securityContext:\n{lines}")));
+        assert_eq!(e.path, path, "{e}");
+        assert!(e.message.contains(message), "{e}");
+    }
+    // net.* sysctls would change the host's network with hostNetwork.
+    let e = load_err(&pod_lines(
+        "  hostNetwork: true\n  securityContext:\n    sysctls: [{name: net.ipv4.tcp_syncookies, value: '1'}]\n",
+    ));
+    assert_eq!(e.path, "spec.securityContext.sysctls[0].name", "{e}");
+    assert!(e.message.contains("not allowed with host net"), "{e}");
 }

@@ -475,26 +475,157 @@ fn probe(c: &Container, p: &Probe, path: &str, success_must_be_one: bool, errs: 
     }
 }
 
-fn security_context(sc: &SecurityContext, path: &str, errs: &mut Errors) {
-    for (field, id) in [
-        ("runAsUser", sc.run_as_user),
-        ("runAsGroup", sc.run_as_group),
-    ] {
-        if let Some(id) = id {
-            if !(0..=i64::from(i32::MAX)).contains(&id) {
-                errs.add(
-                    format!("{path}.{field}"),
-                    format!("{id} must be between 0 and 2147483647"),
-                );
-            }
-        }
+/// A user or group id: 0 to 2^31 − 1, as Kubernetes.
+fn id(errs: &mut Errors, path: String, id: Option<i64>) {
+    if let Some(id) = id.filter(|i| !(0..=i64::from(i32::MAX)).contains(i)) {
+        errs.add(path, format!("{id} must be between 0 and 2147483647"));
     }
-    if sc.run_as_non_root == Some(true) && sc.run_as_user == Some(0) {
+}
+
+/// `runAsUser`, `runAsGroup`, `runAsNonRoot` and `seccompProfile`, the
+/// fields pod and container contexts share.
+fn user_and_seccomp(
+    user: Option<i64>,
+    group: Option<i64>,
+    non_root: Option<bool>,
+    seccomp: Option<&BTreeMap<String, String>>,
+    path: &str,
+    errs: &mut Errors,
+) {
+    id(errs, format!("{path}.runAsUser"), user);
+    id(errs, format!("{path}.runAsGroup"), group);
+    if non_root == Some(true) && user == Some(0) {
         errs.add(
             format!("{path}.runAsNonRoot"),
             "runAsUser 0 (root) breaks runAsNonRoot: true",
         );
     }
+    let Some(sp) = seccomp else { return };
+    let at = format!("{path}.seccompProfile");
+    let kind = sp.get("type").map_or("", String::as_str);
+    match kind {
+        "RuntimeDefault" | "Unconfined" => {}
+        "" => errs.add(format!("{at}.type"), "Required value"),
+        "Localhost" => errs.push(SpecError::new(
+            ErrorKind::Unsupported,
+            format!("{at}.type"),
+            "unsupported field: Localhost seccomp profiles are not supported (only RuntimeDefault and Unconfined)",
+        )),
+        k => errs.add(
+            format!("{at}.type"),
+            format!("Unsupported value: {k:?}: supported values: \"Localhost\", \"RuntimeDefault\", \"Unconfined\""),
+        ),
+    }
+    if sp.contains_key("localhostProfile") && kind != "Localhost" {
+        errs.add(
+            format!("{at}.localhostProfile"),
+            "can only be set for type Localhost",
+        );
+    }
+}
+
+/// The kubelet's safe sysctls: namespaced (per pod), isolated from other
+/// pods and the host (`pkg/kubelet/sysctl/safe_sysctls.go`).
+pub const SAFE_SYSCTLS: [&str; 12] = [
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+    "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_wmem",
+];
+
+/// A sysctl name in its dotted form (`net/ipv4/x` is also accepted, as by
+/// the kubelet).
+pub fn sysctl_name(name: &str) -> String {
+    if name.contains('/') {
+        name.replace('/', ".")
+    } else {
+        name.to_string()
+    }
+}
+
+/// The pod-level `securityContext`.
+pub(super) fn pod_security_context(pod: &Pod, errs: &mut Errors) {
+    let Some(sc) = &pod.spec.security_context else {
+        return;
+    };
+    let path = "spec.securityContext";
+    user_and_seccomp(
+        sc.run_as_user,
+        sc.run_as_group,
+        sc.run_as_non_root,
+        sc.seccomp_profile.as_ref(),
+        path,
+        errs,
+    );
+    for (i, g) in sc.supplemental_groups.iter().enumerate() {
+        id(errs, format!("{path}.supplementalGroups[{i}]"), Some(*g));
+    }
+    id(errs, format!("{path}.fsGroup"), sc.fs_group);
+    for (field, value, allowed) in [
+        (
+            "supplementalGroupsPolicy",
+            &sc.supplemental_groups_policy,
+            ["Merge", "Strict"],
+        ),
+        (
+            "fsGroupChangePolicy",
+            &sc.fs_group_change_policy,
+            ["Always", "OnRootMismatch"],
+        ),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !allowed.contains(v)) {
+            errs.add(
+                format!("{path}.{field}"),
+                format!(
+                    "Unsupported value: {v:?}: supported values: {:?}, {:?}",
+                    allowed[0], allowed[1]
+                ),
+            );
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for (i, s) in sc.sysctls.iter().enumerate() {
+        let at = format!("{path}.sysctls[{i}].name");
+        let name = sysctl_name(&s.name);
+        if !SAFE_SYSCTLS.contains(&name.as_str()) {
+            errs.add(
+                at,
+                format!(
+                    "forbidden sysctl: {:?} not allowlisted (only the kubelet's safe, namespaced sysctls are allowed)",
+                    s.name
+                ),
+            );
+        } else if pod.spec.host_network && name.starts_with("net.") {
+            errs.add(
+                at,
+                format!(
+                    "forbidden sysctl: {:?} not allowed with host net enabled (hostNetwork: it would change the host's)",
+                    s.name
+                ),
+            );
+        } else if !seen.insert(name) {
+            errs.add(at, format!("duplicate sysctl {:?}", s.name));
+        }
+    }
+}
+
+fn security_context(sc: &SecurityContext, path: &str, errs: &mut Errors) {
+    user_and_seccomp(
+        sc.run_as_user,
+        sc.run_as_group,
+        sc.run_as_non_root,
+        sc.seccomp_profile.as_ref(),
+        path,
+        errs,
+    );
     let no_escalation = sc.allow_privilege_escalation == Some(false);
     if no_escalation && sc.privileged == Some(true) {
         errs.add(

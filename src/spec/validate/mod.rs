@@ -9,7 +9,7 @@
 mod container;
 mod projected;
 
-pub use container::{MAX_ARGV_ENV_BYTES, RESERVED_CONTAINER_NAME};
+pub use container::{MAX_ARGV_ENV_BYTES, RESERVED_CONTAINER_NAME, SAFE_SYSCTLS, sysctl_name};
 
 use super::error::SpecError;
 use super::names;
@@ -120,6 +120,7 @@ pub fn validate_all(pod: &Pod) -> Vec<SpecError> {
             );
         }
     }
+    container::pod_security_context(pod, &mut errs);
     let volumes = volumes(pod, &spec.volumes, &mut errs);
     container::containers(pod, &volumes, &mut errs);
     let size = json_size(pod);

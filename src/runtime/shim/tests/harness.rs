@@ -55,6 +55,7 @@ impl Fixture {
             share_pid,
             cgroup: None,
             shim_log: root.join("run/shim.log"),
+            sysctls: vec![],
         };
         Some(Fixture {
             _dir: dir,
@@ -89,6 +90,8 @@ impl Fixture {
             gid: 0,
             capabilities: vec![],
             no_new_privs: false,
+            seccomp: false,
+            groups: vec![],
             privileged: false,
             mounts: vec![],
             cgroup: None,
