@@ -37,6 +37,7 @@ pub mod notify;
 mod outputs;
 mod probes;
 mod projection;
+mod pulls;
 pub mod sandbox;
 mod shim_events;
 mod shims;
@@ -163,6 +164,8 @@ pub enum Msg {
     DiskUsage(Result<BTreeMap<String, crate::lifecycle::eviction::PodUsage>, String>),
     /// A `picolet image-gc` run: what it deleted, or why it failed.
     ImageGc(Result<crate::image::GcReport, String>),
+    /// A `picolet pull` helper's progress or end ([`pulls`]).
+    Pull(pulls::PullMsg),
 }
 
 /// Messages handled per turn of the main loop before the state is saved,
@@ -204,6 +207,8 @@ struct Agent {
     dirty: bool,
     store: StateStore,
     images: ImageStore,
+    /// Registry pulls under way ([`pulls`]).
+    pulls: pulls::Pulls,
     /// Every event source's way into the main loop.
     tx: Sender<Msg>,
     // The event sources.
@@ -319,6 +324,7 @@ impl Agent {
                 dirty: false,
                 store,
                 images,
+                pulls: Default::default(),
                 tx,
                 statics,
                 objects: Default::default(),
@@ -534,6 +540,7 @@ impl Agent {
                 attempt,
             } => self.on_cgroup_retry(uid, cgroup, attempt),
             Msg::ImageGc(report) => self.disk.on_image_gc(report, now.mono_ms),
+            Msg::Pull(m) => self.on_pull_msg(m),
             Msg::Signal(s) => match self.stop.on_signal(s) {
                 Asked::Rescan => self.rescan(),
                 Asked::Stop => {}

@@ -252,7 +252,7 @@ impl Agent {
         image: &str,
         policy: crate::spec::PullPolicy,
     ) -> Input {
-        use crate::image::PullDecision;
+        use crate::lifecycle::PullDecision;
         let present = match self.images.resolve(image) {
             Ok(r) => r,
             Err(e) => {
@@ -264,13 +264,17 @@ impl Agent {
                 };
             }
         };
-        match (crate::image::pull_decision(policy, present.is_some()), present) {
-            (PullDecision::UseLocal, Some(img)) | (PullDecision::Pull, Some(img)) => Input::ImageReady {
+        match (
+            crate::lifecycle::pull_decision(policy, present.is_some()),
+            present,
+        ) {
+            (PullDecision::UseLocal, Some(img)) => Input::ImageReady {
                 uid,
                 container,
                 image_id: img.image_id,
                 pulled_ms: None,
             },
+            (PullDecision::Pull, local) => self.want_pull(uid, container, image, local.is_some()),
             (PullDecision::NeverPullMissing, _) => Input::ImageFailed {
                 uid,
                 container,
@@ -279,11 +283,11 @@ impl Agent {
                     "Container image \"{image}\" is not present with pull policy of Never"
                 ),
             },
-            _ => Input::ImageFailed {
+            (PullDecision::UseLocal, None) => Input::ImageFailed {
                 uid,
                 container,
-                reason: "ErrImagePull".into(),
-                message: "no registry client in this picolet yet; import the image with `picolet image import`".to_string(),
+                reason: "ErrImageNeverPull".into(),
+                message: format!("image {image} disappeared from the store"),
             },
         }
     }

@@ -1,0 +1,271 @@
+//! Registry pulls for the lifecycle core's `EnsureImage`: the agent runs
+//! `picolet pull REF --store <state>/images` (a helper process: HTTP, TLS,
+//! hashing and unpacking never run on the agent's thread) and reads the
+//! JSON lines it prints on the reactor (docs/images.md, "The helper's
+//! protocol"). One pull per image reference, shared by every container
+//! waiting for it; at most [`MAX_PULLS`] at once, the others queued in
+//! order. Progress goes to the core at most once a second per pull (the
+//! waiting message); the end answers every waiting container.
+//!
+//! The helper inherits the agent's environment: `PICOLET_AUTH_FILE` and
+//! `PICOLET_REGISTRIES_CONFIG` (else `/etc/picolet/auth.json` and
+//! `/etc/picolet/registries.yaml`).
+
+use super::{Agent, Msg};
+use crate::lifecycle::Input;
+use crate::reactor;
+use std::collections::{BTreeMap, VecDeque};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Pulls running at once.
+pub(super) const MAX_PULLS: usize = 2;
+/// Progress reports per pull to the core: at most one per this.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// What a pull helper reported.
+#[derive(Debug)]
+pub enum PullMsg {
+    Progress {
+        image: String,
+        done: u64,
+        total: u64,
+    },
+    /// `Ok(size)`, or `Err((kind, message))` as the helper's `error` line.
+    Done {
+        image: String,
+        result: Result<u64, (String, String)>,
+    },
+}
+
+/// A container waiting for an image.
+#[derive(Debug)]
+struct Waiter {
+    uid: String,
+    container: String,
+    /// Mono ms when it asked.
+    asked_ms: u64,
+    /// The image was in the store when it asked (`Always`): used if the
+    /// registry cannot be reached.
+    local: bool,
+}
+
+#[derive(Debug, Default)]
+struct Pull {
+    waiters: Vec<Waiter>,
+    /// Mono ms the helper started; `None` while queued.
+    started_ms: Option<u64>,
+}
+
+/// The pulls under way and queued.
+#[derive(Debug, Default)]
+pub(super) struct Pulls {
+    by_image: BTreeMap<String, Pull>,
+    queue: VecDeque<String>,
+}
+
+impl Pulls {
+    fn running(&self) -> usize {
+        self.by_image
+            .values()
+            .filter(|p| p.started_ms.is_some())
+            .count()
+    }
+}
+
+/// The waiting message's wording of a failed pull's error, by kind.
+fn failure(kind: &str, message: &str) -> String {
+    match kind {
+        "not-found" => format!("not found: {message}"),
+        "unauthorized" => format!("unauthorized (credentials missing or refused): {message}"),
+        "unreachable" => format!("registry unreachable: {message}"),
+        _ => message.to_string(),
+    }
+}
+
+impl Agent {
+    /// `container` of pod `uid` needs `image` pulled: joins the pull of
+    /// that image or queues a new one. Answers the core's `Pulling` event.
+    pub(super) fn want_pull(
+        &mut self,
+        uid: String,
+        container: String,
+        image: &str,
+        local: bool,
+    ) -> Input {
+        let now = crate::clock::boottime_ms();
+        let pulls = &mut self.pulls;
+        let pull = pulls.by_image.entry(image.to_string()).or_insert_with(|| {
+            pulls.queue.push_back(image.to_string());
+            Pull::default()
+        });
+        pull.waiters
+            .retain(|w| w.uid != uid || w.container != container);
+        pull.waiters.push(Waiter {
+            uid: uid.clone(),
+            container: container.clone(),
+            asked_ms: now,
+            local,
+        });
+        self.start_pulls();
+        Input::ImagePulling {
+            uid,
+            container,
+            progress: None,
+        }
+    }
+
+    /// Starts queued pulls while fewer than [`MAX_PULLS`] run.
+    fn start_pulls(&mut self) {
+        while self.pulls.running() < MAX_PULLS {
+            let Some(image) = self.pulls.queue.pop_front() else {
+                return;
+            };
+            let Some(pull) = self.pulls.by_image.get_mut(&image) else {
+                continue;
+            };
+            pull.started_ms = Some(crate::clock::boottime_ms());
+            log::info!("pulling image {image}");
+            let mut cmd = Command::new(&self.cfg.exe);
+            cmd.arg("pull")
+                .arg(&image)
+                .arg("--store")
+                .arg(self.cfg.state_dir.join("images"));
+            reactor::spawn(run_helper(cmd, image, self.tx.clone())).detach();
+        }
+    }
+
+    pub(super) fn on_pull_msg(&mut self, msg: PullMsg) {
+        match msg {
+            PullMsg::Progress { image, done, total } => {
+                for w in self
+                    .pulls
+                    .by_image
+                    .get(&image)
+                    .into_iter()
+                    .flat_map(|p| &p.waiters)
+                {
+                    self.pending.push_back(Input::ImagePulling {
+                        uid: w.uid.clone(),
+                        container: w.container.clone(),
+                        progress: Some((done, total)),
+                    });
+                }
+            }
+            PullMsg::Done { image, result } => {
+                let Some(pull) = self.pulls.by_image.remove(&image) else {
+                    return;
+                };
+                let now = crate::clock::boottime_ms();
+                let pull_ms = now.saturating_sub(pull.started_ms.unwrap_or(now));
+                match &result {
+                    Ok(size) => log::info!("pulled image {image} ({size} bytes) in {pull_ms} ms"),
+                    Err((kind, message)) => {
+                        log::warn!("pulling image {image} failed ({kind}): {message}")
+                    }
+                }
+                // The store as the helper left it.
+                let stored = self.images.resolve(&image);
+                for w in pull.waiters {
+                    let img = stored.as_ref().ok().and_then(|i| i.as_ref());
+                    let offline = match &result {
+                        Ok(_) => None,
+                        Err((kind, m)) if kind == "unreachable" && w.local => Some(m.clone()),
+                        Err((kind, m)) => {
+                            self.pending.push_back(Input::ImageFailed {
+                                uid: w.uid,
+                                container: w.container,
+                                reason: "ErrImagePull".into(),
+                                message: failure(kind, m),
+                            });
+                            continue;
+                        }
+                    };
+                    self.pending.push_back(match img {
+                        Some(img) => Input::ImagePulled {
+                            uid: w.uid,
+                            container: w.container,
+                            image_id: img.image_id.clone(),
+                            pull_ms,
+                            total_ms: now.saturating_sub(w.asked_ms),
+                            size: *result.as_ref().unwrap_or(&0),
+                            offline,
+                        },
+                        None => Input::ImageFailed {
+                            uid: w.uid,
+                            container: w.container,
+                            reason: "ErrImagePull".into(),
+                            message: format!("image {image} is not in the store after its pull"),
+                        },
+                    });
+                }
+                self.start_pulls();
+            }
+        }
+    }
+}
+
+/// Runs one helper and reports its progress (summed over blobs, at most
+/// once per [`PROGRESS_EVERY`]) and its end to the main loop.
+async fn run_helper(mut cmd: Command, image: String, tx: async_channel::Sender<Msg>) {
+    let mut total = 0u64;
+    let mut blobs: BTreeMap<String, u64> = BTreeMap::new();
+    let mut sent = Instant::now();
+    let mut end = None;
+    let status = reactor::process::lines(&mut cmd, |line| {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
+            return;
+        };
+        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        let digest = || v["digest"].as_str().unwrap_or_default().to_string();
+        match v["event"].as_str().unwrap_or_default() {
+            "resolved" => total = n("size"),
+            "progress" => {
+                blobs.insert(digest(), n("done"));
+            }
+            "blob" => {
+                blobs.insert(digest(), n("size"));
+            }
+            "pulled" => end = Some(Ok(n("size"))),
+            "error" => {
+                let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+                end = Some(Err((s("kind"), s("message"))));
+            }
+            _ => {}
+        }
+        if total > 0 && end.is_none() && sent.elapsed() >= PROGRESS_EVERY {
+            sent = Instant::now();
+            let _ = tx.try_send(Msg::Pull(PullMsg::Progress {
+                image: image.clone(),
+                done: blobs.values().sum::<u64>().min(total),
+                total,
+            }));
+        }
+    })
+    .await;
+    let result = match (end, status) {
+        (Some(r), _) => r,
+        (None, Ok(status)) => Err((
+            "other".into(),
+            format!("picolet pull ended ({status}) without a result"),
+        )),
+        (None, Err(e)) => Err(("other".into(), format!("picolet pull: {e}"))),
+    };
+    let _ = tx.send(Msg::Pull(PullMsg::Done { image, result })).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn failures_say_plainly_what_went_wrong() {
+        assert_eq!(
+            super::failure(
+                "not-found",
+                "manifest 1 (http://r/v2/x/manifests/1): MANIFEST_UNKNOWN"
+            ),
+            "not found: manifest 1 (http://r/v2/x/manifests/1): MANIFEST_UNKNOWN"
+        );
+        assert!(super::failure("unauthorized", "401").starts_with("unauthorized"));
+        assert_eq!(super::failure("other", "bad gzip"), "bad gzip");
+    }
+}
