@@ -65,11 +65,29 @@ pub(super) struct Pulls {
 }
 
 impl Pulls {
-    fn running(&self) -> usize {
-        self.by_image
-            .values()
-            .filter(|p| p.started_ms.is_some())
-            .count()
+    /// Adds `w` to the waiters of `image`, queueing a new pull when none
+    /// is under way or queued.
+    fn want(&mut self, image: &str, w: Waiter) {
+        let queue = &mut self.queue;
+        let pull = self.by_image.entry(image.to_string()).or_insert_with(|| {
+            queue.push_back(image.to_string());
+            Pull::default()
+        });
+        pull.waiters
+            .retain(|o| o.uid != w.uid || o.container != w.container);
+        pull.waiters.push(w);
+    }
+
+    /// The next queued image to pull, marked started at `now`, while
+    /// fewer than [`MAX_PULLS`] run.
+    fn next_to_start(&mut self, now: u64) -> Option<String> {
+        let running = self.by_image.values().filter(|p| p.started_ms.is_some());
+        if running.count() >= MAX_PULLS {
+            return None;
+        }
+        let image = self.queue.pop_front()?;
+        self.by_image.get_mut(&image)?.started_ms = Some(now);
+        Some(image)
     }
 }
 
@@ -93,20 +111,13 @@ impl Agent {
         image: &str,
         local: bool,
     ) -> Input {
-        let now = crate::clock::boottime_ms();
-        let pulls = &mut self.pulls;
-        let pull = pulls.by_image.entry(image.to_string()).or_insert_with(|| {
-            pulls.queue.push_back(image.to_string());
-            Pull::default()
-        });
-        pull.waiters
-            .retain(|w| w.uid != uid || w.container != container);
-        pull.waiters.push(Waiter {
+        let w = Waiter {
             uid: uid.clone(),
             container: container.clone(),
-            asked_ms: now,
+            asked_ms: crate::clock::boottime_ms(),
             local,
-        });
+        };
+        self.pulls.want(image, w);
         self.start_pulls();
         Input::ImagePulling {
             uid,
@@ -117,14 +128,7 @@ impl Agent {
 
     /// Starts queued pulls while fewer than [`MAX_PULLS`] run.
     fn start_pulls(&mut self) {
-        while self.pulls.running() < MAX_PULLS {
-            let Some(image) = self.pulls.queue.pop_front() else {
-                return;
-            };
-            let Some(pull) = self.pulls.by_image.get_mut(&image) else {
-                continue;
-            };
-            pull.started_ms = Some(crate::clock::boottime_ms());
+        while let Some(image) = self.pulls.next_to_start(crate::clock::boottime_ms()) {
             log::info!("pulling image {image}");
             let mut cmd = Command::new(&self.cfg.exe);
             cmd.arg("pull")
@@ -256,6 +260,98 @@ async fn run_helper(mut cmd: Command, image: String, tx: async_channel::Sender<M
 
 #[cfg(test)]
 mod tests {
+    use super::{Msg, PullMsg, run_helper};
+
+    /// What `run_helper` sends for a helper that is `script`.
+    fn reports(script: &str) -> Vec<PullMsg> {
+        let dir = tempfile::tempdir().unwrap();
+        let program = crate::testutil::script(dir.path(), "pull", script);
+        let (tx, rx) = async_channel::unbounded();
+        crate::reactor::block_on(run_helper(
+            std::process::Command::new(program),
+            "img:1".into(),
+            tx,
+        ));
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|m| match m {
+                Msg::Pull(p) => p,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn progress_is_summed_over_blobs_at_most_once_a_second_then_the_end() {
+        let got = reports(
+            r#"echo '{"event":"resolved","digest":"sha256:m","size":3000000}'
+echo '{"event":"blob","digest":"sha256:c","size":1000,"downloaded":0,"present":true}'
+echo '{"event":"progress","digest":"sha256:l","done":100,"total":2999000}'
+sleep 1.2
+echo '{"event":"progress","digest":"sha256:l","done":2000000,"total":2999000}'
+echo '{"event":"progress","digest":"sha256:l","done":2100000,"total":2999000}'
+echo 'not json'
+echo '{"event":"pulled","reference":"img:1","image_id":"sha256:i","digest":"sha256:m","size":3000000,"downloaded":2999000}'"#,
+        );
+        let text = format!("{got:?}");
+        assert_eq!(got.len(), 2, "{text}");
+        assert!(
+            matches!(&got[0], PullMsg::Progress { image, done: 2_001_000, total: 3_000_000 } if image == "img:1"),
+            "{text}"
+        );
+        assert!(
+            matches!(
+                &got[1],
+                PullMsg::Done {
+                    result: Ok(3_000_000),
+                    ..
+                }
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_error_line_or_no_result_at_all_is_a_failed_pull() {
+        let got = reports(
+            r#"echo '{"event":"error","kind":"not-found","message":"manifest 1: MANIFEST_UNKNOWN"}'; exit 1"#,
+        );
+        let want: Result<u64, (String, String)> =
+            Err(("not-found".into(), "manifest 1: MANIFEST_UNKNOWN".into()));
+        assert!(
+            matches!(&got[..], [PullMsg::Done { result, .. }] if *result == want),
+            "{got:?}"
+        );
+        let got = reports("exit 3");
+        assert!(
+            matches!(&got[..], [PullMsg::Done { result: Err((kind, m)), .. }] if kind == "other" && m.contains("without a result")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn one_pull_per_image_shared_by_its_waiters_and_two_at_once() {
+        let w = |uid: &str| super::Waiter {
+            uid: uid.into(),
+            container: "c".into(),
+            asked_ms: 0,
+            local: false,
+        };
+        let mut p = super::Pulls::default();
+        for (image, uid) in [("a", "1"), ("b", "2"), ("a", "3"), ("c", "4"), ("a", "3")] {
+            p.want(image, w(uid));
+        }
+        assert_eq!(p.by_image["a"].waiters.len(), 2, "one entry per container");
+        assert_eq!(p.next_to_start(5).as_deref(), Some("a"));
+        assert_eq!(p.next_to_start(5).as_deref(), Some("b"));
+        assert_eq!(p.next_to_start(5), None, "two at once");
+        // Another container for a running pull joins it, nothing queued.
+        p.want("b", w("5"));
+        assert_eq!(p.queue, ["c"]);
+        p.by_image.remove("a");
+        assert_eq!(p.next_to_start(9).as_deref(), Some("c"));
+        assert_eq!(p.by_image["c"].started_ms, Some(9));
+    }
+
     #[test]
     fn failures_say_plainly_what_went_wrong() {
         assert_eq!(

@@ -1,0 +1,386 @@
+//! The agent pulls what its pods name (issue 9, items 4 and 6 of the
+//! brief): pull policies against a real registry (Debian's
+//! `docker-registry`, started once per test binary on loopback, images
+//! pushed with `skopeo copy`), the kubelet's events and waiting reasons,
+//! back-off, and offline `Always`. Each agent reaches the registry over
+//! plain HTTP through `PICOLET_REGISTRIES_CONFIG` (inherited by its
+//! `picolet pull` helpers).
+//!
+//! Processes: the shared registry runs under a small `sh` watchdog that
+//! kills it (by PID) when this test process exits; the registry a test
+//! stops is its own child, killed by PID.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use support::*;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(storage: &Path, port: u16) -> String {
+    format!(
+        "version: 0.1\nlog: {{level: info, accesslog: {{disabled: false}}}}\n\
+         storage:\n  filesystem: {{rootdirectory: {}}}\nhttp: {{addr: \"127.0.0.1:{port}\"}}\n",
+        storage.display()
+    )
+}
+
+fn wait_answering(port: u16) {
+    wait_for(20, &format!("the registry on port {port}"), || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n").ok()?;
+        let mut r = String::new();
+        s.read_to_string(&mut r).ok()?;
+        r.starts_with("HTTP/1.").then_some(())
+    });
+}
+
+/// The shared registry: busybox:1 (OCI) and busybox:2 (docker-archive,
+/// two layers) pushed as `HOST/busybox:{1,2}`.
+struct Fixture {
+    dir: PathBuf,
+    storage: PathBuf,
+    host: String,
+    _watchdog: Child,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("picolet-agent-pull-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let storage = dir.join("storage");
+        let port = free_port();
+        let cfg = dir.join("registry.yml");
+        std::fs::write(&cfg, config(&storage, port)).unwrap();
+        let watchdog = Command::new("sh")
+            .args([
+                "-c",
+                "docker-registry serve \"$1\" >\"$2\" 2>&1 & r=$!; \
+                 while kill -0 \"$3\" 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.5; done; \
+                 kill $r 2>/dev/null; wait $r; rm -rf \"$4\"",
+                "sh",
+            ])
+            .arg(&cfg)
+            .arg(dir.join("registry.log"))
+            .arg(std::process::id().to_string())
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry (apt-get install docker-registry)");
+        wait_answering(port);
+        let host = format!("127.0.0.1:{port}");
+        for (src, tag) in [
+            (
+                format!(
+                    "oci:{}:picolet.test/busybox:1",
+                    images().join("busybox-oci").display()
+                ),
+                "1",
+            ),
+            (
+                format!(
+                    "docker-archive:{}",
+                    images().join("busybox.docker.tar").display()
+                ),
+                "2",
+            ),
+        ] {
+            let out = Command::new("skopeo")
+                .args(["--insecure-policy", "copy", "-q", "--dest-tls-verify=false"])
+                .arg(&src)
+                .arg(format!("docker://{host}/busybox:{tag}"))
+                .output()
+                .expect("skopeo (apt-get install skopeo)");
+            assert!(
+                out.status.success(),
+                "skopeo copy {src}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Fixture {
+            dir,
+            storage,
+            host,
+            _watchdog: watchdog,
+        }
+    })
+}
+
+/// An agent whose pulls go to `host` over plain HTTP.
+fn agent_for(host: &str, name: &str) -> Agent {
+    let f = fixture();
+    let reg = f.dir.join(format!("registries-{name}.yaml"));
+    std::fs::write(
+        &reg,
+        format!("mirrors:\n  \"{host}\":\n    endpoint: [\"http://{host}\"]\n"),
+    )
+    .unwrap();
+    let reg = reg.to_string_lossy().into_owned();
+    let auth = f.dir.join("no-auth.json").to_string_lossy().into_owned();
+    Agent::start_env(&[
+        ("PICOLET_REGISTRIES_CONFIG", &reg),
+        ("PICOLET_AUTH_FILE", &auth),
+    ])
+}
+
+fn pod(name: &str, image: &str, policy: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  \
+         terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    \
+         image: {image}\n    imagePullPolicy: {policy}\n    command: [\"sleep\", \"1000\"]\n"
+    )
+}
+
+/// `describe pod`'s event rows, spaces normalised.
+fn events(a: &Agent, pod: &str) -> Vec<String> {
+    let out = a.cli(&["describe", "pod", pod]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rows = text.split_once("Events:").map_or("", |(_, e)| e);
+    rows.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn has_event(a: &Agent, pod: &str, kind: &str, reason: &str, text: &str) -> bool {
+    events(a, pod)
+        .iter()
+        .any(|l| l.starts_with(&format!("{kind} {reason} ")) && l.contains(text))
+}
+
+fn waiting(a: &Agent, pod: &str, reason: &str) -> serde_json::Value {
+    wait_for(60, &format!("{pod}: waiting {reason}"), || {
+        a.container(pod, "main")
+            .filter(|s| s["state"]["waiting"]["reason"] == reason)
+    })
+}
+
+#[test]
+fn always_if_not_present_and_never_against_a_registry_as_the_kubelet() {
+    if !root_or_skip() {
+        return;
+    }
+    let host = &fixture().host;
+    let a = agent_for(host, "policies");
+    let one = format!("{host}/busybox:1");
+    a.apply("always.yaml", &pod("always", &one, "Always"));
+    a.wait_running("always", "main", 60);
+    let q = format!("\"{one}\"");
+    assert!(
+        has_event(
+            &a,
+            "always",
+            "Normal",
+            "Pulling",
+            &format!("Pulling image {q}")
+        ),
+        "{:#?}",
+        events(&a, "always")
+    );
+    let pulled = events(&a, "always")
+        .into_iter()
+        .find(|l| l.starts_with("Normal Pulled "))
+        .expect("a Pulled event");
+    assert!(
+        pulled.contains(&format!("Successfully pulled image {q} in "))
+            && pulled.contains(" including waiting). Image size: ")
+            && pulled.ends_with(" bytes."),
+        "{pulled}"
+    );
+    // Present now: IfNotPresent does not pull it again.
+    a.apply("ifnp.yaml", &pod("ifnp", &one, "IfNotPresent"));
+    a.wait_running("ifnp", "main", 60);
+    assert!(has_event(
+        &a,
+        "ifnp",
+        "Normal",
+        "Pulled",
+        &format!("Container image {q} already present on machine")
+    ));
+    assert!(!has_event(&a, "ifnp", "Normal", "Pulling", ""));
+    // A missing image is pulled for IfNotPresent; the kubelet's events.
+    let two = format!("{host}/busybox:2");
+    a.apply("ifnp2.yaml", &pod("ifnp2", &two, "IfNotPresent"));
+    a.wait_running("ifnp2", "main", 60);
+    assert!(has_event(&a, "ifnp2", "Normal", "Pulling", &two));
+    // Never: not pulled, even though the registry has it.
+    let never = format!("{host}/busybox:never");
+    a.apply("never.yaml", &pod("never", &never, "Never"));
+    let s = waiting(&a, "never", "ErrImageNeverPull");
+    assert_eq!(
+        s["state"]["waiting"]["message"],
+        format!("Container image \"{never}\" is not present with pull policy of Never")
+    );
+    assert!(!has_event(&a, "never", "Normal", "Pulling", ""));
+    let log = std::fs::read_to_string(fixture().dir.join("registry.log")).unwrap_or_default();
+    assert!(
+        !log.contains("/v2/busybox/manifests/never"),
+        "Never asked the registry"
+    );
+    // Always with the image present: the manifest is asked again, no
+    // layer is fetched again.
+    let layer_gets = |log: &str| log.matches("GET /v2/busybox/blobs/").count();
+    let before = layer_gets(&log);
+    a.apply("always2.yaml", &pod("always2", &one, "Always"));
+    a.wait_running("always2", "main", 60);
+    let log = std::fs::read_to_string(fixture().dir.join("registry.log")).unwrap_or_default();
+    assert_eq!(layer_gets(&log), before, "no blob fetched again");
+    assert!(has_event(
+        &a,
+        "always2",
+        "Normal",
+        "Pulled",
+        "Successfully pulled image"
+    ));
+    a.assert_one_thread();
+}
+
+#[test]
+fn a_missing_image_is_err_image_pull_said_plainly_then_image_pull_back_off() {
+    if !root_or_skip() {
+        return;
+    }
+    let host = &fixture().host;
+    let a = agent_for(host, "missing");
+    let image = format!("{host}/nope:1");
+    a.apply("nope.yaml", &pod("nope", &image, "IfNotPresent"));
+    let s = waiting(&a, "nope", "ErrImagePull");
+    let msg = s["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.starts_with(&format!("Failed to pull image \"{image}\": not found: ")),
+        "{msg}"
+    );
+    assert!(has_event(
+        &a,
+        "nope",
+        "Warning",
+        "Failed",
+        &format!("Failed to pull image \"{image}\": not found")
+    ));
+    assert!(has_event(
+        &a,
+        "nope",
+        "Warning",
+        "Failed",
+        "Error: ErrImagePull"
+    ));
+    // The retry 10 s later fails too; 10 s into its 20 s window the
+    // kubelet shows the back-off.
+    let s = waiting(&a, "nope", "ImagePullBackOff");
+    assert_eq!(
+        s["state"]["waiting"]["message"],
+        format!("Back-off pulling image \"{image}\"")
+    );
+    assert!(has_event(
+        &a,
+        "nope",
+        "Normal",
+        "BackOff",
+        &format!("Back-off pulling image \"{image}\"")
+    ));
+    assert!(has_event(
+        &a,
+        "nope",
+        "Warning",
+        "Failed",
+        "Error: ImagePullBackOff"
+    ));
+    a.assert_one_thread();
+}
+
+/// A registry of the test's own on the shared storage, read-only: killed
+/// by PID when the test stops it (or ends).
+struct Own(Option<Child>);
+
+impl Own {
+    fn stop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Own {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn offline_always_runs_the_local_copy_with_a_warning_and_a_missing_image_backs_off() {
+    if !root_or_skip() {
+        return;
+    }
+    let f = fixture();
+    let port = free_port();
+    let cfg = f.dir.join("own.yml");
+    let text = config(&f.storage, port).replace(
+        "storage:\n",
+        "storage:\n  maintenance: {readonly: {enabled: true}}\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let mut own = Own(Some(
+        Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_answering(port);
+    let host = format!("127.0.0.1:{port}");
+    let a = agent_for(&host, "offline");
+    let one = format!("{host}/busybox:1");
+    a.apply("a.yaml", &pod("a", &one, "Always"));
+    a.wait_running("a", "main", 60);
+    own.stop();
+    // Recreated: Always pulls again, the registry is gone.
+    a.remove("a.yaml");
+    wait_for(30, "pod a deleted", || a.pod("a").is_none().then_some(()));
+    a.apply("a.yaml", &pod("a", &one, "Always"));
+    a.wait_running("a", "main", 60);
+    assert!(
+        has_event(
+            &a,
+            "a",
+            "Warning",
+            "PullOffline",
+            &format!("Could not reach the registry for image \"{one}\"")
+        ),
+        "{:#?}",
+        events(&a, "a")
+    );
+    // IfNotPresent with the image present needs no network at all.
+    a.apply("b.yaml", &pod("b", &one, "IfNotPresent"));
+    a.wait_running("b", "main", 60);
+    assert!(!has_event(&a, "b", "Normal", "Pulling", ""));
+    assert!(!has_event(&a, "b", "Warning", "PullOffline", ""));
+    // Missing and unreachable: an error, with back-off.
+    let two = format!("{host}/busybox:2");
+    a.apply("c.yaml", &pod("c", &two, "IfNotPresent"));
+    let s = waiting(&a, "c", "ErrImagePull");
+    let msg = s["state"]["waiting"]["message"].as_str().unwrap();
+    assert!(msg.contains(": registry unreachable: "), "{msg}");
+    waiting(&a, "c", "ImagePullBackOff");
+    a.assert_one_thread();
+}
