@@ -112,6 +112,7 @@ fn fixture() -> &'static Fixture {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        push_noise(&dir, &host);
         Fixture {
             dir,
             storage,
@@ -119,6 +120,91 @@ fn fixture() -> &'static Fixture {
             _watchdog: watchdog,
         }
     })
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// Pushes `HOST/noise:1`: busybox:1's layer and a 1.5 MB layer of
+/// pseudo-random bytes of its own (no agent's store has it).
+fn push_noise(dir: &Path, host: &str) {
+    use serde_json::json;
+    let oci = dir.join("noise-oci");
+    let blobs = oci.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |b: &[u8]| {
+        let h = sha256_hex(b);
+        std::fs::write(blobs.join(&h), b).unwrap();
+        json!({"digest": format!("sha256:{h}"), "size": b.len()})
+    };
+    let mut x = std::process::id() as u64 | 1;
+    let data: Vec<u8> = (0..1_500_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_cksum();
+    tar.append_data(&mut h, "noise.bin", &data[..]).unwrap();
+    let raw = tar.into_inner().unwrap();
+    // The base: busybox:1's layer and config's rootfs.
+    let bb = images().join("busybox-oci");
+    let read = |d: &str| {
+        std::fs::read(
+            bb.join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bb.join("index.json")).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&read(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&read(m["config"]["digest"].as_str().unwrap())).unwrap();
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(format!("sha256:{}", sha256_hex(&raw))));
+    let base = &m["layers"][0];
+    put(&read(base["digest"].as_str().unwrap()));
+    let mut layer = put(&raw);
+    layer["mediaType"] = json!("application/vnd.oci.image.layer.v1.tar");
+    let mut cfg = put(config.to_string().as_bytes());
+    cfg["mediaType"] = json!("application/vnd.oci.image.config.v1+json");
+    let manifest = json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": cfg, "layers": [base, layer]});
+    let mut md = put(manifest.to_string().as_bytes());
+    md["mediaType"] = json!("application/vnd.oci.image.manifest.v1+json");
+    std::fs::write(oci.join("oci-layout"), r#"{"imageLayoutVersion": "1.0.0"}"#).unwrap();
+    let index = json!({"schemaVersion": 2, "manifests": [md]});
+    std::fs::write(oci.join("index.json"), index.to_string()).unwrap();
+    let out = Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "-q", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}", oci.display()))
+        .arg(format!("docker://{host}/noise:1"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// An agent whose pulls go to `host` over plain HTTP.
@@ -383,4 +469,66 @@ fn offline_always_runs_the_local_copy_with_a_warning_and_a_missing_image_backs_o
     assert!(msg.contains(": registry unreachable: "), "{msg}");
     waiting(&a, "c", "ImagePullBackOff");
     a.assert_one_thread();
+}
+
+/// A proxy to the registry that sends its answers at about `per_sec`
+/// bytes a second (threads of this test, ending with it).
+fn slow_proxy(upstream: u16, per_sec: u64) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let Ok(u) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                continue;
+            };
+            let (mut c_in, mut u_out) = (c.try_clone().unwrap(), u.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut u_out);
+                let _ = u_out.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let (mut u, mut c) = (u, c);
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = u.read(&mut buf) {
+                    if c.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_micros(
+                        n as u64 * 1_000_000 / per_sec,
+                    ));
+                }
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn get_pods_shows_the_progress_of_a_pull_under_way() {
+    if !root_or_skip() {
+        return;
+    }
+    let upstream: u16 = fixture().host.rsplit(':').next().unwrap().parse().unwrap();
+    // noise:1's own layer is 1.5 MB: some 6 s at 256 KiB/s.
+    let host = format!("127.0.0.1:{}", slow_proxy(upstream, 256 << 10));
+    let a = agent_for(&host, "progress");
+    let image = format!("{host}/noise:1");
+    a.apply("slow.yaml", &pod("slow", &image, "IfNotPresent"));
+    let prefix = format!("Pulling image \"{image}\": ");
+    let s = wait_for(30, "a progress message", || {
+        a.container("slow", "main").filter(|s| {
+            s["state"]["waiting"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(&prefix))
+        })
+    });
+    assert_eq!(s["state"]["waiting"]["reason"], "ContainerCreating");
+    let msg = s["state"]["waiting"]["message"].as_str().unwrap();
+    let (done, total) = msg[prefix.len()..].split_once(" of ").unwrap();
+    let mb = |t: &str| t.strip_suffix(" MB").unwrap().parse::<f64>().unwrap();
+    assert!(mb(done) <= mb(total) && mb(total) > 2.0, "{msg}");
+    a.wait_running("slow", "main", 60);
+    let s = a.container("slow", "main").unwrap();
+    assert!(s["state"]["waiting"].is_null(), "{s}");
 }
