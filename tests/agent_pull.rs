@@ -130,9 +130,26 @@ fn sha256_hex(b: &[u8]) -> String {
         .collect()
 }
 
-/// Pushes `HOST/noise:1`: busybox:1's layer and a 1.5 MB layer of
-/// pseudo-random bytes of its own (no agent's store has it).
+/// Pushes `HOST/noise:1` ([`noise_layout`]).
 fn push_noise(dir: &Path, host: &str) {
+    let oci = noise_layout(dir, None);
+    let out = Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "-q", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}", oci.display()))
+        .arg(format!("docker://{host}/noise:1"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An OCI layout in `dir/noise-oci` of one image (named `name` when
+/// given): busybox:1's layer and a 1.5 MB layer of pseudo-random bytes of
+/// its own (no agent's store has it).
+fn noise_layout(dir: &Path, name: Option<&str>) -> PathBuf {
     use serde_json::json;
     let oci = dir.join("noise-oci");
     let blobs = oci.join("blobs/sha256");
@@ -192,19 +209,12 @@ fn push_noise(dir: &Path, host: &str) {
     let mut md = put(manifest.to_string().as_bytes());
     md["mediaType"] = json!("application/vnd.oci.image.manifest.v1+json");
     std::fs::write(oci.join("oci-layout"), r#"{"imageLayoutVersion": "1.0.0"}"#).unwrap();
+    if let Some(n) = name {
+        md["annotations"] = json!({"io.containerd.image.name": n});
+    }
     let index = json!({"schemaVersion": 2, "manifests": [md]});
     std::fs::write(oci.join("index.json"), index.to_string()).unwrap();
-    let out = Command::new("skopeo")
-        .args(["--insecure-policy", "copy", "-q", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}", oci.display()))
-        .arg(format!("docker://{host}/noise:1"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    oci
 }
 
 /// An agent whose pulls go to `host` over plain HTTP.
@@ -531,4 +541,65 @@ fn get_pods_shows_the_progress_of_a_pull_under_way() {
     a.wait_running("slow", "main", 60);
     let s = a.container("slow", "main").unwrap();
     assert!(s["state"]["waiting"].is_null(), "{s}");
+}
+
+#[test]
+fn archives_in_the_preload_dir_are_imported_at_start_and_not_read_again() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut a = Agent::prepare(None, &[]);
+    let image = "preload.test/noise:1";
+    let layout = noise_layout(a.dir.path(), Some(image));
+    let archive = a.state().join("images/noise.tar");
+    let st = Command::new("tar")
+        .arg("-cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&layout)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Air-gapped: preload.test has no registry; the pod waits for the
+    // archives instead of trying one.
+    a.apply("p.yaml", &pod("p", image, "IfNotPresent"));
+    a.spawn();
+    a.wait_running("p", "main", 60);
+    assert!(
+        !has_event(&a, "p", "Normal", "Pulling", ""),
+        "{:#?}",
+        events(&a, "p")
+    );
+    assert!(has_event(
+        &a,
+        "p",
+        "Normal",
+        "Pulled",
+        "already present on machine"
+    ));
+    let cache: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.state().join("images/preload.json")).unwrap())
+            .unwrap();
+    let imported = cache["noise.tar"]["images"][0].as_str().unwrap_or_default();
+    assert!(
+        imported.starts_with(&format!("imported {image} (sha256:")),
+        "{cache}"
+    );
+    assert_eq!(
+        cache["noise.tar"]["size"],
+        std::fs::metadata(&archive).unwrap().len()
+    );
+    // Restarted: the archive is not read again.
+    a.kill9();
+    a.spawn();
+    a.wait_running("p", "main", 30);
+    let log = a.agent_log();
+    assert_eq!(log.matches("preload: importing").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("preload: noise.tar: imported").count(),
+        1,
+        "{log}"
+    );
+    a.assert_one_thread();
 }

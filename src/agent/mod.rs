@@ -35,6 +35,7 @@ pub mod manifests;
 mod network;
 pub mod notify;
 mod outputs;
+mod preload;
 mod probes;
 mod projection;
 mod pulls;
@@ -166,6 +167,8 @@ pub enum Msg {
     ImageGc(Result<crate::image::GcReport, String>),
     /// A `picolet pull` helper's progress or end ([`pulls`]).
     Pull(pulls::PullMsg),
+    /// An archive of the preload directory was imported ([`preload`]).
+    Preloaded(Box<preload::Preloaded>),
 }
 
 /// Messages handled per turn of the main loop before the state is saved,
@@ -209,6 +212,8 @@ struct Agent {
     images: ImageStore,
     /// Registry pulls under way ([`pulls`]).
     pulls: pulls::Pulls,
+    /// The preload directory's imports, while under way ([`preload`]).
+    preload: preload::Preload,
     /// Every event source's way into the main loop.
     tx: Sender<Msg>,
     // The event sources.
@@ -325,6 +330,7 @@ impl Agent {
                 store,
                 images,
                 pulls: Default::default(),
+                preload: None,
                 tx,
                 statics,
                 objects: Default::default(),
@@ -344,6 +350,7 @@ impl Agent {
 
     /// Adopts running shims, starts the event sources, applies the manifests.
     async fn start(&mut self, rx: &Receiver<Msg>) -> Result<(), AgentError> {
+        self.start_preload();
         self.adopt(rx).await;
         self.sweep_pod_cgroups();
         self.reconcile_network();
@@ -541,6 +548,7 @@ impl Agent {
             } => self.on_cgroup_retry(uid, cgroup, attempt),
             Msg::ImageGc(report) => self.disk.on_image_gc(report, now.mono_ms),
             Msg::Pull(m) => self.on_pull_msg(m),
+            Msg::Preloaded(p) => self.on_preloaded(*p),
             Msg::Signal(s) => match self.stop.on_signal(s) {
                 Asked::Rescan => self.rescan(),
                 Asked::Stop => {}

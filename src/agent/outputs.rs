@@ -20,7 +20,7 @@ impl Agent {
                 policy,
             } => {
                 let input = self.ensure_image(uid, container, &image, policy);
-                self.pending.push_back(input);
+                self.pending.extend(input);
             }
             Output::StartContainer {
                 uid,
@@ -245,29 +245,33 @@ impl Agent {
         .detach();
     }
 
+    /// The answer to `EnsureImage`; `None` while it waits for the
+    /// preload directory's imports ([`super::preload`]).
     pub(super) fn ensure_image(
         &mut self,
         uid: String,
         container: String,
         image: &str,
         policy: crate::spec::PullPolicy,
-    ) -> Input {
+    ) -> Option<Input> {
         use crate::lifecycle::PullDecision;
         let present = match self.images.resolve(image) {
             Ok(r) => r,
             Err(e) => {
-                return Input::ImageFailed {
+                return Some(Input::ImageFailed {
                     uid,
                     container,
                     reason: "InvalidImageName".into(),
                     message: e.to_string(),
-                };
+                });
             }
         };
-        match (
-            crate::lifecycle::pull_decision(policy, present.is_some()),
-            present,
-        ) {
+        let decision = crate::lifecycle::pull_decision(policy, present.is_some());
+        if let (None, Some((_, waiting))) = (&present, self.preload.as_mut()) {
+            waiting.push((uid, container, image.to_string(), policy));
+            return None;
+        }
+        Some(match (decision, present) {
             (PullDecision::UseLocal, Some(img)) => Input::ImageReady {
                 uid,
                 container,
@@ -289,7 +293,7 @@ impl Agent {
                 reason: "ErrImageNeverPull".into(),
                 message: format!("image {image} disappeared from the store"),
             },
-        }
+        })
     }
 
     pub(super) fn start_container(&mut self, uid: String, name: String, instance: u64) {
