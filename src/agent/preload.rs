@@ -10,25 +10,25 @@
 
 use super::{Agent, Msg};
 use crate::reactor;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// An imported archive, as `preload.json` records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Imported {
-    pub size: u64,
-    pub mtime_ns: i64,
-    /// The `imported REF (ID)` lines of its import.
-    pub images: Vec<String>,
-}
-
-pub(super) type Cache = BTreeMap<String, Imported>;
+/// `preload.json`: `{"NAME": {"size": N, "mtime_ns": N, "images":
+/// ["imported REF (ID)", …]}}` (a `serde_json` map: no type of its own).
+pub(super) type Cache = serde_json::Map<String, serde_json::Value>;
 
 /// `preload.json` in `store`.
 fn cache_path(store: &Path) -> PathBuf {
     store.join("preload.json")
+}
+
+/// `preload.json`; empty when missing or unreadable (everything is
+/// imported again: importing an image twice changes nothing).
+fn read_cache(path: &Path) -> Cache {
+    match std::fs::read(path).map(|b| serde_json::from_slice(&b)) {
+        Ok(Ok(serde_json::Value::Object(m))) => m,
+        _ => Cache::new(),
+    }
 }
 
 /// The archives of `store` not imported as they are now, with their size
@@ -47,9 +47,9 @@ pub(super) fn to_import(store: &Path, cache: &Cache) -> Vec<(String, u64, i64)> 
                 .any(|x| name.ends_with(x));
             let md = e.metadata().ok().filter(|m| m.is_file() && archive)?;
             let mtime_ns = md.mtime() * 1_000_000_000 + md.mtime_nsec();
-            let same = cache
-                .get(&name)
-                .is_some_and(|c| c.size == md.len() && c.mtime_ns == mtime_ns);
+            let same = cache.get(&name).is_some_and(|c| {
+                c["size"].as_u64() == Some(md.len()) && c["mtime_ns"].as_i64() == Some(mtime_ns)
+            });
             (!same).then_some((name, md.len(), mtime_ns))
         })
         .collect();
@@ -73,10 +73,7 @@ impl Agent {
     /// Starts importing the archives in the store that are new or changed.
     pub(super) fn start_preload(&mut self) {
         let store = self.cfg.state_dir.join("images");
-        let cache: Cache = std::fs::read(cache_path(&store))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let cache = read_cache(&cache_path(&store));
         let todo = to_import(&store, &cache);
         if todo.is_empty() {
             return;
@@ -101,7 +98,7 @@ impl Agent {
                     .arg("--state-dir")
                     .arg(&state);
                 let mut lines = Vec::new();
-                let status = reactor::process::lines(&mut cmd, |l| {
+                let status = reactor::process::lines(&mut cmd, &mut |l| {
                     lines.push(String::from_utf8_lossy(l).into_owned())
                 })
                 .await;
@@ -130,11 +127,8 @@ impl Agent {
         match p.result {
             Ok(images) => {
                 log::info!("preload: {}: {}", p.name, images.join("; "));
-                let entry = Imported {
-                    size: p.size,
-                    mtime_ns: p.mtime_ns,
-                    images,
-                };
+                let entry =
+                    serde_json::json!({"size": p.size, "mtime_ns": p.mtime_ns, "images": images});
                 cache.insert(p.name, entry);
                 let path = cache_path(&self.cfg.state_dir.join("images"));
                 let tmp = path.with_extension("json.tmp");
@@ -180,25 +174,26 @@ mod tests {
         let all = to_import(dir.path(), &Cache::new());
         let names: Vec<&str> = all.iter().map(|t| t.0.as_str()).collect();
         assert_eq!(names, ["a.tar.gz", "b.tar", "c.tgz"]);
-        let mut cache: Cache = all
+        // As on_preloaded records them, through preload.json.
+        let cache: Cache = all
             .iter()
             .map(|(n, size, mtime_ns)| {
-                let e = Imported {
-                    size: *size,
-                    mtime_ns: *mtime_ns,
-                    images: Vec::new(),
-                };
+                let e = serde_json::json!({"size": size, "mtime_ns": mtime_ns, "images": ["imported x:1 (sha256:0)"]});
                 (n.clone(), e)
             })
             .collect();
+        let file = dir.path().join("preload.json");
+        std::fs::write(&file, serde_json::to_vec_pretty(&cache).unwrap()).unwrap();
+        let mut cache = read_cache(&file);
         assert!(to_import(dir.path(), &cache).is_empty());
         // Replaced by another archive of the same name: imported again.
         std::fs::write(dir.path().join("b.tar"), "a longer b").unwrap();
-        cache.get_mut("c.tgz").unwrap().mtime_ns += 1;
+        cache["c.tgz"]["mtime_ns"] = serde_json::json!(1);
         let names: Vec<String> = to_import(dir.path(), &cache)
             .into_iter()
             .map(|t| t.0)
             .collect();
         assert_eq!(names, ["b.tar", "c.tgz"]);
+        assert!(read_cache(&dir.path().join("missing.json")).is_empty());
     }
 }

@@ -60,7 +60,8 @@ struct Pull {
 /// The pulls under way and queued.
 #[derive(Debug, Default)]
 pub(super) struct Pulls {
-    by_image: BTreeMap<String, Pull>,
+    /// By image reference (a few at most: a list).
+    by_image: Vec<(String, Pull)>,
     queue: VecDeque<String>,
 }
 
@@ -68,11 +69,13 @@ impl Pulls {
     /// Adds `w` to the waiters of `image`, queueing a new pull when none
     /// is under way or queued.
     fn want(&mut self, image: &str, w: Waiter) {
-        let queue = &mut self.queue;
-        let pull = self.by_image.entry(image.to_string()).or_insert_with(|| {
-            queue.push_back(image.to_string());
-            Pull::default()
-        });
+        if self.get(image).is_none() {
+            self.queue.push_back(image.to_string());
+            self.by_image.push((image.to_string(), Pull::default()));
+        }
+        let Some(pull) = self.get_mut(image) else {
+            return;
+        };
         pull.waiters
             .retain(|o| o.uid != w.uid || o.container != w.container);
         pull.waiters.push(w);
@@ -81,13 +84,29 @@ impl Pulls {
     /// The next queued image to pull, marked started at `now`, while
     /// fewer than [`MAX_PULLS`] run.
     fn next_to_start(&mut self, now: u64) -> Option<String> {
-        let running = self.by_image.values().filter(|p| p.started_ms.is_some());
+        let running = self.by_image.iter().filter(|p| p.1.started_ms.is_some());
         if running.count() >= MAX_PULLS {
             return None;
         }
         let image = self.queue.pop_front()?;
-        self.by_image.get_mut(&image)?.started_ms = Some(now);
+        self.get_mut(&image)?.started_ms = Some(now);
         Some(image)
+    }
+
+    fn get(&self, image: &str) -> Option<&Pull> {
+        self.by_image.iter().find(|p| p.0 == image).map(|p| &p.1)
+    }
+
+    fn get_mut(&mut self, image: &str) -> Option<&mut Pull> {
+        self.by_image
+            .iter_mut()
+            .find(|p| p.0 == image)
+            .map(|p| &mut p.1)
+    }
+
+    fn remove(&mut self, image: &str) -> Option<Pull> {
+        let i = self.by_image.iter().position(|p| p.0 == image)?;
+        Some(self.by_image.swap_remove(i).1)
     }
 }
 
@@ -142,13 +161,7 @@ impl Agent {
     pub(super) fn on_pull_msg(&mut self, msg: PullMsg) {
         match msg {
             PullMsg::Progress { image, done, total } => {
-                for w in self
-                    .pulls
-                    .by_image
-                    .get(&image)
-                    .into_iter()
-                    .flat_map(|p| &p.waiters)
-                {
+                for w in self.pulls.get(&image).into_iter().flat_map(|p| &p.waiters) {
                     self.pending.push_back(Input::ImagePulling {
                         uid: w.uid.clone(),
                         container: w.container.clone(),
@@ -157,7 +170,7 @@ impl Agent {
                 }
             }
             PullMsg::Done { image, result } => {
-                let Some(pull) = self.pulls.by_image.remove(&image) else {
+                let Some(pull) = self.pulls.remove(&image) else {
                     return;
                 };
                 let now = crate::clock::boottime_ms();
@@ -216,7 +229,7 @@ async fn run_helper(mut cmd: Command, image: String, tx: async_channel::Sender<M
     let mut blobs: BTreeMap<String, u64> = BTreeMap::new();
     let mut sent = Instant::now();
     let mut end = None;
-    let status = reactor::process::lines(&mut cmd, |line| {
+    let status = reactor::process::lines(&mut cmd, &mut |line| {
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
             return;
         };
@@ -340,16 +353,20 @@ echo '{"event":"pulled","reference":"img:1","image_id":"sha256:i","digest":"sha2
         for (image, uid) in [("a", "1"), ("b", "2"), ("a", "3"), ("c", "4"), ("a", "3")] {
             p.want(image, w(uid));
         }
-        assert_eq!(p.by_image["a"].waiters.len(), 2, "one entry per container");
+        assert_eq!(
+            p.get("a").unwrap().waiters.len(),
+            2,
+            "one entry per container"
+        );
         assert_eq!(p.next_to_start(5).as_deref(), Some("a"));
         assert_eq!(p.next_to_start(5).as_deref(), Some("b"));
         assert_eq!(p.next_to_start(5), None, "two at once");
         // Another container for a running pull joins it, nothing queued.
         p.want("b", w("5"));
         assert_eq!(p.queue, ["c"]);
-        p.by_image.remove("a");
+        p.remove("a");
         assert_eq!(p.next_to_start(9).as_deref(), Some("c"));
-        assert_eq!(p.by_image["c"].started_ms, Some(9));
+        assert_eq!(p.get("c").unwrap().started_ms, Some(9));
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub async fn output(cmd: &mut Command, limit: usize) -> io::Result<(ExitStatus, 
 /// it prints on stdout, without its `\n`, to `on_line` as it comes; a
 /// line longer than 64 KiB is an `InvalidData` error (the child is
 /// killed). Returns its exit status.
-pub async fn lines(cmd: &mut Command, mut on_line: impl FnMut(&[u8])) -> io::Result<ExitStatus> {
+pub async fn lines(cmd: &mut Command, on_line: &mut dyn FnMut(&[u8])) -> io::Result<ExitStatus> {
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).spawn()?;
     let stdout = child.stdout.take().map(OwnedFd::from);
     let mut guard = Reaped(Some(child));
@@ -151,7 +151,7 @@ mod tests {
     fn lines_hands_over_each_line_as_it_comes_and_the_exit_status() {
         let mut got = Vec::new();
         let script = "printf 'a\\nbb\\n'; sleep 0.1; printf 'c\\nno-newline'; exit 4";
-        let status = block_on(lines(&mut sh(script), |l| got.push(l.to_vec()))).unwrap();
+        let status = block_on(lines(&mut sh(script), &mut |l| got.push(l.to_vec()))).unwrap();
         assert_eq!(status.code(), Some(4));
         assert_eq!(got, [b"a".to_vec(), b"bb".to_vec(), b"c".to_vec()]);
     }
