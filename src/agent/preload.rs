@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `preload.json`: `{"NAME": {"size": N, "mtime_ns": N, "images":
-/// ["imported REF (ID)", …]}}` (a `serde_json` map: no type of its own).
-pub(super) type Cache = serde_json::Map<String, serde_json::Value>;
+/// ["imported REF (ID)", …]}}` (a `serde_json` value: no type of its
+/// own).
+pub(super) type Cache = serde_json::Value;
 
 /// `preload.json` in `store`.
 fn cache_path(store: &Path) -> PathBuf {
@@ -26,8 +27,8 @@ fn cache_path(store: &Path) -> PathBuf {
 /// imported again: importing an image twice changes nothing).
 fn read_cache(path: &Path) -> Cache {
     match std::fs::read(path).map(|b| serde_json::from_slice(&b)) {
-        Ok(Ok(serde_json::Value::Object(m))) => m,
-        _ => Cache::new(),
+        Ok(Ok(v @ Cache::Object(_))) => v,
+        _ => Cache::Null,
     }
 }
 
@@ -129,10 +130,10 @@ impl Agent {
                 log::info!("preload: {}: {}", p.name, images.join("; "));
                 let entry =
                     serde_json::json!({"size": p.size, "mtime_ns": p.mtime_ns, "images": images});
-                cache.insert(p.name, entry);
+                cache[p.name.as_str()] = entry;
                 let path = cache_path(&self.cfg.state_dir.join("images"));
                 let tmp = path.with_extension("json.tmp");
-                let written = serde_json::to_vec_pretty(cache)
+                let written = serde_json::to_string_pretty(cache)
                     .map_err(std::io::Error::other)
                     .and_then(|b| std::fs::write(&tmp, b))
                     .and_then(|()| std::fs::rename(&tmp, &path));
@@ -171,17 +172,14 @@ mod tests {
             std::fs::write(dir.path().join(f), f).unwrap();
         }
         std::fs::create_dir(dir.path().join("d.tar")).unwrap();
-        let all = to_import(dir.path(), &Cache::new());
+        let all = to_import(dir.path(), &Cache::Null);
         let names: Vec<&str> = all.iter().map(|t| t.0.as_str()).collect();
         assert_eq!(names, ["a.tar.gz", "b.tar", "c.tgz"]);
         // As on_preloaded records them, through preload.json.
-        let cache: Cache = all
-            .iter()
-            .map(|(n, size, mtime_ns)| {
-                let e = serde_json::json!({"size": size, "mtime_ns": mtime_ns, "images": ["imported x:1 (sha256:0)"]});
-                (n.clone(), e)
-            })
-            .collect();
+        let mut cache = Cache::Null;
+        for (n, size, mtime_ns) in &all {
+            cache[n.as_str()] = serde_json::json!({"size": size, "mtime_ns": mtime_ns, "images": ["imported x:1 (sha256:0)"]});
+        }
         let file = dir.path().join("preload.json");
         std::fs::write(&file, serde_json::to_vec_pretty(&cache).unwrap()).unwrap();
         let mut cache = read_cache(&file);
@@ -194,6 +192,11 @@ mod tests {
             .map(|t| t.0)
             .collect();
         assert_eq!(names, ["b.tar", "c.tgz"]);
-        assert!(read_cache(&dir.path().join("missing.json")).is_empty());
+        assert!(read_cache(&dir.path().join("missing.json")).is_null());
+        std::fs::write(&file, "[1]").unwrap();
+        assert!(
+            read_cache(&file).is_null(),
+            "not an object: everything again"
+        );
     }
 }

@@ -14,7 +14,7 @@
 use super::{Agent, Msg};
 use crate::lifecycle::Input;
 use crate::reactor;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -226,7 +226,8 @@ impl Agent {
 /// once per [`PROGRESS_EVERY`]) and its end to the main loop.
 async fn run_helper(mut cmd: Command, image: String, tx: async_channel::Sender<Msg>) {
     let mut total = 0u64;
-    let mut blobs: BTreeMap<String, u64> = BTreeMap::new();
+    // (digest, bytes in the store): a few dozen at most.
+    let mut blobs: Vec<(String, u64)> = Vec::new();
     let mut sent = Instant::now();
     let mut end = None;
     let status = reactor::process::lines(&mut cmd, &mut |line| {
@@ -234,15 +235,17 @@ async fn run_helper(mut cmd: Command, image: String, tx: async_channel::Sender<M
             return;
         };
         let n = |k: &str| v[k].as_u64().unwrap_or(0);
-        let digest = || v["digest"].as_str().unwrap_or_default().to_string();
+        let mut set = |done: u64| {
+            let d = v["digest"].as_str().unwrap_or_default();
+            match blobs.iter_mut().find(|b| b.0 == d) {
+                Some(b) => b.1 = done,
+                None => blobs.push((d.to_string(), done)),
+            }
+        };
         match v["event"].as_str().unwrap_or_default() {
             "resolved" => total = n("size"),
-            "progress" => {
-                blobs.insert(digest(), n("done"));
-            }
-            "blob" => {
-                blobs.insert(digest(), n("size"));
-            }
+            "progress" => set(n("done")),
+            "blob" => set(n("size")),
             "pulled" => end = Some(Ok(n("size"))),
             "error" => {
                 let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
@@ -254,7 +257,7 @@ async fn run_helper(mut cmd: Command, image: String, tx: async_channel::Sender<M
             sent = Instant::now();
             let _ = tx.try_send(Msg::Pull(PullMsg::Progress {
                 image: image.clone(),
-                done: blobs.values().sum::<u64>().min(total),
+                done: blobs.iter().map(|b| b.1).sum::<u64>().min(total),
                 total,
             }));
         }
