@@ -66,6 +66,8 @@ pub struct Env {
     pub cgroup: Option<PathBuf>,
     /// The agent's arguments besides the directories.
     pub args: Vec<String>,
+    /// Extra environment of the agent.
+    pub env: Vec<(String, String)>,
 }
 
 impl Env {
@@ -73,6 +75,11 @@ impl Env {
     /// under the unified hierarchy, imports busybox and starts the agent
     /// with `extra` arguments; returns once its socket answers.
     pub fn start(node: &str, extra: &[&str]) -> Env {
+        Env::start_env(node, extra, &[])
+    }
+
+    /// [`Env::start`] with extra environment for the agent.
+    pub fn start_env(node: &str, extra: &[&str], vars: &[(&str, &str)]) -> Env {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let images = root.join("target/images");
         if !images.join("busybox-oci").exists() {
@@ -98,6 +105,10 @@ impl Env {
             agent: None,
             cgroup: cgroup.clone(),
             args: Vec::new(),
+            env: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         let out = env.cli(&[
             "image",
@@ -132,6 +143,7 @@ impl Env {
             .arg("--manifests")
             .arg(self.manifests())
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(

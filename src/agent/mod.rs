@@ -35,8 +35,10 @@ pub mod manifests;
 mod network;
 pub mod notify;
 mod outputs;
+mod preload;
 mod probes;
 mod projection;
+mod pulls;
 pub mod sandbox;
 mod shim_events;
 mod shims;
@@ -165,6 +167,10 @@ pub enum Msg {
     DiskUsage(Result<BTreeMap<String, crate::lifecycle::eviction::PodUsage>, String>),
     /// A `picolet image-gc` run: what it deleted, or why it failed.
     ImageGc(Result<crate::image::GcReport, String>),
+    /// A `picolet pull` helper's progress or end ([`pulls`]).
+    Pull(pulls::PullMsg),
+    /// An archive of the preload directory was imported ([`preload`]).
+    Preloaded(Box<preload::Preloaded>),
 }
 
 /// Messages handled per turn of the main loop before the state is saved,
@@ -206,6 +212,10 @@ struct Agent {
     dirty: bool,
     store: StateStore,
     images: ImageStore,
+    /// Registry pulls under way ([`pulls`]).
+    pulls: pulls::Pulls,
+    /// The preload directory's imports, while under way ([`preload`]).
+    preload: preload::Preload,
     /// Every event source's way into the main loop.
     tx: Sender<Msg>,
     // The event sources.
@@ -321,6 +331,8 @@ impl Agent {
                 dirty: false,
                 store,
                 images,
+                pulls: Default::default(),
+                preload: None,
                 tx,
                 statics,
                 objects: Default::default(),
@@ -340,6 +352,7 @@ impl Agent {
 
     /// Adopts running shims, starts the event sources, applies the manifests.
     async fn start(&mut self, rx: &Receiver<Msg>) -> Result<(), AgentError> {
+        self.start_preload();
         self.adopt(rx).await;
         self.sweep_pod_cgroups();
         self.reconcile_network();
@@ -536,6 +549,8 @@ impl Agent {
                 attempt,
             } => self.on_cgroup_retry(uid, cgroup, attempt),
             Msg::ImageGc(report) => self.disk.on_image_gc(report, now.mono_ms),
+            Msg::Pull(m) => self.on_pull_msg(m),
+            Msg::Preloaded(p) => self.on_preloaded(*p),
             Msg::Signal(s) => match self.stop.on_signal(s) {
                 Asked::Rescan => self.rescan(),
                 Asked::Stop => {}

@@ -20,7 +20,7 @@ impl Agent {
                 policy,
             } => {
                 let input = self.ensure_image(uid, container, &image, policy);
-                self.pending.push_back(input);
+                self.pending.extend(input);
             }
             Output::StartContainer {
                 uid,
@@ -261,32 +261,40 @@ impl Agent {
         .detach();
     }
 
+    /// The answer to `EnsureImage`; `None` while it waits for the
+    /// preload directory's imports ([`super::preload`]).
     pub(super) fn ensure_image(
         &mut self,
         uid: String,
         container: String,
         image: &str,
         policy: crate::spec::PullPolicy,
-    ) -> Input {
-        use crate::image::PullDecision;
+    ) -> Option<Input> {
+        use crate::lifecycle::PullDecision;
         let present = match self.images.resolve(image) {
             Ok(r) => r,
             Err(e) => {
-                return Input::ImageFailed {
+                return Some(Input::ImageFailed {
                     uid,
                     container,
                     reason: "InvalidImageName".into(),
                     message: e.to_string(),
-                };
+                });
             }
         };
-        match (crate::image::pull_decision(policy, present.is_some()), present) {
-            (PullDecision::UseLocal, Some(img)) | (PullDecision::Pull, Some(img)) => Input::ImageReady {
+        let decision = crate::lifecycle::pull_decision(policy, present.is_some());
+        if let (None, Some((_, waiting))) = (&present, self.preload.as_mut()) {
+            waiting.push((uid, container, image.to_string(), policy));
+            return None;
+        }
+        Some(match (decision, present) {
+            (PullDecision::UseLocal, Some(img)) => Input::ImageReady {
                 uid,
                 container,
                 image_id: img.image_id,
                 pulled_ms: None,
             },
+            (PullDecision::Pull, local) => self.want_pull(uid, container, image, local.is_some()),
             (PullDecision::NeverPullMissing, _) => Input::ImageFailed {
                 uid,
                 container,
@@ -295,13 +303,13 @@ impl Agent {
                     "Container image \"{image}\" is not present with pull policy of Never"
                 ),
             },
-            _ => Input::ImageFailed {
+            (PullDecision::UseLocal, None) => Input::ImageFailed {
                 uid,
                 container,
-                reason: "ErrImagePull".into(),
-                message: "no registry client in this picolet yet; import the image with `picolet image import`".to_string(),
+                reason: "ErrImageNeverPull".into(),
+                message: format!("image {image} disappeared from the store"),
             },
-        }
+        })
     }
 
     pub(super) fn start_container(&mut self, uid: String, name: String, instance: u64) {

@@ -1,10 +1,10 @@
 //! Pure rules for running an image: the image's run config, the
-//! Kubernetes command/args rules, environment merging and pull policy.
+//! Kubernetes command/args rules and environment merging (the pull policy
+//! is the lifecycle core's: `crate::lifecycle::pull_decision`).
 
 use serde::{Deserialize, Serialize};
 
 use super::oci::RunConfig;
-use crate::spec::PullPolicy;
 
 /// How the image says it should run (the `config` of the image config).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -98,30 +98,6 @@ pub fn merge_env(image_env: &[String], container_env: &[String]) -> Vec<String> 
     out
 }
 
-/// What to do about an image before starting a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PullDecision {
-    /// Use the image in the local store.
-    UseLocal,
-    /// Pull it from the registry (for `Always`, even if present).
-    Pull,
-    /// `Never` and the image is missing: `ErrImageNeverPull`.
-    NeverPullMissing,
-}
-
-/// The Kubernetes pull policy decision. This is the real rule; until the
-/// registry client exists the agent maps `Pull` to: image present → use
-/// the local one (so `Always` runs the local image), image missing →
-/// `ErrImagePull`.
-pub fn pull_decision(policy: PullPolicy, present: bool) -> PullDecision {
-    match (policy, present) {
-        (PullPolicy::Always, _) => PullDecision::Pull,
-        (PullPolicy::IfNotPresent, true) | (PullPolicy::Never, true) => PullDecision::UseLocal,
-        (PullPolicy::IfNotPresent, false) => PullDecision::Pull,
-        (PullPolicy::Never, false) => PullDecision::NeverPullMissing,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,17 +175,5 @@ mod tests {
         );
         assert_eq!(merge_env(&image, &v(&["A", "Z"])), v(&["PATH=/bin", "B=2"]));
         assert_eq!(merge_env(&[], &v(&["X="])), v(&["X="]));
-    }
-
-    #[test]
-    fn pull_policy_decisions_follow_kubernetes() {
-        use PullDecision::*;
-        use PullPolicy::*;
-        assert_eq!(pull_decision(Always, true), Pull);
-        assert_eq!(pull_decision(Always, false), Pull);
-        assert_eq!(pull_decision(IfNotPresent, true), UseLocal);
-        assert_eq!(pull_decision(IfNotPresent, false), Pull);
-        assert_eq!(pull_decision(Never, true), UseLocal);
-        assert_eq!(pull_decision(Never, false), NeverPullMissing);
     }
 }

@@ -65,7 +65,7 @@ mod user;
 #[cfg(test)]
 mod tests;
 
-pub use command::{ImageConfig, PullDecision, merge_env, pull_decision, resolve_command};
+pub use command::{ImageConfig, merge_env, resolve_command};
 pub use digest::{Digest, JSON_LIMIT};
 pub use error::ImageError;
 pub(crate) use index::human_size;

@@ -41,6 +41,7 @@ mod node;
 mod observe;
 mod pod;
 mod probe;
+mod pull;
 mod qos;
 mod snapshot;
 mod start;
@@ -56,6 +57,7 @@ pub use node::{
     DEFAULT_MAX_PODS, DEFAULT_SPEC_BUDGET, NODE_PORTS, Node, OUT_OF_PODS, STATE_FILE_FULL,
 };
 pub use pod::{ContainerInfo, PodView};
+pub use pull::{PullDecision, pull_decision, pull_policy};
 pub use qos::oom_score_adj;
 pub use snapshot::{
     BackoffSnap, ContainerSnapshot, InstanceSnap, NodeSnapshot, PhaseSnap, PodSnapshot,
@@ -124,6 +126,29 @@ pub enum Input {
         container: String,
         image_id: String,
         pulled_ms: Option<u64>,
+    },
+    /// The agent started pulling the image of `container` after its
+    /// `EnsureImage` (`progress: None`: the `Pulling` event), or that pull
+    /// moved: `Some((done, total))` bytes, shown as the waiting message
+    /// (`Pulling image "X": 3.1 MB of 9.8 MB`).
+    ImagePulling {
+        uid: String,
+        container: String,
+        progress: Option<(u64, u64)>,
+    },
+    /// The agent's pull ended with the image in the store: the pull took
+    /// `pull_ms`, `total_ms` with the wait for a pull slot, and the image
+    /// is `size` bytes (manifest, config, compressed layers). `offline`:
+    /// the registry could not be reached (this error) and the copy already
+    /// on the device is used (`Always` only; a Warning event says so).
+    ImagePulled {
+        uid: String,
+        container: String,
+        image_id: String,
+        pull_ms: u64,
+        total_ms: u64,
+        size: u64,
+        offline: Option<String>,
     },
     /// `reason`: `ErrImagePull`, `ErrImageNeverPull` or `InvalidImageName`;
     /// `message`: the bare error (the core adds kubelet's prefixes).

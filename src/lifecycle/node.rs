@@ -13,6 +13,7 @@
 //! admitted again, in order, if there is room then).
 
 use super::pod::{Change, PodView, StopWhy, classify, normalize_ns};
+use super::pull::Got;
 use super::status::{Phase, PodStatus};
 use super::{EventType, Fx, Input, Now, Output};
 use crate::spec::Pod;
@@ -412,8 +413,46 @@ impl Node {
                 image_id,
                 pulled_ms,
             } => {
+                let got = match pulled_ms {
+                    None => Got::Present,
+                    Some(ms) => Got::Pulled {
+                        pull_ms: ms,
+                        total_ms: ms,
+                        size: None,
+                    },
+                };
                 if let Some(p) = self.by_uid(&uid) {
-                    p.on_image_ready(&container, image_id, pulled_ms, fx, now);
+                    p.on_image_ready(&container, image_id, got, fx, now);
+                }
+            }
+            Input::ImagePulling {
+                uid,
+                container,
+                progress,
+            } => {
+                if let Some(p) = self.by_uid(&uid) {
+                    p.on_image_pulling(&container, progress, fx);
+                }
+            }
+            Input::ImagePulled {
+                uid,
+                container,
+                image_id,
+                pull_ms,
+                total_ms,
+                size,
+                offline,
+            } => {
+                let got = match offline {
+                    Some(e) => Got::Offline(e),
+                    None => Got::Pulled {
+                        pull_ms,
+                        total_ms,
+                        size: Some(size),
+                    },
+                };
+                if let Some(p) = self.by_uid(&uid) {
+                    p.on_image_ready(&container, image_id, got, fx, now);
                 }
             }
             Input::ImageFailed {
@@ -692,6 +731,8 @@ fn target_uid(input: &Input) -> Option<&str> {
         | Input::SandboxGone { uid }
         | Input::SandboxRemoved { uid }
         | Input::ImageReady { uid, .. }
+        | Input::ImagePulling { uid, .. }
+        | Input::ImagePulled { uid, .. }
         | Input::ImageFailed { uid, .. }
         | Input::ContainerStarted { uid, .. }
         | Input::ContainerStartFailed { uid, .. }

@@ -1,10 +1,11 @@
 //! What each runtime answer (sandbox, image, start, exit, probe result)
 //! does to a pod's containers.
 
-use super::backoff::{go_duration, next};
+use super::backoff::next;
 use super::container::{Ctr, Instance, Step, Term, container_id, exit_reason};
 use super::pod::{PodView, Sandbox, grace_ms};
 use super::probe::{probe_of, timing};
+use super::pull::{Got, is_progress};
 use super::start::{
     Ctx, RESYNC_MS, begin_kill, ensure_image, mark_started, mono_of, resume_probes, run_hook,
 };
@@ -48,7 +49,7 @@ impl PodView {
         &mut self,
         name: &str,
         image_id: String,
-        pulled_ms: Option<u64>,
+        got: Got,
         fx: &mut Fx,
         now: Now,
     ) {
@@ -57,19 +58,15 @@ impl PodView {
         let Some((c, image)) = self.pulled(name, fx, now) else {
             return;
         };
+        if is_progress(&c.reason) {
+            c.reason = None;
+        }
         if !ready {
             c.step = Step::Idle;
             return;
         }
-        let msg = match pulled_ms {
-            None => format!("Container image \"{image}\" already present on machine"),
-            Some(ms) => format!(
-                "Successfully pulled image \"{image}\" in {} ({} including waiting)",
-                go_duration(ms),
-                go_duration(ms)
-            ),
-        };
-        fx.event(&uid, EventType::Normal, "Pulled", msg, Some(name));
+        let (kind, reason, msg) = got.event(&image);
+        fx.event(&uid, kind, reason, msg, Some(name));
         c.next_instance += 1;
         let instance = c.next_instance;
         c.step = Step::Starting {

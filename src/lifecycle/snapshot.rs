@@ -483,7 +483,7 @@ impl Node {
                         uid: uid.clone(),
                         container: c.name.clone(),
                         image: image.clone(),
-                        policy: super::start::pull_policy(image, cs.image_pull_policy),
+                        policy: super::pull_policy(image, cs.image_pull_policy),
                     }),
                     Step::Starting { instance, .. } => reissue.push(Output::StartContainer {
                         uid: uid.clone(),

@@ -5,7 +5,7 @@ use super::backoff::{go_duration, in_backoff_since, in_backoff_since_update, nex
 use super::container::{Ctr, Kill, Step, TermWait};
 use super::probe::{probe_of, timing};
 use super::{EventType, Fx, Now, Output, ProbeKind};
-use crate::spec::{Container, Probe, PullPolicy};
+use crate::spec::{Container, Probe};
 
 /// Kubelet's pod worker retries a failed sync after `backOffPeriod`.
 pub(crate) const RESYNC_MS: u64 = 10_000;
@@ -16,23 +16,6 @@ pub(crate) struct Ctx<'a> {
     pub uid: &'a str,
     /// `name_namespace(uid)`.
     pub label: &'a str,
-}
-
-/// The effective `imagePullPolicy` of `image`: as given, else `Always` for
-/// `:latest` or an untagged, undigested image, else `IfNotPresent`.
-pub(crate) fn pull_policy(image: &str, given: Option<PullPolicy>) -> PullPolicy {
-    if let Some(p) = given {
-        return p;
-    }
-    let (name, digest) = match image.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (image, None),
-    };
-    let last = name.rsplit('/').next().unwrap_or(name);
-    match (last.split_once(':').map(|(_, t)| t), digest) {
-        (Some("latest"), _) | (None, None) => PullPolicy::Always,
-        _ => PullPolicy::IfNotPresent,
-    }
 }
 
 /// Mono time of a wall-clock instant in the past, clamped to `[0, now]`.
@@ -100,7 +83,7 @@ pub(crate) fn ensure_image(c: &mut Ctr, spec: &Container, cx: &Ctx<'_>, fx: &mut
         uid: cx.uid.to_string(),
         container: c.name.clone(),
         image: spec.image.clone(),
-        policy: pull_policy(&spec.image, spec.image_pull_policy),
+        policy: spec.pull_policy(),
     });
 }
 

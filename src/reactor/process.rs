@@ -95,6 +95,39 @@ pub async fn output(cmd: &mut Command, limit: usize) -> io::Result<(ExitStatus, 
     Ok((status, out))
 }
 
+/// Runs `cmd` (stdin on `/dev/null`, stderr inherited) and hands each line
+/// it prints on stdout, without its `\n`, to `on_line` as it comes; a
+/// line longer than 64 KiB is an `InvalidData` error (the child is
+/// killed). Returns its exit status.
+pub async fn lines(cmd: &mut Command, on_line: &mut dyn FnMut(&[u8])) -> io::Result<ExitStatus> {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).spawn()?;
+    let stdout = child.stdout.take().map(OwnedFd::from);
+    let mut guard = Reaped(Some(child));
+    let Some(stdout) = stdout else {
+        return Err(io::Error::other("the child's stdout was not piped"));
+    };
+    let pipe = Async::new(File::from(stdout))?;
+    let mut buf = crate::jsonl::LineBuffer::default();
+    loop {
+        let n = pipe.read_with(|f| buf.read_from(&mut &*f)).await?;
+        while let Some(line) = buf.next_line() {
+            on_line(&line);
+        }
+        if buf.pending() > 64 << 10 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a line over 64 KiB",
+            ));
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    let status = wait(guard.0.as_mut().expect("the child is owned until reaped")).await?;
+    guard.0 = None;
+    Ok(status)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +145,15 @@ mod tests {
         let (status, out) = block_on(output(&mut sh("echo one; echo two; exit 3"), 100)).unwrap();
         assert_eq!(status.code(), Some(3));
         assert_eq!(out, b"one\ntwo\n");
+    }
+
+    #[test]
+    fn lines_hands_over_each_line_as_it_comes_and_the_exit_status() {
+        let mut got = Vec::new();
+        let script = "printf 'a\\nbb\\n'; sleep 0.1; printf 'c\\nno-newline'; exit 4";
+        let status = block_on(lines(&mut sh(script), &mut |l| got.push(l.to_vec()))).unwrap();
+        assert_eq!(status.code(), Some(4));
+        assert_eq!(got, [b"a".to_vec(), b"bb".to_vec(), b"c".to_vec()]);
     }
 
     #[test]

@@ -112,17 +112,10 @@ pub fn image_tag_and_digest(image: &str) -> (Option<&str>, Option<&str>) {
 }
 
 impl Container {
-    /// `imagePullPolicy`, or the Kubernetes default: `Always` when the tag
-    /// is `latest` or there is neither tag nor digest, `IfNotPresent`
-    /// otherwise (a digest without tag included).
+    /// `imagePullPolicy`, or the Kubernetes default
+    /// ([`crate::lifecycle::pull_policy`], the one place it is decided).
     pub fn pull_policy(&self) -> PullPolicy {
-        if let Some(p) = self.image_pull_policy {
-            return p;
-        }
-        match image_tag_and_digest(&self.image) {
-            (Some("latest"), _) | (None, None) => PullPolicy::Always,
-            _ => PullPolicy::IfNotPresent,
-        }
+        crate::lifecycle::pull_policy(&self.image, self.image_pull_policy)
     }
 
     /// The container port named `name`.

@@ -114,6 +114,24 @@ impl Agent {
     /// [`Agent::start_with`], the agent inside the network namespace
     /// `netns` (a file such as `/proc/PID/ns/net`) when given.
     pub fn start_in(netns: Option<&str>, args: &[&str]) -> Agent {
+        let mut a = Agent::prepare(netns, args);
+        a.spawn();
+        a
+    }
+
+    /// [`Agent::start`] with extra environment for the agent process.
+    pub fn start_env(env: &[(&str, &str)]) -> Agent {
+        let mut a = Agent::prepare(None, &[]);
+        a.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        a.spawn();
+        a
+    }
+
+    /// Dirs, cgroup and the test images, without starting the agent.
+    pub fn prepare(netns: Option<&str>, args: &[&str]) -> Agent {
         let dir = tempfile::Builder::new()
             .prefix("picolet-test-")
             .tempdir()
@@ -130,7 +148,7 @@ impl Agent {
         } else {
             None
         };
-        let mut a = Agent {
+        let a = Agent {
             dir,
             child: None,
             cgroup: cg,
@@ -158,7 +176,6 @@ impl Agent {
             "image import: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        a.spawn();
         a
     }
 

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::lifecycle::Phase;
-use crate::lifecycle::start::pull_policy;
+use crate::lifecycle::pull_policy;
 use crate::spec::PullPolicy;
 
 #[test]

@@ -172,3 +172,132 @@ fn every_restart_ensures_the_image_again() {
         }
     )));
 }
+
+/// An agent whose images are answered by hand, with `web` (one container
+/// `app`, image `app:1`) waiting for its image.
+fn pulling() -> (Agent, String) {
+    let mut a = Agent::new();
+    a.auto_image = false;
+    let uid = a.apply(pod("web", &[("app", "app:1")]));
+    assert_eq!(pulls(&a.take()).len(), 1);
+    (a, uid)
+}
+
+#[test]
+fn a_pull_says_pulling_shows_its_progress_then_pulled_with_size_and_waiting() {
+    let (mut a, uid) = pulling();
+    let pulling = |progress| Input::ImagePulling {
+        uid: uid.clone(),
+        container: "app".into(),
+        progress,
+    };
+    a.handle(pulling(None));
+    let log = a.take();
+    assert_eq!(events(&log, "Pulling"), ["Pulling image \"app:1\""]);
+    assert_eq!(
+        event_kinds(&log, "Pulling"),
+        HashSet::from([EventType::Normal])
+    );
+    assert_eq!(
+        waiting(&a.cs(&uid, "app")),
+        ("ContainerCreating".into(), String::new())
+    );
+    a.handle(pulling(Some((3_100_000, 9_800_000))));
+    assert_eq!(
+        waiting(&a.cs(&uid, "app")),
+        (
+            "ContainerCreating".into(),
+            "Pulling image \"app:1\": 3.1 MB of 9.8 MB".into()
+        )
+    );
+    assert!(
+        a.take()
+            .iter()
+            .all(|o| !matches!(o, Output::Persist | Output::Event { .. }))
+    );
+    a.handle(Input::ImagePulled {
+        uid: uid.clone(),
+        container: "app".into(),
+        image_id: "sha256:app".into(),
+        pull_ms: 1_200,
+        total_ms: 4_000,
+        size: 9_800_000,
+        offline: None,
+    });
+    let log = a.take();
+    assert_eq!(
+        events(&log, "Pulled"),
+        [
+            "Successfully pulled image \"app:1\" in 1.2s (4s including waiting). Image size: 9800000 bytes."
+        ]
+    );
+    assert_eq!(starts(&log, "app"), [1]);
+    assert!(is_running(&a.cs(&uid, "app")));
+    // A late progress report changes nothing.
+    a.handle(pulling(Some((1, 2))));
+    assert!(is_running(&a.cs(&uid, "app")));
+}
+
+#[test]
+fn an_unreachable_registry_with_the_image_present_starts_it_with_a_warning() {
+    let (mut a, uid) = pulling();
+    a.handle(Input::ImagePulled {
+        uid: uid.clone(),
+        container: "app".into(),
+        image_id: "sha256:app".into(),
+        pull_ms: 0,
+        total_ms: 0,
+        size: 0,
+        offline: Some("connection refused".into()),
+    });
+    let log = a.take();
+    assert_eq!(
+        events(&log, "PullOffline"),
+        [
+            "Could not reach the registry for image \"app:1\" (connection refused); using the copy already on this device"
+        ]
+    );
+    assert_eq!(
+        event_kinds(&log, "PullOffline"),
+        HashSet::from([EventType::Warning])
+    );
+    assert!(events(&log, "Pulled").is_empty());
+    assert_eq!(starts(&log, "app"), [1]);
+}
+
+#[test]
+fn progress_of_a_pull_that_failed_before_is_shown_then_the_next_failure_backs_off_longer() {
+    let (mut a, uid) = pulling();
+    let fail = |a: &mut Agent| {
+        a.handle(Input::ImageFailed {
+            uid: uid.clone(),
+            container: "app".into(),
+            reason: "ErrImagePull".into(),
+            message: "not found: manifest 1".into(),
+        })
+    };
+    fail(&mut a);
+    assert_eq!(
+        waiting(&a.cs(&uid, "app")).1,
+        "Failed to pull image \"app:1\": not found: manifest 1"
+    );
+    a.take();
+    // Retried after 10 s; the retry's progress replaces the old error.
+    assert_eq!(a.advance_until(60_000, is_pull), Some(10_000));
+    a.handle(Input::ImagePulling {
+        uid: uid.clone(),
+        container: "app".into(),
+        progress: Some((0, 1_000_000)),
+    });
+    assert_eq!(
+        waiting(&a.cs(&uid, "app")).1,
+        "Pulling image \"app:1\": 0.0 MB of 1.0 MB"
+    );
+    fail(&mut a);
+    a.take();
+    assert_eq!(
+        a.advance_until(60_000, is_pull),
+        Some(20_000),
+        "10 s, then 20 s"
+    );
+}
