@@ -109,7 +109,7 @@ pub fn resolv_conf(spec: &PodSpec, host: &str) -> (String, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::resolv_conf;
-    use crate::spec::{DnsOption, PodDnsConfig, PodSpec};
+    use crate::spec::{EnvVar, PodDnsConfig, PodSpec};
 
     fn spec(policy: Option<&str>, c: Option<PodDnsConfig>) -> PodSpec {
         PodSpec {
@@ -131,13 +131,14 @@ mod tests {
             nameservers: strings(&["10.0.0.10", "192.168.1.2"]),
             searches: strings(&["ns1.svc.example", "lan"]),
             options: vec![
-                DnsOption {
+                EnvVar {
                     name: "ndots".into(),
                     value: Some("2".into()),
+                    ..Default::default()
                 },
-                DnsOption {
+                EnvVar {
                     name: "single-request".into(),
-                    value: None,
+                    ..Default::default()
                 },
             ],
         }

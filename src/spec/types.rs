@@ -240,23 +240,16 @@ pub struct HostAlias {
 }
 
 /// `spec.dnsConfig`: merged onto the resolver of the `dnsPolicy`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct PodDnsConfig {
     #[serde(default)]
     pub nameservers: Vec<String>,
     #[serde(default)]
     pub searches: Vec<String>,
+    /// `name` and an optional `value` (`ndots`, `2`): an [`EnvVar`]'s
+    /// shape, whose `valueFrom` the schema does not allow here.
     #[serde(default)]
-    pub options: Vec<DnsOption>,
-}
-
-/// `spec.dnsConfig.options[]`: `ndots` with value `2` is `ndots:2`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct DnsOption {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
+    pub options: Vec<EnvVar>,
 }
 
 /// `resources`: only `cpu` and `memory` keys are allowed.

@@ -329,9 +329,21 @@ fn dns_policy_and_dns_config_are_validated_as_the_api_server_does() {
         "spec.dnsConfig.searches[0]",
     );
     invalid(
-        &none("    nameservers: [1.1.1.1]\n    options: [{value: '1'}]\n"),
+        &none("    nameservers: [1.1.1.1]\n    options: [{name: ''}]\n"),
         "spec.dnsConfig.options[0].name",
     );
+    let e = load_err(&none(
+        "    nameservers: [1.1.1.1]\n    options: [{value: '1'}]\n",
+    ));
+    assert!(
+        e.to_string().contains("spec.dnsConfig.options[0]") && e.to_string().contains("name"),
+        "{e}"
+    );
+    // valueFrom is an env var's, not an option's.
+    let e = load_err(&none(
+        "    nameservers: [1.1.1.1]\n    options: [{name: a, valueFrom: {}}]\n",
+    ));
+    assert_eq!(e.path, "spec.dnsConfig.options[0].valueFrom", "{e}");
     // dnsConfig with another policy is appended to the host's resolver.
     let pod = load_one(&pod_lines("  dnsConfig:\n    searches: [a.example]\n"))
         .unwrap_or_else(|e| panic!("{e}"));
