@@ -121,11 +121,14 @@ impl Env {
             String::from_utf8_lossy(&out.stderr)
         );
         // The host's network is left alone unless asked for
-        // (PICOLET_BENCH_POD_NETWORK=bridge); bench/net.rs measures the pod
-        // network in a namespace of its own.
+        // (PICOLET_BENCH_POD_NETWORK=bridge, or `--pod-network=…` in
+        // `extra`); bench/net.rs runs its agents with the pod network in a
+        // namespace of its own.
         let network = std::env::var("PICOLET_BENCH_POD_NETWORK").unwrap_or_else(|_| "none".into());
+        let default = (!extra.iter().any(|a| a.starts_with("--pod-network=")))
+            .then(|| format!("--pod-network={network}"));
         env.args = std::iter::once(format!("--node-name={node}"))
-            .chain([format!("--pod-network={network}")])
+            .chain(default)
             .chain(extra.iter().map(|a| a.to_string()))
             .collect();
         env.restart();

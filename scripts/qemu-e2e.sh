@@ -38,7 +38,8 @@ DEVICE=qemu-e2e
 EXPECTED=(version install check image-import agent-start fleet-connect check-delegated
     fleet-apply fleet-delivery status-two-ready two-containers status-oom-killed oom-killed
     status-cpu-running cpu-throttled status-forkbomb-running pids-max oom-score-adj agent-restart
-    status-after-restart fleet-delete-applied status-deleted fleet-delete)
+    status-after-restart fleet-delete-applied status-deleted fleet-delete
+    check-network pod-network pod-egress host-served-pod host-port)
 
 log() { printf '[qemu-e2e] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -131,25 +132,38 @@ while IFS= read -r p; do
     ko_path[$n]="${p#"$mods"/}"
 done < <(find "$mods/kernel" -name '*.ko*')
 deps_of() { strings -a "$mods/${ko_path[$1]}" | sed -n 's/^depends=//p' | tr ',' ' '; }
-: >"$moddst/modules.dep"
-for m in overlay bridge veth virtio_mmio virtio_net; do
-    # Breadth-first: the module's dependencies, nearest first, as depmod
-    # writes them (modprobe loads them from the end of the list).
-    queue="$(deps_of "$m")"; all=""
-    while [ -n "${queue// /}" ]; do
-        next=""
-        for d in $queue; do
-            case " $all " in *" $d "*) ;; *) all="$all $d"; next="$next $(deps_of "$d")" ;; esac
+# Every module MODULE needs, directly or not, as depmod lists them in
+# modules.dep: each one before its own dependencies (modprobe, busybox's
+# too, loads the list from its end and does not look further).
+closure_of() {
+    local -A seen=()
+    local -a post=()
+    visit() {
+        local d
+        for d in $(deps_of "$1"); do
+            [ -n "${seen[$d]:-}" ] && continue
+            seen[$d]=1
+            visit "$d"
+            post+=("$d")
         done
-        queue="$next"
-    done
-    for x in $m $all; do
+    }
+    visit "$1"
+    local i
+    for ((i = ${#post[@]} - 1; i >= 0; i--)); do printf '%s ' "${post[i]}"; done
+}
+: >"$moddst/modules.dep"
+# Pod networking: the bridge and veth, nf_tables with the nat chain type
+# and the expressions picolet's table uses (nat, masq, fib, ct; payload,
+# cmp, bitwise, meta, immediate and counter are built into nf_tables).
+for m in overlay bridge veth virtio_mmio virtio_net nf_tables nft_chain_nat nft_nat nft_masq \
+    nft_fib_ipv4 nft_ct; do
+    for x in $m $(closure_of "$m"); do
         [ -n "${ko_path[$x]:-}" ] || die "module $x not in $kver"
         grep -q "^${ko_path[$x]}:" "$moddst/modules.dep" && continue
         mkdir -p "$moddst/$(dirname "${ko_path[$x]}")"
         cp "$mods/${ko_path[$x]}" "$moddst/${ko_path[$x]}"
         line="${ko_path[$x]}:"
-        for d in $(deps_of "$x"); do line="$line ${ko_path[$d]}"; done
+        for d in $(closure_of "$x"); do line="$line ${ko_path[$d]}"; done
         echo "$line" >>"$moddst/modules.dep"
     done
 done
@@ -205,12 +219,30 @@ stdbuf -oL mosquitto_sub -h 127.0.0.1 -p "$port" --cafile "$tls/ca.crt" --cert "
     --key "$tls/controller.key" -i e2e-recorder -q 1 -v -t "picolet/devices/$DEVICE/#" >>"$WORK/mqtt.log" &
 SUB=$!
 
+# A tiny HTTP server on this host for the pods: QEMU runs it for every
+# guest connection to 10.0.2.100:8080 (guestfwd, stdio is the connection);
+# it records the request line in http.log and answers `host-ok`. A pod
+# reaches it through picolet0, picolet's masquerade and the guest's eth0.
+cat >"$WORK/http.sh" <<'EOF'
+#!/bin/sh
+first=""
+while IFS= read -r line; do
+    line="$(printf '%s' "$line" | tr -d '\r')"
+    [ -n "$first" ] || first="$line"
+    [ -n "$line" ] || break
+done
+echo "$first" >>"$(dirname "$0")/http.log"
+printf 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\nhost-ok\n'
+EOF
+chmod 0755 "$WORK/http.sh"
+: >"$WORK/http.log"
+
 # --- 6. boot, and the host's side of the test ----------------------------------------------------
 append="console=ttyAMA0 quiet loglevel=3 panic=-1 PICOLET_E2E_NET=1 PICOLET_E2E_NOW=$(date +%s)"
 # cmd: runs socat per guest connection (a -tcp: chardev would be one host
 # connection for the whole boot, and the restarted agent's TLS handshake
 # would land in the first agent's stream).
-qemu_net=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8883-cmd:socat STDIO TCP:127.0.0.1:$port"
+qemu_net=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8883-cmd:socat STDIO TCP:127.0.0.1:$port,guestfwd=tcp:10.0.2.100:8080-cmd:$WORK/http.sh"
     -device virtio-net-device,netdev=n0)
 log "booting (time limit ${TIMEOUT}s)"
 boot_start=$(date +%s)
@@ -350,6 +382,12 @@ host_side() {
 }
 host_side
 wait "$QEMU_JOB" || true
+# The pod's request (the guest checked the answer: pod-egress).
+if grep -q '^GET /from-pod ' "$WORK/http.log"; then
+    host_result host-served-pod PASS "this host's server (guestfwd 10.0.2.100:8080) got: $(grep -m1 '^GET /from-pod ' "$WORK/http.log")"
+else
+    host_result host-served-pod FAIL "no request from the pod in $WORK/http.log: $(tr '\n' ';' <"$WORK/http.log")"
+fi
 QEMU_JOB=""
 qemu_rc="$(cat "$WORK/qemu.rc" 2>/dev/null || echo "?")"
 boot_secs=$(( $(date +%s) - boot_start ))

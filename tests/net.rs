@@ -402,3 +402,104 @@ fn a_hundred_pods_created_and_deleted_leave_no_veth_address_rule_or_ipam_file() 
     assert!(left.is_empty(), "{left:?}");
     a.assert_one_thread();
 }
+
+#[test]
+fn host_aliases_and_dns_config_show_up_in_the_files_and_a_host_port_edit_is_readmitted() {
+    if !root_or_skip() {
+        return;
+    }
+    let w = World::new();
+    let a = Agent::start_in(Some(&w.node_ns()), &["--pod-cidr", "10.87.4.0/24"]);
+    // dnsPolicy None: only the pod's dnsConfig.
+    let none = sh_pod("none", "Always", "exec sleep 600").replace(
+        "spec:\n",
+        "spec:\n  dnsPolicy: None\n  dnsConfig:\n    nameservers: [10.99.0.53]\n    \
+         searches: [svc.example, example]\n    options:\n    - {name: ndots, value: '2'}\n    \
+         - name: edns0\n  hostAliases:\n  - {ip: 10.99.0.2, hostnames: [lan.example]}\n",
+    );
+    // The host's resolver with three more nameservers: cut to three, with
+    // the kubelet's warning.
+    let merged = sh_pod("merged", "Always", "exec sleep 600").replace(
+        "spec:\n",
+        "spec:\n  dnsPolicy: Default\n  dnsConfig:\n    nameservers: [10.99.0.53, 10.99.0.54, 10.99.0.55]\n    \
+         searches: [extra.example]\n",
+    );
+    a.apply("none.yaml", &none);
+    a.apply("merged.yaml", &merged);
+    a.apply("web.yaml", WEB);
+    a.wait_running("none", "main", 30);
+    a.wait_running("merged", "main", 30);
+    a.wait_running("web", "main", 30);
+    let (_, resolv) = a.exec("none", "main", &["cat", "/etc/resolv.conf"]);
+    assert_eq!(
+        resolv,
+        "search svc.example example\nnameserver 10.99.0.53\noptions ndots:2 edns0\n"
+    );
+    let (_, hosts) = a.exec("none", "main", &["cat", "/etc/hosts"]);
+    let ip = pod_ip(&a, "none");
+    assert!(hosts.contains(&format!("\n{ip}\tnone\n")), "{hosts}");
+    assert!(
+        hosts.ends_with("\n# Entries added by HostAliases.\n10.99.0.2\tlan.example\n"),
+        "{hosts}"
+    );
+    // What the host's file gives, then the pod's.
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut want: Vec<String> = host
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver"))
+        .map(|s| s.trim().to_string())
+        .collect();
+    for ns in ["10.99.0.53", "10.99.0.54", "10.99.0.55"] {
+        if !want.iter().any(|w| w == ns) {
+            want.push(ns.into());
+        }
+    }
+    let cut = want.len() > 3;
+    want.truncate(3);
+    let (_, resolv) = a.exec("merged", "main", &["cat", "/etc/resolv.conf"]);
+    let servers: Vec<&str> = resolv
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver "))
+        .collect();
+    assert_eq!(servers, want, "{resolv}");
+    let search: Vec<&str> = resolv.lines().next().unwrap().split(' ').collect();
+    assert_eq!(
+        (search[0], search.last()),
+        ("search", Some(&"extra.example")),
+        "{resolv}"
+    );
+    let d = String::from_utf8(a.cli(&["describe", "pod", "merged"]).stdout).unwrap();
+    assert_eq!(
+        d.contains("DNSConfigForming") && d.contains(&format!(
+            "Nameserver limits were exceeded, some nameservers have been omitted, the applied nameserver line is: {}",
+            want.join(" ")
+        )),
+        cut,
+        "{d}"
+    );
+
+    // An edit that takes web's hostPort is refused naming the field; the
+    // pod keeps running with its old spec.
+    let uid = a.pod("none").unwrap()["metadata"]["uid"].clone();
+    let taken = none.replace(
+        "    command:",
+        "    ports: [{containerPort: 8080, hostPort: 18080}]\n    command:",
+    );
+    assert_ne!(taken, none);
+    a.apply("none.yaml", &taken);
+    let d = wait_for(10, "the edit refused", || {
+        let d = String::from_utf8(a.cli(&["describe", "pod", "none"]).stdout).unwrap();
+        d.contains("NodePorts").then_some(d)
+    });
+    assert!(
+        d.contains("spec.containers[0].ports[0].hostPort: 18080/TCP is in use by pod default/web"),
+        "{d}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let p = a.pod("none").unwrap();
+    assert_eq!(p["metadata"]["uid"], uid);
+    assert_eq!(p["status"]["phase"], "Running");
+    assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
+    let got = http_get_from(&w.node_ns(), "127.0.0.1:18080");
+    assert!(got.ends_with("pod-web\n"), "{got}");
+}

@@ -197,7 +197,17 @@ impl Agent {
         let prepared = (|| -> std::io::Result<PathBuf> {
             use std::os::unix::fs::PermissionsExt;
             std::fs::create_dir_all(self.cfg.run_dir.join("shims"))?;
-            let path = sandbox::prepare_pod_dir(&cfg, &pod.spec, pod_ip.as_deref())?;
+            let (path, warnings) = sandbox::prepare_pod_dir(&cfg, &pod.spec, pod_ip.as_deref())?;
+            for message in warnings {
+                log::warn!("{}: DNSConfigForming: {message}", cfg.name);
+                self.shims.rt(&uid).events.push(EventEntry {
+                    time_ms: crate::clock::wall_ms(),
+                    kind: "Warning".into(),
+                    reason: "DNSConfigForming".into(),
+                    message,
+                    object: "pod".into(),
+                });
+            }
             for v in &pod.spec.volumes {
                 if let Some(ed) = &v.empty_dir {
                     let dir = container::volume_dir(&pod_dir, &v.name);

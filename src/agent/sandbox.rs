@@ -100,11 +100,13 @@ fn only_loopback_nameservers(resolv: &str) -> bool {
 }
 
 /// Writes the files a pod's containers bind-mount, and the shim config.
+/// Returns the config's path and the warnings forming `resolv.conf` gave
+/// (`DNSConfigForming`, [`crate::net::dns`]).
 pub fn prepare_pod_dir(
     cfg: &PodConfig,
     spec: &crate::spec::PodSpec,
     pod_ip: Option<&str>,
-) -> io::Result<PathBuf> {
+) -> io::Result<(PathBuf, Vec<String>)> {
     let dir = &cfg.pod_dir;
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("hostname"), format!("{}\n", cfg.hostname))?;
@@ -119,7 +121,7 @@ pub fn prepare_pod_dir(
     );
     std::fs::write(dir.join("hosts"), hosts)?;
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv = if spec.host_network || !only_loopback_nameservers(&host) {
+    let host = if spec.host_network || !only_loopback_nameservers(&host) {
         host
     } else {
         // systemd-resolved's stub (127.0.0.53) is not reachable from the
@@ -127,11 +129,12 @@ pub fn prepare_pod_dir(
         // kubelet does on such hosts (kubeadm's resolvConf).
         std::fs::read_to_string(RESOLVED_UPSTREAM).unwrap_or(host)
     };
+    let (resolv, warnings) = crate::net::dns::resolv_conf(spec, &host);
     std::fs::write(dir.join("resolv.conf"), resolv)?;
     let path = dir.join("shim.json");
     let json = serde_json::to_vec_pretty(cfg).map_err(io::Error::other)?;
     std::fs::write(&path, json)?;
-    Ok(path)
+    Ok((path, warnings))
 }
 
 /// Starts the shim for a pod and waits (asynchronously) until it is ready.

@@ -110,8 +110,9 @@ impl Node {
         self.pod_network = on;
     }
 
-    /// Why `pod`'s `hostPort`s cannot be had on this node, if so.
-    fn host_port_refusal(&self, pod: &crate::spec::Pod) -> Option<String> {
+    /// Why `pod`'s `hostPort`s cannot be had on this node, if so; the
+    /// admitted pod at index `except` (the one `pod` would replace) aside.
+    fn host_port_refusal(&self, pod: &crate::spec::Pod, except: Option<usize>) -> Option<String> {
         use crate::spec::host_ports;
         if !self.pod_network && !pod.spec.host_network {
             if let Some(p) = host_ports::host_ports(pod).first() {
@@ -127,8 +128,9 @@ impl Node {
         let others = self
             .pods
             .iter()
-            .filter(|p| p.st.terminal.is_none())
-            .map(|p| (format!("{}/{}", p.namespace(), p.name()), &p.spec));
+            .enumerate()
+            .filter(|(i, p)| Some(*i) != except && p.st.terminal.is_none())
+            .map(|(_, p)| (format!("{}/{}", p.namespace(), p.name()), &p.spec));
         host_ports::conflict(pod, others)
     }
 
@@ -595,7 +597,7 @@ impl Node {
                 self.reject(pod, new_uid, OUT_OF_PODS, message, fx, now);
                 return;
             }
-            if let Some(message) = self.host_port_refusal(&pod) {
+            if let Some(message) = self.host_port_refusal(&pod, None) {
                 self.reject(pod, new_uid, NODE_PORTS, message, fx, now);
                 return;
             }
@@ -615,8 +617,15 @@ impl Node {
             return;
         };
         if self.pods[i].spec != pod {
-            // A changed spec must fit the budget too; the running pod is
-            // kept when it does not.
+            // A changed spec is admitted again for its hostPorts and must
+            // fit the budget; the running pod is kept when it does not.
+            if let Some(message) = self.host_port_refusal(&pod, Some(i)) {
+                let uid = self.pods[i].uid.clone();
+                let message =
+                    format!("the new spec was refused, the pod keeps its spec: {message}");
+                fx.event(&uid, EventType::Warning, NODE_PORTS, message, None);
+                return;
+            }
             let old = crate::spec::validate::json_size(&self.pods[i].spec);
             let bytes = self.used_spec_bytes();
             if bytes.saturating_sub(old).saturating_add(new_size) > self.spec_budget {

@@ -11,6 +11,7 @@
 //! inside the pod's network namespace (held by its shim), see
 //! [`crate::probe::with_netns`].
 
+pub mod dns;
 pub mod ipam;
 pub mod nft;
 pub mod nl;

@@ -85,16 +85,6 @@ fn os_linux(v: &Value, _: &Map<String, Value>) -> bool {
     v.get("name").and_then(Value::as_str) == Some("linux")
 }
 
-/// The DNS policies picolet honours, all with the host's resolver (as the
-/// kubelet does for `ClusterFirst` when there is no cluster DNS): `None`
-/// needs `dnsConfig`, which is not supported yet.
-fn host_resolver_dns_policy(v: &Value, _: &Map<String, Value>) -> bool {
-    matches!(
-        v.as_str(),
-        Some("ClusterFirst" | "ClusterFirstWithHostNet" | "Default")
-    )
-}
-
 fn is_default(v: &Value, _: &Map<String, Value>) -> bool {
     v.as_str() == Some("Default")
 }
@@ -156,14 +146,9 @@ static POD_SPEC: Node = Object(&[
     ("hostNetwork", Field(&Scalar)),
     ("shareProcessNamespace", Field(&Scalar)),
     ("nodeName", Field(&Scalar)),
+    ("dnsPolicy", Field(&Scalar)),
+    ("dnsConfig", Field(&DNS_CONFIG)),
     // Cluster scheduling and API-server data: nothing to do on the node.
-    (
-        "dnsPolicy",
-        IgnoreIf(
-            host_resolver_dns_policy,
-            "only ClusterFirst, ClusterFirstWithHostNet and Default are supported (each gives the pod the host's resolver: there is no cluster DNS); None needs dnsConfig, which is not supported yet",
-        ),
-    ),
     ("schedulerName", Ignore),
     ("serviceAccountName", Field(&Scalar)),
     ("serviceAccount", Ignore),
@@ -199,7 +184,6 @@ static POD_SPEC: Node = Object(&[
         "ephemeralContainers",
         IgnoreIfEmpty("ephemeral containers are not supported"),
     ),
-    ("dnsConfig", IgnoreIfEmpty("dnsConfig is not supported")),
     ("hostAliases", Field(&List(&HOST_ALIAS))),
     (
         "readinessGates",
@@ -298,6 +282,14 @@ static ENV_VAR_SOURCE: Node = Object(&[
         Unsupported("fileKeyRef (env from a file of a volume) is not supported"),
     ),
 ]);
+
+static DNS_CONFIG: Node = Object(&[
+    ("nameservers", Field(&Scalar)),
+    ("searches", Field(&Scalar)),
+    ("options", Field(&List(&DNS_OPTION))),
+]);
+
+static DNS_OPTION: Node = Object(&[("name", Field(&Scalar)), ("value", Field(&Scalar))]);
 
 static HOST_ALIAS: Node = Object(&[("ip", Field(&Scalar)), ("hostnames", Field(&Scalar))]);
 

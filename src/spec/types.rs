@@ -77,6 +77,12 @@ pub struct PodSpec {
     /// Extra `/etc/hosts` lines (not with `hostNetwork`, as the kubelet).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_aliases: Vec<HostAlias>,
+    /// `ClusterFirst` (unset), `ClusterFirstWithHostNet`, `Default`, `None`
+    /// (docs/net.md, DNS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_config: Option<PodDnsConfig>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub share_process_namespace: bool,
     /// Accepted for manifests that carry it; the node it runs on is this one.
@@ -281,6 +287,19 @@ pub struct HostAlias {
     pub ip: String,
     #[serde(default)]
     pub hostnames: Vec<String>,
+}
+
+/// `spec.dnsConfig`: merged onto the resolver of the `dnsPolicy`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct PodDnsConfig {
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    #[serde(default)]
+    pub searches: Vec<String>,
+    /// `name` and an optional `value` (`ndots`, `2`): an [`EnvVar`]'s
+    /// shape, whose `valueFrom` the schema does not allow here.
+    #[serde(default)]
+    pub options: Vec<EnvVar>,
 }
 
 /// `resources`: only `cpu` and `memory` keys are allowed.

@@ -97,11 +97,10 @@ start_holder() {
 # get controllers enabled for children).
 start_agent() {
     mkdir -p $AGENT_CG
-    # --pod-network none: the guest carries no nf_tables modules yet, and
-    # pod networking on arm64 is not part of this test yet (issue 10).
+    # The default pod network: the bridge picolet0, 10.87.0.0/24.
     RUST_LOG=info sh -c "echo \$\$ >$AGENT_CG/cgroup.procs && exec $P agent --manifests $MAN \
         --run-dir /run/picolet --pids-max 64 --node-name qemu-e2e --cgroup-root $CG \
-        --pod-network none $FLEET" \
+        $FLEET" \
         >>/tmp/agent.log 2>&1 &
     AGENT=$!
     wait_for 60 sh -c "$P get pods >/dev/null 2>&1"
@@ -147,6 +146,18 @@ if $P check -o json >/tmp/check.json; then
     fi
 else
     result check FAIL "$(grep -B3 '"state": "missing"' /tmp/check.json | grep '"name"' | tr -d ' \n')"
+fi
+# The optional items pod networking needs, all present with the modules
+# init.sh loaded.
+missing=""
+for item in veth bridge nf_tables nft.nat nft.masq nft.fib; do
+    grep -A3 "\"name\": \"$item\"" /tmp/check.json | grep -q '"state": "missing"' && missing="$missing $item"
+    grep -q "\"name\": \"$item\"" /tmp/check.json || missing="$missing $item(not listed)"
+done
+if [ -z "$missing" ]; then
+    result check-network PASS "veth bridge nf_tables nft.nat nft.masq nft.fib present"
+else
+    result check-network FAIL "missing:$missing"
 fi
 
 # --- image, agent idle ----------------------------------------------------------
@@ -272,6 +283,40 @@ if [ "$adj" = -997 ]; then
     result oom-score-adj PASS "Guaranteed container cpu/spin: $adj (agent: $(cat /proc/$AGENT/oom_score_adj))"
 else
     result oom-score-adj FAIL "cpu/spin: $adj, want -997"
+fi
+
+# --- pod networking ----------------------------------------------------------------------
+# Pod two has its own address on picolet0; its client reaches the host's
+# HTTP server (10.0.2.100:8080, QEMU's guestfwd) through picolet's
+# masquerade; its web container's hostPort 18080 answers on the guest's own
+# address.
+ip2=$($P get pods two -o 'jsonpath={.status.podIP}' 2>/dev/null)
+host_ip=$($P get pods two -o 'jsonpath={.status.hostIP}' 2>/dev/null)
+inside=$($P exec two -c client -- ip -o -4 addr show eth0 2>&1 | tr -s ' ')
+case "$ip2" in
+10.87.0.*)
+    if echo "$inside" | grep -q "inet $ip2/24" && [ "$host_ip" = 10.0.2.15 ] &&
+        [ "$(cat /proc/sys/net/ipv4/ip_forward)" = 1 ] && [ -n "$(ls /sys/class/net/picolet0/brif)" ]; then
+        result pod-network PASS "pod two: podIP $ip2 (eth0 inside: $(echo "$inside" | cut -d' ' -f4)), hostIP $host_ip, ip_forward on, bridge picolet0 with port(s) $(ls /sys/class/net/picolet0/brif | tr '\n' ' ')"
+    else
+        result pod-network FAIL "podIP $ip2, hostIP $host_ip, inside: $inside; ip_forward $(cat /proc/sys/net/ipv4/ip_forward); bridge ports: $(ls /sys/class/net/picolet0/brif 2>&1 | tr '\n' ' ')"
+    fi
+    ;;
+*) result pod-network FAIL "podIP '$ip2' (want 10.87.0.x); $(grep -i 'network' /tmp/agent.log | tail -n 3 | tr '\n' ' ')" ;;
+esac
+# (busybox 1.35's wget -T crashes on arm64: timeout(1) bounds it instead.)
+out=$($P exec two -c client -- timeout 20 wget -q -O- http://10.0.2.100:8080/from-pod 2>&1)
+if [ "$out" = host-ok ]; then
+    result pod-egress PASS "pod two -> 10.0.2.100:8080 (the host's server through guestfwd, masqueraded to 10.0.2.15): $out"
+else
+    result pod-egress FAIL "wget from pod two: $out"
+fi
+want=$($P exec two -c web -- cat /www/index.html 2>&1)
+got=$(timeout 20 wget -q -O- http://10.0.2.15:18080/index.html 2>&1)
+if [ -n "$want" ] && [ "$got" = "$want" ]; then
+    result host-port PASS "the guest's own address 10.0.2.15:18080 -> pod two's web:8080 ($(printf '%s' "$got" | wc -c) bytes, as inside the pod)"
+else
+    result host-port FAIL "wget 10.0.2.15:18080: '$got'; in the pod: '$want'"
 fi
 
 # --- memory with the pods ------------------------------------------------------------

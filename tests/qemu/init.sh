@@ -43,12 +43,20 @@ ip link set lo up
 # kernel hands unknown NAME=value parameters to /init as environment).
 modprobe overlay || echo "E2E modules FAIL modprobe overlay"
 if [ "${PICOLET_E2E_NET:-0}" = 1 ]; then
-    for m in llc stp bridge veth virtio virtio_ring virtio_mmio failover net_failover virtio_net; do
+    # Pod networking (picolet check lists them): nf_tables with the nat
+    # chain type and the expressions of picolet's table, each after what
+    # it needs (modprobe would load that from modules.dep; insmod cannot).
+    for m in llc stp bridge veth virtio virtio_ring virtio_mmio failover net_failover virtio_net \
+        nfnetlink libcrc32c nf_defrag_ipv4 nf_defrag_ipv6 nf_conntrack nf_nat nf_tables \
+        nft_chain_nat nft_nat nft_masq nft_fib nft_fib_ipv4 nft_ct; do
         modprobe "$m" 2>/dev/null || insmod "$(find /lib/modules -name "$m.ko")" || echo "E2E modules FAIL $m"
     done
-    # QEMU's user network: the guest is 10.0.2.15, and 10.0.2.100 is
-    # forwarded to the host's broker (guestfwd); nothing else is reachable.
-    ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 || echo "E2E network FAIL eth0"
+    # QEMU's user network: the guest is 10.0.2.15 with the default route via
+    # 10.0.2.2 (what makes eth0 the node's address for picolet, and its
+    # hostIP); 10.0.2.100:8883 is forwarded to the host's broker and
+    # 10.0.2.100:8080 to an HTTP server (guestfwd); nothing else is reachable.
+    { ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2; } ||
+        echo "E2E network FAIL eth0"
 fi
 # TLS needs the right time: the host passes its clock, used when the RTC
 # did not set one.

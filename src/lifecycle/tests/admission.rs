@@ -226,3 +226,36 @@ fn without_a_pod_network_a_host_port_needs_host_network() {
     let uid = a.apply(host);
     assert!(!a.node.is_rejected(&uid));
 }
+
+#[test]
+fn an_edit_that_takes_another_pods_host_port_is_refused_and_the_pod_keeps_running() {
+    let mut a = Agent::new();
+    let web = a.apply(with_host_port(pod("web", &[("c", "img")]), 8080));
+    let api = a.apply(with_host_port(pod("api", &[("c", "img")]), 9090));
+    a.take();
+    // api now wants web's port: refused, naming the field; nothing stops.
+    let mut edited = with_host_port(pod("api", &[("c", "img")]), 9090);
+    edited.spec.containers[0].ports[0].host_port = Some(8080);
+    a.apply(edited.clone());
+    let log = a.take();
+    assert_eq!(
+        events(&log, "NodePorts"),
+        vec![
+            "the new spec was refused, the pod keeps its spec: Predicate NodePorts failed: \
+             node(s) didn't have free ports for the requested pod ports: \
+             spec.containers[0].ports[0].hostPort: 8080/TCP is in use by pod default/web"
+        ]
+    );
+    assert!(!log.iter().any(|o| matches!(o, Output::Signal { .. })));
+    assert_eq!(a.status(&api).phase, Phase::Running);
+    let p = a.node.find("default", "api").unwrap();
+    assert_eq!(p.spec.spec.containers[0].ports[0].host_port, Some(9090));
+    // Its own port (kept by a changed spec) is no conflict.
+    let mut own = with_host_port(pod("api", &[("c", "img")]), 9090);
+    own.spec.containers[0].args = Some(vec!["changed".into()]);
+    a.apply(own);
+    let log = a.take();
+    assert!(events(&log, "NodePorts").is_empty());
+    assert!(log.iter().any(|o| matches!(o, Output::Signal { .. })));
+    assert_eq!(a.status(&web).phase, Phase::Running);
+}

@@ -250,21 +250,86 @@ fn service_account_mount_alone_is_dropped_but_user_volumes_stay() {
     assert_eq!(pod.spec.volumes.len(), 1);
 }
 
+/// Asserts that `text` is refused as invalid at `path`.
+fn invalid(text: &str, path: &str) {
+    let e = load_err(text);
+    assert_eq!(e.kind, ErrorKind::Invalid, "{e}");
+    assert_eq!(e.path, path, "{e}");
+}
+
 #[test]
-fn dns_policies_other_than_the_host_resolver_are_refused() {
-    // Each of these gives the pod the host's resolver, as the kubelet does
-    // for ClusterFirst without a cluster DNS.
+fn dns_policy_and_dns_config_are_validated_as_the_api_server_does() {
     for policy in ["ClusterFirst", "ClusterFirstWithHostNet", "Default"] {
-        if let Err(e) = load_one(&pod_lines(&format!("  dnsPolicy: {policy}\n"))) {
-            panic!("{policy}: {e}");
-        }
+        let pod = load_one(&pod_lines(&format!("  dnsPolicy: {policy}\n")))
+            .unwrap_or_else(|e| panic!("{policy}: {e}"));
+        assert_eq!(pod.spec.dns_policy.as_deref(), Some(policy));
     }
-    // None needs dnsConfig (not supported); an unknown value is no policy.
-    for policy in ["None", "Cluster"] {
-        let text = pod_lines(&format!("  dnsPolicy: {policy}\n"));
-        refused(&text, "spec.dnsPolicy");
-        assert!(load_err(&text).message.contains("None needs dnsConfig"));
-    }
+    let text = pod_lines("  dnsPolicy: Cluster\n");
+    invalid(&text, "spec.dnsPolicy");
+    assert!(load_err(&text).message.contains("supported values"));
+    // None needs dnsConfig with a nameserver.
+    invalid(&pod_lines("  dnsPolicy: None\n"), "spec.dnsConfig");
+    let none = |cfg: &str| pod_lines(&format!("  dnsPolicy: None\n  dnsConfig:\n{cfg}"));
+    invalid(
+        &none("    searches: [a.example]\n"),
+        "spec.dnsConfig.nameservers",
+    );
+    let pod = load_one(&none(
+        "    nameservers: [1.1.1.1]\n    searches: [a.example, b.example.]\n    options:\n    - {name: ndots, value: '2'}\n    - name: edns0\n",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let c = pod.spec.dns_config.unwrap();
+    assert_eq!(c.nameservers, ["1.1.1.1"]);
+    assert_eq!(c.options[0].value.as_deref(), Some("2"));
+    assert_eq!(c.options[1].value, None);
+    // The limits, each naming its field.
+    invalid(
+        &none("    nameservers: [1.1.1.1, 1.1.1.2, 1.1.1.3, 1.1.1.4]\n"),
+        "spec.dnsConfig.nameservers",
+    );
+    invalid(
+        &none("    nameservers: [one]\n"),
+        "spec.dnsConfig.nameservers[0]",
+    );
+    let many: Vec<String> = (0..33).map(|i| format!("d{i}.example")).collect();
+    let text = none(&format!(
+        "    nameservers: [1.1.1.1]\n    searches: [{}]\n",
+        many.join(", ")
+    ));
+    invalid(&text, "spec.dnsConfig.searches");
+    assert!(load_err(&text).message.contains("32 search paths"));
+    let long: Vec<String> = (0..10)
+        .map(|i| format!("{}.example", "a".repeat(200 + i)))
+        .collect();
+    let text = none(&format!(
+        "    nameservers: [1.1.1.1]\n    searches: [{}]\n",
+        long.join(", ")
+    ));
+    assert!(load_err(&text).message.contains("2048 characters"));
+    invalid(
+        &none("    nameservers: [1.1.1.1]\n    searches: [Bad_Name]\n"),
+        "spec.dnsConfig.searches[0]",
+    );
+    invalid(
+        &none("    nameservers: [1.1.1.1]\n    options: [{name: ''}]\n"),
+        "spec.dnsConfig.options[0].name",
+    );
+    let e = load_err(&none(
+        "    nameservers: [1.1.1.1]\n    options: [{value: '1'}]\n",
+    ));
+    assert!(
+        e.to_string().contains("spec.dnsConfig.options[0]") && e.to_string().contains("name"),
+        "{e}"
+    );
+    // valueFrom is an env var's, not an option's.
+    let e = load_err(&none(
+        "    nameservers: [1.1.1.1]\n    options: [{name: a, valueFrom: {}}]\n",
+    ));
+    assert_eq!(e.path, "spec.dnsConfig.options[0].valueFrom", "{e}");
+    // dnsConfig with another policy is appended to the host's resolver.
+    let pod = load_one(&pod_lines("  dnsConfig:\n    searches: [a.example]\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pod.spec.dns_config.unwrap().searches, ["a.example"]);
 }
 
 #[test]

@@ -50,6 +50,80 @@ pub fn json_size(pod: &Pod) -> usize {
     serde_json::to_vec(pod).map_or(usize::MAX, |text| text.len())
 }
 
+/// The resolver's limits (glibc's, as Kubernetes validates them): at most
+/// this many nameservers, search paths, and characters in the search line.
+pub const MAX_DNS_NAMESERVERS: usize = 3;
+pub const MAX_DNS_SEARCH_PATHS: usize = 32;
+pub const MAX_DNS_SEARCH_LIST_CHARS: usize = 2048;
+
+/// `dnsPolicy` and `dnsConfig`, as the API server validates them.
+fn dns(spec: &super::types::PodSpec, errs: &mut Errors) {
+    const POLICIES: [&str; 4] = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
+    let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
+    if !POLICIES.contains(&policy) {
+        errs.add(
+            "spec.dnsPolicy",
+            format!("unsupported value {policy:?}: supported values: {POLICIES:?}"),
+        );
+    }
+    let none = policy == "None";
+    let Some(c) = &spec.dns_config else {
+        if none {
+            errs.add(
+                "spec.dnsConfig",
+                "must provide dnsConfig when dnsPolicy is None",
+            );
+        }
+        return;
+    };
+    let at = "spec.dnsConfig.nameservers";
+    if none && c.nameservers.is_empty() {
+        errs.add(
+            at,
+            "must provide at least one DNS nameserver when dnsPolicy is None",
+        );
+    }
+    if c.nameservers.len() > MAX_DNS_NAMESERVERS {
+        errs.add(
+            at,
+            format!("must not have more than {MAX_DNS_NAMESERVERS} nameservers"),
+        );
+    }
+    for (i, ns) in c.nameservers.iter().enumerate() {
+        if ns.parse::<std::net::IpAddr>().is_err() {
+            errs.add(
+                format!("{at}[{i}]"),
+                format!("{ns:?} must be a valid IP address"),
+            );
+        }
+    }
+    let at = "spec.dnsConfig.searches";
+    if c.searches.len() > MAX_DNS_SEARCH_PATHS {
+        errs.add(
+            at,
+            format!("must not have more than {MAX_DNS_SEARCH_PATHS} search paths"),
+        );
+    }
+    if c.searches.join(" ").len() > MAX_DNS_SEARCH_LIST_CHARS {
+        errs.add(
+            at,
+            format!("must not have more than {MAX_DNS_SEARCH_LIST_CHARS} characters (including spaces) in the search list"),
+        );
+    }
+    for (i, d) in c.searches.iter().enumerate() {
+        let d = d.strip_suffix('.').unwrap_or(d);
+        errs.check(format!("{at}[{i}]"), names::dns1123_subdomain(d));
+    }
+    for (i, o) in c.options.iter().enumerate() {
+        if o.name.is_empty() {
+            errs.add(
+                format!("spec.dnsConfig.options[{i}].name"),
+                "required value",
+            );
+        }
+    }
+}
+
 /// Collects errors with their paths.
 #[derive(Debug, Default)]
 pub(crate) struct Errors(pub(crate) Vec<SpecError>);
@@ -101,6 +175,7 @@ pub fn validate_all(pod: &Pod) -> Vec<SpecError> {
             errs.check(format!("{at}.hostnames[{j}]"), names::dns1123_subdomain(h));
         }
     }
+    dns(spec, &mut errs);
     if let Some(n) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
         errs.check("spec.nodeName", names::dns1123_subdomain(n));
     }
