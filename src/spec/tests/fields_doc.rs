@@ -44,7 +44,10 @@ fn render() -> String {
          `spec::tests::fields_doc` (which fails when this file is stale; regenerate\n\
          with `PICOLET_WRITE_DOCS=1 cargo test --lib fields_doc`). Every field is:\n\n\
          - **supported**: honoured as Kubernetes does (details in the subsystem's\n  \
-         page; differences in docs/design-deviations.md);\n\
+         page; differences in docs/design-deviations.md). Values are still\n  \
+         validated: one that picolet cannot honour (`seccompProfile.type:\n  \
+         Localhost`, an unsafe sysctl, a `Localhost` profile's path) is refused\n  \
+         with its path;\n\
          - **ignored (informational)**: data about the cluster, scheduling or the\n  \
          API server that does not change what runs on this node; dropped so that\n  \
          `kubectl get pod -o yaml` exports load;\n\
