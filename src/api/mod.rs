@@ -41,7 +41,9 @@ pub enum Request {
     /// `stdin`), stdout, stderr, in that order. The agent passes them on to
     /// the pod's shim, which makes them the command's 0, 1 and 2 (stdin is
     /// `/dev/null` without `stdin`); the output never goes through the
-    /// agent. The response comes when the command has exited.
+    /// agent. With `tty`, one fd comes instead: the slave of the CLI's pty,
+    /// the command's 0, 1, 2 and controlling terminal. The response comes
+    /// when the command has exited.
     Exec {
         namespace: String,
         name: String,
@@ -49,6 +51,8 @@ pub enum Request {
         argv: Vec<String>,
         #[serde(default)]
         stdin: bool,
+        #[serde(default)]
+        tty: bool,
     },
 }
 

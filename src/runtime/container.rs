@@ -49,6 +49,9 @@ pub struct Stdio {
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    /// `stdin` is a terminal (a pty slave, `picolet exec -it`): the command
+    /// runs in a new session with it as its controlling terminal.
+    pub tty: bool,
 }
 
 /// Everything the new process needs, converted in the parent so that the

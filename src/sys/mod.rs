@@ -15,6 +15,7 @@
 //!   netlink sockets of the pod network ([`crate::net`]).
 //! - [`fs`]: private directories, xattrs, times, `statvfs`, `flock`, inotify.
 //! - [`bpf`]: the eBPF device-cgroup program.
+//! - [`tty`]: pty pairs, window sizes, raw mode, the controlling terminal.
 
 pub mod bpf;
 pub mod error;
@@ -23,5 +24,6 @@ pub mod fs;
 pub mod net;
 pub mod process;
 pub mod signal;
+pub mod tty;
 
 pub use error::{Errno, Error, Op, Result};

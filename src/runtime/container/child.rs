@@ -79,7 +79,7 @@ pub(crate) fn exec_main(
     install_stdio(stdio, errfd)?;
     let child = namespaces::fork()?;
     if child == 0 {
-        fail(errfd, exec_command(prepared))
+        fail(errfd, exec_command(prepared, stdio.tty))
     }
     // Close the error pipe (the command holds its own copy) and the
     // command's stdio, so that readers see EOF when the command ends.
@@ -108,7 +108,12 @@ fn set_oom_score_adj(adj: Option<i32>) -> Result<(), ContainerError> {
     }
 }
 
-fn exec_command(prepared: &Prepared) -> Never {
+fn exec_command(prepared: &Prepared, tty: bool) -> Never {
+    if tty {
+        // As runc for a terminal: Ctrl-C on the pty signals the command's
+        // foreground process group, its exit hangs the session up.
+        crate::sys::tty::become_session_leader_of(std::io::stdin())?;
+    }
     // SIGKILL on the intermediate then also ends the command.
     sys::prctl(
         libc::PR_SET_PDEATHSIG,

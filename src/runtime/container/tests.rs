@@ -174,6 +174,7 @@ fn output_pipe() -> (OwnedFd, Stdio) {
         stdin,
         stdout: wr.try_clone().unwrap(),
         stderr: wr,
+        tty: false,
     };
     (rd, stdio)
 }

@@ -91,6 +91,9 @@ pub enum ExecStdio {
     Passed,
     /// stdin, stdout and stderr are 3 passed fds.
     PassedWithStdin,
+    /// One passed fd, a pty slave (`picolet exec -it`), is stdin, stdout
+    /// and stderr, and the command's controlling terminal.
+    Tty,
 }
 
 impl ExecStdio {
@@ -100,6 +103,7 @@ impl ExecStdio {
             ExecStdio::Capture => 0,
             ExecStdio::Passed => 2,
             ExecStdio::PassedWithStdin => 3,
+            ExecStdio::Tty => 1,
         }
     }
 }

@@ -393,6 +393,55 @@ fn exec_with_passed_stdio_writes_to_them_and_the_shim_keeps_no_copy() {
 }
 
 #[test]
+fn exec_with_a_tty_makes_the_pty_its_stdio_and_controlling_terminal() {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let Some(f) = Fixture::new(false) else { return };
+    let (shim, mut agent) = f.start();
+    agent.send(&Request::Start(Box::new(f.container(
+        "app",
+        0,
+        &["/bin/sleep", "30"],
+    ))));
+    agent.started("app", 0);
+    let fds_before = fd_count(shim.pid);
+    let (master, slave) = crate::sys::tty::openpty().unwrap();
+    // /proc/PID/stat: $6 is the session, $7 the controlling terminal.
+    let script = "read l; echo \"got $l\"; set -- $(cat /proc/$$/stat); \
+                  [ $6 = $$ ] && [ $7 != 0 ] && echo leader; echo err >&2; exit 4";
+    agent.send_with_fds(
+        &exec_passed(1, &["/bin/sh", "-c", script], ExecStdio::Tty),
+        &[slave.as_fd()],
+    );
+    drop(slave);
+    let mut m = std::fs::File::from(master);
+    m.write_all(b"hi\n").unwrap();
+    assert_eq!(done(&mut agent, 1), (4, String::new(), false));
+    // Until EIO: nobody but the command held the slave.
+    let mut seen = Vec::new();
+    let mut buf = [0; 512];
+    while let Ok(n @ 1..) = m.read(&mut buf) {
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&seen),
+        "hi\r\ngot hi\r\nleader\r\nerr\r\n"
+    );
+    // A passed fd that is no terminal cannot be one: refused, not run.
+    let (r, w) = crate::sys::fd::pipe().unwrap();
+    agent.send_with_fds(
+        &exec_passed(2, &["/bin/true"], ExecStdio::Tty),
+        &[r.as_fd()],
+    );
+    drop((r, w));
+    let (code, output, not_started) = done(&mut agent, 2);
+    assert!(not_started && code != 0, "{code} {output}");
+    assert!(output.contains("TIOCSCTTY"), "{output}");
+    assert_eq!(fd_count(shim.pid), fds_before);
+    agent.shutdown(&shim);
+}
+
+#[test]
 fn exec_past_its_timeout_is_killed_and_reported_as_timed_out() {
     let Some(f) = Fixture::new(false) else { return };
     let (shim, mut agent) = f.start();
