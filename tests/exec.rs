@@ -376,8 +376,9 @@ fn exec_it_is_a_real_terminal_with_its_size_resizes_ctrl_c_and_exit_code() {
         !raw.local_flags
             .contains(nix::sys::termios::LocalFlags::ISIG)
     );
-    type_in("test -t 0 && test -t 2 && echo on-a-$((1))-tty\r");
-    let at = screen.wait(at, "on-a-1-tty\r\n", 10);
+    // The container's own pty (its devpts), so `tty` names it.
+    type_in("test -t 0 && test -t 2 && tty\r");
+    let at = screen.wait(at, "\r\n/dev/pts/0\r\n", 10);
     type_in("stty size; echo $((6*7))\r");
     let at = screen.wait(at, "24 80\r\n42\r\n", 10);
 
@@ -429,5 +430,27 @@ fn exec_it_is_a_real_terminal_with_its_size_resizes_ctrl_c_and_exit_code() {
         )
     );
     assert_eq!(after.control_chars, before.control_chars);
+
+    // No such pod, no such command: the errors as without -t.
+    let tty_exec = |args: &[&str]| {
+        let at = screen.0.lock().unwrap().len();
+        let status = cli(&a)
+            .args(["exec", "-it"])
+            .args(args)
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave.try_clone().unwrap()))
+            .status()
+            .unwrap();
+        (status.code(), at)
+    };
+    let (code, at) = tty_exec(&["nope", "--", "sh"]);
+    assert_eq!(code, Some(1));
+    screen.wait(at, "pod \"nope\" not found", 5);
+    let (code, at) = tty_exec(&["tt", "--", "nosuchcmd"]);
+    assert_eq!(code, Some(127));
+    let at = screen.wait(at, "nosuchcmd", 5);
+    screen.wait(at, "command terminated with exit code 127\r\n", 5);
+    assert_eq!(tcgetattr(&slave).unwrap().local_flags, before.local_flags);
     a.assert_one_thread();
 }

@@ -81,10 +81,15 @@ pub(super) fn exec(args: Vec<OsString>) -> Result<ExitCode, String> {
     }
     let stdin = a.has(&["i", "stdin"]);
     // kubectl's SetupTTY: -t counts only with -i, and on a terminal.
-    let mut tty = stdin && a.has(&["t", "tty"]);
-    if tty && !crate::sys::tty::is_terminal(io::stdin()) {
-        eprintln!("Unable to use a TTY - input is not a terminal or the right kind of file");
-        tty = false;
+    let mut tty = None;
+    if stdin && a.has(&["t", "tty"]) {
+        // Not a terminal (or one without a size): no TTY, as kubectl.
+        match crate::sys::tty::winsize(io::stdin()) {
+            Ok(size) => tty = Some(size),
+            Err(_) => {
+                eprintln!("Unable to use a TTY - input is not a terminal or the right kind of file")
+            }
+        }
     }
     let req = Request::Exec {
         namespace: common.namespace.clone(),
@@ -94,7 +99,7 @@ pub(super) fn exec(args: Vec<OsString>) -> Result<ExitCode, String> {
         stdin,
         tty,
     };
-    let outcome = if tty {
+    let outcome = if tty.is_some() {
         tty_session(&common.state_dir, &req)
     } else {
         pipes_session(&common.state_dir, &req, stdin)
@@ -388,13 +393,13 @@ impl Answer {
 /// the session open, as with kubectl).
 const TTY_DRAIN_MS: libc::c_int = 200;
 
-/// With a terminal: our stdin is one, the command gets a new pty's slave.
+/// With a terminal: our stdin is one; the command's side makes a pty and
+/// sends us its master on the console socket.
 fn tty_session(state_dir: &Path, req: &Request) -> Result<Outcome, String> {
     use crate::sys::{signal::SignalFd, tty};
     let sys = |e: crate::sys::Error| format!("exec: {e}");
-    let (master, slave) = tty::openpty().map_err(sys)?;
+    let (console, theirs) = UnixStream::pair().map_err(|e| format!("exec: socketpair: {e}"))?;
     let stdin = io::stdin();
-    tty::copy_winsize(stdin.as_fd(), master.as_fd()).map_err(sys)?;
     // Terminating signals are read from here (raw mode is undone first);
     // SIGWINCH resizes.
     let signals = SignalFd::new(&[
@@ -405,11 +410,20 @@ fn tty_session(state_dir: &Path, req: &Request) -> Result<Outcome, String> {
         libc::SIGQUIT,
     ])
     .map_err(sys)?;
-    let sock = api::send(state_dir, req, &[slave.as_fd()]).map_err(|e| e.to_string())?;
-    // Only the command holds the slave now: its exit hangs the master up.
-    drop(slave);
-    let _raw = tty::RawMode::new(stdin.as_fd()).map_err(sys)?;
-    tty_relay(sock, File::from(master), &signals).map_err(|e| format!("exec: {e}"))
+    let sock = api::send(state_dir, req, &[theirs.as_fd()]).map_err(|e| e.to_string())?;
+    drop(theirs);
+    // The master, once the pty is made; end of file when the command
+    // cannot run (the agent's answer says why).
+    let mut fds = Vec::new();
+    crate::sys::net::recv_with_fds(console.as_fd(), &mut [0], &mut fds)
+        .map_err(|e| format!("exec: the pty's master: {e}"))?;
+    drop(console);
+    let master = fds.pop().map(File::from);
+    let _raw = match master {
+        Some(_) => Some(tty::RawMode::new(stdin.as_fd()).map_err(sys)?),
+        None => None,
+    };
+    tty_relay(sock, master, &signals).map_err(|e| format!("exec: {e}"))
 }
 
 fn pollfd(fd: i32, events: libc::c_short) -> libc::pollfd {
@@ -431,17 +445,23 @@ fn retry(e: &io::Error) -> bool {
 /// exited and its output is drained.
 fn tty_relay(
     sock: UnixStream,
-    mut master: File,
+    master: Option<File>,
     signals: &crate::sys::signal::SignalFd,
 ) -> io::Result<Outcome> {
     sock.set_nonblocking(true)?;
+    let master_open = master.is_some();
+    // A placeholder (never polled) when the command never ran.
+    let mut master = match master {
+        Some(m) => m,
+        None => File::from(crate::sys::fd::pipe()?.0),
+    };
     crate::sys::fd::set_nonblocking(master.as_fd())?;
     let mut answer = Answer::new(sock);
     let mut drain_until = None;
     let mut buf = vec![0; CHUNK];
     // Read from our stdin, not yet written to the master.
     let mut pending: Vec<u8> = Vec::new();
-    let (mut master_open, mut stdin_open) = (true, true);
+    let (mut master_open, mut stdin_open) = (master_open, true);
     loop {
         let waiting = answer.sock.is_some();
         if !waiting {
@@ -467,7 +487,7 @@ fn tty_relay(
                 },
             ),
             pollfd(
-                if stdin_open && pending.is_empty() {
+                if master_open && stdin_open && pending.is_empty() {
                     0
                 } else {
                     -1
@@ -482,7 +502,9 @@ fn tty_relay(
         if fds[0].revents != 0 {
             for sig in signals.read_all() {
                 if sig == libc::SIGWINCH as u32 {
-                    let _ = crate::sys::tty::copy_winsize(io::stdin().as_fd(), master.as_fd());
+                    if let Ok(size) = crate::sys::tty::winsize(io::stdin()) {
+                        let _ = crate::sys::tty::set_winsize(master.as_fd(), size);
+                    }
                 } else {
                     return Ok(Outcome::Signal(sig as i32));
                 }

@@ -24,16 +24,39 @@ pub fn openpty() -> Result<(OwnedFd, OwnedFd)> {
     Ok((master, slave))
 }
 
-/// Whether `fd` is a terminal.
-pub fn is_terminal(fd: impl AsFd) -> bool {
-    termios::isatty(fd)
+/// The window size `(rows, columns)` of terminal `fd`.
+pub fn winsize(fd: impl AsFd) -> Result<(u16, u16)> {
+    let ws = termios::tcgetwinsize(fd).op("ioctl(TIOCGWINSZ)")?;
+    Ok((ws.ws_row, ws.ws_col))
 }
 
-/// Copies the window size of terminal `from` to terminal `to` (a pty
-/// master: its slave's readers get `SIGWINCH`).
-pub fn copy_winsize(from: impl AsFd, to: impl AsFd) -> Result<()> {
-    let ws: Winsize = termios::tcgetwinsize(from).op("ioctl(TIOCGWINSZ)")?;
-    termios::tcsetwinsize(to, ws).op("ioctl(TIOCSWINSZ)")
+/// Sets the window size of terminal `fd` (a pty master: the slave's
+/// foreground process group gets `SIGWINCH`).
+pub fn set_winsize(fd: impl AsFd, (rows, cols): (u16, u16)) -> Result<()> {
+    let ws = Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    termios::tcsetwinsize(fd, ws).op("ioctl(TIOCSWINSZ)")
+}
+
+/// runc's console socket, on the command's side (in the container's mount
+/// namespace): a pty pair of the container's own devpts (`/dev/ptmx`), of
+/// `size`, whose master goes to the peer of `socket` (`SCM_RIGHTS`).
+/// Returns the slave.
+pub fn console(socket: impl AsFd, size: (u16, u16)) -> Result<OwnedFd> {
+    let (master, slave) = openpty()?;
+    set_winsize(&master, size)?;
+    let sent = super::net::send_with_fds(socket.as_fd(), b"m", &[master.as_fd()]);
+    sent.map_err(|e| {
+        super::Error::new(
+            "send the pty master",
+            super::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        )
+    })?;
+    Ok(slave)
 }
 
 /// A terminal put in raw mode; its modes come back on drop.

@@ -174,7 +174,7 @@ fn output_pipe() -> (OwnedFd, Stdio) {
         stdin,
         stdout: wr.try_clone().unwrap(),
         stderr: wr,
-        tty: false,
+        console: None,
     };
     (rd, stdio)
 }

@@ -91,9 +91,11 @@ pub enum ExecStdio {
     Passed,
     /// stdin, stdout and stderr are 3 passed fds.
     PassedWithStdin,
-    /// One passed fd, a pty slave (`picolet exec -it`), is stdin, stdout
-    /// and stderr, and the command's controlling terminal.
-    Tty,
+    /// `picolet exec -it`: one passed fd, a console socket. The command's
+    /// side makes a pty of the container's devpts, of this size (rows,
+    /// columns), sends its master there and makes the slave its stdio and
+    /// controlling terminal.
+    Tty(u16, u16),
 }
 
 impl ExecStdio {
@@ -103,7 +105,7 @@ impl ExecStdio {
             ExecStdio::Capture => 0,
             ExecStdio::Passed => 2,
             ExecStdio::PassedWithStdin => 3,
-            ExecStdio::Tty => 1,
+            ExecStdio::Tty(..) => 1,
         }
     }
 }

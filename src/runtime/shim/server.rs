@@ -429,7 +429,7 @@ impl Server {
             stdin,
             stdout: out_w,
             stderr: err_w,
-            tty: false,
+            console: None,
         };
         let spawned = {
             let _unblocked = sys::SignalsUnblocked::new().map_err(|e| create_err("sigmask", &e))?;
@@ -480,7 +480,7 @@ impl Server {
                         stdin,
                         stdout,
                         stderr,
-                        tty: false,
+                        console: None,
                     },
                     None,
                 )
@@ -490,16 +490,16 @@ impl Server {
                     stdin,
                     stdout,
                     stderr,
-                    tty: false,
+                    console: None,
                 },
                 None,
             ),
-            (ExecStdio::Tty, Some(pty), None, None) => (
+            (ExecStdio::Tty(rows, cols), Some(socket), None, None) => (
                 Stdio {
-                    stdin: dup(&pty)?,
-                    stdout: dup(&pty)?,
-                    stderr: pty,
-                    tty: true,
+                    stdin: null()?,
+                    stdout: null()?,
+                    stderr: null()?,
+                    console: Some((socket, (rows, cols))),
                 },
                 None,
             ),
@@ -511,7 +511,7 @@ impl Server {
                     stdin: null()?,
                     stderr: dup(&out_w)?,
                     stdout: out_w,
-                    tty: false,
+                    console: None,
                 };
                 (stdio, Some(File::from(out_r)))
             }
