@@ -342,7 +342,7 @@ fn exec_it_is_a_real_terminal_with_its_size_resizes_ctrl_c_and_exit_code() {
     if !root_or_skip() {
         return;
     }
-    use nix::sys::termios::tcgetattr;
+    use nix::sys::termios::{LocalFlags, tcgetattr};
     let a = Agent::start();
     sleeper(&a, "tt");
     let size = nix::pty::Winsize {
@@ -368,14 +368,8 @@ fn exec_it_is_a_real_terminal_with_its_size_resizes_ctrl_c_and_exit_code() {
     // An interactive shell: a prompt, and our terminal in raw mode.
     let at = screen.wait(0, "# ", 20);
     let raw = tcgetattr(&slave).unwrap();
-    assert!(
-        !raw.local_flags
-            .contains(nix::sys::termios::LocalFlags::ICANON)
-    );
-    assert!(
-        !raw.local_flags
-            .contains(nix::sys::termios::LocalFlags::ISIG)
-    );
+    assert!(!raw.local_flags.contains(LocalFlags::ICANON));
+    assert!(!raw.local_flags.contains(LocalFlags::ISIG));
     // The container's own pty (its devpts), so `tty` names it.
     type_in("test -t 0 && test -t 2 && tty\r");
     let at = screen.wait(at, "\r\n/dev/pts/0\r\n", 10);
@@ -430,6 +424,29 @@ fn exec_it_is_a_real_terminal_with_its_size_resizes_ctrl_c_and_exit_code() {
         )
     );
     assert_eq!(after.control_chars, before.control_chars);
+
+    // SIGTERM to the CLI mid-session: it dies by it (143) with our
+    // terminal restored.
+    let at = screen.0.lock().unwrap().len();
+    let mut child = cli(&a)
+        .args(["exec", "-it", "tt", "--", "sh"])
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()))
+        .spawn()
+        .unwrap();
+    screen.wait(at, "# ", 20);
+    assert!(
+        !tcgetattr(&slave)
+            .unwrap()
+            .local_flags
+            .contains(LocalFlags::ICANON)
+    );
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = wait_for(10, "the CLI to end", || child.try_wait().unwrap());
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(tcgetattr(&slave).unwrap().local_flags, before.local_flags);
 
     // No such pod, no such command: the errors as without -t.
     let tty_exec = |args: &[&str]| {

@@ -18,11 +18,13 @@
 //!
 //! With `-it` on a terminal stdin (kubectl's rule: `-t` alone, or a stdin
 //! that is not a terminal, runs without one; the latter says so), the CLI
-//! opens a pty pair and passes only the slave, which the shim makes the
+//! passes one end of a socket pair instead, with its terminal's size: the
+//! exec's child makes a pty of the container's devpts, sends the master
+//! back on that socket (runc's console socket) and makes the slave the
 //! command's 0, 1, 2 and controlling terminal. The CLI puts its own
 //! terminal in raw mode (restored on every way out, signals included) and
-//! relays its stdin → the master → its stdout; the window size goes to the
-//! master at start and on each `SIGWINCH`.
+//! relays its stdin → the master → its stdout; `SIGWINCH` resizes the
+//! master. Neither the agent nor the shim is in the data path.
 
 use super::parse_api;
 use crate::api::{self, Request, Response};
@@ -400,16 +402,6 @@ fn tty_session(state_dir: &Path, req: &Request) -> Result<Outcome, String> {
     let sys = |e: crate::sys::Error| format!("exec: {e}");
     let (console, theirs) = UnixStream::pair().map_err(|e| format!("exec: socketpair: {e}"))?;
     let stdin = io::stdin();
-    // Terminating signals are read from here (raw mode is undone first);
-    // SIGWINCH resizes.
-    let signals = SignalFd::new(&[
-        libc::SIGWINCH,
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-    ])
-    .map_err(sys)?;
     let sock = api::send(state_dir, req, &[theirs.as_fd()]).map_err(|e| e.to_string())?;
     drop(theirs);
     // The master, once the pty is made; end of file when the command
@@ -419,6 +411,16 @@ fn tty_session(state_dir: &Path, req: &Request) -> Result<Outcome, String> {
         .map_err(|e| format!("exec: the pty's master: {e}"))?;
     drop(console);
     let master = fds.pop().map(File::from);
+    // From here on, terminating signals are read from this fd (so that raw
+    // mode is undone first); SIGWINCH resizes.
+    let signals = SignalFd::new(&[
+        libc::SIGWINCH,
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+    ])
+    .map_err(sys)?;
     let _raw = match master {
         Some(_) => Some(tty::RawMode::new(stdin.as_fd()).map_err(sys)?),
         None => None,
