@@ -558,16 +558,16 @@ impl Agent {
         name: &str,
         container: Option<String>,
         argv: Vec<String>,
-        (stdin, tty): (bool, Option<(u16, u16)>),
+        (stdin, tty): (bool, bool),
         fds: Vec<OwnedFd>,
     ) -> Result<(String, u64), String> {
         let (stdio, what) = match (tty, stdin) {
-            (Some((rows, cols)), _) => (proto::ExecStdio::Tty(rows, cols), "console socket"),
-            (None, true) => (
+            (true, _) => (proto::ExecStdio::Tty, "console socket"),
+            (false, true) => (
                 proto::ExecStdio::PassedWithStdin,
                 "stdin, stdout and stderr",
             ),
-            (None, false) => (proto::ExecStdio::Passed, "stdout and stderr"),
+            (false, false) => (proto::ExecStdio::Passed, "stdout and stderr"),
         };
         if fds.len() != stdio.fds() {
             return Err(format!(

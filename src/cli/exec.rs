@@ -99,10 +99,10 @@ pub(super) fn exec(args: Vec<OsString>) -> Result<ExitCode, String> {
         container: a.one(&["c", "container"]).map(str::to_string),
         argv,
         stdin,
-        tty,
+        tty: tty.is_some(),
     };
-    let outcome = if tty.is_some() {
-        tty_session(&common.state_dir, &req)
+    let outcome = if let Some(size) = tty {
+        tty_session(&common.state_dir, &req, size)
     } else {
         pipes_session(&common.state_dir, &req, stdin)
     }?;
@@ -397,18 +397,23 @@ const TTY_DRAIN_MS: libc::c_int = 200;
 
 /// With a terminal: our stdin is one; the command's side makes a pty and
 /// sends us its master on the console socket.
-fn tty_session(state_dir: &Path, req: &Request) -> Result<Outcome, String> {
+fn tty_session(state_dir: &Path, req: &Request, size: (u16, u16)) -> Result<Outcome, String> {
     use crate::sys::{signal::SignalFd, tty};
     let sys = |e: crate::sys::Error| format!("exec: {e}");
-    let (console, theirs) = UnixStream::pair().map_err(|e| format!("exec: socketpair: {e}"))?;
+    let io_err = |e: io::Error| format!("exec: console socket: {e}");
+    let (mut console, theirs) = UnixStream::pair().map_err(io_err)?;
+    // The pty's first size waits on the socket for the command's side.
+    let [r0, r1] = size.0.to_le_bytes();
+    let [c0, c1] = size.1.to_le_bytes();
+    console.write_all(&[r0, r1, c0, c1]).map_err(io_err)?;
     let stdin = io::stdin();
     let sock = api::send(state_dir, req, &[theirs.as_fd()]).map_err(|e| e.to_string())?;
     drop(theirs);
-    // The master, once the pty is made; end of file when the command
-    // cannot run (the agent's answer says why).
+    // The master, once the pty is made; end of file (or a reset, when the
+    // size was left unread) when the command cannot run: the agent's
+    // answer says why.
     let mut fds = Vec::new();
-    crate::sys::net::recv_with_fds(console.as_fd(), &mut [0], &mut fds)
-        .map_err(|e| format!("exec: the pty's master: {e}"))?;
+    let _ = crate::sys::net::recv_with_fds(console.as_fd(), &mut [0], &mut fds);
     drop(console);
     let master = fds.pop().map(File::from);
     // From here on, terminating signals are read from this fd (so that raw

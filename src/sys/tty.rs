@@ -4,23 +4,20 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use rustix::fs::{Mode, OFlags};
 use rustix::pty::OpenptFlags;
 use rustix::termios::{self, OptionalActions, Termios, Winsize};
 
 use super::error::{Op, Result};
 
-/// A new pty pair `(master, slave)`, both close-on-exec and neither the
-/// caller's controlling terminal (`O_NOCTTY`).
+/// A new pty pair `(master, slave)` from this mount namespace's
+/// `/dev/ptmx`, both close-on-exec and neither the caller's controlling
+/// terminal (`O_NOCTTY`). The slave comes from the master itself
+/// (`TIOCGPTPEER`, Linux 4.13), not from a path.
 pub fn openpty() -> Result<(OwnedFd, OwnedFd)> {
-    let master =
-        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
-            .op("open /dev/ptmx")?;
-    rustix::pty::grantpt(&master).op("grantpt")?;
+    let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
+    let master = rustix::pty::openpt(flags).op("open /dev/ptmx")?;
     rustix::pty::unlockpt(&master).op("unlockpt")?;
-    let name = rustix::pty::ptsname(&master, Vec::new()).op("ptsname")?;
-    let flags = OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let slave = rustix::fs::open(name.as_c_str(), flags, Mode::empty()).op("open pty slave")?;
+    let slave = rustix::pty::ioctl_tiocgptpeer(&master, flags).op("ioctl(TIOCGPTPEER)")?;
     Ok((master, slave))
 }
 
@@ -44,11 +41,17 @@ pub fn set_winsize(fd: impl AsFd, (rows, cols): (u16, u16)) -> Result<()> {
 
 /// runc's console socket, on the command's side (in the container's mount
 /// namespace): a pty pair of the container's own devpts (`/dev/ptmx`), of
-/// `size`, whose master goes to the peer of `socket` (`SCM_RIGHTS`).
-/// Returns the slave.
-pub fn console(socket: impl AsFd, size: (u16, u16)) -> Result<OwnedFd> {
+/// the size waiting on `socket` (rows, columns: 2 × u16 little-endian, the
+/// peer wrote them before passing it; read without waiting), whose master
+/// goes to the peer (`SCM_RIGHTS`). Returns the slave.
+pub fn console(socket: impl AsFd) -> Result<OwnedFd> {
     let (master, slave) = openpty()?;
-    set_winsize(&master, size)?;
+    let mut b = [0u8; 4];
+    let got = rustix::net::recv(&socket, &mut b, rustix::net::RecvFlags::DONTWAIT);
+    if let Ok((4, _)) = got {
+        let rows = u16::from_le_bytes([b[0], b[1]]);
+        set_winsize(&master, (rows, u16::from_le_bytes([b[2], b[3]])))?;
+    }
     let sent = super::net::send_with_fds(socket.as_fd(), b"m", &[master.as_fd()]);
     sent.map_err(|e| {
         super::Error::new(

@@ -79,7 +79,7 @@ pub(crate) fn exec_main(
     // runc's console socket: the pty is the container's own (its devpts),
     // so `tty` names it inside.
     let slave = match &stdio.console {
-        Some((socket, size)) => Some(crate::sys::tty::console(socket, *size)?),
+        Some(socket) => Some(crate::sys::tty::console(socket)?),
         None => None,
     };
     let fds = match &slave {

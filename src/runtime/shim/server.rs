@@ -494,12 +494,12 @@ impl Server {
                 },
                 None,
             ),
-            (ExecStdio::Tty(rows, cols), Some(socket), None, None) => (
+            (ExecStdio::Tty, Some(socket), None, None) => (
                 Stdio {
                     stdin: null()?,
                     stdout: null()?,
                     stderr: null()?,
-                    console: Some((socket, (rows, cols))),
+                    console: Some(socket),
                 },
                 None,
             ),

@@ -405,12 +405,14 @@ fn exec_with_a_tty_makes_the_pty_its_stdio_and_controlling_terminal() {
     ))));
     agent.started("app", 0);
     let fds_before = fd_count(shim.pid);
-    let (console, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (mut console, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    // The size: 33 rows, 77 columns.
+    console.write_all(&[33, 0, 77, 0]).unwrap();
     // /proc/PID/stat: $6 is the session, $7 the controlling terminal.
     let script = "read l; echo \"got $l\"; set -- $(cat /proc/$$/stat); \
                   [ $6 = $$ ] && [ $7 != 0 ] && echo leader; tty; stty size; echo err >&2; exit 4";
     agent.send_with_fds(
-        &exec_passed(1, &["/bin/sh", "-c", script], ExecStdio::Tty(33, 77)),
+        &exec_passed(1, &["/bin/sh", "-c", script], ExecStdio::Tty),
         &[theirs.as_fd()],
     );
     drop(theirs);
@@ -438,7 +440,7 @@ fn exec_with_a_tty_makes_the_pty_its_stdio_and_controlling_terminal() {
     // A console fd that is no socket: refused, not run.
     let (r, w) = crate::sys::fd::pipe().unwrap();
     agent.send_with_fds(
-        &exec_passed(2, &["/bin/true"], ExecStdio::Tty(24, 80)),
+        &exec_passed(2, &["/bin/true"], ExecStdio::Tty),
         &[r.as_fd()],
     );
     drop((r, w));
