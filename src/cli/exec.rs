@@ -49,16 +49,13 @@ with exit code N\" on stderr when it is not 0 (127: no such command, 126: the
 command cannot run). A pod or container that does not exist is an error
 (exit 1).
 
-With -i and -t on a terminal, the command gets a terminal of its own (a pty;
-stdout and stderr are one stream then): picolet's terminal is in raw mode
-while it runs, so Ctrl-C reaches the command, and the window size follows
-picolet's. -t without -i is ignored, as by kubectl; -it with a stdin that is
-not a terminal runs without one, after a line saying so.
+With -it on a terminal, the command gets a pty (raw mode: Ctrl-C reaches it;
+the window size follows). As kubectl, -t needs -i and a terminal stdin.
 
 Options:
   -c, --container NAME   the container (default: the pod's first container)
   -i, --stdin            pass picolet's stdin to the command
-  -t, --tty              give the command a terminal (with -i on a terminal stdin)
+  -t, --tty              give the command a terminal (pty)
   -n, --namespace NS     the pod's namespace (default: default)
       --state-dir DIR    the agent's state directory
 
@@ -406,7 +403,6 @@ fn tty_session(state_dir: &Path, req: &Request, size: (u16, u16)) -> Result<Outc
     let [r0, r1] = size.0.to_le_bytes();
     let [c0, c1] = size.1.to_le_bytes();
     console.write_all(&[r0, r1, c0, c1]).map_err(io_err)?;
-    let stdin = io::stdin();
     let sock = api::send(state_dir, req, &[theirs.as_fd()]).map_err(|e| e.to_string())?;
     drop(theirs);
     // The master, once the pty is made; end of file (or a reset, when the
@@ -427,7 +423,7 @@ fn tty_session(state_dir: &Path, req: &Request, size: (u16, u16)) -> Result<Outc
     ])
     .map_err(sys)?;
     let _raw = match master {
-        Some(_) => Some(tty::RawMode::new(stdin.as_fd()).map_err(sys)?),
+        Some(_) => Some(tty::RawStdin::new().map_err(sys)?),
         None => None,
     };
     tty_relay(sock, master, &signals).map_err(|e| format!("exec: {e}"))

@@ -62,30 +62,24 @@ pub fn console(socket: impl AsFd) -> Result<OwnedFd> {
     Ok(slave)
 }
 
-/// A terminal put in raw mode; its modes come back on drop.
+/// Our stdin, a terminal, put in raw mode; its modes come back on drop.
 #[derive(Debug)]
-pub struct RawMode {
-    fd: OwnedFd,
-    saved: Termios,
-}
+pub struct RawStdin(Termios);
 
-impl RawMode {
-    /// Raw mode (as `cfmakeraw`) on `fd`, until the guard drops.
-    pub fn new(fd: impl AsFd) -> Result<RawMode> {
-        let fd = fd.as_fd().try_clone_to_owned().map_err(|e| {
-            super::Error::new("dup", super::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-        })?;
-        let saved = termios::tcgetattr(&fd).op("tcgetattr")?;
+impl RawStdin {
+    /// Raw mode (as `cfmakeraw`) on stdin, until the guard drops.
+    pub fn new() -> Result<RawStdin> {
+        let saved = termios::tcgetattr(std::io::stdin()).op("tcgetattr")?;
         let mut raw = saved.clone();
         raw.make_raw();
-        termios::tcsetattr(&fd, OptionalActions::Flush, &raw).op("tcsetattr")?;
-        Ok(RawMode { fd, saved })
+        termios::tcsetattr(std::io::stdin(), OptionalActions::Now, &raw).op("tcsetattr")?;
+        Ok(RawStdin(saved))
     }
 }
 
-impl Drop for RawMode {
+impl Drop for RawStdin {
     fn drop(&mut self) {
-        let _ = termios::tcsetattr(&self.fd, OptionalActions::Now, &self.saved);
+        let _ = termios::tcsetattr(std::io::stdin(), OptionalActions::Now, &self.0);
     }
 }
 
