@@ -52,6 +52,8 @@ pub fn console(socket: impl AsFd) -> Result<OwnedFd> {
         let rows = u16::from_le_bytes([b[0], b[1]]);
         set_winsize(&master, (rows, u16::from_le_bytes([b[2], b[3]])))?;
     }
+    // Never wait on the peer: the shim waits for this process to exec.
+    super::fd::set_nonblocking(socket.as_fd())?;
     let sent = super::net::send_with_fds(socket.as_fd(), b"m", &[master.as_fd()]);
     sent.map_err(|e| {
         super::Error::new(
