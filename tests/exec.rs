@@ -1,6 +1,7 @@
-//! `picolet exec` as kubectl's non-TTY exec: streamed and separate stdout
-//! and stderr without a size limit, stdin with `-i`, kubectl's exit codes,
-//! and nothing left behind when the CLI goes away.
+//! `picolet exec` as kubectl's exec: without a terminal, streamed and
+//! separate stdout and stderr without a size limit, stdin with `-i`,
+//! kubectl's exit codes, and nothing left behind when the CLI goes away;
+//! with `-it`, a real pty driven by the test through its own pty.
 
 mod support;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -120,12 +121,26 @@ fn exec_streams_stdout_and_stderr_apart_takes_stdin_with_i_and_exits_as_kubectl(
         "{}",
         text(&out.stderr)
     );
-    // -t is refused, not ignored.
-    for t in ["-t", "-it", "--tty"] {
-        let out = a.cli(&["exec", t, "ex", "--", "true"]);
+    // kubectl's -t rules: without -i it is ignored; with -i on a stdin
+    // that is not a terminal, it says so and runs without one.
+    for t in ["-t", "--tty"] {
+        let out = a.cli(&["exec", t, "ex", "--", "tty"]);
         assert_eq!(out.status.code(), Some(1), "{t}");
-        assert!(text(&out.stderr).contains("is not supported yet"), "{t}");
+        assert_eq!(text(&out.stdout), "not a tty\n", "{t}");
+        assert_eq!(text(&out.stderr), "command terminated with exit code 1\n");
     }
+    let out = cli_in(
+        &a,
+        &["exec", "-it", "ex", "--", "sh", "-c", "cat; tty"],
+        b"in\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "in\nnot a tty\n");
+    assert_eq!(
+        text(&out.stderr),
+        "Unable to use a TTY - input is not a terminal or the right kind of file\n\
+         command terminated with exit code 1\n"
+    );
     a.assert_one_thread();
 }
 
@@ -280,5 +295,179 @@ fn exec_output_arrives_as_written_and_a_cli_that_goes_away_leaves_nothing_behind
         .unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("shim went away"), "{stderr}");
+    a.assert_one_thread();
+}
+
+/// What the test's pty master has read so far, filled by a thread.
+struct Screen(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl Screen {
+    fn new(master: std::os::fd::OwnedFd) -> Screen {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::File::from(master);
+            let mut buf = [0; 4096];
+            // EIO once the CLI and the test have closed the slave.
+            while let Ok(n @ 1..) = f.read(&mut buf) {
+                s.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Screen(seen)
+    }
+
+    /// Waits until `want` appears after byte `from`; returns the offset
+    /// just past it.
+    fn wait(&self, from: usize, want: &str, secs: u64) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.0.lock().unwrap().clone();
+            if let Some(i) = s.get(from..).and_then(|t| t.find(want)) {
+                return from + i + want.len();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {want:?} in {:?}",
+                &s[from.min(s.len())..]
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn exec_it_is_a_real_terminal_with_its_size_resizes_ctrl_c_and_exit_code() {
+    if !root_or_skip() {
+        return;
+    }
+    use nix::sys::termios::{LocalFlags, tcgetattr};
+    let a = Agent::start();
+    sleeper(&a, "tt");
+    let size = nix::pty::Winsize {
+        ws_row: 24,
+        ws_col: 80,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size), None).unwrap();
+    let mut master = std::fs::File::from(pty.master.try_clone().unwrap());
+    let screen = Screen::new(pty.master);
+    let slave = pty.slave;
+    let before = tcgetattr(&slave).unwrap();
+    let mut child = cli(&a)
+        .args(["exec", "-it", "tt", "--", "sh"])
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()))
+        .spawn()
+        .unwrap();
+    let mut type_in = |s: &str| master.write_all(s.as_bytes()).unwrap();
+
+    // An interactive shell: a prompt, and our terminal in raw mode.
+    let at = screen.wait(0, "# ", 20);
+    let raw = tcgetattr(&slave).unwrap();
+    assert!(!raw.local_flags.contains(LocalFlags::ICANON));
+    assert!(!raw.local_flags.contains(LocalFlags::ISIG));
+    // The container's own pty (its devpts), so `tty` names it.
+    type_in("test -t 0 && test -t 2 && tty\r");
+    let at = screen.wait(at, "\r\n/dev/pts/0\r\n", 10);
+    type_in("stty size; echo $((6*7))\r");
+    let at = screen.wait(at, "24 80\r\n42\r\n", 10);
+
+    // A resize follows our terminal's size (SIGWINCH to the CLI).
+    let ws = rustix::termios::Winsize {
+        ws_row: 40,
+        ws_col: 120,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(&slave, ws).unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGWINCH).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    type_in("stty size\r");
+    let at = screen.wait(at, "40 120\r\n", 10);
+
+    // Ctrl-C is SIGINT for the foreground job, not for the CLI or the shell.
+    type_in("sleep 30\r");
+    let at = screen.wait(at, "sleep 30\r\n", 10);
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    type_in("\x03");
+    let at = screen.wait(at, "# ", 5);
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    type_in("echo alive-$((1+1))\r");
+    let at = screen.wait(at, "alive-2\r\n", 10);
+    assert!(child.try_wait().unwrap().is_none(), "the CLI still runs");
+
+    // The exit code comes back, kubectl's line too; our modes are restored.
+    type_in("exit 3\r");
+    let status = wait_for(10, "the CLI to end", || child.try_wait().unwrap());
+    assert_eq!(status.code(), Some(3));
+    // After the restore: "\r\n" is our terminal's ONLCR again.
+    screen.wait(at, "command terminated with exit code 3\r\n", 5);
+    let after = tcgetattr(&slave).unwrap();
+    assert_eq!(
+        (
+            after.input_flags,
+            after.output_flags,
+            after.local_flags,
+            after.control_flags
+        ),
+        (
+            before.input_flags,
+            before.output_flags,
+            before.local_flags,
+            before.control_flags
+        )
+    );
+    assert_eq!(after.control_chars, before.control_chars);
+
+    // SIGTERM to the CLI mid-session: it dies by it (143) with our
+    // terminal restored.
+    let at = screen.0.lock().unwrap().len();
+    let mut child = cli(&a)
+        .args(["exec", "-it", "tt", "--", "sh"])
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()))
+        .spawn()
+        .unwrap();
+    screen.wait(at, "# ", 20);
+    assert!(
+        !tcgetattr(&slave)
+            .unwrap()
+            .local_flags
+            .contains(LocalFlags::ICANON)
+    );
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = wait_for(10, "the CLI to end", || child.try_wait().unwrap());
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(tcgetattr(&slave).unwrap().local_flags, before.local_flags);
+
+    // No such pod, no such command: the errors as without -t.
+    let tty_exec = |args: &[&str]| {
+        let at = screen.0.lock().unwrap().len();
+        let status = cli(&a)
+            .args(["exec", "-it"])
+            .args(args)
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave.try_clone().unwrap()))
+            .status()
+            .unwrap();
+        (status.code(), at)
+    };
+    let (code, at) = tty_exec(&["nope", "--", "sh"]);
+    assert_eq!(code, Some(1));
+    screen.wait(at, "pod \"nope\" not found", 5);
+    let (code, at) = tty_exec(&["tt", "--", "nosuchcmd"]);
+    assert_eq!(code, Some(127));
+    let at = screen.wait(at, "nosuchcmd", 5);
+    screen.wait(at, "command terminated with exit code 127\r\n", 5);
+    assert_eq!(tcgetattr(&slave).unwrap().local_flags, before.local_flags);
     a.assert_one_thread();
 }

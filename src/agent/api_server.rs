@@ -538,7 +538,8 @@ impl Agent {
                 container,
                 argv,
                 stdin,
-            } => match self.start_exec(&namespace, &name, container, argv, stdin, fds) {
+                tty,
+            } => match self.start_exec(&namespace, &name, container, argv, (stdin, tty), fds) {
                 Ok((uid, id)) => {
                     self.api.wait_exec(id, &uid, reply);
                     return;
@@ -557,22 +558,20 @@ impl Agent {
         name: &str,
         container: Option<String>,
         argv: Vec<String>,
-        stdin: bool,
+        (stdin, tty): (bool, bool),
         fds: Vec<OwnedFd>,
     ) -> Result<(String, u64), String> {
-        let stdio = if stdin {
-            proto::ExecStdio::PassedWithStdin
-        } else {
-            proto::ExecStdio::Passed
+        let (stdio, what) = match (tty, stdin) {
+            (true, _) => (proto::ExecStdio::Tty, "console socket"),
+            (false, true) => (
+                proto::ExecStdio::PassedWithStdin,
+                "stdin, stdout and stderr",
+            ),
+            (false, false) => (proto::ExecStdio::Passed, "stdout and stderr"),
         };
         if fds.len() != stdio.fds() {
             return Err(format!(
-                "exec needs the command's {} passed with the request (SCM_RIGHTS); {} came",
-                if stdin {
-                    "stdin, stdout and stderr"
-                } else {
-                    "stdout and stderr"
-                },
+                "exec needs the command's {what} passed with the request (SCM_RIGHTS); {} came",
                 fds.len()
             ));
         }

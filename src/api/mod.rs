@@ -41,7 +41,10 @@ pub enum Request {
     /// `stdin`), stdout, stderr, in that order. The agent passes them on to
     /// the pod's shim, which makes them the command's 0, 1 and 2 (stdin is
     /// `/dev/null` without `stdin`); the output never goes through the
-    /// agent. The response comes when the command has exited.
+    /// agent. With `tty`, one fd comes instead: a console socket, holding
+    /// the window size (rows, columns: 2 × u16 little-endian), on which the
+    /// command's side sends the master of the pty it made (runc's
+    /// `--console-socket`). The response comes when the command has exited.
     Exec {
         namespace: String,
         name: String,
@@ -49,6 +52,8 @@ pub enum Request {
         argv: Vec<String>,
         #[serde(default)]
         stdin: bool,
+        #[serde(default)]
+        tty: bool,
     },
 }
 

@@ -1,5 +1,4 @@
-//! `picolet exec`: a command in a container, as `kubectl exec` without a
-//! terminal.
+//! `picolet exec`: a command in a container, as `kubectl exec`.
 //!
 //! The CLI makes one pipe for stdout, one for stderr and, with `-i`, one for
 //! stdin, and sends the container's ends with the request (`SCM_RIGHTS`);
@@ -16,6 +15,16 @@
 //! code N` on stderr when N is not 0; 127 for a command that does not
 //! exist, 126 for one that cannot run (with the reason); 1 when the pod or
 //! container does not exist or is not running.
+//!
+//! With `-it` on a terminal stdin (kubectl's rule: `-t` alone, or a stdin
+//! that is not a terminal, runs without one; the latter says so), the CLI
+//! passes one end of a socket pair instead, with its terminal's size: the
+//! exec's child makes a pty of the container's devpts, sends the master
+//! back on that socket (runc's console socket) and makes the slave the
+//! command's 0, 1, 2 and controlling terminal. The CLI puts its own
+//! terminal in raw mode (restored on every way out, signals included) and
+//! relays its stdin → the master → its stdout; `SIGWINCH` resizes the
+//! master. Neither the agent nor the shim is in the data path.
 
 use super::parse_api;
 use crate::api::{self, Request, Response};
@@ -24,14 +33,14 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::process::ExitCode;
 
 /// `picolet exec --help`.
-pub const HELP: &str =
-    "Run a command in a running container (as `kubectl exec`, without a terminal).
+pub const HELP: &str = "Run a command in a running container (as `kubectl exec`).
 
 Usage:
-  picolet exec POD [-c CONTAINER] [-i] [-n NAMESPACE] [--state-dir DIR] -- COMMAND [ARG...]
+  picolet exec POD [-c CONTAINER] [-i] [-t] [-n NAMESPACE] [--state-dir DIR] -- COMMAND [ARG...]
 
 The command's stdout and stderr stream to picolet's stdout and stderr as it
 writes them, without a size limit. Its stdin is empty unless -i is given.
@@ -40,74 +49,67 @@ with exit code N\" on stderr when it is not 0 (127: no such command, 126: the
 command cannot run). A pod or container that does not exist is an error
 (exit 1).
 
+With -it on a terminal, the command gets a pty (raw mode: Ctrl-C reaches it;
+the window size follows). As kubectl, -t needs -i and a terminal stdin.
+
 Options:
   -c, --container NAME   the container (default: the pod's first container)
   -i, --stdin            pass picolet's stdin to the command
-  -t, --tty              refused: a terminal (pty) is not supported yet
+  -t, --tty              give the command a terminal (pty)
   -n, --namespace NS     the pod's namespace (default: default)
       --state-dir DIR    the agent's state directory
 
 Examples:
   picolet exec web -- cat /etc/os-release
+  picolet exec -it web -- sh
   echo hi | picolet exec -i web -c app -- cat
   picolet exec web -- sh -c 'tar cf - /data' > data.tar
 ";
 
-const USAGE: &str = "usage: picolet exec POD [-c CONTAINER] [-i] -- COMMAND [ARG...]";
+const USAGE: &str = "usage: picolet exec POD [-c CONTAINER] [-i] [-t] -- COMMAND [ARG...]";
 
 /// Bytes moved per read.
 const CHUNK: usize = 64 << 10;
 
 pub(super) fn exec(args: Vec<OsString>) -> Result<ExitCode, String> {
     let (common, a) = parse_api(args, &["c", "container"], &["i", "stdin", "t", "tty"])?;
-    if a.has(&["t", "tty"]) {
-        return Err(
-            "-t/--tty is not supported yet: picolet exec runs commands without a terminal \
-             (use -i to pass stdin)"
-                .into(),
-        );
-    }
     let pod = a.free.first().ok_or(USAGE)?.clone();
     let argv: Vec<String> = a.free.iter().skip(1).cloned().collect();
     if argv.is_empty() {
         return Err(USAGE.into());
     }
     let stdin = a.has(&["i", "stdin"]);
+    // kubectl's SetupTTY: -t counts only with -i, and on a terminal.
+    let mut tty = None;
+    if stdin && a.has(&["t", "tty"]) {
+        // Not a terminal (or one without a size): no TTY, as kubectl.
+        match crate::sys::tty::winsize(io::stdin()) {
+            Ok(size) => tty = Some(size),
+            Err(_) => {
+                eprintln!("Unable to use a TTY - input is not a terminal or the right kind of file")
+            }
+        }
+    }
     let req = Request::Exec {
         namespace: common.namespace.clone(),
         name: pod,
         container: a.one(&["c", "container"]).map(str::to_string),
         argv,
         stdin,
+        tty: tty.is_some(),
     };
-    let pipe = || crate::sys::fd::pipe().map_err(|e| e.to_string());
-    // (container's end, ours) for each stream.
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let input = if stdin { Some(pipe()?) } else { None };
-    let sock = {
-        let mut theirs = Vec::new();
-        if let Some((r, _)) = &input {
-            theirs.push(r.as_fd());
-        }
-        theirs.push(out_w.as_fd());
-        theirs.push(err_w.as_fd());
-        api::send(&common.state_dir, &req, &theirs).map_err(|e| e.to_string())?
-    };
-    // Only the command holds the container's ends now.
-    drop((out_w, err_w));
-    let in_w = input.map(|(r, w)| {
-        drop(r);
-        w
-    });
-    let outcome = Relay::new(sock, out_r, err_r, in_w)
-        .and_then(Relay::run)
-        .map_err(|e| format!("exec: {e}"))?;
+    let outcome = if let Some(size) = tty {
+        tty_session(&common.state_dir, &req, size)
+    } else {
+        pipes_session(&common.state_dir, &req, stdin)
+    }?;
     let resp = match outcome {
         Outcome::Done(line) => api::parse_response(&line).map_err(|e| e.to_string())?,
         // Our stdout was closed (`| head`): stop, as a Unix tool does
         // on SIGPIPE; the command gets EPIPE on its next write.
         Outcome::BrokenPipe => return Ok(ExitCode::from(128 + libc::SIGPIPE as u8)),
+        // SIGTERM, SIGHUP, ... while our terminal was raw: it is restored.
+        Outcome::Signal(sig) => return Ok(ExitCode::from(128 + sig as u8)),
     };
     let Response::Exec { exit_code, error } = resp else {
         return Err("unexpected response".into());
@@ -122,20 +124,46 @@ pub(super) fn exec(args: Vec<OsString>) -> Result<ExitCode, String> {
     Ok(ExitCode::from(exit_code.clamp(0, 255) as u8))
 }
 
+/// Without a terminal: a pipe for each stream.
+fn pipes_session(state_dir: &Path, req: &Request, stdin: bool) -> Result<Outcome, String> {
+    let pipe = || crate::sys::fd::pipe().map_err(|e| e.to_string());
+    // (container's end, ours) for each stream.
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let input = if stdin { Some(pipe()?) } else { None };
+    let sock = {
+        let mut theirs = Vec::new();
+        if let Some((r, _)) = &input {
+            theirs.push(r.as_fd());
+        }
+        theirs.push(out_w.as_fd());
+        theirs.push(err_w.as_fd());
+        api::send(state_dir, req, &theirs).map_err(|e| e.to_string())?
+    };
+    // Only the command holds the container's ends now.
+    drop((out_w, err_w));
+    let in_w = input.map(|(r, w)| {
+        drop(r);
+        w
+    });
+    Relay::new(sock, out_r, err_r, in_w)
+        .and_then(Relay::run)
+        .map_err(|e| format!("exec: {e}"))
+}
+
 enum Outcome {
     /// Output finished and the agent answered: its response line (empty
     /// when it hung up without one).
     Done(Vec<u8>),
     /// Writing our stdout failed with `EPIPE`.
     BrokenPipe,
+    /// A terminating signal came during a terminal session.
+    Signal(i32),
 }
 
 /// The relay between the command's pipes and the CLI's stdio.
 struct Relay {
-    sock: Option<UnixStream>,
-    /// The agent's answer, once a whole line came.
-    response: Vec<u8>,
-    lines: crate::jsonl::LineBuffer,
+    answer: Answer,
     /// stdout and stderr pipes, closed (`None`) at end of file.
     out: [Option<File>; 2],
     /// The command's stdin pipe; `None` once closed.
@@ -161,9 +189,7 @@ impl Relay {
             crate::sys::fd::set_nonblocking(fd.as_fd())?;
         }
         Ok(Relay {
-            sock: Some(sock),
-            response: Vec::new(),
-            lines: crate::jsonl::LineBuffer::default(),
+            answer: Answer::new(sock),
             out: [Some(File::from(out_r)), Some(File::from(err_r))],
             input: in_w.map(File::from),
             pending: Vec::new(),
@@ -173,7 +199,7 @@ impl Relay {
     }
 
     fn done(&self) -> bool {
-        self.sock.is_none() && self.out.iter().all(Option::is_none)
+        self.answer.sock.is_none() && self.out.iter().all(Option::is_none)
     }
 
     fn run(mut self) -> io::Result<Outcome> {
@@ -197,7 +223,7 @@ impl Relay {
                     add(p.as_raw_fd(), libc::POLLIN, i as u8);
                 }
             }
-            if let Some(s) = &self.sock {
+            if let Some(s) = &self.answer.sock {
                 add(s.as_raw_fd(), libc::POLLIN, 2);
             }
             if let Some(p) = &self.input {
@@ -224,15 +250,19 @@ impl Relay {
                         }
                     }
                     2 => {
-                        self.read_response()?;
-                        self.stop_if_refused();
+                        // An answer other than `Exec` (no such pod, an
+                        // error) ends the relay: no command has our pipes.
+                        if self.answer.read()? {
+                            self.out = [None, None];
+                            self.input = None;
+                        }
                     }
                     3 => self.read_stdin(),
                     _ => self.write_stdin(p.revents),
                 }
             }
         }
-        Ok(Outcome::Done(std::mem::take(&mut self.response)))
+        Ok(Outcome::Done(self.answer.response))
     }
 
     /// Moves what pipe `i` holds to our stdout (0) or stderr (1); `true`
@@ -264,50 +294,6 @@ impl Relay {
             let _ = io::stderr().lock().write_all(chunk);
         }
         Ok(false)
-    }
-
-    fn read_response(&mut self) -> io::Result<()> {
-        let Some(s) = &mut self.sock else {
-            return Ok(());
-        };
-        loop {
-            match self.lines.read_from(s) {
-                // Hung up: without a line, `parse_response` says so.
-                Ok(0) => {
-                    self.sock = None;
-                    return Ok(());
-                }
-                Ok(_) => {
-                    if let Some(line) = self.lines.next_line() {
-                        self.response = line;
-                        self.sock = None;
-                        return Ok(());
-                    }
-                    if self.lines.pending() > 1 << 20 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "the agent's response is over 1 MiB",
-                        ));
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// An answer other than `Exec` (no such pod, an error) ends the relay:
-    /// no command runs with our pipes.
-    fn stop_if_refused(&mut self) {
-        if self.sock.is_some() {
-            return;
-        }
-        let exec = serde_json::from_slice::<Response>(&self.response)
-            .is_ok_and(|r| matches!(r, Response::Exec { .. }));
-        if !exec {
-            self.out = [None, None];
-            self.input = None;
-        }
     }
 
     fn read_stdin(&mut self) {
@@ -348,4 +334,223 @@ impl Relay {
             }
         }
     }
+}
+
+/// The agent's answer on the API connection.
+struct Answer {
+    /// `None` once the answer came or the agent hung up.
+    sock: Option<UnixStream>,
+    lines: crate::jsonl::LineBuffer,
+    /// The answer line (empty when the agent hung up without one).
+    response: Vec<u8>,
+}
+
+impl Answer {
+    fn new(sock: UnixStream) -> Answer {
+        Answer {
+            sock: Some(sock),
+            lines: crate::jsonl::LineBuffer::default(),
+            response: Vec::new(),
+        }
+    }
+
+    /// Reads what the socket holds; `true` when the answer is complete and
+    /// is not an `Exec` one (the command never ran).
+    fn read(&mut self) -> io::Result<bool> {
+        let Some(s) = &mut self.sock else {
+            return Ok(false);
+        };
+        loop {
+            match self.lines.read_from(s) {
+                // Hung up: without a line, `parse_response` says so.
+                Ok(0) => break,
+                Ok(_) => {
+                    if let Some(line) = self.lines.next_line() {
+                        self.response = line;
+                        break;
+                    }
+                    if self.lines.pending() > 1 << 20 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "the agent's response is over 1 MiB",
+                        ));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        self.sock = None;
+        let exec = serde_json::from_slice::<Response>(&self.response)
+            .is_ok_and(|r| matches!(r, Response::Exec { .. }));
+        Ok(!exec)
+    }
+}
+
+/// How long the pty's last output may take to arrive once the command's
+/// exit is known (a background process holding the terminal does not keep
+/// the session open, as with kubectl).
+const TTY_DRAIN_MS: libc::c_int = 200;
+
+/// With a terminal: our stdin is one; the command's side makes a pty and
+/// sends us its master on the console socket.
+fn tty_session(state_dir: &Path, req: &Request, size: (u16, u16)) -> Result<Outcome, String> {
+    use crate::sys::{signal::SignalFd, tty};
+    let sys = |e: crate::sys::Error| format!("exec: {e}");
+    let io_err = |e: io::Error| format!("exec: console socket: {e}");
+    let (mut console, theirs) = UnixStream::pair().map_err(io_err)?;
+    // The pty's first size waits on the socket for the command's side.
+    let [r0, r1] = size.0.to_le_bytes();
+    let [c0, c1] = size.1.to_le_bytes();
+    console.write_all(&[r0, r1, c0, c1]).map_err(io_err)?;
+    let sock = api::send(state_dir, req, &[theirs.as_fd()]).map_err(|e| e.to_string())?;
+    drop(theirs);
+    // The master, once the pty is made; end of file (or a reset, when the
+    // size was left unread) when the command cannot run: the agent's
+    // answer says why.
+    let mut fds = Vec::new();
+    let _ = crate::sys::net::recv_with_fds(console.as_fd(), &mut [0], &mut fds);
+    drop(console);
+    let master = fds.pop().map(File::from);
+    // From here on, terminating signals are read from this fd (so that raw
+    // mode is undone first); SIGWINCH resizes.
+    let signals = SignalFd::new(&[
+        libc::SIGWINCH,
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+    ])
+    .map_err(sys)?;
+    let _raw = match master {
+        Some(_) => Some(tty::RawStdin::new().map_err(sys)?),
+        None => None,
+    };
+    tty_relay(sock, master, &signals).map_err(|e| format!("exec: {e}"))
+}
+
+fn pollfd(fd: i32, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+fn retry(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+/// Relays our stdin → the pty master → our stdout until the command has
+/// exited and its output is drained.
+fn tty_relay(
+    sock: UnixStream,
+    master: Option<File>,
+    signals: &crate::sys::signal::SignalFd,
+) -> io::Result<Outcome> {
+    sock.set_nonblocking(true)?;
+    let master_open = master.is_some();
+    // A placeholder (never polled) when the command never ran.
+    let mut master = match master {
+        Some(m) => m,
+        None => File::from(crate::sys::fd::pipe()?.0),
+    };
+    crate::sys::fd::set_nonblocking(master.as_fd())?;
+    let mut answer = Answer::new(sock);
+    let mut drain_until = None;
+    let mut buf = vec![0; CHUNK];
+    // Read from our stdin, not yet written to the master.
+    let mut pending: Vec<u8> = Vec::new();
+    let (mut master_open, mut stdin_open) = (master_open, true);
+    loop {
+        let waiting = answer.sock.is_some();
+        if !waiting {
+            let until = *drain_until.get_or_insert_with(|| {
+                std::time::Instant::now() + std::time::Duration::from_millis(TTY_DRAIN_MS as u64)
+            });
+            if !master_open || std::time::Instant::now() >= until {
+                break;
+            }
+        }
+        let mut fds = [
+            pollfd(signals.as_raw_fd(), libc::POLLIN),
+            pollfd(
+                answer.sock.as_ref().map_or(-1, |s| s.as_raw_fd()),
+                libc::POLLIN,
+            ),
+            pollfd(
+                if master_open { master.as_raw_fd() } else { -1 },
+                if pending.is_empty() {
+                    libc::POLLIN
+                } else {
+                    libc::POLLIN | libc::POLLOUT
+                },
+            ),
+            pollfd(
+                if master_open && stdin_open && pending.is_empty() {
+                    0
+                } else {
+                    -1
+                },
+                libc::POLLIN,
+            ),
+        ];
+        let timeout = if waiting { -1 } else { TTY_DRAIN_MS };
+        if crate::sys::fd::poll(&mut fds, timeout)? == 0 {
+            break;
+        }
+        if fds[0].revents != 0 {
+            for sig in signals.read_all() {
+                if sig == libc::SIGWINCH as u32 {
+                    if let Ok(size) = crate::sys::tty::winsize(io::stdin()) {
+                        let _ = crate::sys::tty::set_winsize(master.as_fd(), size);
+                    }
+                } else {
+                    return Ok(Outcome::Signal(sig as i32));
+                }
+            }
+        }
+        if fds[1].revents != 0 && answer.read()? {
+            break;
+        }
+        if fds[2].revents & libc::POLLOUT != 0 {
+            match master.write(&pending) {
+                Ok(n) => drop(pending.drain(..n)),
+                Err(e) if retry(&e) => {}
+                Err(_) => pending.clear(),
+            }
+        }
+        if fds[2].revents & !libc::POLLOUT != 0 {
+            match master.read(&mut buf) {
+                Err(e) if retry(&e) => {}
+                // EIO: every slave fd is closed (the command is gone).
+                Ok(0) | Err(_) => master_open = false,
+                Ok(n) => {
+                    let mut out = io::stdout().lock();
+                    match out.write_all(&buf[..n]).and_then(|()| out.flush()) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                            return Ok(Outcome::BrokenPipe);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        if fds[3].revents != 0 {
+            pending.resize(CHUNK, 0);
+            match io::stdin().lock().read(&mut pending) {
+                Ok(n) if n > 0 => pending.truncate(n),
+                // Our terminal went away.
+                _ => {
+                    pending.clear();
+                    stdin_open = false;
+                }
+            }
+        }
+    }
+    Ok(Outcome::Done(answer.response))
 }

@@ -49,6 +49,12 @@ pub struct Stdio {
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    /// `picolet exec -it`: instead of the three above, a pty of the
+    /// container's devpts made in its mount namespace, whose master goes to
+    /// this console socket (runc's `--console-socket`), of the size the
+    /// socket holds; the command runs in a new session with the slave as
+    /// its 0, 1, 2 and controlling terminal.
+    pub console: Option<OwnedFd>,
 }
 
 /// Everything the new process needs, converted in the parent so that the

@@ -16,6 +16,7 @@
 //! - [`fs`]: private directories, xattrs, times, `statvfs`, `flock`, inotify.
 //! - [`bpf`]: the eBPF device-cgroup program.
 //! - [`seccomp`]: installing a container's seccomp filter.
+//! - [`tty`]: pty pairs, window sizes, raw mode, the controlling terminal.
 
 pub mod bpf;
 pub mod error;
@@ -25,5 +26,6 @@ pub mod net;
 pub mod process;
 pub mod seccomp;
 pub mod signal;
+pub mod tty;
 
 pub use error::{Errno, Error, Op, Result};

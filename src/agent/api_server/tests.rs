@@ -199,6 +199,7 @@ fn exec_line() -> Vec<u8> {
         container: None,
         argv: vec!["true".into()],
         stdin: true,
+        tty: false,
     };
     let mut line = serde_json::to_vec(&req).unwrap();
     line.push(b'\n');

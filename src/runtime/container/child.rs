@@ -49,7 +49,7 @@ pub(crate) fn container_main(
     }
     set_oom_score_adj(prepared.oom_score_adj)?;
     rootfs::setup(&Linux, rootfs_plan)?;
-    install_stdio(stdio, errfd)?;
+    install_stdio([&stdio.stdin, &stdio.stdout, &stdio.stderr], errfd)?;
     chdir(&prepared.cwd)?;
     let program = lookup(&prepared.argv0, &prepared.path_var)?;
     prepared.security.apply(&Linux)?;
@@ -76,10 +76,22 @@ pub(crate) fn exec_main(
     namespaces::join(&Linux, &pid_ns, libc::CLONE_NEWPID, "pid")?;
     namespaces::join(&Linux, &mnt_ns, libc::CLONE_NEWNS, "mnt")?;
     drop((pid_ns, mnt_ns));
-    install_stdio(stdio, errfd)?;
+    // runc's console socket: the pty is the container's own (its devpts),
+    // so `tty` names it inside.
+    let slave = match &stdio.console {
+        Some(socket) => Some(crate::sys::tty::console(socket)?),
+        None => None,
+    };
+    let fds = match &slave {
+        Some(s) => [s, s, s],
+        None => [&stdio.stdin, &stdio.stdout, &stdio.stderr],
+    };
+    install_stdio(fds, errfd)?;
+    // `install_stdio` closed every other fd: this one is gone already.
+    let _ = slave.map(std::os::fd::IntoRawFd::into_raw_fd);
     let child = namespaces::fork()?;
     if child == 0 {
-        fail(errfd, exec_command(prepared))
+        fail(errfd, exec_command(prepared, stdio.console.is_some()))
     }
     // Close the error pipe (the command holds its own copy) and the
     // command's stdio, so that readers see EOF when the command ends.
@@ -108,7 +120,12 @@ fn set_oom_score_adj(adj: Option<i32>) -> Result<(), ContainerError> {
     }
 }
 
-fn exec_command(prepared: &Prepared) -> Never {
+fn exec_command(prepared: &Prepared, tty: bool) -> Never {
+    if tty {
+        // As runc for a terminal: Ctrl-C on the pty signals the command's
+        // foreground process group, its exit hangs the session up.
+        crate::sys::tty::become_session_leader_of(std::io::stdin())?;
+    }
     // SIGKILL on the intermediate then also ends the command.
     sys::prctl(
         libc::PR_SET_PDEATHSIG,
@@ -166,11 +183,11 @@ fn reset_signals() {
 
 /// Moves `stdio` onto fds 0, 1, 2 and closes every other fd except the
 /// error pipe (which is close-on-exec).
-fn install_stdio(stdio: &Stdio, errfd: &OwnedFd) -> Result<(), ContainerError> {
+fn install_stdio(stdio: [&OwnedFd; 3], errfd: &OwnedFd) -> Result<(), ContainerError> {
     // Duplicates numbered >= 3 first, so no source is overwritten by the
     // dup2 calls below.
     let mut high = Vec::with_capacity(3);
-    for fd in [&stdio.stdin, &stdio.stdout, &stdio.stderr] {
+    for fd in stdio {
         let dup = crate::sys::fd::dup_at_least(fd.as_fd(), 3)
             .map_err(|e| ContainerError::setup("duplicate stdio fd", e.errno()))?;
         high.push(dup);

@@ -177,6 +177,7 @@ fn output_pipe() -> (OwnedFd, Stdio) {
         stdin,
         stdout: wr.try_clone().unwrap(),
         stderr: wr,
+        console: None,
     };
     (rd, stdio)
 }

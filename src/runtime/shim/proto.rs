@@ -91,6 +91,11 @@ pub enum ExecStdio {
     Passed,
     /// stdin, stdout and stderr are 3 passed fds.
     PassedWithStdin,
+    /// `picolet exec -it`: one passed fd, a console socket holding the
+    /// window size. The command's side makes a pty of the container's
+    /// devpts of that size, sends its master there and makes the slave its
+    /// stdio and controlling terminal.
+    Tty,
 }
 
 impl ExecStdio {
@@ -100,6 +105,7 @@ impl ExecStdio {
             ExecStdio::Capture => 0,
             ExecStdio::Passed => 2,
             ExecStdio::PassedWithStdin => 3,
+            ExecStdio::Tty => 1,
         }
     }
 }

@@ -429,6 +429,7 @@ impl Server {
             stdin,
             stdout: out_w,
             stderr: err_w,
+            console: None,
         };
         let spawned = {
             let _unblocked = sys::SignalsUnblocked::new().map_err(|e| create_err("sigmask", &e))?;
@@ -470,6 +471,7 @@ impl Server {
         }
         let null = || dev_null().map_err(|e| not_started(format!("/dev/null: {e}")));
         let mut fds = fds.into_iter();
+        let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| not_started(format!("dup: {e}")));
         let (stdio, out_r) = match (mode, fds.next(), fds.next(), fds.next()) {
             (ExecStdio::Passed, Some(stdout), Some(stderr), None) => {
                 let stdin = null()?;
@@ -478,6 +480,7 @@ impl Server {
                         stdin,
                         stdout,
                         stderr,
+                        console: None,
                     },
                     None,
                 )
@@ -487,6 +490,16 @@ impl Server {
                     stdin,
                     stdout,
                     stderr,
+                    console: None,
+                },
+                None,
+            ),
+            (ExecStdio::Tty, Some(socket), None, None) => (
+                Stdio {
+                    stdin: null()?,
+                    stdout: null()?,
+                    stderr: null()?,
+                    console: Some(socket),
                 },
                 None,
             ),
@@ -496,10 +509,9 @@ impl Server {
                     .map_err(|e| not_started(format!("pipe: {e}")))?;
                 let stdio = Stdio {
                     stdin: null()?,
-                    stderr: out_w
-                        .try_clone()
-                        .map_err(|e| not_started(format!("dup: {e}")))?,
+                    stderr: dup(&out_w)?,
                     stdout: out_w,
+                    console: None,
                 };
                 (stdio, Some(File::from(out_r)))
             }

@@ -393,6 +393,65 @@ fn exec_with_passed_stdio_writes_to_them_and_the_shim_keeps_no_copy() {
 }
 
 #[test]
+fn exec_with_a_tty_makes_the_pty_its_stdio_and_controlling_terminal() {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let Some(f) = Fixture::new(false) else { return };
+    let (shim, mut agent) = f.start();
+    agent.send(&Request::Start(Box::new(f.container(
+        "app",
+        0,
+        &["/bin/sleep", "30"],
+    ))));
+    agent.started("app", 0);
+    let fds_before = fd_count(shim.pid);
+    let (mut console, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    // The size: 33 rows, 77 columns.
+    console.write_all(&[33, 0, 77, 0]).unwrap();
+    // /proc/PID/stat: $6 is the session, $7 the controlling terminal.
+    let script = "read l; echo \"got $l\"; set -- $(cat /proc/$$/stat); \
+                  [ $6 = $$ ] && [ $7 != 0 ] && echo leader; tty; stty size; echo err >&2; exit 4";
+    agent.send_with_fds(
+        &exec_passed(1, &["/bin/sh", "-c", script], ExecStdio::Tty),
+        &[theirs.as_fd()],
+    );
+    drop(theirs);
+    // The master comes on the console socket, then it closes.
+    let mut fds = Vec::new();
+    let n = crate::sys::net::recv_with_fds(console.as_fd(), &mut [0; 4], &mut fds).unwrap();
+    assert_eq!((n, fds.len()), (1, 1));
+    let mut m = std::fs::File::from(fds.pop().unwrap());
+    m.write_all(b"hi\n").unwrap();
+    assert_eq!(done(&mut agent, 1), (4, String::new(), false));
+    assert_eq!(
+        crate::sys::net::recv_with_fds(console.as_fd(), &mut [0; 4], &mut fds).unwrap(),
+        0
+    );
+    // Until EIO: nobody but the command held the slave.
+    let mut seen = Vec::new();
+    let mut buf = [0; 512];
+    while let Ok(n @ 1..) = m.read(&mut buf) {
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&seen),
+        "hi\r\ngot hi\r\nleader\r\n/dev/pts/0\r\n33 77\r\nerr\r\n"
+    );
+    // A console fd that is no socket: refused, not run.
+    let (r, w) = crate::sys::fd::pipe().unwrap();
+    agent.send_with_fds(
+        &exec_passed(2, &["/bin/true"], ExecStdio::Tty),
+        &[r.as_fd()],
+    );
+    drop((r, w));
+    let (code, output, not_started) = done(&mut agent, 2);
+    assert!(not_started && code != 0, "{code} {output}");
+    assert!(output.contains("send the pty master"), "{output}");
+    assert_eq!(fd_count(shim.pid), fds_before);
+    agent.shutdown(&shim);
+}
+
+#[test]
 fn exec_past_its_timeout_is_killed_and_reported_as_timed_out() {
     let Some(f) = Fixture::new(false) else { return };
     let (shim, mut agent) = f.start();
