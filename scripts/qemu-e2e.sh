@@ -2,7 +2,9 @@
 # End-to-end test of the static aarch64 picolet on a real arm64 kernel with
 # cgroup v2: Debian's cloud arm64 kernel under qemu-system-aarch64 -M virt
 # -cpu cortex-a53 -m 512 (boards/qemu-virt.toml), busybox, the kernel modules
-# it needs, the static picolet and an arm64 busybox image in an initramfs.
+# it needs and the static picolet in an initramfs. The pods' arm64 busybox
+# image is pulled by the guest's agent from a docker-registry on this host
+# (guestfwd 10.0.2.100:5000, plain HTTP), as a device pulls on a fleet.
 #
 # The pods come from this host over MQTT, as on a real fleet: a mosquitto on
 # a free loopback port with mutual TLS (certificates made here with openssl)
@@ -35,11 +37,11 @@ WORK="$ROOT/target/qemu-e2e"
 TIMEOUT="${PICOLET_E2E_TIMEOUT:-270}"
 DEVICE=qemu-e2e
 # The tests the guest and this script must report, all PASS.
-EXPECTED=(version install check image-import agent-start fleet-connect check-delegated
+EXPECTED=(version install check agent-start fleet-connect check-delegated
     fleet-apply fleet-delivery status-two-ready two-containers status-oom-killed oom-killed
     status-cpu-running cpu-throttled status-forkbomb-running pids-max oom-score-adj agent-restart
     status-after-restart fleet-delete-applied status-deleted fleet-delete
-    check-network pod-network pod-egress host-served-pod host-port)
+    check-network pod-network pod-egress host-served-pod host-port image-pull)
 
 log() { printf '[qemu-e2e] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -48,7 +50,8 @@ START=$(date +%s)
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 for tool in cpio:cpio qemu-system-aarch64:qemu-system-arm strings:binutils mosquitto:mosquitto \
-    mosquitto_sub:mosquitto-clients jq:jq openssl:openssl ss:iproute2 socat:socat; do
+    mosquitto_sub:mosquitto-clients jq:jq openssl:openssl ss:iproute2 socat:socat \
+    docker-registry:docker-registry skopeo:skopeo; do
     command -v "${tool%%:*}" >/dev/null || $SUDO env DEBIAN_FRONTEND=noninteractive \
         apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${tool#*:}"
 done
@@ -91,7 +94,15 @@ rm -rf "$root"
 mkdir -p "$root"/{bin,proc,sys,dev,etc,e2e,usr/local/bin}
 cp "$WORK/x/bin/busybox" "$root/bin/busybox"
 cp "$bin" "$root/picolet"
-cp "$WORK/images/busybox.oci.tar" "$root/e2e/"
+# No image archive: the guest's agent pulls the pods' image from a registry
+# on this host (10.0.2.100:5000 through guestfwd, plain HTTP, listed as such
+# in registries.yaml as k3s lists an insecure registry).
+mkdir -p "$root/etc/picolet"
+cat >"$root/etc/picolet/registries.yaml" <<'EOF'
+mirrors:
+  "10.0.2.100:5000":
+    endpoint: ["http://10.0.2.100:5000"]
+EOF
 
 # The fleet's secrets: a CA, the broker's certificate (for 10.0.2.100, as
 # the guest sees it, and 127.0.0.1, as this host does), client certificates
@@ -177,10 +188,11 @@ log "initramfs: $(du -h "$WORK/initrd.gz" | cut -f1) (kernel $kver); prepared in
 : >"$WORK/mqtt.log"
 MOSQ=""
 SUB=""
+REG=""
 QEMU_JOB=""
 cleanup() {
     # Only the processes this script started, by PID.
-    for pid in $SUB $MOSQ; do kill "$pid" 2>/dev/null || true; done
+    for pid in $SUB $MOSQ $REG; do kill "$pid" 2>/dev/null || true; done
     # timeout(1) passes the signal on to QEMU.
     [ -z "$QEMU_JOB" ] || kill "$(cat "$WORK/qemu.pid" 2>/dev/null)" 2>/dev/null || true
 }
@@ -213,6 +225,34 @@ EOF
 done
 [ -n "$MOSQ" ] || die "mosquitto did not start (see $WORK/mosquitto.log)"
 log "mosquitto (mutual TLS) on 127.0.0.1:$port, pid $MOSQ"
+
+# The registry the guest pulls from: Debian's docker-registry on loopback,
+# with the arm64 busybox image pushed by skopeo.
+for regport in $(shuf -i 20000-60000 -n 20); do
+    ss -Hltn "sport = :$regport" | grep -q . && continue
+    rm -rf "$WORK/registry"
+    mkdir -p "$WORK/registry"
+    cat >"$WORK/registry.yml" <<EOF
+version: 0.1
+log: {level: info}
+storage: {filesystem: {rootdirectory: $WORK/registry}}
+http: {addr: "127.0.0.1:$regport"}
+EOF
+    docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
+    REG=$!
+    for _ in $(seq 50); do
+        ss -Hltn "sport = :$regport" | grep -q . && break
+        kill -0 "$REG" 2>/dev/null || break
+        sleep 0.1
+    done
+    ss -Hltn "sport = :$regport" | grep -q . && kill -0 "$REG" 2>/dev/null && break
+    kill "$REG" 2>/dev/null || true
+    REG=""
+done
+[ -n "$REG" ] || die "docker-registry did not start (see $WORK/registry.log)"
+skopeo copy -q --dest-tls-verify=false "oci-archive:$WORK/images/busybox.oci.tar" \
+    "docker://127.0.0.1:$regport/e2e/busybox:1" >&2 || die "skopeo could not push the busybox image"
+log "docker-registry on 127.0.0.1:$regport (guest: 10.0.2.100:5000), pid $REG, e2e/busybox:1 pushed"
 TLS_ARGS=(--ca "$tls/ca.crt" --cert "$tls/controller.crt" --key "$tls/controller.key")
 FLEET_ARGS=(--device "$DEVICE" --broker "mqtts://127.0.0.1:$port" "${TLS_ARGS[@]}")
 stdbuf -oL mosquitto_sub -h 127.0.0.1 -p "$port" --cafile "$tls/ca.crt" --cert "$tls/controller.crt" \
@@ -242,7 +282,7 @@ append="console=ttyAMA0 quiet loglevel=3 panic=-1 PICOLET_E2E_NET=1 PICOLET_E2E_
 # cmd: runs socat per guest connection (a -tcp: chardev would be one host
 # connection for the whole boot, and the restarted agent's TLS handshake
 # would land in the first agent's stream).
-qemu_net=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8883-cmd:socat STDIO TCP:127.0.0.1:$port,guestfwd=tcp:10.0.2.100:8080-cmd:$WORK/http.sh"
+qemu_net=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8883-cmd:socat STDIO TCP:127.0.0.1:$port,guestfwd=tcp:10.0.2.100:8080-cmd:$WORK/http.sh,guestfwd=tcp:10.0.2.100:5000-cmd:socat STDIO TCP:127.0.0.1:$regport"
     -device virtio-net-device,netdev=n0)
 log "booting (time limit ${TIMEOUT}s)"
 boot_start=$(date +%s)

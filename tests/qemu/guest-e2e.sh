@@ -161,11 +161,6 @@ else
 fi
 
 # --- image, agent idle ----------------------------------------------------------
-if out=$($P image import /e2e/busybox.oci.tar 2>&1); then
-    result image-import PASS "$out"
-else
-    result image-import FAIL "$out"
-fi
 if ! start_holder; then
     result agent-start FAIL "picolet cgroup-holder did not move into $CG/holder: $(cat /tmp/holder.log)"
     exit $FAILS
@@ -213,6 +208,15 @@ if wait_for 60 two_ready; then
     result two-containers PASS "both containers Ready (httpGet and exec probes) after $((($(now_us) - t0) / 1000)) ms"
 else
     result two-containers FAIL "$(brief two)"
+fi
+# The image came from the host's registry, pulled by the agent (no archive
+# in this initramfs): the kubelet's Pulled event and the store say so.
+pulled=$(describe two | grep -m1 'Successfully pulled image' | tr -s ' ')
+if [ -n "$pulled" ] && $P image ls 2>/dev/null | grep -q '10.0.2.100:5000/e2e/busybox'; then
+    result image-pull PASS "$pulled"
+else
+    result image-pull FAIL "no Pulled event or no image in the store: $(describe two | grep -iE 'pull|image' | tr -s ' \n' ' ')"
+    agent_log_tail
 fi
 
 oom_seen() {
