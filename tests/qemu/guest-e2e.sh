@@ -70,7 +70,8 @@ brief() { describe "$1" | grep -E 'State|Reason|Exit|Restart|Ready' | tr -s ' \t
 # same command line until they exec.
 is_shim() {
     case "$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" in
-    *\ shim\ --config\ *) return 0 ;;
+    # `picolet shim <namespace>/<pod>` (the config path is in its environment).
+    picolet\ shim\ */*) return 0 ;;
     esac
     return 1
 }
@@ -356,7 +357,7 @@ elif start_agent; then
     sleep 3
     after=$( (started_at two; started_at cpu) | tr '\n' ' ')
     shims_after=$(shims | sort | tr '\n' ' ')
-    if [ -n "$before" ] && [ "$before" = "$after" ] && [ "$shims_before" = "$shims_after" ] && two_ready; then
+    if [ -n "$before" ] && [ -n "$shims_before" ] && [ "$before" = "$after" ] && [ "$shims_before" = "$shims_after" ] && two_ready; then
         result agent-restart PASS "same startedAt ($(echo "$before" | wc -w) containers) and shims ($shims_before) after kill -9"
     else
         result agent-restart FAIL "startedAt before [$before] after [$after]; shims before [$shims_before] after [$shims_after]"
