@@ -249,7 +249,7 @@ impl GetOpts {
             Output::Json => serde_json::to_string_pretty(&doc)
                 .map(|s| s + "\n")
                 .map_err(|e| e.to_string()),
-            Output::Yaml => serde_norway::to_string(&doc).map_err(|e| e.to_string()),
+            Output::Yaml => Ok(crate::yaml::to_string(&doc)),
             Output::JsonPath(t) => Ok(t.render(&doc)),
             _ => unreachable!("table outputs return above"),
         }

@@ -12,7 +12,7 @@
 mod emit;
 mod parse;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use emit::to_string;
 pub use parse::{Document, parse};
@@ -96,6 +96,8 @@ pub(crate) enum Kind {
     Float,
     Seq,
     Map,
+    /// Any other tag: refused where the value is read.
+    Other,
 }
 
 /// One step of a path into a document.
@@ -297,6 +299,7 @@ pub(crate) fn scalar(s: &str, k: Kind) -> Result<Value, String> {
         Kind::Float => parse_f64(s).map_or_else(|| bad("a float"), finite),
         Kind::Null if is_null(s) => Ok(Value::Null),
         Kind::Null => bad("null"),
+        Kind::Other => Err(parse::TAG.into()),
         _ => Ok(Value::String(s.to_string())),
     }
 }

@@ -16,6 +16,9 @@ pub struct Document {
 
 type R<T> = Result<T, Error>;
 
+pub(crate) const TAG: &str =
+    "tags other than !!str, !!int, !!bool, !!null, !!float, !!seq and !!map are not supported";
+
 /// Deepest nesting the reader follows (serde_norway refuses past 128).
 const MAX_DEPTH: usize = 160;
 
@@ -295,9 +298,10 @@ impl P<'_> {
                         "!!float" => Kind::Float,
                         "!!seq" => Kind::Seq,
                         "!!map" => Kind::Map,
+                        t if t.len() > 1 && !t.contains([',', '[', ']', '{', '}']) => Kind::Other,
                         _ => {
                             self.i = s;
-                            return self.err("tags other than !!str, !!int, !!bool, !!null, !!float, !!seq and !!map are not supported");
+                            return self.err("this tag is not supported");
                         }
                     });
                 }
@@ -321,6 +325,9 @@ impl P<'_> {
             match (&mut n.v, tag) {
                 (N::Seq(_), Kind::Seq) | (N::Map(_), Kind::Map) => {}
                 (N::Scalar(_, k), t) if !matches!(t, Kind::Seq | Kind::Map) => *k = t,
+                (_, Kind::Other) => {
+                    return Err(Error::new(TAG.into(), n.line, n.col));
+                }
                 _ => {
                     return Err(Error::new(
                         "the tag does not fit the node".into(),

@@ -5,7 +5,8 @@
 //! and ```yaml block of the repository.
 
 use super::*;
-use crate::spec::strict::{self, StrictValue, Track};
+use crate::spec::strict::StrictValue;
+use serde::Deserialize;
 use serde_json::json;
 use std::path::Path;
 
@@ -13,7 +14,7 @@ use std::path::Path;
 fn norway(text: &str) -> Result<Vec<Value>, String> {
     let mut out = Vec::new();
     for doc in serde_norway::Deserializer::from_str(text) {
-        match strict::read(doc, &Track::default()) {
+        match StrictValue::deserialize(doc) {
             Ok(StrictValue(v)) => out.push(v),
             Err(e) => return Err(e.to_string()),
         }
@@ -23,6 +24,7 @@ fn norway(text: &str) -> Result<Vec<Value>, String> {
 
 /// Both readers agree on `text`: the same documents, or both refuse it.
 pub(crate) fn against_norway(text: &str) {
+    crate::testutil::fuzz_seed("yaml", text.as_bytes());
     match (values(text), norway(text)) {
         (Ok(a), Ok(b)) => assert_eq!(a, b, "values differ on {text:?}"),
         (Err(_), Err(_)) => {}
