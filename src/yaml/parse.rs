@@ -750,12 +750,10 @@ impl P<'_> {
                     continue;
                 }
                 b'#' if self.i > s && self.s[self.i - 1] == b' ' => break,
-                b':' if blank(self.at(1)) || flow && flow_ind(self.at(1)) => break,
-                b':' if flow => {
-                    return self.err(
-                        "`:` inside a plain scalar in a flow collection is not supported: quote it",
-                    );
+                b':' if flow && (flow_ind(self.at(1)) || self.at(1) == b'?') => {
+                    return self.err("found unexpected ':'");
                 }
+                b':' if blank(self.at(1)) => break,
                 c if flow && flow_ind(c) => break,
                 _ => {}
             }
@@ -805,7 +803,7 @@ impl P<'_> {
                 }
             }
             let stop = self.eof()
-                || (self.col() as isize) <= n
+                || !flow && (self.col() as isize) <= n
                 || self.c() == b'#'
                 || self.c() == b'\t'
                 || self.ls + 3 <= self.s.len() && {
