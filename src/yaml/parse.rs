@@ -445,7 +445,12 @@ impl P<'_> {
             }
             self.c() == b':' && blank(self.at(1))
         };
+        // libyaml's simple keys end within 1024 characters.
+        let long = self.i - save.0 > 1000;
         (self.i, self.line, self.ls, self.events) = (save.0, save.1, save.2, save.3);
+        if yes && long {
+            return self.err("an implicit key over 1000 bytes long is not supported");
+        }
         self.names.truncate(save.4);
         self.anchors.truncate(save.5);
         Ok(yes)
@@ -647,11 +652,18 @@ impl P<'_> {
             if self.c() == b'?' && blank(self.at(1)) || self.c() == b':' {
                 return self.err("explicit or empty keys in flow collections are not supported");
             }
+            let (line, start) = (self.line, self.i);
             let p = self.props()?;
             let k = self.flow_item(n, p)?;
             self.flow_space(n)?;
+            // A key is a simple key to libyaml: one
+            // line, at most 1024 characters.
+            let simple = self.line == line && self.i - start <= 1000;
             let quoted = matches!(&k.v, N::Scalar(_, Kind::Quoted) | N::Seq(_) | N::Map(_));
             if self.c() == b':' && (blank(self.at(1)) || flow_ind(self.at(1)) || quoted) {
+                if !simple {
+                    return self.err("a key in a flow collection must be on one line");
+                }
                 self.i += 1;
                 self.flow_space(n)?;
                 let v = if matches!(self.c(), b',' | b'}' | b']') {

@@ -169,6 +169,9 @@ const SAME: &[&str] = &[
     "a: [\n1]\n",
     "a: [b:c, {image: busybox:1, url: http://x:80/#y}]\n",
     "a: [b\nc, d\n  e]\n",
+    "[a\nb: c]\n",
+    "{a\nb: c}\n",
+    "[a: b, {c: d}: e]\n",
     "a:\n  b: [\n x]\n",
     "a:\n  b: {\nx: 1}\n",
     "a:\n  b: 'x\n y'\n",
@@ -220,7 +223,7 @@ fn errors_name_the_node_and_its_position() {
         "a.?: invalid type: sequence, expected a string at line 2 column 5"
     );
     let e = values("a: [1, 2\nb: 1\n").unwrap_err();
-    assert_eq!((e.path(), e.line), ("", 3), "{e}");
+    assert_eq!((e.path(), e.line), ("", 2), "{e}");
     let e = values("k: v\nk2: *nope\n").unwrap_err();
     assert_eq!(e.to_string(), "unknown anchor at line 2 column 5");
     let e = values("- a: .inf\n").unwrap_err();
