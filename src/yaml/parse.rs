@@ -152,7 +152,9 @@ impl P<'_> {
         }
         if self.c() == b'#' && (self.i > start || self.i == self.ls) {
             while !matches!(self.c(), b'\n' | 0) {
-                self.check_char()?;
+                if self.c() != b'\t' {
+                    self.check_char()?;
+                }
                 self.i += self.t[self.i..].chars().next().map_or(1, char::len_utf8);
             }
         }
@@ -317,6 +319,13 @@ impl P<'_> {
     /// Gives `n` the properties `p`: its tag is checked and its anchor
     /// recorded.
     fn finish(&mut self, mut n: Node, p: Props) -> R<Node> {
+        if let (Some(_), N::Alias(_)) = (p.at, &n.v) {
+            return Err(Error::new(
+                "an alias cannot have properties".into(),
+                n.line,
+                n.col,
+            ));
+        }
         if let Some((line, col)) = p.at {
             n.line = line;
             n.col = col;

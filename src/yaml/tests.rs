@@ -129,7 +129,7 @@ const SAME: &[&str] = &[
     "- a\n-  b\n-   c: d\n    e: f\n",
     "top\n",
     "a: -x\nb: ?x\nc: :x\nd: x-\n",
-    "a: 1 # c\n# c\nb: [1, 2] # c\n",
+    "a: 1 # c\twith a tab\n# c\nb: [1, 2] # c\n",
     "a: {\"j\":1, \"k\": [2]}\n",
     "a:\n  - b: 1\n    c:\n    - d\n  - e\n",
     "a: x\n  y: z\n",
@@ -194,6 +194,7 @@ fn snippets_read_as_serde_norway_reads_them() {
 
 const REFUSED: &[&str] = &[
     "a: [b:]\n",
+    "a: &x 1\nb: &y *x\n",
     "a: !custom x\n",
     "%TAG ! tag:x,2000:\n---\na: 1\n",
     "a:\tb\n",
