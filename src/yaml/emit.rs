@@ -47,7 +47,17 @@ fn node(out: &mut String, v: &Value, indent: usize, after: bool) {
 }
 
 fn write_map_entry(out: &mut String, k: &str, v: &Value, indent: usize) {
-    string(out, k, None);
+    // A long key is an explicit one (`? key` / `: value`), as libyaml
+    // writes keys over 128 characters: readers take implicit keys up to
+    // 1024 only.
+    if k.len() > 128 {
+        out.push_str("? ");
+        string(out, k, None);
+        out.push('\n');
+        pad(out, indent);
+    } else {
+        string(out, k, None);
+    }
     out.push(':');
     match v {
         // A sequence in a mapping sits at the key's column.

@@ -33,6 +33,8 @@ struct P<'a> {
     anchors: Vec<Node>,
     events: usize,
     depth: usize,
+    /// Documents read so far.
+    docs: usize,
 }
 
 /// Properties of a node: anchor, tag and where they start.
@@ -46,7 +48,6 @@ struct Props {
 /// Reads every document of `text`; the documents before the first syntax
 /// error, and that error.
 pub fn parse(text: &str) -> (Vec<Document>, Option<Error>) {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let norm;
     let text = if text.contains('\r') {
         norm = text.replace("\r\n", "\n");
@@ -54,18 +55,33 @@ pub fn parse(text: &str) -> (Vec<Document>, Option<Error>) {
     } else {
         text
     };
+    // libyaml skips a byte order mark but counts it as a column.
+    let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
     let mut p = P {
         s: text.as_bytes(),
         t: text,
-        i: 0,
+        i: bom,
         line: 1,
         ls: 0,
         names: Vec::new(),
         anchors: Vec::new(),
         events: 0,
         depth: 0,
+        docs: 0,
     };
     let mut docs = Vec::new();
+    // libyaml's reader refuses control characters anywhere.
+    let bad = text[bom..].char_indices().find(|&(_, c)| {
+        !matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+    });
+    if let Some((at, _)) = bad {
+        let at = at + bom;
+        let line = 1 + text[..at].matches('\n').count();
+        let ls = text[..at].rfind('\n').map_or(0, |n| n + 1);
+        let col = 1 + text[ls..at].chars().count();
+        let e = Error::new("control characters are not allowed".into(), line, col);
+        return (docs, Some(e));
+    }
     let e = loop {
         match p.document() {
             Ok(Some(d)) => docs.push(d),
@@ -150,7 +166,9 @@ impl P<'_> {
         while self.c() == b' ' {
             self.i += 1;
         }
-        if self.c() == b'#' && (self.i > start || self.i == self.ls) {
+        if self.c() == b'#'
+            && (self.i > start || self.t[self.ls..self.i].chars().all(|c| c == '\u{feff}'))
+        {
             while !matches!(self.c(), b'\n' | 0) {
                 if self.c() != b'\t' {
                     self.check_char()?;
@@ -184,7 +202,10 @@ impl P<'_> {
 
     /// The rest of the line after a node must be empty (or a comment).
     fn end_line(&mut self) -> R<()> {
-        if self.s[self.ls..self.i].iter().all(|&c| c == b' ') {
+        if self.t[self.ls..self.i]
+            .chars()
+            .all(|c| c == ' ' || c == '\u{feff}')
+        {
             return Ok(());
         }
         self.inline()?;
@@ -227,7 +248,11 @@ impl P<'_> {
                 continue;
             }
             if self.marker() && self.c() == b'.' {
-                // `...` ends a document: none open here.
+                // `...` ends a document: none open here. Before the first
+                // one, libyaml takes it for an empty document's node.
+                if self.docs == 0 {
+                    return self.err("did not find expected node content");
+                }
                 self.i += 3;
                 self.end_line()?;
                 continue;
@@ -241,7 +266,11 @@ impl P<'_> {
         if self.marker() && self.c() == b'-' {
             explicit = true;
             self.i += 3;
+        } else if self.docs > 0 {
+            // Only the first document may start without `---`.
+            return self.err("expected `---` before the next document");
         }
+        self.docs += 1;
         let root = match self.block(-1, explicit, false)? {
             Some(n) => n,
             None => self.empty(start),
@@ -300,7 +329,16 @@ impl P<'_> {
                         "!!float" => Kind::Float,
                         "!!seq" => Kind::Seq,
                         "!!map" => Kind::Map,
-                        t if t.len() > 1 && !t.contains([',', '[', ']', '{', '}']) => Kind::Other,
+                        t if t.len() > 1 && {
+                            let rest = t.strip_prefix("!!").unwrap_or(&t[1..]);
+                            !rest.is_empty()
+                                && rest.bytes().all(|b| {
+                                    b.is_ascii_alphanumeric() || b"-_;/?:@&=+$.~*'()".contains(&b)
+                                })
+                        } =>
+                        {
+                            Kind::Other
+                        }
                         _ => {
                             self.i = s;
                             return self.err("this tag is not supported");

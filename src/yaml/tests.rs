@@ -125,6 +125,10 @@ const SAME: &[&str] = &[
     "k: v   \n\n\n# c\n  # d\nj: w\n",
     "a: b\r\nc: d\r\n",
     "\u{feff}a: 1\n",
+    "\u{feff}a: 1\nb: 2\n",
+    "\u{feff}# c\na: 1\nb: 2\n",
+    "\u{feff}---\na: 1\n",
+    "\u{feff}- a\n- b\n",
     "ü: é\nemoji: 😀\n",
     "- a\n-  b\n-   c: d\n    e: f\n",
     "top\n",
@@ -194,6 +198,11 @@ fn snippets_read_as_serde_norway_reads_them() {
 
 const REFUSED: &[&str] = &[
     "a: [b:]\n",
+    "a: 1\n!|:x b: 2\n",
+    "!a!b x: 1\n",
+    "...\n",
+    "a: |\n  x\0\n",
+    "---\n- a\n...\nF: 1\n",
     "a: &x 1\nb: &y *x\n",
     "a: !custom x\n",
     "%TAG ! tag:x,2000:\n---\na: 1\n",
@@ -280,6 +289,7 @@ fn the_writer_quotes_what_would_read_as_something_else() {
         "empty": {}, "none": [],
         "nested": [{"a": [1, [2, 3]], "b": {"c": "d"}}, [[]]],
         "yes": 1,
+        "long ".repeat(300): {"k": ["v"]},
     });
     let text = to_string(&v);
     assert_eq!(values(&text).unwrap(), vec![v.clone()], "{text}");
@@ -297,4 +307,33 @@ fn the_writer_prints_block_style_as_serde_norway_does() {
     let v = json!({"apiVersion": "v1", "metadata": {"name": "a", "labels": {"app": "x"}},
         "spec": {"containers": [{"name": "c", "args": ["sh", "-c"], "ports": [{"containerPort": 80}]}]}});
     assert_eq!(to_string(&v), serde_norway::to_string(&v).unwrap());
+}
+
+/// Replays the fuzz target's invariant over the files in
+/// `$YAML_REPLAY_DIR` (its crash artifacts): `cargo test --lib
+/// yaml::tests::replay -- --ignored`.
+#[test]
+#[ignore]
+fn replay() {
+    let dir = std::env::var("YAML_REPLAY_DIR").unwrap();
+    let mut bad = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let data = std::fs::read(e.path()).unwrap();
+        let Ok(text) = std::str::from_utf8(&data) else {
+            continue;
+        };
+        let r = std::panic::catch_unwind(|| {
+            refused_or_same(text);
+            for v in values(text).unwrap_or_default() {
+                let printed = to_string(&v);
+                assert_eq!(values(&printed), Ok(vec![v.clone()]), "{printed:?}");
+                assert_eq!(norway(&printed), Ok(vec![v]), "{printed:?}");
+            }
+        });
+        if r.is_err() {
+            bad += 1;
+            eprintln!("^^^ {}", e.path().display());
+        }
+    }
+    assert_eq!(bad, 0);
 }
