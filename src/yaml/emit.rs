@@ -111,7 +111,7 @@ fn scalar(out: &mut String, v: &Value, block: usize) {
 /// breaks).
 fn printable(c: char) -> bool {
     matches!(c, ' '..='~' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
-        && c != '\u{feff}'
+        && !matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}')
 }
 
 /// Whether `s` can be written plain and read back as the same string, by
@@ -130,7 +130,7 @@ fn plain_ok(s: &str) -> bool {
         "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null" | "~"
     );
     let indicator = ",[]{}#&*!|>'\"%@` ".contains(first)
-        || matches!(first, '-' | '?' | ':') && s[1..].starts_with(' ')
+        || matches!(first, '-' | '?' | ':') && (s.len() == 1 || s[1..].starts_with(' '))
         || s.starts_with("---")
         || s.starts_with("...")
         || s.ends_with([' ', ':'])

@@ -152,7 +152,7 @@ impl P<'_> {
     fn check_char(&self) -> R<()> {
         let c = self.t[self.i..].chars().next().unwrap_or(' ');
         let ok = matches!(c, '\n' | ' '..='~' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
-            && c != '\u{feff}';
+            && !matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}');
         match ok {
             true => Ok(()),
             false if c == '\t' => self.err("a tab character here is not supported (use spaces)"),
@@ -1021,7 +1021,6 @@ impl P<'_> {
                             b'"' => '"',
                             b'/' => '/',
                             b'\\' => '\\',
-                            b'\'' => '\'',
                             b'N' => '\u{85}',
                             b'_' => '\u{a0}',
                             b'L' => '\u{2028}',

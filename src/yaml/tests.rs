@@ -187,6 +187,8 @@ const SAME: &[&str] = &[
     "- >+\n\n  x\n\n",
     "a: \"\\x41\\u00e9\\U0001F600\\N\\_\\L\\P\"\n",
     "a: \"\\q\"\n",
+    "a: \"\\'\"\n",
+    "a: x\u{2028}y\n",
     "a: \"\\ud800\"\n",
     "a: &a\n  b: &b [1]\n  c: *b\nd: *a\n",
     "a:\n    b: 1\n  c: 2\n",
@@ -214,6 +216,7 @@ fn snippets_read_as_serde_norway_reads_them() {
 
 const REFUSED: &[&str] = &[
     "a: [b:]\n",
+    "a: 'x\u{2028}y'\n",
     "{? a: b}\n",
     "a: 1\n!|:x b: 2\n",
     "!a!b x: 1\n",
@@ -297,7 +300,7 @@ fn the_writer_quotes_what_would_read_as_something_else() {
     let v = json!({
         "s": ["yes", "on", "No", "true", "null", "~", "", "0755", "1.5", "1e3", "0x1",
               "- x", "a: b", "a #b", "x:", " lead", "trail ", "it's", "tab\there",
-              "\u{1}", "ü", "plain words", "http://x:80/y", "12:30"],
+              "\u{1}", "ü", "ls\u{2028}ps\u{2029}nel\u{85}", "-", "?", ":", "plain words", "http://x:80/y", "12:30"],
         "n": [1, -2, 1.5, 1e300, true, null],
         "lines": "one\ntwo\n",
         "strip": "one\ntwo",
