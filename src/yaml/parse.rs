@@ -651,12 +651,12 @@ impl P<'_> {
                 }
             }
             b'"' => {
-                let s = self.double(n)?;
+                let s = self.double()?;
                 self.events += 1;
                 Ok(node(N::Scalar(s, Kind::Quoted)))
             }
             b'\'' => {
-                let s = self.single(n)?;
+                let s = self.single()?;
                 self.events += 1;
                 Ok(node(N::Scalar(s, Kind::Quoted)))
             }
@@ -670,10 +670,9 @@ impl P<'_> {
 
     /// Inside a flow collection: skips spaces, comments and breaks; a new
     /// line must be indented past the block collection at `n`.
-    fn flow_space(&mut self, n: isize) -> R<()> {
+    fn flow_space(&mut self) -> R<()> {
         let line = self.line;
         self.space()?;
-        let _ = n;
         if self.line != line && self.marker() {
             return self.err("found a document marker inside a flow collection");
         }
@@ -691,7 +690,7 @@ impl P<'_> {
         let mut seq = Vec::new();
         let mut pairs = Vec::new();
         loop {
-            self.flow_space(n)?;
+            self.flow_space()?;
             if self.c() == close {
                 self.i += 1;
                 break;
@@ -702,7 +701,7 @@ impl P<'_> {
             let (line, start) = (self.line, self.i);
             let p = self.props()?;
             let k = self.flow_item(n, p)?;
-            self.flow_space(n)?;
+            self.flow_space()?;
             // A key is a simple key to libyaml: one
             // line, at most 1024 characters.
             let simple = self.line == line && self.i - start <= 1000;
@@ -712,7 +711,7 @@ impl P<'_> {
                     return self.err("a key in a flow collection must be on one line");
                 }
                 self.i += 1;
-                self.flow_space(n)?;
+                self.flow_space()?;
                 let v = if matches!(self.c(), b',' | b'}' | b']') {
                     let (line, col) = self.pos();
                     self.empty((line, col))
@@ -720,7 +719,7 @@ impl P<'_> {
                     let p = self.props()?;
                     self.flow_item(n, p)?
                 };
-                self.flow_space(n)?;
+                self.flow_space()?;
                 if map {
                     pairs.push((k, v));
                 } else {
@@ -831,19 +830,19 @@ impl P<'_> {
         if key {
             return Ok(out);
         }
-        self.plain_more(n, false, out.len(), &mut out)?;
+        self.plain_more(n, false, &mut out)?;
         Ok(out)
     }
 
     fn plain_flow(&mut self, n: isize) -> R<String> {
         self.plain_start(true)?;
         let mut out = self.plain_line(true)?.to_string();
-        self.plain_more(n, true, out.len(), &mut out)?;
+        self.plain_more(n, true, &mut out)?;
         Ok(out)
     }
 
     /// Continuation lines of a plain scalar (indented past `n`), folded.
-    fn plain_more(&mut self, n: isize, flow: bool, _len: usize, out: &mut String) -> R<()> {
+    fn plain_more(&mut self, n: isize, flow: bool, out: &mut String) -> R<()> {
         loop {
             let save = (self.i, self.line, self.ls);
             while self.c() == b' ' {
@@ -888,7 +887,7 @@ impl P<'_> {
 
     /// After a line break inside a quoted scalar: skips the breaks and
     /// the next line's indentation; how many breaks.
-    fn qbreaks(&mut self, n: isize) -> R<usize> {
+    fn qbreaks(&mut self) -> R<usize> {
         let mut breaks = 0;
         loop {
             while matches!(self.c(), b' ' | b'\t') {
@@ -906,13 +905,12 @@ impl P<'_> {
         if self.eof() {
             return self.err("unclosed quoted scalar");
         }
-        let _ = n;
         Ok(breaks)
     }
 
     /// Folds a line break (and the empty lines after it) in a quoted scalar.
-    fn quoted_break(&mut self, n: isize, out: &mut String) -> R<()> {
-        match self.qbreaks(n)? {
+    fn quoted_break(&mut self, out: &mut String) -> R<()> {
+        match self.qbreaks()? {
             1 => out.push(' '),
             k => out.extend(std::iter::repeat_n('\n', k - 1)),
         }
@@ -925,7 +923,7 @@ impl P<'_> {
         }
     }
 
-    fn single(&mut self, n: isize) -> R<String> {
+    fn single(&mut self) -> R<String> {
         self.i += 1;
         let mut out = String::new();
         let mut line_from = 0;
@@ -943,7 +941,7 @@ impl P<'_> {
                 }
                 b'\n' => {
                     Self::trim_blanks(&mut out, line_from);
-                    self.quoted_break(n, &mut out)?;
+                    self.quoted_break(&mut out)?;
                     line_from = out.len();
                 }
                 b'\t' => {
@@ -963,7 +961,7 @@ impl P<'_> {
         }
     }
 
-    fn double(&mut self, n: isize) -> R<String> {
+    fn double(&mut self) -> R<String> {
         self.i += 1;
         let mut out = String::new();
         let mut line_from = 0;
@@ -976,7 +974,7 @@ impl P<'_> {
                 }
                 b'\n' => {
                     Self::trim_blanks(&mut out, line_from);
-                    self.quoted_break(n, &mut out)?;
+                    self.quoted_break(&mut out)?;
                     line_from = out.len();
                 }
                 b'\\' if self.at(1) == b'\n' => {
@@ -984,7 +982,7 @@ impl P<'_> {
                     // it are kept.
                     self.i += 1;
                     self.nl();
-                    let k = self.qbreaks(n)?;
+                    let k = self.qbreaks()?;
                     out.extend(std::iter::repeat_n('\n', k));
                     line_from = out.len();
                 }
