@@ -35,6 +35,8 @@ struct P<'a> {
     depth: usize,
     /// Documents read so far.
     docs: usize,
+    /// The last column computed, and where.
+    col_at: std::cell::Cell<(usize, usize)>,
 }
 
 /// Properties of a node: anchor, tag and where they start.
@@ -68,6 +70,7 @@ pub fn parse(text: &str) -> (Vec<Document>, Option<Error>) {
         events: 0,
         depth: 0,
         docs: 0,
+        col_at: Default::default(),
     };
     let mut docs = Vec::new();
     // libyaml's reader refuses control characters anywhere.
@@ -129,7 +132,16 @@ impl P<'_> {
 
     /// 0-based column (in characters).
     fn col(&self) -> usize {
-        self.t[self.ls..self.i].chars().count()
+        // Counted on from the last answer on this line: a long line is
+        // not counted again for each node on it.
+        let (at, col) = self.col_at.get();
+        let (from, base) = match at >= self.ls && at <= self.i {
+            true => (at, col),
+            false => (self.ls, 0),
+        };
+        let col = base + self.t[from..self.i].chars().count();
+        self.col_at.set((self.i, col));
+        col
     }
 
     fn pos(&self) -> (usize, usize) {

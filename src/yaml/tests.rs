@@ -293,6 +293,12 @@ fn a_billion_laughs_exceeds_the_budget() {
     assert!(e.to_string().contains("repetition limit exceeded"), "{e}");
     let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
     assert!(values(&deep).is_err());
+    // One long line of many nodes, and a long indentation, are read in
+    // linear time (columns are counted on, not again from the line start).
+    let wide = format!("[{}a]\n", "a, ".repeat(200_000));
+    assert_eq!(values(&wide).unwrap()[0].as_array().unwrap().len(), 200_001);
+    let indented = format!("a: |\n{}x\n", " ".repeat(200_000));
+    assert_eq!(values(&indented).unwrap()[0]["a"], "x\n");
 }
 
 #[test]
