@@ -45,6 +45,8 @@ struct Props {
     anchor: Option<String>,
     tag: Option<Kind>,
     at: Option<(usize, usize)>,
+    /// Their byte offset.
+    from: usize,
 }
 
 /// Reads every document of `text`; the documents before the first syntax
@@ -314,6 +316,7 @@ impl P<'_> {
 
     fn props(&mut self) -> R<Props> {
         let mut p = Props::default();
+        let start = self.i;
         loop {
             let here = self.pos();
             match self.c() {
@@ -359,7 +362,10 @@ impl P<'_> {
                 }
                 _ => return Ok(p),
             }
-            p.at.get_or_insert(here);
+            if p.at.is_none() {
+                p.at = Some(here);
+                p.from = start;
+            }
             while self.c() == b' ' {
                 self.i += 1;
             }
@@ -485,8 +491,9 @@ impl P<'_> {
         self.finish(node, p)
     }
 
-    /// Whether an implicit key (one line, then `:`) starts at the cursor.
-    fn is_key(&mut self) -> R<bool> {
+    /// Whether an implicit key (one line, then `:`) starts at the cursor;
+    /// its properties, if any, start at byte `from`.
+    fn is_key(&mut self, from: usize) -> R<bool> {
         let save = (
             self.i,
             self.line,
@@ -505,7 +512,7 @@ impl P<'_> {
             self.c() == b':' && blank(self.at(1))
         };
         // libyaml's simple keys end within 1024 characters.
-        let long = self.i - save.0 > 1000;
+        let long = self.i - from.min(save.0) > 1000;
         (self.i, self.line, self.ls, self.events) = (save.0, save.1, save.2, save.3);
         if yes && long {
             return self.err("an implicit key over 1000 bytes long is not supported");
@@ -528,7 +535,12 @@ impl P<'_> {
     /// A block mapping at column `col` if a key starts at the cursor.
     fn try_map(&mut self, col: isize, first: &mut Props) -> R<Option<Node>> {
         let explicit = self.c() == b'?' && blank(self.at(1));
-        if !explicit && !self.is_key()? {
+        let from = if first.at.is_some() {
+            first.from
+        } else {
+            self.i
+        };
+        if !explicit && !self.is_key(from)? {
             return Ok(None);
         }
         let (line, c1) = first.at.unwrap_or(self.pos());
@@ -583,10 +595,11 @@ impl P<'_> {
             if c > col {
                 return self.err("bad indentation of a mapping entry");
             }
+            let from = self.i;
             if matches!(self.c(), b'&' | b'!') {
                 props = self.props()?;
             }
-            if !(self.is_key()? || self.c() == b'?' && blank(self.at(1))) {
+            if !(self.is_key(from)? || self.c() == b'?' && blank(self.at(1))) {
                 return self.err("expected a mapping key at this column");
             }
         }
