@@ -211,7 +211,7 @@ impl P<'_> {
     fn marker(&self) -> bool {
         self.i == self.ls
             && (self.s[self.i..].starts_with(b"---") || self.s[self.i..].starts_with(b"..."))
-            && blank(self.at(3))
+            && matches!(self.at(3), b' ' | b'\t' | b'\n' | 0)
     }
 
     /// The rest of the line after a node must be empty (or a comment).
@@ -892,7 +892,7 @@ impl P<'_> {
                 || self.ls + 3 <= self.s.len() && {
                     let l = &self.s[self.ls..];
                     (l.starts_with(b"---") || l.starts_with(b"..."))
-                        && blank(l.get(3).copied().unwrap_or(0))
+                        && matches!(l.get(3).copied().unwrap_or(0), b' ' | b'\t' | b'\n' | 0)
                 }
                 || self.c() == b':' && (blank(self.at(1)) || flow && flow_ind(self.at(1)))
                 || flow && flow_ind(self.c());

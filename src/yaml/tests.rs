@@ -217,6 +217,8 @@ fn snippets_read_as_serde_norway_reads_them() {
 const REFUSED: &[&str] = &[
     "a: [b:]\n",
     "a: 'x\u{2028}y'\n",
+    "a: 'x\n...\ty'\n",
+    "a: x\n...\t\n",
     "{? a: b}\n",
     "a: 1\n!|:x b: 2\n",
     "!a!b x: 1\n",
