@@ -42,7 +42,10 @@ struct P<'a> {
 /// Properties of a node: anchor, tag and where they start.
 #[derive(Default)]
 struct Props {
-    anchor: Option<String>,
+    /// The anchor's slot in `anchors` (taken when the anchor is read:
+    /// inside its own node, an alias to the name is this node, as in
+    /// serde_norway, which registers an anchor at its node's start).
+    anchor: Option<usize>,
     tag: Option<Kind>,
     at: Option<(usize, usize)>,
     /// Their byte offset.
@@ -329,7 +332,21 @@ impl P<'_> {
                     if s == self.i || !blank(self.c()) {
                         return self.err("an anchor name must be letters, digits, `-` or `_`");
                     }
-                    p.anchor = Some(self.t[s..self.i].to_string());
+                    let name = &self.t[s..self.i];
+                    if self.names.iter().any(|(k, _)| k == name) {
+                        // serde_norway mixes up aliases after a redefined
+                        // anchor: refused rather than read differently.
+                        self.i = s - 1;
+                        return self.err("an anchor defined twice is not supported");
+                    }
+                    let slot = self.anchors.len();
+                    self.names.push((name.to_string(), slot));
+                    self.anchors.push(Node {
+                        v: N::Alias(usize::MAX),
+                        line: 0,
+                        col: 0,
+                    });
+                    p.anchor = Some(slot);
                 }
                 b'!' if p.tag.is_none() => {
                     let s = self.i;
@@ -402,9 +419,8 @@ impl P<'_> {
                 }
             }
         }
-        if let Some(name) = p.anchor {
-            self.names.push((name, self.anchors.len()));
-            self.anchors.push(n.clone());
+        if let Some(slot) = p.anchor {
+            self.anchors[slot] = n.clone();
         }
         Ok(n)
     }
@@ -668,6 +684,10 @@ impl P<'_> {
                     return self.err("an alias name must be letters, digits, `-` or `_`");
                 }
                 match self.names.iter().rev().find(|(k, _)| k == name) {
+                    // An alias inside its own anchor's node: endless.
+                    Some(&(_, i)) if matches!(self.anchors[i].v, N::Alias(usize::MAX)) => {
+                        Err(Error::new("recursion limit exceeded".into(), line, col))
+                    }
                     Some(&(_, i)) => {
                         self.events += 1;
                         Ok(node(N::Alias(i)))

@@ -116,6 +116,7 @@ const SAME: &[&str] = &[
     "- |\n  in seq\n- >\n  f\n",
     "a: &x 1\nb: *x\nc: &m {k: v}\nd: *m\ne: &s\n  - 1\nf: *s\n",
     "&k key: v\nother: *k\n",
+    "a: &x 1\nb: &x 2\nc: *x\nd: &y [*x]\n",
     "a: !!str 123\nb: !!int \"42\"\nc: !!float 1\nd: !!bool true\ne: !!null ~\nf: !!seq [1]\ng: !!map {a: 1}\n",
     "%YAML 1.2\n---\na: 1\n...\n---\nb: 2\n",
     "--- a\n--- [b]\n---\n- c\n",
@@ -216,6 +217,8 @@ fn snippets_read_as_serde_norway_reads_them() {
 
 const REFUSED: &[&str] = &[
     "a: [b:]\n",
+    "a: &a [*a]\n",
+    "b: &b [1]\nc: &b [*b]\n",
     "a: 'x\u{2028}y'\n",
     "a: 'x\n...\ty'\n",
     "a: x\n...\t\n",
