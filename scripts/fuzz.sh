@@ -6,7 +6,8 @@
 #
 # Targets: manifest (YAML and JSON), oci_json (index, manifest, config,
 # Docker manifest.json), tar_unpack (path and link escapes), mqtt_packets
-# (the session's receive path), state_file, shim_wire, desired_doc.
+# (the session's receive path), state_file, shim_wire, desired_doc, yaml
+# (the YAML reader and writer against serde_norway).
 #
 # The corpus (fuzz/corpus/<target>/, not committed) starts from the inputs
 # the unit tests give each parser: with PICOLET_FUZZ_CORPUS set, the
@@ -26,7 +27,7 @@ ROOT=$(pwd)
 
 RUNS=${1:-10000000}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-manifest oci_json tar_unpack mqtt_packets state_file shim_wire desired_doc}
+TARGETS=${*:-manifest oci_json tar_unpack mqtt_packets state_file shim_wire desired_doc yaml}
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 CORPUS="$ROOT/fuzz/corpus"
 
@@ -38,6 +39,7 @@ seed_tests() {
         mqtt_packets) echo "fleet::session" ;;
         state_file) echo "store:: agent::statefile" ;;
         shim_wire) echo "runtime::shim" ;;
+        yaml) echo "yaml:: spec:: serde_path" ;;
         *) echo "" ;;
     esac
 }

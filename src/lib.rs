@@ -52,3 +52,4 @@ pub mod store;
 pub mod sys;
 #[cfg(test)]
 mod testutil;
+pub mod yaml;

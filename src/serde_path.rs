@@ -13,6 +13,7 @@
 //! path as `serde_path_to_error` did: the innermost map key or sequence
 //! index where the error arose, `.` for the root. Pure, no I/O.
 
+use crate::yaml::Step;
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
     VariantAccess, Visitor,
@@ -118,9 +119,9 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
 /// A YAML document that could not be read as a `T`.
 #[derive(Debug)]
 pub enum YamlError {
-    /// Not YAML, or a duplicate key: serde_norway's error (its message
+    /// Not YAML, or a duplicate key: the reader's error (its message
     /// names the path and the position).
-    Syntax(serde_norway::Error),
+    Syntax(crate::yaml::Error),
     /// Valid YAML of the wrong shape: the typed error and where the node
     /// it names starts (line, column; 1-based).
     Type(Error, Option<(usize, usize)>),
@@ -141,167 +142,23 @@ impl fmt::Display for YamlError {
 
 /// Reads a `T` from one YAML document: text → one `Value` (duplicate keys
 /// refused) → `T` by [`from_value`]. A type error is placed in the text
-/// by walking the document again to the node it names (the key, for an
-/// unknown field), so the message has its position as serde_norway's
-/// typed errors had, without a typed instantiation for serde_norway.
+/// at the node it names (the key, for an unknown field), from the
+/// positions the reader kept.
 pub fn from_yaml<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
-    let value = de::Deserialize::deserialize(serde_norway::Deserializer::from_str(text))
-        .map(|v: crate::spec::strict::StrictValue| v.0)
-        .map_err(YamlError::Syntax)?;
+    #[cfg(test)]
+    crate::yaml::tests::against_norway(text);
+    let doc = crate::yaml::one(text).map_err(YamlError::Syntax)?;
+    let value = doc.to_value().map_err(YamlError::Syntax)?;
     from_value(value).map_err(|e| {
-        let path: Vec<&Segment> = e.rev_path.iter().rev().collect();
-        let key = e.message.starts_with("unknown field");
-        let seed = Locate { path: &path, key };
-        let at = match de::DeserializeSeed::deserialize(
-            seed,
-            serde_norway::Deserializer::from_str(text),
-        ) {
-            Err(found) => found.location().map(|l| (l.line(), l.column())),
-            Ok(()) => None,
-        };
+        let path: Vec<Step<'_>> = (e.rev_path.iter().rev())
+            .map(|s| match s {
+                Segment::Index(i) => Step::Index(*i),
+                Segment::Key(k) => Step::Key(k),
+            })
+            .collect();
+        let at = doc.locate(&path, e.message.starts_with("unknown field"));
         YamlError::Type(e, at)
     })
-}
-
-/// Walks a YAML document to the node at `path` and fails there (so the
-/// parser's error carries the node's position); with `key`, fails on the
-/// last segment's key instead of its value.
-struct Locate<'p> {
-    path: &'p [&'p Segment],
-    key: bool,
-}
-
-const HERE: &str = "here";
-
-impl<'de> DeserializeSeed<'de> for Locate<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl Locate<'_> {
-    fn scalar<E: de::Error>(&self) -> Result<(), E> {
-        match self.path.is_empty() {
-            true => Err(E::custom(HERE)),
-            false => Ok(()),
-        }
-    }
-}
-
-impl<'de> Visitor<'de> for Locate<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any value")
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        self.deserialize(d)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let (want, rest) = match self.path.split_first() {
-            None => return Err(de::Error::custom(HERE)),
-            Some((Segment::Index(n), rest)) => (*n, rest),
-            Some(_) => return Ok(()),
-        };
-        let mut i = 0;
-        loop {
-            let more = if i == want {
-                let seed = Locate {
-                    path: rest,
-                    key: self.key,
-                };
-                seq.next_element_seed(seed)?.is_some()
-            } else {
-                seq.next_element::<de::IgnoredAny>()?.is_some()
-            };
-            if !more {
-                return Ok(());
-            }
-            i += 1;
-        }
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let (want, rest) = match self.path.split_first() {
-            None => return Err(de::Error::custom(HERE)),
-            Some((Segment::Key(k), rest)) => (k.as_str(), rest),
-            Some(_) => return Ok(()),
-        };
-        let fail = self.key && rest.is_empty();
-        while let Some(name) = map.next_key_seed(KeySeed { want, fail })? {
-            if name {
-                let seed = Locate {
-                    path: rest,
-                    key: self.key,
-                };
-                return map.next_value_seed(seed);
-            }
-            map.next_value::<de::IgnoredAny>()?;
-        }
-        Ok(())
-    }
-}
-
-/// A map key: whether it is `want`; fails on it with `fail`.
-struct KeySeed<'a> {
-    want: &'a str,
-    fail: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = bool;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        // Failing inside the visit gives the error the key's position.
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a key")
-    }
-
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
-        match key == self.want {
-            true if self.fail => Err(E::custom(HERE)),
-            matched => Ok(matched),
-        }
-    }
 }
 
 /// The deserializer: one owned value.

@@ -249,7 +249,7 @@ impl GetOpts {
             Output::Json => serde_json::to_string_pretty(&doc)
                 .map(|s| s + "\n")
                 .map_err(|e| e.to_string()),
-            Output::Yaml => serde_norway::to_string(&doc).map_err(|e| e.to_string()),
+            Output::Yaml => Ok(crate::yaml::to_string(&doc)),
             Output::JsonPath(t) => Ok(t.render(&doc)),
             _ => unreachable!("table outputs return above"),
         }
@@ -654,6 +654,11 @@ mod tests {
         let v: Value = serde_norway::from_str(&text).unwrap();
         assert_eq!(v["kind"], "List");
         assert_eq!(v["items"].as_array().unwrap().len(), 2);
+        // `on` is quoted: kubectl's YAML 1.1 reader would take it for true.
+        let o = opts(&["b"], Some("yaml"));
+        let (found, _) = o.select(vec![pod("default", "b", json!({"backup": "on"}))]);
+        let on = o.render("n", &found, NOW).unwrap();
+        assert!(on.contains("backup: 'on'\n"), "{on}");
         // What it prints loads back as pods.
         let loaded = crate::spec::load_str(&text, "get.yaml");
         assert_eq!(loaded.len(), 2);

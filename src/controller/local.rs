@@ -154,7 +154,9 @@ fn pod_texts(text: &str, source: &str, pods: &[Pod]) -> Result<Vec<String>, Stri
     }
     pods.iter()
         .map(|p| {
-            let t = serde_norway::to_string(p).map_err(|e| format!("{source}: {e}"))?;
+            let t = serde_json::to_value(p)
+                .map(|v| crate::yaml::to_string(&v))
+                .map_err(|e| format!("{source}: {e}"))?;
             match load(&t, source) {
                 Ok(l) if l.len() == 1 && same(&l[0], p) => Ok(t),
                 _ => Err(format!(

@@ -15,7 +15,7 @@ use super::defaults::DEFAULT_NAMESPACE;
 use super::error::{ErrorKind, Origin, SpecError};
 use super::normalize::normalize_pod;
 use super::objects::{ConfigObject, ObjectKind, config_map_from_value, secret_from_value};
-use super::strict::{self, StrictValue, Track};
+use super::strict::StrictValue;
 use super::types::Pod;
 use super::validate::validate;
 use serde_json::Value;
@@ -240,24 +240,21 @@ fn json_documents(text: &str) -> Documents {
 }
 
 fn yaml_documents(text: &str) -> Documents {
-    let mut docs = Vec::new();
-    for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
-        let track = Track::default();
-        match strict::read(doc, &track) {
-            Ok(StrictValue(Value::Null)) => {}
-            Ok(StrictValue(v)) => docs.push((i, v)),
-            Err(e) => {
-                // serde_norway puts the path in its message too: keep it once.
-                let path = track.path();
-                let message = e.to_string();
-                let message = message
-                    .strip_prefix(&format!("{path}: "))
-                    .unwrap_or(&message);
-                return (docs, Some((i, syntax_error(&path, message))));
-            }
+    #[cfg(test)]
+    crate::yaml::tests::against_norway(text);
+    let (docs, error) = crate::yaml::parse(text);
+    let mut out = Vec::new();
+    for (i, doc) in docs.iter().enumerate() {
+        match doc.to_value() {
+            Ok(Value::Null) => {}
+            Ok(v) => out.push((i, v)),
+            Err(e) => return (out, Some((i, syntax_error(e.path(), &e.message())))),
         }
     }
-    (docs, None)
+    (
+        out,
+        error.map(|e| (docs.len(), syntax_error("", &e.message()))),
+    )
 }
 
 /// The pods of one parsed document: a `Pod`, or each item of a `v1` `List`

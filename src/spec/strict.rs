@@ -1,10 +1,10 @@
-//! Reading a YAML or JSON document into a `serde_json::Value`, refusing
-//! duplicate keys (which `serde_json::Value` would silently overwrite, and
-//! Kubernetes' strict decoding refuses). Pure, no I/O.
+//! Reading a JSON document into a `serde_json::Value`, refusing duplicate
+//! keys (which `serde_json::Value` would silently overwrite, and
+//! Kubernetes' strict decoding refuses). Pure, no I/O. (YAML has its own
+//! reader, `crate::yaml`; its tests read serde_norway's documents with this.)
 
-use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
-use std::cell::RefCell;
 use std::fmt;
 
 /// A `serde_json::Value` read without duplicate keys.
@@ -12,82 +12,13 @@ pub(crate) struct StrictValue(pub(crate) Value);
 
 impl<'de> Deserialize<'de> for StrictValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let track = Track::default();
-        read(d, &track)
+        d.deserialize_any(StrictVisitor).map(StrictValue)
     }
 }
 
-/// Reads a value from `d`; on error, `track` holds the path of the node
-/// where it arose (`spec.containers[0]`, empty for the root), as
-/// `serde_path_to_error` reported it.
-pub(crate) fn read<'de, D: Deserializer<'de>>(
-    d: D,
-    track: &Track,
-) -> Result<StrictValue, D::Error> {
-    StrictSeed {
-        chain: &Chain::Root,
-        track,
-    }
-    .deserialize(d)
-    .map(StrictValue)
-}
+struct StrictVisitor;
 
-/// The path of the first error (innermost node).
-#[derive(Default)]
-pub(crate) struct Track(RefCell<Option<String>>);
-
-impl Track {
-    /// The path, empty for the root or when nothing failed.
-    pub(crate) fn path(&self) -> String {
-        self.0.borrow().clone().unwrap_or_default()
-    }
-
-    fn trigger(&self, chain: &Chain<'_>) {
-        let mut p = self.0.borrow_mut();
-        if p.is_none() {
-            *p = Some(chain.to_string());
-        }
-    }
-}
-
-enum Chain<'a> {
-    Root,
-    Index(&'a Chain<'a>, usize),
-    Key(&'a Chain<'a>, &'a str),
-}
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Chain::Root => Ok(()),
-            Chain::Index(parent, i) => write!(f, "{parent}[{i}]"),
-            Chain::Key(Chain::Root, k) => f.write_str(k),
-            Chain::Key(parent, k) => write!(f, "{parent}.{k}"),
-        }
-    }
-}
-
-struct StrictSeed<'a> {
-    chain: &'a Chain<'a>,
-    track: &'a Track,
-}
-
-impl<'de> DeserializeSeed<'de> for StrictSeed<'_> {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        let (chain, track) = (self.chain, self.track);
-        d.deserialize_any(StrictVisitor { chain, track })
-            .inspect_err(|_| track.trigger(chain))
-    }
-}
-
-struct StrictVisitor<'a> {
-    chain: &'a Chain<'a>,
-    track: &'a Track,
-}
-
-impl<'de> Visitor<'de> for StrictVisitor<'_> {
+impl<'de> Visitor<'de> for StrictVisitor {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -129,61 +60,26 @@ impl<'de> Visitor<'de> for StrictVisitor<'_> {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        StrictSeed {
-            chain: self.chain,
-            track: self.track,
-        }
-        .deserialize(d)
+        StrictValue::deserialize(d).map(|v| v.0)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        loop {
-            let chain = Chain::Index(self.chain, items.len());
-            let seed = StrictSeed {
-                chain: &chain,
-                track: self.track,
-            };
-            match seq.next_element_seed(seed) {
-                Ok(Some(v)) => items.push(v),
-                Ok(None) => return Ok(Value::Array(items)),
-                Err(e) => {
-                    self.track.trigger(self.chain);
-                    return Err(e);
-                }
-            }
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            items.push(v);
         }
+        Ok(Value::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
-        loop {
-            let key = match map.next_key::<String>() {
-                Ok(Some(key)) => key,
-                Ok(None) => return Ok(Value::Object(out)),
-                Err(e) => {
-                    // A key that is not a string (serde_path_to_error's `?`).
-                    self.track.trigger(&Chain::Key(self.chain, "?"));
-                    return Err(e);
-                }
-            };
+        while let Some(key) = map.next_key::<String>()? {
             if out.contains_key(&key) {
                 return Err(de::Error::custom(format!("duplicate key {key:?}")));
             }
-            let chain = Chain::Key(self.chain, &key);
-            let seed = StrictSeed {
-                chain: &chain,
-                track: self.track,
-            };
-            match map.next_value_seed(seed) {
-                Ok(v) => {
-                    out.insert(key, v);
-                }
-                Err(e) => {
-                    self.track.trigger(self.chain);
-                    return Err(e);
-                }
-            }
+            let StrictValue(v) = map.next_value()?;
+            out.insert(key, v);
         }
+        Ok(Value::Object(out))
     }
 }

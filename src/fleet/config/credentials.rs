@@ -50,10 +50,11 @@ impl Credentials {
             });
         }
         let text = read_capped(path, MAX_CONFIG_BYTES)?;
-        let creds: Credentials = serde_norway::from_str(&text).map_err(|e| ConfigError::File {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let creds: Credentials =
+            crate::serde_path::from_yaml(&text).map_err(|e| ConfigError::File {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
         if creds.username.is_empty() {
             return Err(ConfigError::File {
                 path: path.to_path_buf(),
