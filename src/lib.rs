@@ -52,4 +52,5 @@ pub mod store;
 pub mod sys;
 #[cfg(test)]
 mod testutil;
+pub mod workloads;
 pub mod yaml;

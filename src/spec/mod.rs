@@ -28,6 +28,7 @@ mod schema;
 pub(crate) mod strict;
 pub mod types;
 pub mod validate;
+pub mod workload;
 
 #[cfg(test)]
 mod tests;

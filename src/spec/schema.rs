@@ -111,7 +111,7 @@ pub(crate) static POD: Node = Object(&[
     ("status", Ignore),
 ]);
 
-static METADATA: Node = Object(&[
+pub(crate) static METADATA: Node = Object(&[
     ("name", Field(&Scalar)),
     ("namespace", Field(&Scalar)),
     ("labels", Field(&Scalar)),
@@ -136,7 +136,7 @@ static METADATA: Node = Object(&[
     ),
 ]);
 
-static POD_SPEC: Node = Object(&[
+pub(crate) static POD_SPEC: Node = Object(&[
     ("containers", Field(&List(&CONTAINER))),
     ("initContainers", Field(&List(&CONTAINER))),
     ("volumes", Field(&List(&VOLUME))),

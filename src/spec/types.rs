@@ -36,6 +36,26 @@ pub struct ObjectMeta {
     pub annotations: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub uid: String,
+    /// Set by picolet's workload controllers only: `ownerReferences` in a
+    /// manifest is dropped by the loader (`schema`), so a pod exported
+    /// from a cluster does not claim to belong to a workload here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owner_references: Vec<OwnerReference>,
+}
+
+/// `metav1.OwnerReference`: the workload (or Job of a CronJob) that made
+/// an object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerReference {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+    #[serde(default)]
+    pub controller: bool,
+    #[serde(default)]
+    pub block_owner_deletion: bool,
 }
 
 /// `restartPolicy`.

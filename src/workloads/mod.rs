@@ -1,0 +1,789 @@
+//! The workload controllers: Deployment, DaemonSet, StatefulSet, Job and
+//! CronJob on one node, as pure cores like [`crate::lifecycle`].
+//!
+//! [`Workloads`] holds every workload this node runs (from the manifests
+//! directory, the fleet, or made by a CronJob) with its controller state.
+//! The agent feeds it:
+//! - [`Workloads::apply`] / [`Workloads::remove`] when the desired state
+//!   changed ([`crate::desired`] decides which source owns a workload);
+//! - [`Workloads::sync`] with `now`, the node's facts ([`Env`]) and what
+//!   the node's pods look like ([`PodObs`], every pod that has an
+//!   `ownerReference`), after each turn of the lifecycle core and at
+//!   [`Workloads::poll_timeout`];
+//!
+//! and carries out the [`Intent`]s it returns: pods to create (with a
+//! fresh uid) and to delete, and events. It touches no file, socket,
+//! process or clock, and draws no randomness of its own: the 5-character
+//! name suffixes come from a seeded generator kept in the state file.
+//!
+//! **Ownership.** Each pod a controller creates carries an
+//! `ownerReference` to its workload (a Deployment's pods to their
+//! ReplicaSet, `<deployment>-<pod-template-hash>`, whose uid is derived
+//! from the Deployment's and the hash: [`replica_set_uid`]). `sync` hands
+//! each controller the pods whose owner uid it claims; a pod that no
+//! workload claims is deleted, which is how the deletion of a workload
+//! cascades to its pods (Kubernetes' garbage collector, background
+//! propagation). A Job made by a CronJob is a workload owned by the
+//! CronJob: removing the CronJob removes its Jobs, then their pods.
+//!
+//! **Restarts.** The controller states and the pods are saved in the same
+//! state file by the same save: after a kill -9 the cores continue from
+//! the last save, and a pod created after it was never created (its
+//! `ApplyPod` was not fed either). The agent calls `sync` only when no
+//! input is queued for the lifecycle core, so a controller never sees a
+//! world without the pods it just asked for.
+
+pub mod cronjob;
+pub mod daemonset;
+pub mod deployment;
+pub mod job;
+pub mod statefulset;
+
+#[cfg(test)]
+pub(crate) mod testkit;
+#[cfg(test)]
+mod tests;
+
+use crate::clock::Now;
+use crate::lifecycle::EventType;
+use crate::spec::workload::{PodTemplate, Workload, WorkloadKey, WorkloadKind, WorkloadSpec};
+use crate::spec::{ObjectMeta, OwnerReference, Pod};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+
+/// What a controller sees of one of its pods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodObs {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// `ownerReferences[0].uid`.
+    pub owner_uid: String,
+    /// The pod's labels (`pod-template-hash`, `controller-revision-hash`).
+    pub labels: BTreeMap<String, String>,
+    pub phase: crate::lifecycle::Phase,
+    /// The pod's `Ready` condition is true.
+    pub ready: bool,
+    /// Since when (mono ms) `Ready` has been true.
+    pub ready_since_ms: Option<u64>,
+    /// Deleted: terminating, not yet gone.
+    pub terminating: bool,
+    /// Sum of the containers' restart counts.
+    pub restarts: u32,
+    /// When the pod was created (mono ms).
+    pub created_ms: u64,
+    /// `status.reason` (`DeadlineExceeded`, `Evicted`, …).
+    pub reason: String,
+    /// The terminated containers' exit codes, by container name (the
+    /// last termination of each), for a Job's `podFailurePolicy`.
+    pub exit_codes: Vec<(String, i32)>,
+}
+
+/// What the node knows about itself, for the controllers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Env {
+    pub node_name: String,
+    /// The node's labels (config and board file), for a DaemonSet's
+    /// `nodeSelector` and node affinity.
+    pub node_labels: BTreeMap<String, String>,
+    /// The wall clock is synchronized (NTP): CronJobs schedule only then.
+    pub clock_synced: bool,
+    /// The node default of `picolet.io/auto-rollback`.
+    pub auto_rollback: bool,
+}
+
+/// What the agent must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Intent {
+    /// Create this pod (give it a fresh uid).
+    CreatePod(Box<Pod>),
+    /// Delete the pod (graceful termination, as any deletion).
+    DeletePod { namespace: String, name: String },
+    /// An event about a workload.
+    Event {
+        key: WorkloadKey,
+        kind: EventType,
+        reason: String,
+        message: String,
+    },
+}
+
+/// An event as `describe` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadEvent {
+    pub kind: EventType,
+    pub reason: String,
+    pub message: String,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub count: u32,
+}
+
+/// The events kept per workload for `describe`.
+const EVENTS_KEPT: usize = 20;
+
+/// Each kind's saved controller state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum State {
+    Deployment(deployment::State),
+    DaemonSet(daemonset::State),
+    StatefulSet(statefulset::State),
+    Job(job::State),
+    CronJob(cronjob::State),
+}
+
+impl State {
+    fn new(kind: WorkloadKind) -> State {
+        match kind {
+            WorkloadKind::Deployment => State::Deployment(Default::default()),
+            WorkloadKind::DaemonSet => State::DaemonSet(Default::default()),
+            WorkloadKind::StatefulSet => State::StatefulSet(Default::default()),
+            WorkloadKind::Job => State::Job(Default::default()),
+            WorkloadKind::CronJob => State::CronJob(Default::default()),
+        }
+    }
+}
+
+/// One workload and its controller's state.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub workload: Workload,
+    /// The workload's JSON as loaded, kept for the state file.
+    pub doc: String,
+    pub uid: String,
+    /// Creation (wall ms): `AGE`, `creationTimestamp`.
+    pub created_wall_ms: i64,
+    /// The CronJob that made this Job (`None`: from a source).
+    pub owner: Option<WorkloadKey>,
+    /// Where the workload came from (`crate::desired::Owner::label`);
+    /// empty for a CronJob's Job.
+    pub source: String,
+    pub state: State,
+    pub events: VecDeque<WorkloadEvent>,
+}
+
+impl Entry {
+    pub fn key(&self) -> WorkloadKey {
+        self.workload.key()
+    }
+}
+
+/// A workload as saved in the state file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntrySnap {
+    pub doc: String,
+    pub uid: String,
+    pub created_wall_ms: i64,
+    pub owner: Option<WorkloadKey>,
+    pub source: String,
+    pub state: State,
+}
+
+/// What the state file keeps of the controllers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadsSnap {
+    pub entries: Vec<EntrySnap>,
+    pub rng: u64,
+}
+
+/// A seeded generator (splitmix64) for the name suffixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// 5 characters of [`crate::spec::workload::SAFE_ALPHABET`], as
+    /// Kubernetes' `generateName` suffixes.
+    pub fn suffix(&mut self) -> String {
+        let alphabet = crate::spec::workload::SAFE_ALPHABET;
+        let mut n = self.next_u64();
+        (0..5)
+            .map(|_| {
+                let c = alphabet[(n % alphabet.len() as u64) as usize] as char;
+                n /= alphabet.len() as u64;
+                c
+            })
+            .collect()
+    }
+}
+
+/// The uid of a Deployment's ReplicaSet for the template `hash`: derived,
+/// so that it needs no storage and is the same after a restart.
+pub fn replica_set_uid(deployment_uid: &str, hash: &str) -> String {
+    let a = crate::spec::workload::fnv1a32(deployment_uid.as_bytes());
+    let b = crate::spec::workload::fnv1a32(hash.as_bytes());
+    let c = crate::spec::workload::fnv1a32(format!("{deployment_uid}/{hash}").as_bytes());
+    let d = a ^ b.rotate_left(13);
+    format!(
+        "{a:08x}-{:04x}-4{:03x}-8{:03x}-{b:08x}{:04x}",
+        c >> 16,
+        c & 0xfff,
+        d & 0xfff,
+        d >> 16
+    )
+}
+
+/// What a controller's `sync` works with: time, the node, its workload,
+/// and where its decisions go.
+#[allow(missing_debug_implementations)] // borrows only; nothing to show
+pub struct Cx<'a> {
+    pub now: Now,
+    pub env: &'a Env,
+    pub meta: &'a ObjectMeta,
+    pub uid: &'a str,
+    pub key: &'a WorkloadKey,
+    rng: &'a mut Rng,
+    out: &'a mut Vec<Intent>,
+    events: &'a mut VecDeque<WorkloadEvent>,
+    wake: &'a mut Option<u64>,
+    /// Jobs a CronJob asks for.
+    jobs: &'a mut Vec<(Workload, String)>,
+    /// Jobs a CronJob deletes (by name).
+    deleted_jobs: &'a mut Vec<String>,
+}
+
+impl Cx<'_> {
+    /// 5 random characters for a pod's name.
+    pub fn suffix(&mut self) -> String {
+        self.rng.suffix()
+    }
+
+    /// Asks to be synced again at `mono_ms` at the latest.
+    pub fn wake_at(&mut self, mono_ms: u64) {
+        *self.wake = Some(self.wake.map_or(mono_ms, |w| w.min(mono_ms)));
+    }
+
+    /// A pod from `template`, named `name`, with `labels` added to the
+    /// template's and an `ownerReference` to `owner` (kind, name, uid;
+    /// default: this workload).
+    pub fn pod(
+        &self,
+        template: &PodTemplate,
+        name: String,
+        labels: &[(&str, &str)],
+        owner: Option<(&str, &str, &str)>,
+    ) -> Pod {
+        let mut pod = template.pod.clone();
+        pod.metadata.name = name;
+        pod.metadata.namespace = self.meta.namespace.clone();
+        pod.metadata.uid.clear();
+        for (k, v) in labels {
+            pod.metadata.labels.insert(k.to_string(), v.to_string());
+        }
+        let (kind, name, uid) = owner.unwrap_or((self.key.kind.name(), &self.meta.name, self.uid));
+        pod.metadata.owner_references = vec![OwnerReference {
+            api_version: if kind == "ReplicaSet" {
+                "apps/v1".into()
+            } else {
+                WorkloadKind::ALL
+                    .into_iter()
+                    .find(|k| k.name() == kind)
+                    .map_or("v1", |k| k.api_version())
+                    .into()
+            },
+            kind: kind.into(),
+            name: name.into(),
+            uid: uid.into(),
+            controller: true,
+            block_owner_deletion: true,
+        }];
+        pod
+    }
+
+    pub fn create_pod(&mut self, pod: Pod) {
+        self.out.push(Intent::CreatePod(Box::new(pod)));
+    }
+
+    pub fn delete_pod(&mut self, name: &str) {
+        self.out.push(Intent::DeletePod {
+            namespace: self.meta.namespace.clone(),
+            name: name.to_string(),
+        });
+    }
+
+    /// Records an event (kept for `describe`, sent to the fleet). The same
+    /// reason and message again bump the count, as Kubernetes' events do.
+    pub fn event(&mut self, kind: EventType, reason: &str, message: String) {
+        let now = self.now.wall_ms;
+        if let Some(e) = self
+            .events
+            .iter_mut()
+            .find(|e| e.reason == reason && e.message == message)
+        {
+            e.count += 1;
+            e.last_ms = now;
+        } else {
+            if self.events.len() == EVENTS_KEPT {
+                self.events.pop_front();
+            }
+            self.events.push_back(WorkloadEvent {
+                kind,
+                reason: reason.into(),
+                message: message.clone(),
+                first_ms: now,
+                last_ms: now,
+                count: 1,
+            });
+        }
+        self.out.push(Intent::Event {
+            key: self.key.clone(),
+            kind,
+            reason: reason.into(),
+            message,
+        });
+    }
+
+    /// A CronJob's Job to create: `job` (its metadata set), owned by this
+    /// workload.
+    pub fn create_job(&mut self, job: Workload, doc: String) {
+        self.jobs.push((job, doc));
+    }
+
+    /// A CronJob's Job to delete (with its pods).
+    pub fn delete_job(&mut self, name: &str) {
+        self.deleted_jobs.push(name.to_string());
+    }
+}
+
+/// Every workload on this node (see the module doc).
+#[derive(Debug, Default)]
+pub struct Workloads {
+    entries: BTreeMap<WorkloadKey, Entry>,
+    rng: Rng,
+    wake: Option<u64>,
+    /// Something changed since [`Workloads::take_dirty`].
+    dirty: bool,
+}
+
+impl Default for Rng {
+    fn default() -> Rng {
+        Rng(0x5eed)
+    }
+}
+
+/// A workload's view for `get`/`describe` and the fleet's status.
+#[derive(Debug, Clone)]
+pub struct WorkloadView {
+    pub key: WorkloadKey,
+    pub uid: String,
+    pub created_wall_ms: i64,
+    pub source: String,
+    pub owner: Option<WorkloadKey>,
+    /// The object as `get -o yaml` shows it: the document with
+    /// `metadata.uid`/`creationTimestamp` and `status` filled in.
+    pub object: serde_json::Value,
+    pub events: Vec<WorkloadEvent>,
+}
+
+impl Workloads {
+    /// `seed`: random bits for the name suffixes of a fresh state.
+    pub fn new(seed: u64) -> Workloads {
+        Workloads {
+            rng: Rng(seed),
+            ..Default::default()
+        }
+    }
+
+    /// Restores the saved state. An entry whose document no longer loads
+    /// (a newer picolet wrote it) is dropped with its pods, and logged.
+    pub fn restore(snap: WorkloadsSnap) -> Workloads {
+        let mut w = Workloads::new(snap.rng);
+        for e in snap.entries {
+            let workload = match load_doc(&e.doc) {
+                Ok(w) => w,
+                Err(err) => {
+                    log::warn!(
+                        "state file: a saved workload no longer loads ({err}); its pods are deleted"
+                    );
+                    continue;
+                }
+            };
+            let key = workload.key();
+            if !state_fits(&workload, &e.state) {
+                log::warn!("state file: {key}: saved state of another kind; starting afresh");
+            }
+            let state = if state_fits(&workload, &e.state) {
+                e.state
+            } else {
+                State::new(key.kind)
+            };
+            w.entries.insert(
+                key,
+                Entry {
+                    workload,
+                    doc: e.doc,
+                    uid: e.uid,
+                    created_wall_ms: e.created_wall_ms,
+                    owner: e.owner,
+                    source: e.source,
+                    state,
+                    events: VecDeque::new(),
+                },
+            );
+        }
+        w
+    }
+
+    pub fn snapshot(&self) -> WorkloadsSnap {
+        WorkloadsSnap {
+            entries: self
+                .entries
+                .values()
+                .map(|e| EntrySnap {
+                    doc: e.doc.clone(),
+                    uid: e.uid.clone(),
+                    created_wall_ms: e.created_wall_ms,
+                    owner: e.owner.clone(),
+                    source: e.source.clone(),
+                    state: e.state.clone(),
+                })
+                .collect(),
+            rng: self.rng.0,
+        }
+    }
+
+    /// The saved sources (`WorkloadKey` → `Owner::label`) of the
+    /// workloads from a source, for [`crate::desired::Desired`].
+    pub fn sources(&self) -> BTreeMap<WorkloadKey, String> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.owner.is_none())
+            .map(|(k, e)| (k.clone(), e.source.clone()))
+            .collect()
+    }
+
+    /// The desired state wants `workload` (from `source`): added, or its
+    /// spec updated (the controller state is kept). `doc`: its JSON for
+    /// the state file; `uid`: used when it is new.
+    pub fn apply(
+        &mut self,
+        workload: Workload,
+        doc: String,
+        source: String,
+        uid: String,
+        now: Now,
+    ) {
+        let key = workload.key();
+        self.dirty = true;
+        self.wake = Some(now.mono_ms);
+        match self.entries.get_mut(&key) {
+            Some(e) => {
+                e.workload = workload;
+                e.doc = doc;
+                e.source = source;
+                e.owner = None;
+            }
+            None => {
+                self.entries.insert(
+                    key.clone(),
+                    Entry {
+                        workload,
+                        doc,
+                        uid,
+                        created_wall_ms: now.wall_ms,
+                        owner: None,
+                        source,
+                        state: State::new(key.kind),
+                        events: VecDeque::new(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// The desired state no longer wants the workload: it goes, and its
+    /// pods (and a CronJob's Jobs) with it at the next `sync`.
+    pub fn remove(&mut self, key: &WorkloadKey, now: Now) -> bool {
+        let removed = self.entries.remove(key).is_some();
+        if removed {
+            self.remove_children(key);
+            self.dirty = true;
+            self.wake = Some(now.mono_ms);
+        }
+        removed
+    }
+
+    fn remove_children(&mut self, owner: &WorkloadKey) {
+        let children: Vec<WorkloadKey> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.owner.as_ref() == Some(owner))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for c in children {
+            self.entries.remove(&c);
+            self.remove_children(&c);
+        }
+    }
+
+    pub fn get(&self, key: &WorkloadKey) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// When `sync` must run again at the latest (mono ms).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.wake
+    }
+
+    /// Whether the state changed since the last call (the agent then
+    /// saves the state file).
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Runs every controller on the pods it owns; deletes the pods that no
+    /// workload owns. `pods`: every pod of the node with an owner
+    /// reference.
+    #[must_use = "the intents are to be carried out"]
+    pub fn sync(&mut self, now: Now, env: &Env, pods: &[PodObs]) -> Vec<Intent> {
+        let mut out = Vec::new();
+        let mut wake = None;
+        // Which workload claims which owner uid.
+        let mut claims: BTreeMap<String, WorkloadKey> = BTreeMap::new();
+        for (k, e) in &self.entries {
+            claims.insert(e.uid.clone(), k.clone());
+            if let State::Deployment(st) = &e.state {
+                for h in deployment::owned_hashes(st) {
+                    claims.insert(replica_set_uid(&e.uid, h), k.clone());
+                }
+            }
+        }
+        let mut by_owner: BTreeMap<WorkloadKey, Vec<PodObs>> = BTreeMap::new();
+        for p in pods {
+            match claims.get(&p.owner_uid) {
+                Some(k) => by_owner.entry(k.clone()).or_default().push(p.clone()),
+                // Nobody owns it: the garbage collector's cascade.
+                None if !p.terminating => out.push(Intent::DeletePod {
+                    namespace: p.namespace.clone(),
+                    name: p.name.clone(),
+                }),
+                None => {}
+            }
+        }
+        let keys: Vec<WorkloadKey> = self.entries.keys().cloned().collect();
+        let mut children: BTreeMap<WorkloadKey, Vec<cronjob::JobObs>> = BTreeMap::new();
+        for e in self.entries.values() {
+            if let (Some(owner), State::Job(st)) = (&e.owner, &e.state) {
+                children
+                    .entry(owner.clone())
+                    .or_default()
+                    .push(cronjob::JobObs::of(e, st));
+            }
+        }
+        let mut new_jobs = Vec::new();
+        let mut gone_jobs = Vec::new();
+        for key in keys {
+            let Some(e) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            let before = e.state.clone();
+            let owned = by_owner.remove(&key).unwrap_or_default();
+            let mut jobs = Vec::new();
+            let mut deleted_jobs = Vec::new();
+            let mut cx = Cx {
+                now,
+                env,
+                meta: &e.workload.metadata,
+                uid: &e.uid,
+                key: &key,
+                rng: &mut self.rng,
+                out: &mut out,
+                events: &mut e.events,
+                wake: &mut wake,
+                jobs: &mut jobs,
+                deleted_jobs: &mut deleted_jobs,
+            };
+            match (&e.workload.spec, &mut e.state) {
+                (WorkloadSpec::Deployment(s), State::Deployment(st)) => {
+                    deployment::sync(&mut cx, s, st, &owned)
+                }
+                (WorkloadSpec::DaemonSet(s), State::DaemonSet(st)) => {
+                    daemonset::sync(&mut cx, s, st, &owned)
+                }
+                (WorkloadSpec::StatefulSet(s), State::StatefulSet(st)) => {
+                    statefulset::sync(&mut cx, s, st, &owned)
+                }
+                (WorkloadSpec::Job(s), State::Job(st)) => job::sync(&mut cx, s, st, &owned),
+                (WorkloadSpec::CronJob(s), State::CronJob(st)) => {
+                    let jobs = children.remove(&key).unwrap_or_default();
+                    cronjob::sync(&mut cx, s, st, &jobs)
+                }
+                _ => {}
+            }
+            if e.state != before {
+                self.dirty = true;
+            }
+            for (job, doc) in jobs {
+                new_jobs.push((key.clone(), job, doc));
+            }
+            for name in deleted_jobs {
+                gone_jobs.push(WorkloadKey {
+                    kind: WorkloadKind::Job,
+                    namespace: key.namespace.clone(),
+                    name,
+                });
+            }
+        }
+        for k in gone_jobs {
+            self.remove(&k, now);
+        }
+        for (owner, job, doc) in new_jobs {
+            let key = job.key();
+            if self.entries.contains_key(&key) {
+                continue;
+            }
+            let uid = uid_from(&mut self.rng);
+            self.entries.insert(
+                key.clone(),
+                Entry {
+                    workload: job,
+                    doc,
+                    uid,
+                    created_wall_ms: now.wall_ms,
+                    owner: Some(owner),
+                    source: String::new(),
+                    state: State::new(WorkloadKind::Job),
+                    events: VecDeque::new(),
+                },
+            );
+            self.dirty = true;
+            // The new Job runs at once.
+            wake = Some(now.mono_ms);
+        }
+        self.wake = wake;
+        out
+    }
+
+    /// A workload as `get`/`describe` show it; `pods`: the node's owned
+    /// pods, as for [`Workloads::sync`].
+    pub fn view(&self, key: &WorkloadKey, pods: &[PodObs], now: Now) -> Option<WorkloadView> {
+        let e = self.entries.get(key)?;
+        let owned: Vec<PodObs> = pods
+            .iter()
+            .filter(|p| self.claims(e, &p.owner_uid))
+            .cloned()
+            .collect();
+        let status = match (&e.workload.spec, &e.state) {
+            (WorkloadSpec::Deployment(s), State::Deployment(st)) => {
+                deployment::status(s, st, &owned, now)
+            }
+            (WorkloadSpec::DaemonSet(s), State::DaemonSet(st)) => {
+                daemonset::status(s, st, &owned, now)
+            }
+            (WorkloadSpec::StatefulSet(s), State::StatefulSet(st)) => {
+                statefulset::status(s, st, &owned, now)
+            }
+            (WorkloadSpec::Job(s), State::Job(st)) => job::status(s, st, &owned, now),
+            (WorkloadSpec::CronJob(s), State::CronJob(st)) => {
+                let jobs: Vec<cronjob::JobObs> = self
+                    .children(key)
+                    .into_iter()
+                    .filter_map(|c| match &c.state {
+                        State::Job(js) => Some(cronjob::JobObs::of(c, js)),
+                        _ => None,
+                    })
+                    .collect();
+                cronjob::status(s, st, &jobs, now)
+            }
+            _ => serde_json::Value::Null,
+        };
+        let mut object: serde_json::Value =
+            serde_json::from_str(&e.doc).unwrap_or(serde_json::Value::Null);
+        if let Some(m) = object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            m.insert("uid".into(), e.uid.clone().into());
+            m.insert(
+                "creationTimestamp".into(),
+                crate::clock::rfc3339(e.created_wall_ms).into(),
+            );
+            if let Some(o) = &e.owner {
+                m.insert(
+                    "ownerReferences".into(),
+                    serde_json::json!([{
+                        "apiVersion": o.kind.api_version(), "kind": o.kind.name(),
+                        "name": o.name, "uid": self.entries.get(o).map_or("", |p| &p.uid),
+                        "controller": true, "blockOwnerDeletion": true,
+                    }]),
+                );
+            }
+        }
+        if let Some(m) = object.as_object_mut() {
+            m.insert("status".into(), status);
+        }
+        Some(WorkloadView {
+            key: key.clone(),
+            uid: e.uid.clone(),
+            created_wall_ms: e.created_wall_ms,
+            source: e.source.clone(),
+            owner: e.owner.clone(),
+            object,
+            events: e.events.iter().cloned().collect(),
+        })
+    }
+
+    fn claims(&self, e: &Entry, owner_uid: &str) -> bool {
+        e.uid == owner_uid
+            || matches!(&e.state, State::Deployment(st)
+                if deployment::owned_hashes(st).any(|h| replica_set_uid(&e.uid, h) == owner_uid))
+    }
+
+    /// The Jobs a CronJob owns, newest last (by creation).
+    pub fn children(&self, owner: &WorkloadKey) -> Vec<&Entry> {
+        let mut v: Vec<&Entry> = self
+            .entries
+            .values()
+            .filter(|e| e.owner.as_ref() == Some(owner))
+            .collect();
+        v.sort_by_key(|e| e.created_wall_ms);
+        v
+    }
+}
+
+fn uid_from(rng: &mut Rng) -> String {
+    let a = rng.next_u64();
+    let b = rng.next_u64();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        0x8000 | (b >> 48) & 0x3fff,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+fn state_fits(w: &Workload, s: &State) -> bool {
+    matches!(
+        (&w.spec, s),
+        (WorkloadSpec::Deployment(_), State::Deployment(_))
+            | (WorkloadSpec::DaemonSet(_), State::DaemonSet(_))
+            | (WorkloadSpec::StatefulSet(_), State::StatefulSet(_))
+            | (WorkloadSpec::Job(_), State::Job(_))
+            | (WorkloadSpec::CronJob(_), State::CronJob(_))
+    )
+}
+
+/// Loads a saved workload document (JSON).
+pub fn load_doc(doc: &str) -> Result<Workload, String> {
+    let v: serde_json::Value = serde_json::from_str(doc).map_err(|e| e.to_string())?;
+    crate::spec::workload::workload_from_value(v).map_err(|e| e.to_string())
+}

@@ -1,0 +1,209 @@
+//! A simulated node for the controllers' tests: it carries out the
+//! intents (pods appear Pending; deleted pods terminate, then go), and
+//! the test decides when pods become ready, fail or succeed, and moves a
+//! virtual clock.
+
+use super::{Env, Intent, PodObs, Workloads};
+use crate::clock::Now;
+use crate::lifecycle::Phase;
+use crate::spec::Pod;
+use crate::spec::workload::{Workload, workload_from_value};
+use std::collections::BTreeMap;
+
+pub struct Sim {
+    pub w: Workloads,
+    pub env: Env,
+    pub now: Now,
+    /// The node's pods by name.
+    pub pods: BTreeMap<String, (Pod, PodObs)>,
+    /// Every intent carried out, in order.
+    pub log: Vec<Intent>,
+    /// Deleted pods take this long to go (ms); 0: at once.
+    pub grace_ms: u64,
+    terminating_since: BTreeMap<String, u64>,
+    next_uid: u64,
+}
+
+/// A workload from YAML text.
+pub fn workload(yaml: &str) -> (Workload, String) {
+    let v = crate::yaml::parse(yaml).0[0].to_value().unwrap();
+    let doc = serde_json::to_string(&v).unwrap();
+    (workload_from_value(v).unwrap(), doc)
+}
+
+#[allow(dead_code)] // the kinds' tests use what they need
+impl Sim {
+    pub fn new() -> Sim {
+        Sim {
+            w: Workloads::new(42),
+            env: Env {
+                node_name: "node-1".into(),
+                clock_synced: true,
+                ..Default::default()
+            },
+            now: Now {
+                mono_ms: 1_000_000,
+                wall_ms: 1_780_000_000_000,
+            },
+            pods: BTreeMap::new(),
+            log: Vec::new(),
+            grace_ms: 0,
+            terminating_since: BTreeMap::new(),
+            next_uid: 0,
+        }
+    }
+
+    /// Applies a workload from YAML (as a static manifest).
+    pub fn apply(&mut self, yaml: &str) {
+        let (w, doc) = workload(yaml);
+        let uid = format!("uid-{}", w.metadata.name);
+        self.w
+            .apply(w, doc, "/manifests/test.yaml".into(), uid, self.now);
+    }
+
+    /// Syncs until nothing more happens (at most 20 rounds); returns the
+    /// intents of this call.
+    pub fn sync(&mut self) -> Vec<Intent> {
+        let mut all = Vec::new();
+        for _ in 0..20 {
+            self.reap();
+            let obs: Vec<PodObs> = self.pods.values().map(|(_, o)| o.clone()).collect();
+            let out = self.w.sync(self.now, &self.env, &obs);
+            let quiet = out.iter().all(|i| matches!(i, Intent::Event { .. }));
+            for i in out {
+                self.carry_out(&i);
+                all.push(i);
+            }
+            if quiet {
+                break;
+            }
+        }
+        all
+    }
+
+    fn carry_out(&mut self, i: &Intent) {
+        self.log.push(i.clone());
+        match i {
+            Intent::CreatePod(pod) => {
+                assert!(
+                    !self.pods.contains_key(&pod.metadata.name),
+                    "pod {} created twice",
+                    pod.metadata.name
+                );
+                self.next_uid += 1;
+                let obs = PodObs {
+                    namespace: pod.metadata.namespace.clone(),
+                    name: pod.metadata.name.clone(),
+                    uid: format!("pod-{}", self.next_uid),
+                    owner_uid: pod.metadata.owner_references[0].uid.clone(),
+                    labels: pod.metadata.labels.clone(),
+                    phase: Phase::Pending,
+                    ready: false,
+                    ready_since_ms: None,
+                    terminating: false,
+                    restarts: 0,
+                    created_ms: self.now.mono_ms,
+                    reason: String::new(),
+                    exit_codes: Vec::new(),
+                };
+                self.pods
+                    .insert(pod.metadata.name.clone(), ((**pod).clone(), obs));
+            }
+            Intent::DeletePod { name, .. } => {
+                if let Some((_, o)) = self.pods.get_mut(name) {
+                    if !o.terminating {
+                        o.terminating = true;
+                        o.ready = false;
+                        self.terminating_since
+                            .insert(name.clone(), self.now.mono_ms);
+                    }
+                }
+            }
+            Intent::Event { .. } => {}
+        }
+    }
+
+    /// Terminating pods whose grace has passed go.
+    fn reap(&mut self) {
+        let now = self.now.mono_ms;
+        let grace = self.grace_ms;
+        let gone: Vec<String> = self
+            .terminating_since
+            .iter()
+            .filter(|(_, t)| now >= **t + grace)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in gone {
+            self.terminating_since.remove(&n);
+            self.pods.remove(&n);
+        }
+    }
+
+    /// Moves the clock (both clocks) and syncs when a timer is due.
+    pub fn advance(&mut self, ms: u64) -> Vec<Intent> {
+        self.now = self.now.plus_ms(ms);
+        self.sync()
+    }
+
+    /// Running pods, not terminating, by name.
+    pub fn live(&self) -> Vec<&PodObs> {
+        self.pods
+            .values()
+            .map(|(_, o)| o)
+            .filter(|o| !o.terminating)
+            .collect()
+    }
+
+    /// Marks a pod Running and Ready (since now).
+    pub fn ready(&mut self, name: &str) {
+        let now = self.now.mono_ms;
+        let o = &mut self.pods.get_mut(name).expect("no such pod").1;
+        o.phase = Phase::Running;
+        if !o.ready {
+            o.ready = true;
+            o.ready_since_ms = Some(now);
+        }
+    }
+
+    /// Every live pod that is not ready becomes ready.
+    pub fn all_ready(&mut self) {
+        let names: Vec<String> = self.live().iter().map(|o| o.name.clone()).collect();
+        for n in names {
+            self.ready(&n);
+        }
+    }
+
+    /// The pod ends (`Succeeded` with exit 0, `Failed` otherwise).
+    pub fn exit(&mut self, name: &str, code: i32) {
+        let o = &mut self.pods.get_mut(name).expect("no such pod").1;
+        o.phase = if code == 0 {
+            Phase::Succeeded
+        } else {
+            Phase::Failed
+        };
+        o.ready = false;
+        o.exit_codes = vec![("main".into(), code)];
+    }
+
+    /// The pod runs but crashes: not ready, restarts counted.
+    pub fn crash(&mut self, name: &str) {
+        let o = &mut self.pods.get_mut(name).expect("no such pod").1;
+        o.phase = Phase::Running;
+        o.ready = false;
+        o.ready_since_ms = None;
+        o.restarts += 1;
+    }
+
+    /// The pod spec of a live pod.
+    pub fn spec(&self, name: &str) -> &Pod {
+        &self.pods[name].0
+    }
+
+    /// A save and restore of the controllers (an agent restart).
+    pub fn restart(&mut self) {
+        let snap = self.w.snapshot();
+        let bytes = postcard::to_allocvec(&snap).unwrap();
+        let back: super::WorkloadsSnap = postcard::from_bytes(&bytes).unwrap();
+        self.w = Workloads::restore(back);
+    }
+}
