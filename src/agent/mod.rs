@@ -46,7 +46,7 @@ mod signals;
 pub mod statefile;
 mod static_pods;
 pub mod trash;
-mod workloads;
+pub(crate) mod workloads;
 
 use crate::clock::Now;
 use crate::desired::{Change, Desired};

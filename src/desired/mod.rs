@@ -259,7 +259,33 @@ impl Desired {
             }
         }
         let owners = &self.owners;
+        let workload_owners = &self.workload_owners;
+        let static_workloads = self.static_workloads.as_ref();
+        // `namespace/name` of a pod, or `Kind/namespace/name` of a
+        // workload (names never hold a `/`).
         let static_owner = |key: &str| {
+            let mut parts = key.splitn(3, '/');
+            let (a, b, c) = (parts.next(), parts.next(), parts.next());
+            if let (Some(kind), Some(ns), Some(name)) = (a, b, c) {
+                // The manifests just read, else the workloads applied.
+                if let Some(list) = static_workloads {
+                    return list
+                        .iter()
+                        .find(|s| {
+                            let k = s.workload.key();
+                            (k.kind.name(), k.namespace.as_str(), k.name.as_str())
+                                == (kind, ns, name)
+                        })
+                        .map(|s| s.path.clone());
+                }
+                return workload_owners
+                    .iter()
+                    .find(|(k, _)| {
+                        (k.kind.name(), k.namespace.as_str(), k.name.as_str()) == (kind, ns, name)
+                    })
+                    .and_then(|(_, o)| o.static_path())
+                    .map(str::to_string);
+            }
             owners
                 .get(key)
                 .and_then(Owner::static_path)
