@@ -101,6 +101,8 @@ pub struct Config {
     pub node_ip: Option<std::net::Ipv4Addr>,
     /// `RuntimeDefault` seccomp when a container sets no profile.
     pub seccomp_default: bool,
+    /// The node default of `picolet.io/auto-rollback`.
+    pub auto_rollback: bool,
 }
 
 /// Errors that stop the agent.

@@ -83,7 +83,7 @@ impl Agent {
             node_name: self.cfg.node_name.clone(),
             node_labels,
             clock_synced: false,
-            auto_rollback: false,
+            auto_rollback: self.cfg.auto_rollback,
         }
     }
 
