@@ -361,6 +361,16 @@ impl PodTemplate {
         Ok(PodTemplate { pod, hash })
     }
 
+    /// A template saved as its Pod's JSON (a Deployment's revision) with
+    /// its hash.
+    pub fn from_json(pod: &str, hash: &str) -> Option<PodTemplate> {
+        let pod = serde_json::from_str(pod).ok()?;
+        Some(PodTemplate {
+            pod,
+            hash: hash.into(),
+        })
+    }
+
     /// The template's labels.
     pub fn labels(&self) -> &BTreeMap<String, String> {
         &self.pod.metadata.labels
