@@ -183,6 +183,13 @@ fn load_pods(files: &[&str]) -> Result<(Vec<Pod>, Vec<crate::spec::ConfigObject>
             match m.map_err(|e| e.to_string())? {
                 crate::spec::Manifest::Pod(pod) => pods.push(*pod),
                 crate::spec::Manifest::Object(o) => objects.push(o),
+                crate::spec::Manifest::Workload(w, _) => {
+                    return Err(format!(
+                        "{}: {}: publishing workloads is not supported yet; publish its pods",
+                        p.display(),
+                        w.key()
+                    ));
+                }
             }
         }
     }

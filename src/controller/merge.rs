@@ -331,7 +331,7 @@ mod tests {
             .unwrap()
         {
             crate::spec::Manifest::Object(o) => o,
-            crate::spec::Manifest::Pod(_) => unreachable!(),
+            _ => unreachable!(),
         }
     }
 

@@ -92,6 +92,8 @@ fn show(r: &Reconciled) -> Vec<String> {
             Change::Delete {
                 namespace, name, ..
             } => format!("-{namespace}/{name}"),
+            Change::ApplyWorkload { workload, .. } => format!("+{}", workload.key()),
+            Change::DeleteWorkload { key, .. } => format!("-{key}"),
         })
         .collect()
 }

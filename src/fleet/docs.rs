@@ -96,6 +96,10 @@ pub struct Plan {
     pub pods: Vec<(String, Source, Pod)>,
     /// Names whose fleet spec was refused (policy, static pod clash).
     pub refused: BTreeSet<String>,
+    /// The workloads (source, workload, its JSON document): in merge order.
+    pub workloads: Vec<(Source, crate::spec::workload::Workload, String)>,
+    /// Workloads whose fleet spec was refused (policy).
+    pub refused_workloads: BTreeSet<crate::spec::workload::WorkloadKey>,
     /// Errors not reported by the previous plan (to send as events).
     pub new_errors: Vec<(Source, StatusError)>,
 }
