@@ -39,6 +39,13 @@ pub enum Request {
         namespace: String,
         name: String,
     },
+    /// `rollout status|history|undo|restart` of a workload.
+    Rollout {
+        action: RolloutAction,
+        kind: crate::spec::workload::WorkloadKind,
+        namespace: String,
+        name: String,
+    },
     /// Where a container's log files are; the CLI reads them itself.
     Logs {
         namespace: String,
@@ -65,6 +72,16 @@ pub enum Request {
         #[serde(default)]
         tty: bool,
     },
+}
+
+/// What `rollout` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RolloutAction {
+    Status,
+    History,
+    /// `None`: the previous revision.
+    Undo(Option<i64>),
+    Restart,
 }
 
 /// A ConfigMap or Secret as the API shows it: no values.
@@ -169,6 +186,11 @@ pub enum Response {
         events: Vec<EventEntry>,
         /// The names of its pods (a CronJob: of its Jobs).
         pods: Vec<String>,
+    },
+    /// `rollout`'s text; `done`: a `status` that is complete.
+    Rollout {
+        text: String,
+        done: bool,
     },
     Logs {
         /// Oldest first: rotated files, then the current one.

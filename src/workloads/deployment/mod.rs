@@ -21,6 +21,7 @@
 //! made against.
 
 mod rollout;
+pub use rollout::history_text;
 #[cfg(test)]
 mod tests;
 

@@ -13,10 +13,25 @@ use crate::workloads::{Entry, PodObs, State as AnyState, Workloads};
 
 fn not_found(key: &WorkloadKey) -> String {
     format!(
-        "{}s.apps {:?} not found",
+        "{}s.apps {:?} not found in namespace {:?}",
         key.kind.name().to_ascii_lowercase(),
-        key.name
+        key.name,
+        key.namespace
     )
+}
+
+/// `rollout history` as kubectl prints it.
+pub fn history_text(key: &WorkloadKey, revisions: &[(i64, String)]) -> String {
+    let mut t = format!(
+        "{}/{} \nREVISION  CHANGE-CAUSE\n",
+        key.kind.resource(),
+        key.name
+    );
+    for (n, cause) in revisions {
+        let cause = if cause.is_empty() { "<none>" } else { cause };
+        t.push_str(&format!("{n:<10}{cause}\n"));
+    }
+    t
 }
 
 fn deployment<'a>(

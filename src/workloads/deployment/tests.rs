@@ -489,7 +489,7 @@ fn rollout_undo_and_restart() {
     let k = key();
     assert_eq!(
         s.w.rollout_undo(&k, None, s.now),
-        Err("deployments.apps \"web\" not found".into())
+        Err("deployments.apps \"web\" not found in namespace \"default\"".into())
     );
     settle(&mut s, &simple(2, "v1", "", ""));
     assert_eq!(
@@ -510,6 +510,10 @@ fn rollout_undo_and_restart() {
     assert_eq!(
         s.w.rollout_history(&k).unwrap(),
         vec![(2, "image v2".into()), (3, "image v1".into())]
+    );
+    assert_eq!(
+        history_text(&k, &[(2, "image v2".into()), (13, String::new())]),
+        "deployment.apps/web \nREVISION  CHANGE-CAUSE\n2         image v2\n13        <none>\n"
     );
     assert_eq!(
         s.w.rollout_undo(&k, Some(3), s.now).unwrap(),
