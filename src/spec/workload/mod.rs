@@ -364,7 +364,9 @@ impl PodTemplate {
     /// A template saved as its Pod's JSON (a Deployment's revision) with
     /// its hash.
     pub fn from_json(pod: &str, hash: &str) -> Option<PodTemplate> {
-        let pod = serde_json::from_str(pod).ok()?;
+        // Through a `Value` and the loader's deserializer: a direct
+        // `from_str::<Pod>` would add a second copy of Pod's deserializer.
+        let pod = crate::serde_path::from_value(serde_json::from_str(pod).ok()?).ok()?;
         Some(PodTemplate {
             pod,
             hash: hash.into(),
