@@ -518,12 +518,7 @@ impl Agent {
                     },
                 }
             }
-            Request::Rollout {
-                action,
-                kind,
-                namespace,
-                name,
-            } => {
+            Request::Rollout(action, to, kind, namespace, name) => {
                 use crate::api::RolloutAction as A;
                 let now = crate::clock::Now::read();
                 let key = crate::spec::workload::WorkloadKey {
@@ -537,11 +532,11 @@ impl Agent {
                     A::History => w
                         .rollout_history(&key)
                         .map(|h| (crate::workloads::deployment::history_text(&key, &h), true)),
-                    A::Undo(to) => w.rollout_undo(&key, to, now).map(|t| (t, true)),
+                    A::Undo => w.rollout_undo(&key, to, now).map(|t| (t, true)),
                     A::Restart => w.rollout_restart(&key, now).map(|t| (t, true)),
                 };
                 match r {
-                    Ok((text, done)) => Response::Rollout { text, done },
+                    Ok((text, done)) => Response::Rollout(text, done),
                     Err(e) => Response::Error(e),
                 }
             }

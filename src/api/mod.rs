@@ -39,13 +39,16 @@ pub enum Request {
         namespace: String,
         name: String,
     },
-    /// `rollout status|history|undo|restart` of a workload.
-    Rollout {
-        action: RolloutAction,
-        kind: crate::spec::workload::WorkloadKind,
-        namespace: String,
-        name: String,
-    },
+    /// `rollout status|history|undo|restart` of a workload: the action,
+    /// `undo --to-revision`, kind, namespace, name (a tuple: cheaper to
+    /// decode than named fields).
+    Rollout(
+        RolloutAction,
+        Option<i64>,
+        crate::spec::workload::WorkloadKind,
+        String,
+        String,
+    ),
     /// Where a container's log files are; the CLI reads them itself.
     Logs {
         namespace: String,
@@ -79,8 +82,7 @@ pub enum Request {
 pub enum RolloutAction {
     Status,
     History,
-    /// `None`: the previous revision.
-    Undo(Option<i64>),
+    Undo,
     Restart,
 }
 
@@ -187,11 +189,8 @@ pub enum Response {
         /// The names of its pods (a CronJob: of its Jobs).
         pods: Vec<String>,
     },
-    /// `rollout`'s text; `done`: a `status` that is complete.
-    Rollout {
-        text: String,
-        done: bool,
-    },
+    /// `rollout`'s text, and whether a `status` is complete.
+    Rollout(String, bool),
     Logs {
         /// Oldest first: rotated files, then the current one.
         files: Vec<PathBuf>,

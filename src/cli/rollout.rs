@@ -65,19 +65,20 @@ pub(super) fn rollout(args: Vec<OsString>) -> Result<ExitCode, String> {
     let action = match verb.as_str() {
         "status" => RolloutAction::Status,
         "history" => RolloutAction::History,
-        "undo" => RolloutAction::Undo(match a.one(&["to-revision"]) {
-            Some(n) => Some(
-                n.parse()
-                    .map_err(|_| format!("--to-revision {n:?}: not a number"))?,
-            ),
-            None => None,
-        }),
+        "undo" => RolloutAction::Undo,
         "restart" => RolloutAction::Restart,
         other => {
             return Err(format!(
                 "unknown rollout command {other:?}: status, history, undo or restart"
             ));
         }
+    };
+    let to = match a.one(&["to-revision"]) {
+        Some(n) => Some(
+            n.parse()
+                .map_err(|_| format!("--to-revision {n:?}: not a number"))?,
+        ),
+        None => None,
     };
     let watch = match a.one(&["watch"]) {
         None | Some("true") => true,
@@ -90,10 +91,11 @@ pub(super) fn rollout(args: Vec<OsString>) -> Result<ExitCode, String> {
         )),
         None => None,
     };
+    let req = Request::Rollout(action, to, kind, common.namespace.clone(), name.to_string());
     let start = std::time::Instant::now();
     let mut last = String::new();
     loop {
-        match call(&common, action, kind, name) {
+        match call(&common, &req) {
             Ok((text, done)) => {
                 if text != last {
                     super::out(&format!("{}\n", text.trim_end_matches('\n')))?;
@@ -114,20 +116,9 @@ pub(super) fn rollout(args: Vec<OsString>) -> Result<ExitCode, String> {
 }
 
 /// One request; an error printed as kubectl prints it (its exit code).
-fn call(
-    common: &Common,
-    action: RolloutAction,
-    kind: WorkloadKind,
-    name: &str,
-) -> Result<(String, bool), ExitCode> {
-    let r = common.call(Request::Rollout {
-        action,
-        kind,
-        namespace: common.namespace.clone(),
-        name: name.to_string(),
-    });
-    match r {
-        Ok(Response::Rollout { text, done }) => Ok((text, done)),
+fn call(common: &Common, req: &Request) -> Result<(String, bool), ExitCode> {
+    match common.call(req.clone()) {
+        Ok(Response::Rollout(text, done)) => Ok((text, done)),
         Ok(_) => {
             eprintln!("error: unexpected response");
             Err(ExitCode::from(1))

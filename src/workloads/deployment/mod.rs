@@ -97,10 +97,9 @@ pub struct Override {
     pub auto: bool,
 }
 
-/// A Deployment condition (`status`: `True`, `False`, `Unknown`).
+/// A Deployment condition; its status follows from its reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cond {
-    pub status: String,
     pub reason: String,
     pub message: String,
     pub update_ms: i64,
@@ -248,18 +247,28 @@ fn auto_rollback(cx: &Cx<'_>) -> bool {
     }
 }
 
+impl Cond {
+    /// `True`, `False` or `Unknown`.
+    pub fn status(&self) -> &'static str {
+        match self.reason.as_str() {
+            "ProgressDeadlineExceeded" | "RolledBack" | "MinimumReplicasUnavailable" => "False",
+            "DeploymentPaused" | "DeploymentResumed" => "Unknown",
+            _ => "True",
+        }
+    }
+}
+
 impl State {
     /// Sets a condition as `SetDeploymentCondition`: the same status and
     /// reason change nothing (unless `force`); the transition time is kept
     /// while the status is.
-    fn set(&mut self, progressing: bool, status: &str, reason: &str, message: String, now: Now) {
-        self.set_cond(progressing, status, reason, message, now, false);
+    fn set(&mut self, progressing: bool, reason: &str, message: String, now: Now) {
+        self.set_cond(progressing, reason, message, now, false);
     }
 
     fn set_cond(
         &mut self,
         progressing: bool,
-        status: &str,
         reason: &str,
         message: String,
         now: Now,
@@ -272,22 +281,22 @@ impl State {
         };
         if !force
             && let Some(c) = slot
-            && c.status == status
             && c.reason == reason
         {
             return;
         }
-        let transition_ms = match slot {
-            Some(c) if c.status == status => c.transition_ms,
-            _ => now.wall_ms,
-        };
-        *slot = Some(Box::new(Cond {
-            status: status.into(),
+        let mut new = Cond {
             reason: reason.into(),
             message,
             update_ms: now.wall_ms,
-            transition_ms,
-        }));
+            transition_ms: now.wall_ms,
+        };
+        if let Some(c) = slot
+            && c.status() == new.status()
+        {
+            new.transition_ms = c.transition_ms;
+        }
+        *slot = Some(Box::new(new));
         if progressing {
             self.progress_ms = now.mono_ms;
         }
@@ -354,18 +363,11 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DeploymentSpec, st: &mut State, pods:
     let deadline = spec.progress_deadline_seconds != NO_DEADLINE;
     if spec.paused {
         if st.reason() != "DeploymentPaused" {
-            st.set(
-                true,
-                "Unknown",
-                "DeploymentPaused",
-                "Deployment is paused".into(),
-                now,
-            );
+            st.set(true, "DeploymentPaused", "Deployment is paused".into(), now);
         }
     } else if st.reason() == "DeploymentPaused" {
         st.set(
             true,
-            "Unknown",
             "DeploymentResumed",
             "Deployment is resumed".into(),
             now,
@@ -383,21 +385,21 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DeploymentSpec, st: &mut State, pods:
         let seen = st.seen;
         if complete {
             let msg = format!("{what} has successfully progressed.");
-            st.set(true, "True", "NewReplicaSetAvailable", msg, now);
+            st.set(true, "NewReplicaSetAvailable", msg, now);
         } else if counts.replicas - counts.updated < seen.replicas
             || counts.updated > seen.updated
             || counts.ready > seen.ready
             || counts.available > seen.available
         {
             let msg = format!("{what} is progressing.");
-            st.set_cond(true, "True", "ReplicaSetUpdated", msg, now, true);
+            st.set_cond(true, "ReplicaSetUpdated", msg, now, true);
         } else if st.progressing.is_some()
             && st.reason() != "NewReplicaSetAvailable"
             && (st.reason() == "ProgressDeadlineExceeded"
                 || now.mono_ms > st.progress_ms + spec.progress_deadline_seconds as u64 * 1000)
         {
             let msg = format!("{what} has timed out progressing.");
-            st.set(true, "False", "ProgressDeadlineExceeded", msg, now);
+            st.set(true, "ProgressDeadlineExceeded", msg, now);
             if auto_rollback(cx) {
                 rollback(cx, spec, st, new);
             }
@@ -453,7 +455,7 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DeploymentSpec, st: &mut State, pods:
                 scale(cx, st, st.revisions.len() - 1, replicas);
                 if !st.over.as_ref().is_some_and(|o| o.auto) {
                     let msg = format!("Created new replica set {name:?}");
-                    st.set_cond(true, "True", "NewReplicaSetCreated", msg, now, true);
+                    st.set_cond(true, "NewReplicaSetCreated", msg, now, true);
                 }
             }
             Some(i) if st.revisions[i].number != max => {
@@ -467,7 +469,7 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DeploymentSpec, st: &mut State, pods:
                 st.seen.replicas = i32::MAX;
                 if !st.over.as_ref().is_some_and(|o| o.auto) {
                     let msg = format!("Found new replica set {name:?}");
-                    st.set_cond(true, "True", "FoundNewReplicaSet", msg, now, true);
+                    st.set_cond(true, "FoundNewReplicaSet", msg, now, true);
                 }
             }
             Some(i) if st.progressing.is_none() => {
@@ -475,7 +477,7 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DeploymentSpec, st: &mut State, pods:
                     "Found new replica set {:?}",
                     rs_name(cx, &st.revisions[i].hash)
                 );
-                st.set(true, "True", "FoundNewReplicaSet", msg, now);
+                st.set(true, "FoundNewReplicaSet", msg, now);
             }
             _ => {}
         }
@@ -508,22 +510,28 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DeploymentSpec, st: &mut State, pods:
         let r = &st.revisions[i];
         let have = o.active.len() as i32;
         if have > r.replicas {
+            // The ReplicaSet controller's order: Pending, Unknown, then
+            // Running; not ready first; ready for less time; more
+            // restarts; newest.
             let mut victims = o.active.clone();
-            victims.sort_by_key(|p| {
-                (
-                    match p.phase {
-                        Phase::Pending => 0,
-                        Phase::Unknown => 1,
-                        _ => 2,
-                    },
-                    p.ready,
-                    Reverse(p.ready_since_ms),
-                    Reverse(p.restarts),
-                    Reverse(p.created_ms),
-                )
-            });
-            for p in victims.iter().take((have - r.replicas) as usize) {
-                cx.delete_pod(&p.name);
+            for _ in r.replicas..have {
+                let k = (0..victims.len()).min_by_key(|&k| {
+                    let p = victims[k];
+                    (
+                        match p.phase {
+                            Phase::Pending => 0,
+                            Phase::Unknown => 1,
+                            _ => 2,
+                        },
+                        p.ready,
+                        Reverse(p.ready_since_ms),
+                        Reverse(p.restarts),
+                        Reverse(p.created_ms),
+                    )
+                });
+                if let Some(k) = k {
+                    cx.delete_pod(&victims.swap_remove(k).name);
+                }
             }
         } else if have < r.replicas && !blocked {
             let t = if r.hash == tmpl.hash {
@@ -596,7 +604,6 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DeploymentSpec, st: &mut State, pods:
     if counts.available >= min_available {
         st.set(
             false,
-            "True",
             "MinimumReplicasAvailable",
             "Deployment has minimum availability.".into(),
             now,
@@ -604,7 +611,6 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DeploymentSpec, st: &mut State, pods:
     } else {
         st.set(
             false,
-            "False",
             "MinimumReplicasUnavailable",
             "Deployment does not have minimum availability.".into(),
             now,
@@ -644,7 +650,7 @@ fn rollback(cx: &mut Cx<'_>, spec: &DeploymentSpec, st: &mut State, new: Option<
         change_cause: good.change_cause.clone(),
         auto: true,
     }));
-    st.set_cond(true, "False", "RolledBack", msg.clone(), cx.now, true);
+    st.set_cond(true, "RolledBack", msg.clone(), cx.now, true);
     cx.event(EventType::Warning, "RolledBack", msg);
 }
 
@@ -754,7 +760,7 @@ pub(crate) fn status(spec: &DeploymentSpec, st: &State, pods: &[PodObs], now: No
     .filter_map(|(t, c)| {
         let c = c.as_ref()?;
         Some(json!({
-            "type": t, "status": c.status,
+            "type": t, "status": c.status(),
             "lastUpdateTime": crate::clock::rfc3339(c.update_ms),
             "lastTransitionTime": crate::clock::rfc3339(c.transition_ms),
             "reason": c.reason, "message": c.message,

@@ -74,7 +74,7 @@ fn done(s: &Sim) -> bool {
 
 fn cond(s: &Sim) -> (String, String) {
     let c = st(s).progressing.clone().unwrap();
-    (c.status, c.reason)
+    (c.status().to_string(), c.reason)
 }
 
 /// Runs `ticks` seconds: one sync per tick, `check` after each; the pods
