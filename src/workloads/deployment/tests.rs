@@ -709,3 +709,23 @@ fn the_auto_rollback_annotation_is_true_or_false() {
         "{e}"
     );
 }
+
+#[test]
+fn unhealthy_old_pods_go_first() {
+    let mut s = Sim::new();
+    let strategy = "{rollingUpdate: {maxSurge: 0, maxUnavailable: 1}}";
+    settle(&mut s, &web(3, "v1", strategy, "", "", ""));
+    let sick = s.live()[1].name.clone();
+    s.crash(&sick);
+    s.apply(&web(3, "v2", strategy, "", "", ""));
+    let out = s.step();
+    let deleted: Vec<&str> = out
+        .iter()
+        .filter_map(|i| match i {
+            Intent::DeletePod { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted, [sick.as_str()], "{out:?}");
+    assert_eq!(available_now(&s, 0), 2, "the ready ones stay");
+}
