@@ -518,6 +518,28 @@ impl Agent {
                     },
                 }
             }
+            Request::Rollout(action, to, kind, namespace, name) => {
+                use crate::api::RolloutAction as A;
+                let now = crate::clock::Now::read();
+                let key = crate::spec::workload::WorkloadKey {
+                    kind,
+                    namespace,
+                    name,
+                };
+                let w = &mut self.workloads;
+                let r = match action {
+                    A::Status => w.rollout_status(&key, &workloads::observe(&self.node, now), now),
+                    A::History => w
+                        .rollout_history(&key)
+                        .map(|h| (crate::workloads::deployment::history_text(&key, &h), true)),
+                    A::Undo => w.rollout_undo(&key, to, now).map(|t| (t, true)),
+                    A::Restart => w.rollout_restart(&key, now).map(|t| (t, true)),
+                };
+                match r {
+                    Ok((text, done)) => Response::Rollout(text, done),
+                    Err(e) => Response::Error(e),
+                }
+            }
             Request::GetObjects { secrets } => {
                 let kind = if secrets {
                     crate::spec::ObjectKind::Secret

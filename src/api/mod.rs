@@ -39,6 +39,16 @@ pub enum Request {
         namespace: String,
         name: String,
     },
+    /// `rollout status|history|undo|restart` of a workload: the action,
+    /// `undo --to-revision`, kind, namespace, name (a tuple: cheaper to
+    /// decode than named fields).
+    Rollout(
+        RolloutAction,
+        Option<i64>,
+        crate::spec::workload::WorkloadKind,
+        String,
+        String,
+    ),
     /// Where a container's log files are; the CLI reads them itself.
     Logs {
         namespace: String,
@@ -65,6 +75,15 @@ pub enum Request {
         #[serde(default)]
         tty: bool,
     },
+}
+
+/// What `rollout` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RolloutAction {
+    Status,
+    History,
+    Undo,
+    Restart,
 }
 
 /// A ConfigMap or Secret as the API shows it: no values.
@@ -170,6 +189,8 @@ pub enum Response {
         /// The names of its pods (a CronJob: of its Jobs).
         pods: Vec<String>,
     },
+    /// `rollout`'s text, and whether a `status` is complete.
+    Rollout(String, bool),
     Logs {
         /// Oldest first: rotated files, then the current one.
         files: Vec<PathBuf>,

@@ -62,6 +62,7 @@ pub fn text(cmd: &str, rest: &[String]) -> Option<&'static str> {
         "check" => crate::check::HELP,
         "install" => crate::install::HELP,
         "net" => super::host::NET_HELP,
+        "rollout" => super::rollout::HELP,
         "cgroup-holder" => crate::runtime::cgroup::holder::HELP,
         "pull" => super::pull::HELPER_HELP,
         "apply" => crate::controller::APPLY_HELP,

@@ -128,7 +128,7 @@ impl Printer {
 }
 
 /// `--since 5s|2m|1h` (also `1h30m`, as Go's durations) in ns.
-fn parse_since(s: &str) -> Result<i64, String> {
+pub(super) fn parse_since(s: &str) -> Result<i64, String> {
     let bad = || format!("--since {s:?}: use a duration such as 5s, 2m or 1h");
     let mut total: i64 = 0;
     let mut num = String::new();

@@ -22,6 +22,7 @@ pub mod jsonpath;
 mod logs;
 mod pods;
 mod pull;
+mod rollout;
 pub mod selector;
 mod workloads;
 
@@ -39,6 +40,8 @@ pub const USAGE: &str =
   picolet describe pod NAME [-n NAMESPACE] [--state-dir DIR]
   picolet logs POD|-l SELECTOR [-c CONTAINER] [--tail N] [-f] [--previous] [--since D]
                    [--timestamps] [--prefix] [-n NAMESPACE] [--state-dir DIR]
+  picolet rollout status|history|undo|restart deployment/NAME [--to-revision N]
+                   [--timeout D] [--watch=false] [-n NAMESPACE] [--state-dir DIR]
   picolet exec POD [-c CONTAINER] [-i] [-n NAMESPACE] [--state-dir DIR] -- COMMAND [ARG...]
   picolet image import FILE|DIR [--name REF] [--state-dir DIR]
   picolet image ls [--state-dir DIR]
@@ -67,6 +70,7 @@ pub fn run(cmd: &str, args: Vec<OsString>) -> Option<Result<ExitCode, String>> {
         "check" => host::check(args),
         "install" => host::install(args),
         "net" => host::net(args),
+        "rollout" => rollout::rollout(args),
         _ => return None,
     })
 }

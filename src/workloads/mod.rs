@@ -730,6 +730,9 @@ impl Workloads {
         if let Some(m) = object.as_object_mut() {
             m.insert("status".into(), status);
         }
+        if let State::Deployment(st) = &e.state {
+            deployment::annotate(&mut object, st);
+        }
         Some(WorkloadView {
             key: key.clone(),
             uid: e.uid.clone(),

@@ -66,19 +66,30 @@ impl Sim {
     pub fn sync(&mut self) -> Vec<Intent> {
         let mut all = Vec::new();
         for _ in 0..20 {
-            self.reap();
-            let obs: Vec<PodObs> = self.pods.values().map(|(_, o)| o.clone()).collect();
-            let out = self.w.sync(self.now, &self.env, &obs);
+            let out = self.step();
             let quiet = out.iter().all(|i| matches!(i, Intent::Event { .. }));
-            for i in out {
-                self.carry_out(&i);
-                all.push(i);
-            }
+            all.extend(out);
             if quiet {
                 break;
             }
         }
         all
+    }
+
+    /// One `sync`, its intents carried out.
+    pub fn step(&mut self) -> Vec<Intent> {
+        self.reap();
+        let obs = self.obs();
+        let out = self.w.sync(self.now, &self.env, &obs);
+        for i in &out {
+            self.carry_out(i);
+        }
+        out
+    }
+
+    /// What the agent would feed `sync`: every pod.
+    pub fn obs(&self) -> Vec<PodObs> {
+        self.pods.values().map(|(_, o)| o.clone()).collect()
     }
 
     fn carry_out(&mut self, i: &Intent) {

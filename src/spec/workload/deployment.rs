@@ -90,6 +90,17 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<DeploymentSpe
             "Unsupported value: only \"Always\" is supported",
         ));
     }
+    let auto = "picolet.io/auto-rollback";
+    if meta
+        .annotations
+        .get(auto)
+        .is_some_and(|v| v != "true" && v != "false")
+    {
+        return Err(SpecError::invalid(
+            format!("metadata.annotations.{auto}"),
+            "must be \"true\" or \"false\"",
+        ));
+    }
     let replicas = f.replicas.unwrap_or(1);
     non_negative(replicas.into(), "spec.replicas")?;
     let min_ready_seconds = f.min_ready_seconds.unwrap_or(0);

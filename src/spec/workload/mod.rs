@@ -373,6 +373,18 @@ impl PodTemplate {
         Ok(PodTemplate { pod, hash })
     }
 
+    /// A template saved as its Pod's JSON (a Deployment's revision) with
+    /// its hash.
+    pub fn from_json(pod: &str, hash: &str) -> Option<PodTemplate> {
+        // Through a `Value` and the loader's deserializer: a direct
+        // `from_str::<Pod>` would add a second copy of Pod's deserializer.
+        let pod = crate::serde_path::from_value(serde_json::from_str(pod).ok()?).ok()?;
+        Some(PodTemplate {
+            pod,
+            hash: hash.into(),
+        })
+    }
+
     /// The template's labels.
     pub fn labels(&self) -> &BTreeMap<String, String> {
         &self.pod.metadata.labels
