@@ -328,6 +328,26 @@ struct Seq {
     index: usize,
 }
 
+// The bookkeeping around each element and map value is kept out of the
+// generic `next_element_seed`/`next_value_seed` (one copy per element or
+// field type): binary size, docs/design-deviations.md §12.
+impl Seq {
+    /// The next element; `index` is then one past it.
+    #[inline(never)]
+    fn next_item(&mut self) -> Option<Des> {
+        let v = self.iter.next()?;
+        self.index += 1;
+        Some(Des(v))
+    }
+
+    /// `e` placed at the element last taken.
+    #[cold]
+    #[inline(never)]
+    fn failed(&self, e: Error) -> Error {
+        e.at(Segment::Index(self.index - 1))
+    }
+}
+
 impl<'de> SeqAccess<'de> for Seq {
     type Error = Error;
 
@@ -335,15 +355,9 @@ impl<'de> SeqAccess<'de> for Seq {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, Error> {
-        match self.iter.next() {
+        match self.next_item() {
             None => Ok(None),
-            Some(v) => {
-                let index = self.index;
-                self.index += 1;
-                seed.deserialize(Des(v))
-                    .map(Some)
-                    .map_err(|e| e.at(Segment::Index(index)))
-            }
+            Some(v) => seed.deserialize(v).map(Some).map_err(|e| self.failed(e)),
         }
     }
 
@@ -358,6 +372,37 @@ struct Entries {
     key: Option<String>,
 }
 
+impl Entries {
+    /// The next key, to be read; its value is kept for `next_value_seed`.
+    #[inline(never)]
+    fn next_entry(&mut self) -> Option<serde::de::value::StringDeserializer<Error>> {
+        let (k, v) = self.iter.next()?;
+        self.value = Some(v);
+        self.key = Some(k.clone());
+        Some(k.into_deserializer())
+    }
+
+    /// The value of the key last read (its key stays, for [`Self::failed`],
+    /// until the next key replaces it).
+    #[inline(never)]
+    fn take_value(&mut self) -> Result<Des, Error> {
+        match self.value.take() {
+            Some(v) => Ok(Des(v)),
+            None => {
+                self.key = None;
+                Err(de::Error::custom("value is missing"))
+            }
+        }
+    }
+
+    /// `e` placed at the key last read.
+    #[cold]
+    #[inline(never)]
+    fn failed(&mut self, e: Error) -> Error {
+        e.at(Segment::Key(self.key.take().unwrap_or_default()))
+    }
+}
+
 impl<'de> MapAccess<'de> for Entries {
     type Error = Error;
 
@@ -365,27 +410,15 @@ impl<'de> MapAccess<'de> for Entries {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, Error> {
-        match self.iter.next() {
+        match self.next_entry() {
             None => Ok(None),
-            Some((k, v)) => {
-                self.value = Some(v);
-                self.key = Some(k.clone());
-                let key: serde::de::value::StringDeserializer<Error> = k.into_deserializer();
-                seed.deserialize(key)
-                    .map(Some)
-                    .map_err(|e| e.at(Segment::Key(self.key.take().unwrap_or_default())))
-            }
+            Some(key) => seed.deserialize(key).map(Some).map_err(|e| self.failed(e)),
         }
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        let key = self.key.take().unwrap_or_default();
-        match self.value.take() {
-            Some(v) => seed
-                .deserialize(Des(v))
-                .map_err(|e| e.at(Segment::Key(key))),
-            None => Err(de::Error::custom("value is missing")),
-        }
+        let v = self.take_value()?;
+        seed.deserialize(v).map_err(|e| self.failed(e))
     }
 
     fn size_hint(&self) -> Option<usize> {
