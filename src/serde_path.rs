@@ -175,6 +175,14 @@ fn unexpected(v: &Value) -> de::Unexpected<'_> {
     }
 }
 
+/// `invalid type: <v>, expected <exp>`: what a visitor's default
+/// `visit_*` gives for a value of the wrong kind.
+#[cold]
+#[inline(never)]
+fn wrong_type(v: &Value, exp: &dyn de::Expected) -> Error {
+    de::Error::invalid_type(unexpected(v), exp)
+}
+
 fn number_unexpected(n: &Number) -> de::Unexpected<'static> {
     if let Some(u) = n.as_u64() {
         de::Unexpected::Unsigned(u)
@@ -309,8 +317,33 @@ impl<'de> de::Deserializer<'de> for Des {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.0 {
             Value::Object(m) => visit_object(m, visitor),
-            other => Err(de::Error::invalid_type(unexpected(&other), &visitor)),
+            other => Err(wrong_type(&other, &visitor)),
         }
+    }
+
+    // A sequence or string is read only from an array or string: what
+    // `deserialize_any` would give for the other kinds, serde's visitors
+    // for sequences and strings (`Vec`, sets, `String`, `PathBuf`) refuse
+    // with this same error, and it is then linked once, not once per
+    // element type. Not inlined, as `deserialize_any`.
+    #[inline(never)]
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::Array(a) => visit_array(a, visitor),
+            other => Err(wrong_type(&other, &visitor)),
+        }
+    }
+
+    #[inline(never)]
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::String(s) => visitor.visit_string(s),
+            other => Err(wrong_type(&other, &visitor)),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_string(visitor)
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
@@ -318,8 +351,8 @@ impl<'de> de::Deserializer<'de> for Des {
     }
 
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple tuple_struct identifier
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char
+        bytes byte_buf unit unit_struct tuple tuple_struct identifier
     }
 }
 
