@@ -25,6 +25,76 @@ pub fn encode_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serde
     Ok(())
 }
 
+/// `value` as `serde_json::to_vec_pretty` writes it (two-space indent,
+/// `": "`, `[]` and `{}` when empty), byte for byte, but through the
+/// compact serializer each type already has: the compact text is indented
+/// afterwards. A second, pretty, copy of each type's `Serialize` is not
+/// linked (docs/design-deviations.md §12).
+pub fn to_vec_pretty<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let mut text = Vec::new();
+    serde_json::to_writer(&mut text, value)?;
+    Ok(indent(&text))
+}
+
+/// [`to_vec_pretty`] as a `String`, like `serde_json::to_string_pretty`.
+pub fn to_string_pretty<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    String::from_utf8(to_vec_pretty(value)?).map_err(serde::ser::Error::custom)
+}
+
+/// Compact JSON text (no whitespace outside strings, as serde_json writes
+/// it) indented as serde_json's `PrettyFormatter` does.
+fn indent(compact: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(compact.len() * 2);
+    let mut depth = 0usize;
+    let (mut in_string, mut escaped) = (false, false);
+    let newline = |out: &mut Vec<u8>, depth: usize| {
+        out.push(b'\n');
+        out.resize(out.len() + 2 * depth, b' ');
+    };
+    let mut i = 0;
+    while i < compact.len() {
+        let b = compact[i];
+        i += 1;
+        if in_string {
+            out.push(b);
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_string = true;
+                out.push(b);
+            }
+            b'[' | b'{' if matches!(compact.get(i), Some(b']' | b'}')) => {
+                out.extend_from_slice(&[b, compact[i]]);
+                i += 1;
+            }
+            b'[' | b'{' => {
+                out.push(b);
+                depth += 1;
+                newline(&mut out, depth);
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(b);
+            }
+            b',' => {
+                out.push(b);
+                newline(&mut out, depth);
+            }
+            b':' => out.extend_from_slice(b": "),
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
 /// Received bytes, cut into lines. Lines taken are dropped from the front
 /// once per [`extend`](Self::extend), not once per line, so a burst of many
 /// short lines costs one move of the rest.
@@ -84,6 +154,42 @@ impl LineBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn to_vec_pretty_gives_what_serde_json_gives() {
+        let pod = crate::spec::load::pod_from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "labels": {"app": "web", "tier": ""},
+                         "annotations": {"q": "say \\\"hi\\\" [a,b]: {c}"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "args": [],
+                     "command": ["sh", "-c", "echo \\u00e9 {}[],:"],
+                     "env": [{"name": "A", "value": "1"}],
+                     "resources": {"limits": {"cpu": "1", "memory": "8Mi"}}}],
+                     "terminationGracePeriodSeconds": 5}
+        }))
+        .unwrap();
+        assert_eq!(
+            to_vec_pretty(&pod).unwrap(),
+            serde_json::to_vec_pretty(&pod).unwrap()
+        );
+        let values = [
+            serde_json::json!({"a": [], "b": {}, "c": [[], {}, [1, [2, {"d": null}]]],
+                               "e\\\"": "f\\\\", "g": -1.5, "h": true, "{": "}"}),
+            serde_json::json!([]),
+            serde_json::json!({}),
+            serde_json::json!("x,y:z[{"),
+            serde_json::json!(7),
+        ];
+        for v in &values {
+            let want = serde_json::to_vec_pretty(v).unwrap();
+            assert_eq!(
+                to_vec_pretty(v).unwrap(),
+                want,
+                "{}",
+                String::from_utf8_lossy(&want)
+            );
+        }
+    }
 
     #[test]
     fn read_from_appends_what_each_read_gives_until_end_of_input() {

@@ -175,6 +175,14 @@ fn unexpected(v: &Value) -> de::Unexpected<'_> {
     }
 }
 
+/// `invalid type: <v>, expected <exp>`: what a visitor's default
+/// `visit_*` gives for a value of the wrong kind.
+#[cold]
+#[inline(never)]
+fn wrong_type(v: &Value, exp: &dyn de::Expected) -> Error {
+    de::Error::invalid_type(unexpected(v), exp)
+}
+
 fn number_unexpected(n: &Number) -> de::Unexpected<'static> {
     if let Some(u) = n.as_u64() {
         de::Unexpected::Unsigned(u)
@@ -309,8 +317,33 @@ impl<'de> de::Deserializer<'de> for Des {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.0 {
             Value::Object(m) => visit_object(m, visitor),
-            other => Err(de::Error::invalid_type(unexpected(&other), &visitor)),
+            other => Err(wrong_type(&other, &visitor)),
         }
+    }
+
+    // A sequence or string is read only from an array or string: what
+    // `deserialize_any` would give for the other kinds, serde's visitors
+    // for sequences and strings (`Vec`, sets, `String`, `PathBuf`) refuse
+    // with this same error, and it is then linked once, not once per
+    // element type. Not inlined, as `deserialize_any`.
+    #[inline(never)]
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::Array(a) => visit_array(a, visitor),
+            other => Err(wrong_type(&other, &visitor)),
+        }
+    }
+
+    #[inline(never)]
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::String(s) => visitor.visit_string(s),
+            other => Err(wrong_type(&other, &visitor)),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_string(visitor)
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
@@ -318,14 +351,34 @@ impl<'de> de::Deserializer<'de> for Des {
     }
 
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple tuple_struct identifier
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char
+        bytes byte_buf unit unit_struct tuple tuple_struct identifier
     }
 }
 
 struct Seq {
     iter: std::vec::IntoIter<Value>,
     index: usize,
+}
+
+// The bookkeeping around each element and map value is kept out of the
+// generic `next_element_seed`/`next_value_seed` (one copy per element or
+// field type): binary size, docs/design-deviations.md §12.
+impl Seq {
+    /// The next element; `index` is then one past it.
+    #[inline(never)]
+    fn next_item(&mut self) -> Option<Des> {
+        let v = self.iter.next()?;
+        self.index += 1;
+        Some(Des(v))
+    }
+
+    /// `e` placed at the element last taken.
+    #[cold]
+    #[inline(never)]
+    fn failed(&self, e: Error) -> Error {
+        e.at(Segment::Index(self.index - 1))
+    }
 }
 
 impl<'de> SeqAccess<'de> for Seq {
@@ -335,15 +388,9 @@ impl<'de> SeqAccess<'de> for Seq {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, Error> {
-        match self.iter.next() {
+        match self.next_item() {
             None => Ok(None),
-            Some(v) => {
-                let index = self.index;
-                self.index += 1;
-                seed.deserialize(Des(v))
-                    .map(Some)
-                    .map_err(|e| e.at(Segment::Index(index)))
-            }
+            Some(v) => seed.deserialize(v).map(Some).map_err(|e| self.failed(e)),
         }
     }
 
@@ -358,6 +405,37 @@ struct Entries {
     key: Option<String>,
 }
 
+impl Entries {
+    /// The next key, to be read; its value is kept for `next_value_seed`.
+    #[inline(never)]
+    fn next_entry(&mut self) -> Option<serde::de::value::StringDeserializer<Error>> {
+        let (k, v) = self.iter.next()?;
+        self.value = Some(v);
+        self.key = Some(k.clone());
+        Some(k.into_deserializer())
+    }
+
+    /// The value of the key last read (its key stays, for [`Self::failed`],
+    /// until the next key replaces it).
+    #[inline(never)]
+    fn take_value(&mut self) -> Result<Des, Error> {
+        match self.value.take() {
+            Some(v) => Ok(Des(v)),
+            None => {
+                self.key = None;
+                Err(de::Error::custom("value is missing"))
+            }
+        }
+    }
+
+    /// `e` placed at the key last read.
+    #[cold]
+    #[inline(never)]
+    fn failed(&mut self, e: Error) -> Error {
+        e.at(Segment::Key(self.key.take().unwrap_or_default()))
+    }
+}
+
 impl<'de> MapAccess<'de> for Entries {
     type Error = Error;
 
@@ -365,27 +443,15 @@ impl<'de> MapAccess<'de> for Entries {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, Error> {
-        match self.iter.next() {
+        match self.next_entry() {
             None => Ok(None),
-            Some((k, v)) => {
-                self.value = Some(v);
-                self.key = Some(k.clone());
-                let key: serde::de::value::StringDeserializer<Error> = k.into_deserializer();
-                seed.deserialize(key)
-                    .map(Some)
-                    .map_err(|e| e.at(Segment::Key(self.key.take().unwrap_or_default())))
-            }
+            Some(key) => seed.deserialize(key).map(Some).map_err(|e| self.failed(e)),
         }
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        let key = self.key.take().unwrap_or_default();
-        match self.value.take() {
-            Some(v) => seed
-                .deserialize(Des(v))
-                .map_err(|e| e.at(Segment::Key(key))),
-            None => Err(de::Error::custom("value is missing")),
-        }
+        let v = self.take_value()?;
+        seed.deserialize(v).map_err(|e| self.failed(e))
     }
 
     fn size_hint(&self) -> Option<usize> {

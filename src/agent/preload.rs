@@ -133,7 +133,7 @@ impl Agent {
                 cache[p.name.as_str()] = entry;
                 let path = cache_path(&self.cfg.state_dir.join("images"));
                 let tmp = path.with_extension("json.tmp");
-                let written = serde_json::to_string_pretty(cache)
+                let written = crate::jsonl::to_string_pretty(cache)
                     .map_err(std::io::Error::other)
                     .and_then(|b| std::fs::write(&tmp, b))
                     .and_then(|()| std::fs::rename(&tmp, &path));

@@ -132,7 +132,7 @@ pub fn prepare_pod_dir(
     let (resolv, warnings) = crate::net::dns::resolv_conf(spec, &host);
     std::fs::write(dir.join("resolv.conf"), resolv)?;
     let path = dir.join("shim.json");
-    let json = serde_json::to_vec_pretty(cfg).map_err(io::Error::other)?;
+    let json = crate::jsonl::to_vec_pretty(cfg).map_err(io::Error::other)?;
     std::fs::write(&path, json)?;
     Ok((path, warnings))
 }

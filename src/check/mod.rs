@@ -214,7 +214,7 @@ impl Report {
 
     /// The report as JSON (`-o json`).
     pub fn json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        crate::jsonl::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 
     /// The items that make the check fail.

@@ -256,7 +256,7 @@ impl GetOpts {
             }),
         };
         match &self.output {
-            Output::Json => serde_json::to_string_pretty(&doc)
+            Output::Json => crate::jsonl::to_string_pretty(&doc)
                 .map(|s| s + "\n")
                 .map_err(|e| e.to_string()),
             Output::Yaml => Ok(crate::yaml::to_string(&doc)),

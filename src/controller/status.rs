@@ -232,7 +232,7 @@ pub fn to_json(rows: &BTreeMap<String, DeviceRow>) -> String {
             })
         })
         .collect();
-    serde_json::to_string_pretty(&items).expect("JSON values always serialize")
+    crate::jsonl::to_string_pretty(&items).expect("JSON values always serialize")
 }
 
 fn age(now_ms: i64, time: &str) -> String {

@@ -139,7 +139,7 @@ impl ImageStore {
             .sort_by(|a, b| ref_name(a).cmp(&ref_name(b)));
         index.schema_version = 2;
         index.media_type = MEDIA_OCI_INDEX.to_string();
-        let bytes = serde_json::to_vec_pretty(&index).map_err(|source| ImageError::Json {
+        let bytes = crate::jsonl::to_vec_pretty(&index).map_err(|source| ImageError::Json {
             what: "index.json".to_string(),
             source,
         })?;

@@ -116,6 +116,52 @@ fn errors_name_the_innermost_field_with_serde_json_s_message() {
             "items",
             "invalid type: map, expected a sequence",
         ),
+        // Every other kind where a string or a sequence is expected.
+        (
+            json!({"name": true}),
+            "name",
+            "invalid type: boolean `true`, expected a string",
+        ),
+        (
+            json!({"name": -3}),
+            "name",
+            "invalid type: integer `-3`, expected a string",
+        ),
+        (
+            json!({"name": 2.5}),
+            "name",
+            "invalid type: floating point `2.5`, expected a string",
+        ),
+        (
+            json!({"name": ["a"]}),
+            "name",
+            "invalid type: sequence, expected a string",
+        ),
+        (
+            json!({"name": {"a": 1}}),
+            "name",
+            "invalid type: map, expected a string",
+        ),
+        (
+            json!({"name": "a", "items": "x"}),
+            "items",
+            "invalid type: string \"x\", expected a sequence",
+        ),
+        (
+            json!({"name": "a", "items": null}),
+            "items",
+            "invalid type: null, expected a sequence",
+        ),
+        (
+            json!({"name": "a", "items": 7}),
+            "items",
+            "invalid type: integer `7`, expected a sequence",
+        ),
+        (
+            json!({"name": "a", "items": false}),
+            "items",
+            "invalid type: boolean `false`, expected a sequence",
+        ),
     ];
     for (v, path, message) in cases {
         let json_error = serde_json::from_value::<Doc>(v.clone())
