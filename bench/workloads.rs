@@ -113,9 +113,7 @@ fn main() {
         12.3e6 / (rss as f64 * 1024.0),
         268e6 / (rss as f64 * 1024.0)
     );
-    println!(
-        "state file: {state} bytes (budget 65536)"
-    );
+    println!("state file: {state} bytes (budget 65536)");
     let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .count();

@@ -21,6 +21,7 @@ pub const COMMANDS: &[&str] = &[
     "net",
     "apply",
     "delete",
+    "rollout",
     "fleet",
     "keygen",
 ];

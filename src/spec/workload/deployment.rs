@@ -173,10 +173,7 @@ fn strategy(v: Option<Value>) -> Result<Strategy, SpecError> {
             let max_surge = surge.unwrap_or(IntOrPercent::Percent(25));
             let max_unavailable = unavailable.unwrap_or(IntOrPercent::Percent(25));
             for (name, v) in [("maxSurge", max_surge), ("maxUnavailable", max_unavailable)] {
-                if let IntOrPercent::Percent(p) = v
-                    && p > 100
-                    && name == "maxUnavailable"
-                {
+                if matches!(v, IntOrPercent::Percent(p) if p > 100) && name == "maxUnavailable" {
                     return Err(SpecError::invalid(
                         format!("{at}.{name}"),
                         "must not be greater than 100%",

@@ -136,9 +136,9 @@ fn current<'a>(
     st: &State,
     meta: &crate::spec::ObjectMeta,
 ) -> (Cow<'a, PodTemplate>, String) {
-    if let Some(o) = &st.over
-        && o.source == spec.template.hash
-        && let Some(t) = PodTemplate::from_json(&o.template, &o.hash)
+    let over = st.over.as_ref().filter(|o| o.source == spec.template.hash);
+    if let Some((o, t)) =
+        over.and_then(|o| Some((o, PodTemplate::from_json(&o.template, &o.hash)?)))
     {
         return (Cow::Owned(t), o.change_cause.clone());
     }
@@ -243,10 +243,7 @@ impl State {
         } else {
             &mut self.available
         };
-        if !force
-            && let Some(c) = slot
-            && c.reason == reason
-        {
+        if !force && slot.as_ref().is_some_and(|c| c.reason == reason) {
             return;
         }
         let mut new = Cond {
@@ -255,9 +252,7 @@ impl State {
             update_ms: now.wall_ms,
             transition_ms: now.wall_ms,
         };
-        if let Some(c) = slot
-            && c.status() == new.status()
-        {
+        if let Some(c) = slot.as_ref().filter(|c| c.status() == new.status()) {
             new.transition_ms = c.transition_ms;
         }
         *slot = Some(Box::new(new));
@@ -352,7 +347,7 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DeploymentSpec, st: &mut State, pods:
             }
         }
     }
-    if complete && let Some(i) = new {
+    if let Some(i) = new.filter(|_| complete) {
         st.revisions[i].healthy = true;
     }
     // Progress is measured against the best counts of this rollout: a
@@ -512,7 +507,7 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DeploymentSpec, st: &mut State, pods:
 
     // 5. History cleanup, once the rollout is complete (`cleanupDeployment`:
     // the oldest revisions past the limit, if they have no pods).
-    if complete && let Some(n) = new {
+    if let Some(n) = new.filter(|_| complete) {
         let olds: Vec<usize> = (0..st.revisions.len()).filter(|&i| i != n).collect();
         let excess = olds
             .len()
@@ -526,11 +521,8 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DeploymentSpec, st: &mut State, pods:
 
     // Timers: minReadySeconds, the progress deadline.
     for p in pods {
-        if p.ready
-            && !p.terminating
-            && let Some(t) = p.ready_since_ms
-            && t + min_ready_ms > now.mono_ms
-        {
+        let since = p.ready_since_ms.filter(|_| p.ready && !p.terminating);
+        if let Some(t) = since.filter(|t| t + min_ready_ms > now.mono_ms) {
             cx.wake_at(t + min_ready_ms);
         }
     }
@@ -643,9 +635,8 @@ pub(crate) fn status(spec: &DeploymentSpec, st: &State, pods: &[PodObs], now: No
 
 /// Adds `deployment.kubernetes.io/revision` to the object's metadata.
 pub(crate) fn annotate(object: &mut Value, st: &State) {
-    if let Some(r) = st.revisions.last()
-        && let Some(m) = object.get_mut("metadata").and_then(Value::as_object_mut)
-    {
+    let meta = object.get_mut("metadata").and_then(Value::as_object_mut);
+    if let (Some(r), Some(m)) = (st.revisions.last(), meta) {
         let a = m.entry("annotations").or_insert_with(|| json!({}));
         if let Some(a) = a.as_object_mut() {
             a.insert(REVISION.into(), r.number.to_string().into());
