@@ -193,6 +193,9 @@ pub struct AgentFileConfig {
     /// `RuntimeDefault` seccomp for containers that set no
     /// `seccompProfile` (the kubelet's `--seccomp-default`).
     pub seccomp_default: Option<bool>,
+    /// Labels of this node (over the kubelet's and `picolet.io/board`),
+    /// for `nodeSelector` and node affinity.
+    pub node_labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The fleet channel's settings, checked, with defaults filled in.
@@ -232,6 +235,8 @@ pub struct AgentSettings {
     pub pod_cidr: Option<crate::net::Cidr>,
     pub node_ip: Option<std::net::Ipv4Addr>,
     pub seccomp_default: bool,
+    /// `nodeLabels` (checked).
+    pub node_labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Defaults of [`AgentSettings`].
@@ -395,6 +400,14 @@ impl AgentFileConfig {
             pod_cidr: self.pod_cidr.or(lower.pod_cidr),
             node_ip: self.node_ip.or(lower.node_ip),
             seccomp_default: self.seccomp_default.or(lower.seccomp_default),
+            // Key by key: a flag's label wins over the file's.
+            node_labels: match (lower.node_labels, self.node_labels) {
+                (Some(mut l), Some(h)) => {
+                    l.extend(h);
+                    Some(l)
+                }
+                (l, h) => h.or(l),
+            },
         }
     }
 
@@ -520,6 +533,9 @@ impl AgentFileConfig {
                 ConfigError::invalid("nodeIP", format!("{ip:?} is not an IPv4 address"))
             })?),
         };
+        let node_labels = self.node_labels.clone().unwrap_or_default();
+        crate::spec::affinity::check_labels(&node_labels, "nodeLabels")
+            .map_err(|m| ConfigError::invalid("nodeLabels", m))?;
         let fleet = match &self.broker {
             None => None,
             Some(url) => Some(self.fleet_settings(url, hostname)?),
@@ -545,6 +561,7 @@ impl AgentFileConfig {
             pod_cidr,
             node_ip,
             seccomp_default: self.seccomp_default.unwrap_or(false),
+            node_labels,
         })
     }
 
