@@ -55,9 +55,10 @@ pub(crate) fn wake_when_available(cx: &mut Cx<'_>, p: &PodObs, min_ready_seconds
     }
 }
 
-/// `metadata.generation` of a spec: 1, then bumped when the spec changes.
-pub(crate) fn generation(g: &mut i64, sig: &mut u32, spec: &impl std::fmt::Debug) {
-    let s = fnv1a32(format!("{spec:?}").as_bytes());
+/// `metadata.generation` of a spec: 1, then bumped when `spec` (the
+/// spec's fields, as text) changes.
+pub(crate) fn generation(g: &mut i64, sig: &mut u32, spec: &str) {
+    let s = fnv1a32(spec.as_bytes());
     if *g == 0 || *sig != s {
         *g += 1;
         *sig = s;
@@ -85,7 +86,14 @@ pub fn fits(cx: &Cx<'_>, spec: &DaemonSetSpec) -> bool {
 }
 
 pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DaemonSetSpec, st: &mut State, pods: &[PodObs]) {
-    generation(&mut st.generation, &mut st.sig, spec);
+    let r = spec
+        .rolling_update
+        .map(|r| (r.max_surge, r.max_unavailable));
+    let fields = format!(
+        "{} {r:?} {} {}",
+        spec.template.hash, spec.min_ready_seconds, spec.revision_history_limit
+    );
+    generation(&mut st.generation, &mut st.sig, &fields);
     let now = cx.now.mono_ms;
     let hash = &spec.template.hash;
     let min_ready = spec.min_ready_seconds;

@@ -70,7 +70,21 @@ fn healthy(p: &PodObs, min_ready: i32, now_ms: u64) -> bool {
 }
 
 pub(crate) fn sync(cx: &mut Cx<'_>, spec: &StatefulSetSpec, st: &mut State, pods: &[PodObs]) {
-    generation(&mut st.generation, &mut st.sig, spec);
+    let fields = format!(
+        "{} {} {} {:?} {} {} {} {:?} {} {} {}",
+        spec.template.hash,
+        spec.replicas,
+        spec.service_name,
+        spec.partition,
+        spec.parallel,
+        spec.min_ready_seconds,
+        spec.revision_history_limit,
+        spec.claims,
+        spec.delete_claims_when_deleted,
+        spec.delete_claims_when_scaled,
+        spec.start
+    );
+    generation(&mut st.generation, &mut st.sig, &fields);
     let set = cx.meta.name.clone();
     let now = cx.now.mono_ms;
     let min_ready = spec.min_ready_seconds;
@@ -96,20 +110,21 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &StatefulSetSpec, st: &mut State, pods
     });
     st.doomed = doomed;
     let (start, end) = (spec.start, spec.start.saturating_add(spec.replicas));
-    let mut desired: Vec<Option<&PodObs>> = vec![None; spec.replicas as usize];
+    let mut present: std::collections::BTreeMap<i32, &PodObs> = Default::default();
     let mut condemned: Vec<(i32, &PodObs)> = Vec::new();
     for p in pods {
         match ordinal(&set, &p.name) {
-            Some(o) if (start..end).contains(&o) => desired[(o - start) as usize] = Some(p),
+            Some(o) if (start..end).contains(&o) => {
+                present.insert(o, p);
+            }
             Some(o) => condemned.push((o, p)),
             None if !p.terminating => delete(cx, &p.name),
             None => {}
         }
     }
     let monotonic = !spec.parallel;
-    for (i, slot) in desired.iter().enumerate() {
-        let o = start + i as i32;
-        match slot {
+    for o in start..end {
+        match present.get(&o) {
             Some(p) if !p.terminating && matches!(p.phase, Phase::Failed | Phase::Succeeded) => {
                 cx.event(
                     EventType::Warning,
@@ -154,13 +169,10 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &StatefulSetSpec, st: &mut State, pods
     }
     // Rolling update: from the highest ordinal down to the partition.
     if let Some(partition) = spec.partition {
-        for (i, p) in desired.iter().enumerate().rev() {
-            let (o, Some(p)) = (start + i as i32, p) else {
+        for o in (partition.max(start)..end).rev() {
+            let Some(p) = present.get(&o) else {
                 return;
             };
-            if o < partition {
-                break;
-            }
             if p.labels.get(REVISION_LABEL) != Some(&update) && !p.terminating {
                 delete(cx, &p.name);
                 return;
@@ -172,9 +184,11 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &StatefulSetSpec, st: &mut State, pods
     }
     // Every pod at the update revision and ready: it is the current one.
     if st.current != update
-        && desired
-            .iter()
-            .all(|p| p.is_some_and(|p| p.ready && p.labels.get(REVISION_LABEL) == Some(&update)))
+        && (start..end).all(|o| {
+            present
+                .get(&o)
+                .is_some_and(|p| p.ready && p.labels.get(REVISION_LABEL) == Some(&update))
+        })
     {
         st.current = update;
         st.current_template = serde_json::to_string(&spec.template.pod).unwrap_or_default();
