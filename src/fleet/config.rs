@@ -196,6 +196,10 @@ pub struct AgentFileConfig {
     /// Labels of this node (over the kubelet's and `picolet.io/board`),
     /// for `nodeSelector` and node affinity.
     pub node_labels: Option<std::collections::BTreeMap<String, String>>,
+    /// Deployments roll back by themselves when a rollout passes its
+    /// progress deadline, unless annotated `picolet.io/auto-rollback:
+    /// "false"` (docs/workloads.md).
+    pub auto_rollback: Option<bool>,
 }
 
 /// The fleet channel's settings, checked, with defaults filled in.
@@ -237,6 +241,7 @@ pub struct AgentSettings {
     pub seccomp_default: bool,
     /// `nodeLabels` (checked).
     pub node_labels: std::collections::BTreeMap<String, String>,
+    pub auto_rollback: bool,
 }
 
 /// Defaults of [`AgentSettings`].
@@ -408,6 +413,7 @@ impl AgentFileConfig {
                 }
                 (l, h) => h.or(l),
             },
+            auto_rollback: self.auto_rollback.or(lower.auto_rollback),
         }
     }
 
@@ -562,6 +568,7 @@ impl AgentFileConfig {
             node_ip,
             seccomp_default: self.seccomp_default.unwrap_or(false),
             node_labels,
+            auto_rollback: self.auto_rollback.unwrap_or(false),
         })
     }
 
