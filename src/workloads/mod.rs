@@ -562,8 +562,10 @@ impl Workloads {
         self.entries.len()
     }
 
+    /// No workload, and no claim of a removed StatefulSet waiting for its
+    /// pod to go: `sync` has nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.doomed_claims.is_empty()
     }
 
     /// When `sync` must run again at the latest (mono ms).

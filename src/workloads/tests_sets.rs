@@ -501,11 +501,13 @@ fn claims_are_deleted_after_their_pods_only_under_the_retention_policy() {
     // The set removed: its pods go, then their claims.
     let key = s.w.entries().next().unwrap().key();
     s.w.remove(&key, s.now);
+    assert!(!s.w.is_empty(), "claims wait for their pods: sync must run");
     s.sync();
     assert_eq!(s.volumes.len(), 2);
     s.advance(1_000);
     s.sync();
     assert!(s.volumes.is_empty(), "{:?}", s.volumes);
+    assert!(s.w.is_empty());
     // Retain (the default): a removed set leaves its claims.
     let mut s = Sim::new();
     s.apply(&sts(1, "", "1"));
