@@ -201,7 +201,14 @@ fn create(cx: &mut Cx<'_>, spec: &StatefulSetSpec, st: &mut State, update: &str,
     let set = cx.meta.name.clone();
     let old = spec.partition.is_some_and(|p| o < p) && st.current != update;
     let (revision, template) = match old {
-        true => match serde_json::from_str::<Pod>(&st.current_template) {
+        // Text → one `Value` → typed: the one instantiation of `Pod`'s
+        // `Deserialize` (docs/design-deviations.md §12).
+        true => match serde_json::from_slice::<crate::spec::strict::StrictValue>(
+            st.current_template.as_bytes(),
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|v| crate::serde_path::from_value::<Pod>(v.0).map_err(|e| e.to_string()))
+        {
             Ok(pod) => (
                 st.current.clone(),
                 PodTemplate {
