@@ -154,8 +154,10 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &StatefulSetSpec, st: &mut State, pods
             Some(_) => {}
         }
     }
-    // Scale down: the highest ordinal first.
-    condemned.sort_by_key(|(o, _)| std::cmp::Reverse(*o));
+    // Scale down: the highest ordinal first (OrderedReady: only it).
+    if monotonic && let Some(top) = condemned.iter().map(|(o, _)| *o).max() {
+        condemned.retain(|(o, _)| *o == top);
+    }
     for (o, p) in condemned {
         if !p.terminating {
             delete(cx, &p.name);
