@@ -14,7 +14,6 @@ use crate::spec::error::{ErrorKind, SpecError};
 use crate::spec::names;
 use crate::spec::schema::{METADATA, Node, Rule};
 use crate::spec::types::{ClaimVolume, ObjectMeta, RestartPolicy};
-use serde::Deserialize;
 use serde_json::Value;
 
 pub(crate) static DOCUMENT: Node = document_table!(&SPEC);
@@ -99,52 +98,24 @@ pub struct StatefulSetSpec {
     pub start: i32,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Fields {
-    replicas: Option<i32>,
-    #[serde(default)]
-    selector: LabelSelector,
-    #[serde(default)]
-    service_name: String,
-    pod_management_policy: Option<String>,
-    min_ready_seconds: Option<i32>,
-    revision_history_limit: Option<i32>,
-    #[serde(default)]
-    volume_claim_templates: Vec<Claim>,
-    #[serde(default)]
-    persistent_volume_claim_retention_policy: Retention,
-    #[serde(default)]
-    ordinals: Ordinals,
+/// Takes `key` of `obj` (at `at`) as a `T` (absent: `null`). Read field
+/// by field: no serde type of its own (size).
+fn take<T: serde::de::DeserializeOwned>(
+    obj: &mut serde_json::Map<String, Value>,
+    key: &str,
+    at: &str,
+) -> Result<T, SpecError> {
+    typed(
+        obj.remove(key).unwrap_or(Value::Null),
+        &format!("{at}.{key}"),
+    )
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Claim {
-    #[serde(default)]
-    metadata: ObjectMeta,
-    #[serde(default)]
-    spec: ClaimSpec,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct ClaimSpec {
-    #[serde(default)]
-    access_modes: Vec<String>,
-    volume_mode: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct Retention {
-    when_deleted: Option<String>,
-    when_scaled: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct Ordinals {
-    start: Option<i32>,
+fn object(v: Option<Value>) -> serde_json::Map<String, Value> {
+    match v {
+        Some(Value::Object(m)) => m,
+        _ => Default::default(),
+    }
 }
 
 /// Reads `spec` of the StatefulSet `meta` (walked against [`DOCUMENT`]).
@@ -154,11 +125,31 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<StatefulSetSp
     };
     let mut template = spec.remove("template").unwrap_or(Value::Null);
     let (kind, mut ru) = strategy(spec.remove("updateStrategy"))?;
-    let f: Fields = typed(Value::Object(spec), "spec")?;
+    let replicas: Option<i32> = take(&mut spec, "replicas", "spec")?;
+    let selector: Option<LabelSelector> = take(&mut spec, "selector", "spec")?;
+    let service_name: Option<String> = take(&mut spec, "serviceName", "spec")?;
+    let policy: Option<String> = take(&mut spec, "podManagementPolicy", "spec")?;
+    let min_ready_seconds: Option<i32> = take(&mut spec, "minReadySeconds", "spec")?;
+    let history: Option<i32> = take(&mut spec, "revisionHistoryLimit", "spec")?;
+    let mut retention = object(spec.remove("persistentVolumeClaimRetentionPolicy"));
+    let mut ordinals = object(spec.remove("ordinals"));
+    let templates = match spec.remove("volumeClaimTemplates") {
+        Some(Value::Array(a)) => a,
+        _ => Vec::new(),
+    };
     let mut claims = Vec::new();
-    for (i, c) in f.volume_claim_templates.iter().enumerate() {
+    for (i, c) in templates.into_iter().enumerate() {
         let at = format!("spec.volumeClaimTemplates[{i}]");
-        let name = &c.metadata.name;
+        let name = c
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let name = &name;
+        let mut cs = object(c.get("spec").cloned());
+        let access_modes: Option<Vec<String>> =
+            take(&mut cs, "accessModes", &format!("{at}.spec"))?;
+        let volume_mode: Option<String> = take(&mut cs, "volumeMode", &format!("{at}.spec"))?;
         names::dns1123_label(name)
             .map_err(|e| SpecError::invalid(format!("{at}.metadata.name"), e))?;
         if claims.contains(name) {
@@ -167,7 +158,7 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<StatefulSetSp
                 format!("Duplicate value: {name:?}"),
             ));
         }
-        for (j, m) in c.spec.access_modes.iter().enumerate() {
+        for (j, m) in access_modes.iter().flatten().enumerate() {
             if !["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"].contains(&m.as_str()) {
                 return Err(SpecError::invalid(
                     format!("{at}.spec.accessModes[{j}]"),
@@ -178,11 +169,7 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<StatefulSetSp
                 ));
             }
         }
-        if c.spec
-            .volume_mode
-            .as_deref()
-            .is_some_and(|m| m != "Filesystem")
-        {
+        if volume_mode.as_deref().is_some_and(|m| m != "Filesystem") {
             return Err(SpecError::invalid(
                 format!("{at}.spec.volumeMode"),
                 "Unsupported value: only \"Filesystem\" is supported",
@@ -216,7 +203,8 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<StatefulSetSp
             v.persistent_volume_claim = Some(ClaimVolume::default());
         }
     }
-    check_selector(&f.selector, &template, "spec.selector", "spec.template")?;
+    let selector = selector.unwrap_or_default();
+    check_selector(&selector, &template, "spec.selector", "spec.template")?;
     if template.pod.spec.restart_policy != RestartPolicy::Always {
         return Err(SpecError::invalid(
             "spec.template.spec.restartPolicy",
@@ -250,11 +238,12 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<StatefulSetSp
             Some(p)
         }
     };
-    if !f.service_name.is_empty() {
-        names::dns1123_label(&f.service_name)
+    let service_name = service_name.unwrap_or_default();
+    if !service_name.is_empty() {
+        names::dns1123_label(&service_name)
             .map_err(|e| SpecError::invalid("spec.serviceName", e))?;
     }
-    let parallel = match f.pod_management_policy.as_deref() {
+    let parallel = match policy.as_deref() {
         None | Some("OrderedReady") => false,
         Some("Parallel") => true,
         Some(o) => {
@@ -266,7 +255,13 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<StatefulSetSp
             ));
         }
     };
-    let policy = |v: &Option<String>, key: &str| match v.as_deref() {
+    let mut policy = |key: &str| match take::<Option<String>>(
+        &mut retention,
+        key,
+        "spec.persistentVolumeClaimRetentionPolicy",
+    )?
+    .as_deref()
+    {
         None | Some("Retain") => Ok(false),
         Some("Delete") => Ok(true),
         Some(o) => Err(SpecError::invalid(
@@ -274,27 +269,27 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<StatefulSetSp
             format!("Unsupported value: {o:?}: supported values: \"Delete\", \"Retain\""),
         )),
     };
-    let r = &f.persistent_volume_claim_retention_policy;
-    let replicas = f.replicas.unwrap_or(1);
+    let replicas = replicas.unwrap_or(1);
     non_negative(replicas.into(), "spec.replicas")?;
-    let min_ready_seconds = f.min_ready_seconds.unwrap_or(0);
+    let min_ready_seconds = min_ready_seconds.unwrap_or(0);
     non_negative(min_ready_seconds.into(), "spec.minReadySeconds")?;
-    let revision_history_limit = f.revision_history_limit.unwrap_or(10);
+    let revision_history_limit = history.unwrap_or(10);
     non_negative(revision_history_limit.into(), "spec.revisionHistoryLimit")?;
-    let start = f.ordinals.start.unwrap_or(0);
+    let start: Option<i32> = take(&mut ordinals, "start", "spec.ordinals")?;
+    let start = start.unwrap_or(0);
     non_negative(start.into(), "spec.ordinals.start")?;
     Ok(StatefulSetSpec {
         replicas,
-        selector: f.selector,
+        selector,
         template,
-        service_name: f.service_name,
+        service_name,
         parallel,
         partition,
         min_ready_seconds,
         revision_history_limit,
         claims,
-        delete_claims_when_deleted: policy(&r.when_deleted, "whenDeleted")?,
-        delete_claims_when_scaled: policy(&r.when_scaled, "whenScaled")?,
+        delete_claims_when_deleted: policy("whenDeleted")?,
+        delete_claims_when_scaled: policy("whenScaled")?,
         start,
     })
 }
