@@ -34,6 +34,8 @@ Options (each also a key of the config file; a flag wins over the file):
       --run-dir DIR                 runtime files (sockets, rootfs mounts)
       --cgroup-root DIR             the cgroup the pods go in
       --node-name NAME              the node name (default: the hostname)
+      --node-label KEY=VALUE        a label of this node, for nodeSelector and
+                                    node affinity (repeats)
       --pids-max N                  --max-pods N
       --log-max-size BYTES          --log-max-files N
       --eviction-interval SECONDS
@@ -74,7 +76,8 @@ Examples:
 /// The usage lines of `picolet agent`.
 pub const USAGE: &str =
     "  picolet agent [--config FILE] [--manifests DIR] [--state-dir DIR] [--run-dir DIR]
-                [--cgroup-root DIR] [--node-name NAME] [--pids-max N] [--max-pods N]
+                [--cgroup-root DIR] [--node-name NAME] [--node-label KEY=VALUE]...
+                [--pids-max N] [--max-pods N]
                 [--log-max-size BYTES] [--log-max-files N] [--eviction-interval SECONDS]
                 [--eviction-nodefs-available PERCENT] [--eviction-imagefs-available PERCENT]
                 [--image-gc-high-threshold PERCENT] [--image-gc-low-threshold PERCENT]
@@ -96,6 +99,7 @@ const VALUED: &[&str] = &[
     "manifests",
     "cgroup-root",
     "node-name",
+    "node-label",
     "pids-max",
     "max-pods",
     "log-max-size",
@@ -196,6 +200,18 @@ pub fn parse(args: Vec<OsString>) -> Result<(Option<PathBuf>, AgentFileConfig), 
         pod_cidr: text("pod-cidr"),
         node_ip: text("node-ip"),
         seccomp_default: a.has(&["seccomp-default"]).then_some(true),
+        node_labels: match list("node-label") {
+            None => None,
+            Some(all) => Some(
+                all.iter()
+                    .map(|kv| {
+                        kv.split_once('=')
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .ok_or_else(|| format!("--node-label: {kv:?} is not KEY=VALUE"))
+                    })
+                    .collect::<Result<_, String>>()?,
+            ),
+        },
         auto_rollback: a.has(&["auto-rollback"]).then_some(true),
         ..AgentFileConfig::default()
     };
@@ -253,6 +269,7 @@ pub fn config(args: Vec<OsString>) -> Result<Config, String> {
         pod_cidr: s.pod_cidr,
         node_ip: s.node_ip,
         seccomp_default: s.seccomp_default,
+        node_labels: s.node_labels,
         auto_rollback: s.auto_rollback,
     })
 }
@@ -342,6 +359,28 @@ mod tests {
         assert_eq!(fleet.groups, ["x"]);
         assert_eq!(fleet.broker.port, 1);
         assert_eq!(c.state_dir, dir.path().join("st"));
+    }
+
+    #[test]
+    fn node_labels_come_from_the_file_and_the_flags_key_by_key_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.yaml");
+        std::fs::write(&file, "nodeLabels: {zone: barn, tier: edge}\n").unwrap();
+        let f = file.to_str().unwrap();
+        let c = config(args(&["--config", f, "--node-label", "zone=loft"])).unwrap();
+        let want: Vec<(&str, &str)> = vec![("tier", "edge"), ("zone", "loft")];
+        let got: Vec<(&str, &str)> = c
+            .node_labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(got, want);
+        let e = parse(args(&["--node-label", "zone"])).unwrap_err();
+        assert_eq!(e, "--node-label: \"zone\" is not KEY=VALUE");
+        let e = config(args(&["--config", "/dev/null", "--node-label", "a b=c"])).unwrap_err();
+        assert!(e.contains("nodeLabels") && e.contains("\"a b\""), "{e}");
+        let e = config(args(&["--config", "/dev/null", "--node-label", "a=b c"])).unwrap_err();
+        assert!(e.contains("nodeLabels"), "{e}");
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod fleet;
 mod fs_sys;
 pub mod manifests;
 mod network;
+pub mod node_labels;
 pub mod notify;
 mod outputs;
 mod preload;
@@ -101,6 +102,9 @@ pub struct Config {
     pub node_ip: Option<std::net::Ipv4Addr>,
     /// `RuntimeDefault` seccomp when a container sets no profile.
     pub seccomp_default: bool,
+    /// `nodeLabels`: the configured node labels (see
+    /// [`crate::spec::affinity::node_labels`] for all of them).
+    pub node_labels: BTreeMap<String, String>,
     /// The node default of `picolet.io/auto-rollback`.
     pub auto_rollback: bool,
 }
@@ -301,6 +305,7 @@ impl Agent {
             }
         };
         node.set_pod_network(cfg.pod_cidr.is_some());
+        node.set_labels(node_labels::node_labels(&cfg));
         node.set_limits(
             fds::budget_max_pods(cfg.max_pods),
             spec_budget(cfg.fleet.as_ref().map_or(0, |f| {

@@ -429,6 +429,7 @@ impl Agent {
             log_max_files: self.cfg.log_max_files,
             objects: self.objects.clone(),
             seccomp_default: self.cfg.seccomp_default,
+            volumes_dir: self.cfg.state_dir.join("volumes"),
         };
         let paths = container::Paths {
             pod_dir: pod_dir.clone(),

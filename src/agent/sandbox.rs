@@ -80,6 +80,15 @@ pub fn hosts_file(
     s
 }
 
+/// The names of the pod's own `/etc/hosts` line: `hostname`, or with a
+/// `subdomain` the kubelet's `<hostname>.<subdomain>.<namespace>.svc.cluster.local\t<hostname>`.
+pub fn host_names(hostname: &str, subdomain: Option<&str>, namespace: &str) -> String {
+    match subdomain.filter(|s| !s.is_empty()) {
+        Some(sub) => format!("{hostname}.{sub}.{namespace}.svc.cluster.local\t{hostname}"),
+        None => hostname.to_string(),
+    }
+}
+
 /// systemd-resolved's list of the upstream DNS servers.
 const RESOLVED_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
 
@@ -113,8 +122,9 @@ pub fn prepare_pod_dir(
     let host_hosts = spec
         .host_network
         .then(|| std::fs::read_to_string("/etc/hosts").unwrap_or_default());
+    let namespace = cfg.name.split('/').next().unwrap_or_default();
     let hosts = hosts_file(
-        &cfg.hostname,
+        &host_names(&cfg.hostname, spec.subdomain.as_deref(), namespace),
         pod_ip,
         &spec.host_aliases,
         host_hosts.as_deref(),
@@ -378,6 +388,13 @@ mod hosts_tests {
              127.0.0.1\tfoo.local\tbar.local\n10.1.2.3\tfoo.remote\n"
         );
         assert!(hosts_file("web", None, &[], None).ends_with("127.0.1.1\tweb\n"));
+        // A StatefulSet's pod (hostname and subdomain): its FQDN first.
+        let names = super::host_names("db-0", Some("db"), "shop");
+        assert!(
+            hosts_file(&names, Some("10.87.0.6"), &[], None)
+                .ends_with("10.87.0.6\tdb-0.db.shop.svc.cluster.local\tdb-0\n")
+        );
+        assert_eq!(super::host_names("web", None, "default"), "web");
         let host = hosts_file("web", None, &aliases[1..], Some("127.0.0.1 localhost"));
         assert_eq!(
             host,

@@ -76,12 +76,10 @@ fn obs(p: &PodView, now: Now) -> PodObs {
 impl Agent {
     /// The node's facts for the controllers.
     fn workload_env(&self) -> Env {
-        let mut node_labels = std::collections::BTreeMap::new();
-        node_labels.insert("kubernetes.io/hostname".into(), self.cfg.node_name.clone());
-        node_labels.insert("kubernetes.io/os".into(), "linux".into());
         Env {
             node_name: self.cfg.node_name.clone(),
-            node_labels,
+            // Computed at start (`node_labels::node_labels`), as admission's.
+            node_labels: self.node.labels().clone(),
             clock_synced: false,
             auto_rollback: self.cfg.auto_rollback,
         }
@@ -125,6 +123,17 @@ impl Agent {
                         continue; // a static or fleet pod: not the controllers'
                     }
                     self.pending.push_back(Input::DeletePod { namespace, name });
+                }
+                Intent::DeleteVolume { namespace, claim } => {
+                    let dir = crate::lifecycle::container_config::claim_dir(
+                        &self.cfg.state_dir.join("volumes"),
+                        &namespace,
+                        &claim,
+                    );
+                    log::info!("deleting the claim directory {}", dir.display());
+                    if let Err(e) = super::trash::discard(&self.cfg.state_dir, &dir) {
+                        log::warn!("deleting {}: {e}", dir.display());
+                    }
                 }
                 Intent::Event {
                     key,

@@ -193,6 +193,9 @@ pub struct AgentFileConfig {
     /// `RuntimeDefault` seccomp for containers that set no
     /// `seccompProfile` (the kubelet's `--seccomp-default`).
     pub seccomp_default: Option<bool>,
+    /// Labels of this node (over the kubelet's and `picolet.io/board`),
+    /// for `nodeSelector` and node affinity.
+    pub node_labels: Option<std::collections::BTreeMap<String, String>>,
     /// Deployments roll back by themselves when a rollout passes its
     /// progress deadline, unless annotated `picolet.io/auto-rollback:
     /// "false"` (docs/workloads.md).
@@ -236,6 +239,8 @@ pub struct AgentSettings {
     pub pod_cidr: Option<crate::net::Cidr>,
     pub node_ip: Option<std::net::Ipv4Addr>,
     pub seccomp_default: bool,
+    /// `nodeLabels` (checked).
+    pub node_labels: std::collections::BTreeMap<String, String>,
     pub auto_rollback: bool,
 }
 
@@ -400,6 +405,14 @@ impl AgentFileConfig {
             pod_cidr: self.pod_cidr.or(lower.pod_cidr),
             node_ip: self.node_ip.or(lower.node_ip),
             seccomp_default: self.seccomp_default.or(lower.seccomp_default),
+            // Key by key: a flag's label wins over the file's.
+            node_labels: match (lower.node_labels, self.node_labels) {
+                (Some(mut l), Some(h)) => {
+                    l.extend(h);
+                    Some(l)
+                }
+                (l, h) => h.or(l),
+            },
             auto_rollback: self.auto_rollback.or(lower.auto_rollback),
         }
     }
@@ -526,6 +539,9 @@ impl AgentFileConfig {
                 ConfigError::invalid("nodeIP", format!("{ip:?} is not an IPv4 address"))
             })?),
         };
+        let node_labels = self.node_labels.clone().unwrap_or_default();
+        crate::spec::affinity::check_labels(&node_labels, "nodeLabels")
+            .map_err(|m| ConfigError::invalid("nodeLabels", m))?;
         let fleet = match &self.broker {
             None => None,
             Some(url) => Some(self.fleet_settings(url, hostname)?),
@@ -551,6 +567,7 @@ impl AgentFileConfig {
             pod_cidr,
             node_ip,
             seccomp_default: self.seccomp_default.unwrap_or(false),
+            node_labels,
             auto_rollback: self.auto_rollback.unwrap_or(false),
         })
     }

@@ -84,6 +84,14 @@ pub struct Settings {
     /// `RuntimeDefault` seccomp when no `seccompProfile` is set (the
     /// kubelet's `--seccomp-default`).
     pub seccomp_default: bool,
+    /// `<state-dir>/volumes`: the StatefulSets' claim directories.
+    pub volumes_dir: PathBuf,
+}
+
+/// The directory of the claim `claim` (a StatefulSet's
+/// `<template>-<set>-<ordinal>`) of `namespace` under `volumes_dir`.
+pub fn claim_dir(volumes_dir: &Path, namespace: &str, claim: &str) -> PathBuf {
+    volumes_dir.join(namespace).join(claim)
 }
 
 /// Paths of one container instance.
@@ -256,6 +264,11 @@ pub fn build(
             host.check_host_path(&hp.path, hp.kind.as_deref().unwrap_or(""))
                 .map_err(|m| create_err(format!("volume {}: {m}", vol.name)))?;
             PathBuf::from(&hp.path)
+        } else if let Some(c) = &vol.persistent_volume_claim {
+            let dir = claim_dir(&s.volumes_dir, &pod.metadata.namespace, &c.claim_name);
+            host.check_host_path(&dir.to_string_lossy(), "DirectoryOrCreate")
+                .map_err(|m| create_err(format!("volume {}: {m}", vol.name)))?;
+            dir
         } else if let Some(files) = &projected {
             let files = files.as_ref().map_err(|m| {
                 config_err(format!(

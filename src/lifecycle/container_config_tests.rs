@@ -137,6 +137,7 @@ fn build_with(
         log_max_files: 2,
         objects: Default::default(),
         seccomp_default,
+        volumes_dir: PathBuf::from("/state/volumes"),
     };
     build(p, &p.spec.containers[0], 3, img, &paths, &s, host)
 }
@@ -289,6 +290,32 @@ fn volume_mounts_bind_the_pod_volume_dir_or_the_checked_host_path() {
         e.message
             .starts_with("volume host: hostPath type check failed"),
         "{e}"
+    );
+}
+
+#[test]
+fn a_claim_volume_binds_its_directory_under_the_state_dir_created_if_missing() {
+    let host = FakeHost::new();
+    let mut p = pod(VOLUMES);
+    p.metadata.namespace = "shop".into();
+    p.spec.volumes[0] = crate::spec::Volume {
+        name: "data".into(),
+        persistent_volume_claim: Some(crate::spec::ClaimVolume {
+            claim_name: "data-db-0".into(),
+        }),
+        ..Default::default()
+    };
+    let cfg = build_one(&p, &image(""), &host).unwrap();
+    let MountKind::Bind { source } = &cfg.mounts[3].kind else {
+        panic!("not a bind")
+    };
+    assert_eq!(source, &PathBuf::from("/state/volumes/shop/data-db-0"));
+    assert_eq!(
+        host.checked.borrow()[0],
+        (
+            "/state/volumes/shop/data-db-0".to_string(),
+            "DirectoryOrCreate".to_string()
+        )
     );
 }
 

@@ -54,7 +54,8 @@ mod tests;
 
 pub use adopt::{AdoptedContainer, AdoptedExit};
 pub use node::{
-    DEFAULT_MAX_PODS, DEFAULT_SPEC_BUDGET, NODE_PORTS, Node, OUT_OF_PODS, STATE_FILE_FULL,
+    DEFAULT_MAX_PODS, DEFAULT_SPEC_BUDGET, NODE_AFFINITY, NODE_PORTS, Node, OUT_OF_PODS,
+    STATE_FILE_FULL,
 };
 pub use pod::{ContainerInfo, PodView};
 pub use pull::{PullDecision, pull_decision, pull_policy};

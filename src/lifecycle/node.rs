@@ -36,6 +36,9 @@ pub const OUT_OF_PODS: &str = "OutOfpods";
 pub const NODE_PORTS: &str = "NodePorts";
 /// The reason for a pod rejected because the state file has no room for it.
 pub const STATE_FILE_FULL: &str = "StateFileFull";
+/// The kubelet's reason for a pod whose `nodeSelector` or required node
+/// affinity does not match this node's labels.
+pub const NODE_AFFINITY: &str = "NodeAffinity";
 
 /// The pods of this node and their state machines (sans-IO).
 #[derive(Debug)]
@@ -55,6 +58,8 @@ pub struct Node {
     /// may have a `hostPort`.
     pod_network: bool,
     spec_budget: usize,
+    /// The node's labels, for `nodeSelector` and node affinity.
+    labels: BTreeMap<String, String>,
     /// Pods refused at admission, by `namespace/name`; never synced, not
     /// in the snapshot.
     rejected: BTreeMap<String, PodView>,
@@ -88,6 +93,7 @@ impl Node {
             max_pods: DEFAULT_MAX_PODS,
             pod_network: true,
             spec_budget: DEFAULT_SPEC_BUDGET,
+            labels: BTreeMap::new(),
             rejected: BTreeMap::new(),
             rejected_uids: HashMap::new(),
             spec_bytes: HashMap::new(),
@@ -102,6 +108,19 @@ impl Node {
     pub fn set_limits(&mut self, max_pods: usize, spec_budget: usize) {
         self.max_pods = max_pods;
         self.spec_budget = spec_budget;
+    }
+
+    /// The node's labels (`crate::spec::affinity::node_labels`): a new
+    /// pod whose `nodeSelector` or required node affinity does not match
+    /// them is rejected (`NodeAffinity`). Admitted pods stay (the
+    /// affinity is `IgnoredDuringExecution`).
+    pub fn set_labels(&mut self, labels: BTreeMap<String, String>) {
+        self.labels = labels;
+    }
+
+    /// The node's labels (as [`Node::set_labels`] set them).
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
     }
 
     /// Whether pods have a network of their own (`podNetwork`), which a
@@ -595,6 +614,16 @@ impl Node {
                     self.max_pods
                 );
                 self.reject(pod, new_uid, OUT_OF_PODS, message, fx, now);
+                return;
+            }
+            if !crate::spec::affinity::matches(
+                &pod.spec.node_selector,
+                pod.spec.affinity.as_ref(),
+                &self.node_name,
+                &self.labels,
+            ) {
+                let message = format!("Predicate {NODE_AFFINITY} failed");
+                self.reject(pod, new_uid, NODE_AFFINITY, message, fx, now);
                 return;
             }
             if let Some(message) = self.host_port_refusal(&pod, None) {

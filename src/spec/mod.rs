@@ -13,6 +13,7 @@
 //!
 //! The only I/O is [`load_file`] reading one file. No threads, no fds kept.
 
+pub mod affinity;
 pub mod caps;
 pub mod defaults;
 pub mod env;

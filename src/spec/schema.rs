@@ -158,15 +158,15 @@ pub(crate) static POD_SPEC: Node = Object(&[
     ("preemptionPolicy", Ignore),
     ("enableServiceLinks", Ignore),
     ("tolerations", Ignore),
-    ("nodeSelector", Ignore),
-    ("affinity", Ignore),
+    ("nodeSelector", Field(&Scalar)),
+    ("affinity", Field(&AFFINITY)),
     ("topologySpreadConstraints", Ignore),
     ("schedulingGates", Ignore),
     (
         "overhead",
         IgnoreIfEmpty("pod overhead (from a RuntimeClass) is not supported"),
     ),
-    ("subdomain", Ignore),
+    ("subdomain", Field(&Scalar)),
     ("imagePullSecrets", Ignore),
     // Would change what runs: only a no-op value is accepted.
     ("securityContext", Field(&POD_SECURITY_CONTEXT)),
@@ -206,6 +206,35 @@ pub(crate) static POD_SPEC: Node = Object(&[
         IgnoreIfEmpty("runtime classes are not supported"),
     ),
     ("activeDeadlineSeconds", Field(&Scalar)),
+]);
+
+// Only node affinity decides where a pod runs on one node; the others
+// rank or spread pods between nodes.
+static AFFINITY: Node = Object(&[
+    ("nodeAffinity", Field(&NODE_AFFINITY)),
+    ("podAffinity", Ignore),
+    ("podAntiAffinity", Ignore),
+]);
+
+static NODE_AFFINITY: Node = Object(&[
+    (
+        "requiredDuringSchedulingIgnoredDuringExecution",
+        Field(&NODE_SELECTOR),
+    ),
+    ("preferredDuringSchedulingIgnoredDuringExecution", Ignore),
+]);
+
+static NODE_SELECTOR: Node = Object(&[("nodeSelectorTerms", Field(&List(&NODE_SELECTOR_TERM)))]);
+
+static NODE_SELECTOR_TERM: Node = Object(&[
+    ("matchExpressions", Field(&List(&NODE_REQUIREMENT))),
+    ("matchFields", Field(&List(&NODE_REQUIREMENT))),
+]);
+
+static NODE_REQUIREMENT: Node = Object(&[
+    ("key", Field(&Scalar)),
+    ("operator", Field(&Scalar)),
+    ("values", Field(&Scalar)),
 ]);
 
 static CONTAINER: Node = Object(&[
@@ -442,7 +471,12 @@ static VOLUME: Node = Object(&[
     ("hostPath", Field(&HOST_PATH)),
     ("configMap", Field(&CONFIG_MAP_VOLUME)),
     ("secret", Field(&SECRET_VOLUME)),
-    ("persistentVolumeClaim", Unsupported(VOLUME_KINDS)),
+    (
+        "persistentVolumeClaim",
+        Unsupported(
+            "persistentVolumeClaim volumes are made only from a StatefulSet's volumeClaimTemplates",
+        ),
+    ),
     ("projected", Field(&PROJECTED)),
     ("downwardAPI", Field(&DOWNWARD_API_VOLUME)),
     ("ephemeral", Unsupported(VOLUME_KINDS)),

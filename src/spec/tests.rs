@@ -1,6 +1,7 @@
 //! Unit tests of the `spec` module, one file per submodule.
 
 mod admission;
+mod affinity;
 mod caps;
 mod config;
 mod defaults;

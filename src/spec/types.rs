@@ -120,6 +120,16 @@ pub struct PodSpec {
     /// type less); the schema allows each level only its own keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
+    /// Labels this node must have (admission: `NodeAffinity`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Only `nodeAffinity.requiredDuringScheduling…` is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<super::affinity::Affinity>,
+    /// With `hostname`: the pod's FQDN in `/etc/hosts` is
+    /// `<hostname>.<subdomain>.<namespace>.svc.cluster.local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subdomain: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -491,6 +501,18 @@ pub struct Volume {
     pub downward_api: Option<DownwardApiVolume>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projected: Option<ProjectedVolume>,
+    /// Made only by the StatefulSet controller (the loader refuses it in
+    /// manifests): the claim's directory under the state dir,
+    /// `<state-dir>/volumes/<namespace>/<claimName>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_volume_claim: Option<ClaimVolume>,
+}
+
+/// `persistentVolumeClaim` of a StatefulSet's pod.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimVolume {
+    pub claim_name: String,
 }
 
 /// `items[]` of configMap/secret volumes and projections.

@@ -43,6 +43,8 @@ pub mod statefulset;
 pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sets;
 
 use crate::clock::Now;
 use crate::lifecycle::EventType;
@@ -99,6 +101,9 @@ pub enum Intent {
     CreatePod(Box<Pod>),
     /// Delete the pod (graceful termination, as any deletion).
     DeletePod { namespace: String, name: String },
+    /// Delete the directory of a StatefulSet's claim
+    /// (`crate::lifecycle::container_config::claim_dir`), whose pod is gone.
+    DeleteVolume { namespace: String, claim: String },
     /// An event about a workload.
     Event {
         key: WorkloadKey,
@@ -360,6 +365,9 @@ pub struct Workloads {
     wake: Option<u64>,
     /// Something changed since [`Workloads::take_dirty`].
     dirty: bool,
+    /// Claims of removed StatefulSets (`whenDeleted: Delete`) to delete
+    /// once their pod is gone: (namespace, claim, pod).
+    doomed_claims: Vec<(String, String, String)>,
 }
 
 impl Default for Rng {
@@ -501,7 +509,26 @@ impl Workloads {
     /// The desired state no longer wants the workload: it goes, and its
     /// pods (and a CronJob's Jobs) with it at the next `sync`.
     pub fn remove(&mut self, key: &WorkloadKey, now: Now) -> bool {
-        let removed = self.entries.remove(key).is_some();
+        let gone = self.entries.remove(key);
+        if let Some(Entry {
+            workload:
+                Workload {
+                    spec: WorkloadSpec::StatefulSet(s),
+                    ..
+                },
+            state: State::StatefulSet(st),
+            ..
+        }) = &gone
+            && s.delete_claims_when_deleted
+        {
+            for o in &st.claimed {
+                for c in statefulset::claim_names(s, &key.name, *o) {
+                    let pod = format!("{}-{o}", key.name);
+                    self.doomed_claims.push((key.namespace.clone(), c, pod));
+                }
+            }
+        }
+        let removed = gone.is_some();
         if removed {
             self.remove_children(key);
             self.dirty = true;
@@ -535,8 +562,10 @@ impl Workloads {
         self.entries.len()
     }
 
+    /// No workload, and no claim of a removed StatefulSet waiting for its
+    /// pod to go: `sync` has nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.doomed_claims.is_empty()
     }
 
     /// When `sync` must run again at the latest (mono ms).
@@ -558,6 +587,16 @@ impl Workloads {
     pub fn sync(&mut self, now: Now, env: &Env, pods: &[PodObs]) -> Vec<Intent> {
         let mut out = Vec::new();
         let mut wake = None;
+        self.doomed_claims.retain(|(ns, claim, pod)| {
+            let here = pods.iter().any(|p| &p.namespace == ns && &p.name == pod);
+            if !here {
+                out.push(Intent::DeleteVolume {
+                    namespace: ns.clone(),
+                    claim: claim.clone(),
+                });
+            }
+            here
+        });
         // Which workload claims which owner uid.
         let mut claims: BTreeMap<String, WorkloadKey> = BTreeMap::new();
         for (k, e) in &self.entries {

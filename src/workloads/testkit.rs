@@ -22,6 +22,9 @@ pub struct Sim {
     pub grace_ms: u64,
     terminating_since: BTreeMap<String, u64>,
     next_uid: u64,
+    /// The claim directories (`namespace/claim`) pods were given; gone
+    /// on `DeleteVolume`.
+    pub volumes: std::collections::BTreeSet<String>,
 }
 
 /// A workload from YAML text.
@@ -50,6 +53,7 @@ impl Sim {
             grace_ms: 0,
             terminating_since: BTreeMap::new(),
             next_uid: 0,
+            volumes: Default::default(),
         }
     }
 
@@ -117,6 +121,12 @@ impl Sim {
                     reason: String::new(),
                     exit_codes: Vec::new(),
                 };
+                for v in &pod.spec.volumes {
+                    if let Some(c) = &v.persistent_volume_claim {
+                        let ns = &pod.metadata.namespace;
+                        self.volumes.insert(format!("{ns}/{}", c.claim_name));
+                    }
+                }
                 self.pods
                     .insert(pod.metadata.name.clone(), ((**pod).clone(), obs));
             }
@@ -129,6 +139,14 @@ impl Sim {
                             .insert(name.clone(), self.now.mono_ms);
                     }
                 }
+            }
+            Intent::DeleteVolume { namespace, claim } => {
+                let v = format!("{namespace}/{claim}");
+                assert!(
+                    !self.pods.values().any(|(p, _)| uses(p, &v)),
+                    "volume {v} deleted while a pod uses it"
+                );
+                self.volumes.remove(&v);
             }
             Intent::Event { .. } => {}
         }
@@ -217,4 +235,13 @@ impl Sim {
         let back: super::WorkloadsSnap = postcard::from_bytes(&bytes).unwrap();
         self.w = Workloads::restore(back);
     }
+}
+
+/// Whether `pod` mounts the claim `ns/claim`.
+fn uses(pod: &Pod, v: &str) -> bool {
+    pod.spec.volumes.iter().any(|x| {
+        x.persistent_volume_claim
+            .as_ref()
+            .is_some_and(|c| format!("{}/{}", pod.metadata.namespace, c.claim_name) == v)
+    })
 }

@@ -259,3 +259,70 @@ fn an_edit_that_takes_another_pods_host_port_is_refused_and_the_pod_keeps_runnin
     assert!(log.iter().any(|o| matches!(o, Output::Signal { .. })));
     assert_eq!(a.status(&web).phase, Phase::Running);
 }
+
+fn labels(kv: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    kv.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_pod_whose_node_selector_or_affinity_does_not_match_is_rejected_node_affinity() {
+    use crate::spec::affinity::Requirement;
+    use crate::spec::affinity::{Affinity, NodeAffinity, NodeSelector, NodeSelectorTerm};
+    let mut a = Agent::new();
+    a.node.set_labels(labels(&[
+        ("kubernetes.io/arch", "arm64"),
+        ("picolet.io/board", "raspberry-pi-5"),
+        ("mem-gib", "8"),
+    ]));
+    let mut ok = pod("ok", &[("c", "img")]);
+    ok.spec.node_selector = labels(&[("picolet.io/board", "raspberry-pi-5")]);
+    let mut bad = pod("bad", &[("c", "img")]);
+    bad.spec.node_selector = labels(&[("picolet.io/board", "raspberry-pi-4")]);
+    let term = |key: &str, op: &str, values: &[&str]| NodeSelectorTerm {
+        match_expressions: vec![Requirement {
+            key: key.into(),
+            operator: op.into(),
+            values: values.iter().map(|v| v.to_string()).collect(),
+        }],
+        match_fields: vec![],
+    };
+    let aff = |terms: Vec<NodeSelectorTerm>| {
+        Some(Affinity {
+            node_affinity: Some(NodeAffinity {
+                required: Some(NodeSelector {
+                    node_selector_terms: terms,
+                }),
+            }),
+        })
+    };
+    let mut gt = pod("gt", &[("c", "img")]);
+    gt.spec.affinity = aff(vec![term("mem-gib", "Gt", &["4"])]);
+    let mut lt = pod("lt", &[("c", "img")]);
+    lt.spec.affinity = aff(vec![
+        term("mem-gib", "Lt", &["4"]),
+        term("kubernetes.io/arch", "NotIn", &["arm64"]),
+    ]);
+    let uids: Vec<String> = [ok, bad, gt, lt].into_iter().map(|p| a.apply(p)).collect();
+    let log = a.take();
+    assert!(!a.node.is_rejected(&uids[0]));
+    assert!(a.node.is_rejected(&uids[1]));
+    assert!(!a.node.is_rejected(&uids[2]));
+    assert!(a.node.is_rejected(&uids[3]));
+    let bad = a.node.find("default", "bad").unwrap();
+    assert_eq!(bad.status.phase, Phase::Failed);
+    assert_eq!(bad.status.reason, "NodeAffinity");
+    assert_eq!(
+        bad.status.message,
+        "Pod was rejected: Predicate NodeAffinity failed"
+    );
+    assert_eq!(
+        events(&log, "NodeAffinity"),
+        vec!["Predicate NodeAffinity failed"; 2]
+    );
+    assert_eq!(
+        count(&log, |o| matches!(o, Output::CreateSandbox { .. })),
+        2
+    );
+}

@@ -91,15 +91,22 @@ to be honoured or refused; until then it is listed here rather than hidden:
 - `spec.imagePullSecrets`: the kubelet uses the named
   `kubernetes.io/dockerconfigjson` Secrets as registry credentials. picolet
   takes credentials only from `/etc/picolet/auth.json` (docs/images.md).
-- `spec.nodeSelector` / `spec.affinity.nodeAffinity`: the kubelet refuses a
-  pod that does not match its node's labels (`NodeAffinity`). picolet has
-  no node labels yet (the workload controllers' issue adds them) and runs
-  the pod.
+- `spec.affinity.podAffinity` / `podAntiAffinity` and
+  `nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution`: the
+  scheduler's placement between nodes; the kubelet does not check them at
+  admission either. On one node they would only say whether two pods may
+  share it; picolet runs both.
 - `spec.priority` / `priorityClassName`: the kubelet ranks evictions by
   priority; picolet's eviction order is in docs/lifecycle.md.
 
+`spec.nodeSelector` and `nodeAffinity.requiredDuringScheduling…` are
+checked at admission against the node's labels (docs/lifecycle.md): a pod
+that does not match is rejected (`NodeAffinity`), as the kubelet does.
+`spec.subdomain` (with `hostname`) names the pod
+`<hostname>.<subdomain>.<namespace>.svc.cluster.local` in its `/etc/hosts`.
+
 Fields that are informational here because there is no cluster:
-`subdomain` (no cluster DNS domain), `enableServiceLinks` (no Services),
+`enableServiceLinks` (no Services),
 `automountServiceAccountToken` and `serviceAccount` (no token),
 `schedulerName`, `tolerations`, `topologySpreadConstraints`,
 `schedulingGates`, `preemptionPolicy` (no scheduler).

@@ -176,6 +176,10 @@ pub fn validate_all(pod: &Pod) -> Vec<SpecError> {
         }
     }
     dns(spec, &mut errs);
+    if let Some(s) = &spec.subdomain {
+        errs.check("spec.subdomain", names::dns1123_label(s));
+    }
+    crate::spec::affinity::validate(&spec.node_selector, spec.affinity.as_ref(), &mut errs);
     if let Some(n) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
         errs.check("spec.nodeName", names::dns1123_subdomain(n));
     }
@@ -276,6 +280,7 @@ fn volumes(pod: &Pod, volumes: &[Volume], errs: &mut Errors) -> BTreeSet<String>
             v.secret.is_some(),
             v.downward_api.is_some(),
             v.projected.is_some(),
+            v.persistent_volume_claim.is_some(),
         ]
         .iter()
         .filter(|b| **b)

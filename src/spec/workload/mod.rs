@@ -17,6 +17,8 @@ pub mod statefulset;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sets;
 
 use super::defaults::DEFAULT_NAMESPACE;
 use super::error::{ErrorKind, SpecError};
@@ -196,7 +198,10 @@ pub fn workload_from_value(mut doc: Value) -> Result<Workload, SpecError> {
         }
     }
     // Kinds whose controller is not built yet are refused, not ignored.
-    if kind != WorkloadKind::Deployment {
+    if !matches!(
+        kind,
+        WorkloadKind::Deployment | WorkloadKind::DaemonSet | WorkloadKind::StatefulSet
+    ) {
         return Err(SpecError::new(
             ErrorKind::Unsupported,
             "kind",
