@@ -519,12 +519,13 @@ impl Workloads {
             state: State::StatefulSet(st),
             ..
         }) = &gone
-            && s.delete_claims_when_deleted
         {
-            for o in &st.claimed {
-                for c in statefulset::claim_names(s, &key.name, *o) {
-                    let pod = format!("{}-{o}", key.name);
-                    self.doomed_claims.push((key.namespace.clone(), c, pod));
+            if s.delete_claims_when_deleted {
+                for o in &st.claimed {
+                    for c in statefulset::claim_names(s, &key.name, *o) {
+                        let pod = format!("{}-{o}", key.name);
+                        self.doomed_claims.push((key.namespace.clone(), c, pod));
+                    }
                 }
             }
         }

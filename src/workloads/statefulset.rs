@@ -155,7 +155,12 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &StatefulSetSpec, st: &mut State, pods
         }
     }
     // Scale down: the highest ordinal first (OrderedReady: only it).
-    if monotonic && let Some(top) = condemned.iter().map(|(o, _)| *o).max() {
+    if let Some(top) = condemned
+        .iter()
+        .map(|(o, _)| *o)
+        .max()
+        .filter(|_| monotonic)
+    {
         condemned.retain(|(o, _)| *o == top);
     }
     for (o, p) in condemned {
