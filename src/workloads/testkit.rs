@@ -69,7 +69,10 @@ impl Sim {
             self.reap();
             let obs: Vec<PodObs> = self.pods.values().map(|(_, o)| o.clone()).collect();
             let out = self.w.sync(self.now, &self.env, &obs);
-            let quiet = out.iter().all(|i| matches!(i, Intent::Event { .. }));
+            // Quiet: nothing but events, and no timer due now (a
+            // CronJob's new Job runs at once).
+            let quiet = out.iter().all(|i| matches!(i, Intent::Event { .. }))
+                && self.w.poll_timeout().is_none_or(|w| w > self.now.mono_ms);
             for i in out {
                 self.carry_out(&i);
                 all.push(i);

@@ -184,7 +184,10 @@ pub fn workload_from_value(mut doc: Value) -> Result<Workload, SpecError> {
         }
     }
     // Kinds whose controller is not built yet are refused, not ignored.
-    if kind != WorkloadKind::Deployment {
+    if !matches!(
+        kind,
+        WorkloadKind::Deployment | WorkloadKind::Job | WorkloadKind::CronJob
+    ) {
         return Err(SpecError::new(
             ErrorKind::Unsupported,
             "kind",
