@@ -337,3 +337,69 @@ fn a_broker_given_by_host_name_is_looked_up_by_a_child_and_the_agent_connects() 
     });
     a.assert_one_thread();
 }
+
+#[test]
+fn a_deployment_published_to_a_device_runs_and_its_rollout_state_is_reported() {
+    if !root_or_skip() {
+        return;
+    }
+    let Some(broker) = plain_broker() else {
+        return;
+    };
+    let url = url(&broker, 0);
+    let a = fleet_agent(&url, "dev1", &[]);
+    let deploy = manifest(
+        &a,
+        "web.yaml",
+        &format!(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: {IMAGE}
+        command: ["sh", "-c", "exec sleep 100000"]
+"#
+        ),
+    );
+    let out = ok(apply(&url, ("--device", "dev1"), &[&deploy], &[]));
+    assert!(out.contains("+ deployment.apps/default/web"), "{out}");
+    let status = wait_status(&url, "dev1", 40, "web 2/2 in status", |s| {
+        s["workloads"][0]["status"]["readyReplicas"] == 2
+    });
+    assert_eq!(status["workloads"][0]["kind"], "Deployment");
+    assert_eq!(status["workloads"][0]["desired"], 2);
+    let pods = status["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    let table = ok(ctl(&[
+        "fleet", "status", "--device", "dev1", "--broker", &url,
+    ]));
+    assert!(table.contains("deployment/web"), "{table}");
+    // Replacing the document's content (--prune) with a pod removes the
+    // Deployment, and its pods go.
+    let other = manifest(&a, "solo.yaml", &sleeper("solo"));
+    ok(apply(&url, ("--device", "dev1"), &[&other], &["--prune"]));
+    a.wait_running("solo", "main", 30);
+    wait_for(30, "web's pods gone", || {
+        a.pods()
+            .iter()
+            .all(|p| {
+                !p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("web-")
+            })
+            .then_some(())
+    });
+    a.assert_one_thread();
+}

@@ -28,7 +28,7 @@
 //! answered by `Agent::on_api`, below: it reads the lifecycle core, the
 //! desired state and the shims.
 
-use super::{Agent, Msg};
+use super::{Agent, Msg, workloads};
 use crate::api::{PodEntry, Request, Response};
 use crate::desired::Owner;
 use crate::reactor::{self, Async};
@@ -450,6 +450,74 @@ impl Agent {
                 .ok_or_else(|| format!("pod \"{name}\" not found in namespace \"{ns}\""))
         };
         let resp = match req {
+            Request::GetWorkloads { kind } => {
+                let now = crate::clock::Now::read();
+                let pods = workloads::observe(&self.node, now);
+                let keys: Vec<_> = self
+                    .workloads
+                    .entries()
+                    .map(|e| e.key())
+                    .filter(|k| k.kind == kind)
+                    .collect();
+                Response::Workloads {
+                    items: keys
+                        .iter()
+                        .filter_map(|k| self.workloads.view(k, &pods, now))
+                        .map(|v| crate::api::WorkloadEntry {
+                            object: v.object,
+                            source: v.source,
+                        })
+                        .collect(),
+                }
+            }
+            Request::DescribeWorkload {
+                kind,
+                namespace,
+                name,
+            } => {
+                let now = crate::clock::Now::read();
+                let pods = workloads::observe(&self.node, now);
+                let key = crate::spec::workload::WorkloadKey {
+                    kind,
+                    namespace,
+                    name,
+                };
+                match self.workloads.view(&key, &pods, now) {
+                    None => Response::Error(format!(
+                        "{}.{} \"{}\" not found in namespace \"{}\"",
+                        kind.plural(),
+                        kind.api_version().split('/').next().unwrap_or(""),
+                        key.name,
+                        key.namespace
+                    )),
+                    Some(v) => Response::DescribeWorkload {
+                        pods: if kind == crate::spec::workload::WorkloadKind::CronJob {
+                            self.workloads
+                                .children(&key)
+                                .iter()
+                                .map(|e| e.workload.metadata.name.clone())
+                                .collect()
+                        } else {
+                            self.workloads.pods_of(&key, &pods)
+                        },
+                        events: v
+                            .events
+                            .iter()
+                            .map(|e| crate::api::EventEntry {
+                                time_ms: e.last_ms,
+                                kind: format!("{:?}", e.kind),
+                                reason: e.reason.clone(),
+                                message: e.message.clone(),
+                                object: format!("{}/{}", kind.name(), key.name),
+                            })
+                            .collect(),
+                        item: crate::api::WorkloadEntry {
+                            object: v.object,
+                            source: v.source,
+                        },
+                    },
+                }
+            }
             Request::GetObjects { secrets } => {
                 let kind = if secrets {
                     crate::spec::ObjectKind::Secret

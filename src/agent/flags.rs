@@ -55,6 +55,10 @@ Options (each also a key of the config file; a flag wins over the file):
   Security:
       --seccomp-default             RuntimeDefault seccomp for containers that
                                     set no seccompProfile (default: Unconfined)
+  Workloads:
+      --auto-rollback               Deployments whose rollout passes its
+                                    progress deadline roll back by themselves
+                                    (per Deployment: picolet.io/auto-rollback)
   Policy (fleet pods):
       --allow-privileged --allow-host-path --allow-host-network
       --allow-capability CAP (repeats)
@@ -81,7 +85,7 @@ pub const USAGE: &str =
                 [--credentials FILE] [--fleet-key FILE] [--keepalive SECONDS]
                 [--max-document-bytes BYTES] [--allow-privileged] [--allow-host-path]
                 [--allow-host-network] [--allow-host-pid] [--allow-capability CAP]...
-                [--no-new-privileges] [--seccomp-default]
+                [--no-new-privileges] [--seccomp-default] [--auto-rollback]
 ";
 
 /// `picolet agent`'s options that take a value.
@@ -127,6 +131,7 @@ const FLAGS: &[&str] = &[
     "allow-host-pid",
     "no-new-privileges",
     "seccomp-default",
+    "auto-rollback",
 ];
 
 /// Parses `picolet agent`'s arguments (like every command line, with
@@ -191,6 +196,7 @@ pub fn parse(args: Vec<OsString>) -> Result<(Option<PathBuf>, AgentFileConfig), 
         pod_cidr: text("pod-cidr"),
         node_ip: text("node-ip"),
         seccomp_default: a.has(&["seccomp-default"]).then_some(true),
+        auto_rollback: a.has(&["auto-rollback"]).then_some(true),
         ..AgentFileConfig::default()
     };
     let tls = TlsFiles {
@@ -247,6 +253,7 @@ pub fn config(args: Vec<OsString>) -> Result<Config, String> {
         pod_cidr: s.pod_cidr,
         node_ip: s.node_ip,
         seccomp_default: s.seccomp_default,
+        auto_rollback: s.auto_rollback,
     })
 }
 
@@ -296,7 +303,14 @@ mod tests {
         assert_eq!(policy.allow_privileged, None);
         assert_eq!(policy.no_new_privileges, None);
         assert_eq!(f.seccomp_default, None);
-        let (_, on) = parse(args(&["--no-new-privileges", "--seccomp-default"])).unwrap();
+        assert_eq!(f.auto_rollback, None);
+        let (_, on) = parse(args(&[
+            "--no-new-privileges",
+            "--seccomp-default",
+            "--auto-rollback",
+        ]))
+        .unwrap();
+        assert_eq!(on.auto_rollback, Some(true));
         assert_eq!(on.policy.unwrap().no_new_privileges, Some(true));
         assert_eq!(on.seccomp_default, Some(true));
         assert_eq!(

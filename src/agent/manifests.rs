@@ -13,6 +13,7 @@
 //! on the agent's thread. An invalid file is recorded with its error and
 //! changes nothing: the pods it held before keep running, as they were.
 
+use crate::spec::workload::Workload;
 use crate::spec::{self, ConfigObject, Manifest, Objects, Pod};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use std::collections::BTreeMap;
@@ -28,6 +29,8 @@ pub struct Scan {
     pub files: BTreeMap<PathBuf, Vec<Pod>>,
     /// The ConfigMaps and Secrets of the valid files.
     pub objects: BTreeMap<PathBuf, Vec<ConfigObject>>,
+    /// The workloads of the valid files, each with its document (JSON).
+    pub workloads: BTreeMap<PathBuf, Vec<(Workload, String)>>,
     /// Files that failed to load, with the error (naming the field).
     pub errors: BTreeMap<PathBuf, String>,
     /// How each file looked when it was parsed, and what parsing it gave
@@ -89,10 +92,11 @@ pub fn rescan(dir: &Path, prev: &Scan) -> io::Result<Scan> {
         let result = match unchanged {
             Some((_, Some(e))) => Err(e.clone()),
             Some((_, None)) => match prev.files.get(&path) {
-                Some(pods) => Ok((
-                    pods.clone(),
-                    prev.objects.get(&path).cloned().unwrap_or_default(),
-                )),
+                Some(pods) => Ok(Contents {
+                    pods: pods.clone(),
+                    objects: prev.objects.get(&path).cloned().unwrap_or_default(),
+                    workloads: prev.workloads.get(&path).cloned().unwrap_or_default(),
+                }),
                 None => load(&path),
             },
             None => load(&path),
@@ -103,29 +107,66 @@ pub fn rescan(dir: &Path, prev: &Scan) -> io::Result<Scan> {
             Err(e) => {
                 out.errors.insert(path, e);
             }
-            Ok((pods, objects)) => {
-                if !objects.is_empty() {
-                    out.objects.insert(path.clone(), objects);
+            Ok(c) => {
+                if !c.objects.is_empty() {
+                    out.objects.insert(path.clone(), c.objects);
                 }
-                out.files.insert(path, pods);
+                if !c.workloads.is_empty() {
+                    out.workloads.insert(path.clone(), c.workloads);
+                }
+                out.files.insert(path, c.pods);
             }
         }
     }
     Ok(out)
 }
 
-/// The pods and objects of one file, or its first error (naming the file).
-fn load(path: &Path) -> Result<(Vec<Pod>, Vec<ConfigObject>), String> {
+/// What one file defines.
+#[derive(Default)]
+struct Contents {
+    pods: Vec<Pod>,
+    objects: Vec<ConfigObject>,
+    workloads: Vec<(Workload, String)>,
+}
+
+/// The pods, objects and workloads of one file, or its first error
+/// (naming the file).
+fn load(path: &Path) -> Result<Contents, String> {
     let docs = spec::load_manifests_file(path).map_err(|e| e.to_string())?;
-    let mut pods = Vec::new();
-    let mut objects = Vec::new();
+    let mut c = Contents::default();
     for d in docs {
         match d.map_err(|e| e.to_string())? {
-            Manifest::Pod(p) => pods.push(*p),
-            Manifest::Object(o) => objects.push(o),
+            Manifest::Pod(p) => c.pods.push(*p),
+            Manifest::Object(o) => c.objects.push(o),
+            Manifest::Workload(w, doc) => c.workloads.push((*w, doc)),
         }
     }
-    Ok((pods, objects))
+    Ok(c)
+}
+
+/// The workloads of a scan, with the file of each; one defined twice
+/// (same kind, namespace and name) belongs to the first file.
+pub fn workloads(scan: &Scan) -> Vec<crate::desired::StaticWorkload> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for (path, list) in &scan.workloads {
+        for (w, doc) in list {
+            if seen.insert(w.key()) {
+                out.push(crate::desired::StaticWorkload {
+                    workload: w.clone(),
+                    doc: doc.clone(),
+                    path: path.display().to_string(),
+                });
+            } else {
+                log::warn!(
+                    "{}: {} is already defined by another file",
+                    path.display(),
+                    w.key()
+                );
+            }
+        }
+    }
+    out
 }
 
 /// The ConfigMaps and Secrets of a scan; an object defined twice belongs
@@ -156,6 +197,9 @@ pub fn merge_keep_last_good(prev: &Scan, mut next: Scan) -> Scan {
         }
         if let Some(objects) = prev.objects.get(path) {
             next.objects.insert(path.clone(), objects.clone());
+        }
+        if let Some(w) = prev.workloads.get(path) {
+            next.workloads.insert(path.clone(), w.clone());
         }
     }
     next

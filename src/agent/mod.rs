@@ -46,6 +46,7 @@ mod signals;
 pub mod statefile;
 mod static_pods;
 pub mod trash;
+pub(crate) mod workloads;
 
 use crate::clock::Now;
 use crate::desired::{Change, Desired};
@@ -62,7 +63,7 @@ use notify::Notify;
 use sandbox::ShimConn;
 use shims::Shims;
 use signals::{Asked, Stop};
-use statefile::{StateFile, StateV2};
+use statefile::{StateFile, StateV2, StateV3};
 use static_pods::StaticPods;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -100,6 +101,8 @@ pub struct Config {
     pub node_ip: Option<std::net::Ipv4Addr>,
     /// `RuntimeDefault` seccomp when a container sets no profile.
     pub seccomp_default: bool,
+    /// The node default of `picolet.io/auto-rollback`.
+    pub auto_rollback: bool,
 }
 
 /// Errors that stop the agent.
@@ -206,6 +209,8 @@ struct Agent {
     /// Which source owns each pod, and what should run (the fleet's
     /// documents included).
     desired: Desired,
+    /// The workload controllers ([`workloads`]).
+    workloads: crate::workloads::Workloads,
     /// Inputs for `node`, fed in order ([`Agent::feed`]).
     pending: VecDeque<Input>,
     /// The state changed since it was saved.
@@ -260,6 +265,7 @@ impl Agent {
             .map_err(|e| AgentError::Image(e.to_string()))?;
         let mut store = StateStore::new(&cfg.state_dir);
         let now = Now::read();
+        let mut saved_workloads = None;
         let (mut node, sandboxes, sources, fleet_docs) = match store.load::<StateFile>() {
             Ok(Some(loaded)) => {
                 if let Some(why) = loaded.recovered.as_ref() {
@@ -267,7 +273,11 @@ impl Agent {
                         "state.bin was unusable ({why}); recovered the previous copy state.bin.prev"
                     );
                 }
-                let state = loaded.value.into_latest();
+                let StateV3 {
+                    v2: state,
+                    workloads,
+                } = loaded.value.into_latest();
+                saved_workloads = Some(workloads);
                 let node = Node::restore(state.node, cfg.node_name.clone(), now)
                     .map_err(|e| AgentError::State(e.to_string()))?;
                 (node, state.sandboxes, state.sources, state.fleet_docs)
@@ -311,7 +321,12 @@ impl Agent {
                 (None, None)
             }
         };
-        let desired = Desired::new(sources, docs);
+        let mut desired = Desired::new(sources, docs);
+        let workloads = match saved_workloads {
+            Some(snap) => crate::workloads::Workloads::restore(snap),
+            None => crate::workloads::Workloads::new(workloads::seed()),
+        };
+        desired.restore_workload_owners(workloads.sources());
         let cgroups = PodCgroups::detect(cfg.cgroup_root.clone());
         let (tx, rx) = async_channel::unbounded();
         let disk = disk::Disk::new(cfg.disk_interval, cfg.eviction, cfg.image_gc);
@@ -327,6 +342,7 @@ impl Agent {
                 cfg,
                 node,
                 desired,
+                workloads,
                 pending,
                 dirty: false,
                 store,
@@ -387,10 +403,14 @@ impl Agent {
                 continue;
             }
             let fleet = self.fleet.as_ref().and_then(|f| f.poll_timeout());
-            let deadline = match (self.node.poll_timeout(), fleet) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let deadline = [
+                self.node.poll_timeout(),
+                fleet,
+                self.workloads.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let msg = match deadline {
                 Some(t) => {
                     let wait = t.saturating_sub(crate::clock::boottime_ms());
@@ -468,9 +488,17 @@ impl Agent {
     /// starts queued sandboxes, then saves the state and publishes.
     fn process(&mut self) {
         let started = std::time::Instant::now();
+        // The controllers run when the lifecycle core has taken every
+        // queued input, at most a few times per turn (their pods are then
+        // fed in the same turn).
+        let mut syncs = 0;
         loop {
             if !self.feed() {
                 break; // the rest in the next turns
+            }
+            if syncs < 3 {
+                syncs += 1;
+                self.sync_workloads();
             }
             let before = self.shims.starting();
             self.start_queued_sandboxes();
@@ -597,6 +625,7 @@ impl Agent {
     #[inline(never)] // own stack frame: see docs/design-deviations.md §13
     fn rescan(&mut self) {
         if let Some(statics) = self.statics.rescan() {
+            self.desired.set_static_workloads(self.statics.workloads());
             self.reconcile(Some(statics));
         }
     }
@@ -622,11 +651,11 @@ impl Agent {
             );
         }
         for change in done.changes {
-            self.pending.push_back(match change {
-                Change::Apply(pod) => Input::ApplyPod {
+            match change {
+                Change::Apply(pod) => self.pending.push_back(Input::ApplyPod {
                     pod: *pod,
                     fresh_uid: new_uid(),
-                },
+                }),
                 Change::Delete {
                     namespace,
                     name,
@@ -635,16 +664,41 @@ impl Agent {
                     if matches!(owner, crate::desired::Owner::Fleet(_)) {
                         log::info!("fleet: pod {namespace}/{name} is no longer desired");
                     }
-                    Input::DeletePod { namespace, name }
+                    self.pending.push_back(Input::DeletePod { namespace, name });
                 }
-            });
+                Change::ApplyWorkload {
+                    workload,
+                    doc,
+                    owner,
+                } => self
+                    .workloads
+                    .apply(*workload, doc, owner.label(), new_uid(), now),
+                Change::DeleteWorkload { key, owner } => {
+                    if matches!(owner, crate::desired::Owner::Fleet(_)) {
+                        log::info!("fleet: {key} is no longer desired");
+                    }
+                    self.workloads.remove(&key, now);
+                }
+            }
         }
         self.dirty = true;
     }
 
     #[inline(never)] // own stack frame: see docs/design-deviations.md §13
     fn persist(&mut self) {
-        let state = StateFile::V2(StateV2 {
+        let state = StateFile::V3(StateV3 {
+            workloads: self.workloads.snapshot(),
+            v2: self.state_v2(),
+        });
+        match self.store.save(&state) {
+            Ok(true) => log::debug!("state saved"),
+            Ok(false) => {}
+            Err(e) => log::error!("saving state: {e}"),
+        }
+    }
+
+    fn state_v2(&self) -> StateV2 {
+        StateV2 {
             node: self.node.snapshot(),
             sandboxes: self.shims.records(),
             // Only the admitted pods' sources: a rejected pod is not in the
@@ -659,11 +713,6 @@ impl Agent {
                 self.desired.saved(keys.iter().map(String::as_str))
             },
             fleet_docs: self.fleet_saved(),
-        });
-        match self.store.save(&state) {
-            Ok(true) => log::debug!("state saved"),
-            Ok(false) => {}
-            Err(e) => log::error!("saving state: {e}"),
         }
     }
 }

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 pub enum StateFile {
     V1(StateV1),
     V2(StateV2),
+    V3(StateV3),
 }
 
 /// Version 1: pods, shims and where each desired pod came from.
@@ -51,6 +52,14 @@ pub struct StateV2 {
     pub fleet_docs: BTreeMap<Source, SavedDoc>,
 }
 
+/// Version 3: version 2 plus the workload controllers' state (issue 13).
+/// The latest version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateV3 {
+    pub v2: StateV2,
+    pub workloads: crate::workloads::WorkloadsSnap,
+}
+
 /// A running shim as last seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxRecord {
@@ -60,8 +69,8 @@ pub struct SandboxRecord {
 
 impl StateFile {
     /// Migrates any version to the latest one.
-    pub fn into_latest(self) -> StateV2 {
-        match self {
+    pub fn into_latest(self) -> StateV3 {
+        let v2 = match self {
             StateFile::V1(v1) => StateV2 {
                 node: v1.node.into(),
                 sandboxes: v1
@@ -73,6 +82,11 @@ impl StateFile {
                 fleet_docs: BTreeMap::new(),
             },
             StateFile::V2(v2) => v2,
+            StateFile::V3(v3) => return v3,
+        };
+        StateV3 {
+            v2,
+            workloads: Default::default(),
         }
     }
 }
@@ -119,7 +133,7 @@ mod tests {
     fn a_version_1_state_file_loads_as_version_2_without_fleet_documents() {
         let bytes = crate::store::encode(&v1()).unwrap();
         let loaded: StateFile = crate::store::decode(&bytes).unwrap();
-        let v2 = loaded.into_latest();
+        let v2 = loaded.into_latest().v2;
         assert_eq!(v2.sources["default/web"], "/m/web.yaml");
         assert_eq!(v2.sandboxes["u1"].pid, 42);
         assert!(v2.fleet_docs.is_empty());
@@ -127,7 +141,7 @@ mod tests {
 
     #[test]
     fn version_2_keeps_the_raw_documents_per_source() {
-        let mut v2 = v1().into_latest();
+        let mut v2 = v1().into_latest().v2;
         v2.fleet_docs.insert(
             Source::Group("kitchen".into()),
             SavedDoc {
@@ -138,7 +152,8 @@ mod tests {
         let bytes = crate::store::encode(&StateFile::V2(v2)).unwrap();
         let back = crate::store::decode::<StateFile>(&bytes)
             .unwrap()
-            .into_latest();
+            .into_latest()
+            .v2;
         let doc = &back.fleet_docs[&Source::Group("kitchen".into())];
         assert_eq!(
             (doc.revision, doc.payload.as_slice()),
@@ -373,7 +388,7 @@ mod tests {
             fleet_docs: BTreeMap::new(),
             ..representative()
         };
-        assert_eq!(state.into_latest(), want);
+        assert_eq!(state.into_latest().v2, want);
     }
 
     #[test]

@@ -49,6 +49,11 @@ impl StaticPods {
         Ok(true)
     }
 
+    /// The workloads of the last good scan.
+    pub(super) fn workloads(&self) -> Vec<crate::desired::StaticWorkload> {
+        manifests::workloads(&self.scan)
+    }
+
     /// The ConfigMaps and Secrets of the last good scan.
     pub(super) fn objects(&self) -> crate::spec::Objects {
         manifests::objects(&self.scan)

@@ -29,6 +29,16 @@ pub enum Request {
         namespace: String,
         name: String,
     },
+    /// Every workload of a kind, in every namespace (the CLI filters).
+    GetWorkloads {
+        kind: crate::spec::workload::WorkloadKind,
+    },
+    /// One workload, with its events and its pods' names.
+    DescribeWorkload {
+        kind: crate::spec::workload::WorkloadKind,
+        namespace: String,
+        name: String,
+    },
     /// Where a container's log files are; the CLI reads them itself.
     Logs {
         namespace: String,
@@ -67,6 +77,17 @@ pub struct ObjectEntry {
     pub keys: Vec<String>,
     /// When the agent first saw it (Unix ms).
     pub since_ms: i64,
+}
+
+/// A workload as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadEntry {
+    /// The object as loaded, with `metadata.uid`, `creationTimestamp` and
+    /// `status` filled in.
+    pub object: serde_json::Value,
+    /// Where it came from: a manifest file, `fleet:…`, or empty for a
+    /// CronJob's Job.
+    pub source: String,
 }
 
 /// One pod as the API shows it.
@@ -139,6 +160,15 @@ pub enum Response {
         /// The error of the manifest file that defines it, if its latest
         /// edit was refused.
         manifest_error: Option<String>,
+    },
+    Workloads {
+        items: Vec<WorkloadEntry>,
+    },
+    DescribeWorkload {
+        item: WorkloadEntry,
+        events: Vec<EventEntry>,
+        /// The names of its pods (a CronJob: of its Jobs).
+        pods: Vec<String>,
     },
     Logs {
         /// Oldest first: rotated files, then the current one.

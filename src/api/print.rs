@@ -44,7 +44,7 @@ pub fn human_duration(secs: i64) -> String {
     format!("{}y", h / 24 / 365)
 }
 
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+pub(crate) fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     let mut cur = v;
     for p in path {
         cur = &cur[*p];
@@ -565,7 +565,7 @@ fn container_lines(
 
 /// kubectl's multi-line `Labels:`/`Annotations:` (sorted; `k=v` for labels,
 /// `k: v` for annotations).
-fn map_lines(o: &mut String, title: &str, map: &Value, sep: &str) {
+pub(crate) fn map_lines(o: &mut String, title: &str, map: &Value, sep: &str) {
     let mut entries: Vec<(&String, &Value)> = map
         .as_object()
         .map(|m| {
@@ -592,7 +592,7 @@ fn map_lines(o: &mut String, title: &str, map: &Value, sep: &str) {
 /// Events grouped as the API server counts them: the same type, reason,
 /// object and message are one row, `AGE (xN over FIRST)`, ordered by their
 /// last time.
-fn event_lines(o: &mut String, events: &[EventEntry], now_ms: i64) {
+pub(crate) fn event_lines(o: &mut String, events: &[EventEntry], now_ms: i64) {
     if events.is_empty() {
         o.push_str("Events:\t<none>\n");
         return;

@@ -23,6 +23,7 @@ mod logs;
 mod pods;
 mod pull;
 pub mod selector;
+mod workloads;
 
 use crate::api::{self, Request, Response};
 use crate::fleet::config::{AgentFileConfig, DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR};

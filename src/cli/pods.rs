@@ -10,13 +10,17 @@ use std::process::ExitCode;
 
 /// `picolet get --help`.
 pub const GET_HELP: &str = "\
-List pods, as `kubectl get pods` does; or ConfigMaps and Secrets (names,
-types and key counts; a Secret's values are never shown).
+List pods, as `kubectl get pods` does; ConfigMaps and Secrets (names,
+types and key counts; a Secret's values are never shown); or workloads,
+with kubectl's columns.
 
 Usage:
   picolet get pods [NAME...] [-o FORMAT] [-l SELECTOR] [-n NAMESPACE | -A] [-w]
                    [--show-labels] [--state-dir DIR]
   picolet get configmaps|cm|secrets [NAME...] [-n NAMESPACE | -A]
+  picolet get deployments|deploy|daemonsets|ds|statefulsets|sts|jobs|cronjobs|cj
+              [NAME...] [-o wide|yaml|json|name] [-n NAMESPACE | -A]
+  picolet get deploy/NAME...
 
 Options:
   -o, --output FORMAT    wide, json, yaml, name, jsonpath=TEMPLATE or
@@ -37,6 +41,7 @@ command exits 1; the pods that exist are still printed.
 
 Examples:
   picolet get pods
+  picolet get deployments
   picolet get pods web db -o wide
   picolet get pods -A -l app=web,tier!=cache
   picolet get pods web -o yaml > web.yaml
@@ -48,10 +53,14 @@ Examples:
 pub const DESCRIBE_HELP: &str = "\
 Show one pod in detail, as `kubectl describe pod` does: its containers,
 probes, resources, environment, mounts, volumes, conditions and events.
+A workload shows its replicas, strategy, pod template, conditions, pods
+and events.
 
 Usage:
   picolet describe pod NAME [-n NAMESPACE] [--state-dir DIR]
   picolet describe pod/NAME [-n NAMESPACE] [--state-dir DIR]
+  picolet describe deployment|daemonset|statefulset|job|cronjob NAME
+  picolet describe deploy/NAME
 
 Options:
   -n, --namespace NS     the namespace (default: default)
@@ -60,6 +69,7 @@ Options:
 Examples:
   picolet describe pod web
   picolet describe pod/web -n edge
+  picolet describe deployment web
 ";
 
 /// What `-o` asked for.
@@ -365,6 +375,27 @@ pub(super) fn get(args: Vec<OsString>) -> Result<ExitCode, String> {
     if let Some(secrets) = object_kind {
         return get_objects(&common, &a, secrets);
     }
+    // `get deployments [NAME...]`, or `get deploy/NAME...`.
+    use crate::spec::workload::WorkloadKind;
+    if let Some(kind) = a.free.first().and_then(|k| WorkloadKind::from_resource(k)) {
+        return super::workloads::get(&common, &a, kind, &a.free[1..]);
+    }
+    let slashed: Option<Vec<(WorkloadKind, String)>> = a
+        .free
+        .iter()
+        .map(|f| {
+            let (k, n) = f.split_once('/')?;
+            Some((WorkloadKind::from_resource(k)?, n.to_string()))
+        })
+        .collect();
+    if let Some(list) = slashed.filter(|l| !l.is_empty()) {
+        let kind = list[0].0;
+        if list.iter().any(|(k, _)| *k != kind) {
+            return Err("give names of one kind at a time".into());
+        }
+        let names: Vec<String> = list.into_iter().map(|(_, n)| n).collect();
+        return super::workloads::get(&common, &a, kind, &names);
+    }
     match a.free.first().map(String::as_str) {
         Some(k) if kind_ok(k) => names.extend(a.free[1..].iter().cloned()),
         Some(_)
@@ -380,7 +411,7 @@ pub(super) fn get(args: Vec<OsString>) -> Result<ExitCode, String> {
         }
         Some(other) => {
             return Err(format!(
-                "picolet serves pods, configmaps and secrets, not {other:?}"
+                "picolet serves pods, configmaps, secrets, deployments, daemonsets, statefulsets, jobs and cronjobs, not {other:?}"
             ));
         }
         None => return Err("usage: picolet get pods [NAME...] (see `picolet get --help`)".into()),
@@ -527,10 +558,26 @@ fn print_row(cells: &[String], widths: &mut Vec<usize>) -> String {
 
 pub(super) fn describe(args: Vec<OsString>) -> Result<ExitCode, String> {
     let (common, a) = parse_api(args, &[], &[])?;
+    use crate::spec::workload::WorkloadKind;
+    let workload = match a.free.as_slice() {
+        [kind, name] => WorkloadKind::from_resource(kind).map(|k| (k, name.as_str())),
+        [one] => one
+            .split_once('/')
+            .and_then(|(k, n)| Some((WorkloadKind::from_resource(k)?, n))),
+        _ => None,
+    };
+    if let Some((kind, name)) = workload {
+        return super::workloads::describe(&common, kind, name);
+    }
     let name = match a.free.as_slice() {
         [kind, name] if matches!(kind.as_str(), "pod" | "pods" | "po") => name.clone(),
         [name] if name.starts_with("pod/") => name[4..].to_string(),
-        _ => return Err("usage: picolet describe pod NAME".into()),
+        _ => {
+            return Err(
+                "usage: picolet describe pod|deployment|daemonset|statefulset|job|cronjob NAME"
+                    .into(),
+            );
+        }
     };
     let resp = match common.call(Request::Describe {
         namespace: common.namespace.clone(),

@@ -174,19 +174,28 @@ pub(super) fn expand(files: &[&str]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-/// The pods, ConfigMaps and Secrets of the files.
-fn load_pods(files: &[&str]) -> Result<(Vec<Pod>, Vec<crate::spec::ConfigObject>), String> {
+/// What the files of `apply -f` hold.
+type Loaded = (
+    Vec<Pod>,
+    Vec<crate::spec::ConfigObject>,
+    Vec<(crate::spec::workload::Workload, String)>,
+);
+
+/// The pods, ConfigMaps, Secrets and workloads of the files.
+fn load_pods(files: &[&str]) -> Result<Loaded, String> {
     let mut pods = Vec::new();
     let mut objects = Vec::new();
+    let mut workloads = Vec::new();
     for p in expand(files)? {
         for m in crate::spec::load_manifests_file(&p).map_err(|e| e.to_string())? {
             match m.map_err(|e| e.to_string())? {
                 crate::spec::Manifest::Pod(pod) => pods.push(*pod),
                 crate::spec::Manifest::Object(o) => objects.push(o),
+                crate::spec::Manifest::Workload(w, text) => workloads.push((*w, text)),
             }
         }
     }
-    Ok((pods, objects))
+    Ok((pods, objects, workloads))
 }
 
 /// What publishing does besides the document: sign, wait, or only show.
@@ -227,7 +236,7 @@ fn apply(a: Args) -> Result<ExitCode, String> {
         return Err(format!("usage:\n{USAGE}"));
     }
     let (c, t, key, limit) = (common(&a)?, target(&a)?, sign_key(&a)?, timeout(&a)?);
-    let (pods, objects) = load_pods(&files)?;
+    let (pods, objects, workloads) = load_pods(&files)?;
     let prune = a.has(&["prune"]);
     let opts = PublishOpts {
         key: key.as_ref(),
@@ -236,9 +245,11 @@ fn apply(a: Args) -> Result<ExitCode, String> {
     };
     publish_and_wait(&c, &t, &opts, |current| {
         let current_objects = current.map_or(&[][..], |d| &d.objects[..]);
+        let current_workloads = current.map_or(&[][..], |d| &d.workloads[..]);
         let current = current.map_or(&[][..], |d| &d.pods[..]);
         let mut plan = merge::apply(current, pods, prune)?;
         plan.apply_objects(current_objects, objects, prune)?;
+        plan.apply_workloads(current_workloads, workloads, prune)?;
         Ok(Made::Plan(plan))
     })
 }
@@ -300,6 +311,7 @@ fn delete(a: Args) -> Result<ExitCode, String> {
             removed,
             objects: None,
             object_lines: Vec::new(),
+            workloads: None,
         }))
     })
 }
@@ -420,6 +432,14 @@ fn publish_and_wait(
                     .1
                     .as_ref()
                     .map(|d| d.objects.clone())
+                    .unwrap_or_default(),
+            },
+            workloads: match &plan.workloads {
+                Some(w) => w.clone(),
+                None => current
+                    .1
+                    .as_ref()
+                    .map(|d| d.workloads.clone())
                     .unwrap_or_default(),
             },
         };

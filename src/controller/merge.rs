@@ -12,6 +12,7 @@
 //! `- pod/NS/NAME` (removed) and the number of unchanged pods. Pods are
 //! compared as the devices see them (their JSON form, as decoded).
 
+use crate::spec::workload::Workload;
 use crate::spec::{ConfigObject, Pod, PodSpec};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -49,6 +50,9 @@ pub struct Plan {
     /// Their diff lines (`+ configmap/NS/NAME`, `~ secret/NS/NAME (keys:
     /// a, b)`, `- …`): keys only, never a value.
     pub object_lines: Vec<String>,
+    /// The document's workloads when this plan sets them (`apply`), each
+    /// with its JSON text; `None`: the current ones stay.
+    pub workloads: Option<Vec<(Workload, String)>>,
 }
 
 /// `namespace/name`.
@@ -123,6 +127,7 @@ pub fn apply(current: &[Pod], given: Vec<Pod>, prune: bool) -> Result<Plan, Stri
         unchanged: 0,
         objects: None,
         object_lines: Vec::new(),
+        workloads: None,
     };
     let mut given: Vec<Option<Pod>> = given.into_iter().map(Some).collect();
     for old in current {
@@ -163,6 +168,7 @@ pub fn remove(current: &[Pod], namespace: &str, name: &str) -> Option<Plan> {
         removed: vec![k],
         objects: None,
         object_lines: Vec::new(),
+        workloads: None,
     })
 }
 
@@ -218,6 +224,52 @@ impl Plan {
             out.push(new);
         }
         self.objects = Some(out);
+        Ok(())
+    }
+
+    /// `apply` of workloads, by the rules of [`Plan::apply_objects`]:
+    /// each given one replaces the current one of its kind, namespace and
+    /// name, or is added; with `prune` the others go. Lines
+    /// `+ deployment.apps/NS/NAME`, `~ …`, `- …`.
+    pub fn apply_workloads(
+        &mut self,
+        current: &[(Workload, String)],
+        given: Vec<(Workload, String)>,
+        prune: bool,
+    ) -> Result<(), String> {
+        let id = |w: &Workload| {
+            let k = w.key();
+            format!("{}/{}/{}", k.kind.resource(), k.namespace, k.name)
+        };
+        let mut seen = BTreeSet::new();
+        for (w, _) in &given {
+            if !seen.insert(id(w)) {
+                return Err(format!("{} is given twice", id(w)));
+            }
+        }
+        let mut out = Vec::new();
+        let mut given: Vec<Option<(Workload, String)>> = given.into_iter().map(Some).collect();
+        for old in current {
+            let new = given
+                .iter_mut()
+                .find(|g| g.as_ref().is_some_and(|g| id(&g.0) == id(&old.0)))
+                .and_then(Option::take);
+            match new {
+                Some(new) => {
+                    if new.0 != old.0 {
+                        self.object_lines.push(format!("~ {}", id(&new.0)));
+                    }
+                    out.push(new);
+                }
+                None if prune => self.object_lines.push(format!("- {}", id(&old.0))),
+                None => out.push(old.clone()),
+            }
+        }
+        for new in given.into_iter().flatten() {
+            self.object_lines.push(format!("+ {}", id(&new.0)));
+            out.push(new);
+        }
+        self.workloads = Some(out);
         Ok(())
     }
 }
@@ -331,7 +383,7 @@ mod tests {
             .unwrap()
         {
             crate::spec::Manifest::Object(o) => o,
-            crate::spec::Manifest::Pod(_) => unreachable!(),
+            _ => unreachable!(),
         }
     }
 

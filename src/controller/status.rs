@@ -93,6 +93,9 @@ pub(super) fn fleet(a: Args) -> Result<ExitCode, String> {
         } else {
             print!("{}", super::pods::table(&devices, wall_ms()));
         }
+        if devices.iter().any(|(_, s)| !s.workloads.is_empty()) {
+            print!("\n{}", workloads_table(&devices));
+        }
         for (id, r) in &rows {
             if let Some(e) = &r.bad_status {
                 eprintln!("warning: device {id}: unreadable status: {e}");
@@ -102,6 +105,85 @@ pub(super) fn fleet(a: Args) -> Result<ExitCode, String> {
         print!("{}", table(&rows, wall_ms()));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each device's workloads and their rollout state: kubectl's counts, the
+/// revision, and the condition that matters (a Deployment's `Progressing`
+/// reason when it is not progressing, `RolledBack`, a Job's `Complete`).
+pub fn workloads_table(devices: &[(&str, &DeviceStatus)]) -> String {
+    let header = [
+        "DEVICE",
+        "NAMESPACE",
+        "WORKLOAD",
+        "REVISION",
+        "READY",
+        "UP-TO-DATE",
+        "AVAILABLE",
+        "STATE",
+    ];
+    let mut rows = Vec::new();
+    for (id, s) in devices {
+        for w in &s.workloads {
+            let st = &w.status;
+            let n = |k: &str| st[k].as_i64().unwrap_or(0);
+            let (ready, updated, available) = match w.kind.as_str() {
+                "DaemonSet" => (
+                    format!("{}/{}", n("numberReady"), n("desiredNumberScheduled")),
+                    n("updatedNumberScheduled"),
+                    n("numberAvailable"),
+                ),
+                "Job" => (
+                    format!("{}/{}", n("succeeded"), w.desired),
+                    n("active"),
+                    n("ready"),
+                ),
+                "CronJob" => (
+                    format!("{} active", st["active"].as_array().map_or(0, Vec::len)),
+                    0,
+                    0,
+                ),
+                _ => (
+                    format!("{}/{}", n("readyReplicas"), w.desired),
+                    n("updatedReplicas"),
+                    n("availableReplicas"),
+                ),
+            };
+            let conds = st["conditions"].as_array().cloned().unwrap_or_default();
+            let notable = conds
+                .iter()
+                .find(|c| c["status"] == "False" || c["reason"] == "RolledBack")
+                .or_else(|| {
+                    conds
+                        .iter()
+                        .find(|c| c["type"] == "Complete" || c["type"] == "Failed")
+                })
+                .or_else(|| conds.last());
+            let state = notable.map_or("-".to_string(), |c| {
+                let r = c["reason"].as_str().unwrap_or("");
+                let t = c["type"].as_str().unwrap_or("");
+                if r.is_empty() {
+                    t.to_string()
+                } else {
+                    format!("{t}={}", r)
+                }
+            });
+            rows.push(vec![
+                id.to_string(),
+                w.namespace.clone(),
+                format!("{}/{}", w.kind.to_ascii_lowercase(), w.name),
+                if w.revision.is_empty() {
+                    "-".into()
+                } else {
+                    w.revision.clone()
+                },
+                ready,
+                updated.to_string(),
+                available.to_string(),
+                state,
+            ]);
+        }
+    }
+    crate::api::print::table(&header, &rows)
 }
 
 /// The devices that report a revision of group `g`.
@@ -233,6 +315,43 @@ pub fn table(rows: &BTreeMap<String, DeviceRow>, now_ms: i64) -> String {
 mod tests {
     use super::*;
     use crate::fleet::doc::{NodeInfo, ObservedRevision};
+
+    #[test]
+    fn the_workloads_table_shows_counts_revision_and_a_rollback() {
+        let mut s = DeviceStatus::new(
+            "pi-1",
+            &Default::default(),
+            vec![],
+            Default::default(),
+            vec![],
+            0,
+        );
+        s.workloads = vec![crate::fleet::doc::WorkloadReport::from_object(&json!({
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default",
+                         "annotations": {"deployment.kubernetes.io/revision": "3"}},
+            "spec": {"replicas": 3},
+            "status": {"readyReplicas": 3, "updatedReplicas": 3, "availableReplicas": 3,
+                       "conditions": [
+                           {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                           {"type": "Progressing", "status": "False", "reason": "RolledBack"}]}
+        }))];
+        let t = workloads_table(&[("pi-1", &s)]);
+        let row: Vec<&str> = t.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(
+            row,
+            [
+                "pi-1",
+                "default",
+                "deployment/web",
+                "3",
+                "3/3",
+                "3",
+                "3",
+                "Progressing=RolledBack"
+            ]
+        );
+    }
 
     #[test]
     fn the_table_lists_online_observed_revisions_and_ready_pods() {

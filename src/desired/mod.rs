@@ -40,6 +40,7 @@ use crate::fleet::doc::StatusError;
 use crate::fleet::docs::{FLEET_SOURCE_PREFIX, FleetDocs, source_label};
 use crate::fleet::topics::Source;
 use crate::spec::Pod;
+use crate::spec::workload::{Workload, WorkloadKey};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -116,10 +117,32 @@ pub fn static_pods(files: &BTreeMap<PathBuf, Vec<Pod>>) -> Vec<StaticPod> {
     out
 }
 
-/// One thing for the lifecycle core to do.
+/// A workload of the manifests directory.
+#[derive(Debug, Clone)]
+pub struct StaticWorkload {
+    pub workload: Workload,
+    /// Its document, as JSON text.
+    pub doc: String,
+    /// The file that defines it.
+    pub path: String,
+}
+
+/// One thing for the lifecycle core (pods) or the workload controllers
+/// (workloads) to do.
 #[derive(Debug, Clone)]
 pub enum Change {
     Apply(Box<Pod>),
+    /// Create or update a workload (`doc`: its JSON text).
+    ApplyWorkload {
+        workload: Box<Workload>,
+        doc: String,
+        owner: Owner,
+    },
+    /// The workload's owner no longer wants it.
+    DeleteWorkload {
+        key: WorkloadKey,
+        owner: Owner,
+    },
     /// The pod's owner no longer wants it (`owner`: who did).
     Delete {
         namespace: String,
@@ -143,6 +166,11 @@ pub struct Reconciled {
 pub struct Desired {
     /// `namespace/name` → the source of the pod last applied.
     owners: BTreeMap<String, Owner>,
+    /// The source of each workload last applied.
+    workload_owners: BTreeMap<WorkloadKey, Owner>,
+    /// The manifests directory's workloads, when it was read again and
+    /// the next reconcile has not taken them yet.
+    static_workloads: Option<Vec<StaticWorkload>>,
     fleet: Option<FleetDocs>,
 }
 
@@ -157,7 +185,27 @@ impl Desired {
                 (k, owner)
             })
             .collect();
-        Desired { owners, fleet }
+        Desired {
+            owners,
+            workload_owners: BTreeMap::new(),
+            static_workloads: None,
+            fleet,
+        }
+    }
+
+    /// The saved sources of the workloads (the controllers' state file
+    /// keeps them: [`crate::workloads::Workloads::sources`]).
+    pub fn restore_workload_owners(&mut self, saved: BTreeMap<WorkloadKey, String>) {
+        self.workload_owners = saved
+            .into_iter()
+            .map(|(k, v)| (k, Owner::from_label(&v)))
+            .collect();
+    }
+
+    /// The manifests directory was read again: its workloads, for the
+    /// next [`Desired::reconcile`] (called with the static pods).
+    pub fn set_static_workloads(&mut self, workloads: Vec<StaticWorkload>) {
+        self.static_workloads = Some(workloads);
     }
 
     /// Which source owns the pod `namespace/name`.
@@ -211,7 +259,33 @@ impl Desired {
             }
         }
         let owners = &self.owners;
+        let workload_owners = &self.workload_owners;
+        let static_workloads = self.static_workloads.as_ref();
+        // `namespace/name` of a pod, or `Kind/namespace/name` of a
+        // workload (names never hold a `/`).
         let static_owner = |key: &str| {
+            let mut parts = key.splitn(3, '/');
+            let (a, b, c) = (parts.next(), parts.next(), parts.next());
+            if let (Some(kind), Some(ns), Some(name)) = (a, b, c) {
+                // The manifests just read, else the workloads applied.
+                if let Some(list) = static_workloads {
+                    return list
+                        .iter()
+                        .find(|s| {
+                            let k = s.workload.key();
+                            (k.kind.name(), k.namespace.as_str(), k.name.as_str())
+                                == (kind, ns, name)
+                        })
+                        .map(|s| s.path.clone());
+                }
+                return workload_owners
+                    .iter()
+                    .find(|(k, _)| {
+                        (k.kind.name(), k.namespace.as_str(), k.name.as_str()) == (kind, ns, name)
+                    })
+                    .and_then(|(_, o)| o.static_path())
+                    .map(str::to_string);
+            }
             owners
                 .get(key)
                 .and_then(Owner::static_path)
@@ -238,7 +312,77 @@ impl Desired {
             self.owners.insert(key, Owner::Fleet(source));
             out.changes.push(Change::Apply(Box::new(pod)));
         }
+        self.reconcile_workloads(plan.workloads, &plan.refused_workloads, &mut out.changes);
         out
+    }
+
+    /// Workloads, by the pods' rules: static ones win, a static workload no
+    /// longer in any file goes (only when the manifests were read), a fleet
+    /// one no document wants goes unless its new spec was refused.
+    fn reconcile_workloads(
+        &mut self,
+        fleet: Vec<(Source, Workload, String)>,
+        refused: &BTreeSet<WorkloadKey>,
+        changes: &mut Vec<Change>,
+    ) {
+        let mut applies = Vec::new();
+        if let Some(statics) = self.static_workloads.take() {
+            let wanted: BTreeSet<WorkloadKey> = statics.iter().map(|s| s.workload.key()).collect();
+            let gone: Vec<WorkloadKey> = self
+                .workload_owners
+                .iter()
+                .filter(|(k, o)| matches!(o, Owner::Static(_)) && !wanted.contains(*k))
+                .map(|(k, _)| k.clone())
+                .collect();
+            self.delete_workloads(gone, changes);
+            for s in statics {
+                let owner = Owner::Static(s.path);
+                self.workload_owners.insert(s.workload.key(), owner.clone());
+                applies.push(Change::ApplyWorkload {
+                    workload: Box::new(s.workload),
+                    doc: s.doc,
+                    owner,
+                });
+            }
+        }
+        let mut wanted = BTreeSet::new();
+        for (source, w, doc) in fleet {
+            let key = w.key();
+            if matches!(self.workload_owners.get(&key), Some(Owner::Static(_))) {
+                continue; // static workloads win (the fleet plan reported it)
+            }
+            wanted.insert(key.clone());
+            let owner = Owner::Fleet(source);
+            self.workload_owners.insert(key, owner.clone());
+            applies.push(Change::ApplyWorkload {
+                workload: Box::new(w),
+                doc,
+                owner,
+            });
+        }
+        let gone: Vec<WorkloadKey> = self
+            .workload_owners
+            .iter()
+            .filter(|(k, o)| {
+                matches!(o, Owner::Fleet(_)) && !wanted.contains(*k) && !refused.contains(*k)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.delete_workloads(gone, changes);
+        changes.extend(applies);
+    }
+
+    fn delete_workloads(&mut self, keys: Vec<WorkloadKey>, changes: &mut Vec<Change>) {
+        for key in keys {
+            if let Some(owner) = self.workload_owners.remove(&key) {
+                changes.push(Change::DeleteWorkload { key, owner });
+            }
+        }
+    }
+
+    /// Which source owns a workload.
+    pub fn workload_owner(&self, key: &WorkloadKey) -> Option<&Owner> {
+        self.workload_owners.get(key)
     }
 
     fn delete(&mut self, keys: Vec<String>, changes: &mut Vec<Change>) {

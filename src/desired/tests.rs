@@ -92,6 +92,8 @@ fn show(r: &Reconciled) -> Vec<String> {
             Change::Delete {
                 namespace, name, ..
             } => format!("-{namespace}/{name}"),
+            Change::ApplyWorkload { workload, .. } => format!("+{}", workload.key()),
+            Change::DeleteWorkload { key, .. } => format!("-{key}"),
         })
         .collect()
 }
@@ -406,4 +408,84 @@ fn every_transition_between_two_names_and_three_sources_keeps_the_owner_rules() 
             }
         }
     }
+}
+
+fn deployment_json(name: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                         "spec": {"containers": [{"name": "c", "image": image}]}}
+        }
+    })
+}
+
+fn static_workload(file: &str, name: &str, image: &str) -> StaticWorkload {
+    let v = deployment_json(name, image);
+    StaticWorkload {
+        doc: v.to_string(),
+        workload: crate::spec::workload::workload_from_value(v).unwrap(),
+        path: format!("/m/{file}"),
+    }
+}
+
+fn doc_with_workloads(revision: u64, workloads: &[(&str, &str)]) -> Vec<u8> {
+    let list: Vec<Value> = workloads
+        .iter()
+        .map(|(n, i)| deployment_json(n, i))
+        .collect();
+    serde_json::to_vec(&json!({
+        "apiVersion": "picolet.io/v1", "kind": "DeviceState",
+        "revision": revision, "pods": [], "workloads": list,
+    }))
+    .unwrap()
+}
+
+#[test]
+fn workloads_follow_the_pods_rules_static_ones_win_and_removed_ones_go() {
+    let mut d = Desired::new(BTreeMap::new(), Some(fleet(&[])));
+    let mut c = clock();
+    d.set_static_workloads(vec![static_workload("a.yaml", "web", "static:1")]);
+    let r = d.reconcile(Some(Vec::new()), c.now());
+    assert_eq!(show(&r), ["+Deployment default/web"]);
+    // The fleet wants web too, and api: web stays static, reported.
+    offer(
+        &mut d,
+        &device(),
+        &doc_with_workloads(1, &[("web", "fleet:1"), ("api", "fleet:1")]),
+        c.now(),
+    );
+    let r = d.reconcile(None, c.now());
+    assert_eq!(show(&r), ["+Deployment default/api"]);
+    assert_eq!(r.new_errors.len(), 1, "{:?}", r.new_errors);
+    assert_eq!(r.new_errors[0].1.reason, "NameClash");
+    assert!(
+        r.new_errors[0].1.message.contains("static workloads win"),
+        "{:?}",
+        r.new_errors
+    );
+    // The static file goes: web is deleted, then the fleet's web applies.
+    d.set_static_workloads(Vec::new());
+    let r = d.reconcile(Some(Vec::new()), c.now());
+    assert_eq!(
+        show(&r),
+        [
+            "-Deployment default/web",
+            "+Deployment default/web",
+            "+Deployment default/api"
+        ]
+    );
+    // The fleet drops api: it is deleted.
+    offer(
+        &mut d,
+        &device(),
+        &doc_with_workloads(2, &[("web", "fleet:2")]),
+        c.now(),
+    );
+    let r = d.reconcile(None, c.now());
+    assert_eq!(
+        show(&r),
+        ["-Deployment default/api", "+Deployment default/web"]
+    );
 }

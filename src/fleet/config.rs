@@ -193,6 +193,10 @@ pub struct AgentFileConfig {
     /// `RuntimeDefault` seccomp for containers that set no
     /// `seccompProfile` (the kubelet's `--seccomp-default`).
     pub seccomp_default: Option<bool>,
+    /// Deployments roll back by themselves when a rollout passes its
+    /// progress deadline, unless annotated `picolet.io/auto-rollback:
+    /// "false"` (docs/workloads.md).
+    pub auto_rollback: Option<bool>,
 }
 
 /// The fleet channel's settings, checked, with defaults filled in.
@@ -232,6 +236,7 @@ pub struct AgentSettings {
     pub pod_cidr: Option<crate::net::Cidr>,
     pub node_ip: Option<std::net::Ipv4Addr>,
     pub seccomp_default: bool,
+    pub auto_rollback: bool,
 }
 
 /// Defaults of [`AgentSettings`].
@@ -395,6 +400,7 @@ impl AgentFileConfig {
             pod_cidr: self.pod_cidr.or(lower.pod_cidr),
             node_ip: self.node_ip.or(lower.node_ip),
             seccomp_default: self.seccomp_default.or(lower.seccomp_default),
+            auto_rollback: self.auto_rollback.or(lower.auto_rollback),
         }
     }
 
@@ -545,6 +551,7 @@ impl AgentFileConfig {
             pod_cidr,
             node_ip,
             seccomp_default: self.seccomp_default.unwrap_or(false),
+            auto_rollback: self.auto_rollback.unwrap_or(false),
         })
     }
 

@@ -77,7 +77,7 @@ pub use events::{EventAggregator, EventDoc, ObjectRef};
 pub use merge::{Clash, Merged, ObservedRevision, SourcedPod, Stale, merge};
 pub use node::NodeInfo;
 pub(crate) use node::mem_total;
-pub use status::{DeviceStatus, ErrorLog, PodReport, StatusError};
+pub use status::{DeviceStatus, ErrorLog, PodReport, StatusError, WorkloadReport};
 
 /// `apiVersion` of every picolet document.
 pub const API_VERSION: &str = "picolet.io/v1";

@@ -96,6 +96,10 @@ pub struct Plan {
     pub pods: Vec<(String, Source, Pod)>,
     /// Names whose fleet spec was refused (policy, static pod clash).
     pub refused: BTreeSet<String>,
+    /// The workloads (source, workload, its JSON document): in merge order.
+    pub workloads: Vec<(Source, crate::spec::workload::Workload, String)>,
+    /// Workloads whose fleet spec was refused (policy).
+    pub refused_workloads: BTreeSet<crate::spec::workload::WorkloadKey>,
     /// Errors not reported by the previous plan (to send as events).
     pub new_errors: Vec<(Source, StatusError)>,
 }
@@ -347,6 +351,45 @@ impl FleetDocs {
             let mut pod = sp.pod;
             self.cfg.policy.harden(&mut pod);
             plan.pods.push((key, sp.source, pod));
+        }
+        // Workloads: the device's first, then the groups' in config order;
+        // the first of a kind, namespace and name wins; static workloads
+        // win (`static_owner` takes `Kind/namespace/name`); the node
+        // policy checks and hardens each pod template.
+        let mut seen: BTreeMap<crate::spec::workload::WorkloadKey, Source> = BTreeMap::new();
+        let mut by_source: Vec<&(Source, &DesiredDoc)> = ordered.iter().collect();
+        by_source.sort_by_key(|(s, _)| !matches!(s, Source::Device(_)));
+        for (source, doc) in by_source {
+            for (w, text) in &doc.workloads {
+                let key = w.key();
+                let label = format!("{}/{}/{}", key.kind.name(), key.namespace, key.name);
+                if let Some(kept) = seen.get(&key) {
+                    let msg = format!(
+                        "{key} of {source} is ignored: {kept} has the same kind, namespace and name"
+                    );
+                    error(source, label, "NameClash", msg);
+                    continue;
+                }
+                seen.insert(key.clone(), source.clone());
+                if let Some(path) = static_owner(&label) {
+                    let msg = format!(
+                        "{key} of {source} is ignored: the manifests directory's {path} defines it, and static workloads win"
+                    );
+                    error(source, label, "NameClash", msg);
+                    continue;
+                }
+                let mut w = w.clone();
+                if let Some(t) = w.template_mut() {
+                    if let Err(v) = self.cfg.policy.check(&t.pod) {
+                        let msg = format!("{key} refused: {}", policy::describe(&v));
+                        error(source, label, "PolicyViolation", msg);
+                        plan.refused_workloads.insert(key);
+                        continue;
+                    }
+                    self.cfg.policy.harden(&mut t.pod);
+                }
+                plan.workloads.push((source.clone(), w, text.clone()));
+            }
         }
         // An error reported before keeps its time (status stays unchanged).
         for (source, e) in &mut errors {

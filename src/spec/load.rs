@@ -52,12 +52,24 @@ pub fn load_manifests_file(path: &Path) -> Result<Vec<Result<Manifest, SpecError
 pub enum Manifest {
     Pod(Box<Pod>),
     Object(ConfigObject),
+    /// A workload, with its document as JSON text (what the state file
+    /// keeps, and `get -o yaml` shows).
+    Workload(Box<super::workload::Workload>, String),
 }
 
 /// [`load_str`] for the manifests directory: `kind: ConfigMap` and
-/// `kind: Secret` (v1) documents too, checked the same strict way.
+/// `kind: Secret` (v1) documents and the workload kinds too, checked the
+/// same strict way.
 pub fn load_manifests_str(text: &str, source: &str) -> Vec<Result<Manifest, SpecError>> {
     parse_documents(text, source, |doc, origin| {
+        if super::workload::workload_kind(&doc).is_some() {
+            let text = serde_json::to_string(&doc).unwrap_or_default();
+            return vec![
+                super::workload::workload_from_value(doc)
+                    .map(|w| Manifest::Workload(Box::new(w), text))
+                    .map_err(|e| e.with_origin(origin)),
+            ];
+        }
         let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
         let object = match kind {
             "ConfigMap" => Some(ObjectKind::ConfigMap),

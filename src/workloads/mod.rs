@@ -728,6 +728,7 @@ impl Workloads {
         let mut object: serde_json::Value =
             serde_json::from_str(&e.doc).unwrap_or(serde_json::Value::Null);
         if let Some(m) = object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            m.insert("namespace".into(), key.namespace.clone().into());
             m.insert("uid".into(), e.uid.clone().into());
             m.insert(
                 "creationTimestamp".into(),
@@ -756,6 +757,20 @@ impl Workloads {
             object,
             events: e.events.iter().cloned().collect(),
         })
+    }
+
+    /// The names of a workload's pods, sorted.
+    pub fn pods_of(&self, key: &WorkloadKey, pods: &[PodObs]) -> Vec<String> {
+        let Some(e) = self.entries.get(key) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = pods
+            .iter()
+            .filter(|p| self.claims(e, &p.owner_uid))
+            .map(|p| p.name.clone())
+            .collect();
+        v.sort();
+        v
     }
 
     fn claims(&self, e: &Entry, owner_uid: &str) -> bool {

@@ -105,14 +105,22 @@ impl Agent {
         });
         let mut node = f.node_info.clone();
         node.uptime_seconds = now.mono_ms / 1000;
-        Some(DeviceStatus::new(
+        let mut status = DeviceStatus::new(
             &f.settings.device_id,
             &docs.observed(),
             pods,
             node,
             docs.errors(),
             now.wall_ms,
-        ))
+        );
+        let owned = crate::agent::workloads::observe(&self.node, now);
+        status.workloads = self
+            .workloads
+            .entries()
+            .filter_map(|e| self.workloads.view(&e.key(), &owned, now))
+            .map(|v| crate::fleet::doc::WorkloadReport::from_object(&v.object))
+            .collect();
+        Some(status)
     }
 
     /// Records an event and publishes it (QoS 0) when connected.

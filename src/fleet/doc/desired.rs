@@ -6,6 +6,7 @@ use super::{
 };
 use crate::spec::objects::{config_map_from_value, secret_from_value};
 use crate::spec::strict::StrictValue;
+use crate::spec::workload::{Workload, WorkloadKey, workload_from_value};
 use crate::spec::{ConfigObject, ObjectKind, Pod, SpecError, pod_from_value};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -18,6 +19,9 @@ pub struct DesiredDoc {
     pub pods: Vec<Pod>,
     /// The `configMaps` then the `secrets` of the document.
     pub objects: Vec<ConfigObject>,
+    /// The `workloads` (Deployments, DaemonSets, StatefulSets, Jobs,
+    /// CronJobs), each with its JSON text.
+    pub workloads: Vec<(Workload, String)>,
 }
 
 /// How a document is encoded.
@@ -33,6 +37,15 @@ enum DesiredWire {
     V1(DesiredV1),
     /// V1 with ConfigMaps and Secrets (written only when there are some).
     V2(DesiredV2),
+    /// V2 with workloads (written only when there are some).
+    V3(DesiredV3),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DesiredV3 {
+    v2: DesiredV2,
+    /// Each as JSON text, as the pods.
+    workloads: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -147,13 +160,14 @@ pub(crate) fn check_keys(
     }
 }
 
-const DESIRED_KEYS: [&str; 6] = [
+const DESIRED_KEYS: [&str; 7] = [
     "apiVersion",
     "kind",
     "revision",
     "pods",
     "configMaps",
     "secrets",
+    "workloads",
 ];
 
 /// Decodes an unsigned desired document, JSON or postcard. The caller has
@@ -228,11 +242,58 @@ pub(crate) fn from_value(doc: Value) -> Result<DesiredDoc, DocError> {
             items.into_iter().map(Ok).collect(),
         )?);
     }
+    let workloads = match map.remove("workloads") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(DocError::field(
+                "workloads",
+                format!("must be a list of workloads, got {}", show(&other)),
+            ));
+        }
+    };
     Ok(DesiredDoc {
         revision,
         pods,
         objects,
+        workloads: load_workloads(workloads.into_iter().map(Ok).collect())?,
     })
+}
+
+/// Loads the workloads of `workloads` (each with its `apiVersion` and
+/// `kind`), all errors collected like the pods'.
+fn load_workloads(
+    items: Vec<Result<Value, DocError>>,
+) -> Result<Vec<(Workload, String)>, DocError> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut errors: Vec<SpecError> = Vec::new();
+    let mut seen: HashMap<WorkloadKey, usize> = HashMap::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let path = format!("workloads[{i}]");
+        let item = item?;
+        let text = item.to_string();
+        match workload_from_value(item) {
+            Err(e) if errors.len() < MAX_POD_ERRORS => errors.push(e.under(&path)),
+            Err(_) => {}
+            Ok(w) => {
+                let key = w.key();
+                if let Some(first) = seen.get(&key) {
+                    errors.push(SpecError::invalid(
+                        format!("{path}.metadata.name"),
+                        format!("duplicate {key}: workloads[{first}] has the same kind, namespace and name"),
+                    ));
+                } else {
+                    seen.insert(key, i);
+                    out.push((w, text));
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(DocError::Pods { errors, more: 0 })
+    }
 }
 
 /// Loads the ConfigMaps or Secrets of `field`, all errors collected like
@@ -347,9 +408,10 @@ fn decode_postcard(body: &[u8]) -> Result<DesiredDoc, DocError> {
             rest.len()
         )));
     }
-    let (v1, config_maps, secrets) = match wire {
-        DesiredWire::V1(v1) => (v1, Vec::new(), Vec::new()),
-        DesiredWire::V2(v2) => (v2.v1, v2.config_maps, v2.secrets),
+    let (v1, config_maps, secrets, workloads) = match wire {
+        DesiredWire::V1(v1) => (v1, Vec::new(), Vec::new(), Vec::new()),
+        DesiredWire::V2(v2) => (v2.v1, v2.config_maps, v2.secrets, Vec::new()),
+        DesiredWire::V3(v3) => (v3.v2.v1, v3.v2.config_maps, v3.v2.secrets, v3.workloads),
     };
     let mut header = Map::new();
     header.insert("kind".into(), Value::String(v1.kind));
@@ -381,6 +443,7 @@ fn decode_postcard(body: &[u8]) -> Result<DesiredDoc, DocError> {
         revision: check_revision(v1.revision)?,
         pods: load_pods(pods)?,
         objects,
+        workloads: load_workloads(texts(&workloads, "workloads"))?,
     })
 }
 
@@ -483,6 +546,14 @@ pub fn encode_json(doc: &DesiredDoc) -> Vec<u8> {
             map.insert(field.into(), Value::Array(list));
         }
     }
+    if !doc.workloads.is_empty() {
+        let list: Vec<Value> = doc
+            .workloads
+            .iter()
+            .map(|(_, text)| serde_json::from_str(text).unwrap_or(Value::Null))
+            .collect();
+        map.insert("workloads".into(), Value::Array(list));
+    }
     serde_json::to_vec(&Value::Object(map)).expect("a JSON value always serializes")
 }
 
@@ -501,14 +572,22 @@ pub fn encode_postcard(doc: &DesiredDoc) -> Vec<u8> {
             .map(|o| object_value(o).to_string())
             .collect()
     };
-    let wire = if doc.objects.is_empty() {
+    let wire = if doc.objects.is_empty() && doc.workloads.is_empty() {
         DesiredWire::V1(v1)
     } else {
-        DesiredWire::V2(DesiredV2 {
+        let v2 = DesiredV2 {
             v1,
             config_maps: texts(ObjectKind::ConfigMap),
             secrets: texts(ObjectKind::Secret),
-        })
+        };
+        if doc.workloads.is_empty() {
+            DesiredWire::V2(v2)
+        } else {
+            DesiredWire::V3(DesiredV3 {
+                v2,
+                workloads: doc.workloads.iter().map(|(_, t)| t.clone()).collect(),
+            })
+        }
     };
     let mut out = POSTCARD_MAGIC.to_vec();
     out.extend(postcard::to_stdvec(&wire).expect("strings and integers always serialize"));

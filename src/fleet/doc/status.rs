@@ -199,8 +199,58 @@ pub struct DeviceStatus {
     pub node: NodeInfo,
     #[serde(default)]
     pub errors: Vec<StatusError>,
+    /// Each workload's rollout state (issue 13).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<WorkloadReport>,
     /// RFC 3339: when it was built.
     pub time: String,
+}
+
+/// One workload of the status document: its Kubernetes `status` (counts,
+/// conditions, revisions) and the revision it runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadReport {
+    /// `Deployment`, `DaemonSet`, `StatefulSet`, `Job`, `CronJob`.
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// `spec.replicas` (1 when unset; a DaemonSet's: 1; a Job's: its
+    /// completions).
+    #[serde(default)]
+    pub desired: i64,
+    /// The revision it runs (a Deployment's
+    /// `deployment.kubernetes.io/revision`, a set's `updateRevision`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub revision: String,
+    #[serde(default)]
+    pub status: serde_json::Value,
+}
+
+impl WorkloadReport {
+    /// The report of a workload as the API shows it (`object`: with its
+    /// `status`).
+    pub fn from_object(object: &serde_json::Value) -> WorkloadReport {
+        let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+        let kind = s(&object["kind"]);
+        let desired = match kind.as_str() {
+            "Job" => object["spec"]["completions"].as_i64().unwrap_or(1),
+            "DaemonSet" | "CronJob" => 1,
+            _ => object["spec"]["replicas"].as_i64().unwrap_or(1),
+        };
+        let mut revision =
+            s(&object["metadata"]["annotations"]["deployment.kubernetes.io/revision"]);
+        if revision.is_empty() {
+            revision = s(&object["status"]["updateRevision"]);
+        }
+        WorkloadReport {
+            namespace: s(&object["metadata"]["namespace"]),
+            name: s(&object["metadata"]["name"]),
+            kind,
+            desired,
+            revision,
+            status: object["status"].clone(),
+        }
+    }
 }
 
 impl DeviceStatus {
@@ -221,6 +271,7 @@ impl DeviceStatus {
             pods,
             node,
             errors,
+            workloads: Vec::new(),
             time: rfc3339(now_wall_ms),
         }
     }

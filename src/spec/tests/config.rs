@@ -13,7 +13,7 @@ fn objects(text: &str) -> Objects {
     for m in load_manifests_str(text, "t.yaml") {
         match m.unwrap_or_else(|e| panic!("{e}")) {
             Manifest::Object(o) => assert!(out.insert_first(o)),
-            Manifest::Pod(_) => panic!("a pod"),
+            _ => panic!("not a ConfigMap or Secret"),
         }
     }
     out

@@ -133,6 +133,18 @@ impl Workload {
         }
     }
 
+    /// Its pod template (a CronJob's: its Job template's), to check and
+    /// harden by the fleet's node policy.
+    pub fn template_mut(&mut self) -> Option<&mut PodTemplate> {
+        Some(match &mut self.spec {
+            WorkloadSpec::Deployment(s) => &mut s.template,
+            WorkloadSpec::DaemonSet(s) => &mut s.template,
+            WorkloadSpec::StatefulSet(s) => &mut s.template,
+            WorkloadSpec::Job(s) => &mut s.template,
+            WorkloadSpec::CronJob(s) => &mut s.template,
+        })
+    }
+
     /// `Kind/namespace/name`: the key of a workload everywhere.
     pub fn key(&self) -> WorkloadKey {
         WorkloadKey {

@@ -158,7 +158,7 @@ fn unknown_top_level_fields_and_bad_pod_lists_are_refused() {
         br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":1,"pods":[],"podz":[]}"#;
     assert_eq!(
         error(extra),
-        "podz: unknown field (a DeviceState has apiVersion, kind, revision, pods, configMaps, secrets)"
+        "podz: unknown field (a DeviceState has apiVersion, kind, revision, pods, configMaps, secrets, workloads)"
     );
     let no_pods = br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":1}"#;
     assert_eq!(
@@ -361,6 +361,64 @@ fn bad_config_maps_and_secrets_are_reported_with_their_path_and_no_value() {
         .to_string();
     assert!(
         e.contains("configMaps[0].kind: \"Secret\" is not ConfigMap"),
+        "{e}"
+    );
+}
+
+fn with_workloads(revision: u64) -> Value {
+    let mut v: Value = serde_json::from_slice(&doc_json(revision, vec![pod("a")])).unwrap();
+    v["workloads"] = json!([{
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+        }
+    }]);
+    v
+}
+
+#[test]
+fn workloads_travel_in_json_and_postcard_with_their_text() {
+    let doc = decode(&serde_json::to_vec(&with_workloads(4)).unwrap()).unwrap();
+    assert_eq!(doc.workloads.len(), 1);
+    assert_eq!(
+        doc.workloads[0].0.key().to_string(),
+        "Deployment default/web"
+    );
+    assert_eq!(decode(&encode_json(&doc)).unwrap(), doc);
+    assert_eq!(decode(&encode_postcard(&doc)).unwrap(), doc);
+    // The V3 wire form only when there are workloads.
+    assert_eq!(encode_postcard(&doc)[POSTCARD_MAGIC.len()], 2);
+}
+
+#[test]
+fn a_bad_workload_is_named_with_its_index_and_field() {
+    let mut v = with_workloads(1);
+    v["workloads"][0]["spec"]["replica"] = json!(3);
+    let e = decode(&serde_json::to_vec(&v).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("workloads[0].spec.replica"), "{e}");
+    let mut v = with_workloads(1);
+    v["workloads"][0]["spec"]["template"]["spec"]["containers"][0]["imagee"] = json!("x");
+    let e = decode(&serde_json::to_vec(&v).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("workloads[0].spec.template.spec.containers[0].imagee"),
+        "{e}"
+    );
+    let mut v = with_workloads(1);
+    let again = v["workloads"][0].clone();
+    v["workloads"].as_array_mut().unwrap().push(again);
+    let e = decode(&serde_json::to_vec(&v).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("workloads[1].metadata.name: duplicate Deployment default/web"),
         "{e}"
     );
 }

@@ -1,0 +1,167 @@
+//! The workload controllers' shell ([`crate::workloads`]): what the node's
+//! pods look like to them ([`observe`]), the node's facts ([`Env`]), and
+//! their intents carried out as lifecycle inputs and events.
+
+use super::{Agent, new_uid};
+use crate::clock::Now;
+use crate::fleet::doc::ObjectRef;
+use crate::lifecycle::{Input, Node, PodView};
+use crate::workloads::{Env, Intent, PodObs};
+
+/// Random bits for a fresh controller state's name suffixes.
+pub(super) fn seed() -> u64 {
+    let mut b = [0u8; 8];
+    if !crate::sys::process::getrandom(&mut b) {
+        return crate::clock::wall_ns() as u64 ^ u64::from(std::process::id());
+    }
+    u64::from_le_bytes(b)
+}
+
+/// Every pod of the node that a workload made (it has an owner reference).
+pub(super) fn observe(node: &Node, now: Now) -> Vec<PodObs> {
+    node.pods()
+        .filter(|p| !p.spec.metadata.owner_references.is_empty())
+        .map(|p| obs(p, now))
+        .collect()
+}
+
+/// A wall-clock RFC 3339 time as mono ms (clamped to `now`).
+fn mono_of(t: Option<&str>, now: Now) -> Option<u64> {
+    let wall = crate::clock::parse_rfc3339_ms(t?)?;
+    let ago = (now.wall_ms - wall).max(0) as u64;
+    Some(now.mono_ms.saturating_sub(ago))
+}
+
+fn obs(p: &PodView, now: Now) -> PodObs {
+    let ready = p
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.kind == "Ready")
+        .filter(|c| c.status == "True");
+    let statuses = || {
+        p.status
+            .init_container_statuses
+            .iter()
+            .chain(&p.status.container_statuses)
+    };
+    PodObs {
+        namespace: p.namespace().to_string(),
+        name: p.name().to_string(),
+        uid: p.uid.clone(),
+        owner_uid: p.spec.metadata.owner_references[0].uid.clone(),
+        labels: p.spec.metadata.labels.clone(),
+        phase: p.status.phase,
+        ready: ready.is_some(),
+        ready_since_ms: ready
+            .and_then(|c| mono_of(c.last_transition_time.as_deref(), now))
+            .or(ready.map(|_| now.mono_ms)),
+        terminating: p.is_terminating(),
+        restarts: statuses().map(|c| c.restart_count.max(0) as u32).sum(),
+        created_ms: mono_of(p.status.start_time.as_deref(), now).unwrap_or(now.mono_ms),
+        reason: p.status.reason.clone(),
+        exit_codes: statuses()
+            .filter_map(|c| {
+                let t = c
+                    .state
+                    .terminated
+                    .as_ref()
+                    .or(c.last_state.terminated.as_ref())?;
+                Some((c.name.clone(), t.exit_code))
+            })
+            .collect(),
+    }
+}
+
+impl Agent {
+    /// The node's facts for the controllers.
+    fn workload_env(&self) -> Env {
+        let mut node_labels = std::collections::BTreeMap::new();
+        node_labels.insert("kubernetes.io/hostname".into(), self.cfg.node_name.clone());
+        node_labels.insert("kubernetes.io/os".into(), "linux".into());
+        Env {
+            node_name: self.cfg.node_name.clone(),
+            node_labels,
+            clock_synced: false,
+            auto_rollback: self.cfg.auto_rollback,
+        }
+    }
+
+    /// Runs the controllers on the node's pods and queues what they ask
+    /// for. Only when no input is queued for the lifecycle core: a
+    /// controller must see the pods it asked for before it decides again.
+    pub(super) fn sync_workloads(&mut self) {
+        if !self.pending.is_empty() || self.workloads.is_empty() && !self.has_owned_pods() {
+            return;
+        }
+        let now = Now::read();
+        let pods = observe(&self.node, now);
+        let env = self.workload_env();
+        let intents = self.workloads.sync(now, &env, &pods);
+        if self.workloads.take_dirty() {
+            self.dirty = true;
+        }
+        for intent in intents {
+            match intent {
+                Intent::CreatePod(pod) => {
+                    let (ns, name) = (&pod.metadata.namespace, &pod.metadata.name);
+                    if self.node.find(ns, name).is_some() {
+                        // A static or fleet pod has the name: it is not
+                        // replaced. The controller tries another name (or,
+                        // for a StatefulSet, waits until the name is free).
+                        log::warn!(
+                            "pod {ns}/{name} of {} not created: a pod of that name exists",
+                            pod.metadata.owner_references[0].name
+                        );
+                        continue;
+                    }
+                    self.pending.push_back(Input::ApplyPod {
+                        pod: *pod,
+                        fresh_uid: new_uid(),
+                    });
+                }
+                Intent::DeletePod { namespace, name } => {
+                    if self.desired.owner(&format!("{namespace}/{name}")).is_some() {
+                        continue; // a static or fleet pod: not the controllers'
+                    }
+                    self.pending.push_back(Input::DeletePod { namespace, name });
+                }
+                Intent::Event {
+                    key,
+                    kind,
+                    reason,
+                    message,
+                } => {
+                    match kind {
+                        crate::lifecycle::EventType::Warning => {
+                            log::warn!("{key}: {reason}: {message}")
+                        }
+                        crate::lifecycle::EventType::Normal => {
+                            log::info!("{key}: {reason}: {message}")
+                        }
+                    }
+                    let uid = self
+                        .workloads
+                        .get(&key)
+                        .map(|e| e.uid.clone())
+                        .unwrap_or_default();
+                    let object = ObjectRef {
+                        kind: key.kind.name().to_string(),
+                        name: key.name.clone(),
+                        namespace: key.namespace.clone(),
+                        uid,
+                        api_version: key.kind.api_version().to_string(),
+                        ..ObjectRef::default()
+                    };
+                    self.publish_event(object, kind, &reason, &message);
+                }
+            }
+        }
+    }
+
+    fn has_owned_pods(&self) -> bool {
+        self.node
+            .pods()
+            .any(|p| !p.spec.metadata.owner_references.is_empty())
+    }
+}
