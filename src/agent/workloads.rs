@@ -82,8 +82,11 @@ impl Agent {
         Env {
             node_name: self.cfg.node_name.clone(),
             node_labels,
-            clock_synced: false,
+            clock_synced: crate::sys::time::clock_synchronized(),
             auto_rollback: self.cfg.auto_rollback,
+            // integrator: keep the zones in the agent, filled by
+            // `sys::time::load_zones` when workloads are applied.
+            zones: Default::default(),
         }
     }
 

@@ -25,7 +25,7 @@ use super::{Cx, Entry};
 use crate::clock::Now;
 use crate::lifecycle::EventType;
 use crate::spec::workload::cronjob::{Concurrency, CronJobSpec};
-use crate::spec::workload::workload_from_value;
+use crate::spec::workload::{WorkloadSpec, workload_from_value};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -250,7 +250,12 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &CronJobSpec, st: &mut State, jobs: &[
     });
     let text = doc.to_string();
     match workload_from_value(doc) {
-        Ok(job) => {
+        Ok(mut job) => {
+            // The template as checked and hardened (node policy) with the
+            // CronJob.
+            if let WorkloadSpec::Job(j) = &mut job.spec {
+                j.template.pod.spec = spec.job.template.pod.spec.clone();
+            }
             cx.create_job(job, text);
             cx.event(
                 EventType::Normal,

@@ -141,7 +141,7 @@ impl Workload {
             WorkloadSpec::DaemonSet(s) => &mut s.template,
             WorkloadSpec::StatefulSet(s) => &mut s.template,
             WorkloadSpec::Job(s) => &mut s.template,
-            WorkloadSpec::CronJob(s) => &mut s.template,
+            WorkloadSpec::CronJob(s) => &mut s.job.template,
         })
     }
 
