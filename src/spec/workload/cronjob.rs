@@ -3,12 +3,12 @@
 //! `spec.jobTemplate.spec`).
 
 use super::job::JobSpec;
-use super::{document_table, non_negative, typed};
+use super::job::{boolean, int, string};
+use super::{document_table, non_negative};
 use crate::spec::error::SpecError;
 use crate::spec::schema::{METADATA, Node, Rule};
 use crate::spec::types::ObjectMeta;
 use crate::workloads::cron::Schedule;
-use serde::Deserialize;
 use serde_json::Value;
 
 pub(crate) static DOCUMENT: Node = document_table!(&SPEC);
@@ -59,15 +59,11 @@ pub enum Concurrency {
     Replace,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct Fields {
-    #[serde(default)]
     schedule: String,
     time_zone: Option<String>,
     starting_deadline_seconds: Option<i64>,
     concurrency_policy: Option<String>,
-    #[serde(default)]
     suspend: bool,
     successful_jobs_history_limit: Option<i32>,
     failed_jobs_history_limit: Option<i32>,
@@ -94,7 +90,16 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<CronJobSpec, 
     if let Some(t) = job_template.as_object_mut() {
         t.insert("spec".into(), job_spec);
     }
-    let f: Fields = typed(Value::Object(spec), "spec")?;
+    let m = &mut spec;
+    let f = Fields {
+        schedule: string(m, "schedule")?.unwrap_or_default(),
+        time_zone: string(m, "timeZone")?,
+        starting_deadline_seconds: int(m, "startingDeadlineSeconds")?.map(i64::from),
+        concurrency_policy: string(m, "concurrencyPolicy")?,
+        suspend: boolean(m, "suspend")?,
+        successful_jobs_history_limit: int(m, "successfulJobsHistoryLimit")?,
+        failed_jobs_history_limit: int(m, "failedJobsHistoryLimit")?,
+    };
     if f.schedule.is_empty() {
         return Err(SpecError::invalid("spec.schedule", "Required value"));
     }

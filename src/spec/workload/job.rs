@@ -4,7 +4,6 @@ use super::{LabelSelector, PodTemplate, SELECTOR, TEMPLATE, document_table, non_
 use crate::spec::error::{ErrorKind, SpecError};
 use crate::spec::schema::{Node, Rule};
 use crate::spec::types::{ObjectMeta, RestartPolicy};
-use serde::Deserialize;
 use serde_json::Value;
 
 pub(crate) static DOCUMENT: Node = document_table!(&SPEC);
@@ -108,22 +107,65 @@ pub enum FailureMatch {
     DisruptionTarget(Vec<String>),
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct Fields {
     parallelism: Option<i32>,
     completions: Option<i32>,
     completion_mode: Option<String>,
     backoff_limit: Option<i32>,
-    active_deadline_seconds: Option<i64>,
+    active_deadline_seconds: Option<i32>,
     ttl_seconds_after_finished: Option<i32>,
-    #[serde(default)]
     suspend: bool,
     pod_replacement_policy: Option<String>,
-    #[serde(default)]
     manual_selector: bool,
-    #[serde(default)]
     selector: LabelSelector,
+}
+
+fn type_error(key: &str, what: &str) -> SpecError {
+    SpecError::new(
+        ErrorKind::Type,
+        format!("spec.{key}"),
+        format!("must be {what}"),
+    )
+}
+
+/// Takes the optional integer (int32) `spec.<key>` (read without serde:
+/// smaller code than a derived deserializer).
+pub(crate) fn int(
+    m: &mut serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Option<i32>, SpecError> {
+    match m.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .and_then(|i| i32::try_from(i).ok())
+            .map(Some)
+            .ok_or_else(|| type_error(key, "an integer")),
+    }
+}
+
+/// Takes the optional boolean `spec.<key>`.
+pub(crate) fn boolean(
+    m: &mut serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<bool, SpecError> {
+    match m.remove(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(b),
+        Some(_) => Err(type_error(key, "a boolean")),
+    }
+}
+
+/// Takes the optional string `spec.<key>`.
+pub(crate) fn string(
+    m: &mut serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Option<String>, SpecError> {
+    match m.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(type_error(key, "a string")),
+    }
 }
 
 /// Reads `spec` of the Job `meta` (walked against [`DOCUMENT`]).
@@ -137,7 +179,22 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<JobSpec, Spec
         "spec.template",
     )?;
     let pfp = spec.remove("podFailurePolicy");
-    let f: Fields = typed(Value::Object(spec), "spec")?;
+    let m = &mut spec;
+    let f = Fields {
+        parallelism: int(m, "parallelism")?,
+        completions: int(m, "completions")?,
+        completion_mode: string(m, "completionMode")?,
+        backoff_limit: int(m, "backoffLimit")?,
+        active_deadline_seconds: int(m, "activeDeadlineSeconds")?,
+        ttl_seconds_after_finished: int(m, "ttlSecondsAfterFinished")?,
+        suspend: boolean(m, "suspend")?,
+        pod_replacement_policy: string(m, "podReplacementPolicy")?,
+        manual_selector: boolean(m, "manualSelector")?,
+        selector: match m.remove("selector") {
+            Some(v) if !v.is_null() => typed(v, "spec.selector")?,
+            _ => LabelSelector::default(),
+        },
+    };
     if f.manual_selector {
         super::check_selector(&f.selector, &template, "spec.selector", "spec.template")?;
     } else if !f.selector.is_empty() {
@@ -185,7 +242,7 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<JobSpec, Spec
     let backoff_limit = f.backoff_limit.unwrap_or(6);
     non_negative(backoff_limit.into(), "spec.backoffLimit")?;
     if let Some(d) = f.active_deadline_seconds {
-        non_negative(d, "spec.activeDeadlineSeconds")?;
+        non_negative(d.into(), "spec.activeDeadlineSeconds")?;
     }
     if let Some(t) = f.ttl_seconds_after_finished {
         non_negative(t.into(), "spec.ttlSecondsAfterFinished")?;
@@ -220,7 +277,7 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<JobSpec, Spec
         completions: f.completions,
         indexed,
         backoff_limit,
-        active_deadline_seconds: f.active_deadline_seconds,
+        active_deadline_seconds: f.active_deadline_seconds.map(i64::from),
         ttl_seconds_after_finished: f.ttl_seconds_after_finished,
         suspend: f.suspend,
         pod_failure_policy,
@@ -342,11 +399,15 @@ fn exit_codes(v: &Value, template: &PodTemplate, at: &str) -> Result<FailureMatc
             ));
         }
     };
-    let values: Vec<i32> = typed(
-        v.get("values").cloned().unwrap_or(Value::Null),
-        &format!("{at}.values"),
-    )?;
     let vat = format!("{at}.values");
+    let values: Vec<i32> = match v.get("values") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| x.as_i64().and_then(|i| i32::try_from(i).ok()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| SpecError::new(ErrorKind::Type, &vat, "must be a list of integers"))?,
+        _ => Vec::new(),
+    };
     if values.is_empty() || values.len() > 255 {
         return Err(SpecError::invalid(vat, "must have between 1 and 255 items"));
     }
