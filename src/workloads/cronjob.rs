@@ -117,8 +117,12 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &CronJobSpec, st: &mut State, jobs: &[
             .iter()
             .filter(|j| j.finished.is_some_and(|f| f.0 == complete))
             .collect();
-        done.sort_by(|a, b| (a.created_wall_ms, &a.name).cmp(&(b.created_wall_ms, &b.name)));
-        for j in done.iter().take(done.len().saturating_sub(limit)) {
+        // The oldest go first.
+        while done.len() > limit {
+            let oldest = (0..done.len())
+                .min_by_key(|&i| (done[i].created_wall_ms, &done[i].name))
+                .unwrap_or(0);
+            let j = done.swap_remove(oldest);
             cx.delete_job(&j.name);
             cx.event(
                 EventType::Normal,

@@ -105,9 +105,9 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &JobSpec, st: &mut State, pods: &[PodO
     st.counted.retain(|u| pods.iter().any(|p| &p.uid == u));
     // Count the pods that ended: successes first, so that a failure seen
     // with them counts as after them for the back-off.
-    let mut ended: Vec<&PodObs> = pods.iter().filter(|p| !p.terminating).collect();
-    ended.sort_by_key(|p| p.phase != Phase::Succeeded);
-    for p in ended {
+    let ok = |p: &&PodObs| !p.terminating && p.phase == Phase::Succeeded;
+    let ko = |p: &&PodObs| !p.terminating && p.phase != Phase::Succeeded;
+    for p in pods.iter().filter(ok).chain(pods.iter().filter(ko)) {
         if !matches!(p.phase, Phase::Succeeded | Phase::Failed) || st.counted.contains(&p.uid) {
             continue;
         }
@@ -275,10 +275,12 @@ fn manage(cx: &mut Cx<'_>, spec: &JobSpec, st: &State, live: &[&PodObs], pods: &
             };
         if dup { excess.push(p) } else { keep.push(p) }
     }
-    // Excess: the newest, not-ready first (Kubernetes' order).
-    keep.sort_by_key(|p| (!p.ready, std::cmp::Reverse(p.created_ms)));
+    // Excess: the not-ready, newest first (Kubernetes' order).
     while keep.len() > want {
-        excess.push(keep.pop().unwrap_or(live[0]));
+        let worst = (0..keep.len())
+            .max_by_key(|&i| (!keep[i].ready, keep[i].created_ms))
+            .unwrap_or(0);
+        excess.push(keep.swap_remove(worst));
     }
     for p in excess {
         cx.delete_pod(&p.name);

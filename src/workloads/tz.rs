@@ -141,18 +141,23 @@ impl Rule {
             return (self.std, None);
         };
         let y = crate::workloads::cron::civil(t).0;
-        let mut marks = Vec::with_capacity(6);
+        let mut marks: Vec<(i64, i32)> = Vec::with_capacity(6);
         for y in y - 1..=y + 1 {
-            marks.push((
-                day_secs(y, start) + i64::from(start_t) - i64::from(self.std),
-                dst,
-            ));
-            marks.push((
-                day_secs(y, end) + i64::from(end_t) - i64::from(dst),
-                self.std,
-            ));
+            for m in [
+                (
+                    day_secs(y, start) + i64::from(start_t) - i64::from(self.std),
+                    dst,
+                ),
+                (
+                    day_secs(y, end) + i64::from(end_t) - i64::from(dst),
+                    self.std,
+                ),
+            ] {
+                // Kept in order (no sort: smaller code).
+                let at = marks.partition_point(|x| x.0 <= m.0);
+                marks.insert(at, m);
+            }
         }
-        marks.sort_unstable();
         let i = marks.partition_point(|&(at, _)| at <= t);
         let off = if i == 0 { self.std } else { marks[i - 1].1 };
         (off, marks.get(i).map(|m| m.0))
