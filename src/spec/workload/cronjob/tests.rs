@@ -161,7 +161,10 @@ fn job_fields_picolet_does_not_run_are_refused_with_their_path() {
         ),
         ("  parallelism: -1", "spec.parallelism"),
         ("  bogus: 1", "spec.bogus"),
-        ("  completions: three", "spec.completions: must be an integer"),
+        (
+            "  completions: three",
+            "spec.completions: must be an integer",
+        ),
         ("  suspend: 1", "spec.suspend: must be a boolean"),
     ] {
         let p = path(&PI.replace("  backoffLimit: 4", add));
