@@ -138,7 +138,12 @@ fn load(path: &Path) -> Result<Contents, String> {
         match d.map_err(|e| e.to_string())? {
             Manifest::Pod(p) => c.pods.push(*p),
             Manifest::Object(o) => c.objects.push(o),
-            Manifest::Workload(w, doc) => c.workloads.push((*w, doc)),
+            Manifest::Workload(w, doc) => {
+                // A CronJob's time zone must exist on this device.
+                crate::sys::time::check_time_zone(&w)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                c.workloads.push((*w, doc))
+            }
         }
     }
     Ok(c)

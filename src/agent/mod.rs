@@ -215,6 +215,8 @@ struct Agent {
     desired: Desired,
     /// The workload controllers ([`workloads`]).
     workloads: crate::workloads::Workloads,
+    /// The time zones the CronJobs name (`workloads::Env::zones`).
+    zones: std::collections::BTreeMap<String, Result<crate::workloads::tz::Zone, String>>,
     /// Inputs for `node`, fed in order ([`Agent::feed`]).
     pending: VecDeque<Input>,
     /// The state changed since it was saved.
@@ -348,6 +350,7 @@ impl Agent {
                 node,
                 desired,
                 workloads,
+                zones: BTreeMap::new(),
                 pending,
                 dirty: false,
                 store,
@@ -686,6 +689,7 @@ impl Agent {
                 }
             }
         }
+        self.load_zones();
         self.dirty = true;
     }
 

@@ -80,8 +80,10 @@ impl Agent {
             node_name: self.cfg.node_name.clone(),
             // Computed at start (`node_labels::node_labels`), as admission's.
             node_labels: self.node.labels().clone(),
-            clock_synced: false,
+            clock_synced: crate::sys::time::clock_synchronized(),
             auto_rollback: self.cfg.auto_rollback,
+            // Lent for the sync (`sync_workloads` puts them back).
+            zones: Default::default(),
         }
     }
 
@@ -94,8 +96,10 @@ impl Agent {
         }
         let now = Now::read();
         let pods = observe(&self.node, now);
-        let env = self.workload_env();
+        let mut env = self.workload_env();
+        env.zones = std::mem::take(&mut self.zones);
         let intents = self.workloads.sync(now, &env, &pods);
+        self.zones = env.zones;
         if self.workloads.take_dirty() {
             self.dirty = true;
         }
@@ -166,6 +170,15 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// Reads the time zones the CronJobs name (once each; a failed one is
+    /// read again at the next change).
+    pub(super) fn load_zones(&mut self) {
+        crate::sys::time::load_zones(
+            self.workloads.entries().map(|e| &e.workload),
+            &mut self.zones,
+        );
     }
 
     fn has_owned_pods(&self) -> bool {

@@ -17,6 +17,7 @@
 //! - [`bpf`]: the eBPF device-cgroup program.
 //! - [`seccomp`]: installing a container's seccomp filter.
 //! - [`tty`]: pty pairs, window sizes, raw mode, the controlling terminal.
+//! - [`time`]: the clock's NTP sync state (`adjtimex`), the time zone database.
 
 pub mod bpf;
 pub mod error;
@@ -26,6 +27,7 @@ pub mod net;
 pub mod process;
 pub mod seccomp;
 pub mod signal;
+pub mod time;
 pub mod tty;
 
 pub use error::{Errno, Error, Op, Result};

@@ -33,11 +33,13 @@
 //! input is queued for the lifecycle core, so a controller never sees a
 //! world without the pods it just asked for.
 
+pub mod cron;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod job;
 pub mod statefulset;
+pub mod tz;
 
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -92,6 +94,9 @@ pub struct Env {
     pub clock_synced: bool,
     /// The node default of `picolet.io/auto-rollback`.
     pub auto_rollback: bool,
+    /// The CronJobs' `timeZone`s, read from the tz database
+    /// ([`crate::sys::time::load_zones`]): the zone, or why it is missing.
+    pub zones: BTreeMap<String, Result<tz::Zone, String>>,
 }
 
 /// What the agent must do.
@@ -354,6 +359,12 @@ impl Cx<'_> {
     /// A CronJob's Job to delete (with its pods).
     pub fn delete_job(&mut self, name: &str) {
         self.deleted_jobs.push(name.to_string());
+    }
+
+    /// This Job deletes itself (`ttlSecondsAfterFinished`); its pods go
+    /// with it.
+    pub fn delete_self(&mut self) {
+        self.deleted_jobs.push(self.meta.name.clone());
     }
 }
 
@@ -621,18 +632,24 @@ impl Workloads {
             }
         }
         let keys: Vec<WorkloadKey> = self.entries.keys().cloned().collect();
-        let mut children: BTreeMap<WorkloadKey, Vec<cronjob::JobObs>> = BTreeMap::new();
-        for e in self.entries.values() {
-            if let (Some(owner), State::Job(st)) = (&e.owner, &e.state) {
-                children
-                    .entry(owner.clone())
-                    .or_default()
-                    .push(cronjob::JobObs::of(e, st));
-            }
-        }
         let mut new_jobs = Vec::new();
         let mut gone_jobs = Vec::new();
         for key in keys {
+            // A CronJob's Jobs as they are now: Jobs sort before CronJobs,
+            // so a Job that finished in this sync is seen finished.
+            let children: Vec<cronjob::JobObs> = match key.kind {
+                WorkloadKind::CronJob => self
+                    .entries
+                    .values()
+                    .filter_map(|c| match &c.state {
+                        State::Job(st) if c.owner.as_ref() == Some(&key) => {
+                            Some(cronjob::JobObs::of(c, st))
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
             let Some(e) = self.entries.get_mut(&key) else {
                 continue;
             };
@@ -665,8 +682,7 @@ impl Workloads {
                 }
                 (WorkloadSpec::Job(s), State::Job(st)) => job::sync(&mut cx, s, st, &owned),
                 (WorkloadSpec::CronJob(s), State::CronJob(st)) => {
-                    let jobs = children.remove(&key).unwrap_or_default();
-                    cronjob::sync(&mut cx, s, st, &jobs)
+                    cronjob::sync(&mut cx, s, st, &children)
                 }
                 _ => {}
             }
@@ -686,6 +702,8 @@ impl Workloads {
         }
         for k in gone_jobs {
             self.remove(&k, now);
+            // Their pods are collected at once.
+            wake = Some(now.mono_ms);
         }
         for (owner, job, doc) in new_jobs {
             let key = job.key();

@@ -71,7 +71,10 @@ impl Sim {
         let mut all = Vec::new();
         for _ in 0..20 {
             let out = self.step();
-            let quiet = out.iter().all(|i| matches!(i, Intent::Event { .. }));
+            // Quiet: nothing but events, and no timer due now (a
+            // CronJob's new Job runs at once).
+            let quiet = out.iter().all(|i| matches!(i, Intent::Event { .. }))
+                && self.w.poll_timeout().is_none_or(|w| w > self.now.mono_ms);
             all.extend(out);
             if quiet {
                 break;

@@ -143,7 +143,7 @@ impl Workload {
             WorkloadSpec::DaemonSet(s) => &mut s.template,
             WorkloadSpec::StatefulSet(s) => &mut s.template,
             WorkloadSpec::Job(s) => &mut s.template,
-            WorkloadSpec::CronJob(s) => &mut s.template,
+            WorkloadSpec::CronJob(s) => &mut s.job.template,
         })
     }
 
@@ -196,17 +196,6 @@ pub fn workload_from_value(mut doc: Value) -> Result<Workload, SpecError> {
                 ),
             ));
         }
-    }
-    // Kinds whose controller is not built yet are refused, not ignored.
-    if !matches!(
-        kind,
-        WorkloadKind::Deployment | WorkloadKind::DaemonSet | WorkloadKind::StatefulSet
-    ) {
-        return Err(SpecError::new(
-            ErrorKind::Unsupported,
-            "kind",
-            format!("{} is not supported yet", kind.name()),
-        ));
     }
     let table = match kind {
         WorkloadKind::Deployment => &deployment::DOCUMENT,

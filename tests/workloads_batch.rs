@@ -1,0 +1,136 @@
+//! Jobs end to end (real agent, busybox): completions with parallelism,
+//! backoffLimit with a failing pod, and an Indexed Job's
+//! `JOB_COMPLETION_INDEX` read from its pods' logs. (CronJobs are covered
+//! by the pure tests with a virtual clock: a real one would wait for the
+//! minute, and needs a synchronized clock.)
+
+mod support;
+use serde_json::Value;
+use support::*;
+
+fn job(name: &str, spec: &str, script: &str) -> String {
+    format!(
+        r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+spec:
+{spec}
+  template:
+    spec:
+      restartPolicy: Never
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: {IMAGE}
+        command: ["sh", "-c", {script:?}]
+"#
+    )
+}
+
+/// The Job's pods (not deleted), by the `job-name` label.
+fn pods_of(a: &Agent, job: &str) -> Vec<Value> {
+    a.pods()
+        .into_iter()
+        .filter(|p| p["metadata"]["labels"]["job-name"] == job)
+        .collect()
+}
+
+fn phase_count(pods: &[Value], phase: &str) -> usize {
+    pods.iter()
+        .filter(|p| p["status"]["phase"] == phase)
+        .count()
+}
+
+/// `get jobs NAME -o yaml`.
+fn yaml(a: &Agent, name: &str) -> String {
+    let out = a.cli(&["get", &format!("job/{name}"), "-o", "yaml"]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn jobs_complete_fail_at_their_backoff_limit_and_index_their_pods() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    a.apply(
+        "work.yaml",
+        &job(
+            "work",
+            "  completions: 4\n  parallelism: 2",
+            "sleep 1; echo done",
+        ),
+    );
+    a.apply(
+        "bad.yaml",
+        &job("bad", "  backoffLimit: 1", "echo failing; exit 3"),
+    );
+    a.apply(
+        "idx.yaml",
+        &job(
+            "idx",
+            "  completions: 3\n  parallelism: 3\n  completionMode: Indexed",
+            "echo index=$JOB_COMPLETION_INDEX host=$(hostname)",
+        ),
+    );
+    // completions 4, parallelism 2: never more than 2 running.
+    let mut most = 0;
+    wait_for(90, "work: 4 succeeded pods", || {
+        let p = pods_of(&a, "work");
+        most = most.max(phase_count(&p, "Running") + phase_count(&p, "Pending"));
+        (phase_count(&p, "Succeeded") == 4).then_some(())
+    });
+    assert!(most <= 2, "{most} pods of work at once");
+    let y = wait_for(30, "work Complete", || {
+        let y = yaml(&a, "work");
+        y.contains("type: Complete").then_some(y)
+    });
+    assert!(y.contains("succeeded: 4"), "{y}");
+    assert_eq!(pods_of(&a, "work").len(), 4, "no extra pod");
+    let out = a.cli(&["get", "jobs"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("work ") && l.contains("4/4")),
+        "{table}"
+    );
+
+    // The Indexed Job: each pod's log says its index and hostname.
+    wait_for(60, "idx: 3 succeeded pods", || {
+        (phase_count(&pods_of(&a, "idx"), "Succeeded") == 3).then_some(())
+    });
+    for p in pods_of(&a, "idx") {
+        let name = p["metadata"]["name"].as_str().unwrap();
+        let i = &p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"];
+        let i = i.as_str().unwrap();
+        assert!(name.starts_with(&format!("idx-{i}-")), "{name}");
+        let log = String::from_utf8(a.cli(&["logs", name]).stdout).unwrap();
+        assert_eq!(log.trim(), format!("index={i} host=idx-{i}"), "{name}");
+    }
+    let y = wait_for(10, "idx Complete", || {
+        let y = yaml(&a, "idx");
+        y.contains("type: Complete").then_some(y)
+    });
+    assert!(y.contains("completedIndexes: '0-2'"), "{y}");
+
+    // backoffLimit 1: two failed pods (10 s apart), then Failed.
+    let y = wait_for(60, "bad Failed", || {
+        let y = yaml(&a, "bad");
+        y.contains("type: Failed").then_some(y)
+    });
+    assert!(y.contains("reason: BackoffLimitExceeded"), "{y}");
+    assert!(y.contains("failed: 2"), "{y}");
+    let p = pods_of(&a, "bad");
+    assert_eq!(phase_count(&p, "Failed"), 2, "{p:?}");
+    // Nothing more is created.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(pods_of(&a, "bad").len(), 2);
+
+    // Removing the manifest deletes the Job and its pods.
+    a.remove("work.yaml");
+    wait_for(30, "work's pods gone", || {
+        pods_of(&a, "work").is_empty().then_some(())
+    });
+}
