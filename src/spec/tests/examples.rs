@@ -13,10 +13,10 @@ fn every_example_manifest_loads() {
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
             continue;
         }
-        let pods = load_file(&path).unwrap();
-        assert!(!pods.is_empty(), "{}", path.display());
-        for pod in pods {
-            pod.unwrap_or_else(|e| panic!("{e}"));
+        let docs = load_manifests_file(&path).unwrap();
+        assert!(!docs.is_empty(), "{}", path.display());
+        for doc in docs {
+            doc.unwrap_or_else(|e| panic!("{e}"));
         }
         seen += 1;
     }
