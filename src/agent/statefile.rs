@@ -93,7 +93,7 @@ impl StateFile {
 
 #[cfg(test)]
 mod tests {
-    use super::{SandboxRecord, SavedDoc, StateFile, StateV1, StateV2, v1};
+    use super::{SandboxRecord, SavedDoc, StateFile, StateV1, StateV2, StateV3, v1};
     use crate::clock::Now;
     use crate::fleet::topics::Source;
     use crate::lifecycle::NodeSnapshot;
@@ -362,6 +362,7 @@ mod tests {
         let files = [
             (1, representative_v1()),
             (2, StateFile::V2(representative())),
+            (3, StateFile::V3(representative_v3())),
         ];
         for (version, state) in files {
             let path = golden(version);
@@ -400,7 +401,108 @@ mod tests {
             bytes,
             "today's types no longer encode as version 2: freeze version 2's types \
              (as statefile/v1.rs does for version 1), point StateV2 at them, and \
-             append a V3 that uses today's types, with its own golden file"
+             append a version that uses today's types, with its own golden file"
+        );
+    }
+
+    /// Version 3: the representative version 2 plus one workload of each
+    /// kind (a Deployment with every optional field of its state set).
+    fn representative_v3() -> StateV3 {
+        use crate::workloads::{EntrySnap, State, WorkloadsSnap, deployment};
+        let doc = |kind: &str, api: &str| {
+            format!(r#"{{"apiVersion":"{api}","kind":"{kind}","metadata":{{"name":"w"}}}}"#)
+        };
+        let cond = |reason: &str| {
+            Some(Box::new(deployment::Cond {
+                reason: reason.into(),
+                message: "m".into(),
+                update_ms: 1_700_000_000_000,
+                transition_ms: 1_700_000_000_001,
+            }))
+        };
+        let d = deployment::State {
+            revisions: vec![deployment::Revision {
+                number: 2,
+                hash: "5d8f9c7b6".into(),
+                template: "{}".into(),
+                change_cause: "image busybox:1".into(),
+                replicas: 3,
+                healthy: true,
+            }],
+            over: Some(Box::new(deployment::Override {
+                source: "7c9d5f4b8".into(),
+                hash: "5d8f9c7b6".into(),
+                template: "{}".into(),
+                change_cause: String::new(),
+                auto: true,
+            })),
+            progressing: cond("RolledBack"),
+            available: cond("MinimumReplicasAvailable"),
+            seen: deployment::Counts {
+                replicas: 1,
+                updated: 2,
+                ready: 3,
+                available: 4,
+            },
+            progress_ms: 123_456,
+            desired: 3,
+        };
+        let entries = [
+            ("Deployment", "apps/v1", State::Deployment(d)),
+            ("DaemonSet", "apps/v1", State::DaemonSet(Default::default())),
+            (
+                "StatefulSet",
+                "apps/v1",
+                State::StatefulSet(Default::default()),
+            ),
+            ("Job", "batch/v1", State::Job(Default::default())),
+            ("CronJob", "batch/v1", State::CronJob(Default::default())),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (kind, api, state))| EntrySnap {
+            doc: doc(kind, api),
+            uid: format!("w-{i}"),
+            created_wall_ms: 1_700_000_000_000 + i as i64,
+            owner: (kind == "Job").then(|| crate::spec::workload::WorkloadKey {
+                kind: crate::spec::workload::WorkloadKind::CronJob,
+                namespace: "default".into(),
+                name: "w".into(),
+            }),
+            source: if kind == "Job" {
+                String::new()
+            } else {
+                "/etc/picolet/pods/w.yaml".into()
+            },
+            state,
+        })
+        .collect();
+        StateV3 {
+            v2: representative(),
+            workloads: WorkloadsSnap {
+                entries,
+                rng: 0x5eed,
+            },
+        }
+    }
+
+    #[test]
+    fn the_golden_version_2_file_loads_as_version_3_without_workloads() {
+        let (_, state) = load_golden(2);
+        let v3 = state.into_latest();
+        assert_eq!(v3.v2, representative());
+        assert!(v3.workloads.entries.is_empty());
+    }
+
+    #[test]
+    fn the_golden_version_3_file_loads_and_the_latest_still_encodes_the_same() {
+        let (bytes, state) = load_golden(3);
+        assert_eq!(state, StateFile::V3(representative_v3()));
+        assert_eq!(
+            crate::store::encode(&StateFile::V3(representative_v3())).unwrap(),
+            bytes,
+            "today's types no longer encode as version 3: freeze version 3's types, \
+             point StateV3 at them, and append a V4 with its own golden file"
         );
     }
 
