@@ -175,6 +175,18 @@ fn given(files: &[&str]) -> Result<Vec<(Pod, String)>, String> {
     for path in super::cli::expand(files)? {
         let source = path.display().to_string();
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{source}: {e}"))?;
+        let workload = crate::spec::load_manifests_str(&text, &source)
+            .into_iter()
+            .find_map(|m| match m {
+                Ok(crate::spec::Manifest::Workload(w, _)) => Some(w.key()),
+                _ => None,
+            });
+        if let Some(k) = workload {
+            errors.push(format!(
+                "{source}: {k}: apply without --broker writes pods only; copy the file into the manifests directory (the agent runs it from there) or publish it with --broker"
+            ));
+            continue;
+        }
         let results = crate::spec::load_str(&text, &source);
         let mut pods = Vec::new();
         for r in results {
@@ -471,5 +483,22 @@ mod tests {
         let text = format!("{WEB}---\n{db}");
         let pods = load(&text, "x").unwrap();
         assert_eq!(pod_texts(&text, "x", &pods).unwrap(), [WEB.to_string(), db]);
+    }
+
+    #[test]
+    fn a_workload_file_is_refused_with_where_it_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.yaml");
+        std::fs::write(
+            &path,
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: main, image: busybox:1}]}\n",
+        )
+        .unwrap();
+        let e = given(&[path.to_str().unwrap()]).unwrap_err();
+        assert!(
+            e.contains("Deployment default/web: apply without --broker writes pods only"),
+            "{e}"
+        );
+        assert!(e.contains("nothing was written"), "{e}");
     }
 }
