@@ -482,6 +482,14 @@ mod tests {
             workloads: WorkloadsSnap {
                 entries,
                 rng: 0x5eed,
+                collected: vec![(
+                    crate::spec::workload::WorkloadKey {
+                        kind: crate::spec::workload::WorkloadKind::Job,
+                        namespace: "default".into(),
+                        name: "done".into(),
+                    },
+                    0xdead_beef,
+                )],
             },
         }
     }

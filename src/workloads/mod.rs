@@ -194,6 +194,8 @@ pub struct EntrySnap {
 pub struct WorkloadsSnap {
     pub entries: Vec<EntrySnap>,
     pub rng: u64,
+    /// [`Workloads`]' `collected`.
+    pub collected: Vec<(WorkloadKey, u32)>,
 }
 
 /// A seeded generator (splitmix64) for the name suffixes.
@@ -379,6 +381,11 @@ pub struct Workloads {
     /// Claims of removed StatefulSets (`whenDeleted: Delete`) to delete
     /// once their pod is gone: (namespace, claim, pod).
     doomed_claims: Vec<(String, String, String)>,
+    /// Jobs of a source that deleted themselves (`ttlSecondsAfterFinished`),
+    /// with the FNV-1a of their document: the same document applied again
+    /// (the manifests read again, an agent restart) does not run again; a
+    /// changed one does.
+    collected: BTreeMap<WorkloadKey, u32>,
 }
 
 impl Default for Rng {
@@ -414,6 +421,7 @@ impl Workloads {
     /// (a newer picolet wrote it) is dropped with its pods, and logged.
     pub fn restore(snap: WorkloadsSnap) -> Workloads {
         let mut w = Workloads::new(snap.rng);
+        w.collected = snap.collected.into_iter().collect();
         for e in snap.entries {
             let workload = match load_doc(&e.doc) {
                 Ok(w) => w,
@@ -465,6 +473,11 @@ impl Workloads {
                 })
                 .collect(),
             rng: self.rng.0,
+            collected: self
+                .collected
+                .iter()
+                .map(|(k, h)| (k.clone(), *h))
+                .collect(),
         }
     }
 
@@ -490,6 +503,14 @@ impl Workloads {
         now: Now,
     ) {
         let key = workload.key();
+        let hash = crate::spec::workload::fnv1a32(doc.as_bytes());
+        match self.collected.get(&key) {
+            Some(h) if *h == hash => return, // ran, and collected: not again
+            Some(_) => {
+                self.collected.remove(&key);
+            }
+            None => {}
+        }
         self.dirty = true;
         self.wake = Some(now.mono_ms);
         match self.entries.get_mut(&key) {
@@ -520,6 +541,9 @@ impl Workloads {
     /// The desired state no longer wants the workload: it goes, and its
     /// pods (and a CronJob's Jobs) with it at the next `sync`.
     pub fn remove(&mut self, key: &WorkloadKey, now: Now) -> bool {
+        if self.collected.remove(key).is_some() {
+            self.dirty = true;
+        }
         let gone = self.entries.remove(key);
         if let Some(Entry {
             workload:
@@ -701,6 +725,14 @@ impl Workloads {
             }
         }
         for k in gone_jobs {
+            // A Job of a source that deletes itself is remembered.
+            if let Some(e) = self.entries.get(&k).filter(|e| e.owner.is_none()) {
+                let hash = crate::spec::workload::fnv1a32(e.doc.as_bytes());
+                self.remove(&k, now);
+                self.collected.insert(k, hash);
+                wake = Some(now.mono_ms);
+                continue;
+            }
             self.remove(&k, now);
             // Their pods are collected at once.
             wake = Some(now.mono_ms);

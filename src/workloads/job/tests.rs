@@ -378,6 +378,17 @@ fn ttl_after_finished_deletes_the_job_and_its_pods() {
     s.advance(1000);
     assert!(s.w.get(&key("ttl")).is_none());
     assert!(s.pods.is_empty(), "{:?}", s.pods.keys());
+    // The same manifest read again (an agent restart) does not run it
+    // again; a changed one does.
+    s.restart();
+    s.apply(&job("ttl", "  ttlSecondsAfterFinished: 100"));
+    s.sync();
+    assert!(s.w.get(&key("ttl")).is_none());
+    assert!(s.pods.is_empty());
+    s.apply(&job("ttl", "  ttlSecondsAfterFinished: 50"));
+    s.sync();
+    assert!(s.w.get(&key("ttl")).is_some());
+    assert_eq!(running(&s).len(), 1);
 }
 
 #[test]
