@@ -22,6 +22,7 @@ const COMMANDS: &[&str] = &[
     "net",
     "apply",
     "delete",
+    "rollout",
     "fleet",
     "keygen",
 ];
