@@ -1,8 +1,10 @@
 //! Jobs end to end (real agent, busybox): completions with parallelism,
 //! backoffLimit with a failing pod, and an Indexed Job's
-//! `JOB_COMPLETION_INDEX` read from its pods' logs. (CronJobs are covered
-//! by the pure tests with a virtual clock: a real one would wait for the
-//! minute, and needs a synchronized clock.)
+//! `JOB_COMPLETION_INDEX` read from its pods' logs; and a CronJob firing
+//! at the next minute on an agent told its clock is right
+//! (`--assume-clock-synchronized`: the build machine's clock may read as
+//! unsynchronized). The rest of CronJob (missed runs, clock jumps, time
+//! zones) is covered by the pure tests with a virtual clock.
 
 mod support;
 use serde_json::Value;
@@ -133,4 +135,72 @@ fn jobs_complete_fail_at_their_backoff_limit_and_index_their_pods() {
     wait_for(30, "work's pods gone", || {
         pods_of(&a, "work").is_empty().then_some(())
     });
+}
+
+#[test]
+fn a_cronjob_runs_its_job_at_the_next_minute_once() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start_with(&["--assume-clock-synchronized"]);
+    a.apply(
+        "tick.yaml",
+        &format!(
+            r#"apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: tick
+spec:
+  schedule: "* * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          terminationGracePeriodSeconds: 1
+          containers:
+          - name: main
+            image: {IMAGE}
+            command: ["sh", "-c", "echo tick"]
+"#
+        ),
+    );
+    let jobs = |a: &Agent| -> Vec<Value> {
+        let out = a.cli(&["get", "jobs", "-o", "json"]);
+        serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["items"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    let done = wait_for(90, "the CronJob's first Job complete", || {
+        let js = jobs(&a);
+        js.iter()
+            .find(|j| {
+                j["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c["type"] == "Complete"))
+            })
+            .cloned()
+    });
+    let name = done["metadata"]["name"].as_str().unwrap().to_string();
+    // `<cronjob>-<scheduled time in minutes>`, owned by the CronJob.
+    let minutes: i64 = name.strip_prefix("tick-").unwrap().parse().unwrap();
+    assert!(minutes > 29_000_000, "{name}");
+    assert_eq!(done["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+    // One Job per minute: none other for the same minute.
+    let same: Vec<Value> = jobs(&a)
+        .into_iter()
+        .filter(|j| j["metadata"]["name"] == name.as_str())
+        .collect();
+    assert_eq!(same.len(), 1);
+    let out = a.cli(&["get", "cronjobs"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[0], "tick", "{table}");
+    assert_ne!(
+        row[row.len() - 2],
+        "<none>",
+        "LAST SCHEDULE is set:\n{table}"
+    );
+    a.assert_one_thread();
 }

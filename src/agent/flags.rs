@@ -61,6 +61,8 @@ Options (each also a key of the config file; a flag wins over the file):
       --auto-rollback               Deployments whose rollout passes its
                                     progress deadline roll back by themselves
                                     (per Deployment: picolet.io/auto-rollback)
+      --assume-clock-synchronized   CronJobs schedule without waiting for NTP
+                                    (a device with a battery-backed clock)
   Policy (fleet pods):
       --allow-privileged --allow-host-path --allow-host-network
       --allow-capability CAP (repeats)
@@ -89,6 +91,7 @@ pub const USAGE: &str =
                 [--max-document-bytes BYTES] [--allow-privileged] [--allow-host-path]
                 [--allow-host-network] [--allow-host-pid] [--allow-capability CAP]...
                 [--no-new-privileges] [--seccomp-default] [--auto-rollback]
+                [--assume-clock-synchronized]
 ";
 
 /// `picolet agent`'s options that take a value.
@@ -136,6 +139,7 @@ const FLAGS: &[&str] = &[
     "no-new-privileges",
     "seccomp-default",
     "auto-rollback",
+    "assume-clock-synchronized",
 ];
 
 /// Parses `picolet agent`'s arguments (like every command line, with
@@ -213,6 +217,7 @@ pub fn parse(args: Vec<OsString>) -> Result<(Option<PathBuf>, AgentFileConfig), 
             ),
         },
         auto_rollback: a.has(&["auto-rollback"]).then_some(true),
+        assume_clock_synchronized: a.has(&["assume-clock-synchronized"]).then_some(true),
         ..AgentFileConfig::default()
     };
     let tls = TlsFiles {
@@ -271,6 +276,7 @@ pub fn config(args: Vec<OsString>) -> Result<Config, String> {
         seccomp_default: s.seccomp_default,
         node_labels: s.node_labels,
         auto_rollback: s.auto_rollback,
+        assume_clock_synchronized: s.assume_clock_synchronized,
     })
 }
 

@@ -107,6 +107,8 @@ pub struct Config {
     pub node_labels: BTreeMap<String, String>,
     /// The node default of `picolet.io/auto-rollback`.
     pub auto_rollback: bool,
+    /// CronJobs do not wait for NTP ([`crate::sys::time::clock_synchronized`]).
+    pub assume_clock_synchronized: bool,
 }
 
 /// Errors that stop the agent.

@@ -80,7 +80,8 @@ impl Agent {
             node_name: self.cfg.node_name.clone(),
             // Computed at start (`node_labels::node_labels`), as admission's.
             node_labels: self.node.labels().clone(),
-            clock_synced: crate::sys::time::clock_synchronized(),
+            clock_synced: self.cfg.assume_clock_synchronized
+                || crate::sys::time::clock_synchronized(),
             auto_rollback: self.cfg.auto_rollback,
             // Lent for the sync (`sync_workloads` puts them back).
             zones: Default::default(),

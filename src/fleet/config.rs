@@ -200,6 +200,9 @@ pub struct AgentFileConfig {
     /// progress deadline, unless annotated `picolet.io/auto-rollback:
     /// "false"` (docs/workloads.md).
     pub auto_rollback: Option<bool>,
+    /// CronJobs schedule without waiting for NTP: for devices whose clock
+    /// is right at boot (a battery-backed RTC) and that have no NTP.
+    pub assume_clock_synchronized: Option<bool>,
 }
 
 /// The fleet channel's settings, checked, with defaults filled in.
@@ -242,6 +245,7 @@ pub struct AgentSettings {
     /// `nodeLabels` (checked).
     pub node_labels: std::collections::BTreeMap<String, String>,
     pub auto_rollback: bool,
+    pub assume_clock_synchronized: bool,
 }
 
 /// Defaults of [`AgentSettings`].
@@ -414,6 +418,9 @@ impl AgentFileConfig {
                 (l, h) => h.or(l),
             },
             auto_rollback: self.auto_rollback.or(lower.auto_rollback),
+            assume_clock_synchronized: self
+                .assume_clock_synchronized
+                .or(lower.assume_clock_synchronized),
         }
     }
 
@@ -569,6 +576,7 @@ impl AgentFileConfig {
             seccomp_default: self.seccomp_default.unwrap_or(false),
             node_labels,
             auto_rollback: self.auto_rollback.unwrap_or(false),
+            assume_clock_synchronized: self.assume_clock_synchronized.unwrap_or(false),
         })
     }
 
