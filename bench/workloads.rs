@@ -139,19 +139,39 @@ fn main() {
         }
     );
 
-    // One rolling update (maxSurge/maxUnavailable 25 %: 1 and 0 of 3).
+    // One rolling update (maxSurge/maxUnavailable 25 %: 1 and 0 of 3):
+    // from the file written to every pod of the new template running and
+    // the old ones gone.
+    let hash_of = |p: &serde_json::Value| {
+        p["metadata"]["labels"]["pod-template-hash"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let d0_pods = |env: &Env| -> Vec<serde_json::Value> {
+        env.pods()
+            .into_iter()
+            .filter(|p| {
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("d0-")
+            })
+            .collect()
+    };
+    let old_hash = hash_of(&d0_pods(&env)[0]);
     let t = Instant::now();
     std::fs::write(env.manifests().join("d0.yaml"), deployment(0, "v2")).unwrap();
     wait_for(120, "d0 rolled out", || {
-        let d = deployments(&env);
-        let d0 = d.iter().find(|d| d["metadata"]["name"] == "d0")?;
-        (d0["status"]["updatedReplicas"] == 3
-            && d0["status"]["availableReplicas"] == 3
-            && d0["status"]["replicas"] == 3)
-            .then_some(())
+        let pods = d0_pods(&env);
+        let new_running = pods
+            .iter()
+            .filter(|p| hash_of(p) != old_hash && p["status"]["phase"] == "Running")
+            .count();
+        (new_running == 3 && pods.iter().all(|p| hash_of(p) != old_hash)).then_some(())
     });
     println!(
-        "rolling update of one Deployment (3 replicas) complete in {:.2} s",
+        "rolling update of one Deployment (3 replicas, surge 1, unavailable 0) complete in {:.2} s",
         t.elapsed().as_secs_f64()
     );
 }
