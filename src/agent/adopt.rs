@@ -40,10 +40,10 @@ impl Agent {
             Some(dir) => manifests::scan(dir).unwrap_or_default(),
             None => manifests::Scan::default(),
         };
-        let desired: BTreeMap<String, crate::spec::Pod> = crate::desired::static_pods(&scan.files)
-            .into_iter()
-            .map(|s| (s.key, s.pod))
-            .collect();
+        let mut desired: BTreeMap<String, crate::spec::Pod> = BTreeMap::new();
+        for s in crate::desired::static_pods(&scan.files) {
+            desired.insert(s.key, s.pod);
+        }
         let mut orphans: HashMap<String, String> = HashMap::new();
         let mut waiting = HashSet::new();
         for uid in &uids {

@@ -53,16 +53,14 @@ pub(super) struct Shims {
 impl Shims {
     /// The shims of the state file (`sandboxes`), not yet connected.
     pub(super) fn new(sandboxes: BTreeMap<String, SandboxRecord>) -> Shims {
-        let pods = sandboxes
-            .into_iter()
-            .map(|(uid, rec)| {
-                let rt = PodRt {
-                    record: Some(rec),
-                    ..Default::default()
-                };
-                (uid, rt)
-            })
-            .collect();
+        let mut pods = HashMap::new();
+        for (uid, rec) in sandboxes {
+            let rt = PodRt {
+                record: Some(rec),
+                ..Default::default()
+            };
+            pods.insert(uid, rt);
+        }
         Shims {
             pods,
             next_generation: 1,
@@ -98,10 +96,15 @@ impl Shims {
 
     /// What the state file keeps: each pod's shim identity.
     pub(super) fn records(&self) -> BTreeMap<String, SandboxRecord> {
-        self.pods
-            .iter()
-            .filter_map(|(uid, p)| p.record.map(|r| (uid.clone(), r)))
-            .collect()
+        // Built by insert, not collect: a collect into a BTreeMap is a sort
+        // and a bulk build per item and iterator type (binary size).
+        let mut out = BTreeMap::new();
+        for (uid, p) in &self.pods {
+            if let Some(r) = p.record {
+                out.insert(uid.clone(), r);
+            }
+        }
+        out
     }
 
     /// Queues a sandbox to start.

@@ -71,16 +71,20 @@ impl StateFile {
     /// Migrates any version to the latest one.
     pub fn into_latest(self) -> StateV3 {
         let v2 = match self {
-            StateFile::V1(v1) => StateV2 {
-                node: v1.node.into(),
-                sandboxes: v1
-                    .sandboxes
-                    .into_iter()
-                    .map(|(uid, r)| (uid, r.into()))
-                    .collect(),
-                sources: v1.sources,
-                fleet_docs: BTreeMap::new(),
-            },
+            StateFile::V1(v1) => {
+                // Inserted, not collected (binary size: a collect into a
+                // map is a sort per item and iterator type).
+                let mut sandboxes = BTreeMap::new();
+                for (uid, r) in v1.sandboxes {
+                    sandboxes.insert(uid, r.into());
+                }
+                StateV2 {
+                    node: v1.node.into(),
+                    sandboxes,
+                    sources: v1.sources,
+                    fleet_docs: BTreeMap::new(),
+                }
+            }
             StateFile::V2(v2) => v2,
             StateFile::V3(v3) => return v3,
         };

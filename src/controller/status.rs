@@ -187,14 +187,13 @@ pub fn workloads_table(devices: &[(&str, &DeviceStatus)]) -> String {
 }
 
 /// The devices that report a revision of group `g`.
-fn members(rows: BTreeMap<String, DeviceRow>, g: &str) -> BTreeMap<String, DeviceRow> {
-    rows.into_iter()
-        .filter(|(_, r)| {
-            r.status
-                .as_ref()
-                .is_some_and(|s| s.observed_revision.groups.contains_key(g))
-        })
-        .collect()
+fn members(mut rows: BTreeMap<String, DeviceRow>, g: &str) -> BTreeMap<String, DeviceRow> {
+    rows.retain(|_, r| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| s.observed_revision.groups.contains_key(g))
+    });
+    rows
 }
 
 /// Takes one retained message into the rows.

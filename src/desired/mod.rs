@@ -178,13 +178,10 @@ impl Desired {
     /// `saved`: the state file's `sources` ([`Owner::label`] values);
     /// `fleet`: the fleet's documents, when a broker is configured.
     pub fn new(saved: BTreeMap<String, String>, fleet: Option<FleetDocs>) -> Desired {
-        let owners = saved
-            .into_iter()
-            .map(|(k, v)| {
-                let owner = Owner::from_label(&v);
-                (k, owner)
-            })
-            .collect();
+        let mut owners = BTreeMap::new();
+        for (k, v) in saved {
+            owners.insert(k, Owner::from_label(&v));
+        }
         Desired {
             owners,
             workload_owners: BTreeMap::new(),
@@ -196,10 +193,12 @@ impl Desired {
     /// The saved sources of the workloads (the controllers' state file
     /// keeps them: [`crate::workloads::Workloads::sources`]).
     pub fn restore_workload_owners(&mut self, saved: BTreeMap<WorkloadKey, String>) {
-        self.workload_owners = saved
-            .into_iter()
-            .map(|(k, v)| (k, Owner::from_label(&v)))
-            .collect();
+        // Inserted, not collected: `collect` into a map sorts, a copy of
+        // the sort per item type (binary size).
+        self.workload_owners.clear();
+        for (k, v) in saved {
+            self.workload_owners.insert(k, Owner::from_label(&v));
+        }
     }
 
     /// The manifests directory was read again: its workloads, for the
@@ -327,7 +326,10 @@ impl Desired {
     ) {
         let mut applies = Vec::new();
         if let Some(statics) = self.static_workloads.take() {
-            let wanted: BTreeSet<WorkloadKey> = statics.iter().map(|s| s.workload.key()).collect();
+            let mut wanted = BTreeSet::new();
+            for s in &statics {
+                wanted.insert(s.workload.key());
+            }
             let gone: Vec<WorkloadKey> = self
                 .workload_owners
                 .iter()

@@ -74,6 +74,7 @@ pub use envelope::{
     DecodeOptions, Opened, Signature, decode_desired, open_envelope, seal_envelope,
 };
 pub use events::{EventAggregator, EventDoc, ObjectRef};
+pub(crate) use merge::device_first;
 pub use merge::{Clash, Merged, ObservedRevision, SourcedPod, Stale, merge};
 pub use node::NodeInfo;
 pub(crate) use node::mem_total;

@@ -357,9 +357,7 @@ impl FleetDocs {
         // win (`static_owner` takes `Kind/namespace/name`); the node
         // policy checks and hardens each pod template.
         let mut seen: BTreeMap<crate::spec::workload::WorkloadKey, Source> = BTreeMap::new();
-        let mut by_source: Vec<&(Source, &DesiredDoc)> = ordered.iter().collect();
-        by_source.sort_by_key(|(s, _)| !matches!(s, Source::Device(_)));
-        for (source, doc) in by_source {
+        for (source, doc) in crate::fleet::doc::device_first(&ordered) {
             for (w, text) in &doc.workloads {
                 let key = w.key();
                 let label = format!("{}/{}/{}", key.kind.name(), key.namespace, key.name);

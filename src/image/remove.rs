@@ -364,11 +364,12 @@ impl ImageStore {
                 true
             }
         });
-        let touched: BTreeMap<&str, i64> = inv
-            .images
-            .iter()
-            .filter_map(|i| Some((i.manifest.as_str(), i.last_used_ms?)))
-            .collect();
+        let mut touched: BTreeMap<&str, i64> = BTreeMap::new();
+        for i in &inv.images {
+            if let Some(t) = i.last_used_ms {
+                touched.insert(i.manifest.as_str(), t);
+            }
+        }
         for d in &mut index.manifests {
             let t = touched
                 .get(d.digest.as_str())

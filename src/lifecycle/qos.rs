@@ -25,12 +25,10 @@ pub(crate) fn qos_class(pod: &Pod) -> QosClass {
     let mut guaranteed = true;
     for c in pod.spec.containers.iter().chain(&pod.spec.init_containers) {
         // API defaulting: a limit without a request sets the request.
-        let mut reqs: BTreeMap<&str, &Quantity> = c
-            .resources
-            .requests
-            .iter()
-            .map(|(k, v)| (k.as_str(), v))
-            .collect();
+        let mut reqs: BTreeMap<&str, &Quantity> = BTreeMap::new();
+        for (k, v) in &c.resources.requests {
+            reqs.insert(k.as_str(), v);
+        }
         for (k, v) in &c.resources.limits {
             reqs.entry(k.as_str()).or_insert(v);
         }

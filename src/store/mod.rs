@@ -206,7 +206,16 @@ pub fn decode_with_limit<T: DeserializeOwned>(
     };
     // The CRC matched, so any error here is a payload that does not fit
     // `T`: an unknown version, or a layout change without a new version.
-    postcard::from_bytes_crc32(body, CRC.digest()).map_err(StoreError::Payload)
+    // Read with the same (slice) reader as above, not `from_bytes_crc32`:
+    // each reader is a whole copy of `T`'s deserializer (binary size). A
+    // payload that ends before its CRC is what `from_bytes_crc32` saw: the
+    // bytes after it are not its CRC.
+    let payload = &body[..body.len() - CRC_LEN];
+    match postcard::take_from_bytes::<T>(payload) {
+        Ok((value, [])) => Ok(value),
+        Ok(_) => Err(StoreError::Payload(postcard::Error::DeserializeBadCrc)),
+        Err(e) => Err(StoreError::Payload(e)),
+    }
 }
 
 /// Checks the cap, magic and CRC without knowing the payload type; returns

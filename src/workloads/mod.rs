@@ -421,7 +421,9 @@ impl Workloads {
     /// (a newer picolet wrote it) is dropped with its pods, and logged.
     pub fn restore(snap: WorkloadsSnap) -> Workloads {
         let mut w = Workloads::new(snap.rng);
-        w.collected = snap.collected.into_iter().collect();
+        for (k, hash) in snap.collected {
+            w.collected.insert(k, hash);
+        }
         for e in snap.entries {
             let workload = match load_doc(&e.doc) {
                 Ok(w) => w,
@@ -484,11 +486,13 @@ impl Workloads {
     /// The saved sources (`WorkloadKey` → `Owner::label`) of the
     /// workloads from a source, for [`crate::desired::Desired`].
     pub fn sources(&self) -> BTreeMap<WorkloadKey, String> {
-        self.entries
-            .iter()
-            .filter(|(_, e)| e.owner.is_none())
-            .map(|(k, e)| (k.clone(), e.source.clone()))
-            .collect()
+        // Inserted, not collected: `collect` into a map sorts, a copy of
+        // the sort per item type (binary size).
+        let mut out = BTreeMap::new();
+        for (k, e) in self.entries.iter().filter(|(_, e)| e.owner.is_none()) {
+            out.insert(k.clone(), e.source.clone());
+        }
+        out
     }
 
     /// The desired state wants `workload` (from `source`): added, or its

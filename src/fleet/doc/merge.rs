@@ -31,13 +31,22 @@ pub struct Merged {
     pub clashes: Vec<Clash>,
 }
 
+/// `docs`, the device's document first, the others in their order (one
+/// sort for the pods and the workloads: each is a copy in the binary).
+pub(crate) fn device_first<'a, 'd>(
+    docs: &'a [(Source, &'d DesiredDoc)],
+) -> Vec<&'a (Source, &'d DesiredDoc)> {
+    let mut ordered: Vec<&(Source, &DesiredDoc)> = docs.iter().collect();
+    ordered.sort_by_key(|(s, _)| !matches!(s, Source::Device(_)));
+    ordered
+}
+
 /// Merges desired documents into one pod set. The device's own document
 /// wins every clash; between groups, the one listed first in `docs` wins
 /// (pass them in the config's group order). Every clash is reported. Pods
 /// keep their document order: the device's first, then each group's.
 pub fn merge(docs: &[(Source, &DesiredDoc)]) -> Merged {
-    let mut ordered: Vec<&(Source, &DesiredDoc)> = docs.iter().collect();
-    ordered.sort_by_key(|(s, _)| !matches!(s, Source::Device(_)));
+    let ordered = device_first(docs);
     let mut out = Merged::default();
     let mut owner: HashMap<(&str, &str), usize> = HashMap::new();
     for (source, doc) in ordered {

@@ -1,11 +1,10 @@
 //! `apps/v1` DaemonSet: its spec, field table, defaults and rules.
 
 use super::{IntOrPercent, LabelSelector, PodTemplate, SELECTOR, TEMPLATE, document_table};
-use super::{check_selector, int_or_percent, non_negative, typed};
+use super::{check_selector, int_or_percent, non_negative, take, take_or_default};
 use crate::spec::error::SpecError;
 use crate::spec::schema::{Node, Rule};
 use crate::spec::types::{ObjectMeta, RestartPolicy};
-use serde::Deserialize;
 use serde_json::Value;
 
 pub(crate) static DOCUMENT: Node = document_table!(&SPEC);
@@ -52,15 +51,6 @@ pub struct RollingUpdate {
     pub max_unavailable: IntOrPercent,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Fields {
-    #[serde(default)]
-    selector: LabelSelector,
-    min_ready_seconds: Option<i32>,
-    revision_history_limit: Option<i32>,
-}
-
 /// Reads `spec` of the DaemonSet `meta` (walked against [`DOCUMENT`]).
 pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<DaemonSetSpec, SpecError> {
     let Value::Object(mut spec) = spec else {
@@ -72,8 +62,12 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<DaemonSetSpec
         "spec.template",
     )?;
     let (kind, mut ru) = strategy(spec.remove("updateStrategy"))?;
-    let f: Fields = typed(Value::Object(spec), "spec")?;
-    check_selector(&f.selector, &template, "spec.selector", "spec.template")?;
+    // In key order, as a derived deserializer reads them.
+    let m = &mut spec;
+    let min_ready_seconds: Option<i32> = take(m, "minReadySeconds", "spec")?;
+    let revision_history_limit: Option<i32> = take(m, "revisionHistoryLimit", "spec")?;
+    let selector: LabelSelector = take_or_default(m, "selector", "spec")?;
+    check_selector(&selector, &template, "spec.selector", "spec.template")?;
     if template.pod.spec.restart_policy != RestartPolicy::Always {
         return Err(SpecError::invalid(
             "spec.template.spec.restartPolicy",
@@ -115,12 +109,12 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<DaemonSetSpec
             })
         }
     };
-    let min_ready_seconds = f.min_ready_seconds.unwrap_or(0);
+    let min_ready_seconds = min_ready_seconds.unwrap_or(0);
     non_negative(min_ready_seconds.into(), "spec.minReadySeconds")?;
-    let revision_history_limit = f.revision_history_limit.unwrap_or(10);
+    let revision_history_limit = revision_history_limit.unwrap_or(10);
     non_negative(revision_history_limit.into(), "spec.revisionHistoryLimit")?;
     Ok(DaemonSetSpec {
-        selector: f.selector,
+        selector,
         template,
         rolling_update,
         min_ready_seconds,

@@ -1,11 +1,10 @@
 //! `apps/v1` Deployment: its spec, field table, defaults and rules.
 
 use super::{IntOrPercent, LabelSelector, PodTemplate, SELECTOR, TEMPLATE, document_table};
-use super::{check_selector, int_or_percent, non_negative, typed};
+use super::{check_selector, int_or_percent, non_negative, take, take_or_default};
 use crate::spec::error::SpecError;
 use crate::spec::schema::{Node, Rule};
 use crate::spec::types::{ObjectMeta, RestartPolicy};
-use serde::Deserialize;
 use serde_json::Value;
 
 pub(crate) static DOCUMENT: Node = document_table!(&SPEC);
@@ -58,19 +57,6 @@ pub enum Strategy {
     },
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Fields {
-    replicas: Option<i32>,
-    #[serde(default)]
-    selector: LabelSelector,
-    min_ready_seconds: Option<i32>,
-    revision_history_limit: Option<i32>,
-    progress_deadline_seconds: Option<i32>,
-    #[serde(default)]
-    paused: bool,
-}
-
 /// Reads `spec` of the Deployment `meta` (walked against [`DOCUMENT`]).
 pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<DeploymentSpec, SpecError> {
     let Value::Object(mut spec) = spec else {
@@ -82,8 +68,16 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<DeploymentSpe
         "spec.template",
     )?;
     let strategy = strategy(spec.remove("strategy"))?;
-    let f: Fields = typed(Value::Object(spec), "spec")?;
-    check_selector(&f.selector, &template, "spec.selector", "spec.template")?;
+    // In key order, as a derived deserializer reads them (the first
+    // error is the same).
+    let m = &mut spec;
+    let min_ready_seconds: Option<i32> = take(m, "minReadySeconds", "spec")?;
+    let paused: bool = take_or_default(m, "paused", "spec")?;
+    let progress_deadline_seconds: Option<i32> = take(m, "progressDeadlineSeconds", "spec")?;
+    let replicas: Option<i32> = take(m, "replicas", "spec")?;
+    let revision_history_limit: Option<i32> = take(m, "revisionHistoryLimit", "spec")?;
+    let selector: LabelSelector = take_or_default(m, "selector", "spec")?;
+    check_selector(&selector, &template, "spec.selector", "spec.template")?;
     if template.pod.spec.restart_policy != RestartPolicy::Always {
         return Err(SpecError::invalid(
             "spec.template.spec.restartPolicy",
@@ -101,13 +95,13 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<DeploymentSpe
             "must be \"true\" or \"false\"",
         ));
     }
-    let replicas = f.replicas.unwrap_or(1);
+    let replicas = replicas.unwrap_or(1);
     non_negative(replicas.into(), "spec.replicas")?;
-    let min_ready_seconds = f.min_ready_seconds.unwrap_or(0);
+    let min_ready_seconds = min_ready_seconds.unwrap_or(0);
     non_negative(min_ready_seconds.into(), "spec.minReadySeconds")?;
-    let revision_history_limit = f.revision_history_limit.unwrap_or(10);
+    let revision_history_limit = revision_history_limit.unwrap_or(10);
     non_negative(revision_history_limit.into(), "spec.revisionHistoryLimit")?;
-    let progress_deadline_seconds = f.progress_deadline_seconds.unwrap_or(600);
+    let progress_deadline_seconds = progress_deadline_seconds.unwrap_or(600);
     non_negative(
         progress_deadline_seconds.into(),
         "spec.progressDeadlineSeconds",
@@ -120,13 +114,13 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<DeploymentSpe
     }
     Ok(DeploymentSpec {
         replicas,
-        selector: f.selector,
+        selector,
         template,
         strategy,
         min_ready_seconds,
         revision_history_limit,
         progress_deadline_seconds,
-        paused: f.paused,
+        paused,
     })
 }
 

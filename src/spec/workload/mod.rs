@@ -248,6 +248,32 @@ pub(crate) fn typed<T: serde::de::DeserializeOwned>(v: Value, at: &str) -> Resul
         .map_err(|e| SpecError::new(ErrorKind::Type, e.field(), e.message()).under(at))
 }
 
+/// Takes `key` of `obj` (at `at`) as a `T` (absent: `null`). Read field
+/// by field: no serde type of its own per kind (size).
+pub(crate) fn take<T: serde::de::DeserializeOwned>(
+    obj: &mut serde_json::Map<String, Value>,
+    key: &str,
+    at: &str,
+) -> Result<T, SpecError> {
+    typed(
+        obj.remove(key).unwrap_or(Value::Null),
+        &format!("{at}.{key}"),
+    )
+}
+
+/// As [`take`], with `T`'s default when `key` is absent (`null` is read
+/// as a `T`: serde's `#[serde(default)]`).
+pub(crate) fn take_or_default<T: serde::de::DeserializeOwned + Default>(
+    obj: &mut serde_json::Map<String, Value>,
+    key: &str,
+    at: &str,
+) -> Result<T, SpecError> {
+    match obj.remove(key) {
+        None => Ok(T::default()),
+        Some(v) => typed(v, &format!("{at}.{key}")),
+    }
+}
+
 /// The field table of a whole workload document whose spec table is `spec`.
 macro_rules! document_table {
     ($spec:expr) => {

@@ -9,7 +9,7 @@
 
 use super::daemonset::{STRATEGY, strategy};
 use super::{LabelSelector, PodTemplate, SELECTOR, TEMPLATE, document_table};
-use super::{check_selector, non_negative, typed};
+use super::{check_selector, non_negative, take, typed};
 use crate::spec::error::{ErrorKind, SpecError};
 use crate::spec::names;
 use crate::spec::schema::{METADATA, Node, Rule};
@@ -96,19 +96,6 @@ pub struct StatefulSetSpec {
     pub delete_claims_when_scaled: bool,
     /// `ordinals.start` (default 0).
     pub start: i32,
-}
-
-/// Takes `key` of `obj` (at `at`) as a `T` (absent: `null`). Read field
-/// by field: no serde type of its own (size).
-fn take<T: serde::de::DeserializeOwned>(
-    obj: &mut serde_json::Map<String, Value>,
-    key: &str,
-    at: &str,
-) -> Result<T, SpecError> {
-    typed(
-        obj.remove(key).unwrap_or(Value::Null),
-        &format!("{at}.{key}"),
-    )
 }
 
 fn object(v: Option<Value>) -> serde_json::Map<String, Value> {
