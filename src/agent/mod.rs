@@ -219,6 +219,8 @@ struct Agent {
     workloads: crate::workloads::Workloads,
     /// The time zones the CronJobs name (`workloads::Env::zones`).
     zones: std::collections::BTreeMap<String, Result<crate::workloads::tz::Zone, String>>,
+    /// The clock's sync state when last asked (mono ms, synced).
+    clock_checked: Option<(u64, bool)>,
     /// Inputs for `node`, fed in order ([`Agent::feed`]).
     pending: VecDeque<Input>,
     /// The state changed since it was saved.
@@ -353,6 +355,7 @@ impl Agent {
                 desired,
                 workloads,
                 zones: BTreeMap::new(),
+                clock_checked: None,
                 pending,
                 dirty: false,
                 store,

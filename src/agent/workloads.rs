@@ -8,6 +8,10 @@ use crate::fleet::doc::ObjectRef;
 use crate::lifecycle::{Input, Node, PodView};
 use crate::workloads::{Env, Intent, PodObs};
 
+/// How often the clock's sync state is asked again (ms); the CronJob
+/// controller wakes at least every minute.
+const CLOCK_RECHECK_MS: u64 = 10_000;
+
 /// Random bits for a fresh controller state's name suffixes.
 pub(super) fn seed() -> u64 {
     let mut b = [0u8; 8];
@@ -75,16 +79,39 @@ fn obs(p: &PodView, now: Now) -> PodObs {
 
 impl Agent {
     /// The node's facts for the controllers.
-    fn workload_env(&self) -> Env {
+    fn workload_env(&mut self, now: Now) -> Env {
         Env {
             node_name: self.cfg.node_name.clone(),
             // Computed at start (`node_labels::node_labels`), as admission's.
             node_labels: self.node.labels().clone(),
-            clock_synced: self.cfg.assume_clock_synchronized
-                || crate::sys::time::clock_synchronized(),
+            clock_synced: self.clock_synced(now),
             auto_rollback: self.cfg.auto_rollback,
             // Lent for the sync (`sync_workloads` puts them back).
             zones: Default::default(),
+        }
+    }
+
+    /// Whether the wall clock is synchronized, for the CronJobs: asked of
+    /// the kernel only when a CronJob exists, at most every
+    /// [`CLOCK_RECHECK_MS`] (not on every turn of the main loop).
+    fn clock_synced(&mut self, now: Now) -> bool {
+        if self.cfg.assume_clock_synchronized {
+            return true;
+        }
+        let cronjobs = self
+            .workloads
+            .entries()
+            .any(|e| e.key().kind == crate::spec::workload::WorkloadKind::CronJob);
+        if !cronjobs {
+            return false;
+        }
+        match self.clock_checked {
+            Some((at, synced)) if now.mono_ms < at + CLOCK_RECHECK_MS => synced,
+            _ => {
+                let synced = crate::sys::time::clock_synchronized();
+                self.clock_checked = Some((now.mono_ms, synced));
+                synced
+            }
         }
     }
 
@@ -97,7 +124,7 @@ impl Agent {
         }
         let now = Now::read();
         let pods = observe(&self.node, now);
-        let mut env = self.workload_env();
+        let mut env = self.workload_env(now);
         env.zones = std::mem::take(&mut self.zones);
         let intents = self.workloads.sync(now, &env, &pods);
         self.zones = env.zones;
