@@ -56,14 +56,25 @@ Example:
       --binary target/arm/aarch64-unknown-linux-musl/release/picolet
 ";
 
-/// The systemd unit, as shipped in `systemd/picolet.service`.
-pub const UNIT: &str = include_str!("../systemd/picolet.service");
+/// The systemd unit, as shipped in `systemd/picolet.service` (carried
+/// deflated: [`crate::assets::INSTALL`]).
+pub fn unit() -> String {
+    embedded("picolet.service")
+}
+
+fn embedded(name: &str) -> String {
+    crate::assets::INSTALL
+        .file(name)
+        .expect("build.rs bundles the install files")
+}
 /// Where the binary goes, relative to the root.
 pub const BIN_PATH: &str = "usr/local/bin/picolet";
 /// Where the unit goes, relative to the root.
 pub const UNIT_PATH: &str = "etc/systemd/system/picolet.service";
 /// The pods' unit, as shipped in `systemd/picolet-pods.service`.
-pub const PODS_UNIT: &str = include_str!("../systemd/picolet-pods.service");
+pub fn pods_unit() -> String {
+    embedded("picolet-pods.service")
+}
 /// Where the pods' unit goes, relative to the root.
 pub const PODS_UNIT_PATH: &str = "etc/systemd/system/picolet-pods.service";
 /// The default configuration, relative to the root.
@@ -189,19 +200,17 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Ins
     move |source| InstallError::Io { what, path, source }
 }
 
-/// The installed `config.yaml`: every key, commented out with its default
-/// (docs/configuration.md explains each), with `#BOARD#` and `#PIDS#` filled
-/// in by [`default_config`].
-const CONFIG_TEMPLATE: &str = include_str!("install/config.yaml");
-
 /// The default `config.yaml` for `board`. Flags given to `picolet agent`
-/// win over it.
+/// win over it. The template is `src/install/config.yaml` (carried
+/// deflated): every key, commented out with its default
+/// (docs/configuration.md explains each), with `#BOARD#` and `#PIDS#`
+/// filled in here.
 pub fn default_config(board: Option<&Board>) -> String {
     let pids = board.and_then(|b| b.pod_pids_max).unwrap_or(1024);
     let which = board
         .map(|b| format!("# Board: {} ({})", b.id, b.name))
         .unwrap_or_else(|| "# Board: not given".to_string());
-    CONFIG_TEMPLATE
+    embedded("config.yaml")
         .replace("#BOARD#", &which)
         .replace("#PIDS#", &pids.to_string())
 }
@@ -234,7 +243,7 @@ pub fn install(opts: &Options) -> Result<Outcome, InstallError> {
         path: bin,
         mode: 0o755,
     });
-    for (path, text) in [(PODS_UNIT_PATH, PODS_UNIT), (UNIT_PATH, UNIT)] {
+    for (path, text) in [(PODS_UNIT_PATH, pods_unit()), (UNIT_PATH, unit())] {
         let unit = opts.root.join(path);
         write_atomic(&unit, text.as_bytes(), 0o644)?;
         out.steps.push(Step::Wrote {

@@ -32,6 +32,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod assets;
 pub mod check;
 pub mod cli;
 pub mod clock;

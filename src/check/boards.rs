@@ -1,5 +1,5 @@
-//! The board files of `boards/*.toml`, embedded in the binary with
-//! `include_str!`, parsed by a small reader for the TOML subset they use
+//! The board files of `boards/*.toml`, embedded in the binary (deflated,
+//! [`crate::assets`]), parsed by a small reader for the TOML subset they use
 //! (sections, `key = "string" | integer | [array]`, `#` comments, arrays over
 //! several lines), and the detection of the board picolet runs on.
 //!
@@ -11,34 +11,16 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Every board file: (id, text). The id is the file name without `.toml`.
-pub const EMBEDDED: &[(&str, &str)] = &[
-    (
-        "raspberry-pi-zero-2-w",
-        include_str!("../../boards/raspberry-pi-zero-2-w.toml"),
-    ),
-    (
-        "raspberry-pi-3",
-        include_str!("../../boards/raspberry-pi-3.toml"),
-    ),
-    (
-        "raspberry-pi-4",
-        include_str!("../../boards/raspberry-pi-4.toml"),
-    ),
-    (
-        "raspberry-pi-5",
-        include_str!("../../boards/raspberry-pi-5.toml"),
-    ),
-    (
-        "raspberry-pi-zero",
-        include_str!("../../boards/raspberry-pi-zero.toml"),
-    ),
-    (
-        "generic-aarch64",
-        include_str!("../../boards/generic-aarch64.toml"),
-    ),
-    ("qemu-virt", include_str!("../../boards/qemu-virt.toml")),
-];
+/// Every board file: the ids (file names without `.toml`) and texts, in
+/// detection order, deflated in the binary ([`crate::assets::BOARDS`]).
+pub fn embedded() -> crate::assets::Files {
+    crate::assets::BOARDS.open()
+}
+
+/// The ids of every embedded board, comma-separated.
+pub fn known_ids() -> String {
+    crate::assets::BOARDS.names().collect::<Vec<_>>().join(", ")
+}
 
 /// Errors reading a board file or choosing a board.
 #[derive(Debug, thiserror::Error)]
@@ -389,7 +371,7 @@ pub fn supported_ids() -> String {
 
 /// Every embedded board, parsed.
 pub fn all() -> Vec<Board> {
-    EMBEDDED
+    embedded()
         .iter()
         .map(|(id, text)| Board::parse(id, text).expect("embedded board files parse (tested)"))
         .collect()
@@ -402,11 +384,7 @@ pub fn by_id(id: &str) -> Result<Board, BoardError> {
         .find(|b| b.id == id)
         .ok_or_else(|| BoardError::Unknown {
             id: id.to_string(),
-            known: EMBEDDED
-                .iter()
-                .map(|(id, _)| *id)
-                .collect::<Vec<_>>()
-                .join(", "),
+            known: known_ids(),
         })
 }
 

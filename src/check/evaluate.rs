@@ -161,11 +161,7 @@ fn board_item(f: &Facts, board: &Board) -> Item {
         format!(
             "run `picolet check` without --board to detect this machine's board, or give the board \
              of this machine (known: {})",
-            super::boards::EMBEDDED
-                .iter()
-                .map(|(id, _)| *id)
-                .collect::<Vec<_>>()
-                .join(", ")
+            super::boards::known_ids()
         )
     })
 }

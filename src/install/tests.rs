@@ -38,12 +38,12 @@ fn install_into_a_root_writes_binary_unit_config_and_manifests_with_their_modes(
         fs::read(dir.path().join("picolet-under-test")).unwrap()
     );
     assert_eq!(mode(&bin), 0o755);
-    let unit = root.join("etc/systemd/system/picolet.service");
-    assert_eq!(fs::read_to_string(&unit).unwrap(), UNIT);
-    assert_eq!(mode(&unit), 0o644);
-    let pods_unit = root.join("etc/systemd/system/picolet-pods.service");
-    assert_eq!(fs::read_to_string(&pods_unit).unwrap(), PODS_UNIT);
-    assert_eq!(mode(&pods_unit), 0o644);
+    let unit_file = root.join("etc/systemd/system/picolet.service");
+    assert_eq!(fs::read_to_string(&unit_file).unwrap(), unit());
+    assert_eq!(mode(&unit_file), 0o644);
+    let pods_unit_file = root.join("etc/systemd/system/picolet-pods.service");
+    assert_eq!(fs::read_to_string(&pods_unit_file).unwrap(), pods_unit());
+    assert_eq!(mode(&pods_unit_file), 0o644);
     let config = root.join("etc/picolet/config.yaml");
     assert_eq!(mode(&config), 0o600);
     let text = fs::read_to_string(&config).unwrap();
@@ -135,7 +135,7 @@ fn reinstalling_replaces_binary_and_unit_but_keeps_an_edited_config() {
         fs::read_to_string(root.join(BIN_PATH)).unwrap(),
         "#!/bin/sh\necho v2\n"
     );
-    assert_eq!(fs::read_to_string(root.join(UNIT_PATH)).unwrap(), UNIT);
+    assert_eq!(fs::read_to_string(root.join(UNIT_PATH)).unwrap(), unit());
     // Without a board: generic config, no board notes.
     assert!(out.board.is_none() && out.notes.is_empty());
 }
@@ -163,7 +163,7 @@ fn the_agent_unit_is_a_restartable_notify_service_with_pods_in_the_delegated_pod
             .unwrap()
             .to_string()
     };
-    let exec = exec_of(UNIT);
+    let exec = exec_of(&unit());
     assert!(exec.starts_with(&format!("/{BIN_PATH} agent")), "{exec}");
     assert!(
         exec.contains(&format!("--manifests /{MANIFESTS_DIR}")),
@@ -182,16 +182,16 @@ fn the_agent_unit_is_a_restartable_notify_service_with_pods_in_the_delegated_pod
         "Requires=picolet-pods.service",
         "After=picolet-pods.service",
     ] {
-        assert!(UNIT.lines().any(|l| l == line), "{line} missing");
+        assert!(unit().lines().any(|l| l == line), "{line} missing");
     }
     // The agent's own cgroup stays a leaf systemd can always start it in.
-    assert!(!UNIT.lines().any(|l| l.starts_with("Delegate=")));
-    assert_eq!(exec_of(PODS_UNIT), format!("/{BIN_PATH} cgroup-holder"));
+    assert!(!unit().lines().any(|l| l.starts_with("Delegate=")));
+    assert_eq!(exec_of(&pods_unit()), format!("/{BIN_PATH} cgroup-holder"));
     for line in ["Type=notify", "Delegate=yes", "OOMPolicy=continue"] {
-        assert!(PODS_UNIT.lines().any(|l| l == line), "{line} missing");
+        assert!(pods_unit().lines().any(|l| l == line), "{line} missing");
     }
     // Never restarted by systemd (a restart would fail while pods run).
-    assert!(!PODS_UNIT.lines().any(|l| l.starts_with("Restart=")));
+    assert!(!pods_unit().lines().any(|l| l.starts_with("Restart=")));
 }
 
 /// `systemd-analyze verify` against a staged root: the unit's ExecStart must
