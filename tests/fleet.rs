@@ -475,4 +475,28 @@ fn apply_publishes_compressed_documents_and_refuses_a_message_over_max_message_b
         s["observedRevision"]["device"] == 2
     });
     assert!(errors_on(&status, DESIRED).is_empty(), "{status}");
+
+    // A deflate bomb: 16 KB that inflate to 16 MiB. Refused as TooLarge
+    // once past --max-document-bytes (1 MiB), without the agent's peak
+    // memory growing by what it would inflate to; db keeps running.
+    let bomb = picolet::fleet::doc::compress(&vec![b' '; 16 << 20]);
+    let peak_before = peak_rss(a.pid());
+    publish_raw(&url, DESIRED, bomb.clone());
+    let want = format!(
+        "the compressed document ({} bytes) inflates to more than the limit of 1048576 bytes",
+        bomb.len()
+    );
+    let status = wait_status(&url, "dev1", 10, "the bomb refused", |s| {
+        !errors_on(s, DESIRED).is_empty()
+    });
+    assert_eq!(
+        errors_on(&status, DESIRED),
+        [("TooLarge".to_string(), want)],
+        "{status}"
+    );
+    let grew = peak_rss(a.pid()).saturating_sub(peak_before);
+    assert!(grew < 8 << 20, "the agent's peak RSS grew by {grew} bytes");
+    assert_eq!(status["observedRevision"]["device"], 2);
+    assert!(a.pod("db").is_some());
+    a.assert_one_thread();
 }
