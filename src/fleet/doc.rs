@@ -21,7 +21,8 @@
 //! postcard document.
 //!
 //! Either can be sent **compressed**: a zlib stream (RFC 1950: deflate
-//! with a 2-byte header and an Adler-32 trailer, [`compress`]) of the
+//! with a 2-byte header and an Adler-32 trailer; [`compress`] writes one
+//! with fixed Huffman codes, any zlib writer's is read) of the
 //! document's bytes, nothing after it, one level only. What the controller
 //! publishes is compressed JSON ([`encode_message`]); devices take both
 //! forms. The size cap applies to the message as received and again to the
@@ -71,6 +72,7 @@
 //! See [`status`] (`<prefix>/devices/<id>/status`, retained) and [`events`]
 //! (`<prefix>/devices/<id>/events`).
 
+mod deflate;
 mod desired;
 mod envelope;
 pub mod events;

@@ -8,7 +8,7 @@ use crate::spec::objects::{config_map_from_value, secret_from_value};
 use crate::spec::strict::StrictValue;
 use crate::spec::workload::{Workload, WorkloadKey, workload_from_value};
 use crate::spec::{ConfigObject, ObjectKind, Pod, SpecError, pod_from_value};
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Decompress, FlushDecompress, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -208,7 +208,7 @@ pub fn decode_unsigned(bytes: &[u8], max_bytes: usize) -> Result<DesiredDoc, Doc
 pub(crate) fn inflate(bytes: &[u8], limit: usize) -> Result<Vec<u8>, DocError> {
     let mut z = Decompress::new(true);
     let cap = limit.saturating_add(1);
-    let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).clamp(4096, cap));
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).max(4096).min(cap));
     let too_large = || DocError::InflatesTooLarge {
         compressed: bytes.len(),
         limit,
@@ -246,19 +246,10 @@ pub(crate) fn inflate(bytes: &[u8], limit: usize) -> Result<Vec<u8>, DocError> {
     Ok(out)
 }
 
-/// The zlib stream (RFC 1950, best compression) of `bytes`: what the
-/// controller publishes (see the module doc of [`super`]).
+/// The zlib stream (RFC 1950) of `bytes`: what the controller publishes
+/// (see the module doc of [`super`]; the encoder is [`super::deflate`]).
 pub fn compress(bytes: &[u8]) -> Vec<u8> {
-    let mut z = Compress::new(Compression::best(), true);
-    let mut out = Vec::with_capacity(bytes.len() / 4 + 64);
-    loop {
-        let rest = &bytes[(z.total_in() as usize).min(bytes.len())..];
-        match z.compress_vec(rest, &mut out, FlushCompress::Finish) {
-            Ok(Status::StreamEnd) => return out,
-            Ok(_) => out.reserve(out.capacity()),
-            Err(e) => unreachable!("deflate of a whole buffer cannot fail: {e}"),
-        }
-    }
+    super::deflate::zlib(bytes)
 }
 
 /// A desired document from parsed JSON.
