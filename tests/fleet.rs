@@ -476,9 +476,9 @@ fn apply_publishes_compressed_documents_and_refuses_a_message_over_max_message_b
     });
     assert!(errors_on(&status, DESIRED).is_empty(), "{status}");
 
-    // A deflate bomb: 16 KB that inflate to 16 MiB. Refused as TooLarge
-    // once past --max-document-bytes (1 MiB), without the agent's peak
-    // memory growing by what it would inflate to; db keeps running.
+    // A deflate bomb: about 100 KB that inflate to 16 MiB. Refused as
+    // TooLarge once past --max-document-bytes (1 MiB), without the agent's
+    // peak memory growing by what it would inflate to; db keeps running.
     let bomb = picolet::fleet::doc::compress(&vec![b' '; 16 << 20]);
     let peak_before = peak_rss(a.pid());
     publish_raw(&url, DESIRED, bomb.clone());
