@@ -35,6 +35,16 @@ if command -v systemctl >/dev/null 2>&1; then
     systemctl disable docker-registry >/dev/null 2>&1 || true
 fi
 need_cargo
+# The second MQTT broker of the fleet tests: aedes (Node.js >= 20), pinned
+# by tests/aedes/package-lock.json, into target/aedes.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+[ "$node_major" -ge 20 ] || {
+    echo "the second-broker tests need Node.js >= 20 and npm (aedes); found: $(node --version 2>/dev/null || echo none)" >&2
+    exit 1
+}
+mkdir -p target/aedes
+cp tests/aedes/package.json tests/aedes/package-lock.json target/aedes/
+(cd target/aedes && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 step "format and lints"
 cargo fmt --check
@@ -53,6 +63,13 @@ rm -rf "$ROOT/fuzz/corpus"
 export PICOLET_FUZZ_CORPUS="$ROOT/fuzz/corpus"
 bounded 30 cargo test --locked -- --test-threads=2
 unset PICOLET_FUZZ_CORPUS
+
+step "fleet tests again, against a second MQTT broker (aedes)"
+# Nothing may depend on a mosquitto quirk: the session's broker tests and
+# the fleet end-to-end tests run again on aedes (src/fleet/test_broker.rs;
+# TLS and mosquitto-limit tests stay on mosquitto).
+bounded 10 env PICOLET_TEST_BROKER=aedes cargo test --locked --lib -- --test-threads=2 fleet::session::tests::broker
+bounded 10 env PICOLET_TEST_BROKER=aedes cargo test --locked --test fleet --test apply -- --test-threads=2
 
 step "fuzz smoke: every libFuzzer target for a few seconds, from the tests' inputs"
 # scripts/fuzz.sh with no arguments runs each target 10 M times.

@@ -403,3 +403,100 @@ spec:
     });
     a.assert_one_thread();
 }
+
+/// Issue 14: what `apply` publishes is compressed (zlib), a message over
+/// `--max-message-bytes` is refused with its size before anything is
+/// published, and an uncompressed document (another controller's, or an
+/// older picolet's) still applies.
+#[test]
+fn apply_publishes_compressed_documents_and_refuses_a_message_over_max_message_bytes() {
+    if !root_or_skip() {
+        return;
+    }
+    let Some(broker) = plain_broker() else {
+        return;
+    };
+    let url = url(&broker, 0);
+    const DESIRED: &str = "picolet/devices/dev1/desired";
+    let a = fleet_agent(&url, "dev1", &[]);
+    let web = manifest(&a, "web.yaml", &sleeper("web"));
+
+    let out = apply(
+        &url,
+        ("--device", "dev1"),
+        &[&web],
+        &["--max-message-bytes", "100"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = text(&out);
+    let size: usize = out
+        .split("device dev1: revision 1 (1 pods) is a message of ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(size > 100, "{out}");
+    assert!(
+        out.contains(&format!(
+            "is a message of {size} bytes (compressed), more than --max-message-bytes 100; nothing published"
+        )),
+        "{out}"
+    );
+    assert_eq!(retained(&url, DESIRED), None);
+
+    let out = ok(apply(
+        &url,
+        ("--device", "dev1"),
+        &[&web],
+        &["--max-message-bytes", "128Ki"],
+    ));
+    let payload = retained(&url, DESIRED).unwrap();
+    assert_eq!(payload[0], 0x78, "not a zlib stream: {payload:?}");
+    assert_eq!(payload.len(), size);
+    assert!(
+        out.contains(&format!(
+            "published revision 1 (1 pods) to {DESIRED} ({size} bytes)"
+        )),
+        "{out}"
+    );
+    a.wait_running("web", "main", 30);
+
+    // The uncompressed form: plain JSON, as before.
+    let db = serde_json::json!({
+        "apiVersion": "picolet.io/v1", "kind": "DeviceState", "revision": 2,
+        "pods": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db"},
+            "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "main",
+                "image": IMAGE, "command": ["sh", "-c", "exec sleep 100000"]}]}}],
+    });
+    publish_raw(&url, DESIRED, serde_json::to_vec(&db).unwrap());
+    a.wait_running("db", "main", 30);
+    wait_for(30, "web removed", || a.pod("web").is_none().then_some(()));
+    let status = wait_status(&url, "dev1", 10, "revision 2", |s| {
+        s["observedRevision"]["device"] == 2
+    });
+    assert!(errors_on(&status, DESIRED).is_empty(), "{status}");
+
+    // A deflate bomb: about 100 KB that inflate to 16 MiB. Refused as
+    // TooLarge once past --max-document-bytes (1 MiB), without the agent's
+    // peak memory growing by what it would inflate to; db keeps running.
+    let bomb = picolet::fleet::doc::compress(&vec![b' '; 16 << 20]);
+    let peak_before = peak_rss(a.pid());
+    publish_raw(&url, DESIRED, bomb.clone());
+    let want = format!(
+        "the compressed document ({} bytes) inflates to more than the limit of 1048576 bytes",
+        bomb.len()
+    );
+    let status = wait_status(&url, "dev1", 10, "the bomb refused", |s| {
+        !errors_on(s, DESIRED).is_empty()
+    });
+    assert_eq!(
+        errors_on(&status, DESIRED),
+        [("TooLarge".to_string(), want)],
+        "{status}"
+    );
+    let grew = peak_rss(a.pid()).saturating_sub(peak_before);
+    assert!(grew < 8 << 20, "the agent's peak RSS grew by {grew} bytes");
+    assert_eq!(status["observedRevision"]["device"], 2);
+    assert!(a.pod("db").is_some());
+    a.assert_one_thread();
+}

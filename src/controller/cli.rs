@@ -5,9 +5,11 @@ use super::client::{Client, ClientOptions};
 use super::merge::{self, Plan};
 use super::wait::{PodsVerdict, Verdict, Watch};
 use crate::cli::args::Spec;
+use crate::fleet::config::Bytes;
 use crate::fleet::config::Credentials;
 use crate::fleet::doc::{
-    DecodeOptions, DesiredDoc, MAX_REVISION, decode_desired, encode_json, seal_envelope,
+    DecodeOptions, DesiredDoc, Format, MAX_DOC_BYTES, MAX_REVISION, decode_desired, detect_format,
+    encode_message, inflate, open_envelope,
 };
 use crate::fleet::sign::{self, SigningKey};
 use crate::fleet::topics::{DEFAULT_PREFIX, IdKind, Topics, validate_id};
@@ -24,10 +26,11 @@ use std::time::{Duration, Instant};
 pub const USAGE: &str =
     "  picolet apply -f FILE... [--manifests DIR] [--dry-run]      (the local manifests directory)
   picolet apply -f FILE... (--device ID | --group G) --broker URL [--prune] [--dry-run]
-                [--sign-key FILE] [--timeout SECONDS] [FLEET OPTIONS]
+                [--sign-key FILE] [--timeout SECONDS] [--max-message-bytes N] [FLEET OPTIONS]
   picolet delete pod NAME... [-n NAMESPACE] [--manifests DIR]  (the local manifests directory)
   picolet delete pod NAME... (--device ID | --group G) --broker URL [-n NAMESPACE]
-                [--dry-run] [--sign-key FILE] [--timeout SECONDS] [FLEET OPTIONS]
+                [--dry-run] [--sign-key FILE] [--timeout SECONDS] [--max-message-bytes N]
+                [FLEET OPTIONS]
   picolet fleet status [--device ID | --group G] --broker URL [-o json] [FLEET OPTIONS]
   picolet keygen [PREFIX]      writes PREFIX.key and PREFIX.pub (default ./fleet.*)
   FLEET OPTIONS: [--topic-prefix P] [--ca FILE] [--cert FILE] [--key FILE]
@@ -50,6 +53,7 @@ const SPEC: Spec<'static> = Spec {
         "broker",
         "sign-key",
         "timeout",
+        "max-message-bytes",
         "topic-prefix",
         "ca",
         "cert",
@@ -121,6 +125,24 @@ fn timeout(a: &Args) -> Result<Duration, String> {
             .parse::<u64>()
             .map(Duration::from_secs)
             .map_err(|_| format!("--timeout: not a number of seconds: {t:?}")),
+    }
+}
+
+/// The largest message MQTT can carry: 256 MiB less the fixed header.
+const MQTT_MAX_PAYLOAD: u64 = (256 << 20) - 1;
+
+/// `--max-message-bytes N` (default [`MAX_DOC_BYTES`], what devices take
+/// by default): the largest message `apply`/`delete` publish.
+pub(super) fn max_message(a: &Args) -> Result<usize, String> {
+    let Some(text) = a.one(&["max-message-bytes"]) else {
+        return Ok(MAX_DOC_BYTES);
+    };
+    match Bytes::parse(text) {
+        Ok(Bytes(n)) if (1..=MQTT_MAX_PAYLOAD).contains(&n) => Ok(n as usize),
+        Ok(_) => Err(format!(
+            "--max-message-bytes: {text:?} is not between 1 and {MQTT_MAX_PAYLOAD} (MQTT's largest message)"
+        )),
+        Err(e) => Err(format!("--max-message-bytes: {e}")),
     }
 }
 
@@ -203,6 +225,8 @@ struct PublishOpts<'a> {
     key: Option<&'a SigningKey>,
     limit: Duration,
     dry_run: bool,
+    /// `--max-message-bytes`.
+    max_message: usize,
 }
 
 /// What a command makes of the current document: a plan to publish, or
@@ -242,6 +266,7 @@ fn apply(a: Args) -> Result<ExitCode, String> {
         key: key.as_ref(),
         limit,
         dry_run: a.has(&["dry-run"]),
+        max_message: max_message(&a)?,
     };
     publish_and_wait(&c, &t, &opts, |current| {
         let current_objects = current.map_or(&[][..], |d| &d.objects[..]);
@@ -282,6 +307,7 @@ fn delete(a: Args) -> Result<ExitCode, String> {
         key: key.as_ref(),
         limit,
         dry_run: a.has(&["dry-run"]),
+        max_message: max_message(&a)?,
     };
     publish_and_wait(&c, &t, &opts, |current| {
         let doc = current.ok_or(format!("no readable desired state on {topic}"))?;
@@ -336,22 +362,38 @@ pub(super) fn next_revision(current: u64, observed: Option<u64>) -> Result<u64, 
 /// have accepted it under an older key), unless devices refuse it anyway
 /// (above [`MAX_REVISION`]): it would block every later `apply`.
 fn read_current(payload: &[u8]) -> (u64, Option<DesiredDoc>) {
+    // Any message MQTT carries; a compressed one inflates to as much at most.
     let opts = DecodeOptions {
-        max_bytes: usize::MAX,
+        max_bytes: MQTT_MAX_PAYLOAD as usize,
         fleet_key: None,
     };
     match decode_desired(payload, &opts) {
         Ok(o) => (o.doc.revision, Some(o.doc)),
         Err(e) => {
-            let rev = serde_json::from_slice::<serde_json::Value>(payload)
-                .ok()
-                .and_then(|v| v.get("revision").and_then(|r| r.as_u64()))
+            let rev = raw_revision(payload, 2)
                 .filter(|r| *r <= MAX_REVISION)
                 .unwrap_or(0);
             eprintln!("warning: the current desired document does not decode ({e}); replacing it");
             (rev, None)
         }
     }
+}
+
+/// The `revision` of a JSON document that does not decode, through
+/// compression and `depth` levels of envelopes (signatures unchecked).
+fn raw_revision(payload: &[u8], depth: u8) -> Option<u64> {
+    let inflated;
+    let mut bytes = payload;
+    if detect_format(bytes) == Ok(Format::Zlib) {
+        inflated = inflate(bytes, MQTT_MAX_PAYLOAD as usize).ok()?;
+        bytes = &inflated;
+    }
+    let v = serde_json::from_slice::<serde_json::Value>(bytes).ok()?;
+    if let Some(r) = v.get("revision") {
+        return r.as_u64();
+    }
+    let (inner, _) = open_envelope(&v, None).ok()?;
+    raw_revision(&inner, depth.checked_sub(1)?)
 }
 
 /// Publishes the next revision of `t`'s desired state (the plan `make`
@@ -443,11 +485,19 @@ fn publish_and_wait(
                     .unwrap_or_default(),
             },
         };
-        let mut payload = encode_json(&doc);
-        let mut how = String::new();
-        if let Some(k) = o.key {
-            payload = seal_envelope(&payload, k);
-            how = format!(", signed with key {}", k.public_key().key_id());
+        let payload = encode_message(&doc, o.key);
+        let how = match o.key {
+            Some(k) => format!(", signed with key {}", k.public_key().key_id()),
+            None => String::new(),
+        };
+        let size = payload.len();
+        if size > o.max_message {
+            client.disconnect().await;
+            return Err(format!(
+                "{t}: revision {revision} ({} pods{how}) is a message of {size} bytes (compressed), more than --max-message-bytes {}; nothing published",
+                doc.pods.len(),
+                o.max_message
+            ));
         }
         w.track(plan.touched(), &plan.pods);
         w.published(revision);
@@ -456,7 +506,7 @@ fn publish_and_wait(
             .await
             .map_err(s)?;
         println!(
-            "{t}: published revision {revision} ({} pods{how}) to {topic}",
+            "{t}: published revision {revision} ({} pods{how}) to {topic} ({size} bytes)",
             doc.pods.len()
         );
         if o.limit.is_zero() {
@@ -630,5 +680,30 @@ mod tests {
         let bad_pods =
             br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":41,"pods":[1]}"#;
         assert!(matches!(read_current(bad_pods), (41, None)));
+        // Compressed, and in an envelope, the revision still counts.
+        let zipped = crate::fleet::doc::compress(bad_pods);
+        assert!(matches!(read_current(&zipped), (41, None)));
+        let key = SigningKey::from_pkcs8(&sign::generate_keypair().unwrap().0).unwrap();
+        let sealed = crate::fleet::doc::seal_envelope(&zipped, &key);
+        assert!(matches!(read_current(&sealed), (41, None)));
+    }
+
+    #[test]
+    fn max_message_bytes_takes_a_byte_count_from_1_byte_to_256_mib() {
+        let parse = |v: &[&str]| {
+            let args = v.iter().map(OsString::from).collect();
+            max_message(&Args::parse(args, &SPEC).unwrap())
+        };
+        assert_eq!(parse(&[]), Ok(1 << 20));
+        assert_eq!(parse(&["--max-message-bytes", "128Ki"]), Ok(131_072));
+        assert_eq!(parse(&["--max-message-bytes", "256000"]), Ok(256_000));
+        assert_eq!(
+            parse(&["--max-message-bytes", "0"]),
+            Err("--max-message-bytes: \"0\" is not between 1 and 268435455 (MQTT's largest message)".into())
+        );
+        assert_eq!(
+            parse(&["--max-message-bytes", "lots"]),
+            Err("--max-message-bytes: \"lots\" is not a byte count: invalid quantity \"lots\": expected a number".into())
+        );
     }
 }

@@ -6,7 +6,7 @@ pub const APPLY_HELP: &str = "\
 Usage:
   picolet apply -f FILE... [--manifests DIR]
   picolet apply -f FILE... (--device ID | --group G) --broker URL [--prune] [--dry-run]
-                [--sign-key FILE] [--timeout SECONDS] [FLEET OPTIONS]
+                [--sign-key FILE] [--timeout SECONDS] [--max-message-bytes N] [FLEET OPTIONS]
 
 Create or update pods.
 
@@ -18,7 +18,9 @@ file up.
 With --broker: in the desired document of a device or group. The pods are merged into the current
 document (added or updated by namespace/name; the others stay); --prune makes them the whole set.
 The diff is printed first (+ added, ~ changed, - removed, and the unchanged count); nothing is
-published when nothing changes. Then it waits until the devices took the revision and the pods it
+published when nothing changes. The document is published compressed (zlib; devices take it
+compressed or not), and refused, with its size, if the message would pass --max-message-bytes.
+Then it waits until the devices took the revision and the pods it
 added or changed run (Ready) or fail: a failing pod (ErrImagePull, CreateContainerError, refused by
 policy, Failed...) is printed with its error and the exit code is 1.
 
@@ -36,12 +38,17 @@ Options:
       --dry-run            print the diff only; publish nothing
       --sign-key FILE      sign the document (ed25519, from picolet keygen)
       --timeout SECONDS    how long to wait for the devices and pods (default 60; 0: do not wait)
+      --max-message-bytes N
+                           publish nothing if the message (compressed, signed) is larger: 128Ki
+                           for AWS IoT Core, 256Ki for Azure IoT Hub (default 1Mi, what devices
+                           take by default: --max-document-bytes)
   FLEET OPTIONS: --topic-prefix P, --ca FILE, --cert FILE, --key FILE, --credentials FILE
 
 Examples:
   picolet apply -f web.yaml
   picolet apply -f web.yaml --device pi-17 --broker mqtt://broker.lan --dry-run
   picolet apply -f pods/ --group kitchen --broker mqtts://broker.lan --prune --sign-key fleet.key
+  picolet apply -f pods/ --group kitchen --broker mqtts://iot.example.com --max-message-bytes 128Ki
 ";
 
 /// `picolet delete --help`.
@@ -49,7 +56,8 @@ pub const DELETE_HELP: &str = "\
 Usage:
   picolet delete pod NAME... [-n NAMESPACE] [--manifests DIR]
   picolet delete pod NAME... [-n NAMESPACE] (--device ID | --group G) --broker URL
-                 [--dry-run] [--sign-key FILE] [--timeout SECONDS] [FLEET OPTIONS]
+                 [--dry-run] [--sign-key FILE] [--timeout SECONDS] [--max-message-bytes N]
+                 [FLEET OPTIONS]
 
 Delete pods.
 
@@ -63,7 +71,8 @@ Options:
       --manifests DIR      (local) the manifests directory (see picolet apply --help)
       --config FILE        (local) the agent's config file
       --state-dir DIR      (local) the agent's state directory
-      --device ID | --group G, --broker URL, --dry-run, --sign-key FILE, --timeout SECONDS
+      --device ID | --group G, --broker URL, --dry-run, --sign-key FILE, --timeout SECONDS,
+      --max-message-bytes N
                            as for picolet apply
   FLEET OPTIONS: --topic-prefix P, --ca FILE, --cert FILE, --key FILE, --credentials FILE
 

@@ -27,6 +27,7 @@ pub(super) fn fleet(a: Args) -> Result<ExitCode, String> {
         "filename",
         "sign-key",
         "timeout",
+        "max-message-bytes",
         "n",
         "namespace",
         "prune",

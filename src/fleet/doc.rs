@@ -20,20 +20,37 @@
 //! (`IntOrString`): each pod travels as its **JSON text** inside the
 //! postcard document.
 //!
-//! **Telling them apart:** after an optional UTF-8 BOM and JSON whitespace,
-//! `{` means JSON; [`POSTCARD_MAGIC`] means postcard (its first byte, 0x89,
-//! is neither `{`, whitespace nor valid UTF-8 at the start of text);
-//! anything else is refused. The size cap ([`MAX_DOC_BYTES`] by default) is
-//! checked before any parsing.
+//! Either can be sent **compressed**: a zlib stream (RFC 1950: deflate
+//! with a 2-byte header and an Adler-32 trailer; [`compress`] writes one
+//! with fixed Huffman codes, any zlib writer's is read) of the
+//! document's bytes, nothing after it, one level only. What the controller
+//! publishes is compressed JSON ([`encode_message`]); devices take both
+//! forms. The size cap applies to the message as received and again to the
+//! inflated bytes, *while* inflating: the output never grows past the cap,
+//! so a deflate bomb is refused ([`DocError::InflatesTooLarge`], reason
+//! `TooLarge`) having cost at most the cap in memory.
+//!
+//! **Telling them apart:** [`POSTCARD_MAGIC`] means postcard (its first
+//! byte, 0x89, is neither `{`, whitespace nor valid UTF-8 at the start of
+//! text); a zlib header (first byte `0x?8` with `?` ≤ 7, the first two
+//! bytes a multiple of 31 big-endian: `78 da`, `78 9c`, …) means
+//! compressed; after an optional UTF-8 BOM and JSON whitespace, `{` means
+//! JSON; anything else is refused. The size cap ([`MAX_DOC_BYTES`] by
+//! default) is checked before any parsing.
 //!
 //! # Signed envelope
 //! ```json
 //! {"apiVersion":"picolet.io/v1","kind":"SignedDeviceState","keyId":"<16 hex>",
 //!  "signature":"<base64 of 64 bytes>","payload":"<base64 of the payload bytes>"}
 //! ```
-//! The payload is an unsigned desired document, JSON or postcard, and the
-//! signature is ed25519 over its **exact bytes** (what the base64 decodes
-//! to). `keyId` ([`PublicKey::key_id`](crate::fleet::sign::PublicKey::key_id))
+//! The payload is an unsigned desired document, JSON or postcard, maybe
+//! compressed, and the signature is ed25519 over its **exact bytes** (what
+//! the base64 decodes to): over the *compressed* bytes when it is
+//! compressed. So the device verifies before it inflates (no unsigned byte
+//! reaches the inflater), and the signature still covers all the device
+//! acts on: inflating is a function of the signed bytes (the Adler-32
+//! trailer checks the result). A compressed message holding an envelope is
+//! refused: the envelope compresses its payload instead. `keyId` ([`PublicKey::key_id`](crate::fleet::sign::PublicKey::key_id))
 //! only helps humans: the device always verifies with its own key. With a
 //! fleet key configured, unsigned documents and bad signatures are refused
 //! before any pod is parsed; without one, an envelope is opened without
@@ -55,6 +72,7 @@
 //! See [`status`] (`<prefix>/devices/<id>/status`, retained) and [`events`]
 //! (`<prefix>/devices/<id>/events`).
 
+mod deflate;
 mod desired;
 mod envelope;
 pub mod events;
@@ -67,11 +85,12 @@ mod tests;
 
 use crate::spec::SpecError;
 
+pub(crate) use desired::inflate;
 pub use desired::{
-    DesiredDoc, Format, decode_unsigned, detect_format, encode_json, encode_postcard,
+    DesiredDoc, Format, compress, decode_unsigned, detect_format, encode_json, encode_postcard,
 };
 pub use envelope::{
-    DecodeOptions, Opened, Signature, decode_desired, open_envelope, seal_envelope,
+    DecodeOptions, Opened, Signature, decode_desired, encode_message, open_envelope, seal_envelope,
 };
 pub use events::{EventAggregator, EventDoc, ObjectRef};
 pub(crate) use merge::device_first;
@@ -108,10 +127,18 @@ pub enum DocError {
     Empty,
     #[error("the document is {size} bytes, more than the limit of {limit} bytes")]
     TooLarge { size: usize, limit: usize },
+    /// A compressed document whose inflated bytes pass the limit (inflating
+    /// stopped there).
     #[error(
-        "unknown document format: first byte 0x{first:02x} is neither '{{' (JSON) nor the postcard magic"
+        "the compressed document ({compressed} bytes) inflates to more than the limit of {limit} bytes"
+    )]
+    InflatesTooLarge { compressed: usize, limit: usize },
+    #[error(
+        "unknown document format: first byte 0x{first:02x} is neither '{{' (JSON), the postcard magic nor a zlib header"
     )]
     Format { first: u8 },
+    #[error("malformed compressed (zlib) document: {0}")]
+    Zlib(String),
     /// `path` is empty for the document itself, `pods[i]` for a pod's JSON
     /// text inside a postcard document.
     #[error("{}malformed JSON at line {line} column {column}: {message}", prefix(.path))]
@@ -171,8 +198,8 @@ impl DocError {
     pub fn reason(&self) -> &'static str {
         match self {
             DocError::Empty | DocError::Format { .. } => "Malformed",
-            DocError::Json { .. } | DocError::Postcard(_) => "Malformed",
-            DocError::TooLarge { .. } => "TooLarge",
+            DocError::Json { .. } | DocError::Postcard(_) | DocError::Zlib(_) => "Malformed",
+            DocError::TooLarge { .. } | DocError::InflatesTooLarge { .. } => "TooLarge",
             DocError::Field { .. } | DocError::Pods { .. } => "Invalid",
             DocError::Unsigned { .. } => "Unsigned",
             DocError::BadSignature { .. } => "BadSignature",

@@ -4,7 +4,20 @@
 //! Each [`Broker`] runs one `mosquitto -c <tempdir>/mosquitto.conf` child
 //! (persistence off, anonymous allowed, `user root` so it keeps access to
 //! the temp files) and kills and reaps exactly that PID on drop. Logs go to
-//! `<tempdir>/mosquitto.log` and are shown when it fails to start.
+//! `<tempdir>/broker.log` and are shown when it fails to start.
+//!
+//! **A second broker:** with `PICOLET_TEST_BROKER=aedes`, brokers with
+//! plain listeners only and no extra config ([`Broker::start`] with `""`
+//! listeners: what `tests/fleet.rs`, `tests/apply.rs` and the session's
+//! broker tests use) are [aedes](https://github.com/moscajs/aedes) instead,
+//! an independent MQTT 3.1.1 broker in Node.js, run as `node
+//! <tempdir>/aedes.mjs` with in-memory persistence (like mosquitto's
+//! `persistence false`: a restart forgets retained messages). It is
+//! installed by `scripts/test.sh` into `target/aedes` (`npm ci` of
+//! `tests/aedes/`, which pins it; `PICOLET_AEDES_DIR` to use another
+//! directory). TLS listeners and mosquitto
+//! limits (`start_with`) stay on mosquitto. `PICOLET_TEST_BROKER=mosquitto`
+//! or unset: mosquitto; any other value is refused.
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -58,10 +71,60 @@ fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
-/// A running mosquitto.
+/// The aedes broker script: one listener per port given, logs on stdout.
+const AEDES_SCRIPT: &str = r#"import { createServer } from 'node:net'
+import { pathToFileURL } from 'node:url'
+const [module, ...ports] = process.argv.slice(2)
+const { Aedes } = await import(pathToFileURL(module).href)
+const broker = await Aedes.createBroker()
+broker.on('clientError', (c, e) => console.log(`client ${c.id}: ${e.message}`))
+broker.on('connectionError', (c, e) => console.log(`connection: ${e.message}`))
+for (const port of ports) {
+  createServer(broker.handle).listen(Number(port), '127.0.0.1',
+    () => console.log(`aedes listening on 127.0.0.1:${port}`))
+}
+"#;
+
+/// `PICOLET_TEST_BROKER=aedes`: the paths of `node` and of aedes' module,
+/// or `None` (with the reason printed) when either is missing.
+fn aedes() -> Option<(PathBuf, PathBuf)> {
+    let dir = std::env::var_os("PICOLET_AEDES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/aedes"));
+    let module = dir.join("node_modules/aedes/aedes.js");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let node = std::env::split_paths(&path)
+        .map(|d| d.join("node"))
+        .find(|p| p.exists());
+    match node {
+        Some(node) if module.exists() => Some((node, module)),
+        Some(_) => skip_or_fail(&format!(
+            "PICOLET_TEST_BROKER=aedes, but {} is missing (cp tests/aedes/package*.json {dir} && npm ci --prefix {dir}, as scripts/test.sh does)",
+            module.display(),
+            dir = dir.display()
+        )),
+        None => skip_or_fail("PICOLET_TEST_BROKER=aedes, but node is not installed"),
+    }
+}
+
+/// Whether `PICOLET_TEST_BROKER` asks for aedes; panics on a value that
+/// names no broker.
+fn aedes_wanted() -> bool {
+    match std::env::var("PICOLET_TEST_BROKER").as_deref() {
+        Err(_) | Ok("") | Ok("mosquitto") => false,
+        Ok("aedes") => true,
+        Ok(other) => {
+            panic!("PICOLET_TEST_BROKER={other:?}: the test brokers are mosquitto and aedes")
+        }
+    }
+}
+
+/// A running mosquitto (or aedes, see the module doc).
 #[derive(Debug)]
 pub(crate) struct Broker {
     exe: PathBuf,
+    /// The arguments after `exe`.
+    args: Vec<PathBuf>,
     dir: tempfile::TempDir,
     /// One port per listener, in the order given to `start`.
     pub ports: Vec<u16>,
@@ -79,12 +142,17 @@ impl Broker {
     /// [`Broker::start`] with extra global config lines (`global`, each
     /// ending in a newline), e.g. limits.
     pub(crate) fn start_with(global: &str, listeners: &[&str]) -> Option<Broker> {
+        if global.is_empty() && listeners.iter().all(|l| l.is_empty()) && aedes_wanted() {
+            return Broker::start_aedes(listeners.len());
+        }
         let exe = mosquitto()?;
         let mut last_err = String::new();
         for _ in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
             let mut b = Broker {
                 exe: exe.clone(),
-                dir: tempfile::tempdir().unwrap(),
+                args: vec!["-c".into(), dir.path().join("mosquitto.conf")],
+                dir,
                 ports: free_ports(listeners.len()),
                 child: None,
             };
@@ -104,15 +172,40 @@ impl Broker {
         panic!("mosquitto did not start: {last_err}");
     }
 
+    /// aedes with `n` plain listeners.
+    fn start_aedes(n: usize) -> Option<Broker> {
+        let (node, module) = aedes()?;
+        let mut last_err = String::new();
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let script = dir.path().join("aedes.mjs");
+            fs::write(&script, AEDES_SCRIPT).unwrap();
+            let ports = free_ports(n);
+            let mut args = vec![script, module.clone()];
+            args.extend(ports.iter().map(|p| PathBuf::from(p.to_string())));
+            let mut b = Broker {
+                exe: node.clone(),
+                args,
+                dir,
+                ports,
+                child: None,
+            };
+            match b.spawn() {
+                Ok(()) => return Some(b),
+                Err(e) => last_err = e,
+            }
+        }
+        panic!("aedes did not start: {last_err}");
+    }
+
     pub(crate) fn addr(&self, listener: usize) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.ports[listener]))
     }
 
     fn spawn(&mut self) -> Result<(), String> {
-        let log = fs::File::create(self.dir.path().join("mosquitto.log")).unwrap();
+        let log = fs::File::create(self.dir.path().join("broker.log")).unwrap();
         let child = Command::new(&self.exe)
-            .arg("-c")
-            .arg(self.dir.path().join("mosquitto.conf"))
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -137,10 +230,10 @@ impl Broker {
 
     /// The broker's log so far.
     pub(crate) fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+        fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
     }
 
-    /// Kills (SIGKILL) and reaps our mosquitto; the ports stay reserved in
+    /// Kills (SIGKILL) and reaps our broker; the ports stay reserved in
     /// the config for [`Broker::restart`].
     pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -149,7 +242,7 @@ impl Broker {
         }
     }
 
-    /// Starts mosquitto again with the same config and ports.
+    /// Starts the broker again with the same config and ports.
     pub(crate) fn restart(&mut self) {
         self.stop();
         let start = Instant::now();
@@ -158,7 +251,7 @@ impl Broker {
                 Ok(()) => return,
                 // The old sockets may linger a moment.
                 Err(e) if start.elapsed() > Duration::from_secs(10) => {
-                    panic!("mosquitto did not restart: {e}")
+                    panic!("the broker did not restart: {e}")
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }

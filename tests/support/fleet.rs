@@ -152,6 +152,25 @@ pub fn publish_many(url: &str, messages: Vec<(String, Vec<u8>, bool)>) {
     });
 }
 
+/// The retained message on `topic` (read after a sync barrier), if any.
+pub fn retained(url: &str, topic: &str) -> Option<Vec<u8>> {
+    let opts = ClientOptions::new(BrokerUrl::parse(url).unwrap());
+    picolet::reactor::block_on(async {
+        let limit = Duration::from_secs(10);
+        let mut c = Client::connect(&opts, limit).await.unwrap();
+        c.subscribe(vec![topic.to_string()]);
+        c.sync("picolet", limit).await.unwrap();
+        let mut found = None;
+        while let Some(m) = c.next_message(std::time::Instant::now()).await.unwrap() {
+            if m.topic == topic && !m.payload.is_empty() {
+                found = Some(m.payload);
+            }
+        }
+        c.disconnect().await;
+        found
+    })
+}
+
 /// mosquitto's own limits, written out: no payload limit
 /// (`message_size_limit 0` is mosquitto's default: any payload MQTT can
 /// carry, up to 256 MiB, is delivered) and no cap on the messages queued

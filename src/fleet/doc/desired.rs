@@ -8,6 +8,7 @@ use crate::spec::objects::{config_map_from_value, secret_from_value};
 use crate::spec::strict::StrictValue;
 use crate::spec::workload::{Workload, WorkloadKey, workload_from_value};
 use crate::spec::{ConfigObject, ObjectKind, Pod, SpecError, pod_from_value};
+use flate2::{Decompress, FlushDecompress, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -29,6 +30,8 @@ pub struct DesiredDoc {
 pub enum Format {
     Json,
     Postcard,
+    /// A zlib stream (RFC 1950) of a JSON or postcard document.
+    Zlib,
 }
 
 /// The postcard wire form; the variant is the version (append only).
@@ -69,6 +72,14 @@ struct DesiredV1 {
 pub fn detect_format(bytes: &[u8]) -> Result<Format, DocError> {
     if bytes.starts_with(&POSTCARD_MAGIC) {
         return Ok(Format::Postcard);
+    }
+    // A zlib header: CM = 8 (deflate), CINFO ≤ 7, and CMF·256 + FLG a
+    // multiple of 31 (RFC 1950 §2.2). Its first byte is never '{', JSON
+    // whitespace, a BOM's or the postcard magic's.
+    if let [cmf, flg, ..] = *bytes {
+        if cmf & 0x0f == 8 && cmf >> 4 <= 7 && (u16::from(cmf) << 8 | u16::from(flg)) % 31 == 0 {
+            return Ok(Format::Zlib);
+        }
     }
     let text = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     match text
@@ -170,14 +181,75 @@ const DESIRED_KEYS: [&str; 7] = [
     "workloads",
 ];
 
-/// Decodes an unsigned desired document, JSON or postcard. The caller has
-/// checked the size. A signed envelope is refused here: it is opened by
+/// Decodes an unsigned desired document, JSON or postcard, or either
+/// compressed (zlib), inflating at most `max_bytes`. The caller has checked
+/// the size of `bytes`. A signed envelope is refused here: it is opened by
 /// [`super::decode_desired`].
-pub fn decode_unsigned(bytes: &[u8]) -> Result<DesiredDoc, DocError> {
+pub fn decode_unsigned(bytes: &[u8], max_bytes: usize) -> Result<DesiredDoc, DocError> {
     match detect_format(bytes)? {
         Format::Json => from_value(parse_json(bytes, "")?),
         Format::Postcard => decode_postcard(&bytes[POSTCARD_MAGIC.len()..]),
+        Format::Zlib => {
+            let plain = inflate(bytes, max_bytes)?;
+            if detect_format(&plain)? == Format::Zlib {
+                return Err(DocError::Zlib(
+                    "the inflated document is compressed again (one level is allowed)".into(),
+                ));
+            }
+            decode_unsigned(&plain, max_bytes)
+        }
     }
+}
+
+/// Inflates the zlib stream `bytes` (all of it: nothing may follow the
+/// stream), refusing as soon as the output passes `limit` bytes: the
+/// output buffer never grows past `limit + 1` bytes, so a deflate bomb
+/// costs at most that much memory.
+pub(crate) fn inflate(bytes: &[u8], limit: usize) -> Result<Vec<u8>, DocError> {
+    let mut z = Decompress::new(true);
+    let cap = limit.saturating_add(1);
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).max(4096).min(cap));
+    let too_large = || DocError::InflatesTooLarge {
+        compressed: bytes.len(),
+        limit,
+    };
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() > limit {
+                return Err(too_large());
+            }
+            out.reserve_exact(out.len().min(cap - out.len()));
+        }
+        let (was_in, was_out) = (z.total_in(), out.len());
+        let rest = &bytes[(was_in as usize).min(bytes.len())..];
+        let status = z
+            .decompress_vec(rest, &mut out, FlushDecompress::None)
+            .map_err(|e| DocError::Zlib(e.to_string()))?;
+        if out.len() > limit {
+            return Err(too_large());
+        }
+        if status == Status::StreamEnd {
+            break;
+        }
+        if z.total_in() == was_in && out.len() == was_out {
+            return Err(DocError::Zlib(
+                "truncated: the data ends before the end of the stream".into(),
+            ));
+        }
+    }
+    let after = bytes.len() - (z.total_in() as usize).min(bytes.len());
+    if after > 0 {
+        return Err(DocError::Zlib(format!(
+            "{after} bytes after the end of the stream"
+        )));
+    }
+    Ok(out)
+}
+
+/// The zlib stream (RFC 1950) of `bytes`: what the controller publishes
+/// (see the module doc of [`super`]; the encoder is [`super::deflate`]).
+pub fn compress(bytes: &[u8]) -> Vec<u8> {
+    super::deflate::zlib(bytes)
 }
 
 /// A desired document from parsed JSON.
@@ -191,7 +263,9 @@ pub(crate) fn from_value(doc: Value) -> Result<DesiredDoc, DocError> {
     if map.get("kind").and_then(Value::as_str) == Some(SIGNED_KIND) {
         return Err(DocError::field(
             "kind",
-            format!("a {SIGNED_KIND} envelope cannot carry another envelope"),
+            format!(
+                "a {SIGNED_KIND} envelope cannot be inside another envelope nor compressed (compress its payload instead)"
+            ),
         ));
     }
     check_header(&map, DESIRED_KIND)?;

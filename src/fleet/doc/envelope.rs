@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 /// How inbound payloads are decoded.
 #[derive(Debug, Clone, Copy)]
 pub struct DecodeOptions<'a> {
-    /// Payloads larger than this are refused before parsing.
+    /// Payloads larger than this are refused before parsing, and a
+    /// compressed document may not inflate to more.
     pub max_bytes: usize,
     /// When set, only documents signed by this key are accepted.
     pub fleet_key: Option<&'a PublicKey>,
@@ -143,12 +144,14 @@ pub fn decode_desired(bytes: &[u8], opts: &DecodeOptions<'_>) -> Result<Opened, 
         key_id: key.key_id(),
     };
     let value = match super::detect_format(bytes)? {
-        Format::Postcard => {
+        // Refused before inflating: a compressed message holds an
+        // unsigned document (an envelope compresses its payload).
+        Format::Postcard | Format::Zlib => {
             if let Some(key) = opts.fleet_key {
                 return Err(unsigned(key));
             }
             return Ok(Opened {
-                doc: decode_unsigned(bytes)?,
+                doc: decode_unsigned(bytes, opts.max_bytes)?,
                 signature: Signature::Unsigned,
             });
         }
@@ -166,7 +169,18 @@ pub fn decode_desired(bytes: &[u8], opts: &DecodeOptions<'_>) -> Result<Opened, 
     let (payload, signature) = open_envelope(&value, opts.fleet_key)?;
     drop(value);
     Ok(Opened {
-        doc: decode_unsigned(&payload)?,
+        doc: decode_unsigned(&payload, opts.max_bytes)?,
         signature,
     })
+}
+
+/// The message the controller publishes for `doc`: its JSON, compressed
+/// (zlib), sealed in an envelope when `key` is given: the signature covers
+/// the compressed bytes (see the module doc of [`super`]).
+pub fn encode_message(doc: &DesiredDoc, key: Option<&SigningKey>) -> Vec<u8> {
+    let payload = super::compress(&super::encode_json(doc));
+    match key {
+        Some(k) => seal_envelope(&payload, k),
+        None => payload,
+    }
 }

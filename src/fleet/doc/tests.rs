@@ -7,6 +7,7 @@ mod events;
 mod fuzz;
 mod merge;
 mod status;
+mod zlib;
 
 use super::*;
 use serde_json::{Value, json};

@@ -169,7 +169,7 @@ fn unknown_top_level_fields_and_bad_pod_lists_are_refused() {
     assert_eq!(error(obj), "pods: must be a list of pods, got {}");
     assert_eq!(
         error(b"[1]"),
-        "unknown document format: first byte 0x5b is neither '{' (JSON) nor the postcard magic"
+        "unknown document format: first byte 0x5b is neither '{' (JSON), the postcard magic nor a zlib header"
     );
     let not_obj = br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":1,"pods":[7]}"#;
     assert!(

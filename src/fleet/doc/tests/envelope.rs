@@ -179,7 +179,7 @@ fn an_envelope_inside_an_envelope_is_refused() {
     let err = decode_desired(&outer, &with_key(&public)).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "kind: a SignedDeviceState envelope cannot carry another envelope"
+        "kind: a SignedDeviceState envelope cannot be inside another envelope nor compressed (compress its payload instead)"
     );
 }
 
