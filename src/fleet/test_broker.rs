@@ -75,8 +75,9 @@ fn free_ports(n: usize) -> Vec<u16> {
 const AEDES_SCRIPT: &str = r#"import { createServer } from 'node:net'
 import { pathToFileURL } from 'node:url'
 const [module, ...ports] = process.argv.slice(2)
-const { Aedes } = await import(pathToFileURL(module).href)
-const broker = await Aedes.createBroker()
+const m = await import(pathToFileURL(module).href)
+// aedes 0.51 (pinned: Node.js >= 16) exports a factory; 1.x a class.
+const broker = m.Aedes?.createBroker ? await m.Aedes.createBroker() : (m.default ?? m)()
 broker.on('clientError', (c, e) => console.log(`client ${c.id}: ${e.message}`))
 broker.on('connectionError', (c, e) => console.log(`connection: ${e.message}`))
 for (const port of ports) {
