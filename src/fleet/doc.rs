@@ -68,7 +68,8 @@ mod tests;
 use crate::spec::SpecError;
 
 pub use desired::{
-    DesiredDoc, Format, decode_unsigned, detect_format, encode_json, encode_postcard,
+    DesiredDoc, Format, OnFailure, Rollout, decode_unsigned, detect_format, encode_json,
+    encode_postcard,
 };
 pub use envelope::{
     DecodeOptions, Opened, Signature, decode_desired, open_envelope, seal_envelope,
