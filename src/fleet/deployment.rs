@@ -152,6 +152,24 @@ impl Deployments {
         rejected.chain(records.filter(|(s, _)| !self.snap.rejected.contains_key(*s)))
     }
 
+    /// The sources whose revision is `Applying`.
+    pub fn applying(&self) -> impl Iterator<Item = &Source> {
+        self.in_state(State::Applying)
+    }
+
+    /// The sources that run their kept document ([`Deployments::pinned`]).
+    pub fn pinned_sources(&self) -> impl Iterator<Item = &Source> {
+        self.in_state(State::FailedRollbackComplete)
+    }
+
+    fn in_state(&self, state: State) -> impl Iterator<Item = &Source> {
+        self.snap
+            .records
+            .iter()
+            .filter(move |(_, r)| r.state == state)
+            .map(|(s, _)| s)
+    }
+
     pub fn record(&self, source: &Source) -> Option<&Record> {
         self.snap.records.get(source)
     }
@@ -388,8 +406,11 @@ impl Deployments {
             Ok(()) => {
                 r.state = State::FailedRollbackComplete;
                 r.rolled_back_to = to;
-                r.message
-                    .push_str(&format!(": rolled back to revision {}", to.unwrap_or(0)));
+                r.message.push_str(&format!(
+                    ": rolled back to revision {}; revision {} is not tried again until a newer revision arrives",
+                    to.unwrap_or(0),
+                    r.revision.unwrap_or(0)
+                ));
             }
             Err(e) => {
                 r.state = State::FailedUnableToRollback;

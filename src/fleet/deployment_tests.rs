@@ -146,7 +146,8 @@ fn rollback_returns_to_the_last_healthy_revision() {
     assert_eq!(r.rolled_back_to, Some(1));
     assert_eq!(
         r.message,
-        "not Healthy within healthDeadlineSeconds (20s): rolled back to revision 1"
+        "not Healthy within healthDeadlineSeconds (20s): rolled back to revision 1; \
+         revision 2 is not tried again until a newer revision arrives"
     );
     assert!(d.pinned(&g()));
     // Not tried again: no timer, observations change nothing.

@@ -77,9 +77,11 @@ pub use envelope::{
 pub use events::{EventAggregator, EventDoc, ObjectRef};
 pub(crate) use merge::device_first;
 pub use merge::{Clash, Merged, ObservedRevision, SourcedPod, Stale, merge};
-pub use node::NodeInfo;
 pub(crate) use node::mem_total;
-pub use status::{DeviceStatus, ErrorLog, PodReport, StatusError, WorkloadReport};
+pub use node::{DiskUse, NodeInfo, mem_available};
+pub use status::{
+    DeploymentReport, DeviceStatus, ErrorLog, PodReport, StatusError, WorkloadReport,
+};
 
 /// `apiVersion` of every picolet document.
 pub const API_VERSION: &str = "picolet.io/v1";

@@ -241,6 +241,11 @@ impl FleetDocs {
         Ok(())
     }
 
+    /// A stored document decoded (and verified) with today's settings.
+    pub fn decode(&self, payload: &[u8]) -> Option<DesiredDoc> {
+        decode_desired(payload, &self.options()).ok().map(|o| o.doc)
+    }
+
     /// The overrides, for the state file.
     pub fn saved_overrides(&self) -> BTreeMap<Source, SavedDoc> {
         saved_of(&self.overrides)

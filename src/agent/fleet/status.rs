@@ -4,8 +4,9 @@
 use super::{STATUS_MIN_INTERVAL_MS, publish};
 use crate::agent::Agent;
 use crate::clock::Now;
-use crate::fleet::doc::{DeviceStatus, ObjectRef, PodReport};
+use crate::fleet::doc::{DeploymentReport, DeviceStatus, DiskUse, ObjectRef, PodReport};
 use crate::fleet::session::Qos;
+use crate::fleet::topics::Source;
 use crate::lifecycle::EventType;
 use crate::lifecycle::Output;
 
@@ -105,6 +106,24 @@ impl Agent {
         });
         let mut node = f.node_info.clone();
         node.uptime_seconds = now.mono_ms / 1000;
+        // Read here, once per status built: no timer of their own.
+        node.memory_available_bytes = crate::fleet::doc::mem_available();
+        let disk = |p: &std::path::Path| {
+            crate::agent::fs_sys::statvfs(p)
+                .map(|s| DiskUse {
+                    used_bytes: s.total.saturating_sub(s.available),
+                    size_bytes: s.total,
+                })
+                .unwrap_or_default()
+        };
+        node.state_disk = disk(&self.cfg.state_dir);
+        node.image_disk = disk(&self.cfg.state_dir.join("images"));
+        node.labels = self.node.labels().clone();
+        node.board = node
+            .labels
+            .get("picolet.io/board")
+            .cloned()
+            .unwrap_or_default();
         let mut status = DeviceStatus::new(
             &f.settings.device_id,
             &docs.observed(),
@@ -119,6 +138,23 @@ impl Agent {
             .entries()
             .filter_map(|e| self.workloads.view(&e.key(), &owned, now))
             .map(|v| crate::fleet::doc::WorkloadReport::from_object(&v.object))
+            .collect();
+        status.deployments = f
+            .deploy
+            .shown()
+            .map(|(s, r)| DeploymentReport {
+                source: match s {
+                    Source::Device(_) => "device".to_string(),
+                    Source::Group(g) => format!("group/{g}"),
+                },
+                revision: r.revision,
+                state: r.state.name().to_string(),
+                reason: r.reason.clone(),
+                message: r.message.clone(),
+                pod: r.pod.clone(),
+                since: crate::clock::rfc3339(r.since_ms),
+                rolled_back_to: r.rolled_back_to,
+            })
             .collect();
         Some(status)
     }

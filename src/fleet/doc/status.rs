@@ -202,8 +202,38 @@ pub struct DeviceStatus {
     /// Each workload's rollout state (issue 13).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<WorkloadReport>,
+    /// The deployment record of each source with a document (issue 14).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployments: Vec<DeploymentReport>,
     /// RFC 3339: when it was built.
     pub time: String,
+}
+
+/// One deployment record of the status document
+/// ([`crate::fleet::deployment`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentReport {
+    /// `device` or `group/<g>`.
+    pub source: String,
+    /// Absent for a refused document whose revision could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// `Applying`, `Healthy`, `Failed`, `RolledBack`, `Rejected`,
+    /// `FailedRollbackComplete`, `FailedUnableToRollback`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// `namespace/name` of the pod that failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pod: String,
+    /// RFC 3339: when the state last changed.
+    #[serde(default)]
+    pub since: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_to: Option<u64>,
 }
 
 /// One workload of the status document: its Kubernetes `status` (counts,
@@ -272,6 +302,7 @@ impl DeviceStatus {
             node,
             errors,
             workloads: Vec::new(),
+            deployments: Vec::new(),
             time: rfc3339(now_wall_ms),
         }
     }
@@ -297,13 +328,18 @@ impl DeviceStatus {
         Ok(status)
     }
 
-    /// Equal but for `time` and `node.uptimeSeconds`, which change without
-    /// anything happening: the agent publishes only when this is false.
+    /// Equal but for `time`, `node.uptimeSeconds` and the node's free
+    /// memory and disk use, which change without anything happening: the
+    /// agent publishes only when this is false (those go out with the next
+    /// change).
     pub fn same_content(&self, other: &DeviceStatus) -> bool {
         let strip = |s: &DeviceStatus| {
             let mut s = s.clone();
             s.time.clear();
             s.node.uptime_seconds = 0;
+            s.node.memory_available_bytes = 0;
+            s.node.state_disk = Default::default();
+            s.node.image_disk = Default::default();
             s
         };
         strip(self) == strip(other)
