@@ -85,12 +85,18 @@ impl Agent {
                 .map(|c| u64::from(c.restart_count.max(0) as u32))
                 .sum::<u64>();
             let key = format!("{}/{}", p.namespace(), p.name());
+            // A pod on its way out for a new spec (or deletion) is not
+            // this revision's: it fails nothing, and is not ready.
+            if p.is_leaving() {
+                h.ready = false;
+                return;
+            }
             if h.failure.is_none() {
                 if let Some((reason, message)) = failure(&report) {
                     h.failure = Some((reason, message, key));
                 }
             }
-            h.ready &= p.st.replacement.is_none() && settled_ok(&report);
+            h.ready &= settled_ok(&report);
         };
         for key in self.desired.owned_by(source) {
             let (ns, name) = key.split_once('/').unwrap_or(("default", key));

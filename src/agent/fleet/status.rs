@@ -18,10 +18,10 @@ impl Agent {
             return;
         };
         match out {
-            Output::StatusChanged { .. } => f.dirty = true,
+            Output::StatusChanged { .. } => f.status_changed(),
             Output::PodRemoved { uid } => {
                 f.events.forget_uid(uid);
-                f.dirty = true;
+                f.status_changed();
             }
             Output::Event {
                 uid,
