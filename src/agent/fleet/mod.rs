@@ -17,6 +17,12 @@
 //!   event. Accepted documents are kept, as received, in the state file
 //!   (`StateV2::fleet_docs`) and applied again at start, before the broker
 //!   is reached: a device rebooted without a broker runs what it last knew.
+//!   Each group's per-device override topic
+//!   (`<prefix>/devices/<id>/groups/<g>/desired`) stands in for the group's
+//!   document while it holds one; an empty retained message clears it.
+//! - **Deployment records** ([`deploy`], [`crate::fleet::deployment`]):
+//!   the state of each source's revision in effect, its health gate, and the
+//!   device's own rollback to the last `Healthy` revision.
 //! - **Status** (`…/status`, retained, QoS 1): `observedRevision`, every pod
 //!   (static ones too) with its Kubernetes status, the node, the errors.
 //!   Published when something changed, at most once per
