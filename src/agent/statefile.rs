@@ -548,7 +548,7 @@ mod tests {
     /// Version 4: the representative version 3 plus an override and a
     /// record in every state (every optional field set and unset).
     fn representative_v4() -> StateV4 {
-        use crate::fleet::deployment::{DeploymentsSnap, Record, State};
+        use crate::fleet::deployment::{DeploymentsSnap, Entry, Record, State};
         use crate::fleet::doc::{OnFailure, Rollout};
         let mut overrides = BTreeMap::new();
         overrides.insert(
@@ -592,20 +592,20 @@ mod tests {
                 },
                 started_mono: 123_456 + i as u64,
             };
-            let source = Source::Group(format!("g{i}"));
+            let mut e = Entry::new(Source::Group(format!("g{i}")));
             if state == State::Rejected {
-                snap.rejected.insert(source, record);
+                e.rejected = Some(record);
             } else {
-                snap.records.insert(source, record);
+                e.record = Some(record);
             }
+            snap.entries.push(e);
         }
-        snap.kept.insert(
-            Source::Device("dev-1".into()),
-            SavedDoc {
-                revision: 6,
-                payload: b"{\"revision\":6}".to_vec(),
-            },
-        );
+        let mut e = Entry::new(Source::Device("dev-1".into()));
+        e.kept = Some(SavedDoc {
+            revision: 6,
+            payload: b"{\"revision\":6}".to_vec(),
+        });
+        snap.entries.push(e);
         StateV4 {
             v3: representative_v3(),
             overrides,

@@ -33,7 +33,6 @@ use crate::fleet::doc::{OnFailure, Rollout};
 use crate::fleet::docs::SavedDoc;
 use crate::fleet::topics::Source;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// A deployment state (Greengrass's names for the failures).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,15 +78,39 @@ pub struct Record {
     pub started_mono: u64,
 }
 
-/// What the state file keeps (`StateV4::deployments`).
+/// One source's record, the refusal shown instead of it, and the
+/// document of its last `Healthy` revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub source: Source,
+    pub record: Option<Record>,
+    /// A refused document, shown instead of the record until it changes.
+    pub rejected: Option<Record>,
+    /// The document of the last `Healthy` revision.
+    pub kept: Option<SavedDoc>,
+    /// While `Applying`: the mono ms its pods were last seen all ready,
+    /// and their restarts then (the verify window). Not saved.
+    #[serde(skip)]
+    stable: Option<(u64, u64)>,
+}
+
+/// What the state file keeps (`StateV4::deployments`). A `Vec`, not a
+/// map: a map's code is large per key and value type (binary size).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentsSnap {
-    pub records: BTreeMap<Source, Record>,
-    /// A refused document per source, shown instead of the record until
-    /// the record changes.
-    pub rejected: BTreeMap<Source, Record>,
-    /// The document of the last `Healthy` revision per source.
-    pub kept: BTreeMap<Source, SavedDoc>,
+    pub entries: Vec<Entry>,
+}
+
+impl Entry {
+    pub fn new(source: Source) -> Entry {
+        Entry {
+            source,
+            record: None,
+            rejected: None,
+            kept: None,
+            stable: None,
+        }
+    }
 }
 
 /// What the pods of a source look like now.
@@ -115,9 +138,6 @@ pub enum Intent {
 #[derive(Debug, Default)]
 pub struct Deployments {
     snap: DeploymentsSnap,
-    /// Per `Applying` source: the mono ms its pods were last seen all
-    /// ready, and their restarts then (the verify window).
-    stable: BTreeMap<Source, (u64, u64)>,
     changed: bool,
 }
 
@@ -125,14 +145,14 @@ impl Deployments {
     /// Takes back the saved records; deadlines saved before a reboot
     /// (mono time later than now) restart now.
     pub fn restore(mut snap: DeploymentsSnap, now: Now) -> Deployments {
-        for r in snap.records.values_mut() {
+        for r in snap.entries.iter_mut().filter_map(|e| e.record.as_mut()) {
             if r.started_mono > now.mono_ms {
                 r.started_mono = now.mono_ms;
             }
         }
         Deployments {
             snap,
-            ..Default::default()
+            changed: false,
         }
     }
 
@@ -145,11 +165,39 @@ impl Deployments {
         std::mem::take(&mut self.changed)
     }
 
-    /// The record of `source`, and the refusal shown instead, if any.
+    fn entry(&self, source: &Source) -> Option<&Entry> {
+        self.snap.entries.iter().find(|e| e.source == *source)
+    }
+
+    fn entry_mut(&mut self, source: &Source) -> &mut Entry {
+        let i = match self.snap.entries.iter().position(|e| e.source == *source) {
+            Some(i) => i,
+            None => {
+                self.snap.entries.push(Entry::new(source.clone()));
+                self.snap.entries.len() - 1
+            }
+        };
+        &mut self.snap.entries[i]
+    }
+
+    /// Each source's record, or the refusal shown instead.
     pub fn shown(&self) -> impl Iterator<Item = (&Source, &Record)> {
-        let rejected = self.snap.rejected.iter();
-        let records = self.snap.records.iter();
-        rejected.chain(records.filter(|(s, _)| !self.snap.rejected.contains_key(*s)))
+        self.snap.entries.iter().filter_map(|e| {
+            let r = e.rejected.as_ref().or(e.record.as_ref())?;
+            Some((&e.source, r))
+        })
+    }
+
+    pub fn record(&self, source: &Source) -> Option<&Record> {
+        self.entry(source)?.record.as_ref()
+    }
+
+    fn in_state(&self, state: State) -> impl Iterator<Item = &Source> {
+        self.snap
+            .entries
+            .iter()
+            .filter(move |e| e.record.as_ref().is_some_and(|r| r.state == state))
+            .map(|e| &e.source)
     }
 
     /// The sources whose revision is `Applying`.
@@ -162,41 +210,27 @@ impl Deployments {
         self.in_state(State::FailedRollbackComplete)
     }
 
-    fn in_state(&self, state: State) -> impl Iterator<Item = &Source> {
-        self.snap
-            .records
-            .iter()
-            .filter(move |(_, r)| r.state == state)
-            .map(|(s, _)| s)
-    }
-
-    pub fn record(&self, source: &Source) -> Option<&Record> {
-        self.snap.records.get(source)
-    }
-
     /// The last `Healthy` document of `source`.
     pub fn kept(&self, source: &Source) -> Option<&SavedDoc> {
-        self.snap.kept.get(source)
+        self.entry(source)?.kept.as_ref()
     }
 
     pub fn kept_docs(&self) -> impl Iterator<Item = &SavedDoc> {
-        self.snap.kept.values()
+        self.snap.entries.iter().filter_map(|e| e.kept.as_ref())
     }
 
     /// Drops what is kept of sources `keep` says no.
     pub fn retain(&mut self, keep: impl Fn(&Source) -> bool) {
-        let before = (self.snap.records.len(), self.snap.kept.len());
-        self.snap.records.retain(|s, _| keep(s));
-        self.snap.rejected.retain(|s, _| keep(s));
-        self.snap.kept.retain(|s, _| keep(s));
-        self.stable.retain(|s, _| keep(s));
-        self.changed |= before != (self.snap.records.len(), self.snap.kept.len());
+        let n = self.snap.entries.len();
+        self.snap.entries.retain(|e| keep(&e.source));
+        self.changed |= n != self.snap.entries.len();
     }
 
     fn set(&mut self, source: &Source, r: Record) {
-        self.snap.rejected.remove(source);
-        self.stable.remove(source);
-        self.snap.records.insert(source.clone(), r);
+        let e = self.entry_mut(source);
+        e.rejected = None;
+        e.stable = None;
+        e.record = Some(r);
         self.changed = true;
     }
 
@@ -225,15 +259,17 @@ impl Deployments {
         now: Now,
     ) {
         let Some((revision, rollout)) = effective else {
-            self.snap.rejected.remove(source);
-            self.stable.remove(source);
-            self.changed |= self.snap.records.remove(source).is_some();
+            let e = self.entry_mut(source);
+            e.rejected = None;
+            e.stable = None;
+            if e.record.take().is_some() {
+                self.changed = true;
+            }
             return;
         };
-        match self.snap.records.get(source).and_then(|r| r.revision) {
-            Some(old) if old == revision => {}
-            Some(old) if old > revision => {
-                let mut r = self.snap.records[source].clone();
+        match self.record(source).map(|r| (r.revision, r.clone())) {
+            Some((Some(old), _)) if old == revision => {}
+            Some((Some(old), mut r)) if old > revision => {
                 r.state = State::RolledBack;
                 r.reason = "OverrideCleared".into();
                 r.message = format!(
@@ -268,14 +304,13 @@ impl Deployments {
             rollout: Rollout::default(),
             started_mono: now.mono_ms,
         };
-        if self
-            .snap
-            .rejected
-            .get(source)
+        let e = self.entry_mut(source);
+        if e.rejected
+            .as_ref()
             .map(|o| (&o.revision, &o.reason, &o.message))
             != Some((&r.revision, &r.reason, &r.message))
         {
-            self.snap.rejected.insert(source.clone(), r);
+            e.rejected = Some(r);
             self.changed = true;
         }
     }
@@ -283,19 +318,17 @@ impl Deployments {
     /// What the pods of `source` look like now.
     #[must_use = "intents are to be carried out"]
     pub fn observe(&mut self, source: &Source, h: &Health, now: Now) -> Option<Intent> {
-        if self.snap.records.get(source)?.state != State::Applying {
+        if self.record(source)?.state != State::Applying {
             return None;
         }
         if let Some((reason, message, pod)) = &h.failure {
             return self.fail(source, reason, message, pod, now);
         }
+        let e = self.entry_mut(source);
         if !h.ready {
-            self.stable.remove(source);
+            e.stable = None;
         } else {
-            let w = self
-                .stable
-                .entry(source.clone())
-                .or_insert((now.mono_ms, h.restarts));
+            let w = e.stable.get_or_insert((now.mono_ms, h.restarts));
             if h.restarts > w.1 {
                 // A restart inside the window: it starts again.
                 *w = (now.mono_ms, h.restarts);
@@ -311,40 +344,24 @@ impl Deployments {
     pub fn tick(&mut self, now: Now) -> Vec<Intent> {
         let due: Vec<Source> = self
             .snap
-            .records
+            .entries
             .iter()
-            .filter(|(s, r)| {
-                r.state == State::Applying && self.due(s, r).is_some_and(|t| t <= now.mono_ms)
-            })
-            .map(|(s, _)| s.clone())
+            .filter(|e| due(e).is_some_and(|t| t <= now.mono_ms))
+            .map(|e| e.source.clone())
             .collect();
         due.iter().filter_map(|s| self.check(s, now)).collect()
     }
 
     /// The next mono ms [`Deployments::tick`] has work.
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.snap
-            .records
-            .iter()
-            .filter(|(_, r)| r.state == State::Applying)
-            .filter_map(|(s, r)| self.due(s, r))
-            .min()
-    }
-
-    fn due(&self, source: &Source, r: &Record) -> Option<u64> {
-        let deadline = r.started_mono + u64::from(r.rollout.health_deadline_seconds) * 1000;
-        let verified = self
-            .stable
-            .get(source)
-            .map(|(t, _)| t + u64::from(r.rollout.verify_seconds) * 1000);
-        Some(verified.map_or(deadline, |v| v.min(deadline)))
+        self.snap.entries.iter().filter_map(due).min()
     }
 
     fn check(&mut self, source: &Source, now: Now) -> Option<Intent> {
-        let r = self.snap.records.get(source)?;
-        let verified = self
+        let e = self.entry(source)?;
+        let r = e.record.as_ref()?;
+        let verified = e
             .stable
-            .get(source)
             .is_some_and(|(t, _)| t + u64::from(r.rollout.verify_seconds) * 1000 <= now.mono_ms);
         if verified {
             let mut r = r.clone();
@@ -369,12 +386,12 @@ impl Deployments {
         pod: &str,
         now: Now,
     ) -> Option<Intent> {
-        let mut r = self.snap.records.get(source)?.clone();
+        let mut r = self.record(source)?.clone();
         r.reason = reason.to_string();
         r.message = message.to_string();
         r.pod = pod.to_string();
         r.since_ms = now.wall_ms;
-        let back = self.snap.kept.get(source).map(|k| k.revision);
+        let back = self.kept(source).map(|k| k.revision);
         let intent = match (r.rollout.on_failure, back) {
             (OnFailure::Keep, _) => {
                 r.state = State::Failed;
@@ -398,26 +415,23 @@ impl Deployments {
 
     /// The agent re-applied the kept document (`Err`: it could not).
     pub fn rollback_done(&mut self, source: &Source, result: Result<(), String>, now: Now) {
-        let Some(mut r) = self.snap.records.get(source).cloned() else {
+        let Some(mut r) = self.record(source).cloned() else {
             return;
         };
-        let to = self.snap.kept.get(source).map(|k| k.revision);
+        let to = self.kept(source).map_or(0, |k| k.revision);
+        let failed = r.revision.unwrap_or(0);
         match result {
             Ok(()) => {
                 r.state = State::FailedRollbackComplete;
-                r.rolled_back_to = to;
+                r.rolled_back_to = Some(to);
                 r.message.push_str(&format!(
-                    ": rolled back to revision {}; revision {} is not tried again until a newer revision arrives",
-                    to.unwrap_or(0),
-                    r.revision.unwrap_or(0)
+                    ": rolled back to revision {to}; revision {failed} is not tried again until a newer revision arrives"
                 ));
             }
             Err(e) => {
                 r.state = State::FailedUnableToRollback;
-                r.message.push_str(&format!(
-                    ": re-applying revision {} failed: {e}",
-                    to.unwrap_or(0)
-                ));
+                r.message
+                    .push_str(&format!(": re-applying revision {to} failed: {e}"));
             }
         }
         r.since_ms = now.wall_ms;
@@ -426,8 +440,9 @@ impl Deployments {
 
     /// The document of the revision that became `Healthy` ([`Intent::Keep`]).
     pub fn keep(&mut self, source: &Source, doc: SavedDoc) {
-        if self.snap.kept.get(source) != Some(&doc) {
-            self.snap.kept.insert(source.clone(), doc);
+        let e = self.entry_mut(source);
+        if e.kept.as_ref() != Some(&doc) {
+            e.kept = Some(doc);
             self.changed = true;
         }
     }
@@ -435,11 +450,20 @@ impl Deployments {
     /// Whether `source` runs its kept document instead of the accepted one
     /// (after the device's own rollback).
     pub fn pinned(&self, source: &Source) -> bool {
-        self.snap
-            .records
-            .get(source)
+        self.record(source)
             .is_some_and(|r| r.state == State::FailedRollbackComplete)
     }
+}
+
+/// When an `Applying` record is due: the end of its verify window, else
+/// its deadline.
+fn due(e: &Entry) -> Option<u64> {
+    let r = e.record.as_ref().filter(|r| r.state == State::Applying)?;
+    let deadline = r.started_mono + u64::from(r.rollout.health_deadline_seconds) * 1000;
+    let verified = e
+        .stable
+        .map(|(t, _)| t + u64::from(r.rollout.verify_seconds) * 1000);
+    Some(verified.map_or(deadline, |v| v.min(deadline)))
 }
 
 #[cfg(test)]

@@ -79,9 +79,7 @@ pub(crate) use merge::device_first;
 pub use merge::{Clash, Merged, ObservedRevision, SourcedPod, Stale, merge};
 pub(crate) use node::mem_total;
 pub use node::{DiskUse, NodeInfo, mem_available};
-pub use status::{
-    DeploymentReport, DeviceStatus, ErrorLog, PodReport, StatusError, WorkloadReport,
-};
+pub use status::{DeviceStatus, ErrorLog, PodReport, StatusError, WorkloadReport};
 
 /// `apiVersion` of every picolet document.
 pub const API_VERSION: &str = "picolet.io/v1";

@@ -112,11 +112,11 @@ pub struct FleetDocs {
     /// Per group: the document of this device's override topic
     /// (`<prefix>/devices/<id>/groups/<g>/desired`), which stands in for
     /// the group's while held.
-    overrides: BTreeMap<Source, Accepted>,
+    overrides: Slots,
     /// Per source: the last `Healthy` document the device rolled back to
     /// ([`crate::fleet::deployment`]), which runs instead of the accepted
     /// one until that changes.
-    pins: BTreeMap<Source, Accepted>,
+    pins: Slots,
     /// Refused documents, until a newer one from the same topic is accepted.
     doc_errors: ErrorLog,
     /// Refused pods and name clashes of the last plan.
@@ -136,8 +136,8 @@ impl FleetDocs {
         FleetDocs {
             cfg,
             docs: BTreeMap::new(),
-            overrides: BTreeMap::new(),
-            pins: BTreeMap::new(),
+            overrides: Slots::default(),
+            pins: Slots::default(),
             doc_errors: ErrorLog::default(),
             plan_errors: Vec::new(),
         }
@@ -218,7 +218,7 @@ impl FleetDocs {
     /// override topic): the group's document takes effect again, and a
     /// pin goes. False when there was none.
     pub fn clear_override(&mut self, source: &Source) -> bool {
-        if self.overrides.remove(source).is_none() {
+        if !self.overrides.remove(source) {
             return false;
         }
         self.pins.remove(source);
@@ -237,7 +237,7 @@ impl FleetDocs {
             payload: saved.payload.clone(),
             doc: opened.doc,
         };
-        self.pins.insert(source.clone(), a);
+        self.pins.insert(source, a);
         Ok(())
     }
 
@@ -248,7 +248,11 @@ impl FleetDocs {
 
     /// The overrides, for the state file.
     pub fn saved_overrides(&self) -> BTreeMap<Source, SavedDoc> {
-        saved_of(&self.overrides)
+        let mut out = BTreeMap::new();
+        for (s, a) in &self.overrides.0 {
+            out.insert(s.clone(), saved_doc(a));
+        }
+        out
     }
 
     /// Takes back the overrides of the state file (as [`FleetDocs::restore`]).
@@ -293,7 +297,7 @@ impl FleetDocs {
                         doc: opened.doc,
                     };
                     if over {
-                        self.overrides.insert(source, accepted);
+                        self.overrides.insert(&source, accepted);
                     } else {
                         self.docs.insert(source, accepted);
                     }
@@ -370,7 +374,7 @@ impl FleetDocs {
             self.pins.remove(source);
         }
         if over {
-            self.overrides.insert(source.clone(), accepted);
+            self.overrides.insert(source, accepted);
         } else {
             self.docs.insert(source.clone(), accepted);
         }
@@ -396,7 +400,11 @@ impl FleetDocs {
     /// there is one (the revision in effect, pins aside).
     pub fn observed(&self) -> ObservedRevision {
         let mut o = ObservedRevision::default();
-        for s in self.docs.keys().chain(self.overrides.keys()) {
+        for s in self
+            .docs
+            .keys()
+            .chain(self.overrides.0.iter().map(|(s, _)| s))
+        {
             if let Some((d, _)) = self.in_effect(s) {
                 o.record(s, d.revision);
             }
@@ -539,16 +547,46 @@ impl FleetDocs {
     }
 }
 
+fn saved_doc(a: &Accepted) -> SavedDoc {
+    SavedDoc {
+        revision: a.revision,
+        payload: a.payload.clone(),
+    }
+}
+
 fn saved_of(docs: &BTreeMap<Source, Accepted>) -> BTreeMap<Source, SavedDoc> {
     let mut out = BTreeMap::new();
     for (s, a) in docs {
-        let saved = SavedDoc {
-            revision: a.revision,
-            payload: a.payload.clone(),
-        };
-        out.insert(s.clone(), saved);
+        out.insert(s.clone(), saved_doc(a));
     }
     out
+}
+
+/// A few documents by source, in a `Vec` (a map's removal code is large
+/// per key and value type: binary size).
+#[derive(Debug, Default)]
+struct Slots(Vec<(Source, Accepted)>);
+
+impl Slots {
+    fn get(&self, source: &Source) -> Option<&Accepted> {
+        self.0.iter().find(|(s, _)| s == source).map(|(_, a)| a)
+    }
+
+    fn contains_key(&self, source: &Source) -> bool {
+        self.get(source).is_some()
+    }
+
+    /// Whether there was one.
+    fn remove(&mut self, source: &Source) -> bool {
+        let n = self.0.len();
+        self.0.retain(|(s, _)| s != source);
+        n != self.0.len()
+    }
+
+    fn insert(&mut self, source: &Source, a: Accepted) {
+        self.remove(source);
+        self.0.push((source.clone(), a));
+    }
 }
 
 #[cfg(test)]

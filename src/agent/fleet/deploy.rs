@@ -108,7 +108,7 @@ impl Agent {
         // The pods of this source's workloads (a Deployment's through its
         // ReplicaSet's uid).
         let label = crate::fleet::docs::source_label(source);
-        let owned: BTreeSet<&str> = self
+        let owned: Vec<&str> = self
             .workloads
             .entries()
             .filter(|e| e.source == label)
@@ -124,7 +124,7 @@ impl Agent {
                     .metadata
                     .labels
                     .get(crate::workloads::deployment::HASH_LABEL);
-                let mine = owned.contains(r.uid.as_str())
+                let mine = owned.contains(&r.uid.as_str())
                     || hash.is_some_and(|h| {
                         owned
                             .iter()

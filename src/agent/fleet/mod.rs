@@ -390,20 +390,22 @@ impl Agent {
                     "the document is {payload} bytes, more than the limit of {limit} bytes: discarded unread{}",
                     if retained { " (retained)" } else { "" }
                 );
-                docs.push_error(StatusError {
+                let err = StatusError {
                     topic: topic.clone(),
                     revision: None,
                     pod: None,
                     reason: "TooLarge".to_string(),
                     message: message.clone(),
                     time,
-                });
+                };
+                docs.push_error(err.clone());
                 f.dirty = true;
                 let source = docs.source_of(&topic);
                 f.last_error = Some(text);
                 if let Some(source) = source {
                     let object = ObjectRef::desired(&source);
                     self.publish_event(object, EventType::Warning, "TooLarge", &message);
+                    self.deploy_refused(&source, &err);
                 }
                 return;
             }

@@ -202,38 +202,16 @@ pub struct DeviceStatus {
     /// Each workload's rollout state (issue 13).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<WorkloadReport>,
-    /// The deployment record of each source with a document (issue 14).
+    /// The deployment record of each source with a document (issue 14,
+    /// docs/fleet.md): `{"source": "device" | "group/<g>", "revision": N,
+    /// "state": S, "reason", "message", "pod", "since": RFC 3339,
+    /// "rolledBackTo": M}` (`revision`, `reason`, `message`, `pod`,
+    /// `rolledBackTo` only when set). Kept as JSON values: a typed
+    /// `Deserialize` costs binary size, and readers index it by key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub deployments: Vec<DeploymentReport>,
+    pub deployments: Vec<serde_json::Value>,
     /// RFC 3339: when it was built.
     pub time: String,
-}
-
-/// One deployment record of the status document
-/// ([`crate::fleet::deployment`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeploymentReport {
-    /// `device` or `group/<g>`.
-    pub source: String,
-    /// Absent for a refused document whose revision could not be read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revision: Option<u64>,
-    /// `Applying`, `Healthy`, `Failed`, `RolledBack`, `Rejected`,
-    /// `FailedRollbackComplete`, `FailedUnableToRollback`.
-    pub state: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub reason: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub message: String,
-    /// `namespace/name` of the pod that failed.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub pod: String,
-    /// RFC 3339: when the state last changed.
-    #[serde(default)]
-    pub since: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rolled_back_to: Option<u64>,
 }
 
 /// One workload of the status document: its Kubernetes `status` (counts,

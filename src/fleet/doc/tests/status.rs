@@ -214,27 +214,12 @@ fn free_memory_and_disk_use_alone_do_not_make_a_new_status() {
 }
 
 #[test]
-fn deployments_are_reported_with_their_optional_fields_only_when_set() {
+fn deployments_round_trip_through_the_status_document() {
     let mut s = sample();
     let v = serde_json::to_value(&s).unwrap();
     assert!(v.get("deployments").is_none());
-    s.deployments.push(DeploymentReport {
-        source: "group/kitchen".into(),
-        revision: Some(4),
-        state: "FailedRollbackComplete".into(),
-        reason: "HealthDeadlineExceeded".into(),
-        message: "m".into(),
-        pod: String::new(),
-        since: "2026-01-01T00:00:00Z".into(),
-        rolled_back_to: Some(3),
-    });
-    let v = serde_json::to_value(&s).unwrap();
-    assert_eq!(
-        v["deployments"][0],
-        json!({"source": "group/kitchen", "revision": 4, "state": "FailedRollbackComplete",
-               "reason": "HealthDeadlineExceeded", "message": "m",
-               "since": "2026-01-01T00:00:00Z", "rolledBackTo": 3})
-    );
+    s.deployments
+        .push(json!({"source": "group/kitchen", "revision": 4, "state": "Healthy"}));
     let back = DeviceStatus::from_json(&serde_json::to_vec(&s).unwrap()).unwrap();
     assert_eq!(back.deployments, s.deployments);
 }
