@@ -61,6 +61,9 @@ pub struct Disk {
     gc: GcSchedule,
     /// Manifest digest → Unix ms a container using it last started.
     image_last_used: BTreeMap<String, i64>,
+    /// Images of the fleet's kept `Healthy` documents (what a device-side
+    /// rollback returns to): never collected.
+    kept_images: Vec<String>,
 }
 
 /// Rounds to wait for the trash before evicting anyway.
@@ -77,7 +80,14 @@ impl Disk {
             gc_policy,
             gc: GcSchedule::new(),
             image_last_used: BTreeMap::new(),
+            kept_images: Vec::new(),
         }
+    }
+
+    /// The images of the fleet's kept `Healthy` documents: exempt from
+    /// image GC, as images in use are.
+    pub fn set_kept_images(&mut self, images: Vec<String>) {
+        self.kept_images = images;
     }
 
     /// A container using the image with this manifest digest started.
@@ -169,7 +179,7 @@ impl Disk {
             want,
             min_age_ms: self.gc_policy.min_age_ms,
             now_ms: crate::clock::wall_ms(),
-            in_use: in_use(node),
+            in_use: in_use_with(node, &self.kept_images),
             last_used: self.image_last_used.clone(),
             trash: super::trash::trash_dir(dirs.state_dir),
         };
@@ -348,7 +358,12 @@ impl Disk {
 /// What the node's pods use: every image their containers name (init
 /// containers too, any phase) and every image ID their containers ran.
 pub fn in_use(node: &Node) -> InUse {
-    let mut refs = std::collections::BTreeSet::new();
+    in_use_with(node, &[])
+}
+
+/// [`in_use`] plus `kept` (references of images to keep all the same).
+pub fn in_use_with(node: &Node, kept: &[String]) -> InUse {
+    let mut refs: std::collections::BTreeSet<String> = kept.iter().cloned().collect();
     let mut ids = std::collections::BTreeSet::new();
     for p in node.pods() {
         for c in p.spec.all_containers() {

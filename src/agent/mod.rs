@@ -64,7 +64,7 @@ use notify::Notify;
 use sandbox::ShimConn;
 use shims::Shims;
 use signals::{Asked, Stop};
-use statefile::{StateFile, StateV2, StateV3};
+use statefile::{StateFile, StateV2, StateV3, StateV4};
 use static_pods::StaticPods;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -276,6 +276,7 @@ impl Agent {
         let mut store = StateStore::new(&cfg.state_dir);
         let now = Now::read();
         let mut saved_workloads = None;
+        let mut saved_fleet = (BTreeMap::new(), Default::default());
         let (mut node, sandboxes, sources, fleet_docs) = match store.load::<StateFile>() {
             Ok(Some(loaded)) => {
                 if let Some(why) = loaded.recovered.as_ref() {
@@ -283,11 +284,17 @@ impl Agent {
                         "state.bin was unusable ({why}); recovered the previous copy state.bin.prev"
                     );
                 }
-                let StateV3 {
-                    v2: state,
-                    workloads,
+                let StateV4 {
+                    v3:
+                        StateV3 {
+                            v2: state,
+                            workloads,
+                        },
+                    overrides,
+                    deployments,
                 } = loaded.value.into_latest();
                 saved_workloads = Some(workloads);
+                saved_fleet = (overrides, deployments);
                 let node = Node::restore(state.node, cfg.node_name.clone(), now)
                     .map_err(|e| AgentError::State(e.to_string()))?;
                 (node, state.sandboxes, state.sources, state.fleet_docs)
@@ -314,13 +321,20 @@ impl Agent {
         node.set_labels(node_labels::node_labels(&cfg));
         node.set_limits(
             fds::budget_max_pods(cfg.max_pods),
+            // A document per source, an override per group, and a kept
+            // Healthy document per source.
             spec_budget(cfg.fleet.as_ref().map_or(0, |f| {
-                (1 + f.groups.len()).saturating_mul(f.max_document_bytes)
+                (2 + 3 * f.groups.len()).saturating_mul(f.max_document_bytes)
             })),
         );
         let (fleet, docs) = match cfg.fleet.clone() {
             Some(settings) => {
-                let (fleet, docs) = fleet::Fleet::new(settings, fleet_docs, now)?;
+                let saved = fleet::SavedFleet {
+                    docs: fleet_docs,
+                    overrides: saved_fleet.0,
+                    deployments: saved_fleet.1,
+                };
+                let (fleet, docs) = fleet::Fleet::new(settings, saved, now)?;
                 (Some(Box::new(fleet)), Some(docs))
             }
             None => {
@@ -340,7 +354,10 @@ impl Agent {
         desired.restore_workload_owners(workloads.sources());
         let cgroups = PodCgroups::detect(cfg.cgroup_root.clone());
         let (tx, rx) = async_channel::unbounded();
-        let disk = disk::Disk::new(cfg.disk_interval, cfg.eviction, cfg.image_gc);
+        let mut disk = disk::Disk::new(cfg.disk_interval, cfg.eviction, cfg.image_gc);
+        if let (Some(f), Some(docs)) = (fleet.as_ref(), desired.fleet()) {
+            disk.set_kept_images(f.kept_images(docs));
+        }
         let statics = StaticPods::new(cfg.manifests.clone());
         let api = ApiServer::new(&cfg.state_dir);
         let net = network::PodNet::setup(&cfg);
@@ -519,6 +536,7 @@ impl Agent {
                 break;
             }
         }
+        self.deploy_turn();
         self.fleet_flush();
         if self.dirty {
             self.dirty = false;
@@ -700,9 +718,18 @@ impl Agent {
 
     #[inline(never)] // own stack frame: see docs/design-deviations.md §13
     fn persist(&mut self) {
-        let state = StateFile::V3(StateV3 {
-            workloads: self.workloads.snapshot(),
-            v2: self.state_v2(),
+        let (overrides, deployments) = self
+            .fleet
+            .as_ref()
+            .map(|f| f.saved_extra(self.desired.fleet()))
+            .unwrap_or_default();
+        let state = StateFile::V4(StateV4 {
+            v3: StateV3 {
+                workloads: self.workloads.snapshot(),
+                v2: self.state_v2(),
+            },
+            overrides,
+            deployments,
         });
         match self.store.save(&state) {
             Ok(true) => log::debug!("state saved"),

@@ -24,6 +24,7 @@ pub enum StateFile {
     V1(StateV1),
     V2(StateV2),
     V3(StateV3),
+    V4(StateV4),
 }
 
 /// Version 1: pods, shims and where each desired pod came from.
@@ -53,11 +54,21 @@ pub struct StateV2 {
 }
 
 /// Version 3: version 2 plus the workload controllers' state (issue 13).
-/// The latest version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StateV3 {
     pub v2: StateV2,
     pub workloads: crate::workloads::WorkloadsSnap,
+}
+
+/// Version 4: version 3 plus the fleet's per-device group overrides and
+/// the deployment records with the last `Healthy` document of each source
+/// (issue 14). The latest version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateV4 {
+    pub v3: StateV3,
+    /// Per group: the accepted document of this device's override topic.
+    pub overrides: BTreeMap<Source, SavedDoc>,
+    pub deployments: crate::fleet::deployment::DeploymentsSnap,
 }
 
 /// A running shim as last seen.
@@ -69,7 +80,20 @@ pub struct SandboxRecord {
 
 impl StateFile {
     /// Migrates any version to the latest one.
-    pub fn into_latest(self) -> StateV3 {
+    pub fn into_latest(self) -> StateV4 {
+        let v3 = match self {
+            StateFile::V4(v4) => return v4,
+            StateFile::V3(v3) => v3,
+            older => older.into_v3(),
+        };
+        StateV4 {
+            v3,
+            overrides: BTreeMap::new(),
+            deployments: Default::default(),
+        }
+    }
+
+    fn into_v3(self) -> StateV3 {
         let v2 = match self {
             StateFile::V1(v1) => {
                 // Inserted, not collected (binary size: a collect into a
@@ -87,6 +111,7 @@ impl StateFile {
             }
             StateFile::V2(v2) => v2,
             StateFile::V3(v3) => return v3,
+            StateFile::V4(v4) => return v4.v3,
         };
         StateV3 {
             v2,
@@ -97,7 +122,7 @@ impl StateFile {
 
 #[cfg(test)]
 mod tests {
-    use super::{SandboxRecord, SavedDoc, StateFile, StateV1, StateV2, StateV3, v1};
+    use super::{SandboxRecord, SavedDoc, StateFile, StateV1, StateV2, StateV3, StateV4, v1};
     use crate::clock::Now;
     use crate::fleet::topics::Source;
     use crate::lifecycle::NodeSnapshot;
@@ -137,7 +162,7 @@ mod tests {
     fn a_version_1_state_file_loads_as_version_2_without_fleet_documents() {
         let bytes = crate::store::encode(&v1()).unwrap();
         let loaded: StateFile = crate::store::decode(&bytes).unwrap();
-        let v2 = loaded.into_latest().v2;
+        let v2 = loaded.into_latest().v3.v2;
         assert_eq!(v2.sources["default/web"], "/m/web.yaml");
         assert_eq!(v2.sandboxes["u1"].pid, 42);
         assert!(v2.fleet_docs.is_empty());
@@ -145,7 +170,7 @@ mod tests {
 
     #[test]
     fn version_2_keeps_the_raw_documents_per_source() {
-        let mut v2 = v1().into_latest().v2;
+        let mut v2 = v1().into_latest().v3.v2;
         v2.fleet_docs.insert(
             Source::Group("kitchen".into()),
             SavedDoc {
@@ -157,6 +182,7 @@ mod tests {
         let back = crate::store::decode::<StateFile>(&bytes)
             .unwrap()
             .into_latest()
+            .v3
             .v2;
         let doc = &back.fleet_docs[&Source::Group("kitchen".into())];
         assert_eq!(
@@ -367,6 +393,7 @@ mod tests {
             (1, representative_v1()),
             (2, StateFile::V2(representative())),
             (3, StateFile::V3(representative_v3())),
+            (4, StateFile::V4(representative_v4())),
         ];
         for (version, state) in files {
             let path = golden(version);
@@ -393,7 +420,7 @@ mod tests {
             fleet_docs: BTreeMap::new(),
             ..representative()
         };
-        assert_eq!(state.into_latest().v2, want);
+        assert_eq!(state.into_latest().v3.v2, want);
     }
 
     #[test]
@@ -501,7 +528,7 @@ mod tests {
     #[test]
     fn the_golden_version_2_file_loads_as_version_3_without_workloads() {
         let (_, state) = load_golden(2);
-        let v3 = state.into_latest();
+        let v3 = state.into_latest().v3;
         assert_eq!(v3.v2, representative());
         assert!(v3.workloads.entries.is_empty());
     }
@@ -515,6 +542,95 @@ mod tests {
             bytes,
             "today's types no longer encode as version 3: freeze version 3's types, \
              point StateV3 at them, and append a V4 with its own golden file"
+        );
+    }
+
+    /// Version 4: the representative version 3 plus an override and a
+    /// record in every state (every optional field set and unset).
+    fn representative_v4() -> StateV4 {
+        use crate::fleet::deployment::{DeploymentsSnap, Entry, Record, State};
+        use crate::fleet::doc::{OnFailure, Rollout};
+        let mut overrides = BTreeMap::new();
+        overrides.insert(
+            Source::Group("kitchen".into()),
+            SavedDoc {
+                revision: 9,
+                payload: b"{\"revision\":9}".to_vec(),
+            },
+        );
+        let states = [
+            State::Applying,
+            State::Healthy,
+            State::Failed,
+            State::RolledBack,
+            State::Rejected,
+            State::FailedRollbackComplete,
+            State::FailedUnableToRollback,
+        ];
+        let mut snap = DeploymentsSnap::default();
+        for (i, state) in states.into_iter().enumerate() {
+            let record = Record {
+                revision: (i != 4).then_some(i as u64 + 1),
+                state,
+                reason: "HealthDeadlineExceeded".into(),
+                message: "m".into(),
+                pod: if i % 2 == 0 {
+                    "default/web".into()
+                } else {
+                    String::new()
+                },
+                since_ms: 1_700_000_000_000 + i as i64,
+                rolled_back_to: (i == 5).then_some(2),
+                rollout: Rollout {
+                    health_deadline_seconds: 300,
+                    verify_seconds: 30,
+                    on_failure: if i % 2 == 0 {
+                        OnFailure::Keep
+                    } else {
+                        OnFailure::Rollback
+                    },
+                },
+                started_mono: 123_456 + i as u64,
+            };
+            let mut e = Entry::new(Source::Group(format!("g{i}")));
+            if state == State::Rejected {
+                e.rejected = Some(record);
+            } else {
+                e.record = Some(record);
+            }
+            snap.entries.push(e);
+        }
+        let mut e = Entry::new(Source::Device("dev-1".into()));
+        e.kept = Some(SavedDoc {
+            revision: 6,
+            payload: b"{\"revision\":6}".to_vec(),
+        });
+        snap.entries.push(e);
+        StateV4 {
+            v3: representative_v3(),
+            overrides,
+            deployments: snap,
+        }
+    }
+
+    #[test]
+    fn the_golden_version_3_file_loads_as_version_4_without_records() {
+        let (_, state) = load_golden(3);
+        let v4 = state.into_latest();
+        assert_eq!(v4.v3, representative_v3());
+        assert!(v4.overrides.is_empty());
+        assert_eq!(v4.deployments, Default::default());
+    }
+
+    #[test]
+    fn the_golden_version_4_file_loads_and_the_latest_still_encodes_the_same() {
+        let (bytes, state) = load_golden(4);
+        assert_eq!(state, StateFile::V4(representative_v4()));
+        assert_eq!(
+            crate::store::encode(&StateFile::V4(representative_v4())).unwrap(),
+            bytes,
+            "today's types no longer encode as version 4: freeze version 4's types, \
+             point StateV4 at them, and append a V5 with its own golden file"
         );
     }
 

@@ -484,6 +484,8 @@ fn publish_and_wait(
                     .map(|d| d.workloads.clone())
                     .unwrap_or_default(),
             },
+            // The retained document's rollout block is kept.
+            rollout: current.1.as_ref().and_then(|d| d.rollout),
         };
         let payload = encode_message(&doc, o.key);
         let how = match o.key {

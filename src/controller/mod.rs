@@ -55,7 +55,7 @@ pub mod client;
 mod help;
 mod local;
 mod merge;
-mod pods;
+pub(crate) mod pods;
 mod status;
 mod wait;
 

@@ -87,7 +87,8 @@ use crate::spec::SpecError;
 
 pub(crate) use desired::inflate;
 pub use desired::{
-    DesiredDoc, Format, compress, decode_unsigned, detect_format, encode_json, encode_postcard,
+    DesiredDoc, Format, OnFailure, Rollout, compress, decode_unsigned, detect_format, encode_json,
+    encode_postcard,
 };
 pub use envelope::{
     DecodeOptions, Opened, Signature, decode_desired, encode_message, open_envelope, seal_envelope,
@@ -95,8 +96,8 @@ pub use envelope::{
 pub use events::{EventAggregator, EventDoc, ObjectRef};
 pub(crate) use merge::device_first;
 pub use merge::{Clash, Merged, ObservedRevision, SourcedPod, Stale, merge};
-pub use node::NodeInfo;
 pub(crate) use node::mem_total;
+pub use node::{DiskUse, NodeInfo, mem_available};
 pub use status::{DeviceStatus, ErrorLog, PodReport, StatusError, WorkloadReport};
 
 /// `apiVersion` of every picolet document.

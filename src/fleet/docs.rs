@@ -109,6 +109,14 @@ pub struct Plan {
 pub struct FleetDocs {
     cfg: DocsConfig,
     docs: BTreeMap<Source, Accepted>,
+    /// Per group: the document of this device's override topic
+    /// (`<prefix>/devices/<id>/groups/<g>/desired`), which stands in for
+    /// the group's while held.
+    overrides: Slots,
+    /// Per source: the last `Healthy` document the device rolled back to
+    /// ([`crate::fleet::deployment`]), which runs instead of the accepted
+    /// one until that changes.
+    pins: Slots,
     /// Refused documents, until a newer one from the same topic is accepted.
     doc_errors: ErrorLog,
     /// Refused pods and name clashes of the last plan.
@@ -128,6 +136,8 @@ impl FleetDocs {
         FleetDocs {
             cfg,
             docs: BTreeMap::new(),
+            overrides: Slots::default(),
+            pins: Slots::default(),
             doc_errors: ErrorLog::default(),
             plan_errors: Vec::new(),
         }
@@ -149,16 +159,110 @@ impl FleetDocs {
 
     /// The source of an inbound topic, if it is one of this device's
     /// desired topics.
+    /// The device's override topic of a group counts as the group's.
     pub fn source_of(&self, topic: &str) -> Option<Source> {
-        match self.cfg.topics.parse(topic)? {
-            Topic::Desired(s) if self.configured(&s) => Some(s),
-            _ => None,
-        }
+        let s = match self.cfg.topics.parse(topic)? {
+            Topic::Desired(s) => s,
+            Topic::Override(d, g) if d == self.cfg.device_id => Source::Group(g),
+            _ => return None,
+        };
+        self.configured(&s).then_some(s)
+    }
+
+    /// Whether `topic` is an override topic ([`FleetDocs::source_of`]
+    /// gives its group).
+    pub fn is_override(&self, topic: &str) -> bool {
+        matches!(self.cfg.topics.parse(topic), Some(Topic::Override(..)))
     }
 
     /// The desired topic of `source`.
     pub fn topic(&self, source: &Source) -> String {
         self.cfg.topics.desired(source)
+    }
+
+    fn topic_of(&self, source: &Source, over: bool) -> String {
+        match source {
+            Source::Group(g) if over => self.cfg.topics.group_override(&self.cfg.device_id, g),
+            _ => self.topic(source),
+        }
+    }
+
+    /// What `source` runs: its pin, else its override, else its document.
+    fn effective(&self, source: &Source) -> Option<&Accepted> {
+        self.pins
+            .get(source)
+            .or_else(|| self.overrides.get(source))
+            .or_else(|| self.docs.get(source))
+    }
+
+    /// The document in effect for `source` (pins aside): its override,
+    /// else its own.
+    pub fn in_effect(&self, source: &Source) -> Option<(&DesiredDoc, SavedDoc)> {
+        let a = self
+            .overrides
+            .get(source)
+            .or_else(|| self.docs.get(source))?;
+        let saved = SavedDoc {
+            revision: a.revision,
+            payload: a.payload.clone(),
+        };
+        Some((&a.doc, saved))
+    }
+
+    /// Whether group `source` has an override.
+    pub fn has_override(&self, source: &Source) -> bool {
+        self.overrides.contains_key(source)
+    }
+
+    /// Clears the override of `source` (an empty retained message on its
+    /// override topic): the group's document takes effect again, and a
+    /// pin goes. False when there was none.
+    pub fn clear_override(&mut self, source: &Source) -> bool {
+        if !self.overrides.remove(source) {
+            return false;
+        }
+        self.pins.remove(source);
+        let topic = self.topic_of(source, true);
+        self.doc_errors.clear_topic(&topic);
+        true
+    }
+
+    /// Runs `saved` (the last `Healthy` document of `source`) instead of
+    /// the accepted one, until a document changes what is in effect. It is
+    /// decoded and verified again.
+    pub fn pin(&mut self, source: &Source, saved: &SavedDoc) -> Result<(), String> {
+        let opened = decode_desired(&saved.payload, &self.options()).map_err(|e| e.to_string())?;
+        let a = Accepted {
+            revision: opened.doc.revision,
+            payload: saved.payload.clone(),
+            doc: opened.doc,
+        };
+        self.pins.insert(source, a);
+        Ok(())
+    }
+
+    /// A stored document decoded (and verified) with today's settings.
+    pub fn decode(&self, payload: &[u8]) -> Option<DesiredDoc> {
+        decode_desired(payload, &self.options()).ok().map(|o| o.doc)
+    }
+
+    /// The overrides, for the state file.
+    pub fn saved_overrides(&self) -> BTreeMap<Source, SavedDoc> {
+        let mut out = BTreeMap::new();
+        for (s, a) in &self.overrides.0 {
+            out.insert(s.clone(), saved_doc(a));
+        }
+        out
+    }
+
+    /// Takes back the overrides of the state file (as [`FleetDocs::restore`]).
+    #[must_use = "the notes say which stored documents were dropped; log them"]
+    pub fn restore_overrides(
+        &mut self,
+        saved: BTreeMap<Source, SavedDoc>,
+        now_wall_ms: i64,
+    ) -> Vec<String> {
+        self.restore_into(saved, true, now_wall_ms)
     }
 
     /// Takes back the documents of the state file. Documents of sources no
@@ -167,9 +271,18 @@ impl FleetDocs {
     /// a new one if that fails. Returns what was dropped, for the log.
     #[must_use = "the notes say which stored documents were dropped; log them"]
     pub fn restore(&mut self, saved: BTreeMap<Source, SavedDoc>, now_wall_ms: i64) -> Vec<String> {
+        self.restore_into(saved, false, now_wall_ms)
+    }
+
+    fn restore_into(
+        &mut self,
+        saved: BTreeMap<Source, SavedDoc>,
+        over: bool,
+        now_wall_ms: i64,
+    ) -> Vec<String> {
         let mut notes = Vec::new();
         for (source, saved) in saved {
-            if !self.configured(&source) {
+            if !self.configured(&source) || (over && !matches!(source, Source::Group(_))) {
                 notes.push(format!(
                     "dropped the stored desired document of {source} (revision {}): no longer configured",
                     saved.revision
@@ -183,10 +296,14 @@ impl FleetDocs {
                         payload: saved.payload,
                         doc: opened.doc,
                     };
-                    self.docs.insert(source, accepted);
+                    if over {
+                        self.overrides.insert(&source, accepted);
+                    } else {
+                        self.docs.insert(source, accepted);
+                    }
                 }
                 Err(e) => {
-                    let topic = self.topic(&source);
+                    let topic = self.topic_of(&source, over);
                     let mut err = StatusError::for_doc(&topic, &e, now_wall_ms);
                     err.revision = Some(saved.revision);
                     err.message = format!("stored document refused: {}", err.message);
@@ -201,11 +318,26 @@ impl FleetDocs {
     /// Offers a document received from `source` (see the module doc).
     #[must_use = "an accepted document is to be reconciled, a refused one reported"]
     pub fn offer(&mut self, source: &Source, payload: &[u8], now_wall_ms: i64) -> Offer {
-        let last = self.docs.get(source);
+        self.offer_to(source, false, payload, now_wall_ms)
+    }
+
+    /// Offers a document received on the override topic of group `source`:
+    /// the same rules, its revision compared with the override held.
+    #[must_use = "an accepted document is to be reconciled, a refused one reported"]
+    pub fn offer_override(&mut self, source: &Source, payload: &[u8], now_wall_ms: i64) -> Offer {
+        self.offer_to(source, true, payload, now_wall_ms)
+    }
+
+    fn offer_to(&mut self, source: &Source, over: bool, payload: &[u8], now_wall_ms: i64) -> Offer {
+        let last = if over {
+            self.overrides.get(source)
+        } else {
+            self.docs.get(source)
+        };
         if last.is_some_and(|a| a.payload == payload) {
             return Offer::Unchanged;
         }
-        let topic = self.topic(source);
+        let topic = self.topic_of(source, over);
         let opened = match decode_desired(payload, &self.options()) {
             Ok(o) => o,
             Err(e) => {
@@ -232,14 +364,20 @@ impl FleetDocs {
             self.doc_errors.push(err.clone());
             return Offer::Refused(err);
         }
-        self.docs.insert(
-            source.clone(),
-            Accepted {
-                revision,
-                payload: payload.to_vec(),
-                doc: opened.doc,
-            },
-        );
+        let accepted = Accepted {
+            revision,
+            payload: payload.to_vec(),
+            doc: opened.doc,
+        };
+        if over || !self.overrides.contains_key(source) {
+            // What is in effect changes: a pin goes.
+            self.pins.remove(source);
+        }
+        if over {
+            self.overrides.insert(source, accepted);
+        } else {
+            self.docs.insert(source.clone(), accepted);
+        }
         self.doc_errors.clear_topic(&topic);
         Offer::Accepted {
             revision,
@@ -255,23 +393,21 @@ impl FleetDocs {
 
     /// The accepted documents, for the state file.
     pub fn saved(&self) -> BTreeMap<Source, SavedDoc> {
-        self.docs
-            .iter()
-            .map(|(s, a)| {
-                let saved = SavedDoc {
-                    revision: a.revision,
-                    payload: a.payload.clone(),
-                };
-                (s.clone(), saved)
-            })
-            .collect()
+        saved_of(&self.docs)
     }
 
-    /// The last accepted revision per source.
+    /// The last accepted revision per source: a group's override when
+    /// there is one (the revision in effect, pins aside).
     pub fn observed(&self) -> ObservedRevision {
         let mut o = ObservedRevision::default();
-        for (s, a) in &self.docs {
-            o.record(s, a.revision);
+        for s in self
+            .docs
+            .keys()
+            .chain(self.overrides.0.iter().map(|(s, _)| s))
+        {
+            if let Some((d, _)) = self.in_effect(s) {
+                o.record(s, d.revision);
+            }
         }
         o
     }
@@ -291,7 +427,7 @@ impl FleetDocs {
         let groups = self.cfg.groups.iter().map(|g| Source::Group(g.clone()));
         std::iter::once(device)
             .chain(groups)
-            .filter_map(|s| self.docs.get(&s))
+            .filter_map(|s| self.effective(&s))
             .flat_map(|a| a.doc.objects.iter().cloned())
             .collect()
     }
@@ -308,16 +444,21 @@ impl FleetDocs {
         let device = Source::Device(self.cfg.device_id.clone());
         let groups = self.cfg.groups.iter().map(|g| Source::Group(g.clone()));
         for s in std::iter::once(device).chain(groups) {
-            if let Some(a) = self.docs.get(&s) {
+            if let Some(a) = self.effective(&s) {
                 ordered.push((s, &a.doc));
             }
         }
         let merged = merge(&ordered);
-        let revision = |s: &Source| self.docs.get(s).map(|a| a.revision);
+        let revision = |s: &Source| self.effective(s).map(|a| a.revision);
         let mut errors: Vec<(Source, StatusError)> = Vec::new();
         let mut error = |source: &Source, pod: String, reason: &str, message: String| {
             let e = StatusError {
-                topic: self.cfg.topics.desired(source),
+                topic: match source {
+                    Source::Group(g) if self.overrides.contains_key(source) => {
+                        self.cfg.topics.group_override(&self.cfg.device_id, g)
+                    }
+                    _ => self.cfg.topics.desired(source),
+                },
                 revision: revision(source),
                 pod: Some(pod),
                 reason: reason.to_string(),
@@ -403,6 +544,48 @@ impl FleetDocs {
         errors.truncate(ErrorLog::DEFAULT_CAP);
         self.plan_errors = errors;
         plan
+    }
+}
+
+fn saved_doc(a: &Accepted) -> SavedDoc {
+    SavedDoc {
+        revision: a.revision,
+        payload: a.payload.clone(),
+    }
+}
+
+fn saved_of(docs: &BTreeMap<Source, Accepted>) -> BTreeMap<Source, SavedDoc> {
+    let mut out = BTreeMap::new();
+    for (s, a) in docs {
+        out.insert(s.clone(), saved_doc(a));
+    }
+    out
+}
+
+/// A few documents by source, in a `Vec` (a map's removal code is large
+/// per key and value type: binary size).
+#[derive(Debug, Default)]
+struct Slots(Vec<(Source, Accepted)>);
+
+impl Slots {
+    fn get(&self, source: &Source) -> Option<&Accepted> {
+        self.0.iter().find(|(s, _)| s == source).map(|(_, a)| a)
+    }
+
+    fn contains_key(&self, source: &Source) -> bool {
+        self.get(source).is_some()
+    }
+
+    /// Whether there was one.
+    fn remove(&mut self, source: &Source) -> bool {
+        let n = self.0.len();
+        self.0.retain(|(s, _)| s != source);
+        n != self.0.len()
+    }
+
+    fn insert(&mut self, source: &Source, a: Accepted) {
+        self.remove(source);
+        self.0.push((source.clone(), a));
     }
 }
 

@@ -273,3 +273,83 @@ fn source_labels_mark_fleet_pods() {
     assert!(is_fleet_source("fleet:group/g"));
     assert!(!is_fleet_source("/etc/picolet/manifests/web.yaml"));
 }
+
+#[test]
+fn the_override_topic_stands_in_for_the_group_until_cleared() {
+    let mut d = FleetDocs::new(cfg(&["g1"]));
+    let over = "picolet/devices/pi-1/groups/g1/desired";
+    assert_eq!(d.source_of(over), Some(group("g1")));
+    assert!(d.is_override(over));
+    assert!(!d.is_override("picolet/groups/g1/desired"));
+    assert_eq!(d.source_of("picolet/devices/pi-2/groups/g1/desired"), None);
+    assert_eq!(d.source_of("picolet/devices/pi-1/groups/g2/desired"), None);
+    assert!(matches!(
+        d.offer(&group("g1"), &doc(3, vec![pod("old")]), NOW),
+        Offer::Accepted { revision: 3, .. }
+    ));
+    assert!(matches!(
+        d.offer_override(&group("g1"), &doc(4, vec![pod("new")]), NOW),
+        Offer::Accepted { revision: 4, .. }
+    ));
+    assert!(d.has_override(&group("g1")));
+    assert_eq!(d.observed().groups["g1"], 4);
+    assert_eq!(names(&d.plan(&no_static, NOW)), ["default/new"]);
+    // Its own revision rule.
+    let Offer::Refused(e) = d.offer_override(&group("g1"), &doc(4, vec![pod("x")]), NOW) else {
+        panic!()
+    };
+    assert_eq!((e.reason.as_str(), e.topic.as_str()), ("Stale", over));
+    // A newer group document does not take effect while the override is held.
+    assert!(matches!(
+        d.offer(&group("g1"), &doc(5, vec![pod("group5")]), NOW),
+        Offer::Accepted { revision: 5, .. }
+    ));
+    assert_eq!(names(&d.plan(&no_static, NOW)), ["default/new"]);
+    assert_eq!(d.in_effect(&group("g1")).unwrap().1.revision, 4);
+    // Kept in the state file apart, and restored.
+    let saved = d.saved_overrides();
+    assert_eq!(saved[&group("g1")].revision, 4);
+    let mut back = FleetDocs::new(cfg(&["g1"]));
+    assert!(back.restore_overrides(saved, NOW).is_empty());
+    assert_eq!(back.observed().groups["g1"], 4);
+    // Cleared: the group's document, whatever its revision.
+    assert!(d.clear_override(&group("g1")));
+    assert!(!d.clear_override(&group("g1")));
+    assert_eq!(d.observed().groups["g1"], 5);
+    assert_eq!(names(&d.plan(&no_static, NOW)), ["default/group5"]);
+    // After a clear, any revision is taken on the override topic.
+    assert!(matches!(
+        d.offer_override(&group("g1"), &doc(2, vec![pod("two")]), NOW),
+        Offer::Accepted { revision: 2, .. }
+    ));
+}
+
+#[test]
+fn a_pin_runs_the_kept_document_until_what_is_in_effect_changes() {
+    let mut d = FleetDocs::new(cfg(&["g1"]));
+    let kept = SavedDoc {
+        revision: 1,
+        payload: doc(1, vec![pod("good")]),
+    };
+    let _ = d.offer(&group("g1"), &doc(2, vec![pod("bad")]), NOW);
+    d.pin(&group("g1"), &kept).unwrap();
+    assert_eq!(names(&d.plan(&no_static, NOW)), ["default/good"]);
+    // observedRevision still says what was received.
+    assert_eq!(d.observed().groups["g1"], 2);
+    // The failed revision again is stale: still pinned.
+    assert!(matches!(
+        d.offer(&group("g1"), &doc(2, vec![pod("bad2")]), NOW),
+        Offer::Refused(_)
+    ));
+    assert_eq!(names(&d.plan(&no_static, NOW)), ["default/good"]);
+    // A newer one ends the pin.
+    let _ = d.offer(&group("g1"), &doc(3, vec![pod("next")]), NOW);
+    assert_eq!(names(&d.plan(&no_static, NOW)), ["default/next"]);
+    // A pin that does not decode is refused.
+    let bad = SavedDoc {
+        revision: 1,
+        payload: b"{".to_vec(),
+    };
+    assert!(d.pin(&group("g1"), &bad).is_err());
+    assert_eq!(names(&d.plan(&no_static, NOW)), ["default/next"]);
+}

@@ -20,6 +20,7 @@
 //! key pair, and `doc::NodeInfo::read` reading `/proc`.
 
 pub mod config;
+pub mod deployment;
 pub mod doc;
 pub mod docs;
 pub mod policy;

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `<prefix>/devices/<id>/desired` | yes | controller |
 //! | `<prefix>/groups/<group>/desired` | yes | controller |
+//! | `<prefix>/devices/<id>/groups/<group>/desired` | yes | controller (per-device override of a group's document: canaries, batches) |
 //! | `<prefix>/devices/<id>/status` | yes | agent |
 //! | `<prefix>/devices/<id>/online` | yes (will) | agent |
 //! | `<prefix>/devices/<id>/events` | no | agent |
@@ -130,6 +131,9 @@ pub enum Topic {
     Online(String),
     /// `devices/<id>/events`.
     Events(String),
+    /// `devices/<id>/groups/<g>/desired`: the device's override of group
+    /// `g`'s document (device id, group).
+    Override(String, String),
 }
 
 /// The topic names under one prefix.
@@ -173,6 +177,12 @@ impl Topics {
         format!("{}/groups/{group}/desired", self.prefix)
     }
 
+    /// `<prefix>/devices/<id>/groups/<group>/desired`: the per-device
+    /// override of a group's document.
+    pub fn group_override(&self, id: &str, group: &str) -> String {
+        self.device(id, &format!("groups/{group}/desired"))
+    }
+
     /// The desired topic of a [`Source`].
     pub fn desired(&self, source: &Source) -> String {
         match source {
@@ -214,10 +224,18 @@ impl Topics {
             .strip_prefix('/')?;
         let mut levels = rest.split('/');
         let (kind, id, leaf) = (levels.next()?, levels.next()?, levels.next()?);
-        if levels.next().is_some() || id.is_empty() {
+        if id.is_empty() {
             return None;
         }
         let id = id.to_string();
+        match (levels.next(), levels.next(), levels.next()) {
+            (None, ..) => {}
+            (Some(g), Some("desired"), None) => {
+                return (kind == "devices" && leaf == "groups" && !g.is_empty())
+                    .then(|| Topic::Override(id, g.to_string()));
+            }
+            _ => return None,
+        }
         match (kind, leaf) {
             ("devices", "desired") => Some(Topic::Desired(Source::Device(id))),
             ("groups", "desired") => Some(Topic::Desired(Source::Group(id))),
@@ -241,6 +259,10 @@ mod tests {
         assert_eq!(t.device_status("pi-1"), "picolet/devices/pi-1/status");
         assert_eq!(t.device_online("pi-1"), "picolet/devices/pi-1/online");
         assert_eq!(t.device_events("pi-1"), "picolet/devices/pi-1/events");
+        assert_eq!(
+            t.group_override("pi-1", "kitchen"),
+            "picolet/devices/pi-1/groups/kitchen/desired"
+        );
         assert_eq!(t.all_status_filter(), "picolet/devices/+/status");
         assert_eq!(t.all_online_filter(), "picolet/devices/+/online");
         assert_eq!(
@@ -265,6 +287,10 @@ mod tests {
             (t.device_status("pi-1"), Topic::Status(dev())),
             (t.device_online("pi-1"), Topic::Online(dev())),
             (t.device_events("pi-1"), Topic::Events(dev())),
+            (
+                t.group_override("pi-1", "g1"),
+                Topic::Override(dev(), "g1".into()),
+            ),
         ];
         for (topic, want) in cases {
             assert_eq!(t.parse(&topic), Some(want), "{topic}");
@@ -284,6 +310,10 @@ mod tests {
             "picolet/groups/a/status",
             "picolet/nodes/a/desired",
             "picolet/devices/a/unknown",
+            "picolet/devices/a/groups//desired",
+            "picolet/devices/a/groups/g/status",
+            "picolet/groups/a/groups/g/desired",
+            "picolet/devices/a/groups/g/desired/x",
         ] {
             assert_eq!(t.parse(topic), None, "{topic}");
         }

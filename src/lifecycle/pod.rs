@@ -130,6 +130,13 @@ pub(crate) fn classify(old: &PodSpec, new: &PodSpec) -> Change {
 }
 
 impl PodView {
+    /// Whether the pod is on its way out: stopping to be deleted or
+    /// replaced by a pod with another spec.
+    pub fn is_leaving(&self) -> bool {
+        self.st.replacement.is_some()
+            || self.st.stopping.is_some_and(|s| s.why != StopWhy::Terminal)
+    }
+
     pub(crate) fn new(mut pod: Pod, uid: String, now: Now) -> PodView {
         pod.metadata.uid = uid.clone();
         let st = PodState {

@@ -208,3 +208,12 @@ fn du_output_is_one_count_per_path_in_order() {
     assert!(parse_du(b"1\n", 2).is_err());
     assert!(parse_du(b"/x: Permission denied\n", 1).is_err());
 }
+
+#[test]
+fn images_of_kept_healthy_documents_count_as_in_use_for_image_gc() {
+    let node = crate::lifecycle::Node::new("n".into());
+    let kept = vec!["registry.local/app:1".to_string()];
+    let u = super::in_use_with(&node, &kept);
+    assert_eq!(u.references, kept);
+    assert!(super::in_use(&node).references.is_empty());
+}

@@ -17,6 +17,12 @@
 //!   event. Accepted documents are kept, as received, in the state file
 //!   (`StateV2::fleet_docs`) and applied again at start, before the broker
 //!   is reached: a device rebooted without a broker runs what it last knew.
+//!   Each group's per-device override topic
+//!   (`<prefix>/devices/<id>/groups/<g>/desired`) stands in for the group's
+//!   document while it holds one; an empty retained message clears it.
+//! - **Deployment records** ([`deploy`], [`crate::fleet::deployment`]):
+//!   the state of each source's revision in effect, its health gate, and the
+//!   device's own rollback to the last `Healthy` revision.
 //! - **Status** (`…/status`, retained, QoS 1): `observedRevision`, every pod
 //!   (static ones too) with its Kubernetes status, the node, the errors.
 //!   Published when something changed, at most once per
@@ -34,6 +40,7 @@
 //! TLS files (on every connect, by the transport), `/proc` and
 //! `/sys/fs/cgroup/cgroup.controllers` once for [`NodeInfo`].
 
+mod deploy;
 mod link;
 mod status;
 
@@ -87,6 +94,17 @@ pub(super) struct Fleet {
     last_status_at: Option<u64>,
     /// The last session error logged (repeats go to debug).
     last_error: Option<String>,
+    /// The deployment records ([`crate::fleet::deployment`]).
+    deploy: crate::fleet::deployment::Deployments,
+    /// Pods or documents changed since the records last looked.
+    deploy_dirty: bool,
+}
+
+/// What the state file keeps for the fleet beyond the documents.
+pub(super) struct SavedFleet {
+    pub docs: BTreeMap<Source, SavedDoc>,
+    pub overrides: BTreeMap<Source, SavedDoc>,
+    pub deployments: crate::fleet::deployment::DeploymentsSnap,
 }
 
 impl Fleet {
@@ -94,7 +112,7 @@ impl Fleet {
     /// the state file (for the desired-state core, which owns them).
     pub(super) fn new(
         settings: FleetSettings,
-        saved: BTreeMap<Source, SavedDoc>,
+        saved: SavedFleet,
         now: Now,
     ) -> Result<(Fleet, FleetDocs), AgentError> {
         let fleet_key = match &settings.fleet_key {
@@ -115,8 +133,20 @@ impl Fleet {
             max_doc_bytes: settings.max_document_bytes,
             fleet_key,
         });
-        for note in docs.restore(saved, now.wall_ms) {
+        let mut notes = docs.restore(saved.docs, now.wall_ms);
+        notes.extend(docs.restore_overrides(saved.overrides, now.wall_ms));
+        for note in notes {
             log::warn!("fleet: {note}");
+        }
+        let mut deploy = crate::fleet::deployment::Deployments::restore(saved.deployments, now);
+        deploy.retain(|s| docs.in_effect(s).is_some());
+        // A device-side rollback stands: its kept document runs again.
+        let pinned: Vec<Source> = deploy.pinned_sources().cloned().collect();
+        for s in pinned {
+            let kept = deploy.kept(&s).cloned();
+            if let Some(Err(e)) = kept.map(|k| docs.pin(&s, &k)) {
+                log::warn!("fleet: {s}: the kept Healthy document no longer applies: {e}");
+            }
         }
         let session = Session::new(session_config(&settings, creds));
         let url = BrokerUrl {
@@ -138,6 +168,8 @@ impl Fleet {
             last_status: None,
             last_status_at: None,
             last_error: None,
+            deploy,
+            deploy_dirty: true,
             settings,
         };
         Ok((fleet, docs))
@@ -146,6 +178,26 @@ impl Fleet {
     /// The status is to be published again (the desired state changed).
     pub(super) fn status_changed(&mut self) {
         self.dirty = true;
+        self.deploy_dirty = true;
+    }
+
+    /// The images of the kept `Healthy` documents (exempt from image GC).
+    pub(super) fn kept_images(&self, docs: &FleetDocs) -> Vec<String> {
+        deploy::kept_images(&self.deploy, docs)
+    }
+
+    /// The records and the overrides, for the state file.
+    pub(super) fn saved_extra(
+        &self,
+        docs: Option<&FleetDocs>,
+    ) -> (
+        BTreeMap<Source, SavedDoc>,
+        crate::fleet::deployment::DeploymentsSnap,
+    ) {
+        (
+            docs.map(|d| d.saved_overrides()).unwrap_or_default(),
+            self.deploy.snapshot().clone(),
+        )
     }
 
     /// The mono ms at which [`Fleet::tick`] is due, or the status may be
@@ -156,10 +208,14 @@ impl Fleet {
             self.last_status_at
                 .map_or(0, |t| t + STATUS_MIN_INTERVAL_MS)
         });
-        match (self.session.poll_timeout(), status) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.session.poll_timeout(),
+            status,
+            self.deploy.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Fires the session's timers when due.
@@ -180,6 +236,11 @@ fn session_config(s: &FleetSettings, creds: Option<Credentials>) -> SessionConfi
     let mut c = SessionConfig::device(&s.device_id, s.topics.prefix());
     c.subscriptions = std::iter::once(s.topics.device_desired(&s.device_id))
         .chain(s.groups.iter().map(|g| s.topics.group_desired(g)))
+        .chain(
+            s.groups
+                .iter()
+                .map(|g| s.topics.group_override(&s.device_id, g)),
+        )
         .collect();
     c.keepalive_s = s.keepalive_seconds;
     c.max_packet_size = packet_cap(s.max_document_bytes);
@@ -329,20 +390,22 @@ impl Agent {
                     "the document is {payload} bytes, more than the limit of {limit} bytes: discarded unread{}",
                     if retained { " (retained)" } else { "" }
                 );
-                docs.push_error(StatusError {
+                let err = StatusError {
                     topic: topic.clone(),
                     revision: None,
                     pod: None,
                     reason: "TooLarge".to_string(),
                     message: message.clone(),
                     time,
-                });
+                };
+                docs.push_error(err.clone());
                 f.dirty = true;
                 let source = docs.source_of(&topic);
                 f.last_error = Some(text);
                 if let Some(source) = source {
                     let object = ObjectRef::desired(&source);
                     self.publish_event(object, EventType::Warning, "TooLarge", &message);
+                    self.deploy_refused(&source, &err);
                 }
                 return;
             }
@@ -361,11 +424,35 @@ impl Agent {
             log::debug!("fleet: ignoring a message on {topic}");
             return;
         };
+        let over = docs.is_override(&topic);
         if payload.is_empty() {
+            if over && docs.clear_override(&source) {
+                log::info!(
+                    "fleet: {topic}: the override was cleared; back to the document of {source}"
+                );
+                let object = ObjectRef::desired(&source);
+                self.publish_event(
+                    object,
+                    EventType::Normal,
+                    "OverrideCleared",
+                    "back to the group's document",
+                );
+                self.deploy_changed(&source, true);
+                self.reconcile(None);
+                return;
+            }
             log::info!("fleet: {topic}: the retained document was cleared; nothing changes");
             return;
         }
-        match docs.offer(&source, &payload, now.wall_ms) {
+        let offer = if over {
+            docs.offer_override(&source, &payload, now.wall_ms)
+        } else {
+            docs.offer(&source, &payload, now.wall_ms)
+        };
+        // What is in effect changes unless a group's document comes while
+        // this device holds an override of it.
+        let takes_effect = over || !docs.has_override(&source);
+        match offer {
             Offer::Unchanged => log::debug!("fleet: {topic}: the accepted document again"),
             Offer::Refused(e) => {
                 log::warn!(
@@ -375,6 +462,7 @@ impl Agent {
                 f.dirty = true;
                 let object = ObjectRef::desired(&source);
                 self.publish_event(object, EventType::Warning, &e.reason, &e.message);
+                self.deploy_refused(&source, &e);
             }
             Offer::Accepted {
                 revision,
@@ -395,6 +483,9 @@ impl Agent {
                     "Accepted",
                     &msg,
                 );
+                if takes_effect {
+                    self.deploy_changed(&source, false);
+                }
                 self.reconcile(None);
             }
         }

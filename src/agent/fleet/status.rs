@@ -4,8 +4,9 @@
 use super::{STATUS_MIN_INTERVAL_MS, publish};
 use crate::agent::Agent;
 use crate::clock::Now;
-use crate::fleet::doc::{DeviceStatus, ObjectRef, PodReport};
+use crate::fleet::doc::{DeviceStatus, DiskUse, ObjectRef, PodReport};
 use crate::fleet::session::Qos;
+use crate::fleet::topics::Source;
 use crate::lifecycle::EventType;
 use crate::lifecycle::Output;
 
@@ -17,10 +18,10 @@ impl Agent {
             return;
         };
         match out {
-            Output::StatusChanged { .. } => f.dirty = true,
+            Output::StatusChanged { .. } => f.status_changed(),
             Output::PodRemoved { uid } => {
                 f.events.forget_uid(uid);
-                f.dirty = true;
+                f.status_changed();
             }
             Output::Event {
                 uid,
@@ -105,6 +106,24 @@ impl Agent {
         });
         let mut node = f.node_info.clone();
         node.uptime_seconds = now.mono_ms / 1000;
+        // Read here, once per status built: no timer of their own.
+        node.memory_available_bytes = crate::fleet::doc::mem_available();
+        let disk = |p: &std::path::Path| {
+            crate::agent::fs_sys::statvfs(p)
+                .map(|s| DiskUse {
+                    used_bytes: s.total.saturating_sub(s.available),
+                    size_bytes: s.total,
+                })
+                .unwrap_or_default()
+        };
+        node.state_disk = disk(&self.cfg.state_dir);
+        node.image_disk = disk(&self.cfg.state_dir.join("images"));
+        node.labels = self.node.labels().clone();
+        node.board = node
+            .labels
+            .get("picolet.io/board")
+            .cloned()
+            .unwrap_or_default();
         let mut status = DeviceStatus::new(
             &f.settings.device_id,
             &docs.observed(),
@@ -119,6 +138,11 @@ impl Agent {
             .entries()
             .filter_map(|e| self.workloads.view(&e.key(), &owned, now))
             .map(|v| crate::fleet::doc::WorkloadReport::from_object(&v.object))
+            .collect();
+        status.deployments = f
+            .deploy
+            .shown()
+            .map(|(s, r)| deployment_value(s, r))
             .collect();
         Some(status)
     }
@@ -141,5 +165,74 @@ impl Agent {
             f.session
                 .handle(publish(topic, doc.to_json(), Qos::AtMostOnce, false), now);
         }
+    }
+}
+
+/// A deployment record as the status shows it (`DeviceStatus::deployments`).
+pub(super) fn deployment_value(
+    s: &Source,
+    r: &crate::fleet::deployment::Record,
+) -> serde_json::Value {
+    use serde_json::Value;
+    let mut m = serde_json::Map::new();
+    let source = match s {
+        Source::Device(_) => "device".to_string(),
+        Source::Group(g) => format!("group/{g}"),
+    };
+    m.insert("source".into(), source.into());
+    if let Some(n) = r.revision {
+        m.insert("revision".into(), n.into());
+    }
+    m.insert("state".into(), r.state.name().into());
+    for (k, v) in [
+        ("reason", &r.reason),
+        ("message", &r.message),
+        ("pod", &r.pod),
+    ] {
+        if !v.is_empty() {
+            m.insert(k.into(), v.as_str().into());
+        }
+    }
+    m.insert("since".into(), crate::clock::rfc3339(r.since_ms).into());
+    if let Some(n) = r.rolled_back_to {
+        m.insert("rolledBackTo".into(), n.into());
+    }
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fleet::deployment::{Record, State};
+    use crate::fleet::topics::Source;
+    use serde_json::json;
+
+    #[test]
+    fn a_record_shows_its_optional_fields_only_when_set() {
+        let mut r = Record {
+            revision: Some(4),
+            state: State::FailedRollbackComplete,
+            reason: "HealthDeadlineExceeded".into(),
+            message: "m".into(),
+            pod: String::new(),
+            since_ms: 0,
+            rolled_back_to: Some(3),
+            rollout: Default::default(),
+            started_mono: 0,
+        };
+        assert_eq!(
+            super::deployment_value(&Source::Group("kitchen".into()), &r),
+            json!({"source": "group/kitchen", "revision": 4, "state": "FailedRollbackComplete",
+                   "reason": "HealthDeadlineExceeded", "message": "m",
+                   "since": "1970-01-01T00:00:00Z", "rolledBackTo": 3})
+        );
+        r.revision = None;
+        r.rolled_back_to = None;
+        r.reason.clear();
+        r.message.clear();
+        r.state = State::Rejected;
+        assert_eq!(
+            super::deployment_value(&Source::Device("d".into()), &r),
+            json!({"source": "device", "state": "Rejected", "since": "1970-01-01T00:00:00Z"})
+        );
     }
 }

@@ -23,6 +23,127 @@ pub struct DesiredDoc {
     /// The `workloads` (Deployments, DaemonSets, StatefulSets, Jobs,
     /// CronJobs), each with its JSON text.
     pub workloads: Vec<(Workload, String)>,
+    /// The `rollout` block: how the device judges and handles this
+    /// revision (`None`: absent, [`Rollout::default`] applies).
+    pub rollout: Option<Rollout>,
+}
+
+/// `rollout` of a desired document (docs/fleet.md, "Deployment records").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// The revision must be `Healthy` this long after it was accepted.
+    pub health_deadline_seconds: u32,
+    /// Every pod Ready, with no container restart, this long: `Healthy`.
+    pub verify_seconds: u32,
+    pub on_failure: OnFailure,
+}
+
+impl Default for Rollout {
+    fn default() -> Rollout {
+        Rollout {
+            health_deadline_seconds: 300,
+            verify_seconds: 30,
+            on_failure: OnFailure::Keep,
+        }
+    }
+}
+
+/// `rollout.onFailure`: what the device does with a revision that fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnFailure {
+    /// Keep running it; report `Failed`.
+    Keep,
+    /// Return to the last `Healthy` revision of the same source.
+    Rollback,
+}
+
+impl OnFailure {
+    pub fn name(self) -> &'static str {
+        match self {
+            OnFailure::Keep => "Keep",
+            OnFailure::Rollback => "Rollback",
+        }
+    }
+}
+
+impl Rollout {
+    /// The block as JSON (only the fields, all of them).
+    pub fn to_value(self) -> Value {
+        serde_json::json!({
+            "healthDeadlineSeconds": self.health_deadline_seconds,
+            "verifySeconds": self.verify_seconds,
+            "onFailure": self.on_failure.name(),
+        })
+    }
+
+    /// Reads and checks a `rollout` block; errors name `rollout.<field>`.
+    pub fn from_value(v: &Value) -> Result<Rollout, DocError> {
+        let Value::Object(m) = v else {
+            return Err(DocError::field(
+                "rollout",
+                format!("must be an object, got {}", show(v)),
+            ));
+        };
+        const KEYS: [&str; 3] = ["healthDeadlineSeconds", "verifySeconds", "onFailure"];
+        if let Some(k) = m.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(DocError::field(
+                &format!("rollout.{k}"),
+                format!("unknown field (rollout has {})", KEYS.join(", ")),
+            ));
+        }
+        let mut r = Rollout::default();
+        for (key, slot) in [
+            (KEYS[0], &mut r.health_deadline_seconds),
+            (KEYS[1], &mut r.verify_seconds),
+        ] {
+            match m.get(key) {
+                None | Some(Value::Null) => {}
+                Some(v) => {
+                    *slot = v
+                        .as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| {
+                            DocError::field(
+                                &format!("rollout.{key}"),
+                                format!("must be a whole number of seconds, got {}", show(v)),
+                            )
+                        })?
+                }
+            }
+        }
+        r.on_failure = match m.get(KEYS[2]) {
+            None | Some(Value::Null) => OnFailure::Keep,
+            Some(Value::String(s)) if s == "Keep" => OnFailure::Keep,
+            Some(Value::String(s)) if s == "Rollback" => OnFailure::Rollback,
+            Some(other) => {
+                return Err(DocError::field(
+                    "rollout.onFailure",
+                    format!("{} is neither \"Rollback\" nor \"Keep\"", show(other)),
+                ));
+            }
+        };
+        r.check()
+    }
+
+    /// The rules both encodings obey.
+    fn check(self) -> Result<Rollout, DocError> {
+        if self.health_deadline_seconds == 0 {
+            return Err(DocError::field(
+                "rollout.healthDeadlineSeconds",
+                "must be at least 1",
+            ));
+        }
+        if self.verify_seconds >= self.health_deadline_seconds {
+            return Err(DocError::field(
+                "rollout.verifySeconds",
+                format!(
+                    "{} must be less than healthDeadlineSeconds ({}): the pods must be verified before the deadline",
+                    self.verify_seconds, self.health_deadline_seconds
+                ),
+            ));
+        }
+        Ok(self)
+    }
 }
 
 /// How a document is encoded.
@@ -42,6 +163,14 @@ enum DesiredWire {
     V2(DesiredV2),
     /// V2 with workloads (written only when there are some).
     V3(DesiredV3),
+    /// V3 with a `rollout` block (written only when there is one).
+    V4(DesiredV4),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DesiredV4 {
+    v3: DesiredV3,
+    rollout: Rollout,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -171,7 +300,7 @@ pub(crate) fn check_keys(
     }
 }
 
-const DESIRED_KEYS: [&str; 7] = [
+const DESIRED_KEYS: [&str; 8] = [
     "apiVersion",
     "kind",
     "revision",
@@ -179,6 +308,7 @@ const DESIRED_KEYS: [&str; 7] = [
     "configMaps",
     "secrets",
     "workloads",
+    "rollout",
 ];
 
 /// Decodes an unsigned desired document, JSON or postcard, or either
@@ -326,11 +456,16 @@ pub(crate) fn from_value(doc: Value) -> Result<DesiredDoc, DocError> {
             ));
         }
     };
+    let rollout = match map.get("rollout") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(Rollout::from_value(v)?),
+    };
     Ok(DesiredDoc {
         revision,
         pods,
         objects,
         workloads: load_workloads(workloads.into_iter().map(Ok).collect())?,
+        rollout,
     })
 }
 
@@ -482,11 +617,30 @@ fn decode_postcard(body: &[u8]) -> Result<DesiredDoc, DocError> {
             rest.len()
         )));
     }
-    let (v1, config_maps, secrets, workloads) = match wire {
-        DesiredWire::V1(v1) => (v1, Vec::new(), Vec::new(), Vec::new()),
-        DesiredWire::V2(v2) => (v2.v1, v2.config_maps, v2.secrets, Vec::new()),
-        DesiredWire::V3(v3) => (v3.v2.v1, v3.v2.config_maps, v3.v2.secrets, v3.workloads),
+    let (v3, rollout) = match wire {
+        DesiredWire::V1(v1) => (
+            DesiredV3 {
+                v2: DesiredV2 {
+                    v1,
+                    config_maps: Vec::new(),
+                    secrets: Vec::new(),
+                },
+                workloads: Vec::new(),
+            },
+            None,
+        ),
+        DesiredWire::V2(v2) => (
+            DesiredV3 {
+                v2,
+                workloads: Vec::new(),
+            },
+            None,
+        ),
+        DesiredWire::V3(v3) => (v3, None),
+        DesiredWire::V4(v4) => (v4.v3, Some(v4.rollout.check()?)),
     };
+    let (v1, config_maps, secrets, workloads) =
+        (v3.v2.v1, v3.v2.config_maps, v3.v2.secrets, v3.workloads);
     let mut header = Map::new();
     header.insert("kind".into(), Value::String(v1.kind));
     header.insert("apiVersion".into(), Value::String(v1.api_version));
@@ -518,6 +672,7 @@ fn decode_postcard(body: &[u8]) -> Result<DesiredDoc, DocError> {
         pods: load_pods(pods)?,
         objects,
         workloads: load_workloads(texts(&workloads, "workloads"))?,
+        rollout,
     })
 }
 
@@ -628,6 +783,9 @@ pub fn encode_json(doc: &DesiredDoc) -> Vec<u8> {
             .collect();
         map.insert("workloads".into(), Value::Array(list));
     }
+    if let Some(r) = doc.rollout {
+        map.insert("rollout".into(), r.to_value());
+    }
     serde_json::to_vec(&Value::Object(map)).expect("a JSON value always serializes")
 }
 
@@ -646,7 +804,7 @@ pub fn encode_postcard(doc: &DesiredDoc) -> Vec<u8> {
             .map(|o| object_value(o).to_string())
             .collect()
     };
-    let wire = if doc.objects.is_empty() && doc.workloads.is_empty() {
+    let wire = if doc.objects.is_empty() && doc.workloads.is_empty() && doc.rollout.is_none() {
         DesiredWire::V1(v1)
     } else {
         let v2 = DesiredV2 {
@@ -654,13 +812,17 @@ pub fn encode_postcard(doc: &DesiredDoc) -> Vec<u8> {
             config_maps: texts(ObjectKind::ConfigMap),
             secrets: texts(ObjectKind::Secret),
         };
-        if doc.workloads.is_empty() {
+        if doc.workloads.is_empty() && doc.rollout.is_none() {
             DesiredWire::V2(v2)
         } else {
-            DesiredWire::V3(DesiredV3 {
+            let v3 = DesiredV3 {
                 v2,
                 workloads: doc.workloads.iter().map(|(_, t)| t.clone()).collect(),
-            })
+            };
+            match doc.rollout {
+                None => DesiredWire::V3(v3),
+                Some(rollout) => DesiredWire::V4(DesiredV4 { v3, rollout }),
+            }
         }
     };
     let mut out = POSTCARD_MAGIC.to_vec();

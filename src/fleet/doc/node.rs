@@ -18,11 +18,34 @@ pub struct NodeInfo {
     pub kernel: String,
     /// `MemTotal` in bytes.
     pub memory_bytes: u64,
+    /// `MemAvailable` in bytes, when the status was built.
+    #[serde(default)]
+    pub memory_available_bytes: u64,
+    /// The filesystem of the state directory.
+    #[serde(default)]
+    pub state_disk: DiskUse,
+    /// The filesystem of the image store (`<state>/images`).
+    #[serde(default)]
+    pub image_disk: DiskUse,
+    /// `picolet.io/board` of the node's labels (`picolet check`'s board).
+    #[serde(default)]
+    pub board: String,
+    /// The node's labels (what `nodeSelector` and `--selector` match).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
     /// The cgroup v2 controllers available at the root (`cpu`, `memory`, …).
     pub cgroup_controllers: Vec<String>,
     pub picolet_version: String,
     /// Seconds since boot.
     pub uptime_seconds: u64,
+}
+
+/// Bytes used and size of a filesystem (`statvfs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiskUse {
+    pub used_bytes: u64,
+    pub size_bytes: u64,
 }
 
 impl NodeInfo {
@@ -39,6 +62,11 @@ impl NodeInfo {
             architecture,
             kernel: read(&proc.join("sys/kernel/osrelease")).trim().to_string(),
             memory_bytes: mem_total(&read(&proc.join("meminfo"))),
+            memory_available_bytes: 0,
+            state_disk: DiskUse::default(),
+            image_disk: DiskUse::default(),
+            board: String::new(),
+            labels: Default::default(),
             cgroup_controllers: read(&cgroup_root.join("cgroup.controllers"))
                 .split_whitespace()
                 .map(str::to_string)
@@ -51,9 +79,20 @@ impl NodeInfo {
 
 /// `MemTotal:  3884136 kB` → bytes.
 pub(crate) fn mem_total(meminfo: &str) -> u64 {
+    meminfo_kb(meminfo, "MemTotal:")
+}
+
+/// `MemAvailable` of `/proc/meminfo`, in bytes (0 when unreadable).
+pub fn mem_available() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo_kb(&text, "MemAvailable:")
+}
+
+/// A `/proc/meminfo` line in kB, as bytes.
+fn meminfo_kb(meminfo: &str, key: &str) -> u64 {
     meminfo
         .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kb| kb.parse::<u64>().ok())
         .map_or(0, |kb| kb.saturating_mul(1024))
@@ -110,6 +149,13 @@ mod tests {
     }
 
     #[test]
+    fn mem_available_reads_its_line() {
+        let text = "MemTotal: 10 kB\nMemFree: 3 kB\nMemAvailable:    7 kB\n";
+        assert_eq!(super::meminfo_kb(text, "MemAvailable:"), 7 * 1024);
+        assert!(super::mem_available() > 0);
+    }
+
+    #[test]
     fn node_info_leaves_unreadable_facts_empty() {
         let empty = tempfile::tempdir().unwrap();
         let n = NodeInfo::read_from(empty.path(), empty.path(), "x".into());
@@ -137,10 +183,14 @@ mod tests {
             keys,
             [
                 "architecture",
+                "board",
                 "cgroupControllers",
+                "imageDisk",
                 "kernel",
+                "memoryAvailableBytes",
                 "memoryBytes",
                 "picoletVersion",
+                "stateDisk",
                 "uptimeSeconds"
             ]
         );

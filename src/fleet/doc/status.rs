@@ -202,6 +202,14 @@ pub struct DeviceStatus {
     /// Each workload's rollout state (issue 13).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<WorkloadReport>,
+    /// The deployment record of each source with a document (issue 14,
+    /// docs/fleet.md): `{"source": "device" | "group/<g>", "revision": N,
+    /// "state": S, "reason", "message", "pod", "since": RFC 3339,
+    /// "rolledBackTo": M}` (`revision`, `reason`, `message`, `pod`,
+    /// `rolledBackTo` only when set). Kept as JSON values: a typed
+    /// `Deserialize` costs binary size, and readers index it by key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployments: Vec<serde_json::Value>,
     /// RFC 3339: when it was built.
     pub time: String,
 }
@@ -272,6 +280,7 @@ impl DeviceStatus {
             node,
             errors,
             workloads: Vec::new(),
+            deployments: Vec::new(),
             time: rfc3339(now_wall_ms),
         }
     }
@@ -297,13 +306,18 @@ impl DeviceStatus {
         Ok(status)
     }
 
-    /// Equal but for `time` and `node.uptimeSeconds`, which change without
-    /// anything happening: the agent publishes only when this is false.
+    /// Equal but for `time`, `node.uptimeSeconds` and the node's free
+    /// memory and disk use, which change without anything happening: the
+    /// agent publishes only when this is false (those go out with the next
+    /// change).
     pub fn same_content(&self, other: &DeviceStatus) -> bool {
         let strip = |s: &DeviceStatus| {
             let mut s = s.clone();
             s.time.clear();
             s.node.uptime_seconds = 0;
+            s.node.memory_available_bytes = 0;
+            s.node.state_disk = Default::default();
+            s.node.image_disk = Default::default();
             s
         };
         strip(self) == strip(other)

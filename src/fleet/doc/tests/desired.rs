@@ -158,7 +158,7 @@ fn unknown_top_level_fields_and_bad_pod_lists_are_refused() {
         br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":1,"pods":[],"podz":[]}"#;
     assert_eq!(
         error(extra),
-        "podz: unknown field (a DeviceState has apiVersion, kind, revision, pods, configMaps, secrets, workloads)"
+        "podz: unknown field (a DeviceState has apiVersion, kind, revision, pods, configMaps, secrets, workloads, rollout)"
     );
     let no_pods = br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":1}"#;
     assert_eq!(
@@ -420,5 +420,83 @@ fn a_bad_workload_is_named_with_its_index_and_field() {
     assert!(
         e.contains("workloads[1].metadata.name: duplicate Deployment default/web"),
         "{e}"
+    );
+}
+
+fn with_rollout(rollout: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "picolet.io/v1", "kind": "DeviceState", "revision": 4,
+        "pods": [pod("a")], "rollout": rollout,
+    }))
+    .unwrap()
+}
+
+#[test]
+fn the_rollout_block_is_read_with_defaults_for_what_is_left_out() {
+    let d = decode(&with_rollout(json!({"onFailure": "Rollback"}))).unwrap();
+    assert_eq!(
+        d.rollout,
+        Some(Rollout {
+            health_deadline_seconds: 300,
+            verify_seconds: 30,
+            on_failure: OnFailure::Rollback
+        })
+    );
+    let d = decode(&with_rollout(
+        json!({"healthDeadlineSeconds": 20, "verifySeconds": 0}),
+    ))
+    .unwrap();
+    let r = d.rollout.unwrap();
+    assert_eq!(
+        (r.health_deadline_seconds, r.verify_seconds, r.on_failure),
+        (20, 0, OnFailure::Keep)
+    );
+    assert_eq!(decode(&doc_json(1, vec![pod("a")])).unwrap().rollout, None);
+}
+
+#[test]
+fn a_bad_rollout_block_refuses_the_document_with_its_field_path() {
+    for (block, want) in [
+        (json!(3), "rollout: must be an object, got 3"),
+        (
+            json!({"onFailure": "Retry"}),
+            "rollout.onFailure: \"Retry\" is neither \"Rollback\" nor \"Keep\"",
+        ),
+        (
+            json!({"verifySeconds": -1}),
+            "rollout.verifySeconds: must be a whole number of seconds, got -1",
+        ),
+        (
+            json!({"healthDeadlineSeconds": 0}),
+            "rollout.healthDeadlineSeconds: must be at least 1",
+        ),
+        (
+            json!({"healthDeadlineSeconds": 10, "verifySeconds": 10}),
+            "rollout.verifySeconds: 10 must be less than healthDeadlineSeconds (10)",
+        ),
+        (json!({"deadline": 1}), "rollout.deadline: unknown field"),
+    ] {
+        let e = error(&with_rollout(block.clone()));
+        assert!(e.starts_with(want), "{block}: {e}");
+    }
+}
+
+#[test]
+fn the_rollout_block_round_trips_through_json_and_postcard_and_only_then_uses_v4() {
+    let mut d = decode(&with_rollout(
+        json!({"verifySeconds": 5, "onFailure": "Rollback"}),
+    ))
+    .unwrap();
+    for bytes in [encode_json(&d), encode_postcard(&d)] {
+        assert_eq!(decode(&bytes).unwrap(), d);
+    }
+    // The variant index follows the magic: V4 is 3.
+    assert_eq!(encode_postcard(&d)[POSTCARD_MAGIC.len()], 3);
+    d.rollout = None;
+    assert_eq!(encode_postcard(&d)[POSTCARD_MAGIC.len()], 0);
+    assert!(
+        !String::from_utf8(encode_json(&d))
+            .unwrap()
+            .contains("rollout")
     );
 }

@@ -25,6 +25,7 @@ fn node() -> NodeInfo {
         cgroup_controllers: vec!["cpu".into(), "memory".into()],
         picolet_version: "0.1.0".into(),
         uptime_seconds: 100,
+        ..NodeInfo::default()
     }
 }
 
@@ -196,4 +197,29 @@ fn pod_and_clash_errors_name_the_pod_and_the_revision() {
         ("NameClash", Some("default/web"))
     );
     assert_eq!(e.message, clash.to_string());
+}
+
+#[test]
+fn free_memory_and_disk_use_alone_do_not_make_a_new_status() {
+    let a = sample();
+    let mut b = a.clone();
+    b.node.memory_available_bytes = 123;
+    b.node.state_disk.used_bytes = 5;
+    b.node.image_disk.size_bytes = 6;
+    assert!(a.same_content(&b));
+    b.node
+        .labels
+        .insert("picolet.io/board".into(), "rpi5".into());
+    assert!(!a.same_content(&b));
+}
+
+#[test]
+fn deployments_round_trip_through_the_status_document() {
+    let mut s = sample();
+    let v = serde_json::to_value(&s).unwrap();
+    assert!(v.get("deployments").is_none());
+    s.deployments
+        .push(json!({"source": "group/kitchen", "revision": 4, "state": "Healthy"}));
+    let back = DeviceStatus::from_json(&serde_json::to_vec(&s).unwrap()).unwrap();
+    assert_eq!(back.deployments, s.deployments);
 }
