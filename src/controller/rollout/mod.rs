@@ -346,10 +346,10 @@ fn start(a: &Args, mut sh: Shell, limit: Option<Instant>) -> Result<ExitCode, St
                 let (json, digest) = make(p.revision);
                 if digest != p.digest || p.options != options {
                     client.disconnect().await;
-                    let what = if digest != p.digest {
-                        "different files"
-                    } else {
+                    let what = if p.options != options {
                         "different options"
+                    } else {
+                        "different files"
                     };
                     return Err(format!(
                         "group {g}: the rollout of revision {} is in progress (phase {:?}, started {}); {what} cannot resume it: run it with the same files and options, or abort it first (picolet rollout abort --group {g})",
@@ -489,9 +489,9 @@ fn summary(sh: &Shell, p: &Progress, phase: Phase, by_abort_command: bool) -> Ex
         Phase::RolledBack => {
             let failed = p.devices.iter().filter(|d| !d.reason.is_empty()).count();
             println!(
-                "group {g}: rolled back: {failed} failed devices reached --max-failures {} ({}); {} devices back at revision {}",
+                "group {g}: rolled back revision {}: {failed} failed (--max-failures {}); {} devices back at revision {}",
+                p.revision,
                 p.options.max_failures,
-                p.failure_limit,
                 p.count(DevState::Reverted),
                 p.previous
             );
@@ -604,13 +604,32 @@ impl Out {
         }
         if self.phase != Some(p.phase) {
             if self.phase.is_some() {
-                println!("group {}: {:?}", sh.group, p.phase);
+                let failed = p.devices.iter().filter(|d| !d.reason.is_empty()).count();
+                match p.phase {
+                    Phase::RollingBack => println!(
+                        "group {}: rolling back: {failed} failed (--max-failures {})",
+                        sh.group, p.options.max_failures
+                    ),
+                    Phase::Aborting => {
+                        println!("group {}: abort requested: rolling back", sh.group)
+                    }
+                    other => println!("group {}: {other:?}", sh.group),
+                }
             }
             self.phase = Some(p.phase);
         }
         for d in &p.devices {
             let now = (d.state, d.reason.clone());
-            if self.last.get(&d.id) != Some(&now) {
+            let last = self.last.get(&d.id);
+            if last != Some(&now) {
+                // Failed and cleared in one step: say both.
+                let was_failed = last.is_some_and(|l| l.0 == DevState::Failed);
+                if d.state == DevState::Reverting && !d.reason.is_empty() && !was_failed {
+                    println!(
+                        "device {}: Failed (revision {}: {})",
+                        d.id, p.revision, d.reason
+                    );
+                }
                 if d.state != DevState::Pending {
                     println!("device {}: {}", d.id, line(p, d));
                 }
