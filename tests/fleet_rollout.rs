@@ -420,3 +420,221 @@ fn sim_rollout_abort_stops_a_running_controller_or_rolls_back_itself() {
     assert_eq!(sim.published("d1"), [2, 0, 3, 0]);
     assert_eq!(progress(&url)["phase"], "Aborted");
 }
+
+/// The pod of every revision: `web` with `image`, Ready unless the
+/// device's node name is `bad` (a readiness probe on `spec.nodeName`).
+fn web(image: &str, tag: &str, bad: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {image}
+    command: ["sh", "-c", "echo {tag}; exec sleep 100000"]
+    env:
+    - name: NODE
+      valueFrom:
+        fieldRef:
+          fieldPath: spec.nodeName
+    readinessProbe:
+      exec:
+        command: ["sh", "-c", "test \"$NODE\" != {bad}"]
+      periodSeconds: 1
+"#
+    )
+}
+
+/// The image and command tag of the running `web` pod of `a`.
+fn running_web(a: &Agent) -> Option<(String, String)> {
+    let p = a.pod("web")?;
+    let c = &p["status"]["containerStatuses"][0];
+    c["state"]["running"].is_object().then_some(())?;
+    let cmd = p["spec"]["containers"][0]["command"][2]
+        .as_str()?
+        .to_string();
+    Some((c["image"].as_str()?.to_string(), cmd))
+}
+
+fn deployment_of(status: &Value) -> (Value, Value) {
+    let d = status["deployments"]
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["source"] == "group/g").cloned())
+        .unwrap_or_default();
+    (d["revision"].clone(), d["state"].clone())
+}
+
+/// Six real agents of group g: a bad revision stopped after its canary
+/// and first batch (one device's pod never Ready, --max-failures 1) and
+/// rolled back; a healthy one, its controller killed (kill -9) mid-way
+/// and resumed, reaching all six; `rollout status`; `rollout abort`.
+#[test]
+fn agents_six_devices_bad_revision_rolled_back_then_healthy_one_resumed_after_kill_then_aborted() {
+    if !root_or_skip() {
+        return;
+    }
+    let Some(broker) = plain_broker() else {
+        return;
+    };
+    let url = url(&broker, 0);
+    let ids: Vec<String> = (0..6).map(|i| format!("d{i}")).collect();
+    let agents: Vec<Agent> = ids
+        .iter()
+        .map(|id| fleet_agent(&url, id, &["--group", G, "--node-name", id]))
+        .collect();
+    let v1 = manifest(&agents[0], "v1.yaml", &web(IMAGE, "v1", "none"));
+    ok(apply(&url, ("--group", G), &[&v1], &["--timeout", "120"]));
+    for id in &ids {
+        wait_status(&url, id, 90, "revision 1 Healthy", |s| {
+            deployment_of(s) == (json!(1), json!("Healthy"))
+        });
+    }
+
+    // A bad revision: d2's pod never becomes Ready.
+    let v2 = manifest(
+        &agents[0],
+        "v2.yaml",
+        &web("picolet.test/busybox:2", "v2", "d2"),
+    );
+    let args = [
+        "--canary",
+        "1",
+        "--batch",
+        "2",
+        "--max-failures",
+        "1",
+        "--verify",
+        "2s",
+        "--health-deadline",
+        "20s",
+        "--timeout",
+        "240",
+    ];
+    let (code, out) = finish(rollout(&url, &v2, &args));
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("device d0: Healthy (revision 2)"), "{out}");
+    assert!(out.contains("device d2: Failed (revision 2: "), "{out}");
+    assert!(
+        out.contains("group g: rolled back revision 2: 1 failed (--max-failures 1); 3 devices back at revision 1"),
+        "{out}"
+    );
+    for (i, a) in agents.iter().enumerate() {
+        let s = device_entry(&url, &ids[i]).unwrap()["status"].clone();
+        assert_eq!(s["observedRevision"]["groups"][G], 1, "{}: {s}", ids[i]);
+        let run = wait_for(60, "web back at v1", || {
+            running_web(a).filter(|(_, cmd)| cmd.starts_with("echo v1"))
+        });
+        assert_eq!(run.0, IMAGE, "{}", ids[i]);
+        if i >= 3 {
+            assert!(deployment_of(&s).0 != json!(2), "{}: {s}", ids[i]);
+        }
+    }
+
+    // A healthy revision (3: above the failed 2), the controller killed
+    // after the canary, then resumed.
+    let v3 = manifest(
+        &agents[0],
+        "v3.yaml",
+        &web("picolet.test/busybox:2", "v3", "none"),
+    );
+    let mut first = rollout(&url, &v3, &args);
+    wait_for(90, "the canary Healthy and the next batch started", || {
+        let p = progress(&url);
+        (p["revision"] == 3 && p["batch"] == 2 && p["devices"][0]["state"] == "Healthy")
+            .then_some(())
+    });
+    first.kill().unwrap();
+    let _ = first.wait();
+    let st = ok(ctl(&["rollout", "status", "--group", G, "--broker", &url]));
+    assert!(
+        st.contains("group g: revision 3 (from 1), Running, batch 2 of 4"),
+        "{st}"
+    );
+    let (code, out) = finish(rollout(&url, &v3, &args));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(
+            "group g: resuming the rollout of revision 3 (phase Running, batch 2 of 4, 1 Healthy)"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("device d0: Updating"), "{out}");
+    assert!(
+        out.contains("group g: revision 3 rolled out to 6 devices (6 Healthy, 0 Failed) and published to picolet/groups/g/desired"),
+        "{out}"
+    );
+    for (i, a) in agents.iter().enumerate() {
+        wait_status(&url, &ids[i], 30, "revision 3", |s| {
+            s["observedRevision"]["groups"][G] == 3
+        });
+        let run = wait_for(30, "web at v3", || running_web(a));
+        assert_eq!(
+            run,
+            (
+                "picolet.test/busybox:2".to_string(),
+                "echo v3; exec sleep 100000".to_string()
+            )
+        );
+        let o = retained(
+            &url,
+            &format!("picolet/devices/{}/groups/{G}/desired", ids[i]),
+        );
+        assert!(
+            o.is_none_or(|p| p.is_empty()),
+            "{}: override not cleared",
+            ids[i]
+        );
+    }
+    let doc: Value =
+        serde_json::from_slice(&retained(&url, "picolet/groups/g/desired").unwrap()).unwrap();
+    assert_eq!(doc["revision"], 3);
+    let st = ok(ctl(&["rollout", "status", "--group", G, "--broker", &url]));
+    assert!(
+        st.contains("Complete") && st.matches("Healthy").count() >= 6,
+        "{st}"
+    );
+    let table = ok(ctl(&["fleet", "status", "--broker", &url]));
+    assert!(table.contains("g=Healthy(3)"), "{table}");
+    // Nothing changed: nothing to roll out.
+    let (code, out) = finish(rollout(&url, &v3, &args));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("nothing to roll out"), "{out}");
+
+    // rollout abort from another shell while the canary verifies.
+    let v4 = manifest(&agents[0], "v4.yaml", &web(IMAGE, "v4", "none"));
+    let slow = [
+        "--canary",
+        "1",
+        "--batch",
+        "2",
+        "--max-failures",
+        "1",
+        "--verify",
+        "30s",
+        "--health-deadline",
+        "90s",
+        "--timeout",
+        "240",
+    ];
+    let running = rollout(&url, &v4, &slow);
+    wait_for(30, "the canary started", || {
+        (progress(&url)["revision"] == 4).then_some(())
+    });
+    let out = ok(ctl(&["rollout", "abort", "--group", G, "--broker", &url]));
+    assert!(
+        out.contains("the running controller is rolling back revision 4"),
+        "{out}"
+    );
+    let (code, out) = finish(running);
+    assert_eq!(code, Some(3), "{out}");
+    wait_status(&url, "d0", 60, "d0 back at revision 3", |s| {
+        s["observedRevision"]["groups"][G] == 3
+    });
+    let run = wait_for(60, "d0 back at v3", || {
+        running_web(&agents[0]).filter(|(_, cmd)| cmd.starts_with("echo v3"))
+    });
+    assert_eq!(run.0, "picolet.test/busybox:2");
+}

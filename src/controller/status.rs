@@ -32,12 +32,12 @@ fn deployments(payload: &[u8]) -> Vec<String> {
     list.iter()
         .map(|d| {
             let source = d["source"].as_str().unwrap_or("?");
-            format!(
-                "{}={}({})",
-                source.strip_prefix("group/").unwrap_or(source),
-                d["state"].as_str().unwrap_or("?"),
-                d["revision"]
-            )
+            let state = d["state"].as_str().unwrap_or("?");
+            let source = source.strip_prefix("group/").unwrap_or(source);
+            match d["revision"].as_u64() {
+                Some(r) => format!("{source}={state}({r})"),
+                None => format!("{source}={state}"),
+            }
         })
         .collect()
 }
@@ -407,7 +407,8 @@ mod tests {
         let mut v: Value = serde_json::from_slice(&s.to_json()).unwrap();
         v["deployments"] = json!([
             {"source": "device", "revision": 4, "state": "Healthy"},
-            {"source": "group/kitchen", "revision": 2, "state": "Failed", "reason": "CrashLoopBackOff"}
+            {"source": "group/kitchen", "revision": 2, "state": "Failed", "reason": "CrashLoopBackOff"},
+            {"source": "group/hall", "state": "Rejected"}
         ]);
         let payload = serde_json::to_vec(&v).unwrap();
         collect(&t, &mut rows, "picolet/devices/pi-1/status", &payload);
@@ -434,7 +435,7 @@ mod tests {
                 "pi-1",
                 "true",
                 "device=4,kitchen=2",
-                "device=Healthy(4),kitchen=Failed(2)",
+                "device=Healthy(4),kitchen=Failed(2),hall=Rejected",
                 "0/0",
                 "0",
                 "5s"
