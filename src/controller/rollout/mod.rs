@@ -668,9 +668,15 @@ fn table(sh: &Shell, p: &Progress) -> String {
         .iter()
         .map(|d| {
             let seen = sh.devices.get(&d.id);
-            let reported = seen
-                .and_then(|s| s.report.deployment.as_ref())
-                .map_or("-".to_string(), |(r, s)| format!("{s} (revision {r})"));
+            let reported = seen.and_then(|s| {
+                let (r, st) = s.report.deployment.as_ref()?;
+                let why = match s.why.as_str() {
+                    "" => String::new(),
+                    w => format!(": {w}"),
+                };
+                Some(format!("{st} (revision {r}{why})"))
+            });
+            let reported = reported.unwrap_or_else(|| "-".into());
             let online = seen
                 .and_then(|s| s.report.online)
                 .map_or("unknown".into(), |o| o.to_string());
@@ -823,6 +829,88 @@ mod tests {
         ] {
             assert!(!is_fleet(&os(local)), "{local:?}");
         }
+    }
+
+    #[test]
+    fn the_table_shows_each_device_its_reason_and_what_it_reports() {
+        let c = cli::common(&Args::parse(os(&["--broker", "mqtt://h"]), &SPEC).unwrap()).unwrap();
+        let mut sh = Shell::new(c, "g".into());
+        let st = |obs, dep: (u64, &str)| {
+            serde_json::to_vec(
+                &serde_json::json!({"observedRevision": {"groups": {"g": obs}},
+                "deployments": [{"source": "group/g", "revision": dep.0, "state": dep.1}]}),
+            )
+            .unwrap()
+        };
+        sh.take("picolet/devices/a/status", &st(8, (8, "Healthy")))
+            .unwrap();
+        sh.take(
+            "picolet/devices/b/status",
+            &st(8, (8, "FailedRollbackComplete")),
+        )
+        .unwrap();
+        sh.take("picolet/devices/b/online", b"false").unwrap();
+        let o = Options {
+            canary: 1,
+            batch: "1".into(),
+            max_failures: "2".into(),
+            verify_seconds: 1,
+            health_deadline_seconds: 9,
+            selector: vec![],
+        };
+        let ids = vec!["b".to_string(), "a".to_string(), "c".to_string()];
+        let mut p = Progress::new(
+            "g",
+            8,
+            7,
+            "d".into(),
+            ids,
+            o,
+            Count::N(1),
+            Count::N(2),
+            "t".into(),
+        );
+        p.batch = 2;
+        p.devices[0].state = DevState::Healthy;
+        (p.devices[1].state, p.devices[1].reason) = (DevState::Failed, "Offline".into());
+        let t = table(&sh, &p);
+        let rows: Vec<Vec<&str>> = t
+            .lines()
+            .map(|l| {
+                l.split("   ")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            rows[0],
+            ["group g: revision 8 (from 7), Running, batch 2 of 3, started t"]
+        );
+        assert_eq!(rows[1], ["DEVICE", "STATE", "REASON", "REPORTED", "ONLINE"]);
+        assert_eq!(
+            rows[2],
+            ["a", "Healthy", "-", "Healthy (revision 8)", "unknown"]
+        );
+        assert_eq!(
+            rows[3],
+            [
+                "b",
+                "Failed",
+                "Offline",
+                "FailedRollbackComplete (revision 8)",
+                "false"
+            ]
+        );
+        assert_eq!(rows[4], ["c", "Pending", "-", "-", "unknown"]);
+        assert_eq!(line(&p, &p.devices[1]), "Failed (revision 8: Offline)");
+        p.devices[1].state = DevState::Reverted;
+        assert_eq!(line(&p, &p.devices[1]), "Reverted (revision 7: Offline)");
+        // A progress message is returned to the loop; a bad one is an error.
+        let json = serde_json::to_vec(&p).unwrap();
+        assert_eq!(sh.take("picolet/rollouts/g", &json).unwrap(), Some(p));
+        let e = sh.take("picolet/rollouts/g", b"{").unwrap_err();
+        assert!(e.contains("unreadable rollout progress"), "{e}");
     }
 
     #[test]
