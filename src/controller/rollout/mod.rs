@@ -602,6 +602,19 @@ impl Out {
             let _ = std::io::stdout().flush();
             return;
         }
+        // A device failed and cleared in one step: its failure first.
+        for d in &p.devices {
+            let last = self.last.get(&d.id).map(|l| l.0);
+            if d.state == DevState::Reverting
+                && !d.reason.is_empty()
+                && !matches!(last, Some(DevState::Failed | DevState::Reverting))
+            {
+                println!(
+                    "device {}: Failed (revision {}: {})",
+                    d.id, p.revision, d.reason
+                );
+            }
+        }
         if self.phase != Some(p.phase) {
             if self.phase.is_some() {
                 let failed = p.devices.iter().filter(|d| !d.reason.is_empty()).count();
@@ -620,16 +633,7 @@ impl Out {
         }
         for d in &p.devices {
             let now = (d.state, d.reason.clone());
-            let last = self.last.get(&d.id);
-            if last != Some(&now) {
-                // Failed and cleared in one step: say both.
-                let was_failed = last.is_some_and(|l| l.0 == DevState::Failed);
-                if d.state == DevState::Reverting && !d.reason.is_empty() && !was_failed {
-                    println!(
-                        "device {}: Failed (revision {}: {})",
-                        d.id, p.revision, d.reason
-                    );
-                }
+            if self.last.get(&d.id) != Some(&now) {
                 if d.state != DevState::Pending {
                     println!("device {}: {}", d.id, line(p, d));
                 }
