@@ -545,8 +545,13 @@ async fn drive(
         out.show(sh, p);
         if limit.is_some_and(|l| Instant::now() >= l) {
             out.end();
+            let next = if p.phase == Phase::Running {
+                "run the same command again to resume it, or picolet rollout abort --group"
+            } else {
+                "picolet rollout abort --group"
+            };
             return Err(format!(
-                "timed out; the rollout of revision {} stays in progress (phase {:?}, batch {} of {}): run the same command again to resume it, or picolet rollout abort --group {}",
+                "timed out; the rollout of revision {} stays in progress (phase {:?}, batch {} of {}): {next} {} finishes it",
                 p.revision,
                 p.phase,
                 p.batch,
@@ -577,6 +582,8 @@ fn doc(payload: Option<&[u8]>) -> Result<Vec<u8>, String> {
 struct Out {
     tty: bool,
     drawn: usize,
+    /// The table drawn last.
+    text: String,
     last: BTreeMap<String, (DevState, String)>,
     phase: Option<Phase>,
 }
@@ -586,6 +593,7 @@ impl Out {
         Out {
             tty: cli::isatty_stdout(),
             drawn: 0,
+            text: String::new(),
             last: BTreeMap::new(),
             phase: None,
         }
@@ -594,11 +602,15 @@ impl Out {
     fn show(&mut self, sh: &Shell, p: &Progress) {
         if self.tty {
             let text = table(sh, p);
+            if text == self.text {
+                return;
+            }
             if self.drawn > 0 {
                 print!("\x1b[{}A\x1b[J", self.drawn);
             }
             self.drawn = text.lines().count();
             print!("{text}");
+            self.text = text;
             let _ = std::io::stdout().flush();
             return;
         }
