@@ -346,6 +346,9 @@ fn sim_a_killed_controller_resumes_and_the_group_document_is_published_at_the_en
         "{out}"
     );
     // The canary was not published to again; the batch under way was.
+    wait_for(10, "the simulator saw the last clear", || {
+        sim.published("d4").ends_with(&[0]).then_some(())
+    });
     assert_eq!(sim.published("d0"), [2, 0]);
     assert_eq!(sim.published("d1"), [2, 2, 0]);
     assert_eq!(sim.published("d4"), [2, 0]);
@@ -417,6 +420,9 @@ fn sim_rollout_abort_stops_a_running_controller_or_rolls_back_itself() {
         "{out}"
     );
     assert!(out.contains("3 devices back at revision 1"), "{out}");
+    wait_for(10, "the simulator saw the clears", || {
+        sim.published("d2").ends_with(&[3, 0]).then_some(())
+    });
     assert_eq!(sim.published("d1"), [2, 0, 3, 0]);
     assert_eq!(progress(&url)["phase"], "Aborted");
 }

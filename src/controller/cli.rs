@@ -80,6 +80,7 @@ pub(super) struct Common {
     pub(super) topics: Topics,
 }
 
+#[inline(never)] // shared with rollout
 pub(super) fn common(a: &Args) -> Result<Common, String> {
     let url = a
         .one(&["broker"])
@@ -128,6 +129,7 @@ fn timeout(a: &Args) -> Result<Duration, String> {
     }
 }
 
+#[inline(never)] // shared with rollout
 pub(super) fn sign_key(a: &Args) -> Result<Option<SigningKey>, String> {
     let Some(p) = a.one(&["sign-key"]) else {
         return Ok(None);
@@ -186,6 +188,7 @@ pub(super) type Loaded = (
 );
 
 /// The pods, ConfigMaps, Secrets and workloads of the files.
+#[inline(never)] // shared with rollout
 pub(super) fn load_pods(files: &[&str]) -> Result<Loaded, String> {
     let mut pods = Vec::new();
     let mut objects = Vec::new();
@@ -254,6 +257,7 @@ fn apply(a: Args) -> Result<ExitCode, String> {
 
 /// The pods, ConfigMaps, Secrets and workloads of the files merged into
 /// `current` (or replacing its sets, `prune`), as `apply` does.
+#[inline(never)] // shared with rollout
 pub(super) fn merge_files(
     current: Option<&DesiredDoc>,
     (pods, objects, workloads): Loaded,
@@ -334,6 +338,7 @@ fn delete(a: Args) -> Result<ExitCode, String> {
 /// (the highest a device reports), or why there is none: devices refuse a
 /// revision above [`MAX_REVISION`], so publishing it would only be refused
 /// as invalid (and, wrapped around, as stale).
+#[inline(never)] // shared with rollout
 pub(super) fn next_revision(current: u64, observed: Option<u64>) -> Result<u64, String> {
     let last = current.max(observed.unwrap_or(0));
     match last.checked_add(1) {
@@ -349,6 +354,7 @@ pub(super) fn next_revision(current: u64, observed: Option<u64>) -> Result<u64, 
 /// revision of a document that does not decode still counts (devices may
 /// have accepted it under an older key), unless devices refuse it anyway
 /// (above [`MAX_REVISION`]): it would block every later `apply`.
+#[inline(never)] // shared with rollout
 pub(super) fn read_current(payload: &[u8]) -> (u64, Option<DesiredDoc>) {
     let opts = DecodeOptions {
         max_bytes: usize::MAX,

@@ -27,7 +27,7 @@
 //! with [`resume`], which publishes or clears again what may not have
 //! gone out: both are idempotent).
 
-use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// Grace after a device's health deadline before the controller counts it
@@ -68,20 +68,18 @@ impl Count {
 
 /// The options a rollout was started with (all of them: a resume must
 /// give the same).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     pub canary: usize,
     pub batch: String,
     pub max_failures: String,
     pub verify_seconds: u64,
     pub health_deadline_seconds: u64,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub selector: Vec<String>,
 }
 
 /// Where the rollout is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Running,
     /// `rollout abort` asked; the controller rolls back.
@@ -101,7 +99,7 @@ impl Phase {
 }
 
 /// One target's state in the rollout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DevState {
     Pending,
     Updating,
@@ -112,20 +110,18 @@ pub enum DevState {
     NotReverted,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
     pub id: String,
     pub state: DevState,
     /// Wall ms of its last publish or clear.
-    #[serde(default)]
     pub since: i64,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
 }
 
-/// The progress, stored retained at `<prefix>/rollouts/<G>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The progress, stored retained at `<prefix>/rollouts/<G>` (JSON, see
+/// [`Progress::to_json`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
     pub group: String,
     pub revision: u64,
@@ -179,7 +175,116 @@ pub const FAILED_STATES: &[&str] = &[
     "RolledBack",
 ];
 
+const PHASES: [Phase; 7] = [
+    Phase::Running,
+    Phase::AbortRequested,
+    Phase::RollingBack,
+    Phase::Aborting,
+    Phase::Complete,
+    Phase::RolledBack,
+    Phase::Aborted,
+];
+
+const STATES: [DevState; 7] = [
+    DevState::Pending,
+    DevState::Updating,
+    DevState::Healthy,
+    DevState::Failed,
+    DevState::Reverting,
+    DevState::Reverted,
+    DevState::NotReverted,
+];
+
+/// The variant of `all` whose name (its `Debug` form) is `v`.
+fn named<T: std::fmt::Debug + Copy>(all: &[T], v: &Value, what: &str) -> Result<T, String> {
+    let name = v.as_str().unwrap_or("");
+    all.iter()
+        .copied()
+        .find(|x| format!("{x:?}") == name)
+        .ok_or_else(|| format!("{what}: unknown value {v}"))
+}
+
+fn text(v: &Value, k: &str) -> Result<String, String> {
+    v[k].as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("{k}: expected a string"))
+}
+
+fn num(v: &Value, k: &str) -> Result<u64, String> {
+    v[k].as_u64()
+        .ok_or_else(|| format!("{k}: expected a number"))
+}
+
 impl Progress {
+    /// `{"group", "revision", "previous", "digest", "phase", "batch",
+    /// "started", "options": {"canary", "batch", "maxFailures",
+    /// "verifySeconds", "healthDeadlineSeconds", "selector"}, "batchSize",
+    /// "failureLimit", "devices": [{"id", "state", "since", "reason"}]}`.
+    /// Written by hand (no serde derive: it is smaller).
+    pub fn to_json(&self) -> Vec<u8> {
+        let o = &self.options;
+        let devices: Vec<Value> = self
+            .devices
+            .iter()
+            .map(|d| {
+                json!({"id": d.id, "state": format!("{:?}", d.state), "since": d.since,
+                       "reason": d.reason})
+            })
+            .collect();
+        let v = json!({
+            "group": self.group, "revision": self.revision, "previous": self.previous,
+            "digest": self.digest, "phase": format!("{:?}", self.phase), "batch": self.batch,
+            "started": self.started,
+            "options": {"canary": o.canary, "batch": o.batch, "maxFailures": o.max_failures,
+                        "verifySeconds": o.verify_seconds,
+                        "healthDeadlineSeconds": o.health_deadline_seconds,
+                        "selector": o.selector},
+            "batchSize": self.batch_size, "failureLimit": self.failure_limit,
+            "devices": devices,
+        });
+        serde_json::to_vec(&v).expect("a JSON value always serializes")
+    }
+
+    /// Reads [`Progress::to_json`]'s form; the error names the field.
+    pub fn from_json(bytes: &[u8]) -> Result<Progress, String> {
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let o = &v["options"];
+        let mut devices = Vec::new();
+        for d in v["devices"].as_array().ok_or("devices: expected a list")? {
+            devices.push(Device {
+                id: text(d, "id")?,
+                state: named(&STATES, &d["state"], "state")?,
+                since: d["since"].as_i64().unwrap_or(0),
+                reason: d["reason"].as_str().unwrap_or("").to_string(),
+            });
+        }
+        let selector = o["selector"].as_array().map_or(Vec::new(), |a| {
+            a.iter()
+                .filter_map(|s| Some(s.as_str()?.to_string()))
+                .collect()
+        });
+        Ok(Progress {
+            group: text(&v, "group")?,
+            revision: num(&v, "revision")?,
+            previous: num(&v, "previous")?,
+            digest: text(&v, "digest")?,
+            phase: named(&PHASES, &v["phase"], "phase")?,
+            batch: num(&v, "batch")? as usize,
+            started: text(&v, "started")?,
+            options: Options {
+                canary: num(o, "canary")? as usize,
+                batch: text(o, "batch")?,
+                max_failures: text(o, "maxFailures")?,
+                verify_seconds: num(o, "verifySeconds")?,
+                health_deadline_seconds: num(o, "healthDeadlineSeconds")?,
+                selector,
+            },
+            batch_size: num(&v, "batchSize")? as usize,
+            failure_limit: num(&v, "failureLimit")? as usize,
+            devices,
+        })
+    }
+
     /// A new rollout of `revision` (from `previous`) to `targets`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(

@@ -216,7 +216,7 @@ impl Shell {
         } else if topic == self.progress_topic {
             let p = match payload {
                 [] => None,
-                _ => Some(serde_json::from_slice::<Progress>(payload).map_err(|e| {
+                _ => Some(Progress::from_json(payload).map_err(|e| {
                     format!("{topic}: unreadable rollout progress ({e}); clear it to start over")
                 })?),
             };
@@ -529,10 +529,7 @@ async fn drive(
                     out.show(sh, p);
                     return Ok(phase);
                 }
-                Action::Save => (
-                    sh.progress_topic.clone(),
-                    serde_json::to_vec(p).expect("progress serializes"),
-                ),
+                Action::Save => (sh.progress_topic.clone(), p.to_json()),
                 Action::Clear(d) => (sh.override_topic(&d), Vec::new()),
                 Action::Publish(d) => (sh.override_topic(&d), doc(payload)?),
                 Action::PublishGroup => (sh.group_topic.clone(), doc(payload)?),
@@ -767,7 +764,7 @@ fn abort(mut sh: Shell, limit: Option<Instant>) -> Result<ExitCode, String> {
         let mut acked = false;
         if p.phase == Phase::Running {
             p.request_abort();
-            let bytes = serde_json::to_vec(&p).expect("progress serializes");
+            let bytes = p.to_json();
             client
                 .publish(&sh.progress_topic, bytes, true, CONNECT_LIMIT)
                 .await
@@ -923,8 +920,10 @@ mod tests {
         p.devices[1].state = DevState::Reverted;
         assert_eq!(line(&p, &p.devices[1]), "Reverted (revision 7: Offline)");
         // A progress message is returned to the loop; a bad one is an error.
-        let json = serde_json::to_vec(&p).unwrap();
-        assert_eq!(sh.take("picolet/rollouts/g", &json).unwrap(), Some(p));
+        assert_eq!(
+            sh.take("picolet/rollouts/g", &p.to_json()).unwrap(),
+            Some(p)
+        );
         let e = sh.take("picolet/rollouts/g", b"{").unwrap_err();
         assert!(e.contains("unreadable rollout progress"), "{e}");
     }

@@ -406,8 +406,7 @@ fn a_rollout_resumes_from_every_step_of_every_phase() {
             if done.is_some() {
                 continue;
             }
-            let json = serde_json::to_vec(&p).unwrap();
-            let mut q: Progress = serde_json::from_slice(&json).unwrap();
+            let mut q = Progress::from_json(&p.to_json()).unwrap();
             assert_eq!(q, p);
             let again = resume(&q);
             for a in &again {
@@ -478,4 +477,32 @@ fn resuming_publishes_again_to_updating_devices_only() {
     p.phase = Phase::Aborting;
     p.devices[1].state = Reverting;
     assert_eq!(resume(&p), [Action::Clear("pi-1".into())]);
+}
+
+#[test]
+fn the_progress_json_names_its_fields_and_every_phase_and_state_reads_back() {
+    let mut p = progress(7, 1, Count::N(2), Count::N(1));
+    p.options.selector = vec!["board=rpi5".into()];
+    for (i, s) in STATES.iter().enumerate() {
+        p.devices[i].state = *s;
+        p.devices[i].reason = format!("r{i}");
+    }
+    for phase in PHASES {
+        p.phase = phase;
+        assert_eq!(Progress::from_json(&p.to_json()).unwrap(), p);
+    }
+    let v: Value = serde_json::from_slice(&p.to_json()).unwrap();
+    assert_eq!(v["phase"], "Aborted");
+    assert_eq!(v["options"]["maxFailures"], "1");
+    assert_eq!(v["options"]["healthDeadlineSeconds"], 60);
+    assert_eq!(v["batchSize"], 2);
+    assert_eq!(v["devices"][1]["state"], "Updating");
+    let mut bad = v.clone();
+    bad["phase"] = "Paused".into();
+    let e = Progress::from_json(&serde_json::to_vec(&bad).unwrap()).unwrap_err();
+    assert_eq!(e, "phase: unknown value \"Paused\"");
+    let mut bad = v;
+    bad["options"]["verifySeconds"] = "x".into();
+    let e = Progress::from_json(&serde_json::to_vec(&bad).unwrap()).unwrap_err();
+    assert_eq!(e, "verifySeconds: expected a number");
 }
