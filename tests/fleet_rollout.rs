@@ -478,6 +478,7 @@ fn deployment_of(status: &Value) -> (Value, Value) {
 /// rolled back; a healthy one, its controller killed (kill -9) mid-way
 /// and resumed, reaching all six; `rollout status`; `rollout abort`.
 #[test]
+#[ignore = "needs the device side (deployment records, the override topic, the rollout block: the records branch); run with --ignored once merged"]
 fn agents_six_devices_bad_revision_rolled_back_then_healthy_one_resumed_after_kill_then_aborted() {
     if !root_or_skip() {
         return;

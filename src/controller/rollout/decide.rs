@@ -285,20 +285,21 @@ impl Progress {
         })
     }
 
-    /// A new rollout of `revision` (from `previous`) to `targets`.
+    /// A new rollout of `revision` (from `previous`) to `targets`, which
+    /// come sorted by id (the shell's map of devices is).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         group: &str,
         revision: u64,
         previous: u64,
         digest: String,
-        mut targets: Vec<String>,
+        targets: Vec<String>,
         options: Options,
         batch: Count,
         max_failures: Count,
         started: String,
     ) -> Progress {
-        targets.sort();
+        debug_assert!(targets.windows(2).all(|w| w[0] < w[1]), "{targets:?}");
         let n = targets.len();
         Progress {
             group: group.to_string(),

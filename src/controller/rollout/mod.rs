@@ -871,7 +871,7 @@ mod tests {
             health_deadline_seconds: 9,
             selector: vec![],
         };
-        let ids = vec!["b".to_string(), "a".to_string(), "c".to_string()];
+        let ids = vec!["a".to_string(), "b".to_string(), "c".to_string()];
         let mut p = Progress::new(
             "g",
             8,
@@ -886,6 +886,7 @@ mod tests {
         p.batch = 2;
         p.devices[0].state = DevState::Healthy;
         (p.devices[1].state, p.devices[1].reason) = (DevState::Failed, "Offline".into());
+        assert_eq!(p.devices[2].id, "c");
         let t = table(&sh, &p);
         let rows: Vec<Vec<&str>> = t
             .lines()

@@ -16,7 +16,7 @@ fn opts(canary: usize, deadline: u64) -> Options {
 }
 
 fn progress(n: usize, canary: usize, batch: Count, max_failures: Count) -> Progress {
-    let ids = (0..n).rev().map(|i| format!("pi-{i}")).collect();
+    let ids = (0..n).map(|i| format!("pi-{i}")).collect();
     Progress::new(
         "g",
         R,
