@@ -150,6 +150,10 @@ pub struct Report {
     pub observed: Option<u64>,
     /// Its `deployments` entry of `group/G`: revision, state.
     pub deployment: Option<(u64, String)>,
+    /// That entry's reason or message (shown only).
+    pub why: String,
+    /// `node.labels` (for `--selector`).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// What the shell does, in order.

@@ -151,22 +151,13 @@ fn selectors(a: &Args) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
-/// What a device's status and online flag say.
-#[derive(Debug, Default)]
-struct Seen {
-    report: Report,
-    labels: BTreeMap<String, String>,
-    /// The deployment entry's reason or message.
-    why: String,
-}
-
 /// The connection, the topics and what the broker holds.
 struct Shell {
     c: Common,
     group: String,
     progress_topic: String,
     group_topic: String,
-    devices: BTreeMap<String, Seen>,
+    devices: BTreeMap<String, Report>,
     current: Option<Vec<u8>>,
     progress: Option<Progress>,
 }
@@ -225,7 +216,7 @@ impl Shell {
         } else {
             match self.c.topics.parse(topic) {
                 Some(Topic::Online(id)) if !payload.is_empty() => {
-                    self.devices.entry(id).or_default().report.online = Some(payload == b"true")
+                    self.devices.entry(id).or_default().online = Some(payload == b"true")
                 }
                 Some(Topic::Status(id)) if !payload.is_empty() => {
                     let v: Value = serde_json::from_slice(payload).unwrap_or_default();
@@ -237,13 +228,6 @@ impl Shell {
         }
         Ok(None)
     }
-
-    fn reports(&self) -> BTreeMap<String, Report> {
-        self.devices
-            .iter()
-            .map(|(id, s)| (id.clone(), s.report.clone()))
-            .collect()
-    }
 }
 
 fn override_topic(t: &Topics, id: &str, group: &str) -> String {
@@ -254,15 +238,15 @@ fn err(e: ClientError) -> String {
     e.to_string()
 }
 
-/// Reads what [`Seen`] needs of a status document (`observedRevision`,
+/// Reads what a [`Report`] holds of a status document (`observedRevision`,
 /// `deployments`, `node.labels`).
-fn seen_status(seen: &mut Seen, v: &Value, group: &str) {
-    seen.report.observed = v["observedRevision"]["groups"][group].as_u64();
+fn seen_status(seen: &mut Report, v: &Value, group: &str) {
+    seen.observed = v["observedRevision"]["groups"][group].as_u64();
     let source = format!("group/{group}");
     let entry = v["deployments"]
         .as_array()
         .and_then(|a| a.iter().find(|d| d["source"] == source.as_str()));
-    seen.report.deployment =
+    seen.deployment =
         entry.and_then(|d| Some((d["revision"].as_u64()?, d["state"].as_str()?.to_string())));
     seen.why = entry
         .and_then(|d| d["reason"].as_str().or(d["message"].as_str()))
@@ -389,8 +373,8 @@ fn start(a: &Args, mut sh: Shell, limit: Option<Instant>) -> Result<ExitCode, St
                     .devices
                     .values()
                     .flat_map(|s| {
-                        let d = s.report.deployment.as_ref().map(|d| d.0);
-                        s.report.observed.into_iter().chain(d)
+                        let d = s.deployment.as_ref().map(|d| d.0);
+                        s.observed.into_iter().chain(d)
                     })
                     .max();
                 let last = sh.progress.as_ref().map_or(0, |p| p.revision);
@@ -399,8 +383,7 @@ fn start(a: &Args, mut sh: Shell, limit: Option<Instant>) -> Result<ExitCode, St
                     .devices
                     .iter()
                     .filter(|(_, s)| {
-                        s.report.observed.is_some()
-                            && sel.iter().all(|(k, v)| s.labels.get(k) == Some(v))
+                        s.observed.is_some() && sel.iter().all(|(k, v)| s.labels.get(k) == Some(v))
                     })
                     .map(|(id, _)| id.clone())
                     .collect();
@@ -522,7 +505,7 @@ async fn drive(
 ) -> Result<Phase, String> {
     let mut out = Out::new();
     loop {
-        acts.extend(decide::step(p, &sh.reports(), wall_ms()));
+        acts.extend(decide::step(p, &sh.devices, wall_ms()));
         for a in acts.drain(..) {
             let (topic, bytes) = match a {
                 Action::Done(phase) => {
@@ -682,7 +665,7 @@ fn table(sh: &Shell, p: &Progress) -> String {
         .map(|d| {
             let seen = sh.devices.get(&d.id);
             let reported = seen.and_then(|s| {
-                let (r, st) = s.report.deployment.as_ref()?;
+                let (r, st) = s.deployment.as_ref()?;
                 let why = match s.why.as_str() {
                     "" => String::new(),
                     w => format!(": {w}"),
@@ -691,7 +674,7 @@ fn table(sh: &Shell, p: &Progress) -> String {
             });
             let reported = reported.unwrap_or_else(|| "-".into());
             let online = seen
-                .and_then(|s| s.report.online)
+                .and_then(|s| s.online)
                 .map_or("unknown".into(), |o| o.to_string());
             vec![
                 d.id.clone(),
@@ -1021,15 +1004,15 @@ mod tests {
                 "node":{"labels":{"board":"rpi5"}}}"#,
         )
         .unwrap();
-        let mut s = Seen::default();
+        let mut s = Report::default();
         seen_status(&mut s, &v, "g");
-        assert_eq!(s.report.observed, Some(7));
-        assert_eq!(s.report.deployment, Some((8, "Failed".into())));
+        assert_eq!(s.observed, Some(7));
+        assert_eq!(s.deployment, Some((8, "Failed".into())));
         assert_eq!(s.why, "CrashLoopBackOff");
         assert_eq!(s.labels["board"], "rpi5");
         seen_status(&mut s, &serde_json::json!({}), "g");
-        assert_eq!(s.report.observed, None);
-        assert_eq!(s.report.deployment, None);
+        assert_eq!(s.observed, None);
+        assert_eq!(s.deployment, None);
     }
 
     #[test]

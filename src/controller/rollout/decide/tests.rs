@@ -55,6 +55,7 @@ impl Fleet {
                     online: Some(true),
                     observed: Some(P),
                     deployment: Some((P, "Healthy".into())),
+                    ..Default::default()
                 },
             );
         }
