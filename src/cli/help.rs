@@ -63,6 +63,9 @@ pub fn text(cmd: &str, rest: &[String]) -> Option<&'static str> {
         "check" => crate::check::HELP,
         "install" => crate::install::HELP,
         "net" => super::host::NET_HELP,
+        "rollout" if sub == Some("fleet") || crate::controller::rollout::is_fleet_help(rest) => {
+            crate::controller::ROLLOUT_HELP
+        }
         "rollout" => super::rollout::HELP,
         "cgroup-holder" => crate::runtime::cgroup::holder::HELP,
         "pull" => super::pull::HELPER_HELP,

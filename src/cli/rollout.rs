@@ -28,6 +28,9 @@ The Deployment is `deployment/NAME`, `deploy/NAME` or `deployment NAME`.
   restart           a new revision of the same template (its pods replaced
                     by the strategy), as kubectl.kubernetes.io/restartedAt
 
+Fleet rollouts of a group's revision (-f FILE... --group G --broker URL, rollout status|abort
+--group G): see `picolet help rollout fleet`.
+
 `undo` and `restart` override the template of the Deployment's source (the
 manifest file, the fleet's document) on this device only, until the source's
 template changes. See docs/workloads.md.
@@ -39,6 +42,9 @@ Examples:
 
 /// `picolet rollout ACTION RESOURCE`.
 pub(super) fn rollout(args: Vec<OsString>) -> Result<ExitCode, String> {
+    if crate::controller::rollout::is_fleet(&args) {
+        return crate::controller::rollout::run(args);
+    }
     let (common, a) = super::parse_api(args, &["to-revision", "timeout", "watch"], &[])?;
     let (verb, rest) = a
         .free

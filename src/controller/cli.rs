@@ -32,6 +32,10 @@ pub const USAGE: &str =
                 [--dry-run] [--sign-key FILE] [--timeout SECONDS] [--max-message-bytes N]
                 [FLEET OPTIONS]
   picolet fleet status [--device ID | --group G] --broker URL [-o json] [FLEET OPTIONS]
+  picolet rollout -f FILE... --group G --broker URL [--canary N] [--batch N|P%]
+                [--max-failures N|P%] [--verify D] [--health-deadline D] [--selector L=V]
+                [--sign-key FILE] [--timeout D] [FLEET OPTIONS]
+  picolet rollout status|abort --group G --broker URL [FLEET OPTIONS]
   picolet keygen [PREFIX]      writes PREFIX.key and PREFIX.pub (default ./fleet.*)
   FLEET OPTIONS: [--topic-prefix P] [--ca FILE] [--cert FILE] [--key FILE]
                  [--credentials FILE]
@@ -80,6 +84,7 @@ pub(super) struct Common {
     pub(super) topics: Topics,
 }
 
+#[inline(never)] // shared with rollout
 pub(super) fn common(a: &Args) -> Result<Common, String> {
     let url = a
         .one(&["broker"])
@@ -103,7 +108,7 @@ pub(super) fn common(a: &Args) -> Result<Common, String> {
     Ok(Common { opts, topics })
 }
 
-fn target(a: &Args) -> Result<Target, String> {
+pub(super) fn target(a: &Args) -> Result<Target, String> {
     match (a.one(&["device"]), a.one(&["group"])) {
         (Some(d), None) => {
             validate_id(IdKind::Device, d).map_err(|e| e.to_string())?;
@@ -146,7 +151,8 @@ pub(super) fn max_message(a: &Args) -> Result<usize, String> {
     }
 }
 
-fn sign_key(a: &Args) -> Result<Option<SigningKey>, String> {
+#[inline(never)] // shared with rollout
+pub(super) fn sign_key(a: &Args) -> Result<Option<SigningKey>, String> {
     let Some(p) = a.one(&["sign-key"]) else {
         return Ok(None);
     };
@@ -197,14 +203,15 @@ pub(super) fn expand(files: &[&str]) -> Result<Vec<PathBuf>, String> {
 }
 
 /// What the files of `apply -f` hold.
-type Loaded = (
+pub(super) type Loaded = (
     Vec<Pod>,
     Vec<crate::spec::ConfigObject>,
     Vec<(crate::spec::workload::Workload, String)>,
 );
 
 /// The pods, ConfigMaps, Secrets and workloads of the files.
-fn load_pods(files: &[&str]) -> Result<Loaded, String> {
+#[inline(never)] // shared with rollout
+pub(super) fn load_pods(files: &[&str]) -> Result<Loaded, String> {
     let mut pods = Vec::new();
     let mut objects = Vec::new();
     let mut workloads = Vec::new();
@@ -269,14 +276,25 @@ fn apply(a: Args) -> Result<ExitCode, String> {
         max_message: max_message(&a)?,
     };
     publish_and_wait(&c, &t, &opts, |current| {
-        let current_objects = current.map_or(&[][..], |d| &d.objects[..]);
-        let current_workloads = current.map_or(&[][..], |d| &d.workloads[..]);
-        let current = current.map_or(&[][..], |d| &d.pods[..]);
-        let mut plan = merge::apply(current, pods, prune)?;
-        plan.apply_objects(current_objects, objects, prune)?;
-        plan.apply_workloads(current_workloads, workloads, prune)?;
-        Ok(Made::Plan(plan))
+        merge_files(current, (pods, objects, workloads), prune).map(Made::Plan)
     })
+}
+
+/// The pods, ConfigMaps, Secrets and workloads of the files merged into
+/// `current` (or replacing its sets, `prune`), as `apply` does.
+#[inline(never)] // shared with rollout
+pub(super) fn merge_files(
+    current: Option<&DesiredDoc>,
+    (pods, objects, workloads): Loaded,
+    prune: bool,
+) -> Result<Plan, String> {
+    let current_objects = current.map_or(&[][..], |d| &d.objects[..]);
+    let current_workloads = current.map_or(&[][..], |d| &d.workloads[..]);
+    let current = current.map_or(&[][..], |d| &d.pods[..]);
+    let mut plan = merge::apply(current, pods, prune)?;
+    plan.apply_objects(current_objects, objects, prune)?;
+    plan.apply_workloads(current_workloads, workloads, prune)?;
+    Ok(plan)
 }
 
 fn delete(a: Args) -> Result<ExitCode, String> {
@@ -346,6 +364,7 @@ fn delete(a: Args) -> Result<ExitCode, String> {
 /// (the highest a device reports), or why there is none: devices refuse a
 /// revision above [`MAX_REVISION`], so publishing it would only be refused
 /// as invalid (and, wrapped around, as stale).
+#[inline(never)] // shared with rollout
 pub(super) fn next_revision(current: u64, observed: Option<u64>) -> Result<u64, String> {
     let last = current.max(observed.unwrap_or(0));
     match last.checked_add(1) {
@@ -361,7 +380,8 @@ pub(super) fn next_revision(current: u64, observed: Option<u64>) -> Result<u64, 
 /// revision of a document that does not decode still counts (devices may
 /// have accepted it under an older key), unless devices refuse it anyway
 /// (above [`MAX_REVISION`]): it would block every later `apply`.
-fn read_current(payload: &[u8]) -> (u64, Option<DesiredDoc>) {
+#[inline(never)] // shared with rollout
+pub(super) fn read_current(payload: &[u8]) -> (u64, Option<DesiredDoc>) {
     // Any message MQTT carries; a compressed one inflates to as much at most.
     let opts = DecodeOptions {
         max_bytes: MQTT_MAX_PAYLOAD as usize,
@@ -521,7 +541,7 @@ fn publish_and_wait(
     })
 }
 
-fn isatty_stdout() -> bool {
+pub(super) fn isatty_stdout() -> bool {
     nix::unistd::isatty(std::io::stdout()).unwrap_or(false)
 }
 

@@ -87,7 +87,7 @@ Usage:
   picolet fleet status [--device ID | --group G] --broker URL [-o json] [FLEET OPTIONS]
 
 Show what the devices report on the broker. Without --device/--group: one row per device
-(DEVICE ONLINE OBSERVED PODS ERRORS UPDATED). With --device: its pods as get pods shows them
+(DEVICE ONLINE OBSERVED DEPLOYMENT PODS ERRORS UPDATED). With --device: its pods as get pods shows them
 (NAME READY STATUS RESTARTS AGE, and MESSAGE with the error of a failing or refused pod). With
 --group: the pods of every device that reports a revision of the group, one row per device and pod.
 
@@ -116,6 +116,76 @@ Example:
   picolet keygen /etc/picolet/fleet
 ";
 
+/// The usage lines of the fleet's `picolet rollout`.
+pub const ROLLOUT_USAGE: &str = "\
+  picolet rollout -f FILE... --group G --broker URL [--canary N] [--batch N|P%]
+                  [--max-failures N|P%] [--verify DURATION] [--health-deadline DURATION]
+                  [--selector LABEL=VALUE]... [--sign-key FILE] [--max-message-bytes N]
+                  [--timeout DURATION] [FLEET OPTIONS]
+  picolet rollout status --group G --broker URL [FLEET OPTIONS]
+  picolet rollout abort --group G --broker URL [--timeout DURATION] [FLEET OPTIONS]
+";
+
+/// `picolet rollout --help` with `-f`, `--group` or `--broker` (the fleet's
+/// staged rollout; `picolet help rollout fleet` too).
+pub const ROLLOUT_HELP: &str = "\
+Usage:
+  picolet rollout -f FILE... --group G --broker URL [--canary N] [--batch N|P%]
+                  [--max-failures N|P%] [--verify DURATION] [--health-deadline DURATION]
+                  [--selector LABEL=VALUE]... [--sign-key FILE] [--max-message-bytes N]
+                  [--timeout DURATION] [FLEET OPTIONS]
+  picolet rollout status --group G --broker URL [FLEET OPTIONS]
+  picolet rollout abort --group G --broker URL [--timeout DURATION] [FLEET OPTIONS]
+
+Roll the group's next revision out in stages, with the health gate decided on the devices.
+
+The new document is the group's document merged with the files, as picolet apply --group merges
+(the diff is printed first; it is published compressed, as apply publishes), with a rollout block (--verify, --health-deadline, onFailure
+Rollback). The targets are the devices whose status reports a revision of the group (and whose
+node labels match --selector), sorted by device id: the canary is the first N, then batches. Each
+batch gets the revision on its devices' override topics (<prefix>/devices/<id>/groups/<G>/desired);
+a device counts Healthy when its status reports the revision Healthy, failed when it reports it
+Failed, FailedRollbackComplete, FailedUnableToRollback, Rejected or RolledBack, or is not Healthy
+30 s after its health deadline (Offline when it is offline then, else NotHealthyInTime). When the
+failures reach --max-failures, every device updated so far has its override cleared and goes back
+to the group's document: the command waits until they report the old revision and exits 2. At the
+end the group document is published and the overrides cleared: exit 0.
+
+The progress is kept retained on <prefix>/rollouts/<G>: run the same command again (same files and
+options) after the controller was stopped and it resumes; other files are refused until the
+rollout is aborted. A table of the devices is redrawn in place on a terminal, else a line is
+printed per change (device pi-3: Healthy (revision 8)).
+
+  status   the progress and each device's state
+  abort    asks the running controller to roll back (it exits 3); with none running after 5 s,
+           rolls back itself
+
+Exit codes: 0 rolled out (or aborted by rollout abort), 1 error, 2 rolled back, 3 aborted.
+
+Options:
+  -f, --filename FILE          manifests, as for picolet apply; repeatable
+      --group G                the group
+      --broker URL             mqtt://HOST[:PORT] or mqtts://HOST[:PORT]
+      --canary N               devices in the first batch (default 1; 0: none)
+      --batch N|P%             devices in each later batch (default 10%, rounded up)
+      --max-failures N|P%      roll back when this many devices failed (default 5%, rounded up,
+                               at least 1)
+      --verify DURATION        how long the pods must stay Ready and not restart (default 60s)
+      --health-deadline D      how long a device has to become Healthy (default 300s)
+      --selector LABEL=VALUE   only devices with this node label; repeatable (a=b,c=d too)
+      --sign-key FILE          sign the document (ed25519, from picolet keygen)
+      --max-message-bytes N    refuse a (compressed, signed) document larger than N bytes, as
+                               picolet apply does (default 1Mi; 128Ki for AWS IoT Core)
+      --timeout DURATION       give up after this long (the rollout stays in progress; default:
+                               no limit)
+  FLEET OPTIONS: --topic-prefix P, --ca FILE, --cert FILE, --key FILE, --credentials FILE
+
+Examples:
+  picolet rollout -f web.yaml --group kitchen --broker mqtt://broker.lan --canary 1 --batch 2 --max-failures 1
+  picolet rollout status --group kitchen --broker mqtt://broker.lan
+  picolet rollout abort --group kitchen --broker mqtt://broker.lan
+";
+
 /// The help of controller command `cmd`, if it is one.
 pub fn help(cmd: &str) -> Option<&'static str> {
     match cmd {
@@ -139,5 +209,9 @@ mod tests {
             assert!(h.contains("Example"), "{h}");
         }
         assert!(help("get").is_none());
+        assert!(
+            ROLLOUT_HELP.starts_with("Usage:\n  picolet rollout")
+                && ROLLOUT_HELP.contains(ROLLOUT_USAGE)
+        );
     }
 }

@@ -56,11 +56,12 @@ mod help;
 mod local;
 mod merge;
 pub(crate) mod pods;
+pub mod rollout;
 mod status;
 mod wait;
 
 pub use cli::{USAGE, run};
-pub use help::{APPLY_HELP, DELETE_HELP, FLEET_HELP, KEYGEN_HELP, help};
+pub use help::{APPLY_HELP, DELETE_HELP, FLEET_HELP, KEYGEN_HELP, ROLLOUT_HELP, help};
 
 use crate::fleet::topics::{Source, Topics};
 

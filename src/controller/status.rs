@@ -19,6 +19,27 @@ pub struct DeviceRow {
     pub status: Option<DeviceStatus>,
     /// A status that did not parse.
     pub bad_status: Option<String>,
+    /// Its `deployments`, as the DEPLOYMENT column shows them
+    /// (`kitchen=Healthy(8)`, `device=Applying(3)`).
+    pub deployments: Vec<String>,
+}
+
+/// The DEPLOYMENT cells of a status: each `deployments` entry's source
+/// (`device`, or the group's name), state and revision.
+fn deployments(payload: &[u8]) -> Vec<String> {
+    let v: Value = serde_json::from_slice(payload).unwrap_or_default();
+    let list = v["deployments"].as_array().map_or(&[][..], Vec::as_slice);
+    list.iter()
+        .map(|d| {
+            let source = d["source"].as_str().unwrap_or("?");
+            let state = d["state"].as_str().unwrap_or("?");
+            let source = source.strip_prefix("group/").unwrap_or(source);
+            match d["revision"].as_u64() {
+                Some(r) => format!("{source}={state}({r})"),
+                None => format!("{source}={state}"),
+            }
+        })
+        .collect()
 }
 
 pub(super) fn fleet(a: Args) -> Result<ExitCode, String> {
@@ -210,6 +231,7 @@ pub fn collect(
         }
         Some(Topic::Status(id)) if !payload.is_empty() => {
             let row = rows.entry(id).or_default();
+            row.deployments = deployments(payload);
             match DeviceStatus::from_json(payload) {
                 Ok(s) => row.status = Some(s),
                 Err(e) => row.bad_status = Some(e.to_string()),
@@ -248,12 +270,13 @@ fn age(now_ms: i64, time: &str) -> String {
     }
 }
 
-/// DEVICE ONLINE OBSERVED PODS ERRORS UPDATED.
+/// DEVICE ONLINE OBSERVED DEPLOYMENT PODS ERRORS UPDATED.
 pub fn table(rows: &BTreeMap<String, DeviceRow>, now_ms: i64) -> String {
     let mut lines = vec![[
         "DEVICE".to_string(),
         "ONLINE".into(),
         "OBSERVED".into(),
+        "DEPLOYMENT".into(),
         "PODS".into(),
         "ERRORS".into(),
         "UPDATED".into(),
@@ -290,9 +313,21 @@ pub fn table(rows: &BTreeMap<String, DeviceRow>, now_ms: i64) -> String {
                 (why.to_string(), "-".into(), "-".into(), "-".into())
             }
         };
-        lines.push([id.clone(), online, observed, pods, errors, updated]);
+        let deployment = match r.deployments.as_slice() {
+            [] => "-".to_string(),
+            d => d.join(","),
+        };
+        lines.push([
+            id.clone(),
+            online,
+            observed,
+            deployment,
+            pods,
+            errors,
+            updated,
+        ]);
     }
-    let mut widths = [0usize; 6];
+    let mut widths = [0usize; 7];
     for l in &lines {
         for (w, c) in widths.iter_mut().zip(l) {
             *w = (*w).max(c.chars().count());
@@ -370,7 +405,14 @@ mod tests {
             vec![],
             now - 5000,
         );
-        collect(&t, &mut rows, "picolet/devices/pi-1/status", &s.to_json());
+        let mut v: Value = serde_json::from_slice(&s.to_json()).unwrap();
+        v["deployments"] = json!([
+            {"source": "device", "revision": 4, "state": "Healthy"},
+            {"source": "group/kitchen", "revision": 2, "state": "Failed", "reason": "CrashLoopBackOff"},
+            {"source": "group/hall", "state": "Rejected"}
+        ]);
+        let payload = serde_json::to_vec(&v).unwrap();
+        collect(&t, &mut rows, "picolet/devices/pi-1/status", &payload);
         collect(&t, &mut rows, "picolet/devices/pi-1/online", b"true");
         collect(&t, &mut rows, "picolet/devices/pi-2/online", b"false");
         collect(&t, &mut rows, "picolet/devices/pi-3/status", b"{nope");
@@ -378,15 +420,31 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
             lines[0].split_whitespace().collect::<Vec<_>>(),
-            ["DEVICE", "ONLINE", "OBSERVED", "PODS", "ERRORS", "UPDATED"]
+            [
+                "DEVICE",
+                "ONLINE",
+                "OBSERVED",
+                "DEPLOYMENT",
+                "PODS",
+                "ERRORS",
+                "UPDATED"
+            ]
         );
         assert_eq!(
             lines[1].split_whitespace().collect::<Vec<_>>(),
-            ["pi-1", "true", "device=4,kitchen=2", "0/0", "0", "5s"]
+            [
+                "pi-1",
+                "true",
+                "device=4,kitchen=2",
+                "device=Healthy(4),kitchen=Failed(2),hall=Rejected",
+                "0/0",
+                "0",
+                "5s"
+            ]
         );
         assert_eq!(
             lines[2].split_whitespace().collect::<Vec<_>>(),
-            ["pi-2", "false", "-", "-", "-", "-"]
+            ["pi-2", "false", "-", "-", "-", "-", "-"]
         );
         assert!(lines[3].contains("unreadable"), "{out}");
         let v: Value = serde_json::from_str(&to_json(&rows)).unwrap();
