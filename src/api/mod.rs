@@ -75,6 +75,8 @@ pub enum Request {
         #[serde(default)]
         tty: bool,
     },
+    /// `picolet top`: every pod's usage (the CLI filters).
+    Top,
 }
 
 /// What `rollout` does.
@@ -203,8 +205,18 @@ pub enum Response {
         #[serde(default)]
         error: Option<String>,
     },
+    /// `picolet top`: per pod (namespace, name), its containers' (name,
+    /// millicores, working-set bytes); `None`: not known (yet). A pod
+    /// without a figure yet has no containers.
+    Top(Vec<TopPod>),
     Error(String),
 }
+
+/// One pod of [`Response::Top`].
+pub type TopPod = (String, String, Vec<TopContainer>);
+
+/// One container of a [`TopPod`]: name, millicores, working-set bytes.
+pub type TopContainer = (String, Option<u64>, Option<u64>);
 
 /// Errors the CLI reports.
 #[derive(Debug, thiserror::Error)]
