@@ -257,3 +257,71 @@ fn a_bad_metrics_address_is_refused_naming_the_flag() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("--metrics-addr: \"localhost:9100\""), "{e}");
 }
+
+#[test]
+fn the_fleet_status_carries_each_pods_usage_and_a_steady_device_publishes_nothing() {
+    if !root_or_skip() {
+        return;
+    }
+    use support::fleet::{fleet_agent, plain_broker, url, wait_status};
+    let Some(b) = plain_broker() else {
+        assert!(
+            std::env::var_os("PICOLET_REQUIRE_ROOT").is_none(),
+            "mosquitto is needed"
+        );
+        return;
+    };
+    let url = url(&b, 0);
+    let a = fleet_agent(&url, "metrics-1", &["--metrics-interval", "1"]);
+    // A few millicores, never the same two rounds running.
+    a.apply(
+        "w.yaml",
+        &sh_pod(
+            "ticker",
+            "Always",
+            "while :; do sleep 0.2; echo x > /dev/null; done",
+        ),
+    );
+    let ticker = |s: &serde_json::Value| {
+        s["pods"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["metadata"]["name"] == "ticker"))
+            .cloned()
+    };
+    let st = wait_status(
+        &url,
+        "metrics-1",
+        60,
+        "the pod's usage in the status",
+        |s| ticker(s).is_some_and(|p| p["usage"]["cpuMilli"].is_u64()),
+    );
+    let usage = ticker(&st).unwrap()["usage"].clone();
+    // No memory controller on this host: no memBytes at all, never a 0.
+    assert!(usage.get("memBytes").is_none(), "{usage}");
+    assert!(usage["cpuMilli"].as_u64().unwrap() < 100, "{usage}");
+    // Steady: rounds every second, but no status published for 6 s.
+    let opts = picolet::controller::client::ClientOptions::new(
+        picolet::fleet::transport::BrokerUrl::parse(&url).unwrap(),
+    );
+    let published = picolet::reactor::block_on(async {
+        let t = std::time::Duration::from_secs(10);
+        let mut c = picolet::controller::client::Client::connect(&opts, t)
+            .await
+            .unwrap();
+        c.subscribe(vec!["picolet/devices/metrics-1/status".into()]);
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(6);
+        let mut n = Vec::new();
+        while let Some(m) = c.next_message(end).await.unwrap() {
+            if !m.retained {
+                let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+                n.push(ticker(&v).unwrap()["usage"].to_string());
+            }
+        }
+        c.disconnect().await;
+        n
+    });
+    assert!(
+        published.is_empty(),
+        "a steady device published: {published:?}"
+    );
+}

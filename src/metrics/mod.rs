@@ -144,7 +144,8 @@ impl PodMetrics {
     }
 
     /// The sum over the containers: CPU when every container has a rate,
-    /// memory when every one has a working set; `None` without containers.
+    /// memory when every one has a working set; `None` without containers
+    /// or without either figure.
     pub fn usage(&self) -> Option<Usage> {
         let mut u = Usage {
             cpu_milli: Some(0),
@@ -157,7 +158,7 @@ impl PodMetrics {
             u.cpu_milli = add(u.cpu_milli, c.series.cpu_milli());
             u.mem_bytes = add(u.mem_bytes, c.series.last().and_then(Sample::working_set));
         }
-        any.then_some(u)
+        (any && (u.cpu_milli.is_some() || u.mem_bytes.is_some())).then_some(u)
     }
 }
 
