@@ -105,23 +105,24 @@ impl Agent {
                 "metrics are off: the agent runs with --metrics-interval 0".into(),
             );
         }
+        let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
         Response::Top(
             self.node
                 .admitted()
                 .map(|p| {
-                    let containers = self.metrics.core.pod(&p.uid).map(|m| {
-                        m.containers()
-                            .map(|c| {
-                                let mem = c.series.last().and_then(Sample::working_set);
-                                (c.name.clone(), c.series.cpu_milli(), mem)
-                            })
-                            .collect()
-                    });
-                    (
-                        p.namespace().to_string(),
-                        p.name().to_string(),
-                        containers.unwrap_or_default(),
-                    )
+                    let mut line = format!("{} {}", p.namespace(), p.name());
+                    for c in self
+                        .metrics
+                        .core
+                        .pod(&p.uid)
+                        .into_iter()
+                        .flat_map(|m| m.containers())
+                    {
+                        let mem = c.series.last().and_then(Sample::working_set);
+                        let cpu = c.series.cpu_milli();
+                        line += &format!(" {}:{}:{}", c.name, opt(cpu), opt(mem));
+                    }
+                    line
                 })
                 .collect(),
         )

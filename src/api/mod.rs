@@ -205,18 +205,12 @@ pub enum Response {
         #[serde(default)]
         error: Option<String>,
     },
-    /// `picolet top`: per pod (namespace, name), its containers' (name,
-    /// millicores, working-set bytes); `None`: not known (yet). A pod
-    /// without a figure yet has no containers.
-    Top(Vec<TopPod>),
+    /// `picolet top`: one line per pod, `NAMESPACE NAME` then
+    /// ` CONTAINER:MILLICORES:BYTES` per container (`-`: not known yet;
+    /// lines, not nested tuples: no serde code of their own).
+    Top(Vec<String>),
     Error(String),
 }
-
-/// One pod of [`Response::Top`].
-pub type TopPod = (String, String, Vec<TopContainer>);
-
-/// One container of a [`TopPod`]: name, millicores, working-set bytes.
-pub type TopContainer = (String, Option<u64>, Option<u64>);
 
 /// Errors the CLI reports.
 #[derive(Debug, thiserror::Error)]

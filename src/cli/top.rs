@@ -2,10 +2,28 @@
 //! (docs/metrics.md).
 
 use super::{Common, not_found, parse_api};
-use crate::api::{Request, Response, TopContainer, TopPod};
+use crate::api::{Request, Response};
 use crate::metrics::{cpu_text, mem_text};
 use std::ffi::OsString;
 use std::process::ExitCode;
+
+/// One pod: namespace, name, containers.
+type TopPod = (String, String, Vec<TopContainer>);
+/// One container: name, millicores, working-set bytes.
+type TopContainer = (String, Option<u64>, Option<u64>);
+
+/// Reads a line of [`Response::Top`].
+fn parse_line(line: &str) -> Option<TopPod> {
+    let mut words = line.split(' ');
+    let (ns, name) = (words.next()?, words.next()?);
+    let num = |v: &str| v.parse().ok();
+    let mut cs = Vec::new();
+    for w in words {
+        let mut f = w.split(':');
+        cs.push((f.next()?.to_string(), num(f.next()?), num(f.next()?)));
+    }
+    Some((ns.to_string(), name.to_string(), cs))
+}
 
 /// `picolet top --help`.
 pub const HELP: &str = "\
@@ -44,9 +62,10 @@ pub fn top(args: Vec<OsString>) -> Result<ExitCode, String> {
     if let Some(x) = rest {
         return Err(format!("unexpected argument {x:?}"));
     }
-    let Response::Top(pods) = Common::call(&c, Request::Top)? else {
+    let Response::Top(lines) = Common::call(&c, Request::Top)? else {
         return Err("the agent sent an unexpected response".into());
     };
+    let pods = lines.iter().filter_map(|l| parse_line(l)).collect();
     let all = a.has(&["A", "all-namespaces"]);
     let view = View {
         namespace: (!all).then_some(c.namespace.as_str()),
@@ -207,6 +226,24 @@ mod tests {
             v.render(pods()),
             Shown::Table("web    15m          25Mi\n".into())
         );
+    }
+
+    #[test]
+    fn the_agents_lines_are_read_back() {
+        let s = String::from;
+        assert_eq!(
+            parse_line("kube db db:250:- side:-:1048576"),
+            Some((
+                s("kube"),
+                s("db"),
+                vec![(s("db"), Some(250), None), (s("side"), None, Some(MIB))]
+            ))
+        );
+        assert_eq!(
+            parse_line("default new"),
+            Some((s("default"), s("new"), vec![]))
+        );
+        assert_eq!(parse_line("bad"), None);
     }
 
     #[test]
