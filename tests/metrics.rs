@@ -186,6 +186,10 @@ fn top_and_the_prometheus_endpoint_show_the_cgroup_figures() {
     assert!(r.starts_with("HTTP/1.1 404 Not Found\r\n"), "{r}");
     let r = http(port, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
     assert!(r.starts_with("HTTP/1.1 404 "), "{r}");
+    let r = http(port, b"GET /metrics\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 400 "), "{r}");
+    let r = http(port, b"GET /metrics?x=1 HTTP/1.0\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
     let mut big = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
     big.extend(std::iter::repeat_n(b'a', 5000));
     let r = http(port, &big);

@@ -10,7 +10,8 @@
 //!
 //! `--metrics-addr IP:PORT` serves `GET /metrics` (Prometheus text) on the
 //! reactor: at most [`MAX_CONNS`] connections at once (more are closed at
-//! accept), a request head of at most [`MAX_REQUEST`] bytes (400 past it),
+//! accept), a request head of at most [`MAX_REQUEST`] bytes (400 past it,
+//! and for a request line that is not `METHOD TARGET HTTP/1.x`),
 //! [`CONN_TIMEOUT`] for the whole exchange, 404 for any other request. The
 //! text is rendered by the main loop ([`super::Msg::Scrape`]) from the last
 //! samples.
@@ -194,15 +195,17 @@ async fn answer(mut s: Async<TcpStream>, tx: &Sender<Msg>) -> std::io::Result<()
             return Ok(());
         }
         n += got;
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf[..n]) {
-            Ok(httparse::Status::Complete(_)) => {
-                let path = req.path.unwrap_or("").split('?').next();
-                break Some(req.method == Some("GET") && path == Some("/metrics"));
+        // The head is complete: its request line decides (a hand-written
+        // check: `METHOD TARGET HTTP/1.x`; headers and body are ignored).
+        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+            let line = buf[..n].split(|b| *b == b'\n').next().unwrap_or_default();
+            let mut parts = line.trim_ascii_end().split(|b| *b == b' ');
+            let (method, target, version) = (parts.next(), parts.next(), parts.next());
+            if !version.is_some_and(|v| v.starts_with(b"HTTP/1.")) || parts.next().is_some() {
+                break None;
             }
-            Ok(httparse::Status::Partial) => {}
-            Err(_) => break None,
+            let path = target.and_then(|t| t.split(|b| *b == b'?').next());
+            break Some(method == Some(&b"GET"[..]) && path == Some(&b"/metrics"[..]));
         }
     };
     drop(buf);
