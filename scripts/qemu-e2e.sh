@@ -39,7 +39,8 @@ DEVICE=qemu-e2e
 # The tests the guest and this script must report, all PASS.
 EXPECTED=(version install check agent-start fleet-connect check-delegated
     fleet-apply fleet-delivery status-two-ready two-containers status-oom-killed oom-killed
-    status-cpu-running cpu-throttled status-forkbomb-running pids-max oom-score-adj agent-restart
+    status-cpu-running cpu-throttled status-forkbomb-running pids-max top-memory status-usage
+    oom-score-adj agent-restart
     status-after-restart fleet-delete-applied status-deleted fleet-delete
     check-network pod-network pod-egress host-served-pod host-port image-pull)
 
@@ -352,6 +353,7 @@ host_side() {
     set +e
     out="$("$host_bin" apply -f tests/qemu/manifests/two.yaml -f tests/qemu/manifests/oom.yaml \
         -f tests/qemu/manifests/cpu.yaml -f tests/qemu/manifests/forkbomb.yaml \
+        -f tests/qemu/manifests/mem.yaml \
         "${FLEET_ARGS[@]}" --sign-key "$WORK/fleet.key" --timeout 90 2>&1)"
     rc=$?
     set -e
@@ -384,6 +386,13 @@ host_side() {
         fi
     done
 
+    # Pod mem's usage in the status: its 20 MiB (docs/metrics.md).
+    if check_status 120 "$(pod mem) | .usage | select(.memBytes >= 18 * 1048576 and .memBytes <= 22 * 1048576)"; then
+        host_result status-usage PASS "status: pod mem usage $STATUS_VALUE"
+    else
+        host_result status-usage FAIL "latest status: $(statuses 0 | tail -n1 | jq -c "$(pod mem) | .usage" 2>/dev/null)"
+    fi
+
     # The guest kills the agent with SIGKILL and starts it again: the broker
     # publishes the old connection's will (online=false), the new agent says
     # online=true and publishes its status, which must show the containers
@@ -405,12 +414,12 @@ host_side() {
     fi
 
     local failed=""
-    for p in two oom cpu forkbomb; do
+    for p in two oom cpu forkbomb mem; do
         "$host_bin" delete pod "$p" "${FLEET_ARGS[@]}" --sign-key "$WORK/fleet.key" --timeout 60 \
             >>"$WORK/delete.log" 2>&1 || failed="$failed $p"
     done
     if [ -z "$failed" ]; then
-        host_result fleet-delete-applied PASS "picolet delete pod: two, oom, cpu, forkbomb observed by the device"
+        host_result fleet-delete-applied PASS "picolet delete pod: two, oom, cpu, forkbomb, mem observed by the device"
     else
         host_result fleet-delete-applied FAIL "delete of$failed: $(tail -n3 "$WORK/delete.log" | tr '\n' ' ')"
     fi

@@ -25,14 +25,17 @@ bounded() {
 START=$(date +%s)
 
 step "packages"
-need_packages busybox-static iproute2 procps file ca-certificates mosquitto openssl skopeo docker-registry
+need_packages busybox-static iproute2 procps file ca-certificates mosquitto openssl skopeo docker-registry prometheus
 # tests/registry.rs starts its own registries on loopback; the package's
 # service (port 5000, /var/lib/docker-registry) is not wanted: stop it and
 # keep it from starting at boot (without systemd, policy-rc.d usually kept
-# it from starting at all).
+# it from starting at all). Likewise prometheus (tests/metrics.rs only
+# runs its promtool) and the node exporter it recommends.
 if command -v systemctl >/dev/null 2>&1; then
-    systemctl stop docker-registry >/dev/null 2>&1 || true
-    systemctl disable docker-registry >/dev/null 2>&1 || true
+    for unit in docker-registry prometheus prometheus-node-exporter; do
+        systemctl stop "$unit" >/dev/null 2>&1 || true
+        systemctl disable "$unit" >/dev/null 2>&1 || true
+    done
 fi
 need_cargo
 # The second MQTT broker of the fleet tests: aedes 0.51 (Node.js >= 16:

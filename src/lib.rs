@@ -43,6 +43,7 @@ pub mod image;
 pub mod install;
 pub mod jsonl;
 pub mod lifecycle;
+pub mod metrics;
 pub mod net;
 pub mod probe;
 pub mod reactor;

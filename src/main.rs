@@ -108,7 +108,7 @@ fn run(args: Vec<std::ffi::OsString>) -> Result<ExitCode, String> {
     }
     if matches!(
         cmd.as_str(),
-        "get" | "describe" | "logs" | "image" | "check" | "install" | "net"
+        "get" | "describe" | "logs" | "top" | "image" | "check" | "install" | "net"
     ) {
         // As in Unix tools: a closed stdout ends the command quietly
         // (`picolet get pods -o json | head -1`). Not the agent, nor the

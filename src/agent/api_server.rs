@@ -636,6 +636,7 @@ impl Agent {
                 }
                 Err(e) => Response::Error(e),
             },
+            Request::Top => self.top(),
         };
         let _ = reply.try_send(resp);
     }

@@ -54,6 +54,12 @@ Options (each also a key of the config file; a flag wins over the file):
       --broker mqtt[s]://HOST[:PORT] --device-id ID --group G (repeats)
       --topic-prefix P --ca FILE --cert FILE --key FILE --credentials FILE
       --fleet-key FILE --keepalive SECONDS --max-document-bytes BYTES
+  Metrics (docs/metrics.md):
+      --metrics-interval SECONDS    how often the pods' cgroups are sampled,
+                                    for `picolet top`, the fleet status and
+                                    --metrics-addr (default 30; 0: off)
+      --metrics-addr IP:PORT        serve Prometheus metrics on
+                                    http://IP:PORT/metrics (default: off)
   Security:
       --seccomp-default             RuntimeDefault seccomp for containers that
                                     set no seccompProfile (default: Unconfined)
@@ -91,7 +97,8 @@ pub const USAGE: &str =
                 [--max-document-bytes BYTES] [--allow-privileged] [--allow-host-path]
                 [--allow-host-network] [--allow-host-pid] [--allow-capability CAP]...
                 [--no-new-privileges] [--seccomp-default] [--auto-rollback]
-                [--assume-clock-synchronized]
+                [--assume-clock-synchronized] [--metrics-interval SECONDS]
+                [--metrics-addr IP:PORT]
 ";
 
 /// `picolet agent`'s options that take a value.
@@ -128,6 +135,8 @@ const VALUED: &[&str] = &[
     "keepalive",
     "max-document-bytes",
     "allow-capability",
+    "metrics-interval",
+    "metrics-addr",
 ];
 
 /// `picolet agent`'s options without a value.
@@ -218,6 +227,14 @@ pub fn parse(args: Vec<OsString>) -> Result<(Option<PathBuf>, AgentFileConfig), 
         },
         auto_rollback: a.has(&["auto-rollback"]).then_some(true),
         assume_clock_synchronized: a.has(&["assume-clock-synchronized"]).then_some(true),
+        metrics_interval: num("metrics-interval")?,
+        metrics_addr: match a.one(&["metrics-addr"]) {
+            Some(v) => {
+                crate::metrics::parse_addr(v).map_err(|m| format!("--metrics-addr: {m}"))?;
+                Some(v.to_string())
+            }
+            None => None,
+        },
         ..AgentFileConfig::default()
     };
     let tls = TlsFiles {
@@ -277,6 +294,8 @@ pub fn config(args: Vec<OsString>) -> Result<Config, String> {
         node_labels: s.node_labels,
         auto_rollback: s.auto_rollback,
         assume_clock_synchronized: s.assume_clock_synchronized,
+        metrics_interval: std::time::Duration::from_secs(s.metrics_interval_seconds),
+        metrics_addr: s.metrics_addr,
     })
 }
 
@@ -451,5 +470,51 @@ mod tests {
             let e = config(args(&a)).unwrap_err();
             assert!(e.contains(want), "{flags:?}: {e}");
         }
+    }
+
+    #[test]
+    fn metrics_default_to_every_30_s_without_an_endpoint_and_bad_values_are_named() {
+        let c = config(args(&["--config", "/dev/null"])).unwrap();
+        assert_eq!(c.metrics_interval.as_secs(), 30);
+        assert_eq!(c.metrics_addr, None);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.yaml");
+        std::fs::write(&file, "metricsInterval: 0\n").unwrap();
+        let f = file.to_str().unwrap();
+        assert!(
+            config(args(&["--config", f]))
+                .unwrap()
+                .metrics_interval
+                .is_zero()
+        );
+        let c = config(args(&[
+            "--config",
+            f,
+            "--metrics-interval",
+            "5",
+            "--metrics-addr",
+            "127.0.0.1:9100",
+        ]))
+        .unwrap();
+        assert_eq!(c.metrics_interval.as_secs(), 5);
+        assert_eq!(c.metrics_addr.unwrap().to_string(), "127.0.0.1:9100");
+        let e = parse(args(&["--metrics-addr", "localhost"])).unwrap_err();
+        assert!(e.starts_with("--metrics-addr: \"localhost\""), "{e}");
+        let e = config(args(&["--config", f, "--metrics-addr", "[::1]:9100"])).unwrap_err();
+        assert!(
+            e.contains("metricsAddr") && e.contains("metricsInterval is 0"),
+            "{e}"
+        );
+        let e = config(args(&[
+            "--config",
+            "/dev/null",
+            "--metrics-interval",
+            "3601",
+        ]))
+        .unwrap_err();
+        assert!(e.contains("metricsInterval"), "{e}");
+        std::fs::write(&file, "metricsAddr: 9100\n").unwrap();
+        let e = config(args(&["--config", f])).unwrap_err();
+        assert!(e.contains("metricsAddr"), "{e}");
     }
 }

@@ -32,6 +32,7 @@ pub mod flags;
 pub mod fleet;
 mod fs_sys;
 pub mod manifests;
+mod metrics;
 mod network;
 pub mod node_labels;
 pub mod notify;
@@ -109,6 +110,10 @@ pub struct Config {
     pub auto_rollback: bool,
     /// CronJobs do not wait for NTP ([`crate::sys::time::clock_synchronized`]).
     pub assume_clock_synchronized: bool,
+    /// How often the pods' cgroups are sampled ([`metrics`]); 0: off.
+    pub metrics_interval: Duration,
+    /// The Prometheus endpoint's address, if any.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Errors that stop the agent.
@@ -180,6 +185,10 @@ pub enum Msg {
     Pull(pulls::PullMsg),
     /// An archive of the preload directory was imported ([`preload`]).
     Preloaded(Box<preload::Preloaded>),
+    /// Time to sample the pods' cgroups ([`metrics`]).
+    MetricsTick,
+    /// A scrape of the Prometheus endpoint wants the text ([`metrics`]).
+    Scrape(Sender<String>),
 }
 
 /// Messages handled per turn of the main loop before the state is saved,
@@ -256,6 +265,8 @@ struct Agent {
     cgroups: PodCgroups,
     /// The pod network; `None` with `podNetwork: none`.
     net: Option<network::PodNet>,
+    /// Resource metrics ([`metrics`]).
+    metrics: metrics::AgentMetrics,
 }
 
 fn io_err(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError {
@@ -391,6 +402,7 @@ impl Agent {
                 disk,
                 cgroups,
                 net,
+                metrics: Default::default(),
             },
             rx,
         ))
@@ -413,7 +425,7 @@ impl Agent {
         }
         self.fleet_start();
         self.disk.spawn_ticker(self.tx.clone());
-        Ok(())
+        self.metrics_start()
     }
 
     async fn main_loop(&mut self, rx: Receiver<Msg>) -> Result<(), AgentError> {
@@ -610,6 +622,10 @@ impl Agent {
             Msg::ImageGc(report) => self.disk.on_image_gc(report, now.mono_ms),
             Msg::Pull(m) => self.on_pull_msg(m),
             Msg::Preloaded(p) => self.on_preloaded(*p),
+            Msg::MetricsTick => self.sample_metrics(),
+            Msg::Scrape(reply) => {
+                let _ = reply.try_send(self.render_metrics());
+            }
             Msg::Signal(s) => match self.stop.on_signal(s) {
                 Asked::Rescan => self.rescan(),
                 Asked::Stop => {}

@@ -75,6 +75,8 @@ pub enum Request {
         #[serde(default)]
         tty: bool,
     },
+    /// `picolet top`: every pod's usage (the CLI filters).
+    Top,
 }
 
 /// What `rollout` does.
@@ -203,6 +205,10 @@ pub enum Response {
         #[serde(default)]
         error: Option<String>,
     },
+    /// `picolet top`: one line per pod, `NAMESPACE NAME` then
+    /// ` CONTAINER:MILLICORES:BYTES` per container (`-`: not known yet;
+    /// lines, not nested tuples: no serde code of their own).
+    Top(Vec<String>),
     Error(String),
 }
 

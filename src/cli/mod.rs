@@ -24,6 +24,7 @@ mod pods;
 mod pull;
 mod rollout;
 pub mod selector;
+mod top;
 mod workloads;
 
 use crate::api::{self, Request, Response};
@@ -42,6 +43,8 @@ pub const USAGE: &str =
                    [--timestamps] [--prefix] [-n NAMESPACE] [--state-dir DIR]
   picolet rollout status|history|undo|restart deployment/NAME [--to-revision N]
                    [--timeout D] [--watch=false] [-n NAMESPACE] [--state-dir DIR]
+  picolet top pod|pods [NAME] [-n NAMESPACE | -A] [--containers] [--no-headers]
+                   [--state-dir DIR]
   picolet exec POD [-c CONTAINER] [-i] [-n NAMESPACE] [--state-dir DIR] -- COMMAND [ARG...]
   picolet image import FILE|DIR [--name REF] [--state-dir DIR]
   picolet image ls [--state-dir DIR]
@@ -71,6 +74,7 @@ pub fn run(cmd: &str, args: Vec<OsString>) -> Option<Result<ExitCode, String>> {
         "install" => host::install(args),
         "net" => host::net(args),
         "rollout" => rollout::rollout(args),
+        "top" => top::top(args),
         _ => return None,
     })
 }

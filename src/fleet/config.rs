@@ -203,6 +203,11 @@ pub struct AgentFileConfig {
     /// CronJobs schedule without waiting for NTP: for devices whose clock
     /// is right at boot (a battery-backed RTC) and that have no NTP.
     pub assume_clock_synchronized: Option<bool>,
+    /// Seconds between two samples of the pods' cgroups (docs/metrics.md);
+    /// 0: no metrics.
+    pub metrics_interval: Option<u64>,
+    /// `IP:PORT` of the Prometheus endpoint (`GET /metrics`); off when unset.
+    pub metrics_addr: Option<String>,
 }
 
 /// The fleet channel's settings, checked, with defaults filled in.
@@ -246,6 +251,9 @@ pub struct AgentSettings {
     pub node_labels: std::collections::BTreeMap<String, String>,
     pub auto_rollback: bool,
     pub assume_clock_synchronized: bool,
+    /// 0: off.
+    pub metrics_interval_seconds: u64,
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Defaults of [`AgentSettings`].
@@ -421,6 +429,8 @@ impl AgentFileConfig {
             assume_clock_synchronized: self
                 .assume_clock_synchronized
                 .or(lower.assume_clock_synchronized),
+            metrics_interval: self.metrics_interval.or(lower.metrics_interval),
+            metrics_addr: self.metrics_addr.or(lower.metrics_addr),
         }
     }
 
@@ -546,6 +556,28 @@ impl AgentFileConfig {
                 ConfigError::invalid("nodeIP", format!("{ip:?} is not an IPv4 address"))
             })?),
         };
+        let metrics_interval_seconds = self
+            .metrics_interval
+            .unwrap_or(crate::metrics::DEFAULT_INTERVAL_SECONDS);
+        if metrics_interval_seconds > 3600 {
+            return Err(ConfigError::invalid(
+                "metricsInterval",
+                "must be 0 (off) to 3600",
+            ));
+        }
+        let metrics_addr = match self.metrics_addr.as_deref() {
+            None => None,
+            Some(a) => Some(
+                crate::metrics::parse_addr(a)
+                    .map_err(|m| ConfigError::invalid("metricsAddr", m))?,
+            ),
+        };
+        if metrics_addr.is_some() && metrics_interval_seconds == 0 {
+            return Err(ConfigError::invalid(
+                "metricsAddr",
+                "is set but metricsInterval is 0 (metrics off)",
+            ));
+        }
         let node_labels = self.node_labels.clone().unwrap_or_default();
         crate::spec::affinity::check_labels(&node_labels, "nodeLabels")
             .map_err(|m| ConfigError::invalid("nodeLabels", m))?;
@@ -577,6 +609,8 @@ impl AgentFileConfig {
             node_labels,
             auto_rollback: self.auto_rollback.unwrap_or(false),
             assume_clock_synchronized: self.assume_clock_synchronized.unwrap_or(false),
+            metrics_interval_seconds,
+            metrics_addr,
         })
     }
 

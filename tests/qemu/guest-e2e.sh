@@ -22,7 +22,7 @@ AGENT_CG=/sys/fs/cgroup/picolet.service
 S="[[:space:]]"
 FAILS=0
 AGENT=
-E2E_PODS="two oom cpu forkbomb"
+E2E_PODS="two oom cpu forkbomb mem"
 FLEET="--broker mqtts://10.0.2.100:8883 --device-id qemu-e2e --ca /e2e/tls/ca.crt \
     --cert /e2e/tls/device.crt --key /e2e/tls/device.key --fleet-key /e2e/fleet.pub"
 
@@ -101,7 +101,7 @@ start_agent() {
     # The default pod network: the bridge picolet0, 10.87.0.0/24.
     RUST_LOG=info sh -c "echo \$\$ >$AGENT_CG/cgroup.procs && exec $P agent --manifests $MAN \
         --run-dir /run/picolet --pids-max 64 --node-name qemu-e2e --cgroup-root $CG \
-        $FLEET" \
+        --metrics-interval 5 --metrics-addr 127.0.0.1:9100 $FLEET" \
         >>/tmp/agent.log 2>&1 &
     AGENT=$!
     wait_for 60 sh -c "$P get pods >/dev/null 2>&1"
@@ -115,7 +115,7 @@ all_pods_listed() {
     l=$($P get pods 2>/dev/null)
     for p in $E2E_PODS; do echo "$l" | grep -q "^$p " || return 1; done
 }
-no_pods_listed() { [ "$($P get pods 2>/dev/null | grep -cE '^(two|oom|cpu|forkbomb) ')" = 0 ]; }
+no_pods_listed() { [ "$($P get pods 2>/dev/null | grep -cE '^(two|oom|cpu|forkbomb|mem) ')" = 0 ]; }
 
 echo "== picolet end-to-end in $(uname -r) on $(uname -m)"
 
@@ -280,6 +280,39 @@ else
     result pids-max FAIL "the fork bomb never ran: $(brief forkbomb)"
 fi
 
+# --- metrics: 20 MiB in pod mem's tmpfs, as `top` and the endpoint see it --------
+# Its working set from the cgroup files (memory.current - inactive_file), in
+# whole MiB as kubectl prints it.
+ws_mib() {
+    d="$CG/pod$(pod_uid mem)/hold"
+    cur=$(cat "$d/memory.current") && inact=$(awk '$1 == "inactive_file" { print $2 }' "$d/memory.stat") &&
+        echo $(((cur - inact) / 1048576))
+}
+# `top pod mem --containers`'s MEMORY(bytes) once the 20 MiB are written.
+top_mib() {
+    v=$($P top pod mem --containers --no-headers 2>/dev/null | awk '$2 == "hold" { print $4 }')
+    case "$v" in *Mi) v=${v%Mi}; [ "$v" -ge 19 ] && echo "$v" ;; *) return 1 ;; esac
+}
+if wait_for 60 top_mib >/dev/null; then
+    sleep 6 # one more sample: the figure and the files at rest
+    top=$($P top pod mem --containers 2>&1)
+    got=$(top_mib)
+    ws=$(ws_mib)
+    measure top-memory-mib "$got" MiB
+    scraped=$(timeout 20 wget -q -O- http://127.0.0.1:9100/metrics 2>&1 |
+        awk '/^container_memory_working_set_bytes\{namespace="default",pod="mem",container="hold"\}/ { printf "%d", $2 / 1048576 }')
+    detail="top: $(echo "$top" | tail -n1 | tr -s ' '); cgroup files: $ws Mi; endpoint: ${scraped}Mi"
+    if [ "$got" -ge 18 ] && [ "$got" -le 22 ] && [ "$((got - ws))" -le 1 ] && [ "$((ws - got))" -le 1 ] &&
+        [ "$scraped" = "$got" ]; then
+        result top-memory PASS "$detail"
+    else
+        result top-memory FAIL "$detail (want 20 MiB +- 10 %, equal to the files and the endpoint)"
+    fi
+else
+    result top-memory FAIL "no memory figure for pod mem: $($P top pod mem --containers 2>&1 | tr '\n' ' ')"
+    agent_log_tail
+fi
+
 # The kubelet's oom_score_adj for a Guaranteed pod (cpu: limits only, so
 # requests default to them): -997, lower than the agent's, which needs the
 # CAP_SYS_RESOURCE the host's test sandbox lacks.
@@ -326,7 +359,7 @@ fi
 
 # --- memory with the pods ------------------------------------------------------------
 measure_mem agent-pods $AGENT
-for pod in two oom cpu forkbomb; do
+for pod in two oom cpu forkbomb mem; do
     uid=$(pod_uid $pod)
     for s in $(shims); do
         grep -q "$uid" "/proc/$s/cmdline" && measure_mem "shim-$pod" "$s"

@@ -175,6 +175,11 @@ impl Fleet {
         Ok((fleet, docs))
     }
 
+    /// Whether the broker connection is up (for `picolet_fleet_connected`).
+    pub(super) fn is_up(&self) -> bool {
+        self.session.is_up()
+    }
+
     /// The status is to be published again (the desired state changed).
     pub(super) fn status_changed(&mut self) {
         self.dirty = true;

@@ -98,7 +98,11 @@ impl Agent {
         let mut pods: Vec<PodReport> = self
             .node
             .pods()
-            .map(|p| PodReport::new(&p.spec, &p.uid, p.status.clone()))
+            .map(|p| {
+                let mut r = PodReport::new(&p.spec, &p.uid, p.status.clone());
+                r.usage = self.published_usage(&p.uid);
+                r
+            })
             .collect();
         pods.sort_by(|a, b| {
             (&a.metadata.namespace, &a.metadata.name)

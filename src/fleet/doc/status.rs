@@ -39,6 +39,10 @@ pub struct PodMetadata {
 pub struct PodReport {
     pub metadata: PodMetadata,
     pub status: PodStatus,
+    /// The pod's CPU and memory, when metrics are on (docs/metrics.md):
+    /// updated only when it moved by more than 10 %.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::metrics::Usage>,
 }
 
 impl PodReport {
@@ -53,6 +57,7 @@ impl PodReport {
                 labels: pod.metadata.labels.clone(),
             },
             status,
+            usage: None,
         }
     }
 
