@@ -160,10 +160,6 @@ mod tests {
             .filter(|l| l.starts_with("| `picolet "))
             .collect();
         for &cmd in COMMANDS {
-            if cmd == "top" && !readme.contains("| `picolet top") {
-                // Its row is in README-NOTES-metrics.md, for the integrator.
-                continue;
-            }
             if cmd == "cgroup-holder" || cmd == "pull" {
                 // started by picolet-pods.service / by the agent, not by users
                 continue;
