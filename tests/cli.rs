@@ -13,6 +13,7 @@ const COMMANDS: &[&str] = &[
     "describe",
     "logs",
     "exec",
+    "top",
     "image",
     "version",
     "check",
