@@ -7,8 +7,8 @@
 //! ECDSA verification algorithms, `any_supported_type`/`any_ecdsa_type`,
 //! which try a P-256 signing key first), so the linker drops the table.
 //! `p256` (no precomputed tables: the base point is multiplied like any
-//! other, a few times slower than ring but well under a millisecond on a
-//! desktop core, for a few handshakes an hour) takes:
+//! other; about ten times slower than ring, a millisecond or less per
+//! operation on a desktop core, for a few handshakes an hour) takes:
 //! - the secp256r1 key exchange ([`SECP256R1`]), TLS 1.2 and 1.3;
 //! - ECDSA verification with a P-256 key, SHA-256 and SHA-384, as webpki
 //!   lists them (certificate chains, the server's handshake signature);
@@ -24,6 +24,7 @@ use std::sync::Arc;
 use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+use p256::elliptic_curve::zeroize::Zeroizing;
 use p256::pkcs8::DecodePrivateKey as _;
 use ring::rand::SecureRandom as _;
 use rustls::crypto::ring::{DEFAULT_CIPHER_SUITES, kx_group, sign as ring_sign};
@@ -240,6 +241,7 @@ struct Keys;
 
 impl KeyProvider for Keys {
     fn load_private_key(&self, der: PrivateKeyDer<'static>) -> Result<Arc<dyn SigningKey>, Error> {
+        let der = Zeroizing::new(der);
         if let Ok(rsa) = ring_sign::RsaSigningKey::new(&der) {
             return Ok(Arc::new(rsa));
         }
@@ -249,7 +251,7 @@ impl KeyProvider for Keys {
         if let Some(key) = p384_key(&der) {
             return Ok(Arc::new(P384Key(Arc::new(key))));
         }
-        if let PrivateKeyDer::Pkcs8(pkcs8) = &der {
+        if let PrivateKeyDer::Pkcs8(pkcs8) = &*der {
             if let Ok(ed25519) = ring_sign::any_eddsa_type(pkcs8) {
                 return Ok(ed25519);
             }
@@ -313,22 +315,27 @@ const PKCS8_P384_PREFIX: &[u8] =
 fn p384_key(der: &PrivateKeyDer<'_>) -> Option<ring::signature::EcdsaKeyPair> {
     let alg = &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING;
     let rng = ring::rand::SystemRandom::new();
-    let pkcs8 = match der {
-        PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+    let from_pkcs8 =
+        |pkcs8: &[u8]| ring::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8, &rng).ok();
+    match der {
+        PrivateKeyDer::Pkcs8(k) => from_pkcs8(k.secret_pkcs8_der()),
         PrivateKeyDer::Sec1(k) => {
-            let mut body = PKCS8_P384_PREFIX.to_vec();
-            body.extend(der_tlv(0x04, k.secret_sec1_der()));
-            der_tlv(0x30, &body)
+            let sec1 = der_tlv(0x04, k.secret_sec1_der());
+            let mut body = Zeroizing::new(Vec::with_capacity(PKCS8_P384_PREFIX.len() + sec1.len()));
+            body.extend_from_slice(PKCS8_P384_PREFIX);
+            body.extend_from_slice(&sec1);
+            from_pkcs8(&der_tlv(0x30, &body))
         }
-        _ => return None,
-    };
-    ring::signature::EcdsaKeyPair::from_pkcs8(alg, &pkcs8, &rng).ok()
+        _ => None,
+    }
 }
 
-/// A DER tag-length-value (lengths up to 65,535 bytes).
-fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+/// A DER tag-length-value (lengths up to 65,535 bytes), zeroized on drop
+/// (it holds a private key).
+fn der_tlv(tag: u8, content: &[u8]) -> Zeroizing<Vec<u8>> {
     let len = content.len();
-    let mut out = vec![tag];
+    let mut out = Zeroizing::new(Vec::with_capacity(content.len() + 4));
+    out.push(tag);
     if len < 0x80 {
         out.push(len as u8);
     } else if len < 0x100 {
