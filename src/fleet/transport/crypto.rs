@@ -42,7 +42,7 @@ use sha2::Digest as _;
 use webpki::ring as webpki_algs;
 
 /// The provider: ring's default one with P-256 replaced (module docs).
-pub(crate) fn provider() -> CryptoProvider {
+pub(super) fn provider() -> CryptoProvider {
     CryptoProvider {
         cipher_suites: DEFAULT_CIPHER_SUITES.to_vec(),
         kx_groups: vec![kx_group::X25519, SECP256R1, kx_group::SECP384R1],
@@ -109,13 +109,13 @@ static SIGNATURE_ALGORITHMS: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorith
 };
 
 /// ECDSA, P-256 key, SHA-256 (webpki's `ECDSA_P256_SHA256`).
-pub(crate) static ECDSA_P256_SHA256: &dyn SignatureVerificationAlgorithm = &EcdsaP256 {
+static ECDSA_P256_SHA256: &dyn SignatureVerificationAlgorithm = &EcdsaP256 {
     sha384: false,
     signature_alg_id: alg_id::ECDSA_SHA256,
 };
 
 /// ECDSA, P-256 key, SHA-384 (webpki's `ECDSA_P256_SHA384`).
-pub(crate) static ECDSA_P256_SHA384: &dyn SignatureVerificationAlgorithm = &EcdsaP256 {
+static ECDSA_P256_SHA384: &dyn SignatureVerificationAlgorithm = &EcdsaP256 {
     sha384: true,
     signature_alg_id: alg_id::ECDSA_SHA384,
 };
@@ -173,7 +173,7 @@ impl SecureRandom for Ring {
 }
 
 /// secp256r1 ECDHE with `p256`.
-pub(crate) static SECP256R1: &dyn SupportedKxGroup = &P256Group;
+static SECP256R1: &dyn SupportedKxGroup = &P256Group;
 
 #[derive(Debug)]
 struct P256Group;
