@@ -1,10 +1,10 @@
 //! The byte stream under the MQTT session, on the project's reactor.
 //!
 //! `mqtt://host[:1883]` is a plain TCP connection (`Async<TcpStream>`,
-//! `TCP_NODELAY`). `mqtts://host[:8883]` adds rustls (ring provider, TLS 1.2
-//! and 1.3) driven by hand: `read_tls`/`process_new_packets`/`write_tls`
-//! whenever the reactor says the socket is readable or writable. No tokio,
-//! no thread, no blocking.
+//! `TCP_NODELAY`). `mqtts://host[:8883]` adds rustls (TLS 1.2 and 1.3;
+//! ring, with P-256 from RustCrypto's `p256`: [`crypto`]) driven by hand:
+//! `read_tls`/`process_new_packets`/`write_tls` whenever the reactor says
+//! the socket is readable or writable. No tokio, no thread, no blocking.
 //!
 //! Fds: one TCP socket per [`Transport`], registered with the calling
 //! thread's reactor and closed when the last clone is dropped. Files: the
@@ -26,6 +26,7 @@
 //! A [`Transport`] is a cheap handle (`Rc`): clone it to read in one task
 //! and write in another. Use at most one reader and one writer at a time.
 
+mod crypto;
 mod tls;
 
 #[cfg(test)]
@@ -43,7 +44,7 @@ use rustls::ClientConnection;
 
 use crate::reactor::Async;
 
-/// The rustls client configuration (ring, TLS 1.2/1.3) for `s`, shared
+/// The rustls client configuration (TLS 1.2/1.3, [`crypto`]) for `s`, shared
 /// with the registry client (`crate::image::registry::http`).
 pub(crate) fn tls_client_config(
     s: &TlsSettings,

@@ -23,13 +23,14 @@ const SYSTEM_BUNDLES: [&str; 5] = [
     "/etc/ssl/cert.pem",                  // Alpine, BSDs
 ];
 
-/// Builds the client configuration (ring provider, TLS 1.2 and 1.3).
+/// Builds the client configuration (TLS 1.2 and 1.3; ring, with P-256 from
+/// `p256`: [`super::crypto`]).
 pub(super) fn client_config(s: &TlsSettings) -> Result<Arc<ClientConfig>, TransportError> {
     let roots = match &s.ca_file {
         Some(path) => file_roots(path)?,
         None => system_roots()?,
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(super::crypto::provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(TransportError::Config)?
