@@ -209,9 +209,12 @@ impl Agent {
             .arg("--run-dir")
             .arg(self.run_dir())
             .arg("--manifests")
-            .arg(self.manifests())
-            .arg("--node-name")
-            .arg("testnode");
+            .arg(self.manifests());
+        // The test's own --node-name wins (the agent takes the last value
+        // of a flag given twice: appended after it, this one would).
+        if !self.args.iter().any(|a| a == "--node-name") {
+            cmd.args(["--node-name", "testnode"]);
+        }
         if self.netns.is_none() && !self.args.iter().any(|a| a == "--pod-network") {
             cmd.args(["--pod-network", "none"]);
         }
