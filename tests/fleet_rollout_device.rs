@@ -238,3 +238,46 @@ fn the_override_topic_runs_a_revision_on_one_device_until_cleared() {
     let s = device_entry(&url, "dev1").unwrap()["status"].clone();
     assert_eq!(s["observedRevision"]["groups"]["kitchen"], 1);
 }
+
+/// The health gate holds the pods to the revision's spec: an old pod
+/// still Ready under the same name does not make a revision Healthy when
+/// the node refused the new spec (a hostPort with `podNetwork: none`:
+/// the pod keeps its spec), and a pod the node policy refuses fails the
+/// revision at once.
+#[test]
+fn a_revision_whose_pod_keeps_the_old_spec_or_is_refused_is_not_healthy() {
+    if !root_or_skip() {
+        return;
+    }
+    let Some(broker) = plain_broker() else {
+        return;
+    };
+    let url = url(&broker, 0);
+    let a = fleet_agent(&url, "dev1", &["--group", "kitchen"]);
+    publish_raw(
+        &url,
+        GROUP_TOPIC,
+        doc(1, vec![web("v1", true)], rollback(30)),
+    );
+    wait_record(&url, "dev1", 60, 1, "Healthy");
+    let uid = wait_web(&a, "v1")["metadata"]["uid"].clone();
+
+    let mut v2 = web("v2", true);
+    v2["spec"]["containers"][0]["ports"] = json!([{"containerPort": 8080, "hostPort": 8080}]);
+    publish_raw(&url, GROUP_TOPIC, doc(2, vec![v2], rollback(6)));
+    let r = wait_record(&url, "dev1", 40, 2, "FailedRollbackComplete");
+    assert_eq!(r["reason"], "HealthDeadlineExceeded", "{r}");
+    assert_eq!(r["rolledBackTo"], 1, "{r}");
+    let p = wait_web(&a, "v1");
+    assert_eq!(p["metadata"]["uid"], uid, "the v1 pod was replaced");
+
+    let mut v3 = web("v3", true);
+    v3["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+    publish_raw(&url, GROUP_TOPIC, doc(3, vec![v3], rollback(30)));
+    let r = wait_record(&url, "dev1", 20, 3, "FailedRollbackComplete");
+    assert_eq!(r["reason"], "PolicyViolation", "{r}");
+    assert_eq!(r["pod"], "default/web", "{r}");
+    assert_eq!(r["rolledBackTo"], 1, "{r}");
+    let p = wait_web(&a, "v1");
+    assert_eq!(p["metadata"]["uid"], uid, "the v1 pod was replaced");
+}

@@ -212,14 +212,6 @@ impl Desired {
         self.owners.get(key)
     }
 
-    /// The `namespace/name` of every pod `source` of the fleet owns.
-    pub fn owned_by<'a>(&'a self, source: &'a Source) -> impl Iterator<Item = &'a str> + 'a {
-        self.owners
-            .iter()
-            .filter(move |(_, o)| matches!(o, Owner::Fleet(s) if s == source))
-            .map(|(k, _)| k.as_str())
-    }
-
     /// How many pods have an owner.
     pub fn len(&self) -> usize {
         self.owners.len()

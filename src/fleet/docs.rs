@@ -420,6 +420,34 @@ impl FleetDocs {
         out
     }
 
+    /// The pods of `source`'s document in effect (by `namespace/name`) as
+    /// the last plan gave them to the lifecycle (hardened by the node
+    /// policy), or the plan's refusal of one (policy, a name clash): what
+    /// the health gate holds the running pods to.
+    pub fn planned(&self, source: &Source) -> Vec<(String, Result<Pod, &StatusError>)> {
+        let Some(a) = self.effective(source) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for pod in &a.doc.pods {
+            let key = pod_key(pod);
+            let refused = self
+                .plan_errors
+                .iter()
+                .find(|(s, e)| s == source && e.pod.as_deref() == Some(key.as_str()));
+            let want = match refused {
+                Some((_, e)) => Err(e),
+                None => {
+                    let mut pod = pod.clone();
+                    self.cfg.policy.harden(&mut pod);
+                    Ok(pod)
+                }
+            };
+            out.push((key, want));
+        }
+        out
+    }
+
     /// The ConfigMaps and Secrets of the accepted documents: the device's
     /// first, then the groups' in config order; the first of a name wins.
     pub fn objects(&self) -> Vec<crate::spec::ConfigObject> {

@@ -353,3 +353,29 @@ fn a_pin_runs_the_kept_document_until_what_is_in_effect_changes() {
     assert!(d.pin(&group("g1"), &bad).is_err());
     assert_eq!(names(&d.plan(&no_static, NOW)), ["default/next"]);
 }
+
+#[test]
+fn planned_gives_each_pod_of_a_source_as_applied_or_its_refusal() {
+    let mut c = cfg(&["kitchen"]);
+    c.policy.no_new_privileges = true;
+    let mut d = FleetDocs::new(c);
+    let _ = d.offer(
+        &group("kitchen"),
+        &doc(2, vec![pod("ok"), privileged("root")]),
+        NOW,
+    );
+    let plan = d.plan(&no_static, NOW);
+    let planned = d.planned(&group("kitchen"));
+    let keys: Vec<&str> = planned.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["default/ok", "default/root"]);
+    // The pod the lifecycle was given: hardened by the policy.
+    let ok = planned[0].1.as_ref().unwrap();
+    assert_eq!(ok, &plan.pods[0].2);
+    let sc = ok.spec.containers[0].security_context.as_ref().unwrap();
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    let e = planned[1].1.as_ref().unwrap_err();
+    assert_eq!(e.reason, "PolicyViolation");
+    assert_eq!(e.pod.as_deref(), Some("default/root"));
+    // Another source's pods are not this one's.
+    assert!(d.planned(&device()).is_empty());
+}

@@ -98,11 +98,29 @@ impl Agent {
             }
             h.ready &= settled_ok(&report);
         };
-        for key in self.desired.owned_by(source) {
-            let (ns, name) = key.split_once('/').unwrap_or(("default", key));
+        // The document's pods: each must run the spec the plan gave the
+        // lifecycle. A pod still of the old spec (not yet replaced, or its
+        // new spec refused by the node: a hostPort) is not this revision's;
+        // a pod the plan refused (policy, a name clash) fails it.
+        let planned = self
+            .desired
+            .fleet()
+            .map(|d| d.planned(source))
+            .unwrap_or_default();
+        for (key, want) in planned {
+            let want = match want {
+                Ok(want) => want,
+                Err(e) => {
+                    if h.failure.is_none() {
+                        h.failure = Some((e.reason.clone(), e.message.clone(), key));
+                    }
+                    continue;
+                }
+            };
+            let (ns, name) = key.split_once('/').unwrap_or(("default", &key));
             match self.node.find(ns, name) {
-                Some(p) => look(p, &mut h),
-                None => h.ready = false,
+                Some(p) if p.spec.spec == want.spec => look(p, &mut h),
+                _ => h.ready = false,
             }
         }
         // The pods of this source's workloads (a Deployment's through its
