@@ -378,4 +378,10 @@ fn planned_gives_each_pod_of_a_source_as_applied_or_its_refusal() {
     assert_eq!(e.pod.as_deref(), Some("default/root"));
     // Another source's pods are not this one's.
     assert!(d.planned(&device()).is_empty());
+    // A pod the device's own document takes: the group's clashes.
+    let _ = d.offer(&device(), &doc(1, vec![pod("ok")]), NOW);
+    let _ = d.plan(&no_static, NOW);
+    let planned = d.planned(&group("kitchen"));
+    assert_eq!(planned[0].1.as_ref().unwrap_err().reason, "NameClash");
+    assert!(d.planned(&device())[0].1.is_ok());
 }
