@@ -260,6 +260,8 @@ pub fn defaulted(pod: &Pod) -> Pod {
         .chain(spec.containers.iter_mut())
     {
         c.image_pull_policy = Some(c.pull_policy());
+        c.termination_message_path = Some(c.termination_message_path().to_string());
+        c.termination_message_policy = Some(c.termination_message_policy.unwrap_or_default());
         for p in [
             &mut c.liveness_probe,
             &mut c.readiness_probe,

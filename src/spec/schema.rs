@@ -253,8 +253,8 @@ static CONTAINER: Node = Object(&[
     ("securityContext", Field(&SECURITY_CONTEXT)),
     ("volumeMounts", Field(&List(&VOLUME_MOUNT))),
     ("lifecycle", Field(&LIFECYCLE)),
-    ("terminationMessagePath", Ignore),
-    ("terminationMessagePolicy", Ignore),
+    ("terminationMessagePath", Field(&Scalar)),
+    ("terminationMessagePolicy", Field(&Scalar)),
     ("stdin", IgnoreIfEmpty("attaching stdin is not supported")),
     (
         "stdinOnce",

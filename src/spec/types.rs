@@ -77,6 +77,18 @@ pub enum PullPolicy {
     Never,
 }
 
+/// `terminationMessagePolicy` (default `File`): where the termination
+/// message comes from (see `lifecycle::termination`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum TerminationMessagePolicy {
+    #[default]
+    File,
+    FallbackToLogsOnError,
+}
+
+/// The default `terminationMessagePath`.
+pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PodSpec {
@@ -168,9 +180,23 @@ pub struct Container {
     /// Only `Always`, only on an init container: a sidecar (k8s 1.29+).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<RestartPolicy>,
+    /// Default [`TERMINATION_MESSAGE_PATH`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_message_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_message_policy: Option<TerminationMessagePolicy>,
 }
 
 impl Container {
+    /// `terminationMessagePath`, or its default (also for `""`, as the
+    /// API server's defaulting).
+    pub fn termination_message_path(&self) -> &str {
+        match self.termination_message_path.as_deref() {
+            None | Some("") => TERMINATION_MESSAGE_PATH,
+            Some(p) => p,
+        }
+    }
+
     /// A sidecar: an init container with `restartPolicy: Always`.
     pub fn is_sidecar(&self) -> bool {
         self.restart_policy == Some(RestartPolicy::Always)

@@ -244,6 +244,7 @@ fn an_evicted_pod_fails_with_the_kubelets_reason_and_its_neighbour_runs_on() {
             oom_killed: false,
             started_at_ms: 3,
             finished_at_ms: 20,
+            message: String::new(),
         },
         now(20),
     );
@@ -361,6 +362,7 @@ fn stop_and_remove(node: &mut Node, uid: &str) {
             oom_killed: false,
             started_at_ms: 3,
             finished_at_ms: 20,
+            message: String::new(),
         },
         now(20),
     );
