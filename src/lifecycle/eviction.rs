@@ -129,9 +129,15 @@ pub fn decide<'a>(
     usage: &BTreeMap<String, PodUsage>,
 ) -> Vec<Eviction> {
     pods.into_iter()
-        .filter(|p| p.st.terminal.is_none() && p.st.stopping.is_none())
+        .filter(|p| evictable(p))
         .filter_map(|p| check_pod(&p.uid, &p.spec, usage.get(&p.uid)?))
         .collect()
+}
+
+/// A pod that may be evicted: running, not being stopped, and not
+/// critical (the kubelet's `evictPod` refuses critical pods).
+fn evictable(p: &PodView) -> bool {
+    p.st.terminal.is_none() && p.st.stopping.is_none() && !p.spec.spec.is_critical()
 }
 
 /// Bytes as a Kubernetes binary-SI quantity: `10Mi`, `1536Ki`, `1000`.
@@ -288,9 +294,9 @@ pub fn cleaning<'a>(pods: impl IntoIterator<Item = &'a PodView>) -> bool {
 /// evicts at most one per housekeeping pass, and none while an evicted
 /// pod is still being cleaned up: [`cleaning`]), ranked as its
 /// `rankDiskPressureFunc`: pods using more than their request first (a
-/// BestEffort pod requests nothing, so any usage is more), then by QoS
-/// (BestEffort, Burstable, Guaranteed), then by usage above the request,
-/// most first; ties by uid. Only pods running and measured are candidates;
+/// BestEffort pod requests nothing, so any usage is more), then by
+/// priority (lowest first), then by QoS (BestEffort, Burstable,
+/// Guaranteed), then by usage above the request, most first; ties by uid. Only pods running and measured are candidates;
 /// `None` when there is none.
 #[must_use = "the victim is to be evicted"]
 pub fn pressure_victim<'a>(
@@ -307,7 +313,7 @@ pub fn pressure_victim<'a>(
     }
     let best = pods
         .into_iter()
-        .filter(|p| p.st.terminal.is_none() && p.st.stopping.is_none())
+        .filter(|p| evictable(p))
         .filter_map(|p| {
             let used = usage.get(&p.uid)?.total();
             let request = pod_request(&p.spec);
@@ -317,7 +323,14 @@ pub fn pressure_victim<'a>(
                 QosClass::Guaranteed => 2,
             };
             let over = used.saturating_sub(request);
-            let key = (used <= request, qos, std::cmp::Reverse(over), p.uid.clone());
+            let priority = p.spec.spec.priority_value();
+            let key = (
+                used <= request,
+                priority,
+                qos,
+                std::cmp::Reverse(over),
+                p.uid.clone(),
+            );
             Some((key, p, used, request))
         })
         .min_by(|a, b| a.0.cmp(&b.0))?;

@@ -153,8 +153,9 @@ pub(crate) static POD_SPEC: Node = Object(&[
     ("serviceAccountName", Field(&Scalar)),
     ("serviceAccount", Ignore),
     ("automountServiceAccountToken", Ignore),
-    ("priority", Ignore),
-    ("priorityClassName", Ignore),
+    ("priority", Field(&Scalar)),
+    ("priorityClassName", Field(&Scalar)),
+    // The scheduler's preemption: nothing to do on the node.
     ("preemptionPolicy", Ignore),
     ("enableServiceLinks", Ignore),
     ("tolerations", Ignore),

@@ -124,6 +124,14 @@ pub struct PodSpec {
     /// mounted: picolet has no API server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
+    /// The pod's priority as written (a static pod's, read as the kubelet
+    /// reads it): eviction order, and critical pods (docs/lifecycle.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    /// Only the built-in classes (`system-node-critical`,
+    /// `system-cluster-critical`): [`PodSpec::priority_value`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
     /// Seconds from `startTime` after which the pod fails with
     /// `DeadlineExceeded` (docs/lifecycle.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -313,8 +313,13 @@ fn pressure_starts_strictly_below_the_threshold_and_never_on_an_unknown_fs() {
 /// A pod named `name` with one container `main` whose `resources` are
 /// `res` (YAML flow), running, with uid `u-<name>`.
 fn running(node: &mut Node, name: &str, res: &str) {
+    running_with(node, name, res, "");
+}
+
+/// [`running`] with `spec` lines (e.g. `  priority: 5\n`) in the pod spec.
+fn running_with(node: &mut Node, name: &str, res: &str, spec: &str) {
     let text = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, uid: u-{name}}}\nspec:\n  containers:\n  - {{name: main, image: busybox, resources: {res}}}\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, uid: u-{name}}}\nspec:\n{spec}  containers:\n  - {{name: main, image: busybox, resources: {res}}}\n"
     );
     let mut all = crate::spec::load_str(&text, "t.yaml");
     let pod = all.remove(0).unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -440,6 +445,53 @@ fn under_node_pressure_best_effort_goes_first_then_burstable_over_its_request_by
         victim(&node, &[("burst-under", MI)]).as_deref(),
         Some("u-burst-under")
     );
+}
+
+#[test]
+fn under_node_pressure_a_lower_priority_goes_first_and_a_critical_pod_never() {
+    let mut node = Node::new("n".into());
+    running_with(&mut node, "be-high", BE, "  priority: 1000\n");
+    running_with(&mut node, "burst-low", BURST_4, "  priority: -5\n");
+    running_with(
+        &mut node,
+        "critical",
+        BE,
+        "  priorityClassName: system-node-critical\n",
+    );
+    running_with(&mut node, "guar", GUAR, "  priority: 2000000000\n");
+    // All over their request: the lowest priority first, whatever its QoS
+    // class and however little it uses.
+    let mut used = vec![
+        ("be-high", 50 * MI),
+        ("burst-low", 5 * MI),
+        ("critical", 500 * MI),
+        ("guar", 500 * MI),
+    ];
+    assert_eq!(victim(&node, &used).as_deref(), Some("u-burst-low"));
+    // Within its request it goes after those over theirs.
+    used[1].1 = MI;
+    assert_eq!(victim(&node, &used).as_deref(), Some("u-be-high"));
+    // Critical pods (priority 2000000000 and up, or a built-in critical
+    // class) are never evicted, for pressure or for their own limits.
+    let critical = [("critical", 500 * MI), ("guar", 500 * MI)];
+    assert_eq!(victim(&node, &critical), None);
+    let mut lim = Node::new("n".into());
+    running_with(
+        &mut lim,
+        "crit-lim",
+        "{limits: {ephemeral-storage: 1Mi}}",
+        "  priorityClassName: system-cluster-critical\n",
+    );
+    running(&mut lim, "lim", "{limits: {ephemeral-storage: 1Mi}}");
+    let usage: BTreeMap<String, PodUsage> = ["crit-lim", "lim"]
+        .iter()
+        .map(|n| (format!("u-{n}"), usage(&[("main", 2 * MI)], 0)))
+        .collect();
+    let evicted: Vec<String> = decide(lim.pods(), &usage)
+        .into_iter()
+        .map(|e| e.uid)
+        .collect();
+    assert_eq!(evicted, ["u-lim"]);
 }
 
 #[test]

@@ -265,3 +265,30 @@ fn validate_returns_the_first_error_in_field_order() {
     assert_eq!(first.path, "metadata.name");
     assert_eq!(validate_all(&p).len(), 2);
 }
+
+#[test]
+fn priority_classes_are_the_built_in_ones_and_agree_with_priority() {
+    let mut p = base();
+    p.spec.priority = Some(-7);
+    assert!(validate(&p).is_ok());
+    assert_eq!(p.spec.priority_value(), -7);
+    p.spec.priority_class_name = Some("high".into());
+    invalid(
+        &p,
+        "spec.priorityClassName",
+        "no PriorityClass with name high was found",
+    );
+    p.spec.priority_class_name = Some("system-node-critical".into());
+    invalid(&p, "spec.priority", "must not be provided in pod spec");
+    p.spec.priority = Some(2_000_001_000);
+    assert!(validate(&p).is_ok());
+    p.spec.priority = None;
+    assert_eq!(p.spec.priority_value(), 2_000_001_000);
+    assert!(p.spec.is_node_critical());
+    p.spec.priority_class_name = Some("system-cluster-critical".into());
+    assert!(p.spec.is_critical() && !p.spec.is_node_critical());
+    assert_eq!(
+        crate::spec::defaulted(&p).spec.priority,
+        Some(2_000_000_000)
+    );
+}

@@ -191,6 +191,28 @@ pub fn validate_all(pod: &Pod) -> Vec<SpecError> {
             );
         }
     }
+    if let Some(class) = spec
+        .priority_class_name
+        .as_deref()
+        .filter(|c| !c.is_empty())
+    {
+        match crate::spec::defaults::priority_class_value(class) {
+            None => errs.add(
+                "spec.priorityClassName",
+                format!(
+                    "no PriorityClass with name {class} was found: picolet knows only the built-in system-node-critical and system-cluster-critical (set spec.priority instead)"
+                ),
+            ),
+            Some(v) if spec.priority.is_some_and(|p| p != v) => errs.add(
+                "spec.priority",
+                format!(
+                    "the integer value of priority ({}) must not be provided in pod spec; priority admission controller computed {v} from the given PriorityClass name",
+                    spec.priority.unwrap_or_default()
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
     if let Some(d) = spec.active_deadline_seconds {
         if !(1..=i64::from(u32::MAX)).contains(&d) {
             errs.add(
