@@ -151,7 +151,7 @@ pub(crate) static POD_SPEC: Node = Object(&[
     // Cluster scheduling and API-server data: nothing to do on the node.
     ("schedulerName", Ignore),
     ("serviceAccountName", Field(&Scalar)),
-    ("serviceAccount", Ignore),
+    ("serviceAccount", Field(&Scalar)),
     ("automountServiceAccountToken", Ignore),
     ("priority", Field(&Scalar)),
     ("priorityClassName", Field(&Scalar)),

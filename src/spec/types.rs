@@ -124,6 +124,10 @@ pub struct PodSpec {
     /// mounted: picolet has no API server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
+    /// The deprecated alias of `serviceAccountName`, used when that is
+    /// empty (as the API server's conversion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
     /// The pod's priority as written (a static pod's, read as the kubelet
     /// reads it): eviction order, and critical pods (docs/lifecycle.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
