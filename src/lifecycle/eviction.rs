@@ -30,6 +30,9 @@ pub struct PodUsage {
     pub containers: BTreeMap<String, u64>,
     /// Disk-backed emptyDir volumes (memory-backed ones are not disk).
     pub volumes: u64,
+    /// Per name, the disk-backed emptyDir volumes with a `sizeLimit`
+    /// (also counted in `volumes`).
+    pub empty_dirs: BTreeMap<String, u64>,
 }
 
 impl PodUsage {
@@ -82,6 +85,15 @@ pub fn pod_limit(pod: &Pod) -> Option<(u64, String)> {
 /// The first limit `usage` breaks, in the kubelet's order; `None` when
 /// the pod is within its limits (or sets none).
 pub fn check_pod(uid: &str, pod: &Pod, usage: &PodUsage) -> Option<Eviction> {
+    for (name, (limit, text)) in empty_dir_limits(pod) {
+        if usage.empty_dirs.get(name).is_some_and(|&used| used > limit) {
+            return Some(Eviction {
+                uid: uid.to_string(),
+                message: format!("Usage of EmptyDir volume {name:?} exceeds the limit {text:?}. "),
+                container: None,
+            });
+        }
+    }
     if let Some((limit, text)) = pod_limit(pod) {
         if usage.total() > limit {
             return Some(Eviction {
@@ -118,6 +130,18 @@ pub fn check_pod(uid: &str, pod: &Pod, usage: &PodUsage) -> Option<Eviction> {
 pub fn has_limit(pod: &Pod) -> bool {
     pod.all_containers()
         .any(|c| c.resources.limits.contains_key(EPHEMERAL_STORAGE))
+        || empty_dir_limits(pod).next().is_some()
+}
+
+/// The disk-backed emptyDir volumes with a `sizeLimit` above 0: `(name,
+/// (bytes, as written))` (a Memory one is a tmpfs of that size instead).
+pub fn empty_dir_limits(pod: &Pod) -> impl Iterator<Item = (&str, (u64, &str))> {
+    pod.spec.volumes.iter().filter_map(|v| {
+        let e = v.empty_dir.as_ref().filter(|e| e.medium.is_empty())?;
+        let q = e.size_limit.as_ref()?;
+        let bytes = q.parsed().ok()?.value();
+        (bytes > 0).then_some((v.name.as_str(), (bytes as u64, q.0.as_str())))
+    })
 }
 
 /// The evictions a measurement calls for: pods still running (not

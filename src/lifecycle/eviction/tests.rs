@@ -28,6 +28,7 @@ fn usage(cs: &[(&str, u64)], volumes: u64) -> PodUsage {
     PodUsage {
         containers: cs.iter().map(|(n, b)| (n.to_string(), *b)).collect(),
         volumes,
+        empty_dirs: BTreeMap::new(),
     }
 }
 
@@ -71,6 +72,31 @@ fn over_the_pod_total_is_reported_first_with_the_kubelets_message() {
     // Volumes count towards the pod, not a container.
     let e = check_pod("u", &p, &usage(&[("main", MI)], 10 * MI)).unwrap();
     assert_eq!(e.container, None);
+}
+
+#[test]
+fn a_disk_empty_dir_over_its_size_limit_is_reported_first_and_a_memory_one_never() {
+    let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: main, image: busybox, resources: {limits: {ephemeral-storage: 10Mi}}}\n  volumes:\n  - {name: scratch, emptyDir: {sizeLimit: 2Mi}}\n  - {name: ram, emptyDir: {medium: Memory, sizeLimit: 1Mi}}\n  - {name: free, emptyDir: {}}\n";
+    let p = crate::spec::load_str(text, "t.yaml").remove(0).unwrap();
+    assert!(has_limit(&p));
+    let limits: Vec<_> = empty_dir_limits(&p).collect();
+    assert_eq!(limits, [("scratch", (2 * MI, "2Mi"))]);
+    let mut u = usage(&[("main", 0)], 2 * MI);
+    u.empty_dirs.insert("scratch".into(), 2 * MI);
+    assert_eq!(check_pod("u", &p, &u), None);
+    // Over it: the emptyDir's message comes before the pod total's.
+    u.empty_dirs.insert("scratch".into(), 2 * MI + 1);
+    u.volumes = 3 * MI;
+    let e = check_pod("u", &p, &u).unwrap();
+    assert_eq!(
+        e.message,
+        "Usage of EmptyDir volume \"scratch\" exceeds the limit \"2Mi\". "
+    );
+    assert_eq!(e.container, None);
+    // A sizeLimit alone makes the pod measured.
+    let only = text.replace(", resources: {limits: {ephemeral-storage: 10Mi}}", "");
+    let p = crate::spec::load_str(&only, "t.yaml").remove(0).unwrap();
+    assert!(has_limit(&p));
 }
 
 #[test]

@@ -191,13 +191,9 @@ fn volumes_have_label_names_and_exactly_one_valid_source() {
         size_limit: Some(Quantity("64Mi".into())),
     });
     valid(&p);
-    // A disk-backed emptyDir has no size picolet enforces: refused, not ignored.
+    // A disk-backed one's is enforced by eviction (lifecycle::eviction).
     p.spec.volumes[0].empty_dir.as_mut().unwrap().medium = String::new();
-    invalid(
-        &p,
-        "spec.volumes[0].emptyDir.sizeLimit",
-        "honoured only with medium: Memory",
-    );
+    valid(&p);
     p.spec.volumes[0].empty_dir.as_mut().unwrap().medium = "Memory".into();
     p.spec.volumes[0].empty_dir.as_mut().unwrap().size_limit = Some(Quantity("64MB".into()));
     invalid(

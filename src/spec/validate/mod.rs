@@ -334,12 +334,6 @@ fn volumes(pod: &Pod, volumes: &[Volume], errs: &mut Errors) -> BTreeSet<String>
                     Ok(parsed) if parsed.is_negative() => {
                         errs.add(p, format!("{:?} must be greater than or equal to 0", q.0))
                     }
-                    Ok(_) if e.medium.is_empty() => errs.add(
-                        p,
-                        "is honoured only with medium: Memory (the tmpfs size); a disk-backed \
-                         emptyDir counts towards the pod's ephemeral-storage limits instead"
-                            .to_string(),
-                    ),
                     Ok(_) => {}
                 }
             }
