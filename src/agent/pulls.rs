@@ -188,17 +188,18 @@ impl Agent {
             asked_ms: crate::clock::boottime_ms(),
             local,
         };
-        let (auth, missing) = match self.node.pod(&uid) {
-            Some(p) => pull_secrets(
-                &self.objects,
-                &p.spec.metadata.namespace,
-                &p.spec.spec.image_pull_secrets,
-            ),
+        let (auth, missing, name) = match self.node.pod(&uid) {
+            Some(p) => {
+                let m = &p.spec.metadata;
+                let (a, missing) =
+                    pull_secrets(&self.objects, &m.namespace, &p.spec.spec.image_pull_secrets);
+                (a, missing, m.name.clone())
+            }
             None => Default::default(),
         };
         if !missing.is_empty() {
             let message = missing_secrets(&missing);
-            log::warn!("pod {uid}: FailedToRetrieveImagePullSecret: {message}");
+            log::warn!("{name}: FailedToRetrieveImagePullSecret: {message}");
             self.shims.rt(&uid).events.push(crate::api::EventEntry {
                 time_ms: crate::clock::wall_ms(),
                 kind: "Warning".into(),
@@ -591,6 +592,19 @@ echo '{"event":"pulled","reference":"img:1","image_id":"sha256:i","digest":"sha2
         );
         let (a, missing) = super::pull_secrets(&objects, "ns", &[]);
         assert!(a.is_empty() && missing.is_empty());
+    }
+
+    #[test]
+    fn the_credentials_file_is_new_and_only_roots() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pull-auth-1.json");
+        std::fs::write(&f, "stale, world-readable").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        super::write_private(&f, "{}").unwrap();
+        let meta = std::fs::metadata(&f).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "{}");
     }
 
     #[test]
