@@ -52,21 +52,21 @@ struct Waiter {
     local: bool,
 }
 
-/// One pull: an image with one credential set.
-#[derive(Debug)]
+/// One pull: an image with one credential set. No `Debug`: it holds
+/// credentials.
 struct Pull {
     id: u64,
     image: String,
-    /// The pod's pull-secret credentials (empty: the node's only). Two
-    /// pods share a pull only with the same ones. `Debug` redacts them.
-    auth: AuthFile,
+    /// The pod's pull-secret credentials as auth.json text (empty: the
+    /// node's only). Two pods share a pull only with the same ones.
+    auth: String,
     waiters: Vec<Waiter>,
     /// Mono ms the helper started; `None` while queued.
     started_ms: Option<u64>,
 }
 
 /// The pulls under way and queued.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct Pulls {
     /// A few at most: a list.
     all: Vec<Pull>,
@@ -78,7 +78,7 @@ pub(super) struct Pulls {
 impl Pulls {
     /// Adds `w` to the waiters of `image` with `auth`, queueing a new
     /// pull when none is under way or queued; returns the pull's id.
-    fn want(&mut self, image: &str, auth: AuthFile, w: Waiter) -> u64 {
+    fn want(&mut self, image: &str, auth: String, w: Waiter) -> u64 {
         for p in &mut self.all {
             p.waiters
                 .retain(|o| o.uid != w.uid || o.container != w.container);
@@ -188,26 +188,27 @@ impl Agent {
             asked_ms: crate::clock::boottime_ms(),
             local,
         };
-        let (auth, missing, name) = match self.node.pod(&uid) {
-            Some(p) => {
-                let m = &p.spec.metadata;
-                let (a, missing) =
-                    pull_secrets(&self.objects, &m.namespace, &p.spec.spec.image_pull_secrets);
-                (a, missing, m.name.clone())
-            }
+        let (auth, missing) = match self.node.pod(&uid) {
+            Some(p) => pull_secrets(
+                &self.objects,
+                &p.spec.metadata.namespace,
+                &p.spec.spec.image_pull_secrets,
+            ),
             None => Default::default(),
         };
         if !missing.is_empty() {
-            let message = missing_secrets(&missing);
-            log::warn!("{name}: FailedToRetrieveImagePullSecret: {message}");
-            self.shims.rt(&uid).events.push(crate::api::EventEntry {
-                time_ms: crate::clock::wall_ms(),
-                kind: "Warning".into(),
+            self.on_output(crate::lifecycle::Output::Event {
+                uid: uid.clone(),
+                kind: crate::lifecycle::EventType::Warning,
                 reason: "FailedToRetrieveImagePullSecret".into(),
-                message,
-                object: "pod".into(),
+                message: missing_secrets(&missing),
+                involved: None,
             });
         }
+        let auth = match auth.is_empty() {
+            true => String::new(),
+            false => auth.to_json(),
+        };
         self.pulls.want(image, auth, w);
         self.start_pulls();
         Input::ImagePulling {
@@ -234,9 +235,10 @@ impl Agent {
                 let node = std::env::var_os("PICOLET_AUTH_FILE")
                     .unwrap_or_else(|| DEFAULT_AUTH_FILE.into());
                 cmd.arg("--auth-file").arg(&f).arg("--auth-file").arg(node);
-                (f, p.auth.to_json())
+                let written = write_private(&f, &p.auth);
+                written.map(|()| f)
             });
-            let file = match file.map(|(f, json)| write_private(&f, &json).map(|()| f)) {
+            let file = match file {
                 Some(Err(e)) => {
                     let _ = self.tx.try_send(Msg::Pull(PullMsg::Done {
                         id,
@@ -391,7 +393,7 @@ async fn run_helper(
 
 #[cfg(test)]
 mod tests {
-    use super::{AuthFile, Msg, PullMsg, run_helper};
+    use super::{Msg, PullMsg, run_helper};
 
     /// What `run_helper` sends for a helper that is `script`.
     fn reports(script: &str) -> Vec<PullMsg> {
@@ -462,9 +464,8 @@ echo '{"event":"pulled","reference":"img:1","image_id":"sha256:i","digest":"sha2
         );
     }
 
-    fn auth(host: &str) -> AuthFile {
-        let json = format!(r#"{{"auths":{{"{host}":{{"username":"u","password":"p"}}}}}}"#);
-        AuthFile::parse(&json, "t").unwrap()
+    fn auth(host: &str) -> String {
+        format!(r#"{{"auths":{{"{host}":{{"auth":"dTpw"}}}}}}"#)
     }
 
     #[test]
@@ -475,7 +476,7 @@ echo '{"event":"pulled","reference":"img:1","image_id":"sha256:i","digest":"sha2
             asked_ms: 0,
             local: false,
         };
-        let none = AuthFile::default;
+        let none = String::new;
         let mut p = super::Pulls::default();
         let mut ids = Vec::new();
         for (image, uid) in [("a", "1"), ("b", "2"), ("a", "3"), ("c", "4"), ("a", "3")] {
@@ -507,10 +508,6 @@ echo '{"event":"pulled","reference":"img:1","image_id":"sha256:i","digest":"sha2
         p.want("a", auth("q"), w("6"));
         assert_eq!(p.get(4).unwrap().waiters.len(), 1);
         assert_eq!(p.get(5).unwrap().waiters.len(), 2);
-        assert!(
-            !format!("{:?}", p.get(5)).contains("\"p\""),
-            "no password in Debug"
-        );
     }
 
     #[test]

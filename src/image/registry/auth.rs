@@ -136,7 +136,7 @@ struct RawAuthFile {
 }
 
 /// Credentials by registry host.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct AuthFile {
     by_host: BTreeMap<String, Credentials>,
 }
@@ -164,7 +164,7 @@ impl AuthFile {
         // Text → one `Value` → typed (docs/design-deviations.md §12).
         let value = serde_json::from_slice::<StrictValue>(text.as_bytes())
             .map_err(|e| format!("{what}: {e}"))?;
-        AuthFile::from_value(value.0, true).map_err(|e| format!("{what}: {e}"))
+        AuthFile::from_value(value.0).map_err(|e| format!("{what}: {e}"))
     }
 
     /// The credentials of a Secret of type `kubernetes.io/dockerconfigjson`
@@ -185,21 +185,25 @@ impl AuthFile {
             None => Err("Required value".to_string()),
             Some(text) => serde_json::from_slice::<StrictValue>(text)
                 .map_err(|e| format!("Invalid value: \"<secret contents redacted>\": {e}"))
-                .and_then(|v| AuthFile::from_value(v.0, auths)),
+                .and_then(|v| {
+                    // The bare map read as `auths`, its paths without it.
+                    let v = match auths {
+                        true => v.0,
+                        false => serde_json::json!({ "auths": v.0 }),
+                    };
+                    AuthFile::from_value(v).map_err(|m| match auths {
+                        true => m,
+                        false => m.replacen("auths.", "", 1),
+                    })
+                }),
         };
         Some(parsed.map_err(|m| (format!("data[{key}]"), m)))
     }
 
-    /// `{"auths": {…}}` (`auths`) or the bare host map. Errors name the
-    /// path, never a value (serde's "invalid type: string \"…\"" would).
-    fn from_value(value: serde_json::Value, auths: bool) -> Result<AuthFile, String> {
-        let typed = if auths {
-            crate::serde_path::from_value::<RawAuthFile>(value).map(|r| r.auths)
-        } else {
-            crate::serde_path::from_value::<BTreeMap<String, AuthEntry>>(value)
-        };
-        let pre = if auths { "auths." } else { "" };
-        let entries = typed.map_err(|e| {
+    /// `{"auths": {…}}`. Errors name the path, never a value (serde's
+    /// "invalid type: string \"…\"" would).
+    fn from_value(value: serde_json::Value) -> Result<AuthFile, String> {
+        let raw = crate::serde_path::from_value::<RawAuthFile>(value).map_err(|e| {
             let m = e.message();
             match m.split_once(", expected") {
                 Some((_, exp)) if m.starts_with("invalid ") => {
@@ -208,8 +212,9 @@ impl AuthFile {
                 _ => e.to_string(),
             }
         })?;
+        let pre = "auths.";
         let mut by_host = BTreeMap::new();
-        for (key, e) in entries {
+        for (key, e) in raw.auths {
             if e.identitytoken.is_some() || e.registrytoken.is_some() {
                 return Err(format!(
                     "{pre}{key}: identitytoken/registrytoken are not supported; use auth or username/password"
@@ -276,14 +281,15 @@ impl AuthFile {
 
     /// As an auth.json text that [`AuthFile::parse`] reads back.
     pub fn to_json(&self) -> String {
-        let mut auths = serde_json::Map::new();
-        for (h, c) in &self.by_host {
-            auths.insert(
-                h.clone(),
-                serde_json::json!({"username": c.username, "password": c.password}),
-            );
-        }
-        serde_json::json!({ "auths": auths }).to_string()
+        let auths: Vec<String> = self
+            .by_host
+            .iter()
+            .map(|(h, c)| {
+                let host = serde_json::Value::from(h.as_str());
+                format!("{host}:{{\"auth\":\"{}\"}}", &c.basic()[6..])
+            })
+            .collect();
+        format!("{{\"auths\":{{{}}}}}", auths.join(","))
     }
 }
 
@@ -467,7 +473,9 @@ mod tests {
             "n",
             "registries.yaml comes last"
         );
-        assert_eq!(AuthFile::parse(&m.to_json(), "x").unwrap(), m);
+        let back = AuthFile::parse(&m.to_json(), "x").unwrap();
+        assert_eq!(back.to_json(), m.to_json());
+        assert_eq!(back.get("h"), m.get("h"));
         assert!(AuthFile::default().is_empty() && !m.is_empty());
     }
 
