@@ -168,7 +168,7 @@ pub(crate) static POD_SPEC: Node = Object(&[
         IgnoreIfEmpty("pod overhead (from a RuntimeClass) is not supported"),
     ),
     ("subdomain", Field(&Scalar)),
-    ("imagePullSecrets", Ignore),
+    ("imagePullSecrets", Field(&List(&NAME_REF))),
     // Would change what runs: only a no-op value is accepted.
     ("securityContext", Field(&POD_SECURITY_CONTEXT)),
     ("hostPID", IgnoreIfEmpty(HOST_NAMESPACES)),
@@ -342,6 +342,9 @@ static ENV_FROM: Node = Object(&[
 ]);
 
 static OBJECT_REF: Node = Object(&[("name", Field(&Scalar)), ("optional", Field(&Scalar))]);
+
+/// `imagePullSecrets[]`: a `LocalObjectReference`.
+static NAME_REF: Node = Object(&[("name", Field(&Scalar))]);
 
 static FIELD_REF: Node = Object(&[
     ("fieldPath", Field(&Scalar)),

@@ -154,6 +154,10 @@ pub struct PodSpec {
     /// `<hostname>.<subdomain>.<namespace>.svc.cluster.local`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subdomain: Option<String>,
+    /// Secrets (this namespace) with registry credentials for the pulls
+    /// of this pod's images (docs/images.md); `optional` is not allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<ObjectRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -307,6 +311,8 @@ pub struct EnvFromSource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
+    /// Absent is empty (refused by validation, with its path).
+    #[serde(default)]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optional: Option<bool>,

@@ -288,3 +288,38 @@ fn priority_classes_are_the_built_in_ones_and_agree_with_priority() {
         Some(2_000_000_000)
     );
 }
+
+#[test]
+fn image_pull_secrets_are_read_and_a_missing_or_empty_name_is_refused_at_its_path() {
+    let with = |list: &str| {
+        MINIMAL.replace(
+            "  containers:",
+            &format!("  imagePullSecrets: {list}\n  containers:"),
+        )
+    };
+    let p = super::load_one(&with("[{name: regcred}, {name: other}]")).unwrap();
+    let names: Vec<_> = p
+        .spec
+        .image_pull_secrets
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["regcred", "other"]);
+    for (list, path) in [
+        ("[{name: a}, {}]", "spec.imagePullSecrets[1].name"),
+        ("[{name: ''}]", "spec.imagePullSecrets[0].name"),
+        ("[{name: Bad_Name}]", "spec.imagePullSecrets[0].name"),
+        (
+            "[{name: a, optional: true}]",
+            "spec.imagePullSecrets[0].optional",
+        ),
+    ] {
+        let e = super::load_err(&with(list));
+        assert_eq!(e.path, path, "{list}: {e}");
+    }
+    assert!(
+        super::load_err(&with("[{}]"))
+            .message
+            .contains("must not be empty")
+    );
+}

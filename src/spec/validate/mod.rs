@@ -175,6 +175,12 @@ pub fn validate_all(pod: &Pod) -> Vec<SpecError> {
             errs.check(format!("{at}.hostnames[{j}]"), names::dns1123_subdomain(h));
         }
     }
+    for (i, r) in spec.image_pull_secrets.iter().enumerate() {
+        errs.check(
+            format!("spec.imagePullSecrets[{i}].name"),
+            container::object_name(&r.name),
+        );
+    }
     dns(spec, &mut errs);
     if let Some(s) = &spec.subdomain {
         errs.check("spec.subdomain", names::dns1123_label(s));
