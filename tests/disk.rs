@@ -1,6 +1,7 @@
 //! Disk pressure (issue 7, finding 6): `resources.limits.ephemeral-storage`
 //! is accounted (writable layer + logs) and a pod over it is evicted with
-//! the kubelet's reason, while a pod within its limit keeps running.
+//! the kubelet's reason, while a pod within its limit keeps running; so is
+//! a pod whose disk-backed emptyDir is over its `sizeLimit`.
 
 mod support;
 use support::*;
@@ -44,6 +45,16 @@ fn a_pod_writing_past_its_ephemeral_storage_limit_is_evicted_and_a_pod_within_ru
             "dd if=/dev/zero of=/big bs=1048576 count=4 && sync && while true; do sleep 1; done",
         ),
     );
+    // A disk emptyDir over its sizeLimit (no container limit at all).
+    a.apply(
+        "filler.yaml",
+        &limited_pod(
+            "filler",
+            "2Mi",
+            "dd if=/dev/zero of=/scratch/big bs=1048576 count=3 && sync && while true; do sleep 1; done",
+        )
+        .replace("    resources:\n      limits: {ephemeral-storage: 2Mi}\n", "    volumeMounts: [{name: scratch, mountPath: /scratch}]\n  volumes: [{name: scratch, emptyDir: {sizeLimit: 1Mi}}]\n"),
+    );
     a.wait_running("tidy", "main", 30);
     // Measured every 2 s: evicted within a few rounds and the stop.
     let hog = wait_for(20, "hog evicted", || {
@@ -55,6 +66,16 @@ fn a_pod_writing_past_its_ephemeral_storage_limit_is_evicted_and_a_pod_within_ru
         hog["status"]["message"],
         "Pod ephemeral local storage usage exceeds the total limit of containers 2Mi.",
         "{hog:#}"
+    );
+    let filler = wait_for(20, "filler evicted", || {
+        let p = a.pod("filler")?;
+        (p["status"]["phase"] == "Failed").then_some(p)
+    });
+    assert_eq!(filler["status"]["reason"], "Evicted", "{filler:#}");
+    assert_eq!(
+        filler["status"]["message"],
+        "Usage of EmptyDir volume \"scratch\" exceeds the limit \"1Mi\". ",
+        "{filler:#}"
     );
     // Its writable layer goes with its sandbox: the space is given back.
     let uid = hog["metadata"]["uid"].as_str().unwrap().to_string();

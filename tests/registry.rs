@@ -1164,3 +1164,94 @@ fn mutual_tls_with_a_client_certificate_from_registries_yaml() {
     assert!(ok, "{lines:#?}");
     assert_eq!(pulled(&lines)["reference"], r.as_str());
 }
+
+/// `describe pod`'s text, spaces normalised.
+fn described(a: &support::Agent, pod: &str) -> String {
+    let out = a.cli(&["describe", "pod", pod]);
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn a_pods_image_pull_secrets_authenticate_its_pulls_and_only_its_own() {
+    if !root_or_skip() {
+        return;
+    }
+    let f = fixture();
+    let d = Dirs::new();
+    let host = f.secure.host();
+    let reg = d.registries(&format!(
+        "configs:\n  \"{host}\":\n    tls:\n      ca_file: {}\n",
+        f.ca.display()
+    ));
+    let no_auth = d.dir.path().join("no-auth.json");
+    let a = support::Agent::start_env(&[
+        ("PICOLET_REGISTRIES_CONFIG", reg.to_str().unwrap()),
+        ("PICOLET_AUTH_FILE", no_auth.to_str().unwrap()),
+    ]);
+    let image = format!("{host}/busybox:1");
+    let good = json!({"auths": {&host: {"username": USER, "password": PASSWORD}}});
+    let wrong = json!({&host: {"auth": base64_encode(format!("{USER}:nope").as_bytes())}});
+    // Always: every pod asks the registry, all at once.
+    let pod = |name: &str, secrets: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  \
+             terminationGracePeriodSeconds: 1\n  imagePullSecrets: [{secrets}]\n  containers:\n  \
+             - name: main\n    image: {image}\n    imagePullPolicy: Always\n    \
+             command: [sleep, '1000']\n"
+        )
+    };
+    a.apply(
+        "pods.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: regcred}}\n\
+             type: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {}\n\
+             ---\napiVersion: v1\nkind: Secret\nmetadata: {{name: wrongcred}}\n\
+             type: kubernetes.io/dockercfg\nstringData:\n  .dockercfg: '{wrong}'\n{}{}{}{}",
+            base64_encode(good.to_string().as_bytes()),
+            pod("good", "{name: regcred}"),
+            pod("wrong", "{name: wrongcred}"),
+            pod("none", ""),
+            pod("missing", "{name: nope}, {name: regcred}"),
+        ),
+    );
+    a.wait_running("good", "main", 60);
+    // A missing secret: the kubelet's warning, and the pull goes on with
+    // the others.
+    a.wait_running("missing", "main", 60);
+    let text = described(&a, "missing");
+    assert!(
+        text.contains("Warning FailedToRetrieveImagePullSecret ")
+            && text.contains(
+                " Unable to retrieve some image pull secrets (nope); attempting to pull the \
+                 image may not succeed."
+            ),
+        "{text}"
+    );
+    // Another pod's credentials are not lent: wrong ones are refused, and
+    // a pod without secrets has none.
+    for (name, why) in [("wrong", "were refused"), ("none", "no credentials")] {
+        let s = wait_for(60, &format!("{name}: ErrImagePull"), || {
+            a.container(name, "main")
+                .filter(|s| s["state"]["waiting"]["reason"] == "ErrImagePull")
+        });
+        let m = s["state"]["waiting"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            m.contains(": unauthorized (credentials missing or refused): ") && m.contains(why),
+            "{name}: {m}"
+        );
+    }
+    assert!(!described(&a, "good").contains("FailedToRetrieveImagePullSecret"));
+    // Never logged, and no credentials file left behind.
+    assert!(!a.agent_log().contains(PASSWORD));
+    let left: Vec<_> = std::fs::read_dir(a.run_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("pull-auth-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

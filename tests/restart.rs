@@ -154,3 +154,65 @@ fn a_container_that_ignores_sigterm_is_killed_after_the_grace_period() {
     assert!(log.contains("Killing"), "no Killing event in the log");
     a.wait_trash_empty();
 }
+
+/// terminationMessagePath/Policy, as the kubelet reads them: the file
+/// (default `/dev/termination-log`, any path, writable by any user, also
+/// with a read-only root), and the log's tail for a failed container with
+/// `FallbackToLogsOnError`.
+#[test]
+fn termination_messages_come_from_the_file_or_the_logs_tail_on_error() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start();
+    a.apply(
+        "msg.yaml",
+        &sh_pod(
+            "msg",
+            "Never",
+            "printf 'bye from main' > /dev/termination-log",
+        ),
+    );
+    a.apply(
+        "fallback.yaml",
+        &sh_pod("fallback", "Never", "echo first; echo last >&2; exit 2").replace(
+            "    command:",
+            "    terminationMessagePolicy: FallbackToLogsOnError\n    command:",
+        ),
+    );
+    a.apply(
+        "written.yaml",
+        &sh_pod(
+            "written",
+            "Never",
+            "echo logged; echo -n written > /dev/termination-log; exit 3",
+        )
+        .replace(
+            "    command:",
+            "    terminationMessagePolicy: FallbackToLogsOnError\n    command:",
+        ),
+    );
+    a.apply(
+        "custom.yaml",
+        &sh_pod("custom", "Never", "echo -n 'from a user' > /var/why; exit 1").replace(
+            "    command:",
+            "    terminationMessagePath: /var/why\n    securityContext: {runAsUser: 1000, readOnlyRootFilesystem: true}\n    command:",
+        ),
+    );
+    let message = |name: &str| {
+        let p = wait_for(30, &format!("{name} ended"), || {
+            a.pod(name)
+                .filter(|p| matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")))
+        });
+        let t = &p["status"]["containerStatuses"][0]["state"]["terminated"];
+        t["message"].as_str().unwrap_or("").to_string()
+    };
+    assert_eq!(message("msg"), "bye from main");
+    let m = message("fallback");
+    assert!(m.contains("first\n") && m.contains("last\n"), "{m:?}");
+    assert_eq!(message("written"), "written");
+    assert_eq!(message("custom"), "from a user");
+    // `describe` shows it, as kubectl's `Message:` line.
+    let out = String::from_utf8(a.cli(&["describe", "pod", "msg"]).stdout).unwrap();
+    assert!(out.contains("bye from main"), "{out}");
+}

@@ -147,6 +147,71 @@ pub fn build(
     rules::build(pod, c, instance, img, paths, s, &RealHost)
 }
 
+/// The log directory of container `name` of `pod` (uid `uid`): its instances' CRI
+/// logs are `<instance>.log` there.
+pub fn log_dir(run_dir: &Path, pod: &Pod, uid: &str, name: &str) -> PathBuf {
+    let m = &pod.metadata;
+    run_dir
+        .join("logs")
+        .join(format!("{}_{}_{uid}", m.namespace, m.name))
+        .join(name)
+}
+
+/// Creates an instance's empty termination-message file, writable by any
+/// user of the container (0666, as the kubelet's).
+pub fn create_termination_log(instance_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = rules::termination_log(instance_dir);
+    std::fs::File::create(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))
+}
+
+/// The last `max` bytes of the file at `path` (a symlink is not followed),
+/// and whether that is the whole file.
+fn read_tail(path: &Path, max: u64) -> std::io::Result<(Vec<u8>, bool)> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let len = f.metadata()?.len();
+    let from = len.saturating_sub(max);
+    f.seek(SeekFrom::Start(from))?;
+    let mut buf = Vec::new();
+    f.take(max).read_to_end(&mut buf)?;
+    Ok((buf, from == 0))
+}
+
+/// The termination message of instance `instance` of `c`, which exited with
+/// `exit_code`: the kubelet's rules ([`termination`]) over its file and,
+/// for `FallbackToLogsOnError`, its log.
+pub fn termination_message(
+    c: &Container,
+    dirs: (&Path, &Path),
+    instance: u64,
+    exit_code: i32,
+) -> String {
+    use crate::lifecycle::termination;
+    let (pod_dir, log_dir) = dirs;
+    let path = rules::termination_log(&instance_dir(pod_dir, &c.name, instance));
+    let file = match read_tail(&path, termination::MAX_FILE_BYTES as u64) {
+        Ok((b, _)) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return format!("Error on reading termination log {}: {e}", path.display()),
+    };
+    let policy = c.termination_message_policy.unwrap_or_default();
+    let (message, logs) = termination::from_file(file.as_deref(), policy, exit_code);
+    if !logs {
+        return message;
+    }
+    let log = log_dir.join(format!("{instance}.log"));
+    match read_tail(&log, termination::LOG_READ_BYTES) {
+        Ok((chunk, whole)) => termination::from_log(&chunk, whole),
+        Err(e) => format!("Error on reading termination message from logs: {e}"),
+    }
+}
+
 /// `MemTotal` of this machine in bytes, read once (the kubelet's
 /// `memoryCapacity` for [`crate::lifecycle::oom_score_adj`]).
 pub fn node_memory_bytes() -> i64 {

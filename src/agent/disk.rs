@@ -39,8 +39,18 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// What one path measures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    Container { uid: String, name: String },
-    Volumes { uid: String },
+    Container {
+        uid: String,
+        name: String,
+    },
+    Volumes {
+        uid: String,
+    },
+    /// A disk-backed emptyDir with a `sizeLimit`.
+    EmptyDir {
+        uid: String,
+        name: String,
+    },
 }
 
 /// The agent's side: when to measure, and whether a measurement runs.
@@ -433,6 +443,15 @@ pub fn targets(node: &Node, dirs: &Dirs<'_>, all: bool) -> Vec<(Target, Vec<Path
             Target::Volumes { uid: p.uid.clone() },
             vec![pod_dir.join("volumes")],
         ));
+        for (name, _) in eviction::empty_dir_limits(&p.spec) {
+            out.push((
+                Target::EmptyDir {
+                    uid: p.uid.clone(),
+                    name: name.to_string(),
+                },
+                vec![pod_dir.join("volumes").join(name)],
+            ));
+        }
     }
     out
 }
@@ -473,6 +492,10 @@ async fn measure(
                     .or_default() += bytes;
             }
             Target::Volumes { uid } => usage.entry(uid.clone()).or_default().volumes += bytes,
+            Target::EmptyDir { uid, name } => {
+                let u = usage.entry(uid.clone()).or_default();
+                u.empty_dirs.insert(name.clone(), bytes);
+            }
         }
     }
     Ok(usage)

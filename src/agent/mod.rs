@@ -792,16 +792,46 @@ fn spec_budget(docs: usize) -> usize {
     budget
 }
 
-fn exited(uid: &str, name: String, instance: u64, started_at_ns: i64, exit: proto::Exit) -> Input {
-    Input::ContainerExited {
-        uid: uid.to_string(),
-        container: name,
-        instance,
-        exit_code: exit.exit_code,
-        signal: exit.signal,
-        oom_killed: exit.oom_killed,
-        started_at_ms: started_at_ns / 1_000_000,
-        finished_at_ms: exit.finished_at_ns / 1_000_000,
+impl Agent {
+    /// The core's input for an exit the shim reported, with the
+    /// termination message read as the kubelet reads it.
+    fn exited(
+        &self,
+        uid: &str,
+        name: String,
+        instance: u64,
+        started_at_ns: i64,
+        exit: proto::Exit,
+    ) -> Input {
+        let message = self
+            .node
+            .pod(uid)
+            .and_then(|p| {
+                let pod = &p.spec;
+                let c = pod.spec.containers.iter().chain(&pod.spec.init_containers);
+                let c = c.into_iter().find(|c| c.name == name)?;
+                let pod_dir = self.cfg.state_dir.join("pods").join(uid);
+                let log_dir = container::log_dir(&self.cfg.run_dir, pod, uid, &name);
+                let dirs = (pod_dir.as_path(), log_dir.as_path());
+                Some(container::termination_message(
+                    c,
+                    dirs,
+                    instance,
+                    exit.exit_code,
+                ))
+            })
+            .unwrap_or_default();
+        Input::ContainerExited {
+            uid: uid.to_string(),
+            container: name,
+            instance,
+            exit_code: exit.exit_code,
+            signal: exit.signal,
+            oom_killed: exit.oom_killed,
+            started_at_ms: started_at_ns / 1_000_000,
+            finished_at_ms: exit.finished_at_ns / 1_000_000,
+            message,
+        }
     }
 }
 

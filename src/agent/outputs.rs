@@ -381,15 +381,7 @@ impl Agent {
             }
         };
         let pod_dir = self.cfg.state_dir.join("pods").join(&uid);
-        let log_dir = self
-            .cfg
-            .run_dir
-            .join("logs")
-            .join(format!(
-                "{}_{}_{}",
-                pod.metadata.namespace, pod.metadata.name, uid
-            ))
-            .join(&name);
+        let log_dir = container::log_dir(&self.cfg.run_dir, &pod, &uid, &name);
         let pod_cgroup = self.shims.pods.get(&uid).and_then(|p| p.cgroup.clone());
         // A pod with a cgroup never runs a container outside its own leaf:
         // without it the container would have neither its limits nor its
@@ -481,6 +473,7 @@ impl Agent {
             }
             let idir = container::instance_dir(&pod_dir, &name, instance);
             std::fs::create_dir_all(idir.join("rootfs"))?;
+            container::create_termination_log(&idir)?;
             if let Some((u, w)) = &cfg.rootfs.upper {
                 std::fs::create_dir_all(u)?;
                 std::fs::create_dir_all(w)?;

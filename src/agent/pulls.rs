@@ -2,19 +2,24 @@
 //! `picolet pull REF --store <state>/images` (a helper process: HTTP, TLS,
 //! hashing and unpacking never run on the agent's thread) and reads the
 //! JSON lines it prints on the reactor (docs/images.md, "The helper's
-//! protocol"). One pull per image reference, shared by every container
-//! waiting for it; at most [`MAX_PULLS`] at once, the others queued in
-//! order. Progress goes to the core at most once a second per pull (the
-//! waiting message); the end answers every waiting container.
+//! protocol"). One pull per image reference and credential set, shared by
+//! every container waiting for it; at most [`MAX_PULLS`] at once, the
+//! others queued in order. Progress goes to the core at most once a second
+//! per pull (the waiting message); the end answers every waiting container.
 //!
 //! The helper inherits the agent's environment: `PICOLET_AUTH_FILE` and
 //! `PICOLET_REGISTRIES_CONFIG` (else `/etc/picolet/auth.json` and
-//! `/etc/picolet/registries.yaml`).
+//! `/etc/picolet/registries.yaml`). A pod's `imagePullSecrets` go to it in
+//! a 0600 file under the run dir, before the node's file, removed when the
+//! helper ends.
 
 use super::{Agent, Msg};
+use crate::image::registry::auth::{AuthFile, DEFAULT_AUTH_FILE};
 use crate::lifecycle::Input;
 use crate::reactor;
+use crate::spec::{ObjectKind, ObjectRef, Objects};
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,14 +31,11 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// What a pull helper reported.
 #[derive(Debug)]
 pub enum PullMsg {
-    Progress {
-        image: String,
-        done: u64,
-        total: u64,
-    },
+    /// Of the pull with this id.
+    Progress { id: u64, done: u64, total: u64 },
     /// `Ok(size)`, or `Err((kind, message))` as the helper's `error` line.
     Done {
-        image: String,
+        id: u64,
         result: Result<u64, (String, String)>,
     },
 }
@@ -50,64 +52,114 @@ struct Waiter {
     local: bool,
 }
 
-#[derive(Debug, Default)]
+/// One pull: an image with one credential set. No `Debug`: it holds
+/// credentials.
 struct Pull {
+    id: u64,
+    image: String,
+    /// The pod's pull-secret credentials as auth.json text (empty: the
+    /// node's only). Two pods share a pull only with the same ones.
+    auth: String,
     waiters: Vec<Waiter>,
     /// Mono ms the helper started; `None` while queued.
     started_ms: Option<u64>,
 }
 
 /// The pulls under way and queued.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct Pulls {
-    /// By image reference (a few at most: a list).
-    by_image: Vec<(String, Pull)>,
-    queue: VecDeque<String>,
+    /// A few at most: a list.
+    all: Vec<Pull>,
+    /// Ids.
+    queue: VecDeque<u64>,
+    next_id: u64,
 }
 
 impl Pulls {
-    /// Adds `w` to the waiters of `image`, queueing a new pull when none
-    /// is under way or queued.
-    fn want(&mut self, image: &str, w: Waiter) {
-        if self.get(image).is_none() {
-            self.queue.push_back(image.to_string());
-            self.by_image.push((image.to_string(), Pull::default()));
+    /// Adds `w` to the waiters of `image` with `auth`, queueing a new
+    /// pull when none is under way or queued; returns the pull's id.
+    fn want(&mut self, image: &str, auth: String, w: Waiter) -> u64 {
+        for p in &mut self.all {
+            p.waiters
+                .retain(|o| o.uid != w.uid || o.container != w.container);
         }
-        let Some(pull) = self.get_mut(image) else {
-            return;
+        let i = match self
+            .all
+            .iter()
+            .position(|p| p.image == image && p.auth == auth)
+        {
+            Some(i) => i,
+            None => {
+                self.next_id += 1;
+                self.queue.push_back(self.next_id);
+                self.all.push(Pull {
+                    id: self.next_id,
+                    image: image.to_string(),
+                    auth,
+                    waiters: Vec::new(),
+                    started_ms: None,
+                });
+                self.all.len() - 1
+            }
         };
-        pull.waiters
-            .retain(|o| o.uid != w.uid || o.container != w.container);
-        pull.waiters.push(w);
+        self.all[i].waiters.push(w);
+        self.all[i].id
     }
 
-    /// The next queued image to pull, marked started at `now`, while
-    /// fewer than [`MAX_PULLS`] run.
-    fn next_to_start(&mut self, now: u64) -> Option<String> {
-        let running = self.by_image.iter().filter(|p| p.1.started_ms.is_some());
+    /// The next queued pull, marked started at `now`, while fewer than
+    /// [`MAX_PULLS`] run.
+    fn next_to_start(&mut self, now: u64) -> Option<&Pull> {
+        let running = self.all.iter().filter(|p| p.started_ms.is_some());
         if running.count() >= MAX_PULLS {
             return None;
         }
-        let image = self.queue.pop_front()?;
-        self.get_mut(&image)?.started_ms = Some(now);
-        Some(image)
+        let id = self.queue.pop_front()?;
+        let p = self.all.iter_mut().find(|p| p.id == id)?;
+        p.started_ms = Some(now);
+        Some(p)
     }
 
-    fn get(&self, image: &str) -> Option<&Pull> {
-        self.by_image.iter().find(|p| p.0 == image).map(|p| &p.1)
+    fn get(&self, id: u64) -> Option<&Pull> {
+        self.all.iter().find(|p| p.id == id)
     }
 
-    fn get_mut(&mut self, image: &str) -> Option<&mut Pull> {
-        self.by_image
-            .iter_mut()
-            .find(|p| p.0 == image)
-            .map(|p| &mut p.1)
+    fn remove(&mut self, id: u64) -> Option<Pull> {
+        let i = self.all.iter().position(|p| p.id == id)?;
+        Some(self.all.swap_remove(i))
     }
+}
 
-    fn remove(&mut self, image: &str) -> Option<Pull> {
-        let i = self.by_image.iter().position(|p| p.0 == image)?;
-        Some(self.by_image.swap_remove(i).1)
+/// The credentials of a pod's `imagePullSecrets` in namespace `ns`, merged
+/// in their order (the first that names a registry wins), and the names of
+/// those that do not exist. Secrets of other types carry none (as with the
+/// kubelet).
+pub(super) fn pull_secrets(
+    objects: &Objects,
+    ns: &str,
+    refs: &[ObjectRef],
+) -> (AuthFile, Vec<String>) {
+    let mut auth = AuthFile::default();
+    let mut missing = Vec::new();
+    for r in refs {
+        match objects.get(ObjectKind::Secret, ns, &r.name) {
+            None => missing.push(r.name.clone()),
+            // Checked when the Secret was loaded: an error cannot be.
+            Some(s) => {
+                if let Some(Ok(a)) = AuthFile::from_secret(&s.secret_type, &s.data) {
+                    auth.merge(&a);
+                }
+            }
+        }
     }
+    (auth, missing)
+}
+
+/// The kubelet's `FailedToRetrieveImagePullSecret` message.
+fn missing_secrets(names: &[String]) -> String {
+    format!(
+        "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
+        names.join(", ")
+    )
 }
 
 /// The waiting message's wording of a failed pull's error, by kind.
@@ -136,7 +188,28 @@ impl Agent {
             asked_ms: crate::clock::boottime_ms(),
             local,
         };
-        self.pulls.want(image, w);
+        let (auth, missing) = match self.node.pod(&uid) {
+            Some(p) => pull_secrets(
+                &self.objects,
+                &p.spec.metadata.namespace,
+                &p.spec.spec.image_pull_secrets,
+            ),
+            None => Default::default(),
+        };
+        if !missing.is_empty() {
+            self.on_output(crate::lifecycle::Output::Event {
+                uid: uid.clone(),
+                kind: crate::lifecycle::EventType::Warning,
+                reason: "FailedToRetrieveImagePullSecret".into(),
+                message: missing_secrets(&missing),
+                involved: None,
+            });
+        }
+        let auth = match auth.is_empty() {
+            true => String::new(),
+            false => auth.to_json(),
+        };
+        self.pulls.want(image, auth, w);
         self.start_pulls();
         Input::ImagePulling {
             uid,
@@ -147,21 +220,42 @@ impl Agent {
 
     /// Starts queued pulls while fewer than [`MAX_PULLS`] run.
     fn start_pulls(&mut self) {
-        while let Some(image) = self.pulls.next_to_start(crate::clock::boottime_ms()) {
-            log::info!("pulling image {image}");
+        while let Some(p) = self.pulls.next_to_start(crate::clock::boottime_ms()) {
+            log::info!("pulling image {}", p.image);
             let mut cmd = Command::new(&self.cfg.exe);
             cmd.arg("pull")
-                .arg(&image)
+                .arg(&p.image)
                 .arg("--store")
                 .arg(self.cfg.state_dir.join("images"));
-            reactor::spawn(run_helper(cmd, image, self.tx.clone())).detach();
+            let id = p.id;
+            // The pod's credentials, then the node's file (the helper's
+            // --auth-file order: the first naming a registry wins).
+            let file = (!p.auth.is_empty()).then(|| {
+                let f = self.cfg.run_dir.join(format!("pull-auth-{id}.json"));
+                let node = std::env::var_os("PICOLET_AUTH_FILE")
+                    .unwrap_or_else(|| DEFAULT_AUTH_FILE.into());
+                cmd.arg("--auth-file").arg(&f).arg("--auth-file").arg(node);
+                let written = write_private(&f, &p.auth);
+                written.map(|()| f)
+            });
+            let file = match file {
+                Some(Err(e)) => {
+                    let _ = self.tx.try_send(Msg::Pull(PullMsg::Done {
+                        id,
+                        result: Err(("other".into(), format!("writing the pull secrets: {e}"))),
+                    }));
+                    continue;
+                }
+                f => f.and_then(Result::ok),
+            };
+            reactor::spawn(run_helper(cmd, id, file, self.tx.clone())).detach();
         }
     }
 
     pub(super) fn on_pull_msg(&mut self, msg: PullMsg) {
         match msg {
-            PullMsg::Progress { image, done, total } => {
-                for w in self.pulls.get(&image).into_iter().flat_map(|p| &p.waiters) {
+            PullMsg::Progress { id, done, total } => {
+                for w in self.pulls.get(id).into_iter().flat_map(|p| &p.waiters) {
                     self.pending.push_back(Input::ImagePulling {
                         uid: w.uid.clone(),
                         container: w.container.clone(),
@@ -169,10 +263,11 @@ impl Agent {
                     });
                 }
             }
-            PullMsg::Done { image, result } => {
-                let Some(pull) = self.pulls.remove(&image) else {
+            PullMsg::Done { id, result } => {
+                let Some(pull) = self.pulls.remove(id) else {
                     return;
                 };
+                let image = pull.image;
                 let now = crate::clock::boottime_ms();
                 let pull_ms = now.saturating_sub(pull.started_ms.unwrap_or(now));
                 match &result {
@@ -222,9 +317,28 @@ impl Agent {
     }
 }
 
+/// Writes `text` to a new file `path` that only root may read.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(text.as_bytes())
+}
+
 /// Runs one helper and reports its progress (summed over blobs, at most
-/// once per [`PROGRESS_EVERY`]) and its end to the main loop.
-async fn run_helper(mut cmd: Command, image: String, tx: async_channel::Sender<Msg>) {
+/// once per [`PROGRESS_EVERY`]) and its end to the main loop; removes the
+/// `auth` file it was given at its end.
+async fn run_helper(
+    mut cmd: Command,
+    id: u64,
+    auth: Option<PathBuf>,
+    tx: async_channel::Sender<Msg>,
+) {
     let mut total = 0u64;
     // (digest, bytes in the store): a few dozen at most.
     let mut blobs: Vec<(String, u64)> = Vec::new();
@@ -256,7 +370,7 @@ async fn run_helper(mut cmd: Command, image: String, tx: async_channel::Sender<M
         if total > 0 && end.is_none() && sent.elapsed() >= PROGRESS_EVERY {
             sent = Instant::now();
             let _ = tx.try_send(Msg::Pull(PullMsg::Progress {
-                image: image.clone(),
+                id,
                 done: blobs.iter().map(|b| b.1).sum::<u64>().min(total),
                 total,
             }));
@@ -271,7 +385,10 @@ async fn run_helper(mut cmd: Command, image: String, tx: async_channel::Sender<M
         )),
         (None, Err(e)) => Err(("other".into(), format!("picolet pull: {e}"))),
     };
-    let _ = tx.send(Msg::Pull(PullMsg::Done { image, result })).await;
+    if let Some(f) = auth {
+        let _ = std::fs::remove_file(f);
+    }
+    let _ = tx.send(Msg::Pull(PullMsg::Done { id, result })).await;
 }
 
 #[cfg(test)]
@@ -283,11 +400,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let program = crate::testutil::script(dir.path(), "pull", script);
         let (tx, rx) = async_channel::unbounded();
-        crate::reactor::block_on(run_helper(
-            std::process::Command::new(program),
-            "img:1".into(),
-            tx,
-        ));
+        crate::reactor::block_on(run_helper(std::process::Command::new(program), 7, None, tx));
         std::iter::from_fn(|| rx.try_recv().ok())
             .map(|m| match m {
                 Msg::Pull(p) => p,
@@ -311,7 +424,14 @@ echo '{"event":"pulled","reference":"img:1","image_id":"sha256:i","digest":"sha2
         let text = format!("{got:?}");
         assert_eq!(got.len(), 2, "{text}");
         assert!(
-            matches!(&got[0], PullMsg::Progress { image, done: 2_001_000, total: 3_000_000 } if image == "img:1"),
+            matches!(
+                &got[0],
+                PullMsg::Progress {
+                    id: 7,
+                    done: 2_001_000,
+                    total: 3_000_000
+                }
+            ),
             "{text}"
         );
         assert!(
@@ -344,32 +464,144 @@ echo '{"event":"pulled","reference":"img:1","image_id":"sha256:i","digest":"sha2
         );
     }
 
+    fn auth(host: &str) -> String {
+        format!(r#"{{"auths":{{"{host}":{{"auth":"dTpw"}}}}}}"#)
+    }
+
     #[test]
-    fn one_pull_per_image_shared_by_its_waiters_and_two_at_once() {
+    fn one_pull_per_image_and_credential_set_shared_by_its_waiters_and_two_at_once() {
         let w = |uid: &str| super::Waiter {
             uid: uid.into(),
             container: "c".into(),
             asked_ms: 0,
             local: false,
         };
+        let none = String::new;
         let mut p = super::Pulls::default();
+        let mut ids = Vec::new();
         for (image, uid) in [("a", "1"), ("b", "2"), ("a", "3"), ("c", "4"), ("a", "3")] {
-            p.want(image, w(uid));
+            ids.push(p.want(image, none(), w(uid)));
         }
+        assert_eq!(ids, [1, 2, 1, 3, 1]);
         assert_eq!(
-            p.get("a").unwrap().waiters.len(),
+            p.get(1).unwrap().waiters.len(),
             2,
             "one entry per container"
         );
-        assert_eq!(p.next_to_start(5).as_deref(), Some("a"));
-        assert_eq!(p.next_to_start(5).as_deref(), Some("b"));
-        assert_eq!(p.next_to_start(5), None, "two at once");
+        // Other credentials: another pull of the same image; the same ones
+        // (from another pod's secret with the same content) share it.
+        assert_eq!(p.want("a", auth("r"), w("5")), 4);
+        assert_eq!(p.want("a", auth("r"), w("6")), 4);
+        assert_eq!(p.want("a", auth("q"), w("7")), 5);
+        let start =
+            |p: &mut super::Pulls, now| p.next_to_start(now).map(|x| (x.id, x.image.clone()));
+        assert_eq!(start(&mut p, 5), Some((1, "a".into())));
+        assert_eq!(start(&mut p, 5), Some((2, "b".into())));
+        assert_eq!(start(&mut p, 5), None, "two at once");
         // Another container for a running pull joins it, nothing queued.
-        p.want("b", w("5"));
-        assert_eq!(p.queue, ["c"]);
-        p.remove("a");
-        assert_eq!(p.next_to_start(9).as_deref(), Some("c"));
-        assert_eq!(p.get("c").unwrap().started_ms, Some(9));
+        p.want("b", none(), w("8"));
+        assert_eq!(p.queue, [3, 4, 5]);
+        p.remove(1);
+        assert_eq!(start(&mut p, 9), Some((3, "c".into())));
+        assert_eq!(p.get(3).unwrap().started_ms, Some(9));
+        // A container asking again with other credentials leaves its old pull.
+        p.want("a", auth("q"), w("6"));
+        assert_eq!(p.get(4).unwrap().waiters.len(), 1);
+        assert_eq!(p.get(5).unwrap().waiters.len(), 2);
+    }
+
+    #[test]
+    fn a_pods_pull_secrets_merge_in_order_and_missing_ones_are_named() {
+        let mut objects = crate::spec::Objects::default();
+        let secret = |ns: &str, name: &str, ty: &str, key: &str, json: &str| {
+            let text = format!(
+                "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {ns}}}\ntype: {ty}\nstringData:\n  {key}: '{json}'\n"
+            );
+            match crate::spec::load_manifests_str(&text, "t")
+                .remove(0)
+                .unwrap()
+            {
+                crate::spec::Manifest::Object(o) => o,
+                _ => unreachable!(),
+            }
+        };
+        let dcj = "kubernetes.io/dockerconfigjson";
+        for o in [
+            secret(
+                "ns",
+                "first",
+                dcj,
+                ".dockerconfigjson",
+                r#"{"auths":{"r":{"username":"first","password":"1"}}}"#,
+            ),
+            secret(
+                "ns",
+                "legacy",
+                "kubernetes.io/dockercfg",
+                ".dockercfg",
+                r#"{"r":{"username":"legacy","password":"2"},"q":{"username":"legacy","password":"3"}}"#,
+            ),
+            secret(
+                "ns",
+                "opaque",
+                "Opaque",
+                ".dockerconfigjson",
+                r#"{"auths":{"o":{"username":"x","password":"4"}}}"#,
+            ),
+            secret(
+                "other",
+                "elsewhere",
+                dcj,
+                ".dockerconfigjson",
+                r#"{"auths":{"e":{"username":"x","password":"5"}}}"#,
+            ),
+        ] {
+            objects.insert_first(o);
+        }
+        let refs = |names: &[&str]| -> Vec<crate::spec::ObjectRef> {
+            names
+                .iter()
+                .map(|n| crate::spec::ObjectRef {
+                    name: n.to_string(),
+                    optional: None,
+                })
+                .collect()
+        };
+        let (a, missing) = super::pull_secrets(
+            &objects,
+            "ns",
+            &refs(&["first", "gone", "legacy", "opaque", "elsewhere"]),
+        );
+        assert_eq!(
+            a.get("r").unwrap().username,
+            "first",
+            "the first secret wins"
+        );
+        assert_eq!(a.get("q").unwrap().username, "legacy");
+        assert!(
+            a.get("o").is_none() && a.get("e").is_none(),
+            "Opaque, other namespace: none"
+        );
+        assert_eq!(missing, ["gone", "elsewhere"]);
+        assert_eq!(
+            super::missing_secrets(&missing),
+            "Unable to retrieve some image pull secrets (gone, elsewhere); attempting to pull the image may not succeed."
+        );
+        let (a, missing) = super::pull_secrets(&objects, "ns", &[]);
+        assert!(a.is_empty() && missing.is_empty());
+    }
+
+    #[test]
+    fn the_credentials_file_is_new_and_only_roots() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pull-auth-1.json");
+        std::fs::write(&f, "stale, world-readable").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        super::write_private(&f, "{}").unwrap();
+        let meta = std::fs::metadata(&f).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "{}");
     }
 
     #[test]

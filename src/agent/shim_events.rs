@@ -1,7 +1,7 @@
 //! Events from the pods' shims, fed to the lifecycle core.
 
 use super::statefile::SandboxRecord;
-use super::{Agent, exited, sandbox};
+use super::{Agent, sandbox};
 use crate::clock::Now;
 use crate::lifecycle::{Input, ProbeKind};
 use crate::probe::NetNs;
@@ -53,13 +53,11 @@ impl Agent {
                                 started_at_ms: ms(c.started_at_ns),
                             });
                         }
-                        Some(exit) => self.pending.push_back(exited(
-                            &uid,
-                            c.name,
-                            c.instance,
-                            c.started_at_ns,
-                            exit,
-                        )),
+                        Some(exit) => {
+                            let input =
+                                self.exited(&uid, c.name, c.instance, c.started_at_ns, exit);
+                            self.pending.push_back(input);
+                        }
                     }
                 }
             }
@@ -109,8 +107,8 @@ impl Agent {
                         rt.running.remove(&name);
                     }
                 }
-                self.node
-                    .handle(exited(&uid, name, instance, started_at_ns, exit), now);
+                let input = self.exited(&uid, name, instance, started_at_ns, exit);
+                self.node.handle(input, now);
             }
             Event::ExecDone {
                 id,

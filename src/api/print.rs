@@ -377,7 +377,12 @@ fn field_ref(pod: &Value, status: &Value, node: &str, path: &str) -> String {
             str_at(meta, &[&path["metadata.".len()..]]).to_string()
         }
         "spec.nodeName" => node.to_string(),
-        "spec.serviceAccountName" => str_at(pod, &["spec", "serviceAccountName"]).to_string(),
+        "spec.serviceAccountName" => ["serviceAccountName", "serviceAccount"]
+            .iter()
+            .map(|k| str_at(pod, &["spec", k]))
+            .find(|v| !v.is_empty())
+            .unwrap_or("default")
+            .to_string(),
         "status.podIP" | "status.hostIP" => str_at(status, &[&path["status.".len()..]]).to_string(),
         _ => String::new(),
     }

@@ -42,7 +42,8 @@ Options:
                                  (default: the detected board)
       --auth-file FILE           credentials, containers-auth.json format
                                  (default: $PICOLET_AUTH_FILE, else
-                                 /etc/picolet/auth.json)
+                                 /etc/picolet/auth.json); repeatable, the
+                                 first file naming a registry wins
       --registries-config FILE   mirrors and per-registry TLS/auth, k3s
                                  format (default: $PICOLET_REGISTRIES_CONFIG,
                                  else /etc/picolet/registries.yaml)
@@ -113,7 +114,16 @@ fn parse(args: Vec<OsString>, usage: &str) -> Result<(String, Options), String> 
             .or_else(|| std::env::var_os(env).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(default))
     };
-    let auth = AuthFile::load(&file("auth-file", "PICOLET_AUTH_FILE", DEFAULT_AUTH_FILE))?;
+    // Every --auth-file, earlier ones first (the agent puts a pod's pull
+    // secrets before the node's file), else the default.
+    let mut auth = AuthFile::default();
+    let files = a.all(&["auth-file"]);
+    if files.is_empty() {
+        auth = AuthFile::load(&file("auth-file", "PICOLET_AUTH_FILE", DEFAULT_AUTH_FILE))?;
+    }
+    for f in files {
+        auth.merge(&AuthFile::load(Path::new(f))?);
+    }
     let registries = Registries::load(&file(
         "registries-config",
         "PICOLET_REGISTRIES_CONFIG",

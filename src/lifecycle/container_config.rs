@@ -112,6 +112,12 @@ pub fn instance_dir(pod_dir: &Path, container: &str, instance: u64) -> PathBuf {
         .join(instance.to_string())
 }
 
+/// The host file of an instance's termination message (in its
+/// [`instance_dir`]).
+pub fn termination_log(instance_dir: &Path) -> PathBuf {
+    instance_dir.join("termination-log")
+}
+
 /// The directory of a pod volume.
 pub fn volume_dir(pod_dir: &Path, volume: &str) -> PathBuf {
     pod_dir.join("volumes").join(volume)
@@ -314,6 +320,15 @@ pub fn build(
     }
 
     let dir = instance_dir(&paths.pod_dir, &c.name, instance);
+    // The termination message: a host file of this instance (the agent
+    // creates it, mode 0666 as the kubelet's) bind-mounted at the path.
+    mounts.push(Mount {
+        destination: c.termination_message_path().to_string(),
+        kind: MountKind::Bind {
+            source: termination_log(&dir),
+        },
+        read_only: false,
+    });
     let read_only_root = sc.read_only_root_filesystem == Some(true);
     let rootfs = Rootfs {
         layers: img.layers.clone(),

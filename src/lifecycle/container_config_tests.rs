@@ -171,9 +171,24 @@ fn args_replace_the_images_cmd_and_the_containers_env_wins_over_the_images() {
     // Unset allowPrivilegeEscalation: setuid programs work, as in Kubernetes.
     assert!(!cfg.no_new_privs);
     assert!(!cfg.privileged);
-    // The /etc files, then the rootfs of instance 3 with its upper dir.
+    // The /etc files, the termination message file of instance 3, then
+    // its rootfs with its upper dir.
     let dests: Vec<&str> = cfg.mounts.iter().map(|m| m.destination.as_str()).collect();
-    assert_eq!(dests, ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"]);
+    assert_eq!(
+        dests,
+        [
+            "/etc/hostname",
+            "/etc/hosts",
+            "/etc/resolv.conf",
+            "/dev/termination-log"
+        ]
+    );
+    assert_eq!(
+        cfg.mounts[3].kind,
+        MountKind::Bind {
+            source: PathBuf::from("/state/pods/u1/containers/c/3/termination-log")
+        }
+    );
     assert_eq!(
         cfg.rootfs.target,
         PathBuf::from("/state/pods/u1/containers/c/3/rootfs")
@@ -268,7 +283,7 @@ spec:
 fn volume_mounts_bind_the_pod_volume_dir_or_the_checked_host_path() {
     let host = FakeHost::new();
     let cfg = build_one(&pod(VOLUMES), &image(""), &host).unwrap();
-    let vols: Vec<(&str, bool)> = cfg.mounts[3..]
+    let vols: Vec<(&str, bool)> = cfg.mounts[3..cfg.mounts.len() - 1]
         .iter()
         .map(|m| (m.destination.as_str(), m.read_only))
         .collect();
@@ -345,7 +360,7 @@ spec:
 fn projected_volumes_are_written_then_bound_read_only_and_sub_path_expr_is_expanded() {
     let host = FakeHost::new();
     let cfg = build_one(&pod(PROJECTED), &image(""), &host).unwrap();
-    let vols: Vec<(&str, &Path, bool)> = cfg.mounts[3..]
+    let vols: Vec<(&str, &Path, bool)> = cfg.mounts[3..cfg.mounts.len() - 1]
         .iter()
         .map(|m| {
             let MountKind::Bind { source } = &m.kind else {

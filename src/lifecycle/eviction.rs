@@ -30,6 +30,9 @@ pub struct PodUsage {
     pub containers: BTreeMap<String, u64>,
     /// Disk-backed emptyDir volumes (memory-backed ones are not disk).
     pub volumes: u64,
+    /// Per name, the disk-backed emptyDir volumes with a `sizeLimit`
+    /// (also counted in `volumes`).
+    pub empty_dirs: BTreeMap<String, u64>,
 }
 
 impl PodUsage {
@@ -82,6 +85,15 @@ pub fn pod_limit(pod: &Pod) -> Option<(u64, String)> {
 /// The first limit `usage` breaks, in the kubelet's order; `None` when
 /// the pod is within its limits (or sets none).
 pub fn check_pod(uid: &str, pod: &Pod, usage: &PodUsage) -> Option<Eviction> {
+    for (name, (limit, text)) in empty_dir_limits(pod) {
+        if usage.empty_dirs.get(name).is_some_and(|&used| used > limit) {
+            return Some(Eviction {
+                uid: uid.to_string(),
+                message: format!("Usage of EmptyDir volume {name:?} exceeds the limit {text:?}. "),
+                container: None,
+            });
+        }
+    }
     if let Some((limit, text)) = pod_limit(pod) {
         if usage.total() > limit {
             return Some(Eviction {
@@ -118,6 +130,18 @@ pub fn check_pod(uid: &str, pod: &Pod, usage: &PodUsage) -> Option<Eviction> {
 pub fn has_limit(pod: &Pod) -> bool {
     pod.all_containers()
         .any(|c| c.resources.limits.contains_key(EPHEMERAL_STORAGE))
+        || empty_dir_limits(pod).next().is_some()
+}
+
+/// The disk-backed emptyDir volumes with a `sizeLimit` above 0: `(name,
+/// (bytes, as written))` (a Memory one is a tmpfs of that size instead).
+pub fn empty_dir_limits(pod: &Pod) -> impl Iterator<Item = (&str, (u64, &str))> {
+    pod.spec.volumes.iter().filter_map(|v| {
+        let e = v.empty_dir.as_ref().filter(|e| e.medium.is_empty())?;
+        let q = e.size_limit.as_ref()?;
+        let bytes = q.parsed().ok()?.value();
+        (bytes > 0).then_some((v.name.as_str(), (bytes as u64, q.0.as_str())))
+    })
 }
 
 /// The evictions a measurement calls for: pods still running (not
@@ -129,9 +153,15 @@ pub fn decide<'a>(
     usage: &BTreeMap<String, PodUsage>,
 ) -> Vec<Eviction> {
     pods.into_iter()
-        .filter(|p| p.st.terminal.is_none() && p.st.stopping.is_none())
+        .filter(|p| evictable(p))
         .filter_map(|p| check_pod(&p.uid, &p.spec, usage.get(&p.uid)?))
         .collect()
+}
+
+/// A pod that may be evicted: running, not being stopped, and not
+/// critical (the kubelet's `evictPod` refuses critical pods).
+fn evictable(p: &PodView) -> bool {
+    p.st.terminal.is_none() && p.st.stopping.is_none() && !p.spec.spec.is_critical()
 }
 
 /// Bytes as a Kubernetes binary-SI quantity: `10Mi`, `1536Ki`, `1000`.
@@ -288,9 +318,9 @@ pub fn cleaning<'a>(pods: impl IntoIterator<Item = &'a PodView>) -> bool {
 /// evicts at most one per housekeeping pass, and none while an evicted
 /// pod is still being cleaned up: [`cleaning`]), ranked as its
 /// `rankDiskPressureFunc`: pods using more than their request first (a
-/// BestEffort pod requests nothing, so any usage is more), then by QoS
-/// (BestEffort, Burstable, Guaranteed), then by usage above the request,
-/// most first; ties by uid. Only pods running and measured are candidates;
+/// BestEffort pod requests nothing, so any usage is more), then by
+/// priority (lowest first), then by QoS (BestEffort, Burstable,
+/// Guaranteed), then by usage above the request, most first; ties by uid. Only pods running and measured are candidates;
 /// `None` when there is none.
 #[must_use = "the victim is to be evicted"]
 pub fn pressure_victim<'a>(
@@ -307,7 +337,7 @@ pub fn pressure_victim<'a>(
     }
     let best = pods
         .into_iter()
-        .filter(|p| p.st.terminal.is_none() && p.st.stopping.is_none())
+        .filter(|p| evictable(p))
         .filter_map(|p| {
             let used = usage.get(&p.uid)?.total();
             let request = pod_request(&p.spec);
@@ -317,7 +347,14 @@ pub fn pressure_victim<'a>(
                 QosClass::Guaranteed => 2,
             };
             let over = used.saturating_sub(request);
-            let key = (used <= request, qos, std::cmp::Reverse(over), p.uid.clone());
+            let priority = p.spec.spec.priority_value();
+            let key = (
+                used <= request,
+                priority,
+                qos,
+                std::cmp::Reverse(over),
+                p.uid.clone(),
+            );
             Some((key, p, used, request))
         })
         .min_by(|a, b| a.0.cmp(&b.0))?;

@@ -46,6 +46,7 @@ mod qos;
 mod snapshot;
 mod start;
 mod status;
+pub mod termination;
 mod timers;
 mod view_status;
 
@@ -186,6 +187,8 @@ pub enum Input {
         oom_killed: bool,
         started_at_ms: i64,
         finished_at_ms: i64,
+        /// The termination message (`lifecycle::termination`).
+        message: String,
     },
     ProbeResult {
         uid: String,

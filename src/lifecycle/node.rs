@@ -516,12 +516,12 @@ impl Node {
                 oom_killed,
                 started_at_ms,
                 finished_at_ms,
+                message,
             } => {
                 if let Some(p) = self.by_uid(&uid) {
                     let times = (started_at_ms, finished_at_ms);
-                    p.on_exited(
-                        &container, instance, exit_code, signal, oom_killed, times, fx, now,
-                    );
+                    let exit = (exit_code, signal, oom_killed, message);
+                    p.on_exited(&container, instance, exit, times, fx, now);
                 }
                 fx.acks.push(Output::AckExit {
                     uid,

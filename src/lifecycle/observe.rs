@@ -254,14 +254,11 @@ impl PodView {
         fx.persist = true;
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_exited(
         &mut self,
         name: &str,
         instance: u64,
-        exit_code: i32,
-        signal: Option<i32>,
-        oom_killed: bool,
+        (exit_code, signal, oom_killed, message): (i32, Option<i32>, bool, String),
         (started_at_ms, finished_at_ms): (i64, i64),
         fx: &mut Fx,
         now: Now,
@@ -288,7 +285,7 @@ impl PodView {
             exit_code,
             signal,
             reason: exit_reason(exit_code, oom_killed).into(),
-            message: String::new(),
+            message,
             started_at: Some(started_at_ms),
             finished_at: Some(finished_at_ms),
             finished_mono,

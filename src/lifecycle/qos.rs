@@ -73,6 +73,10 @@ pub const BEST_EFFORT_OOM_SCORE_ADJ: i32 = 1000;
 /// kept within 3..=999 so that Burstable containers die after BestEffort
 /// ones and before Guaranteed ones. `memory_capacity` is `MemTotal` in bytes.
 pub fn oom_score_adj(pod: &Pod, container: &crate::spec::Container, memory_capacity: i64) -> i32 {
+    if pod.spec.is_node_critical() {
+        // The OOM killer's last choice, whatever its QoS class.
+        return GUARANTEED_OOM_SCORE_ADJ;
+    }
     match qos_class(pod) {
         QosClass::Guaranteed => return GUARANTEED_OOM_SCORE_ADJ,
         QosClass::BestEffort => return BEST_EFFORT_OOM_SCORE_ADJ,
@@ -106,8 +110,14 @@ mod tests {
         let full = [("cpu", "500m"), ("memory", "64Mi")];
         let g = pod(&[(&[], &full)]);
         assert_eq!(oom_score_adj(&g, &g.spec.containers[0], GI), -997);
-        let be = pod(&[(&[], &[])]);
+        let mut be = pod(&[(&[], &[])]);
         assert_eq!(oom_score_adj(&be, &be.spec.containers[0], GI), 1000);
+        // A node-critical pod is -997 whatever its class; a
+        // cluster-critical one keeps its class's score.
+        be.spec.priority_class_name = Some("system-cluster-critical".into());
+        assert_eq!(oom_score_adj(&be, &be.spec.containers[0], GI), 1000);
+        be.spec.priority_class_name = Some("system-node-critical".into());
+        assert_eq!(oom_score_adj(&be, &be.spec.containers[0], GI), -997);
         // Burstable: 1000 - 1000 * 256Mi / 1Gi = 750.
         let b = pod(&[(&[("memory", "256Mi")], &[])]);
         assert_eq!(oom_score_adj(&b, &b.spec.containers[0], GI), 750);

@@ -111,6 +111,42 @@ pub fn image_tag_and_digest(image: &str) -> (Option<&str>, Option<&str>) {
     (last_component.split_once(':').map(|(_, t)| t), digest)
 }
 
+/// The value of a built-in PriorityClass (the API server's
+/// `SystemCriticalPriority` classes); picolet knows no others.
+pub fn priority_class_value(name: &str) -> Option<i32> {
+    match name {
+        "system-cluster-critical" => Some(SYSTEM_CRITICAL_PRIORITY),
+        "system-node-critical" => Some(SYSTEM_CRITICAL_PRIORITY + 1000),
+        _ => None,
+    }
+}
+
+/// The kubelet's `SystemCriticalPriority`: pods at or above it are
+/// critical and never evicted.
+pub const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
+
+impl PodSpec {
+    /// The pod's priority: its built-in class's value, else `priority`,
+    /// else 0.
+    pub fn priority_value(&self) -> i32 {
+        let class = self.priority_class_name.as_deref();
+        class
+            .and_then(priority_class_value)
+            .or(self.priority)
+            .unwrap_or(0)
+    }
+
+    /// The kubelet's `IsCriticalPod` (by priority): never evicted.
+    pub fn is_critical(&self) -> bool {
+        self.priority_value() >= SYSTEM_CRITICAL_PRIORITY
+    }
+
+    /// The kubelet's `IsNodeCriticalPod`: the OOM killer's last choice.
+    pub fn is_node_critical(&self) -> bool {
+        self.is_critical() && self.priority_class_name.as_deref() == Some("system-node-critical")
+    }
+}
+
 impl Container {
     /// `imagePullPolicy`, or the Kubernetes default
     /// ([`crate::lifecycle::pull_policy`], the one place it is decided).
@@ -252,6 +288,7 @@ pub fn defaulted(pod: &Pod) -> Pod {
     }
     let grace = pod.spec.termination_grace_period_s();
     pod.spec.termination_grace_period_seconds = Some(grace);
+    pod.spec.priority = Some(pod.spec.priority_value());
     let host_network = pod.spec.host_network;
     let spec = &mut pod.spec;
     for c in spec
@@ -260,6 +297,8 @@ pub fn defaulted(pod: &Pod) -> Pod {
         .chain(spec.containers.iter_mut())
     {
         c.image_pull_policy = Some(c.pull_policy());
+        c.termination_message_path = Some(c.termination_message_path().to_string());
+        c.termination_message_policy = Some(c.termination_message_policy.unwrap_or_default());
         for p in [
             &mut c.liveness_probe,
             &mut c.readiness_probe,

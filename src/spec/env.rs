@@ -93,12 +93,14 @@ pub fn field_ref_value(
         }
         FieldPath::NodeName => ctx.node_name.to_string(),
         // The API server defaults it to `default`.
-        FieldPath::ServiceAccountName => pod
-            .spec
-            .service_account_name
-            .clone()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "default".to_string()),
+        FieldPath::ServiceAccountName => {
+            [&pod.spec.service_account_name, &pod.spec.service_account]
+                .into_iter()
+                .flatten()
+                .find(|s| !s.is_empty())
+                .cloned()
+                .unwrap_or_else(|| "default".to_string())
+        }
         FieldPath::PodIp => ctx.pod_ip.to_string(),
         FieldPath::HostIp => ctx.host_ip.to_string(),
         FieldPath::Label(k) => meta.labels.get(&k).cloned().unwrap_or_default(),

@@ -12,6 +12,7 @@ use super::names;
 use super::normalize::normalize_object;
 use super::schema;
 use super::types::{ConfigMap, ObjectMeta, Secret};
+use crate::image::registry::auth::AuthFile;
 use base64::Engine;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -220,6 +221,11 @@ pub fn secret_from_value(mut doc: Value) -> Result<ConfigObject, SpecError> {
         data.insert(k, v.into_bytes());
     }
     check_size(&data)?;
+    // The API server's checks of the registry-credential types: the key
+    // present, valid JSON (and here: credentials picolet can use).
+    if let Some(Err((path, m))) = AuthFile::from_secret(&s.kind_of, &data) {
+        return Err(invalid(path, m));
+    }
     Ok(ConfigObject {
         kind: ObjectKind::Secret,
         namespace: s.metadata.namespace,

@@ -151,10 +151,11 @@ pub(crate) static POD_SPEC: Node = Object(&[
     // Cluster scheduling and API-server data: nothing to do on the node.
     ("schedulerName", Ignore),
     ("serviceAccountName", Field(&Scalar)),
-    ("serviceAccount", Ignore),
+    ("serviceAccount", Field(&Scalar)),
     ("automountServiceAccountToken", Ignore),
-    ("priority", Ignore),
-    ("priorityClassName", Ignore),
+    ("priority", Field(&Scalar)),
+    ("priorityClassName", Field(&Scalar)),
+    // The scheduler's preemption: nothing to do on the node.
     ("preemptionPolicy", Ignore),
     ("enableServiceLinks", Ignore),
     ("tolerations", Ignore),
@@ -167,7 +168,7 @@ pub(crate) static POD_SPEC: Node = Object(&[
         IgnoreIfEmpty("pod overhead (from a RuntimeClass) is not supported"),
     ),
     ("subdomain", Field(&Scalar)),
-    ("imagePullSecrets", Ignore),
+    ("imagePullSecrets", Field(&List(&NAME_REF))),
     // Would change what runs: only a no-op value is accepted.
     ("securityContext", Field(&POD_SECURITY_CONTEXT)),
     ("hostPID", IgnoreIfEmpty(HOST_NAMESPACES)),
@@ -253,8 +254,8 @@ static CONTAINER: Node = Object(&[
     ("securityContext", Field(&SECURITY_CONTEXT)),
     ("volumeMounts", Field(&List(&VOLUME_MOUNT))),
     ("lifecycle", Field(&LIFECYCLE)),
-    ("terminationMessagePath", Ignore),
-    ("terminationMessagePolicy", Ignore),
+    ("terminationMessagePath", Field(&Scalar)),
+    ("terminationMessagePolicy", Field(&Scalar)),
     ("stdin", IgnoreIfEmpty("attaching stdin is not supported")),
     (
         "stdinOnce",
@@ -341,6 +342,9 @@ static ENV_FROM: Node = Object(&[
 ]);
 
 static OBJECT_REF: Node = Object(&[("name", Field(&Scalar)), ("optional", Field(&Scalar))]);
+
+/// `imagePullSecrets[]`: a `LocalObjectReference`.
+static NAME_REF: Node = Object(&[("name", Field(&Scalar))]);
 
 static FIELD_REF: Node = Object(&[
     ("fieldPath", Field(&Scalar)),

@@ -77,6 +77,18 @@ pub enum PullPolicy {
     Never,
 }
 
+/// `terminationMessagePolicy` (default `File`): where the termination
+/// message comes from (see `lifecycle::termination`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum TerminationMessagePolicy {
+    #[default]
+    File,
+    FallbackToLogsOnError,
+}
+
+/// The default `terminationMessagePath`.
+pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PodSpec {
@@ -112,6 +124,18 @@ pub struct PodSpec {
     /// mounted: picolet has no API server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
+    /// The deprecated alias of `serviceAccountName`, used when that is
+    /// empty (as the API server's conversion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    /// The pod's priority as written (a static pod's, read as the kubelet
+    /// reads it): eviction order, and critical pods (docs/lifecycle.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    /// Only the built-in classes (`system-node-critical`,
+    /// `system-cluster-critical`): [`PodSpec::priority_value`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
     /// Seconds from `startTime` after which the pod fails with
     /// `DeadlineExceeded` (docs/lifecycle.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,6 +154,10 @@ pub struct PodSpec {
     /// `<hostname>.<subdomain>.<namespace>.svc.cluster.local`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subdomain: Option<String>,
+    /// Secrets (this namespace) with registry credentials for the pulls
+    /// of this pod's images (docs/images.md); `optional` is not allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<ObjectRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -168,9 +196,23 @@ pub struct Container {
     /// Only `Always`, only on an init container: a sidecar (k8s 1.29+).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<RestartPolicy>,
+    /// Default [`TERMINATION_MESSAGE_PATH`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_message_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_message_policy: Option<TerminationMessagePolicy>,
 }
 
 impl Container {
+    /// `terminationMessagePath`, or its default (also for `""`, as the
+    /// API server's defaulting).
+    pub fn termination_message_path(&self) -> &str {
+        match self.termination_message_path.as_deref() {
+            None | Some("") => TERMINATION_MESSAGE_PATH,
+            Some(p) => p,
+        }
+    }
+
     /// A sidecar: an init container with `restartPolicy: Always`.
     pub fn is_sidecar(&self) -> bool {
         self.restart_policy == Some(RestartPolicy::Always)
@@ -269,6 +311,8 @@ pub struct EnvFromSource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
+    /// Absent is empty (refused by validation, with its path).
+    #[serde(default)]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optional: Option<bool>,

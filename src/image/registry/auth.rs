@@ -164,24 +164,71 @@ impl AuthFile {
         // Text → one `Value` → typed (docs/design-deviations.md §12).
         let value = serde_json::from_slice::<StrictValue>(text.as_bytes())
             .map_err(|e| format!("{what}: {e}"))?;
-        let raw: RawAuthFile =
-            crate::serde_path::from_value(value.0).map_err(|e| format!("{what}: {e}"))?;
+        AuthFile::from_value(value.0).map_err(|e| format!("{what}: {e}"))
+    }
+
+    /// The credentials of a Secret of type `kubernetes.io/dockerconfigjson`
+    /// (key `.dockerconfigjson`: `{"auths": {…}}`) or the legacy
+    /// `kubernetes.io/dockercfg` (key `.dockercfg`: the bare host map);
+    /// `None` for other types. An error is (field path, message), and
+    /// never holds a value.
+    pub fn from_secret(
+        secret_type: &str,
+        data: &BTreeMap<String, Vec<u8>>,
+    ) -> Option<Result<AuthFile, (String, String)>> {
+        let (key, auths) = match secret_type {
+            "kubernetes.io/dockerconfigjson" => (".dockerconfigjson", true),
+            "kubernetes.io/dockercfg" => (".dockercfg", false),
+            _ => return None,
+        };
+        let parsed = match data.get(key) {
+            None => Err("Required value".to_string()),
+            Some(text) => serde_json::from_slice::<StrictValue>(text)
+                .map_err(|e| format!("Invalid value: \"<secret contents redacted>\": {e}"))
+                .and_then(|v| {
+                    // The bare map read as `auths`, its paths without it.
+                    let v = match auths {
+                        true => v.0,
+                        false => serde_json::json!({ "auths": v.0 }),
+                    };
+                    AuthFile::from_value(v).map_err(|m| match auths {
+                        true => m,
+                        false => m.replacen("auths.", "", 1),
+                    })
+                }),
+        };
+        Some(parsed.map_err(|m| (format!("data[{key}]"), m)))
+    }
+
+    /// `{"auths": {…}}`. Errors name the path, never a value (serde's
+    /// "invalid type: string \"…\"" would).
+    fn from_value(value: serde_json::Value) -> Result<AuthFile, String> {
+        let raw = crate::serde_path::from_value::<RawAuthFile>(value).map_err(|e| {
+            let m = e.message();
+            match m.split_once(", expected") {
+                Some((_, exp)) if m.starts_with("invalid ") => {
+                    format!("{}: invalid value (redacted), expected{exp}", e.path())
+                }
+                _ => e.to_string(),
+            }
+        })?;
+        let pre = "auths.";
         let mut by_host = BTreeMap::new();
         for (key, e) in raw.auths {
             if e.identitytoken.is_some() || e.registrytoken.is_some() {
                 return Err(format!(
-                    "{what}: auths.{key}: identitytoken/registrytoken are not supported; use auth or username/password"
+                    "{pre}{key}: identitytoken/registrytoken are not supported; use auth or username/password"
                 ));
             }
             let creds = match (e.auth, e.username, e.password) {
                 (Some(a), None, None) => {
                     let raw = base64::engine::general_purpose::STANDARD
                         .decode(a.trim())
-                        .map_err(|_| format!("{what}: auths.{key}.auth is not base64"))?;
+                        .map_err(|_| format!("{pre}{key}.auth is not base64"))?;
                     let raw = String::from_utf8(raw)
-                        .map_err(|_| format!("{what}: auths.{key}.auth is not UTF-8"))?;
+                        .map_err(|_| format!("{pre}{key}.auth is not UTF-8"))?;
                     let (u, p) = raw.split_once(':').ok_or_else(|| {
-                        format!("{what}: auths.{key}.auth does not decode to user:password")
+                        format!("{pre}{key}.auth does not decode to user:password")
                     })?;
                     Credentials {
                         username: u.to_string(),
@@ -192,7 +239,7 @@ impl AuthFile {
                 (None, None, None) => continue,
                 _ => {
                     return Err(format!(
-                        "{what}: auths.{key}: give either auth or username and password"
+                        "{pre}{key}: give either auth or username and password"
                     ));
                 }
             };
@@ -215,9 +262,34 @@ impl AuthFile {
         self.by_host.get(&key_host(host))
     }
 
-    /// Adds (or replaces) credentials for `host` (from registries.yaml).
+    /// Adds credentials for `host` unless it has some already: the first
+    /// source that names a host wins.
     pub fn insert(&mut self, host: &str, creds: Credentials) {
-        self.by_host.insert(key_host(host), creds);
+        self.by_host.entry(key_host(host)).or_insert(creds);
+    }
+
+    /// Adds `other`'s hosts that this one does not name (this one wins).
+    pub fn merge(&mut self, other: &AuthFile) {
+        for (h, c) in &other.by_host {
+            self.insert(h, c.clone());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_host.is_empty()
+    }
+
+    /// As an auth.json text that [`AuthFile::parse`] reads back.
+    pub fn to_json(&self) -> String {
+        let auths: Vec<String> = self
+            .by_host
+            .iter()
+            .map(|(h, c)| {
+                let host = serde_json::Value::from(h.as_str());
+                format!("{host}:{{\"auth\":\"{}\"}}", &c.basic()[6..])
+            })
+            .collect();
+        format!("{{\"auths\":{{{}}}}}", auths.join(","))
     }
 }
 
@@ -304,6 +376,107 @@ mod tests {
             let e = AuthFile::parse(text, "f").unwrap_err();
             assert!(e.contains(want), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn pull_secrets_of_both_docker_types_give_credentials() {
+        let data = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.as_bytes().to_vec())]);
+        let f = AuthFile::from_secret(
+            "kubernetes.io/dockerconfigjson",
+            &data(
+                ".dockerconfigjson",
+                r#"{"auths":{"r.lan:5000":{"username":"u","password":"p"}}}"#,
+            ),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(f.get("r.lan:5000").unwrap().password, "p");
+        // The legacy type is the bare host map.
+        let f = AuthFile::from_secret(
+            "kubernetes.io/dockercfg",
+            &data(
+                ".dockercfg",
+                r#"{"https://index.docker.io/v1/":{"auth":"dTpw","email":"e"}}"#,
+            ),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(f.get("docker.io").unwrap().username, "u");
+        assert!(AuthFile::from_secret("Opaque", &data(".dockerconfigjson", "{}")).is_none());
+    }
+
+    #[test]
+    fn bad_pull_secrets_are_refused_at_their_key_without_their_value() {
+        let data = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.as_bytes().to_vec())]);
+        let json = "kubernetes.io/dockerconfigjson";
+        for (ty, key, text, path, want) in [
+            (
+                json,
+                ".dockercfg",
+                "{}",
+                "data[.dockerconfigjson]",
+                "Required value",
+            ),
+            (
+                json,
+                ".dockerconfigjson",
+                "{topsecret",
+                "data[.dockerconfigjson]",
+                "Invalid value: \"<secret contents redacted>\": key must be a string",
+            ),
+            (
+                json,
+                ".dockerconfigjson",
+                r#"{"auths":"topsecret"}"#,
+                "data[.dockerconfigjson]",
+                "auths: invalid value (redacted), expected a map",
+            ),
+            (
+                "kubernetes.io/dockercfg",
+                ".dockercfg",
+                r#"{"h":{"auth":"dG9wc2VjcmV0"}}"#,
+                "data[.dockercfg]",
+                "h.auth does not decode to user:password",
+            ),
+        ] {
+            let (p, m) = AuthFile::from_secret(ty, &data(key, text))
+                .unwrap()
+                .unwrap_err();
+            assert_eq!(p, path, "{text}");
+            assert!(m.starts_with(want), "{text}: {m}");
+            assert!(!m.contains("topsecret"), "{m}");
+        }
+    }
+
+    #[test]
+    fn merged_credentials_keep_the_first_source_per_host_and_round_trip() {
+        let pod =
+            AuthFile::parse(r#"{"auths":{"h":{"username":"pod","password":"1"}}}"#, "a").unwrap();
+        let node = AuthFile::parse(
+            r#"{"auths":{"h":{"username":"node","password":"2"},"g":{"auth":"bjoz"}}}"#,
+            "b",
+        )
+        .unwrap();
+        let mut m = pod.clone();
+        m.merge(&node);
+        assert_eq!(m.get("h").unwrap().username, "pod");
+        assert_eq!(m.get("g").unwrap().password, "3");
+        m.insert(
+            "g",
+            Credentials {
+                username: "yaml".into(),
+                password: "4".into(),
+            },
+        );
+        assert_eq!(
+            m.get("g").unwrap().username,
+            "n",
+            "registries.yaml comes last"
+        );
+        let back = AuthFile::parse(&m.to_json(), "x").unwrap();
+        assert_eq!(back.to_json(), m.to_json());
+        assert_eq!(back.get("h"), m.get("h"));
+        assert!(AuthFile::default().is_empty() && !m.is_empty());
     }
 
     #[test]

@@ -28,6 +28,7 @@ fn usage(cs: &[(&str, u64)], volumes: u64) -> PodUsage {
     PodUsage {
         containers: cs.iter().map(|(n, b)| (n.to_string(), *b)).collect(),
         volumes,
+        empty_dirs: BTreeMap::new(),
     }
 }
 
@@ -71,6 +72,31 @@ fn over_the_pod_total_is_reported_first_with_the_kubelets_message() {
     // Volumes count towards the pod, not a container.
     let e = check_pod("u", &p, &usage(&[("main", MI)], 10 * MI)).unwrap();
     assert_eq!(e.container, None);
+}
+
+#[test]
+fn a_disk_empty_dir_over_its_size_limit_is_reported_first_and_a_memory_one_never() {
+    let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: main, image: busybox, resources: {limits: {ephemeral-storage: 10Mi}}}\n  volumes:\n  - {name: scratch, emptyDir: {sizeLimit: 2Mi}}\n  - {name: ram, emptyDir: {medium: Memory, sizeLimit: 1Mi}}\n  - {name: free, emptyDir: {}}\n";
+    let p = crate::spec::load_str(text, "t.yaml").remove(0).unwrap();
+    assert!(has_limit(&p));
+    let limits: Vec<_> = empty_dir_limits(&p).collect();
+    assert_eq!(limits, [("scratch", (2 * MI, "2Mi"))]);
+    let mut u = usage(&[("main", 0)], 2 * MI);
+    u.empty_dirs.insert("scratch".into(), 2 * MI);
+    assert_eq!(check_pod("u", &p, &u), None);
+    // Over it: the emptyDir's message comes before the pod total's.
+    u.empty_dirs.insert("scratch".into(), 2 * MI + 1);
+    u.volumes = 3 * MI;
+    let e = check_pod("u", &p, &u).unwrap();
+    assert_eq!(
+        e.message,
+        "Usage of EmptyDir volume \"scratch\" exceeds the limit \"2Mi\". "
+    );
+    assert_eq!(e.container, None);
+    // A sizeLimit alone makes the pod measured.
+    let only = text.replace(", resources: {limits: {ephemeral-storage: 10Mi}}", "");
+    let p = crate::spec::load_str(&only, "t.yaml").remove(0).unwrap();
+    assert!(has_limit(&p));
 }
 
 #[test]
@@ -244,6 +270,7 @@ fn an_evicted_pod_fails_with_the_kubelets_reason_and_its_neighbour_runs_on() {
             oom_killed: false,
             started_at_ms: 3,
             finished_at_ms: 20,
+            message: String::new(),
         },
         now(20),
     );
@@ -312,8 +339,13 @@ fn pressure_starts_strictly_below_the_threshold_and_never_on_an_unknown_fs() {
 /// A pod named `name` with one container `main` whose `resources` are
 /// `res` (YAML flow), running, with uid `u-<name>`.
 fn running(node: &mut Node, name: &str, res: &str) {
+    running_with(node, name, res, "");
+}
+
+/// [`running`] with `spec` lines (e.g. `  priority: 5\n`) in the pod spec.
+fn running_with(node: &mut Node, name: &str, res: &str, spec: &str) {
     let text = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, uid: u-{name}}}\nspec:\n  containers:\n  - {{name: main, image: busybox, resources: {res}}}\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, uid: u-{name}}}\nspec:\n{spec}  containers:\n  - {{name: main, image: busybox, resources: {res}}}\n"
     );
     let mut all = crate::spec::load_str(&text, "t.yaml");
     let pod = all.remove(0).unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -361,6 +393,7 @@ fn stop_and_remove(node: &mut Node, uid: &str) {
             oom_killed: false,
             started_at_ms: 3,
             finished_at_ms: 20,
+            message: String::new(),
         },
         now(20),
     );
@@ -438,6 +471,53 @@ fn under_node_pressure_best_effort_goes_first_then_burstable_over_its_request_by
         victim(&node, &[("burst-under", MI)]).as_deref(),
         Some("u-burst-under")
     );
+}
+
+#[test]
+fn under_node_pressure_a_lower_priority_goes_first_and_a_critical_pod_never() {
+    let mut node = Node::new("n".into());
+    running_with(&mut node, "be-high", BE, "  priority: 1000\n");
+    running_with(&mut node, "burst-low", BURST_4, "  priority: -5\n");
+    running_with(
+        &mut node,
+        "critical",
+        BE,
+        "  priorityClassName: system-node-critical\n",
+    );
+    running_with(&mut node, "guar", GUAR, "  priority: 2000000000\n");
+    // All over their request: the lowest priority first, whatever its QoS
+    // class and however little it uses.
+    let mut used = vec![
+        ("be-high", 50 * MI),
+        ("burst-low", 5 * MI),
+        ("critical", 500 * MI),
+        ("guar", 500 * MI),
+    ];
+    assert_eq!(victim(&node, &used).as_deref(), Some("u-burst-low"));
+    // Within its request it goes after those over theirs.
+    used[1].1 = MI;
+    assert_eq!(victim(&node, &used).as_deref(), Some("u-be-high"));
+    // Critical pods (priority 2000000000 and up, or a built-in critical
+    // class) are never evicted, for pressure or for their own limits.
+    let critical = [("critical", 500 * MI), ("guar", 500 * MI)];
+    assert_eq!(victim(&node, &critical), None);
+    let mut lim = Node::new("n".into());
+    running_with(
+        &mut lim,
+        "crit-lim",
+        "{limits: {ephemeral-storage: 1Mi}}",
+        "  priorityClassName: system-cluster-critical\n",
+    );
+    running(&mut lim, "lim", "{limits: {ephemeral-storage: 1Mi}}");
+    let usage: BTreeMap<String, PodUsage> = ["crit-lim", "lim"]
+        .iter()
+        .map(|n| (format!("u-{n}"), usage(&[("main", 2 * MI)], 0)))
+        .collect();
+    let evicted: Vec<String> = decide(lim.pods(), &usage)
+        .into_iter()
+        .map(|e| e.uid)
+        .collect();
+    assert_eq!(evicted, ["u-lim"]);
 }
 
 #[test]

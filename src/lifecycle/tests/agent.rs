@@ -257,6 +257,7 @@ impl Agent {
                             oom_killed: false,
                             started_at_ms: r.started_at,
                             finished_at_ms: now.wall_ms,
+                            message: String::new(),
                         });
                     }
                 }
@@ -334,6 +335,7 @@ impl Agent {
             oom_killed: false,
             started_at_ms: r.started_at,
             finished_at_ms: self.now.wall_ms,
+            message: String::new(),
         });
     }
 

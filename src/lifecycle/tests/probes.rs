@@ -186,6 +186,7 @@ fn liveness_failure_kills_gracefully_then_sigkill_after_grace() {
         oom_killed: false,
         started_at_ms: r.started_at,
         finished_at_ms: a.now.wall_ms,
+        message: String::new(),
     });
     let log = a.take();
     assert_eq!(

@@ -188,6 +188,7 @@ fn oom_killed_exit_is_reported_as_oom_killed() {
         oom_killed: true,
         started_at_ms: r.started_at,
         finished_at_ms: a.now.wall_ms,
+        message: String::new(),
     });
     let t = a.cs(&uid, "app").state.terminated.unwrap();
     assert_eq!(
@@ -240,6 +241,7 @@ fn duplicate_or_stale_exits_are_only_acked() {
         oom_killed: false,
         started_at_ms: T0.wall_ms,
         finished_at_ms: a.now.wall_ms,
+        message: String::new(),
     });
     let log = a.take();
     assert_eq!(
@@ -362,6 +364,7 @@ fn exit_reported_late_uses_its_own_finish_time_for_backoff() {
         oom_killed: false,
         started_at_ms: r.started_at,
         finished_at_ms: a.now.wall_ms - 8_000,
+        message: String::new(),
     });
     assert_eq!(a.advance_until(60_000, is_start), Some(2_000));
 }

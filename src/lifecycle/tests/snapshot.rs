@@ -150,6 +150,7 @@ fn exit_seen_while_the_agent_was_down_is_applied_after_restore() {
         oom_killed: false,
         started_at_ms: r.started_at,
         finished_at_ms: a.now.wall_ms - 30_000,
+        message: String::new(),
     });
     let log = a.take();
     assert_eq!(starts(&log, "app"), [2]);
@@ -275,6 +276,7 @@ fn an_exit_that_overtakes_its_start_report_counts_as_a_run() {
         oom_killed: false,
         started_at_ms: a.now.wall_ms - 4_000,
         finished_at_ms: a.now.wall_ms - 1_000,
+        message: String::new(),
     });
     let log = a.take();
     assert_eq!(log[0], Output::Persist);

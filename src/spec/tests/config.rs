@@ -346,3 +346,31 @@ fn an_immutable_object_keeps_its_content_until_it_is_deleted() {
         b"b"
     );
 }
+
+#[test]
+fn registry_credential_secrets_are_checked_as_the_api_server_does() {
+    let head =
+        |ty: &str| format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: r}}\ntype: {ty}\n");
+    let json = "kubernetes.io/dockerconfigjson";
+    let o = objects(&format!(
+        "{}stringData:\n  .dockerconfigjson: '{{\"auths\":{{\"r.lan\":{{\"auth\":\"dTpw\"}}}}}}'\n",
+        head(json)
+    ));
+    assert_eq!(
+        o.get(ObjectKind::Secret, "default", "r")
+            .unwrap()
+            .secret_type,
+        json
+    );
+    let e = object_err(&format!("{}stringData: {{a: b}}\n", head(json)));
+    assert!(e.contains("data[.dockerconfigjson]: Required value"), "{e}");
+    let e = object_err(&format!(
+        "{}stringData: {{.dockercfg: hunter2}}\n",
+        head("kubernetes.io/dockercfg")
+    ));
+    assert!(
+        e.contains("data[.dockercfg]: Invalid value: \"<secret contents redacted>\": ")
+            && !e.contains("hunter2"),
+        "{e}"
+    );
+}

@@ -130,6 +130,19 @@ fn node_name_falls_back_to_the_pod_spec() {
 }
 
 #[test]
+fn the_service_account_name_defaults_to_default_or_its_deprecated_alias() {
+    let mut pod = load_one(&with_container_lines(ENV_POD)).unwrap();
+    let sa = |pod: &Pod| {
+        field_ref_value(pod, "spec.serviceAccountName", &EnvContext::default()).unwrap()
+    };
+    assert_eq!(sa(&pod), "default");
+    pod.spec.service_account = Some("old".into());
+    assert_eq!(sa(&pod), "old");
+    pod.spec.service_account_name = Some("new".into());
+    assert_eq!(sa(&pod), "new");
+}
+
+#[test]
 fn argv_combines_command_args_and_image_config_like_containerd() {
     let entry = vec!["/bin/entry".to_string()];
     let cmd = vec!["--default".to_string()];

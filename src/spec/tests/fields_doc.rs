@@ -88,9 +88,6 @@ to be honoured or refused; until then it is listed here rather than hidden:
   `lastState.terminated.message`, or the log tail with
   `FallbackToLogsOnError`. picolet accepts them (every export carries the
   defaults) and writes no termination message.
-- `spec.imagePullSecrets`: the kubelet uses the named
-  `kubernetes.io/dockerconfigjson` Secrets as registry credentials. picolet
-  takes credentials only from `/etc/picolet/auth.json` (docs/images.md).
 - `spec.affinity.podAffinity` / `podAntiAffinity` and
   `nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution`: the
   scheduler's placement between nodes; the kubelet does not check them at

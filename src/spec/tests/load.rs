@@ -196,6 +196,11 @@ fn type_errors_name_the_field_path() {
         load_err(&MINIMAL.replace("  containers:", "  restartPolicy: Sometimes\n  containers:"));
     assert_eq!(e.path, "spec.restartPolicy");
     assert!(e.message.contains("unknown variant `Sometimes`"), "{e}");
+    let e = load_err(&with_container_lines(
+        "    terminationMessagePolicy: Sometimes\n",
+    ));
+    assert_eq!(e.path, "spec.containers[0].terminationMessagePolicy");
+    assert!(e.message.contains("unknown variant `Sometimes`"), "{e}");
     let e = load_err(&MINIMAL.replace("    image: picolet.test/busybox:1\n", ""));
     assert_eq!(e.path, "spec.containers[0]");
     assert!(e.message.contains("missing field `image`"), "{e}");

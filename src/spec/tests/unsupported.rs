@@ -218,7 +218,7 @@ fn informational_fields_are_ignored() {
         )
         .replace(
             "  containers:",
-            "  dnsPolicy: ClusterFirst\n  schedulerName: s\n  priorityClassName: high\n  automountServiceAccountToken: false\n  imagePullSecrets: [{name: r}]\n  containers:",
+            "  dnsPolicy: ClusterFirst\n  schedulerName: s\n  priorityClassName: system-cluster-critical\n  automountServiceAccountToken: false\n  imagePullSecrets: [{name: r}]\n  containers:",
         );
     let text = format!(
         "{text}    terminationMessagePath: /dev/termination-log\n    terminationMessagePolicy: FallbackToLogsOnError\nstatus:\n  phase: Pending\n"

@@ -191,13 +191,9 @@ fn volumes_have_label_names_and_exactly_one_valid_source() {
         size_limit: Some(Quantity("64Mi".into())),
     });
     valid(&p);
-    // A disk-backed emptyDir has no size picolet enforces: refused, not ignored.
+    // A disk-backed one's is enforced by eviction (lifecycle::eviction).
     p.spec.volumes[0].empty_dir.as_mut().unwrap().medium = String::new();
-    invalid(
-        &p,
-        "spec.volumes[0].emptyDir.sizeLimit",
-        "honoured only with medium: Memory",
-    );
+    valid(&p);
     p.spec.volumes[0].empty_dir.as_mut().unwrap().medium = "Memory".into();
     p.spec.volumes[0].empty_dir.as_mut().unwrap().size_limit = Some(Quantity("64MB".into()));
     invalid(
@@ -264,4 +260,66 @@ fn validate_returns_the_first_error_in_field_order() {
     let first = validate(&p).unwrap_err();
     assert_eq!(first.path, "metadata.name");
     assert_eq!(validate_all(&p).len(), 2);
+}
+
+#[test]
+fn priority_classes_are_the_built_in_ones_and_agree_with_priority() {
+    let mut p = base();
+    p.spec.priority = Some(-7);
+    assert!(validate(&p).is_ok());
+    assert_eq!(p.spec.priority_value(), -7);
+    p.spec.priority_class_name = Some("high".into());
+    invalid(
+        &p,
+        "spec.priorityClassName",
+        "no PriorityClass with name high was found",
+    );
+    p.spec.priority_class_name = Some("system-node-critical".into());
+    invalid(&p, "spec.priority", "must not be provided in pod spec");
+    p.spec.priority = Some(2_000_001_000);
+    assert!(validate(&p).is_ok());
+    p.spec.priority = None;
+    assert_eq!(p.spec.priority_value(), 2_000_001_000);
+    assert!(p.spec.is_node_critical());
+    p.spec.priority_class_name = Some("system-cluster-critical".into());
+    assert!(p.spec.is_critical() && !p.spec.is_node_critical());
+    assert_eq!(
+        crate::spec::defaulted(&p).spec.priority,
+        Some(2_000_000_000)
+    );
+}
+
+#[test]
+fn image_pull_secrets_are_read_and_a_missing_or_empty_name_is_refused_at_its_path() {
+    let with = |list: &str| {
+        MINIMAL.replace(
+            "  containers:",
+            &format!("  imagePullSecrets: {list}\n  containers:"),
+        )
+    };
+    let p = super::load_one(&with("[{name: regcred}, {name: other}]")).unwrap();
+    let names: Vec<_> = p
+        .spec
+        .image_pull_secrets
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["regcred", "other"]);
+    for (list, path) in [
+        ("[{name: a}, {}]", "spec.imagePullSecrets[1].name"),
+        ("[{name: ''}]", "spec.imagePullSecrets[0].name"),
+        ("[{name: Bad_Name}]", "spec.imagePullSecrets[0].name"),
+        (
+            "[{name: a, optional: true}]",
+            "spec.imagePullSecrets[0].optional",
+        ),
+    ] {
+        let e = super::load_err(&with(list));
+        assert_eq!(e.path, path, "{list}: {e}");
+    }
+    assert!(
+        super::load_err(&with("[{}]"))
+            .message
+            .contains("must not be empty")
+    );
 }

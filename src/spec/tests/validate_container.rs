@@ -18,6 +18,20 @@ fn working_dir_must_be_absolute() {
 }
 
 #[test]
+fn termination_message_paths_are_absolute_and_the_policy_is_known() {
+    let mut p = base();
+    for bad in ["dev/termination-log", "/", "/dev/../etc/passwd"] {
+        p.spec.containers[0].termination_message_path = Some(bad.into());
+        invalid(&p, "spec.containers[0].terminationMessagePath", "absolute");
+    }
+    p.spec.containers[0].termination_message_path = Some(String::new());
+    assert_eq!(
+        p.spec.containers[0].termination_message_path(),
+        "/dev/termination-log"
+    );
+}
+
+#[test]
 fn probes_need_exactly_one_handler() {
     let mut p = base();
     p.spec.containers[0].readiness_probe = Some(Probe::default());

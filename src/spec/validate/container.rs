@@ -116,6 +116,14 @@ fn container(
             );
         }
     }
+    let t = c.termination_message_path();
+    if !t.starts_with('/') || t.split('/').any(|s| s == "..") || t.trim_end_matches('/').is_empty()
+    {
+        errs.add(
+            format!("{path}.terminationMessagePath"),
+            format!("{t:?} must be an absolute path to a file, without \"..\""),
+        );
+    }
     env(pod, c, &c.env, path, errs);
     env_from(c, path, errs);
     argv_env_size(pod, c, path, errs);

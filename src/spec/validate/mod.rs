@@ -175,6 +175,12 @@ pub fn validate_all(pod: &Pod) -> Vec<SpecError> {
             errs.check(format!("{at}.hostnames[{j}]"), names::dns1123_subdomain(h));
         }
     }
+    for (i, r) in spec.image_pull_secrets.iter().enumerate() {
+        errs.check(
+            format!("spec.imagePullSecrets[{i}].name"),
+            container::object_name(&r.name),
+        );
+    }
     dns(spec, &mut errs);
     if let Some(s) = &spec.subdomain {
         errs.check("spec.subdomain", names::dns1123_label(s));
@@ -189,6 +195,28 @@ pub fn validate_all(pod: &Pod) -> Vec<SpecError> {
                 "spec.terminationGracePeriodSeconds",
                 format!("{g} must be greater than or equal to 0"),
             );
+        }
+    }
+    if let Some(class) = spec
+        .priority_class_name
+        .as_deref()
+        .filter(|c| !c.is_empty())
+    {
+        match crate::spec::defaults::priority_class_value(class) {
+            None => errs.add(
+                "spec.priorityClassName",
+                format!(
+                    "no PriorityClass with name {class} was found: picolet knows only the built-in system-node-critical and system-cluster-critical (set spec.priority instead)"
+                ),
+            ),
+            Some(v) if spec.priority.is_some_and(|p| p != v) => errs.add(
+                "spec.priority",
+                format!(
+                    "the integer value of priority ({}) must not be provided in pod spec; priority admission controller computed {v} from the given PriorityClass name",
+                    spec.priority.unwrap_or_default()
+                ),
+            ),
+            Some(_) => {}
         }
     }
     if let Some(d) = spec.active_deadline_seconds {
@@ -312,12 +340,6 @@ fn volumes(pod: &Pod, volumes: &[Volume], errs: &mut Errors) -> BTreeSet<String>
                     Ok(parsed) if parsed.is_negative() => {
                         errs.add(p, format!("{:?} must be greater than or equal to 0", q.0))
                     }
-                    Ok(_) if e.medium.is_empty() => errs.add(
-                        p,
-                        "is honoured only with medium: Memory (the tmpfs size); a disk-backed \
-                         emptyDir counts towards the pod's ephemeral-storage limits instead"
-                            .to_string(),
-                    ),
                     Ok(_) => {}
                 }
             }

@@ -1,10 +1,10 @@
 //! `apps/v1` DaemonSet: its spec, field table, defaults and rules.
 
 use super::{IntOrPercent, LabelSelector, PodTemplate, SELECTOR, TEMPLATE, document_table};
-use super::{check_selector, int_or_percent, non_negative, take, take_or_default};
+use super::{check_always_template, int_or_percent, non_negative, take, take_or_default};
 use crate::spec::error::SpecError;
 use crate::spec::schema::{Node, Rule};
-use crate::spec::types::{ObjectMeta, RestartPolicy};
+use crate::spec::types::ObjectMeta;
 use serde_json::Value;
 
 pub(crate) static DOCUMENT: Node = document_table!(&SPEC);
@@ -67,13 +67,7 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<DaemonSetSpec
     let min_ready_seconds: Option<i32> = take(m, "minReadySeconds", "spec")?;
     let revision_history_limit: Option<i32> = take(m, "revisionHistoryLimit", "spec")?;
     let selector: LabelSelector = take_or_default(m, "selector", "spec")?;
-    check_selector(&selector, &template, "spec.selector", "spec.template")?;
-    if template.pod.spec.restart_policy != RestartPolicy::Always {
-        return Err(SpecError::invalid(
-            "spec.template.spec.restartPolicy",
-            "Unsupported value: only \"Always\" is supported",
-        ));
-    }
+    check_always_template(&selector, &template)?;
     let at = "spec.updateStrategy.rollingUpdate";
     if ru.remove("partition").is_some() {
         return Err(SpecError::new(

@@ -536,6 +536,23 @@ impl LabelSelector {
     }
 }
 
+/// What a controller of long-running pods (Deployment, DaemonSet,
+/// StatefulSet) checks of its template: the selector matches its labels,
+/// and its pods restart `Always`.
+pub(crate) fn check_always_template(
+    selector: &LabelSelector,
+    template: &PodTemplate,
+) -> Result<(), SpecError> {
+    check_selector(selector, template, "spec.selector", "spec.template")?;
+    if template.pod.spec.restart_policy != crate::spec::types::RestartPolicy::Always {
+        return Err(SpecError::invalid(
+            "spec.template.spec.restartPolicy",
+            "Unsupported value: only \"Always\" is supported",
+        ));
+    }
+    Ok(())
+}
+
 /// `spec.selector` must be set, non-empty and select the template's
 /// labels (`metav1` and `apps` validation).
 pub(crate) fn check_selector(

@@ -9,11 +9,11 @@
 
 use super::daemonset::{STRATEGY, strategy};
 use super::{LabelSelector, PodTemplate, SELECTOR, TEMPLATE, document_table};
-use super::{check_selector, non_negative, take, typed};
+use super::{check_always_template, non_negative, take, typed};
 use crate::spec::error::{ErrorKind, SpecError};
 use crate::spec::names;
 use crate::spec::schema::{METADATA, Node, Rule};
-use crate::spec::types::{ClaimVolume, ObjectMeta, RestartPolicy};
+use crate::spec::types::{ClaimVolume, ObjectMeta};
 use serde_json::Value;
 
 pub(crate) static DOCUMENT: Node = document_table!(&SPEC);
@@ -191,13 +191,7 @@ pub(crate) fn from_value(spec: Value, meta: &ObjectMeta) -> Result<StatefulSetSp
         }
     }
     let selector = selector.unwrap_or_default();
-    check_selector(&selector, &template, "spec.selector", "spec.template")?;
-    if template.pod.spec.restart_policy != RestartPolicy::Always {
-        return Err(SpecError::invalid(
-            "spec.template.spec.restartPolicy",
-            "Unsupported value: only \"Always\" is supported",
-        ));
-    }
+    check_always_template(&selector, &template)?;
     let at = "spec.updateStrategy.rollingUpdate";
     if let Some((k, _)) = ru
         .iter()

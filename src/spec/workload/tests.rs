@@ -78,6 +78,20 @@ fn errors_name_the_field_under_the_template() {
 }
 
 #[test]
+fn a_template_carries_image_pull_secrets_checked_under_its_path() {
+    let text = DEPLOYMENT.replace(
+        "      containers:",
+        "      imagePullSecrets: [{name: regcred}]\n      containers:",
+    );
+    let WorkloadSpec::Deployment(d) = load(&text).unwrap().spec else {
+        panic!()
+    };
+    assert_eq!(d.template.pod.spec.image_pull_secrets[0].name, "regcred");
+    let e = load(&text.replace("{name: regcred}", "{}")).unwrap_err();
+    assert_eq!(e.path, "spec.template.spec.imagePullSecrets[0].name", "{e}");
+}
+
+#[test]
 fn strategy_rules() {
     let with =
         |s: &str| load(&DEPLOYMENT.replace("  replicas: 3\n", &format!("  replicas: 3\n{s}")));
