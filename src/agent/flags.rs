@@ -18,63 +18,6 @@ use crate::fleet::config::{
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-/// `picolet agent --help`.
-pub const HELP: &str = "\
-Run the agent: the pods of the manifests directory (and of the fleet, with
---broker), their logs, probes and restarts, and the local API socket.
-
-Usage:
-  picolet agent [--config FILE] [options]
-
-Options (each also a key of the config file; a flag wins over the file):
-      --config FILE                 the config file (default
-                                    /etc/picolet/config.yaml, if it exists)
-      --manifests DIR               the static pod manifests
-      --state-dir DIR               state, images and logs
-      --run-dir DIR                 runtime files (sockets, rootfs mounts)
-      --cgroup-root DIR             the cgroup the pods go in
-      --node-name NAME              the node name (default: the hostname)
-      --node-label KEY=VALUE        a label of this node, for nodeSelector and
-                                    node affinity (repeats)
-      --pids-max N                  --max-pods N
-      --log-max-size BYTES          --log-max-files N
-      --eviction-interval SECONDS
-      --eviction-nodefs-available PERCENT
-      --eviction-imagefs-available PERCENT
-      --image-gc-high-threshold PERCENT
-      --image-gc-low-threshold PERCENT
-      --image-minimum-gc-age SECONDS
-  Network:
-      --pod-network bridge|none     bridge (default): eth0 on picolet0 per pod;
-                                    none: pods have only lo
-      --pod-cidr CIDR               the pods' IPv4 network (default 10.87.0.0/24)
-      --node-ip IP                  status.hostIP (default: the address of the
-                                    default route's interface)
-  Fleet:
-      --broker mqtt[s]://HOST[:PORT] --device-id ID --group G (repeats)
-      --topic-prefix P --ca FILE --cert FILE --key FILE --credentials FILE
-      --fleet-key FILE --keepalive SECONDS --max-document-bytes BYTES
-  Security:
-      --seccomp-default             RuntimeDefault seccomp for containers that
-                                    set no seccompProfile (default: Unconfined)
-  Workloads:
-      --auto-rollback               Deployments whose rollout passes its
-                                    progress deadline roll back by themselves
-                                    (per Deployment: picolet.io/auto-rollback)
-      --assume-clock-synchronized   CronJobs schedule without waiting for NTP
-                                    (a device with a battery-backed clock)
-  Policy (fleet pods):
-      --allow-privileged --allow-host-path --allow-host-network
-      --allow-capability CAP (repeats)
-      --no-new-privileges           allowPrivilegeEscalation defaults to false
-
-The agent logs to stderr; set RUST_LOG=debug for more.
-
-Examples:
-  picolet agent --manifests /etc/picolet/manifests
-  picolet agent --config /etc/picolet/config.yaml --broker mqtts://hub:8883 --device-id pi-1
-";
-
 /// The usage lines of `picolet agent`.
 pub const USAGE: &str =
     "  picolet agent [--config FILE] [--manifests DIR] [--state-dir DIR] [--run-dir DIR]
