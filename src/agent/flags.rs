@@ -18,25 +18,6 @@ use crate::fleet::config::{
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-/// The usage lines of `picolet agent`.
-pub const USAGE: &str =
-    "  picolet agent [--config FILE] [--manifests DIR] [--state-dir DIR] [--run-dir DIR]
-                [--cgroup-root DIR] [--node-name NAME] [--node-label KEY=VALUE]...
-                [--pids-max N] [--max-pods N]
-                [--log-max-size BYTES] [--log-max-files N] [--eviction-interval SECONDS]
-                [--eviction-nodefs-available PERCENT] [--eviction-imagefs-available PERCENT]
-                [--image-gc-high-threshold PERCENT] [--image-gc-low-threshold PERCENT]
-                [--image-minimum-gc-age SECONDS] [--pod-network bridge|none]
-                [--pod-cidr CIDR] [--node-ip IP]
-                [--broker mqtt[s]://HOST[:PORT]] [--device-id ID] [--group G]...
-                [--topic-prefix P] [--ca FILE] [--cert FILE] [--key FILE]
-                [--credentials FILE] [--fleet-key FILE] [--keepalive SECONDS]
-                [--max-document-bytes BYTES] [--allow-privileged] [--allow-host-path]
-                [--allow-host-network] [--allow-host-pid] [--allow-capability CAP]...
-                [--no-new-privileges] [--seccomp-default] [--auto-rollback]
-                [--assume-clock-synchronized]
-";
-
 /// `picolet agent`'s options that take a value.
 const VALUED: &[&str] = &[
     "config",

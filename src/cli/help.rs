@@ -87,6 +87,7 @@ mod tests {
         assert_eq!(text("frobnicate", &[]), None);
         // A file name of the bundle is no command.
         assert_eq!(text("image-ls", &[]), None);
+        assert_eq!(text("usage", &[]), None);
         assert_eq!(
             text("image", &["list".into()]),
             text("image", &["ls".into()])
