@@ -135,6 +135,37 @@ impl<K: Ord, V> IntoIterator for VecMap<K, V> {
     }
 }
 
+impl<K: Ord, V> FromIterator<(K, V)> for VecMap<K, V> {
+    /// Inserted one by one: a later value of a key wins, as in a
+    /// `BTreeMap`.
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut map = VecMap::new();
+        for (k, v) in iter {
+            map.insert(k, v);
+        }
+        map
+    }
+}
+
+impl<'a, K: Ord, V> IntoIterator for &'a VecMap<K, V> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> (&'a K, &'a V)>;
+
+    /// In key order.
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl<K: Borrow<Q> + Ord, Q: Ord + ?Sized, V> std::ops::Index<&Q> for VecMap<K, V> {
+    type Output = V;
+
+    /// The value of `key`; panics if there is none, as `BTreeMap`'s.
+    fn index(&self, key: &Q) -> &V {
+        self.get(key).expect("key in the map")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +196,9 @@ mod tests {
         }
         assert!(v.iter().eq(b.iter()));
         assert!(v.keys().eq(b.keys()));
+        assert!((&v).into_iter().eq(&b));
+        let some = b.keys().next().unwrap();
+        assert_eq!(v[some.as_str()], b[some.as_str()]);
         assert!(v.values().rev().eq(b.values().rev()));
         *v.get_mut("k5").unwrap_or(&mut 0) += 1;
         if let Some(n) = b.get_mut("k5") {
@@ -180,6 +214,10 @@ mod tests {
         let two: Vec<_> = v.drain_first(2).collect();
         assert_eq!(two, [b.pop_first().unwrap(), b.pop_first().unwrap()]);
         assert!(v.clone().into_iter().eq(b.clone()));
+        let pairs = [(3, 'a'), (1, 'b'), (3, 'c')];
+        let c: VecMap<_, _> = pairs.into_iter().collect();
+        let d: BTreeMap<_, _> = pairs.into_iter().collect();
+        assert!(c.into_iter().eq(d));
         assert!(!v.is_empty());
     }
 

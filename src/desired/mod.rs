@@ -100,7 +100,7 @@ pub struct StaticPod {
 /// The static pods of a scan of the manifests directory, in path order
 /// then document order; a name defined twice belongs to the first file
 /// (the manifests' loader reports the clash on the later one).
-pub fn static_pods(files: &BTreeMap<PathBuf, Vec<Pod>>) -> Vec<StaticPod> {
+pub fn static_pods(files: &VecMap<PathBuf, Vec<Pod>>) -> Vec<StaticPod> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for (path, pods) in files {
