@@ -223,17 +223,20 @@ fn given(files: &[&str]) -> Result<Vec<(Pod, String)>, String> {
 /// file (the first file, in path order, that defines it), and the files
 /// that do not load.
 struct Dir {
-    owner: BTreeMap<String, PathBuf>,
+    owner: VecMap<String, PathBuf>,
     files: VecMap<PathBuf, Vec<Pod>>,
     errors: VecMap<PathBuf, String>,
 }
 
 fn read_dir(dir: &Path) -> Result<Dir, String> {
     let scan = crate::agent::manifests::scan(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut owner = BTreeMap::new();
+    let mut owner = VecMap::new();
     for (path, pods) in &scan.files {
         for p in pods {
-            owner.entry(key(p)).or_insert_with(|| path.clone());
+            let k = key(p);
+            if !owner.contains_key(&k) {
+                owner.insert(k, path.clone());
+            }
         }
     }
     Ok(Dir {
