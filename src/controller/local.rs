@@ -223,20 +223,17 @@ fn given(files: &[&str]) -> Result<Vec<(Pod, String)>, String> {
 /// file (the first file, in path order, that defines it), and the files
 /// that do not load.
 struct Dir {
-    owner: VecMap<String, PathBuf>,
+    owner: BTreeMap<String, PathBuf>,
     files: VecMap<PathBuf, Vec<Pod>>,
     errors: VecMap<PathBuf, String>,
 }
 
 fn read_dir(dir: &Path) -> Result<Dir, String> {
     let scan = crate::agent::manifests::scan(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut owner = VecMap::new();
+    let mut owner = BTreeMap::new();
     for (path, pods) in &scan.files {
         for p in pods {
-            let k = key(p);
-            if !owner.contains_key(&k) {
-                owner.insert(k, path.clone());
-            }
+            owner.entry(key(p)).or_insert_with(|| path.clone());
         }
     }
     Ok(Dir {
