@@ -32,6 +32,8 @@ const BUNDLES: &[(&str, &[(&str, &str)])] = &[
     ),
 ];
 
+const HELP_DIR: &str = "src/cli/help";
+
 fn main() {
     let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".into());
     let profile = std::env::var("PROFILE").unwrap_or_else(|_| "unknown".into());
@@ -39,12 +41,26 @@ fn main() {
     println!("cargo:rustc-env=PICOLET_PROFILE={profile}");
     println!("cargo:rerun-if-changed=build.rs");
 
+    // The commands' help texts: every file of src/cli/help/, named
+    // without `.txt`, in name order.
+    println!("cargo:rerun-if-changed={HELP_DIR}");
+    let mut help: Vec<(String, String)> = std::fs::read_dir(HELP_DIR)
+        .unwrap_or_else(|e| panic!("{HELP_DIR}: {e}"))
+        .map(|e| {
+            let path = e.expect(HELP_DIR).path();
+            let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+            (name, path.display().to_string())
+        })
+        .collect();
+    help.sort();
+    let help: Vec<(&str, &str)> = help.iter().map(|(n, p)| (n.as_str(), p.as_str())).collect();
+
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     let mut rust = String::new();
-    for (konst, files) in BUNDLES {
+    for (konst, files) in BUNDLES.iter().copied().chain([("HELP", &help[..])]) {
         let mut text = Vec::new();
         let mut index = String::new();
-        for (name, path) in *files {
+        for (name, path) in files {
             println!("cargo:rerun-if-changed={path}");
             let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
             std::str::from_utf8(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -1,7 +1,8 @@
 //! Text files the binary carries — the board files (`boards/*.toml`), the
-//! systemd units and the default `config.yaml` — deflated at build time by
-//! `build.rs` and inflated when used. They are read by short-lived commands
-//! (`check`, `install`, `pull`) and once by the agent at start (its board's
+//! systemd units, the default `config.yaml` and the commands' `--help`
+//! texts (`src/cli/help/*.txt`) — deflated at build time by `build.rs` and
+//! inflated when used. They are read by short-lived commands (`check`,
+//! `install`, `pull`, `--help`) and once by the agent at start (its board's
 //! node labels), so the few microseconds of inflating do not matter, and
 //! the binary is smaller by about two thirds of their text
 //! (docs/design-deviations.md §12).
@@ -79,12 +80,13 @@ mod tests {
     #[test]
     fn every_bundled_file_inflates_to_its_source() {
         let root = env!("CARGO_MANIFEST_DIR");
-        for (bundle, dir) in [(&BOARDS, "boards"), (&INSTALL, "")] {
+        for (bundle, dir) in [(&BOARDS, "boards"), (&INSTALL, ""), (&HELP, "help")] {
             let files = bundle.open();
             assert_eq!(files.iter().count(), bundle.names().count());
             for (name, text) in files.iter() {
                 let path = match (dir, name) {
                     ("boards", n) => format!("{root}/boards/{n}.toml"),
+                    ("help", n) => format!("{root}/src/cli/help/{n}.txt"),
                     (_, "config.yaml") => format!("{root}/src/install/config.yaml"),
                     (_, n) => format!("{root}/systemd/{n}"),
                 };
@@ -93,6 +95,9 @@ mod tests {
             // Deflated to well under half (the binary's saving).
             assert!(bundle.deflated.len() * 2 < bundle.len, "{}", bundle.len);
         }
+        // Every help file, none forgotten.
+        let help = std::fs::read_dir(format!("{root}/src/cli/help")).unwrap();
+        assert_eq!(help.count(), HELP.names().count());
         assert!(
             BOARDS
                 .file("raspberry-pi-4")

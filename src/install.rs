@@ -34,28 +34,6 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// `picolet install --help`.
-pub const HELP: &str = "\
-Usage: picolet install [--board ID] [--root DIR] [--binary FILE] [--force]
-
-Installs the picolet binary, its systemd units, a default
-/etc/picolet/config.yaml (never overwritten) and the manifests directory,
-then enables the agent (on a live systemd root). The binary must be of the
-board's architecture (its ELF header is read), and the board one picolet is
-built for.
-
-Options:
-  --board ID       the board (boards/*.toml); detected when --root is /
-  --root DIR       install under DIR instead of / (a staged image)
-  --binary FILE    the binary to install (default: this picolet)
-  --force          install even a binary of another architecture than the
-                   board's, or for a board picolet is not built for
-
-Example:
-  picolet install --root /mnt/sdcard --board raspberry-pi-4 \\
-      --binary target/arm/aarch64-unknown-linux-musl/release/picolet
-";
-
 /// The systemd unit, as shipped in `systemd/picolet.service` (carried
 /// deflated: [`crate::assets::INSTALL`]).
 pub fn unit() -> String {

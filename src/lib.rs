@@ -54,5 +54,6 @@ pub mod store;
 pub mod sys;
 #[cfg(test)]
 mod testutil;
+pub mod vecmap;
 pub mod workloads;
 pub mod yaml;

@@ -6,31 +6,17 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-picolet — Kubernetes-style pods on small Linux devices
-
-Usage:
-";
-
-const USAGE_CONTROLLER: &str = "
-Fleet controller (talks to the MQTT broker):
-";
-
-const USAGE_TAIL: &str = "
-The agent reads --config FILE (default /etc/picolet/config.yaml); its flags win.
---state-dir DIR (agent, get, describe, logs, exec, image, and the local apply/delete):
-the agent's state directory;
-default: the config file's stateDir, else $PICOLET_STATE_DIR, else /var/lib/picolet.
-The agent logs to stderr; set RUST_LOG=debug for more.
-`picolet COMMAND --help` (or `picolet help COMMAND`) shows one command's options and examples.
-";
-
+/// `picolet --help`: the head and the tail (`src/cli/help/usage*.txt`,
+/// carried deflated) around the controller's usage lines, which its own
+/// errors print too.
 fn usage() -> String {
+    let help = picolet::assets::HELP.open();
+    let part = |name| help.get(name).unwrap_or_default();
     format!(
-        "{USAGE}{}{}{USAGE_CONTROLLER}{}{USAGE_TAIL}",
-        picolet::agent::flags::USAGE,
-        picolet::cli::USAGE,
-        picolet::controller::USAGE
+        "{}{}{}",
+        part("usage"),
+        picolet::controller::USAGE,
+        part("usage-tail")
     )
 }
 

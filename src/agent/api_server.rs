@@ -33,9 +33,10 @@ use crate::api::{PodEntry, Request, Response};
 use crate::desired::Owner;
 use crate::reactor::{self, Async};
 use crate::runtime::shim::proto;
+use crate::vecmap::VecMap;
 use async_channel::{Receiver, Sender};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -71,7 +72,7 @@ impl Default for Limits {
 #[derive(Debug, Default)]
 struct Conns {
     next: u64,
-    live: BTreeMap<u64, Slot>,
+    live: VecMap<u64, Slot>,
 }
 
 #[derive(Debug)]

@@ -15,6 +15,7 @@
 
 use crate::spec::workload::Workload;
 use crate::spec::{self, ConfigObject, Manifest, Objects, Pod};
+use crate::vecmap::VecMap;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use std::collections::BTreeMap;
 use std::io;
@@ -26,16 +27,16 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Default, Clone)]
 pub struct Scan {
     /// Valid files and the pods they define.
-    pub files: BTreeMap<PathBuf, Vec<Pod>>,
+    pub files: VecMap<PathBuf, Vec<Pod>>,
     /// The ConfigMaps and Secrets of the valid files.
-    pub objects: BTreeMap<PathBuf, Vec<ConfigObject>>,
+    pub objects: VecMap<PathBuf, Vec<ConfigObject>>,
     /// The workloads of the valid files, each with its document (JSON).
-    pub workloads: BTreeMap<PathBuf, Vec<(Workload, String)>>,
+    pub workloads: VecMap<PathBuf, Vec<(Workload, String)>>,
     /// Files that failed to load, with the error (naming the field).
-    pub errors: BTreeMap<PathBuf, String>,
+    pub errors: VecMap<PathBuf, String>,
     /// How each file looked when it was parsed, and what parsing it gave
     /// (`None`: its pods, in `files`; `Some`: its parse error).
-    parsed: BTreeMap<PathBuf, (Stamp, Option<String>)>,
+    parsed: VecMap<PathBuf, (Stamp, Option<String>)>,
 }
 
 /// What identifies one version of a file without reading it.

@@ -58,6 +58,7 @@ use crate::reactor;
 use crate::runtime::shim::proto::{self, Event};
 use crate::store::StateStore;
 use crate::sys::fs::private_dir;
+use crate::vecmap::VecMap;
 use api_server::ApiServer;
 use async_channel::{Receiver, Sender};
 use cgroups::PodCgroups;
@@ -227,7 +228,7 @@ struct Agent {
     /// The workload controllers ([`workloads`]).
     workloads: crate::workloads::Workloads,
     /// The time zones the CronJobs name (`workloads::Env::zones`).
-    zones: std::collections::BTreeMap<String, Result<crate::workloads::tz::Zone, String>>,
+    zones: VecMap<String, Result<crate::workloads::tz::Zone, String>>,
     /// The clock's sync state when last asked (mono ms, synced).
     clock_checked: Option<(u64, bool)>,
     /// Inputs for `node`, fed in order ([`Agent::feed`]).
@@ -248,7 +249,7 @@ struct Agent {
     /// The ConfigMaps and Secrets pods may read (static ones).
     objects: std::rc::Rc<crate::spec::Objects>,
     /// When each object was first seen (its AGE in `get`).
-    objects_seen: BTreeMap<(crate::spec::ObjectKind, String), i64>,
+    objects_seen: VecMap<(crate::spec::ObjectKind, String), i64>,
     /// The fleet channel, when a broker is configured.
     fleet: Option<Box<fleet::Fleet>>,
     /// Every pod's shim connection and runtime facts.
@@ -382,7 +383,7 @@ impl Agent {
                 node,
                 desired,
                 workloads,
-                zones: BTreeMap::new(),
+                zones: VecMap::new(),
                 clock_checked: None,
                 pending,
                 dirty: false,
@@ -393,7 +394,7 @@ impl Agent {
                 tx,
                 statics,
                 objects: Default::default(),
-                objects_seen: BTreeMap::new(),
+                objects_seen: VecMap::new(),
                 fleet,
                 shims: Shims::new(sandboxes),
                 api,
@@ -657,12 +658,14 @@ impl Agent {
         }
         if *self.objects != objects {
             let now = crate::clock::wall_ms();
-            let keys: std::collections::BTreeSet<_> =
-                objects.iter().map(|o| (o.kind, o.key())).collect();
-            self.objects_seen.retain(|k, _| keys.contains(k));
-            for k in keys {
-                self.objects_seen.entry(k).or_insert(now);
+            // Seen before: since then; new: since now; gone: forgotten.
+            let mut seen = VecMap::new();
+            for o in objects.iter() {
+                let k = (o.kind, o.key());
+                let since = self.objects_seen.get(&k).copied().unwrap_or(now);
+                seen.insert(k, since);
             }
+            self.objects_seen = seen;
             self.objects = std::rc::Rc::new(objects);
             self.refresh_volumes();
         }

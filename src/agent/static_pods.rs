@@ -6,8 +6,8 @@
 use super::{AgentError, Msg, io_err, manifests};
 use crate::desired::StaticPod;
 use crate::reactor::{self, Async};
+use crate::vecmap::VecMap;
 use async_channel::Sender;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The manifests directory and its last good scan.
@@ -60,7 +60,7 @@ impl StaticPods {
     }
 
     /// Files that failed to load, with the error (naming the field).
-    pub(super) fn errors(&self) -> &BTreeMap<PathBuf, String> {
+    pub(super) fn errors(&self) -> &VecMap<PathBuf, String> {
         &self.scan.errors
     }
 

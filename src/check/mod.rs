@@ -26,27 +26,6 @@ pub use facts::Facts;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
-/// `picolet check --help`.
-pub const HELP: &str = "\
-Usage: picolet check [--board ID] [--cgroup-root DIR] [-o text|json]
-
-Checks that this machine can run picolet: kernel, namespaces, cgroup v2 and
-its controllers, overlayfs, pidfd, and that the board matches the machine's
-architecture. Prints the fix for each missing item; exits 1 when a required
-one is missing.
-
-Options:
-  --board ID          check for this board (boards/*.toml) instead of the
-                      detected one; a board of another architecture than this
-                      machine (uname -m) fails the \"board\" item
-  --cgroup-root DIR   check the controllers of this cgroup (the agent's
-                      --cgroup-root) instead of the top of the cgroup2 mount
-  -o, --output FMT    text (default) or json
-
-Example:
-  picolet check --board raspberry-pi-4
-";
-
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The Rust target triple the binary was built for, libc included

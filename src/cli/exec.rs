@@ -36,36 +36,6 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// `picolet exec --help`.
-pub const HELP: &str = "Run a command in a running container (as `kubectl exec`).
-
-Usage:
-  picolet exec POD [-c CONTAINER] [-i] [-t] [-n NAMESPACE] [--state-dir DIR] -- COMMAND [ARG...]
-
-The command's stdout and stderr stream to picolet's stdout and stderr as it
-writes them, without a size limit. Its stdin is empty unless -i is given.
-picolet exits with the command's exit code, and prints \"command terminated
-with exit code N\" on stderr when it is not 0 (127: no such command, 126: the
-command cannot run). A pod or container that does not exist is an error
-(exit 1).
-
-With -it on a terminal, the command gets a pty (raw mode: Ctrl-C reaches it;
-the window size follows). As kubectl, -t needs -i and a terminal stdin.
-
-Options:
-  -c, --container NAME   the container (default: the pod's first container)
-  -i, --stdin            pass picolet's stdin to the command
-  -t, --tty              give the command a terminal (pty)
-  -n, --namespace NS     the pod's namespace (default: default)
-      --state-dir DIR    the agent's state directory
-
-Examples:
-  picolet exec web -- cat /etc/os-release
-  picolet exec -it web -- sh
-  echo hi | picolet exec -i web -c app -- cat
-  picolet exec web -- sh -c 'tar cf - /data' > data.tar
-";
-
 const USAGE: &str = "usage: picolet exec POD [-c CONTAINER] [-i] [-t] -- COMMAND [ARG...]";
 
 /// Bytes moved per read.

@@ -1,7 +1,7 @@
 //! Per-command help: `picolet COMMAND --help` (or `-h`, anywhere before
 //! `--`; see [`super::args::help_requested`]) and `picolet help COMMAND
-//! [SUBCOMMAND]` print the command's `HELP` text, which lives beside the
-//! command's code, and exit 0. `picolet --help` stays the overview.
+//! [SUBCOMMAND]` print the command's help text (`src/cli/help/CMD.txt`,
+//! [`text`]) and exit 0. `picolet --help` stays the overview.
 
 use std::process::ExitCode;
 
@@ -27,56 +27,31 @@ pub const COMMANDS: &[&str] = &[
     "keygen",
 ];
 
-/// `picolet version --help`.
-pub const VERSION_HELP: &str = "\
-Print picolet's version, target and build.
-
-Usage:
-  picolet version
-  picolet --version
-
-Example:
-  picolet version
-";
-
 /// The help of `cmd`, or of its subcommand when `rest` names one (`image
-/// ls`); `None` when `cmd` is no command.
-pub fn text(cmd: &str, rest: &[String]) -> Option<&'static str> {
+/// ls`); `None` when `cmd` is no command. The texts are the files of
+/// `src/cli/help/`, carried deflated ([`crate::assets::HELP`]), but for
+/// the pull helper's, which share their options' lines with its code.
+pub fn text(cmd: &str, rest: &[String]) -> Option<String> {
     let sub = rest
         .iter()
         .find(|a| !a.starts_with('-'))
         .map(String::as_str);
-    Some(match cmd {
-        "agent" => crate::agent::flags::HELP,
-        "get" => super::pods::GET_HELP,
-        "describe" => super::pods::DESCRIBE_HELP,
-        "logs" => super::logs::HELP,
-        "exec" => super::exec::HELP,
-        "top" => super::top::HELP,
-        "image" => match sub {
-            Some("import") => super::image::IMPORT_HELP,
-            Some("ls" | "list") => super::image::LS_HELP,
-            Some("rm" | "rmi") => super::image::RM_HELP,
-            Some("prune") => super::image::PRUNE_HELP,
-            Some("pull") => super::pull::IMAGE_PULL_HELP,
-            _ => super::image::HELP,
-        },
-        "version" => VERSION_HELP,
-        "check" => crate::check::HELP,
-        "install" => crate::install::HELP,
-        "net" => super::host::NET_HELP,
-        "rollout" if sub == Some("fleet") || crate::controller::rollout::is_fleet_help(rest) => {
-            crate::controller::ROLLOUT_HELP
+    let file = match (cmd, sub) {
+        ("image", Some("import")) => "image-import",
+        ("image", Some("ls" | "list")) => "image-ls",
+        ("image", Some("rm" | "rmi")) => "image-rm",
+        ("image", Some("prune")) => "image-prune",
+        ("image", Some("pull")) => return Some(super::pull::IMAGE_PULL_HELP.into()),
+        ("pull", _) => return Some(super::pull::HELPER_HELP.into()),
+        ("rollout", _)
+            if sub == Some("fleet") || crate::controller::rollout::is_fleet_help(rest) =>
+        {
+            "rollout-fleet"
         }
-        "rollout" => super::rollout::HELP,
-        "cgroup-holder" => crate::runtime::cgroup::holder::HELP,
-        "pull" => super::pull::HELPER_HELP,
-        "apply" => crate::controller::APPLY_HELP,
-        "delete" => crate::controller::DELETE_HELP,
-        "fleet" => crate::controller::FLEET_HELP,
-        "keygen" => crate::controller::KEYGEN_HELP,
+        _ if COMMANDS.contains(&cmd) => cmd,
         _ => return None,
-    })
+    };
+    crate::assets::HELP.file(file)
 }
 
 /// Prints `cmd`'s help (see [`text`]); an error for an unknown command.
@@ -85,7 +60,7 @@ pub fn print(cmd: &str, rest: &[String]) -> Result<ExitCode, String> {
     let t =
         text(cmd, rest).ok_or_else(|| format!("unknown command {cmd:?}; see `picolet --help`"))?;
     super::ignore_closed_stdout();
-    super::out(t)?;
+    super::out(&t)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -116,6 +91,19 @@ mod tests {
             assert!(t.contains("Example"), "{sub}");
         }
         assert_eq!(text("frobnicate", &[]), None);
+        // A file name of the bundle is no command.
+        assert_eq!(text("image-ls", &[]), None);
+        assert_eq!(text("usage", &[]), None);
+        assert_eq!(
+            text("image", &["list".into()]),
+            text("image", &["ls".into()])
+        );
+        assert_eq!(text("image", &["frob".into()]), text("image", &[]));
+        // The controller's commands start with their usage.
+        for cmd in ["apply", "delete", "fleet", "keygen"] {
+            let h = text(cmd, &[]).unwrap();
+            assert!(h.starts_with(&format!("Usage:\n  picolet {cmd}")), "{h}");
+        }
         // `net` (its README row comes with the pod network's merge).
         let t = text("net", &[]).unwrap();
         assert!(

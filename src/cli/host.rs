@@ -56,23 +56,6 @@ pub(super) fn install(args: Vec<OsString>) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `picolet net --help`.
-pub const NET_HELP: &str = "\
-Manage picolet's pod network on this host (docs/net.md).
-
-Usage:
-  picolet net reset [--state-dir DIR]
-
-`reset` removes every trace of the pod network: the nftables table
-`ip picolet` (masquerade, FORWARD accept, hostPort DNAT), the pods' veths on
-the bridge, the bridge picolet0 and the address files under
-<state-dir>/net/ipam. For a device being decommissioned; refused while the
-agent runs (stop it first: its pods would lose their network).
-
-Example:
-  systemctl stop picolet && picolet net reset
-";
-
 pub(super) fn net(args: Vec<OsString>) -> Result<ExitCode, String> {
     let a = Args::parse(
         args,

@@ -10,35 +10,6 @@ use std::io::{Read, Seek};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// `picolet logs --help`.
-pub const HELP: &str = "\
-Print the logs of a container, as `kubectl logs` does.
-
-Usage:
-  picolet logs POD [-c CONTAINER] [options]
-  picolet logs -l SELECTOR [options]
-
-Options:
-  -c, --container NAME   the container (default: the pod's
-                         kubectl.kubernetes.io/default-container annotation,
-                         else its first container, said on stderr when the
-                         pod has several)
-  -f, --follow           keep printing new lines until interrupted
-  -p, --previous         the previous instance of the container
-      --tail N           only the last N lines (-1: all; default with -l: 10)
-      --since DURATION   only lines newer than DURATION (5s, 2m, 1h)
-      --timestamps       prefix each line with its RFC3339Nano time
-  -l, --selector SEL     the logs of every pod matching SEL (see `get --help`)
-      --prefix           prefix each line with [pod/NAME/CONTAINER]
-  -n, --namespace NS     the namespace (default: default)
-      --state-dir DIR    the agent's state directory
-
-Examples:
-  picolet logs web
-  picolet logs web -c sidecar --tail 20 -f
-  picolet logs -l app=web --since 10m --timestamps
-";
-
 /// One CRI log record: (timestamp, text, whether it ends a line).
 fn cri_line(line: &str) -> Option<(&str, &str, bool)> {
     let mut parts = line.splitn(4, ' ');

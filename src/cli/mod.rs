@@ -34,31 +34,6 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// The usage lines of the local commands.
-pub const USAGE: &str =
-    "  picolet get pods [NAME...] [-o wide|json|yaml|name|jsonpath=T|custom-columns=C]
-                   [-l SELECTOR] [-n NAMESPACE | -A] [-w] [--show-labels] [--state-dir DIR]
-  picolet describe pod NAME [-n NAMESPACE] [--state-dir DIR]
-  picolet logs POD|-l SELECTOR [-c CONTAINER] [--tail N] [-f] [--previous] [--since D]
-                   [--timestamps] [--prefix] [-n NAMESPACE] [--state-dir DIR]
-  picolet rollout status|history|undo|restart deployment/NAME [--to-revision N]
-                   [--timeout D] [--watch=false] [-n NAMESPACE] [--state-dir DIR]
-  picolet top pod|pods [NAME] [-n NAMESPACE | -A] [--containers] [--no-headers]
-                   [--state-dir DIR]
-  picolet exec POD [-c CONTAINER] [-i] [-n NAMESPACE] [--state-dir DIR] -- COMMAND [ARG...]
-  picolet image import FILE|DIR [--name REF] [--state-dir DIR]
-  picolet image ls [--state-dir DIR]
-  picolet image rm REF... [--force] [--state-dir DIR]
-  picolet image prune [--force] [--state-dir DIR]
-  picolet image pull REF [--platform P] [--auth-file F] [--registries-config F] [--state-dir DIR]
-  picolet version
-  picolet check [-o json] [--board BOARD] [--cgroup-root DIR]
-  picolet install [--board BOARD] [--root DIR] [--binary FILE] [--force]
-  picolet net reset [--state-dir DIR]
-  picolet cgroup-holder        the process of picolet-pods.service (holds the pods' cgroup)
-  picolet pull REF [--store DIR] the agent's image pull helper (JSON lines on stdout)
-";
-
 /// Runs local command `cmd`; `None` if it is not one. `main` restores
 /// `SIGPIPE`'s default first ([`ignore_closed_stdout`]) for all but `exec`.
 #[inline(never)] // own stack frame: see docs/design-deviations.md §13

@@ -7,39 +7,6 @@ use crate::spec::workload::WorkloadKind;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-pub(super) const HELP: &str = "\
-Manage the rollout of a Deployment, as kubectl rollout.
-
-Usage:
-  picolet rollout status deployment/NAME [--watch=false] [--timeout D] [-n NAMESPACE] [--state-dir DIR]
-  picolet rollout history deployment/NAME [-n NAMESPACE] [--state-dir DIR]
-  picolet rollout undo deployment/NAME [--to-revision N] [-n NAMESPACE] [--state-dir DIR]
-  picolet rollout restart deployment/NAME [-n NAMESPACE] [--state-dir DIR]
-
-The Deployment is `deployment/NAME`, `deploy/NAME` or `deployment NAME`.
-
-  status            waits until the rollout is done (exit 0), or has failed:
-                    past its progress deadline, or rolled back (exit 1)
-    --watch=false   print the status once and exit
-    --timeout D     give up after D (5s, 2m, 1h; default: wait forever)
-  history           the revisions and their kubernetes.io/change-cause
-  undo              back to the previous revision
-    --to-revision N back to revision N
-  restart           a new revision of the same template (its pods replaced
-                    by the strategy), as kubectl.kubernetes.io/restartedAt
-
-Fleet rollouts of a group's revision (-f FILE... --group G --broker URL, rollout status|abort
---group G): see `picolet help rollout fleet`.
-
-`undo` and `restart` override the template of the Deployment's source (the
-manifest file, the fleet's document) on this device only, until the source's
-template changes. See docs/workloads.md.
-
-Examples:
-  picolet rollout status deploy/web --timeout 2m
-  picolet rollout undo deployment/web --to-revision 2
-";
-
 /// `picolet rollout ACTION RESOURCE`.
 pub(super) fn rollout(args: Vec<OsString>) -> Result<ExitCode, String> {
     if crate::controller::rollout::is_fleet(&args) {

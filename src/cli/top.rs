@@ -25,29 +25,6 @@ fn parse_line(line: &str) -> Option<TopPod> {
     Some((ns.to_string(), name.to_string(), cs))
 }
 
-/// `picolet top --help`.
-pub const HELP: &str = "\
-Show the CPU (millicores) and memory (working set) of pods, as `kubectl top
-pod` does, from the agent's cgroup samples (every --metrics-interval, default
-30 s; CPU needs two samples). A figure the host cannot give (no memory
-controller in cgroup v2) is <unknown>.
-
-Usage:
-  picolet top pod|pods [NAME] [-n NAMESPACE | -A] [--containers] [--no-headers]
-                  [--state-dir DIR]
-
-Options:
-  -n, --namespace NS     the namespace (default: default)
-  -A, --all-namespaces   every namespace (adds a NAMESPACE column)
-      --containers       one line per container (POD, NAME columns)
-      --no-headers       no header line
-      --state-dir DIR    the agent's state directory
-
-Examples:
-  picolet top pods -A
-  picolet top pod web --containers
-";
-
 /// Runs `picolet top`.
 pub fn top(args: Vec<OsString>) -> Result<ExitCode, String> {
     let flags = ["A", "all-namespaces", "containers", "no-headers"];

@@ -36,6 +36,7 @@ use crate::api::{self, Request, Response};
 use crate::fleet::config::{AgentFileConfig, DEFAULT_CONFIG_PATH};
 use crate::fleet::docs::is_fleet_source;
 use crate::spec::Pod;
+use crate::vecmap::VecMap;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -223,8 +224,8 @@ fn given(files: &[&str]) -> Result<Vec<(Pod, String)>, String> {
 /// that do not load.
 struct Dir {
     owner: BTreeMap<String, PathBuf>,
-    files: BTreeMap<PathBuf, Vec<Pod>>,
-    errors: BTreeMap<PathBuf, String>,
+    files: VecMap<PathBuf, Vec<Pod>>,
+    errors: VecMap<PathBuf, String>,
 }
 
 fn read_dir(dir: &Path) -> Result<Dir, String> {

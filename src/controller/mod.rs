@@ -52,7 +52,6 @@
 
 mod cli;
 pub mod client;
-mod help;
 mod local;
 mod merge;
 pub(crate) mod pods;
@@ -61,7 +60,6 @@ mod status;
 mod wait;
 
 pub use cli::{USAGE, run};
-pub use help::{APPLY_HELP, DELETE_HELP, FLEET_HELP, KEYGEN_HELP, ROLLOUT_HELP, help};
 
 use crate::fleet::topics::{Source, Topics};
 

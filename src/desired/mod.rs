@@ -41,6 +41,7 @@ use crate::fleet::docs::{FLEET_SOURCE_PREFIX, FleetDocs, source_label};
 use crate::fleet::topics::Source;
 use crate::spec::Pod;
 use crate::spec::workload::{Workload, WorkloadKey};
+use crate::vecmap::VecMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -99,7 +100,7 @@ pub struct StaticPod {
 /// The static pods of a scan of the manifests directory, in path order
 /// then document order; a name defined twice belongs to the first file
 /// (the manifests' loader reports the clash on the later one).
-pub fn static_pods(files: &BTreeMap<PathBuf, Vec<Pod>>) -> Vec<StaticPod> {
+pub fn static_pods(files: &VecMap<PathBuf, Vec<Pod>>) -> Vec<StaticPod> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for (path, pods) in files {
@@ -165,9 +166,9 @@ pub struct Reconciled {
 #[derive(Debug)]
 pub struct Desired {
     /// `namespace/name` → the source of the pod last applied.
-    owners: BTreeMap<String, Owner>,
+    owners: VecMap<String, Owner>,
     /// The source of each workload last applied.
-    workload_owners: BTreeMap<WorkloadKey, Owner>,
+    workload_owners: VecMap<WorkloadKey, Owner>,
     /// The manifests directory's workloads, when it was read again and
     /// the next reconcile has not taken them yet.
     static_workloads: Option<Vec<StaticWorkload>>,
@@ -178,13 +179,13 @@ impl Desired {
     /// `saved`: the state file's `sources` ([`Owner::label`] values);
     /// `fleet`: the fleet's documents, when a broker is configured.
     pub fn new(saved: BTreeMap<String, String>, fleet: Option<FleetDocs>) -> Desired {
-        let mut owners = BTreeMap::new();
+        let mut owners = VecMap::new();
         for (k, v) in saved {
             owners.insert(k, Owner::from_label(&v));
         }
         Desired {
             owners,
-            workload_owners: BTreeMap::new(),
+            workload_owners: VecMap::new(),
             static_workloads: None,
             fleet,
         }
@@ -192,7 +193,7 @@ impl Desired {
 
     /// The saved sources of the workloads (the controllers' state file
     /// keeps them: [`crate::workloads::Workloads::sources`]).
-    pub fn restore_workload_owners(&mut self, saved: BTreeMap<WorkloadKey, String>) {
+    pub fn restore_workload_owners(&mut self, saved: VecMap<WorkloadKey, String>) {
         // Inserted, not collected: `collect` into a map sorts, a copy of
         // the sort per item type (binary size).
         self.workload_owners.clear();

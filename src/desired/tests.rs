@@ -55,7 +55,7 @@ fn manifest(name: &str, image: &str) -> Pod {
 
 /// The manifests directory: file → pods.
 fn files(list: &[(&str, &[&str])]) -> Vec<StaticPod> {
-    let files: BTreeMap<PathBuf, Vec<Pod>> = list
+    let files: crate::vecmap::VecMap<PathBuf, Vec<Pod>> = list
         .iter()
         .map(|(f, pods)| {
             let pods = pods.iter().map(|n| manifest(n, "static:1")).collect();

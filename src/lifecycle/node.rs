@@ -17,6 +17,7 @@ use super::pull::Got;
 use super::status::{Phase, PodStatus};
 use super::{EventType, Fx, Input, Now, Output};
 use crate::spec::Pod;
+use crate::vecmap::VecMap;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// The kubelet's default `maxPods`.
@@ -62,7 +63,7 @@ pub struct Node {
     labels: BTreeMap<String, String>,
     /// Pods refused at admission, by `namespace/name`; never synced, not
     /// in the snapshot.
-    rejected: BTreeMap<String, PodView>,
+    rejected: VecMap<String, PodView>,
     /// uid → `namespace/name` of the rejected pods.
     rejected_uids: HashMap<String, String>,
     /// uid → JSON size of an admitted pod's spec (filled lazily).
@@ -94,7 +95,7 @@ impl Node {
             pod_network: true,
             spec_budget: DEFAULT_SPEC_BUDGET,
             labels: BTreeMap::new(),
-            rejected: BTreeMap::new(),
+            rejected: VecMap::new(),
             rejected_uids: HashMap::new(),
             spec_bytes: HashMap::new(),
             #[cfg(test)]

@@ -6,7 +6,7 @@
 //! reconciled against the live pods at start (nothing leaks after a
 //! crash or a reboot).
 
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ pub struct Ipam {
     dir: PathBuf,
     cidr: Cidr,
     /// Address → pod UID, as on disk.
-    used: BTreeMap<Ipv4Addr, String>,
+    used: VecMap<Ipv4Addr, String>,
     last: Option<Ipv4Addr>,
 }
 
@@ -29,7 +29,7 @@ impl Ipam {
     /// addresses outside `cidr` (the CIDR changed) are removed.
     pub fn open(dir: &Path, cidr: Cidr) -> std::io::Result<Ipam> {
         std::fs::create_dir_all(dir)?;
-        let mut used = BTreeMap::new();
+        let mut used = VecMap::new();
         for e in std::fs::read_dir(dir)? {
             let e = e?;
             let name = e.file_name();

@@ -7,8 +7,9 @@
 //! driver re-arms the other direction after an event if a waker still waits
 //! on it.
 
+use crate::vecmap::VecMap;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
@@ -34,11 +35,11 @@ pub(crate) struct Reactor {
     sources: RefCell<HashMap<usize, Rc<Source>>>,
     next_key: Cell<usize>,
     /// Timers ordered by deadline; the `u64` makes keys unique and keeps
-    /// equal deadlines in registration order. A `BTreeMap` rather than a
+    /// equal deadlines in registration order. A sorted map rather than a
     /// `BinaryHeap` so that a dropped `sleep` (e.g. a `timeout` whose future
     /// finished first) removes its entry at once instead of leaking it until
     /// its deadline.
-    timers: RefCell<BTreeMap<(Instant, u64), Waker>>,
+    timers: RefCell<VecMap<(Instant, u64), Waker>>,
     next_timer: Cell<u64>,
     events: RefCell<Events>,
 }
@@ -87,7 +88,7 @@ impl Reactor {
                 poller: Arc::new(Poller::new()?),
                 sources: RefCell::new(HashMap::new()),
                 next_key: Cell::new(0),
-                timers: RefCell::new(BTreeMap::new()),
+                timers: RefCell::new(VecMap::new()),
                 next_timer: Cell::new(0),
                 events: RefCell::new(Events::new()),
             });
@@ -194,12 +195,8 @@ impl Reactor {
         let now = Instant::now();
         {
             let mut timers = self.timers.borrow_mut();
-            while let Some(entry) = timers.first_entry() {
-                if entry.key().0 > now {
-                    break;
-                }
-                wakers.push(entry.remove());
-            }
+            let due = timers.keys().take_while(|k| k.0 <= now).count();
+            wakers.extend(timers.drain_first(due).map(|(_, w)| w));
         }
         for w in wakers {
             w.wake();

@@ -3,8 +3,8 @@
 
 use crate::spec::SpecError;
 use crate::spec::workload::{Workload, WorkloadSpec};
+use crate::vecmap::VecMap;
 use crate::workloads::tz::Zone;
-use std::collections::BTreeMap;
 
 /// Where the zones are (`TZDIR` overrides it, as for the C library).
 fn zoneinfo() -> String {
@@ -67,9 +67,9 @@ pub fn check_time_zone(w: &Workload) -> Result<(), SpecError> {
 /// failed ones), drops the unused.
 pub fn load_zones<'a>(
     workloads: impl Iterator<Item = &'a Workload>,
-    zones: &mut BTreeMap<String, Result<Zone, String>>,
+    zones: &mut VecMap<String, Result<Zone, String>>,
 ) {
-    let mut wanted = BTreeMap::new();
+    let mut wanted = VecMap::new();
     for w in workloads {
         let tz = match &w.spec {
             WorkloadSpec::CronJob(c) => c.time_zone.as_ref(),

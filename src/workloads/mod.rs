@@ -52,6 +52,7 @@ use crate::clock::Now;
 use crate::lifecycle::EventType;
 use crate::spec::workload::{PodTemplate, Workload, WorkloadKey, WorkloadKind, WorkloadSpec};
 use crate::spec::{ObjectMeta, OwnerReference, Pod};
+use crate::vecmap::VecMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -96,7 +97,7 @@ pub struct Env {
     pub auto_rollback: bool,
     /// The CronJobs' `timeZone`s, read from the tz database
     /// ([`crate::sys::time::load_zones`]): the zone, or why it is missing.
-    pub zones: BTreeMap<String, Result<tz::Zone, String>>,
+    pub zones: VecMap<String, Result<tz::Zone, String>>,
 }
 
 /// What the agent must do.
@@ -373,7 +374,7 @@ impl Cx<'_> {
 /// Every workload on this node (see the module doc).
 #[derive(Debug, Default)]
 pub struct Workloads {
-    entries: BTreeMap<WorkloadKey, Entry>,
+    entries: VecMap<WorkloadKey, Entry>,
     rng: Rng,
     wake: Option<u64>,
     /// Something changed since [`Workloads::take_dirty`].
@@ -385,7 +386,7 @@ pub struct Workloads {
     /// with the FNV-1a of their document: the same document applied again
     /// (the manifests read again, an agent restart) does not run again; a
     /// changed one does.
-    collected: BTreeMap<WorkloadKey, u32>,
+    collected: VecMap<WorkloadKey, u32>,
 }
 
 impl Default for Rng {
@@ -485,10 +486,10 @@ impl Workloads {
 
     /// The saved sources (`WorkloadKey` → `Owner::label`) of the
     /// workloads from a source, for [`crate::desired::Desired`].
-    pub fn sources(&self) -> BTreeMap<WorkloadKey, String> {
+    pub fn sources(&self) -> VecMap<WorkloadKey, String> {
         // Inserted, not collected: `collect` into a map sorts, a copy of
         // the sort per item type (binary size).
-        let mut out = BTreeMap::new();
+        let mut out = VecMap::new();
         for (k, e) in self.entries.iter().filter(|(_, e)| e.owner.is_none()) {
             out.insert(k.clone(), e.source.clone());
         }
@@ -638,8 +639,8 @@ impl Workloads {
             here
         });
         // Which workload claims which owner uid.
-        let mut claims: BTreeMap<String, WorkloadKey> = BTreeMap::new();
-        for (k, e) in &self.entries {
+        let mut claims: VecMap<String, WorkloadKey> = VecMap::new();
+        for (k, e) in self.entries.iter() {
             claims.insert(e.uid.clone(), k.clone());
             if let State::Deployment(st) = &e.state {
                 for h in deployment::owned_hashes(st) {
@@ -647,10 +648,10 @@ impl Workloads {
                 }
             }
         }
-        let mut by_owner: BTreeMap<WorkloadKey, Vec<PodObs>> = BTreeMap::new();
+        let mut by_owner: VecMap<WorkloadKey, Vec<PodObs>> = VecMap::new();
         for p in pods {
             match claims.get(&p.owner_uid) {
-                Some(k) => by_owner.entry(k.clone()).or_default().push(p.clone()),
+                Some(k) => by_owner.entry_or_default(k.clone()).push(p.clone()),
                 // Nobody owns it: the garbage collector's cascade.
                 None if !p.terminating => out.push(Intent::DeletePod {
                     namespace: p.namespace.clone(),

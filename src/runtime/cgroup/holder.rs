@@ -18,19 +18,6 @@
 //! is `Type=notify` and the agent's unit starts `After=` it) and sleeps
 //! until a signal ends it.
 
-/// `picolet cgroup-holder --help`.
-pub const HELP: &str = "\
-The one process of picolet-pods.service: it holds the systemd unit's
-delegated cgroup, in which the agent puts every pod, and waits for a
-signal. Started by systemd (see `picolet install`), not by hand.
-
-Usage:
-  picolet cgroup-holder
-
-Example:
-  ExecStart=/usr/local/bin/picolet cgroup-holder   (in picolet-pods.service)
-";
-
 use super::hierarchy::{Mounts, PROC_SELF_CGROUP, PROC_SELF_MOUNTINFO, unified_path};
 use super::{CgroupError, add_process, read_file};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,252 @@
+//! `VecMap`: a map kept as a vector sorted by key, for the small maps the
+//! agent and the commands hold (a few to a few hundred entries).
+//!
+//! It iterates in key order like a `BTreeMap`, so swapping one for the
+//! other changes no output; what it saves is code. Every `BTreeMap<K, V>`
+//! links its own copy of the B-tree's insert, search, rebalancing and drop
+//! (3 to 7 KB per key and value type on aarch64); a `VecMap` is a binary
+//! search over a `Vec` (docs/design-deviations.md §12, session 10).
+//! Insertion and removal move the entries after the slot: fine for these
+//! sizes, not for large maps.
+
+use std::borrow::Borrow;
+
+/// Entries sorted by key, no key twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VecMap<K, V>(Vec<(K, V)>);
+
+impl<K, V> Default for VecMap<K, V> {
+    fn default() -> Self {
+        VecMap(Vec::new())
+    }
+}
+
+impl<K: Ord, V> VecMap<K, V> {
+    pub const fn new() -> Self {
+        VecMap(Vec::new())
+    }
+
+    /// `Ok(index)` of `key`, or `Err(index)` where it would go.
+    fn find<Q: Ord + ?Sized>(&self, key: &Q) -> Result<usize, usize>
+    where
+        K: Borrow<Q>,
+    {
+        self.0.binary_search_by(|(k, _)| k.borrow().cmp(key))
+    }
+
+    pub fn get<Q: Ord + ?Sized>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
+        self.find(key).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn get_mut<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+    {
+        self.find(key).ok().map(|i| &mut self.0[i].1)
+    }
+
+    pub fn contains_key<Q: Ord + ?Sized>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
+        self.find(key).is_ok()
+    }
+
+    /// Sets `key` to `value`; the old value, if there was one (the key
+    /// itself is kept, as `BTreeMap::insert` does).
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        match self.find(&key) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    /// The value of `key`, inserted as `V::default()` if missing.
+    pub fn entry_or_default(&mut self, key: K) -> &mut V
+    where
+        V: Default,
+    {
+        let i = match self.find(&key) {
+            Ok(i) => i,
+            Err(i) => {
+                self.0.insert(i, (key, V::default()));
+                i
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    pub fn remove<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
+        self.find(key).ok().map(|i| self.0.remove(i).1)
+    }
+
+    /// The `n` entries with the smallest keys, removed.
+    pub fn drain_first(&mut self, n: usize) -> std::vec::Drain<'_, (K, V)> {
+        self.0.drain(..n)
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// In key order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + ExactSizeIterator {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &K> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    /// Keeps the entries `f` returns true for.
+    pub fn retain(&mut self, mut f: impl FnMut(&K, &mut V) -> bool) {
+        self.0.retain_mut(|(k, v)| f(k, v));
+    }
+}
+
+impl<K: Ord, V> IntoIterator for VecMap<K, V> {
+    type Item = (K, V);
+    type IntoIter = std::vec::IntoIter<(K, V)>;
+
+    /// In key order.
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<K: Ord, V> FromIterator<(K, V)> for VecMap<K, V> {
+    /// Inserted one by one: a later value of a key wins, as in a
+    /// `BTreeMap`.
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut map = VecMap::new();
+        for (k, v) in iter {
+            map.insert(k, v);
+        }
+        map
+    }
+}
+
+impl<'a, K: Ord, V> IntoIterator for &'a VecMap<K, V> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> (&'a K, &'a V)>;
+
+    /// In key order.
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl<K: Borrow<Q> + Ord, Q: Ord + ?Sized, V> std::ops::Index<&Q> for VecMap<K, V> {
+    type Output = V;
+
+    /// The value of `key`; panics if there is none, as `BTreeMap`'s.
+    fn index(&self, key: &Q) -> &V {
+        self.get(key).expect("key in the map")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// The same operations on a `VecMap` and a `BTreeMap` give the same
+    /// answers and the same order.
+    #[test]
+    fn behaves_as_a_btreemap() {
+        let mut v = VecMap::new();
+        let mut b = BTreeMap::new();
+        // A fixed pseudo-random walk of inserts, replacements and removals.
+        let mut x: u32 = 12345;
+        for _ in 0..2000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let key = format!("k{}", (x >> 8) % 97);
+            match (x >> 4) % 3 {
+                0 | 1 => assert_eq!(v.insert(key.clone(), x), b.insert(key, x)),
+                _ => assert_eq!(v.remove(key.as_str()), b.remove(key.as_str())),
+            }
+            assert_eq!(v.len(), b.len());
+            let probe = format!("k{}", x % 97);
+            assert_eq!(v.get(probe.as_str()), b.get(probe.as_str()));
+            assert_eq!(
+                v.contains_key(probe.as_str()),
+                b.contains_key(probe.as_str())
+            );
+        }
+        assert!(v.iter().eq(b.iter()));
+        assert!(v.keys().eq(b.keys()));
+        assert!((&v).into_iter().eq(&b));
+        let some = b.keys().next().unwrap();
+        assert_eq!(v[some.as_str()], b[some.as_str()]);
+        assert!(v.values().rev().eq(b.values().rev()));
+        *v.get_mut("k5").unwrap_or(&mut 0) += 1;
+        if let Some(n) = b.get_mut("k5") {
+            *n += 1;
+        }
+        *v.entry_or_default("k5".into()) += 7;
+        *b.entry("k5".into()).or_default() += 7;
+        *v.entry_or_default("new".into()) += 7;
+        *b.entry("new".into()).or_default() += 7;
+        assert!(v.iter().eq(b.iter()));
+        v.retain(|k, _| k.len() == 2);
+        b.retain(|k, _| k.len() == 2);
+        let two: Vec<_> = v.drain_first(2).collect();
+        assert_eq!(two, [b.pop_first().unwrap(), b.pop_first().unwrap()]);
+        assert!(v.clone().into_iter().eq(b.clone()));
+        let pairs = [(3, 'a'), (1, 'b'), (3, 'c')];
+        let c: VecMap<_, _> = pairs.into_iter().collect();
+        let d: BTreeMap<_, _> = pairs.into_iter().collect();
+        assert!(c.into_iter().eq(d));
+        assert!(!v.is_empty());
+    }
+
+    /// `insert` over an existing key keeps the first key value (equal
+    /// keys need not be identical), as `BTreeMap` does.
+    #[test]
+    fn insert_keeps_the_old_key() {
+        #[derive(Debug, Clone, Copy)]
+        struct K(u8, u8); // ordered by .0 only
+        impl PartialEq for K {
+            fn eq(&self, o: &K) -> bool {
+                self.0 == o.0
+            }
+        }
+        impl Eq for K {}
+        impl PartialOrd for K {
+            fn partial_cmp(&self, o: &K) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(o))
+            }
+        }
+        impl Ord for K {
+            fn cmp(&self, o: &K) -> std::cmp::Ordering {
+                self.0.cmp(&o.0)
+            }
+        }
+        let mut v = VecMap::new();
+        v.insert(K(1, 1), "a");
+        assert_eq!(v.insert(K(1, 2), "b"), Some("a"));
+        assert_eq!(v.keys().next().unwrap().1, 1);
+        assert_eq!(v.get(&K(1, 9)), Some(&"b"));
+    }
+}
