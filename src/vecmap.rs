@@ -82,6 +82,12 @@ impl<K: Ord, V> VecMap<K, V> {
         &mut self.0[i].1
     }
 
+    /// `key`'s slot, for `or_insert`, `or_insert_with`, `or_default`.
+    pub fn entry(&mut self, key: K) -> Entry<'_, K, V> {
+        let at = self.find(&key);
+        Entry { map: self, at, key }
+    }
+
     pub fn remove<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -119,9 +125,50 @@ impl<K: Ord, V> VecMap<K, V> {
         self.0.iter().map(|(_, v)| v)
     }
 
+    pub fn iter_mut(&mut self) -> impl DoubleEndedIterator<Item = (&K, &mut V)> {
+        self.0.iter_mut().map(|(k, v)| (&*k, v))
+    }
+
+    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut V> {
+        self.0.iter_mut().map(|(_, v)| v)
+    }
+
     /// Keeps the entries `f` returns true for.
     pub fn retain(&mut self, mut f: impl FnMut(&K, &mut V) -> bool) {
         self.0.retain_mut(|(k, v)| f(k, v));
+    }
+}
+
+/// A key's slot in a `VecMap`, found once (`VecMap::entry`).
+#[derive(Debug)]
+pub struct Entry<'a, K, V> {
+    map: &'a mut VecMap<K, V>,
+    at: Result<usize, usize>,
+    key: K,
+}
+
+impl<'a, K, V> Entry<'a, K, V> {
+    /// The value, `f()` inserted first if the key was missing.
+    pub fn or_insert_with(self, f: impl FnOnce() -> V) -> &'a mut V {
+        let i = match self.at {
+            Ok(i) => i,
+            Err(i) => {
+                self.map.0.insert(i, (self.key, f()));
+                i
+            }
+        };
+        &mut self.map.0[i].1
+    }
+
+    pub fn or_insert(self, value: V) -> &'a mut V {
+        self.or_insert_with(|| value)
+    }
+
+    pub fn or_default(self) -> &'a mut V
+    where
+        V: Default,
+    {
+        self.or_insert_with(V::default)
     }
 }
 
@@ -163,6 +210,64 @@ impl<K: Borrow<Q> + Ord, Q: Ord + ?Sized, V> std::ops::Index<&Q> for VecMap<K, V
     /// The value of `key`; panics if there is none, as `BTreeMap`'s.
     fn index(&self, key: &Q) -> &V {
         self.get(key).expect("key in the map")
+    }
+}
+
+/// As a `BTreeMap`'s: a map, in key order (the same bytes in postcard and
+/// JSON, so a field may switch from one to the other without changing a
+/// file or a message).
+impl<K: serde::Serialize, V: serde::Serialize> serde::Serialize for VecMap<K, V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// As a `BTreeMap`'s: a later value of a repeated key wins; the error for
+/// anything but a map expects "a map".
+impl<'de, K: serde::Deserialize<'de> + Ord, V: serde::Deserialize<'de>> serde::Deserialize<'de>
+    for VecMap<K, V>
+{
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<K, V>(std::marker::PhantomData<(K, V)>);
+        impl<'de, K: serde::Deserialize<'de> + Ord, V: serde::Deserialize<'de>>
+            serde::de::Visitor<'de> for Visit<K, V>
+        {
+            type Value = VecMap<K, V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut map = VecMap::new();
+                while let Some((k, v)) = a.next_entry()? {
+                    map.insert(k, v);
+                }
+                Ok(map)
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+impl<K: Ord, V> Extend<(K, V)> for VecMap<K, V> {
+    /// Inserted one by one, as `BTreeMap::extend`.
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        for (k, v) in iter {
+            self.insert(k, v);
+        }
+    }
+}
+
+impl<K: Ord, V, const N: usize> From<[(K, V); N]> for VecMap<K, V> {
+    fn from(a: [(K, V); N]) -> Self {
+        a.into_iter().collect()
     }
 }
 
@@ -219,6 +324,57 @@ mod tests {
         let d: BTreeMap<_, _> = pairs.into_iter().collect();
         assert!(c.into_iter().eq(d));
         assert!(!v.is_empty());
+    }
+
+    /// Serialized as a `BTreeMap` of the same content, byte for byte, in
+    /// postcard (the state file) and JSON (MQTT, the API); read back the
+    /// same way, a repeated key's later value winning.
+    #[test]
+    fn serde_as_a_btreemap() {
+        let pairs = [("b", 2u64), ("a", 1), ("c", 300), ("", 0)];
+        let v: VecMap<String, u64> = pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+        let b: BTreeMap<String, u64> = pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+        let pv = postcard::to_allocvec(&v).unwrap();
+        assert_eq!(pv, postcard::to_allocvec(&b).unwrap());
+        let jv = serde_json::to_string(&v).unwrap();
+        assert_eq!(jv, serde_json::to_string(&b).unwrap());
+        assert_eq!(jv, r#"{"":0,"a":1,"b":2,"c":300}"#);
+        assert_eq!(postcard::from_bytes::<VecMap<String, u64>>(&pv).unwrap(), v);
+        let nested: VecMap<String, VecMap<String, String>> =
+            serde_json::from_str(r#"{"z":{"y":"1","x":"2"},"a":{}}"#).unwrap();
+        let nested_b: BTreeMap<String, BTreeMap<String, String>> =
+            serde_json::from_str(r#"{"z":{"y":"1","x":"2"},"a":{}}"#).unwrap();
+        assert_eq!(
+            postcard::to_allocvec(&nested).unwrap(),
+            postcard::to_allocvec(&nested_b).unwrap()
+        );
+        let dup = r#"{"k":1,"j":2,"k":3}"#;
+        let dv: VecMap<String, u64> = serde_json::from_str(dup).unwrap();
+        let db: BTreeMap<String, u64> = serde_json::from_str(dup).unwrap();
+        assert!(dv.iter().eq(db.iter()));
+        assert_eq!(dv["k"], 3);
+        let ev = serde_json::from_str::<VecMap<String, u64>>("[1]").unwrap_err();
+        let eb = serde_json::from_str::<BTreeMap<String, u64>>("[1]").unwrap_err();
+        assert_eq!(ev.to_string(), eb.to_string());
+    }
+
+    /// `entry` and `extend` as `BTreeMap`'s.
+    #[test]
+    fn entry_and_extend() {
+        let mut v: VecMap<&str, u32> = VecMap::from([("b", 1)]);
+        *v.entry("b").or_insert(10) += 1;
+        *v.entry("a").or_insert(10) += 1;
+        *v.entry("c").or_default() += 5;
+        assert_eq!(*v.entry("c").or_insert_with(|| unreachable!()), 5);
+        v.extend([("d", 4), ("a", 0)]);
+        for x in v.values_mut() {
+            *x += 100;
+        }
+        for (_, x) in v.iter_mut().rev().take(1) {
+            *x += 1000;
+        }
+        let got: Vec<_> = v.into_iter().collect();
+        assert_eq!(got, [("a", 100), ("b", 102), ("c", 105), ("d", 1104)]);
     }
 
     /// `insert` over an existing key keeps the first key value (equal

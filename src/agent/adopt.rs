@@ -15,9 +15,10 @@ use crate::lifecycle::Input;
 use crate::lifecycle::{AdoptedContainer, AdoptedExit};
 use crate::reactor;
 use crate::runtime::shim::proto::{self, Event, PodConfig};
+use crate::vecmap::VecMap;
 use async_channel::Receiver;
+use std::collections::HashMap;
 use std::collections::HashSet;
-use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 impl Agent {
@@ -40,7 +41,7 @@ impl Agent {
             Some(dir) => manifests::scan(dir).unwrap_or_default(),
             None => manifests::Scan::default(),
         };
-        let mut desired: BTreeMap<String, crate::spec::Pod> = BTreeMap::new();
+        let mut desired: VecMap<String, crate::spec::Pod> = VecMap::new();
         for s in crate::desired::static_pods(&scan.files) {
             desired.insert(s.key, s.pod);
         }
@@ -123,7 +124,7 @@ impl Agent {
         uid: &str,
         key: &str,
         containers: &[proto::ContainerReport],
-        desired: &BTreeMap<String, crate::spec::Pod>,
+        desired: &VecMap<String, crate::spec::Pod>,
     ) {
         let taken = self
             .node

@@ -24,8 +24,9 @@ use crate::image::{GcReport, GcRequest, InUse};
 use crate::lifecycle::eviction::{self, DiskMonitor, FsStats, PodUsage, Signal, Thresholds};
 use crate::lifecycle::{Input, Node};
 use crate::reactor;
+use crate::vecmap::VecMap;
 use async_channel::Sender;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -70,7 +71,7 @@ pub struct Disk {
     gc_policy: GcPolicy,
     gc: GcSchedule,
     /// Manifest digest → Unix ms a container using it last started.
-    image_last_used: BTreeMap<String, i64>,
+    image_last_used: VecMap<String, i64>,
     /// Images of the fleet's kept `Healthy` documents (what a device-side
     /// rollback returns to): never collected.
     kept_images: Vec<String>,
@@ -89,7 +90,7 @@ impl Disk {
             trash_waits: 0,
             gc_policy,
             gc: GcSchedule::new(),
-            image_last_used: BTreeMap::new(),
+            image_last_used: VecMap::new(),
             kept_images: Vec::new(),
         }
     }
@@ -328,7 +329,7 @@ impl Disk {
     pub fn on_usage(
         &mut self,
         node: &Node,
-        usage: Result<BTreeMap<String, PodUsage>, String>,
+        usage: Result<VecMap<String, PodUsage>, String>,
     ) -> Vec<Input> {
         self.monitor.finished();
         let usage = match usage {
@@ -460,7 +461,7 @@ pub fn targets(node: &Node, dirs: &Dirs<'_>, all: bool) -> Vec<(Target, Vec<Path
 async fn measure(
     program: &Path,
     targets: &[(Target, Vec<PathBuf>)],
-) -> Result<BTreeMap<String, PodUsage>, String> {
+) -> Result<VecMap<String, PodUsage>, String> {
     let paths: Vec<&PathBuf> = targets.iter().flat_map(|(_, p)| p).collect();
     let mut cmd = Command::new(program);
     cmd.arg("du").args(&paths);
@@ -475,7 +476,7 @@ async fn measure(
         ));
     }
     let sizes = parse_du(&out, paths.len())?;
-    let mut usage: BTreeMap<String, PodUsage> = BTreeMap::new();
+    let mut usage: VecMap<String, PodUsage> = VecMap::new();
     let mut sizes = sizes.into_iter();
     for (target, ps) in targets {
         let bytes = sizes

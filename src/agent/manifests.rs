@@ -17,7 +17,6 @@ use crate::spec::workload::Workload;
 use crate::spec::{self, ConfigObject, Manifest, Objects, Pod};
 use crate::vecmap::VecMap;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
@@ -213,19 +212,16 @@ pub fn merge_keep_last_good(prev: &Scan, mut next: Scan) -> Scan {
 
 /// The desired pods of a scan, keyed by `namespace/name`. A name defined in
 /// two files is an error for the later file (in path order).
-pub fn desired(scan: &mut Scan) -> BTreeMap<String, Pod> {
-    let mut out = BTreeMap::new();
+pub fn desired(scan: &mut Scan) -> VecMap<String, Pod> {
+    let mut out = VecMap::new();
     let mut clashes = Vec::new();
     for (path, pods) in &scan.files {
         for pod in pods {
             let key = format!("{}/{}", pod.metadata.namespace, pod.metadata.name);
-            match out.entry(key) {
-                std::collections::btree_map::Entry::Occupied(e) => {
-                    clashes.push((path.clone(), e.key().clone()))
-                }
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(pod.clone());
-                }
+            if out.contains_key(&key) {
+                clashes.push((path.clone(), key))
+            } else {
+                out.insert(key, pod.clone());
             }
         }
     }

@@ -68,7 +68,7 @@ use shims::Shims;
 use signals::{Asked, Stop};
 use statefile::{StateFile, StateV2, StateV3, StateV4};
 use static_pods::StaticPods;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -106,7 +106,7 @@ pub struct Config {
     pub seccomp_default: bool,
     /// `nodeLabels`: the configured node labels (see
     /// [`crate::spec::affinity::node_labels`] for all of them).
-    pub node_labels: BTreeMap<String, String>,
+    pub node_labels: VecMap<String, String>,
     /// The node default of `picolet.io/auto-rollback`.
     pub auto_rollback: bool,
     /// CronJobs do not wait for NTP ([`crate::sys::time::clock_synchronized`]).
@@ -179,7 +179,7 @@ pub enum Msg {
     /// Time to measure ephemeral storage, if due ([`disk`]).
     DiskTick,
     /// A `picolet du` round: usage per pod uid, or why it failed.
-    DiskUsage(Result<BTreeMap<String, crate::lifecycle::eviction::PodUsage>, String>),
+    DiskUsage(Result<VecMap<String, crate::lifecycle::eviction::PodUsage>, String>),
     /// A `picolet image-gc` run: what it deleted, or why it failed.
     ImageGc(Result<crate::image::GcReport, String>),
     /// A `picolet pull` helper's progress or end ([`pulls`]).
@@ -288,7 +288,7 @@ impl Agent {
         let mut store = StateStore::new(&cfg.state_dir);
         let now = Now::read();
         let mut saved_workloads = None;
-        let mut saved_fleet = (BTreeMap::new(), Default::default());
+        let mut saved_fleet = (VecMap::new(), Default::default());
         let (mut node, sandboxes, sources, fleet_docs) = match store.load::<StateFile>() {
             Ok(Some(loaded)) => {
                 if let Some(why) = loaded.recovered.as_ref() {
@@ -313,9 +313,9 @@ impl Agent {
             }
             Ok(None) => (
                 Node::new(cfg.node_name.clone()),
-                BTreeMap::new(),
-                BTreeMap::new(),
-                BTreeMap::new(),
+                VecMap::new(),
+                VecMap::new(),
+                VecMap::new(),
             ),
             Err(e) => {
                 log::error!(
@@ -323,9 +323,9 @@ impl Agent {
                 );
                 (
                     Node::new(cfg.node_name.clone()),
-                    BTreeMap::new(),
-                    BTreeMap::new(),
-                    BTreeMap::new(),
+                    VecMap::new(),
+                    VecMap::new(),
+                    VecMap::new(),
                 )
             }
         };

@@ -6,10 +6,10 @@
 //! and the DMI vendor: a few small files, once.
 
 use super::Config;
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 
 /// The node's labels for `cfg` (see the module doc).
-pub fn node_labels(cfg: &Config) -> BTreeMap<String, String> {
+pub fn node_labels(cfg: &Config) -> VecMap<String, String> {
     let arch = std::env::consts::ARCH;
     let identity = crate::check::boards::read_identity(std::path::Path::new("/"));
     let board = crate::check::boards::detect(&identity, arch).board.id;

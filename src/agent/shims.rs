@@ -9,7 +9,8 @@ use super::statefile::SandboxRecord;
 use crate::api::EventHistory;
 use crate::lifecycle::Input;
 use crate::probe::NetNs;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use crate::vecmap::VecMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -52,7 +53,7 @@ pub(super) struct Shims {
 
 impl Shims {
     /// The shims of the state file (`sandboxes`), not yet connected.
-    pub(super) fn new(sandboxes: BTreeMap<String, SandboxRecord>) -> Shims {
+    pub(super) fn new(sandboxes: VecMap<String, SandboxRecord>) -> Shims {
         let mut pods = HashMap::new();
         for (uid, rec) in sandboxes {
             let rt = PodRt {
@@ -95,10 +96,10 @@ impl Shims {
     }
 
     /// What the state file keeps: each pod's shim identity.
-    pub(super) fn records(&self) -> BTreeMap<String, SandboxRecord> {
+    pub(super) fn records(&self) -> VecMap<String, SandboxRecord> {
         // Built by insert, not collect: a collect into a BTreeMap is a sort
         // and a bulk build per item and iterator type (binary size).
-        let mut out = BTreeMap::new();
+        let mut out = VecMap::new();
         for (uid, p) in &self.pods {
             if let Some(r) = p.record {
                 out.insert(uid.clone(), r);

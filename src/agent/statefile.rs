@@ -15,8 +15,8 @@ pub mod v1;
 pub use crate::fleet::docs::SavedDoc;
 use crate::fleet::topics::Source;
 use crate::lifecycle::NodeSnapshot;
+use crate::vecmap::VecMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// The state file, versioned by variant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,9 +34,9 @@ pub struct StateV1 {
     /// The lifecycle core's saved state (pods, containers, back-off).
     pub node: v1::NodeSnapshot,
     /// Per pod uid: the shim's PID and start time, to detect PID reuse.
-    pub sandboxes: BTreeMap<String, v1::SandboxRecord>,
+    pub sandboxes: VecMap<String, v1::SandboxRecord>,
     /// Per `namespace/name`: where the desired pod came from.
-    pub sources: BTreeMap<String, String>,
+    pub sources: VecMap<String, String>,
 }
 
 /// Version 2: version 1 plus the last accepted fleet desired documents, so
@@ -45,12 +45,12 @@ pub struct StateV1 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StateV2 {
     pub node: NodeSnapshot,
-    pub sandboxes: BTreeMap<String, SandboxRecord>,
+    pub sandboxes: VecMap<String, SandboxRecord>,
     /// Per `namespace/name`: the manifest path, or `fleet:device/<id>` /
     /// `fleet:group/<g>` for pods from the fleet channel.
-    pub sources: BTreeMap<String, String>,
+    pub sources: VecMap<String, String>,
     /// The last accepted desired document per source, as received.
-    pub fleet_docs: BTreeMap<Source, SavedDoc>,
+    pub fleet_docs: VecMap<Source, SavedDoc>,
 }
 
 /// Version 3: version 2 plus the workload controllers' state (issue 13).
@@ -67,7 +67,7 @@ pub struct StateV3 {
 pub struct StateV4 {
     pub v3: StateV3,
     /// Per group: the accepted document of this device's override topic.
-    pub overrides: BTreeMap<Source, SavedDoc>,
+    pub overrides: VecMap<Source, SavedDoc>,
     pub deployments: crate::fleet::deployment::DeploymentsSnap,
 }
 
@@ -88,7 +88,7 @@ impl StateFile {
         };
         StateV4 {
             v3,
-            overrides: BTreeMap::new(),
+            overrides: VecMap::new(),
             deployments: Default::default(),
         }
     }
@@ -98,7 +98,7 @@ impl StateFile {
             StateFile::V1(v1) => {
                 // Inserted, not collected (binary size: a collect into a
                 // map is a sort per item and iterator type).
-                let mut sandboxes = BTreeMap::new();
+                let mut sandboxes = VecMap::new();
                 for (uid, r) in v1.sandboxes {
                     sandboxes.insert(uid, r.into());
                 }
@@ -106,7 +106,7 @@ impl StateFile {
                     node: v1.node.into(),
                     sandboxes,
                     sources: v1.sources,
-                    fleet_docs: BTreeMap::new(),
+                    fleet_docs: VecMap::new(),
                 }
             }
             StateFile::V2(v2) => v2,
@@ -130,13 +130,13 @@ mod tests {
         BackoffSnap, ContainerSnapshot, InstanceSnap, PhaseSnap, PodSnapshot, SandboxSnap,
         StepSnap, StopWhySnap, StoppingSnap, TermSnap,
     };
-    use std::collections::BTreeMap;
+    use crate::vecmap::VecMap;
     use std::path::PathBuf;
 
     fn v1() -> StateFile {
-        let mut sources = BTreeMap::new();
+        let mut sources = VecMap::new();
         sources.insert("default/web".to_string(), "/m/web.yaml".to_string());
-        let mut sandboxes = BTreeMap::new();
+        let mut sandboxes = VecMap::new();
         sandboxes.insert(
             "u1".to_string(),
             v1::SandboxRecord {
@@ -318,7 +318,7 @@ mod tests {
                 containers: vec![container("app", StepSnap::Running)],
             }])
             .collect();
-        let mut sandboxes = BTreeMap::new();
+        let mut sandboxes = VecMap::new();
         sandboxes.insert(
             "u-2".to_string(),
             SandboxRecord {
@@ -326,10 +326,10 @@ mod tests {
                 start_time: 123_456,
             },
         );
-        let mut sources = BTreeMap::new();
+        let mut sources = VecMap::new();
         sources.insert("default/p0".to_string(), "/etc/picolet/pods/p.yaml".into());
         sources.insert("edge/p1".to_string(), "fleet:device/dev-1".into());
-        let mut fleet_docs = BTreeMap::new();
+        let mut fleet_docs = VecMap::new();
         fleet_docs.insert(
             Source::Device("dev-1".into()),
             SavedDoc {
@@ -417,7 +417,7 @@ mod tests {
         // The frozen types read and write it byte for byte.
         assert_eq!(crate::store::encode(&state).unwrap(), bytes);
         let want = StateV2 {
-            fleet_docs: BTreeMap::new(),
+            fleet_docs: VecMap::new(),
             ..representative()
         };
         assert_eq!(state.into_latest().v3.v2, want);
@@ -550,7 +550,7 @@ mod tests {
     fn representative_v4() -> StateV4 {
         use crate::fleet::deployment::{DeploymentsSnap, Entry, Record, State};
         use crate::fleet::doc::{OnFailure, Rollout};
-        let mut overrides = BTreeMap::new();
+        let mut overrides = VecMap::new();
         overrides.insert(
             Source::Group("kitchen".into()),
             SavedDoc {

@@ -8,7 +8,7 @@
 //! `/sys/class/dmi/id/sys_vendor`, all relative to a root directory so that
 //! tests can use a fixture tree. Nothing is written.
 
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 use std::path::Path;
 
 /// Every board file: the ids (file names without `.toml`) and texts, in
@@ -47,13 +47,13 @@ pub enum Value {
 
 /// Parses the TOML subset into `section.key → value` (top-level keys have no
 /// section prefix).
-pub fn parse_toml(id: &str, text: &str) -> Result<BTreeMap<String, Value>, BoardError> {
+pub fn parse_toml(id: &str, text: &str) -> Result<VecMap<String, Value>, BoardError> {
     let err = |line: usize, message: &str| BoardError::Syntax {
         id: id.to_string(),
         line,
         message: message.to_string(),
     };
-    let mut out = BTreeMap::new();
+    let mut out = VecMap::new();
     let mut section = String::new();
     let lines: Vec<&str> = text.lines().collect();
     let mut i = 0;

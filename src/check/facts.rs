@@ -14,7 +14,7 @@
 use super::boards::{Board, Identity};
 use crate::runtime::cgroup::hierarchy::Mounts;
 use crate::runtime::cgroup::{CgroupRoot, Missing};
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -294,7 +294,7 @@ struct Modules {
     release: String,
     builtin: Option<String>,
     dep: Option<String>,
-    config: Option<(String, BTreeMap<String, String>)>,
+    config: Option<(String, VecMap<String, String>)>,
     sys_module: PathBuf,
 }
 
@@ -394,7 +394,7 @@ fn read_config_gz(path: &Path) -> Option<String> {
 }
 
 /// `CONFIG_X=value` lines of a kernel config.
-pub fn parse_kconfig(text: &str) -> BTreeMap<String, String> {
+pub fn parse_kconfig(text: &str) -> VecMap<String, String> {
     text.lines()
         .filter(|l| l.starts_with("CONFIG_"))
         .filter_map(|l| l.split_once('='))

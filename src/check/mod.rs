@@ -114,7 +114,7 @@ pub struct CgroupInfo {
     /// Its `cgroup.controllers`.
     pub controllers: Vec<String>,
     /// Controllers bound to cgroup v1 hierarchies → their mount points.
-    pub v1: std::collections::BTreeMap<String, PathBuf>,
+    pub v1: crate::vecmap::VecMap<String, PathBuf>,
 }
 
 /// Errors of `picolet check`.

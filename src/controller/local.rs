@@ -37,7 +37,6 @@ use crate::fleet::config::{AgentFileConfig, DEFAULT_CONFIG_PATH};
 use crate::fleet::docs::is_fleet_source;
 use crate::spec::Pod;
 use crate::vecmap::VecMap;
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -223,14 +222,14 @@ fn given(files: &[&str]) -> Result<Vec<(Pod, String)>, String> {
 /// file (the first file, in path order, that defines it), and the files
 /// that do not load.
 struct Dir {
-    owner: BTreeMap<String, PathBuf>,
+    owner: VecMap<String, PathBuf>,
     files: VecMap<PathBuf, Vec<Pod>>,
     errors: VecMap<PathBuf, String>,
 }
 
 fn read_dir(dir: &Path) -> Result<Dir, String> {
     let scan = crate::agent::manifests::scan(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut owner = BTreeMap::new();
+    let mut owner = VecMap::new();
     for (path, pods) in &scan.files {
         for p in pods {
             owner.entry(key(p)).or_insert_with(|| path.clone());
@@ -310,7 +309,7 @@ fn edit_file(
 
 /// Pods the agent runs, by `namespace/name`, with their source; empty when
 /// the agent does not answer.
-fn agent_sources(state_dir: &Path) -> BTreeMap<String, String> {
+fn agent_sources(state_dir: &Path) -> VecMap<String, String> {
     match api::call(state_dir, &Request::GetPods) {
         Ok(Response::Pods { pods, .. }) => pods
             .into_iter()
@@ -324,7 +323,7 @@ fn agent_sources(state_dir: &Path) -> BTreeMap<String, String> {
                 (format!("{ns}/{name}"), e.source)
             })
             .collect(),
-        _ => BTreeMap::new(),
+        _ => VecMap::new(),
     }
 }
 

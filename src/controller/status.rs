@@ -7,8 +7,8 @@ use crate::clock::{parse_rfc3339_ms, wall_ms};
 use crate::fleet::doc::DeviceStatus;
 use crate::fleet::topics::{Topic, Topics};
 use crate::reactor;
+use crate::vecmap::VecMap;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -82,7 +82,7 @@ pub(super) fn fleet(a: Args) -> Result<ExitCode, String> {
             .sync(c.topics.prefix(), CONNECT_LIMIT)
             .await
             .map_err(s)?;
-        let mut rows = BTreeMap::new();
+        let mut rows = VecMap::new();
         while let Some(m) = client.next_message(Instant::now()).await.map_err(s)? {
             collect(&c.topics, &mut rows, &m.topic, &m.payload);
         }
@@ -209,7 +209,7 @@ pub fn workloads_table(devices: &[(&str, &DeviceStatus)]) -> String {
 }
 
 /// The devices that report a revision of group `g`.
-fn members(mut rows: BTreeMap<String, DeviceRow>, g: &str) -> BTreeMap<String, DeviceRow> {
+fn members(mut rows: VecMap<String, DeviceRow>, g: &str) -> VecMap<String, DeviceRow> {
     rows.retain(|_, r| {
         r.status
             .as_ref()
@@ -219,12 +219,7 @@ fn members(mut rows: BTreeMap<String, DeviceRow>, g: &str) -> BTreeMap<String, D
 }
 
 /// Takes one retained message into the rows.
-pub fn collect(
-    topics: &Topics,
-    rows: &mut BTreeMap<String, DeviceRow>,
-    topic: &str,
-    payload: &[u8],
-) {
+pub fn collect(topics: &Topics, rows: &mut VecMap<String, DeviceRow>, topic: &str, payload: &[u8]) {
     match topics.parse(topic) {
         Some(Topic::Online(id)) if !payload.is_empty() => {
             rows.entry(id).or_default().online = Some(payload == b"true");
@@ -242,7 +237,7 @@ pub fn collect(
 }
 
 /// `[{"device": …, "online": …, "status": …}]`.
-pub fn to_json(rows: &BTreeMap<String, DeviceRow>) -> String {
+pub fn to_json(rows: &VecMap<String, DeviceRow>) -> String {
     let items: Vec<Value> = rows
         .iter()
         .map(|(id, r)| {
@@ -271,7 +266,7 @@ fn age(now_ms: i64, time: &str) -> String {
 }
 
 /// DEVICE ONLINE OBSERVED DEPLOYMENT PODS ERRORS UPDATED.
-pub fn table(rows: &BTreeMap<String, DeviceRow>, now_ms: i64) -> String {
+pub fn table(rows: &VecMap<String, DeviceRow>, now_ms: i64) -> String {
     let mut lines = vec![[
         "DEVICE".to_string(),
         "ONLINE".into(),
@@ -391,7 +386,7 @@ mod tests {
     #[test]
     fn the_table_lists_online_observed_revisions_and_ready_pods() {
         let t = Topics::default();
-        let mut rows = BTreeMap::new();
+        let mut rows = VecMap::new();
         let observed = ObservedRevision {
             device: Some(4),
             groups: [("kitchen".to_string(), 2)].into(),

@@ -7,7 +7,8 @@ use super::pods;
 use crate::fleet::doc::{DeviceStatus, PodReport, StatusError};
 use crate::fleet::topics::{Source, Topic, Topics};
 use crate::spec::Pod;
-use std::collections::{BTreeMap, HashSet};
+use crate::vecmap::VecMap;
+use std::collections::HashSet;
 
 type ErrorKey = (String, String, String, String);
 
@@ -27,8 +28,8 @@ pub struct Watch {
     target: Target,
     desired_topic: String,
     revision: u64,
-    statuses: BTreeMap<String, DeviceStatus>,
-    online: BTreeMap<String, bool>,
+    statuses: VecMap<String, DeviceStatus>,
+    online: VecMap<String, bool>,
     /// Errors already reported before the publish: not about it.
     known: HashSet<ErrorKey>,
     /// The pods this publish adds or changes.
@@ -44,7 +45,7 @@ struct Tracked {
     /// Container name → image, of the new spec.
     images: Vec<(String, String)>,
     /// Device → the uid it ran the pod under before the publish.
-    old_uids: BTreeMap<String, String>,
+    old_uids: VecMap<String, String>,
 }
 
 /// The state of the published pods on the devices that took the revision.
@@ -80,8 +81,8 @@ impl Watch {
             target,
             desired_topic,
             revision: 0,
-            statuses: BTreeMap::new(),
-            online: BTreeMap::new(),
+            statuses: VecMap::new(),
+            online: VecMap::new(),
             known: HashSet::new(),
             tracked: Vec::new(),
         }

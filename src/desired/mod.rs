@@ -42,7 +42,7 @@ use crate::fleet::topics::Source;
 use crate::spec::Pod;
 use crate::spec::workload::{Workload, WorkloadKey};
 use crate::vecmap::VecMap;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 /// Who wants a pod.
@@ -178,7 +178,7 @@ pub struct Desired {
 impl Desired {
     /// `saved`: the state file's `sources` ([`Owner::label`] values);
     /// `fleet`: the fleet's documents, when a broker is configured.
-    pub fn new(saved: BTreeMap<String, String>, fleet: Option<FleetDocs>) -> Desired {
+    pub fn new(saved: VecMap<String, String>, fleet: Option<FleetDocs>) -> Desired {
         let mut owners = VecMap::new();
         for (k, v) in saved {
             owners.insert(k, Owner::from_label(&v));
@@ -233,7 +233,7 @@ impl Desired {
     }
 
     /// The state file's `sources` for these `namespace/name` keys.
-    pub fn saved<'a>(&self, keys: impl Iterator<Item = &'a str>) -> BTreeMap<String, String> {
+    pub fn saved<'a>(&self, keys: impl Iterator<Item = &'a str>) -> VecMap<String, String> {
         keys.filter_map(|k| self.owners.get(k).map(|o| (k.to_string(), o.label())))
             .collect()
     }

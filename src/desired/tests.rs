@@ -100,7 +100,7 @@ fn show(r: &Reconciled) -> Vec<String> {
 
 #[test]
 fn static_pods_apply_in_file_then_document_order_and_the_first_file_owns_a_name() {
-    let mut d = Desired::new(BTreeMap::new(), None);
+    let mut d = Desired::new(VecMap::new(), None);
     let mut c = clock();
     let s = files(&[("b.yaml", &["x", "y"]), ("a.yaml", &["z", "x"])]);
     let r = d.reconcile(Some(s), c.now());
@@ -131,7 +131,7 @@ fn static_pods_apply_in_file_then_document_order_and_the_first_file_owns_a_name(
 
 #[test]
 fn a_fleet_change_leaves_static_pods_alone() {
-    let mut d = Desired::new(BTreeMap::new(), Some(fleet(&[])));
+    let mut d = Desired::new(VecMap::new(), Some(fleet(&[])));
     let mut c = clock();
     let _ = d.reconcile(Some(files(&[("a.yaml", &["s"])])), c.now());
     offer(&mut d, &device(), &doc(1, &[("f", "fleet:1")]), c.now());
@@ -146,7 +146,7 @@ fn a_fleet_change_leaves_static_pods_alone() {
 
 #[test]
 fn statics_come_before_fleet_pods_so_that_admission_takes_them_first() {
-    let mut d = Desired::new(BTreeMap::new(), Some(fleet(&[])));
+    let mut d = Desired::new(VecMap::new(), Some(fleet(&[])));
     let mut c = clock();
     offer(&mut d, &device(), &doc(1, &[("f", "fleet:1")]), c.now());
     let r = d.reconcile(Some(files(&[("a.yaml", &["s"])])), c.now());
@@ -155,7 +155,7 @@ fn statics_come_before_fleet_pods_so_that_admission_takes_them_first() {
 
 #[test]
 fn the_device_document_wins_over_groups_and_groups_in_config_order() {
-    let mut d = Desired::new(BTreeMap::new(), Some(fleet(&["g1", "g2"])));
+    let mut d = Desired::new(VecMap::new(), Some(fleet(&["g1", "g2"])));
     let mut c = clock();
     offer(
         &mut d,
@@ -192,7 +192,7 @@ fn the_device_document_wins_over_groups_and_groups_in_config_order() {
 
 #[test]
 fn a_fleet_pod_no_longer_wanted_is_deleted_once() {
-    let mut d = Desired::new(BTreeMap::new(), Some(fleet(&[])));
+    let mut d = Desired::new(VecMap::new(), Some(fleet(&[])));
     let mut c = clock();
     offer(
         &mut d,
@@ -214,7 +214,7 @@ fn a_fleet_pod_no_longer_wanted_is_deleted_once() {
 
 #[test]
 fn a_static_pod_wins_its_name_and_the_fleet_pod_comes_back_when_it_goes() {
-    let mut d = Desired::new(BTreeMap::new(), Some(fleet(&[])));
+    let mut d = Desired::new(VecMap::new(), Some(fleet(&[])));
     let mut c = clock();
     offer(&mut d, &device(), &doc(1, &[("web", "fleet:1")]), c.now());
     assert_eq!(show(&d.reconcile(None, c.now())), ["+default/web=fleet:1"]);
@@ -248,7 +248,7 @@ fn a_static_pod_wins_its_name_and_the_fleet_pod_comes_back_when_it_goes() {
 
 #[test]
 fn a_refused_new_spec_leaves_the_running_fleet_pod_alone() {
-    let mut d = Desired::new(BTreeMap::new(), Some(fleet(&[])));
+    let mut d = Desired::new(VecMap::new(), Some(fleet(&[])));
     let mut c = clock();
     offer(&mut d, &device(), &doc(1, &[("p", "x:1")]), c.now());
     let _ = d.reconcile(None, c.now());
@@ -267,7 +267,7 @@ fn a_refused_new_spec_leaves_the_running_fleet_pod_alone() {
 
 #[test]
 fn without_a_fleet_stored_fleet_pods_are_deleted_and_static_ones_kept() {
-    let saved: BTreeMap<String, String> = [
+    let saved: VecMap<String, String> = [
         ("default/s", "/m/s.yaml"),
         ("default/d", "fleet:device/pi-1"),
         ("default/g", "fleet:group/lab"),
@@ -296,7 +296,7 @@ fn owners_are_saved_as_the_state_files_labels_and_read_back() {
     );
     // Never written by picolet: still a fleet pod, which no document wants.
     assert!(matches!(Owner::from_label("fleet:odd"), Owner::Fleet(_)));
-    let mut d = Desired::new(BTreeMap::new(), Some(fleet(&["lab"])));
+    let mut d = Desired::new(VecMap::new(), Some(fleet(&["lab"])));
     let mut c = clock();
     offer(&mut d, &group("lab"), &doc(1, &[("g", "x:1")]), c.now());
     let _ = d.reconcile(Some(files(&[("s.yaml", &["s"])])), c.now());
@@ -310,7 +310,7 @@ fn owners_are_saved_as_the_state_files_labels_and_read_back() {
 
 #[test]
 fn a_pod_moved_between_files_changes_owner_without_a_deletion() {
-    let mut d = Desired::new(BTreeMap::new(), None);
+    let mut d = Desired::new(VecMap::new(), None);
     let mut c = clock();
     let _ = d.reconcile(Some(files(&[("a.yaml", &["p"])])), c.now());
     let r = d.reconcile(Some(files(&[("b.yaml", &["p"])])), c.now());
@@ -356,7 +356,7 @@ fn every_transition_between_two_names_and_three_sources_keeps_the_owner_rules() 
     let mut c = clock();
     for from in &states {
         for to in &states {
-            let mut d = Desired::new(BTreeMap::new(), Some(fleet(&["g"])));
+            let mut d = Desired::new(VecMap::new(), Some(fleet(&["g"])));
             let mut rev = 0;
             for s in [from, to] {
                 rev += 1;
@@ -444,7 +444,7 @@ fn doc_with_workloads(revision: u64, workloads: &[(&str, &str)]) -> Vec<u8> {
 
 #[test]
 fn workloads_follow_the_pods_rules_static_ones_win_and_removed_ones_go() {
-    let mut d = Desired::new(BTreeMap::new(), Some(fleet(&[])));
+    let mut d = Desired::new(VecMap::new(), Some(fleet(&[])));
     let mut c = clock();
     d.set_static_workloads(vec![static_workload("a.yaml", "web", "static:1")]);
     let r = d.reconcile(Some(Vec::new()), c.now());

@@ -195,7 +195,7 @@ pub struct AgentFileConfig {
     pub seccomp_default: Option<bool>,
     /// Labels of this node (over the kubelet's and `picolet.io/board`),
     /// for `nodeSelector` and node affinity.
-    pub node_labels: Option<std::collections::BTreeMap<String, String>>,
+    pub node_labels: Option<crate::vecmap::VecMap<String, String>>,
     /// Deployments roll back by themselves when a rollout passes its
     /// progress deadline, unless annotated `picolet.io/auto-rollback:
     /// "false"` (docs/workloads.md).
@@ -248,7 +248,7 @@ pub struct AgentSettings {
     pub node_ip: Option<std::net::Ipv4Addr>,
     pub seccomp_default: bool,
     /// `nodeLabels` (checked).
-    pub node_labels: std::collections::BTreeMap<String, String>,
+    pub node_labels: crate::vecmap::VecMap<String, String>,
     pub auto_rollback: bool,
     pub assume_clock_synchronized: bool,
     /// 0: off.

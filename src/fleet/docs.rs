@@ -29,8 +29,9 @@ use crate::fleet::policy::{self, NodePolicy};
 use crate::fleet::sign::PublicKey;
 use crate::fleet::topics::{Source, Topic, Topics};
 use crate::spec::Pod;
+use crate::vecmap::VecMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// A desired document exactly as it arrived (signed envelope included),
 /// re-decoded (and re-verified) on load. Part of the agent's state file
@@ -108,7 +109,7 @@ pub struct Plan {
 #[derive(Debug)]
 pub struct FleetDocs {
     cfg: DocsConfig,
-    docs: BTreeMap<Source, Accepted>,
+    docs: VecMap<Source, Accepted>,
     /// Per group: the document of this device's override topic
     /// (`<prefix>/devices/<id>/groups/<g>/desired`), which stands in for
     /// the group's while held.
@@ -135,7 +136,7 @@ impl FleetDocs {
     pub fn new(cfg: DocsConfig) -> FleetDocs {
         FleetDocs {
             cfg,
-            docs: BTreeMap::new(),
+            docs: VecMap::new(),
             overrides: Slots::default(),
             pins: Slots::default(),
             doc_errors: ErrorLog::default(),
@@ -247,8 +248,8 @@ impl FleetDocs {
     }
 
     /// The overrides, for the state file.
-    pub fn saved_overrides(&self) -> BTreeMap<Source, SavedDoc> {
-        let mut out = BTreeMap::new();
+    pub fn saved_overrides(&self) -> VecMap<Source, SavedDoc> {
+        let mut out = VecMap::new();
         for (s, a) in &self.overrides.0 {
             out.insert(s.clone(), saved_doc(a));
         }
@@ -259,7 +260,7 @@ impl FleetDocs {
     #[must_use = "the notes say which stored documents were dropped; log them"]
     pub fn restore_overrides(
         &mut self,
-        saved: BTreeMap<Source, SavedDoc>,
+        saved: VecMap<Source, SavedDoc>,
         now_wall_ms: i64,
     ) -> Vec<String> {
         self.restore_into(saved, true, now_wall_ms)
@@ -270,13 +271,13 @@ impl FleetDocs {
     /// its signature checked) again with today's settings, and refused like
     /// a new one if that fails. Returns what was dropped, for the log.
     #[must_use = "the notes say which stored documents were dropped; log them"]
-    pub fn restore(&mut self, saved: BTreeMap<Source, SavedDoc>, now_wall_ms: i64) -> Vec<String> {
+    pub fn restore(&mut self, saved: VecMap<Source, SavedDoc>, now_wall_ms: i64) -> Vec<String> {
         self.restore_into(saved, false, now_wall_ms)
     }
 
     fn restore_into(
         &mut self,
-        saved: BTreeMap<Source, SavedDoc>,
+        saved: VecMap<Source, SavedDoc>,
         over: bool,
         now_wall_ms: i64,
     ) -> Vec<String> {
@@ -392,7 +393,7 @@ impl FleetDocs {
     }
 
     /// The accepted documents, for the state file.
-    pub fn saved(&self) -> BTreeMap<Source, SavedDoc> {
+    pub fn saved(&self) -> VecMap<Source, SavedDoc> {
         saved_of(&self.docs)
     }
 
@@ -525,7 +526,7 @@ impl FleetDocs {
         // the first of a kind, namespace and name wins; static workloads
         // win (`static_owner` takes `Kind/namespace/name`); the node
         // policy checks and hardens each pod template.
-        let mut seen: BTreeMap<crate::spec::workload::WorkloadKey, Source> = BTreeMap::new();
+        let mut seen: VecMap<crate::spec::workload::WorkloadKey, Source> = VecMap::new();
         for (source, doc) in crate::fleet::doc::device_first(&ordered) {
             for (w, text) in &doc.workloads {
                 let key = w.key();
@@ -582,8 +583,8 @@ fn saved_doc(a: &Accepted) -> SavedDoc {
     }
 }
 
-fn saved_of(docs: &BTreeMap<Source, Accepted>) -> BTreeMap<Source, SavedDoc> {
-    let mut out = BTreeMap::new();
+fn saved_of(docs: &VecMap<Source, Accepted>) -> VecMap<Source, SavedDoc> {
+    let mut out = VecMap::new();
     for (s, a) in docs {
         out.insert(s.clone(), saved_doc(a));
     }

@@ -14,7 +14,8 @@
 //! Images share blobs and unpacked layers: deleting one frees only what no
 //! remaining image references ([`plan`] counts exactly that).
 
-use std::collections::{BTreeMap, BTreeSet};
+use crate::vecmap::VecMap;
+use std::collections::BTreeSet;
 
 use crate::lifecycle::eviction::FsStats;
 
@@ -119,12 +120,12 @@ pub struct Plan {
 #[must_use = "the plan is the images to delete"]
 pub fn plan(
     images: &[GcImage],
-    sizes: &BTreeMap<String, u64>,
+    sizes: &VecMap<String, u64>,
     want: u64,
     now_ms: i64,
     min_age_ms: u64,
 ) -> Plan {
-    let mut refs: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut refs: VecMap<&str, usize> = VecMap::new();
     for img in images {
         let own: BTreeSet<&str> = img.objects.iter().map(String::as_str).collect();
         for o in own {
@@ -253,7 +254,7 @@ mod tests {
         }
     }
 
-    fn sizes(s: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    fn sizes(s: &[(&str, u64)]) -> VecMap<String, u64> {
         s.iter().map(|(k, v)| (k.to_string(), *v)).collect()
     }
 

@@ -28,7 +28,7 @@
 //! last, after a `syncfs`, so a crash leaves no tag pointing at missing
 //! content.
 
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 use std::fs;
 use std::path::Path;
 
@@ -179,7 +179,7 @@ impl ImageStore {
             media_type,
             digest: digest.to_string(),
             size: bytes.len() as u64,
-            annotations: BTreeMap::new(),
+            annotations: VecMap::new(),
             platform: None,
         };
         Ok((stored, config_digest, dropped))
@@ -207,7 +207,7 @@ impl ImageStore {
                 media_type: media_type.to_string(),
                 digest: blob.to_string(),
                 size,
-                annotations: BTreeMap::new(),
+                annotations: VecMap::new(),
                 platform: None,
             });
         }
@@ -218,7 +218,7 @@ impl ImageStore {
                 media_type: MEDIA_OCI_CONFIG.to_string(),
                 digest: config_digest.to_string(),
                 size: config_size,
-                annotations: BTreeMap::new(),
+                annotations: VecMap::new(),
                 platform: None,
             },
             layers,
@@ -232,7 +232,7 @@ impl ImageStore {
             media_type: MEDIA_OCI_MANIFEST.to_string(),
             digest: digest.to_string(),
             size,
-            annotations: BTreeMap::new(),
+            annotations: VecMap::new(),
             platform: None,
         };
         Ok((stored, config_digest, dropped))
@@ -324,7 +324,7 @@ pub(crate) fn name_stem(path: &Path) -> String {
 }
 
 /// Names from an OCI index entry's annotations (see the module docs).
-fn oci_names(ann: &BTreeMap<String, String>, stem: &str) -> Result<Vec<Reference>, ImageError> {
+fn oci_names(ann: &VecMap<String, String>, stem: &str) -> Result<Vec<Reference>, ImageError> {
     if let Some(full) = ann.get(ANNOTATION_IMAGE_NAME) {
         return Ok(vec![Reference::parse(full)?]);
     }
@@ -446,7 +446,7 @@ mod tests {
 
     #[test]
     fn oci_ref_names_are_full_references_or_bare_tags() {
-        let ann = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+        let ann = |k: &str, v: &str| VecMap::from([(k.to_string(), v.to_string())]);
         let names = |a| {
             oci_names(&a, "stem")
                 .unwrap()
@@ -467,7 +467,7 @@ mod tests {
             names(ann(ANNOTATION_IMAGE_NAME, "ghcr.io/a/b:2")),
             ["ghcr.io/a/b:2"]
         );
-        assert!(names(BTreeMap::new()).is_empty());
+        assert!(names(VecMap::new()).is_empty());
         assert!(oci_names(&ann(ANNOTATION_REF_NAME, "bad tag"), "stem").is_err());
     }
 }

@@ -7,7 +7,7 @@
 //! `flock(index.lock)`, read, modify and atomically replace the file;
 //! readers (the agent) just read it.
 
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::PathBuf;
@@ -162,7 +162,7 @@ impl ImageStore {
                 .manifests
                 .retain(|d| ref_name(d) != Some(name.as_str()));
             let mut desc = desc.clone();
-            desc.annotations = BTreeMap::from([
+            desc.annotations = VecMap::from([
                 (ANNOTATION_REF_NAME.to_string(), name),
                 (ANNOTATION_IMPORTED.to_string(), now.clone()),
             ]);

@@ -2,7 +2,7 @@
 //! docker-archive `manifest.json`) and platform selection for image
 //! indexes. Pure: no I/O.
 
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -27,8 +27,8 @@ pub struct Descriptor {
     pub media_type: String,
     pub digest: String,
     pub size: u64,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub annotations: VecMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
 }
@@ -286,7 +286,7 @@ mod tests {
             media_type: MEDIA_OCI_MANIFEST.into(),
             digest: format!("sha256:{arch}{variant}"),
             size: 1,
-            annotations: BTreeMap::new(),
+            annotations: VecMap::new(),
             platform: Some(Platform {
                 architecture: arch.into(),
                 os: "linux".into(),

@@ -15,7 +15,8 @@
 //! with its `picolet rmtree` child, the CLI itself). A crash in between
 //! leaves unreferenced files, which the next GC, `rm` or `prune` deletes.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use crate::vecmap::VecMap;
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -63,7 +64,7 @@ pub struct GcRequest {
     /// Manifest digest → Unix ms a container using it last started (the
     /// agent's records since its start; merged into the index).
     #[serde(default)]
-    pub last_used: BTreeMap<String, i64>,
+    pub last_used: VecMap<String, i64>,
     /// The directory layer trees are renamed into (`<state>/trash`).
     pub trash: PathBuf,
 }
@@ -140,7 +141,7 @@ struct Inventory {
     /// Manifest digests whose files could not be read.
     damaged: BTreeSet<String>,
     /// Config digest per manifest digest.
-    image_ids: BTreeMap<String, String>,
+    image_ids: VecMap<String, String>,
 }
 
 impl ImageStore {
@@ -170,14 +171,14 @@ impl ImageStore {
             }
         }
         let used_ids: BTreeSet<&str> = in_use.image_ids.iter().map(String::as_str).collect();
-        let mut groups: BTreeMap<&str, Vec<&Descriptor>> = BTreeMap::new();
+        let mut groups: VecMap<&str, Vec<&Descriptor>> = VecMap::new();
         for d in &index.manifests {
             groups.entry(d.digest.as_str()).or_default().push(d);
         }
         let mut inv = Inventory {
             images: Vec::new(),
             damaged: BTreeSet::new(),
-            image_ids: BTreeMap::new(),
+            image_ids: VecMap::new(),
         };
         for (digest, descs) in groups {
             let (objects, image_id) = match objects_of(self, descs[0]) {
@@ -232,7 +233,7 @@ impl ImageStore {
                 img.last_used_ms = Some(img.last_used_ms.map_or(*t, |u| u.max(*t)));
             }
         }
-        let mut sizes = BTreeMap::new();
+        let mut sizes = VecMap::new();
         for img in inv
             .images
             .iter()
@@ -308,7 +309,7 @@ impl ImageStore {
             min_age_ms: 0,
             now_ms,
             in_use: all,
-            last_used: BTreeMap::new(),
+            last_used: VecMap::new(),
             trash: trash.to_path_buf(),
         };
         self.delete(
@@ -336,7 +337,7 @@ impl ImageStore {
                 min_age_ms: 0,
                 now_ms,
                 in_use: in_use.clone(),
-                last_used: BTreeMap::new(),
+                last_used: VecMap::new(),
                 trash: trash.to_path_buf(),
             },
         )
@@ -353,7 +354,7 @@ impl ImageStore {
         req: &GcRequest,
     ) -> Result<GcReport, ImageError> {
         let before = index.clone();
-        let mut gone: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut gone: VecMap<String, Vec<String>> = VecMap::new();
         index.manifests.retain(|d| {
             if doomed(d) {
                 gone.entry(d.digest.clone())
@@ -364,7 +365,7 @@ impl ImageStore {
                 true
             }
         });
-        let mut touched: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut touched: VecMap<&str, i64> = VecMap::new();
         for i in &inv.images {
             if let Some(t) = i.last_used_ms {
                 touched.insert(i.manifest.as_str(), t);
@@ -416,7 +417,7 @@ impl ImageStore {
             }
         }
         let mut report = GcReport::default();
-        let mut bytes_of: BTreeMap<String, u64> = BTreeMap::new();
+        let mut bytes_of: VecMap<String, u64> = VecMap::new();
         if complete {
             for (kind, dir) in [("blob", "blobs/sha256"), ("layer", "layers/sha256")] {
                 let dir = self.root().join(dir);

@@ -13,7 +13,7 @@
 //! When a measurement runs is decided by [`DiskMonitor`], on a clock given
 //! as an argument.
 
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 
 use super::pod::PodView;
 use crate::spec::Pod;
@@ -27,12 +27,12 @@ pub const REASON: &str = "Evicted";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodUsage {
     /// Per container name: its writable layers plus its logs.
-    pub containers: BTreeMap<String, u64>,
+    pub containers: VecMap<String, u64>,
     /// Disk-backed emptyDir volumes (memory-backed ones are not disk).
     pub volumes: u64,
     /// Per name, the disk-backed emptyDir volumes with a `sizeLimit`
     /// (also counted in `volumes`).
-    pub empty_dirs: BTreeMap<String, u64>,
+    pub empty_dirs: VecMap<String, u64>,
 }
 
 impl PodUsage {
@@ -150,7 +150,7 @@ pub fn empty_dir_limits(pod: &Pod) -> impl Iterator<Item = (&str, (u64, &str))> 
 #[must_use = "the evictions are to be carried out"]
 pub fn decide<'a>(
     pods: impl IntoIterator<Item = &'a PodView>,
-    usage: &BTreeMap<String, PodUsage>,
+    usage: &VecMap<String, PodUsage>,
 ) -> Vec<Eviction> {
     pods.into_iter()
         .filter(|p| evictable(p))
@@ -325,7 +325,7 @@ pub fn cleaning<'a>(pods: impl IntoIterator<Item = &'a PodView>) -> bool {
 #[must_use = "the victim is to be evicted"]
 pub fn pressure_victim<'a>(
     pods: impl IntoIterator<Item = &'a PodView>,
-    usage: &BTreeMap<String, PodUsage>,
+    usage: &VecMap<String, PodUsage>,
     signal: Signal,
     threshold: u64,
     available: u64,

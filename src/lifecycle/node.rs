@@ -18,7 +18,7 @@ use super::status::{Phase, PodStatus};
 use super::{EventType, Fx, Input, Now, Output};
 use crate::spec::Pod;
 use crate::vecmap::VecMap;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 /// The kubelet's default `maxPods`.
 pub const DEFAULT_MAX_PODS: usize = 110;
@@ -60,7 +60,7 @@ pub struct Node {
     pod_network: bool,
     spec_budget: usize,
     /// The node's labels, for `nodeSelector` and node affinity.
-    labels: BTreeMap<String, String>,
+    labels: VecMap<String, String>,
     /// Pods refused at admission, by `namespace/name`; never synced, not
     /// in the snapshot.
     rejected: VecMap<String, PodView>,
@@ -94,7 +94,7 @@ impl Node {
             max_pods: DEFAULT_MAX_PODS,
             pod_network: true,
             spec_budget: DEFAULT_SPEC_BUDGET,
-            labels: BTreeMap::new(),
+            labels: VecMap::new(),
             rejected: VecMap::new(),
             rejected_uids: HashMap::new(),
             spec_bytes: HashMap::new(),
@@ -115,12 +115,12 @@ impl Node {
     /// pod whose `nodeSelector` or required node affinity does not match
     /// them is rejected (`NodeAffinity`). Admitted pods stay (the
     /// affinity is `IgnoredDuringExecution`).
-    pub fn set_labels(&mut self, labels: BTreeMap<String, String>) {
+    pub fn set_labels(&mut self, labels: VecMap<String, String>) {
         self.labels = labels;
     }
 
     /// The node's labels (as [`Node::set_labels`] set them).
-    pub fn labels(&self) -> &BTreeMap<String, String> {
+    pub fn labels(&self) -> &VecMap<String, String> {
         &self.labels
     }
 

@@ -6,7 +6,7 @@
 
 use super::status::QosClass;
 use crate::spec::{Pod, Quantity};
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 
 /// A quantity in units of 10⁻⁹ (exact, as Kubernetes compares them); `None`
 /// when it does not parse (the loader rejects those, so they do not count).
@@ -20,12 +20,12 @@ fn supported(name: &str) -> bool {
 
 /// `ComputePodQOS` (init and app containers, cpu and memory only).
 pub(crate) fn qos_class(pod: &Pod) -> QosClass {
-    let mut requests: BTreeMap<&str, i128> = BTreeMap::new();
-    let mut limits: BTreeMap<&str, i128> = BTreeMap::new();
+    let mut requests: VecMap<&str, i128> = VecMap::new();
+    let mut limits: VecMap<&str, i128> = VecMap::new();
     let mut guaranteed = true;
     for c in pod.spec.containers.iter().chain(&pod.spec.init_containers) {
         // API defaulting: a limit without a request sets the request.
-        let mut reqs: BTreeMap<&str, &Quantity> = BTreeMap::new();
+        let mut reqs: VecMap<&str, &Quantity> = VecMap::new();
         for (k, v) in &c.resources.requests {
             reqs.insert(k.as_str(), v);
         }

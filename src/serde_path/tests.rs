@@ -1,7 +1,7 @@
 use super::*;
+use crate::vecmap::VecMap;
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -10,7 +10,7 @@ struct Doc {
     #[serde(default)]
     items: Vec<Item>,
     #[serde(default)]
-    labels: BTreeMap<String, String>,
+    labels: VecMap<String, String>,
     policy: Option<Policy>,
 }
 

@@ -9,8 +9,8 @@
 
 use super::names;
 use super::validate::Errors;
+use crate::vecmap::VecMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// `spec.affinity`: only `nodeAffinity` is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -77,10 +77,10 @@ impl Requirement {
 /// Whether a pod with `node_selector` and `affinity` may run on the node
 /// `node_name` with `labels` (the scheduler's `NodeAffinity` filter).
 pub fn matches(
-    node_selector: &BTreeMap<String, String>,
+    node_selector: &VecMap<String, String>,
     affinity: Option<&Affinity>,
     node_name: &str,
-    labels: &BTreeMap<String, String>,
+    labels: &VecMap<String, String>,
 ) -> bool {
     let name = node_name.to_string();
     node_selector.iter().all(|(k, v)| labels.get(k) == Some(v))
@@ -100,7 +100,7 @@ pub fn matches(
 
 /// Kubernetes' rules on `spec.nodeSelector` and `spec.affinity`.
 pub(crate) fn validate(
-    node_selector: &BTreeMap<String, String>,
+    node_selector: &VecMap<String, String>,
     affinity: Option<&Affinity>,
     errs: &mut Errors,
 ) {
@@ -189,15 +189,15 @@ pub fn node_labels(
     node_name: &str,
     arch: &str,
     board: Option<&str>,
-    configured: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
+    configured: &VecMap<String, String>,
+) -> VecMap<String, String> {
     let arch = match arch {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         "x86" => "386",
         a => a,
     };
-    let mut l = BTreeMap::new();
+    let mut l = VecMap::new();
     l.insert("kubernetes.io/hostname".into(), node_name.to_string());
     l.insert("kubernetes.io/os".into(), "linux".into());
     l.insert("kubernetes.io/arch".into(), arch.to_string());
@@ -210,7 +210,7 @@ pub fn node_labels(
 
 /// Checks configured node labels (`k=v` keys and values as Kubernetes'
 /// labels); `at`: where they come from, for the message.
-pub fn check_labels(labels: &BTreeMap<String, String>, at: &str) -> Result<(), String> {
+pub fn check_labels(labels: &VecMap<String, String>, at: &str) -> Result<(), String> {
     for (k, v) in labels {
         names::qualified_name(k).map_err(|e| format!("{at}: label key {k:?}: {e}"))?;
         names::label_value(v).map_err(|e| format!("{at}: label {k}: value {v:?}: {e}"))?;

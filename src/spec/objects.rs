@@ -13,9 +13,10 @@ use super::normalize::normalize_object;
 use super::schema;
 use super::types::{ConfigMap, ObjectMeta, Secret};
 use crate::image::registry::auth::AuthFile;
+use crate::vecmap::VecMap;
 use base64::Engine;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// Kubernetes' limit on a ConfigMap's or a Secret's data (`MaxSecretSize`).
 pub const MAX_DATA_BYTES: usize = 1024 * 1024;
@@ -53,7 +54,7 @@ pub struct ConfigObject {
     pub name: String,
     /// Every key: a ConfigMap's `data` and `binaryData`; a Secret's `data`
     /// (decoded) with `stringData` over it.
-    pub data: BTreeMap<String, Vec<u8>>,
+    pub data: VecMap<String, Vec<u8>>,
     /// The ConfigMap keys that came from `binaryData` (not usable as env,
     /// as with the kubelet).
     pub binary_keys: BTreeSet<String>,
@@ -152,7 +153,7 @@ fn check_keys<'a>(field: &str, keys: impl Iterator<Item = &'a String>) -> Result
     Ok(())
 }
 
-fn check_size(data: &BTreeMap<String, Vec<u8>>) -> Result<(), SpecError> {
+fn check_size(data: &VecMap<String, Vec<u8>>) -> Result<(), SpecError> {
     let total: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
     if total > MAX_DATA_BYTES {
         return Err(invalid(
@@ -178,7 +179,7 @@ pub fn config_map_from_value(mut doc: Value) -> Result<ConfigObject, SpecError> 
     metadata(&mut cm.metadata)?;
     check_keys("data", cm.data.keys())?;
     check_keys("binaryData", cm.binary_data.keys())?;
-    let mut data = BTreeMap::new();
+    let mut data = VecMap::new();
     let mut binary_keys = BTreeSet::new();
     for (k, v) in cm.binary_data {
         if cm.data.contains_key(&k) {
@@ -213,7 +214,7 @@ pub fn secret_from_value(mut doc: Value) -> Result<ConfigObject, SpecError> {
     metadata(&mut s.metadata)?;
     check_keys("data", s.data.keys())?;
     check_keys("stringData", s.string_data.keys())?;
-    let mut data = BTreeMap::new();
+    let mut data = VecMap::new();
     for (k, v) in &s.data {
         data.insert(k.clone(), decode("data", k, v)?);
     }
@@ -244,7 +245,7 @@ pub fn secret_from_value(mut doc: Value) -> Result<ConfigObject, SpecError> {
 /// Every ConfigMap and Secret the node knows, by kind and `namespace/name`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Objects {
-    map: BTreeMap<(ObjectKind, String, String), ConfigObject>,
+    map: VecMap<(ObjectKind, String, String), ConfigObject>,
 }
 
 impl Objects {

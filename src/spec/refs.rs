@@ -162,7 +162,7 @@ pub fn go_quote(s: &str) -> String {
 
 /// The kubelet's `fieldpath.FormatMap`: `key="value"` lines in key order,
 /// without a final newline.
-pub fn format_map(m: &std::collections::BTreeMap<String, String>) -> String {
+pub fn format_map(m: &crate::vecmap::VecMap<String, String>) -> String {
     m.iter()
         .map(|(k, v)| format!("{k}={}", go_quote(v)))
         .collect::<Vec<_>>()

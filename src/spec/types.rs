@@ -9,8 +9,8 @@
 //! These are the *live* types. The state file stores a pod as its JSON text,
 //! because `IntOrString` and friends need a self-describing format.
 
+use crate::vecmap::VecMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// A Kubernetes `Pod` (apiVersion `v1`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -30,10 +30,10 @@ pub struct ObjectMeta {
     pub name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub namespace: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub labels: VecMap<String, String>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub annotations: VecMap<String, String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub uid: String,
     /// Set by picolet's workload controllers only: `ownerReferences` in a
@@ -145,8 +145,8 @@ pub struct PodSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
     /// Labels this node must have (admission: `NodeAffinity`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub node_selector: VecMap<String, String>,
     /// Only `nodeAffinity.requiredDuringScheduling…` is kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<super::affinity::Affinity>,
@@ -380,10 +380,10 @@ pub struct PodDnsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Resources {
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub requests: BTreeMap<String, Quantity>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub limits: BTreeMap<String, Quantity>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub requests: VecMap<String, Quantity>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub limits: VecMap<String, Quantity>,
 }
 
 impl Resources {
@@ -487,7 +487,7 @@ pub struct SecurityContext {
     /// `localhostProfile` are refused by validation); a map, to need no
     /// serde type of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seccomp_profile: Option<BTreeMap<String, String>>,
+    pub seccomp_profile: Option<VecMap<String, String>>,
     // Pod level only:
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub supplemental_groups: Vec<i64>,
@@ -676,11 +676,11 @@ pub struct ConfigMap {
     #[serde(default)]
     pub kind: String,
     pub metadata: ObjectMeta,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub data: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub data: VecMap<String, String>,
     /// Values base64-encoded, as in the API.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub binary_data: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub binary_data: VecMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub immutable: Option<bool>,
 }
@@ -695,11 +695,11 @@ pub struct Secret {
     pub kind: String,
     pub metadata: ObjectMeta,
     /// Values base64-encoded, as in the API.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub data: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub data: VecMap<String, String>,
     /// Plain-text values, merged over `data` (write-only in Kubernetes).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub string_data: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub string_data: VecMap<String, String>,
     #[serde(default, rename = "type", skip_serializing_if = "String::is_empty")]
     pub kind_of: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

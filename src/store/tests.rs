@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 
@@ -11,7 +11,7 @@ struct PodV1 {
     uid: String,
     restarts: u32,
     exit: Option<i32>,
-    labels: BTreeMap<String, String>,
+    labels: VecMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -451,7 +451,7 @@ fn big_sample(revision: u64, kib: usize) -> StateFile {
             uid: format!("{revision}-{n}-{}", "x".repeat(1000)),
             restarts: n as u32,
             exit: None,
-            labels: BTreeMap::new(),
+            labels: VecMap::new(),
         })
         .collect();
     StateFile::V1 { revision, pods }

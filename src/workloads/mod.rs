@@ -54,7 +54,7 @@ use crate::spec::workload::{PodTemplate, Workload, WorkloadKey, WorkloadKind, Wo
 use crate::spec::{ObjectMeta, OwnerReference, Pod};
 use crate::vecmap::VecMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 /// What a controller sees of one of its pods.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,7 +65,7 @@ pub struct PodObs {
     /// `ownerReferences[0].uid`.
     pub owner_uid: String,
     /// The pod's labels (`pod-template-hash`, `controller-revision-hash`).
-    pub labels: BTreeMap<String, String>,
+    pub labels: VecMap<String, String>,
     pub phase: crate::lifecycle::Phase,
     /// The pod's `Ready` condition is true.
     pub ready: bool,
@@ -90,7 +90,7 @@ pub struct Env {
     pub node_name: String,
     /// The node's labels (config and board file), for a DaemonSet's
     /// `nodeSelector` and node affinity.
-    pub node_labels: BTreeMap<String, String>,
+    pub node_labels: VecMap<String, String>,
     /// The wall clock is synchronized (NTP): CronJobs schedule only then.
     pub clock_synced: bool,
     /// The node default of `picolet.io/auto-rollback`.

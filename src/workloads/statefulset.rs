@@ -110,7 +110,7 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &StatefulSetSpec, st: &mut State, pods
     });
     st.doomed = doomed;
     let (start, end) = (spec.start, spec.start.saturating_add(spec.replicas));
-    let mut present: std::collections::BTreeMap<i32, &PodObs> = Default::default();
+    let mut present: crate::vecmap::VecMap<i32, &PodObs> = Default::default();
     let mut condemned: Vec<(i32, &PodObs)> = Vec::new();
     for p in pods {
         match ordinal(&set, &p.name) {

@@ -8,19 +8,19 @@ use crate::clock::Now;
 use crate::lifecycle::Phase;
 use crate::spec::Pod;
 use crate::spec::workload::{Workload, workload_from_value};
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 
 pub struct Sim {
     pub w: Workloads,
     pub env: Env,
     pub now: Now,
     /// The node's pods by name.
-    pub pods: BTreeMap<String, (Pod, PodObs)>,
+    pub pods: VecMap<String, (Pod, PodObs)>,
     /// Every intent carried out, in order.
     pub log: Vec<Intent>,
     /// Deleted pods take this long to go (ms); 0: at once.
     pub grace_ms: u64,
-    terminating_since: BTreeMap<String, u64>,
+    terminating_since: VecMap<String, u64>,
     next_uid: u64,
     /// The claim directories (`namespace/claim`) pods were given; gone
     /// on `DeleteVolume`.
@@ -48,10 +48,10 @@ impl Sim {
                 mono_ms: 1_000_000,
                 wall_ms: 1_780_000_000_000,
             },
-            pods: BTreeMap::new(),
+            pods: VecMap::new(),
             log: Vec::new(),
             grace_ms: 0,
-            terminating_since: BTreeMap::new(),
+            terminating_since: VecMap::new(),
             next_uid: 0,
             volumes: Default::default(),
         }

@@ -4,7 +4,7 @@ use super::testkit::Sim;
 use super::*;
 use crate::lifecycle::Phase;
 
-fn labels(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+fn labels(kv: &[(&str, &str)]) -> VecMap<String, String> {
     kv.iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()

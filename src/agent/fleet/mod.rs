@@ -63,7 +63,7 @@ use crate::fleet::sign;
 use crate::fleet::topics::Source;
 use crate::fleet::transport::{BrokerUrl, TlsSettings};
 use crate::lifecycle::EventType;
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 
 /// Status is published at most this often (ms).
 pub const STATUS_MIN_INTERVAL_MS: u64 = 1000;
@@ -102,8 +102,8 @@ pub(super) struct Fleet {
 
 /// What the state file keeps for the fleet beyond the documents.
 pub(super) struct SavedFleet {
-    pub docs: BTreeMap<Source, SavedDoc>,
-    pub overrides: BTreeMap<Source, SavedDoc>,
+    pub docs: VecMap<Source, SavedDoc>,
+    pub overrides: VecMap<Source, SavedDoc>,
     pub deployments: crate::fleet::deployment::DeploymentsSnap,
 }
 
@@ -196,7 +196,7 @@ impl Fleet {
         &self,
         docs: Option<&FleetDocs>,
     ) -> (
-        BTreeMap<Source, SavedDoc>,
+        VecMap<Source, SavedDoc>,
         crate::fleet::deployment::DeploymentsSnap,
     ) {
         (
@@ -292,7 +292,7 @@ impl Agent {
     }
 
     /// The accepted documents, for the state file.
-    pub(super) fn fleet_saved(&self) -> BTreeMap<Source, SavedDoc> {
+    pub(super) fn fleet_saved(&self) -> VecMap<Source, SavedDoc> {
         self.desired.fleet().map(|d| d.saved()).unwrap_or_default()
     }
 

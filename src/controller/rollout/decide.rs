@@ -27,8 +27,8 @@
 //! with [`resume`], which publishes or clears again what may not have
 //! gone out: both are idempotent).
 
+use crate::vecmap::VecMap;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 
 /// Grace after a device's health deadline before the controller counts it
 /// failed (the device decides first; this covers status delays and
@@ -153,7 +153,7 @@ pub struct Report {
     /// That entry's reason or message (shown only).
     pub why: String,
     /// `node.labels` (for `--selector`).
-    pub labels: BTreeMap<String, String>,
+    pub labels: VecMap<String, String>,
 }
 
 /// What the shell does, in order.
@@ -377,7 +377,7 @@ pub fn resume(p: &Progress) -> Vec<Action> {
 }
 
 /// One decision step at `now` (wall ms): see the module doc.
-pub fn step(p: &mut Progress, reports: &BTreeMap<String, Report>, now: i64) -> Vec<Action> {
+pub fn step(p: &mut Progress, reports: &VecMap<String, Report>, now: i64) -> Vec<Action> {
     let none = Report::default();
     let rev = p.revision;
     let mut out = Vec::new();

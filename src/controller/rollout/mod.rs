@@ -18,9 +18,9 @@ use crate::clock::{rfc3339, wall_ms};
 use crate::fleet::doc::{DesiredDoc, OnFailure, Rollout, compress, encode_json, seal_envelope};
 use crate::fleet::topics::{IdKind, Topic, Topics, validate_id};
 use crate::reactor;
+use crate::vecmap::VecMap;
 use decide::{Action, Count, DevState, Options, Phase, Progress, Report};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
@@ -49,7 +49,6 @@ const SPEC: Spec<'static> = Spec {
     ],
     flags: &[],
 };
-
 
 /// The usage lines of the fleet's `picolet rollout` (its errors print
 /// them; the help is `src/cli/help/rollout-fleet.txt`).
@@ -171,7 +170,7 @@ struct Shell {
     group: String,
     progress_topic: String,
     group_topic: String,
-    devices: BTreeMap<String, Report>,
+    devices: VecMap<String, Report>,
     current: Option<Vec<u8>>,
     progress: Option<Progress>,
 }
@@ -183,7 +182,7 @@ impl Shell {
             group_topic: c.topics.group_desired(&group),
             c,
             group,
-            devices: BTreeMap::new(),
+            devices: VecMap::new(),
             current: None,
             progress: None,
         }
@@ -590,7 +589,7 @@ struct Out {
     drawn: usize,
     /// The table drawn last.
     text: String,
-    last: BTreeMap<String, (DevState, String)>,
+    last: VecMap<String, (DevState, String)>,
     phase: Option<Phase>,
 }
 
@@ -600,7 +599,7 @@ impl Out {
             tty: cli::isatty_stdout(),
             drawn: 0,
             text: String::new(),
-            last: BTreeMap::new(),
+            last: VecMap::new(),
             phase: None,
         }
     }

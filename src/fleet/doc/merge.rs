@@ -4,8 +4,9 @@
 use super::DesiredDoc;
 use crate::fleet::topics::Source;
 use crate::spec::Pod;
+use crate::vecmap::VecMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// Two sources define a pod with the same namespace/name; `kept` wins.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,7 +89,7 @@ pub struct ObservedRevision {
     pub device: Option<u64>,
     /// Each group topic's.
     #[serde(default)]
-    pub groups: BTreeMap<String, u64>,
+    pub groups: VecMap<String, u64>,
 }
 
 impl ObservedRevision {

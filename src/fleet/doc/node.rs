@@ -31,8 +31,8 @@ pub struct NodeInfo {
     #[serde(default)]
     pub board: String,
     /// The node's labels (what `nodeSelector` and `--selector` match).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "crate::vecmap::VecMap::is_empty")]
+    pub labels: crate::vecmap::VecMap<String, String>,
     /// The cgroup v2 controllers available at the root (`cpu`, `memory`, …).
     pub cgroup_controllers: Vec<String>,
     pub picolet_version: String,

@@ -20,8 +20,8 @@ use super::{API_VERSION, Clash, DocError, NodeInfo, ObservedRevision, STATUS_KIN
 use crate::clock::rfc3339;
 use crate::lifecycle::PodStatus;
 use crate::spec::Pod;
+use crate::vecmap::VecMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// `pods[].metadata`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,8 +30,8 @@ pub struct PodMetadata {
     pub namespace: String,
     #[serde(default)]
     pub uid: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub labels: VecMap<String, String>,
 }
 
 /// One pod of the status document.

@@ -4,7 +4,7 @@
 //! or `{"username": …, "password": …}`). Pure except [`AuthFile::load`].
 
 use crate::spec::strict::StrictValue;
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -42,7 +42,7 @@ impl Credentials {
 pub struct Challenge {
     /// Lowercase: `bearer` or `basic`.
     pub scheme: String,
-    pub params: BTreeMap<String, String>,
+    pub params: VecMap<String, String>,
 }
 
 impl Challenge {
@@ -62,7 +62,7 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
     if scheme.is_empty() {
         return None;
     }
-    let mut params = BTreeMap::new();
+    let mut params = VecMap::new();
     let b = rest.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -130,7 +130,7 @@ struct AuthEntry {
 #[derive(Debug, Deserialize)]
 struct RawAuthFile {
     #[serde(default)]
-    auths: BTreeMap<String, AuthEntry>,
+    auths: VecMap<String, AuthEntry>,
     // Other keys of docker's config.json (credsStore, credHelpers,
     // proxies, …) belong to docker, not to this file's credentials.
 }
@@ -138,7 +138,7 @@ struct RawAuthFile {
 /// Credentials by registry host.
 #[derive(Debug, Default, Clone)]
 pub struct AuthFile {
-    by_host: BTreeMap<String, Credentials>,
+    by_host: VecMap<String, Credentials>,
 }
 
 /// The registry host an `auths` key names: `https://index.docker.io/v1/`
@@ -174,7 +174,7 @@ impl AuthFile {
     /// never holds a value.
     pub fn from_secret(
         secret_type: &str,
-        data: &BTreeMap<String, Vec<u8>>,
+        data: &VecMap<String, Vec<u8>>,
     ) -> Option<Result<AuthFile, (String, String)>> {
         let (key, auths) = match secret_type {
             "kubernetes.io/dockerconfigjson" => (".dockerconfigjson", true),
@@ -213,7 +213,7 @@ impl AuthFile {
             }
         })?;
         let pre = "auths.";
-        let mut by_host = BTreeMap::new();
+        let mut by_host = VecMap::new();
         for (key, e) in raw.auths {
             if e.identitytoken.is_some() || e.registrytoken.is_some() {
                 return Err(format!(
@@ -380,7 +380,7 @@ mod tests {
 
     #[test]
     fn pull_secrets_of_both_docker_types_give_credentials() {
-        let data = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.as_bytes().to_vec())]);
+        let data = |k: &str, v: &str| VecMap::from([(k.to_string(), v.as_bytes().to_vec())]);
         let f = AuthFile::from_secret(
             "kubernetes.io/dockerconfigjson",
             &data(
@@ -407,7 +407,7 @@ mod tests {
 
     #[test]
     fn bad_pull_secrets_are_refused_at_their_key_without_their_value() {
-        let data = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.as_bytes().to_vec())]);
+        let data = |k: &str, v: &str| VecMap::from([(k.to_string(), v.as_bytes().to_vec())]);
         let json = "kubernetes.io/dockerconfigjson";
         for (ty, key, text, path, want) in [
             (

@@ -21,7 +21,8 @@
 //! (`^prefix(.*)` with `$1` in the replacement); other regexes are refused,
 //! as are unknown keys (named by their path) and `insecure_skip_verify`.
 
-use std::collections::{BTreeMap, HashMap};
+use crate::vecmap::VecMap;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -37,9 +38,9 @@ pub const DEFAULT_REGISTRIES: &str = "/etc/picolet/registries.yaml";
 #[serde(deny_unknown_fields)]
 struct Raw {
     #[serde(default)]
-    mirrors: BTreeMap<String, RawMirror>,
+    mirrors: VecMap<String, RawMirror>,
     #[serde(default)]
-    configs: BTreeMap<String, RawConfig>,
+    configs: VecMap<String, RawConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -48,7 +49,7 @@ struct RawMirror {
     #[serde(default)]
     endpoint: Vec<String>,
     #[serde(default)]
-    rewrite: BTreeMap<String, String>,
+    rewrite: VecMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -144,9 +145,9 @@ pub struct Endpoint {
 /// The parsed `registries.yaml`.
 #[derive(Debug, Default, Clone)]
 pub struct Registries {
-    mirrors: BTreeMap<String, (Vec<Url>, Vec<Rewrite>)>,
+    mirrors: VecMap<String, (Vec<Url>, Vec<Rewrite>)>,
     /// Credentials by host (`configs.<host>.auth`).
-    pub auth: BTreeMap<String, Credentials>,
+    pub auth: VecMap<String, Credentials>,
     /// TLS by host (`configs.<host>.tls`).
     pub tls: HashMap<String, HostTls>,
 }

@@ -148,14 +148,14 @@ pub fn choose<'a>(entries: &'a [Descriptor], host: &Platform) -> Result<&'a Desc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use crate::vecmap::VecMap;
 
     fn entry(os: &str, arch: &str, variant: &str) -> Descriptor {
         Descriptor {
             media_type: crate::image::oci::MEDIA_OCI_MANIFEST.into(),
             digest: format!("sha256:{arch}{variant}"),
             size: 1,
-            annotations: BTreeMap::new(),
+            annotations: VecMap::new(),
             platform: Some(Platform {
                 architecture: arch.into(),
                 os: os.into(),

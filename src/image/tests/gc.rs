@@ -2,7 +2,7 @@
 //! layer; deleting `:2` frees only its own files, `:1` keeps working, and
 //! deletion never races an import (the index lock).
 
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -45,7 +45,7 @@ fn request(want: u64, min_age_ms: u64, in_use: InUse, trash: &Path) -> GcRequest
         min_age_ms,
         now_ms: crate::clock::wall_ms(),
         in_use,
-        last_used: BTreeMap::new(),
+        last_used: VecMap::new(),
         trash: trash.to_path_buf(),
     }
 }

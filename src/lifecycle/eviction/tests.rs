@@ -28,7 +28,7 @@ fn usage(cs: &[(&str, u64)], volumes: u64) -> PodUsage {
     PodUsage {
         containers: cs.iter().map(|(n, b)| (n.to_string(), *b)).collect(),
         volumes,
-        empty_dirs: BTreeMap::new(),
+        empty_dirs: VecMap::new(),
     }
 }
 
@@ -214,7 +214,7 @@ fn an_evicted_pod_fails_with_the_kubelets_reason_and_its_neighbour_runs_on() {
         );
     }
     while node.poll_output().is_some() {}
-    let measured: BTreeMap<String, PodUsage> = [
+    let measured: VecMap<String, PodUsage> = [
         ("u-big".to_string(), usage(&[("main", 4 * MI)], 0)),
         ("u-small".to_string(), usage(&[("main", MI)], 0)),
     ]
@@ -410,7 +410,7 @@ const BURST_4: &str = "{requests: {cpu: 100m, ephemeral-storage: 4Mi}}";
 const GUAR: &str = "{limits: {cpu: 100m, memory: 16Mi}}";
 
 fn victim(node: &Node, used: &[(&str, u64)]) -> Option<String> {
-    let usage: BTreeMap<String, PodUsage> = used
+    let usage: VecMap<String, PodUsage> = used
         .iter()
         .map(|(n, b)| (format!("u-{n}"), usage(&[("main", *b)], 0)))
         .collect();
@@ -509,7 +509,7 @@ fn under_node_pressure_a_lower_priority_goes_first_and_a_critical_pod_never() {
         "  priorityClassName: system-cluster-critical\n",
     );
     running(&mut lim, "lim", "{limits: {ephemeral-storage: 1Mi}}");
-    let usage: BTreeMap<String, PodUsage> = ["crit-lim", "lim"]
+    let usage: VecMap<String, PodUsage> = ["crit-lim", "lim"]
         .iter()
         .map(|n| (format!("u-{n}"), usage(&[("main", 2 * MI)], 0)))
         .collect();
@@ -546,7 +546,7 @@ fn the_pressure_victim_does_not_depend_on_pod_order_and_skips_pods_already_stopp
         running(&mut node, names[i], res[i]);
     }
     for expect in ["u-a", "u-c", "u-b", "u-d"] {
-        let usage: BTreeMap<String, PodUsage> = used
+        let usage: VecMap<String, PodUsage> = used
             .iter()
             .map(|(n, b)| (format!("u-{n}"), usage(&[("main", *b)], 0)))
             .collect();

@@ -260,7 +260,7 @@ fn an_edit_that_takes_another_pods_host_port_is_refused_and_the_pod_keeps_runnin
     assert_eq!(a.status(&web).phase, Phase::Running);
 }
 
-fn labels(kv: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+fn labels(kv: &[(&str, &str)]) -> crate::vecmap::VecMap<String, String> {
     kv.iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()

@@ -3,13 +3,13 @@
 use super::{MINIMAL, load_err, load_one};
 use crate::spec::ErrorKind;
 use crate::spec::affinity::{matches, node_labels};
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 
 fn with_spec(extra: &str) -> String {
     MINIMAL.replace("  containers:", &format!("{extra}  containers:"))
 }
 
-fn labels(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+fn labels(kv: &[(&str, &str)]) -> VecMap<String, String> {
     kv.iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
@@ -37,7 +37,7 @@ const AFFINITY: &str = "  affinity:
 fn node_affinity_terms_are_ored_and_their_requirements_anded() {
     let pod = load_one(&with_spec(AFFINITY)).unwrap_or_else(|e| panic!("{e}"));
     let a = pod.spec.affinity.as_ref();
-    let none = BTreeMap::new();
+    let none = VecMap::new();
     let pi5 = labels(&[("picolet.io/board", "raspberry-pi-5")]);
     let pi5_gpu = labels(&[("picolet.io/board", "raspberry-pi-5"), ("gpu", "1")]);
     assert!(matches(&none, a, "n", &pi5));
@@ -62,7 +62,7 @@ fn gt_and_lt_compare_integers_and_an_empty_term_matches_nothing() {
     ))
     .unwrap();
     let a = pod.spec.affinity.as_ref();
-    let none = BTreeMap::new();
+    let none = VecMap::new();
     assert!(matches(&none, a, "n", &labels(&[("cores", "4")])));
     assert!(!matches(&none, a, "n", &labels(&[("cores", "2")])));
     assert!(!matches(&none, a, "n", &labels(&[("cores", "8")])));
@@ -175,11 +175,11 @@ fn node_labels_are_the_kubelets_then_the_board_then_the_configured_ones() {
         ])
     );
     assert_eq!(
-        node_labels("n", "x86_64", None, &BTreeMap::new())["kubernetes.io/arch"],
+        node_labels("n", "x86_64", None, &VecMap::new())["kubernetes.io/arch"],
         "amd64"
     );
     assert_eq!(
-        node_labels("n", "arm", None, &BTreeMap::new())["kubernetes.io/arch"],
+        node_labels("n", "arm", None, &VecMap::new())["kubernetes.io/arch"],
         "arm"
     );
 }

@@ -1,10 +1,10 @@
 use super::{load_one, with_container_lines};
 use crate::spec::env::FieldPath;
 use crate::spec::*;
-use std::collections::BTreeMap;
+use crate::vecmap::VecMap;
 
 fn expand_with(input: &str, vars: &[(&str, &str)]) -> String {
-    let map: BTreeMap<&str, &str> = vars.iter().copied().collect();
+    let map: VecMap<&str, &str> = vars.iter().copied().collect();
     expand(input, |k| map.get(k).map(|v| v.to_string()))
 }
 

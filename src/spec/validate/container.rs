@@ -9,7 +9,8 @@ use crate::spec::error::{ErrorKind, SpecError};
 use crate::spec::names;
 use crate::spec::schema::RESOURCE_NAMES;
 use crate::spec::types::*;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use crate::vecmap::VecMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// A container may not be named this: each pod's shim runs in the leaf
 /// cgroup `<pod-cgroup>/shim`, next to one leaf per container
@@ -36,7 +37,7 @@ const UID_LEN: usize = 36;
 /// unique host ports).
 pub(super) fn containers(pod: &Pod, volumes: &BTreeSet<String>, errs: &mut Errors) {
     let mut names_seen = BTreeSet::new();
-    let mut host_ports: BTreeMap<(i32, &str), String> = BTreeMap::new();
+    let mut host_ports: VecMap<(i32, &str), String> = VecMap::new();
     let lists = [
         ("spec.initContainers", &pod.spec.init_containers, true),
         ("spec.containers", &pod.spec.containers, false),
@@ -376,7 +377,7 @@ fn ports(pod: &Pod, c: &Container, path: &str, errs: &mut Errors) {
 }
 
 fn resources(r: &Resources, path: &str, errs: &mut Errors) {
-    let mut parsed = BTreeMap::new();
+    let mut parsed = VecMap::new();
     for (field, list) in [("requests", &r.requests), ("limits", &r.limits)] {
         for (key, q) in list {
             let p = format!("{path}.{field}.{key}");
@@ -496,7 +497,7 @@ fn user_and_seccomp(
     user: Option<i64>,
     group: Option<i64>,
     non_root: Option<bool>,
-    seccomp: Option<&BTreeMap<String, String>>,
+    seccomp: Option<&VecMap<String, String>>,
     path: &str,
     errs: &mut Errors,
 ) {

@@ -27,9 +27,9 @@ use super::names;
 use super::normalize::normalize_object;
 use super::schema::{self, Node, Rule};
 use super::types::{ObjectMeta, Pod};
+use crate::vecmap::VecMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 /// The workload kinds picolet runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -406,7 +406,7 @@ impl PodTemplate {
     }
 
     /// The template's labels.
-    pub fn labels(&self) -> &BTreeMap<String, String> {
+    pub fn labels(&self) -> &VecMap<String, String> {
         &self.pod.metadata.labels
     }
 }
@@ -447,8 +447,8 @@ pub fn safe_encode(s: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelector {
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub match_labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub match_labels: VecMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub match_expressions: Vec<SelectorRequirement>,
 }
@@ -472,7 +472,7 @@ pub enum SelectorOperator {
 impl LabelSelector {
     /// Whether `labels` match (an empty selector matches everything, as in
     /// `metav1.LabelSelectorAsSelector`).
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub fn matches(&self, labels: &VecMap<String, String>) -> bool {
         self.match_labels
             .iter()
             .all(|(k, v)| labels.get(k) == Some(v))

@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::spec::workload::{WorkloadKey, WorkloadKind};
+use crate::vecmap::VecMap;
 use crate::workloads::testkit::Sim;
 use crate::workloads::{Intent, State as AnyState};
-use std::collections::BTreeMap;
 
 /// A Deployment `web`: `strategy` (flow YAML), `extra` lines under `spec`,
 /// `ann`: more metadata annotations, `ports`: a container's ports.
@@ -53,8 +53,8 @@ fn image(s: &Sim, name: &str) -> String {
 }
 
 /// Live pods by image.
-fn images(s: &Sim) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
+fn images(s: &Sim) -> VecMap<String, usize> {
+    let mut m = VecMap::new();
     for p in s.live() {
         *m.entry(image(s, &p.name)).or_default() += 1;
     }
@@ -167,10 +167,7 @@ fn rolling_updates_keep_availability_and_surge_bounds_at_every_sync() {
                             assert!(a >= replicas - max_unavail, "{what}: {a} available");
                         });
                     }
-                    assert_eq!(
-                        images(&s),
-                        BTreeMap::from([("v2".into(), replicas as usize)])
-                    );
+                    assert_eq!(images(&s), VecMap::from([("v2".into(), replicas as usize)]));
                     s.sync();
                     let revs = &st(&s).revisions;
                     assert_eq!(revs.len(), 2);
@@ -198,7 +195,7 @@ fn recreate_deletes_all_old_pods_and_waits_until_they_are_gone() {
     assert!(s.live().is_empty(), "nothing new while old pods terminate");
     s.now = s.now.plus_ms(1000);
     s.sync();
-    assert_eq!(images(&s), BTreeMap::from([("v2".into(), 3)]));
+    assert_eq!(images(&s), VecMap::from([("v2".into(), 3)]));
     let created = s
         .log
         .iter()
@@ -235,7 +232,7 @@ fn min_ready_seconds_gates_the_scale_down_and_sets_a_timer() {
     assert_eq!(s.live().len(), 2, "not available yet: the old pod stays");
     s.now = s.now.plus_ms(1);
     s.sync();
-    assert_eq!(images(&s), BTreeMap::from([("v2".into(), 1)]));
+    assert_eq!(images(&s), VecMap::from([("v2".into(), 1)]));
 }
 
 #[test]
@@ -360,7 +357,7 @@ fn progress_deadline_exceeded_without_auto_rollback_keeps_the_old_pods() {
     );
     assert_eq!(
         images(&s),
-        BTreeMap::from([("v1".into(), 3), ("bad".into(), 1)])
+        VecMap::from([("v1".into(), 3), ("bad".into(), 1)])
     );
     assert_eq!(
         s.w.rollout_status(&key(), &s.obs(), s.now),
@@ -403,7 +400,7 @@ fn auto_rollback_of_a_never_ready_revision_and_the_pin() {
     assert_eq!(ev[0], msg);
     assert_eq!(cond(&s), ("False".into(), "RolledBack".into()));
     assert_eq!(st(&s).progressing.as_ref().unwrap().message, msg);
-    assert_eq!(images(&s), BTreeMap::from([("v1".into(), 3)]));
+    assert_eq!(images(&s), VecMap::from([("v1".into(), 3)]));
     assert!(
         s.w.rollout_status(&key(), &s.obs(), s.now)
             .unwrap_err()
@@ -412,11 +409,11 @@ fn auto_rollback_of_a_never_ready_revision_and_the_pin() {
     // The same failing template again: pinned, not retried.
     s.apply(&y("bad"));
     drive(&mut s, 100, &["bad"], &mut |_| {});
-    assert_eq!(images(&s), BTreeMap::from([("v1".into(), 3)]));
+    assert_eq!(images(&s), VecMap::from([("v1".into(), 3)]));
     assert_eq!(rolled_back(&s).len(), 1);
     // A new template is rolled out.
     settle(&mut s, &y("v3"));
-    assert_eq!(images(&s), BTreeMap::from([("v3".into(), 3)]));
+    assert_eq!(images(&s), VecMap::from([("v3".into(), 3)]));
     assert_eq!(cond(&s).1, "NewReplicaSetAvailable");
 }
 
@@ -454,7 +451,7 @@ fn auto_rollback_of_a_crash_looping_revision_from_the_node_default() {
         s.now = s.now.plus_ms(1000);
     }
     assert_eq!(rolled_back(&s).len(), 1);
-    assert_eq!(images(&s), BTreeMap::from([("v1".into(), 2)]));
+    assert_eq!(images(&s), VecMap::from([("v1".into(), 2)]));
     // The annotation "false" overrides the node default.
     let mut s2 = Sim::new();
     s2.env.auto_rollback = true;
@@ -506,7 +503,7 @@ fn rollout_undo_and_restart() {
         s.all_ready();
         s.now = s.now.plus_ms(1000);
     }
-    assert_eq!(images(&s), BTreeMap::from([("v1".into(), 2)]));
+    assert_eq!(images(&s), VecMap::from([("v1".into(), 2)]));
     assert_eq!(
         s.w.rollout_history(&k).unwrap(),
         vec![(2, "image v2".into()), (3, "image v1".into())]
@@ -534,7 +531,7 @@ fn rollout_undo_and_restart() {
         s.all_ready();
         s.now = s.now.plus_ms(1000);
     }
-    assert_eq!(images(&s), BTreeMap::from([("v2".into(), 2)]));
+    assert_eq!(images(&s), VecMap::from([("v2".into(), 2)]));
     // restart: a new revision with restartedAt.
     assert_eq!(
         s.w.rollout_restart(&k, s.now).unwrap(),
@@ -598,7 +595,7 @@ fn an_agent_restart_mid_rollout_continues_without_duplicates() {
         s.now = s.now.plus_ms(1000);
     }
     assert!(done(&s));
-    assert_eq!(images(&s), BTreeMap::from([("v2".into(), 4)]));
+    assert_eq!(images(&s), VecMap::from([("v2".into(), 4)]));
 }
 
 #[test]
@@ -638,7 +635,7 @@ fn a_host_port_forces_surge_zero_and_waits_for_the_port() {
         s.now = s.now.plus_ms(1000);
     }
     assert_eq!(creates_while_terminating, 0);
-    assert_eq!(images(&s), BTreeMap::from([("v2".into(), 2)]));
+    assert_eq!(images(&s), VecMap::from([("v2".into(), 2)]));
 }
 
 #[test]
@@ -651,11 +648,11 @@ fn paused_scales_but_does_not_roll_out() {
         s.all_ready();
         s.now = s.now.plus_ms(1000);
     }
-    assert_eq!(images(&s), BTreeMap::from([("v1".into(), 3)]));
+    assert_eq!(images(&s), VecMap::from([("v1".into(), 3)]));
     assert_eq!(st(&s).revisions.len(), 1);
     assert_eq!(cond(&s), ("Unknown".into(), "DeploymentPaused".into()));
     settle(&mut s, &simple(3, "v2", "", ""));
-    assert_eq!(images(&s), BTreeMap::from([("v2".into(), 3)]));
+    assert_eq!(images(&s), VecMap::from([("v2".into(), 3)]));
 }
 
 #[test]
@@ -663,9 +660,9 @@ fn scaling_the_current_revision_and_replacing_failed_pods() {
     let mut s = Sim::new();
     settle(&mut s, &simple(3, "v1", "", ""));
     settle(&mut s, &simple(5, "v1", "", ""));
-    assert_eq!(images(&s), BTreeMap::from([("v1".into(), 5)]));
+    assert_eq!(images(&s), VecMap::from([("v1".into(), 5)]));
     settle(&mut s, &simple(1, "v1", "", ""));
-    assert_eq!(images(&s), BTreeMap::from([("v1".into(), 1)]));
+    assert_eq!(images(&s), VecMap::from([("v1".into(), 1)]));
     // A failed pod (evicted) goes and is replaced.
     let n = s.live()[0].name.clone();
     s.exit(&n, 137);

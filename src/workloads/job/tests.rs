@@ -377,7 +377,7 @@ fn ttl_after_finished_deletes_the_job_and_its_pods() {
     assert!(s.w.get(&key("ttl")).is_some());
     s.advance(1000);
     assert!(s.w.get(&key("ttl")).is_none());
-    assert!(s.pods.is_empty(), "{:?}", s.pods.keys());
+    assert!(s.pods.is_empty(), "{:?}", s.pods.keys().collect::<Vec<_>>());
     // The same manifest read again (an agent restart) does not run it
     // again; a changed one does.
     s.restart();

@@ -35,7 +35,7 @@ fn progress(n: usize, canary: usize, batch: Count, max_failures: Count) -> Progr
 /// cleared device reports the previous revision again.
 #[derive(Default)]
 struct Fleet {
-    reports: BTreeMap<String, Report>,
+    reports: VecMap<String, Report>,
     bad: Vec<String>,
     /// Devices that do not answer at all.
     silent: Vec<String>,
@@ -95,7 +95,7 @@ impl Fleet {
 
     /// Devices that took R settle.
     fn settle(&mut self) {
-        for (id, r) in &mut self.reports {
+        for (id, r) in self.reports.iter_mut() {
             if r.deployment == Some((R, "Applying".into())) {
                 let s = if self.bad.contains(id) {
                     "FailedRollbackComplete"
@@ -308,8 +308,8 @@ fn a_device_not_healthy_by_the_deadline_plus_the_margin_fails_saying_why() {
     }
     // A device without any status at all counts the same.
     let mut p = progress(1, 1, Count::N(1), Count::N(1));
-    assert_eq!(step(&mut p, &BTreeMap::new(), 0).len(), 2);
-    let acts = step(&mut p, &BTreeMap::new(), 60 * S + MARGIN_MS);
+    assert_eq!(step(&mut p, &VecMap::new(), 0).len(), 2);
+    let acts = step(&mut p, &VecMap::new(), 60 * S + MARGIN_MS);
     assert_eq!(acts, [Action::Save, Action::Clear("pi-0".into())]);
 }
 
@@ -370,7 +370,7 @@ fn an_abort_request_rolls_back_and_ends_aborted() {
     let mut p = progress(2, 1, Count::N(1), Count::N(1));
     p.request_abort();
     assert_eq!(
-        step(&mut p, &BTreeMap::new(), 0),
+        step(&mut p, &VecMap::new(), 0),
         [Action::Save, Action::Done(Phase::Aborted)]
     );
     // A rollback under way is not turned into an abort.

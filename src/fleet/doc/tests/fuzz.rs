@@ -338,7 +338,7 @@ fn random_mutations_of_desired_documents_never_panic_and_accept_only_sound_docum
     }
     let mut rng = Rng(seed);
     let mut accepted = 0u64;
-    let mut refused = std::collections::BTreeMap::new();
+    let mut refused = crate::vecmap::VecMap::new();
     let started = std::time::Instant::now();
     for i in 0..iters {
         let input = mutate(&mut rng, &seeds, &tree, &key);
