@@ -271,6 +271,97 @@ impl<K: Ord, V, const N: usize> From<[(K, V); N]> for VecMap<K, V> {
     }
 }
 
+/// `VecSet`: a set kept as a sorted vector, for the same reason and the
+/// same sizes as `VecMap` (it is one, with `()` values): it iterates in
+/// order like a `BTreeSet` without linking a B-tree per element type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VecSet<T>(VecMap<T, ()>);
+
+impl<T> Default for VecSet<T> {
+    fn default() -> Self {
+        VecSet(VecMap::default())
+    }
+}
+
+impl<T: Ord> VecSet<T> {
+    pub const fn new() -> Self {
+        VecSet(VecMap::new())
+    }
+
+    /// True if `value` was not there yet (then it is added).
+    pub fn insert(&mut self, value: T) -> bool {
+        self.0.insert(value, ()).is_none()
+    }
+
+    pub fn contains<Q: Ord + ?Sized>(&self, value: &Q) -> bool
+    where
+        T: Borrow<Q>,
+    {
+        self.0.contains_key(value)
+    }
+
+    pub fn remove<Q: Ord + ?Sized>(&mut self, value: &Q) -> bool
+    where
+        T: Borrow<Q>,
+    {
+        self.0.remove(value).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// In order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> + ExactSizeIterator {
+        self.0.0.iter().map(|(t, _)| t)
+    }
+
+    /// The values of `self` not in `other`, in order.
+    pub fn difference<'a>(&'a self, other: &'a VecSet<T>) -> impl Iterator<Item = &'a T> {
+        self.iter().filter(move |t| !other.contains(*t))
+    }
+
+    pub fn retain(&mut self, mut f: impl FnMut(&T) -> bool) {
+        self.0.retain(|t, _| f(t));
+    }
+}
+
+impl<T: Ord> FromIterator<T> for VecSet<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        VecSet(iter.into_iter().map(|t| (t, ())).collect())
+    }
+}
+
+impl<T: Ord> Extend<T> for VecSet<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        self.0.extend(iter.into_iter().map(|t| (t, ())));
+    }
+}
+
+impl<T: Ord> IntoIterator for VecSet<T> {
+    type Item = T;
+    type IntoIter = std::iter::Map<std::vec::IntoIter<(T, ())>, fn((T, ())) -> T>;
+
+    /// In order.
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.0.into_iter().map(|(t, ())| t)
+    }
+}
+
+impl<'a, T: Ord> IntoIterator for &'a VecSet<T> {
+    type Item = &'a T;
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (T, ())>, fn(&'a (T, ())) -> &'a T>;
+
+    /// In order.
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.0.iter().map(|(t, ())| t)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,6 +466,37 @@ mod tests {
         }
         let got: Vec<_> = v.into_iter().collect();
         assert_eq!(got, [("a", 100), ("b", 102), ("c", 105), ("d", 1104)]);
+    }
+
+    /// `VecSet` answers as a `BTreeSet` and iterates in the same order.
+    #[test]
+    fn vecset_behaves_as_a_btreeset() {
+        use std::collections::BTreeSet;
+        let mut v = VecSet::new();
+        let mut b = BTreeSet::new();
+        let mut x: u32 = 7;
+        for _ in 0..1000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let n = (x >> 8) % 61;
+            if (x >> 4) % 3 == 0 {
+                assert_eq!(v.remove(&n), b.remove(&n));
+            } else {
+                assert_eq!(v.insert(n), b.insert(n));
+            }
+            assert_eq!(v.contains(&(x % 61)), b.contains(&(x % 61)));
+            assert_eq!(v.len(), b.len());
+        }
+        assert!(v.iter().eq(b.iter()));
+        let w: VecSet<u32> = (0..40).rev().collect();
+        let c: BTreeSet<u32> = (0..40).collect();
+        assert!(v.difference(&w).eq(b.difference(&c)));
+        v.extend([1000, 3]);
+        b.extend([1000, 3]);
+        v.retain(|n| n % 2 == 1);
+        b.retain(|n| n % 2 == 1);
+        assert!((&v).into_iter().eq(&b));
+        assert!(v.into_iter().eq(b));
+        assert!(VecSet::<u8>::default().is_empty());
     }
 
     /// `insert` over an existing key keeps the first key value (equal

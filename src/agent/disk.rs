@@ -374,8 +374,8 @@ pub fn in_use(node: &Node) -> InUse {
 
 /// [`in_use`] plus `kept` (references of images to keep all the same).
 pub fn in_use_with(node: &Node, kept: &[String]) -> InUse {
-    let mut refs: std::collections::BTreeSet<String> = kept.iter().cloned().collect();
-    let mut ids = std::collections::BTreeSet::new();
+    let mut refs: crate::vecmap::VecSet<String> = kept.iter().cloned().collect();
+    let mut ids = crate::vecmap::VecSet::new();
     for p in node.pods() {
         for c in p.spec.all_containers() {
             refs.insert(c.image.clone());

@@ -152,7 +152,7 @@ fn load(path: &Path) -> Result<Contents, String> {
 /// The workloads of a scan, with the file of each; one defined twice
 /// (same kind, namespace and name) belongs to the first file.
 pub fn workloads(scan: &Scan) -> Vec<crate::desired::StaticWorkload> {
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = crate::vecmap::VecSet::new();
     let mut out = Vec::new();
     for (path, list) in &scan.workloads {
         for (w, doc) in list {

@@ -87,7 +87,7 @@ pub fn write_atomic(dir: &Path, files: &[File], wall_ns: i64) -> io::Result<bool
     symlink(&name, &tmp)?;
     std::fs::rename(&tmp, dir.join(DATA_DIR))?;
     // The names the pod sees.
-    let wanted: std::collections::BTreeSet<&str> = files.iter().map(|f| top(&f.path)).collect();
+    let wanted: crate::vecmap::VecSet<&str> = files.iter().map(|f| top(&f.path)).collect();
     for t in &wanted {
         let link = dir.join(t);
         if link.symlink_metadata().is_err() {

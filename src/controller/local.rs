@@ -206,7 +206,7 @@ fn given(files: &[&str]) -> Result<Vec<(Pod, String)>, String> {
     if !errors.is_empty() {
         return Err(format!("{}\nnothing was written", errors.join("\n")));
     }
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = crate::vecmap::VecSet::new();
     for (p, _) in &out {
         if !seen.insert(key(p)) {
             return Err(format!(

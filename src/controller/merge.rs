@@ -14,8 +14,8 @@
 
 use crate::spec::workload::Workload;
 use crate::spec::{ConfigObject, Pod, PodSpec};
+use crate::vecmap::VecSet;
 use serde_json::Value;
-use std::collections::BTreeSet;
 
 /// How a pod changed, which says what the device does with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +104,7 @@ impl Plan {
 
 /// Refuses two pods of the same `namespace/name` among those given.
 fn no_duplicates(pods: &[Pod]) -> Result<(), String> {
-    let mut seen = BTreeSet::new();
+    let mut seen = VecSet::new();
     for p in pods {
         if !seen.insert(key(p)) {
             return Err(format!(
@@ -183,7 +183,7 @@ impl Plan {
         prune: bool,
     ) -> Result<(), String> {
         let id = |o: &ConfigObject| format!("{}/{}", o.kind.resource(), o.key());
-        let mut seen = BTreeSet::new();
+        let mut seen = VecSet::new();
         for o in &given {
             if !seen.insert(id(o)) {
                 return Err(format!("{} is given twice", id(o)));
@@ -199,7 +199,7 @@ impl Plan {
             match new {
                 Some(new) => {
                     if new != *old {
-                        let keys: BTreeSet<&String> = old
+                        let keys: VecSet<&String> = old
                             .data
                             .iter()
                             .chain(new.data.iter())
@@ -241,7 +241,7 @@ impl Plan {
             let k = w.key();
             format!("{}/{}/{}", k.kind.resource(), k.namespace, k.name)
         };
-        let mut seen = BTreeSet::new();
+        let mut seen = VecSet::new();
         for (w, _) in &given {
             if !seen.insert(id(w)) {
                 return Err(format!("{} is given twice", id(w)));
@@ -340,7 +340,7 @@ fn diff_paths(a: &Value, b: &Value, path: String, out: &mut Vec<String>) {
     };
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
-            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            let keys: VecSet<&String> = x.keys().chain(y.keys()).collect();
             for k in keys {
                 let (va, vb) = (
                     x.get(k).unwrap_or(&Value::Null),

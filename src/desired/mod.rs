@@ -42,7 +42,7 @@ use crate::fleet::topics::Source;
 use crate::spec::Pod;
 use crate::spec::workload::{Workload, WorkloadKey};
 use crate::vecmap::VecMap;
-use std::collections::BTreeSet;
+use crate::vecmap::VecSet;
 use std::path::PathBuf;
 
 /// Who wants a pod.
@@ -101,7 +101,7 @@ pub struct StaticPod {
 /// then document order; a name defined twice belongs to the first file
 /// (the manifests' loader reports the clash on the later one).
 pub fn static_pods(files: &VecMap<PathBuf, Vec<Pod>>) -> Vec<StaticPod> {
-    let mut seen = BTreeSet::new();
+    let mut seen = VecSet::new();
     let mut out = Vec::new();
     for (path, pods) in files {
         for pod in pods {
@@ -245,7 +245,7 @@ impl Desired {
     pub fn reconcile(&mut self, statics: Option<Vec<StaticPod>>, now_wall_ms: i64) -> Reconciled {
         let mut out = Reconciled::default();
         if let Some(statics) = statics {
-            let wanted: BTreeSet<&str> = statics.iter().map(|s| s.key.as_str()).collect();
+            let wanted: VecSet<&str> = statics.iter().map(|s| s.key.as_str()).collect();
             let gone: Vec<String> = self
                 .owners
                 .iter()
@@ -296,7 +296,7 @@ impl Desired {
             None => Default::default(),
         };
         out.new_errors = plan.new_errors;
-        let wanted: BTreeSet<&str> = plan.pods.iter().map(|(k, _, _)| k.as_str()).collect();
+        let wanted: VecSet<&str> = plan.pods.iter().map(|(k, _, _)| k.as_str()).collect();
         let gone: Vec<String> = self
             .owners
             .iter()
@@ -322,12 +322,12 @@ impl Desired {
     fn reconcile_workloads(
         &mut self,
         fleet: Vec<(Source, Workload, String)>,
-        refused: &BTreeSet<WorkloadKey>,
+        refused: &VecSet<WorkloadKey>,
         changes: &mut Vec<Change>,
     ) {
         let mut applies = Vec::new();
         if let Some(statics) = self.static_workloads.take() {
-            let mut wanted = BTreeSet::new();
+            let mut wanted = VecSet::new();
             for s in &statics {
                 wanted.insert(s.workload.key());
             }
@@ -348,7 +348,7 @@ impl Desired {
                 });
             }
         }
-        let mut wanted = BTreeSet::new();
+        let mut wanted = VecSet::new();
         for (source, w, doc) in fleet {
             let key = w.key();
             if matches!(self.workload_owners.get(&key), Some(Owner::Static(_))) {

@@ -30,8 +30,8 @@ use crate::fleet::sign::PublicKey;
 use crate::fleet::topics::{Source, Topic, Topics};
 use crate::spec::Pod;
 use crate::vecmap::VecMap;
+use crate::vecmap::VecSet;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 
 /// A desired document exactly as it arrived (signed envelope included),
 /// re-decoded (and re-verified) on load. Part of the agent's state file
@@ -96,11 +96,11 @@ pub struct Plan {
     /// `namespace/name`, source, pod: in merge order.
     pub pods: Vec<(String, Source, Pod)>,
     /// Names whose fleet spec was refused (policy, static pod clash).
-    pub refused: BTreeSet<String>,
+    pub refused: VecSet<String>,
     /// The workloads (source, workload, its JSON document): in merge order.
     pub workloads: Vec<(Source, crate::spec::workload::Workload, String)>,
     /// Workloads whose fleet spec was refused (policy).
-    pub refused_workloads: BTreeSet<crate::spec::workload::WorkloadKey>,
+    pub refused_workloads: VecSet<crate::spec::workload::WorkloadKey>,
     /// Errors not reported by the previous plan (to send as events).
     pub new_errors: Vec<(Source, StatusError)>,
 }

@@ -15,7 +15,7 @@
 //! remaining image references ([`plan`] counts exactly that).
 
 use crate::vecmap::VecMap;
-use std::collections::BTreeSet;
+use crate::vecmap::VecSet;
 
 use crate::lifecycle::eviction::FsStats;
 
@@ -127,7 +127,7 @@ pub fn plan(
 ) -> Plan {
     let mut refs: VecMap<&str, usize> = VecMap::new();
     for img in images {
-        let own: BTreeSet<&str> = img.objects.iter().map(String::as_str).collect();
+        let own: VecSet<&str> = img.objects.iter().map(String::as_str).collect();
         for o in own {
             *refs.entry(o).or_default() += 1;
         }
@@ -145,7 +145,7 @@ pub fn plan(
     });
     let mut out = Plan::default();
     for img in order {
-        let own: BTreeSet<&str> = img.objects.iter().map(String::as_str).collect();
+        let own: VecSet<&str> = img.objects.iter().map(String::as_str).collect();
         let mut frees = 0u64;
         for o in own {
             let n = refs.get_mut(o).expect("counted above");

@@ -16,7 +16,8 @@
 //! leaves unreferenced files, which the next GC, `rm` or `prune` deletes.
 
 use crate::vecmap::VecMap;
-use std::collections::{BTreeSet, HashSet};
+use crate::vecmap::VecSet;
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -139,7 +140,7 @@ fn annotation_ms(desc: &Descriptor, key: &str) -> Option<i64> {
 struct Inventory {
     images: Vec<GcImage>,
     /// Manifest digests whose files could not be read.
-    damaged: BTreeSet<String>,
+    damaged: VecSet<String>,
     /// Config digest per manifest digest.
     image_ids: VecMap<String, String>,
 }
@@ -164,20 +165,20 @@ impl ImageStore {
     }
 
     fn inventory(&self, index: &Index, in_use: &InUse, now_ms: i64) -> Inventory {
-        let mut used_manifests = BTreeSet::new();
+        let mut used_manifests = VecSet::new();
         for r in &in_use.references {
             if let Ok(Some((_, d))) = self.find(index, r) {
                 used_manifests.insert(d.digest.clone());
             }
         }
-        let used_ids: BTreeSet<&str> = in_use.image_ids.iter().map(String::as_str).collect();
+        let used_ids: VecSet<&str> = in_use.image_ids.iter().map(String::as_str).collect();
         let mut groups: VecMap<&str, Vec<&Descriptor>> = VecMap::new();
         for d in &index.manifests {
             groups.entry(d.digest.as_str()).or_default().push(d);
         }
         let mut inv = Inventory {
             images: Vec::new(),
-            damaged: BTreeSet::new(),
+            damaged: VecSet::new(),
             image_ids: VecMap::new(),
         };
         for (digest, descs) in groups {
@@ -246,7 +247,7 @@ impl ImageStore {
             }
         }
         let plan = gc::plan(&inv.images, &sizes, req.want, req.now_ms, req.min_age_ms);
-        let doomed: BTreeSet<&str> = plan.delete.iter().map(String::as_str).collect();
+        let doomed: VecSet<&str> = plan.delete.iter().map(String::as_str).collect();
         let mut report = self.delete(
             lock,
             index,
@@ -278,8 +279,8 @@ impl ImageStore {
             all.extend(u);
         }
         let inv = self.inventory(&index, &all, now_ms);
-        let mut names = BTreeSet::new();
-        let mut whole = BTreeSet::new();
+        let mut names = VecSet::new();
+        let mut whole = VecSet::new();
         for r in references {
             let Some((name, desc)) = self.find(&index, r)? else {
                 return Err(ImageError::NotFound {
@@ -390,7 +391,7 @@ impl ImageStore {
         }
         // What stays referenced: every remaining entry's files, and the
         // layers of image IDs containers run.
-        let mut keep: BTreeSet<String> = BTreeSet::new();
+        let mut keep: VecSet<String> = VecSet::new();
         let mut complete = true;
         for d in &index.manifests {
             match objects_of(self, d) {
@@ -472,7 +473,7 @@ impl ImageStore {
                 .map_or(0, |i| {
                     i.objects
                         .iter()
-                        .collect::<BTreeSet<_>>()
+                        .collect::<VecSet<_>>()
                         .into_iter()
                         .filter_map(|o| bytes_of.get(o))
                         .sum()

@@ -6,8 +6,8 @@
 
 use super::error::{ErrorKind, SpecError, join};
 use super::schema::{self, Node, RESOURCE_NAMES, Rule, is_empty};
+use crate::vecmap::VecSet;
 use serde_json::Value;
-use std::collections::BTreeSet;
 
 /// Where Kubernetes mounts the service-account token.
 pub(crate) const SERVICE_ACCOUNT_MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -31,8 +31,8 @@ fn drop_service_account_token(doc: &mut Value) {
     let Some(spec) = doc.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
-    let mut token_volumes = BTreeSet::new();
-    let mut other_volumes = BTreeSet::new();
+    let mut token_volumes = VecSet::new();
+    let mut other_volumes = VecSet::new();
     for list in ["containers", "initContainers"] {
         for c in spec
             .get(list)
@@ -56,7 +56,7 @@ fn drop_service_account_token(doc: &mut Value) {
             }
         }
     }
-    let droppable: BTreeSet<String> = token_volumes.difference(&other_volumes).cloned().collect();
+    let droppable: VecSet<String> = token_volumes.difference(&other_volumes).cloned().collect();
     if let Some(Value::Array(volumes)) = spec.get_mut("volumes") {
         volumes.retain(|v| {
             let name = v.get("name").and_then(Value::as_str).unwrap_or("");

@@ -14,9 +14,9 @@ use super::schema;
 use super::types::{ConfigMap, ObjectMeta, Secret};
 use crate::image::registry::auth::AuthFile;
 use crate::vecmap::VecMap;
+use crate::vecmap::VecSet;
 use base64::Engine;
 use serde_json::Value;
-use std::collections::BTreeSet;
 
 /// Kubernetes' limit on a ConfigMap's or a Secret's data (`MaxSecretSize`).
 pub const MAX_DATA_BYTES: usize = 1024 * 1024;
@@ -57,7 +57,7 @@ pub struct ConfigObject {
     pub data: VecMap<String, Vec<u8>>,
     /// The ConfigMap keys that came from `binaryData` (not usable as env,
     /// as with the kubelet).
-    pub binary_keys: BTreeSet<String>,
+    pub binary_keys: VecSet<String>,
     /// A Secret's `type` (`Opaque` when not set).
     pub secret_type: String,
     pub immutable: bool,
@@ -180,7 +180,7 @@ pub fn config_map_from_value(mut doc: Value) -> Result<ConfigObject, SpecError> 
     check_keys("data", cm.data.keys())?;
     check_keys("binaryData", cm.binary_data.keys())?;
     let mut data = VecMap::new();
-    let mut binary_keys = BTreeSet::new();
+    let mut binary_keys = VecSet::new();
     for (k, v) in cm.binary_data {
         if cm.data.contains_key(&k) {
             return Err(invalid(
@@ -232,7 +232,7 @@ pub fn secret_from_value(mut doc: Value) -> Result<ConfigObject, SpecError> {
         namespace: s.metadata.namespace,
         name: s.metadata.name,
         data,
-        binary_keys: BTreeSet::new(),
+        binary_keys: VecSet::new(),
         secret_type: if s.kind_of.is_empty() {
             "Opaque".into()
         } else {

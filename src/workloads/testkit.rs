@@ -24,7 +24,7 @@ pub struct Sim {
     next_uid: u64,
     /// The claim directories (`namespace/claim`) pods were given; gone
     /// on `DeleteVolume`.
-    pub volumes: std::collections::BTreeSet<String>,
+    pub volumes: crate::vecmap::VecSet<String>,
 }
 
 /// A workload from YAML text.

@@ -10,11 +10,11 @@ use crate::fleet::doc::{DesiredDoc, ObjectRef, PodReport};
 use crate::fleet::docs::FleetDocs;
 use crate::fleet::topics::Source;
 use crate::lifecycle::EventType;
-use std::collections::BTreeSet;
+use crate::vecmap::VecSet;
 
 /// The images a document's pods and workload templates name.
 pub(super) fn images_of(doc: &DesiredDoc) -> Vec<String> {
-    let mut out = BTreeSet::new();
+    let mut out = VecSet::new();
     let mut add = |pod: &crate::spec::Pod| {
         for c in pod.all_containers() {
             out.insert(c.image.clone());

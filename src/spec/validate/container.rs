@@ -10,7 +10,8 @@ use crate::spec::names;
 use crate::spec::schema::RESOURCE_NAMES;
 use crate::spec::types::*;
 use crate::vecmap::VecMap;
-use std::collections::{BTreeSet, HashMap};
+use crate::vecmap::VecSet;
+use std::collections::HashMap;
 
 /// A container may not be named this: each pod's shim runs in the leaf
 /// cgroup `<pod-cgroup>/shim`, next to one leaf per container
@@ -35,8 +36,8 @@ const UID_LEN: usize = 36;
 
 /// Checks init and app containers, and rules that span them (unique names,
 /// unique host ports).
-pub(super) fn containers(pod: &Pod, volumes: &BTreeSet<String>, errs: &mut Errors) {
-    let mut names_seen = BTreeSet::new();
+pub(super) fn containers(pod: &Pod, volumes: &VecSet<String>, errs: &mut Errors) {
+    let mut names_seen = VecSet::new();
     let mut host_ports: VecMap<(i32, &str), String> = VecMap::new();
     let lists = [
         ("spec.initContainers", &pod.spec.init_containers, true),
@@ -85,7 +86,7 @@ fn container(
     c: &Container,
     path: &str,
     init: bool,
-    volumes: &BTreeSet<String>,
+    volumes: &VecSet<String>,
     errs: &mut Errors,
 ) {
     if c.name.is_empty() {
@@ -332,7 +333,7 @@ fn env(pod: &Pod, c: &Container, vars: &[EnvVar], path: &str, errs: &mut Errors)
 }
 
 fn ports(pod: &Pod, c: &Container, path: &str, errs: &mut Errors) {
-    let mut seen = BTreeSet::new();
+    let mut seen = VecSet::new();
     for (i, p) in c.ports.iter().enumerate() {
         let pp = format!("{path}.ports[{i}]");
         if !(1..=65535).contains(&p.container_port) {
@@ -600,7 +601,7 @@ pub(super) fn pod_security_context(pod: &Pod, errs: &mut Errors) {
             );
         }
     }
-    let mut seen = BTreeSet::new();
+    let mut seen = VecSet::new();
     for (i, s) in sc.sysctls.iter().enumerate() {
         let at = format!("{path}.sysctls[{i}].name");
         let name = sysctl_name(&s.name);
@@ -698,8 +699,8 @@ pub(super) fn resource_field_ref(
     }
 }
 
-fn mounts(c: &Container, path: &str, volumes: &BTreeSet<String>, errs: &mut Errors) {
-    let mut seen = BTreeSet::new();
+fn mounts(c: &Container, path: &str, volumes: &VecSet<String>, errs: &mut Errors) {
+    let mut seen = VecSet::new();
     for (i, m) in c.volume_mounts.iter().enumerate() {
         let mp = format!("{path}.volumeMounts[{i}]");
         if !volumes.contains(&m.name) {

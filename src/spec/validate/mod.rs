@@ -14,7 +14,7 @@ pub use container::{MAX_ARGV_ENV_BYTES, RESERVED_CONTAINER_NAME, SAFE_SYSCTLS, s
 use super::error::SpecError;
 use super::names;
 use super::types::{Pod, Volume};
-use std::collections::BTreeSet;
+use crate::vecmap::VecSet;
 
 /// Values of `hostPath.type`.
 pub const HOST_PATH_TYPES: [&str; 8] = [
@@ -286,8 +286,8 @@ pub(crate) fn clean_absolute(p: &str) -> Result<(), String> {
 }
 
 /// Checks the volumes and returns their names.
-fn volumes(pod: &Pod, volumes: &[Volume], errs: &mut Errors) -> BTreeSet<String> {
-    let mut seen = BTreeSet::new();
+fn volumes(pod: &Pod, volumes: &[Volume], errs: &mut Errors) -> VecSet<String> {
+    let mut seen = VecSet::new();
     for (i, v) in volumes.iter().enumerate() {
         let path = format!("spec.volumes[{i}]");
         if v.name.is_empty() {

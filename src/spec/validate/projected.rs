@@ -6,7 +6,7 @@ use super::container::{object_name, resource_field_ref};
 use crate::spec::objects::config_key;
 use crate::spec::refs::{check_volume_field_path, local_descending_path};
 use crate::spec::types::{DownwardApiFile, KeyToPath, Pod, Volume};
-use std::collections::BTreeSet;
+use crate::vecmap::VecSet;
 
 /// `mode`/`defaultMode`: 0 to 0777 (decimal 511), as Kubernetes checks.
 fn mode(m: Option<i32>, path: String, errs: &mut Errors) {
@@ -74,7 +74,7 @@ pub(super) fn volume(pod: &Pod, v: &Volume, path: &str, errs: &mut Errors) {
     if let Some(pr) = &v.projected {
         let p = format!("{path}.projected");
         mode(pr.default_mode, format!("{p}.defaultMode"), errs);
-        let mut paths = BTreeSet::new();
+        let mut paths = VecSet::new();
         for (i, src) in pr.sources.iter().enumerate() {
             let sp = format!("{p}.sources[{i}]");
             let n = [

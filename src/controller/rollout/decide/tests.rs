@@ -440,7 +440,7 @@ fn a_rollout_resumes_from_every_step_of_every_phase() {
             });
             // Nothing Healthy was published again.
             let republished = &f.published[before..];
-            let mut seen = std::collections::BTreeSet::new();
+            let mut seen = crate::vecmap::VecSet::new();
             for d in &f.published {
                 assert!(
                     seen.insert(d) || republished.contains(d),
