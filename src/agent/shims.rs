@@ -97,8 +97,8 @@ impl Shims {
 
     /// What the state file keeps: each pod's shim identity.
     pub(super) fn records(&self) -> VecMap<String, SandboxRecord> {
-        // Built by insert, not collect: a collect into a BTreeMap is a sort
-        // and a bulk build per item and iterator type (binary size).
+        // Built by insert (one binary search each: the pods come from a
+        // HashMap, in no order).
         let mut out = VecMap::new();
         for (uid, p) in &self.pods {
             if let Some(r) = p.record {
