@@ -7,7 +7,7 @@
 //! in a random order (an insert moves the entries after its slot, so a
 //! `VecMap`'s fill is quadratic), then to look every device up once. The
 //! value is 200 bytes, about a status row. docs/design-deviations.md §12
-//! (session 11) takes the figures as its limit: fine up to tens of
+//! (session 10) takes the figures as its limit: fine up to tens of
 //! thousands of devices.
 
 use picolet::vecmap::VecMap;
