@@ -273,7 +273,62 @@ pub fn check_host_path(path: &str, kind: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::set_volume_ownership;
+    use super::{check_host_path, set_volume_ownership};
+
+    /// Every `hostPath.type` against real files: a directory, a file, a
+    /// socket, `/dev/null` (a character device), a missing path, and the
+    /// two `*OrCreate` types creating what is missing.
+    #[test]
+    fn host_path_types_are_checked_against_the_real_file_and_created_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let file = d.join("f");
+        std::fs::write(&file, "x").unwrap();
+        let sock = d.join("s");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let missing = d.join("missing");
+        let p = |p: &std::path::Path| p.to_str().unwrap().to_string();
+        let (d_, f_, s_, m_) = (p(d), p(&file), p(&sock), p(&missing));
+        let cases: [(&str, &str, bool); 17] = [
+            (&d_, "", true),
+            (&m_, "", true),
+            (&d_, "Directory", true),
+            (&f_, "Directory", false),
+            (&m_, "Directory", false),
+            (&f_, "File", true),
+            (&d_, "File", false),
+            (&s_, "Socket", true),
+            (&f_, "Socket", false),
+            ("/dev/null", "CharDevice", true),
+            (&f_, "CharDevice", false),
+            ("/dev/null", "BlockDevice", false),
+            (&f_, "DirectoryOrCreate", false),
+            (&d_, "FileOrCreate", false),
+            (&f_, "FileOrCreate", true),
+            (&d_, "DirectoryOrCreate", true),
+            (&d_, "Dir", false),
+        ];
+        for (path, kind, ok) in cases {
+            let r = check_host_path(path, kind);
+            assert_eq!(r.is_ok(), ok, "{path} {kind}: {r:?}");
+        }
+        let e = check_host_path(&f_, "Directory").unwrap_err();
+        assert_eq!(
+            e,
+            format!("hostPath type check failed: {f_} is not a directory")
+        );
+        assert!(
+            check_host_path(&d_, "Dir")
+                .unwrap_err()
+                .contains("unknown hostPath type")
+        );
+        check_host_path(&p(&d.join("new/sub")), "DirectoryOrCreate").unwrap();
+        assert!(d.join("new/sub").is_dir());
+        check_host_path(&p(&d.join("new/file")), "FileOrCreate").unwrap();
+        assert!(d.join("new/file").is_file());
+        // FileOrCreate does not create missing parents (as the kubelet).
+        assert!(check_host_path(&p(&d.join("no/file")), "FileOrCreate").is_err());
+    }
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     fn gid_mode(p: &std::path::Path) -> (u32, u32) {
