@@ -283,6 +283,8 @@ impl Agent {
         for d in [&cfg.state_dir, &cfg.run_dir, &pods_dir] {
             private_dir(d).map_err(io_err("creating", d))?;
         }
+        // Pull credentials a killed agent left behind (its helpers' files).
+        pulls::sweep_credentials(&cfg.run_dir);
         let images = ImageStore::open(cfg.state_dir.join("images"))
             .map_err(|e| AgentError::Image(e.to_string()))?;
         let mut store = StateStore::new(&cfg.state_dir);

@@ -318,6 +318,24 @@ impl Agent {
 }
 
 /// Writes `text` to a new file `path` that only root may read.
+/// Removes the pull credential files (`pull-auth-<id>.json`) left in
+/// `run_dir` by an agent that ended without removing them (kill -9, a
+/// crash); run at start, before any pull. Other files stay.
+pub(super) fn sweep_credentials(run_dir: &std::path::Path) {
+    let Ok(rd) = std::fs::read_dir(run_dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("pull-auth-") && name.ends_with(".json") {
+            if let Err(err) = std::fs::remove_file(e.path()) {
+                log::warn!("removing {}: {err}", e.path().display());
+            }
+        }
+    }
+}
+
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -602,6 +620,28 @@ echo '{"event":"pulled","reference":"img:1","image_id":"sha256:i","digest":"sha2
         let meta = std::fs::metadata(&f).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::read_to_string(&f).unwrap(), "{}");
+    }
+
+    #[test]
+    fn credential_files_left_by_a_killed_agent_are_swept_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in [
+            "pull-auth-3.json",
+            "pull-auth-17.json",
+            "pull-auth-x.txt",
+            "agent.sock",
+        ] {
+            std::fs::write(d.join(f), "x").unwrap();
+        }
+        super::sweep_credentials(d);
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["agent.sock", "pull-auth-x.txt"]);
+        super::sweep_credentials(&d.join("missing"));
     }
 
     #[test]
