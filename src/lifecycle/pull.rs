@@ -76,9 +76,13 @@ impl Got {
                 total_ms,
                 size,
             } => {
+                // A container that joined a pull already under way waited
+                // for it only from its own request: its pull time is that,
+                // never more than its total (the kubelet times each
+                // container's own PullImage call).
                 let mut m = format!(
                     "Successfully pulled image \"{image}\" in {} ({} including waiting)",
-                    go_duration(*pull_ms),
+                    go_duration((*pull_ms).min(*total_ms)),
                     go_duration(*total_ms)
                 );
                 if let Some(s) = size {
@@ -185,6 +189,16 @@ mod tests {
             got.event("busybox:1").2,
             "Successfully pulled image \"busybox:1\" in 1.2s (3.45s including waiting). \
              Image size: 4407612 bytes."
+        );
+        // A container that joined the pull 46 ms before its end.
+        let joined = Got::Pulled {
+            pull_ms: 91,
+            total_ms: 46,
+            size: None,
+        };
+        assert_eq!(
+            joined.event("a:1").2,
+            "Successfully pulled image \"a:1\" in 46ms (46ms including waiting)"
         );
         assert_eq!(
             Got::Present.event("a:1").2,
