@@ -196,6 +196,45 @@ fn http_probe_scheme_and_headers_are_checked() {
 }
 
 #[test]
+fn probe_hosts_are_ip_addresses_or_localhost_and_names_are_refused() {
+    let mut p = base();
+    let probe = |host: &str| {
+        Some(Probe {
+            tcp_socket: Some(TcpSocketAction {
+                port: IntOrString::Int(80),
+                host: Some(host.into()),
+            }),
+            ..Default::default()
+        })
+    };
+    for ok in ["", "localhost", "127.0.0.1", "10.87.0.1", "::1"] {
+        p.spec.containers[0].liveness_probe = probe(ok);
+        valid(&p);
+    }
+    p.spec.containers[0].liveness_probe = probe("db.example.com");
+    invalid(
+        &p,
+        "spec.containers[0].livenessProbe.tcpSocket.host",
+        "host names are not resolved",
+    );
+    p.spec.containers[0].liveness_probe = Some(Probe {
+        http_get: Some(HttpGetAction {
+            path: None,
+            port: IntOrString::Int(80),
+            host: Some("web".into()),
+            scheme: None,
+            http_headers: vec![],
+        }),
+        ..Default::default()
+    });
+    invalid(
+        &p,
+        "spec.containers[0].livenessProbe.httpGet.host",
+        "host names are not resolved",
+    );
+}
+
+#[test]
 fn ports_are_in_range_and_names_unique_iana_names() {
     let mut p = base();
     let port = |n: i32, name: Option<&str>| ContainerPort {
