@@ -727,15 +727,7 @@ impl Agent {
         let Some(view) = self.node.pod(uid) else {
             return Response::Error("pod vanished".into());
         };
-        let dir = self
-            .cfg
-            .run_dir
-            .join("logs")
-            .join(format!(
-                "{}_{}_{}",
-                view.spec.metadata.namespace, view.spec.metadata.name, uid
-            ))
-            .join(&c);
+        let dir = super::container::log_dir(&self.cfg.run_dir, &view.spec, uid, &c);
         let mut instances: Vec<u64> = std::fs::read_dir(&dir)
             .map(|rd| {
                 rd.flatten()

@@ -147,14 +147,19 @@ pub fn build(
     rules::build(pod, c, instance, img, paths, s, &RealHost)
 }
 
-/// The log directory of container `name` of `pod` (uid `uid`): its instances' CRI
-/// logs are `<instance>.log` there.
-pub fn log_dir(run_dir: &Path, pod: &Pod, uid: &str, name: &str) -> PathBuf {
+/// The log directory of pod `pod` (uid `uid`): one directory per
+/// container below it ([`log_dir`]).
+pub fn pod_log_dir(run_dir: &Path, pod: &Pod, uid: &str) -> PathBuf {
     let m = &pod.metadata;
     run_dir
         .join("logs")
         .join(format!("{}_{}_{uid}", m.namespace, m.name))
-        .join(name)
+}
+
+/// The log directory of container `name` of `pod` (uid `uid`): its
+/// instances' CRI logs are `<instance>.log` there.
+pub fn log_dir(run_dir: &Path, pod: &Pod, uid: &str, name: &str) -> PathBuf {
+    pod_log_dir(run_dir, pod, uid).join(name)
 }
 
 /// Creates an instance's empty termination-message file, writable by any

@@ -427,10 +427,7 @@ pub fn targets(node: &Node, dirs: &Dirs<'_>, all: bool) -> Vec<(Target, Vec<Path
             continue;
         }
         let pod_dir = dirs.pod(&p.uid);
-        let logs = dirs.run_dir.join("logs").join(format!(
-            "{}_{}_{}",
-            p.spec.metadata.namespace, p.spec.metadata.name, p.uid
-        ));
+        let logs = super::container::pod_log_dir(dirs.run_dir, &p.spec, &p.uid);
         for c in p.spec.all_containers() {
             out.push((
                 Target::Container {
