@@ -110,10 +110,11 @@ fn a_1000_pod_manifest_runs_exactly_max_pods_the_rest_out_of_pods_and_the_agent_
     assert_eq!((total, running, out), (1000, 110, 890));
     // The finding was an agent that did not answer for 30 s. A debug-built
     // `get pods -A -o json` of 1,000 pods takes ~0.2 s on an idle machine
-    // (the agent's answer ~45 ms of it); 2 s leaves room for a loaded CI
-    // machine and still fails on a stalled agent. Latency itself is
-    // measured in bench/ (p99 21 ms), not here.
-    assert!(worst < Duration::from_secs(2), "get pods took {worst:?}");
+    // (the agent's answer ~45 ms of it), but 5.2 s was seen with four cargo
+    // builds sharing the 2 cores; 10 s leaves room for such a machine and
+    // still fails on a stalled agent. Latency itself is measured in bench/
+    // (p99 21 ms), not here.
+    assert!(worst < Duration::from_secs(10), "get pods took {worst:?}");
     // The first 110 in the file run; the rest are rejected as the kubelet does.
     let p = a.pod("p0110").unwrap();
     assert_eq!(p["status"]["reason"], "OutOfpods");
@@ -370,10 +371,11 @@ fn a_500_pod_fleet_document_starts_in_batches_while_the_api_and_keepalive_are_se
     );
     // The finding was an agent that did not answer for 30 s. A debug-built
     // `get pods -A -o json` of 1,000 pods takes ~0.2 s on an idle machine
-    // (the agent's answer ~45 ms of it); 2 s leaves room for a loaded CI
-    // machine and still fails on a stalled agent. Latency itself is
-    // measured in bench/ (p99 21 ms), not here.
-    assert!(worst < Duration::from_secs(2), "get pods took {worst:?}");
+    // (the agent's answer ~45 ms of it), but 5.2 s was seen with four cargo
+    // builds sharing the 2 cores; 10 s leaves room for such a machine and
+    // still fails on a stalled agent. Latency itself is measured in bench/
+    // (p99 21 ms), not here.
+    assert!(worst < Duration::from_secs(10), "get pods took {worst:?}");
     // The keepalive (2 s) was served throughout: the device never went
     // offline and the status shows the rejections.
     let status = wait_status(&url, "dev1", 10, "110 running in the status", |s| {

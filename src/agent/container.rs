@@ -190,8 +190,23 @@ fn read_tail(path: &Path, max: u64) -> std::io::Result<(Vec<u8>, bool)> {
 
 /// The termination message of instance `instance` of `c`, which exited with
 /// `exit_code`: the kubelet's rules ([`termination`]) over its file and,
-/// for `FallbackToLogsOnError`, its log.
+/// for `FallbackToLogsOnError`, its log, cut to the container's `share` of
+/// the pod's 12 KiB ([`termination::pod_share`]).
 pub fn termination_message(
+    c: &Container,
+    dirs: (&Path, &Path),
+    instance: u64,
+    exit_code: i32,
+    share: usize,
+) -> String {
+    use crate::lifecycle::termination;
+    termination::cut(
+        read_termination_message(c, dirs, instance, exit_code),
+        share,
+    )
+}
+
+fn read_termination_message(
     c: &Container,
     dirs: (&Path, &Path),
     instance: u64,

@@ -813,6 +813,9 @@ impl Agent {
             .pod(uid)
             .and_then(|p| {
                 let pod = &p.spec;
+                let share = crate::lifecycle::termination::pod_share(
+                    pod.spec.containers.len() + pod.spec.init_containers.len(),
+                );
                 let c = pod.spec.containers.iter().chain(&pod.spec.init_containers);
                 let c = c.into_iter().find(|c| c.name == name)?;
                 let pod_dir = self.cfg.state_dir.join("pods").join(uid);
@@ -823,6 +826,7 @@ impl Agent {
                     dirs,
                     instance,
                     exit.exit_code,
+                    share,
                 ))
             })
             .unwrap_or_default();

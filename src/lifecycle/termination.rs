@@ -10,6 +10,10 @@
 //!   that failed (exit code not 0) and left the file empty gets the tail of
 //!   its log instead: the last [`LOG_LINES`] lines, then the last
 //!   [`LOG_BYTES`] of those.
+//! - A pod's messages together stay within [`MAX_POD_BYTES`]: each is cut
+//!   to its first [`pod_share`] bytes (the kubelet's status manager,
+//!   `normalizeStatus`: 12 KiB divided evenly among the pod's containers
+//!   and init containers).
 
 use crate::runtime::log::parse_record;
 use crate::spec::TerminationMessagePolicy;
@@ -20,6 +24,29 @@ pub const MAX_FILE_BYTES: usize = 4 * 1024;
 pub const LOG_LINES: usize = 80;
 /// The kubelet's `MaxContainerTerminationMessageLogLength`.
 pub const LOG_BYTES: usize = 2 * 1024;
+/// The kubelet's `MaxPodTerminationMessageLogLength`.
+pub const MAX_POD_BYTES: usize = 12 * 1024;
+
+/// One container's share of [`MAX_POD_BYTES`], for a pod of `containers`
+/// containers and init containers.
+pub fn pod_share(containers: usize) -> usize {
+    MAX_POD_BYTES / containers.max(1)
+}
+
+/// `message` cut to its first `share` bytes, at a character boundary (the
+/// kubelet cuts the bytes; a Go string may hold half a character, ours may
+/// not).
+pub fn cut(mut message: String, share: usize) -> String {
+    if message.len() > share {
+        let mut at = share;
+        while !message.is_char_boundary(at) {
+            at -= 1;
+        }
+        message.truncate(at);
+    }
+    message
+}
+
 /// How much of the end of the log file is read for the fallback: enough
 /// for [`LOG_BYTES`] of content behind the CRI prefixes of [`LOG_LINES`]
 /// records.
@@ -97,6 +124,28 @@ mod tests {
         assert_eq!(from_file(Some(b""), Fallback, 0), (String::new(), false));
         assert_eq!(from_file(Some(b"x"), Fallback, 2), ("x".into(), false));
         assert_eq!(from_file(Some(b""), File, 2), (String::new(), false));
+    }
+
+    #[test]
+    fn a_pods_messages_share_12_kib_evenly_and_keep_their_first_bytes() {
+        assert_eq!(pod_share(1), 12 * 1024);
+        assert_eq!(pod_share(3), MAX_FILE_BYTES);
+        assert_eq!(pod_share(5), 2457);
+        assert_eq!(pod_share(0), MAX_POD_BYTES);
+        let long = "a".repeat(3000) + "tail";
+        let m = cut(long, pod_share(5));
+        assert_eq!(m.len(), 2457);
+        assert!(m.starts_with("aaa"));
+        assert_eq!(cut("short".into(), 3), "sho");
+        assert_eq!(cut("short".into(), 10), "short");
+        // 'é' is two bytes: a cut inside it keeps the character out.
+        assert_eq!(cut("aé".into(), 2), "a");
+        assert_eq!(cut("aé".into(), 3), "aé");
+        // 16 containers with 4 KiB files: at most 12 KiB in all.
+        let total: usize = (0..16)
+            .map(|_| cut("x".repeat(MAX_FILE_BYTES), pod_share(16)).len())
+            .sum();
+        assert!(total <= MAX_POD_BYTES, "{total}");
     }
 
     fn record(stream: &str, tag: &str, text: &str) -> String {
