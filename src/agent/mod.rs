@@ -66,7 +66,7 @@ use notify::Notify;
 use sandbox::ShimConn;
 use shims::Shims;
 use signals::{Asked, Stop};
-use statefile::{StateFile, StateV2, StateV3, StateV4};
+use statefile::{StateFile, StateV2, StateV3, StateV4, StateV5};
 use static_pods::StaticPods;
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -298,16 +298,20 @@ impl Agent {
                         "state.bin was unusable ({why}); recovered the previous copy state.bin.prev"
                     );
                 }
-                let StateV4 {
-                    v3:
-                        StateV3 {
-                            v2: state,
-                            workloads,
+                let StateV5 {
+                    v4:
+                        StateV4 {
+                            v3:
+                                StateV3 {
+                                    v2: state,
+                                    workloads,
+                                },
+                            overrides,
+                            deployments,
                         },
-                    overrides,
-                    deployments,
+                    doomed_claims,
                 } = loaded.value.into_latest();
-                saved_workloads = Some(workloads);
+                saved_workloads = Some((workloads, doomed_claims));
                 saved_fleet = (overrides, deployments);
                 let node = Node::restore(state.node, cfg.node_name.clone(), now)
                     .map_err(|e| AgentError::State(e.to_string()))?;
@@ -362,7 +366,11 @@ impl Agent {
         };
         let mut desired = Desired::new(sources, docs);
         let workloads = match saved_workloads {
-            Some(snap) => crate::workloads::Workloads::restore(snap),
+            Some((snap, doomed)) => {
+                let mut w = crate::workloads::Workloads::restore(snap);
+                w.restore_doomed_claims(doomed);
+                w
+            }
             None => crate::workloads::Workloads::new(workloads::seed()),
         };
         desired.restore_workload_owners(workloads.sources());
@@ -744,13 +752,16 @@ impl Agent {
             .as_ref()
             .map(|f| f.saved_extra(self.desired.fleet()))
             .unwrap_or_default();
-        let state = StateFile::V4(StateV4 {
-            v3: StateV3 {
-                workloads: self.workloads.snapshot(),
-                v2: self.state_v2(),
+        let state = StateFile::V5(StateV5 {
+            v4: StateV4 {
+                v3: StateV3 {
+                    workloads: self.workloads.snapshot(),
+                    v2: self.state_v2(),
+                },
+                overrides,
+                deployments,
             },
-            overrides,
-            deployments,
+            doomed_claims: self.workloads.doomed_claims().to_vec(),
         });
         match self.store.save(&state) {
             Ok(true) => log::debug!("state saved"),

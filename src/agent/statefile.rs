@@ -25,6 +25,7 @@ pub enum StateFile {
     V2(StateV2),
     V3(StateV3),
     V4(StateV4),
+    V5(StateV5),
 }
 
 /// Version 1: pods, shims and where each desired pod came from.
@@ -40,8 +41,8 @@ pub struct StateV1 {
 }
 
 /// Version 2: version 1 plus the last accepted fleet desired documents, so
-/// that a device rebooted without a broker runs what it last knew. The
-/// latest version: it uses today's types (freeze it before changing them).
+/// that a device rebooted without a broker runs what it last knew. It uses
+/// today's types, as versions 3 to 5 do (freeze them before changing them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StateV2 {
     pub node: NodeSnapshot,
@@ -62,13 +63,22 @@ pub struct StateV3 {
 
 /// Version 4: version 3 plus the fleet's per-device group overrides and
 /// the deployment records with the last `Healthy` document of each source
-/// (issue 14). The latest version.
+/// (issue 14).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StateV4 {
     pub v3: StateV3,
     /// Per group: the accepted document of this device's override topic.
     pub overrides: VecMap<Source, SavedDoc>,
     pub deployments: crate::fleet::deployment::DeploymentsSnap,
+}
+
+/// Version 5: version 4 plus the claims of removed StatefulSets waiting
+/// for their pod to go ([`crate::workloads::DoomedClaim`]). The latest
+/// version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateV5 {
+    pub v4: StateV4,
+    pub doomed_claims: Vec<crate::workloads::DoomedClaim>,
 }
 
 /// A running shim as last seen.
@@ -80,16 +90,19 @@ pub struct SandboxRecord {
 
 impl StateFile {
     /// Migrates any version to the latest one.
-    pub fn into_latest(self) -> StateV4 {
-        let v3 = match self {
-            StateFile::V4(v4) => return v4,
-            StateFile::V3(v3) => v3,
-            older => older.into_v3(),
+    pub fn into_latest(self) -> StateV5 {
+        let v4 = match self {
+            StateFile::V5(v5) => return v5,
+            StateFile::V4(v4) => v4,
+            older => StateV4 {
+                v3: older.into_v3(),
+                overrides: VecMap::new(),
+                deployments: Default::default(),
+            },
         };
-        StateV4 {
-            v3,
-            overrides: VecMap::new(),
-            deployments: Default::default(),
+        StateV5 {
+            v4,
+            doomed_claims: Vec::new(),
         }
     }
 
@@ -112,6 +125,7 @@ impl StateFile {
             StateFile::V2(v2) => v2,
             StateFile::V3(v3) => return v3,
             StateFile::V4(v4) => return v4.v3,
+            StateFile::V5(v5) => return v5.v4.v3,
         };
         StateV3 {
             v2,
@@ -122,7 +136,9 @@ impl StateFile {
 
 #[cfg(test)]
 mod tests {
-    use super::{SandboxRecord, SavedDoc, StateFile, StateV1, StateV2, StateV3, StateV4, v1};
+    use super::{
+        SandboxRecord, SavedDoc, StateFile, StateV1, StateV2, StateV3, StateV4, StateV5, v1,
+    };
     use crate::clock::Now;
     use crate::fleet::topics::Source;
     use crate::lifecycle::NodeSnapshot;
@@ -162,7 +178,7 @@ mod tests {
     fn a_version_1_state_file_loads_as_version_2_without_fleet_documents() {
         let bytes = crate::store::encode(&v1()).unwrap();
         let loaded: StateFile = crate::store::decode(&bytes).unwrap();
-        let v2 = loaded.into_latest().v3.v2;
+        let v2 = loaded.into_latest().v4.v3.v2;
         assert_eq!(v2.sources["default/web"], "/m/web.yaml");
         assert_eq!(v2.sandboxes["u1"].pid, 42);
         assert!(v2.fleet_docs.is_empty());
@@ -170,7 +186,7 @@ mod tests {
 
     #[test]
     fn version_2_keeps_the_raw_documents_per_source() {
-        let mut v2 = v1().into_latest().v3.v2;
+        let mut v2 = v1().into_latest().v4.v3.v2;
         v2.fleet_docs.insert(
             Source::Group("kitchen".into()),
             SavedDoc {
@@ -182,6 +198,7 @@ mod tests {
         let back = crate::store::decode::<StateFile>(&bytes)
             .unwrap()
             .into_latest()
+            .v4
             .v3
             .v2;
         let doc = &back.fleet_docs[&Source::Group("kitchen".into())];
@@ -394,6 +411,7 @@ mod tests {
             (2, StateFile::V2(representative())),
             (3, StateFile::V3(representative_v3())),
             (4, StateFile::V4(representative_v4())),
+            (5, StateFile::V5(representative_v5())),
         ];
         for (version, state) in files {
             let path = golden(version);
@@ -420,7 +438,7 @@ mod tests {
             fleet_docs: VecMap::new(),
             ..representative()
         };
-        assert_eq!(state.into_latest().v3.v2, want);
+        assert_eq!(state.into_latest().v4.v3.v2, want);
     }
 
     #[test]
@@ -528,7 +546,7 @@ mod tests {
     #[test]
     fn the_golden_version_2_file_loads_as_version_3_without_workloads() {
         let (_, state) = load_golden(2);
-        let v3 = state.into_latest().v3;
+        let v3 = state.into_latest().v4.v3;
         assert_eq!(v3.v2, representative());
         assert!(v3.workloads.entries.is_empty());
     }
@@ -616,7 +634,7 @@ mod tests {
     #[test]
     fn the_golden_version_3_file_loads_as_version_4_without_records() {
         let (_, state) = load_golden(3);
-        let v4 = state.into_latest();
+        let v4 = state.into_latest().v4;
         assert_eq!(v4.v3, representative_v3());
         assert!(v4.overrides.is_empty());
         assert_eq!(v4.deployments, Default::default());
@@ -631,6 +649,39 @@ mod tests {
             bytes,
             "today's types no longer encode as version 4: freeze version 4's types, \
              point StateV4 at them, and append a V5 with its own golden file"
+        );
+    }
+
+    /// Version 5: the representative version 4 plus a claim waiting for its
+    /// pod.
+    fn representative_v5() -> StateV5 {
+        StateV5 {
+            v4: representative_v4(),
+            doomed_claims: vec![crate::workloads::DoomedClaim {
+                namespace: "default".into(),
+                claim: "data-db-1".into(),
+                pod: "db-1".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn the_golden_version_4_file_loads_as_version_5_without_doomed_claims() {
+        let (_, state) = load_golden(4);
+        let v5 = state.into_latest();
+        assert_eq!(v5.v4, representative_v4());
+        assert!(v5.doomed_claims.is_empty());
+    }
+
+    #[test]
+    fn the_golden_version_5_file_loads_and_the_latest_still_encodes_the_same() {
+        let (bytes, state) = load_golden(5);
+        assert_eq!(state, StateFile::V5(representative_v5()));
+        assert_eq!(
+            crate::store::encode(&StateFile::V5(representative_v5())).unwrap(),
+            bytes,
+            "today's types no longer encode as version 5: freeze version 5's types, \
+             point StateV5 at them, and append a V6 with its own golden file"
         );
     }
 

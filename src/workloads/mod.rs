@@ -371,6 +371,17 @@ impl Cx<'_> {
     }
 }
 
+/// A claim of a removed StatefulSet (`persistentVolumeClaimRetentionPolicy`
+/// `whenDeleted: Delete`), deleted once its pod is gone. Saved (state file
+/// version 5), so that an agent killed between the two still deletes it,
+/// as the garbage collector deletes an owned claim after any restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoomedClaim {
+    pub namespace: String,
+    pub claim: String,
+    pub pod: String,
+}
+
 /// Every workload on this node (see the module doc).
 #[derive(Debug, Default)]
 pub struct Workloads {
@@ -380,8 +391,8 @@ pub struct Workloads {
     /// Something changed since [`Workloads::take_dirty`].
     dirty: bool,
     /// Claims of removed StatefulSets (`whenDeleted: Delete`) to delete
-    /// once their pod is gone: (namespace, claim, pod).
-    doomed_claims: Vec<(String, String, String)>,
+    /// once their pod is gone (kept in the state file from version 5).
+    doomed_claims: Vec<DoomedClaim>,
     /// Jobs of a source that deleted themselves (`ttlSecondsAfterFinished`),
     /// with the FNV-1a of their document: the same document applied again
     /// (the manifests read again, an agent restart) does not run again; a
@@ -459,6 +470,21 @@ impl Workloads {
             );
         }
         w
+    }
+
+    /// The claims waiting for their pod to go (saved beside the snapshot:
+    /// state file version 5).
+    pub fn doomed_claims(&self) -> &[DoomedClaim] {
+        &self.doomed_claims
+    }
+
+    /// Restores the saved [`Workloads::doomed_claims`]; the next `sync`
+    /// deletes those whose pod is gone.
+    pub fn restore_doomed_claims(&mut self, claims: Vec<DoomedClaim>) {
+        if !claims.is_empty() {
+            self.wake = Some(0);
+        }
+        self.doomed_claims = claims;
     }
 
     pub fn snapshot(&self) -> WorkloadsSnap {
@@ -563,8 +589,11 @@ impl Workloads {
             if s.delete_claims_when_deleted {
                 for o in &st.claimed {
                     for c in statefulset::claim_names(s, &key.name, *o) {
-                        let pod = format!("{}-{o}", key.name);
-                        self.doomed_claims.push((key.namespace.clone(), c, pod));
+                        self.doomed_claims.push(DoomedClaim {
+                            namespace: key.namespace.clone(),
+                            claim: c,
+                            pod: format!("{}-{o}", key.name),
+                        });
                     }
                 }
             }
@@ -628,16 +657,22 @@ impl Workloads {
     pub fn sync(&mut self, now: Now, env: &Env, pods: &[PodObs]) -> Vec<Intent> {
         let mut out = Vec::new();
         let mut wake = None;
-        self.doomed_claims.retain(|(ns, claim, pod)| {
-            let here = pods.iter().any(|p| &p.namespace == ns && &p.name == pod);
+        let doomed = self.doomed_claims.len();
+        self.doomed_claims.retain(|d| {
+            let here = pods
+                .iter()
+                .any(|p| p.namespace == d.namespace && p.name == d.pod);
             if !here {
                 out.push(Intent::DeleteVolume {
-                    namespace: ns.clone(),
-                    claim: claim.clone(),
+                    namespace: d.namespace.clone(),
+                    claim: d.claim.clone(),
                 });
             }
             here
         });
+        if self.doomed_claims.len() != doomed {
+            self.dirty = true;
+        }
         // Which workload claims which owner uid.
         let mut claims: VecMap<String, WorkloadKey> = VecMap::new();
         for (k, e) in self.entries.iter() {

@@ -232,11 +232,15 @@ impl Sim {
     }
 
     /// A save and restore of the controllers (an agent restart).
+    /// An agent restart: the state as the state file keeps it (the
+    /// snapshot and, from version 5, the doomed claims) and nothing else.
     pub fn restart(&mut self) {
-        let snap = self.w.snapshot();
-        let bytes = postcard::to_allocvec(&snap).unwrap();
-        let back: super::WorkloadsSnap = postcard::from_bytes(&bytes).unwrap();
-        self.w = Workloads::restore(back);
+        let saved = (self.w.snapshot(), self.w.doomed_claims().to_vec());
+        let bytes = postcard::to_allocvec(&saved).unwrap();
+        let (snap, doomed): (super::WorkloadsSnap, Vec<super::DoomedClaim>) =
+            postcard::from_bytes(&bytes).unwrap();
+        self.w = Workloads::restore(snap);
+        self.w.restore_doomed_claims(doomed);
     }
 }
 

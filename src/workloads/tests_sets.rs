@@ -504,6 +504,9 @@ fn claims_are_deleted_after_their_pods_only_under_the_retention_policy() {
     assert!(!s.w.is_empty(), "claims wait for their pods: sync must run");
     s.sync();
     assert_eq!(s.volumes.len(), 2);
+    // An agent killed here still deletes them (state file version 5).
+    s.restart();
+    assert!(!s.w.is_empty(), "the doomed claims were saved");
     s.advance(1_000);
     s.sync();
     assert!(s.volumes.is_empty(), "{:?}", s.volumes);
