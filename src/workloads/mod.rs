@@ -47,6 +47,8 @@ pub(crate) mod testkit;
 mod tests;
 #[cfg(test)]
 mod tests_sets;
+#[cfg(test)]
+mod tests_timers;
 
 use crate::clock::Now;
 use crate::lifecycle::EventType;
@@ -77,8 +79,10 @@ pub struct PodObs {
     pub restarts: u32,
     /// When the pod was created (mono ms).
     pub created_ms: u64,
-    /// `status.reason` (`DeadlineExceeded`, `Evicted`, …).
+    /// `status.reason` (`DeadlineExceeded`, `Evicted`, `NodeAffinity`, …).
     pub reason: String,
+    /// `status.message` (`Pod was rejected: …`).
+    pub message: String,
     /// The terminated containers' exit codes, by container name (the
     /// last termination of each), for a Job's `podFailurePolicy`.
     pub exit_codes: Vec<(String, i32)>,
@@ -171,6 +175,9 @@ pub struct Entry {
     pub source: String,
     pub state: State,
     pub events: VecDeque<WorkloadEvent>,
+    /// A Deployment's or StatefulSet's failed-pod back-off (not saved: an
+    /// agent restart starts it again at 1 s).
+    pub backoff: daemonset::Backoff,
 }
 
 impl Entry {
@@ -255,6 +262,7 @@ pub struct Cx<'a> {
     rng: &'a mut Rng,
     out: &'a mut Vec<Intent>,
     events: &'a mut VecDeque<WorkloadEvent>,
+    backoff: &'a mut daemonset::Backoff,
     wake: &'a mut Option<u64>,
     /// Jobs a CronJob asks for.
     jobs: &'a mut Vec<(Workload, String)>,
@@ -308,6 +316,42 @@ impl Cx<'_> {
             block_owner_deletion: true,
         }];
         pod
+    }
+
+    /// Pods of a Deployment or a StatefulSet ended `Failed` (rejected at
+    /// admission, evicted, past their deadline): they are replaced only
+    /// after the failed-pod back-off (beyond Kubernetes, see
+    /// docs/workloads.md), and a Warning event `BackOff` says so, once
+    /// per attempt.
+    pub fn pods_failed(&mut self, failed: &[&PodObs]) {
+        let Some(first) = failed.first() else {
+            return;
+        };
+        self.backoff.failed(self.now.mono_ms);
+        let names: Vec<&str> = failed.iter().map(|p| p.name.as_str()).collect();
+        let why = match (first.reason.as_str(), first.message.as_str()) {
+            ("", "") => "Failed".to_string(),
+            (r, "") | ("", r) => r.to_string(),
+            (r, m) => format!("{r}: {m}"),
+        };
+        let msg = format!(
+            "Back-off {}s before replacing failed pod {} ({why})",
+            self.backoff.len_ms / 1000,
+            names.join(", ")
+        );
+        self.event(EventType::Warning, "BackOff", msg);
+    }
+
+    /// Whether a pod may be made now (the failed-pod back-off is over); if
+    /// not, the controller wakes when it is.
+    pub fn may_create(&mut self) -> bool {
+        let b = *self.backoff;
+        b.allows(self)
+    }
+
+    /// A pod of the workload is available: the failed-pod back-off resets.
+    pub fn reset_backoff(&mut self) {
+        self.backoff.len_ms = 0;
     }
 
     pub fn create_pod(&mut self, pod: Pod) {
@@ -466,6 +510,7 @@ impl Workloads {
                     source: e.source,
                     state,
                     events: VecDeque::new(),
+                    backoff: Default::default(),
                 },
             );
         }
@@ -563,6 +608,7 @@ impl Workloads {
                         source,
                         state: State::new(key.kind),
                         events: VecDeque::new(),
+                        backoff: Default::default(),
                     },
                 );
             }
@@ -730,6 +776,7 @@ impl Workloads {
                 rng: &mut self.rng,
                 out: &mut out,
                 events: &mut e.events,
+                backoff: &mut e.backoff,
                 wake: &mut wake,
                 jobs: &mut jobs,
                 deleted_jobs: &mut deleted_jobs,
@@ -794,6 +841,7 @@ impl Workloads {
                     source: String::new(),
                     state: State::new(WorkloadKind::Job),
                     events: VecDeque::new(),
+                    backoff: Default::default(),
                 },
             );
             self.dirty = true;

@@ -25,6 +25,9 @@ pub struct Sim {
     /// The claim directories (`namespace/claim`) pods were given; gone
     /// on `DeleteVolume`.
     pub volumes: crate::vecmap::VecSet<String>,
+    /// The node rejects every new pod at admission with this `status.reason`
+    /// and `status.message` (as `crate::lifecycle` does: phase `Failed`).
+    pub reject: Option<(String, String)>,
 }
 
 /// A workload from YAML text.
@@ -54,6 +57,7 @@ impl Sim {
             terminating_since: VecMap::new(),
             next_uid: 0,
             volumes: Default::default(),
+            reject: None,
         }
     }
 
@@ -109,7 +113,7 @@ impl Sim {
                     pod.metadata.name
                 );
                 self.next_uid += 1;
-                let obs = PodObs {
+                let mut obs = PodObs {
                     namespace: pod.metadata.namespace.clone(),
                     name: pod.metadata.name.clone(),
                     uid: format!("pod-{}", self.next_uid),
@@ -122,8 +126,14 @@ impl Sim {
                     restarts: 0,
                     created_ms: self.now.mono_ms,
                     reason: String::new(),
+                    message: String::new(),
                     exit_codes: Vec::new(),
                 };
+                if let Some((reason, message)) = &self.reject {
+                    obs.phase = Phase::Failed;
+                    obs.reason = reason.clone();
+                    obs.message = message.clone();
+                }
                 for v in &pod.spec.volumes {
                     if let Some(c) = &v.persistent_volume_claim {
                         let ns = &pod.metadata.namespace;
