@@ -26,6 +26,11 @@
 //! propagation). A Job made by a CronJob is a workload owned by the
 //! CronJob: removing the CronJob removes its Jobs, then their pods.
 //!
+//! **The controllers' clock** is the mono clock plus [`EPOCH_MS`], so that
+//! a time before this boot is still a number: the saved mono times of a
+//! previous boot are moved to this boot's clock at [`Workloads::restore`]
+//! (see [`Rebase`]).
+//!
 //! **Restarts.** The controller states and the pods are saved in the same
 //! state file by the same save: after a kill -9 the cores continue from
 //! the last save, and a pod created after it was never created (its
@@ -132,6 +137,99 @@ pub struct WorkloadEvent {
     pub first_ms: i64,
     pub last_ms: i64,
     pub count: u32,
+}
+
+/// The controllers' clock is the mono clock plus this (2^42 ms, 139
+/// years): a timer started before a reboot, with a mono time before this
+/// boot's 0, keeps its age (see [`Rebase`]).
+pub const EPOCH_MS: u64 = 1 << 42;
+/// A saved time (not 0: none) below this is on the mono clock itself (a
+/// state file of a picolet without [`EPOCH_MS`]); no time of the
+/// controllers' clock goes below it (69 years before this boot's 0).
+const LEGACY_MS: u64 = 1 << 41;
+
+/// Moves the saved mono times of the controllers' states to this boot's
+/// clock at a restore. The mono clock restarts at a reboot: when it is
+/// behind the state file's (`saved_at`, the lifecycle's rule,
+/// `crate::lifecycle::snapshot`), a saved time keeps its distance from the
+/// save (a back-off, the progress deadline: what was left of them at the
+/// save is left after the reboot). Job's `activeDeadlineSeconds` and
+/// `ttlSecondsAfterFinished` count from `startTime` and the finish, wall
+/// times (Kubernetes'): after a reboot their age is the wall clock's, when
+/// that is more (the time the device was off counts, unless the wall clock
+/// is behind, as it is at the boot of a device without a real-time clock).
+#[derive(Debug, Clone, Copy)]
+pub struct Rebase {
+    /// `saved_at` and now on the controllers' clock, and now's wall time;
+    /// `None`: no reboot.
+    reboot: Option<(u64, u64, i64)>,
+}
+
+impl Rebase {
+    /// `saved_at`: the state file's time (the lifecycle's `saved_at`).
+    pub fn new(saved_at: Now, now: Now) -> Rebase {
+        Rebase {
+            reboot: (now.mono_ms < saved_at.mono_ms).then_some((
+                saved_at.mono_ms + EPOCH_MS,
+                now.mono_ms + EPOCH_MS,
+                now.wall_ms,
+            )),
+        }
+    }
+
+    /// A saved mono time on this boot's clock (0 stays 0: none).
+    pub fn mono(&self, v: u64) -> u64 {
+        let v = if v != 0 && v < LEGACY_MS {
+            v + EPOCH_MS
+        } else {
+            v
+        };
+        match self.reboot {
+            Some((saved, now, _)) if v != 0 => (v + now).saturating_sub(saved).max(LEGACY_MS),
+            _ => v,
+        }
+    }
+
+    /// A saved mono time that was at the wall time `wall` (a Job's start
+    /// or finish): after a reboot, the older of the two ages.
+    pub fn since(&self, v: u64, wall: i64) -> u64 {
+        let m = self.mono(v);
+        match self.reboot {
+            Some((_, now, now_wall)) => {
+                let age = (now_wall - wall).max(0) as u64;
+                m.min(now.saturating_sub(age).max(LEGACY_MS))
+            }
+            None => m,
+        }
+    }
+}
+
+/// Every saved mono time of a controller's state, moved by `r`.
+fn rebase(state: &mut State, r: &Rebase) {
+    match state {
+        State::Deployment(st) => st.progress_ms = r.mono(st.progress_ms),
+        State::DaemonSet(st) => st.retry_at_ms = r.mono(st.retry_at_ms),
+        State::Job(st) => {
+            if let Some((wall, mono)) = &mut st.start {
+                *mono = r.since(*mono, *wall);
+            }
+            st.backoff.1 = r.mono(st.backoff.1);
+            if let Some((_, wall, mono)) = &mut st.done {
+                *mono = r.since(*mono, *wall);
+            }
+        }
+        // No saved mono time: the CronJob's are wall times, its timer is
+        // never more than a minute away; a StatefulSet has none.
+        State::StatefulSet(_) | State::CronJob(_) => {}
+    }
+}
+
+/// A pod as the controllers see it: its times on their clock.
+fn on_clock(p: &PodObs) -> PodObs {
+    let mut p = p.clone();
+    p.created_ms += EPOCH_MS;
+    p.ready_since_ms = p.ready_since_ms.map(|t| t + EPOCH_MS);
+    p
 }
 
 /// The events kept per workload for `describe`.
@@ -475,8 +573,14 @@ impl Workloads {
 
     /// Restores the saved state. An entry whose document no longer loads
     /// (a newer picolet wrote it) is dropped with its pods, and logged.
-    pub fn restore(snap: WorkloadsSnap) -> Workloads {
+    /// `saved_at`: when the state file was saved (the lifecycle snapshot's
+    /// `saved_at`); the saved mono times are moved to this boot's clock
+    /// ([`Rebase`]).
+    pub fn restore(snap: WorkloadsSnap, saved_at: Now, now: Now) -> Workloads {
+        let r = Rebase::new(saved_at, now);
         let mut w = Workloads::new(snap.rng);
+        // The timers are armed again at the first sync.
+        w.wake = Some(now.mono_ms);
         for (k, hash) in snap.collected {
             w.collected.insert(k, hash);
         }
@@ -494,11 +598,12 @@ impl Workloads {
             if !state_fits(&workload, &e.state) {
                 log::warn!("state file: {key}: saved state of another kind; starting afresh");
             }
-            let state = if state_fits(&workload, &e.state) {
+            let mut state = if state_fits(&workload, &e.state) {
                 e.state
             } else {
                 State::new(key.kind)
             };
+            rebase(&mut state, &r);
             w.entries.insert(
                 key,
                 Entry {
@@ -701,6 +806,10 @@ impl Workloads {
     /// reference.
     #[must_use = "the intents are to be carried out"]
     pub fn sync(&mut self, now: Now, env: &Env, pods: &[PodObs]) -> Vec<Intent> {
+        let now = Now {
+            mono_ms: now.mono_ms + EPOCH_MS,
+            ..now
+        };
         let mut out = Vec::new();
         let mut wake = None;
         let doomed = self.doomed_claims.len();
@@ -732,7 +841,7 @@ impl Workloads {
         let mut by_owner: VecMap<WorkloadKey, Vec<PodObs>> = VecMap::new();
         for p in pods {
             match claims.get(&p.owner_uid) {
-                Some(k) => by_owner.entry_or_default(k.clone()).push(p.clone()),
+                Some(k) => by_owner.entry_or_default(k.clone()).push(on_clock(p)),
                 // Nobody owns it: the garbage collector's cascade.
                 None if !p.terminating => out.push(Intent::DeletePod {
                     namespace: p.namespace.clone(),
@@ -848,7 +957,7 @@ impl Workloads {
             // The new Job runs at once.
             wake = Some(now.mono_ms);
         }
-        self.wake = wake;
+        self.wake = wake.map(|w| w.saturating_sub(EPOCH_MS));
         out
     }
 
@@ -859,8 +968,12 @@ impl Workloads {
         let owned: Vec<PodObs> = pods
             .iter()
             .filter(|p| self.claims(e, &p.owner_uid))
-            .cloned()
+            .map(on_clock)
             .collect();
+        let now = Now {
+            mono_ms: now.mono_ms + EPOCH_MS,
+            ..now
+        };
         let status = match (&e.workload.spec, &e.state) {
             (WorkloadSpec::Deployment(s), State::Deployment(st)) => {
                 deployment::status(s, st, &owned, now)

@@ -278,7 +278,8 @@ fn rs_name(cx: &Cx<'_>, hash: &str) -> String {
 /// its revisions.
 pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DeploymentSpec, st: &mut State, pods: &[PodObs]) {
     let now = cx.now;
-    // After a reboot the mono clock starts again.
+    // Never ahead of now (a reboot's times are moved at the restore:
+    // `super::Rebase`).
     st.progress_ms = st.progress_ms.min(now.mono_ms);
     if st
         .over
