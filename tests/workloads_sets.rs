@@ -3,7 +3,9 @@
 //! does not runs nothing and says why, a bare Pod that does not match is
 //! rejected (`NodeAffinity`); a StatefulSet starts in order, names its
 //! pods in `/etc/hosts`, and its claim directory keeps its data across an
-//! update, then goes under `whenDeleted: Delete`.
+//! update, then goes under `whenDeleted: Delete`. A Deployment whose pods
+//! the node rejects at admission backs off (1 s, 2 s, 4 s, …) and does not
+//! write the state file between attempts.
 
 mod support;
 use serde_json::Value;
@@ -99,6 +101,46 @@ fn a_daemonset_runs_where_its_node_selector_matches_and_says_why_not_elsewhere()
         bare["status"]["message"],
         "Pod was rejected: Predicate NodeAffinity failed"
     );
+    a.assert_one_thread();
+}
+
+#[test]
+fn a_deployment_rejected_at_admission_backs_off_without_writing_the_state_file() {
+    if !root_or_skip() {
+        return;
+    }
+    let a = Agent::start_with(&["--node-label", "zone=barn"]);
+    let t0 = std::time::Instant::now();
+    a.apply(
+        "web.yaml",
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      nodeSelector: {{zone: loft}}\n      containers:\n      - {{name: c, image: {IMAGE}, command: [sleep, '3600']}}\n"
+        ),
+    );
+    // The 4th attempt comes after 1 + 2 + 4 s of back-off (it used to be
+    // a hot loop: a new pod at once after each rejection).
+    let text = wait_for(40, "the back-off at 8 s", || {
+        let out = a.cli(&["describe", "deployment", "web"]);
+        let t = String::from_utf8_lossy(&out.stdout).to_string();
+        t.contains("Back-off 8s before replacing failed pod web-")
+            .then_some(t)
+    });
+    assert!(t0.elapsed().as_secs() >= 7, "{:?}", t0.elapsed());
+    assert!(text.contains("NodeAffinity: Pod was rejected"), "{text}");
+    assert!(!text.contains("Back-off 16s"), "{text}");
+    // Between attempts nothing is written.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let stamp = || {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(a.state().join("state.bin")).unwrap();
+        (m.ino(), m.mtime_nsec(), m.mtime())
+    };
+    let before = stamp();
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert_eq!(stamp(), before, "state.bin written between attempts");
+    let text =
+        String::from_utf8_lossy(&a.cli(&["describe", "deployment", "web"]).stdout).to_string();
+    assert!(!text.contains("Back-off 16s"), "{text}");
     a.assert_one_thread();
 }
 

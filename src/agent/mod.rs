@@ -311,7 +311,7 @@ impl Agent {
                         },
                     doomed_claims,
                 } = loaded.value.into_latest();
-                saved_workloads = Some((workloads, doomed_claims));
+                saved_workloads = Some((workloads, doomed_claims, state.node.saved_at));
                 saved_fleet = (overrides, deployments);
                 let node = Node::restore(state.node, cfg.node_name.clone(), now)
                     .map_err(|e| AgentError::State(e.to_string()))?;
@@ -366,8 +366,8 @@ impl Agent {
         };
         let mut desired = Desired::new(sources, docs);
         let workloads = match saved_workloads {
-            Some((snap, doomed)) => {
-                let mut w = crate::workloads::Workloads::restore(snap);
+            Some((snap, doomed, saved_at)) => {
+                let mut w = crate::workloads::Workloads::restore(snap, saved_at, now);
                 w.restore_doomed_claims(doomed);
                 w
             }

@@ -64,6 +64,7 @@ fn obs(p: &PodView, now: Now) -> PodObs {
         restarts: statuses().map(|c| c.restart_count.max(0) as u32).sum(),
         created_ms: mono_of(p.status.start_time.as_deref(), now).unwrap_or(now.mono_ms),
         reason: p.status.reason.clone(),
+        message: p.status.message.clone(),
         exit_codes: statuses()
             .filter_map(|c| {
                 let t = c

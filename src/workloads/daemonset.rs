@@ -27,6 +27,35 @@ pub const MISMATCH: &str = "NodeSelectorMismatch";
 
 const BACKOFF_MAX_MS: u64 = 15 * 60 * 1000;
 
+/// The failed-pod back-off, as the DaemonSet controller's
+/// `failedPodsBackoff`: 1 s doubling to 15 min, reset once a pod is
+/// available. Also a Deployment's and a StatefulSet's (beyond Kubernetes,
+/// kept per workload in [`super::Entry`], not in the state file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backoff {
+    /// The current length (ms; 0: none).
+    pub len_ms: u64,
+    /// When a pod may be made again (mono ms).
+    pub retry_at_ms: u64,
+}
+
+impl Backoff {
+    /// A pod failed at `now`: the next one waits, twice as long as last.
+    pub fn failed(&mut self, now: u64) {
+        self.len_ms = (self.len_ms * 2).clamp(1000, BACKOFF_MAX_MS);
+        self.retry_at_ms = now + self.len_ms;
+    }
+
+    /// Whether a pod may be made at `now`; if not, `cx` wakes when it may.
+    pub fn allows(&self, cx: &mut Cx<'_>) -> bool {
+        let ok = cx.now.mono_ms >= self.retry_at_ms;
+        if !ok {
+            cx.wake_at(self.retry_at_ms);
+        }
+        ok
+    }
+}
+
 /// The controller's saved state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
@@ -98,6 +127,10 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DaemonSetSpec, st: &mut State, pods: 
     let hash = &spec.template.hash;
     let min_ready = spec.min_ready_seconds;
     let mut live: Vec<&PodObs> = Vec::new();
+    let mut backoff = Backoff {
+        len_ms: st.backoff_ms,
+        retry_at_ms: st.retry_at_ms,
+    };
     for p in pods.iter().filter(|p| !p.terminating) {
         if matches!(p.phase, Phase::Failed | Phase::Succeeded) {
             cx.event(
@@ -109,15 +142,15 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DaemonSetSpec, st: &mut State, pods: 
                 ),
             );
             delete(cx, &p.name);
-            st.backoff_ms = (st.backoff_ms * 2).clamp(1000, BACKOFF_MAX_MS);
-            st.retry_at_ms = now + st.backoff_ms;
+            backoff.failed(now);
         } else {
             live.push(p);
         }
     }
     if live.iter().any(|p| available(p, min_ready, now)) {
-        st.backoff_ms = 0;
+        backoff.len_ms = 0;
     }
+    (st.backoff_ms, st.retry_at_ms) = (backoff.len_ms, backoff.retry_at_ms);
     if !fits(cx, spec) {
         if !st.mismatch {
             st.mismatch = true;
@@ -157,8 +190,7 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DaemonSetSpec, st: &mut State, pods: 
         (Some(_), None, _) => false,
     };
     if create {
-        if now < st.retry_at_ms {
-            cx.wake_at(st.retry_at_ms);
+        if !backoff.allows(cx) {
             return;
         }
         let name = format!("{}-{}", cx.meta.name, cx.suffix());

@@ -379,13 +379,11 @@ fn failure_rule(spec: &JobSpec, p: &PodObs, ns: &str) -> Option<(FailureAction, 
                         p.name
                     )
                 }),
+            // Only an evicted pod has the condition, `True`: a pod
+            // without it matches no status (absent is not `False`).
             FailureMatch::DisruptionTarget(statuses) => {
-                let s = if p.reason == crate::lifecycle::eviction::REASON {
-                    "True"
-                } else {
-                    "False"
-                };
-                statuses.iter().any(|x| x == s).then(|| {
+                let evicted = p.reason == crate::lifecycle::eviction::REASON;
+                (evicted && statuses.iter().any(|x| x == "True")).then(|| {
                     format!(
                         "Pod {ns}/{} has condition DisruptionTarget matching",
                         p.name

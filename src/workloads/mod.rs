@@ -26,6 +26,11 @@
 //! propagation). A Job made by a CronJob is a workload owned by the
 //! CronJob: removing the CronJob removes its Jobs, then their pods.
 //!
+//! **The controllers' clock** is the mono clock plus [`EPOCH_MS`], so that
+//! a time before this boot is still a number: the saved mono times of a
+//! previous boot are moved to this boot's clock at [`Workloads::restore`]
+//! (see [`Rebase`]).
+//!
 //! **Restarts.** The controller states and the pods are saved in the same
 //! state file by the same save: after a kill -9 the cores continue from
 //! the last save, and a pod created after it was never created (its
@@ -47,6 +52,8 @@ pub(crate) mod testkit;
 mod tests;
 #[cfg(test)]
 mod tests_sets;
+#[cfg(test)]
+mod tests_timers;
 
 use crate::clock::Now;
 use crate::lifecycle::EventType;
@@ -77,8 +84,10 @@ pub struct PodObs {
     pub restarts: u32,
     /// When the pod was created (mono ms).
     pub created_ms: u64,
-    /// `status.reason` (`DeadlineExceeded`, `Evicted`, …).
+    /// `status.reason` (`DeadlineExceeded`, `Evicted`, `NodeAffinity`, …).
     pub reason: String,
+    /// `status.message` (`Pod was rejected: …`).
+    pub message: String,
     /// The terminated containers' exit codes, by container name (the
     /// last termination of each), for a Job's `podFailurePolicy`.
     pub exit_codes: Vec<(String, i32)>,
@@ -130,6 +139,99 @@ pub struct WorkloadEvent {
     pub count: u32,
 }
 
+/// The controllers' clock is the mono clock plus this (2^42 ms, 139
+/// years): a timer started before a reboot, with a mono time before this
+/// boot's 0, keeps its age (see [`Rebase`]).
+pub const EPOCH_MS: u64 = 1 << 42;
+/// A saved time (not 0: none) below this is on the mono clock itself (a
+/// state file of a picolet without [`EPOCH_MS`]); no time of the
+/// controllers' clock goes below it (69 years before this boot's 0).
+const LEGACY_MS: u64 = 1 << 41;
+
+/// Moves the saved mono times of the controllers' states to this boot's
+/// clock at a restore. The mono clock restarts at a reboot: when it is
+/// behind the state file's (`saved_at`, the lifecycle's rule,
+/// `crate::lifecycle::snapshot`), a saved time keeps its distance from the
+/// save (a back-off, the progress deadline: what was left of them at the
+/// save is left after the reboot). Job's `activeDeadlineSeconds` and
+/// `ttlSecondsAfterFinished` count from `startTime` and the finish, wall
+/// times (Kubernetes'): after a reboot their age is the wall clock's, when
+/// that is more (the time the device was off counts, unless the wall clock
+/// is behind, as it is at the boot of a device without a real-time clock).
+#[derive(Debug, Clone, Copy)]
+pub struct Rebase {
+    /// `saved_at` and now on the controllers' clock, and now's wall time;
+    /// `None`: no reboot.
+    reboot: Option<(u64, u64, i64)>,
+}
+
+impl Rebase {
+    /// `saved_at`: the state file's time (the lifecycle's `saved_at`).
+    pub fn new(saved_at: Now, now: Now) -> Rebase {
+        Rebase {
+            reboot: (now.mono_ms < saved_at.mono_ms).then_some((
+                saved_at.mono_ms + EPOCH_MS,
+                now.mono_ms + EPOCH_MS,
+                now.wall_ms,
+            )),
+        }
+    }
+
+    /// A saved mono time on this boot's clock (0 stays 0: none).
+    pub fn mono(&self, v: u64) -> u64 {
+        let v = if v != 0 && v < LEGACY_MS {
+            v + EPOCH_MS
+        } else {
+            v
+        };
+        match self.reboot {
+            Some((saved, now, _)) if v != 0 => (v + now).saturating_sub(saved).max(LEGACY_MS),
+            _ => v,
+        }
+    }
+
+    /// A saved mono time that was at the wall time `wall` (a Job's start
+    /// or finish): after a reboot, the older of the two ages.
+    pub fn since(&self, v: u64, wall: i64) -> u64 {
+        let m = self.mono(v);
+        match self.reboot {
+            Some((_, now, now_wall)) => {
+                let age = (now_wall - wall).max(0) as u64;
+                m.min(now.saturating_sub(age).max(LEGACY_MS))
+            }
+            None => m,
+        }
+    }
+}
+
+/// Every saved mono time of a controller's state, moved by `r`.
+fn rebase(state: &mut State, r: &Rebase) {
+    match state {
+        State::Deployment(st) => st.progress_ms = r.mono(st.progress_ms),
+        State::DaemonSet(st) => st.retry_at_ms = r.mono(st.retry_at_ms),
+        State::Job(st) => {
+            if let Some((wall, mono)) = &mut st.start {
+                *mono = r.since(*mono, *wall);
+            }
+            st.backoff.1 = r.mono(st.backoff.1);
+            if let Some((_, wall, mono)) = &mut st.done {
+                *mono = r.since(*mono, *wall);
+            }
+        }
+        // No saved mono time: the CronJob's are wall times, its timer is
+        // never more than a minute away; a StatefulSet has none.
+        State::StatefulSet(_) | State::CronJob(_) => {}
+    }
+}
+
+/// A pod as the controllers see it: its times on their clock.
+fn on_clock(p: &PodObs) -> PodObs {
+    let mut p = p.clone();
+    p.created_ms += EPOCH_MS;
+    p.ready_since_ms = p.ready_since_ms.map(|t| t + EPOCH_MS);
+    p
+}
+
 /// The events kept per workload for `describe`.
 const EVENTS_KEPT: usize = 20;
 
@@ -171,6 +273,9 @@ pub struct Entry {
     pub source: String,
     pub state: State,
     pub events: VecDeque<WorkloadEvent>,
+    /// A Deployment's or StatefulSet's failed-pod back-off (not saved: an
+    /// agent restart starts it again at 1 s).
+    pub backoff: daemonset::Backoff,
 }
 
 impl Entry {
@@ -255,6 +360,7 @@ pub struct Cx<'a> {
     rng: &'a mut Rng,
     out: &'a mut Vec<Intent>,
     events: &'a mut VecDeque<WorkloadEvent>,
+    backoff: &'a mut daemonset::Backoff,
     wake: &'a mut Option<u64>,
     /// Jobs a CronJob asks for.
     jobs: &'a mut Vec<(Workload, String)>,
@@ -308,6 +414,42 @@ impl Cx<'_> {
             block_owner_deletion: true,
         }];
         pod
+    }
+
+    /// Pods of a Deployment or a StatefulSet ended `Failed` (rejected at
+    /// admission, evicted, past their deadline): they are replaced only
+    /// after the failed-pod back-off (beyond Kubernetes, see
+    /// docs/workloads.md), and a Warning event `BackOff` says so, once
+    /// per attempt.
+    pub fn pods_failed(&mut self, failed: &[&PodObs]) {
+        let Some(first) = failed.first() else {
+            return;
+        };
+        self.backoff.failed(self.now.mono_ms);
+        let names: Vec<&str> = failed.iter().map(|p| p.name.as_str()).collect();
+        let why = match (first.reason.as_str(), first.message.as_str()) {
+            ("", "") => "Failed".to_string(),
+            (r, "") | ("", r) => r.to_string(),
+            (r, m) => format!("{r}: {m}"),
+        };
+        let msg = format!(
+            "Back-off {}s before replacing failed pod {} ({why})",
+            self.backoff.len_ms / 1000,
+            names.join(", ")
+        );
+        self.event(EventType::Warning, "BackOff", msg);
+    }
+
+    /// Whether a pod may be made now (the failed-pod back-off is over); if
+    /// not, the controller wakes when it is.
+    pub fn may_create(&mut self) -> bool {
+        let b = *self.backoff;
+        b.allows(self)
+    }
+
+    /// A pod of the workload is available: the failed-pod back-off resets.
+    pub fn reset_backoff(&mut self) {
+        self.backoff.len_ms = 0;
     }
 
     pub fn create_pod(&mut self, pod: Pod) {
@@ -431,8 +573,14 @@ impl Workloads {
 
     /// Restores the saved state. An entry whose document no longer loads
     /// (a newer picolet wrote it) is dropped with its pods, and logged.
-    pub fn restore(snap: WorkloadsSnap) -> Workloads {
+    /// `saved_at`: when the state file was saved (the lifecycle snapshot's
+    /// `saved_at`); the saved mono times are moved to this boot's clock
+    /// ([`Rebase`]).
+    pub fn restore(snap: WorkloadsSnap, saved_at: Now, now: Now) -> Workloads {
+        let r = Rebase::new(saved_at, now);
         let mut w = Workloads::new(snap.rng);
+        // The timers are armed again at the first sync.
+        w.wake = Some(now.mono_ms);
         for (k, hash) in snap.collected {
             w.collected.insert(k, hash);
         }
@@ -450,11 +598,12 @@ impl Workloads {
             if !state_fits(&workload, &e.state) {
                 log::warn!("state file: {key}: saved state of another kind; starting afresh");
             }
-            let state = if state_fits(&workload, &e.state) {
+            let mut state = if state_fits(&workload, &e.state) {
                 e.state
             } else {
                 State::new(key.kind)
             };
+            rebase(&mut state, &r);
             w.entries.insert(
                 key,
                 Entry {
@@ -466,6 +615,7 @@ impl Workloads {
                     source: e.source,
                     state,
                     events: VecDeque::new(),
+                    backoff: Default::default(),
                 },
             );
         }
@@ -563,6 +713,7 @@ impl Workloads {
                         source,
                         state: State::new(key.kind),
                         events: VecDeque::new(),
+                        backoff: Default::default(),
                     },
                 );
             }
@@ -655,6 +806,10 @@ impl Workloads {
     /// reference.
     #[must_use = "the intents are to be carried out"]
     pub fn sync(&mut self, now: Now, env: &Env, pods: &[PodObs]) -> Vec<Intent> {
+        let now = Now {
+            mono_ms: now.mono_ms + EPOCH_MS,
+            ..now
+        };
         let mut out = Vec::new();
         let mut wake = None;
         let doomed = self.doomed_claims.len();
@@ -686,7 +841,7 @@ impl Workloads {
         let mut by_owner: VecMap<WorkloadKey, Vec<PodObs>> = VecMap::new();
         for p in pods {
             match claims.get(&p.owner_uid) {
-                Some(k) => by_owner.entry_or_default(k.clone()).push(p.clone()),
+                Some(k) => by_owner.entry_or_default(k.clone()).push(on_clock(p)),
                 // Nobody owns it: the garbage collector's cascade.
                 None if !p.terminating => out.push(Intent::DeletePod {
                     namespace: p.namespace.clone(),
@@ -730,6 +885,7 @@ impl Workloads {
                 rng: &mut self.rng,
                 out: &mut out,
                 events: &mut e.events,
+                backoff: &mut e.backoff,
                 wake: &mut wake,
                 jobs: &mut jobs,
                 deleted_jobs: &mut deleted_jobs,
@@ -794,13 +950,14 @@ impl Workloads {
                     source: String::new(),
                     state: State::new(WorkloadKind::Job),
                     events: VecDeque::new(),
+                    backoff: Default::default(),
                 },
             );
             self.dirty = true;
             // The new Job runs at once.
             wake = Some(now.mono_ms);
         }
-        self.wake = wake;
+        self.wake = wake.map(|w| w.saturating_sub(EPOCH_MS));
         out
     }
 
@@ -811,8 +968,12 @@ impl Workloads {
         let owned: Vec<PodObs> = pods
             .iter()
             .filter(|p| self.claims(e, &p.owner_uid))
-            .cloned()
+            .map(on_clock)
             .collect();
+        let now = Now {
+            mono_ms: now.mono_ms + EPOCH_MS,
+            ..now
+        };
         let status = match (&e.workload.spec, &e.state) {
             (WorkloadSpec::Deployment(s), State::Deployment(st)) => {
                 deployment::status(s, st, &owned, now)

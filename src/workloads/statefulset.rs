@@ -123,6 +123,12 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &StatefulSetSpec, st: &mut State, pods
         }
     }
     let monotonic = !spec.parallel;
+    // The failed-pod back-off: reset once every pod is healthy.
+    if (start..end).all(|o| present.get(&o).is_some_and(|p| healthy(p, min_ready, now))) {
+        cx.reset_backoff();
+    }
+    let mut failed: Vec<&PodObs> = Vec::new();
+    let mut stop = false;
     for o in start..end {
         match present.get(&o) {
             Some(p) if !p.terminating && matches!(p.phase, Phase::Failed | Phase::Succeeded) => {
@@ -135,24 +141,30 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &StatefulSetSpec, st: &mut State, pods
                     ),
                 );
                 delete(cx, &p.name);
-                if monotonic {
-                    return;
+                if p.phase == Phase::Failed {
+                    failed.push(p);
                 }
+                stop = monotonic;
             }
             None => {
-                create(cx, spec, st, &update, o);
-                if monotonic {
-                    return;
+                if cx.may_create() {
+                    create(cx, spec, st, &update, o);
                 }
+                stop = monotonic;
             }
             Some(p) if !healthy(p, min_ready, now) => {
                 wake_when_available(cx, p, min_ready);
-                if monotonic {
-                    return;
-                }
+                stop = monotonic;
             }
             Some(_) => {}
         }
+        if stop {
+            break;
+        }
+    }
+    cx.pods_failed(&failed);
+    if stop {
+        return;
     }
     // Scale down: the highest ordinal first (OrderedReady: only it).
     if let Some(top) = condemned

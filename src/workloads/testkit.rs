@@ -25,6 +25,9 @@ pub struct Sim {
     /// The claim directories (`namespace/claim`) pods were given; gone
     /// on `DeleteVolume`.
     pub volumes: crate::vecmap::VecSet<String>,
+    /// The node rejects every new pod at admission with this `status.reason`
+    /// and `status.message` (as `crate::lifecycle` does: phase `Failed`).
+    pub reject: Option<(String, String)>,
 }
 
 /// A workload from YAML text.
@@ -54,6 +57,7 @@ impl Sim {
             terminating_since: VecMap::new(),
             next_uid: 0,
             volumes: Default::default(),
+            reject: None,
         }
     }
 
@@ -109,7 +113,7 @@ impl Sim {
                     pod.metadata.name
                 );
                 self.next_uid += 1;
-                let obs = PodObs {
+                let mut obs = PodObs {
                     namespace: pod.metadata.namespace.clone(),
                     name: pod.metadata.name.clone(),
                     uid: format!("pod-{}", self.next_uid),
@@ -122,8 +126,14 @@ impl Sim {
                     restarts: 0,
                     created_ms: self.now.mono_ms,
                     reason: String::new(),
+                    message: String::new(),
                     exit_codes: Vec::new(),
                 };
+                if let Some((reason, message)) = &self.reject {
+                    obs.phase = Phase::Failed;
+                    obs.reason = reason.clone();
+                    obs.message = message.clone();
+                }
                 for v in &pod.spec.volumes {
                     if let Some(c) = &v.persistent_volume_claim {
                         let ns = &pod.metadata.namespace;
@@ -239,7 +249,31 @@ impl Sim {
         let bytes = postcard::to_allocvec(&saved).unwrap();
         let (snap, doomed): (super::WorkloadsSnap, Vec<super::DoomedClaim>) =
             postcard::from_bytes(&bytes).unwrap();
-        self.w = Workloads::restore(snap);
+        self.w = Workloads::restore(snap, self.now, self.now);
+        self.w.restore_doomed_claims(doomed);
+    }
+
+    /// The device reboots after `down_ms` off: the mono clock starts again
+    /// at `mono_ms`, the wall clock at `wall_ms` (a device without a
+    /// real-time clock boots at a stale time). The controllers restore
+    /// from the state file (saved now); the pods come back as the
+    /// lifecycle restores them, their mono times keeping their age.
+    pub fn reboot(&mut self, mono_ms: u64, wall_ms: i64) {
+        let saved_at = self.now;
+        let saved = (self.w.snapshot(), self.w.doomed_claims().to_vec());
+        let bytes = postcard::to_allocvec(&saved).unwrap();
+        let (snap, doomed): (super::WorkloadsSnap, Vec<super::DoomedClaim>) =
+            postcard::from_bytes(&bytes).unwrap();
+        self.now = Now { mono_ms, wall_ms };
+        let back = |t: u64| (t + mono_ms).saturating_sub(saved_at.mono_ms);
+        for (_, o) in self.pods.values_mut() {
+            o.created_ms = back(o.created_ms);
+            o.ready_since_ms = o.ready_since_ms.map(back);
+        }
+        for t in self.terminating_since.values_mut() {
+            *t = back(*t);
+        }
+        self.w = Workloads::restore(snap, saved_at, self.now);
         self.w.restore_doomed_claims(doomed);
     }
 }

@@ -530,7 +530,10 @@ fn ordinals_start_and_a_failed_pod_is_recreated() {
     s.exit("web-5", 1);
     let out = s.sync();
     assert_eq!(events(&out, "RecreatingFailedPod").len(), 1);
-    s.sync();
+    assert_eq!(events(&out, "BackOff").len(), 1);
+    s.advance(999);
+    assert_eq!(names(&s), ["web-6"], "the failed-pod back-off: 1 s");
+    s.advance(1);
     assert_eq!(names(&s), ["web-5", "web-6"]);
     assert!(!s.pods["web-5"].1.ready);
 }

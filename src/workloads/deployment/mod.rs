@@ -278,7 +278,8 @@ fn rs_name(cx: &Cx<'_>, hash: &str) -> String {
 /// its revisions.
 pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DeploymentSpec, st: &mut State, pods: &[PodObs]) {
     let now = cx.now;
-    // After a reboot the mono clock starts again.
+    // Never ahead of now (a reboot's times are moved at the restore:
+    // `super::Rebase`).
     st.progress_ms = st.progress_ms.min(now.mono_ms);
     if st
         .over
@@ -287,12 +288,20 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DeploymentSpec, st: &mut State, pods:
     {
         st.over = None;
     }
-    // Finished pods are not active: gone at once on a device (PodGC).
-    for p in pods {
-        if finished(p) && !p.terminating {
-            cx.delete_pod(&p.name);
-        }
+    // Finished pods are not active: gone at once on a device (PodGC). A
+    // failed one (rejected at admission, evicted) is replaced after the
+    // failed-pod back-off, reset once the Deployment is complete.
+    let ended: Vec<&PodObs> = pods
+        .iter()
+        .filter(|p| finished(p) && !p.terminating)
+        .collect();
+    for p in &ended {
+        cx.delete_pod(&p.name);
     }
+    let failed: Vec<&PodObs> = ended
+        .into_iter()
+        .filter(|p| p.phase == Phase::Failed)
+        .collect();
     let min_ready_ms = spec.min_ready_seconds as u64 * 1000;
     let desired = spec.replicas;
 
@@ -302,6 +311,10 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DeploymentSpec, st: &mut State, pods:
     let (_, counts) = observe(st, pods, new, min_ready_ms, now.mono_ms);
     let complete =
         counts.updated == desired && counts.replicas == desired && counts.available == desired;
+    if complete {
+        cx.reset_backoff();
+    }
+    cx.pods_failed(&failed);
     let deadline = spec.progress_deadline_seconds != NO_DEADLINE;
     if spec.paused {
         if st.reason() != "DeploymentPaused" {
@@ -475,7 +488,7 @@ pub(crate) fn sync(cx: &mut Cx<'_>, spec: &DeploymentSpec, st: &mut State, pods:
                     cx.delete_pod(&victims.swap_remove(k).name);
                 }
             }
-        } else if have < r.replicas && !blocked {
+        } else if have < r.replicas && !blocked && cx.may_create() {
             let t = if r.hash == tmpl.hash {
                 Cow::Borrowed(&*tmpl)
             } else {

@@ -663,11 +663,15 @@ fn scaling_the_current_revision_and_replacing_failed_pods() {
     assert_eq!(images(&s), VecMap::from([("v1".into(), 5)]));
     settle(&mut s, &simple(1, "v1", "", ""));
     assert_eq!(images(&s), VecMap::from([("v1".into(), 1)]));
-    // A failed pod (evicted) goes and is replaced.
+    // A failed pod (evicted) goes and is replaced, after the failed-pod
+    // back-off (1 s).
     let n = s.live()[0].name.clone();
     s.exit(&n, 137);
     s.sync();
     assert!(s.pods.get(&n).is_none_or(|p| p.1.terminating));
+    s.advance(999);
+    assert_eq!(s.live().len(), 0);
+    s.advance(1);
     assert_eq!(s.live().len(), 1);
     assert_eq!(st(&s).revisions.len(), 1);
 }

@@ -421,3 +421,64 @@ fn a_restart_keeps_the_counts_and_creates_no_duplicate() {
     assert_eq!(status(&s, "r")["succeeded"], 1);
     assert_eq!(running(&s).len(), 1);
 }
+
+#[test]
+fn disruption_target_false_matches_no_pod_without_the_condition() {
+    // Kubernetes: a pod that has no DisruptionTarget condition matches
+    // neither `True` nor `False`; picolet's pods have it (True) only when
+    // evicted, so `status: "False"` never matches.
+    let mut s = Sim::new();
+    s.apply(&job(
+        "dtf",
+        "  backoffLimit: 6
+  podFailurePolicy:
+    rules:
+    - action: FailJob
+      onPodConditions: [{type: DisruptionTarget, status: \"False\"}]",
+    ));
+    s.sync();
+    // An ordinary failure: counted (the rule does not match), not FailJob.
+    let p = running(&s)[0].clone();
+    s.exit(&p, 1);
+    s.sync();
+    assert_eq!(status(&s, "dtf")["failed"], 1);
+    assert!(conds(&s, "dtf").is_empty(), "{:?}", conds(&s, "dtf"));
+    s.advance(10_000);
+    // An evicted pod (DisruptionTarget=True): no match either.
+    let p = running(&s)[0].clone();
+    {
+        let o = &mut s.pods.get_mut(&p).unwrap().1;
+        o.phase = Phase::Failed;
+        o.reason = "Evicted".into();
+    }
+    s.sync();
+    assert_eq!(status(&s, "dtf")["failed"], 2);
+    assert!(conds(&s, "dtf").is_empty(), "{:?}", conds(&s, "dtf"));
+    // `status: "True"` (the default) matches the evicted pod only.
+    let mut s = Sim::new();
+    s.apply(&job(
+        "dtt",
+        "  backoffLimit: 6
+  podFailurePolicy:
+    rules:
+    - action: FailJob
+      onPodConditions: [{type: DisruptionTarget, status: \"True\"}]",
+    ));
+    s.sync();
+    let p = running(&s)[0].clone();
+    s.exit(&p, 1);
+    s.sync();
+    assert!(conds(&s, "dtt").is_empty());
+    s.advance(10_000);
+    let p = running(&s)[0].clone();
+    s.pods.get_mut(&p).unwrap().1.phase = Phase::Failed;
+    s.pods.get_mut(&p).unwrap().1.reason = "Evicted".into();
+    s.sync();
+    assert_eq!(
+        conds(&s, "dtt"),
+        [
+            "FailureTarget=True/PodFailurePolicy",
+            "Failed=True/PodFailurePolicy"
+        ]
+    );
+}
