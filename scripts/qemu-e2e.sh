@@ -42,7 +42,8 @@ EXPECTED=(version install check agent-start fleet-connect check-delegated
     status-cpu-running cpu-throttled status-forkbomb-running pids-max top-memory status-usage
     oom-score-adj agent-restart
     status-after-restart fleet-delete-applied status-deleted fleet-delete
-    check-network pod-network pod-egress host-served-pod host-port image-pull)
+    check-network pod-network pod-egress host-served-pod host-port image-pull
+    initramfs-pivot-refused initramfs-check initramfs-pod initramfs-exec)
 
 log() { printf '[qemu-e2e] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -127,6 +128,10 @@ rm -f "$WORK/fleet.key" "$WORK/fleet.pub"
 "$host_bin" keygen "$WORK/fleet" >&2
 cp "$WORK/fleet.pub" "$root/e2e/fleet.pub"
 cp tests/qemu/guest-e2e.sh "$root/e2e/guest-e2e.sh"
+# A pod on the initramfs itself before the switch_root (init.sh's stage 1):
+# its image is imported (the network is only set up in stage 2).
+cp tests/qemu/initramfs-root.sh "$root/e2e/initramfs-root.sh"
+cp "$WORK/images/busybox.oci.tar" "$root/e2e/busybox.oci.tar"
 cp tests/qemu/init.sh "$root/init"
 chmod 0755 "$root/init"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
@@ -279,7 +284,7 @@ chmod 0755 "$WORK/http.sh"
 : >"$WORK/http.log"
 
 # --- 6. boot, and the host's side of the test ----------------------------------------------------
-append="console=ttyAMA0 quiet loglevel=3 panic=-1 PICOLET_E2E_NET=1 PICOLET_E2E_NOW=$(date +%s)"
+append="console=ttyAMA0 quiet loglevel=3 panic=-1 picolet.initramfs-root PICOLET_E2E_NET=1 PICOLET_E2E_NOW=$(date +%s)"
 # cmd: runs socat per guest connection (a -tcp: chardev would be one host
 # connection for the whole boot, and the restarted agent's TLS handshake
 # would land in the first agent's stream).
@@ -490,6 +495,7 @@ for pod in two oom cpu forkbomb; do
 done
 v="$(m cpu-usage-percent)"; [ -n "$v" ] && printf '  %-22s %s %% of one CPU (limit 200m), nr_throttled +%s\n' "busy loop" "$v" "$(m cpu-nr-throttled)"
 v="$(m forkbomb-pids-current)"; [ -n "$v" ] && printf '  %-22s %s (pids.max 64)\n' "fork bomb pids" "$v"
+v="$(m initramfs-phase)"; [ -n "$v" ] && printf '  %-22s %s ms (budget +60 s)\n' "initramfs-root phase" "$v"
 notes="$(grep -o 'E2E-NOTE .*' "$WORK/console.log" | cut -d' ' -f2- || true)"
 [ -z "$notes" ] || { echo; echo "== notes"; echo "$notes" | sed 's/^/  /'; }
 echo

@@ -9,7 +9,8 @@
 //! controllers, veth and bridge (pod networking beyond loopback), the
 //! nftables pieces of the pod network (nf_tables, NAT chains, masquerade,
 //! fib), IPv4 forwarding, a FORWARD policy of drop, and pidfd
-//! (kernel >= 5.3; the agent polls for exits without it).
+//! (kernel >= 5.3; the agent polls for exits without it). `pivot_root` is a
+//! warning (never fatal) when `/` is the initramfs.
 
 use super::boards::Board;
 use super::facts::{Availability, Facts, Probe};
@@ -25,6 +26,8 @@ pub const MIN_KERNEL: (u32, u32) = (4, 15);
 pub enum State {
     Ok,
     Missing,
+    /// Works, with a weakness the detail names.
+    Warn,
     /// Could not be determined (nothing to look at).
     Unknown,
 }
@@ -307,7 +310,39 @@ pub fn evaluate(f: &Facts, board: &Board) -> Vec<Item> {
         devices.state = State::Unknown;
     }
     items.push(devices);
+    if let Some(root) = &f.root_mount {
+        items.push(root_item(root));
+    }
     items
+}
+
+/// How containers enter their root: `pivot_root`, or where `/` is the
+/// initramfs, the weaker `MS_MOVE` + `chroot` (docs/security.md).
+fn root_item(root: &super::facts::RootMount) -> Item {
+    let fs = &root.fstype;
+    if !root.initial {
+        return Item::new(
+            "pivot_root",
+            false,
+            true,
+            format!("/ is {fs}: containers pivot_root into their root"),
+        );
+    }
+    Item {
+        name: "pivot_root".into(),
+        required: false,
+        state: State::Warn,
+        detail: format!(
+            "/ is the initramfs ({fs}), which pivot_root refuses: containers enter their root \
+             with MS_MOVE + chroot instead, and the initramfs stays beneath it; a process \
+             with CAP_SYS_CHROOT (a default capability) can escape the chroot to it"
+        ),
+        fix: Some(
+            "switch_root from the initramfs to a root filesystem (or a tmpfs copy of it) \
+             before starting picolet, or drop SYS_CHROOT in the pods' securityContext"
+                .into(),
+        ),
+    }
 }
 
 /// The pod network's items (optional: `podNetwork: none` needs none).

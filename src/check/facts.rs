@@ -124,6 +124,34 @@ pub struct Facts {
     pub identity: Identity,
     /// The board's command-line files that exist under the root.
     pub cmdline_files: Vec<String>,
+    /// The mount at `/`, from `proc/self/mountinfo`: see [`RootMount`].
+    pub root_mount: Option<RootMount>,
+}
+
+/// The top-most mount at `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootMount {
+    pub fstype: String,
+    /// It is the mount namespace's first mount, the initramfs that was
+    /// never switched away from: it is its own parent (the kernel's
+    /// `!mnt_has_parent`, why `pivot_root(2)` refuses it), or its type is
+    /// `rootfs` (the initramfs bind-mounted over itself).
+    pub initial: bool,
+}
+
+/// The [`RootMount`] of a `/proc/self/mountinfo` text (`None` without a
+/// mount at `/`).
+pub fn root_mount(mountinfo: &str) -> Option<RootMount> {
+    mountinfo.lines().rev().find_map(|line| {
+        // id parent maj:min root mount-point options [optional…] - fstype …
+        let f: Vec<&str> = line.split(' ').collect();
+        let sep = f.iter().position(|x| *x == "-")?;
+        let fstype = f.get(sep + 1)?.to_string();
+        (sep >= 6 && f[4] == "/").then(|| RootMount {
+            initial: f[0] == f[1] || fstype == "rootfs",
+            fstype,
+        })
+    })
 }
 
 /// The namespaces checked, with their `unshare(2)` flags.
@@ -210,7 +238,8 @@ pub fn gather(g: Gather<'_>) -> Facts {
     } else {
         Probe::NotTried("not checking the live system".into())
     };
-    let cgroup = cgroup_facts(root, has_fs("cgroup2"), g.cgroup_root);
+    let mountinfo = read(root, "proc/self/mountinfo").unwrap_or_default();
+    let cgroup = cgroup_facts(has_fs("cgroup2"), &mountinfo, root, g.cgroup_root);
     let device_filter = if g.live {
         probe_device_filter(cgroup.checked.as_deref())
     } else {
@@ -251,13 +280,19 @@ pub fn gather(g: Gather<'_>) -> Facts {
         systemd: root.join("run/systemd/system").is_dir(),
         identity: g.identity,
         cmdline_files,
+        root_mount: root_mount(&mountinfo),
     }
 }
 
-fn cgroup_facts(root: &Path, in_kernel: bool, explicit: Option<&Path>) -> CgroupFacts {
+fn cgroup_facts(
+    in_kernel: bool,
+    mountinfo: &str,
+    root: &Path,
+    explicit: Option<&Path>,
+) -> CgroupFacts {
     let mut f = CgroupFacts {
         cgroup2_in_kernel: in_kernel,
-        mounts: Mounts::parse(&read(root, "proc/self/mountinfo").unwrap_or_default()),
+        mounts: Mounts::parse(mountinfo),
         ..CgroupFacts::default()
     };
     let (checked, top) = match explicit {

@@ -51,6 +51,7 @@ pub fn text(r: &Report) -> String {
             (State::Ok, _) => "ok",
             (State::Missing, true) => "MISSING",
             (State::Missing, false) => "missing",
+            (State::Warn, _) => "warn",
             (State::Unknown, _) => "unknown",
         };
         let opt = if i.required { "" } else { " (optional)" };

@@ -273,6 +273,12 @@ fn pi_without_memory_controller_fails_with_the_cmdline_txt_fix() {
     );
     assert_eq!(item(&r, "pidfd").state, State::Unknown);
     assert_eq!(item(&r, "devices").state, State::Unknown);
+    let pivot = item(&r, "pivot_root");
+    assert_eq!(pivot.state, State::Ok);
+    assert_eq!(
+        pivot.detail,
+        "/ is ext4: containers pivot_root into their root"
+    );
     let text = r.text();
     assert!(text.contains("MISSING  cgroup.memory"), "{text}");
     assert!(text.contains("result: FAIL"), "{text}");
@@ -378,6 +384,55 @@ fn a_guest_without_cgroup2_mounted_is_told_to_mount_it() {
     // No filesystems entry, module list or config for overlay: unknown.
     assert_eq!(item(&r, "overlayfs").state, State::Unknown);
     assert!(!r.passed);
+    // Running from the initramfs: a warning, which never fails the check.
+    let pivot = item(&r, "pivot_root");
+    assert_eq!(pivot.state, State::Warn);
+    assert!(!pivot.fails());
+    assert!(
+        pivot.detail.contains("MS_MOVE + chroot"),
+        "{}",
+        pivot.detail
+    );
+    assert!(pivot.fix.as_deref().unwrap().contains("switch_root"));
+    let text = r.text();
+    assert!(text.contains("  warn     pivot_root"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+    let items = json["items"].as_array().unwrap();
+    let last = items.last().unwrap();
+    assert_eq!(
+        (&last["name"], &last["state"]),
+        (&"pivot_root".into(), &"warn".into())
+    );
+}
+
+/// Which `/` pivot_root refuses: the namespace's first mount, its own
+/// parent in mountinfo (the initramfs as ramfs, tmpfs or `rootfs`), or any
+/// mount of type `rootfs` (the initramfs bind-mounted over itself).
+#[test]
+fn the_root_mount_is_the_initramfs_when_it_is_its_own_parent_or_of_type_rootfs() {
+    use facts::{RootMount, root_mount};
+    let m = |fstype: &str, initial| {
+        Some(RootMount {
+            fstype: fstype.into(),
+            initial,
+        })
+    };
+    assert_eq!(root_mount(PURE_V2), m("ext4", false));
+    // This machine's cgroup mounts only: no mount at /.
+    assert_eq!(root_mount(HYBRID), None);
+    assert_eq!(
+        root_mount("1 1 0:2 / / rw - rootfs rootfs rw\n"),
+        m("rootfs", true)
+    );
+    assert_eq!(
+        root_mount("1 1 0:2 / / rw shared:1 - tmpfs none rw\n"),
+        m("tmpfs", true)
+    );
+    // The top-most mount at / counts: here a tmpfs over the initramfs.
+    let over = "1 1 0:2 / / rw - rootfs rootfs rw\n30 1 0:30 / / rw - tmpfs root rw\n";
+    assert_eq!(root_mount(over), m("tmpfs", false));
+    let bound = "1 1 0:2 / / rw - rootfs rootfs rw\n31 1 0:2 / / rw - rootfs rootfs rw\n";
+    assert_eq!(root_mount(bound), m("rootfs", true));
 }
 
 #[test]

@@ -13,7 +13,10 @@
 //! 3. `/proc`, `/dev`, `/sys` ([`system`]), then `mounts` in order. Every
 //!    destination is resolved inside the rootfs ([`resolve`]) and mounted
 //!    through its fd, so image symlinks cannot redirect a mount to the host.
-//! 4. `pivot_root(".", ".")` and a lazy unmount of the old root.
+//! 4. `pivot_root(".", ".")` and a lazy unmount of the old root; where `/`
+//!    is the initramfs (`pivot_root` fails with `EINVAL`), the host's other
+//!    mounts are detached and the new root is moved onto `/` and
+//!    `chroot`ed into instead ([`move_root`], runc's `--no-pivot`).
 //! 5. Unless privileged: OCI masked and read-only paths.
 //! 6. The working directory is created (0755) if missing.
 //!
@@ -23,6 +26,7 @@
 
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 
 use super::config::{ContainerConfig, MountKind, PodConfig};
 use super::container::{ContainerError, sys};
@@ -364,15 +368,76 @@ pub(super) fn restrict(
     })
 }
 
-/// `pivot_root` into `root` and detach the old root.
+/// `pivot_root` into `root` and detach the old root. Where the kernel
+/// refuses (`EINVAL`: `/` is the initramfs, the namespace's first mount,
+/// which cannot be moved), [`move_root`] instead; any other error stays
+/// an error.
 fn pivot(sc: &dyn Syscall, root: &OwnedFd) -> Result<(), ContainerError> {
     sys::step(sc.fchdir(root.as_fd()), || {
         "chdir into the new root".to_string()
     })?;
-    sys::step(sc.pivot_root(c".", c"."), || "pivot_root".to_string())?;
-    // Lazily unmount the old root, now stacked on ".".
-    sys::step(sc.umount_detach(c"."), || {
-        "unmount the old root".to_string()
-    })?;
+    match sc.pivot_root(c".", c".") {
+        // Lazily unmount the old root, now stacked on ".".
+        Ok(()) => sys::step(sc.umount_detach(c"."), || {
+            "unmount the old root".to_string()
+        })?,
+        Err(nix::errno::Errno::EINVAL) => move_root(sc, root)?,
+        Err(e) => return Err(ContainerError::setup("pivot_root", e as i32)),
+    }
     sys::step(sc.chdir(c"/"), || "chdir /".to_string())
+}
+
+/// runc's `--no-pivot`, for a root that `pivot_root` refuses: every mount
+/// that neither holds the new root (its ancestors) nor is inside it is
+/// detached (the host's `/proc`, `/sys`, `/dev`, other pods' roots…: `/`
+/// is already private, so nothing propagates to the host), then the new
+/// root is moved onto `/` and `chroot`ed into. The old root's files stay
+/// under it in this mount namespace (docs/security.md).
+fn move_root(sc: &dyn Syscall, root: &OwnedFd) -> Result<(), ContainerError> {
+    let io_err = |what: &str, e: std::io::Error| {
+        ContainerError::setup(what.to_string(), e.raw_os_error().unwrap_or(libc::EIO))
+    };
+    // The new root as the mount table spells it (the configured path may
+    // go through a symlink, such as /var/run).
+    let target = std::fs::read_link(std::ffi::OsStr::from_bytes(sys::fd_path(root).to_bytes()))
+        .map_err(|e| io_err("readlink the new root", e))?;
+    let target = target.to_string_lossy();
+    let table = sc
+        .mountinfo()
+        .map_err(|e| io_err("read /proc/self/mountinfo", e))?;
+    // Deepest (latest) first; one detached with its parent is EINVAL/ENOENT.
+    for line in table.lines().rev() {
+        let Some(point) = line.split(' ').nth(4) else {
+            continue;
+        };
+        let point = crate::runtime::cgroup::hierarchy::unescape(point);
+        if keeps(&point, &target) {
+            continue;
+        }
+        let Ok(c) = CString::new(point.as_str()) else {
+            continue;
+        };
+        match sc.umount_detach(&c) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
+            Err(e) => {
+                return Err(ContainerError::setup(
+                    format!("unmount {point:?}"),
+                    e as i32,
+                ));
+            }
+        }
+    }
+    sys::mount(sc, Some(c"."), c"/", None, libc::MS_MOVE, None, || {
+        "move the new root onto /".to_string()
+    })?;
+    sys::step(sc.chroot(c"."), || "chroot into the new root".to_string())
+}
+
+/// Mount point `point` is the new root `target`, inside it, or one of
+/// its ancestors.
+fn keeps(point: &str, target: &str) -> bool {
+    let under = |a: &str, b: &str| {
+        a == b || b == "/" || a.strip_prefix(b).is_some_and(|r| r.starts_with('/'))
+    };
+    under(point, target) || under(target, point)
 }

@@ -36,6 +36,9 @@ pub(crate) trait Syscall {
     fn mount_flags(&self, path: &CStr) -> Result<libc::c_ulong>;
     fn umount_detach(&self, target: &CStr) -> Result<()>;
     fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> Result<()>;
+    fn chroot(&self, dir: &CStr) -> Result<()>;
+    /// The text of `/proc/self/mountinfo`.
+    fn mountinfo(&self) -> std::io::Result<String>;
     fn chdir(&self, dir: &CStr) -> Result<()>;
     fn fchdir(&self, dir: BorrowedFd<'_>) -> Result<()>;
     fn mkdir(&self, dir: &CStr, mode: u32) -> Result<()>;
@@ -111,6 +114,12 @@ impl Syscall for Linux {
     }
     fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> Result<()> {
         nix::unistd::pivot_root(new_root, put_old)
+    }
+    fn chroot(&self, dir: &CStr) -> Result<()> {
+        nix::unistd::chroot(dir)
+    }
+    fn mountinfo(&self) -> std::io::Result<String> {
+        std::fs::read_to_string("/proc/self/mountinfo")
     }
     fn chdir(&self, dir: &CStr) -> Result<()> {
         nix::unistd::chdir(dir)
@@ -195,8 +204,9 @@ impl Syscall for Linux {
     }
 }
 
-/// A fake kernel for tests: performs nothing, succeeds, and records each
-/// call as one line. Paths of the form `/proc/self/fd/N` (mount targets
+/// A fake kernel for tests: performs nothing, succeeds (but `pivot_root`
+/// fails with `pivot_root_error` when set), and records each call as one
+/// line; `mountinfo` is the mount table it reports. Paths of the form `/proc/self/fd/N` (mount targets
 /// reached through a resolved fd) are recorded as the path they name,
 /// relative to `root` (the temporary directory that plays the rootfs);
 /// fds are recorded as the path they name likewise.
@@ -205,6 +215,8 @@ impl Syscall for Linux {
 pub(crate) struct Recording {
     pub root: std::path::PathBuf,
     pub calls: std::cell::RefCell<Vec<String>>,
+    pub pivot_root_error: Option<nix::errno::Errno>,
+    pub mountinfo: String,
 }
 
 #[cfg(test)]
@@ -213,6 +225,8 @@ impl Recording {
         Recording {
             root: root.to_path_buf(),
             calls: Default::default(),
+            pivot_root_error: None,
+            mountinfo: String::new(),
         }
     }
 
@@ -265,6 +279,7 @@ fn ms_flags(flags: libc::c_ulong) -> String {
         (libc::MS_NOATIME, "noatime"),
         (libc::MS_NODIRATIME, "nodiratime"),
         (libc::MS_BIND, "bind"),
+        (libc::MS_MOVE, "move"),
         (libc::MS_REC, "rec"),
         (libc::MS_PRIVATE, "private"),
         (libc::MS_RELATIME, "relatime"),
@@ -319,7 +334,15 @@ impl Syscall for Recording {
             "pivot_root {} {}",
             opt(Some(new_root)),
             opt(Some(put_old))
-        ))
+        ))?;
+        self.pivot_root_error.map_or(Ok(()), Err)
+    }
+    fn chroot(&self, dir: &CStr) -> Result<()> {
+        self.record(format!("chroot {}", opt(Some(dir))))
+    }
+    fn mountinfo(&self) -> std::io::Result<String> {
+        self.calls.borrow_mut().push("read mountinfo".to_string());
+        Ok(self.mountinfo.clone())
     }
     fn chdir(&self, dir: &CStr) -> Result<()> {
         self.record(format!("chdir {}", self.show(dir)))

@@ -1,8 +1,10 @@
 #!/bin/busybox sh
 # /init of the QEMU end-to-end guest (scripts/qemu-e2e.sh builds the
 # initramfs). Stage 1 copies the initramfs into a tmpfs and switch_roots into
-# it: pivot_root(2), which every container does, refuses to work while the
-# root is the initramfs' rootfs. Stage 2 (PICOLET_E2E_STAGE=2) mounts what
+# it: pivot_root(2) refuses to work while the root is the initramfs' rootfs,
+# and containers on such a root take picolet's MS_MOVE + chroot fallback,
+# which initramfs-root.sh tests first when the kernel command line has
+# picolet.initramfs-root (the rest of the test wants the normal path). Stage 2 (PICOLET_E2E_STAGE=2) mounts what
 # systemd would (proc, sys, cgroup2 with the controllers enabled for
 # children), loads the kernel modules and runs /e2e/guest-e2e.sh, then
 # powers the guest off. Everything goes to the serial console.
@@ -10,6 +12,9 @@
 export PATH=/usr/local/bin:/bin
 if [ "${PICOLET_E2E_STAGE:-1}" = 1 ]; then
     mount -t proc proc /proc
+    if grep -qw picolet.initramfs-root /proc/cmdline; then
+        sh /e2e/initramfs-root.sh
+    fi
     mkdir -p /newroot
     mount -t tmpfs -o mode=0755 root /newroot
     for d in /*; do

@@ -114,7 +114,7 @@ fn strip_cgroup_prefix<'a>(cgroup: &'a str, root: &str) -> Option<&'a str> {
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space, …).
-fn unescape(field: &str) -> String {
+pub(crate) fn unescape(field: &str) -> String {
     let b = field.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -251,3 +251,89 @@ fn the_seccomp_filter_is_installed_last_or_before_the_uid_change() {
         }
     }
 }
+
+/// The mount table of a container's new mount namespace on a device that
+/// runs from its initramfs: `/` is the rootfs (its own parent), the host's
+/// kernel filesystems, another pod's root (a name with a space, escaped as
+/// mountinfo does), the directory that holds the new root and its
+/// ancestor, the new root and what is already mounted inside it.
+fn initramfs_mountinfo(dir: &Path) -> String {
+    let d = dir.display();
+    let parent = dir.parent().unwrap().display();
+    format!(
+        "1 1 0:2 / / rw - rootfs rootfs rw
+20 1 0:20 / /proc rw,nosuid - proc proc rw
+21 1 0:21 / /sys rw,nosuid - sysfs sysfs rw
+22 21 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+23 1 0:23 / /run rw - tmpfs run rw
+24 1 0:24 / {parent} rw - tmpfs tmp rw
+30 24 0:30 / {d} rw - tmpfs pods rw
+31 30 0:31 / {d}/other\\040pod/rootfs rw - overlay overlay rw
+40 30 0:40 / {d}/rootfs rw,nodev - overlay overlay rw
+41 40 0:41 / {d}/rootfs/proc rw - proc proc rw
+42 40 0:42 / {d}/rootfs/dev rw - tmpfs tmpfs rw
+"
+    )
+}
+
+/// `pivot_root` fails with EINVAL when `/` is the initramfs: the fallback
+/// detaches every host mount that neither holds nor is inside the new
+/// root, deepest first, then moves the new root onto `/` and chroots into
+/// it (runc's `--no-pivot`); the steps after it are the usual ones.
+#[test]
+fn a_pivot_root_refused_with_einval_falls_back_to_move_and_chroot() {
+    let t = tempfile::tempdir().unwrap();
+    let mut cfg = container(t.path());
+    cfg.privileged = true;
+    std::fs::create_dir_all(&cfg.rootfs.target).unwrap();
+    let plan = rootfs::Plan::new(&pod(t.path()), &cfg).unwrap();
+    let mut fake = Recording::new(t.path());
+    fake.pivot_root_error = Some(nix::errno::Errno::EINVAL);
+    fake.mountinfo = initramfs_mountinfo(t.path());
+    rootfs::setup(&fake, &plan).unwrap();
+    let want = expected(&[
+        &[
+            "mount - / - rec,private -",
+            "mount overlay <root>/rootfs overlay nodev \
+             lowerdir=<root>/layer,upperdir=<root>/upper,workdir=<root>/work",
+        ],
+        &KERNEL_FILESYSTEMS,
+        &[
+            "mount sysfs <root>/rootfs/sys sysfs nosuid,nodev,noexec -",
+            "fchdir <root>/rootfs",
+            "pivot_root . .",
+            "read mountinfo",
+            "umount2 <root>/other pod/rootfs detach",
+            "umount2 /run detach",
+            "umount2 /sys/fs/cgroup detach",
+            "umount2 /sys detach",
+            "umount2 /proc detach",
+            "mount . / - move -",
+            "chroot .",
+            "chdir /",
+            "mkdir -p /app",
+        ],
+    ]);
+    assert_eq!(fake.calls(), want);
+}
+
+/// Only EINVAL means "the root cannot be pivoted": any other error of
+/// `pivot_root` fails the setup, without a fallback.
+#[test]
+fn a_pivot_root_failing_otherwise_is_an_error_without_fallback() {
+    let t = tempfile::tempdir().unwrap();
+    let cfg = container(t.path());
+    std::fs::create_dir_all(&cfg.rootfs.target).unwrap();
+    let plan = rootfs::Plan::new(&pod(t.path()), &cfg).unwrap();
+    let mut fake = Recording::new(t.path());
+    fake.pivot_root_error = Some(nix::errno::Errno::EPERM);
+    fake.mountinfo = initramfs_mountinfo(t.path());
+    let err = rootfs::setup(&fake, &plan).unwrap_err();
+    assert!(
+        matches!(&err, crate::runtime::error::ContainerError::Setup { step, errno }
+            if step == "pivot_root" && *errno == libc::EPERM),
+        "{err:?}"
+    );
+    let calls = fake.calls();
+    assert_eq!(calls.last().map(String::as_str), Some("pivot_root . ."));
+}
