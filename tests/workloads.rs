@@ -79,6 +79,16 @@ fn a_deployment_runs_its_replicas_survives_a_kill_9_and_goes_with_its_manifest()
         names.push(name.to_string());
     }
     names.sort();
+    let out = a.cli(&["describe", "pod", &names[0]]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hash = pods[0]["metadata"]["labels"]["pod-template-hash"]
+        .as_str()
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == format!("Controlled By:  ReplicaSet/web-{hash}")),
+        "{text}"
+    );
 
     // kubectl's columns.
     let out = a.cli(&["get", "deployments"]);
