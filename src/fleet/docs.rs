@@ -355,12 +355,12 @@ impl FleetDocs {
                 return Offer::Refused(err);
             }
         };
-        let errors: Vec<crate::spec::SpecError> = (opened.doc.workloads.iter().enumerate())
-            .filter_map(|(i, (w, _))| {
-                let e = (self.cfg.check_workload)(w).err()?;
-                Some(e.under(&format!("workloads[{i}]")))
-            })
-            .collect();
+        let mut errors = Vec::new();
+        for (i, (w, _)) in opened.doc.workloads.iter().enumerate() {
+            if let Err(e) = (self.cfg.check_workload)(w) {
+                errors.push(e.under(&format!("workloads[{i}]")));
+            }
+        }
         if !errors.is_empty() {
             let e = crate::fleet::doc::DocError::Pods { errors, more: 0 };
             let mut err = StatusError::for_doc(&topic, &e, now_wall_ms);

@@ -529,7 +529,7 @@ impl Workloads {
     ///
     /// `metadata.uid` is honoured as a Pod's: a new workload takes it
     /// (unless another workload has it: a manifest copied from `get -o
-    /// yaml` gets a uid of its own), and a different one for an existing
+    /// yaml` gets a uid of its own, silently), and a different one for an existing
     /// workload is another object: the old one goes with its pods (as a
     /// delete and a create), the new one starts afresh.
     pub fn apply(
@@ -555,11 +555,6 @@ impl Workloads {
             .iter()
             .any(|(k, e)| e.uid == given && *k != key);
         let uid = if given.is_empty() || taken {
-            if taken {
-                log::info!(
-                    "{key}: metadata.uid {given} belongs to another workload; it gets a fresh uid"
-                );
-            }
             fresh_uid
         } else {
             given.to_string()
@@ -569,7 +564,7 @@ impl Workloads {
             .get(&key)
             .is_some_and(|e| !given.is_empty() && !taken && e.uid != given)
         {
-            log::info!("{key}: metadata.uid changed to {given}: another object replaces it");
+            log::info!("{key}: another uid, {given}: replaced");
             self.remove(&key, now);
         }
         self.dirty = true;
