@@ -5,8 +5,9 @@
 # Ctrl-C stops the agent; the pods keep running under their shims (as with
 # systemd's KillMode=process).
 #
-# ./scripts/run-example.sh --stop   stops the example pods and removes their
-#   manifests; pods of your own in the manifests dir are left alone. When
+# ./scripts/run-example.sh --stop   stops the example pods (the example
+#   Deployment's too) and removes their manifests; pods of your own in the
+#   manifests dir are left alone. When
 #   the agent is not running (after Ctrl-C) it starts it just long enough to
 #   stop them.
 #
@@ -49,20 +50,40 @@ agent() {
     exec "$BIN" "$@"
 }
 
-# The names of the example pods (metadata.name of each examples/*.yaml).
-example_pods() {
+# The examples' objects, "KIND NAME" per document of examples/*.yaml.
+example_objects() {
     for f in "$ROOT"/examples/*.yaml; do
-        awk '/^metadata:/ { m = 1; next } m && /^  name:/ { print $2; exit }' "$f"
+        awk '
+            function out() { if (k != "" && n != "") print k, n; k = ""; n = ""; m = 0 }
+            /^---/ { out(); next }
+            /^kind:/ { k = $2 }
+            /^metadata:/ { m = 1; next }
+            m && /^  name:/ { n = $2; gsub(/["\047]/, "", n); m = 0 }
+            m && /^[^ #]/ { m = 0 }
+            END { out() }
+        ' "$f"
     done
 }
 
-# Whether the agent lists any of the example pods.
+# Whether the agent lists a pod of the examples: an example Pod by its
+# name, or a pod an example workload owns (a Deployment's through its
+# ReplicaSet <deployment>-<pod-template-hash>, a CronJob's through its Job
+# <cronjob>-<minutes>, the other kinds directly).
 examples_listed() {
-    "$BIN" get pods 2>/dev/null | awk 'NR > 1 { print $1 }' >"$STATE/.listed" || return 0
-    for p in $(example_pods); do
-        grep -qx "$p" "$STATE/.listed" && return 0
-    done
-    return 1
+    cols='NAME:.metadata.name,KIND:.metadata.ownerReferences[0].kind'
+    cols="$cols,OWNER:.metadata.ownerReferences[0].name,HASH:.metadata.labels.pod-template-hash"
+    "$BIN" get pods -o "custom-columns=$cols" >"$STATE/.listed" 2>/dev/null || return 0
+    example_objects >"$STATE/.examples"
+    awk '
+        NR == FNR { want[$1 " " $2] = 1; next }
+        FNR == 1 { next }
+        ("Pod " $1) in want || ($2 " " $3) in want { found = 1 }
+        $2 == "ReplicaSet" && $4 != "<none>" && substr($3, length($3) - length($4)) == "-" $4 {
+            if (("Deployment " substr($3, 1, length($3) - length($4) - 1)) in want) found = 1
+        }
+        $2 == "Job" { j = $3; if (sub(/-[0-9]+$/, "", j) && ("CronJob " j) in want) found = 1 }
+        END { exit !found }
+    ' "$STATE/.examples" "$STATE/.listed"
 }
 
 if [ "${1:-}" = "--stop" ]; then
@@ -88,7 +109,7 @@ if [ "${1:-}" = "--stop" ]; then
         [ $i -lt 600 ] || { echo "the example pods did not stop within 60 s" >&2; break; }
         sleep 0.1
     done
-    rm -f "$STATE/.listed"
+    rm -f "$STATE/.listed" "$STATE/.examples"
     if [ -n "$started" ]; then
         kill -TERM "$started"
         wait "$started" || true

@@ -20,6 +20,40 @@ fn shims_of(pod: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The PIDs of the shims of the pods named `prefix…` (a Deployment's).
+fn shims_like(prefix: &str) -> Vec<u32> {
+    let want = format!("picolet shim default/{prefix}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .starts_with(&want)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// The pods of the example Deployment `web` (`web-<hash>-<x>`).
+fn web_pods(a: &Agent) -> Vec<serde_json::Value> {
+    a.pods()
+        .into_iter()
+        .filter(|p| p["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet")
+        .filter(|p| {
+            p["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("web-"))
+        })
+        .collect()
+}
+
+const EXAMPLES: [&str; 3] = ["hello.yaml", "counter.yaml", "web-deployment.yaml"];
+
 fn run_example(a: &Agent, args: &[&str]) -> std::process::Output {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut cmd = Command::new("sh");
@@ -47,7 +81,7 @@ fn stop_ends_only_the_example_pods_even_while_the_agent_is_down() {
     let mut a = Agent::start();
     let manifests = a.manifests();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for f in ["hello.yaml", "counter.yaml"] {
+    for f in EXAMPLES {
         std::fs::copy(root.join("examples").join(f), manifests.join(f)).unwrap();
     }
     std::fs::write(
@@ -58,9 +92,14 @@ fn stop_ends_only_the_example_pods_even_while_the_agent_is_down() {
     a.wait_running("hello", "web", 30);
     a.wait_running("counter", "count", 30);
     a.wait_running("mine", "main", 30);
+    wait_for(30, "web's 3 pods running", || {
+        let p = web_pods(&a);
+        (p.len() == 3 && p.iter().all(|p| p["status"]["phase"] == "Running")).then_some(())
+    });
     // Ctrl-C: the agent goes, the pods stay.
     a.kill9();
     assert!(!shims_of("hello").is_empty() && !shims_of("counter").is_empty());
+    assert_eq!(shims_like("web-").len(), 3);
 
     let out = run_example(&a, &["--stop"]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -76,6 +115,11 @@ fn stop_ends_only_the_example_pods_even_while_the_agent_is_down() {
     assert!(manifests.join("mine.yaml").exists());
     assert!(shims_of("hello").is_empty(), "hello's shim still runs");
     assert!(shims_of("counter").is_empty(), "counter's shim still runs");
+    assert!(
+        shims_like("web-").is_empty(),
+        "a shim of web's pods still runs"
+    );
+    assert!(!manifests.join("web-deployment.yaml").exists());
     assert_eq!(
         shims_of("mine").len(),
         1,
@@ -86,14 +130,37 @@ fn stop_ends_only_the_example_pods_even_while_the_agent_is_down() {
 
     // With the agent running, --stop leaves it running.
     a.spawn();
-    for f in ["hello.yaml", "counter.yaml"] {
+    for f in EXAMPLES {
         std::fs::copy(root.join("examples").join(f), manifests.join(f)).unwrap();
     }
     a.wait_running("counter", "count", 30);
+    wait_for(30, "web's 3 pods", || {
+        (web_pods(&a).len() == 3).then_some(())
+    });
     let out = run_example(&a, &["--stop"]);
     assert!(out.status.success());
     assert!(a.pod("counter").is_none() && a.pod("hello").is_none());
+    assert!(
+        web_pods(&a).is_empty(),
+        "--stop returned before web's pods went"
+    );
     assert!(a.pod("mine").is_some());
+    // The Deployment alone: --stop waits for its pods (5 s of grace each,
+    // their httpd ignores SIGTERM), not only for pods named as examples.
+    std::fs::copy(
+        root.join("examples/web-deployment.yaml"),
+        manifests.join("web-deployment.yaml"),
+    )
+    .unwrap();
+    wait_for(30, "web's 3 pods again", || {
+        (web_pods(&a).len() == 3).then_some(())
+    });
+    let out = run_example(&a, &["--stop"]);
+    assert!(out.status.success());
+    assert!(
+        web_pods(&a).is_empty(),
+        "--stop returned before web's pods went"
+    );
     std::fs::remove_file(manifests.join("mine.yaml")).unwrap();
     wait_for(20, "mine to stop", || a.pod("mine").is_none().then_some(()));
 }

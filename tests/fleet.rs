@@ -3,6 +3,7 @@
 //! `fleet status`). As root.
 
 mod support;
+use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::fleet::*;
@@ -499,5 +500,213 @@ fn apply_publishes_compressed_documents_and_refuses_a_message_over_max_message_b
     assert!(grew < 8 << 20, "the agent's peak RSS grew by {grew} bytes");
     assert_eq!(status["observedRevision"]["device"], 2);
     assert!(a.pod("db").is_some());
+    a.assert_one_thread();
+}
+
+/// A Deployment with `picolet.io/auto-rollback` whose template prints
+/// `version`.
+fn auto_rollback_deployment(image: &str, version: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  annotations:
+    picolet.io/auto-rollback: "true"
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 8
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: {image}
+        command: ["sh", "-c", "echo {version}; exec sleep 100000"]
+"#
+    )
+}
+
+/// Collects the device's events (QoS 0, not retained: the subscription
+/// is in place before `ready` is sent) until one has reason `reason` or
+/// `secs` passed.
+fn collect_events(
+    url: &str,
+    device: &str,
+    reason: &'static str,
+    secs: u64,
+) -> (
+    std::sync::mpsc::Receiver<()>,
+    std::thread::JoinHandle<Vec<Value>>,
+) {
+    use picolet::controller::client::{Client, ClientOptions};
+    use picolet::fleet::transport::BrokerUrl;
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let opts = ClientOptions::new(BrokerUrl::parse(url).unwrap());
+    let topic = format!("picolet/devices/{device}/events");
+    let handle = std::thread::spawn(move || {
+        picolet::reactor::block_on(async {
+            let limit = Duration::from_secs(10);
+            let mut c = Client::connect(&opts, limit).await.unwrap();
+            c.subscribe(vec![topic.clone()]);
+            c.sync("picolet", limit).await.unwrap();
+            ready_tx.send(()).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            let mut seen = Vec::new();
+            while let Some(m) = c.next_message(deadline).await.unwrap() {
+                if m.topic != topic {
+                    continue;
+                }
+                let v: Value = serde_json::from_slice(&m.payload).unwrap();
+                let done = v["reason"] == reason;
+                seen.push(v);
+                if done {
+                    break;
+                }
+            }
+            c.disconnect().await;
+            seen
+        })
+    });
+    (ready, handle)
+}
+
+/// Issue 13: a fleet Deployment whose new version does not progress rolls
+/// back on the device; the device's status says `Progressing=False`,
+/// `RolledBack`, the `RolledBack` event reaches the fleet, and `fleet
+/// status` shows it. Then a document with a CronJob in a time zone the
+/// device does not have is refused with its path, and the pods keep
+/// running.
+#[test]
+fn a_fleet_deployment_that_does_not_progress_rolls_back_and_the_fleet_sees_it() {
+    if !root_or_skip() {
+        return;
+    }
+    let Some(broker) = plain_broker() else {
+        return;
+    };
+    let url = url(&broker, 0);
+    let a = fleet_agent(&url, "dev1", &[]);
+    let v1 = manifest(&a, "v1.yaml", &auto_rollback_deployment(IMAGE, "v1"));
+    ok(apply(&url, ("--device", "dev1"), &[&v1], &[]));
+    wait_status(&url, "dev1", 40, "web 2/2 in status", |s| {
+        s["workloads"][0]["status"]["readyReplicas"] == 2
+    });
+    let uids = |a: &Agent| {
+        let mut u: Vec<String> = a
+            .pods()
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .map(|p| p["metadata"]["uid"].as_str().unwrap().to_string())
+            .collect();
+        u.sort();
+        u
+    };
+    let old = uids(&a);
+    assert_eq!(old.len(), 2);
+
+    let (ready, events) = collect_events(&url, "dev1", "RolledBack", 90);
+    ready.recv().unwrap();
+    let v2 = manifest(
+        &a,
+        "v2.yaml",
+        &auto_rollback_deployment("picolet.test/does-not-exist:1", "v2"),
+    );
+    ok(apply(&url, ("--device", "dev1"), &[&v2], &[]));
+    let status = wait_status(&url, "dev1", 60, "RolledBack in status", |s| {
+        s["workloads"][0]["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Progressing" && c["reason"] == "RolledBack")
+            })
+    });
+    let w = &status["workloads"][0];
+    assert_eq!(
+        (w["kind"].as_str(), w["name"].as_str()),
+        (Some("Deployment"), Some("web"))
+    );
+    let p = w["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Progressing")
+        .unwrap();
+    assert_eq!(p["status"], "False", "{p}");
+    let msg = p["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("Rolled back from revision 2 (") && msg.contains("to revision 1 ("),
+        "{msg}"
+    );
+    let seen = events.join().unwrap();
+    let e = seen
+        .iter()
+        .find(|e| e["reason"] == "RolledBack")
+        .unwrap_or_else(|| panic!("no RolledBack event in {seen:?}"));
+    assert_eq!(e["type"], "Warning");
+    assert_eq!(e["involvedObject"]["kind"], "Deployment");
+    assert_eq!(e["involvedObject"]["name"], "web");
+    assert_eq!(e["message"], msg);
+    let table = ok(ctl(&[
+        "fleet", "status", "--device", "dev1", "--broker", &url,
+    ]));
+    assert!(table.contains("Progressing=RolledBack"), "{table}");
+    // The old pods served throughout and still do.
+    wait_for(20, "the bad pod gone", || (uids(&a) == old).then_some(()));
+
+    // A CronJob in a zone this device does not have: the document is
+    // refused with its path, nothing changes.
+    let cron = manifest(
+        &a,
+        "cron.yaml",
+        &format!(
+            r#"apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: mars
+spec:
+  schedule: "0 9 * * *"
+  timeZone: Mars/Olympus
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+          - name: main
+            image: {IMAGE}
+"#
+        ),
+    );
+    let out = apply(&url, ("--device", "dev1"), &[&v2, &cron], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "device dev1 refused the document (Invalid): workloads[1].spec.timeZone: unknown time zone Mars/Olympus"
+        ),
+        "{}",
+        text(&out)
+    );
+    const DESIRED: &str = "picolet/devices/dev1/desired";
+    let status = wait_status(&url, "dev1", 20, "the CronJob refused", |s| {
+        !errors_on(s, DESIRED).is_empty()
+    });
+    let errs = errors_on(&status, DESIRED);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].0, "Invalid");
+    assert!(
+        errs[0]
+            .1
+            .starts_with("workloads[1].spec.timeZone: unknown time zone Mars/Olympus"),
+        "{errs:?} ({})",
+        text(&out)
+    );
+    assert_eq!(status["observedRevision"]["device"], 2);
+    assert_eq!(status["workloads"].as_array().unwrap().len(), 1);
+    assert_eq!(uids(&a), old);
     a.assert_one_thread();
 }

@@ -204,3 +204,83 @@ spec:
     );
     a.assert_one_thread();
 }
+
+fn zoned_cronjob(name: &str, zone: &str) -> String {
+    format!(
+        r#"apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: {name}
+spec:
+  schedule: "0 9 * * *"
+  timeZone: {zone}
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+          - name: main
+            image: {IMAGE}
+            command: ["true"]
+"#
+    )
+}
+
+/// A CronJob's `timeZone` is checked when its manifest is applied, in the
+/// agent's tz database (`TZDIR` here): a missing database and an unknown
+/// zone are errors naming `spec.timeZone`; a zone the database has runs.
+#[test]
+fn a_cronjob_time_zone_must_be_in_the_devices_tz_database() {
+    if !root_or_skip() {
+        return;
+    }
+    let tz = tempfile::tempdir().unwrap();
+    let db = tz.path().join("zoneinfo");
+    let a = Agent::start_env(&[("TZDIR", db.to_str().unwrap())]);
+    let refusal = |file: &str| {
+        wait_for(20, &format!("the refusal of {file}"), || {
+            let out = a.cli(&["get", "pods"]);
+            let err = String::from_utf8_lossy(&out.stderr).to_string();
+            err.lines()
+                .find(|l| l.contains(file) && l.contains("spec.timeZone"))
+                .map(str::to_string)
+        })
+    };
+    a.apply("berlin.yaml", &zoned_cronjob("berlin", "Europe/Berlin"));
+    let e = refusal("berlin.yaml");
+    assert!(
+        e.contains(&format!(
+            "spec.timeZone: unknown time zone Europe/Berlin: the time zone database {} is missing on this device (install tzdata)",
+            db.display()
+        )),
+        "{e}"
+    );
+    let cronjobs = |a: &Agent| {
+        let out = a.cli(&["get", "cronjobs"]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(!cronjobs(&a).contains("berlin"));
+
+    // The database appears (tzdata installed): the same manifest applies.
+    std::fs::create_dir_all(db.join("Europe")).unwrap();
+    std::fs::copy(
+        "/usr/share/zoneinfo/Europe/Berlin",
+        db.join("Europe/Berlin"),
+    )
+    .unwrap();
+    a.apply("berlin.yaml", &zoned_cronjob("berlin", "Europe/Berlin"));
+    wait_for(20, "berlin applied", || {
+        cronjobs(&a).contains("berlin").then_some(())
+    });
+    a.apply("mars.yaml", &zoned_cronjob("mars", "Mars/Olympus"));
+    let e = refusal("mars.yaml");
+    assert!(
+        e.contains(&format!(
+            "spec.timeZone: unknown time zone Mars/Olympus: {}/Mars/Olympus: No such file or directory",
+            db.display()
+        )),
+        "{e}"
+    );
+    assert!(!cronjobs(&a).contains("mars"));
+}

@@ -1,8 +1,8 @@
 //! The Deployment controller end to end, real pods as root: a rolling
 //! update keeps `replicas - maxUnavailable` pods ready (sampled through the
 //! API) and survives a kill -9 of the agent without duplicate pods; `rollout
-//! status|history|undo`; a bad image rolls back by itself while the old
-//! pods keep serving.
+//! status|history|undo`; a bad image, then a crash-looping version, roll
+//! back by themselves while the old pods keep serving.
 
 mod support;
 use serde_json::Value;
@@ -192,7 +192,7 @@ fn a_rolling_update_keeps_pods_ready_survives_a_kill_9_and_is_undone() {
 }
 
 #[test]
-fn a_bad_image_rolls_back_by_itself_and_the_old_pods_keep_serving() {
+fn a_bad_image_or_a_crash_loop_rolls_back_by_itself_and_the_old_pods_keep_serving() {
     if !root_or_skip() {
         return;
     }
@@ -257,4 +257,68 @@ fn a_bad_image_rolls_back_by_itself_and_the_old_pods_keep_serving() {
     );
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(versions(&live(&a, "api")), ["v1", "v1"]);
+
+    // A crash-looping new version (its command exits 1): rolled back too,
+    // the old pods ready throughout.
+    a.apply(
+        "api.yaml",
+        &deployment("api", 2, "v3; exit 1", IMAGE, extra),
+    );
+    let start = Instant::now();
+    let mut crashed = false;
+    let cond = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no rollback of the crash-looping version"
+        );
+        let pods = live(&a, "api");
+        let mut r: Vec<String> = pods
+            .iter()
+            .filter(|p| ready(p))
+            .map(|p| p["metadata"]["uid"].as_str().unwrap().to_string())
+            .collect();
+        r.sort();
+        assert_eq!(r, old, "the same two old pods, ready");
+        for p in pods.iter().filter(|p| version(p) == "v3") {
+            let c = &p["status"]["containerStatuses"][0];
+            crashed |= c["lastState"]["terminated"]["exitCode"] == 1
+                || c["state"]["terminated"]["exitCode"] == 1;
+        }
+        let out = a.cli(&["get", "deploy/api", "-o", "json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let p = v["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Progressing").cloned());
+        if let Some(p) = p.filter(|p| {
+            p["reason"] == "RolledBack"
+                && p["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("from revision 4"))
+        }) {
+            assert_eq!(
+                v["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+                "5"
+            );
+            break p;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(crashed, "the v3 pod was seen exiting 1");
+    assert_eq!(cond["status"], "False");
+    assert!(
+        cond["message"].as_str().unwrap().contains("to revision 3"),
+        "{cond}"
+    );
+    let (code, out, err) = rollout(&a, &["status", "deploy/api", "--timeout", "20s"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("rolled back"), "{out}{err}");
+    wait_for(20, "the crash-looping pod gone", || {
+        (versions(&live(&a, "api")) == ["v1", "v1"]).then_some(())
+    });
+    let mut now: Vec<String> = live(&a, "api")
+        .iter()
+        .map(|p| p["metadata"]["uid"].as_str().unwrap().to_string())
+        .collect();
+    now.sort();
+    assert_eq!(now, old, "the old pods kept running");
 }

@@ -703,6 +703,12 @@ pub fn describe(
             o.push_str(&format!("  IP:\t{ip}\n"));
         }
     }
+    // kubectl's printController: the owner reference that is the controller.
+    let owners = p["metadata"]["ownerReferences"].as_array();
+    if let Some(r) = owners.and_then(|a| a.iter().find(|r| r["controller"] == true)) {
+        let (kind, name) = (str_at(r, &["kind"]), str_at(r, &["name"]));
+        o.push_str(&format!("Controlled By:\t{kind}/{name}\n"));
+    }
     let empty = Vec::new();
     for (title, spec_key, status_key) in [
         ("Init Containers", "initContainers", "initContainerStatuses"),
@@ -875,7 +881,9 @@ mod tests {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "web", "namespace": "default", "uid": "u1",
                 "labels": {"tier": "front", "app": "web"},
-                "annotations": {"note": "hi"}},
+                "annotations": {"note": "hi"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": "web-5d8f9c7b6", "uid": "u0", "controller": true}]},
             "spec": {
                 "priority": 5,
                 "volumes": [
@@ -960,6 +968,9 @@ mod tests {
             "              tier=front",
             "Annotations:  note: hi",
             "IP:           10.88.0.4",
+            "IPs:",
+            "  IP:           10.88.0.4",
+            "Controlled By:  ReplicaSet/web-5d8f9c7b6",
             "Containers:",
             "  app:",
             "    Container ID:  picolet://abc",

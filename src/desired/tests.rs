@@ -29,6 +29,7 @@ fn fleet(groups: &[&str]) -> FleetDocs {
         policy: NodePolicy::default(),
         max_doc_bytes: 1 << 16,
         fleet_key: None,
+        check_workload: |_| Ok(()),
     })
 }
 

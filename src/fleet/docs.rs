@@ -8,7 +8,8 @@
 //! - the exact bytes already held: [`Offer::Unchanged`] (the broker re-sends
 //!   retained documents on every reconnect);
 //! - a document that does not decode (size, format, JSON, kind, fields,
-//!   pods, signature): refused, reported, nothing changes;
+//!   pods, signature), or with a workload this device cannot run
+//!   ([`DocsConfig::check_workload`]): refused, reported, nothing changes;
 //! - a revision at or below the accepted one: refused as stale;
 //! - otherwise accepted; the errors reported about that topic are cleared.
 //!
@@ -68,6 +69,13 @@ pub struct DocsConfig {
     pub policy: NodePolicy,
     pub max_doc_bytes: usize,
     pub fleet_key: Option<PublicKey>,
+    /// What this device checks of each workload of a new document, beyond
+    /// its fields: the agent's is [`crate::sys::time::check_time_zone`]
+    /// (a CronJob's `timeZone` must be in this device's tz database). An
+    /// error refuses the document, its path under `workloads[i]`. Not
+    /// applied to the documents restored at start: a zone gone since is
+    /// the CronJob's `UnknownTimeZone` event, its pods keep running.
+    pub check_workload: fn(&crate::spec::workload::Workload) -> Result<(), crate::spec::SpecError>,
 }
 
 #[derive(Debug, Clone)]
@@ -347,6 +355,19 @@ impl FleetDocs {
                 return Offer::Refused(err);
             }
         };
+        let mut errors = Vec::new();
+        for (i, (w, _)) in opened.doc.workloads.iter().enumerate() {
+            if let Err(e) = (self.cfg.check_workload)(w) {
+                errors.push(e.under(&format!("workloads[{i}]")));
+            }
+        }
+        if !errors.is_empty() {
+            let e = crate::fleet::doc::DocError::Pods { errors, more: 0 };
+            let mut err = StatusError::for_doc(&topic, &e, now_wall_ms);
+            err.revision = Some(opened.doc.revision);
+            self.doc_errors.push(err.clone());
+            return Offer::Refused(err);
+        }
         let revision = opened.doc.revision;
         if let Some(last) = last.filter(|a| revision <= a.revision) {
             let stale = Stale {

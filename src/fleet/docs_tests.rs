@@ -16,6 +16,7 @@ fn cfg(groups: &[&str]) -> DocsConfig {
         policy: NodePolicy::default(),
         max_doc_bytes: 4096,
         fleet_key: None,
+        check_workload: |_| Ok(()),
     }
 }
 
@@ -384,4 +385,84 @@ fn planned_gives_each_pod_of_a_source_as_applied_or_its_refusal() {
     let planned = d.planned(&group("kitchen"));
     assert_eq!(planned[0].1.as_ref().unwrap_err().reason, "NameClash");
     assert!(d.planned(&device())[0].1.is_ok());
+}
+
+/// A device without `Mars/Olympus` in its tz database.
+fn no_mars(w: &crate::spec::workload::Workload) -> Result<(), crate::spec::SpecError> {
+    match &w.spec {
+        crate::spec::workload::WorkloadSpec::CronJob(c)
+            if c.time_zone.as_deref() == Some("Mars/Olympus") =>
+        {
+            Err(crate::spec::SpecError::invalid(
+                "spec.timeZone",
+                "unknown time zone Mars/Olympus",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn cronjob(name: &str, zone: &str) -> Value {
+    json!({
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name},
+        "spec": {"schedule": "0 9 * * *", "timeZone": zone, "jobTemplate": {"spec": {
+            "template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox:1"}]}}}}}
+    })
+}
+
+fn doc_with(revision: u64, pods: Vec<Value>, workloads: Vec<Value>) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "picolet.io/v1", "kind": "DeviceState",
+        "revision": revision, "pods": pods, "workloads": workloads,
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_workload_the_device_cannot_run_refuses_the_document_with_its_path() {
+    let mut c = cfg(&[]);
+    c.check_workload = no_mars;
+    let mut d = FleetDocs::new(c);
+    let good = doc_with(1, vec![pod("a")], vec![cronjob("ok", "Europe/Berlin")]);
+    assert!(matches!(
+        d.offer(&device(), &good, NOW),
+        Offer::Accepted { revision: 1, .. }
+    ));
+    let bad = doc_with(
+        2,
+        vec![pod("b")],
+        vec![
+            cronjob("ok", "Europe/Berlin"),
+            cronjob("mars", "Mars/Olympus"),
+        ],
+    );
+    let Offer::Refused(e) = d.offer(&device(), &bad, NOW) else {
+        panic!("accepted a CronJob in an unknown time zone");
+    };
+    assert_eq!(
+        (e.reason.as_str(), e.message.as_str(), e.revision),
+        (
+            "Invalid",
+            "workloads[1].spec.timeZone: unknown time zone Mars/Olympus",
+            Some(2)
+        ),
+    );
+    // Nothing changed: revision 1 and its pod and workload stay.
+    assert_eq!(d.observed().device, Some(1));
+    let plan = d.plan(&no_static, NOW);
+    assert_eq!(names(&plan), ["default/a"]);
+    assert_eq!(plan.workloads.len(), 1);
+    assert_eq!(d.errors().len(), 1);
+
+    // A stored document is not checked again at start: a zone gone since
+    // is the CronJob's event, not the document's refusal.
+    let mut lax = FleetDocs::new(cfg(&[]));
+    let _ = lax.offer(&device(), &bad, NOW);
+    let mut c = cfg(&[]);
+    c.check_workload = no_mars;
+    let mut back = FleetDocs::new(c);
+    let notes = back.restore(lax.saved(), NOW);
+    assert!(notes.is_empty(), "{notes:?}");
+    assert_eq!(back.plan(&no_static, NOW).workloads.len(), 2);
 }

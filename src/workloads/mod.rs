@@ -674,13 +674,20 @@ impl Workloads {
 
     /// The desired state wants `workload` (from `source`): added, or its
     /// spec updated (the controller state is kept). `doc`: its JSON for
-    /// the state file; `uid`: used when it is new.
+    /// the state file; `fresh_uid`: used when it is new and names no
+    /// `metadata.uid`.
+    ///
+    /// `metadata.uid` is honoured as a Pod's: a new workload takes it
+    /// (unless another workload has it: a manifest copied from `get -o
+    /// yaml` gets a uid of its own, silently), and a different one for an existing
+    /// workload is another object: the old one goes with its pods (as a
+    /// delete and a create), the new one starts afresh.
     pub fn apply(
         &mut self,
         workload: Workload,
         doc: String,
         source: String,
-        uid: String,
+        fresh_uid: String,
         now: Now,
     ) {
         let key = workload.key();
@@ -691,6 +698,24 @@ impl Workloads {
                 self.collected.remove(&key);
             }
             None => {}
+        }
+        let given = workload.metadata.uid.as_str();
+        let taken = self
+            .entries
+            .iter()
+            .any(|(k, e)| e.uid == given && *k != key);
+        let uid = if given.is_empty() || taken {
+            fresh_uid
+        } else {
+            given.to_string()
+        };
+        if self
+            .entries
+            .get(&key)
+            .is_some_and(|e| !given.is_empty() && !taken && e.uid != given)
+        {
+            log::info!("{key}: another uid, {given}: replaced");
+            self.remove(&key, now);
         }
         self.dirty = true;
         self.wake = Some(now.mono_ms);

@@ -78,3 +78,54 @@ fn suffixes_use_kubernetes_alphabet_and_uids_look_like_uuids() {
     assert_eq!(u.len(), 36, "{u}");
     assert_eq!(replica_set_uid("a", "b").len(), 36);
 }
+
+#[test]
+fn a_given_uid_is_kept_and_another_one_replaces_the_workload_as_for_pods() {
+    let mut s = Sim::new();
+    let with_uid = |name: &str, uid: &str| {
+        WEB.replace(
+            "metadata: {name: web}",
+            &format!("metadata: {{name: {name}, uid: {uid}}}"),
+        )
+    };
+    let names = |s: &Sim| {
+        let mut n: Vec<String> = s.live().iter().map(|p| p.name.clone()).collect();
+        n.sort();
+        n
+    };
+    let uid = |s: &Sim, name: &str| {
+        s.w.entries()
+            .find(|e| e.workload.metadata.name == name)
+            .map(|e| e.uid.clone())
+            .unwrap()
+    };
+    s.apply(&with_uid("web", "0d6c6a5e-given"));
+    s.sync();
+    assert_eq!(uid(&s, "web"), "0d6c6a5e-given");
+    let first = names(&s);
+    assert_eq!(first.len(), 3);
+    for p in s.live() {
+        let hash = &s.spec(&p.name).metadata.labels["pod-template-hash"];
+        assert_eq!(p.owner_uid, replica_set_uid("0d6c6a5e-given", hash));
+    }
+    // The same uid again, or none: the same object, the same pods.
+    s.apply(&with_uid("web", "0d6c6a5e-given"));
+    s.sync();
+    s.apply(WEB);
+    s.sync();
+    assert_eq!(uid(&s, "web"), "0d6c6a5e-given");
+    assert_eq!(names(&s), first);
+    // Another uid: another object. The old one's pods go, new ones come.
+    s.apply(&with_uid("web", "7f3e-other"));
+    s.sync();
+    assert_eq!(uid(&s, "web"), "7f3e-other");
+    let second = names(&s);
+    assert_eq!(second.len(), 3);
+    assert!(second.iter().all(|n| !first.contains(n)), "{second:?}");
+    // A copy of web under another name keeps no uid of web's.
+    s.apply(&with_uid("api", "7f3e-other"));
+    s.sync();
+    assert_eq!(uid(&s, "api"), "uid-api");
+    assert_eq!(uid(&s, "web"), "7f3e-other");
+    assert_eq!(names(&s).len(), 6);
+}

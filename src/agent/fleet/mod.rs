@@ -132,6 +132,7 @@ impl Fleet {
             policy: settings.policy.clone(),
             max_doc_bytes: settings.max_document_bytes,
             fleet_key,
+            check_workload: crate::sys::time::check_time_zone,
         });
         let mut notes = docs.restore(saved.docs, now.wall_ms);
         notes.extend(docs.restore_overrides(saved.overrides, now.wall_ms));

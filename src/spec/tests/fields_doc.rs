@@ -83,11 +83,6 @@ const AUDIT: &str = "
 Checked field by field against the kubelet (2026-12-06). Each is a known gap,
 to be honoured or refused; until then it is listed here rather than hidden:
 
-- `spec.containers[*].terminationMessagePath` / `terminationMessagePolicy`:
-  the kubelet reads the file (default `/dev/termination-log`, 4 KiB) into
-  `lastState.terminated.message`, or the log tail with
-  `FallbackToLogsOnError`. picolet accepts them (every export carries the
-  defaults) and writes no termination message.
 - `spec.affinity.podAffinity` / `podAntiAffinity` and
   `nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution`: the
   scheduler's placement between nodes; the kubelet does not check them at
@@ -96,6 +91,10 @@ to be honoured or refused; until then it is listed here rather than hidden:
 - `spec.priority` / `priorityClassName`: the kubelet ranks evictions by
   priority; picolet's eviction order is in docs/lifecycle.md.
 
+`terminationMessagePath` and `terminationMessagePolicy` are carried out
+as the kubelet does (the file's last 4 KiB, or the log's tail with
+`FallbackToLogsOnError`, into `state.terminated.message`;
+docs/lifecycle.md, its Termination messages section).
 `spec.nodeSelector` and `nodeAffinity.requiredDuringScheduling…` are
 checked at admission against the node's labels (docs/lifecycle.md): a pod
 that does not match is rejected (`NodeAffinity`), as the kubelet does.

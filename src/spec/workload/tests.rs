@@ -8,29 +8,9 @@ fn load(text: &str) -> Result<Workload, SpecError> {
     workload_from_value(v)
 }
 
-const DEPLOYMENT: &str = "
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: nginx-deployment
-  labels:
-    app: nginx
-spec:
-  replicas: 3
-  selector:
-    matchLabels:
-      app: nginx
-  template:
-    metadata:
-      labels:
-        app: nginx
-    spec:
-      containers:
-      - name: nginx
-        image: busybox:1.36
-        ports:
-        - containerPort: 80
-";
+/// The Kubernetes docs' Deployment (nginx), busybox image
+/// (`tests/k8s-docs/`, which `tests/workloads.rs` also runs).
+const DEPLOYMENT: &str = include_str!("../../../tests/k8s-docs/nginx-deployment.yaml");
 
 #[test]
 fn the_kubernetes_docs_deployment_loads_with_its_defaults() {

@@ -9,46 +9,9 @@ fn load(text: &str) -> Result<Workload, SpecError> {
     workload_from_value(v)
 }
 
-/// The Kubernetes docs' DaemonSet (fluentd-elasticsearch), busybox image.
-const DS: &str = "
-apiVersion: apps/v1
-kind: DaemonSet
-metadata:
-  name: fluentd-elasticsearch
-  namespace: kube-system
-  labels:
-    k8s-app: fluentd-logging
-spec:
-  selector:
-    matchLabels:
-      name: fluentd-elasticsearch
-  template:
-    metadata:
-      labels:
-        name: fluentd-elasticsearch
-    spec:
-      tolerations:
-      - key: node-role.kubernetes.io/control-plane
-        operator: Exists
-        effect: NoSchedule
-      containers:
-      - name: fluentd-elasticsearch
-        image: busybox:1.36
-        resources:
-          limits:
-            memory: 200Mi
-          requests:
-            cpu: 100m
-            memory: 200Mi
-        volumeMounts:
-        - name: varlog
-          mountPath: /var/log
-      terminationGracePeriodSeconds: 30
-      volumes:
-      - name: varlog
-        hostPath:
-          path: /var/log
-";
+/// The Kubernetes docs' DaemonSet (fluentd-elasticsearch), busybox image
+/// (`tests/k8s-docs/`, which `tests/workloads.rs` also runs).
+const DS: &str = include_str!("../../../tests/k8s-docs/fluentd-elasticsearch.yaml");
 
 #[test]
 fn the_kubernetes_docs_daemonset_loads_with_its_defaults() {
@@ -119,44 +82,9 @@ fn daemonset_errors_name_their_field() {
     }
 }
 
-/// The Kubernetes docs' StatefulSet (nginx), busybox image.
-const STS: &str = "
-apiVersion: apps/v1
-kind: StatefulSet
-metadata:
-  name: web
-spec:
-  selector:
-    matchLabels:
-      app: nginx
-  serviceName: nginx
-  replicas: 3
-  minReadySeconds: 10
-  template:
-    metadata:
-      labels:
-        app: nginx
-    spec:
-      terminationGracePeriodSeconds: 10
-      containers:
-      - name: nginx
-        image: busybox:1.36
-        ports:
-        - containerPort: 80
-          name: web
-        volumeMounts:
-        - name: www
-          mountPath: /usr/share/nginx/html
-  volumeClaimTemplates:
-  - metadata:
-      name: www
-    spec:
-      accessModes: [ \"ReadWriteOnce\" ]
-      storageClassName: \"my-storage-class\"
-      resources:
-        requests:
-          storage: 1Gi
-";
+/// The Kubernetes docs' StatefulSet (nginx), busybox image
+/// (`tests/k8s-docs/`, which `tests/workloads.rs` also runs).
+const STS: &str = include_str!("../../../tests/k8s-docs/web-statefulset.yaml");
 
 #[test]
 fn the_kubernetes_docs_statefulset_loads_with_its_defaults_and_claim_volumes() {

@@ -10,45 +10,13 @@ fn load(text: &str) -> Result<Workload, SpecError> {
     workload_from_value(crate::yaml::parse(text).0[0].to_value().unwrap())
 }
 
-/// kubernetes.io/docs/concepts/workloads/controllers/job/ (busybox).
-const PI: &str = "
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: pi
-spec:
-  template:
-    spec:
-      containers:
-      - name: pi
-        image: busybox
-        command: [\"sh\", \"-c\", \"echo 3.14\"]
-      restartPolicy: Never
-  backoffLimit: 4
-";
+/// kubernetes.io/docs/concepts/workloads/controllers/job/ (busybox;
+/// `tests/k8s-docs/`, which `tests/workloads.rs` also runs).
+const PI: &str = include_str!("../../../../tests/k8s-docs/pi-job.yaml");
 
-/// kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/.
-const HELLO: &str = "
-apiVersion: batch/v1
-kind: CronJob
-metadata:
-  name: hello
-spec:
-  schedule: \"* * * * *\"
-  jobTemplate:
-    spec:
-      template:
-        spec:
-          containers:
-          - name: hello
-            image: busybox:1.28
-            imagePullPolicy: IfNotPresent
-            command:
-            - /bin/sh
-            - -c
-            - date; echo Hello from the Kubernetes cluster
-          restartPolicy: OnFailure
-";
+/// kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/
+/// (`tests/k8s-docs/`, which `tests/workloads.rs` also runs).
+const HELLO: &str = include_str!("../../../../tests/k8s-docs/hello-cronjob.yaml");
 
 fn path(text: &str) -> String {
     let e = load(text).unwrap_err();
