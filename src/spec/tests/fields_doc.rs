@@ -88,13 +88,15 @@ to be honoured or refused; until then it is listed here rather than hidden:
   scheduler's placement between nodes; the kubelet does not check them at
   admission either. On one node they would only say whether two pods may
   share it; picolet runs both.
-- `spec.priority` / `priorityClassName`: the kubelet ranks evictions by
-  priority; picolet's eviction order is in docs/lifecycle.md.
 
 `terminationMessagePath` and `terminationMessagePolicy` are carried out
 as the kubelet does (the file's last 4 KiB, or the log's tail with
 `FallbackToLogsOnError`, into `state.terminated.message`;
 docs/lifecycle.md, its Termination messages section).
+`spec.priority` and `priorityClassName` (the built-in classes; another
+name is refused) rank disk-pressure evictions after the request check, a
+critical pod is never evicted and `system-node-critical` gets the
+kubelet's `oom_score_adj` (docs/lifecycle.md, Eviction).
 `spec.nodeSelector` and `nodeAffinity.requiredDuringScheduling…` are
 checked at admission against the node's labels (docs/lifecycle.md): a pod
 that does not match is rejected (`NodeAffinity`), as the kubelet does.
