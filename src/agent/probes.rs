@@ -69,20 +69,15 @@ pub fn spawn(
                         .iter()
                         .map(|h| (h.name.clone(), h.value.clone()))
                         .collect();
-                    let path = http.path.clone().unwrap_or_else(|| "/".into());
-                    let host_header = match ip {
-                        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
-                        IpAddr::V4(v4) => format!("{v4}:{port}"),
+                    let path = http.path.as_deref().unwrap_or("/");
+                    let get = probe::Get {
+                        addr: SocketAddr::new(ip, port),
+                        name: None,
+                        https: http.scheme.as_deref() == Some("HTTPS"),
+                        path,
+                        headers: &headers,
                     };
-                    let o = probe::http_get(
-                        netns.as_deref(),
-                        SocketAddr::new(ip, port),
-                        &host_header,
-                        &path,
-                        &headers,
-                        timeout,
-                    )
-                    .await;
+                    let o = probe::http_get(netns.as_deref(), &get, timeout).await;
                     with_outcome(result, o.success, o.message)
                 }
                 (Err(e), _) => with_outcome(result, false, e.to_string()),

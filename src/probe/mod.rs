@@ -1,4 +1,5 @@
-//! Probe execution on the reactor: `tcpSocket` and `httpGet`, with sockets
+//! Probe execution on the reactor: `tcpSocket` and `httpGet` (HTTP, or
+//! HTTPS without certificate verification: [`tls`]), with sockets
 //! opened inside the pod's network namespace (see [`netns`] for how, and why
 //! that needs the agent's single thread). `exec` probes run through the shim.
 //!
@@ -12,6 +13,9 @@ mod http;
 pub mod netns;
 #[cfg(test)]
 mod tests;
+mod tls;
+#[cfg(test)]
+mod tls_tests;
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -19,7 +23,7 @@ use std::time::Duration;
 
 use crate::reactor::{self, Async};
 
-pub use http::http_get;
+pub use http::{Get, http_get};
 pub use netns::{NetNs, with_netns};
 
 /// The result of one probe run.

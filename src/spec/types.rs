@@ -453,7 +453,7 @@ pub struct HttpGetAction {
     pub port: IntOrString,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
-    /// Only `HTTP` is supported.
+    /// `HTTP` (the default) or `HTTPS` (not verified, as the kubelet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheme: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -90,12 +90,6 @@ fn probe_features_picolet_lacks_are_refused() {
         ),
         "spec.containers[0].livenessProbe.terminationGracePeriodSeconds",
     );
-    refused(
-        &with_container_lines(
-            "    ports: [{containerPort: 443}]\n    readinessProbe:\n      httpGet: {port: 443, scheme: HTTPS}\n",
-        ),
-        "spec.containers[0].readinessProbe.httpGet.scheme",
-    );
 }
 
 #[test]

@@ -193,6 +193,13 @@ fn http_probe_scheme_and_headers_are_checked() {
     let at = "spec.containers[0].livenessProbe.httpGet";
     invalid(&p, &format!("{at}.scheme"), "must be HTTP or HTTPS");
     invalid(&p, &format!("{at}.httpHeaders[0].name"), "HTTP header name");
+    for ok in ["HTTP", "HTTPS"] {
+        let h = p.spec.containers[0].liveness_probe.as_mut().unwrap();
+        let h = h.http_get.as_mut().unwrap();
+        h.http_headers.clear();
+        h.scheme = Some(ok.into());
+        valid(&p);
+    }
 }
 
 #[test]

@@ -455,12 +455,7 @@ fn probe(c: &Container, p: &Probe, path: &str, success_must_be_one: bool, errs: 
             errs.push(e.under(&format!("{hp}.port")));
         }
         match h.scheme.as_deref() {
-            None | Some("") | Some("HTTP") => {}
-            Some("HTTPS") => errs.push(SpecError::new(
-                ErrorKind::Unsupported,
-                format!("{hp}.scheme"),
-                "unsupported value \"HTTPS\": picolet probes speak plain HTTP only",
-            )),
+            None | Some("") | Some("HTTP") | Some("HTTPS") => {}
             Some(s) => errs.add(
                 format!("{hp}.scheme"),
                 format!("{s:?} must be HTTP or HTTPS"),
