@@ -1,4 +1,4 @@
-//! Running tcpSocket and httpGet probes as reactor tasks (exec probes go
+//! Running tcpSocket, httpGet and grpc probes as reactor tasks (exec probes go
 //! through the pod's shim). The socket is opened inside the pod's network
 //! namespace by [`crate::probe`].
 
@@ -83,6 +83,13 @@ pub fn spawn(
                 (Err(e), _) => with_outcome(result, false, e.to_string()),
                 (_, Err(e)) => with_outcome(result, false, e),
             }
+        } else if let Some(g) = &p.grpc {
+            // Validation keeps the port in 1..=65535.
+            let port = u16::try_from(g.port).unwrap_or(0);
+            let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+            let service = g.service.as_deref().unwrap_or("");
+            let o = probe::grpc(netns.as_deref(), addr, service, timeout).await;
+            with_outcome(result, o.success, o.message)
         } else {
             with_outcome(result, false, "probe has no handler".into())
         };

@@ -1,5 +1,6 @@
-//! Probe execution on the reactor: `tcpSocket` and `httpGet` (HTTP, or
-//! HTTPS without certificate verification: [`tls`]), with sockets
+//! Probe execution on the reactor: `tcpSocket`, `httpGet` (HTTP, or
+//! HTTPS without certificate verification: [`tls`]) and `grpc` (the
+//! standard health protocol over h2c: [`grpc`]), with sockets
 //! opened inside the pod's network namespace (see [`netns`] for how, and why
 //! that needs the agent's single thread). `exec` probes run through the shim.
 //!
@@ -9,6 +10,10 @@
 //! `HTTP probe failed with statuscode: 500`). The probe thresholds and
 //! schedule are decided by `lifecycle`, not here.
 
+mod grpc;
+#[cfg(test)]
+mod grpc_tests;
+mod hpack;
 mod http;
 pub mod netns;
 #[cfg(test)]
@@ -23,6 +28,7 @@ use std::time::Duration;
 
 use crate::reactor::{self, Async};
 
+pub use grpc::grpc;
 pub use http::{Get, http_get};
 pub use netns::{NetNs, with_netns};
 

@@ -415,6 +415,9 @@ pub struct Probe {
     pub tcp_socket: Option<TcpSocketAction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_get: Option<HttpGetAction>,
+    /// Probes only (`grpc: {port, service}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcAction>,
     #[serde(default)]
     pub initial_delay_seconds: i32,
     /// Defaults: period 10, timeout 1, success 1, failure 3 (see `Probe::timing`).
@@ -435,6 +438,15 @@ pub struct Probe {
 #[serde(rename_all = "camelCase")]
 pub struct ExecAction {
     pub command: Vec<String>,
+}
+
+/// A `grpc` probe: `grpc.health.v1.Health/Check` of `service` at `port`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcAction {
+    pub port: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -175,6 +175,40 @@ fn named_probe_ports_must_exist_and_numbers_be_in_range() {
 }
 
 #[test]
+fn grpc_probe_ports_are_1_to_65535_and_one_handler_among_the_others() {
+    let mut p = base();
+    let grpc = |port: i32| {
+        Some(Probe {
+            grpc: Some(GrpcAction {
+                port,
+                service: Some("db".into()),
+            }),
+            ..Default::default()
+        })
+    };
+    for ok in [1, 9000, 65535] {
+        p.spec.containers[0].liveness_probe = grpc(ok);
+        valid(&p);
+    }
+    for bad in [0, -1, 65536] {
+        p.spec.containers[0].liveness_probe = grpc(bad);
+        invalid(
+            &p,
+            "spec.containers[0].livenessProbe.grpc.port",
+            "must be between 1 and 65535",
+        );
+    }
+    let mut two = probe_exec();
+    two.grpc = grpc(9000).unwrap().grpc;
+    p.spec.containers[0].liveness_probe = Some(two);
+    invalid(
+        &p,
+        "spec.containers[0].livenessProbe",
+        "more than one handler",
+    );
+}
+
+#[test]
 fn http_probe_scheme_and_headers_are_checked() {
     let mut p = base();
     p.spec.containers[0].liveness_probe = Some(Probe {

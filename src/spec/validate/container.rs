@@ -420,7 +420,10 @@ fn resources(r: &Resources, path: &str, errs: &mut Errors) {
 
 fn probe(c: &Container, p: &Probe, path: &str, success_must_be_one: bool, errs: &mut Errors) {
     match p.handler_count() {
-        0 => errs.add(path, "must specify a handler: exec, tcpSocket or httpGet"),
+        0 => errs.add(
+            path,
+            "must specify a handler: exec, tcpSocket, httpGet or grpc",
+        ),
         1 => {}
         _ => errs.add(path, "may not specify more than one handler"),
     }
@@ -447,6 +450,14 @@ fn probe(c: &Container, p: &Probe, path: &str, success_must_be_one: bool, errs: 
             errs.push(e.under(&format!("{path}.tcpSocket.port")));
         }
         host(errs, format!("{path}.tcpSocket.host"), &t.host);
+    }
+    if let Some(g) = &p.grpc {
+        if !(1..=65535).contains(&g.port) {
+            errs.add(
+                format!("{path}.grpc.port"),
+                format!("{} must be between 1 and 65535, inclusive", g.port),
+            );
+        }
     }
     if let Some(h) = &p.http_get {
         let hp = format!("{path}.httpGet");
