@@ -16,6 +16,7 @@ mod grpc_tests;
 mod hpack;
 mod http;
 pub mod netns;
+pub mod resolve;
 #[cfg(test)]
 mod tests;
 mod tls;
