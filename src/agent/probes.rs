@@ -79,7 +79,8 @@ async fn run(ns: Option<&NetNs>, c: &Container, p: &Probe, timeout: Duration) ->
             Err(e) => {
                 let scheme = if https { "https" } else { "http" };
                 let host = http.host.as_deref().unwrap_or_default();
-                let url = format!("{scheme}://{host}:{port}{path}");
+                let slash = if path.starts_with('/') { "" } else { "/" };
+                let url = format!("{scheme}://{host}:{port}{slash}{path}");
                 return (false, format!("Get {url:?}: dial tcp: {e}"));
             }
         };

@@ -21,6 +21,7 @@ pub struct HpackError(&'static str);
 const MAX_TABLE: usize = 4096;
 
 /// A decoder for one connection (the dynamic table lives across blocks).
+/// Fuzzed by `fuzz/fuzz_targets/hpack.rs`.
 #[derive(Debug, Default)]
 pub struct Decoder {
     /// Newest first.
@@ -43,6 +44,8 @@ impl Decoder {
         mut buf: &[u8],
         out: &mut Vec<(String, String)>,
     ) -> Result<(), HpackError> {
+        #[cfg(test)]
+        crate::testutil::fuzz_seed("hpack", buf);
         while let Some(&b) = buf.first() {
             if b & 0x80 != 0 {
                 let i = integer(&mut buf, 7)?;
@@ -70,6 +73,12 @@ impl Decoder {
         let i = integer(buf, prefix)?;
         let name = if i == 0 { string(buf)? } else { self.get(i)?.0 };
         Ok((name, string(buf)?))
+    }
+
+    /// The dynamic table's size as RFC 7541 counts it (32 bytes an entry
+    /// plus its name and value), never above the limit.
+    pub fn table_size(&self) -> usize {
+        self.size
     }
 
     fn get(&self, i: usize) -> Result<(String, String), HpackError> {

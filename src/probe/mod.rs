@@ -13,7 +13,7 @@
 mod grpc;
 #[cfg(test)]
 mod grpc_tests;
-mod hpack;
+pub mod hpack;
 mod http;
 pub mod netns;
 pub mod resolve;
