@@ -7,7 +7,8 @@
 # Targets: manifest (YAML and JSON), oci_json (index, manifest, config,
 # Docker manifest.json), tar_unpack (path and link escapes), mqtt_packets
 # (the session's receive path), state_file, shim_wire, desired_doc, yaml
-# (the YAML reader and writer against serde_norway).
+# (the YAML reader and writer against serde_norway), hpack (the grpc
+# probe's header decoder).
 #
 # The corpus (fuzz/corpus/<target>/, not committed) starts from the inputs
 # the unit tests give each parser: with PICOLET_FUZZ_CORPUS set, the
@@ -27,7 +28,7 @@ ROOT=$(pwd)
 
 RUNS=${1:-10000000}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-manifest oci_json tar_unpack mqtt_packets state_file shim_wire desired_doc yaml}
+TARGETS=${*:-manifest oci_json tar_unpack mqtt_packets state_file shim_wire desired_doc yaml hpack}
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 CORPUS="$ROOT/fuzz/corpus"
 
@@ -39,6 +40,7 @@ seed_tests() {
         mqtt_packets) echo "fleet::session" ;;
         state_file) echo "store:: agent::statefile" ;;
         shim_wire) echo "runtime::shim" ;;
+        hpack) echo "probe::" ;;
         yaml) echo "yaml:: spec:: serde_path" ;;
         *) echo "" ;;
     esac
@@ -54,6 +56,7 @@ if [ -n "$missing" ] && [ "${FUZZ_SEED_TESTS:-1}" != 0 ]; then
     # shellcheck disable=SC2086
     PICOLET_FUZZ_CORPUS="$CORPUS" cargo test --lib -q -- --test-threads=2 $missing >/dev/null
 fi
+mkdir -p "$CORPUS/desired_doc"
 cp fuzz/seeds/* "$CORPUS/desired_doc/"
 
 echo "fuzz: building the targets"

@@ -50,6 +50,12 @@ node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
 mkdir -p target/aedes
 cp tests/aedes/package.json tests/aedes/package-lock.json target/aedes/
 (cd target/aedes && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+# The grpc probe tests' server: grpcio's own grpc.health.v1 servicer
+# (tests/grpc/health_server.py), pinned by tests/grpc/requirements.txt,
+# in a venv in target/grpc-venv (Debian 12's python3 is 3.11).
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_packages python3 python3-venv
+[ -x target/grpc-venv/bin/python ] || python3 -m venv target/grpc-venv
+target/grpc-venv/bin/pip install --quiet --disable-pip-version-check -r tests/grpc/requirements.txt
 
 step "format and lints"
 cargo fmt --check

@@ -347,6 +347,13 @@ pub fn describe_probe(p: &Value) -> String {
         let path = h["path"].as_str().unwrap_or("/");
         return format!("http-get {scheme}://{host}:{port}{path} {attrs}");
     }
+    if let Some(g) = p.get("grpc").filter(|v| v.is_object()) {
+        return format!(
+            "grpc <pod>:{} {} {attrs}",
+            g["port"].as_i64().unwrap_or(0),
+            g["service"].as_str().unwrap_or("")
+        );
+    }
     if let Some(t) = p.get("tcpSocket").filter(|v| v.is_object()) {
         return format!(
             "tcp-socket {}:{} {attrs}",
@@ -798,6 +805,15 @@ mod tests {
             status,
             source: "test".into(),
         }
+    }
+
+    #[test]
+    fn a_grpc_probe_is_described_as_kubectl_does() {
+        let p = serde_json::json!({"grpc": {"port": 9000, "service": "db"}, "periodSeconds": 5});
+        assert_eq!(
+            describe_probe(&p),
+            "grpc <pod>:9000 db delay=0s timeout=1s period=5s #success=1 #failure=3"
+        );
     }
 
     #[test]

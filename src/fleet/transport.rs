@@ -26,7 +26,7 @@
 //! A [`Transport`] is a cheap handle (`Rc`): clone it to read in one task
 //! and write in another. Use at most one reader and one writer at a time.
 
-mod crypto;
+pub(crate) mod crypto;
 mod tls;
 
 #[cfg(test)]

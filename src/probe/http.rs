@@ -1,4 +1,5 @@
-//! The `httpGet` probe: one HTTP/1.1 GET with `Connection: close`.
+//! The `httpGet` probe: one HTTP/1.1 GET with `Connection: close`, over
+//! TCP or, for `scheme: HTTPS`, TLS without certificate verification.
 //!
 //! Like the kubelet: `User-Agent: kube-probe/1.31` and `Accept: */*` unless
 //! the probe sets them, a custom `Host` header replaces the default one, and
@@ -8,13 +9,14 @@
 //! ignored.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
+use super::tls::{TlsError, TlsStream};
 use super::{DialError, NetNs, Outcome, connect, os_text};
-use crate::reactor;
+use crate::reactor::{self, Async};
 
 /// The `User-Agent` the kubelet 1.31 sends.
 pub const USER_AGENT: &str = "kube-probe/1.31";
@@ -26,6 +28,8 @@ pub const MAX_RESPONSE: usize = 10 * 1024;
 enum HttpError {
     #[error(transparent)]
     Dial(#[from] DialError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("write tcp {addr}: write: {}", os_text(.source))]
     Write {
         addr: SocketAddr,
@@ -46,22 +50,41 @@ enum HttpError {
     InvalidHeader(String),
 }
 
-/// An `httpGet` probe of `http://<addr><path>` from inside `ns` (`None`:
-/// the agent's own namespace). `host_header` is the default `Host` value
-/// (usually `addr` as text); `headers` are the probe's `httpHeaders`.
-/// `timeout` bounds the whole exchange.
-pub async fn http_get(
-    ns: Option<&NetNs>,
-    addr: SocketAddr,
-    host_header: &str,
-    path: &str,
-    headers: &[(String, String)],
-    timeout: Duration,
-) -> Outcome {
-    let path = encode_path(path);
-    let url = format!("http://{addr}{path}");
-    let result = match build_request(host_header, &path, headers) {
-        Ok(request) => reactor::timeout(timeout, exchange(ns, addr, &request)).await,
+/// What an `httpGet` probe asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct Get<'a> {
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// The probe's `host` when it is a name (resolved to `addr`): the URL's
+    /// host, so also the default `Host` header and, for HTTPS, the SNI.
+    /// `None`: the URL's host is `addr`'s IP address.
+    pub name: Option<&'a str>,
+    /// `scheme: HTTPS`: TLS without certificate verification ([`super::tls`]).
+    pub https: bool,
+    pub path: &'a str,
+    /// The probe's `httpHeaders`.
+    pub headers: &'a [(String, String)],
+}
+
+impl Get<'_> {
+    /// `host:port` of the URL, as Go's `net.JoinHostPort` writes it.
+    fn authority(&self) -> String {
+        match self.name {
+            Some(name) => format!("{name}:{}", self.addr.port()),
+            None => self.addr.to_string(),
+        }
+    }
+}
+
+/// An `httpGet` probe of `get` from inside `ns` (`None`: the agent's own
+/// namespace). `timeout` bounds the whole exchange, TLS handshake included.
+pub async fn http_get(ns: Option<&NetNs>, get: &Get<'_>, timeout: Duration) -> Outcome {
+    let path = encode_path(get.path);
+    let authority = get.authority();
+    let scheme = if get.https { "https" } else { "http" };
+    let url = format!("{scheme}://{authority}{path}");
+    let result = match build_request(&authority, &path, get.headers) {
+        Ok(request) => reactor::timeout(timeout, exchange(ns, get, &request)).await,
         Err(e) => Ok(Err(e)),
     };
     match result {
@@ -74,9 +97,41 @@ pub async fn http_get(
     }
 }
 
-/// Connects, sends `request`, reads the response head and returns the status.
-async fn exchange(ns: Option<&NetNs>, addr: SocketAddr, request: &[u8]) -> Result<u16, HttpError> {
-    let mut stream = connect(ns, addr).await?;
+/// A connection, plain or TLS.
+enum Conn {
+    Plain(Async<TcpStream>),
+    Tls(Box<TlsStream>),
+}
+
+impl Conn {
+    async fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.write_all(buf).await,
+            Conn::Tls(s) => s.write_all(buf).await,
+        }
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf).await,
+            Conn::Tls(s) => s.read(buf).await,
+        }
+    }
+}
+
+/// Connects (and for HTTPS, shakes hands), sends `request`, reads the
+/// response head and returns the status.
+async fn exchange(ns: Option<&NetNs>, get: &Get<'_>, request: &[u8]) -> Result<u16, HttpError> {
+    let addr = get.addr;
+    let stream = connect(ns, addr).await?;
+    let mut stream = if get.https {
+        let host = get
+            .name
+            .map_or_else(|| addr.ip().to_string(), str::to_string);
+        Conn::Tls(Box::new(TlsStream::handshake(stream, &host, addr).await?))
+    } else {
+        Conn::Plain(stream)
+    };
     stream
         .write_all(request)
         .await

@@ -1,4 +1,6 @@
-//! Probe execution on the reactor: `tcpSocket` and `httpGet`, with sockets
+//! Probe execution on the reactor: `tcpSocket`, `httpGet` (HTTP, or
+//! HTTPS without certificate verification: [`tls`]) and `grpc` (the
+//! standard health protocol over h2c: [`grpc`]), with sockets
 //! opened inside the pod's network namespace (see [`netns`] for how, and why
 //! that needs the agent's single thread). `exec` probes run through the shim.
 //!
@@ -8,10 +10,18 @@
 //! `HTTP probe failed with statuscode: 500`). The probe thresholds and
 //! schedule are decided by `lifecycle`, not here.
 
+mod grpc;
+#[cfg(test)]
+mod grpc_tests;
+pub mod hpack;
 mod http;
 pub mod netns;
+pub mod resolve;
 #[cfg(test)]
 mod tests;
+mod tls;
+#[cfg(test)]
+mod tls_tests;
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -19,7 +29,8 @@ use std::time::Duration;
 
 use crate::reactor::{self, Async};
 
-pub use http::http_get;
+pub use grpc::grpc;
+pub use http::{Get, http_get};
 pub use netns::{NetNs, with_netns};
 
 /// The result of one probe run.

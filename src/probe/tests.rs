@@ -75,6 +75,17 @@ fn serve(
     })
 }
 
+/// An HTTP GET of `path` at `addr`.
+fn plain<'a>(addr: SocketAddr, path: &'a str, headers: &'a [(String, String)]) -> Get<'a> {
+    Get {
+        addr,
+        name: None,
+        https: false,
+        path,
+        headers,
+    }
+}
+
 fn listener() -> (Async<TcpListener>, SocketAddr) {
     let l = Async::<TcpListener>::bind(loopback(0)).unwrap();
     let addr = l.get_ref().local_addr().unwrap();
@@ -150,7 +161,7 @@ fn http_probe_statuses_200_to_399_succeed_and_others_fail() {
         );
         let mut outs = Vec::new();
         for _ in 0..6 {
-            outs.push(http_get(None, addr, &addr.to_string(), "/healthz", &[], SEC).await);
+            outs.push(http_get(None, &plain(addr, "/healthz", &[]), SEC).await);
         }
         server.await;
         outs
@@ -181,7 +192,7 @@ fn http_probe_sends_the_kubelet_request_with_custom_headers() {
     ];
     let (out, seen) = block_on(async {
         let server = serve(l, vec![b"HTTP/1.1 204 No Content\r\n\r\n"]);
-        let out = http_get(None, addr, &addr.to_string(), "ready", &headers, SEC).await;
+        let out = http_get(None, &plain(addr, "ready", &headers), SEC).await;
         (out, server.await)
     });
     assert!(out.success, "{out:?}");
@@ -195,7 +206,7 @@ fn http_probe_sends_the_kubelet_request_with_custom_headers() {
 #[test]
 fn http_probe_to_a_closed_port_fails_like_the_kubelet() {
     let (_reserved, addr) = bound_socket(loopback(0), None);
-    let out = block_on(http_get(None, addr, "x", "/", &[], SEC));
+    let out = block_on(http_get(None, &plain(addr, "/", &[]), SEC));
     assert!(!out.success);
     assert_eq!(
         out.message,
@@ -213,7 +224,7 @@ fn http_probe_times_out_when_the_server_never_answers() {
             crate::reactor::sleep(10 * SEC).await;
             drop(s);
         });
-        http_get(None, addr, "x", "/slow", &[], Duration::from_millis(200)).await
+        http_get(None, &plain(addr, "/slow", &[]), Duration::from_millis(200)).await
     });
     assert!(!out.success);
     assert_eq!(
@@ -230,8 +241,8 @@ fn http_probe_reports_eof_and_malformed_responses() {
     let (l, addr) = listener();
     let outs = block_on(async {
         let server = serve(l, vec![b"", b"SSH-2.0-OpenSSH_9.6\r\n"]);
-        let a = http_get(None, addr, "x", "/", &[], SEC).await;
-        let b = http_get(None, addr, "x", "/", &[], SEC).await;
+        let a = http_get(None, &plain(addr, "/", &[]), SEC).await;
+        let b = http_get(None, &plain(addr, "/", &[]), SEC).await;
         server.await;
         (a, b)
     });
@@ -262,7 +273,7 @@ fn http_probe_stops_reading_an_endless_response_head() {
             }
         })
         .detach();
-        http_get(None, addr, "x", "/", &[], 5 * SEC).await
+        http_get(None, &plain(addr, "/", &[]), 5 * SEC).await
     });
     assert!(out.success, "read past the cap until the timeout: {out:?}");
 }
@@ -359,8 +370,8 @@ fn a_listener_inside_a_pod_netns_is_reached_through_netns_only() {
         });
         let inside_tcp = tcp(Some(&ns), addr, SEC).await;
         let outside_tcp = tcp(None, addr, SEC).await;
-        let inside_http = http_get(Some(&ns), addr, &addr.to_string(), "/", &[], SEC).await;
-        let outside_http = http_get(None, addr, "x", "/", &[], SEC).await;
+        let inside_http = http_get(Some(&ns), &plain(addr, "/", &[]), SEC).await;
+        let outside_http = http_get(None, &plain(addr, "/", &[]), SEC).await;
         timeout(5 * SEC, server).await.unwrap();
         (inside_tcp, outside_tcp, inside_http, outside_http)
     });
@@ -449,7 +460,7 @@ fn http_probe_reads_a_response_head_split_across_reads() {
     for pieces in splits {
         let (l, addr) = listener();
         serve_in_pieces(l, pieces.iter().map(|p| p.to_vec()).collect());
-        got.push(block_on(http_get(None, addr, "x", "/", &[], 5 * SEC)));
+        got.push(block_on(http_get(None, &plain(addr, "/", &[]), 5 * SEC)));
     }
     assert!(!got[0].success);
     assert_eq!(got[0].message, "HTTP probe failed with statuscode: 503");
@@ -470,7 +481,7 @@ fn http_probe_judges_a_head_over_the_cap_by_its_status_line() {
     big.extend_from_slice(b"\r\n");
     let (l, addr) = listener();
     serve_in_pieces(l, vec![big]);
-    let out = block_on(http_get(None, addr, "x", "/", &[], 5 * SEC));
+    let out = block_on(http_get(None, &plain(addr, "/", &[]), 5 * SEC));
     assert!(!out.success);
     assert_eq!(out.message, "HTTP probe failed with statuscode: 503");
 }
@@ -488,7 +499,7 @@ fn http_probe_refuses_non_http_replies_and_malformed_header_lines() {
     for reply in replies {
         let (l, addr) = listener();
         serve_in_pieces(l, vec![reply.to_vec()]);
-        let out = block_on(http_get(None, addr, "x", "/", &[], 5 * SEC));
+        let out = block_on(http_get(None, &plain(addr, "/", &[]), 5 * SEC));
         assert!(!out.success, "{reply:?}: {out:?}");
         let prefix =
             format!("Get \"http://{addr}/\": net/http: HTTP/1.x transport connection broken: ");

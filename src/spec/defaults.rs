@@ -42,6 +42,7 @@ pub enum ProbeHandler<'a> {
     Exec(&'a ExecAction),
     TcpSocket(&'a TcpSocketAction),
     HttpGet(&'a HttpGetAction),
+    Grpc(&'a GrpcAction),
 }
 
 fn at_least(v: i32, min: u32) -> u32 {
@@ -76,8 +77,10 @@ impl Probe {
             Some(ProbeHandler::Exec(e))
         } else if let Some(t) = &self.tcp_socket {
             Some(ProbeHandler::TcpSocket(t))
+        } else if let Some(h) = &self.http_get {
+            Some(ProbeHandler::HttpGet(h))
         } else {
-            self.http_get.as_ref().map(ProbeHandler::HttpGet)
+            self.grpc.as_ref().map(ProbeHandler::Grpc)
         }
     }
 
@@ -86,6 +89,7 @@ impl Probe {
         usize::from(self.exec.is_some())
             + usize::from(self.tcp_socket.is_some())
             + usize::from(self.http_get.is_some())
+            + usize::from(self.grpc.is_some())
     }
 }
 
@@ -272,6 +276,9 @@ fn default_probe(p: &mut Probe) {
         .get_or_insert(t.success_threshold as i32);
     p.failure_threshold
         .get_or_insert(t.failure_threshold as i32);
+    if let Some(g) = &mut p.grpc {
+        g.service.get_or_insert_with(String::new);
+    }
     if let Some(h) = &mut p.http_get {
         h.path.get_or_insert_with(|| "/".to_string());
         h.scheme.get_or_insert_with(|| "HTTP".to_string());

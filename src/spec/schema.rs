@@ -11,7 +11,7 @@
 //!   but which exports often carry with a no-op value (`securityContext: {}`,
 //!   `stdin: false`, `procMount: Default`); any other value is refused;
 //! - **unsupported** (`Rule::Unsupported`): a Kubernetes field picolet does
-//!   not implement (`tcpSocket` hooks, `grpc` probes, `nfs` volumes, …);
+//!   not implement (`tcpSocket` hooks, `nfs` volumes, …);
 //!   the loader refuses it with its path and the reason given here.
 //!
 //! A key not in its table is an *unknown* field (a typo or a newer API).
@@ -377,7 +377,7 @@ static PROBE: Node = Object(&[
     ("timeoutSeconds", Field(&Scalar)),
     ("successThreshold", Field(&Scalar)),
     ("failureThreshold", Field(&Scalar)),
-    ("grpc", Unsupported("gRPC probes are not supported")),
+    ("grpc", Field(&GRPC)),
     (
         "terminationGracePeriodSeconds",
         Unsupported("a probe-level terminationGracePeriodSeconds is not supported"),
@@ -385,6 +385,8 @@ static PROBE: Node = Object(&[
 ]);
 
 static EXEC: Node = Object(&[("command", Field(&Scalar))]);
+
+static GRPC: Node = Object(&[("port", Field(&Scalar)), ("service", Field(&Scalar))]);
 
 static TCP_SOCKET: Node = Object(&[("port", Field(&Scalar)), ("host", Field(&Scalar))]);
 

@@ -415,6 +415,9 @@ pub struct Probe {
     pub tcp_socket: Option<TcpSocketAction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_get: Option<HttpGetAction>,
+    /// Probes only (`grpc: {port, service}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcAction>,
     #[serde(default)]
     pub initial_delay_seconds: i32,
     /// Defaults: period 10, timeout 1, success 1, failure 3 (see `Probe::timing`).
@@ -437,6 +440,15 @@ pub struct ExecAction {
     pub command: Vec<String>,
 }
 
+/// A `grpc` probe: `grpc.health.v1.Health/Check` of `service` at `port`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcAction {
+    pub port: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TcpSocketAction {
@@ -453,7 +465,7 @@ pub struct HttpGetAction {
     pub port: IntOrString,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
-    /// Only `HTTP` is supported.
+    /// `HTTP` (the default) or `HTTPS` (not verified, as the kubelet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheme: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

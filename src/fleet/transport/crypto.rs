@@ -42,7 +42,7 @@ use sha2::Digest as _;
 use webpki::ring as webpki_algs;
 
 /// The provider: ring's default one with P-256 replaced (module docs).
-pub(super) fn provider() -> CryptoProvider {
+pub(crate) fn provider() -> CryptoProvider {
     CryptoProvider {
         cipher_suites: DEFAULT_CIPHER_SUITES.to_vec(),
         kx_groups: vec![kx_group::X25519, SECP256R1, kx_group::SECP384R1],

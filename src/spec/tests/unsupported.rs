@@ -14,6 +14,23 @@ fn pod_lines(extra: &str) -> String {
 }
 
 #[test]
+fn a_grpc_probe_loads_and_a_grpc_hook_is_an_unknown_field() {
+    let pod = load_one(&with_container_lines(
+        "    livenessProbe:\n      grpc: {port: 9000, service: db}\n",
+    ))
+    .unwrap();
+    let g = pod.spec.containers[0].liveness_probe.as_ref().unwrap();
+    let g = g.grpc.as_ref().unwrap();
+    assert_eq!((g.port, g.service.as_deref()), (9000, Some("db")));
+    // Kubernetes' LifecycleHandler has no grpc.
+    let e = load_err(&with_container_lines(
+        "    lifecycle:\n      preStop: {grpc: {port: 9000}}\n",
+    ));
+    assert_eq!(e.kind, ErrorKind::UnknownField, "{e}");
+    assert_eq!(e.path, "spec.containers[0].lifecycle.preStop.grpc", "{e}");
+}
+
+#[test]
 fn a_tcp_socket_lifecycle_hook_is_refused_at_its_path() {
     refused(
         &with_container_lines("    lifecycle:\n      preStop: {tcpSocket: {port: 80}}\n"),
@@ -81,20 +98,10 @@ fn volume_kinds_picolet_lacks_are_refused() {
 #[test]
 fn probe_features_picolet_lacks_are_refused() {
     refused(
-        &with_container_lines("    livenessProbe:\n      grpc: {port: 9000}\n"),
-        "spec.containers[0].livenessProbe.grpc",
-    );
-    refused(
         &with_container_lines(
             "    livenessProbe:\n      exec: {command: [true]}\n      terminationGracePeriodSeconds: 5\n",
         ),
         "spec.containers[0].livenessProbe.terminationGracePeriodSeconds",
-    );
-    refused(
-        &with_container_lines(
-            "    ports: [{containerPort: 443}]\n    readinessProbe:\n      httpGet: {port: 443, scheme: HTTPS}\n",
-        ),
-        "spec.containers[0].readinessProbe.httpGet.scheme",
     );
 }
 

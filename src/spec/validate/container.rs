@@ -420,7 +420,10 @@ fn resources(r: &Resources, path: &str, errs: &mut Errors) {
 
 fn probe(c: &Container, p: &Probe, path: &str, success_must_be_one: bool, errs: &mut Errors) {
     match p.handler_count() {
-        0 => errs.add(path, "must specify a handler: exec, tcpSocket or httpGet"),
+        0 => errs.add(
+            path,
+            "must specify a handler: exec, tcpSocket, httpGet or grpc",
+        ),
         1 => {}
         _ => errs.add(path, "may not specify more than one handler"),
     }
@@ -429,38 +432,26 @@ fn probe(c: &Container, p: &Probe, path: &str, success_must_be_one: bool, errs: 
             errs.add(format!("{path}.exec.command"), "must not be empty");
         }
     }
-    // The agent connects to an address; a host name would fail every
-    // probe, so it is refused here (name resolution is not done).
-    let host = |errs: &mut Errors, field: String, h: &Option<String>| {
-        if let Some(h) = h.as_deref().filter(|h| !h.is_empty() && *h != "localhost") {
-            if h.parse::<std::net::IpAddr>().is_err() {
-                errs.push(SpecError::new(
-                    ErrorKind::Unsupported,
-                    field,
-                    format!("unsupported value {h:?}: picolet probes and hooks take an IP address (host names are not resolved)"),
-                ));
-            }
-        }
-    };
     if let Some(t) = &p.tcp_socket {
         if let Err(e) = resolve_port(c, &t.port) {
             errs.push(e.under(&format!("{path}.tcpSocket.port")));
         }
-        host(errs, format!("{path}.tcpSocket.host"), &t.host);
+    }
+    if let Some(g) = &p.grpc {
+        if !(1..=65535).contains(&g.port) {
+            errs.add(
+                format!("{path}.grpc.port"),
+                format!("{} must be between 1 and 65535, inclusive", g.port),
+            );
+        }
     }
     if let Some(h) = &p.http_get {
         let hp = format!("{path}.httpGet");
-        host(errs, format!("{hp}.host"), &h.host);
         if let Err(e) = resolve_port(c, &h.port) {
             errs.push(e.under(&format!("{hp}.port")));
         }
         match h.scheme.as_deref() {
-            None | Some("") | Some("HTTP") => {}
-            Some("HTTPS") => errs.push(SpecError::new(
-                ErrorKind::Unsupported,
-                format!("{hp}.scheme"),
-                "unsupported value \"HTTPS\": picolet probes speak plain HTTP only",
-            )),
+            None | Some("") | Some("HTTP") | Some("HTTPS") => {}
             Some(s) => errs.add(
                 format!("{hp}.scheme"),
                 format!("{s:?} must be HTTP or HTTPS"),
