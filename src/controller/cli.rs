@@ -504,8 +504,9 @@ fn publish_and_wait(
                     .map(|d| d.workloads.clone())
                     .unwrap_or_default(),
             },
-            // The retained document's rollout block is kept.
+            // The retained document's rollout and registries blocks are kept.
             rollout: current.1.as_ref().and_then(|d| d.rollout),
+            registries: current.1.as_ref().and_then(|d| d.registries.clone()),
         };
         let payload = encode_message(&doc, o.key);
         let how = match o.key {

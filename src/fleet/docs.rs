@@ -449,16 +449,49 @@ impl FleetDocs {
         out
     }
 
-    /// The ConfigMaps and Secrets of the accepted documents: the device's
-    /// first, then the groups' in config order; the first of a name wins.
-    pub fn objects(&self) -> Vec<crate::spec::ConfigObject> {
+    /// The documents in effect: the device's first, then the groups' in
+    /// config order.
+    fn in_order(&self) -> Vec<&Accepted> {
         let device = Source::Device(self.cfg.device_id.clone());
         let groups = self.cfg.groups.iter().map(|g| Source::Group(g.clone()));
         std::iter::once(device)
             .chain(groups)
             .filter_map(|s| self.effective(&s))
+            .collect()
+    }
+
+    /// The ConfigMaps and Secrets of the accepted documents: the device's
+    /// first, then the groups' in config order; the first of a name wins.
+    pub fn objects(&self) -> Vec<crate::spec::ConfigObject> {
+        (self.in_order().into_iter())
             .flat_map(|a| a.doc.objects.iter().cloned())
             .collect()
+    }
+
+    /// The `registries` blocks of the documents in effect, merged in the
+    /// same order: per registry host key (`mirrors[h]`, `configs[h]`) the
+    /// first document's entry, whole. `None` when no document has one.
+    pub fn registries(&self) -> Option<serde_json::Value> {
+        use serde_json::{Map, Value};
+        let mut out: Option<Map<String, Value>> = None;
+        for a in self.in_order() {
+            let Some(block) = &a.doc.registries else {
+                continue;
+            };
+            let out = out.get_or_insert_with(Map::new);
+            for k in ["mirrors", "configs"] {
+                let Some(entries) = block.value()[k].as_object() else {
+                    continue;
+                };
+                let slot = out.entry(k).or_insert_with(|| Map::new().into());
+                if let Value::Object(slot) = slot {
+                    for (host, e) in entries {
+                        slot.entry(host.clone()).or_insert_with(|| e.clone());
+                    }
+                }
+            }
+        }
+        out.map(Value::Object)
     }
 
     /// The pods to run (see the module doc). `static_owner` gives the
