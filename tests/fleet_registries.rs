@@ -226,12 +226,51 @@ fn a_documents_mirror_serves_an_image_named_after_an_unreachable_registry() {
         "the mirror served it"
     );
     assert!(pull_files(&a).is_empty(), "{:?}", pull_files(&a));
-    // A new block alone: pull settings apply to the next pull, the pod
-    // is not restarted.
-    let mut more = mirrors.clone();
-    more["configs"] = json!({"127.0.0.1:1": {"auth": {"username": "u", "password": "p"}}});
-    publish(&url, "mir1", 2, vec![pod("web", image)], more);
+    // A new block alone, by `picolet apply --registries` (no -f: the pods
+    // stay): pull settings apply to the next pull, the pod is not
+    // restarted. The diff names host keys, never a value.
+    let file = a.dir.path().join("registries.yaml");
+    let more = format!(
+        "mirrors:\n  \"127.0.0.1:1\":\n    endpoint: [\"http://127.0.0.1:{}\"]\n    \
+         rewrite: {{\"^fleet/(.*)\": \"$1\"}}\nconfigs:\n  \"127.0.0.1:1\":\n    \
+         auth: {{username: u, password: hunter2}}\n",
+        f.plain
+    );
+    std::fs::write(&file, more).unwrap();
+    let file = file.to_str().unwrap();
+    let target = ("--device", "mir1");
+    let out = ok(apply(
+        &url,
+        target,
+        &[],
+        &["--registries", file, "--timeout", "0"],
+    ));
+    assert!(
+        out.contains("~ registries (mirrors: 127.0.0.1:1; configs: 127.0.0.1:1)\n  1 unchanged"),
+        "{out}"
+    );
+    assert!(out.contains("published revision 2 (1 pods)"), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
     observed(&url, "mir1", 2);
+    // The same block again: nothing to publish.
+    let out = ok(apply(
+        &url,
+        target,
+        &[],
+        &["--registries", file, "--timeout", "0"],
+    ));
+    assert!(out.contains("no change"), "{out}");
+    // apply checks the block as the devices do, and publishes nothing.
+    let bad = a.dir.path().join("bad.yaml");
+    std::fs::write(&bad, "configs:\n  r:\n    tls: {ca_file: /etc/ca.pem}\n").unwrap();
+    let o = apply(&url, target, &[], &["--registries", bad.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o)
+            .contains("registries.configs[\"r\"].tls.ca_file: a fleet document cannot name files"),
+        "{}",
+        text(&o)
+    );
     // A bad block refuses the whole document, with its path; what runs
     // keeps running, the previous block stays in effect.
     let bad = json!({"configs": {"127.0.0.1:1": {"tls": {"ca_file": "/etc/picolet/ca.pem"}}}});

@@ -40,16 +40,7 @@ pub struct RegistriesBlock(Value);
 
 impl std::fmt::Debug for RegistriesBlock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let keys = |k: &str| -> Vec<&String> {
-            self.0[k]
-                .as_object()
-                .map(|m| m.keys().collect())
-                .unwrap_or_default()
-        };
-        f.debug_struct("RegistriesBlock")
-            .field("mirrors", &keys("mirrors"))
-            .field("configs", &keys("configs"))
-            .finish()
+        write!(f, "RegistriesBlock({})", self.summary())
     }
 }
 
@@ -74,6 +65,20 @@ impl RegistriesBlock {
 
     pub fn value(&self) -> &Value {
         &self.0
+    }
+
+    /// Its host keys, never a value: `mirrors: docker.io; configs: r.lan`.
+    pub fn summary(&self) -> String {
+        let keys = |k: &str| -> String {
+            let m = self.0[k].as_object();
+            let list: Vec<&str> = m
+                .into_iter()
+                .flat_map(|m| m.keys())
+                .map(|k| k.as_str())
+                .collect();
+            format!("{k}: {}", list.join(", "))
+        };
+        format!("{}; {}", keys("mirrors"), keys("configs"))
     }
 }
 
