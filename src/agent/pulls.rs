@@ -257,7 +257,9 @@ impl Agent {
                 let f = self.cfg.run_dir.join(format!("pull-{what}-{id}.json"));
                 let node = std::env::var_os(env).unwrap_or_else(|| default.into());
                 cmd.arg(flag).arg(&f).arg(flag).arg(node);
-                written = written.and_then(|()| write_private(&f, &text));
+                written = written.and_then(|()| {
+                    write_private(&f, &text).map_err(|e| format!("writing {}: {e}", f.display()))
+                });
                 files.push(f);
             }
             if let Err(e) = written {
@@ -266,10 +268,7 @@ impl Agent {
                 }
                 let _ = self.tx.try_send(Msg::Pull(PullMsg::Done {
                     id,
-                    result: Err((
-                        "other".into(),
-                        format!("writing {}: {e}", files[files.len() - 1].display()),
-                    )),
+                    result: Err(("other".into(), e)),
                 }));
                 continue;
             }

@@ -273,8 +273,14 @@ impl Registries {
             let at = format!("mirrors[{host:?}]");
             let mut urls = Vec::new();
             for (i, e) in m.endpoint.iter().enumerate() {
-                let url = Url::parse(e)
-                    .map_err(|err| bad(format!("{at}.endpoint[{i}]"), err.to_string()))?;
+                // The reason only: the URL could hold a user:password@.
+                let url = Url::parse(e).map_err(|err| {
+                    let m = match err {
+                        super::http::HttpError::BadUrl { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    bad(format!("{at}.endpoint[{i}]"), m)
+                })?;
                 urls.push(url);
             }
             let mut rewrites = Vec::new();
@@ -616,6 +622,11 @@ configs:
                 json!({"mirrors": {"docker.io": {"endpoint": ["ftp://x"]}}}),
                 r#"mirrors["docker.io"].endpoint[0]"#,
                 "",
+            ),
+            (
+                json!({"mirrors": {"docker.io": {"endpoint": ["https://u:secret@m"]}}}),
+                r#"mirrors["docker.io"].endpoint[0]"#,
+                "user:password@ in URLs is not supported",
             ),
             (
                 json!({"mirrors": {"docker.io": {"endpoints": []}}}),
