@@ -472,26 +472,20 @@ impl FleetDocs {
     /// same order: per registry host key (`mirrors[h]`, `configs[h]`) the
     /// first document's entry, whole. `None` when no document has one.
     pub fn registries(&self) -> Option<serde_json::Value> {
-        use serde_json::{Map, Value};
-        let mut out: Option<Map<String, Value>> = None;
-        for a in self.in_order() {
+        let mut out: Option<serde_json::Value> = None;
+        // The last one written wins: the first in order, written last.
+        for a in self.in_order().into_iter().rev() {
             let Some(block) = &a.doc.registries else {
                 continue;
             };
-            let out = out.get_or_insert_with(Map::new);
+            let out = out.get_or_insert_with(|| serde_json::json!({"mirrors": {}, "configs": {}}));
             for k in ["mirrors", "configs"] {
-                let Some(entries) = block.value()[k].as_object() else {
-                    continue;
-                };
-                let slot = out.entry(k).or_insert_with(|| Map::new().into());
-                if let Value::Object(slot) = slot {
-                    for (host, e) in entries {
-                        slot.entry(host.clone()).or_insert_with(|| e.clone());
-                    }
+                for (host, e) in block.value()[k].as_object().into_iter().flatten() {
+                    out[k][host] = e.clone();
                 }
             }
         }
-        out.map(Value::Object)
+        out
     }
 
     /// The pods to run (see the module doc). `static_owner` gives the

@@ -34,7 +34,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use serde::Deserialize;
+use serde_json::Value;
 
 use super::auth::Credentials;
 use super::http::{HostTls, Pem, Url};
@@ -42,61 +42,15 @@ use super::http::{HostTls, Pem, Url};
 /// Default path (`--registries-config` / `$PICOLET_REGISTRIES_CONFIG`).
 pub const DEFAULT_REGISTRIES: &str = "/etc/picolet/registries.yaml";
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Raw {
-    #[serde(default)]
-    mirrors: VecMap<String, RawMirror>,
-    #[serde(default)]
-    configs: VecMap<String, RawConfig>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMirror {
-    #[serde(default)]
-    endpoint: Vec<String>,
-    #[serde(default)]
-    rewrite: VecMap<String, String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    #[serde(default)]
-    auth: Option<RawAuth>,
-    #[serde(default)]
-    tls: Option<RawTls>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAuth {
-    username: Option<String>,
-    password: Option<String>,
-    auth: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTls {
-    ca_file: Option<PathBuf>,
-    cert_file: Option<PathBuf>,
-    key_file: Option<PathBuf>,
-    /// The PEM text itself (the fleet's form).
-    ca: Option<String>,
-    cert: Option<String>,
-    key: Option<String>,
-    insecure_skip_verify: Option<bool>,
-}
-
 /// A problem in a registries config: the field path
 /// (`mirrors["docker.io"].endpoint[0]`) and what is wrong. Never a
 /// password or PEM text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Bad {
     pub path: String,
     pub message: String,
+    /// Where, to place it in a YAML file.
+    at: At,
 }
 
 impl fmt::Display for Bad {
@@ -108,39 +62,106 @@ impl fmt::Display for Bad {
     }
 }
 
-fn bad(path: impl Into<String>, message: impl Into<String>) -> Bad {
-    Bad {
-        path: path.into(),
-        message: message.into(),
+/// Where a value is: keys and indexes from the root.
+#[derive(Debug, Clone, Default)]
+struct At(Vec<Seg>);
+
+#[derive(Debug, Clone)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+impl At {
+    fn key(&self, k: &str) -> At {
+        let mut a = self.clone();
+        a.0.push(Seg::Key(k.to_string()));
+        a
+    }
+    fn index(&self, i: usize) -> At {
+        let mut a = self.clone();
+        a.0.push(Seg::Index(i));
+        a
+    }
+    /// `mirrors["docker.io"].endpoint[0]`: host keys (depth 1) quoted.
+    fn path(&self) -> String {
+        let mut out = String::new();
+        for (i, s) in self.0.iter().enumerate() {
+            match s {
+                Seg::Index(n) => out.push_str(&format!("[{n}]")),
+                Seg::Key(k) if i == 1 => out.push_str(&format!("[{k:?}]")),
+                Seg::Key(k) => {
+                    if i > 0 {
+                        out.push('.');
+                    }
+                    out.push_str(k);
+                }
+            }
+        }
+        out
+    }
+    fn steps(&self) -> Vec<Step<'_>> {
+        (self.0.iter())
+            .map(|s| match s {
+                Seg::Key(k) => Step::Key(k),
+                Seg::Index(n) => Step::Index(*n),
+            })
+            .collect()
+    }
+    fn bad(&self, message: impl Into<String>) -> Bad {
+        Bad {
+            path: self.path(),
+            message: message.into(),
+            at: self.clone(),
+        }
     }
 }
 
-/// A typed-read error with the host keys quoted (`mirrors["a.b"].x`) and
-/// no value in it (serde's "invalid type: string \"…\"" would show a
-/// password or a key).
-fn typed_error(e: &crate::serde_path::Error) -> Bad {
-    let mut path = String::new();
-    for (i, s) in e.steps().into_iter().enumerate() {
-        match s {
-            Step::Index(n) => path.push_str(&format!("[{n}]")),
-            Step::Key(k) if i == 1 => path.push_str(&format!("[{k:?}]")),
-            Step::Key(k) => {
-                if i > 0 {
-                    path.push('.');
-                }
-                path.push_str(k);
-            }
-        }
+/// What a value is, for "invalid type" (never the value itself: it could
+/// be a password or a key).
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "sequence",
+        Value::Object(_) => "map",
     }
-    let m = e.message();
-    let message = match (m.strip_prefix("invalid type: "), m.find(", expected ")) {
-        (Some(rest), Some(at)) => {
-            let kind = rest.split([' ', ',']).next().unwrap_or_default();
-            format!("invalid type: {kind}{}", &m[at..])
-        }
-        _ => m.to_string(),
+}
+
+fn expected(v: &Value, at: &At, what: &str) -> Bad {
+    at.bad(format!("invalid type: {}, expected {what}", kind(v)))
+}
+
+/// The entries of map `v` (null: none), each key one of `keys` unless
+/// `keys` is empty (host keys).
+fn map<'v>(v: &'v Value, at: &At, keys: &[&str]) -> Result<Vec<(&'v String, &'v Value)>, Bad> {
+    let m = match v {
+        Value::Null => return Ok(Vec::new()),
+        Value::Object(m) => m,
+        v => return Err(expected(v, at, "a map")),
     };
-    bad(path, message)
+    if let Some(k) = m
+        .keys()
+        .find(|k| !keys.is_empty() && !keys.contains(&k.as_str()))
+    {
+        let list: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+        return Err(at.key(k).bad(format!(
+            "unknown field `{k}`, expected one of {}",
+            list.join(", ")
+        )));
+    }
+    Ok(m.iter().collect())
+}
+
+/// The string at `v` (null: none).
+fn string(v: Option<&Value>, at: &At) -> Result<Option<String>, Bad> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(expected(v, at, "a string")),
+    }
 }
 
 /// Which form is read: a file on the device, or a fleet document's block.
@@ -227,28 +248,23 @@ pub struct Registries {
     pub tls: HashMap<String, HostTls>,
 }
 
-/// The PEM of `file` or `inline` (not both), as `name` / `name_file`.
-fn pem(
-    at: &str,
-    name: &str,
-    file: Option<PathBuf>,
-    inline: Option<String>,
-    form: Form,
-) -> Result<Option<Pem>, Bad> {
-    let field = format!("{at}.{name}");
+/// The PEM of `name_file` or `name` (not both) in `tls` at `at`.
+fn pem(tls: &Value, at: &At, name: &str, form: Form) -> Result<Option<Pem>, Bad> {
+    let file_key = format!("{name}_file");
+    let file = string(tls.get(&file_key), &at.key(&file_key))?;
+    let inline = string(tls.get(name), &at.key(name))?;
+    let field = at.key(name);
     match (file, inline) {
-        (Some(_), _) if form == Form::Fleet => Err(bad(
-            format!("{field}_file"),
-            format!(
-                "a fleet document cannot name files on the device: give the PEM text as {name}"
-            ),
-        )),
-        (Some(_), Some(_)) => Err(bad(field, format!("give {name} or {name}_file, not both"))),
-        (Some(f), None) => Ok(Some(Pem::File(f))),
+        (Some(_), _) if form == Form::Fleet => Err(at.key(&file_key).bad(format!(
+            "a fleet document cannot name files on the device: give the PEM text as {name}"
+        ))),
+        (Some(_), Some(_)) => Err(field.bad(format!("give {name} or {name}_file, not both"))),
+        (Some(f), None) => Ok(Some(Pem::File(f.into()))),
         (None, Some(text)) => {
             use crate::fleet::transport::{NamedPem, certificates_in, private_key_in};
+            let path = field.path();
             let p = NamedPem {
-                name: PathBuf::from(&field),
+                name: PathBuf::from(&path),
                 pem: text.as_bytes().to_vec(),
             };
             let checked = match name {
@@ -257,47 +273,65 @@ fn pem(
             };
             if let Err(e) = checked {
                 let e = e.to_string();
-                let m = e.strip_prefix(&format!("{field}: ")).unwrap_or(&e);
-                return Err(bad(field, format!("{m} (PEM text expected)")));
+                let m = e.strip_prefix(&format!("{path}: ")).unwrap_or(&e);
+                return Err(field.bad(format!("{m} (PEM text expected)")));
             }
-            Ok(Some(Pem::Inline { field, text }))
+            Ok(Some(Pem::Inline { field: path, text }))
         }
         (None, None) => Ok(None),
     }
 }
 
 impl Registries {
-    fn from_raw(raw: Raw, form: Form) -> Result<Registries, Bad> {
+    /// Reads the schema from `v` (k3s's keys; unknown ones refused).
+    fn walk(v: &Value, form: Form) -> Result<Registries, Bad> {
+        let root = At::default();
         let mut out = Registries::default();
-        for (host, m) in raw.mirrors {
-            let at = format!("mirrors[{host:?}]");
+        let top = map(v, &root, &["mirrors", "configs"])?;
+        let get = |k: &str| top.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+        let mirrors = root.key("mirrors");
+        for (host, m) in map(get("mirrors").unwrap_or(&Value::Null), &mirrors, &[])? {
+            let at = mirrors.key(host);
+            map(m, &at, &["endpoint", "rewrite"])?;
             let mut urls = Vec::new();
-            for (i, e) in m.endpoint.iter().enumerate() {
+            let ep = at.key("endpoint");
+            let list = match m.get("endpoint") {
+                None | Some(Value::Null) => &[][..],
+                Some(Value::Array(a)) => &a[..],
+                Some(v) => return Err(expected(v, &ep, "a sequence")),
+            };
+            for (i, e) in list.iter().enumerate() {
+                let at = ep.index(i);
+                let e = string(Some(e), &at)?.ok_or_else(|| at.bad("expected a string"))?;
                 // The reason only: the URL could hold a user:password@.
-                let url = Url::parse(e).map_err(|err| {
-                    let m = match err {
+                let url = Url::parse(&e).map_err(|err| {
+                    at.bad(match err {
                         super::http::HttpError::BadUrl { reason, .. } => reason,
                         other => other.to_string(),
-                    };
-                    bad(format!("{at}.endpoint[{i}]"), m)
+                    })
                 })?;
                 urls.push(url);
             }
             let mut rewrites = Vec::new();
-            for (pat, rep) in &m.rewrite {
-                rewrites.push(
-                    Rewrite::parse(pat, rep)
-                        .map_err(|e| bad(format!("{at}.rewrite[{pat:?}]"), e))?,
-                );
+            let rw = at.key("rewrite");
+            for (pat, rep) in map(m.get("rewrite").unwrap_or(&Value::Null), &rw, &[])? {
+                let at = rw.key(pat);
+                let rep = string(Some(rep), &at)?.unwrap_or_default();
+                rewrites.push(Rewrite::parse(pat, &rep).map_err(|e| at.bad(e))?);
             }
-            out.mirrors.insert(host, (urls, rewrites));
+            out.mirrors.insert(host.clone(), (urls, rewrites));
         }
-        for (host, c) in raw.configs {
-            let at = format!("configs[{host:?}]");
+        let configs = root.key("configs");
+        for (host, c) in map(get("configs").unwrap_or(&Value::Null), &configs, &[])? {
+            let at = configs.key(host);
+            map(c, &at, &["auth", "tls"])?;
             out.configs.push(host.clone());
-            if let Some(a) = c.auth {
-                let not_b64 = || bad(format!("{at}.auth.auth"), "is not base64 of user:password");
-                let creds = match (a.auth, a.username, a.password) {
+            if let Some(a) = c.get("auth").filter(|a| !a.is_null()) {
+                let at = at.key("auth");
+                map(a, &at, &["username", "password", "auth"])?;
+                let s = |k: &str| string(a.get(k), &at.key(k));
+                let not_b64 = || at.key("auth").bad("is not base64 of user:password");
+                let creds = match (s("auth")?, s("username")?, s("password")?) {
                     (Some(b64), None, None) => {
                         let raw = base64::engine::general_purpose::STANDARD
                             .decode(b64.trim())
@@ -311,61 +345,66 @@ impl Registries {
                         }
                     }
                     (None, Some(username), Some(password)) => Credentials { username, password },
-                    _ => {
-                        return Err(bad(
-                            format!("{at}.auth"),
-                            "give either auth or username and password",
-                        ));
-                    }
+                    _ => return Err(at.bad("give either auth or username and password")),
                 };
                 out.auth.insert(host.clone(), creds);
             }
-            if let Some(t) = c.tls {
-                let at = format!("{at}.tls");
-                if t.insecure_skip_verify == Some(true) {
-                    return Err(bad(
-                        format!("{at}.insecure_skip_verify"),
-                        "is not supported; give the registry's CA (or use an http:// endpoint)",
-                    ));
+            if let Some(t) = c.get("tls").filter(|t| !t.is_null()) {
+                let at = at.key("tls");
+                const TLS: [&str; 7] = [
+                    "ca_file",
+                    "cert_file",
+                    "key_file",
+                    "ca",
+                    "cert",
+                    "key",
+                    "insecure_skip_verify",
+                ];
+                map(t, &at, &TLS)?;
+                let skip = at.key("insecure_skip_verify");
+                match t.get("insecure_skip_verify") {
+                    None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+                    Some(Value::Bool(true)) => {
+                        return Err(skip.bad(
+                            "is not supported; give the registry's CA (or use an http:// endpoint)",
+                        ));
+                    }
+                    Some(v) => return Err(expected(v, &skip, "a boolean")),
                 }
                 let tls = HostTls {
-                    ca: pem(&at, "ca", t.ca_file, t.ca, form)?,
-                    cert: pem(&at, "cert", t.cert_file, t.cert, form)?,
-                    key: pem(&at, "key", t.key_file, t.key, form)?,
+                    ca: pem(t, &at, "ca", form)?,
+                    cert: pem(t, &at, "cert", form)?,
+                    key: pem(t, &at, "key", form)?,
                 };
                 if tls.cert.is_some() != tls.key.is_some() {
-                    return Err(bad(
-                        at,
-                        "cert and key (or cert_file and key_file) go together",
-                    ));
+                    return Err(at.bad("cert and key (or cert_file and key_file) go together"));
                 }
-                out.tls.insert(host, tls);
+                out.tls.insert(host.clone(), tls);
             }
         }
         Ok(out)
     }
 
-    /// Parses the YAML text; `what` names the file in errors.
+    /// Parses the YAML text; `what` names the file in errors (with the
+    /// line and column of the node at fault).
     pub fn parse(text: &str, what: &str) -> Result<Registries, String> {
-        use crate::serde_path::YamlError;
         if text.trim().is_empty() {
             return Ok(Registries::default());
         }
-        let raw: Raw = crate::serde_path::from_yaml(text).map_err(|e| match e {
-            YamlError::Type(e, at) => {
-                let at = at.map_or(String::new(), |(l, c)| format!(" at line {l} column {c}"));
-                format!("{what}: {}{at}", typed_error(&e))
-            }
-            e => format!("{what}: {e}"),
-        })?;
-        Registries::from_raw(raw, Form::File).map_err(|e| format!("{what}: {e}"))
+        let doc = crate::yaml::one(text).map_err(|e| format!("{what}: {e}"))?;
+        let v = doc.to_value().map_err(|e| format!("{what}: {e}"))?;
+        Registries::walk(&v, Form::File).map_err(|e| {
+            let key = e.message.starts_with("unknown field");
+            let at = doc.locate(&e.at.steps(), key);
+            let at = at.map_or(String::new(), |(l, c)| format!(" at line {l} column {c}"));
+            format!("{what}: {e}{at}")
+        })
     }
 
     /// Reads a fleet document's `registries` block: the same schema, PEM
     /// given inline only. Errors name the path under the block.
-    pub fn from_fleet(v: &serde_json::Value) -> Result<Registries, Bad> {
-        let raw: Raw = crate::serde_path::from_value(v.clone()).map_err(|e| typed_error(&e))?;
-        Registries::from_raw(raw, Form::Fleet)
+    pub fn from_fleet(v: &Value) -> Result<Registries, Bad> {
+        Registries::walk(v, Form::Fleet)
     }
 
     /// Adds `other`'s mirrors and configs for the registry host keys this
