@@ -70,6 +70,16 @@ impl Error {
         &self.message
     }
 
+    /// The path's steps, outermost first.
+    pub fn steps(&self) -> Vec<Step<'_>> {
+        (self.rev_path.iter().rev())
+            .map(|s| match s {
+                Segment::Index(i) => Step::Index(*i),
+                Segment::Key(k) => Step::Key(k),
+            })
+            .collect()
+    }
+
     fn at(mut self, s: Segment) -> Error {
         self.rev_path.push(s);
         self
@@ -150,13 +160,7 @@ pub fn from_yaml<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
     let doc = crate::yaml::one(text).map_err(YamlError::Syntax)?;
     let value = doc.to_value().map_err(YamlError::Syntax)?;
     from_value(value).map_err(|e| {
-        let path: Vec<Step<'_>> = (e.rev_path.iter().rev())
-            .map(|s| match s {
-                Segment::Index(i) => Step::Index(*i),
-                Segment::Key(k) => Step::Key(k),
-            })
-            .collect();
-        let at = doc.locate(&path, e.message.starts_with("unknown field"));
+        let at = doc.locate(&e.steps(), e.message.starts_with("unknown field"));
         YamlError::Type(e, at)
     })
 }

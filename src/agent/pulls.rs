@@ -11,10 +11,13 @@
 //! `PICOLET_REGISTRIES_CONFIG` (else `/etc/picolet/auth.json` and
 //! `/etc/picolet/registries.yaml`). A pod's `imagePullSecrets` go to it in
 //! a 0600 file under the run dir, before the node's file, removed when the
-//! helper ends.
+//! helper ends; so do the fleet documents' merged `registries` blocks
+//! (`pull-registries-<id>.json`, before the node's registries file: the
+//! helper merges them per registry host key, docs/images.md).
 
 use super::{Agent, Msg};
 use crate::image::registry::auth::{AuthFile, DEFAULT_AUTH_FILE};
+use crate::image::registry::config::DEFAULT_REGISTRIES;
 use crate::lifecycle::Input;
 use crate::reactor;
 use crate::spec::{ObjectKind, ObjectRef, Objects};
@@ -229,26 +232,47 @@ impl Agent {
                 .arg(self.cfg.state_dir.join("images"));
             let id = p.id;
             // The pod's credentials, then the node's file (the helper's
-            // --auth-file order: the first naming a registry wins).
-            let file = (!p.auth.is_empty()).then(|| {
-                let f = self.cfg.run_dir.join(format!("pull-auth-{id}.json"));
-                let node = std::env::var_os("PICOLET_AUTH_FILE")
-                    .unwrap_or_else(|| DEFAULT_AUTH_FILE.into());
-                cmd.arg("--auth-file").arg(&f).arg("--auth-file").arg(node);
-                let written = write_private(&f, &p.auth);
-                written.map(|()| f)
-            });
-            let file = match file {
-                Some(Err(e)) => {
-                    let _ = self.tx.try_send(Msg::Pull(PullMsg::Done {
-                        id,
-                        result: Err(("other".into(), format!("writing the pull secrets: {e}"))),
-                    }));
-                    continue;
+            // --auth-file order: the first naming a registry wins); the
+            // fleet's registries, then the node's file (likewise).
+            let registries = self.desired.fleet().and_then(|d| d.registries());
+            let mut files = Vec::new();
+            let mut written = Ok(());
+            for (what, text, flag, env, default) in [
+                (
+                    "auth",
+                    (!p.auth.is_empty()).then(|| p.auth.clone()),
+                    "--auth-file",
+                    "PICOLET_AUTH_FILE",
+                    DEFAULT_AUTH_FILE,
+                ),
+                (
+                    "registries",
+                    registries.map(|v| v.to_string()),
+                    "--registries-config",
+                    "PICOLET_REGISTRIES_CONFIG",
+                    DEFAULT_REGISTRIES,
+                ),
+            ] {
+                let Some(text) = text else { continue };
+                let f = self.cfg.run_dir.join(format!("pull-{what}-{id}.json"));
+                let node = std::env::var_os(env).unwrap_or_else(|| default.into());
+                cmd.arg(flag).arg(&f).arg(flag).arg(node);
+                written = written.and_then(|()| {
+                    write_private(&f, &text).map_err(|e| format!("writing {}: {e}", f.display()))
+                });
+                files.push(f);
+            }
+            if let Err(e) = written {
+                for f in &files {
+                    let _ = std::fs::remove_file(f);
                 }
-                f => f.and_then(Result::ok),
-            };
-            reactor::spawn(run_helper(cmd, id, file, self.tx.clone())).detach();
+                let _ = self.tx.try_send(Msg::Pull(PullMsg::Done {
+                    id,
+                    result: Err(("other".into(), e)),
+                }));
+                continue;
+            }
+            reactor::spawn(run_helper(cmd, id, files, self.tx.clone())).detach();
         }
     }
 
@@ -318,7 +342,8 @@ impl Agent {
 }
 
 /// Writes `text` to a new file `path` that only root may read.
-/// Removes the pull credential files (`pull-auth-<id>.json`) left in
+/// Removes the pull credential files (`pull-auth-<id>.json`,
+/// `pull-registries-<id>.json`) left in
 /// `run_dir` by an agent that ended without removing them (kill -9, a
 /// crash); run at start, before any pull. Other files stay.
 pub(super) fn sweep_credentials(run_dir: &std::path::Path) {
@@ -328,7 +353,8 @@ pub(super) fn sweep_credentials(run_dir: &std::path::Path) {
     for e in rd.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with("pull-auth-") && name.ends_with(".json") {
+        let ours = name.starts_with("pull-auth-") || name.starts_with("pull-registries-");
+        if ours && name.ends_with(".json") {
             if let Err(err) = std::fs::remove_file(e.path()) {
                 log::warn!("removing {}: {err}", e.path().display());
             }
@@ -350,11 +376,11 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 
 /// Runs one helper and reports its progress (summed over blobs, at most
 /// once per [`PROGRESS_EVERY`]) and its end to the main loop; removes the
-/// `auth` file it was given at its end.
+/// `files` it was given (credentials, registries) at its end.
 async fn run_helper(
     mut cmd: Command,
     id: u64,
-    auth: Option<PathBuf>,
+    files: Vec<PathBuf>,
     tx: async_channel::Sender<Msg>,
 ) {
     let mut total = 0u64;
@@ -403,7 +429,7 @@ async fn run_helper(
         )),
         (None, Err(e)) => Err(("other".into(), format!("picolet pull: {e}"))),
     };
-    if let Some(f) = auth {
+    for f in files {
         let _ = std::fs::remove_file(f);
     }
     let _ = tx.send(Msg::Pull(PullMsg::Done { id, result })).await;
@@ -418,7 +444,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let program = crate::testutil::script(dir.path(), "pull", script);
         let (tx, rx) = async_channel::unbounded();
-        crate::reactor::block_on(run_helper(std::process::Command::new(program), 7, None, tx));
+        crate::reactor::block_on(run_helper(
+            std::process::Command::new(program),
+            7,
+            Vec::new(),
+            tx,
+        ));
         std::iter::from_fn(|| rx.try_recv().ok())
             .map(|m| match m {
                 Msg::Pull(p) => p,
@@ -629,6 +660,7 @@ echo '{"event":"pulled","reference":"img:1","image_id":"sha256:i","digest":"sha2
         for f in [
             "pull-auth-3.json",
             "pull-auth-17.json",
+            "pull-registries-4.json",
             "pull-auth-x.txt",
             "agent.sock",
         ] {

@@ -46,7 +46,9 @@ Options:
                                  first file naming a registry wins
       --registries-config FILE   mirrors and per-registry TLS/auth, k3s
                                  format (default: $PICOLET_REGISTRIES_CONFIG,
-                                 else /etc/picolet/registries.yaml)
+                                 else /etc/picolet/registries.yaml);
+                                 repeatable, the first file with an entry
+                                 for a registry host key wins
       --timeout SECS             connect and read timeout (default 30)
 "
     };
@@ -124,11 +126,20 @@ fn parse(args: Vec<OsString>, usage: &str) -> Result<(String, Options), String> 
     for f in files {
         auth.merge(&AuthFile::load(Path::new(f))?);
     }
-    let registries = Registries::load(&file(
-        "registries-config",
-        "PICOLET_REGISTRIES_CONFIG",
-        DEFAULT_REGISTRIES,
-    ))?;
+    // Every --registries-config, earlier ones first (the agent puts the
+    // fleet's before the node's file), else the default.
+    let mut registries = Registries::default();
+    let files = a.all(&["registries-config"]);
+    if files.is_empty() {
+        registries = Registries::load(&file(
+            "registries-config",
+            "PICOLET_REGISTRIES_CONFIG",
+            DEFAULT_REGISTRIES,
+        ))?;
+    }
+    for f in files {
+        registries.merge(Registries::load(Path::new(f))?);
+    }
     let platform = match a.one(&["platform"]) {
         Some(p) => parse_platform(p).map_err(|e| format!("--platform: {e}"))?,
         None => {

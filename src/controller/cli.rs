@@ -8,8 +8,8 @@ use crate::cli::args::Spec;
 use crate::fleet::config::Bytes;
 use crate::fleet::config::Credentials;
 use crate::fleet::doc::{
-    DecodeOptions, DesiredDoc, Format, MAX_DOC_BYTES, MAX_REVISION, decode_desired, detect_format,
-    encode_message, inflate, open_envelope,
+    DecodeOptions, DesiredDoc, Format, MAX_DOC_BYTES, MAX_REVISION, RegistriesBlock,
+    decode_desired, detect_format, encode_message, inflate, open_envelope,
 };
 use crate::fleet::sign::{self, SigningKey};
 use crate::fleet::topics::{DEFAULT_PREFIX, IdKind, Topics, validate_id};
@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 pub const USAGE: &str =
     "  picolet apply -f FILE... [--manifests DIR] [--dry-run]      (the local manifests directory)
   picolet apply -f FILE... (--device ID | --group G) --broker URL [--prune] [--dry-run]
-                [--sign-key FILE] [--timeout SECONDS] [--max-message-bytes N] [FLEET OPTIONS]
+                [--registries FILE] [--sign-key FILE] [--timeout SECONDS]
+                [--max-message-bytes N] [FLEET OPTIONS]
   picolet delete pod NAME... [-n NAMESPACE] [--manifests DIR]  (the local manifests directory)
   picolet delete pod NAME... (--device ID | --group G) --broker URL [-n NAMESPACE]
                 [--dry-run] [--sign-key FILE] [--timeout SECONDS] [--max-message-bytes N]
@@ -71,6 +72,7 @@ const SPEC: Spec<'static> = Spec {
         "manifests-dir",
         "config",
         "state-dir",
+        "registries",
     ],
     flags: &["prune", "dry-run"],
 };
@@ -234,6 +236,35 @@ struct PublishOpts<'a> {
     dry_run: bool,
     /// `--max-message-bytes`.
     max_message: usize,
+    /// `--registries FILE`: the document's new `registries` block (`None`
+    /// inside: an empty file removes it); `None`: kept as it is.
+    registries: Option<Option<RegistriesBlock>>,
+}
+
+/// The `registries` block of `apply --registries FILE`: k3s's
+/// registries.yaml schema, PEM inline (docs/fleet.md); an empty file is
+/// no block.
+fn registries_file(path: &str) -> Result<Option<RegistriesBlock>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let v = crate::yaml::one(&text)
+        .and_then(|d| d.to_value())
+        .map_err(|e| format!("{path}: {e}"))?;
+    // The block's errors name `registries.…`; the file is the block.
+    RegistriesBlock::from_value(&v)
+        .map(Some)
+        .map_err(|e| format!("{path}: {e}"))
+}
+
+/// The diff line of a changed `registries` block: host keys only.
+fn registries_line(old: &Option<RegistriesBlock>, new: &Option<RegistriesBlock>) -> String {
+    match (old, new) {
+        (_, None) => "- registries\n".to_string(),
+        (None, Some(n)) => format!("+ registries ({})\n", n.summary()),
+        (Some(_), Some(n)) => format!("~ registries ({})\n", n.summary()),
+    }
 }
 
 /// What a command makes of the current document: a plan to publish, or
@@ -261,9 +292,11 @@ fn apply(a: Args) -> Result<ExitCode, String> {
     only(&a, "apply", &["n", "namespace", "o", "output"])?;
     let files = a.all(&["f", "filename"]);
     if !a.has(&["broker"]) {
+        only(&a, "apply (without --broker)", &["registries"])?;
         return super::local::apply(&a);
     }
-    if files.is_empty() || !a.free.is_empty() {
+    let registries = a.one(&["registries"]).map(registries_file).transpose()?;
+    if (files.is_empty() && registries.is_none()) || !a.free.is_empty() {
         return Err(format!("usage:\n{USAGE}"));
     }
     let (c, t, key, limit) = (common(&a)?, target(&a)?, sign_key(&a)?, timeout(&a)?);
@@ -274,6 +307,7 @@ fn apply(a: Args) -> Result<ExitCode, String> {
         limit,
         dry_run: a.has(&["dry-run"]),
         max_message: max_message(&a)?,
+        registries,
     };
     publish_and_wait(&c, &t, &opts, |current| {
         merge_files(current, (pods, objects, workloads), prune).map(Made::Plan)
@@ -326,6 +360,7 @@ fn delete(a: Args) -> Result<ExitCode, String> {
         limit,
         dry_run: a.has(&["dry-run"]),
         max_message: max_message(&a)?,
+        registries: None,
     };
     publish_and_wait(&c, &t, &opts, |current| {
         let doc = current.ok_or(format!("no readable desired state on {topic}"))?;
@@ -459,15 +494,22 @@ fn publish_and_wait(
             Some(d) => format!("revision {}", d.revision),
             None => "no document".to_string(),
         };
+        // The registries block: kept, or replaced by --registries.
+        let kept = current.1.as_ref().and_then(|d| d.registries.clone());
+        let (registries, reg_line) = match &o.registries {
+            Some(new) if *new != kept => (new.clone(), registries_line(&kept, new)),
+            _ => (kept, String::new()),
+        };
+        let noop = plan.is_noop() && reg_line.is_empty();
         // The same pods as a document the devices took: nothing to do. A
         // document they did not take (refused, or not seen yet) is sent
         // again under a new revision.
         let taken = current.1.is_some() && w.observed().unwrap_or(0) >= current.0;
-        if plan.is_noop() && !taken {
+        if noop && !taken {
             println!(
                 "{t}: the pods of {at} on {topic} are unchanged, but no device reports that revision (refused or not seen yet): publishing them again"
             );
-        } else if plan.is_noop() {
+        } else if noop {
             client.disconnect().await;
             println!(
                 "{t}: no change ({at} on {topic} has these pods already: {} unchanged); nothing published",
@@ -475,8 +517,11 @@ fn publish_and_wait(
             );
             return Ok(ExitCode::SUCCESS);
         }
-        if !plan.is_noop() {
-            print!("{t}: changes to {at} on {topic}:\n{}", plan.render());
+        if !noop {
+            print!(
+                "{t}: changes to {at} on {topic}:\n{reg_line}{}",
+                plan.render()
+            );
         }
         if o.dry_run {
             client.disconnect().await;
@@ -506,6 +551,7 @@ fn publish_and_wait(
             },
             // The retained document's rollout block is kept.
             rollout: current.1.as_ref().and_then(|d| d.rollout),
+            registries,
         };
         let payload = encode_message(&doc, o.key);
         let how = match o.key {

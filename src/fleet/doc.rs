@@ -87,8 +87,8 @@ use crate::spec::SpecError;
 
 pub(crate) use desired::inflate;
 pub use desired::{
-    DesiredDoc, Format, OnFailure, Rollout, compress, decode_unsigned, detect_format, encode_json,
-    encode_postcard,
+    DesiredDoc, Format, OnFailure, RegistriesBlock, Rollout, compress, decode_unsigned,
+    detect_format, encode_json, encode_postcard,
 };
 pub use envelope::{
     DecodeOptions, Opened, Signature, decode_desired, encode_message, open_envelope, seal_envelope,

@@ -470,16 +470,43 @@ impl FleetDocs {
         out
     }
 
-    /// The ConfigMaps and Secrets of the accepted documents: the device's
-    /// first, then the groups' in config order; the first of a name wins.
-    pub fn objects(&self) -> Vec<crate::spec::ConfigObject> {
+    /// The documents in effect: the device's first, then the groups' in
+    /// config order.
+    fn in_order(&self) -> Vec<&Accepted> {
         let device = Source::Device(self.cfg.device_id.clone());
         let groups = self.cfg.groups.iter().map(|g| Source::Group(g.clone()));
         std::iter::once(device)
             .chain(groups)
             .filter_map(|s| self.effective(&s))
+            .collect()
+    }
+
+    /// The ConfigMaps and Secrets of the accepted documents: the device's
+    /// first, then the groups' in config order; the first of a name wins.
+    pub fn objects(&self) -> Vec<crate::spec::ConfigObject> {
+        (self.in_order().into_iter())
             .flat_map(|a| a.doc.objects.iter().cloned())
             .collect()
+    }
+
+    /// The `registries` blocks of the documents in effect, merged in the
+    /// same order: per registry host key (`mirrors[h]`, `configs[h]`) the
+    /// first document's entry, whole. `None` when no document has one.
+    pub fn registries(&self) -> Option<serde_json::Value> {
+        let mut out: Option<serde_json::Value> = None;
+        // The last one written wins: the first in order, written last.
+        for a in self.in_order().into_iter().rev() {
+            let Some(block) = &a.doc.registries else {
+                continue;
+            };
+            let out = out.get_or_insert_with(|| serde_json::json!({"mirrors": {}, "configs": {}}));
+            for k in ["mirrors", "configs"] {
+                for (host, e) in block.value()[k].as_object().into_iter().flatten() {
+                    out[k][host] = e.clone();
+                }
+            }
+        }
+        out
     }
 
     /// The pods to run (see the module doc). `static_owner` gives the

@@ -419,6 +419,14 @@ fn doc_with(revision: u64, pods: Vec<Value>, workloads: Vec<Value>) -> Vec<u8> {
     .unwrap()
 }
 
+fn doc_reg(revision: u64, registries: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "picolet.io/v1", "kind": "DeviceState",
+        "revision": revision, "pods": [], "registries": registries,
+    }))
+    .unwrap()
+}
+
 #[test]
 fn a_workload_the_device_cannot_run_refuses_the_document_with_its_path() {
     let mut c = cfg(&[]);
@@ -465,4 +473,75 @@ fn a_workload_the_device_cannot_run_refuses_the_document_with_its_path() {
     let notes = back.restore(lax.saved(), NOW);
     assert!(notes.is_empty(), "{notes:?}");
     assert_eq!(back.plan(&no_static, NOW).workloads.len(), 2);
+}
+
+fn mirror(url: &str) -> Value {
+    json!({"endpoint": [url]})
+}
+
+fn user(name: &str) -> Value {
+    json!({"auth": {"username": name, "password": "pw"}})
+}
+
+#[test]
+fn registries_merge_device_first_then_groups_in_order_per_host_key_and_survive_a_restart() {
+    let mut d = FleetDocs::new(cfg(&["a", "b"]));
+    assert_eq!(d.registries(), None, "no document, no block");
+    let _ = d.offer(
+        &group("b"),
+        &doc_reg(
+            1,
+            json!({
+        "configs": {"x": user("b"), "y": user("b")}}),
+        ),
+        NOW,
+    );
+    let _ = d.offer(
+        &group("a"),
+        &doc_reg(
+            1,
+            json!({
+        "mirrors": {"docker.io": mirror("http://a"), "quay.io": mirror("http://a-quay")},
+        "configs": {"x": user("a")}}),
+        ),
+        NOW,
+    );
+    let _ = d.offer(
+        &device(),
+        &doc_reg(
+            1,
+            json!({
+        "mirrors": {"docker.io": mirror("http://device")}}),
+        ),
+        NOW,
+    );
+    let want = json!({
+        "mirrors": {"docker.io": mirror("http://device"), "quay.io": mirror("http://a-quay")},
+        "configs": {"x": user("a"), "y": user("b")},
+    });
+    assert_eq!(d.registries(), Some(want.clone()));
+    // A bad block refuses its document: the one before stays in effect.
+    let bad = doc_reg(2, json!({"configs": {"x": {"tls": {"key_file": "/k"}}}}));
+    let Offer::Refused(e) = d.offer(&device(), &bad, NOW) else {
+        panic!("a bad registries block was accepted");
+    };
+    assert_eq!(e.reason, "Invalid");
+    assert!(
+        e.message.starts_with(
+            "registries.configs[\"x\"].tls.key_file: a fleet document cannot name files"
+        ),
+        "{}",
+        e.message
+    );
+    assert_eq!(d.registries(), Some(want.clone()));
+    // The documents as saved in the state file bring the same blocks back.
+    let mut back = FleetDocs::new(cfg(&["a", "b"]));
+    assert!(back.restore(d.saved(), NOW).is_empty());
+    assert_eq!(back.registries(), Some(want));
+    // A document without a block drops its entries.
+    let _ = d.offer(&device(), &doc(3, vec![]), NOW);
+    assert_eq!(
+        d.registries().unwrap()["mirrors"]["docker.io"],
+        mirror("http://a")
+    );
 }

@@ -44,13 +44,9 @@ use rustls::ClientConnection;
 
 use crate::reactor::Async;
 
-/// The rustls client configuration (TLS 1.2/1.3, [`crypto`]) for `s`, shared
-/// with the registry client (`crate::image::registry::http`).
-pub(crate) fn tls_client_config(
-    s: &TlsSettings,
-) -> Result<std::sync::Arc<rustls::ClientConfig>, TransportError> {
-    tls::client_config(s)
-}
+/// The rustls client configuration from PEM text (TLS 1.2/1.3, [`crypto`]),
+/// shared with the registry client (`crate::image::registry::http`).
+pub(crate) use tls::{NamedPem, certificates_in, config_from as tls_config_from, private_key_in};
 
 pub const MQTT_PORT: u16 = 1883;
 pub const MQTTS_PORT: u16 = 8883;

@@ -26,6 +26,60 @@ pub struct DesiredDoc {
     /// The `rollout` block: how the device judges and handles this
     /// revision (`None`: absent, [`Rollout::default`] applies).
     pub rollout: Option<Rollout>,
+    /// The `registries` block: mirrors and per-registry auth/TLS for the
+    /// device's pulls.
+    pub registries: Option<RegistriesBlock>,
+}
+
+/// A `registries` block (docs/fleet.md, "Registries"): k3s's
+/// registries.yaml schema as JSON, PEM given inline, checked as strictly as
+/// the device's file. Kept as the JSON given, to encode and merge. Its
+/// `Debug` shows the host keys only: it may hold passwords and keys.
+#[derive(Clone, PartialEq)]
+pub struct RegistriesBlock(Value);
+
+impl std::fmt::Debug for RegistriesBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RegistriesBlock({})", self.summary())
+    }
+}
+
+impl RegistriesBlock {
+    /// Checks a `registries` block; errors name `registries.<path>`.
+    pub fn from_value(v: &Value) -> Result<RegistriesBlock, DocError> {
+        if !v.is_object() {
+            return Err(DocError::field(
+                "registries",
+                "must be an object (mirrors, configs)",
+            ));
+        }
+        crate::image::registry::config::Registries::from_fleet(v).map_err(|e| {
+            let path = match e.path.is_empty() {
+                true => "registries".to_string(),
+                false => format!("registries.{}", e.path),
+            };
+            DocError::field(&path, e.message)
+        })?;
+        Ok(RegistriesBlock(v.clone()))
+    }
+
+    pub fn value(&self) -> &Value {
+        &self.0
+    }
+
+    /// Its host keys, never a value: `mirrors: docker.io; configs: r.lan`.
+    pub fn summary(&self) -> String {
+        let keys = |k: &str| -> String {
+            let m = self.0[k].as_object();
+            let list: Vec<&str> = m
+                .into_iter()
+                .flat_map(|m| m.keys())
+                .map(|k| k.as_str())
+                .collect();
+            format!("{k}: {}", list.join(", "))
+        };
+        format!("{}; {}", keys("mirrors"), keys("configs"))
+    }
 }
 
 /// `rollout` of a desired document (docs/fleet.md, "Deployment records").
@@ -165,6 +219,17 @@ enum DesiredWire {
     V3(DesiredV3),
     /// V3 with a `rollout` block (written only when there is one).
     V4(DesiredV4),
+    /// V3 with a `registries` block (written only when there is one) and
+    /// the `rollout` block if any.
+    V5(DesiredV5),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DesiredV5 {
+    v3: DesiredV3,
+    rollout: Option<Rollout>,
+    /// As JSON text.
+    registries: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -300,7 +365,7 @@ pub(crate) fn check_keys(
     }
 }
 
-const DESIRED_KEYS: [&str; 8] = [
+const DESIRED_KEYS: [&str; 9] = [
     "apiVersion",
     "kind",
     "revision",
@@ -309,6 +374,7 @@ const DESIRED_KEYS: [&str; 8] = [
     "secrets",
     "workloads",
     "rollout",
+    "registries",
 ];
 
 /// Decodes an unsigned desired document, JSON or postcard, or either
@@ -460,12 +526,17 @@ pub(crate) fn from_value(doc: Value) -> Result<DesiredDoc, DocError> {
         None | Some(Value::Null) => None,
         Some(v) => Some(Rollout::from_value(v)?),
     };
+    let registries = match map.get("registries") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(RegistriesBlock::from_value(v)?),
+    };
     Ok(DesiredDoc {
         revision,
         pods,
         objects,
         workloads: load_workloads(workloads.into_iter().map(Ok).collect())?,
         rollout,
+        registries,
     })
 }
 
@@ -617,6 +688,7 @@ fn decode_postcard(body: &[u8]) -> Result<DesiredDoc, DocError> {
             rest.len()
         )));
     }
+    let mut registries = None;
     let (v3, rollout) = match wire {
         DesiredWire::V1(v1) => (
             DesiredV3 {
@@ -638,6 +710,11 @@ fn decode_postcard(body: &[u8]) -> Result<DesiredDoc, DocError> {
         ),
         DesiredWire::V3(v3) => (v3, None),
         DesiredWire::V4(v4) => (v4.v3, Some(v4.rollout.check()?)),
+        DesiredWire::V5(v5) => {
+            let v = parse_json(v5.registries.as_bytes(), "registries")?;
+            registries = Some(RegistriesBlock::from_value(&v)?);
+            (v5.v3, v5.rollout.map(Rollout::check).transpose()?)
+        }
     };
     let (v1, config_maps, secrets, workloads) =
         (v3.v2.v1, v3.v2.config_maps, v3.v2.secrets, v3.workloads);
@@ -673,6 +750,7 @@ fn decode_postcard(body: &[u8]) -> Result<DesiredDoc, DocError> {
         objects,
         workloads: load_workloads(texts(&workloads, "workloads"))?,
         rollout,
+        registries,
     })
 }
 
@@ -786,6 +864,9 @@ pub fn encode_json(doc: &DesiredDoc) -> Vec<u8> {
     if let Some(r) = doc.rollout {
         map.insert("rollout".into(), r.to_value());
     }
+    if let Some(r) = &doc.registries {
+        map.insert("registries".into(), r.0.clone());
+    }
     serde_json::to_vec(&Value::Object(map)).expect("a JSON value always serializes")
 }
 
@@ -804,7 +885,8 @@ pub fn encode_postcard(doc: &DesiredDoc) -> Vec<u8> {
             .map(|o| object_value(o).to_string())
             .collect()
     };
-    let wire = if doc.objects.is_empty() && doc.workloads.is_empty() && doc.rollout.is_none() {
+    let later = doc.rollout.is_some() || doc.registries.is_some();
+    let wire = if doc.objects.is_empty() && doc.workloads.is_empty() && !later {
         DesiredWire::V1(v1)
     } else {
         let v2 = DesiredV2 {
@@ -812,16 +894,21 @@ pub fn encode_postcard(doc: &DesiredDoc) -> Vec<u8> {
             config_maps: texts(ObjectKind::ConfigMap),
             secrets: texts(ObjectKind::Secret),
         };
-        if doc.workloads.is_empty() && doc.rollout.is_none() {
+        if doc.workloads.is_empty() && !later {
             DesiredWire::V2(v2)
         } else {
             let v3 = DesiredV3 {
                 v2,
                 workloads: doc.workloads.iter().map(|(_, t)| t.clone()).collect(),
             };
-            match doc.rollout {
-                None => DesiredWire::V3(v3),
-                Some(rollout) => DesiredWire::V4(DesiredV4 { v3, rollout }),
+            match (&doc.registries, doc.rollout) {
+                (Some(r), rollout) => DesiredWire::V5(DesiredV5 {
+                    v3,
+                    rollout,
+                    registries: r.0.to_string(),
+                }),
+                (None, None) => DesiredWire::V3(v3),
+                (None, Some(rollout)) => DesiredWire::V4(DesiredV4 { v3, rollout }),
             }
         }
     };

@@ -26,8 +26,38 @@ const SYSTEM_BUNDLES: [&str; 5] = [
 /// Builds the client configuration (TLS 1.2 and 1.3; ring, with P-256 from
 /// `p256`: [`super::crypto`]).
 pub(super) fn client_config(s: &TlsSettings) -> Result<Arc<ClientConfig>, TransportError> {
-    let roots = match &s.ca_file {
-        Some(path) => file_roots(path)?,
+    let named = |p: &Option<PathBuf>| match p {
+        Some(p) => read(p).map(|pem| {
+            Some(NamedPem {
+                name: p.clone(),
+                pem,
+            })
+        }),
+        None => Ok(None),
+    };
+    config_from(
+        named(&s.ca_file)?,
+        named(&s.client_cert)?,
+        named(&s.client_key)?,
+    )
+}
+
+/// PEM text and what to call it in errors: its file, or the field that
+/// gave it inline (a fleet document's `registries`).
+pub(crate) struct NamedPem {
+    pub name: PathBuf,
+    pub pem: Vec<u8>,
+}
+
+/// [`client_config`] from PEM text: the CA certificates to trust (`None`:
+/// the system roots), and the client certificate chain and key.
+pub(crate) fn config_from(
+    ca: Option<NamedPem>,
+    cert: Option<NamedPem>,
+    key: Option<NamedPem>,
+) -> Result<Arc<ClientConfig>, TransportError> {
+    let roots = match &ca {
+        Some(ca) => pem_roots(ca)?,
         None => system_roots()?,
     };
     let provider = Arc::new(super::crypto::provider());
@@ -35,10 +65,10 @@ pub(super) fn client_config(s: &TlsSettings) -> Result<Arc<ClientConfig>, Transp
         .with_safe_default_protocol_versions()
         .map_err(TransportError::Config)?
         .with_root_certificates(roots);
-    let config = match (&s.client_cert, &s.client_key) {
+    let config = match (&cert, &key) {
         (None, None) => builder.with_no_client_auth(),
         (Some(cert), Some(key)) => builder
-            .with_client_auth_cert(certificates(cert)?, private_key(key)?)
+            .with_client_auth_cert(certificates_in(cert)?, private_key_in(key)?)
             .map_err(TransportError::Config)?,
         _ => return Err(TransportError::ClientAuthIncomplete),
     };
@@ -54,42 +84,51 @@ fn read(path: &Path) -> Result<Vec<u8>, TransportError> {
 
 /// Every certificate in a PEM file (at least one).
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
-    let pem = read(path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
+    certificates_in(&NamedPem {
+        name: path.to_path_buf(),
+        pem: read(path)?,
+    })
+}
+
+/// Every certificate in PEM text (at least one).
+pub(crate) fn certificates_in(
+    p: &NamedPem,
+) -> Result<Vec<CertificateDer<'static>>, TransportError> {
+    let certs = CertificateDer::pem_slice_iter(&p.pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TransportError::Pem {
-            path: path.to_path_buf(),
+            path: p.name.clone(),
             reason: e.to_string(),
         })?;
     if certs.is_empty() {
         return Err(TransportError::NoCertificate {
-            path: path.to_path_buf(),
+            path: p.name.clone(),
         });
     }
     Ok(certs)
 }
 
-fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TransportError> {
-    let pem = read(path)?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
+/// The private key in PEM text (PKCS#8, PKCS#1 or SEC1).
+pub(crate) fn private_key_in(p: &NamedPem) -> Result<PrivateKeyDer<'static>, TransportError> {
+    PrivateKeyDer::from_pem_slice(&p.pem).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => TransportError::NoKey {
-            path: path.to_path_buf(),
+            path: p.name.clone(),
         },
         e => TransportError::Pem {
-            path: path.to_path_buf(),
+            path: p.name.clone(),
             reason: e.to_string(),
         },
     })
 }
 
-/// The CA file's certificates; each must be usable as a trust anchor.
-fn file_roots(path: &Path) -> Result<RootCertStore, TransportError> {
+/// The CA's certificates; each must be usable as a trust anchor.
+fn pem_roots(ca: &NamedPem) -> Result<RootCertStore, TransportError> {
     let mut roots = RootCertStore::empty();
-    for cert in certificates(path)? {
+    for cert in certificates_in(ca)? {
         roots
             .add(cert)
             .map_err(|source| TransportError::BadCaCertificate {
-                path: path.to_path_buf(),
+                path: ca.name.clone(),
                 source,
             })?;
     }

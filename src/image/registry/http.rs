@@ -21,7 +21,8 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
-use crate::fleet::transport::{TlsSettings, tls_client_config};
+use crate::fleet::transport::{NamedPem, TransportError, tls_config_from};
+use std::path::PathBuf;
 
 /// Largest response head accepted.
 const HEAD_LIMIT: usize = 64 * 1024;
@@ -181,7 +182,62 @@ impl HttpError {
 }
 
 /// TLS material for one host (`registries.yaml` `configs.<host>.tls`).
-pub type HostTls = TlsSettings;
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostTls {
+    /// CA certificates to trust; `None`: the system roots.
+    pub ca: Option<Pem>,
+    /// Client certificate chain (mutual TLS), with `key`.
+    pub cert: Option<Pem>,
+    pub key: Option<Pem>,
+}
+
+/// PEM text: a file (`ca_file`, …) or the text itself (`ca`, …: the
+/// fleet's form, docs/images.md). Its `Debug` never shows inline text.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Pem {
+    File(PathBuf),
+    /// `field`: where it was given (`configs["h"].tls.key`), for errors.
+    Inline {
+        field: String,
+        text: String,
+    },
+}
+
+impl fmt::Debug for Pem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pem::File(p) => write!(f, "File({p:?})"),
+            Pem::Inline { field, .. } => write!(f, "Inline({field}, <redacted>)"),
+        }
+    }
+}
+
+impl Pem {
+    /// The text, read from its file if need be, named for errors.
+    fn load(&self) -> Result<NamedPem, TransportError> {
+        match self {
+            Pem::File(path) => std::fs::read(path)
+                .map(|pem| NamedPem {
+                    name: path.clone(),
+                    pem,
+                })
+                .map_err(|source| TransportError::ReadFile {
+                    path: path.clone(),
+                    source,
+                }),
+            Pem::Inline { field, text } => Ok(NamedPem {
+                name: field.into(),
+                pem: text.as_bytes().to_vec(),
+            }),
+        }
+    }
+}
+
+/// The rustls client configuration of `t`.
+fn host_config(t: &HostTls) -> Result<Arc<ClientConfig>, TransportError> {
+    let load = |p: &Option<Pem>| p.as_ref().map(Pem::load).transpose();
+    tls_config_from(load(&t.ca)?, load(&t.cert)?, load(&t.key)?)
+}
 
 /// A blocking client; `Sync` (the pull's layer threads share it).
 #[derive(Debug)]
@@ -225,7 +281,7 @@ impl Client {
             .or_else(|| self.hosts.get(&url.host))
             .cloned()
             .unwrap_or_default();
-        let config = tls_client_config(&settings).map_err(|e| HttpError::TlsConfig {
+        let config = host_config(&settings).map_err(|e| HttpError::TlsConfig {
             host: key.clone(),
             reason: e.to_string(),
         })?;

@@ -158,7 +158,7 @@ fn unknown_top_level_fields_and_bad_pod_lists_are_refused() {
         br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":1,"pods":[],"podz":[]}"#;
     assert_eq!(
         error(extra),
-        "podz: unknown field (a DeviceState has apiVersion, kind, revision, pods, configMaps, secrets, workloads, rollout)"
+        "podz: unknown field (a DeviceState has apiVersion, kind, revision, pods, configMaps, secrets, workloads, rollout, registries)"
     );
     let no_pods = br#"{"apiVersion":"picolet.io/v1","kind":"DeviceState","revision":1}"#;
     assert_eq!(
@@ -498,5 +498,137 @@ fn the_rollout_block_round_trips_through_json_and_postcard_and_only_then_uses_v4
         !String::from_utf8(encode_json(&d))
             .unwrap()
             .contains("rollout")
+    );
+}
+
+const CA: &str = include_str!("../../../image/registry/fixtures/test-ca.pem");
+const KEY: &str = include_str!("../../../image/registry/fixtures/test-client.key");
+
+fn with_registries(block: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "picolet.io/v1", "kind": "DeviceState", "revision": 5,
+        "pods": [pod("a")], "registries": block,
+    }))
+    .unwrap()
+}
+
+fn block() -> Value {
+    json!({
+        "mirrors": {"docker.io": {"endpoint": ["http://10.0.0.2:5000"],
+                                  "rewrite": {"^library/(.*)": "hub/$1"}}},
+        "configs": {"10.0.0.2:5000": {"auth": {"username": "u", "password": "hunter2"},
+                                      "tls": {"ca": CA, "cert": CA, "key": KEY}}}
+    })
+}
+
+#[test]
+fn the_registries_block_is_read_and_its_debug_shows_no_secret() {
+    let d = decode(&with_registries(block())).unwrap();
+    let r = d.registries.as_ref().unwrap();
+    assert_eq!(r.value(), &block());
+    let shown = format!("{d:?}");
+    assert!(
+        shown.contains("RegistriesBlock(mirrors: docker.io; configs: 10.0.0.2:5000)"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("BEGIN"),
+        "{shown}"
+    );
+    assert_eq!(
+        decode(&doc_json(1, vec![pod("a")])).unwrap().registries,
+        None
+    );
+    assert_eq!(
+        decode(&with_registries(Value::Null)).unwrap().registries,
+        None
+    );
+}
+
+#[test]
+fn a_bad_registries_block_refuses_the_document_with_its_field_path_and_no_secret() {
+    for (block, want) in [
+        (
+            json!([]),
+            "registries: must be an object (mirrors, configs)",
+        ),
+        (
+            json!({"mirror": {}}),
+            "registries.mirror: unknown field `mirror`",
+        ),
+        (
+            json!({"mirrors": {"docker.io": {"endpoint": ["ftp://x"]}}}),
+            "registries.mirrors[\"docker.io\"].endpoint[0]: ",
+        ),
+        (
+            json!({"mirrors": {"docker.io": {"endpoint": "http://x"}}}),
+            "registries.mirrors[\"docker.io\"].endpoint: invalid type: string, expected a sequence",
+        ),
+        (
+            json!({"configs": {"r": {"tls": {"ca_file": "/etc/picolet/ca.pem"}}}}),
+            "registries.configs[\"r\"].tls.ca_file: a fleet document cannot name files on the device: give the PEM text as ca",
+        ),
+        (
+            json!({"configs": {"r": {"tls": {"ca": "hunter2"}}}}),
+            "registries.configs[\"r\"].tls.ca: no certificate in it (PEM text expected)",
+        ),
+        (
+            json!({"configs": {"r": {"auth": {"password": "hunter2"}}}}),
+            "registries.configs[\"r\"].auth: give either auth or username and password",
+        ),
+        (
+            json!({"configs": {"r": {"auth": {"auth": "hunter2"}}}}),
+            "registries.configs[\"r\"].auth.auth: is not base64 of user:password",
+        ),
+        (
+            json!({"configs": {"r": {"tls": {"insecure_skip_verify": true}}}}),
+            "registries.configs[\"r\"].tls.insecure_skip_verify: is not supported",
+        ),
+    ] {
+        let e = decode(&with_registries(block.clone())).unwrap_err();
+        assert_eq!(e.reason(), "Invalid", "{block}: {e}");
+        let e = e.to_string();
+        assert!(e.starts_with(want), "{block}: {e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+}
+
+#[test]
+fn the_registries_block_round_trips_through_json_and_postcard_and_only_then_uses_v5() {
+    let mut d = decode(&with_registries(block())).unwrap();
+    for rollout in [None, Some(Rollout::default())] {
+        d.rollout = rollout;
+        for bytes in [encode_json(&d), encode_postcard(&d)] {
+            assert_eq!(decode(&bytes).unwrap(), d);
+        }
+        // The variant index follows the magic: V5 is 4.
+        assert_eq!(encode_postcard(&d)[POSTCARD_MAGIC.len()], 4);
+    }
+    d.registries = None;
+    assert_eq!(encode_postcard(&d)[POSTCARD_MAGIC.len()], 3, "V4 again");
+    assert!(
+        !String::from_utf8(encode_json(&d))
+            .unwrap()
+            .contains("registries")
+    );
+}
+
+#[test]
+fn a_postcard_registries_block_is_checked_as_the_json_one() {
+    let good = encode_postcard(&decode(&with_registries(block())).unwrap());
+    // Swap the block's JSON text for a bad one of the same length: the
+    // postcard string keeps its length prefix.
+    let text = block().to_string();
+    let bad = text.replacen("\"endpoint\"", "\"endpoinz\"", 1);
+    let pos = good
+        .windows(text.len())
+        .position(|w| w == text.as_bytes())
+        .unwrap();
+    let mut bytes = good.clone();
+    bytes[pos..pos + text.len()].copy_from_slice(bad.as_bytes());
+    let e = error(&bytes);
+    assert!(
+        e.starts_with("registries.mirrors[\"docker.io\"].endpoinz: unknown field"),
+        "{e}"
     );
 }

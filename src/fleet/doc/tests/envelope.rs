@@ -217,3 +217,22 @@ fn envelopes_written_by_older_versions_still_verify_and_are_resealed_byte_for_by
         assert_eq!(seal_envelope(&payload, &key), sealed, "{file}");
     }
 }
+
+#[test]
+fn the_signature_covers_the_registries_block() {
+    let (key, public) = keypair();
+    let doc = |endpoint: &str| {
+        serde_json::to_vec(&json!({
+            "apiVersion": "picolet.io/v1", "kind": "DeviceState", "revision": 3, "pods": [],
+            "registries": {"mirrors": {"docker.io": {"endpoint": [endpoint]}}},
+        }))
+        .unwrap()
+    };
+    let sealed = seal_envelope(&doc("https://mirror.lan"), &key);
+    let opened = decode_desired(&sealed, &with_key(&public)).unwrap();
+    assert!(opened.doc.registries.is_some());
+    let mut v: Value = serde_json::from_slice(&sealed).unwrap();
+    v["payload"] = json!(base64::encode(&doc("http://evil.lan")));
+    let err = decode_desired(&serde_json::to_vec(&v).unwrap(), &with_key(&public)).unwrap_err();
+    assert_eq!(err.reason(), "BadSignature");
+}
