@@ -862,12 +862,21 @@ fn connections_cut_every_512_kib_still_complete_the_pull_with_little_overhead() 
         .unwrap()
         .unwrap();
     assert_eq!(img.layers.len(), 3);
-    assert_eq!(
-        std::fs::metadata(img.layers[1].join("big.bin"))
-            .unwrap()
-            .len(),
-        6 << 20
+    // Every resume carried on the layer's unpacking from the stream.
+    assert_eq!(big_layer_unpack(&lines, f), "stream", "{lines:#?}");
+    assert!(
+        std::fs::read(img.layers[1].join("big.bin")).unwrap() == noise(6 << 20, 7),
+        "big.bin differs from what was pushed"
     );
+}
+
+/// How the helper unpacked three:1's big layer (its `blob` line).
+fn big_layer_unpack<'a>(lines: &'a [Value], f: &Fixture) -> &'a str {
+    lines
+        .iter()
+        .find(|l| l["event"] == "blob" && l["digest"] == f.three_big_layer.as_str())
+        .and_then(|l| l["unpack"].as_str())
+        .expect("a blob line for the big layer")
 }
 
 #[test]
@@ -919,6 +928,15 @@ fn a_helper_killed_mid_layer_resumes_from_the_partial_file() {
         "{blob}"
     );
     assert!(!partial.exists());
+    // The partial file was read back into the unpacker, then the rest
+    // streamed in: the layer's file is whole.
+    assert_eq!(big_layer_unpack(&lines, f), "stream", "{lines:#?}");
+    let store = picolet::image::ImageStore::open(d.store()).unwrap();
+    let img = store.resolve(&r).unwrap().unwrap();
+    assert!(
+        std::fs::read(img.layers[1].join("big.bin")).unwrap() == noise(6 << 20, 7),
+        "big.bin differs from what was pushed"
+    );
 }
 
 #[test]

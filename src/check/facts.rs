@@ -421,7 +421,7 @@ fn read_config_gz(path: &Path) -> Option<String> {
     let f = std::fs::File::open(path).ok()?;
     let mut text = String::new();
     // The kernel config is ~200 KiB uncompressed; cap what we read.
-    crate::image::gzip::GzReader::new(std::io::BufReader::new(f))
+    crate::image::gzip::GzReader::new(Box::new(std::io::BufReader::new(f)))
         .take(4 << 20)
         .read_to_string(&mut text)
         .ok()?;

@@ -295,6 +295,7 @@ pub fn image_pull(args: Vec<OsString>) -> Result<ExitCode, String> {
                 digest,
                 size,
                 downloaded,
+                ..
             } => {
                 b.set(digest, *size, *size);
                 Some(if *downloaded == 0 {

@@ -87,9 +87,10 @@ const FCOMMENT: u8 = 0x10;
 const RESERVED: u8 = 0xe0;
 
 /// A reader of the uncompressed bytes of a gzip stream of one or more
-/// members.
-pub(crate) struct GzReader<R> {
-    inner: R,
+/// members. Not generic over its input (boxed): one copy of the code for
+/// layers from files and from downloads, archives and `config.gz`.
+pub(crate) struct GzReader<'a> {
+    inner: Box<dyn BufRead + 'a>,
     inflate: Decompress,
     crc: u32,
     size: u32,
@@ -107,7 +108,7 @@ enum State {
     Done,
 }
 
-impl<R> std::fmt::Debug for GzReader<R> {
+impl std::fmt::Debug for GzReader<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GzReader")
             .field("state", &self.state)
@@ -119,8 +120,8 @@ fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("gzip: {what}"))
 }
 
-impl<R: BufRead> GzReader<R> {
-    pub(crate) fn new(inner: R) -> Self {
+impl<'a> GzReader<'a> {
+    pub(crate) fn new(inner: Box<dyn BufRead + 'a>) -> Self {
         GzReader {
             inner,
             inflate: Decompress::new(false),
@@ -244,7 +245,7 @@ impl<R: BufRead> GzReader<R> {
     }
 }
 
-impl<R: BufRead> Read for GzReader<R> {
+impl Read for GzReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if out.is_empty() {
             return Ok(0);
@@ -291,7 +292,7 @@ mod tests {
     fn gunzip(data: &[u8]) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
         // A small buffer exercises refills in the middle of a member.
-        GzReader::new(io::BufReader::with_capacity(7, data)).read_to_end(&mut out)?;
+        GzReader::new(Box::new(io::BufReader::with_capacity(7, data))).read_to_end(&mut out)?;
         Ok(out)
     }
 

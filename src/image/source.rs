@@ -128,7 +128,7 @@ impl Source {
             .map_err(ImageError::io("read", archive))?
             .starts_with(&[0x1f, 0x8b]);
         let reader: Box<dyn Read> = if gzip {
-            Box::new(super::gzip::GzReader::new(buf))
+            Box::new(super::gzip::GzReader::new(Box::new(buf)))
         } else {
             Box::new(buf)
         };

@@ -172,6 +172,29 @@ impl ImageStore {
                 location: self.root.clone(),
             });
         }
+        let (staged, dropped) = self.stage_layer(blob, &blob_path, diff_id, space)?;
+        self.sync()?;
+        Ok((staged.commit()?, dropped))
+    }
+
+    /// Unpacks the layer blob at `blob_path` (the blob `blob`) into a
+    /// [`StagedLayer`] and checks its diff ID; returns it and how many
+    /// device nodes were dropped.
+    pub(crate) fn stage_layer(
+        &self,
+        blob: &Digest,
+        blob_path: &Path,
+        diff_id: &Digest,
+        space: Space,
+    ) -> Result<(StagedLayer, u64), ImageError> {
+        let staged = self.layer_temp(diff_id)?;
+        let unpacked = unpack::unpack_layer_within(blob_path, &staged.dir, Some(space))?;
+        check_diff_id(blob, diff_id, &unpacked.diff_id)?;
+        Ok((staged, unpacked.dropped_devices))
+    }
+
+    /// A new empty directory under `tmp/` for the layer `diff_id`.
+    pub(crate) fn layer_temp(&self, diff_id: &Digest) -> Result<StagedLayer, ImageError> {
         let tmp = self.temp_path("layer");
         let guard = RemoveOnDrop(Some(tmp.clone()));
         DirBuilder::new()
@@ -180,22 +203,11 @@ impl ImageStore {
             .map_err(ImageError::io("mkdir", &tmp))?;
         fs::set_permissions(&tmp, Permissions::from_mode(0o755))
             .map_err(ImageError::io("chmod", &tmp))?;
-        let unpacked = unpack::unpack_layer_within(&blob_path, &tmp, Some(space))?;
-        let actual = unpacked.diff_id;
-        if &actual != diff_id {
-            return Err(ImageError::DiffIdMismatch {
-                blob: blob.to_string(),
-                expected: diff_id.to_string(),
-                actual: actual.to_string(),
-            });
-        }
-        self.sync()?;
-        match fs::rename(&tmp, &dest) {
-            Ok(()) => guard.disarm(),
-            Err(_) if dest.is_dir() => {} // another importer finished first
-            Err(e) => return Err(ImageError::io("rename into", &dest)(e)),
-        }
-        Ok((dest, unpacked.dropped_devices))
+        Ok(StagedLayer {
+            _guard: guard,
+            dir: tmp,
+            dest: self.layer_path(diff_id),
+        })
     }
 
     /// `syncfs` on the store's filesystem: makes blobs and layers durable
@@ -235,6 +247,48 @@ impl ImageStore {
                 }
             }
         }
+    }
+}
+
+/// Errors with [`ImageError::DiffIdMismatch`] unless `actual` is `expected`.
+pub(crate) fn check_diff_id(
+    blob: &Digest,
+    expected: &Digest,
+    actual: &Digest,
+) -> Result<(), ImageError> {
+    if actual == expected {
+        return Ok(());
+    }
+    Err(ImageError::DiffIdMismatch {
+        blob: blob.to_string(),
+        expected: expected.to_string(),
+        actual: actual.to_string(),
+    })
+}
+
+/// A layer unpacked into `tmp/`, not in `layers/` yet; removed if dropped.
+#[derive(Debug)]
+pub(crate) struct StagedLayer {
+    _guard: RemoveOnDrop,
+    dir: PathBuf,
+    dest: PathBuf,
+}
+
+impl StagedLayer {
+    /// The directory to unpack into.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Renames the layer into place (sync the store first); a concurrent
+    /// winner is accepted. Returns its directory.
+    pub(crate) fn commit(self) -> Result<PathBuf, ImageError> {
+        match fs::rename(&self.dir, &self.dest) {
+            Ok(()) => self._guard.disarm(),
+            Err(_) if self.dest.is_dir() => {} // another importer finished first
+            Err(e) => return Err(ImageError::io("rename into", &self.dest)(e)),
+        }
+        Ok(self.dest)
     }
 }
 

@@ -74,19 +74,21 @@ pub(crate) fn detect_compression(head: &[u8]) -> Compression {
     }
 }
 
-/// Opens `path` as a stream of plain tar bytes (gunzipping if needed).
+/// Plain tar bytes from a layer blob's bytes (gunzipping if needed).
 /// `label` names the blob in errors.
-pub(crate) fn open_tar_stream(path: &Path, label: &str) -> Result<Box<dyn Read>, ImageError> {
-    let file = File::open(path).map_err(ImageError::io("open", path))?;
-    let mut buf = BufReader::with_capacity(64 * 1024, file);
-    let head = buf.fill_buf().map_err(ImageError::io("read", path))?;
+fn tar_stream<'a>(
+    mut input: Box<dyn BufRead + 'a>,
+    label: &str,
+) -> Result<Box<dyn Read + 'a>, ImageError> {
+    let head = input.fill_buf().map_err(ImageError::io("read", label))?;
+    let compression = detect_compression(head);
     let unsupported = |compression| ImageError::UnsupportedCompression {
         digest: label.to_string(),
         compression,
     };
-    match detect_compression(head) {
-        Compression::None => Ok(Box::new(buf)),
-        Compression::Gzip => Ok(Box::new(super::gzip::GzReader::new(buf))),
+    match compression {
+        Compression::None => Ok(Box::new(input)),
+        Compression::Gzip => Ok(Box::new(super::gzip::GzReader::new(input))),
         Compression::Zstd => Err(unsupported("zstd")),
         Compression::Bzip2 => Err(unsupported("bzip2")),
         Compression::Xz => Err(unsupported("xz")),
@@ -120,17 +122,30 @@ pub(crate) fn unpack_layer_within(
     #[cfg(test)]
     crate::testutil::fuzz_seed("tar_unpack", &fs::read(blob).unwrap_or_default());
     let label = blob.display().to_string();
-    let compressed = fs::metadata(blob)
-        .map_err(ImageError::io("stat", blob))?
-        .len();
+    let file = File::open(blob).map_err(ImageError::io("open", blob))?;
+    let compressed = file.metadata().map_err(ImageError::io("stat", blob))?.len();
+    let input = BufReader::with_capacity(64 * 1024, file);
+    unpack_layer_from(Box::new(input), &label, compressed, dest, space)
+}
+
+/// [`unpack_layer_within`] from a layer blob's bytes as they come (a
+/// download): `compressed` is the blob's size, for the budget.
+pub(crate) fn unpack_layer_from(
+    input: Box<dyn BufRead + '_>,
+    label: &str,
+    compressed: u64,
+    dest: &Path,
+    space: Option<Space>,
+) -> Result<Unpacked, ImageError> {
+    let source = Path::new(label);
     let origin = Origin {
         what: format!("layer {label}"),
         compressed,
     };
-    let mut budgeted = Budgeted::new(open_tar_stream(blob, &label)?, origin, space)?;
+    let mut budgeted = Budgeted::new(tar_stream(input, label)?, origin, space)?;
     let mut reader = HashReader::new(&mut budgeted);
-    let result = unpack_tar(&mut reader, dest, blob).and_then(|dropped| {
-        let (diff_id, bytes) = reader.finish().map_err(ImageError::io("read", blob))?;
+    let result = unpack_tar(&mut reader, dest, source).and_then(|dropped| {
+        let (diff_id, bytes) = reader.finish().map_err(ImageError::io("read", source))?;
         Ok((diff_id, bytes, dropped))
     });
     // An I/O error caused by the budget is reported as the budget's error.

@@ -1,10 +1,11 @@
 //! Pulling one image into the store: resolve the manifest (mirrors in
 //! order, then the registry), choose the platform, download the missing
-//! blobs (at most [`PARALLEL`] at once, each resumable), then, under the
-//! store's index lock, unpack the layers and tag the image.
+//! blobs (at most [`PARALLEL`] at once, each resumable, each layer
+//! unpacked while it downloads), then, under the store's index lock, tag
+//! the image.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -16,12 +17,15 @@ use super::auth::{AuthFile, Credentials, parse_challenge, query_escape};
 use super::config::{Endpoint, Registries};
 use super::http::{Client, HttpError, Response, Url};
 use super::platform;
+use crate::image::budget::Space;
 use crate::image::digest::parse_json;
 use crate::image::oci::{
     ConfigFile, Descriptor, DocKind, Index, MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST,
     MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, Manifest, Platform, doc_kind, is_layer_media_type,
     sniff_kind,
 };
+use crate::image::store::check_diff_id;
+use crate::image::unpack;
 use crate::image::{Digest, ImageError, ImageStore, JSON_LIMIT, Reference};
 
 /// Layers downloaded at once.
@@ -117,6 +121,10 @@ pub enum Event {
         digest: String,
         size: u64,
         downloaded: u64,
+        /// How its layer was unpacked: `stream` (while it downloaded),
+        /// `file` (from the stored blob), `none` (not a layer, or its
+        /// layer was there already).
+        unpack: &'static str,
     },
     /// A download attempt failed and is retried from `offset`.
     Retry {
@@ -525,8 +533,8 @@ fn resolve(
     }
 }
 
-/// Downloads what is missing of a resolved manifest, then unpacks and
-/// tags it under the index lock.
+/// Downloads what is missing of a resolved manifest (unpacking each layer
+/// as it arrives), then tags it under the index lock.
 fn fetch_image(
     store: &ImageStore,
     repo: &Repo<'_>,
@@ -568,7 +576,7 @@ fn fetch_image(
     });
     let downloaded = Mutex::new(0u64);
     // The config first (small): its diff IDs let each layer be unpacked
-    // by the thread that downloaded it, while others still download.
+    // while it downloads, and checked when its last byte is in.
     let config_digest = Digest::parse(&manifest.config.digest)?;
     download_all(
         store,
@@ -651,9 +659,8 @@ fn fetch_image(
     ))
 }
 
-/// Downloads every missing blob, [`PARALLEL`] at a time.
-/// A layer with its diff ID is unpacked (`ensure_layer`) by the thread
-/// that downloaded it.
+/// Downloads every missing blob, [`PARALLEL`] at a time. A layer with
+/// its diff ID is unpacked while it downloads (see [`fetch`]).
 fn download_all(
     store: &ImageStore,
     repo: &Repo<'_>,
@@ -675,13 +682,7 @@ fn download_all(
                     else {
                         return;
                     };
-                    let result = fetch_blob(store, repo, desc, sink).and_then(|n| {
-                        if let Some(id) = diff_id {
-                            store.ensure_layer(&Digest::parse(&desc.digest)?, id)?;
-                        }
-                        Ok(n)
-                    });
-                    match result {
+                    match fetch(store, repo, desc, diff_id.as_ref(), sink) {
                         Ok(n) => *downloaded.lock().unwrap_or_else(|e| e.into_inner()) += n,
                         Err(e) => {
                             failed
@@ -708,207 +709,399 @@ fn content_range_start(v: &str) -> Option<u64> {
     start.trim().parse().ok()
 }
 
-/// Downloads one blob to `<hex>.partial` (resuming what is there), checks
-/// its digest and size, and renames it into place. Returns the bytes
-/// received. A blob already in the store is not fetched.
+/// [`fetch`] without unpacking.
+#[cfg(test)]
 fn fetch_blob(
     store: &ImageStore,
     repo: &Repo<'_>,
     desc: &Descriptor,
     sink: &(dyn Fn(Event) + Sync),
 ) -> Result<u64, PullError> {
+    fetch(store, repo, desc, None, sink)
+}
+
+/// Downloads one blob to `<hex>.partial` (resuming what is there), checks
+/// its digest and renames it into place; returns the bytes received. A
+/// blob already in the store is not fetched. With `diff_id` (a layer not
+/// unpacked yet), the layer is unpacked into `tmp/` from the bytes as
+/// they arrive, checked against the diff ID once the blob's digest is
+/// checked, and renamed into `layers/` with the blob after one `syncfs`.
+/// If the download had to start over after bytes were unpacked, the
+/// layer is unpacked again from the complete blob.
+fn fetch(
+    store: &ImageStore,
+    repo: &Repo<'_>,
+    desc: &Descriptor,
+    diff_id: Option<&Digest>,
+    sink: &(dyn Fn(Event) + Sync),
+) -> Result<u64, PullError> {
     let digest = Digest::parse(&desc.digest)?;
-    let dest = store.blob_path(&digest);
-    let done_event = |downloaded| {
+    let diff_id = diff_id.filter(|d| !store.layer_path(d).is_dir());
+    let done = |downloaded, unpack| {
         sink(Event::Blob {
             digest: digest.to_string(),
             size: desc.size,
             downloaded,
+            unpack,
         })
     };
-    if dest.is_file() {
-        done_event(0);
+    let Some(mut stream) = BlobStream::open(store, repo, desc, &digest, sink)? else {
+        if let Some(id) = diff_id {
+            store.ensure_layer(&digest, id)?;
+        }
+        done(0, if diff_id.is_some() { "file" } else { "none" });
         return Ok(0);
-    }
-    let partial = dest.with_file_name(format!("{}.partial", digest.hex()));
-    let io = |op: &'static str| {
-        let p = partial.clone();
-        move |e: io::Error| PullError::from(ImageError::io(op, p)(e))
     };
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&partial)
-        .map_err(io("open"))?;
-    // Another pull of the same blob (another image sharing it) waits
-    // here, then finds it done.
-    crate::sys::fs::flock_exclusive(&file).map_err(|e| io("flock")(e.into()))?;
-    if dest.is_file() {
-        let _ = fs::remove_file(&partial);
-        done_event(0);
-        return Ok(0);
+    let mut layer = None;
+    if let Some(id) = diff_id {
+        let staged = store.layer_temp(id)?;
+        let space = Space::of(store.root())?;
+        let label = format!("blob {digest}");
+        let input = Box::new(&mut stream);
+        let unpacked =
+            unpack::unpack_layer_from(input, &label, desc.size, staged.dir(), Some(space));
+        layer = Some((id, staged, unpacked));
     }
-    // What a previous run (killed, or cut off) left: hash it again.
-    let mut sha = sha2::Sha256::new();
-    let mut have = 0u64;
-    {
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            let n = file.read(&mut buf).map_err(io("read"))?;
-            if n == 0 {
-                break;
-            }
-            sha.update(&buf[..n]);
-            have += n as u64;
+    let received = stream.finish()?;
+    let partial = stream.partial.clone();
+    let unpack = match layer {
+        None => {
+            stream.file.sync_all().map_err(stream.io("fsync"))?;
+            "none"
         }
+        Some((id, staged, unpacked)) => {
+            let (staged, how) = if stream.broken {
+                let space = Space::of(store.root())?;
+                (store.stage_layer(&digest, &partial, id, space)?.0, "file")
+            } else {
+                check_diff_id(&digest, id, &unpacked?.diff_id)?;
+                (staged, "stream")
+            };
+            // One syncfs for the blob and the layer, then both in place.
+            store.sync()?;
+            fs::rename(&partial, store.blob_path(&digest)).map_err(stream.io("rename"))?;
+            staged.commit()?;
+            how
+        }
+    };
+    if unpack == "none" {
+        fs::rename(&partial, store.blob_path(&digest)).map_err(stream.io("rename"))?;
     }
-    let restart =
-        |file: &mut File, sha: &mut sha2::Sha256, have: &mut u64| -> Result<(), PullError> {
-            file.set_len(0).map_err(io("truncate"))?;
-            file.seek(SeekFrom::Start(0)).map_err(io("seek"))?;
-            *sha = sha2::Sha256::new();
-            *have = 0;
-            Ok(())
-        };
-    if have > desc.size {
-        restart(&mut file, &mut sha, &mut have)?;
-    }
-    let mut received = 0u64;
-    let mut stalled = 0u32;
-    let mut last_error = String::new();
-    let mut buf = vec![0u8; 32 * 1024];
-    let tail = format!("blobs/{digest}");
-    while have < desc.size {
-        if stalled >= MAX_STALLED_ATTEMPTS {
-            return Err(PullError {
-                kind: ErrorKind::Other,
-                message: format!(
-                    "blob {digest}: giving up after {stalled} attempts without progress at byte {have} of {}: {last_error}",
-                    desc.size
-                ),
-            });
-        }
-        if stalled > 0 {
-            std::thread::sleep(Duration::from_millis(200 << stalled.min(4)));
-        }
-        let mut headers = Vec::new();
-        if have > 0 {
-            headers.push(("Range".to_string(), format!("bytes={have}-")));
-        }
-        let before = have;
-        let resp = match repo.get("GET", &tail, &headers) {
-            Ok(r) => r,
-            Err(e) if e.kind == ErrorKind::Unreachable || e.kind == ErrorKind::Other => {
-                last_error = e.message;
-                stalled += 1;
-                sink(Event::Retry {
-                    digest: digest.to_string(),
-                    offset: have,
-                    error: last_error.clone(),
-                });
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let mut skip = 0u64;
-        match resp.status {
-            206 => {
-                let start = resp.header("content-range").and_then(content_range_start);
-                if start != Some(have) {
-                    // Not the range asked for: start over (containerd
-                    // refuses such a response too).
-                    last_error = format!(
-                        "asked for bytes {have}-, got Content-Range {:?}",
-                        resp.header("content-range")
-                    );
-                    restart(&mut file, &mut sha, &mut have)?;
-                    stalled += 1;
-                    continue;
-                }
-            }
-            200 => skip = have,
-            416 => {
-                last_error = "416 Range Not Satisfiable".to_string();
-                restart(&mut file, &mut sha, &mut have)?;
-                stalled += 1;
-                continue;
-            }
-            404 => return Err(status_error(resp, &format!("blob {digest}"))),
-            s if s >= 500 => {
-                last_error = registry_message(resp);
-                stalled += 1;
-                continue;
-            }
-            _ => return Err(status_error(resp, &format!("blob {digest}"))),
-        }
-        let mut body = resp.body;
-        let mut last_report = Instant::now();
-        let result: io::Result<()> = (|| {
-            while skip > 0 {
-                let want = usize::try_from(skip.min(buf.len() as u64)).unwrap_or(0);
-                let n = body.read(&mut buf[..want])?;
-                if n == 0 {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                skip -= n as u64;
-                received += n as u64;
-            }
-            loop {
-                let want = usize::try_from((desc.size - have).min(buf.len() as u64)).unwrap_or(0);
-                if want == 0 {
-                    return Ok(());
-                }
-                let n = body.read(&mut buf[..want])?;
-                if n == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the response ended before the blob's size",
-                    ));
-                }
-                file.write_all(&buf[..n])?;
-                sha.update(&buf[..n]);
-                have += n as u64;
-                received += n as u64;
-                if last_report.elapsed() >= Duration::from_millis(250) {
-                    last_report = Instant::now();
-                    sink(Event::Progress {
-                        digest: digest.to_string(),
-                        done: have,
-                        total: desc.size,
-                    });
-                }
-            }
-        })();
-        if let Err(e) = result {
-            last_error = e.to_string();
-            stalled = if have > before { 0 } else { stalled + 1 };
-            sink(Event::Retry {
-                digest: digest.to_string(),
-                offset: have,
-                error: last_error.clone(),
-            });
-        }
-    }
-    file.sync_all().map_err(io("fsync"))?;
-    let actual = Digest::from_sha(sha.finalize().as_slice());
-    if actual != digest {
-        let _ = fs::remove_file(&partial);
-        return Err(other(format!(
-            "blob {digest}: content does not match its digest (got {actual}); the partial download is deleted"
-        )));
-    }
-    fs::rename(&partial, &dest).map_err(io("rename"))?;
     sink(Event::Progress {
         digest: digest.to_string(),
-        done: have,
+        done: desc.size,
         total: desc.size,
     });
-    done_event(received);
+    done(received, unpack);
     Ok(received)
+}
+
+/// One blob's bytes in order, as a [`BufRead`]: first what a previous run
+/// left in `<hex>.partial` (read back), then the registry's, each attempt
+/// resuming at the next byte with `Range`; every byte is hashed and every
+/// downloaded byte appended to the partial file (which is locked) before
+/// it is served. [`BlobStream::finish`] reads what the reader left and
+/// checks the digest.
+struct BlobStream<'a> {
+    repo: &'a Repo<'a>,
+    digest: &'a Digest,
+    size: u64,
+    sink: &'a (dyn Fn(Event) + Sync),
+    file: File,
+    partial: PathBuf,
+    sha: sha2::Sha256,
+    /// Bytes hashed and in the file; `buf[pos..len]` are not served yet.
+    have: u64,
+    /// Still reading the partial file back.
+    replay: bool,
+    body: Option<super::http::Body>,
+    /// Bytes of a 200 answer to a resume to drop (what is there already).
+    skip: u64,
+    buf: Vec<u8>,
+    pos: usize,
+    len: usize,
+    received: u64,
+    stalled: u32,
+    attempt_start: u64,
+    last_error: String,
+    last_report: Instant,
+    /// The download started over after bytes were served: what was read
+    /// is not the start of the blob any more.
+    broken: bool,
+    /// A download error, kept for [`BlobStream::finish`].
+    failed: Option<PullError>,
+}
+
+impl<'a> BlobStream<'a> {
+    /// Opens and locks the partial file; `None` when the blob is in the
+    /// store (maybe put there by another pull while we waited).
+    fn open(
+        store: &ImageStore,
+        repo: &'a Repo<'a>,
+        desc: &'a Descriptor,
+        digest: &'a Digest,
+        sink: &'a (dyn Fn(Event) + Sync),
+    ) -> Result<Option<BlobStream<'a>>, PullError> {
+        let dest = store.blob_path(digest);
+        if dest.is_file() {
+            return Ok(None);
+        }
+        let partial = dest.with_file_name(format!("{}.partial", digest.hex()));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&partial)
+            .map_err(|e| PullError::from(ImageError::io("open", &partial)(e)))?;
+        let mut s = BlobStream {
+            repo,
+            digest,
+            size: desc.size,
+            sink,
+            file,
+            partial,
+            sha: sha2::Sha256::new(),
+            have: 0,
+            replay: true,
+            body: None,
+            skip: 0,
+            buf: vec![0u8; 32 * 1024],
+            pos: 0,
+            len: 0,
+            received: 0,
+            stalled: 0,
+            attempt_start: 0,
+            last_error: String::new(),
+            last_report: Instant::now(),
+            broken: false,
+            failed: None,
+        };
+        // Another pull of the same blob (another image sharing it) waits
+        // here, then finds it done.
+        crate::sys::fs::flock_exclusive(&s.file).map_err(|e| s.io("flock")(e.into()))?;
+        if dest.is_file() {
+            let _ = fs::remove_file(&s.partial);
+            return Ok(None);
+        }
+        let len = s.file.metadata().map_err(s.io("stat"))?.len();
+        if len > s.size {
+            s.restart()?;
+        }
+        Ok(Some(s))
+    }
+
+    fn io(&self, op: &'static str) -> impl FnOnce(io::Error) -> PullError + use<> {
+        let p = self.partial.clone();
+        move |e: io::Error| PullError::from(ImageError::io(op, p)(e))
+    }
+
+    /// Empties the partial file: the download starts over.
+    fn restart(&mut self) -> Result<(), PullError> {
+        self.file.set_len(0).map_err(self.io("truncate"))?;
+        self.file
+            .seek(SeekFrom::Start(0))
+            .map_err(self.io("seek"))?;
+        self.sha = sha2::Sha256::new();
+        self.broken |= self.have > 0;
+        self.have = 0;
+        self.replay = false;
+        Ok(())
+    }
+
+    /// Records a failed attempt; the next one resumes at `have`.
+    fn retry(&mut self, error: String, event: bool) {
+        self.body = None;
+        self.last_error = error;
+        self.stalled = if self.have > self.attempt_start {
+            0
+        } else {
+            self.stalled + 1
+        };
+        if event {
+            (self.sink)(Event::Retry {
+                digest: self.digest.to_string(),
+                offset: self.have,
+                error: self.last_error.clone(),
+            });
+        }
+    }
+
+    /// Sends a request for the rest of the blob; errors only when giving up.
+    fn connect(&mut self) -> Result<(), PullError> {
+        let tail = format!("blobs/{}", self.digest);
+        loop {
+            if self.stalled >= MAX_STALLED_ATTEMPTS {
+                return Err(other(format!(
+                    "blob {}: giving up after {} attempts without progress at byte {} of {}: {}",
+                    self.digest, self.stalled, self.have, self.size, self.last_error
+                )));
+            }
+            if self.stalled > 0 {
+                std::thread::sleep(Duration::from_millis(200 << self.stalled.min(4)));
+            }
+            let mut headers = Vec::new();
+            if self.have > 0 {
+                headers.push(("Range".to_string(), format!("bytes={}-", self.have)));
+            }
+            self.attempt_start = self.have;
+            let resp = match self.repo.get("GET", &tail, &headers) {
+                Ok(r) => r,
+                Err(e) if e.kind == ErrorKind::Unreachable || e.kind == ErrorKind::Other => {
+                    self.retry(e.message, true);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            match resp.status {
+                206 => {
+                    let start = resp.header("content-range").and_then(content_range_start);
+                    if start != Some(self.have) {
+                        // Not the range asked for: start over (containerd
+                        // refuses such a response too).
+                        let e = format!(
+                            "asked for bytes {}-, got Content-Range {:?}",
+                            self.have,
+                            resp.header("content-range")
+                        );
+                        self.restart()?;
+                        self.retry(e, false);
+                        continue;
+                    }
+                }
+                200 => self.skip = self.have,
+                416 => {
+                    self.restart()?;
+                    self.retry("416 Range Not Satisfiable".to_string(), false);
+                    continue;
+                }
+                s if s >= 500 => {
+                    self.retry(registry_message(resp), false);
+                    continue;
+                }
+                _ => return Err(status_error(resp, &format!("blob {}", self.digest))),
+            }
+            self.body = Some(resp.body);
+            return Ok(());
+        }
+    }
+
+    /// Puts the next bytes of the blob in `buf`; 0 at its end.
+    fn refill(&mut self) -> Result<usize, PullError> {
+        self.pos = 0;
+        self.len = 0;
+        loop {
+            if self.replay {
+                let n = self.file.read(&mut self.buf).map_err(self.io("read"))?;
+                if n > 0 {
+                    self.sha.update(&self.buf[..n]);
+                    self.have += n as u64;
+                    self.len = n;
+                    return Ok(n);
+                }
+                self.replay = false;
+            }
+            if self.have >= self.size {
+                return Ok(0);
+            }
+            let Some(body) = self.body.as_mut() else {
+                self.connect()?;
+                continue;
+            };
+            let left = if self.skip > 0 {
+                self.skip
+            } else {
+                self.size - self.have
+            };
+            let want = usize::try_from(left.min(self.buf.len() as u64)).unwrap_or(0);
+            let n = match body.read(&mut self.buf[..want]) {
+                Ok(0) => {
+                    let e = "the response ended before the blob's size";
+                    self.retry(e.to_string(), true);
+                    continue;
+                }
+                Ok(n) => n,
+                Err(e) => {
+                    self.retry(e.to_string(), true);
+                    continue;
+                }
+            };
+            self.received += n as u64;
+            if self.skip > 0 {
+                self.skip -= n as u64;
+                continue;
+            }
+            self.file
+                .write_all(&self.buf[..n])
+                .map_err(self.io("write"))?;
+            self.sha.update(&self.buf[..n]);
+            self.have += n as u64;
+            self.len = n;
+            if self.last_report.elapsed() >= Duration::from_millis(250) {
+                self.last_report = Instant::now();
+                (self.sink)(Event::Progress {
+                    digest: self.digest.to_string(),
+                    done: self.have,
+                    total: self.size,
+                });
+            }
+            return Ok(n);
+        }
+    }
+
+    /// Reads the rest of the blob and checks its digest (a mismatch
+    /// deletes the partial file); returns the bytes received.
+    fn finish(&mut self) -> Result<u64, PullError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        while self.refill()? > 0 {}
+        let actual = Digest::from_sha(std::mem::take(&mut self.sha).finalize().as_slice());
+        if &actual != self.digest {
+            let _ = fs::remove_file(&self.partial);
+            return Err(other(format!(
+                "blob {}: content does not match its digest (got {actual}); the partial download is deleted",
+                self.digest
+            )));
+        }
+        Ok(self.received)
+    }
+}
+
+impl Read for BlobStream<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let b = self.fill_buf()?;
+            let n = b.len().min(out.len());
+            out[..n].copy_from_slice(&b[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for BlobStream<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos == self.len && !self.broken && self.failed.is_none() {
+            if let Err(e) = self.refill() {
+                self.failed = Some(e);
+            }
+        }
+        if let Some(e) = &self.failed {
+            return Err(io::Error::other(e.message.clone()));
+        }
+        if self.broken {
+            return Err(io::Error::other("the download started over"));
+        }
+        Ok(&self.buf[self.pos..self.len])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.len);
+    }
 }
 
 /// The JSON line for an event (the helper's protocol, docs/images.md).
@@ -933,8 +1126,9 @@ pub fn event_json(e: &Event) -> serde_json::Value {
             digest,
             size,
             downloaded,
+            unpack,
         } => {
-            serde_json::json!({"event": "blob", "digest": digest, "size": size, "downloaded": downloaded, "present": *downloaded == 0})
+            serde_json::json!({"event": "blob", "digest": digest, "size": size, "downloaded": downloaded, "present": *downloaded == 0, "unpack": unpack})
         }
         Event::Retry {
             digest,
@@ -1166,6 +1360,240 @@ mod tests {
             "{err}"
         );
         assert!(seen.lock().unwrap().iter().all(|h| !h.contains("/blobs/")));
+    }
+
+    /// A gzipped layer of `files`: (blob, diff ID).
+    fn layer(files: &[(&str, &[u8])]) -> (Vec<u8>, Digest) {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_cksum();
+            tar.append_data(&mut h, name, *data).unwrap();
+        }
+        let raw = tar.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&raw).unwrap();
+        (gz.finish().unwrap(), Digest::of_bytes(&raw))
+    }
+
+    /// Incompressible bytes (xorshift).
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn unpack_of(events: &Mutex<Vec<Event>>) -> Vec<&'static str> {
+        let events = events.lock().unwrap();
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Blob { unpack, .. } => Some(*unpack),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_layer_is_unpacked_while_it_downloads() {
+        let (a, b) = (noise(300_000, 1), noise(300_000, 2));
+        let (blob, diff_id) = layer(&[("a.bin", &a), ("b.bin", &b)]);
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        // The registry sends two thirds, then waits until a.bin is
+        // complete in the layer's temp directory before sending the rest:
+        // an unpack that waited for the whole blob would never see it.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let tmp = store.root().join("tmp");
+        let (body, seen) = (blob.clone(), Arc::new(Mutex::new(false)));
+        let seen2 = seen.clone();
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap() > 2 {
+                line.clear();
+            }
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            c.write_all(head.as_bytes()).unwrap();
+            let half = body.len() * 2 / 3;
+            c.write_all(&body[..half]).unwrap();
+            let unpacked = || {
+                fs::read_dir(&tmp)
+                    .unwrap()
+                    .flatten()
+                    .any(|e| fs::metadata(e.path().join("a.bin")).is_ok_and(|m| m.len() == 300_000))
+            };
+            let t = Instant::now();
+            while !unpacked() && t.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            *seen2.lock().unwrap() = unpacked();
+            c.write_all(&body[half..]).unwrap();
+        });
+        let c = client();
+        let events = Mutex::new(Vec::new());
+        let received = fetch(
+            &store,
+            &repo(&c, port),
+            &desc(&blob),
+            Some(&diff_id),
+            &|e| events.lock().unwrap().push(e),
+        )
+        .unwrap();
+        assert_eq!(received, blob.len() as u64);
+        assert!(
+            *seen.lock().unwrap(),
+            "a.bin was not unpacked before the blob's end"
+        );
+        assert_eq!(unpack_of(&events), ["stream"]);
+        let dest = store.layer_path(&diff_id);
+        assert_eq!(fs::read(dest.join("a.bin")).unwrap(), a);
+        assert_eq!(fs::read(dest.join("b.bin")).unwrap(), b);
+        let digest = Digest::parse(&desc(&blob).digest).unwrap();
+        assert_eq!(fs::read(store.blob_path(&digest)).unwrap(), blob);
+        assert_eq!(fs::read_dir(store.root().join("tmp")).unwrap().count(), 0);
+        // Present now: neither fetched nor unpacked again.
+        events.lock().unwrap().clear();
+        let got = fetch(
+            &store,
+            &repo(&c, port),
+            &desc(&blob),
+            Some(&diff_id),
+            &|e| events.lock().unwrap().push(e),
+        );
+        assert_eq!(got.unwrap(), 0);
+        assert_eq!(unpack_of(&events), ["none"]);
+    }
+
+    /// Serves `blob` with Range support; the first `cuts` answers stop
+    /// after `every` bytes. With `bad_range`, the first resume gets a
+    /// wrong Content-Range (the download starts over).
+    fn cutting_server(blob: Vec<u8>, every: usize, cuts: usize, bad_range: bool) -> u16 {
+        let calls = Mutex::new(0usize);
+        server(move |head| {
+            let mut n = calls.lock().unwrap();
+            *n += 1;
+            let from = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Range: bytes="))
+                .map_or(0, |r| r.trim_end_matches('-').parse::<usize>().unwrap());
+            let start = if bad_range && *n == 2 { from - 1 } else { from };
+            let mut v = if from > 0 {
+                let extra = format!(
+                    "Content-Range: bytes {start}-{}/{}\r\n",
+                    blob.len() - 1,
+                    blob.len()
+                );
+                let mut v = ok(&blob[start..], &extra);
+                v[9..12].copy_from_slice(b"206");
+                v
+            } else {
+                ok(&blob, "")
+            };
+            if *n <= cuts {
+                let body_at = v.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                v.truncate(body_at + every);
+            }
+            v
+        })
+        .0
+    }
+
+    #[test]
+    fn a_resumed_layer_still_unpacks_and_one_that_starts_over_unpacks_from_the_file() {
+        let (a, b) = (noise(200_000, 3), noise(100_000, 4));
+        let (blob, diff_id) = layer(&[("a.bin", &a), ("dir/b.bin", &b)]);
+        let c = client();
+        // Cut twice, resumed with Range: the stream carries on. Cut once
+        // and answered with the wrong range: unpacked again from the file.
+        // A partial file from a killed run: read back, then resumed.
+        for (cuts, bad_range, partial, how) in [
+            (2, false, 0, "stream"),
+            (1, true, 0, "file"),
+            (0, false, 120_000, "stream"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = ImageStore::open(dir.path()).unwrap();
+            let d = desc(&blob);
+            let digest = Digest::parse(&d.digest).unwrap();
+            if partial > 0 {
+                let p = store
+                    .blob_path(&digest)
+                    .with_file_name(format!("{}.partial", digest.hex()));
+                fs::write(p, &blob[..partial]).unwrap();
+            }
+            let port = cutting_server(blob.clone(), 90_000, cuts, bad_range);
+            let events = Mutex::new(Vec::new());
+            fetch(&store, &repo(&c, port), &d, Some(&diff_id), &|e| {
+                events.lock().unwrap().push(e)
+            })
+            .unwrap();
+            let retries = events
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|e| matches!(e, Event::Retry { .. }))
+                .count();
+            assert_eq!(retries, cuts, "{cuts} {bad_range}");
+            assert_eq!(unpack_of(&events), [how], "{cuts} {bad_range} {partial}");
+            let dest = store.layer_path(&diff_id);
+            assert_eq!(fs::read(dest.join("a.bin")).unwrap(), a);
+            assert_eq!(fs::read(dest.join("dir/b.bin")).unwrap(), b);
+            assert_eq!(fs::read(store.blob_path(&digest)).unwrap(), blob);
+            assert_eq!(fs::read_dir(store.root().join("tmp")).unwrap().count(), 0);
+        }
+    }
+
+    #[test]
+    fn a_streamed_layer_with_a_wrong_digest_or_diff_id_leaves_nothing() {
+        let (blob, diff_id) = layer(&[("a.bin", &noise(50_000, 5))]);
+        let mut other_blob = blob.clone();
+        other_blob[30_000] ^= 1;
+        let c = client();
+        // The registry sends a corrupted layer: the unpack fails (gzip's
+        // CRC), and the error is the digest's, naming both.
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let b = other_blob.clone();
+        let (port, _) = server(move |_| ok(&b, ""));
+        let want = desc(&blob);
+        let err = fetch(&store, &repo(&c, port), &want, Some(&diff_id), &|_| {}).unwrap_err();
+        let got = Digest::of_bytes(&other_blob).to_string();
+        assert!(
+            err.message.contains(&want.digest) && err.message.contains(&got),
+            "{err}"
+        );
+        let digest = Digest::parse(&want.digest).unwrap();
+        let partial = store
+            .blob_path(&digest)
+            .with_file_name(format!("{}.partial", digest.hex()));
+        assert!(!partial.exists() && !store.blob_path(&digest).exists());
+        assert!(!store.layer_path(&diff_id).exists());
+        assert_eq!(fs::read_dir(store.root().join("tmp")).unwrap().count(), 0);
+        // The right blob with a wrong diff ID.
+        let b = blob.clone();
+        let (port, _) = server(move |_| ok(&b, ""));
+        let wrong = Digest::of_bytes(b"not the tar");
+        let err = fetch(&store, &repo(&c, port), &want, Some(&wrong), &|_| {}).unwrap_err();
+        assert!(
+            err.message.contains(&wrong.to_string()) && err.message.contains(&diff_id.to_string()),
+            "{err}"
+        );
+        assert!(!store.layer_path(&wrong).exists());
+        assert_eq!(fs::read_dir(store.root().join("tmp")).unwrap().count(), 0);
     }
 
     #[test]
