@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(state) = decode::<StateFile>(data) else {
         return;
     };
-    let latest = StateFile::V4(state.into_latest());
+    let latest = StateFile::V5(state.into_latest());
     let bytes = encode(&latest).expect("a decoded state encodes");
     assert_eq!(decode::<StateFile>(&bytes).unwrap(), latest);
 });
