@@ -256,23 +256,43 @@ pub async fn lookup_with(
         host: host.to_string(),
         source,
     };
+    match run_resolver(program, host, port).await.map_err(err)? {
+        Resolved::Addrs(addrs) => Ok(addrs),
+        Resolved::Failed(why, status) => Err(err(io::Error::other(format!("{why} ({status})")))),
+        Resolved::Garbled(l) => Err(err(io::Error::other(format!("lookup printed {l:?}")))),
+    }
+}
+
+/// What the `resolve` child answered.
+#[derive(Debug)]
+pub enum Resolved {
+    /// Its addresses, in its order.
+    Addrs(Vec<SocketAddr>),
+    /// Its reason (without `error: `) and exit status.
+    Failed(String, std::process::ExitStatus),
+    /// A line that is not a socket address.
+    Garbled(String),
+}
+
+/// Runs `program resolve HOST PORT` on the reactor (the broker's lookup
+/// and a probe's host): the one reader of [`lookup_main`]'s output.
+pub async fn run_resolver(program: &Path, host: &str, port: u16) -> io::Result<Resolved> {
     let mut cmd = std::process::Command::new(program);
     cmd.arg("resolve").arg(host).arg(port.to_string());
-    let (status, out) = crate::reactor::process::output(&mut cmd, LOOKUP_OUTPUT_MAX)
-        .await
-        .map_err(err)?;
+    let (status, out) = crate::reactor::process::output(&mut cmd, LOOKUP_OUTPUT_MAX).await?;
     let text = String::from_utf8_lossy(&out);
     if !status.success() {
         let why = text.trim().strip_prefix("error: ").unwrap_or(text.trim());
-        return Err(err(io::Error::other(format!("{why} ({status})"))));
+        return Ok(Resolved::Failed(why.to_string(), status));
     }
-    text.lines()
-        .map(|l| {
-            l.trim()
-                .parse::<SocketAddr>()
-                .map_err(|_| err(io::Error::other(format!("lookup printed {l:?}"))))
-        })
-        .collect()
+    let mut addrs = Vec::new();
+    for l in text.lines() {
+        match l.trim().parse::<SocketAddr>() {
+            Ok(a) => addrs.push(a),
+            Err(_) => return Ok(Resolved::Garbled(l.trim().to_string())),
+        }
+    }
+    Ok(Resolved::Addrs(addrs))
 }
 
 /// `picolet resolve HOST PORT`, the child of [`resolve`]: getaddrinfo(3)

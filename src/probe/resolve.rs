@@ -11,15 +11,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::reactor;
 
 /// The program run as `PROGRAM resolve NAME 0`: this binary.
 pub const RESOLVER: &str = "/proc/self/exe";
-/// The most a lookup may print.
-const OUTPUT_MAX: usize = 16 * 1024;
 
 /// Where a probe connects: the host's address, and the host as given when
 /// it is a name (the URL's host, `Host` header and SNI of an `httpGet`).
@@ -70,28 +67,24 @@ pub async fn target(
 /// Runs `program resolve NAME 0`: the first address it prints, or why
 /// there is none, in Go's words where they differ from glibc's.
 async fn lookup(program: &Path, name: &str) -> Result<IpAddr, String> {
-    let mut cmd = Command::new(program);
-    cmd.arg("resolve").arg(name).arg("0");
-    let (status, out) = reactor::process::output(&mut cmd, OUTPUT_MAX)
-        .await
-        .map_err(|e| format!("cannot run the resolver: {e}"))?;
-    let text = String::from_utf8_lossy(&out);
-    if !status.success() {
-        let why = text.trim();
-        let why = why.strip_prefix("error: ").unwrap_or(why);
-        let why = why
-            .strip_prefix("failed to lookup address information: ")
-            .unwrap_or(why);
-        // EAI_NONAME, EAI_NODATA: Go's "no such host".
-        if why.contains("not known") || why.contains("No address associated") {
-            return Err("no such host".into());
+    use crate::fleet::transport::{Resolved, run_resolver};
+    match run_resolver(program, name, 0).await {
+        Err(e) => Err(format!("cannot run the resolver: {e}")),
+        Ok(Resolved::Failed(why, _)) => {
+            let why = why
+                .strip_prefix("failed to lookup address information: ")
+                .unwrap_or(&why);
+            // EAI_NONAME, EAI_NODATA: Go's "no such host".
+            if why.contains("not known") || why.contains("No address associated") {
+                return Err("no such host".into());
+            }
+            Err(why.to_string())
         }
-        return Err(why.to_string());
-    }
-    match text.lines().next().map(|l| l.trim().parse::<SocketAddr>()) {
-        Some(Ok(addr)) => Ok(addr.ip()),
-        Some(Err(_)) => Err(format!("the resolver printed {:?}", text.trim())),
-        None => Err("no such host".into()),
+        Ok(Resolved::Garbled(line)) => Err(format!("the resolver printed {line:?}")),
+        Ok(Resolved::Addrs(addrs)) => addrs
+            .first()
+            .map(SocketAddr::ip)
+            .ok_or_else(|| "no such host".into()),
     }
 }
 
